@@ -1,0 +1,25 @@
+"""Shared CLI pieces: consoles, the --db option, JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+DB_OPTION = typer.Option(None, "--db", envvar="CHANGEOVER_DB",
+                         help="Store URL or SQLite file path (default: .changeover/changeover.db). "
+                              "PostgreSQL: postgresql+psycopg://user@host/db")
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write ``obj`` as pretty JSON, atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,65 @@
+"""Feature flags in the store: one JSON value per name, versioned, every change an event.
+
+This is the flag machinery shared by the rollout (which model serves) and the
+embedding switch (which index serves). Several processes on one PostgreSQL see
+the same flag; ``set_flag`` with ``expect_version`` is a compare-and-set, so
+two operators cannot silently overwrite each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from changeover.errors import StoreError
+from changeover.store.engine import Store
+from changeover.store.events import _aware, append_event, now
+from changeover.store.schema import flags
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    name: str
+    value: Any
+    version: int
+    updated_at: datetime
+    updated_by: str
+
+
+def get_flag(store: Store, name: str) -> Flag | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(flags).where(flags.c.name == name)).first()
+    if row is None:
+        return None
+    return Flag(row.name, row.value, row.version, _aware(row.updated_at), row.updated_by)
+
+
+def set_flag(store: Store, name: str, value: Any, actor: str, reason: str | None = None,
+             expect_version: int | None = None, event_kind: str = "flag.set",
+             payload: dict[str, Any] | None = None) -> Flag:
+    """Set a flag and append the event in one transaction.
+
+    ``expect_version``: fail with ``StoreError`` if someone else changed the
+    flag since it was read (0 = the flag must not exist yet).
+    """
+    at = now()
+    with store.engine.begin() as conn:
+        row = conn.execute(select(flags.c.version, flags.c.value).where(flags.c.name == name)
+                           .with_for_update()).first()
+        current = 0 if row is None else row.version
+        if expect_version is not None and expect_version != current:
+            raise StoreError(f"flag '{name}' changed meanwhile (version {current}, expected "
+                             f"{expect_version}); read its status again and retry")
+        if row is None:
+            conn.execute(insert(flags).values(name=name, value=value, version=1,
+                                              updated_at=at, updated_by=actor))
+        else:
+            conn.execute(update(flags).where(flags.c.name == name).values(
+                value=value, version=current + 1, updated_at=at, updated_by=actor))
+        append_event(conn, event_kind, name, actor, reason,
+                     {"from": None if row is None else row.value, "to": value,
+                      "version": current + 1, **(payload or {})})
+    return Flag(name, value, current + 1, at, actor)

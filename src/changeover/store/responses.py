@@ -1,0 +1,135 @@
+"""Imported responses: add a records file atomically and idempotently, read records back.
+
+A file is validated completely before anything is written, and written in one
+transaction, so a bad row leaves the store as it was. A record already stored
+(same content fingerprint) is not added again. Labels made in the labelling
+app (the ``labels`` table) are merged into the records read back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from changeover.records import OPTIONAL_FIELDS, Record, read_records
+from changeover.store.engine import Store
+from changeover.store.events import now
+from changeover.store.schema import imports, labels, responses
+
+_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    path: str
+    rows: int
+    added: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.rows - self.added
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _row(rec: Record, fingerprint: str, source: str | None, at) -> dict:
+    payload = {name: getattr(rec, name) for name in OPTIONAL_FIELDS if getattr(rec, name) is not None}
+    if rec.extra:
+        payload["extra"] = rec.extra
+    return {"item": rec.item, "model": rec.model, "segment": rec.segment, "signals": rec.signals,
+            "labels": rec.labels, "payload": payload, "fingerprint": fingerprint,
+            "source": source, "imported_at": at}
+
+
+def add_records(store: Store, records: Iterable[Record], source: str | None = None) -> tuple[int, int]:
+    """Insert records not already stored, in one transaction. Returns (rows, added)."""
+    records = list(records)
+    fingerprints = [r.fingerprint() for r in records]
+    at = now()
+    added = 0
+    with store.engine.begin() as conn:
+        existing: set[str] = set()
+        for start in range(0, len(fingerprints), _BATCH):
+            chunk = fingerprints[start:start + _BATCH]
+            existing.update(conn.execute(select(responses.c.fingerprint)
+                                         .where(responses.c.fingerprint.in_(chunk))).scalars())
+        seen: set[str] = set()
+        rows = []
+        for rec, fp in zip(records, fingerprints):
+            if fp in existing or fp in seen:
+                continue
+            seen.add(fp)
+            rows.append(_row(rec, fp, source, at))
+        for start in range(0, len(rows), _BATCH):
+            conn.execute(insert(responses), rows[start:start + _BATCH])
+        added = len(rows)
+    return len(records), added
+
+
+def import_file(store: Store, path: str | Path) -> ImportResult:
+    """Validate a whole records file, then store the new rows in one transaction."""
+    path = Path(path)
+    records = read_records(path)  # raises RecordsError naming file:line before any write
+    rows, added = add_records(store, records, source=str(path))
+    with store.engine.begin() as conn:
+        conn.execute(insert(imports).values(path=str(path), file_sha256=file_sha256(path), rows=rows,
+                                            added=added, imported_at=now()))
+    return ImportResult(str(path), rows, added)
+
+
+def count_responses(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(responses)).scalar_one())
+
+
+def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
+    """App/imported labels still in force: (item, model, dimension) -> verdicts, one per annotator.
+
+    A label superseded by a later one (a correction) is dropped; per annotator
+    only the latest verdict counts; skips and flags carry no verdict.
+    """
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(labels).order_by(labels.c.id)).all()
+    superseded = {r.supersedes for r in rows if r.supersedes is not None}
+    latest: dict[tuple[str, str, str, str], int] = {}
+    for r in rows:
+        if r.id in superseded or r.value is None or r.status != "label":
+            continue
+        latest[(r.item, r.model, r.dimension, r.annotator)] = int(r.value)
+    out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for (item, model, dim, _annotator), value in latest.items():
+        out[(item, model, dim)].append(value)
+    return dict(out)
+
+
+def load_records(store: Store, models: Iterable[str] | None = None) -> list[Record]:
+    """All stored responses as records, app labels merged into ``labels``."""
+    q = select(responses).order_by(responses.c.id)
+    if models is not None:
+        q = q.where(responses.c.model.in_(list(models)))
+    with store.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    by_response: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
+    for (item, model, dim), verdicts in current_labels(store).items():
+        by_response[(item, model)][dim] = verdicts
+    out = []
+    for r in rows:
+        payload = dict(r.payload or {})
+        extra = payload.pop("extra", {})
+        rec = Record(item=r.item, model=r.model, segment=dict(r.segment), signals=dict(r.signals),
+                     labels={k: list(v) for k, v in (r.labels or {}).items()}, extra=extra, **payload)
+        for dim, verdicts in by_response.get((rec.item, rec.model), {}).items():
+            rec.labels[dim] = rec.labels.get(dim, []) + verdicts
+        out.append(rec)
+    return out
