@@ -1,0 +1,29 @@
+"""Fixtures for the evaluation tests: the fake OpenAI-compatible server and a real local LLM."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # tests.support is importable however pytest was started
+    sys.path.insert(0, _ROOT)
+
+from tests.support.fake_openai import FakeOpenAI  # noqa: E402
+from tests.support.local_llm import LocalLLM, require_local_llm, start_local_llm  # noqa: E402
+
+
+@pytest.fixture
+def fake() -> FakeOpenAI:
+    """A fresh fake OpenAI-compatible server on loopback."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def local_llm() -> LocalLLM:
+    """SmolLM2-135M-Instruct served by llama.cpp on loopback, once per session."""
+    require_local_llm()
+    return start_local_llm()

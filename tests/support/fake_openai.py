@@ -1,0 +1,342 @@
+"""A real OpenAI-compatible HTTP server on loopback, standing in for hosted model APIs in tests.
+
+It speaks the real wire protocol over a real socket (Starlette + uvicorn in a
+background thread): ``POST /v1/chat/completions`` (JSON, and SSE streaming
+ending in ``data: [DONE]``), ``GET /v1/models``, and Anthropic's
+``POST /v1/messages``. Each model's behaviour is configurable: latency,
+failures (500s, 429s with Retry-After, a failure rate or the first N calls),
+hangs (never answers), malformed bodies, canned / echo / computed replies and
+usage token counts. Every call is counted per model and per request content,
+so tests can assert that nothing was called twice.
+
+    with FakeOpenAI() as fake:
+        fake.set("gpt-old", latency=0.05, reply="Paris")
+        fake.set("gpt-new", fail_status=500, fail_rate=1.0)
+        client = openai.OpenAI(base_url=fake.base_url, api_key="test")
+        ...
+        assert fake.calls["gpt-old"] == 10
+        assert not fake.duplicates()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+Reply = str | Callable[[dict[str, Any]], str] | None
+
+
+@dataclass
+class Behaviour:
+    """How one model answers. ``reply=None`` echoes the last user message."""
+
+    latency: float = 0.0                 # seconds before the answer (or the first chunk)
+    reply: Reply = None                  # canned text, a function of the request body, or None = echo
+    finish_reason: str = "stop"
+    fail_rate: float = 0.0               # probability that a call fails with fail_status
+    fail_first: int = 0                  # the first N calls fail with fail_status
+    fail_status: int = 500
+    retry_after: float | None = None     # Retry-After header (seconds) on failures (e.g. with 429)
+    hang: bool = False                   # never answer (until the server stops)
+    hang_rate: float = 0.0               # probability that a call hangs
+    malformed: str | None = None         # "json" (not JSON), "schema" (JSON without choices), "sse"
+    malformed_rate: float = 1.0          # probability of a malformed body when ``malformed`` is set
+    stream_chunk_delay: float = 0.0      # seconds between SSE chunks
+    api_key: str | None = None           # if set, the Bearer token / x-api-key that must be sent
+
+
+@dataclass
+class Call:
+    """One request the server received."""
+
+    model: str
+    path: str
+    body: dict[str, Any]
+    at: float
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def count_tokens(text: str) -> int:
+    """A crude, deterministic token count (whitespace words) for ``usage``."""
+    return len(text.split())
+
+
+def _messages_text(body: dict[str, Any]) -> str:
+    parts = []
+    system = body.get("system")
+    if isinstance(system, str):
+        parts.append(system)
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+def _last_user(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content)
+    return ""
+
+
+def call_key(model: str, body: dict[str, Any]) -> str:
+    """What makes two calls 'the same call': model + messages + generation parameters."""
+    relevant = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    return model + "|" + json.dumps(relevant, sort_keys=True, ensure_ascii=False)
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible (and Anthropic-messages) server on 127.0.0.1, in a thread.
+
+    ``base_url`` ends in ``/v1`` (what the OpenAI SDK wants); ``root_url`` does not.
+    Behaviours can be changed while the server runs (``set``, ``default``).
+    """
+
+    def __init__(self, models: dict[str, Behaviour] | None = None, default: Behaviour | None = None,
+                 seed: int = 0, strict_models: bool = False):
+        self.behaviours: dict[str, Behaviour] = dict(models or {})
+        self.default = default or Behaviour()
+        self.strict_models = strict_models
+        self.rng = random.Random(seed)
+        self.calls: Counter[str] = Counter()        # model -> calls received
+        self.call_keys: Counter[str] = Counter()    # call_key -> times received
+        self.log: list[Call] = []
+        self.failures: Counter[str] = Counter()     # model -> failed (non-200 or malformed) answers
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    # ----------------------------------------------------------------- control
+
+    def set(self, model: str, **changes: Any) -> Behaviour:
+        """Set (or update) the behaviour of ``model``; returns it."""
+        current = self.behaviours.get(model, self.default)
+        self.behaviours[model] = replace(current, **changes)
+        return self.behaviours[model]
+
+    def behaviour(self, model: str) -> Behaviour:
+        return self.behaviours.get(model, self.default)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.call_keys.clear()
+            self.failures.clear()
+            self.log.clear()
+
+    def duplicates(self) -> dict[str, int]:
+        """Calls received more than once (same model, messages and parameters) -> count."""
+        return {k: n for k, n in self.call_keys.items() if n > 1}
+
+    @property
+    def root_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("FakeOpenAI is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + "/v1"
+
+    def start(self) -> FakeOpenAI:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=1, backlog=2048, timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name=f"fake-openai-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("FakeOpenAI did not start within 10 s")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- app
+
+    def _app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/messages", self._anthropic, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/health", lambda _r: JSONResponse({"status": "ok"}), methods=["GET"]),
+        ])
+
+    async def _models(self, _request: Request) -> Response:
+        names = sorted(set(self.behaviours) | set(self.calls))
+        return JSONResponse({"object": "list", "data": [
+            {"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]})
+
+    async def _receive(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+        try:
+            body = json.loads(await request.body())
+        except json.JSONDecodeError:
+            return None, _error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict) or "model" not in body or "messages" not in body:
+            return None, _error(400, "'model' and 'messages' are required", "invalid_request_error")
+        return body, None
+
+    async def _gate(self, request: Request, body: dict[str, Any]) -> tuple[Behaviour, Response | None]:
+        """Count the call, then apply auth, latency, hangs and failures; a Response means stop here."""
+        model = str(body["model"])
+        with self._lock:
+            self.calls[model] += 1
+            self.call_keys[call_key(model, body)] += 1
+            n = self.calls[model]
+            self.log.append(Call(model, request.url.path, body, time.monotonic(),
+                                 {k: v for k, v in request.headers.items()
+                                  if k.lower() not in ("authorization", "x-api-key")}))
+            roll_fail, roll_hang, roll_bad = self.rng.random(), self.rng.random(), self.rng.random()
+        if self.strict_models and model not in self.behaviours:
+            return self.default, self._fail(model, _error(404, f"model '{model}' not found", "not_found"))
+        b = self.behaviour(model)
+        if b.api_key is not None:
+            sent = request.headers.get("x-api-key") or request.headers.get("authorization", "")
+            if sent.removeprefix("Bearer ").strip() != b.api_key:
+                return b, self._fail(model, _error(401, "invalid api key", "authentication_error"))
+        if b.hang or roll_hang < b.hang_rate:
+            while not self._stop.is_set():
+                await asyncio.sleep(0.05)
+            return b, Response(status_code=503)
+        if b.latency:
+            await asyncio.sleep(b.latency)
+        if n <= b.fail_first or roll_fail < b.fail_rate:
+            headers = {"retry-after": f"{b.retry_after:g}"} if b.retry_after is not None else {}
+            kind = "rate_limit_error" if b.fail_status == 429 else "server_error"
+            return b, self._fail(model, _error(b.fail_status, f"injected failure {b.fail_status}", kind,
+                                               headers))
+        if b.malformed and roll_bad < b.malformed_rate and b.malformed != "sse":
+            with self._lock:
+                self.failures[model] += 1
+            if b.malformed == "json":
+                return b, Response('{"id": "x", "choices": [{"message": {"content": "trunc',
+                                   media_type="application/json")
+            return b, JSONResponse({"id": "x", "object": "chat.completion", "unexpected": True})
+        return b, None
+
+    def _fail(self, model: str, response: Response) -> Response:
+        with self._lock:
+            self.failures[model] += 1
+        return response
+
+    @staticmethod
+    def _text(b: Behaviour, body: dict[str, Any]) -> str:
+        if b.reply is None:
+            return "echo: " + _last_user(body)
+        if callable(b.reply):
+            return b.reply(body)
+        return b.reply
+
+    async def _chat(self, request: Request) -> Response:
+        body, bad = await self._receive(request)
+        if bad is not None:
+            return bad
+        b, stop = await self._gate(request, body)
+        if stop is not None:
+            return stop
+        text = self._text(b, body)
+        prompt_tokens = count_tokens(_messages_text(body))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": count_tokens(text),
+                 "total_tokens": prompt_tokens + count_tokens(text)}
+        cid = "chatcmpl-" + uuid.uuid4().hex[:16]
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return StreamingResponse(self._sse(b, body["model"], cid, text, usage, include_usage),
+                                     media_type="text/event-stream")
+        return JSONResponse({
+            "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": b.finish_reason, "logprobs": None}],
+            "usage": usage,
+        })
+
+    async def _sse(self, b: Behaviour, model: str, cid: str, text: str, usage: dict[str, int],
+                   include_usage: bool):
+        def chunk(delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None) -> str:
+            payload = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+                       "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            payload.update(extra or {})
+            return "data: " + json.dumps(payload) + "\n\n"
+
+        yield chunk({"role": "assistant", "content": ""}, None)
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            if b.stream_chunk_delay:
+                await asyncio.sleep(b.stream_chunk_delay)
+            piece = word if i == 0 else " " + word
+            if b.malformed == "sse" and i == len(words) // 2:
+                yield "data: {broken json\n\n"
+                return
+            yield chunk({"content": piece}, None)
+        yield chunk({}, b.finish_reason)
+        if include_usage:
+            payload = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+                       "model": model, "choices": [], "usage": usage}
+            yield "data: " + json.dumps(payload) + "\n\n"
+        yield "data: [DONE]\n\n"
+
+    async def _anthropic(self, request: Request) -> Response:
+        body, bad = await self._receive(request)
+        if bad is not None:
+            return bad
+        b, stop = await self._gate(request, body)
+        if stop is not None:
+            return stop
+        text = self._text(b, body)
+        stop_reason = {"stop": "end_turn", "length": "max_tokens"}.get(b.finish_reason, b.finish_reason)
+        return JSONResponse({
+            "id": "msg_" + uuid.uuid4().hex[:16], "type": "message", "role": "assistant",
+            "model": body["model"], "content": [{"type": "text", "text": text}],
+            "stop_reason": stop_reason, "stop_sequence": None,
+            "usage": {"input_tokens": count_tokens(_messages_text(body)),
+                      "output_tokens": count_tokens(text)},
+        })
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}},
+                        status_code=status, headers=headers)
