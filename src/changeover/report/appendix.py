@@ -1,0 +1,107 @@
+"""The appendix: what it takes to reproduce the decision — the spec as run, fingerprints
+of the data (sha256 of the records), software versions, and the seeds and sampler settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from changeover import __version__
+from changeover.config import MigrationSpec
+from changeover.records import Record
+
+PACKAGES = ("numpy", "scipy", "pydantic", "sqlalchemy", "jinja2")
+SAMPLER_KEYS = ("seed", "draws", "chains", "tune", "warmup", "sampler")
+
+
+@dataclass(slots=True)
+class Appendix:
+    spec_text: str
+    fingerprints: list[dict[str, Any]]
+    records_sha256: str
+    files: list[dict[str, str]] = field(default_factory=list)
+    versions: list[tuple[str, str]] = field(default_factory=list)
+    seeds: list[tuple[str, str]] = field(default_factory=list)
+
+
+def spec_text(spec: MigrationSpec) -> str:
+    """The spec file as written, or the validated spec as YAML when there is no file."""
+    if spec.path is not None and Path(spec.path).is_file():
+        return Path(spec.path).read_text(encoding="utf-8")
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data.update(spec.model_extra or {})
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def records_digest(records: list[Record]) -> tuple[list[dict[str, Any]], str]:
+    """Per model (count, sha256 of its sorted record fingerprints) and one digest of all.
+
+    Sorting makes the digest independent of row order, so the same data imported in
+    another order (or read back from the store) has the same fingerprint.
+    """
+    by_model: dict[str, list[str]] = {}
+    labels: dict[str, int] = {}
+    for r in records:
+        by_model.setdefault(r.model, []).append(r.fingerprint())
+        labels[r.model] = labels.get(r.model, 0) + sum(len(v) for v in r.labels.values())
+    rows = []
+    everything = hashlib.sha256()
+    for model in sorted(by_model):
+        digest = hashlib.sha256("\n".join(sorted(by_model[model])).encode()).hexdigest()
+        everything.update(f"{model}:{digest}\n".encode())
+        rows.append({"model": model, "records": len(by_model[model]), "labels": labels[model],
+                     "sha256": digest})
+    return rows, everything.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def versions() -> list[tuple[str, str]]:
+    out = [("changeover", __version__), ("python", sys.version.split()[0]), ("platform", platform.platform())]
+    for name in PACKAGES:
+        try:
+            out.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def seeds(spec: MigrationSpec, result: dict[str, Any], assessment: object | None) -> list[tuple[str, str]]:
+    """The spec's seed and whatever sampler settings the assessment reports."""
+    out = [("spec seed", str(spec.seed)), ("confidence", f"{spec.confidence:g}")]
+    for source in (result, result.get("sampler") if isinstance(result.get("sampler"), dict) else {},
+                   result.get("diagnostics") or {}):
+        for key in SAMPLER_KEYS:
+            if key in source and not isinstance(source[key], dict):
+                out.append((f"assessment {key}", str(source[key])))
+    for key in SAMPLER_KEYS:
+        value = getattr(assessment, key, None)
+        if isinstance(value, (int, float, str)) and not any(k == f"assessment {key}" for k, _ in out):
+            out.append((f"assessment {key}", str(value)))
+    diag = result.get("diagnostics") or {}
+    for key in ("rhat_max", "ess_min"):
+        if isinstance(diag.get(key), (int, float)):
+            out.append((key.replace("_", " "), f"{diag[key]:.3g}"))
+    return out
+
+
+def appendix(spec: MigrationSpec, records: list[Record], result: dict[str, Any], assessment: object | None,
+             files: list[Path] | None = None) -> Appendix:
+    rows, digest = records_digest(records)
+    return Appendix(spec_text(spec), rows, digest,
+                    [{"path": str(p), "sha256": file_sha256(p)} for p in (files or []) if p.is_file()],
+                    versions(), seeds(spec, result, assessment))

@@ -1,0 +1,128 @@
+"""Assemble a report: the assessment's numbers and plots, the plain-words verdict, judge
+calibration, and whichever optional sections the migration has. ``Report`` holds it all
+and renders to HTML, Markdown and JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from changeover.config import MigrationSpec
+from changeover.errors import DataError
+from changeover.records import Record
+from changeover.report import plots
+from changeover.report.appendix import Appendix, appendix
+from changeover.report.config import ReportConfig
+from changeover.report.inputs import ReportInputs, collect_inputs
+from changeover.report.judge import JudgeDimension, judge_sections
+from changeover.report.markdown import summary_markdown
+from changeover.report.render import render_html
+from changeover.report.results import AssessmentLike, CandidateView, candidate_views
+from changeover.report.verdict import VerdictText, verdict_text
+from changeover.store import Store
+
+REQUIRED_KEYS = ("verdict", "confidence", "candidates")
+
+
+@dataclass(slots=True)
+class Report:
+    """A built report; ``html()``, ``markdown()`` and ``to_json()`` give its three forms."""
+
+    spec: MigrationSpec
+    config: ReportConfig
+    title: str
+    result: dict[str, Any]
+    verdict: VerdictText
+    candidates: list[CandidateView]
+    judges: list[JudgeDimension]
+    inputs: ReportInputs
+    appendix: Appendix
+    colours: dict[str, str]
+    generated_at: str
+
+    def html(self) -> str:
+        return render_html(self)
+
+    def markdown(self, report_name: str | None = None) -> str:
+        return summary_markdown(self.result, self.spec, self.verdict, self.inputs.labels, report_name,
+                                self.config.markdown_segments)
+
+    def to_json(self) -> dict[str, Any]:
+        """Issue 2's JSON plus what the report adds (reasons, labels, optional sections, appendix)."""
+        sections = {name: _plain(getattr(self.inputs, name)) for name in ReportInputs.__slots__}
+        return {**self.result, "report": {
+            "title": self.title, "generated_at": self.generated_at, "headline": self.verdict.headline,
+            "reasons": {c.name: {"summary": c.summary, "reasons": c.reasons}
+                        for c in self.verdict.candidates},
+            "judge": {j.dimension: {m.model: {"passes_bad": m.passes_bad, "fails_good": m.fails_good,
+                                              "confusion": m.confusion.tolist(), "labelled": m.labelled}
+                                    for m in j.models} for j in self.judges},
+            **sections, "appendix": _plain(self.appendix)}}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: dataclasses to dicts, arrays summarised, markup dropped."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.name.endswith("_svg")}
+    if isinstance(value, np.ndarray):
+        if value.size == 0:
+            return None
+        q = np.percentile(value, [5, 50, 95, 99])
+        return {"n": int(value.size), "mean": float(value.mean()), "p5": float(q[0]), "p50": float(q[1]),
+                "p95": float(q[2]), "p99": float(q[3])}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def check_result(result: Any) -> dict[str, Any]:
+    """The assessment JSON must have issue 2's keys; say which is missing otherwise."""
+    if not isinstance(result, dict):
+        raise DataError("the assessment has no JSON form (to_json() did not return a mapping)")
+    missing = [k for k in REQUIRED_KEYS if k not in result]
+    if missing:
+        raise DataError(f"the assessment JSON lacks {', '.join(repr(k) for k in missing)}; "
+                        "re-run `changeover assess` with this version of changeover")
+    return result
+
+
+def build_report(assessment: AssessmentLike, spec: MigrationSpec, records: list[Record] | None = None, *,
+                 store: Store | None = None, inputs: ReportInputs | None = None,
+                 files: list[Path] | None = None) -> Report:
+    """Everything the report shows, computed once. ``records`` default to the assessment's
+    own (``assessment.records``) or to the store's."""
+    config = spec.section("report", ReportConfig) or ReportConfig()
+    result = check_result(assessment.to_json())
+    if records is None:
+        records = getattr(assessment, "records", None)
+    if records is None and store is not None:
+        from changeover.store.responses import load_records
+        records = load_records(store, spec.models)
+    records = list(records or [])
+    pairs = getattr(assessment, "pairs", None) or {}
+    return Report(
+        spec=spec, config=config,
+        title=config.title or f"Replacing {spec.incumbent}",
+        result=result,
+        verdict=verdict_text(result, spec),
+        candidates=candidate_views(result, assessment, spec),
+        judges=judge_sections(result, pairs, spec, records),
+        inputs=collect_inputs(records, spec, result, config, store, inputs),
+        appendix=appendix(spec, records, result, assessment, files),
+        colours=plots.model_colours(spec.incumbent, spec.candidates),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )

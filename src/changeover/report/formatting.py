@@ -1,0 +1,76 @@
+"""How numbers read in the report: rates as percentages, deltas in percentage points,
+probabilities with two decimals, counts with thousands separators. Used by the plots,
+the HTML templates and the Markdown summary, so all three say the same thing."""
+
+from __future__ import annotations
+
+import math
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """0.9234 -> '92.3%'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{100 * value:.{digits}f}%"
+
+
+def points(value: float | None, digits: int = 1) -> str:
+    """A signed difference in percentage points: 0.012 -> '+1.2 pts'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    out = f"{100 * value:+.{digits}f}"
+    return ("±0.0" if out in ("+0.0", "-0.0") else out.replace("-", "−")) + " pts"
+
+
+def prob(value: float | None) -> str:
+    """A posterior probability: 0.9812 -> '0.98'; extremes read '>0.99' / '<0.01'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value > 0.995:
+        return ">0.99"
+    if value < 0.005:
+        return "<0.01"
+    return f"{value:.2f}"
+
+
+def count(value: float | None) -> str:
+    """1234.4 -> '1,234'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{round(value):,}"
+
+
+def failures(summary: dict | None) -> str:
+    """Expected change in failures per month, in words: '~1,200 fewer failures/month'."""
+    if not summary or summary.get("mean") is None:
+        return "—"
+    mean = float(summary["mean"])
+    rounded = _round_sig(abs(mean))
+    if rounded == 0:
+        return "no change in failures/month"
+    word = "fewer" if mean < 0 else "extra"
+    return f"~{rounded:,} {word} failures/month"
+
+
+def interval(summary: dict | None, as_points: bool = False) -> str:
+    """'[lower, upper]' of a {'mean','lower','upper'} summary."""
+    if not summary:
+        return ""
+    f = points if as_points else pct
+    return f"[{f(summary.get('lower'))}, {f(summary.get('upper'))}]"
+
+
+def _round_sig(value: float, digits: int = 2) -> int:
+    if value < 1:
+        return 0 if value < 0.5 else 1
+    magnitude = 10 ** max(int(math.floor(math.log10(value))) - digits + 1, 0)
+    return int(round(value / magnitude) * magnitude)
+
+
+def plural(n: int, noun: str) -> str:
+    """The noun in the number ``n`` asks for: plural(2, 'category') -> 'categories'."""
+    if n == 1:
+        return noun
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")

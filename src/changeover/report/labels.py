@@ -1,0 +1,106 @@
+"""The labels section: how many human labels there are, by whom, how well annotators agree,
+and how many more the decision needs (with the next items to label).
+
+Counts come from the records (labels imported with them, merged with app labels by
+``load_records``); annotator names come from the store's ``labels`` table when a store is
+given, since records carry verdicts without names.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+from sqlalchemy import func, select
+
+from changeover.config import MigrationSpec
+from changeover.records import Record
+from changeover.store import Store
+from changeover.store.schema import labels as labels_table
+
+
+@dataclass(slots=True)
+class Agreement:
+    """Inter-annotator agreement on responses judged by two or more people."""
+
+    dimension: str
+    responses: int            # responses with >= 2 verdicts
+    observed: float           # share of agreeing verdict pairs
+    kappa: float | None       # chance-corrected (Fleiss' kappa for two categories)
+
+
+@dataclass(slots=True)
+class LabelStats:
+    """Section input: everything the labels section shows."""
+
+    total_verdicts: int
+    labelled_responses: int
+    by_cell: list[dict[str, Any]]                      # model, dimension, labelled, responses, share
+    by_annotator: list[tuple[str, int]]
+    agreement: list[Agreement]
+    needed: dict[str, dict[str, int]]
+    next_labels: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_needed(self) -> int:
+        return sum(int(v) for per in self.needed.values() for v in per.values())
+
+
+def agreement(dimension: str, verdict_lists: list[list[int]]) -> Agreement | None:
+    """Pairwise agreement and Fleiss' kappa over responses with several verdicts."""
+    multi = [v for v in verdict_lists if len(v) >= 2]
+    if not multi:
+        return None
+    pairs = [(a, b) for v in multi for a, b in combinations(v, 2)]
+    observed = sum(a == b for a, b in pairs) / len(pairs)
+    ones = sum(sum(v) for v in multi) / sum(len(v) for v in multi)
+    expected = ones ** 2 + (1 - ones) ** 2
+    kappa = (observed - expected) / (1 - expected) if expected < 1 else None
+    return Agreement(dimension, len(multi), observed, kappa)
+
+
+def annotator_counts(store: Store | None, records: list[Record]) -> list[tuple[str, int]]:
+    """Verdicts per annotator (store labels) plus those imported with the records, unnamed."""
+    named: list[tuple[str, int]] = []
+    app_total = 0
+    if store is not None:
+        q = (select(labels_table.c.annotator, func.count())
+             .where(labels_table.c.status == "label", labels_table.c.value.is_not(None))
+             .group_by(labels_table.c.annotator).order_by(func.count().desc()))
+        with store.engine.connect() as conn:
+            named = [(str(a), int(n)) for a, n in conn.execute(q).all()]
+        app_total = sum(n for _, n in named)
+    in_records = sum(len(v) for r in records for v in r.labels.values())
+    imported = in_records - app_total
+    return named + ([("imported with the records", imported)] if imported > 0 else [])
+
+
+def label_stats(records: list[Record], spec: MigrationSpec, result: dict[str, Any],
+                store: Store | None = None, next_limit: int = 12) -> LabelStats:
+    """Build the section input from the records, the store and issue 2's JSON."""
+    responses: Counter[tuple[str, str]] = Counter()
+    labelled: Counter[tuple[str, str]] = Counter()
+    verdicts_by_dim: dict[str, list[list[int]]] = {}
+    for r in records:
+        for dim in spec.dimensions:
+            responses[(r.model, dim)] += 1
+            verdicts = r.labels.get(dim)
+            if verdicts:
+                labelled[(r.model, dim)] += 1
+                verdicts_by_dim.setdefault(dim, []).append(verdicts)
+    by_cell = [{"model": m, "dimension": d, "labelled": labelled[(m, d)], "responses": responses[(m, d)],
+                "share": labelled[(m, d)] / responses[(m, d)] if responses[(m, d)] else 0.0}
+               for d in spec.dimensions for m in spec.models if responses[(m, d)]]
+    agreements = [a for d, v in verdicts_by_dim.items() if (a := agreement(d, v)) is not None]
+    return LabelStats(
+        total_verdicts=sum(len(v) for vs in verdicts_by_dim.values() for v in vs),
+        labelled_responses=sum(labelled.values()),
+        by_cell=by_cell,
+        by_annotator=annotator_counts(store, records),
+        agreement=agreements,
+        needed={c: {d: int(n) for d, n in per.items()}
+                for c, per in (result.get("labels_needed") or {}).items()},
+        next_labels=list(result.get("next_labels") or [])[:next_limit],
+    )

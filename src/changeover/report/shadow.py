@@ -1,0 +1,187 @@
+"""The shadow-traffic section: per model latency distribution, tokens and cost, refusal and
+error rates, format drift against the incumbent, and side-by-side disagreement examples.
+
+Section input is ``ShadowStats``; ``shadow_stats(records, spec)`` builds it from records
+(mirrored pairs exported by the gateway, or offline evaluation runs), which carry
+``latency_ms``, ``tokens_*``, ``cost_usd``, ``error`` and ``response``. A feature that has
+its own numbers can construct ``ShadowStats`` directly and hand it to ``write_report``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from changeover.config import MigrationSpec
+from changeover.records import Record
+
+EXAMPLE_CHARS = 900
+
+
+@dataclass(slots=True)
+class ModelTraffic:
+    """What one model did on the shadowed (or evaluated) traffic."""
+
+    model: str
+    responses: int
+    latency_ms: np.ndarray
+    tokens_in: float | None = None          # mean per response
+    tokens_out: float | None = None
+    cost_per_1k: float | None = None        # USD per 1,000 responses
+    error_rate: float | None = None
+    refusal_rate: float | None = None
+    format_drift: float | None = None       # share of paired items formatted unlike the incumbent's answer
+
+    @property
+    def p50(self) -> float | None:
+        return float(np.percentile(self.latency_ms, 50)) if self.latency_ms.size else None
+
+    @property
+    def p95(self) -> float | None:
+        return float(np.percentile(self.latency_ms, 95)) if self.latency_ms.size else None
+
+    @property
+    def p99(self) -> float | None:
+        return float(np.percentile(self.latency_ms, 99)) if self.latency_ms.size else None
+
+
+@dataclass(slots=True)
+class Example:
+    """One item where the models disagree, shown side by side."""
+
+    item: str
+    segment: str
+    prompt: str
+    why: str
+    incumbent: tuple[str, str]              # (model, response)
+    candidate: tuple[str, str]
+
+
+@dataclass(slots=True)
+class ShadowStats:
+    """Section input. ``has_metrics`` is False when only response texts are known."""
+
+    models: list[ModelTraffic]
+    examples: list[Example] = field(default_factory=list)
+
+    @property
+    def has_metrics(self) -> bool:
+        return any(m.latency_ms.size or m.tokens_out is not None or m.cost_per_1k is not None
+                   or m.error_rate for m in self.models)
+
+
+_FENCE = re.compile(r"^\s*```")
+
+
+def output_format(text: str | None) -> str:
+    """A coarse class of a response's format: json, fenced (code block), list, or prose."""
+    if not text:
+        return "empty"
+    stripped = text.strip()
+    if _FENCE.match(stripped):
+        return "fenced"
+    if stripped[:1] in "{[":
+        try:
+            json.loads(stripped)
+            return "json"
+        except ValueError:
+            pass
+    lines = [ln.strip() for ln in stripped.splitlines() if ln.strip()]
+    listed = sum(ln[:2] in ("- ", "* ") or ln[:3].rstrip(".").isdigit() for ln in lines)
+    if lines and listed >= len(lines) / 2:
+        return "list"
+    return "prose"
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _clip(text: str | None) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " …"
+
+
+def _traffic(model: str, recs: list[Record], incumbent_formats: dict[str, str],
+             is_incumbent: bool) -> ModelTraffic:
+    latency = np.array([r.latency_ms for r in recs if r.latency_ms is not None], float)
+    costs = [r.cost_usd for r in recs if r.cost_usd is not None]
+    refused = [bool(r.extra["refused"]) for r in recs if "refused" in r.extra]
+    paired = [r for r in recs if r.item in incumbent_formats and r.response is not None]
+    drift = None
+    if paired and not is_incumbent:
+        drift = sum(output_format(r.response) != incumbent_formats[r.item] for r in paired) / len(paired)
+    return ModelTraffic(
+        model=model, responses=len(recs), latency_ms=latency,
+        tokens_in=_mean([r.tokens_in for r in recs if r.tokens_in is not None]),
+        tokens_out=_mean([r.tokens_out for r in recs if r.tokens_out is not None]),
+        cost_per_1k=1000 * float(np.mean(costs)) if costs else None,
+        error_rate=sum(r.error is not None for r in recs) / len(recs) if recs else None,
+        refusal_rate=sum(refused) / len(refused) if refused else None,
+        format_drift=drift)
+
+
+def _disagreement(inc: Record, cand: Record, spec: MigrationSpec) -> tuple[int, str] | None:
+    """(priority, why) when the two responses were judged differently; humans first."""
+    for dim in spec.dimensions:
+        a, b = inc.labels.get(dim), cand.labels.get(dim)
+        if a and b and (2 * sum(a) >= len(a)) != (2 * sum(b) >= len(b)):
+            better = spec.incumbent if 2 * sum(a) >= len(a) else cand.model
+            return 0, f"{dim}: human labels prefer {better}"
+    for dim, cfg in spec.dimensions.items():
+        a, b = inc.signals.get(cfg.signal or dim), cand.signals.get(cfg.signal or dim)
+        if a is not None and b is not None and a != b:
+            return (1 if b < a else 2), f"{dim}: judge scored {spec.incumbent} {a}, {cand.model} {b}"
+    return None
+
+
+def examples(records: list[Record], spec: MigrationSpec, limit: int) -> list[Example]:
+    """Up to ``limit`` items where incumbent and a candidate were judged differently, worst first."""
+    by_item: dict[str, dict[str, Record]] = defaultdict(dict)
+    for r in records:
+        by_item[r.item][r.model] = r
+    found = []
+    for item, models in by_item.items():
+        inc = models.get(spec.incumbent)
+        if inc is None or inc.response is None:
+            continue
+        for cand_name in spec.candidates:
+            cand = models.get(cand_name)
+            if cand is None or cand.response is None:
+                continue
+            hit = _disagreement(inc, cand, spec)
+            if hit is not None:
+                found.append((hit[0], item, cand_name, hit[1], inc, cand))
+    found.sort(key=lambda f: (f[0], f[1]))
+    seen_cands: dict[str, int] = defaultdict(int)
+    out = []
+    for _priority, item, cand_name, why, inc, cand in found:
+        # spread the examples over the candidates instead of showing one candidate only
+        if seen_cands[cand_name] >= max(1, limit // max(len(spec.candidates), 1)):
+            continue
+        seen_cands[cand_name] += 1
+        out.append(Example(item, "/".join(inc.segment.get(k, "?") for k in spec.segment_by) or "all",
+                           _clip(inc.prompt), why, (inc.model, _clip(inc.response)),
+                           (cand.model, _clip(cand.response))))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def shadow_stats(records: list[Record], spec: MigrationSpec, max_examples: int = 6) -> ShadowStats | None:
+    """The section input from records, or None when they hold neither metrics nor responses."""
+    by_model: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_model[r.model].append(r)
+    incumbent_formats = {r.item: output_format(r.response) for r in by_model.get(spec.incumbent, [])
+                         if r.response is not None}
+    models = [_traffic(m, by_model[m], incumbent_formats, m == spec.incumbent)
+              for m in spec.models if by_model[m]]
+    stats = ShadowStats(models, examples(records, spec, max_examples))
+    if not stats.has_metrics and not stats.examples:
+        return None
+    return stats

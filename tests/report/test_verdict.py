@@ -1,0 +1,29 @@
+"""The verdict in plain words: headline per verdict, and reasons naming where and how sure."""
+
+from __future__ import annotations
+
+from changeover.report.formatting import failures, plural, points, prob
+from changeover.report.verdict import headline, verdict_text
+
+
+def test_reasons_name_the_regressing_segment(spec, assessment):
+    text = verdict_text(assessment.to_json(), spec)
+    cand_b = next(c for c in text.candidates if c.name == "cand-b")
+    correctness = next(r for r in cand_b.reasons if r.startswith("correctness"))
+    assert "regression in apac" in correctness and "P(more than 2.0 pts worse)" in correctness
+    assert cand_b.verdict == "NO-GO"
+
+
+def test_headline_says_what_to_do(spec, assessment):
+    result = assessment.to_json()
+    for verdict, words in [("GO", "can replace legacy-model"), ("NO-GO", "do not switch"),
+                           ("NEED-LABELS", "more human labels")]:
+        assert words in headline({**result, "verdict": verdict}, spec)
+
+
+def test_number_formats_read_naturally():
+    assert points(0.0123) == "+1.2 pts" and points(-0.004) == "−0.4 pts"
+    assert prob(0.999) == ">0.99" and prob(0.5) == "0.50"
+    assert failures({"mean": -1234.0}) == "~1,200 fewer failures/month"
+    assert failures({"mean": 56789.0}) == "~57,000 extra failures/month"
+    assert plural(2, "category") == "categories" and plural(1, "region") == "region"
