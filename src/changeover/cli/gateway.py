@@ -1,9 +1,264 @@
-"""CLI commands for the gateway feature (registered by `changeover.cli`)."""
+"""CLI commands for the gateway: `serve`, `rollout status|advance|pause|resume|rollback`, `shadow report`."""
 
 from __future__ import annotations
 
+import getpass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from changeover.cli.common import DB_OPTION, console, write_json
+from changeover.config import load_spec
+from changeover.errors import SpecError
+from changeover.rollout.config import parse_duration
+from changeover.store import open_store
+from changeover.store.events import list_events, now
+
+SPEC_OPTION = typer.Option(Path("migration.yaml"), "--spec", "-s", help="The migration spec (YAML).")
+REASON_OPTION = typer.Option(None, "--reason", "-r", help="Why (required; it goes into the event log).")
+ACTOR_OPTION = typer.Option(None, "--actor", help="Who acts (default: operator:$USER).")
+JSON_OPTION = typer.Option(None, "--json", help="Also write the result as JSON to this file.")
+
+rollout_app = typer.Typer(
+    help="Staged rollout: show the stage, advance, pause, resume or roll back.", no_args_is_help=True
+)
+shadow_app = typer.Typer(
+    help="Shadow traffic: compare mirrored candidate answers with the incumbent's.", no_args_is_help=True
+)
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return f"operator:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return "operator"
+
+
+def _context(spec_path: Path, db: str | None):
+    from changeover.shadow.config import load_settings
+
+    spec = load_spec(spec_path)
+    return spec, load_settings(spec), open_store(db)
+
+
+def serve(
+    spec_path: Path = SPEC_OPTION,
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8300, help="Port to listen on."),
+    db: str | None = DB_OPTION,
+    controller: bool = typer.Option(
+        True, "--controller/--no-controller", help="Run the rollout controller in this replica."
+    ),
+    log_level: str = typer.Option("warning", help="uvicorn log level."),
+) -> None:
+    """Serve the OpenAI-compatible gateway: answer from the serving model, mirror, log, roll out."""
+    import uvicorn
+
+    from changeover.shadow.app import create_app
+
+    spec = load_spec(spec_path)
+    store = open_store(db)
+    app = create_app(spec, store, run_controller=controller)
+    console.print(
+        f"changeover gateway on http://{host}:{port}/v1 (store {store.display_url})", highlight=False
+    )
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30
+    )
+
+
+def _print_state(state, settings) -> None:
+    table = Table(title="rollout", show_header=False)
+    table.add_row("incumbent", settings.incumbent)
+    table.add_row("candidate", state.candidate)
+    table.add_row(
+        "stage",
+        f"{state.stage} of {len(settings.rollout.stages) - 1} "
+        f"(weights {', '.join(str(s.weight) for s in settings.rollout.stages)})",
+    )
+    table.add_row("weight", f"{state.weight}% of users on the candidate")
+    table.add_row("status", state.status.replace("_", " "))
+    table.add_row("since", state.since.isoformat(timespec="seconds"))
+    table.add_row(
+        "flag",
+        f"{settings.rollout.flag} v{state.version}" + (f" by {state.updated_by}" if state.updated_by else ""),
+    )
+    console.print(table)
+
+
+@rollout_app.command("status")
+def rollout_status(
+    spec_path: Path = SPEC_OPTION,
+    db: str | None = DB_OPTION,
+    events: int = typer.Option(10, help="How many recent rollout events to show."),
+    json_path: Path | None = JSON_OPTION,
+) -> None:
+    """Show the stage, the recent rollout events and whom the candidate has answered."""
+    from changeover.rollout.state import read_state
+    from changeover.shadow.ledger import contamination_subjects
+
+    _spec, settings, store = _context(spec_path, db)
+    state = read_state(store, settings.rollout, settings.candidate)
+    recent = (
+        list_events(store, subject=settings.rollout.flag, kind_prefix="rollout.")[-events:] if events else []
+    )
+    touched = contamination_subjects(store, state.candidate)
+    _print_state(state, settings)
+    if recent:
+        table = Table(title="recent events")
+        for col in ("at", "kind", "actor", "reason"):
+            table.add_column(col)
+        for e in recent:
+            table.add_row(e.at.isoformat(timespec="seconds"), e.kind, e.actor, e.reason or "")
+        console.print(table)
+    console.print(
+        f"contamination ledger: {len(touched)} users/sessions answered by {state.candidate} "
+        f"({sum(t.requests for t in touched)} requests)",
+        highlight=False,
+    )
+    if json_path:
+        write_json(
+            {
+                "rollout": state.to_json(),
+                "events": [
+                    {
+                        "at": e.at.isoformat(),
+                        "kind": e.kind,
+                        "actor": e.actor,
+                        "reason": e.reason,
+                        "payload": e.payload,
+                    }
+                    for e in recent
+                ],
+                "contamination": [{"subject": t.subject, "requests": t.requests} for t in touched],
+            },
+            json_path,
+        )
+
+
+def _operator(action_name: str):
+    def command(
+        spec_path: Path = SPEC_OPTION,
+        db: str | None = DB_OPTION,
+        reason: str | None = REASON_OPTION,
+        actor: str | None = ACTOR_OPTION,
+        json_path: Path | None = JSON_OPTION,
+    ) -> None:
+        from changeover.rollout import state as rollout_state
+
+        _spec, settings, store = _context(spec_path, db)
+        current = rollout_state.read_state(store, settings.rollout, settings.candidate)
+        action = getattr(rollout_state, action_name)
+        new = action(store, settings.rollout, current, _actor(actor), reason)
+        console.print(
+            f"{action_name}: stage {current.stage} ({current.weight}%) -> stage {new.stage} "
+            f"({new.weight}%), {new.status.replace('_', ' ')}; every gateway follows within a second",
+            highlight=False,
+        )
+        if json_path:
+            write_json({"rollout": new.to_json()}, json_path)
+
+    command.__doc__ = {
+        "advance": "Move to the next stage (operator decision, with a reason).",
+        "pause": "Hold the current weight; the controller stops advancing.",
+        "resume": "Let the controller advance again.",
+        "rollback": "Send everyone back to the incumbent now (it stays warm).",
+    }[action_name]
+    return command
+
+
+for _name in ("advance", "pause", "resume", "rollback"):
+    rollout_app.command(_name)(_operator(_name))
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" if pct else f"{value:,.1f}"
+
+
+@shadow_app.command("report")
+def shadow_report(
+    spec_path: Path = SPEC_OPTION,
+    db: str | None = DB_OPTION,
+    since: str = typer.Option("24h", help="How far back: 30m, 24h, 7d ..."),
+    json_path: Path | None = JSON_OPTION,
+    export: Path | None = typer.Option(
+        None, help="Write the mirrored pairs as records (JSONL) for `changeover assess`."
+    ),
+) -> None:
+    """Compare the candidates' mirrored answers with the incumbent's, per request type."""
+    from changeover.shadow.answers import load_answers, pairs
+    from changeover.shadow.export import export_pairs
+    from changeover.shadow.report import build_report
+
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        raise SpecError(f"--since: {exc}") from None
+    spec, settings, store = _context(spec_path, db)
+    start = now() - timedelta(seconds=seconds)
+    report = build_report(store, settings.incumbent, settings.mirror_to, since=start)
+    table = Table(title=f"shadow report since {start.isoformat(timespec='seconds')}")
+    for col in (
+        "candidate",
+        "type",
+        "pairs",
+        "equivalent",
+        "better/worse/diff",
+        "p50/p95/p99 ms",
+        "tok out /1k",
+        "$ /1k",
+        "refusal",
+        "error",
+        "malformed",
+        "timeout",
+        "format drift",
+    ):
+        table.add_column(col, justify="left" if col in ("candidate", "type") else "right")
+    for row in report.rows:
+        c = row["candidate"]
+        lat = c["latency_ms"]
+        d = row["disagreements"]
+        table.add_row(
+            row["candidate"],
+            row["request_type"],
+            str(row["pairs"]),
+            _fmt(row["equivalence_rate"], True),
+            f"{d['better']}/{d['worse']}/{d['different']}",
+            "/".join(_fmt(lat[k]) for k in ("p50", "p95", "p99")),
+            _fmt(c["tokens_out_per_1k"]),
+            _fmt(c["cost_usd_per_1k"]),
+            _fmt(c["refusal_rate"], True),
+            _fmt(c["error_rate"], True),
+            _fmt(c["malformed_rate"], True),
+            _fmt(c["timeout_rate"], True),
+            _fmt(row["format_drift_rate"], True),
+        )
+    console.print(table)
+    if json_path:
+        write_json(report.to_json(), json_path)
+    if export:
+        answers = load_answers(
+            store, since=start, models=[settings.incumbent, *settings.mirror_to], with_request=True
+        )
+        n = sum(
+            export_pairs(
+                pairs(answers, settings.incumbent, c),
+                export.with_suffix(f".{c}.jsonl") if len(settings.mirror_to) > 1 else export,
+            )
+            for c in settings.mirror_to
+        )
+        console.print(f"wrote {n} records to {export}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this feature's commands to the main app (none yet)."""
+    """Add `serve`, `rollout ...` and `shadow report` to the main app."""
+    app.command("serve")(serve)
+    app.add_typer(rollout_app, name="rollout")
+    app.add_typer(shadow_app, name="shadow")

@@ -1,0 +1,198 @@
+"""The rollout controller: measure every trigger on a sliding window, then roll back, pause or advance.
+
+Argo Rollouts' analysis semantics, per trigger and per stage: more than
+``failure_limit`` failed measurements roll back; more than
+``consecutive_error_limit`` unmeasurable runs in a row roll back; more than
+``inconclusive_limit`` inconclusive measurements pause for a human. A stage
+advances only when its stabilisation window has passed (``min_duration`` and
+``min_requests``), every trigger has ``consecutive_success`` successes in a row,
+and - Flagger's rule - no check of this run failed. Every run is an event
+(``rollout.analysis``) with its measurements and decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from changeover.rollout import state as rollout_state
+from changeover.rollout.config import RolloutConfig, Trigger
+from changeover.rollout.measure import Measurement, Window, measure
+from changeover.rollout.state import RolloutState
+from changeover.shadow.answers import load_answers, pairs
+from changeover.store import Store
+from changeover.store.events import append_event, now
+
+ACTOR = "controller"
+
+
+@dataclass(slots=True)
+class TriggerRecord:
+    """A trigger's counters within the current stage."""
+
+    failures: int = 0
+    inconclusives: int = 0
+    consecutive_errors: int = 0
+    consecutive_successes: int = 0
+
+
+@dataclass(slots=True)
+class Decision:
+    action: str  # rollback | pause | advance | hold | idle
+    reason: str
+    measurements: list[Measurement] = field(default_factory=list)
+    state: RolloutState | None = None
+
+
+def _describe(m: Measurement) -> str:
+    if m.value is None or m.limit is None:
+        return m.phase + (f" ({m.message})" if m.message else "")
+    base = f", baseline {m.baseline:.4g}" if m.baseline is not None else ""
+    return f"{m.phase}: {m.metric} {m.value:.4g} vs limit {m.limit:.4g}{base} on {m.samples} samples"
+
+
+def window_from_store(store: Store, incumbent: str, candidate: str, start: datetime) -> Window:
+    answers = load_answers(store, since=start, models=[incumbent, candidate])
+    return Window(
+        candidate=[a for a in answers if a.model == candidate],
+        incumbent=[a for a in answers if a.model == incumbent and a.role == "served"],
+        pairs=pairs(answers, incumbent, candidate),
+    )
+
+
+class Controller:
+    """Evaluates the triggers of the current stage and changes the flag when they say so.
+
+    Several gateway replicas may each run one: flag changes are compare-and-set,
+    so only one of them wins a given change and the others see it on their next run.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: RolloutConfig,
+        incumbent: str,
+        candidate: str,
+        regression: Callable[[Trigger, Window], tuple[float, int]] | None = None,
+        clock: Callable[[], datetime] = now,
+    ):
+        self.store = store
+        self.config = config
+        self.incumbent = incumbent
+        self.candidate = candidate
+        self.regression = regression
+        self.clock = clock
+        self.records: dict[str, TriggerRecord] = {}
+        self._version = -1
+        self.last: Decision | None = None
+
+    def _reset_if_changed(self, state: RolloutState) -> None:
+        if state.version != self._version:
+            self._version = state.version
+            self.records = {t.name: TriggerRecord() for t in self.config.triggers}
+
+    def _count(self, m: Measurement) -> TriggerRecord:
+        rec = self.records.setdefault(m.trigger, TriggerRecord())
+        if m.phase == "failed":
+            rec.failures += 1
+        if m.phase == "inconclusive":
+            rec.inconclusives += 1
+        rec.consecutive_errors = rec.consecutive_errors + 1 if m.phase == "error" else 0
+        rec.consecutive_successes = rec.consecutive_successes + 1 if m.phase == "successful" else 0
+        return rec
+
+    def _decide(
+        self, state: RolloutState, measurements: list[Measurement], window: Window
+    ) -> tuple[str, str]:
+        cfg = self.config
+        for m in measurements:
+            rec = self.records[m.trigger]
+            if rec.failures > cfg.failure_limit:
+                return "rollback", (
+                    f"trigger {m.trigger} failed {rec.failures} time(s) "
+                    f"(failure_limit {cfg.failure_limit}); last: {_describe(m)}"
+                )
+            if rec.consecutive_errors > cfg.consecutive_error_limit:
+                return "rollback", (
+                    f"trigger {m.trigger} could not be measured {rec.consecutive_errors} times "
+                    f"in a row (limit {cfg.consecutive_error_limit}): {m.message}"
+                )
+        if state.status == "progressing":
+            for m in measurements:
+                if self.records[m.trigger].inconclusives > cfg.inconclusive_limit:
+                    return "pause", (
+                        f"trigger {m.trigger} inconclusive ({_describe(m)}); a human decides: "
+                        "`changeover rollout advance|rollback --reason ...`"
+                    )
+        if state.status != "progressing" or not cfg.auto_advance:
+            return "hold", f"rollout is {state.status.replace('_', ' ')}"
+        if state.stage + 1 >= len(cfg.stages):
+            return "hold", "at the last stage"
+        if any(m.phase == "failed" for m in measurements):
+            return "hold", "a check failed in this run; a stage never advances on a failed check"
+        stage = cfg.stages[state.stage]
+        elapsed = (self.clock() - state.since).total_seconds()
+        if elapsed < stage.min_duration:
+            return "hold", f"stabilising: {elapsed:.0f}s of {stage.min_duration:.0f}s"
+        if len(window.candidate) < stage.min_requests:
+            return "hold", f"stabilising: {len(window.candidate)} of {stage.min_requests} candidate answers"
+        short = [
+            m.trigger
+            for m in measurements
+            if self.records[m.trigger].consecutive_successes < cfg.consecutive_success
+        ]
+        if short:
+            return "hold", f"waiting for {cfg.consecutive_success} successes in a row: {', '.join(short)}"
+        return "advance", (
+            f"stage {state.stage} ({state.weight}%) stable for {elapsed:.0f}s over "
+            f"{len(window.candidate)} candidate answers with every trigger clear"
+        )
+
+    def tick(self) -> Decision:
+        """One analysis run: measure, decide, record the run as an event, act."""
+        state = rollout_state.ensure_started(self.store, self.config, self.candidate, ACTOR)
+        self._reset_if_changed(state)
+        if state.status in ("rolled_back", "complete"):
+            self.last = Decision("idle", f"rollout is {state.status.replace('_', ' ')}", [], state)
+            return self.last
+        start = max(state.since, self.clock() - timedelta(seconds=self.config.window))
+        window = window_from_store(self.store, self.incumbent, self.candidate, start)
+        regression = (lambda t: self.regression(t, window)) if self.regression else None
+        measurements = [measure(t, window, regression) for t in self.config.triggers]
+        for m in measurements:
+            self._count(m)
+        action, reason = self._decide(state, measurements, window)
+        payload: dict[str, Any] = {
+            "stage": state.stage,
+            "weight": state.weight,
+            "action": action,
+            "candidate_answers": len(window.candidate),
+            "measurements": [m.to_json() for m in measurements],
+        }
+        with self.store.engine.begin() as conn:
+            append_event(conn, "rollout.analysis", self.config.flag, ACTOR, reason, payload)
+        new_state = state
+        change = {
+            "rollback": rollout_state.rollback,
+            "pause": rollout_state.pause,
+            "advance": rollout_state.advance,
+        }.get(action)
+        if change is not None:
+            changed = rollout_state.try_change(
+                change,
+                self.store,
+                self.config,
+                state,
+                ACTOR,
+                reason,
+                payload={"measurements": payload["measurements"]},
+            )
+            if changed is None:
+                action, reason = "hold", f"lost the race to change the flag ({reason})"
+            else:
+                new_state = changed
+                self._reset_if_changed(new_state)
+        self.last = Decision(action, reason, measurements, new_state)
+        return self.last

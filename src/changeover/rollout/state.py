@@ -1,0 +1,259 @@
+"""The rollout's stage, held in one store flag; every change is a compare-and-set plus an event.
+
+The flag value is ``{"candidate", "stage", "weight", "status", "since"}``. Status is
+``progressing`` (the controller may advance), ``paused`` (waits for an operator),
+``rolled_back`` (everyone on the incumbent until an operator advances) or
+``complete`` (the candidate serves everyone). Operators and the controller change
+it through the functions here, so every change carries an actor and a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from changeover.errors import ChangeoverError, StoreError
+from changeover.rollout.config import RolloutConfig
+from changeover.store import Store
+from changeover.store.events import now
+from changeover.store.flags import get_flag, set_flag
+
+Status = Literal["progressing", "paused", "rolled_back", "complete"]
+
+
+class RolloutError(ChangeoverError):
+    """An operator action that does not apply to the rollout's current state."""
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    """A snapshot of the flag: who the candidate is, which stage, at what weight, since when."""
+
+    candidate: str
+    stage: int
+    weight: int
+    status: Status
+    since: datetime
+    version: int  # the flag's version; 0 = never written (defaults)
+    updated_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "stage": self.stage,
+            "weight": self.weight,
+            "status": self.status,
+            "since": self.since.isoformat(),
+            "version": self.version,
+            "updated_by": self.updated_by,
+        }
+
+
+def initial_state(config: RolloutConfig, candidate: str) -> RolloutState:
+    return RolloutState(candidate, 0, config.stages[0].weight, "progressing", now(), 0)
+
+
+def state_from_value(
+    value: dict[str, Any], version: int, updated_by: str | None, fallback_since: datetime
+) -> RolloutState:
+    since = value.get("since")
+    return RolloutState(
+        candidate=str(value["candidate"]),
+        stage=int(value["stage"]),
+        weight=int(value["weight"]),
+        status=value.get("status", "progressing"),
+        since=datetime.fromisoformat(since) if since else fallback_since,
+        version=version,
+        updated_by=updated_by,
+    )
+
+
+def read_state(store: Store, config: RolloutConfig, candidate: str) -> RolloutState:
+    """The current state, or the first stage when the flag was never set."""
+    flag = get_flag(store, config.flag)
+    if flag is None:
+        return initial_state(config, candidate)
+    return state_from_value(flag.value, flag.version, flag.updated_by, flag.updated_at)
+
+
+def ensure_started(store: Store, config: RolloutConfig, candidate: str, actor: str) -> RolloutState:
+    """Write the first stage to the flag if nobody has yet (event ``rollout.start``): the
+    stage's window starts then. Losing the race to another replica is fine."""
+    state = read_state(store, config, candidate)
+    if state.version:
+        return state
+    try:
+        flag = set_flag(
+            store,
+            config.flag,
+            {
+                "candidate": candidate,
+                "stage": 0,
+                "weight": state.weight,
+                "status": "progressing",
+                "since": state.since.isoformat(),
+            },
+            actor,
+            "rollout started",
+            expect_version=0,
+            event_kind="rollout.start",
+        )
+    except StoreError:
+        return read_state(store, config, candidate)
+    return RolloutState(candidate, 0, state.weight, "progressing", state.since, flag.version, actor)
+
+
+def _write(
+    store: Store,
+    config: RolloutConfig,
+    state: RolloutState,
+    *,
+    stage: int,
+    status: Status,
+    kind: str,
+    actor: str,
+    reason: str | None,
+    payload: dict[str, Any] | None = None,
+) -> RolloutState:
+    weight = 0 if status == "rolled_back" else config.stages[stage].weight
+    at = now()
+    value = {
+        "candidate": state.candidate,
+        "stage": stage,
+        "weight": weight,
+        "status": status,
+        "since": at.isoformat(),
+    }
+    flag = set_flag(
+        store,
+        config.flag,
+        value,
+        actor,
+        reason,
+        expect_version=state.version,
+        event_kind=kind,
+        payload={
+            "from_stage": state.stage,
+            "to_stage": stage,
+            "from_weight": state.weight,
+            "to_weight": weight,
+            **(payload or {}),
+        },
+    )
+    return RolloutState(state.candidate, stage, weight, status, at, flag.version, actor)
+
+
+def _need_reason(reason: str | None, action: str) -> str:
+    if not reason or not reason.strip():
+        raise RolloutError(f'rollout {action}: give a reason (--reason "..."); it goes into the event log')
+    return reason.strip()
+
+
+def advance(
+    store: Store,
+    config: RolloutConfig,
+    state: RolloutState,
+    actor: str,
+    reason: str | None,
+    payload: dict[str, Any] | None = None,
+) -> RolloutState:
+    """Move to the next stage (from a rollback: to the first stage with traffic)."""
+    reason = _need_reason(reason, "advance")
+    nxt = state.stage + 1
+    if state.status == "rolled_back":
+        nxt = next((i for i, s in enumerate(config.stages) if s.weight > 0), len(config.stages) - 1)
+    if nxt >= len(config.stages):
+        raise RolloutError(
+            f"rollout advance: already at the last stage ({state.weight}%); nothing to advance"
+        )
+    status: Status = "complete" if config.stages[nxt].weight == 100 else "progressing"
+    return _write(
+        store,
+        config,
+        state,
+        stage=nxt,
+        status=status,
+        kind="rollout.advance",
+        actor=actor,
+        reason=reason,
+        payload=payload,
+    )
+
+
+def pause(
+    store: Store,
+    config: RolloutConfig,
+    state: RolloutState,
+    actor: str,
+    reason: str | None,
+    payload: dict[str, Any] | None = None,
+) -> RolloutState:
+    """Hold the current weight; the controller stops advancing until an operator acts."""
+    reason = _need_reason(reason, "pause")
+    if state.status in ("paused", "rolled_back"):
+        raise RolloutError(f"rollout pause: the rollout is already {state.status.replace('_', ' ')}")
+    return _write(
+        store,
+        config,
+        state,
+        stage=state.stage,
+        status="paused",
+        kind="rollout.pause",
+        actor=actor,
+        reason=reason,
+        payload=payload,
+    )
+
+
+def resume(
+    store: Store, config: RolloutConfig, state: RolloutState, actor: str, reason: str | None
+) -> RolloutState:
+    """Let the controller advance again from the current stage."""
+    reason = _need_reason(reason, "resume")
+    if state.status != "paused":
+        raise RolloutError(f"rollout resume: the rollout is {state.status.replace('_', ' ')}, not paused")
+    return _write(
+        store,
+        config,
+        state,
+        stage=state.stage,
+        status="progressing",
+        kind="rollout.resume",
+        actor=actor,
+        reason=reason,
+    )
+
+
+def rollback(
+    store: Store,
+    config: RolloutConfig,
+    state: RolloutState,
+    actor: str,
+    reason: str | None,
+    payload: dict[str, Any] | None = None,
+) -> RolloutState:
+    """Everyone back on the incumbent (weight 0); mirroring continues."""
+    reason = _need_reason(reason, "rollback")
+    if state.status == "rolled_back":
+        raise RolloutError("rollout rollback: already rolled back; everyone is on the incumbent")
+    return _write(
+        store,
+        config,
+        state,
+        stage=0,
+        status="rolled_back",
+        kind="rollout.rollback",
+        actor=actor,
+        reason=reason,
+        payload=payload,
+    )
+
+
+def try_change(action, *args, **kwargs) -> RolloutState | None:
+    """Run an action for the controller: a lost compare-and-set (another replica or an
+    operator changed the flag first) returns None instead of raising."""
+    try:
+        return action(*args, **kwargs)
+    except StoreError:
+        return None

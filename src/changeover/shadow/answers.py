@@ -1,0 +1,138 @@
+"""Read the shadow log back: answers in a time window, and incumbent/candidate pairs.
+
+A *pair* is the answer served to the user by the incumbent and a candidate's
+mirrored answer to the same request (same ``request_id``): the unit of every
+side-by-side comparison (report, equivalence trigger, export as records).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from changeover.shadow.tables import ensure_tables, shadow_log
+from changeover.store import Store
+
+TIMEOUT_ERRORS = ("timeout",)
+MALFORMED_ERRORS = ("malformed",)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One model's answer to one request, as logged."""
+
+    request_id: str
+    model: str
+    role: str
+    request_type: str
+    subject: str | None
+    at: datetime
+    stage: int
+    status: int | None
+    error: str | None
+    latency_ms: float | None
+    ttft_ms: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    refusal: bool | None
+    text: str | None
+    request: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def timed_out(self) -> bool:
+        return (self.error or "").startswith(TIMEOUT_ERRORS)
+
+    @property
+    def malformed(self) -> bool:
+        return (self.error or "").startswith(MALFORMED_ERRORS)
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    incumbent: Answer
+    candidate: Answer
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def load_answers(
+    store: Store,
+    since: datetime | None = None,
+    models: Iterable[str] | None = None,
+    with_request: bool = False,
+) -> list[Answer]:
+    """Answers logged since ``since`` (oldest first), optionally only for ``models``."""
+    ensure_tables(store)
+    c = shadow_log.c
+    cols = [
+        c.request_id,
+        c.model,
+        c.role,
+        c.request_type,
+        c.subject,
+        c.at,
+        c.stage,
+        c.status,
+        c.error,
+        c.latency_ms,
+        c.ttft_ms,
+        c.tokens_in,
+        c.tokens_out,
+        c.cost_usd,
+        c.refusal,
+        c.response_text,
+    ]
+    if with_request:
+        cols.append(c.request)
+    q = select(*cols).order_by(c.id)
+    if since is not None:
+        q = q.where(c.at >= since)
+    if models is not None:
+        q = q.where(c.model.in_(list(models)))
+    with store.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    return [
+        Answer(
+            r.request_id,
+            r.model,
+            r.role,
+            r.request_type,
+            r.subject,
+            _aware(r.at),
+            r.stage,
+            r.status,
+            r.error,
+            r.latency_ms,
+            r.ttft_ms,
+            r.tokens_in,
+            r.tokens_out,
+            r.cost_usd,
+            r.refusal,
+            r.response_text,
+            r.request if with_request else None,
+        )
+        for r in rows
+    ]
+
+
+def pairs(answers: Iterable[Answer], incumbent: str, candidate: str) -> list[Pair]:
+    """Served incumbent answers matched with the candidate's mirrored answer to the same request."""
+    served: dict[str, Answer] = {}
+    mirrored: list[Answer] = []
+    for a in answers:
+        if a.model == incumbent and a.role == "served":
+            served[a.request_id] = a
+        elif a.model == candidate and a.role == "mirror":
+            mirrored.append(a)
+    return [Pair(served[m.request_id], m) for m in mirrored if m.request_id in served]

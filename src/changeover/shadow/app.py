@@ -1,0 +1,235 @@
+"""The gateway as an ASGI app: wires upstreams, writer, mirror, flag watcher, controller and routes.
+
+``create_app(spec, store)`` returns a Starlette app; its lifespan starts the
+background parts and, on shutdown (uvicorn's SIGTERM handling waits for the
+requests in flight first), stops mirroring, then drains the log writer, so every
+answer acknowledged to a user is in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from openfeature import api as openfeature_api
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from changeover.config import MigrationSpec
+from changeover.rollout import state as rollout_state
+from changeover.rollout.controller import Controller
+from changeover.rollout.provider import ChangeoverProvider
+from changeover.rollout.regression import regression_for
+from changeover.rollout.watch import FlagWatcher
+from changeover.shadow.admin import AdminAPI
+from changeover.shadow.config import Settings, load_settings
+from changeover.shadow.gateway import Gateway
+from changeover.shadow.metrics import Metrics
+from changeover.shadow.mirror import Mirror
+from changeover.shadow.redact import Redactor
+from changeover.shadow.rows import RowMaker
+from changeover.shadow.tables import ensure_tables
+from changeover.shadow.upstream import UpstreamClient
+from changeover.shadow.writer import LogWriter
+from changeover.store import Store
+
+log = logging.getLogger("changeover.gateway")
+
+
+class GatewayService:
+    """Everything one gateway process runs; ``lifespan`` starts and stops it in order."""
+
+    def __init__(self, spec: MigrationSpec, store: Store, *, run_controller: bool = True):
+        self.spec = spec
+        self.store = store
+        self.settings: Settings = load_settings(spec)
+        self.run_controller = run_controller
+        ensure_tables(store)
+        s = self.settings
+        rollout_state.ensure_started(store, s.rollout, s.candidate, "gateway")
+        self.metrics = Metrics()
+        self.writer = LogWriter(
+            store,
+            RowMaker(
+                s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests
+            ),
+            s.shadow.log_queue_size,
+            s.shadow.batch_size,
+            s.shadow.flush_interval,
+        )
+        self.watcher = FlagWatcher(store, s.rollout, s.candidate, s.gateway.flag_poll)
+        self.controller = Controller(
+            store,
+            s.rollout,
+            s.incumbent,
+            s.candidate,
+            regression=regression_for(spec, store, s.incumbent, s.candidate),
+        )
+        self.controller_errors = 0
+        self.admin = AdminAPI(store, s.rollout, self.watcher, s.gateway.admin_token_env, self.status_extra)
+        self.gateway: Gateway | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        s = self.settings
+        upstreams = {m: UpstreamClient(m, s.gateway.upstreams[m]) for m in self.spec.models}
+        mirror = Mirror(
+            upstreams,
+            s.mirror_to,
+            s.shadow.rate,
+            self.writer.submit,
+            s.shadow.queue_size,
+            s.shadow.concurrency,
+            s.shadow.timeout,
+        )
+        domain = f"changeover-{uuid.uuid4().hex[:8]}"
+        openfeature_api.set_provider(ChangeoverProvider(self.watcher, s.incumbent), domain)
+        self.gateway = Gateway(
+            s, upstreams, self.writer, mirror, openfeature_api.get_client(domain), self.metrics
+        )
+        self.writer.start()
+        self.watcher.start()
+        mirror.start()
+        if self.run_controller:
+            self._tasks.append(asyncio.create_task(self._control(), name="changeover-controller"))
+        try:
+            yield
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await mirror.stop()
+            for upstream in upstreams.values():
+                await upstream.aclose()
+            await asyncio.to_thread(self.writer.close)
+            self.watcher.stop()
+            log.info(
+                "gateway stopped: %d answers written, %d dropped", self.writer.written, self.writer.dropped
+            )
+
+    async def _control(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.rollout.interval)
+            try:
+                decision = await asyncio.to_thread(self.controller.tick)
+            except Exception:  # noqa: BLE001 - the controller must not take the gateway down
+                self.controller_errors += 1
+                log.exception("rollout analysis failed")
+                continue
+            if decision.state is not None:
+                self.watcher.state = decision.state
+
+    # ------------------------------------------------------------------ routes
+
+    async def chat_completions(self, request: Request):
+        return await self.gateway.chat_completions(request)
+
+    async def models(self, _request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "owned_by": "changeover"} for m in self.spec.models],
+            }
+        )
+
+    async def health(self, _request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    def status_extra(self) -> dict[str, Any]:
+        last = self.controller.last
+        mirror = self.gateway.mirror if self.gateway else None
+        return {
+            "incumbent": self.settings.incumbent,
+            "mirror": {
+                "sent": dict(mirror.sent),
+                "dropped": dict(mirror.dropped),
+                "queued": mirror.queue.qsize(),
+            }
+            if mirror
+            else {},
+            "log": {
+                "written": self.writer.written,
+                "dropped": self.writer.dropped,
+                "lost": self.writer.lost,
+                "queued": self.writer.queue.qsize(),
+            },
+            "last_analysis": None
+            if last is None
+            else {
+                "action": last.action,
+                "reason": last.reason,
+                "measurements": [m.to_json() for m in last.measurements],
+            },
+        }
+
+    async def prometheus(self, _request: Request) -> PlainTextResponse:
+        state = self.watcher.state
+        mirror = self.gateway.mirror
+        gauges: dict[str, tuple[str, dict]] = {
+            "changeover_mirror_sent_total": (
+                "Mirrored calls made, per candidate.",
+                {(("candidate", c),): n for c, n in mirror.sent.items()},
+            ),
+            "changeover_mirror_dropped_total": (
+                "Mirrors dropped because the queue was full, per candidate.",
+                {(("candidate", c),): mirror.dropped.get(c, 0) for c in self.settings.mirror_to},
+            ),
+            "changeover_mirror_queue_depth": ("Mirrors waiting.", {(): mirror.queue.qsize()}),
+            "changeover_log_written_total": ("Answers written to the store.", {(): self.writer.written}),
+            "changeover_log_dropped_total": (
+                "Answers not logged because the write queue was full.",
+                {(): self.writer.dropped},
+            ),
+            "changeover_log_lost_total": ("Answers the store refused after retries.", {(): self.writer.lost}),
+            "changeover_log_queue_depth": ("Answers waiting to be written.", {(): self.writer.queue.qsize()}),
+            "changeover_rollout_stage": ("Current rollout stage index.", {(): state.stage}),
+            "changeover_rollout_weight": (
+                "Percent of users served by the candidate.",
+                {(("candidate", state.candidate),): state.weight},
+            ),
+            "changeover_rollout_status": (
+                "1 for the rollout's current status.",
+                {(("status", state.status),): 1},
+            ),
+            "changeover_flag_poll_errors_total": (
+                "Failed reads of the stage flag.",
+                {(): self.watcher.poll_errors},
+            ),
+        }
+        last = self.controller.last
+        if last is not None:
+            gauges["changeover_trigger_value"] = (
+                "Last measured value of each rollback trigger.",
+                {
+                    (("trigger", m.trigger), ("phase", m.phase)): m.value
+                    for m in last.measurements
+                    if m.value is not None
+                },
+            )
+        return PlainTextResponse(self.metrics.render(gauges), media_type="text/plain; version=0.0.4")
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/healthz", self.health, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+            *self.admin.routes(),
+        ]
+        app = Starlette(routes=routes, lifespan=self.lifespan)
+        app.state.service = self
+        return app
+
+
+def create_app(spec: MigrationSpec, store: Store, *, run_controller: bool = True) -> Starlette:
+    return GatewayService(spec, store, run_controller=run_controller).app()

@@ -1,0 +1,175 @@
+"""The ``gateway`` and ``shadow`` sections of the spec, plus the settings ``changeover serve`` runs with.
+
+``gateway`` names an OpenAI-compatible upstream for every model of the spec
+(API keys by environment variable name only) and how a request's type is found;
+``shadow`` says how much traffic is mirrored to the candidates and how the
+background queues are bounded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from changeover.config import MigrationSpec
+from changeover.errors import SpecError
+from changeover.rollout.config import RolloutConfig, Seconds
+
+
+class Upstream(BaseModel):
+    """One model's OpenAI-compatible endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="e.g. http://127.0.0.1:8080/v1 (the path before /chat/completions)")
+    model: str | None = Field(None, description="model name sent upstream (default: the spec's name)")
+    api_key_env: str | None = Field(
+        None,
+        description="environment variable holding the API key; without "
+        "one, the client's Authorization header is passed through (never stored)",
+    )
+    timeout: Seconds = Field(60.0, description="answer timeout")
+    input_per_mtok: float | None = Field(None, ge=0, description="USD per million input tokens")
+    output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+
+class RequestTypeRule(BaseModel):
+    """A classifier rule: the request is of ``type`` when ``pattern`` matches the last user message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+
+class RequestTypes(BaseModel):
+    """Where a request's type comes from: a header, then a body field, then the rules, then ``default``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header: str | None = "x-changeover-request-type"
+    field: str | None = Field("metadata.request_type", description="dotted path in the request body")
+    rules: list[RequestTypeRule] = Field(default_factory=list)
+    default: str = "default"
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upstreams: dict[str, Upstream]
+    admin_token_env: str = Field(
+        "CHANGEOVER_ADMIN_TOKEN",
+        description="environment variable holding the admin token; unset = the admin API refuses every call",
+    )
+    request_type: RequestTypes = Field(default_factory=RequestTypes)
+    flag_poll: Seconds = Field(0.25, description="how often the stage flag is re-read from the store")
+
+
+class Redaction(BaseModel):
+    """A PII rule applied to the request and answers before they are written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: str
+    replace: str = "[REDACTED]"
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+
+class ShadowConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    candidates: list[str] | None = Field(None, description="candidates to mirror to (default: all)")
+    sample: float | dict[str, float] = Field(
+        1.0,
+        description="share of requests mirrored; per request type as a mapping, with 'default' for the rest",
+    )
+    queue_size: int = Field(1000, ge=1, description="mirror queue bound; beyond it mirrors are dropped")
+    concurrency: int = Field(8, ge=1, description="mirror requests in flight per gateway")
+    timeout: Seconds = Field(30.0, description="a mirrored call taking longer is logged as a timeout")
+    log_queue_size: int = Field(20000, ge=1, description="write queue bound; beyond it log rows are dropped")
+    batch_size: int = Field(200, ge=1)
+    flush_interval: Seconds = 0.2
+    log_requests: bool = Field(True, description="store the request context (messages, tools, parameters)")
+    redact: list[Redaction] = Field(default_factory=list)
+
+    @field_validator("sample")
+    @classmethod
+    def _share(cls, v: float | dict[str, float]) -> float | dict[str, float]:
+        for share in v.values() if isinstance(v, dict) else [v]:
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"a sample share lies in [0, 1], got {share}")
+        return v
+
+    def rate(self, request_type: str) -> float:
+        if isinstance(self.sample, dict):
+            return self.sample.get(request_type, self.sample.get("default", 0.0))
+        return self.sample
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway needs from the spec, validated together."""
+
+    incumbent: str
+    candidate: str
+    mirror_to: list[str]
+    gateway: GatewayConfig
+    shadow: ShadowConfig
+    rollout: RolloutConfig
+
+
+def load_settings(spec: MigrationSpec) -> Settings:
+    where = spec.path or "spec"
+    gateway = spec.section("gateway", GatewayConfig)
+    if gateway is None:
+        raise SpecError(
+            f"{where}: the gateway needs a 'gateway' section with 'upstreams' naming a base_url "
+            "for the incumbent and each candidate (see docs/gateway.md)"
+        )
+    missing = [m for m in spec.models if m not in gateway.upstreams]
+    if missing:
+        raise SpecError(
+            f"{where}: field 'gateway.upstreams' has no entry for {', '.join(missing)}; "
+            "give each model of the spec a base_url"
+        )
+    shadow = spec.section("shadow", ShadowConfig, default={})
+    rollout = spec.section("rollout", RolloutConfig, default={})
+    candidate = rollout.candidate or spec.candidates[0]
+    if candidate not in spec.candidates:
+        raise SpecError(
+            f"{where}: field 'rollout.candidate' is {candidate!r}, which is not one of the "
+            f"candidates ({', '.join(spec.candidates)})"
+        )
+    mirror_to = shadow.candidates if shadow.candidates is not None else list(spec.candidates)
+    unknown = [m for m in mirror_to if m not in spec.candidates]
+    if unknown:
+        raise SpecError(
+            f"{where}: field 'shadow.candidates' names {', '.join(unknown)}, not candidates of the spec"
+        )
+    return Settings(spec.incumbent, candidate, mirror_to, gateway, shadow, rollout)

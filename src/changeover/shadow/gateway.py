@@ -1,0 +1,310 @@
+"""The request path: route a chat completion to the serving model, relay its answer, hand off the rest.
+
+The user's answer waits only on the serving upstream. Logging (``LogWriter.submit``)
+and mirroring (``Mirror.offer``) are non-blocking hand-offs. A request body that
+is not JSON is forwarded untouched to the incumbent, so a malformed request gets
+exactly the error the upstream gives. When the candidate serving a user fails
+(no answer or a 5xx), the incumbent - kept warm - answers instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from openfeature.client import OpenFeatureClient
+from openfeature.evaluation_context import EvaluationContext
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from changeover.shadow.config import Settings
+from changeover.shadow.context import RequestTyper, StickyKey
+from changeover.shadow.exchange import Exchange
+from changeover.shadow.metrics import Metrics
+from changeover.shadow.mirror import Mirror, MirrorJob
+from changeover.shadow.upstream import UpstreamClient, failure_kind
+from changeover.shadow.wire import error_body
+from changeover.shadow.writer import LogWriter
+from changeover.store.events import now
+
+_RELAYED = (
+    "content-type",
+    "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    request_id: str
+    model: str
+    subject: str | None
+    request_type: str
+    stage: int
+    weight: int
+
+
+@dataclass(slots=True)
+class Result:
+    """One upstream call: either a response (status, body, headers) or a transport failure."""
+
+    status: int | None
+    body: bytes | None
+    headers: dict[str, str]
+    error: str | None
+    latency_ms: float
+
+    @property
+    def failed(self) -> bool:
+        """No answer at all, or a server error: worth answering from the incumbent instead."""
+        return self.error is not None or (self.status is not None and self.status >= 500)
+
+
+def _relayed(headers: httpx.Headers) -> dict[str, str]:
+    return {k: headers[k] for k in _RELAYED if k in headers}
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        upstreams: dict[str, UpstreamClient],
+        writer: LogWriter,
+        mirror: Mirror,
+        features: OpenFeatureClient,
+        metrics: Metrics,
+    ):
+        self.incumbent = settings.incumbent
+        self.flag = settings.rollout.flag
+        self.fallback = settings.rollout.fallback_to_incumbent
+        self.upstreams = upstreams
+        self.writer = writer
+        self.mirror = mirror
+        self.features = features
+        self.metrics = metrics
+        self.typer = RequestTyper(settings.gateway.request_type)
+        self.sticky = StickyKey(settings.rollout.stickiness)
+
+    # ------------------------------------------------------------------ routing
+
+    def route(self, payload: dict[str, Any] | None, headers) -> Route:
+        subject = self.sticky(payload, headers)
+        request_type = self.typer(payload, headers)
+        context = EvaluationContext(targeting_key=subject, attributes={"request_type": request_type})
+        details = self.features.get_string_details(self.flag, self.incumbent, context)
+        model = details.value if details.value in self.upstreams else self.incumbent
+        meta = details.flag_metadata or {}
+        return Route(
+            uuid.uuid4().hex,
+            model,
+            subject,
+            request_type,
+            int(meta.get("stage", 0)),
+            int(meta.get("weight", 0)),
+        )
+
+    # ------------------------------------------------------------------ hand-offs
+
+    def _log(
+        self,
+        route: Route,
+        model: str,
+        role: str,
+        payload: dict[str, Any] | None,
+        stream: bool,
+        at,
+        result: Result,
+        ttft_ms: float | None = None,
+    ) -> None:
+        outcome = result.error or str(result.status)
+        self.metrics.observe(model, role, outcome, result.latency_ms)
+        self.writer.submit(
+            Exchange(
+                route.request_id,
+                at,
+                model,
+                role,
+                route.request_type,
+                route.subject,
+                route.stage,
+                route.weight,
+                stream,
+                payload,
+                result.body,
+                result.status,
+                result.error,
+                result.latency_ms,
+                ttft_ms,
+            )
+        )
+
+    def _maybe_mirror(
+        self,
+        route: Route,
+        served_by: str,
+        payload: dict[str, Any] | None,
+        result: Result,
+        authorization: str | None,
+    ) -> None:
+        if (
+            served_by == self.incumbent
+            and payload is not None
+            and result.status is not None
+            and result.status < 400
+            and self.mirror.sampled(route.request_type)
+        ):
+            self.mirror.offer(
+                MirrorJob(
+                    route.request_id,
+                    payload,
+                    route.request_type,
+                    route.subject,
+                    route.stage,
+                    route.weight,
+                    authorization,
+                )
+            )
+
+    # ------------------------------------------------------------------ non-streaming
+
+    async def _call(self, upstream: UpstreamClient, content: bytes, authorization: str | None) -> Result:
+        t0 = time.perf_counter()
+        try:
+            resp = await upstream.post(content, authorization)
+        except httpx.HTTPError as exc:
+            return Result(None, None, {}, failure_kind(exc), (time.perf_counter() - t0) * 1000.0)
+        return Result(
+            resp.status_code, resp.content, _relayed(resp.headers), None, (time.perf_counter() - t0) * 1000.0
+        )
+
+    def _respond(self, route: Route, served_by: str, result: Result) -> Response:
+        headers = {"x-changeover-model": served_by, "x-changeover-request-id": route.request_id}
+        if result.error is not None:
+            status = 504 if result.error == "timeout" else 502
+            return JSONResponse(
+                error_body(
+                    f"the upstream for {served_by} gave no answer ({result.error})",
+                    "upstream_error",
+                    result.error,
+                ),
+                status_code=status,
+                headers=headers,
+            )
+        headers.update(result.headers)
+        return Response(result.body, status_code=result.status, headers=headers)
+
+    async def chat_completions(self, request: Request) -> Response:
+        raw = await request.body()
+        authorization = request.headers.get("authorization")
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            payload = None
+        route = self.route(payload, request.headers)
+        if payload is not None and payload.get("stream") is True:
+            return await self._stream(route, payload, authorization)
+        model = route.model if payload is not None else self.incumbent
+        upstream = self.upstreams[model]
+        content = upstream.encode(payload) if payload is not None else raw
+        at = now()
+        result = await self._call(upstream, content, authorization)
+        self._log(route, model, "served", payload, False, at, result)
+        if model != self.incumbent and self.fallback and result.failed:
+            model = self.incumbent
+            upstream = self.upstreams[model]
+            at = now()
+            result = await self._call(upstream, upstream.encode(payload), authorization)
+            self._log(route, model, "fallback", payload, False, at, result)
+        self._maybe_mirror(route, model, payload, result, authorization)
+        return self._respond(route, model, result)
+
+    # ------------------------------------------------------------------ streaming
+
+    async def _open(
+        self, upstream: UpstreamClient, payload: dict[str, Any], authorization: str | None
+    ) -> tuple[httpx.Response | None, Result | None]:
+        """Open a stream; a non-200 answer or a failure comes back as a finished ``Result``."""
+        t0 = time.perf_counter()
+        try:
+            resp = await upstream.open_stream(upstream.encode(payload), authorization)
+        except httpx.HTTPError as exc:
+            return None, Result(None, None, {}, failure_kind(exc), (time.perf_counter() - t0) * 1000.0)
+        if resp.status_code != 200:
+            try:
+                body = await resp.aread()
+            finally:
+                await resp.aclose()
+            return None, Result(
+                resp.status_code, body, _relayed(resp.headers), None, (time.perf_counter() - t0) * 1000.0
+            )
+        return resp, None
+
+    async def _stream(self, route: Route, payload: dict[str, Any], authorization: str | None) -> Response:
+        model = route.model
+        at = now()
+        t0 = time.perf_counter()
+        resp, finished = await self._open(self.upstreams[model], payload, authorization)
+        if finished is not None and model != self.incumbent and self.fallback and finished.failed:
+            self._log(route, model, "served", payload, True, at, finished)
+            model, at, t0 = self.incumbent, now(), time.perf_counter()
+            resp, finished = await self._open(self.upstreams[model], payload, authorization)
+            role = "fallback"
+        else:
+            role = "served"
+        if finished is not None:
+            self._log(route, model, role, payload, True, at, finished)
+            return self._respond(route, model, finished)
+        headers = {
+            "x-changeover-model": model,
+            "x-changeover-request-id": route.request_id,
+            **_relayed(resp.headers),
+        }
+        return StreamingResponse(
+            self._relay(route, model, role, payload, authorization, resp, at, t0),
+            status_code=200,
+            headers=headers,
+        )
+
+    async def _relay(
+        self,
+        route: Route,
+        model: str,
+        role: str,
+        payload: dict[str, Any],
+        authorization: str | None,
+        resp: httpx.Response,
+        at,
+        t0: float,
+    ) -> AsyncIterator[bytes]:
+        chunks: list[bytes] = []
+        ttft = None
+        error = None
+        try:
+            async for chunk in resp.aiter_raw():
+                if ttft is None:
+                    ttft = (time.perf_counter() - t0) * 1000.0
+                chunks.append(chunk)
+                yield chunk
+        except httpx.HTTPError as exc:
+            error = failure_kind(exc)
+        except BaseException:
+            error = "client_disconnected"
+            raise
+        finally:
+            await resp.aclose()
+            result = Result(200, b"".join(chunks), {}, error, (time.perf_counter() - t0) * 1000.0)
+            self._log(route, model, role, payload, True, at, result, ttft)
+            if error is None:
+                self._maybe_mirror(route, model, payload, result, authorization)

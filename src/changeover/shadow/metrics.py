@@ -1,0 +1,79 @@
+"""Prometheus text exposition for the gateway: requests, latency histograms, drops, stage, triggers.
+
+A few counters and histograms kept as plain dicts (the event loop is one
+thread), rendered in the Prometheus text format 0.0.4 on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    if not names:
+        return ""
+    escaped = (str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for v in values)
+    return "{" + ",".join(f'{n}="{v}"' for n, v in zip(names, escaped, strict=True)) + "}"
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_MS):
+        self.buckets = buckets
+        self.counts: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * (len(buckets) + 1))
+        self.sums: dict[tuple[str, ...], float] = defaultdict(float)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        self.counts[labels][bisect.bisect_left(self.buckets, value)] += 1
+        self.sums[labels] += value
+
+    def render(self, name: str, label_names: tuple[str, ...]) -> list[str]:
+        out = []
+        for labels, counts in sorted(self.counts.items()):
+            running = 0
+            for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
+                running += count
+                le = "+Inf" if bound == float("inf") else f"{bound:g}"
+                out.append(f"{name}_bucket{_labels((*label_names, 'le'), (*labels, le))} {running}")
+            out.append(f"{name}_sum{_labels(label_names, labels)} {self.sums[labels]:.3f}")
+            out.append(f"{name}_count{_labels(label_names, labels)} {running}")
+        return out
+
+
+class Metrics:
+    """The gateway's metrics; ``render`` adds gauges read at scrape time."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)  # model, role, outcome
+        self.latency = Histogram()
+
+    def observe(self, model: str, role: str, outcome: str, latency_ms: float) -> None:
+        self.requests[(model, role, outcome)] += 1
+        self.latency.observe((model, role), latency_ms)
+
+    def render(self, gauges: dict[str, tuple[str, dict[tuple[tuple[str, str], ...], float]]]) -> str:
+        """``gauges``: name -> (help, {((label, value), ...): number})."""
+        lines = [
+            "# HELP changeover_requests_total Answers by model, role (served/mirror/fallback) and outcome.",
+            "# TYPE changeover_requests_total counter",
+        ]
+        for (model, role, outcome), n in sorted(self.requests.items()):
+            lines.append(
+                f"changeover_requests_total{_labels(('model', 'role', 'outcome'), (model, role, outcome))}"
+                f" {n}"
+            )
+        lines += [
+            "# HELP changeover_latency_ms Upstream answer latency in milliseconds.",
+            "# TYPE changeover_latency_ms histogram",
+            *self.latency.render("changeover_latency_ms", ("model", "role")),
+        ]
+        for name, (help_text, series) in gauges.items():
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+            for labels, value in series.items():
+                names = tuple(k for k, _ in labels)
+                values = tuple(v for _, v in labels)
+                lines.append(f"{name}{_labels(names, values)} {value:g}")
+        return "\n".join(lines) + "\n"

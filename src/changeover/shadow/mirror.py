@@ -1,0 +1,125 @@
+"""Mirroring off the request path: a bounded queue of requests replayed to the candidates.
+
+``offer`` never waits: a sampled request is queued once per candidate, and when
+the queue is full the mirror is dropped and counted. A fixed pool of workers
+sends the mirrors (non-streaming, with the shadow timeout), so a hanging or
+failing candidate can only fill the queue, never slow the user's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from changeover.shadow.exchange import Exchange
+from changeover.shadow.upstream import UpstreamClient, failure_kind
+from changeover.store.events import now
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorJob:
+    request_id: str
+    payload: dict[str, Any]
+    request_type: str
+    subject: str | None
+    stage: int
+    weight: int
+    authorization: str | None  # kept in memory for the call only
+
+
+class Mirror:
+    def __init__(
+        self,
+        upstreams: dict[str, UpstreamClient],
+        candidates: list[str],
+        rate: Callable[[str], float],
+        on_answer: Callable[[Exchange], Any],
+        queue_size: int = 1000,
+        concurrency: int = 8,
+        timeout: float = 30.0,
+    ):
+        self.upstreams = upstreams
+        self.candidates = candidates
+        self.rate = rate
+        self.on_answer = on_answer
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.queue: asyncio.Queue[tuple[str, MirrorJob]] = asyncio.Queue(maxsize=queue_size)
+        self.sent: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self._workers: list[asyncio.Task] = []
+
+    def sampled(self, request_type: str) -> bool:
+        rate = self.rate(request_type)
+        return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+
+    def offer(self, job: MirrorJob) -> None:
+        """Queue ``job`` for every candidate; drop (and count) what does not fit."""
+        for candidate in self.candidates:
+            try:
+                self.queue.put_nowait((candidate, job))
+            except asyncio.QueueFull:
+                self.dropped[candidate] += 1
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"changeover-mirror-{i}") for i in range(self.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Stop the workers; mirrors still queued are dropped (counted) - users never waited on them."""
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        while not self.queue.empty():
+            candidate, _ = self.queue.get_nowait()
+            self.dropped[candidate] += 1
+
+    async def _work(self) -> None:
+        while True:
+            candidate, job = await self.queue.get()
+            try:
+                await self._send(candidate, job)
+            finally:
+                self.queue.task_done()
+
+    async def _send(self, candidate: str, job: MirrorJob) -> None:
+        upstream = self.upstreams[candidate]
+        payload = {k: v for k, v in job.payload.items() if k != "stream_options"}
+        content = upstream.encode(payload, stream=False)
+        at = now()
+        t0 = time.perf_counter()
+        status = body = error = None
+        try:
+            resp = await upstream.post(content, job.authorization, timeout=self.timeout)
+            status, body = resp.status_code, resp.content
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure of a candidate is data, not a crash
+            error = failure_kind(exc)
+            self.failed[candidate] += 1
+        self.sent[candidate] += 1
+        self.on_answer(
+            Exchange(
+                job.request_id,
+                at,
+                candidate,
+                "mirror",
+                job.request_type,
+                job.subject,
+                job.stage,
+                job.weight,
+                False,
+                job.payload,
+                body,
+                status,
+                error,
+                (time.perf_counter() - t0) * 1000.0,
+            )
+        )

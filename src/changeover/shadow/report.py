@@ -1,0 +1,134 @@
+"""The shadow report: per candidate and request type, how the mirrored answers compare with the incumbent's.
+
+For each (candidate, request type) and overall: semantic-equivalence rate on the
+pairs, disagreements classified better / worse / different, latency percentiles,
+tokens and cost per 1k requests, refusal / error / malformed / timeout rates and
+format drift, each beside the incumbent's own value on the same requests.
+A disagreement is classified by a judge when one is given; otherwise the
+deterministic rule: an answer against a failure or refusal is better (or worse),
+anything else is just different.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from changeover.shadow.answers import Answer, Pair, load_answers, pairs
+from changeover.shadow.checks import equivalent, format_drift
+
+Comparer = Callable[[Pair], str]  # -> "better" | "worse" | "different"
+
+ALL = "all"
+
+
+def _usable(a: Answer) -> bool:
+    return a.ok and not a.refusal
+
+
+def compare(pair: Pair) -> str:
+    """Deterministic disagreement class, from the user's side of the candidate's answer."""
+    inc, cand = _usable(pair.incumbent), _usable(pair.candidate)
+    if inc and not cand:
+        return "worse"
+    if cand and not inc:
+        return "better"
+    return "different"
+
+
+def _rate(xs: Sequence[Answer], hit: Callable[[Answer], bool]) -> float | None:
+    return sum(1 for a in xs if hit(a)) / len(xs) if xs else None
+
+
+def _latency(xs: Sequence[Answer]) -> dict[str, float | None]:
+    lat = [a.latency_ms for a in xs if a.ok and a.latency_ms is not None]
+    if not lat:
+        return {"p50": None, "p95": None, "p99": None}
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+def _per_1k(xs: Sequence[Answer], get: Callable[[Answer], float | None]) -> float | None:
+    values = [get(a) for a in xs]
+    known = [v for v in values if v is not None]
+    return 1000.0 * sum(known) / len(xs) if xs and known else None
+
+
+def model_profile(xs: Sequence[Answer]) -> dict[str, Any]:
+    answered = [a for a in xs if a.ok]
+    return {
+        "answers": len(xs),
+        "latency_ms": _latency(xs),
+        "tokens_in_per_1k": _per_1k(xs, lambda a: a.tokens_in),
+        "tokens_out_per_1k": _per_1k(xs, lambda a: a.tokens_out),
+        "cost_usd_per_1k": _per_1k(xs, lambda a: a.cost_usd),
+        "refusal_rate": _rate(answered, lambda a: bool(a.refusal)),
+        "error_rate": _rate(xs, lambda a: not a.ok),
+        "malformed_rate": _rate(xs, lambda a: a.malformed),
+        "timeout_rate": _rate(xs, lambda a: a.timed_out),
+    }
+
+
+@dataclass
+class ShadowReport:
+    since: datetime | None
+    incumbent: str
+    rows: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "incumbent": self.incumbent,
+            "rows": self.rows,
+        }
+
+
+def summarise(
+    group: Sequence[Pair],
+    judge: Callable[[str | None, str | None], bool] = equivalent,
+    comparer: Comparer = compare,
+) -> dict[str, Any]:
+    both = [p for p in group if p.incumbent.ok and p.candidate.ok]
+    same = [p for p in both if judge(p.incumbent.text, p.candidate.text)]
+    classes = {"better": 0, "worse": 0, "different": 0}
+    same_ids = {id(p) for p in same}
+    for p in group:
+        if id(p) in same_ids:
+            continue
+        classes[comparer(p)] += 1
+    drift = [p for p in both if format_drift(p.incumbent.text, p.candidate.text)]
+    return {
+        "pairs": len(group),
+        "equivalence_rate": len(same) / len(both) if both else None,
+        "disagreements": classes,
+        "format_drift_rate": len(drift) / len(both) if both else None,
+        "candidate": model_profile([p.candidate for p in group]),
+        "incumbent": model_profile([p.incumbent for p in group]),
+    }
+
+
+def build_report(
+    store,
+    incumbent: str,
+    candidates: Sequence[str],
+    since: datetime | None = None,
+    judge: Callable[[str | None, str | None], bool] = equivalent,
+    comparer: Comparer = compare,
+) -> ShadowReport:
+    answers = load_answers(store, since=since, models=[incumbent, *candidates])
+    rows = []
+    for candidate in candidates:
+        matched = pairs(answers, incumbent, candidate)
+        by_type: dict[str, list[Pair]] = defaultdict(list)
+        for p in matched:
+            by_type[p.incumbent.request_type].append(p)
+        for request_type, group in [(ALL, matched), *sorted(by_type.items())]:
+            rows.append(
+                {"candidate": candidate, "request_type": request_type, **summarise(group, judge, comparer)}
+            )
+    return ShadowReport(since, incumbent, rows)

@@ -1,0 +1,62 @@
+"""The gateway's own tables: the shadow log (one row per model answer) and the contamination ledger.
+
+``shadow_log`` holds every answer the gateway saw: the one served to the user
+(``role = served``) and each mirrored candidate answer (``role = mirror``), with
+the redacted request context, latency, tokens, cost, errors and refusals.
+``contamination_ledger`` holds one row per request a candidate answered for a
+user, so after a rollback a team knows whose conversations it touched.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text
+
+from changeover.store import Store
+from changeover.store.schema import ID, metadata
+
+shadow_log = Table(
+    "shadow_log",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("role", String(8), nullable=False),  # served | mirror
+    Column("request_type", String(128), nullable=False),
+    Column("subject", String(256), nullable=True),  # the sticky key (user / session id)
+    Column("stage", Integer, nullable=False),
+    Column("weight", Integer, nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("request", JSON, nullable=True),  # messages, tools, parameters (redacted)
+    Column("response_text", Text, nullable=True),
+    Column("status", Integer, nullable=True),  # upstream HTTP status; NULL = no answer
+    Column("error", Text, nullable=True),  # timeout | connect | http_500 | malformed ...
+    Column("latency_ms", Float, nullable=True),
+    Column("ttft_ms", Float, nullable=True),  # streaming: time to first chunk
+    Column("tokens_in", Integer, nullable=True),
+    Column("tokens_out", Integer, nullable=True),
+    Column("cost_usd", Float, nullable=True),
+    Column("refusal", Boolean, nullable=True),
+    Column("finish_reason", String(32), nullable=True),
+    Index("ix_shadow_log_at", "at"),
+    Index("ix_shadow_log_request", "request_id"),
+)
+
+contamination_ledger = Table(
+    "contamination_ledger",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("subject", String(256), nullable=True),
+    Column("candidate", String(256), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("stage", Integer, nullable=False),
+    Column("weight", Integer, nullable=False),
+    Index("ix_contamination_subject", "subject"),
+)
+
+GATEWAY_TABLES = (shadow_log, contamination_ledger)
+
+
+def ensure_tables(store: Store) -> None:
+    store.ensure(*GATEWAY_TABLES)

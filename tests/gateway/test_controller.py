@@ -1,0 +1,138 @@
+"""The rollout controller: Argo-style analysis on the shadow log, decisions written as events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.gateway.exchanges import exchange
+
+from changeover.rollout import state as rs
+from changeover.rollout.config import RolloutConfig
+from changeover.rollout.controller import Controller
+from changeover.shadow.config import Upstream
+from changeover.shadow.rows import RowMaker
+from changeover.shadow.writer import LogWriter
+from changeover.store.events import list_events, now
+
+UP = {"old": Upstream(base_url="http://x/v1"), "new": Upstream(base_url="http://y/v1")}
+
+
+def config(**kw) -> RolloutConfig:
+    base = {
+        "stages": [
+            {"weight": 0, "min_duration": "60s", "min_requests": 20},
+            {"weight": 50, "min_duration": "60s", "min_requests": 20},
+            {"weight": 100},
+        ],
+        "triggers": [{"metric": "error_rate", "above_baseline": 0.01, "min_samples": 10}],
+    }
+    return RolloutConfig(**{**base, **kw})
+
+
+def log(store, n: int, *, candidate_errors: float = 0.0, candidate_role: str = "mirror", latency=100.0):
+    rs.ensure_started(store, config(), "new", "gateway")  # the stage's window starts before the traffic
+    writer = LogWriter(store, RowMaker(UP, {"new"}), flush_interval=0.01).start()
+    bad = int(n * candidate_errors)
+    for i in range(n):
+        writer.submit(exchange(f"r{i}", "old", latency=100.0))
+        writer.submit(
+            exchange(f"r{i}", "new", candidate_role, latency=latency, error="http_500" if i < bad else None)
+        )
+    writer.close()
+
+
+class Clock:
+    def __init__(self):
+        self.offset = timedelta()
+
+    def __call__(self):
+        return now() + self.offset
+
+
+def test_a_failed_trigger_rolls_back_and_every_run_is_an_event(store):
+    cfg = config()
+    rs.advance(store, cfg, rs.read_state(store, cfg, "new"), "operator:ana", "offline GO")
+    log(store, 50, candidate_errors=0.2, candidate_role="served")
+    decision = Controller(store, cfg, "old", "new").tick()
+    assert decision.action == "rollback" and "error_rate" in decision.reason
+    state = rs.read_state(store, cfg, "new")
+    assert (state.status, state.weight) == ("rolled_back", 0)
+    analysis = list_events(store, kind_prefix="rollout.analysis")
+    assert len(analysis) == 1 and analysis[0].actor == "controller"
+    (m,) = analysis[0].payload["measurements"]
+    assert m["phase"] == "failed" and m["value"] == 0.2 and m["baseline"] == 0.0
+    (rollback,) = list_events(store, kind_prefix="rollout.rollback")
+    assert rollback.actor == "controller" and "failed" in rollback.reason
+
+
+def test_failure_limit_tolerates_failures_but_a_stage_never_advances_on_a_failed_check(store):
+    cfg = config(
+        failure_limit=1, stages=[{"weight": 0, "min_duration": 0, "min_requests": 0}, {"weight": 100}]
+    )
+    log(store, 50, candidate_errors=0.2)
+    ctl = Controller(store, cfg, "old", "new")
+    first = ctl.tick()
+    assert first.action == "hold" and "never advances on a failed check" in first.reason
+    assert ctl.tick().action == "rollback"
+
+
+def test_advances_only_after_the_window_and_consecutive_successes(store):
+    cfg = config(consecutive_success=2)
+    log(store, 30)
+    clock = Clock()
+    ctl = Controller(store, cfg, "old", "new", clock=clock)
+    first = ctl.tick()
+    assert first.action == "hold" and "stabilising" in first.reason
+    clock.offset = timedelta(seconds=61)
+    assert ctl.tick().action == "advance"  # second success in a row, window passed
+    state = rs.read_state(store, cfg, "new")
+    assert (state.stage, state.weight) == (1, 50)
+    # the new stage starts its own window: its counters restart and it waits again
+    assert ctl.tick().action == "hold"
+
+
+def test_not_enough_traffic_holds_the_stage(store):
+    cfg = config(stages=[{"weight": 0, "min_duration": 0, "min_requests": 100}, {"weight": 100}])
+    log(store, 30)
+    decision = Controller(store, cfg, "old", "new").tick()
+    assert decision.action == "hold" and "30 of 100" in decision.reason
+
+
+def test_inconclusive_pauses_for_a_human_and_a_paused_rollout_still_rolls_back(store):
+    cfg = config(triggers=[{"metric": "p99_latency", "ratio": 1.3, "inconclusive": 20, "min_samples": 10}])
+    log(store, 30, latency=120.0)  # limit 130 ms, inconclusive from 110 ms
+    ctl = Controller(store, cfg, "old", "new")
+    assert ctl.tick().action == "pause"
+    assert rs.read_state(store, cfg, "new").status == "paused"
+    log(store, 60, latency=400.0)
+    assert ctl.tick().action == "rollback"
+
+
+def test_unmeasurable_triggers_have_their_own_consecutive_error_budget(store):
+    cfg = config(
+        consecutive_error_limit=2, triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 1}]
+    )
+    log(store, 30)
+
+    def broken(trigger, window):
+        raise RuntimeError("no assessment")
+
+    ctl = Controller(store, cfg, "old", "new", regression=broken)
+    assert [ctl.tick().action for _ in range(3)] == ["hold", "hold", "rollback"]
+    assert "could not be measured 3 times" in ctl.last.reason
+
+
+def test_p_regression_uses_the_assessment_posterior(store):
+    cfg = config(
+        triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 10}],
+        stages=[{"weight": 0, "min_duration": 0, "min_requests": 0}, {"weight": 100}],
+    )
+    log(store, 30)
+    seen = {}
+
+    def posterior(trigger, window):
+        seen["pairs"] = len(window.pairs)
+        return 0.97, len(window.pairs)
+
+    decision = Controller(store, cfg, "old", "new", regression=posterior).tick()
+    assert seen["pairs"] == 30 and decision.action == "rollback"
