@@ -29,7 +29,8 @@ class Dimension(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    signal: str | None = Field(None, description="signals key holding the automated verdict; default: the dimension's name")
+    signal: str | None = Field(None, description="signals key holding the automated verdict; "
+                                                 "default: the dimension's name")
     margin: float = Field(0.02, ge=0.0, lt=1.0, description="non-inferiority margin on the pass rate")
     levels: int | None = Field(None, ge=2, le=20, description="number of ordinal levels 1..K, if the signal is ordinal")
     bins: int = Field(4, ge=2, le=20, description="quantile bins for a continuous score in [0,1]")

@@ -11,6 +11,7 @@ verdicts (1 = acceptable, 0 = not; a list when several annotators judged).
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
@@ -233,15 +234,23 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.exists():
         raise RecordsError(f"{path}: no such file; give the path of a .jsonl, .csv or .parquet records file")
     suffix = path.suffix.lower()
+    if suffix == ".gz":
+        suffix = Path(path.stem).suffix.lower()
+        if suffix not in (".jsonl", ".ndjson"):
+            raise RecordsError(f"{path}: only gzipped JSONL (.jsonl.gz) is read compressed")
+        opener = gzip.open
+    else:
+        opener = open
     if suffix in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8") as fh:
+        with opener(path, "rt", encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
                     yield lineno, json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise RecordsError(f"{where(path, lineno)}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise RecordsError(f"{where(path, lineno)}: not valid JSON "
+                                       f"({exc.msg} at column {exc.colno})") from None
     elif suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -260,7 +269,7 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             row = unflatten(row) if any("." in k for k in row) else row
             yield lineno, {k: v for k, v in row.items() if v is not None}
     else:
-        raise RecordsError(f"{path}: unknown records format '{suffix}'; use .jsonl, .csv or .parquet")
+        raise RecordsError(f"{path}: unknown records format '{suffix}'; use .jsonl, .jsonl.gz, .csv or .parquet")
 
 
 def read_records(path: str | Path) -> list[Record]:

@@ -48,7 +48,7 @@ for module in (assess, evaluate, prompts, gateway, embeddings, label, report):
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors print without a traceback, exit 2."""
     try:
-        app(args=argv, prog_name="changeover", standalone_mode=False)
+        rc = app(args=argv, prog_name="changeover", standalone_mode=False)
     except ChangeoverError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
@@ -62,7 +62,7 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # typer.Exit inside commands with a code
         return int(exc.code or 0)
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 def main() -> None:

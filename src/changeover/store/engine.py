@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Engine, Table, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError, ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from changeover.errors import StoreError
 from changeover.store import schema

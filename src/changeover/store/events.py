@@ -7,7 +7,7 @@ evaluations and re-embedding milestones all land here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
@@ -28,7 +28,7 @@ class Event:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def append_event(conn: Connection, kind: str, subject: str, actor: str,
@@ -65,4 +65,4 @@ def list_events(store: Store, subject: str | None = None, kind_prefix: str | Non
 
 def _aware(at: datetime) -> datetime:
     # SQLite returns naive datetimes; everything we write is UTC.
-    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

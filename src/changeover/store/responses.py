@@ -66,7 +66,7 @@ def add_records(store: Store, records: Iterable[Record], source: str | None = No
                                          .where(responses.c.fingerprint.in_(chunk))).scalars())
         seen: set[str] = set()
         rows = []
-        for rec, fp in zip(records, fingerprints):
+        for rec, fp in zip(records, fingerprints, strict=True):
             if fp in existing or fp in seen:
                 continue
             seen.add(fp)

@@ -6,8 +6,19 @@ JSON columns hold the open-ended parts (segment, signals, optional fields).
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table,
-                        Text, UniqueConstraint, Index)
+from sqlalchemy import (
+                        JSON,
+                        BigInteger,
+                        Column,
+                        DateTime,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 
 metadata = MetaData()
 
