@@ -1,9 +1,84 @@
-"""CLI commands for the evaluate feature (registered by `changeover.cli`)."""
+"""CLI commands for the evaluate feature: ``changeover evaluate`` (registered by `changeover.cli`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from changeover.cli.common import DB_OPTION, console, write_json
+
+EVALUATE_HELP = (
+    "Run the incumbent and every candidate on sampled production traffic, judge each response, and "
+    "write the records that `changeover assess` decides on.\n\n"
+    "Samples the logged interactions stratified by segment (each row keeps its sampling weight), calls "
+    "every model with its own prompt variant (concurrency, rate limits, retries, timeouts from the "
+    "spec's models: section), judges every response on each signal of the judges: section, and picks "
+    "the items to send to humans. Every call is cached in the store: a rerun, or a resumed run after a "
+    "crash, calls nothing twice. API keys come only from the environment (api_key_env).\n\n"
+    "Example: changeover evaluate --spec migration.yaml --prompts logged_traffic.jsonl --sample 2000 "
+    "--labels-budget 300\n\n"
+    "then: changeover assess --spec migration.yaml --records .changeover/evaluate/records.jsonl\n\n"
+    "Writes OUT/records.jsonl, OUT/to_label.jsonl, OUT/summary.json (and OUT/assess-spec.yaml with "
+    "--prompt-ab). See docs/evaluate.md for the spec sections.")
+
+
+def print_summary(summary: dict, paths: dict[str, Path]) -> None:
+    table = Table(title=f"evaluated {summary['items']:,} interactions", title_justify="left")
+    signals = sorted({s for arm in summary["arms"] for s in arm["signal_means"]})
+    for col in ("arm", "calls", "cached", "errors", "latency ms", "tokens out", "cost $", *signals):
+        table.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
+    for arm in summary["arms"]:
+        n = max(1, arm["calls"] + arm["cached"])
+        means = [("-" if arm["signal_means"][s] is None else f"{arm['signal_means'][s]:.3f}") for s in signals]
+        table.add_row(arm["name"], f"{arm['calls']:,}", f"{arm['cached']:,}",
+                      f"[red]{arm['errors']:,}[/]" if arm["errors"] else "0",
+                      f"{arm['latency_ms'] / n:,.0f}", f"{arm['tokens_out'] / n:,.1f}", f"{arm['cost_usd']:.4f}",
+                      *means)
+    console.print(table)
+    for signal, counts in summary["judges"].items():
+        if counts.get("unscorable"):
+            console.print(f"[yellow]{signal}[/]: {counts['unscorable']:,} responses unscorable "
+                          "(see extra.unscorable in the records)")
+    for name, path in paths.items():
+        console.print(f"{name}: {path}")
+    spec_path = paths.get("assess_spec")
+    console.print(f"next: changeover assess --spec {spec_path or '<your spec>'} --records {paths['records']}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this feature's commands to the main app (none yet)."""
+    """Add `changeover evaluate` to the main app."""
+
+    @app.command("evaluate", help=EVALUATE_HELP)
+    def evaluate_cmd(
+        spec: Path = typer.Option(..., "--spec", "-s", help="Migration spec (YAML) with models:, judges:."),
+        prompts: Path = typer.Option(..., "--prompts", "-p",
+                                     help="Logged production interactions (.jsonl, .csv or .parquet)."),
+        sample: int | None = typer.Option(None, min=1, help="Interactions to sample (default: evaluate.sample "
+                                                            "or all)."),
+        labels_budget: int | None = typer.Option(None, "--labels-budget", min=0,
+                                                 help="Items to export for human labelling."),
+        prompt_ab: bool | None = typer.Option(None, "--prompt-ab/--no-prompt-ab",
+                                              help="Run {old, adapted prompt} x {old, new model}."),
+        out: Path = typer.Option(Path(".changeover/evaluate"), "--out", "-o", help="Output folder."),
+        db: str | None = DB_OPTION,
+        json_out: Path | None = typer.Option(None, "--json", help="Write the run summary as JSON here."),
+        seed: int | None = typer.Option(None, help="Sampling seed (default: the spec's seed)."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    ) -> None:
+        from changeover.config import load_spec
+        from changeover.evaluate import evaluate, write_outputs
+        from changeover.prompts import read_interactions
+        from changeover.store import open_store
+
+        migration = load_spec(spec)
+        interactions = read_interactions(prompts)
+        with open_store(db) as store:
+            result = evaluate(migration, interactions, store=store, sample=sample, labels_budget=labels_budget,
+                              prompt_ab=prompt_ab, seed=seed, progress=progress)
+        paths = write_outputs(result, out)
+        summary = result.summary()
+        if json_out is not None:
+            write_json(summary, json_out)
+        print_summary(summary, paths)

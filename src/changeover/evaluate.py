@@ -1,0 +1,406 @@
+"""Offline evaluation: sample logged traffic -> run incumbent and candidates -> judge -> records.
+
+The records it writes are what ``assess`` decides on: one per (item, arm),
+with a signal per judge, the segment and sampling weight of the logged
+interaction, tokens, latency, cost, error, the prompt version, and each
+signal's judge identity (``extra["judges"]``). Every model and judge call
+goes through the call cache, so a rerun, or a resumed run after a crash,
+calls nothing twice. One model failing (500s, timeouts) leaves its records
+with ``error`` set and the others' results intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from changeover.config import MigrationSpec
+from changeover.errors import ChangeoverError, RecordsError
+from changeover.judges import Case, Judge, build_judges, judge_configs, judge_models
+from changeover.prompts import Arm, Interaction, Registry, load_registry, plan_arms, spec_for_arms
+from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, ModelClient, build_clients
+from changeover.records import Record, write_records
+from changeover.store import Store
+
+
+class EvaluateConfig(BaseModel):
+    """The spec's ``evaluate:`` section (command-line options override it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample: int | None = Field(None, ge=1, description="interactions to sample (default: all)")
+    min_per_segment: int = Field(5, ge=1, description="each segment gets at least this many (if it has them)")
+    labels_budget: int = Field(0, ge=0, description="items to export for human labelling")
+    params: dict[str, Any] = Field(default_factory=dict, description="generation parameters for every call")
+    prompt_ab: bool = Field(False, description="run the 2x2 of {old, adapted prompt} x {old, new model}")
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True, slots=True)
+class Sampled:
+    """A sampled interaction and how many production interactions it stands for."""
+
+    interaction: Interaction
+    weight: float
+
+
+def stratum(interaction: Interaction, segment_by: list[str]) -> str:
+    return "/".join(interaction.segment.get(k, "") for k in segment_by) or "all"
+
+
+def check_segments(interactions: list[Interaction], segment_by: list[str]) -> None:
+    for inter in interactions:
+        missing = [k for k in segment_by if not inter.segment.get(k)]
+        if missing:
+            raise RecordsError(f"{inter.source}: field 'segment.{missing[0]}' is missing; the spec splits "
+                               f"by {segment_by} (segment_by), so every interaction needs them")
+
+
+def sample_interactions(interactions: list[Interaction], segment_by: list[str], n: int | None,
+                        seed: int, min_per_segment: int = 5) -> list[Sampled]:
+    """Stratified sample by segment: square-root allocation with a floor per segment.
+
+    Proportional allocation would drown rare segments (a 1% segment gets 20 of
+    2000); equal allocation wastes the budget on them. Square-root allocation
+    sits between, the floor keeps every segment estimable, and each row's
+    weight N_h / n_h (times its own logged weight) lets ``assess`` re-weight to
+    real traffic.
+    """
+    strata: dict[str, list[Interaction]] = defaultdict(list)
+    for inter in interactions:
+        strata[stratum(inter, segment_by)].append(inter)
+    total = len(interactions)
+    if n is None or n >= total:
+        take = {h: len(rows) for h, rows in strata.items()}
+    else:
+        roots = {h: math.sqrt(len(rows)) for h, rows in strata.items()}
+        scale = n / sum(roots.values())
+        take = {h: min(len(strata[h]), max(min_per_segment, round(roots[h] * scale))) for h in strata}
+        _trim_to(take, n, {h: min(len(strata[h]), min_per_segment) for h in strata})
+    rng = random.Random(seed)
+    out: list[Sampled] = []
+    for h in sorted(strata):
+        rows = strata[h]
+        chosen = rows if take[h] >= len(rows) else rng.sample(rows, take[h])
+        w = len(rows) / max(1, take[h])
+        out.extend(Sampled(inter, w * (inter.weight or 1.0)) for inter in chosen)
+    return out
+
+
+def _trim_to(take: dict[str, int], n: int, floor: dict[str, int]) -> None:
+    """Bring the allocation's sum to ``n`` (floors may push it over; rounding either way)."""
+    while sum(take.values()) > n:
+        h = max((h for h in take if take[h] > floor[h]), key=lambda h: take[h], default=None)
+        if h is None:
+            return
+        take[h] -= 1
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class RateColumn(ProgressColumn):
+    """Calls per second."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-/s" if speed is None else f"{speed:.1f}/s", style="progress.data.speed")
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False) as bar:
+        yield bar
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class ArmStats:
+    calls: int = 0
+    cached: int = 0
+    errors: int = 0
+    latency_ms: float = 0.0
+    tokens_in: float = 0.0
+    tokens_out: float = 0.0
+    cost_usd: float = 0.0
+
+    def add(self, c: Completion, cached: bool) -> None:
+        self.cached += cached
+        self.calls += not cached
+        self.errors += not c.ok
+        self.latency_ms += c.latency_ms or 0.0
+        self.tokens_in += c.tokens_in or 0
+        self.tokens_out += c.tokens_out or 0
+        self.cost_usd += c.cost_usd or 0.0
+
+
+@dataclass
+class EvaluationResult:
+    """What an evaluation produced: records for ``assess``, items to label, and run statistics."""
+
+    records: list[Record]
+    arms: list[Arm]
+    spec_for_assess: MigrationSpec
+    arm_stats: dict[str, ArmStats]
+    judge_stats: dict[str, Counter]
+    to_label: list[dict[str, Any]] = field(default_factory=list)
+    label_source: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        signals: dict[str, dict[str, float | None]] = defaultdict(dict)
+        for arm in self.arms:
+            recs = [r for r in self.records if r.model == arm.name]
+            for sig in self.judge_stats:
+                vals = [r.signals[sig] for r in recs if r.signals.get(sig) is not None]
+                signals[arm.name][sig] = round(sum(vals) / len(vals), 4) if vals else None
+        return {
+            "items": len({r.item for r in self.records}),
+            "arms": [{"name": a.name, "model": a.model, "prompt_for": a.prompt_for,
+                      **{k: round(v, 6) if isinstance(v, float) else v
+                         for k, v in vars(self.arm_stats[a.name]).items()},
+                      "signal_means": signals[a.name]} for a in self.arms],
+            "judges": {s: dict(c) for s, c in self.judge_stats.items()},
+            "incumbent": self.spec_for_assess.incumbent,
+            "candidates": self.spec_for_assess.candidates,
+            "to_label": len(self.to_label),
+            "label_source": self.label_source,
+        }
+
+
+class Evaluation:
+    """One evaluation run over sampled interactions, arms and judges (use ``run``)."""
+
+    def __init__(self, spec: MigrationSpec, sampled: list[Sampled], arms: list[Arm], registry: Registry,
+                 clients: dict[str, ModelClient], judges: dict[str, Judge], caller: CachedCaller,
+                 params: dict[str, Any] | None = None):
+        self.spec = spec
+        self.sampled = sampled
+        self.arms = arms
+        self.registry = registry
+        self.clients = clients
+        self.judges = judges
+        self.caller = caller
+        self.params = params or {}
+        self.arm_stats = {a.name: ArmStats() for a in arms}
+        self.judge_stats: dict[str, Counter] = {s: Counter() for s in judges}
+        self._bar: Progress | None = None
+        self._tasks: dict[str, Any] = {}
+
+    async def run(self, progress: bool = False) -> list[Record]:
+        with progress_bars(progress) as bar:
+            self._bar = bar
+            if bar is not None:
+                n = len(self.sampled) * len(self.arms)
+                self._tasks = {"responses": bar.add_task("responses", total=n),
+                               "judgements": bar.add_task("judgements", total=n * len(self.judges))}
+            per_item = await asyncio.gather(*(self._item(s) for s in self.sampled))
+        return [rec for recs in per_item for rec in recs]
+
+    def _advance(self, task: str) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._tasks[task])
+
+    async def _item(self, sampled: Sampled) -> list[Record]:
+        inter = sampled.interaction
+        rendered = [self.registry.render(inter, arm.prompt_for) for arm in self.arms]
+        answers = await asyncio.gather(*(self._respond(arm, inter, r.messages, r.params, r.tools, r.version)
+                                         for arm, r in zip(self.arms, rendered, strict=True)))
+        incumbent_text = answers[0].text
+        return list(await asyncio.gather(*(
+            self._judge(arm, sampled, answer, incumbent_text, r.version)
+            for arm, answer, r in zip(self.arms, answers, rendered, strict=True))))
+
+    async def _respond(self, arm: Arm, inter: Interaction, messages: list[dict[str, Any]],
+                       params: dict[str, Any], tools: list[dict[str, Any]] | None, version: str) -> Completion:
+        request = ChatRequest(messages, {**self.params, **params}, tools, inter.item)
+        completion, cached = await self.caller.call(self.clients[arm.model], "response", inter.item, version,
+                                                    request)
+        if completion.text is None and completion.tool_calls:
+            completion.text = json.dumps(completion.tool_calls, ensure_ascii=False)
+        self.arm_stats[arm.name].add(completion, cached)
+        self._advance("responses")
+        return completion
+
+    async def _judge(self, arm: Arm, sampled: Sampled, answer: Completion, incumbent_text: str | None,
+                     version: str) -> Record:
+        inter = sampled.interaction
+        case = Case(item=inter.item, model=arm.name, prompt=inter.prompt_text, response=answer.text,
+                    messages=inter.messages, reference=inter.reference, incumbent_response=incumbent_text,
+                    is_incumbent=arm.name == self.spec.incumbent, expect_refusal=inter.expect_refusal)
+        names = list(self.judges)
+        verdicts = await asyncio.gather(*(self._score(self.judges[s], case) for s in names))
+        notes = {s: v.note for s, v in zip(names, verdicts, strict=True) if v.value is None and v.note}
+        extra: dict[str, Any] = {"prompt_version": version, "judges": {s: self.judges[s].identity for s in names}}
+        if answer.finish_reason:
+            extra["finish_reason"] = answer.finish_reason
+        if notes:
+            extra["unscorable"] = notes
+        return Record(item=inter.item, model=arm.name, segment=dict(inter.segment),
+                      signals={s: v.value for s, v in zip(names, verdicts, strict=True)},
+                      prompt=inter.prompt_text, response=answer.text, reference=inter.reference,
+                      latency_ms=_round(answer.latency_ms), tokens_in=_num(answer.tokens_in),
+                      tokens_out=_num(answer.tokens_out), cost_usd=answer.cost_usd, error=answer.error,
+                      weight=round(sampled.weight, 6), extra=extra)
+
+    async def _score(self, judge: Judge, case: Case):
+        verdict = await judge.score(case)
+        self.judge_stats[judge.signal]["unscorable" if verdict.value is None else "scored"] += 1
+        self._advance("judgements")
+        return verdict
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _num(x: int | None) -> float | None:
+    return None if x is None else float(x)
+
+
+# --------------------------------------------------------------------------- labels to ask for
+
+
+def pick_labels(spec: MigrationSpec, records: list[Record], budget: int, seed: int) -> tuple[list[dict], str]:
+    """The items a human should label next: ``assess``'s ranking, or disagreements when it cannot run."""
+    if budget <= 0:
+        return [], ""
+    try:
+        from changeover.assess import assess
+
+        assessment = assess(spec, records, seed=seed, next_count=budget)
+        return list(assessment.next_labels[:budget]), "assess.next_labels"
+    except (ChangeoverError, ImportError) as exc:
+        return _disagreements(spec, records, budget, seed), f"signal disagreements ({exc})"
+
+
+def _disagreements(spec: MigrationSpec, records: list[Record], budget: int, seed: int) -> list[dict]:
+    """Fallback: (item, candidate, dimension) where the candidate's signal differs from the incumbent's."""
+    by = {(r.item, r.model): r for r in records}
+    rng = random.Random(seed)
+    rows = []
+    for r in records:
+        if r.model == spec.incumbent:
+            continue
+        inc = by.get((r.item, spec.incumbent))
+        for dim, d in spec.dimensions.items():
+            mine, theirs = r.signals.get(d.signal or dim), inc.signals.get(d.signal or dim) if inc else None
+            priority = 0 if mine is None or theirs is None or mine != theirs else 1
+            rows.append((priority, rng.random(), {"item": r.item, "model": r.model, "dimension": dim}))
+    rows.sort(key=lambda t: (t[0], t[1]))
+    return [row for _, _, row in rows[:budget]]
+
+
+def label_rows(to_label: list[dict], records: list[Record]) -> list[dict[str, Any]]:
+    """Rows for the labelling export: what to judge, with the request and the response."""
+    by = {(r.item, r.model): r for r in records}
+    out = []
+    for want in to_label:
+        rec = by.get((want["item"], want["model"]))
+        if rec is None:
+            continue
+        out.append({"item": rec.item, "model": rec.model, "dimension": want["dimension"],
+                    "segment": rec.segment, "prompt": rec.prompt, "response": rec.response,
+                    "reference": rec.reference})
+    return out
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def evaluate(spec: MigrationSpec, interactions: list[Interaction], *, store: Store | None = None,
+             sample: int | None = None, labels_budget: int | None = None, prompt_ab: bool | None = None,
+             registry: Registry | None = None, clients: dict[str, ModelClient] | None = None,
+             seed: int | None = None, progress: bool = False) -> EvaluationResult:
+    """Sample, run every arm, judge, and pick what to label. Arguments override ``evaluate:``."""
+    cfg = spec.section("evaluate", EvaluateConfig) or EvaluateConfig()
+    seed = spec.seed if seed is None else seed
+    check_segments(interactions, spec.segment_by)
+    sampled = sample_interactions(interactions, spec.segment_by, sample or cfg.sample, seed,
+                                  cfg.min_per_segment)
+    arms = plan_arms(spec, cfg.prompt_ab if prompt_ab is None else prompt_ab)
+    registry = registry if registry is not None else load_registry(spec)
+    configs = judge_configs(spec)
+    own_clients = clients is None
+    if clients is None:
+        clients = build_clients(spec, list(dict.fromkeys([a.model for a in arms] + judge_models(configs))))
+    budget = cfg.labels_budget if labels_budget is None else labels_budget
+    records, evaluation = asyncio.run(_run(spec, sampled, arms, registry, clients, configs, store, cfg.params,
+                                           progress, own_clients))
+    assess_spec = spec_for_arms(spec, arms)
+    to_label, source = pick_labels(assess_spec, records, budget, seed)
+    return EvaluationResult(records, arms, assess_spec, evaluation.arm_stats, evaluation.judge_stats,
+                            label_rows(to_label, records), source)
+
+
+async def _run(spec: MigrationSpec, sampled: list[Sampled], arms: list[Arm], registry: Registry,
+               clients: dict[str, ModelClient], configs: dict, store: Store | None, params: dict[str, Any],
+               progress: bool, close_clients: bool) -> tuple[list[Record], Evaluation]:
+    cache = CallCache(store) if store is not None else None
+    caller = CachedCaller(cache)
+    caller.preload([s.interaction.item for s in sampled])
+
+    def ask_for(signal: str, model: str):
+        async def ask(request: ChatRequest) -> Completion:
+            completion, _ = await caller.call(clients[model], f"judge:{signal}"[:32], request.item or "",
+                                              "judge", request)
+            return completion
+        return ask
+
+    judges = build_judges(spec, configs, ask_for)
+    evaluation = Evaluation(spec, sampled, arms, registry, clients, judges, caller, params)
+    try:
+        records = await evaluation.run(progress)
+    finally:
+        if cache is not None:
+            await cache.close()
+        if close_clients:
+            await asyncio.gather(*(c.aclose() for c in clients.values()))
+    return records, evaluation
+
+
+def write_outputs(result: EvaluationResult, out: Path) -> dict[str, Path]:
+    """records.jsonl, to_label.jsonl, summary.json and (A/B) assess-spec.yaml under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"records": out / "records.jsonl", "to_label": out / "to_label.jsonl",
+             "summary": out / "summary.json"}
+    write_records(result.records, paths["records"])
+    with paths["to_label"].open("w", encoding="utf-8") as fh:
+        for row in result.to_label:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    paths["summary"].write_text(json.dumps(result.summary(), indent=2, ensure_ascii=False) + "\n",
+                                encoding="utf-8")
+    if any(arm.name != arm.model for arm in result.arms):  # prompt A/B: assess the arms
+        raw = result.spec_for_assess.model_dump(mode="json", exclude_none=True)
+        raw.update(result.spec_for_assess.model_extra or {})
+        paths["assess_spec"] = out / "assess-spec.yaml"
+        paths["assess_spec"].write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return paths

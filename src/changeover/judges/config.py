@@ -1,0 +1,123 @@
+"""The spec's ``judges:`` section: which judge produces each signal, and building them.
+
+    judges:
+      correctness: {kind: llm, model: judge-model, rubric: correctness}
+      refusal:     {kind: refusal_phrases}
+      style:       {kind: llm, model: judge-model, rubric: style, style_guide: style.md}
+      format:      {kind: json_schema, schema: {type: object, required: [answer]}}
+
+Every dimension's signal needs a judge; a judge may also produce an extra
+signal that no dimension uses (it is stored, and ignored by ``assess``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+
+from changeover.config import MigrationSpec
+from changeover.errors import SpecError
+from changeover.judges.base import Ask, Judge
+from changeover.judges.checks import CHECKS, CheckJudge
+from changeover.judges.llm import LLMJudge
+from changeover.judges.rubrics import BUILTIN, custom_rubric
+
+JudgeKind = Literal["llm", "json_valid", "fenced_json", "json_schema", "refusal_phrases", "length_ratio",
+                    "language"]
+
+
+class JudgeConfig(BaseModel):
+    """One signal's judge."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind: JudgeKind
+    model: str | None = Field(None, description="llm: the judge model (a key of models:)")
+    rubric: str | None = Field(None, description="llm: correctness | refusal | style | equivalence | "
+                                                 "pairwise, or your own PASS/FAIL instructions")
+    levels: int | None = Field(None, ge=2, le=10, description="llm: answer on a 1..levels scale instead")
+    style_guide: str | None = Field(None, description="style: the guide's text, or a file next to the spec")
+    json_schema: dict[str, Any] | str | None = Field(None, alias="schema",
+                                                     description="json_schema: the schema, or a file")
+    language: str | None = Field(None, description="language: expected ISO 639-1 code "
+                                                   "(default: the request's)")
+    phrases: list[str] = Field(default_factory=list, description="refusal_phrases: extra phrases")
+    expect_refusal: bool = Field(False, description="refusal: assumed when the traffic does not say")
+    retries: int = Field(1, ge=0, le=3, description="llm: re-asks after an unparseable answer")
+    params: dict[str, Any] = Field(default_factory=dict, description="llm: generation parameters")
+
+    @model_validator(mode="after")
+    def _needs(self) -> JudgeConfig:
+        if self.kind == "llm" and not self.model:
+            raise ValueError("an llm judge needs 'model' (a key of models:)")
+        if self.kind == "llm" and not self.rubric:
+            raise ValueError(f"an llm judge needs 'rubric': one of {', '.join(BUILTIN)} or your own text")
+        if self.kind == "json_schema" and self.json_schema is None:
+            raise ValueError("a json_schema judge needs 'schema' (inline, or a .json file)")
+        return self
+
+
+class JudgesSection(RootModel[dict[str, JudgeConfig]]):
+    """``judges:`` maps a signal name to its judge."""
+
+
+def _text_or_file(spec: MigrationSpec, value: str, field: str) -> str:
+    if "\n" not in value and value.endswith((".md", ".txt", ".json", ".yaml", ".yml")):
+        path = spec.resolve(value)
+        if not path.exists():
+            raise SpecError(f"{spec.path or 'spec'}: field '{field}': no such file {path}")
+        return path.read_text(encoding="utf-8")
+    return value
+
+
+def judge_configs(spec: MigrationSpec) -> dict[str, JudgeConfig]:
+    """The validated ``judges:`` section; every dimension's signal must have a judge."""
+    section = spec.section("judges", JudgesSection)
+    configs = dict(section.root) if section is not None else {}
+    for name, dim in spec.dimensions.items():
+        if dim.signal not in configs:
+            raise SpecError(f"{spec.path or 'spec'}: field 'judges.{dim.signal}' is missing: dimension "
+                            f"'{name}' reads signal '{dim.signal}'; add e.g. "
+                            f"judges: {{{dim.signal}: {{kind: llm, model: <judge model>, rubric: {name}}}}}")
+    return configs
+
+
+def judge_models(configs: dict[str, JudgeConfig]) -> list[str]:
+    """The models the LLM judges call (they need clients too)."""
+    return list(dict.fromkeys(c.model for c in configs.values() if c.kind == "llm" and c.model))
+
+
+def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
+                 ask_for: Callable[[str, str], Ask]) -> dict[str, Judge]:
+    """One judge per signal; ``ask_for(signal, model)`` gives an LLM judge its way to call its model."""
+    import json
+
+    judges: dict[str, Judge] = {}
+    for signal, cfg in configs.items():
+        if cfg.kind == "llm":
+            assert cfg.model and cfg.rubric
+            rubric = BUILTIN.get(cfg.rubric) or custom_rubric(signal, cfg.rubric)
+            if cfg.levels:
+                if rubric.levels is None and set((rubric.labels or {}).values()) != {0, 1}:
+                    raise SpecError(f"{spec.path or 'spec'}: field 'judges.{signal}.levels': rubric "
+                                    f"'{rubric.name}' has no ordinal form; remove 'levels'")
+                rubric = rubric.ordinal(cfg.levels)
+            guide = (_text_or_file(spec, cfg.style_guide, f"judges.{signal}.style_guide")
+                     if cfg.style_guide else "")
+            if rubric.name == "style" and not guide:
+                raise SpecError(f"{spec.path or 'spec'}: field 'judges.{signal}.style_guide' is required by "
+                                "the style rubric (the guide's text or a .md file next to the spec)")
+            judges[signal] = LLMJudge(signal, rubric, cfg.model, ask_for(signal, cfg.model), guide,
+                                      cfg.retries, cfg.params, cfg.expect_refusal)
+        else:
+            options: dict[str, Any] = {"phrases": cfg.phrases, "language": cfg.language}
+            if cfg.kind == "json_schema":
+                schema = cfg.json_schema
+                if isinstance(schema, str):
+                    schema = json.loads(_text_or_file(spec, schema, f"judges.{signal}.schema"))
+                options["schema"] = schema
+            assert cfg.kind in CHECKS
+            judges[signal] = CheckJudge(signal, cfg.kind, {k: v for k, v in options.items() if v})
+    return judges

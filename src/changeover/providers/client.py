@@ -1,0 +1,77 @@
+"""A model as evaluation uses it: concurrency limit, rate limits, timeouts, retries, cost.
+
+``ModelClient.complete`` never raises for a failed call: after the retries it
+returns a ``Completion`` whose ``error`` says what went wrong. Retries back off
+exponentially with jitter and honour ``Retry-After``. After ``breaker``
+consecutive failures the model is considered down and calls fail fast, so a
+dead endpoint costs seconds, not hours, and the other models carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from changeover.providers.base import CallFailed, ChatRequest, Completion, Provider
+from changeover.providers.config import ModelConfig, Price
+from changeover.providers.limits import RateLimits
+
+
+class ModelClient:
+    """Wraps one provider with the limits and policies of its ``ModelConfig``."""
+
+    def __init__(self, name: str, provider: Provider, config: ModelConfig | None = None,
+                 price: Price | None = None, seed: int = 0):
+        self.name = name
+        self.provider = provider
+        self.config = config or ModelConfig()
+        self.price = price
+        self.limits = RateLimits(self.config.rpm, self.config.tpm)
+        self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._rng = random.Random(seed)
+        self.consecutive_failures = 0
+        self.calls = 0
+
+    @property
+    def broken(self) -> bool:
+        return self.consecutive_failures >= self.config.breaker
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Delay before retry ``attempt`` (0-based): Retry-After if given, else jittered doubling."""
+        if retry_after is not None:
+            return min(retry_after, self.config.backoff_max_s)
+        base = self.config.backoff_s * (2 ** attempt)
+        return min(self.config.backoff_max_s, base * (0.5 + self._rng.random()))
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if self.config.params:
+            request = ChatRequest(request.messages, {**self.config.params, **request.params},
+                                  request.tools, request.item)
+        attempts = 0
+        while True:
+            try:
+                await self.limits.acquire(request.estimated_tokens())
+                async with self._slots:
+                    if self.broken:
+                        return Completion(text=None, error=f"{self.name}: endpoint down after "
+                                          f"{self.consecutive_failures} consecutive failures; call not "
+                                          "attempted", attempts=attempts)
+                    attempts += 1
+                    self.calls += 1
+                    result = await asyncio.wait_for(self.provider.complete(request), self.config.timeout_s)
+            except (CallFailed, TimeoutError) as exc:
+                failure = exc if isinstance(exc, CallFailed) else CallFailed(
+                    f"timed out after {self.config.timeout_s:g} s", retryable=True)
+                self.consecutive_failures += 1
+                if not failure.retryable or attempts > self.config.max_retries:
+                    return Completion(text=None, error=f"{self.name}: {failure}", attempts=attempts)
+                await asyncio.sleep(self.backoff(attempts - 1, failure.retry_after))
+                continue
+            self.consecutive_failures = 0
+            result.attempts = attempts
+            if self.price is not None and result.error is None:
+                result.cost_usd = self.price.cost(result.tokens_in, result.tokens_out)
+            return result
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()

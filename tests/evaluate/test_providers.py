@@ -1,0 +1,140 @@
+"""Providers against a real HTTP server on loopback: wire protocol, retries, limits, failures, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from changeover.errors import ProviderError
+from changeover.providers import ChatRequest, ModelClient, ModelConfig, Price, build_provider
+from changeover.providers.anthropic import AnthropicProvider
+from changeover.providers.openai_compat import OpenAIProvider
+
+ASK = ChatRequest([{"role": "system", "content": "be brief"}, {"role": "user", "content": "capital of France?"}],
+                  {"max_tokens": 20}, item="q1")
+
+
+def client_for(fake, model: str, **cfg) -> ModelClient:
+    config = ModelConfig(base_url=fake.base_url, **{"backoff_s": 0.01, **cfg})
+    return ModelClient(model, OpenAIProvider(model, fake.base_url, concurrency=config.concurrency,
+                                             timeout_s=config.timeout_s), config,
+                       Price(input_per_1k=1.0, output_per_1k=2.0))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _many(client: ModelClient, n: int):
+    try:
+        return await asyncio.gather(*(client.complete(ChatRequest([{"role": "user", "content": f"q{i}"}],
+                                                                  item=str(i))) for i in range(n)))
+    finally:
+        await client.aclose()
+
+
+def test_completion_text_tokens_latency_and_cost(fake):
+    fake.set("m", reply="Paris.", latency=0.05)
+
+    async def go():
+        client = client_for(fake, "m")
+        try:
+            return await client.complete(ASK)
+        finally:
+            await client.aclose()
+
+    out = run(go())
+    assert out.ok and out.text == "Paris." and out.finish_reason == "stop"
+    assert (out.tokens_in, out.tokens_out) == (5, 1)
+    assert out.latency_ms >= 50
+    assert out.cost_usd == pytest.approx((5 * 1.0 + 1 * 2.0) / 1000)
+    sent = fake.log[0].body
+    assert sent["model"] == "m" and sent["max_tokens"] == 20 and sent["messages"] == ASK.messages
+
+
+def test_429_retry_after_is_honoured_then_succeeds(fake):
+    fake.set("busy", fail_first=2, fail_status=429, retry_after=0.3)
+    client = client_for(fake, "busy")
+    t0 = time.monotonic()
+    (out,) = run(_many(client, 1))
+    assert out.ok and out.attempts == 3
+    assert time.monotonic() - t0 >= 0.6
+    assert fake.calls["busy"] == 3
+
+
+def test_500s_exhaust_retries_into_an_error_not_an_exception(fake):
+    fake.set("down", fail_rate=1.0, fail_status=500)
+    (out,) = run(_many(client_for(fake, "down", max_retries=2), 1))
+    assert not out.ok and "HTTP 500" in out.error and out.text is None
+    assert fake.calls["down"] == 3
+
+
+def test_malformed_body_is_retried_and_reported(fake):
+    fake.set("bad", malformed="schema")
+    (out,) = run(_many(client_for(fake, "bad", max_retries=1), 1))
+    assert "malformed" in out.error and fake.calls["bad"] == 2
+    fake.set("trunc", malformed="json")
+    (out,) = run(_many(client_for(fake, "trunc", max_retries=0), 1))
+    assert "not JSON" in out.error
+
+
+def test_hang_times_out(fake):
+    fake.set("stuck", hang=True)
+    t0 = time.monotonic()
+    (out,) = run(_many(client_for(fake, "stuck", timeout_s=0.3, max_retries=1), 1))
+    assert "timed out" in out.error and out.attempts == 2
+    assert time.monotonic() - t0 < 3
+
+
+def test_client_errors_are_not_retried(fake):
+    fake.set("locked", api_key="right-key")
+    provider = OpenAIProvider("locked", fake.base_url, api_key="wrong-key")
+    client = ModelClient("locked", provider, ModelConfig(backoff_s=0.01))
+    (out,) = run(_many(client, 1))
+    assert "HTTP 401" in out.error and fake.calls["locked"] == 1
+    assert "wrong-key" not in out.error
+
+
+def test_breaker_stops_calling_a_dead_endpoint(fake):
+    fake.set("dead", fail_rate=1.0, fail_status=503)
+    outs = run(_many(client_for(fake, "dead", max_retries=0, breaker=3, concurrency=1), 10))
+    assert all(not o.ok for o in outs)
+    assert fake.calls["dead"] == 3
+    assert sum("call not attempted" in o.error for o in outs) == 7
+
+
+def test_rate_limit_spreads_requests(fake):
+    fake.set("rl")
+    run(_many(client_for(fake, "rl", rpm=300, concurrency=50), 10))  # 5/s, burst of 5
+    times = sorted(c.at for c in fake.log)
+    assert len(times) == 10 and times[-1] - times[0] >= 0.9
+
+
+def test_concurrency_limit(fake):
+    fake.set("slow", latency=0.2)
+    t0 = time.monotonic()
+    outs = run(_many(client_for(fake, "slow", concurrency=2), 6))
+    assert all(o.ok for o in outs) and time.monotonic() - t0 >= 0.6
+
+
+def test_anthropic_messages_with_key_from_environment(fake, monkeypatch):
+    fake.set("claude-x", reply="Bonjour", api_key="sk-test-123")
+    monkeypatch.setenv("ANTHROPIC_TEST_KEY", "sk-test-123")
+    config = ModelConfig(provider="anthropic", base_url=fake.base_url, api_key_env="ANTHROPIC_TEST_KEY")
+    provider = build_provider("claude-x", config)
+    assert isinstance(provider, AnthropicProvider)
+    (out,) = run(_many(ModelClient("claude-x", provider, config), 1))
+    assert out.ok and out.text == "Bonjour" and out.finish_reason == "stop" and out.tokens_out == 1
+    body = fake.log[-1].body
+    assert body["max_tokens"] == 1024 and body["messages"][0]["role"] == "user"
+    assert all("sk-test-123" not in str(v) for c in fake.log for v in c.headers.values())
+
+
+def test_missing_key_and_key_in_spec_are_user_errors(monkeypatch):
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    with pytest.raises(ProviderError, match="NOPE_KEY is not set"):
+        build_provider("m", ModelConfig(api_key_env="NOPE_KEY"))
+    with pytest.raises(ValueError, match="api_key_env"):
+        ModelConfig.model_validate({"api_key": "sk-123"})
