@@ -72,10 +72,14 @@ def _summary(draws: np.ndarray, g: float) -> dict[str, float]:
 
 def _block(inc: np.ndarray, cand: np.ndarray, margin: float, g: float, monthly: float, share: float) -> dict:
     delta = cand - inc
-    return {"delta": _summary(delta, g), "incumbent": _summary(inc, g), "candidate": _summary(cand, g),
-            "p_noninferior": float((delta > -margin).mean()), "p_superior": float((delta > 0).mean()),
-            "p_regression": float((delta < -margin).mean()),
-            "extra_failures_per_month": _summary(-delta * monthly * share, g)}
+    out = {"delta": _summary(delta, g), "incumbent": _summary(inc, g), "candidate": _summary(cand, g),
+           "p_noninferior": float((delta > -margin).mean()), "p_superior": float((delta > 0).mean()),
+           "p_regression": float((delta < -margin).mean()),
+           "extra_failures_per_month": _summary(np.maximum(0, -delta) * monthly * share, g),
+           "net_failures_per_month": _summary(-delta * monthly * share, g)}
+    out["verdict"] = ("regression" if out["p_regression"] >= g else "superior" if out["p_superior"] >= g
+                      else "non-inferior" if out["p_noninferior"] >= g else "inconclusive")
+    return out
 
 
 def _dim_verdict(blocks: list[dict], g: float) -> str:
@@ -94,7 +98,7 @@ def make_assessment(spec: MigrationSpec, labels_per_cell: int = 400, draws: int 
     rng = np.random.default_rng(seed)
     g, monthly = spec.confidence, spec.traffic.monthly_interactions or 0
     segs, shares = list(REGIONS), np.array(list(REGIONS.values()))
-    candidates, pairs, needed = {}, {}, {}
+    candidates, pairs, needed, judges = {}, {}, {}, {}
     for cand in spec.candidates:
         dims = {}
         for dim, cfg in spec.dimensions.items():
@@ -113,7 +117,8 @@ def make_assessment(spec: MigrationSpec, labels_per_cell: int = 400, draws: int 
             dims[dim] = {"verdict": verdict, "overall": overall, "segments": segments}
             k = cfg.levels or 2
             lenient = 0.25 if (cand, dim) == ("cand-b", "correctness") else 0.08
-            judge = {spec.incumbent: _confusion(k, 0.08), cand: _confusion(k, lenient)}
+            judge = {spec.incumbent: _judge(k, 0.08), cand: _judge(k, lenient)}
+            judges.setdefault(dim, {}).update(judge)
             pairs[(cand, dim)] = FakePair(segs, shares, inc, cand_rate, cand_rate - inc,
                                           (cand_rate - inc) @ w, judge)
             if verdict == "inconclusive":
@@ -128,18 +133,22 @@ def make_assessment(spec: MigrationSpec, labels_per_cell: int = 400, draws: int 
                     "value": round(0.05 / (i + 1), 4)} for i in range(20)]
     result = {"verdict": overall, "confidence": g, "candidates": candidates, "labels_needed": needed,
               "next_labels": next_labels,
-              "diagnostics": {"rhat_max": 1.004, "ess_min": 812.0, "judge": {}}, "seed": seed, "draws": draws}
+              "segments": dict(REGIONS),
+              "diagnostics": {"rhat_max": 1.004, "ess_min": 812.0, "judge": judges, "seed": seed,
+                              "draws": draws, "chains": 4}}
     return FakeAssessment(overall, result, pairs, next_labels, needed, seed)
 
 
-def _confusion(k: int, false_pass: float) -> np.ndarray:
-    """P(signal level | human verdict) with a given rate of passing bad answers."""
+def _judge(k: int, false_pass: float) -> dict[str, Any]:
+    """The judge summary in the assessment's format, passing bad answers at ``false_pass``."""
     if k == 2:
-        return np.array([[1 - false_pass, false_pass], [0.07, 0.93]])
+        return {"sensitivity": 0.93, "specificity": 1 - false_pass, "passes_bad": false_pass,
+                "fails_good": 0.07}
     bad = np.linspace(1.0, 0.2, k)
     good = np.linspace(0.2, 1.0, k)
-    bad, good = bad / bad.sum(), good / good.sum()
-    return np.vstack([bad, good])
+    return {"confusion": {"acceptable": (good / good.sum()).tolist(),
+                          "not_acceptable": (bad / bad.sum()).tolist()},
+            "levels": f"ordinal signal with {k} levels"}
 
 
 def make_records(spec: MigrationSpec, n_items: int = 300, seed: int = 5,
@@ -181,33 +190,49 @@ def make_records(spec: MigrationSpec, n_items: int = 300, seed: int = 5,
     return records
 
 
+def _flag_payload(stage: int, weight: int, before: int) -> dict[str, Any]:
+    """What ``set_flag`` records for a rollout stage change (weights in percent)."""
+    return {"from_weight": before, "to_weight": weight, "to_stage": stage,
+            "to": {"candidate": "cand-a", "stage": stage, "weight": weight}}
+
+
+def _analysis(action: str, phase: str, value: float) -> dict[str, Any]:
+    return {"action": action, "measurements": [{"trigger": "refusal_rate", "metric": "refusal_rate",
+                                                "phase": phase, "value": value, "limit": 0.015}]}
+
+
 def add_migration_events(store) -> None:
-    """A rollout with stages, a trigger breach, a rollback, and an embedding comparison."""
+    """A rollout (as the rollout feature logs it) with a failed check and a rollback, and an
+    embedding comparison (the embedding feature's JSON) with a fitted adapter."""
     t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     steps = [
-        (0, "stage.advance", "ops@example", "shadow only", {"weight": 0}),
-        (20, "stage.advance", "controller", "stabilisation window passed", {"weight": 5}),
-        (26, "trigger.evaluated", "controller", None, {"trigger": "p99_latency", "outcome": "successful"}),
-        (44, "stage.advance", "controller", "stabilisation window passed", {"weight": 25}),
-        (50, "trigger.evaluated", "controller", "refusal rate 1.9% > baseline + 0.5 pts",
-         {"trigger": "refusal_rate", "outcome": "failed"}),
-        (50.2, "rollback", "controller", "trigger refusal_rate failed", {"weight": 0}),
-        (70, "stage.advance", "alice", "guardrail prompt fixed; resuming", {"weight": 5}),
-        (94, "stage.advance", "controller", "stabilisation window passed", {"weight": 50}),
+        (0, "rollout.start", "operator:ops", "shadow only", _flag_payload(0, 0, 0)),
+        (20, "rollout.analysis", "controller", "window passed", _analysis("advance", "successful", 0.01)),
+        (20, "rollout.advance", "controller", "stabilisation window passed", _flag_payload(1, 5, 0)),
+        (26, "rollout.analysis", "controller", "all clear", _analysis("hold", "successful", 0.011)),
+        (44, "rollout.advance", "controller", "stabilisation window passed", _flag_payload(2, 25, 5)),
+        (50, "rollout.analysis", "controller", "refusal rate 1.9% > baseline + 0.5 pts",
+         _analysis("rollback", "failed", 0.019)),
+        (50.2, "rollout.rollback", "controller", "trigger refusal_rate failed", _flag_payload(0, 0, 25)),
+        (70, "rollout.advance", "operator:alice", "guardrail prompt fixed; resuming", _flag_payload(1, 5, 0)),
+        (94, "rollout.advance", "controller", "stabilisation window passed", _flag_payload(3, 50, 5)),
     ]
-    overlap = np.clip(np.random.default_rng(1).beta(8, 2, 225), 0, 1).round(1).tolist()
+    overlap = np.random.default_rng(1).binomial(10, 0.81, 225)
+    comparison = {"old": "all-MiniLM-L6-v2", "new": "multilingual-e5-small", "k": 10, "queries": 225,
+                  "mean_overlap": float(overlap.mean() / 10), "verdict": "preserves retrieval",
+                  "histogram": {f"{i}/10": int((overlap == i).sum()) for i in range(11)},
+                  "worst": [{"query": "what is the flutter boundary?", "overlap": 0.2},
+                            {"query": "shock wave interaction on a cone", "overlap": 0.3}],
+                  "quality": {"old": {"recall@10": 0.401, "nDCG@10": 0.412},
+                              "new": {"recall@10": 0.433, "nDCG@10": 0.447},
+                              "adapted": {"recall@10": 0.388, "nDCG@10": 0.395}}}
     with store.engine.begin() as conn:
         for hours, kind, actor, reason, payload in steps:
-            _append_at(conn, t0 + timedelta(hours=hours), kind, "migration", actor, reason, payload)
-        _append_at(conn, t0 + timedelta(hours=30), "embeddings.compare", "docs-index", "cli", None,
-                   {"overlap": overlap, "k": 10, "old_model": "all-MiniLM-L6-v2",
-                    "new_model": "multilingual-e5-small",
-                    "worst": [{"query": "what is the flutter boundary?", "overlap": 0.2},
-                              {"query": "shock wave interaction on a cone", "overlap": 0.3}]})
-        _append_at(conn, t0 + timedelta(hours=31), "embeddings.adapter", "docs-index", "cli", None,
-                   {"adapter": [{"method": "re-index", "overlap@10": 1.0, "nDCG@10": 0.412},
-                                {"method": "orthogonal Procrustes", "overlap@10": 0.71, "nDCG@10": 0.388},
-                                {"method": "affine", "overlap@10": 0.74, "nDCG@10": 0.395}]})
+            _append_at(conn, t0 + timedelta(hours=hours), kind, "rollout:support-bot", actor, reason, payload)
+        _append_at(conn, t0 + timedelta(hours=30), "embeddings.compare", "embeddings:docs", "cli", None,
+                   comparison)
+        _append_at(conn, t0 + timedelta(hours=31), "embeddings.adapter.fitted", "embeddings:adapter", "cli",
+                   None, {"id": 1, "form": "orthogonal Procrustes", "held_out_overlap": 0.71})
 
 
 def _append_at(conn, at, kind, subject, actor, reason, payload) -> None:

@@ -1,9 +1,110 @@
-"""CLI commands for the report feature (registered by `changeover.cli`)."""
+"""CLI command for the report feature: `changeover report` (registered by `changeover.cli`)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from changeover.cli.common import DB_OPTION, console
+from changeover.config import MigrationSpec, load_spec
+from changeover.errors import DataError
+from changeover.records import Record, read_records
+from changeover.store import DEFAULT_DB, Store, open_store
+
+EXAMPLE = """
+Example:
+
+    changeover report --spec migration.yaml --records records.jsonl --out report.html --markdown summary.md
+
+Without --records the responses come from the store (--db / CHANGEOVER_DB / .changeover/changeover.db),
+which also gives annotator names, the rollout timeline and embedding results.
+"""
+
+
+def run_assessment(spec: MigrationSpec, records: list[Record], seed: int | None, draws: int | None) -> Any:
+    """Assess the records (the report needs the posterior draws, not just the JSON)."""
+    from changeover.assess import assess
+
+    kwargs: dict[str, Any] = {"seed": seed}
+    if draws is not None:
+        kwargs["draws"] = draws
+    return assess(spec, records, **kwargs)
+
+
+def _store(db: str | None, records_path: Path | None) -> Store | None:
+    """The store when asked for, needed for records, or already there (never created for nothing)."""
+    if db or records_path is None or Path(DEFAULT_DB).exists():
+        return open_store(db)
+    return None
+
+
+def _embedding_input(path: Path | None):
+    if path is None:
+        return None
+    from changeover.report.embeddings import from_comparison
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; give the JSON written by "
+                        "`changeover embeddings compare --json`") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    stats = from_comparison(data) if isinstance(data, dict) else None
+    if stats is None:
+        raise DataError(f"{path}: holds no top-k overlaps ('histogram' or 'overlap'); give the JSON written "
+                        "by `changeover embeddings compare --json`")
+    return stats
+
+
+def report(
+    spec_path: Path = typer.Option(Path("migration.yaml"), "--spec", "-s", help="The migration spec (YAML)."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML report."),
+    markdown: Path | None = typer.Option(None, "--markdown", "-m",
+                                         help="Also write a Markdown summary (fits a PR comment)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Also write the report's data as JSON."),
+    records_path: Path | None = typer.Option(None, "--records", "-r",
+                                             help="Records file (JSONL/CSV/Parquet); default: the store."),
+    embeddings: Path | None = typer.Option(None, "--embeddings",
+                                           help="Embedding comparison JSON to include."),
+    seed: int | None = typer.Option(None, help="Sampler seed (default: the spec's `seed`)."),
+    draws: int | None = typer.Option(None, min=50, help="Posterior draws per chain."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Write the migration report: one self-contained HTML page with the verdict, its reasons and the
+    evidence (posteriors, forest plots, judge calibration, labels, shadow, rollout, embeddings).
+    """
+    from changeover.report import ReportInputs, write_report
+    from changeover.store.responses import load_records
+
+    spec = load_spec(spec_path)
+    store = _store(db, records_path)
+    try:
+        records = read_records(records_path) if records_path else load_records(store, spec.models)
+        if not records:
+            raise DataError(f"the store at {store.display_url} holds no responses; import records first "
+                            "(`changeover import records.jsonl`) or pass --records")
+        with console.status("assessing ..."):
+            assessment = run_assessment(spec, records, seed, draws)
+        inputs = ReportInputs(embeddings=_embedding_input(embeddings))
+        path = write_report(assessment, spec, out, markdown=markdown, store=store, json_path=json_path,
+                            records=records, inputs=inputs,
+                            files=[p for p in (spec_path, records_path) if p is not None])
+    finally:
+        if store is not None:
+            store.dispose()
+    console.print(f"[bold]{assessment.verdict}[/] — report written to {path}", highlight=False)
+    for extra in (markdown, json_path):
+        if extra is not None:
+            console.print(f"  also {extra}", highlight=False)
+
+
+report.__doc__ = (report.__doc__ or "") + EXAMPLE
 
 
 def register(app: typer.Typer) -> None:
-    """Add this feature's commands to the main app (none yet)."""
+    """Add `changeover report` to the main app."""
+    app.command("report")(report)

@@ -1,10 +1,11 @@
 """The embedding section: top-k overlap between the old and the new index (distribution,
-worst queries, verdict) and the adapter results next to a full re-index.
+worst queries, verdict) and retrieval quality of old, new and adapted queries.
 
-Section input is ``EmbeddingStats``; ``embedding_stats(events)`` reads it from the
-``embeddings.*`` events the embedding feature appends (payloads ``{"overlap": [...],
-"k": 10, "worst": [...]}`` and ``{"adapter": [{"method": ..., metric: value}]}``); the
-embedding feature may also construct it directly and pass it to ``write_report``.
+Section input is ``EmbeddingStats``. ``from_comparison(data)`` reads the JSON of the
+embedding feature's comparison (``Comparison.to_json()``, as written by
+``changeover embeddings compare --json``); ``embedding_stats(events)`` finds the same
+payload in an ``embeddings.compare*`` event, and adapter fits in
+``embeddings.adapter.fitted`` events, when the store has them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from changeover.store.events import Event
 
-PRESERVES, INVESTIGATE = 0.8, 0.7  # the default thresholds of the embedding issue
+PRESERVES, INVESTIGATE = 0.8, 0.7  # the embedding feature's default thresholds
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class EmbeddingStats:
     new_model: str | None = None
     worst: list[dict[str, Any]] = field(default_factory=list)     # {"query", "overlap"}
     adapter: list[dict[str, Any]] = field(default_factory=list)   # rows: {"method", metric: value, ...}
+    verdict_text: str | None = None              # the feature's own verdict, when given
 
     @property
     def mean_overlap(self) -> float:
@@ -37,10 +39,12 @@ class EmbeddingStats:
 
     @property
     def verdict(self) -> str:
+        if self.verdict_text:
+            return self.verdict_text
         m = self.mean_overlap
         if m >= PRESERVES:
             return "preserves retrieval"
-        return "investigate" if m < INVESTIGATE else "borderline"
+        return "investigate" if m < INVESTIGATE else "review"
 
     @property
     def adapter_columns(self) -> list[str]:
@@ -50,21 +54,46 @@ class EmbeddingStats:
         return cols
 
 
+def _overlap_values(data: dict[str, Any], k: int) -> np.ndarray:
+    """Per-query overlaps, from a list or rebuilt from the '{i}/{k}' histogram."""
+    if isinstance(data.get("overlap"), list):
+        return np.asarray(data["overlap"], float)
+    values: list[float] = []
+    for key, n in (data.get("histogram") or {}).items():
+        hits = int(str(key).split("/", 1)[0])
+        values += [hits / k] * int(n)
+    return np.asarray(values, float)
+
+
+def _quality_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"method": name, **metrics} for name, metrics in (data.get("quality") or {}).items()
+            if isinstance(metrics, dict)]
+
+
+def from_comparison(data: dict[str, Any]) -> EmbeddingStats | None:
+    """The section input from a comparison JSON (None when it holds no overlaps)."""
+    k = int(data.get("k", 10))
+    overlap = _overlap_values(data, k)
+    if overlap.size == 0:
+        return None
+    return EmbeddingStats(overlap, k, data.get("old") or data.get("old_model"),
+                          data.get("new") or data.get("new_model"), list(data.get("worst") or []),
+                          _quality_rows(data) or list(data.get("adapter_rows") or []), data.get("verdict"))
+
+
 def embedding_stats(events: Iterable[Event]) -> EmbeddingStats | None:
-    """The latest overlap and adapter results found in ``embeddings.*`` events."""
+    """The latest comparison found in ``embeddings.*`` events, with fitted adapters listed."""
     stats: EmbeddingStats | None = None
-    adapter: list[dict[str, Any]] = []
+    fitted: list[dict[str, Any]] = []
     for e in events:
         if not e.kind.startswith("embeddings"):
             continue
         p = e.payload
-        if isinstance(p.get("overlap"), list) and p["overlap"]:
-            stats = EmbeddingStats(np.asarray(p["overlap"], float), int(p.get("k", 10)),
-                                   p.get("old_model") or p.get("from"), p.get("new_model") or p.get("to"),
-                                   list(p.get("worst") or []))
-        if isinstance(p.get("adapter"), list):
-            adapter = [dict(row) for row in p["adapter"] if isinstance(row, dict)]
-    if stats is None:
-        return None
-    stats.adapter = adapter
+        if "overlap" in p or "histogram" in p:
+            stats = from_comparison(p) or stats
+        if e.kind == "embeddings.adapter.fitted":
+            fitted.append({"method": f"adapter: {p.get('form', '?')}",
+                           **{k: v for k, v in p.items() if isinstance(v, (int, float)) and k != "id"}})
+    if stats is not None and fitted and not stats.adapter:
+        stats.adapter = fitted
     return stats

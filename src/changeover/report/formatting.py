@@ -40,6 +40,28 @@ def count(value: float | None) -> str:
     return f"{round(value):,}"
 
 
+def impact(block: dict | None) -> dict | None:
+    """The failures-per-month summary to show for a result block: the signed net change
+    (``net_failures_per_month``, negative = fewer failures) when the assessment gives it,
+    else ``extra_failures_per_month``."""
+    if not block:
+        return None
+    return block.get("net_failures_per_month") or block.get("extra_failures_per_month")
+
+
+def impact_range(block: dict | None) -> str:
+    """The interval of the impact in words: 'between 32,000 and 290,000 fewer'."""
+    summary = impact(block)
+    if not summary or summary.get("lower") is None or summary.get("upper") is None:
+        return ""
+    lo, hi = float(summary["lower"]), float(summary["upper"])
+    if lo >= 0:
+        return f"between {count(lo)} and {count(hi)} extra"
+    if hi <= 0:
+        return f"between {count(-hi)} and {count(-lo)} fewer"
+    return f"from {count(-lo)} fewer to {count(hi)} extra"
+
+
 def failures(summary: dict | None) -> str:
     """Expected change in failures per month, in words: '~1,200 fewer failures/month'."""
     if not summary or summary.get("mean") is None:
@@ -50,6 +72,18 @@ def failures(summary: dict | None) -> str:
         return "no change in failures/month"
     word = "fewer" if mean < 0 else "extra"
     return f"~{rounded:,} {word} failures/month"
+
+
+def failures_short(summary: dict | None) -> str:
+    """The same for table cells: '~160,000 fewer'."""
+    text = failures(summary)
+    return text.removesuffix(" failures/month") if text.startswith("~") else text
+
+
+def prob_is(value: float | None) -> str:
+    """'= 0.97', '> 0.99' or '< 0.01': a probability after its P(...)."""
+    text = prob(value)
+    return text[0] + " " + text[1:] if text[:1] in "<>" else "= " + text
 
 
 def interval(summary: dict | None, as_points: bool = False) -> str:

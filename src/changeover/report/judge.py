@@ -46,11 +46,15 @@ class JudgeDimension:
 
 
 def confusion_from_any(value: Any) -> np.ndarray | None:
-    """A [2, K] matrix from an array-like or from {'sensitivity', 'specificity'}."""
+    """A [2, K] matrix (row 0: human says not acceptable) from what an assessment reports:
+    an array-like, ``{'sensitivity', 'specificity'}`` for a binary signal, or
+    ``{'confusion': {'not_acceptable': [...], 'acceptable': [...]}}`` for an ordinal one."""
     if isinstance(value, dict):
         if "sensitivity" in value and "specificity" in value:
             se, sp = float(value["sensitivity"]), float(value["specificity"])
             return np.array([[sp, 1 - sp], [1 - se, se]])
+        if "acceptable" in value and "not_acceptable" in value:
+            return confusion_from_any([value["not_acceptable"], value["acceptable"]])
         for key in ("confusion", "matrix", "phi"):
             if key in value:
                 return confusion_from_any(value[key])

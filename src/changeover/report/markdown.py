@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from changeover.config import MigrationSpec
-from changeover.report.formatting import count, failures, interval, points, prob
+from changeover.report.formatting import count, failures, impact, interval, points, prob
 from changeover.report.labels import LabelStats
 from changeover.report.verdict import VerdictText
 
@@ -23,7 +23,7 @@ def _row(cand: str, dim: str, where: str, d: dict[str, Any]) -> str:
     return ("| " + " | ".join(_cell(x) for x in (
         cand, dim, where, d.get("verdict", ""), f"{points(delta['mean'])} {interval(delta, as_points=True)}",
         prob(d.get("p_noninferior")), prob(d.get("p_regression")),
-        failures(d.get("extra_failures_per_month")))) + " |")
+        failures(impact(d)))) + " |")
 
 
 def summary_markdown(result: dict[str, Any], spec: MigrationSpec, text: VerdictText,

@@ -22,6 +22,7 @@ from changeover.report.svg import Canvas, Scale, fmt, nice_ticks, padded
 INCUMBENT_COLOUR = "#64748b"
 CANDIDATE_COLOURS = ("#2563eb", "#d97706", "#059669", "#9333ea", "#db2777", "#0891b2")
 GOOD, BAD, WARN = "#15803d", "#b91c1c", "#b45309"
+VERDICT_COLOURS = {"superior": GOOD, "non-inferior": GOOD, "regression": BAD, "inconclusive": WARN}
 AXIS, GRID, INK, MUTED = "#94a3b8", "#e2e8f0", "#0f172a", "#475569"
 
 Formatter = Callable[[float], str]
@@ -111,6 +112,7 @@ class ForestRow:
     share: float | None = None
     overall: bool = False
     required: bool = True
+    verdict: str | None = None   # the assessment's verdict for this row, when it gives one
 
 
 def forest_plot(rows: Sequence[ForestRow], margin: float, label: str, width: float = 460,
@@ -141,7 +143,8 @@ def forest_plot(rows: Sequence[ForestRow], margin: float, label: str, width: flo
         cy = top + row_height * (i + 0.5)
         if r.overall and i:
             c.line(8, cy - row_height / 2, right, cy - row_height / 2, stroke=GRID)
-        colour = BAD if r.upper < -margin else GOOD if r.lower > -margin else WARN
+        colour = VERDICT_COLOURS.get(r.verdict or "") or (
+            BAD if r.upper < -margin else GOOD if r.lower > -margin else WARN)
         name = r.label + ("" if r.required else " (not required)")
         c.text(left - 10, cy + 4, name, anchor="end", class_="row-label strong" if r.overall else "row-label")
         c.line(x(max(r.lower, lo)), cy, x(min(r.upper, hi)), cy, stroke=colour, stroke_width=2.2)

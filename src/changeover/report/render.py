@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from changeover.report.build import Report
 
 
+FILTERS = ("pct", "points", "prob", "count", "failures", "failures_short", "interval", "impact",
+           "impact_range")
+
+
 @cache
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("changeover.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
-    env.filters.update(pct=formatting.pct, points=formatting.points, prob=formatting.prob,
-                       count=formatting.count, failures=formatting.failures, interval=formatting.interval)
+    env.filters.update({name: getattr(formatting, name) for name in FILTERS})
     return env
 
 

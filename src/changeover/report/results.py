@@ -100,9 +100,12 @@ def weighted_rate(rate: np.ndarray, shares: np.ndarray) -> np.ndarray:
     return rate @ w
 
 
-def _shares(pair: PairLike | None, spec: MigrationSpec) -> dict[str, float]:
+def _shares(pair: PairLike | None, spec: MigrationSpec, result: dict[str, Any]) -> dict[str, float]:
+    """Traffic share per segment: the pair's weights, else the JSON's, else the spec's."""
     if pair is not None:
         return {s: float(w) for s, w in zip(pair.segments, np.asarray(pair.shares, float), strict=True)}
+    if isinstance(result.get("segments"), dict):
+        return {str(s): float(w) for s, w in result["segments"].items()}
     return dict(spec.traffic.shares or {})
 
 
@@ -111,17 +114,18 @@ def _forest_rows(dim: dict[str, Any], shares: dict[str, float], spec: MigrationS
     for name, seg in dim.get("segments", {}).items():
         d = seg["delta"]
         rows.append(plots.ForestRow(name, d["mean"], d["lower"], d["upper"], shares.get(name),
-                                    required=required_segment(spec, name)))
+                                    required=required_segment(spec, name), verdict=seg.get("verdict")))
     o = dim["overall"]["delta"]
-    rows.append(plots.ForestRow("overall", o["mean"], o["lower"], o["upper"], overall=True))
+    rows.append(plots.ForestRow("overall", o["mean"], o["lower"], o["upper"], overall=True,
+                                verdict=dim["overall"].get("verdict")))
     return rows
 
 
 def dimension_view(candidate: str, name: str, dim: dict[str, Any], pair: PairLike | None,
-                   spec: MigrationSpec, colours: dict[str, str], needed: int | None) -> DimensionView:
+                   spec: MigrationSpec, colours: dict[str, str], needed: int | None,
+                   shares: dict[str, float]) -> DimensionView:
     """Numbers and plots for one (candidate, dimension)."""
     margin = spec.dimensions[name].margin if name in spec.dimensions else 0.0
-    shares = _shares(pair, spec)
     density = None
     if pair is not None:
         density = plots.density_plot(
@@ -154,7 +158,9 @@ def candidate_views(result: dict[str, Any], assessment: AssessmentLike | None,
         colours.setdefault(cand, plots.CANDIDATE_COLOURS[len(colours) % len(plots.CANDIDATE_COLOURS)])
         view = CandidateView(cand, data["verdict"], colours[cand])
         for dim_name, dim in data["dimensions"].items():
-            view.dimensions.append(dimension_view(cand, dim_name, dim, pairs.get((cand, dim_name)), spec,
-                                                  colours, (needed.get(cand) or {}).get(dim_name)))
+            pair = pairs.get((cand, dim_name))
+            view.dimensions.append(dimension_view(cand, dim_name, dim, pair, spec, colours,
+                                                  (needed.get(cand) or {}).get(dim_name),
+                                                  _shares(pair, spec, result)))
         out.append(view)
     return out

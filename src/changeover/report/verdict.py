@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from changeover.config import MigrationSpec
-from changeover.report.formatting import count, failures, interval, plural, points, prob
+from changeover.report.formatting import count, failures, impact, interval, plural, points, prob, prob_is
 
 
 @dataclass(slots=True)
@@ -55,18 +55,18 @@ def dimension_reason(name: str, dim: dict[str, Any], spec: MigrationSpec, needed
         if len(segs) > 1:
             worst = min(float(s["p_noninferior"]) for s in segs.values())
             where = (f"; non-inferior in all {len(segs)} {_segments_word(spec, len(segs))} "
-                     f"(lowest P = {prob(worst)})")
+                     f"(lowest P {prob_is(worst)})")
         if verdict == "superior":
-            return (f"{name}: superior — P(better than {spec.incumbent}) = {prob(o['p_superior'])} overall"
+            return (f"{name}: superior — P(better than {spec.incumbent}) {prob_is(o['p_superior'])} overall"
                     f"{where}; {delta}.")
-        return f"{name}: non-inferior — P({within}) = {prob(o['p_noninferior'])} overall{where}; {delta}."
+        return f"{name}: non-inferior — P({within}) {prob_is(o['p_noninferior'])} overall{where}; {delta}."
     if verdict == "regression":
         bad = [k for k, s in segs.items() if float(s["p_regression"]) >= g]
         overall_bad = float(o["p_regression"]) >= g
         places = (["overall"] if overall_bad else []) + bad
         worst = max([float(o["p_regression"])] + [float(segs[k]["p_regression"]) for k in bad])
         return (f"{name}: regression in {', '.join(places) or 'a required segment'} — "
-                f"P(more than {100 * margin:.1f} pts worse) = {prob(worst)}; {delta}.")
+                f"P(more than {100 * margin:.1f} pts worse) {prob_is(worst)}; {delta}.")
     open_ = [k for k, s in segs.items()
              if float(s["p_noninferior"]) < g and float(s["p_regression"]) < g]
     if float(o["p_noninferior"]) < g and float(o["p_regression"]) < g:
@@ -79,7 +79,7 @@ def dimension_reason(name: str, dim: dict[str, Any], spec: MigrationSpec, needed
         shown = "overall" + (f" and in {shown}" if shown else "")
     else:
         shown = f"in {shown}" if shown else "in a required segment"
-    return (f"{name}: not yet decided {shown} — lowest P({within}) = {prob(lowest)}, "
+    return (f"{name}: not yet decided {shown} — lowest P({within}) {prob_is(lowest)}, "
             f"below the {g:.0%} required{more}; {delta}.")
 
 
@@ -89,8 +89,8 @@ def _candidate_summary(name: str, data: dict[str, Any], spec: MigrationSpec) -> 
     for dim_name, dim in dims.items():
         key = {"superior": "p_superior", "regression": "p_regression"}.get(dim["verdict"], "p_noninferior")
         words.append(f"{dim_name} {dim['verdict']} (P={prob(dim['overall'][key])})")
-    impact = [failures(d["overall"].get("extra_failures_per_month")) for d in dims.values()]
-    impact_text = "; ".join(f"{n}: {i}" for n, i in zip(dims, impact, strict=True) if i != "—")
+    impact_words = [failures(impact(d["overall"])) for d in dims.values()]
+    impact_text = "; ".join(f"{n}: {i}" for n, i in zip(dims, impact_words, strict=True) if i != "—")
     return f"{name}: {data['verdict']} — " + ", ".join(words) + (f"; {impact_text}" if impact_text else "")
 
 
