@@ -16,6 +16,8 @@ from tests.gateway.helpers import GatewayServer, write_spec  # noqa: E402
 from tests.support.fake_openai import FakeOpenAI  # noqa: E402
 from tests.support.local_llm import LocalLLM, require_local_llm, start_local_llm  # noqa: E402
 
+from changeover.store import open_store  # noqa: E402
+
 ADMIN_TOKEN = "test-admin-token-7f3a"
 
 
@@ -44,12 +46,20 @@ def make_spec(tmp_path, fake):
 
 
 @pytest.fixture
-def serve(store):
+def gw_store(sqlite_url):
+    """The store the in-process gateways write to (SQLite; PostgreSQL is covered by the process tests)."""
+    s = open_store(sqlite_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def serve(gw_store):
     """Start gateways in this process (uvicorn in a thread); all stopped at the end."""
     started: list[GatewayServer] = []
 
     def start(spec_path: Path, **kwargs) -> GatewayServer:
-        server = GatewayServer(spec_path, store, **kwargs).start()
+        server = GatewayServer(spec_path, gw_store, **kwargs).start()
         started.append(server)
         return server
 

@@ -14,9 +14,7 @@ def completion(text: str, tokens_in: int = 12, tokens_out: int = 8) -> bytes:
         {
             "id": "x",
             "object": "chat.completion",
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out},
         }
     ).encode()

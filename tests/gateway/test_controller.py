@@ -35,9 +35,7 @@ def log(store, n: int, *, candidate_errors: float = 0.0, candidate_role: str = "
     bad = int(n * candidate_errors)
     for i in range(n):
         writer.submit(exchange(f"r{i}", "old", latency=100.0))
-        writer.submit(
-            exchange(f"r{i}", "new", candidate_role, latency=latency, error="http_500" if i < bad else None)
-        )
+        writer.submit(exchange(f"r{i}", "new", candidate_role, latency=latency, error="http_500" if i < bad else None))
     writer.close()
 
 
@@ -66,9 +64,7 @@ def test_a_failed_trigger_rolls_back_and_every_run_is_an_event(store):
 
 
 def test_failure_limit_tolerates_failures_but_a_stage_never_advances_on_a_failed_check(store):
-    cfg = config(
-        failure_limit=1, stages=[{"weight": 0, "min_duration": 0, "min_requests": 0}, {"weight": 100}]
-    )
+    cfg = config(failure_limit=1, stages=[{"weight": 0, "min_duration": 0, "min_requests": 0}, {"weight": 100}])
     log(store, 50, candidate_errors=0.2)
     ctl = Controller(store, cfg, "old", "new")
     first = ctl.tick()
@@ -109,9 +105,7 @@ def test_inconclusive_pauses_for_a_human_and_a_paused_rollout_still_rolls_back(s
 
 
 def test_unmeasurable_triggers_have_their_own_consecutive_error_budget(store):
-    cfg = config(
-        consecutive_error_limit=2, triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 1}]
-    )
+    cfg = config(consecutive_error_limit=2, triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 1}])
     log(store, 30)
 
     def broken(trigger, window):

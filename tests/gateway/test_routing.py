@@ -14,10 +14,7 @@ from changeover.rollout.watch import FlagWatcher
 
 
 def test_bucket_is_murmur3_of_flag_and_key_mod_100():
-    assert (
-        bucket("changeover.rollout", "user-42")
-        == mmh3.hash("changeover.rollout:user-42", 0, signed=False) % 100
-    )
+    assert bucket("changeover.rollout", "user-42") == mmh3.hash("changeover.rollout:user-42", 0, signed=False) % 100
     assert all(0 <= bucket("f", f"u{i}") < 100 for i in range(1000))
 
 

@@ -70,9 +70,7 @@ def test_too_few_samples_is_pending_not_a_pass():
     trig = Trigger(metric="error_rate", above_baseline=0.01, min_samples=20)
     m = measure(
         trig,
-        window(
-            [answer(i, "new", error="http_500") for i in range(5)], [answer(i, "old") for i in range(100)]
-        ),
+        window([answer(i, "new", error="http_500") for i in range(5)], [answer(i, "old") for i in range(100)]),
     )
     assert m.phase == "pending" and m.samples == 5
     m = measure(trig, window([answer(i, "new") for i in range(50)], [answer(i, "old") for i in range(3)]))

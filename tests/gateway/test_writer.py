@@ -27,9 +27,7 @@ def rows_in(store) -> int:
 
 
 def test_writes_in_batches_and_drains_everything_on_close(store):
-    writer = LogWriter(
-        store, RowMaker(UPSTREAMS, {"new"}), queue_size=5000, batch_size=50, flush_interval=0.05
-    ).start()
+    writer = LogWriter(store, RowMaker(UPSTREAMS, {"new"}), queue_size=5000, batch_size=50, flush_interval=0.05).start()
     t0 = time.perf_counter()
     for i in range(1000):
         assert writer.submit(exchange(f"r{i}", "old"))

@@ -64,12 +64,8 @@ def serve(
     spec = load_spec(spec_path)
     store = open_store(db)
     app = create_app(spec, store, run_controller=controller)
-    console.print(
-        f"changeover gateway on http://{host}:{port}/v1 (store {store.display_url})", highlight=False
-    )
-    uvicorn.run(
-        app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30
-    )
+    console.print(f"changeover gateway on http://{host}:{port}/v1 (store {store.display_url})", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
 
 
 def _print_state(state, settings) -> None:
@@ -104,9 +100,7 @@ def rollout_status(
 
     _spec, settings, store = _context(spec_path, db)
     state = read_state(store, settings.rollout, settings.candidate)
-    recent = (
-        list_events(store, subject=settings.rollout.flag, kind_prefix="rollout.")[-events:] if events else []
-    )
+    recent = list_events(store, subject=settings.rollout.flag, kind_prefix="rollout.")[-events:] if events else []
     touched = contamination_subjects(store, state.candidate)
     _print_state(state, settings)
     if recent:
@@ -244,9 +238,7 @@ def shadow_report(
     if json_path:
         write_json(report.to_json(), json_path)
     if export:
-        answers = load_answers(
-            store, since=start, models=[settings.incumbent, *settings.mirror_to], with_request=True
-        )
+        answers = load_answers(store, since=start, models=[settings.incumbent, *settings.mirror_to], with_request=True)
         n = sum(
             export_pairs(
                 pairs(answers, settings.incumbent, c),

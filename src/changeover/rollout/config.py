@@ -74,9 +74,7 @@ class Trigger(BaseModel):
         None, ge=0, description="width of the band before the bound in which a measurement is inconclusive"
     )
     min_samples: int = Field(20, ge=1, description="fewer candidate samples in the window: not measured")
-    dimension: str | None = Field(
-        None, description="p_regression: the spec dimension (default: all required)"
-    )
+    dimension: str | None = Field(None, description="p_regression: the spec dimension (default: all required)")
 
     @model_validator(mode="after")
     def _one_bound(self) -> Trigger:
@@ -123,12 +121,8 @@ class RolloutConfig(BaseModel):
     consecutive_error_limit: int = Field(4, ge=0, description="unmeasurable runs in a row tolerated")
     inconclusive_limit: int = Field(0, ge=0, description="inconclusive measurements tolerated before pausing")
     consecutive_success: int = Field(1, ge=1, description="successful runs in a row needed to advance")
-    auto_advance: bool = Field(
-        True, description="advance when a stage's window passed with every trigger clear"
-    )
-    fallback_to_incumbent: bool = Field(
-        True, description="answer from the incumbent when the candidate fails"
-    )
+    auto_advance: bool = Field(True, description="advance when a stage's window passed with every trigger clear")
+    fallback_to_incumbent: bool = Field(True, description="answer from the incumbent when the candidate fails")
 
     @model_validator(mode="after")
     def _increasing(self) -> RolloutConfig:

@@ -103,9 +103,7 @@ class Controller:
         rec.consecutive_successes = rec.consecutive_successes + 1 if m.phase == "successful" else 0
         return rec
 
-    def _decide(
-        self, state: RolloutState, measurements: list[Measurement], window: Window
-    ) -> tuple[str, str]:
+    def _decide(self, state: RolloutState, measurements: list[Measurement], window: Window) -> tuple[str, str]:
         cfg = self.config
         for m in measurements:
             rec = self.records[m.trigger]
@@ -139,9 +137,7 @@ class Controller:
         if len(window.candidate) < stage.min_requests:
             return "hold", f"stabilising: {len(window.candidate)} of {stage.min_requests} candidate answers"
         short = [
-            m.trigger
-            for m in measurements
-            if self.records[m.trigger].consecutive_successes < cfg.consecutive_success
+            m.trigger for m in measurements if self.records[m.trigger].consecutive_successes < cfg.consecutive_success
         ]
         if short:
             return "hold", f"waiting for {cfg.consecutive_success} successes in a row: {', '.join(short)}"

@@ -94,9 +94,7 @@ def _limit(trigger: Trigger, baseline: float | None) -> float:
     return trigger.above if trigger.above is not None else trigger.below
 
 
-def judge_value(
-    trigger: Trigger, value: float, limit: float, baseline: float | None, samples: int
-) -> Measurement:
+def judge_value(trigger: Trigger, value: float, limit: float, baseline: float | None, samples: int) -> Measurement:
     """Successful / failed / inconclusive for a measured value against the trigger's bound."""
     band = trigger.inconclusive or 0.0
     if trigger.below is not None:

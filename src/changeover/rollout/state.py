@@ -164,9 +164,7 @@ def advance(
     if state.status == "rolled_back":
         nxt = next((i for i, s in enumerate(config.stages) if s.weight > 0), len(config.stages) - 1)
     if nxt >= len(config.stages):
-        raise RolloutError(
-            f"rollout advance: already at the last stage ({state.weight}%); nothing to advance"
-        )
+        raise RolloutError(f"rollout advance: already at the last stage ({state.weight}%); nothing to advance")
     status: Status = "complete" if config.stages[nxt].weight == 100 else "progressing"
     return _write(
         store,
@@ -206,9 +204,7 @@ def pause(
     )
 
 
-def resume(
-    store: Store, config: RolloutConfig, state: RolloutState, actor: str, reason: str | None
-) -> RolloutState:
+def resume(store: Store, config: RolloutConfig, state: RolloutState, actor: str, reason: str | None) -> RolloutState:
     """Let the controller advance again from the current stage."""
     reason = _need_reason(reason, "resume")
     if state.status != "paused":

@@ -56,9 +56,7 @@ class GatewayService:
         self.metrics = Metrics()
         self.writer = LogWriter(
             store,
-            RowMaker(
-                s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests
-            ),
+            RowMaker(s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests),
             s.shadow.log_queue_size,
             s.shadow.batch_size,
             s.shadow.flush_interval,
@@ -93,9 +91,7 @@ class GatewayService:
         )
         domain = f"changeover-{uuid.uuid4().hex[:8]}"
         openfeature_api.set_provider(ChangeoverProvider(self.watcher, s.incumbent), domain)
-        self.gateway = Gateway(
-            s, upstreams, self.writer, mirror, openfeature_api.get_client(domain), self.metrics
-        )
+        self.gateway = Gateway(s, upstreams, self.writer, mirror, openfeature_api.get_client(domain), self.metrics)
         self.writer.start()
         self.watcher.start()
         mirror.start()
@@ -112,9 +108,7 @@ class GatewayService:
                 await upstream.aclose()
             await asyncio.to_thread(self.writer.close)
             self.watcher.stop()
-            log.info(
-                "gateway stopped: %d answers written, %d dropped", self.writer.written, self.writer.dropped
-            )
+            log.info("gateway stopped: %d answers written, %d dropped", self.writer.written, self.writer.dropped)
 
     async def _control(self) -> None:
         while True:

@@ -169,7 +169,5 @@ def load_settings(spec: MigrationSpec) -> Settings:
     mirror_to = shadow.candidates if shadow.candidates is not None else list(spec.candidates)
     unknown = [m for m in mirror_to if m not in spec.candidates]
     if unknown:
-        raise SpecError(
-            f"{where}: field 'shadow.candidates' names {', '.join(unknown)}, not candidates of the spec"
-        )
+        raise SpecError(f"{where}: field 'shadow.candidates' names {', '.join(unknown)}, not candidates of the spec")
     return Settings(spec.incumbent, candidate, mirror_to, gateway, shadow, rollout)

@@ -49,9 +49,7 @@ def pair_records(pairs: Iterable[Pair]) -> list[Record]:
         kept = int(not (inc.ok and cand.ok and format_drift(inc.text, cand.text)))
         prompt = _prompt(inc)
         out.append(_record(inc, {"equivalent": 1, "answered": answered["i"], "format_kept": 1}, prompt))
-        out.append(
-            _record(cand, {"equivalent": same, "answered": answered["c"], "format_kept": kept}, prompt)
-        )
+        out.append(_record(cand, {"equivalent": same, "answered": answered["c"], "format_kept": kept}, prompt))
     return out
 
 

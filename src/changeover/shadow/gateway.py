@@ -157,7 +157,7 @@ class Gateway:
         authorization: str | None,
     ) -> None:
         if (
-            served_by == self.incumbent
+            route.model == served_by == self.incumbent  # not after a fallback: the candidate answered
             and payload is not None
             and result.status is not None
             and result.status < 400
@@ -183,9 +183,7 @@ class Gateway:
             resp = await upstream.post(content, authorization)
         except httpx.HTTPError as exc:
             return Result(None, None, {}, failure_kind(exc), (time.perf_counter() - t0) * 1000.0)
-        return Result(
-            resp.status_code, resp.content, _relayed(resp.headers), None, (time.perf_counter() - t0) * 1000.0
-        )
+        return Result(resp.status_code, resp.content, _relayed(resp.headers), None, (time.perf_counter() - t0) * 1000.0)
 
     def _respond(self, route: Route, served_by: str, result: Result) -> Response:
         headers = {"x-changeover-model": served_by, "x-changeover-request-id": route.request_id}

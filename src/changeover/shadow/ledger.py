@@ -24,9 +24,7 @@ def contamination_subjects(store: Store, candidate: str, since: datetime | None 
     ensure_tables(store)
     c = contamination_ledger.c
     q = (
-        select(
-            c.subject, func.count().label("n"), func.min(c.at).label("first"), func.max(c.at).label("last")
-        )
+        select(c.subject, func.count().label("n"), func.min(c.at).label("first"), func.max(c.at).label("last"))
         .where(c.candidate == candidate)
         .group_by(c.subject)
         .order_by(func.count().desc())

@@ -61,8 +61,7 @@ class Metrics:
         ]
         for (model, role, outcome), n in sorted(self.requests.items()):
             lines.append(
-                f"changeover_requests_total{_labels(('model', 'role', 'outcome'), (model, role, outcome))}"
-                f" {n}"
+                f"changeover_requests_total{_labels(('model', 'role', 'outcome'), (model, role, outcome))} {n}"
             )
         lines += [
             "# HELP changeover_latency_ms Upstream answer latency in milliseconds.",

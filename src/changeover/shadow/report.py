@@ -128,7 +128,5 @@ def build_report(
         for p in matched:
             by_type[p.incumbent.request_type].append(p)
         for request_type, group in [(ALL, matched), *sorted(by_type.items())]:
-            rows.append(
-                {"candidate": candidate, "request_type": request_type, **summarise(group, judge, comparer)}
-            )
+            rows.append({"candidate": candidate, "request_type": request_type, **summarise(group, judge, comparer)})
     return ShadowReport(since, incumbent, rows)

@@ -32,9 +32,7 @@ class RowMaker:
             return None
         if tokens_in is None and tokens_out is None:
             return None
-        return (
-            (tokens_in or 0) * (up.input_per_mtok or 0.0) + (tokens_out or 0) * (up.output_per_mtok or 0.0)
-        ) / 1e6
+        return ((tokens_in or 0) * (up.input_per_mtok or 0.0) + (tokens_out or 0) * (up.output_per_mtok or 0.0)) / 1e6
 
     def __call__(self, ex: Exchange) -> tuple[dict[str, Any], dict[str, Any] | None]:
         text = tokens_in = tokens_out = finish = None

@@ -59,16 +59,12 @@ class UpstreamClient:
         body = {**payload, "model": self.upstream_model, **override}
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
-    async def post(
-        self, content: bytes, authorization: str | None, timeout: float | None = None
-    ) -> httpx.Response:
+    async def post(self, content: bytes, authorization: str | None, timeout: float | None = None) -> httpx.Response:
         kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         return await self.http.post(self.url, content=content, headers=self.headers(authorization), **kwargs)
 
     async def open_stream(self, content: bytes, authorization: str | None) -> httpx.Response:
-        request = self.http.build_request(
-            "POST", self.url, content=content, headers=self.headers(authorization)
-        )
+        request = self.http.build_request("POST", self.url, content=content, headers=self.headers(authorization))
         return await self.http.send(request, stream=True)
 
     async def aclose(self) -> None:

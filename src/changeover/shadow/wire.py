@@ -34,9 +34,7 @@ def parse_completion(body: bytes) -> Answer:
         choice = obj["choices"][0]
         text = choice["message"].get("content")
         tokens_in, tokens_out = _usage(obj)
-        return Answer(
-            text if isinstance(text, str) else None, tokens_in, tokens_out, choice.get("finish_reason")
-        )
+        return Answer(text if isinstance(text, str) else None, tokens_in, tokens_out, choice.get("finish_reason"))
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return Answer(None, None, None, None, malformed=True)
 
