@@ -1,0 +1,95 @@
+"""The JSON API behind the pages, for other tools too.
+
+- ``GET /api/next``: the response to judge now (leased to the caller), blind: no model name.
+- ``POST /api/labels``: ``{"client_id", "task" | ("item", "model"), "status"?, "verdicts"?, "corrects"?}``;
+  idempotent by ``client_id`` (a resend answers 200 with ``duplicate: true``).
+- ``GET /api/progress``: the caller's counts; the admin gets the whole panel.
+- ``GET /api/export?format=csv|jsonl``: every label row (admin).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from changeover.labeling.accounts import Annotator
+from changeover.labeling.auth import guarded
+from changeover.labeling.export import FORMATS, write_labels
+from changeover.labeling.service import LabelingService
+from changeover.labeling.submit import LabelRequestError, parse_submission
+from changeover.labeling.tasks import Task
+
+
+def task_json(service: LabelingService, task: Task) -> dict[str, Any]:
+    """A task as annotators see it: the interaction and one response, never the model's name."""
+    return {"task": task.id, "item": task.item,
+            "messages": [{"role": m.role, "content": m.content} for m in task.messages()],
+            "response": task.response, "reference": task.reference, "response_hash": task.response_hash,
+            "dimensions": [{"name": d, "rubric": service.rubric(d)} for d in service.dimensions]}
+
+
+def _service(request: Request) -> LabelingService:
+    return request.app.state.service
+
+
+def _error(exc: LabelRequestError) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+@guarded()
+def next_task(request: Request, who: Annotator) -> Response:
+    service = _service(request)
+    task = service.next_task(who.name)
+    if task is None:
+        return JSONResponse({"task": None, "message": "nothing left to label for you right now"})
+    return JSONResponse(task_json(service, task))
+
+
+def _target(service: LabelingService, body: dict[str, Any]) -> Task:
+    if isinstance(body.get("task"), str):
+        return service.task(body["task"])
+    item, model = body.get("item"), body.get("model")
+    if isinstance(item, str) and isinstance(model, str):
+        return service.task_for(item, model)
+    raise LabelRequestError("name the response: 'task' (from GET /api/next) or 'item' and 'model'")
+
+
+@guarded()
+def post_label(request: Request, who: Annotator) -> Response:
+    service = _service(request)
+    try:
+        body = json.loads(request.state.body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return JSONResponse({"error": "the body must be JSON"}, status_code=400)
+    try:
+        sub = parse_submission(body, service.dimensions)
+        task = _target(service, body)
+        result = service.submit(who.name, task, sub)
+    except LabelRequestError as exc:
+        return _error(exc)
+    return JSONResponse(result.to_json(), status_code=200 if result.duplicate else 201)
+
+
+@guarded()
+def progress(request: Request, who: Annotator) -> Response:
+    service = _service(request)
+    return JSONResponse(service.progress(None if who.is_admin else who.name))
+
+
+def export_response(service: LabelingService, fmt: str) -> Response:
+    if fmt not in FORMATS:
+        return JSONResponse({"error": f"format {fmt!r}: use csv or jsonl"}, status_code=422)
+    buf = io.StringIO()
+    write_labels(service.store, fmt, buf)
+    media = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    return Response(buf.getvalue(), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="labels.{fmt}"'})
+
+
+@guarded(admin=True)
+def export(request: Request, who: Annotator) -> Response:
+    return export_response(_service(request), request.query_params.get("format", "csv"))

@@ -1,0 +1,59 @@
+"""Export the labels table as CSV or JSONL: every row, corrections and skips included.
+
+``in_force`` says whether a row still counts (not superseded, a verdict, the
+annotator's latest for that response and dimension) so a spreadsheet user can
+filter on it; ``changeover label import`` reads both formats back.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from changeover.errors import ChangeoverError
+from changeover.store import Store
+from changeover.store.events import _aware
+from changeover.store.schema import labels
+
+COLUMNS = ("id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
+           "supersedes", "response_hash", "source", "in_force")
+FORMATS = ("csv", "jsonl")
+
+
+def label_rows(store: Store) -> Iterator[dict[str, Any]]:
+    """All label rows, oldest first, as plain dicts with ``in_force``."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(labels).order_by(labels.c.id)).all()
+    superseded = {r.supersedes for r in rows if r.supersedes is not None}
+    latest: dict[tuple[str, str, str, str], int] = {}
+    for r in rows:
+        if r.id not in superseded and r.status == "label" and r.value is not None:
+            latest[(r.item, r.model, r.dimension, r.annotator)] = r.id
+    in_force = set(latest.values())
+    for r in rows:
+        yield {"id": r.id, "item": r.item, "model": r.model, "dimension": r.dimension, "value": r.value,
+               "status": r.status, "annotator": r.annotator, "created_at": _aware(r.created_at).isoformat(),
+               "client_id": r.client_id, "supersedes": r.supersedes, "response_hash": r.response_hash,
+               "source": r.source, "in_force": r.id in in_force}
+
+
+def write_labels(store: Store, fmt: str, out: IO[str]) -> int:
+    """Write every label row to ``out`` in ``fmt`` (csv or jsonl); returns the number of rows."""
+    if fmt not in FORMATS:
+        raise ChangeoverError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    n = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in label_rows(store):
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            n += 1
+    else:
+        for row in label_rows(store):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n

@@ -1,0 +1,75 @@
+"""The server-rendered pages: login by link, the labelling page, corrections, and the admin's progress."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from changeover.labeling.accounts import Annotator, authenticate, list_accounts
+from changeover.labeling.api import export_response
+from changeover.labeling.auth import COOKIE, guarded, html, unauthorized_page
+from changeover.labeling.service import LabelingService
+from changeover.labeling.tasks import Task
+
+
+def _service(request: Request) -> LabelingService:
+    return request.app.state.service
+
+
+def login(request: Request) -> Response:
+    """``/login?token=...``: keep the token in a cookie and go to the work page."""
+    token = request.query_params.get("token")
+    who = authenticate(_service(request).store, token)
+    if who is None:
+        return unauthorized_page(request)
+    response = RedirectResponse("/progress" if who.is_admin else "/", status_code=303)
+    response.set_cookie(COOKIE, token or "", max_age=30 * 24 * 3600, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def _label_page(request: Request, who: Annotator, task: Task | None, corrects: str | None = None,
+                previous: dict[str, int | None] | None = None) -> Response:
+    service = _service(request)
+    return html(request, "label.html", {
+        "who": who, "task": task, "corrects": corrects, "previous": previous or {},
+        "client_id": uuid.uuid4().hex,
+        "dimensions": [(d, service.rubric(d)) for d in service.dimensions],
+        "progress": service.progress(who.name)})
+
+
+@guarded()
+def label_page(request: Request, who: Annotator) -> Response:
+    return _label_page(request, who, _service(request).next_task(who.name))
+
+
+@guarded()
+def correct_page(request: Request, who: Annotator) -> Response:
+    """Show the annotator's last submission again; what they send supersedes it."""
+    last = _service(request).last_submission(who.name)
+    if last is None:
+        return RedirectResponse("/", status_code=303)
+    task, client_id, verdicts = last
+    return _label_page(request, who, task, corrects=client_id, previous=verdicts)
+
+
+@guarded(admin=True)
+def progress_page(request: Request, who: Annotator) -> Response:
+    service = _service(request)
+    base = str(request.base_url).rstrip("/")
+    links = [(a.name, a.role, f"{base}/login?token={a.token}") for a in list_accounts(service.store)]
+    return html(request, "progress.html", {"who": who, "p": service.progress(None), "links": links,
+                                           "spec": service.spec, "dimensions": service.dimensions})
+
+
+@guarded(admin=True)
+def export_page(request: Request, who: Annotator) -> Response:
+    return export_response(_service(request), request.path_params["fmt"])

@@ -1,0 +1,157 @@
+"""The labelling service: the app's logic without HTTP (queue, submissions, progress).
+
+It joins the pieces: the task catalogue and value ranking (refreshed in the
+background), the leases, the writes to the ``labels`` table, and the
+progress summary. The web layer only translates requests to these calls.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from changeover.config import MigrationSpec
+from changeover.errors import ChangeoverError
+from changeover.labeling.accounts import store_secret
+from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
+from changeover.labeling.progress import agreement as agreement_by_dimension
+from changeover.labeling.progress import count_by_annotator, decision_lines
+from changeover.labeling.queue import Leases, candidates, read_state
+from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
+from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, row_client_id, submit
+from changeover.labeling.tables import ensure_tables
+from changeover.labeling.tasks import Catalogue, Task
+from changeover.records import Record
+from changeover.store import Store
+from changeover.store.responses import current_labels, load_records
+from changeover.store.schema import labels
+
+
+def assess_snapshot(spec: MigrationSpec, cfg: LabelingConfig, records: list[Record],
+                    catalogue: Catalogue) -> Snapshot:
+    """Fit the assessment on the current records; the snapshot keeps any error for the progress page."""
+    try:
+        from changeover.assess import assess
+    except ImportError:
+        return Snapshot(catalogue, error="the assessment core (changeover.assess) is not available; "
+                                         "the queue is in a random order per annotator")
+    try:
+        result = assess(spec, records, seed=cfg.seed if cfg.seed is not None else spec.seed,
+                        draws=cfg.assess_draws, chains=cfg.assess_chains, next_count=cfg.rank_depth)
+    except ChangeoverError as exc:
+        return Snapshot(catalogue, error=f"the assessment cannot run yet: {exc}")
+    return Snapshot(catalogue, rank_from_next_labels(list(result.next_labels)), result.to_json())
+
+
+class LabelingService:
+    """Everything the labelling pages and API do, on one store and one spec."""
+
+    def __init__(self, store: Store, spec: MigrationSpec, cfg: LabelingConfig | None = None):
+        self.store = store
+        self.spec = spec
+        self.cfg = cfg or labeling_config(spec)
+        self.dimensions = labeled_dimensions(spec, self.cfg)
+        ensure_tables(store)
+        self._secret = store_secret(store, "task_id_key")
+        self.leases = Leases(store, timedelta(minutes=self.cfg.lease_minutes))
+        self.refresher = Refresher(self._compute, self.cfg.refresh_every_labels, self.cfg.refresh_seconds)
+
+    # ----------------------------------------------------------------- snapshot
+
+    def _compute(self, full: bool) -> Snapshot:
+        records = load_records(self.store, models=self.spec.models)
+        catalogue = Catalogue.build(records, self.spec.models, self.dimensions, self._secret,
+                                    self.cfg.double_label_share, self.cfg.seed or self.spec.seed,
+                                    app_labels=current_labels(self.store))
+        if not full:
+            return Snapshot(catalogue)
+        return assess_snapshot(self.spec, self.cfg, records, catalogue)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.refresher.snapshot.catalogue
+
+    def rubric(self, dimension: str) -> str | None:
+        return self.spec.dimensions[dimension].rubric
+
+    # ----------------------------------------------------------------- tasks
+
+    def task(self, task_id: str) -> Task:
+        task = self.catalogue.by_id.get(task_id)
+        if task is None:
+            raise UnknownTaskError(f"unknown task {task_id!r}; take one from GET /api/next")
+        return task
+
+    def task_for(self, item: str, model: str) -> Task:
+        cat = self.catalogue
+        task = cat.by_key.get((item, model))
+        if task is None:
+            what = (f"item {item!r} has no response from model {model!r}" if item in cat.items
+                    else f"unknown item {item!r}")
+            raise UnknownTaskError(f"{what}; label only imported responses of the spec's models "
+                                   f"({', '.join(self.spec.models)})")
+        return task
+
+    def next_task(self, annotator: str) -> Task | None:
+        """The response this annotator should judge now (leased to them), or None when done."""
+        snap = self.refresher.snapshot
+        state = read_state(self.store)
+        held = self.leases.current(snap.catalogue, annotator, state)
+        if held is not None:
+            return held
+        ranked = candidates(snap.catalogue, annotator, snap.rank, self.cfg.rank_window, state)
+        task = self.leases.claim(annotator, ranked)
+        if task is None and self.leases.holds(annotator):  # a parallel request of theirs claimed one
+            return self.leases.current(snap.catalogue, annotator, read_state(self.store))
+        return task
+
+    def remaining(self) -> int:
+        """Verdicts still wanted over all responses (a response for two annotators counts twice)."""
+        state = read_state(self.store)
+        return sum(state.remaining(t) for t in self.catalogue.by_key.values())
+
+    # ----------------------------------------------------------------- labels
+
+    def submit(self, annotator: str, task: Task, sub: Submission) -> SubmitResult:
+        result = submit(self.store, annotator, task, self.dimensions, sub)
+        if not result.duplicate and sub.status == "label":
+            self.refresher.labels_added()
+        return result
+
+    def last_submission(self, annotator: str) -> tuple[Task, str, dict[str, int | None]] | None:
+        """The annotator's latest app submission: (task, client_id, verdicts) — what 'undo' corrects."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(labels).where(labels.c.annotator == annotator, labels.c.source == "app")
+                               .order_by(labels.c.id.desc()).limit(1)).first()
+            if row is None or not row.client_id or "/" not in row.client_id:
+                return None
+            client_id = row.client_id.rsplit("/", 1)[0]
+            ids = [row_client_id(client_id, d) for d in self.dimensions]
+            rows = conn.execute(select(labels).where(labels.c.client_id.in_(ids))).all()
+        task = self.catalogue.by_key.get((row.item, row.model))
+        if task is None:
+            return None
+        return task, client_id, {r.dimension: r.value for r in rows}
+
+    # ----------------------------------------------------------------- progress
+
+    def progress(self, annotator: str | None = None) -> dict[str, Any]:
+        """Counts for one annotator (their own page) or, for the admin (None), the whole panel."""
+        per, team = count_by_annotator(self.store)
+        mine = per.get(annotator) if annotator else None
+        out: dict[str, Any] = {"team": team.to_json(), "remaining": self.remaining(),
+                               "responses": len(self.catalogue)}
+        if annotator is not None:
+            out["you"] = (mine.to_json() if mine else {"total": 0, "today": 0, "skipped": 0, "flagged": 0})
+            return out
+        snap = self.refresher.snapshot
+        out["annotators"] = {a: c.to_json() for a, c in per.items()}
+        kappas = agreement_by_dimension(self.store, self.dimensions)
+        out["agreement"] = {d: a.to_json() for d, a in kappas.items()}
+        out["decision"] = {
+            "verdict": (snap.decision or {}).get("verdict"),
+            "lines": [line.to_json() for line in decision_lines(snap.decision, self.spec, self.dimensions)],
+            "updated_at": snap.at.isoformat(), "error": snap.error, "ranked": len(snap.rank)}
+        return out

@@ -1,0 +1,113 @@
+"""The catalogue of labelling tasks: one task per (item, model) response of the spec's models.
+
+A task is shown blind, so it is addressed by an opaque id (a keyed hash of
+item and model) that reveals neither the model nor the import order. A
+configurable share of items is marked for two annotators, to measure
+agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from changeover.records import Record
+
+TaskKey = tuple[str, str]  # (item, model)
+
+
+def response_hash(text: str | None) -> str:
+    """sha256 of the exact response text an annotator judged."""
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+
+
+def unit_hash(*parts: object) -> float:
+    """A deterministic number in [0, 1) from ``parts`` (stable across processes and runs)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    item: str
+    model: str
+    prompt: str | None
+    response: str | None
+    reference: str | None
+    response_hash: str
+    external: int   # verdicts already carried by the imported record (fewest over the dimensions)
+    needed: int     # annotators wanted: 1, or 2 for the double-labelled share
+
+    @property
+    def key(self) -> TaskKey:
+        return (self.item, self.model)
+
+    def messages(self) -> list[Message]:
+        """The interaction as a conversation: a JSON list of {role, content} or one user turn."""
+        if not self.prompt:
+            return []
+        try:
+            raw = json.loads(self.prompt)
+        except (json.JSONDecodeError, TypeError):
+            raw = None
+        if isinstance(raw, list) and all(isinstance(m, dict) and "content" in m for m in raw):
+            return [Message(str(m.get("role", "user")), _text(m["content"])) for m in raw]
+        if isinstance(raw, dict) and isinstance(raw.get("messages"), list):
+            out = [Message("system", str(raw["system"]))] if raw.get("system") else []
+            return out + [Message(str(m.get("role", "user")), _text(m.get("content", "")))
+                          for m in raw["messages"] if isinstance(m, dict)]
+        return [Message("user", self.prompt)]
+
+
+def _text(content: object) -> str:
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+        return "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+class Catalogue:
+    """All tasks, by opaque id and by (item, model)."""
+
+    def __init__(self, tasks: Iterable[Task]):
+        self.by_key: dict[TaskKey, Task] = {t.key: t for t in tasks}
+        self.by_id: dict[str, Task] = {t.id: t for t in self.by_key.values()}
+        self.items: set[str] = {t.item for t in self.by_key.values()}
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    @classmethod
+    def build(cls, records: Iterable[Record], models: list[str], dimensions: list[str], secret: str,
+              double_share: float, seed: object,
+              app_labels: dict[tuple[str, str, str], list[int]] | None = None) -> Catalogue:
+        """Tasks from stored records (the last stored response of each (item, model) wins).
+
+        ``app_labels`` (``current_labels(store)``) are the verdicts ``load_records``
+        merged into the records; they are subtracted so that ``external`` counts
+        only the labels that came with the imported records themselves.
+        """
+        app_labels = app_labels or {}
+        wanted = set(models)
+        latest: dict[TaskKey, Record] = {}
+        for rec in records:
+            if rec.model in wanted:
+                latest[(rec.item, rec.model)] = rec
+        tasks = []
+        for (item, model), rec in latest.items():
+            tid = hmac.new(secret.encode(), f"{item}\x00{model}".encode(), "sha256").hexdigest()[:20]
+            external = min((len(rec.labels.get(d, [])) - len(app_labels.get((item, model, d), []))
+                            for d in dimensions), default=0)
+            needed = 2 if unit_hash("double", seed, item) < double_share else 1
+            tasks.append(Task(tid, item, model, rec.prompt, rec.response, rec.reference,
+                              response_hash(rec.response), external, needed))
+        return cls(tasks)

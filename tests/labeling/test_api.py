@@ -1,0 +1,219 @@
+"""The JSON API over real HTTP (uvicorn on loopback): 401s, idempotency, unknown items,
+blindness, corrections, leases and concurrent annotators, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+from changeover.labeling.export import label_rows
+from changeover.labeling.queue import candidates, read_state
+from changeover.store.responses import current_labels
+
+from .conftest import MODELS
+
+
+def _label(client, task: str, value: int = 1, client_id: str | None = None, **extra):
+    body = {"client_id": client_id or uuid.uuid4().hex, "task": task, "verdicts": {"refusal": value}, **extra}
+    return client.post("/api/labels", json=body)
+
+
+def test_every_page_and_api_answers_401_without_a_valid_token(filled_store, serve):
+    live = serve(filled_store)
+    paths = ["/", "/correct", "/progress", "/export.csv", "/api/next", "/api/progress", "/api/export"]
+    for token in (None, "not-a-token"):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with live.client(None) as c:
+            for path in paths:
+                r = c.get(path, headers=headers)
+                assert r.status_code == 401, (path, token)
+            r = c.post("/api/labels", json={"client_id": "x" * 12, "task": "t"}, headers=headers)
+            assert r.status_code == 401
+            assert "token" in r.json()["error"]
+    with live.client(None) as c:
+        assert c.get("/login", params={"token": "wrong"}).status_code == 401
+    with live.client(None) as c:
+        c.cookies.set("changeover_label_token", "wrong")
+        assert c.get("/api/next").status_code == 401
+    with live.client("alice") as c:  # an annotator is not the admin
+        assert c.get("/progress").status_code == 403
+        assert c.get("/api/export").status_code == 403
+        assert c.get("/api/next").status_code == 200
+
+
+def test_next_item_is_blind_and_stable_while_leased(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        first = c.get("/api/next")
+        assert first.status_code == 200
+        body = first.json()
+        assert body["dimensions"][0]["rubric"].startswith("Acceptable when")
+        assert body["response"] and body["messages"][0]["role"] == "user"
+        text = first.text
+        assert not any(m in text for m in MODELS), "the model's name must never reach the annotator"
+        assert c.get("/api/next").json()["task"] == body["task"]  # a reload shows the same response
+
+
+def test_double_submission_is_stored_once(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        task = c.get("/api/next").json()["task"]
+        cid = uuid.uuid4().hex
+        first = _label(c, task, 1, cid)
+        second = _label(c, task, 1, cid)
+        assert first.status_code == 201 and second.status_code == 200
+        assert second.json()["duplicate"] is True
+        assert second.json()["label_ids"] == first.json()["label_ids"]
+        assert _label(c, task, 0, cid).status_code == 409  # same id, different content
+    rows = [r for r in label_rows(filled_store)]
+    assert len(rows) == 1 and rows[0]["annotator"] == "alice" and rows[0]["value"] == 1
+
+
+def test_unknown_item_task_or_dimension_is_a_clear_4xx(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        cid = uuid.uuid4().hex
+        r = c.post("/api/labels", json={"client_id": cid, "item": "no-such-item", "model": "gpt4",
+                                        "verdicts": {"refusal": 1}})
+        assert r.status_code == 404 and "unknown item 'no-such-item'" in r.json()["error"]
+        r = c.post("/api/labels", json={"client_id": cid, "item": "v2-1", "model": "gpt-9",
+                                        "verdicts": {"refusal": 1}})
+        assert r.status_code == 404 and "no response from model 'gpt-9'" in r.json()["error"]
+        r = _label(c, "feedfacefeedface", 1)
+        assert r.status_code == 404 and "GET /api/next" in r.json()["error"]
+        task = c.get("/api/next").json()["task"]
+        r = c.post("/api/labels", json={"client_id": cid, "task": task, "verdicts": {"tone": 1}})
+        assert r.status_code == 422 and "unknown dimension" in r.json()["error"]
+        r = c.post("/api/labels", json={"client_id": cid, "task": task, "verdicts": {"refusal": 2}})
+        assert r.status_code == 422
+        r = c.post("/api/labels", json={"task": task, "verdicts": {"refusal": 1}})
+        assert r.status_code == 422 and "client_id" in r.json()["error"]
+        r = c.post("/api/labels", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert r.status_code == 400
+        # the item-and-model form works for tools that know the response
+        ok = c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "item": "v2-1", "model": "gpt4",
+                                         "verdicts": {"refusal": 1}})
+        assert ok.status_code == 201
+    assert len(list(label_rows(filled_store))) == 1
+
+
+def test_a_correction_supersedes_and_keeps_the_original(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        task = c.get("/api/next").json()["task"]
+        cid = uuid.uuid4().hex
+        original = _label(c, task, 1, cid).json()["label_ids"]["refusal"]
+        fixed = _label(c, task, 0, corrects=cid)
+        assert fixed.status_code == 201
+    with live.client("bob") as c:  # nobody corrects someone else's label
+        assert _label(c, task, 1, corrects=cid).status_code == 403
+    rows = {r["id"]: r for r in label_rows(filled_store)}
+    new = rows[fixed.json()["label_ids"]["refusal"]]
+    assert new["supersedes"] == original and new["in_force"] and not rows[original]["in_force"]
+    key = (new["item"], new["model"], "refusal")
+    assert current_labels(filled_store)[key] == [0]
+
+
+def test_skip_and_flag_release_the_response_and_carry_no_verdict(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        t1 = c.get("/api/next").json()["task"]
+        assert c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": t1, "status": "skip"}
+                      ).status_code == 201
+        t2 = c.get("/api/next").json()["task"]
+        assert t2 != t1
+        assert c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": t2, "status": "flag"}
+                      ).status_code == 201
+        assert c.get("/api/next").json()["task"] not in (t1, t2)
+    with live.client("bob") as c:  # alice's skip leaves the response to others
+        seen = set()
+        while (task := c.get("/api/next").json()["task"]) and task not in seen:
+            seen.add(task)
+            c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": task, "status": "skip"})
+        assert t1 in seen
+    assert current_labels(filled_store) == {}
+
+
+def test_concurrent_annotators_never_share_a_single_label_response(filled_store, serve):
+    live = serve(filled_store)
+    total = sum(t.needed > t.external for t in live.service.catalogue.by_key.values())
+    judged: list[tuple[str, str]] = []
+    errors: list[str] = []
+    start = threading.Barrier(3)
+
+    def work(name: str) -> None:
+        with live.client(name) as c:
+            start.wait()
+            while True:
+                r = c.get("/api/next")
+                task = r.json()["task"]
+                if task is None:
+                    return
+                judged.append((name, task))
+                res = _label(c, task, 1)
+                if res.status_code != 201:
+                    errors.append(res.text)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in ("alice", "bob", "carol")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    by_task = Counter(task for _, task in judged)
+    assert len(by_task) == total and set(by_task.values()) == {1}, "a response went to two annotators"
+    assert len({name for name, _ in judged}) == 3
+    with live.client("admin") as c:
+        assert c.get("/api/progress").json()["remaining"] == 0
+
+
+def test_simultaneous_claims_get_distinct_responses(filled_store, serve):
+    live = serve(filled_store, annotators=[f"a{i}" for i in range(8)])
+    got: dict[str, str] = {}
+    barrier = threading.Barrier(8)
+
+    def claim(name: str) -> None:
+        with live.client(name) as c:
+            barrier.wait()
+            got[name] = c.get("/api/next").json()["task"]
+
+    threads = [threading.Thread(target=claim, args=(f"a{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(got) == 8 and len(set(got.values())) == 8
+
+
+def test_an_expired_lease_frees_the_response(filled_store, serve):
+    live = serve(filled_store, lease_minutes=0.005)  # 0.3 s
+    service = live.service
+
+    def open_for_bob() -> set[str]:
+        state = read_state(filled_store)
+        return {t.id for t in candidates(service.catalogue, "bob", {}, 5, state)}
+
+    with live.client("alice") as a:
+        task = a.get("/api/next").json()["task"]
+    assert task not in open_for_bob()
+    time.sleep(0.4)
+    assert task in open_for_bob()
+
+
+def test_double_labelled_share_goes_to_two_annotators_and_feeds_kappa(unlabelled_store, serve):
+    live = serve(unlabelled_store, double_label_share=1.0)
+    with live.client("alice") as a, live.client("bob") as b, live.client("carol") as c:
+        t_a = a.get("/api/next").json()["task"]
+        t_b = b.get("/api/next").json()["task"]
+        assert _label(a, t_a, 1).status_code == 201
+        # a half-done double label comes first for the next annotator
+        t_c = c.get("/api/next").json()["task"]
+        assert t_c == t_a
+        assert _label(c, t_c, 0).status_code == 201
+        assert _label(b, t_b, 1).status_code == 201
+        assert a.get("/api/next").json()["task"] == t_b
+    with live.client("admin") as admin:
+        agreement = admin.get("/api/progress").json()["agreement"]["refusal"]
+    assert agreement["pairs"] == 1 and agreement["observed"] == 0.0
