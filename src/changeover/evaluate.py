@@ -98,8 +98,10 @@ def sample_interactions(interactions: list[Interaction], segment_by: list[str], 
     else:
         roots = {h: math.sqrt(len(rows)) for h, rows in strata.items()}
         scale = n / sum(roots.values())
-        take = {h: min(len(strata[h]), max(min_per_segment, round(roots[h] * scale))) for h in strata}
-        _trim_to(take, n, {h: min(len(strata[h]), min_per_segment) for h in strata})
+        ideal = {h: roots[h] * scale for h in strata}
+        take = {h: min(len(strata[h]), max(min_per_segment, round(ideal[h]))) for h in strata}
+        _fit_to(take, n, ideal, floor={h: min(len(strata[h]), min_per_segment) for h in strata},
+                cap={h: len(strata[h]) for h in strata})
     rng = random.Random(seed)
     out: list[Sampled] = []
     for h in sorted(strata):
@@ -110,13 +112,19 @@ def sample_interactions(interactions: list[Interaction], segment_by: list[str], 
     return out
 
 
-def _trim_to(take: dict[str, int], n: int, floor: dict[str, int]) -> None:
-    """Bring the allocation's sum to ``n`` (floors may push it over; rounding either way)."""
+def _fit_to(take: dict[str, int], n: int, ideal: dict[str, float], floor: dict[str, int],
+            cap: dict[str, int]) -> None:
+    """Bring the allocation's sum to ``n`` (rounding and floors move it either way)."""
     while sum(take.values()) > n:
-        h = max((h for h in take if take[h] > floor[h]), key=lambda h: take[h], default=None)
+        h = max((h for h in take if take[h] > floor[h]), key=lambda h: take[h] - ideal[h], default=None)
         if h is None:
             return
         take[h] -= 1
+    while sum(take.values()) < n:
+        h = max((h for h in take if take[h] < cap[h]), key=lambda h: ideal[h] - take[h], default=None)
+        if h is None:
+            return
+        take[h] += 1
 
 
 # --------------------------------------------------------------------------- progress
@@ -288,15 +296,22 @@ def _num(x: int | None) -> float | None:
 
 # --------------------------------------------------------------------------- labels to ask for
 
+LABEL_FIT = {"draws": 150, "warmup": 150, "chains": 2}
 
-def pick_labels(spec: MigrationSpec, records: list[Record], budget: int, seed: int) -> tuple[list[dict], str]:
-    """The items a human should label next: ``assess``'s ranking, or disagreements when it cannot run."""
+
+def pick_labels(spec: MigrationSpec, records: list[Record], budget: int, seed: int,
+                fit: dict[str, int] | None = None) -> tuple[list[dict], str]:
+    """The items a human should label next: ``assess``'s ranking, or disagreements when it cannot run.
+
+    ``fit``: sampler settings passed to ``assess``; ranking needs less precision than a verdict,
+    so the default is a lighter fit (``LABEL_FIT``).
+    """
     if budget <= 0:
         return [], ""
     try:
         from changeover.assess import assess
 
-        assessment = assess(spec, records, seed=seed, next_count=budget)
+        assessment = assess(spec, records, seed=seed, next_count=budget, **(fit or LABEL_FIT))
         return list(assessment.next_labels[:budget]), "assess.next_labels"
     except (ChangeoverError, ImportError) as exc:
         return _disagreements(spec, records, budget, seed), f"signal disagreements ({exc})"
@@ -339,8 +354,12 @@ def label_rows(to_label: list[dict], records: list[Record]) -> list[dict[str, An
 def evaluate(spec: MigrationSpec, interactions: list[Interaction], *, store: Store | None = None,
              sample: int | None = None, labels_budget: int | None = None, prompt_ab: bool | None = None,
              registry: Registry | None = None, clients: dict[str, ModelClient] | None = None,
-             seed: int | None = None, progress: bool = False) -> EvaluationResult:
-    """Sample, run every arm, judge, and pick what to label. Arguments override ``evaluate:``."""
+             seed: int | None = None, progress: bool = False,
+             label_fit: dict[str, int] | None = None) -> EvaluationResult:
+    """Sample, run every arm, judge, and pick what to label. Arguments override ``evaluate:``.
+
+    ``label_fit``: sampler settings (draws, warmup, chains) for ranking the labels to get next.
+    """
     cfg = spec.section("evaluate", EvaluateConfig) or EvaluateConfig()
     seed = spec.seed if seed is None else seed
     check_segments(interactions, spec.segment_by)
@@ -356,7 +375,7 @@ def evaluate(spec: MigrationSpec, interactions: list[Interaction], *, store: Sto
     records, evaluation = asyncio.run(_run(spec, sampled, arms, registry, clients, configs, store, cfg.params,
                                            progress, own_clients))
     assess_spec = spec_for_arms(spec, arms)
-    to_label, source = pick_labels(assess_spec, records, budget, seed)
+    to_label, source = pick_labels(assess_spec, records, budget, seed, label_fit)
     return EvaluationResult(records, arms, assess_spec, evaluation.arm_stats, evaluation.judge_stats,
                             label_rows(to_label, records), source)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _KEYS = ("verdict", "label", "answer", "result", "decision", "judgement", "judgment", "winner",
-         "preference", "preferred", "score", "rating", "grade")
+         "preference", "preferred", "score", "rating", "grade", "pass", "passed", "correct", "acceptable",
+         "refused", "same", "equivalent")
 _TAG = re.compile(r"<(verdict|answer|score|rating|label|result)>\s*(.*?)\s*</\1>", re.S | re.I)
 _LINE = re.compile(r"\b(verdict|answer|score|rating|label|result|decision|grade|winner)\b\**\s*[:=]\s*"
                    r"\**\s*\[*\s*\"?([A-Za-z_]+|\d+(?:\.\d+)?)", re.I)
@@ -124,6 +125,14 @@ def _words(text: str, scale: Scale) -> set[int]:
     return values
 
 
+def _without_json(text: str) -> str:
+    """The text with {...} blocks removed: words inside unreadable JSON are not verdicts."""
+    previous = None
+    while previous != text:
+        previous, text = text, re.sub(r"\{[^{}]*\}", " ", text)
+    return text
+
+
 def parse_verdict(text: str | None, scale: Scale) -> tuple[int | None, str]:
     """(value, how it was read) or (None, why not)."""
     if text is None or not text.strip():
@@ -145,7 +154,7 @@ def parse_verdict(text: str | None, scale: Scale) -> tuple[int | None, str]:
     if whole is not None:
         return whole, "bare"
     if scale.levels is None:
-        values = _words(text, scale)
+        values = _words(_without_json(text), scale)
         if len(values) == 1:
             return values.pop(), "word"
         if len(values) > 1:
