@@ -7,6 +7,8 @@ no claim about the statistics; it only gives the report realistic shapes and num
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -241,6 +243,77 @@ def _append_at(conn, at, kind, subject, actor, reason, payload) -> None:
     from changeover.store.schema import events
     event_id = append_event(conn, kind, subject, actor, reason, payload)
     conn.execute(update(events).where(events.c.id == event_id).values(at=at))
+
+
+RESOURCE_ATTR = re.compile(r"""\b(?:src|href|xlink:href|action|poster|data|srcset)\s*=\s*["']([^"']*)["']""",
+                           re.I)
+
+
+def find_external_references(html: str) -> list[str]:
+    """Anything the page could fetch: resource attributes that are not in-page anchors,
+    CSS url()/@import, and any http(s) or protocol-relative URL at all."""
+    found = [v for v in RESOURCE_ATTR.findall(html) if not v.startswith("#")]
+    found += re.findall(r"url\(\s*['\"]?([^)'\"]+)", html)
+    found += re.findall(r"@import[^;]+;", html)
+    found += re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}", html, re.I)
+    return found
+
+
+@pytest.fixture
+def external_references() -> Callable[[str], list[str]]:
+    return find_external_references
+
+
+@pytest.fixture
+def sections() -> Callable[[str], set[str]]:
+    """The ids of the report's rendered sections."""
+    return lambda html: set(re.findall(r'<section id="([\w-]+)"', html))
+
+
+@dataclass
+class Demo:
+    """The real demo migration (bundled XSTest) assessed by the real core, once per session."""
+
+    spec: MigrationSpec
+    records: list[Record]
+    assessment: Any
+
+
+@pytest.fixture(scope="session")
+def demo() -> Demo:
+    from changeover import demo as demo_data
+    from changeover.assess import assess
+
+    data = demo_data.prepare(labels=120, seed=7)
+    return Demo(data.spec, data.records, assess(data.spec, data.records))
+
+
+def with_traffic_metrics(records: list[Record], seed: int = 11) -> list[Record]:
+    """Copies of the records with latency, tokens, cost and errors as a gateway logs them
+    (synthetic numbers: XSTest has none), to exercise the shadow section on real texts."""
+    rng = np.random.default_rng(seed)
+    scale = {"llama2orig": 1900.0, "gpt4": 1100.0, "mistralguard": 450.0}
+    out = []
+    for r in records:
+        copy = Record(**{f: getattr(r, f) for f in r.__slots__})
+        copy.latency_ms = float(rng.lognormal(np.log(scale.get(r.model, 800.0)), 0.4))
+        copy.tokens_in = float(len((r.prompt or "").split()) * 1.3 + 40)
+        copy.tokens_out = float(len((r.response or "").split()) * 1.3)
+        copy.cost_usd = copy.tokens_out * (3e-5 if r.model == "gpt4" else 2e-6)
+        copy.error = "timeout" if rng.random() < 0.005 else None
+        out.append(copy)
+    return out
+
+
+@pytest.fixture
+def demo_store(tmp_path: Path, demo: Demo):
+    """A store with the demo's responses (with traffic metrics), rollout and embedding events."""
+    from changeover.store.responses import add_records
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    add_records(store, with_traffic_metrics(demo.records), source="gateway")
+    add_migration_events(store)
+    yield store
+    store.dispose()
 
 
 @pytest.fixture

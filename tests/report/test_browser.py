@@ -51,8 +51,9 @@ def browser_page(tmp_path: Path):
         context.close()
 
 
-def test_report_renders_in_chromium(browser_page, spec, assessment, full_store, tmp_path):
-    out = write_report(assessment, spec, tmp_path / "report.html", store=full_store)
+def test_report_renders_in_chromium(browser_page, demo, demo_store, tmp_path):
+    """The real demo migration with shadow traffic, a rollout and an embedding comparison."""
+    out = write_report(demo.assessment, demo.spec, tmp_path / "report.html", store=demo_store)
     page = browser_page
     problems: list[str] = []
     requests: list[str] = []
@@ -64,13 +65,13 @@ def test_report_renders_in_chromium(browser_page, spec, assessment, full_store, 
 
     assert problems == []
     assert requests == [out.as_uri()]                  # nothing fetched but the file itself
-    assert page.title().startswith("Replacing legacy-model")
-    assert page.locator("[data-verdict]").inner_text() == "NEED-LABELS"
+    assert page.title().startswith("Replacing llama2orig")
+    assert page.locator("[data-verdict]").inner_text() == demo.assessment.verdict
     svgs = page.locator("svg.plot")
-    assert svgs.count() == 2 * 2 * 3 + 3 * 3 + 3
+    assert svgs.count() == 2 * 2 + 3 + 3      # density + forest per candidate, judge matrices, 3 sections
     box = svgs.first.bounding_box()
     assert box and box["width"] > 300 and box["height"] > 150   # laid out, not collapsed
-    assert page.locator("svg.plot polyline").count() >= 12         # density curves and the rollout step line
+    assert page.locator("svg.plot polyline").count() == 2 * 2 + 1    # density curves, rollout step line
 
     shot = page.screenshot(full_page=False)
     assert len(shot) > 20_000

@@ -15,25 +15,8 @@ from sqlalchemy import insert
 from changeover.report import EmbeddingStats, ReportError, ReportInputs, build_report, write_report
 from changeover.store.schema import labels as labels_table
 
-RESOURCE_ATTR = re.compile(r"""\b(?:src|href|xlink:href|action|poster|data|srcset)\s*=\s*["']([^"']*)["']""",
-                           re.I)
 
-
-def external_references(html: str) -> list[str]:
-    """Anything the page could fetch: resource attributes that are not in-page anchors,
-    CSS url()/@import, and any http(s) or protocol-relative URL at all."""
-    found = [v for v in RESOURCE_ATTR.findall(html) if not v.startswith("#")]
-    found += re.findall(r"url\(\s*['\"]?([^)'\"]+)", html)
-    found += re.findall(r"@import[^;]+;", html)
-    found += re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}", html, re.I)
-    return found
-
-
-def sections(html: str) -> set[str]:
-    return set(re.findall(r'<section id="([\w-]+)"', html))
-
-
-def test_realistic_assessment_opens_with_the_verdict(spec, assessment, records):
+def test_realistic_assessment_opens_with_the_verdict(spec, assessment, records, sections):
     html = build_report(assessment, spec, records).html()
     first_plot = html.index("<svg")
     assert html.index("NEED-LABELS: the evidence is not yet strong enough") < first_plot
@@ -48,7 +31,7 @@ def test_realistic_assessment_opens_with_the_verdict(spec, assessment, records):
     assert "The judge is kinder to cand-b on correctness" in html
 
 
-def test_report_is_self_contained(spec, assessment, records, full_store):
+def test_report_is_self_contained(spec, assessment, records, full_store, external_references):
     html = build_report(assessment, spec, records, store=full_store).html()
     assert external_references(html) == []
     assert "http" not in html.lower()                       # not even an SVG namespace URL
@@ -56,7 +39,7 @@ def test_report_is_self_contained(spec, assessment, records, full_store):
     assert external_references('<img src="https://cdn.example.com/x.png">')   # the check itself works
 
 
-def test_migration_with_all_parts(spec, assessment, full_store, tmp_path):
+def test_migration_with_all_parts(spec, assessment, full_store, tmp_path, external_references, sections):
     with full_store.engine.begin() as conn:
         conn.execute(insert(labels_table), [
             {"item": f"q-{i:04d}", "model": "cand-a", "dimension": "correctness", "value": 1,

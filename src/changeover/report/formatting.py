@@ -86,6 +86,13 @@ def prob_is(value: float | None) -> str:
     return text[0] + " " + text[1:] if text[:1] in "<>" else "= " + text
 
 
+def interval_short(summary: dict | None) -> str:
+    """A delta's interval in points without units, for table cells: '[−3.0, +5.5]'."""
+    if not summary:
+        return ""
+    return "[" + ", ".join(points(summary.get(k)).removesuffix(" pts") for k in ("lower", "upper")) + "]"
+
+
 def interval(summary: dict | None, as_points: bool = False) -> str:
     """'[lower, upper]' of a {'mean','lower','upper'} summary."""
     if not summary:

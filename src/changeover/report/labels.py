@@ -77,6 +77,25 @@ def annotator_counts(store: Store | None, records: list[Record]) -> list[tuple[s
     return named + ([("imported with the records", imported)] if imported > 0 else [])
 
 
+def cells_from_result(result: dict[str, Any], spec: MigrationSpec) -> list[dict[str, Any]]:
+    """Labelled responses per (model, dimension) as the assessment counted them (its
+    ``labelled`` and ``paired_items``), for when the report is not given the records."""
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for data in result.get("candidates", {}).values():
+        for dim, d in data.get("dimensions", {}).items():
+            for model, n in (d.get("labelled") or {}).items():
+                responses = int(d.get("paired_items") or 0)
+                cell = cells.setdefault((model, dim), {"model": model, "dimension": dim, "labelled": 0,
+                                                       "responses": 0})
+                cell["labelled"] = max(cell["labelled"], int(n))
+                cell["responses"] = max(cell["responses"], responses)
+    order = {m: i for i, m in enumerate(spec.models)}
+    out = sorted(cells.values(), key=lambda c: (c["dimension"], order.get(c["model"], 99)))
+    for c in out:
+        c["share"] = c["labelled"] / c["responses"] if c["responses"] else 0.0
+    return out
+
+
 def label_stats(records: list[Record], spec: MigrationSpec, result: dict[str, Any],
                 store: Store | None = None, next_limit: int = 12) -> LabelStats:
     """Build the section input from the records, the store and issue 2's JSON."""
@@ -94,9 +113,13 @@ def label_stats(records: list[Record], spec: MigrationSpec, result: dict[str, An
                 "share": labelled[(m, d)] / responses[(m, d)] if responses[(m, d)] else 0.0}
                for d in spec.dimensions for m in spec.models if responses[(m, d)]]
     agreements = [a for d, v in verdicts_by_dim.items() if (a := agreement(d, v)) is not None]
+    total_verdicts = sum(len(v) for vs in verdicts_by_dim.values() for v in vs)
+    if not records:
+        by_cell = cells_from_result(result, spec)
+        total_verdicts = sum(c["labelled"] for c in by_cell)
     return LabelStats(
-        total_verdicts=sum(len(v) for vs in verdicts_by_dim.values() for v in vs),
-        labelled_responses=sum(labelled.values()),
+        total_verdicts=total_verdicts,
+        labelled_responses=sum(c["labelled"] for c in by_cell),
         by_cell=by_cell,
         by_annotator=annotator_counts(store, records),
         agreement=agreements,

@@ -43,8 +43,10 @@ def summary_markdown(result: dict[str, Any], spec: MigrationSpec, text: VerdictT
     for cand, data in result["candidates"].items():
         for dim, d in data["dimensions"].items():
             lines.append(_row(cand, dim, "overall", {**d["overall"], "verdict": d["verdict"]}))
-            if with_segments:
-                lines += [_row("", "", seg, s) for seg, s in d.get("segments", {}).items()]
+            for seg, s in d.get("segments", {}).items():
+                # the segments that drive the verdict are always listed; the rest on request
+                if with_segments or s.get("verdict", d["verdict"]) != d["overall"].get("verdict", d["verdict"]):
+                    lines.append(_row("", "", seg, s))
     lines.append("")
     if labels is not None:
         needed = f"; about **{count(labels.total_needed)}** more needed" if labels.total_needed else ""

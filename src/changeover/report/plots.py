@@ -49,6 +49,13 @@ def _x_axis(c: Canvas, x: Scale, y: float, ticks: Sequence[float], tick_fmt: For
         c.text((x.range[0] + x.range[1]) / 2, y + 32, label, anchor="middle", class_="axis-label")
 
 
+def _pct_ticks(ticks: Sequence[float]) -> Formatter:
+    """Percent labels with as many decimals as the tick step needs (40%, 42.5%)."""
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    digits = 0 if round(100 * step, 6) == round(100 * step) else 1
+    return lambda v: pct(v, digits)
+
+
 def _legend(c: Canvas, items: Sequence[tuple[str, str]], x: float, y: float) -> None:
     for label, colour in items:
         c.rect(x, y - 9, 12, 10, fill=colour, rx=2)
@@ -87,7 +94,8 @@ def density_plot(series: Sequence[Series], label: str, xlabel: str,
     peak = max((float(dens.max()) for _, dens in curves), default=1.0) or 1.0
     x = Scale((lo, hi), (left, right))
     y = Scale((0, peak * 1.08), (bottom, top))
-    _x_axis(c, x, bottom, nice_ticks(lo, hi, 5), tick_fmt, xlabel, grid_top=top)
+    ticks = nice_ticks(lo, hi, 5)
+    _x_axis(c, x, bottom, ticks, tick_fmt if tick_fmt is not pct else _pct_ticks(ticks), xlabel, grid_top=top)
     for s, (grid, dens) in zip(series, curves, strict=True):
         pts = [(x(g), y(d)) for g, d in zip(grid, dens, strict=True)]
         c.polygon([(x(grid[0]), bottom), *pts, (x(grid[-1]), bottom)], fill=s.colour, fill_opacity=0.18)
@@ -136,7 +144,9 @@ def forest_plot(rows: Sequence[ForestRow], margin: float, label: str, width: flo
             "difference in pass rate, candidate − incumbent", grid_top=top - 6)
     c.line(x(0), top - 6, x(0), bottom, stroke=MUTED, stroke_width=1.2)
     c.line(x(-margin), top - 6, x(-margin), bottom, stroke=BAD, stroke_width=1.5, stroke_dasharray="5 3")
-    c.text(x(-margin) - 4, top - 10, f"margin −{100 * margin:.1f} pts", anchor="end", class_="annot bad")
+    room_left = x(-margin) - left > 90
+    c.text(x(-margin) + (-4 if room_left else 4), top - 10, f"margin −{100 * margin:.1f} pts",
+           anchor="end" if room_left else "start", class_="annot bad")
     shares = [r.share for r in rows if r.share]
     biggest = max(shares) if shares else 1.0
     for i, r in enumerate(rows):

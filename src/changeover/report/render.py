@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from changeover.report.build import Report
 
 
-FILTERS = ("pct", "points", "prob", "count", "failures", "failures_short", "interval", "impact",
-           "impact_range")
+FILTERS = ("pct", "points", "prob", "count", "failures", "failures_short", "interval", "interval_short",
+           "impact", "impact_range")
 
 
 @cache

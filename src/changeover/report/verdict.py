@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from changeover.config import MigrationSpec
-from changeover.report.formatting import count, failures, impact, interval, plural, points, prob, prob_is
+from changeover.report.formatting import count, failures, impact, interval_short, plural, points, prob, prob_is
 
 
 @dataclass(slots=True)
@@ -41,46 +41,65 @@ def _required(spec: MigrationSpec, segments: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in segments.items() if k in spec.required_segments}
 
 
+def _delta(block: dict[str, Any]) -> str:
+    return f"Δ {points(block['delta']['mean'])} {interval_short(block['delta'])}"
+
+
+def block_verdict(block: dict[str, Any], g: float) -> str:
+    """A block's verdict as the assessment gave it, or from its probabilities."""
+    if block.get("verdict"):
+        return str(block["verdict"])
+    if float(block["p_regression"]) >= g:
+        return "regression"
+    if float(block["p_superior"]) >= g:
+        return "superior"
+    return "non-inferior" if float(block["p_noninferior"]) >= g else "inconclusive"
+
+
+def _places(items: list[tuple[str, dict[str, Any]]], key: str, limit: int = 3) -> str:
+    """'unsafe (P = 0.94, Δ +1.2 pts [−3.0, +5.5])' for the first ``limit`` places."""
+    shown = [f"{name} (P {prob_is(float(b[key]))}, {_delta(b)})" for name, b in items[:limit]]
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(shown) + more
+
+
 def dimension_reason(name: str, dim: dict[str, Any], spec: MigrationSpec, needed: int | None) -> str:
     """One sentence: what was decided on this dimension, where, and how sure."""
     g = spec.confidence
     margin = spec.dimensions[name].margin if name in spec.dimensions else 0.0
     o = dim["overall"]
-    segs = _required(spec, dim.get("segments", {}))
-    delta = f"Δ {points(o['delta']['mean'])} {interval(o['delta'], as_points=True)}"
+    segs = _required(spec, dim.get("segments", {})) if len(dim.get("segments", {})) > 1 else {}
     within = f"no worse than {100 * margin:.1f} pts below {spec.incumbent}"
     verdict = dim["verdict"]
+    overall_verdict = block_verdict(o, g)
     if verdict in ("superior", "non-inferior"):
         where = ""
-        if len(segs) > 1:
-            worst = min(float(s["p_noninferior"]) for s in segs.values())
+        if segs:
+            worst = min(float(b["p_noninferior"]) for b in segs.values())
             where = (f"; non-inferior in all {len(segs)} {_segments_word(spec, len(segs))} "
                      f"(lowest P {prob_is(worst)})")
         if verdict == "superior":
             return (f"{name}: superior — P(better than {spec.incumbent}) {prob_is(o['p_superior'])} overall"
-                    f"{where}; {delta}.")
-        return f"{name}: non-inferior — P({within}) {prob_is(o['p_noninferior'])} overall{where}; {delta}."
+                    f"{where}; {_delta(o)}.")
+        return f"{name}: non-inferior — P({within}) {prob_is(o['p_noninferior'])} overall{where}; {_delta(o)}."
     if verdict == "regression":
-        bad = [k for k, s in segs.items() if float(s["p_regression"]) >= g]
-        overall_bad = float(o["p_regression"]) >= g
-        places = (["overall"] if overall_bad else []) + bad
-        worst = max([float(o["p_regression"])] + [float(segs[k]["p_regression"]) for k in bad])
-        return (f"{name}: regression in {', '.join(places) or 'a required segment'} — "
-                f"P(more than {100 * margin:.1f} pts worse) {prob_is(worst)}; {delta}.")
-    open_ = [k for k, s in segs.items()
-             if float(s["p_noninferior"]) < g and float(s["p_regression"]) < g]
-    if float(o["p_noninferior"]) < g and float(o["p_regression"]) < g:
-        open_ = ["overall", *open_]
-    lowest = min([float(o["p_noninferior"])] + [float(segs[k]["p_noninferior"]) for k in open_ if k in segs])
+        bad = [(k, b) for k, b in segs.items() if block_verdict(b, g) == "regression"]
+        if overall_verdict == "regression":
+            bad = [("overall", o), *bad]
+        (where, first), rest = (bad or [("overall", o)])[0], bad[1:]
+        also = f"; also in {_places(rest, 'p_regression')}" if rest else ""
+        return (f"{name}: regression in {where} — P(more than {100 * margin:.1f} pts worse) "
+                f"{prob_is(float(first['p_regression']))}; {_delta(first)}{also}.")
+    open_ = [(k, b) for k, b in segs.items() if block_verdict(b, g) == "inconclusive"]
     more = f"; about {count(needed)} more {plural(needed or 0, 'label')} needed" if needed else ""
-    places = [k for k in open_ if k != "overall"]
-    shown = ", ".join(places[:4]) + (f" and {len(places) - 4} more" if len(places) > 4 else "")
-    if "overall" in open_:
-        shown = "overall" + (f" and in {shown}" if shown else "")
-    else:
-        shown = f"in {shown}" if shown else "in a required segment"
-    return (f"{name}: not yet decided {shown} — lowest P({within}) {prob_is(lowest)}, "
-            f"below the {g:.0%} required{more}; {delta}.")
+    if overall_verdict == "inconclusive":
+        head = f"{name}: not yet decided overall — P({within}) {prob_is(o['p_noninferior'])}, " \
+               f"below the {g:.0%} required; {_delta(o)}"
+        tail = f"; also open in {_places(open_, 'p_noninferior')}" if open_ else ""
+        return head + tail + more + "."
+    return (f"{name}: {overall_verdict} overall ({_delta(o)}) but not yet decided in "
+            f"{_places(open_, 'p_noninferior') or 'a required segment'}, where P({within}) "
+            f"must reach {g:.0%}{more}.")
 
 
 def _candidate_summary(name: str, data: dict[str, Any], spec: MigrationSpec) -> str:
