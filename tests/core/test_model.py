@@ -1,0 +1,158 @@
+"""The measurement model checked by simulation: gradients, coverage, false-GO rate, SBC.
+
+All seeded. Sizes are chosen to run in about a minute on one core; the larger
+versions are in benchmarks/bench_calibration.py.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from changeover.stats import decision as dec
+from changeover.stats.model import FitSettings, PairFit, _batch, _initial, _Posterior, fit_pairs
+from changeover.stats.simulate import Scenario, draw_prior, simulate, simulate_from
+from changeover.stats.tables import build_table
+
+MARGIN, CONF = 0.02, 0.95
+LENIENT = dict(sensitivity=(0.85, 0.95), specificity=(0.85, 0.60))  # the judge passes the candidate's bad answers
+SCENARIOS = [
+    Scenario("equal", [0.80, 0.70, 0.85], [0.80, 0.70, 0.85]),
+    Scenario("better", [0.75, 0.70, 0.80], [0.82, 0.78, 0.86]),
+    Scenario("worse", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78]),
+    Scenario("worse, judge lenient on candidate", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78], **LENIENT),
+    Scenario("one segment worse", [0.80, 0.75, 0.85], [0.81, 0.66, 0.86]),
+    Scenario("equal, judge lenient on candidate", [0.80, 0.75, 0.85], [0.80, 0.75, 0.85], **LENIENT),
+]
+REPS = 24
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    t1, _, _ = simulate(dataclasses.replace(SCENARIOS[3], items_per_segment=60, labels_per_segment=10), rng)
+    n = 150
+    tot0 = np.where(rng.random(n) < 0.3, 2, 0)
+    t2 = build_table(["a", "b"], rng.integers(0, 2, n), 3, rng.integers(-1, 3, n), rng.integers(0, 3, n),
+                     np.minimum(rng.integers(0, 3, n), tot0), tot0, rng.integers(0, 2, n), rng.integers(0, 2, n))
+    t2 = dataclasses.replace(t2, pos1=np.minimum(t2.pos1, t2.tot1))
+    post = _Posterior(_batch([t1, t2], 2))
+    theta = _initial(post, rng) + rng.normal(0, 0.3, (4, post.P))
+    _, grad = post(theta)
+    h = 1e-6
+    for i in range(post.P):
+        e = np.zeros(post.P)
+        e[i] = h
+        num = (post(theta + e)[0] - post(theta - e)[0]) / (2 * h)
+        np.testing.assert_allclose(grad[:, i], num, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def scenario_fits():
+    rng = np.random.default_rng(20261123)
+    data = [(sc, *simulate(sc, rng)) for sc in SCENARIOS for _ in range(REPS)]
+    fits = fit_pairs([t for _, t, _, _ in data], FitSettings(seed=11))
+    return data, fits
+
+
+def _verdict(fit: PairFit, shares: np.ndarray) -> str:
+    overall = dec.judge_delta(PairFit.flat(fit.overall(fit.delta, shares)), MARGIN, CONF).verdict
+    segs = [dec.judge_delta(PairFit.flat(fit.delta[..., s]), MARGIN, CONF).verdict
+            for s in range(fit.delta.shape[-1])]
+    return dec.combine([overall, *segs])
+
+
+def test_intervals_cover_the_truth(scenario_fits):
+    data, fits = scenario_fits
+    hits, total = 0, 0
+    per_scenario = {}
+    for (sc, _, d_seg, d_all), fit in zip(data, fits, strict=True):
+        shares = np.ones(sc.n_segments)
+        draws = [PairFit.flat(fit.overall(fit.delta, shares))] + \
+            [PairFit.flat(fit.delta[..., s]) for s in range(sc.n_segments)]
+        truths = [d_all, *d_seg]
+        for x, truth in zip(draws, truths, strict=True):
+            iv = dec.interval(x, CONF)
+            ok = iv.lower <= truth <= iv.upper
+            hits += ok
+            total += 1
+            per_scenario.setdefault(sc.name, []).append(ok)
+    coverage = hits / total
+    print({k: round(float(np.mean(v)), 3) for k, v in per_scenario.items()}, "overall", round(coverage, 3))
+    assert coverage >= 0.93, per_scenario
+    # no scenario may be badly off either (the lenient judge must not bias the delta)
+    assert min(np.mean(v) for v in per_scenario.values()) >= 0.85
+
+
+def test_false_go_rate_when_candidate_regresses(scenario_fits):
+    data, fits = scenario_fits
+    regress = [(sc, fit) for (sc, _, d_seg, _), fit in zip(data, fits, strict=True) if d_seg.min() < -MARGIN]
+    assert len(regress) >= 3 * REPS
+    false_go = np.mean([_verdict(fit, np.ones(sc.n_segments)) == dec.GO for sc, fit in regress])
+    assert false_go <= 1 - CONF
+    # and the method has power: a truly better candidate gets GO far more often than a worse one
+    good = [(sc, fit) for (sc, _, d_seg, _), fit in zip(data, fits, strict=True) if sc.name == "better"]
+    power = np.mean([_verdict(fit, np.ones(3)) == dec.GO for _, fit in good])
+    print("false GO", false_go, "GO when better", power)
+    assert power >= 0.2 and power > 4 * false_go
+
+
+def test_false_go_at_the_margin_with_a_lenient_judge():
+    """The hardest case: truth just beyond the margin, judge kinder to the candidate."""
+    rng = np.random.default_rng(5)
+    sc = Scenario("just worse", [0.80], [0.77], items_per_segment=1500, labels_per_segment=150, **LENIENT)
+    tables = [simulate(sc, rng)[0] for _ in range(40)]
+    fits = fit_pairs(tables, FitSettings(seed=3, draws=150, warmup=250))
+    gos = [_verdict(f, np.ones(1)) == dec.GO for f in fits]
+    assert np.mean(gos) <= 1 - CONF
+
+
+def test_simulation_based_calibration():
+    """Ranks of the true value among posterior draws are uniform (Talts et al. 2018)."""
+    rng = np.random.default_rng(99)
+    n_sims, S, K = 80, 2, 3
+    draws, tables = [], []
+    for _ in range(n_sims):
+        d = draw_prior(S, K, rng)
+        draws.append(d)
+        tables.append(simulate_from(d, items_per_segment=80, label_share=0.25, rng=rng))
+    fits = fit_pairs(tables, FitSettings(seed=7, draws=250, warmup=300))
+    ranks = {"delta": [], "incumbent rate s0": [], "judge P(top | acceptable), candidate": []}
+    for d, fit in zip(draws, fits, strict=True):
+        thin = slice(None, None, 10)   # ~100 nearly independent draws
+        post = {"delta": fit.delta.mean(-1)[:, thin].ravel(),
+                "incumbent rate s0": fit.incumbent_rate[:, thin, 0].ravel(),
+                "judge P(top | acceptable), candidate": fit.phi[:, thin, 1, 1, K - 1].ravel()}
+        truth = {"delta": (d.pi[:, 1] - d.pi[:, 2]).mean(),
+                 "incumbent rate s0": d.pi[0, 2] + d.pi[0, 3],
+                 "judge P(top | acceptable), candidate": d.phi[1, 1, K - 1]}
+        for k in ranks:
+            ranks[k].append(np.mean(post[k] < truth[k]))
+    for k, r in ranks.items():
+        hist = np.histogram(r, bins=5, range=(0, 1))[0]
+        p = chisquare(hist).pvalue
+        print(k, hist, round(p, 4))
+        assert p > 0.005, (k, hist)
+
+
+def test_annotator_noise_is_estimated_from_disagreements():
+    rng = np.random.default_rng(4)
+    d = draw_prior(1, 2, rng)
+    d = dataclasses.replace(d, noise=0.15)
+    table = simulate_from(d, items_per_segment=1500, label_share=0.4, rng=rng, annotators=3)
+    assert table.multi_annotator
+    (fit,) = fit_pairs([table], FitSettings(seed=1))
+    lo, hi = np.quantile(PairFit.flat(fit.noise), [0.025, 0.975])
+    assert lo < 0.15 < hi and hi < 0.3
+
+
+def test_missing_signals_and_ordinal_levels():
+    rng = np.random.default_rng(8)
+    d = draw_prior(2, 5, rng)
+    table = simulate_from(d, items_per_segment=400, label_share=0.2, rng=rng)
+    a0 = table.a0.copy()
+    a0[::3] = table.levels     # a third of the cells lose the incumbent's signal
+    table = dataclasses.replace(table, a0=a0)
+    (fit,) = fit_pairs([table], FitSettings(seed=2))
+    assert fit.phi.shape[-1] == 5 and fit.divergences < 10
+    assert np.allclose(fit.phi.sum(-1), 1.0)
