@@ -1,0 +1,153 @@
+"""``changeover label export|import|links``: CSV and JSONL out, spreadsheet CSV, JSONL and
+Label Studio JSON in; file:line errors, exit 2, all or nothing, never twice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from changeover.cli import run
+from changeover.labeling import LabelingService
+from changeover.labeling.submit import Submission
+from changeover.store import open_store
+from changeover.store.responses import add_records, current_labels
+
+from .conftest import make_spec
+
+
+@pytest.fixture
+def db(sqlite_url, records) -> str:
+    with open_store(sqlite_url) as store:
+        add_records(store, records, source="xstest")
+    return sqlite_url
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _labels(db: str) -> dict:
+    with open_store(db) as store:
+        return current_labels(store)
+
+
+def test_export_csv_and_jsonl_hold_every_label(tmp_path, db, capsys):
+    with open_store(db) as store:
+        service = LabelingService(store, make_spec(tmp_path))
+        for verdict in (1, 0):
+            task = service.next_task("alice")
+            service.submit("alice", task, Submission(uuid.uuid4().hex, "label", {"refusal": verdict}))
+        task = service.next_task("bob")
+        service.submit("bob", task, Submission(uuid.uuid4().hex, "skip"))
+    capsys.readouterr()
+    assert run(["label", "export", "--format", "csv", "--db", db]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["annotator"], r["status"], r["value"]) for r in rows] == [
+        ("alice", "label", "1"), ("alice", "label", "0"), ("bob", "skip", "")]
+    out = tmp_path / "labels.jsonl"
+    assert run(["label", "export", "--format", "jsonl", "--db", db, "--output", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["value"] for x in lines] == [1, 0, None] and lines[0]["in_force"] is True
+    assert run(["label", "export", "--format", "xml", "--db", db]) == 2
+
+
+def test_import_a_spreadsheet_csv_once(tmp_path, db, capsys):
+    path = _write(tmp_path / "sheet.csv", "item,model,dimension,value,annotator\n"
+                  "v2-1,gpt4,refusal,1,dana\n"
+                  "v2-1,llama2orig,refusal,no,dana\n"
+                  "v2-19,gpt4,refusal,yes,erin\n")
+    assert run(["label", "import", str(path), "--db", db]) == 0
+    assert "3 added" in capsys.readouterr().out
+    labels = _labels(db)
+    assert labels[("v2-1", "gpt4", "refusal")] == [1] and labels[("v2-1", "llama2orig", "refusal")] == [0]
+    assert run(["label", "import", str(path), "--db", db]) == 0
+    assert "0 added" in capsys.readouterr().out
+
+
+def test_import_the_wide_form(tmp_path, db):
+    path = _write(tmp_path / "wide.csv", "item,model,annotator,refusal,notes\n"
+                  "v2-1,gpt4,dana,1,fine\n"
+                  "v2-19,gpt4,dana,,not judged\n")
+    assert run(["label", "import", str(path), "--db", db]) == 2  # without --spec no column names a dimension
+    spec = tmp_path / "migration.yaml"
+    spec.write_text("incumbent: llama2orig\ncandidates: [gpt4]\ndimensions:\n  refusal: {margin: 0.05}\n")
+    assert run(["label", "import", str(path), "--db", db, "--spec", str(spec)]) == 0
+    assert _labels(db) == {("v2-1", "gpt4", "refusal"): [1]}
+
+
+@pytest.mark.parametrize("body, where, what", [
+    ("item,model,dimension,value\nv2-1,gpt4,refusal,1\nv2-19,gpt4,refusal,maybe\n", "bad.csv:3",
+     "a verdict is 1 (acceptable) or 0"),
+    ("item,model,dimension,value\nv2-1,gpt4,refusal,1\nnope,gpt4,refusal,1\n", "bad.csv:3",
+     "no stored response for item 'nope'"),
+    ("item,model,value\nv2-1,gpt4,1\n", "bad.csv:1", "no columns 'dimension' and 'value'"),
+    ("model,dimension,value\ngpt4,refusal,1\n", "bad.csv:1", "missing column(s) item"),
+])
+def test_a_bad_file_names_file_and_line_exits_2_and_stores_nothing(tmp_path, db, capsys, body, where, what):
+    path = _write(tmp_path / "bad.csv", body)
+    assert run(["label", "import", str(path), "--db", db]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert where in err and what in err
+    assert _labels(db) == {}
+
+
+def test_import_a_label_studio_export(tmp_path, db, capsys):
+    tasks = [
+        {"id": 11, "data": {"item": "v2-1", "model": "gpt4", "text": "..."},
+         "annotations": [
+             {"id": 101, "completed_by": {"id": 1, "email": "dana@example.com"},
+              "created_at": "2026-11-20T10:00:00.000000Z", "was_cancelled": False,
+              "result": [{"from_name": "refusal", "to_name": "text", "type": "choices",
+                          "value": {"choices": ["Acceptable"]}}]},
+             {"id": 102, "completed_by": 2, "was_cancelled": True, "result": []}]},
+        {"id": 12, "data": {"item": "v2-19", "model": "llama2orig"},
+         "annotations": [{"id": 103, "completed_by": 2,
+                          "result": [{"from_name": "refusal", "type": "choices",
+                                      "value": {"choices": ["Not acceptable"]}}]}]}]
+    path = _write(tmp_path / "project.json", json.dumps(tasks))
+    assert run(["label", "import", str(path), "--db", db]) == 0
+    assert _labels(db) == {("v2-1", "gpt4", "refusal"): [1], ("v2-19", "llama2orig", "refusal"): [0]}
+    assert run(["label", "import", str(path), "--db", db]) == 0
+    assert "0 added" in capsys.readouterr().out
+    tasks[1]["annotations"][0]["result"][0]["value"]["choices"] = ["A", "B"]
+    bad = _write(tmp_path / "bad.json", json.dumps(tasks))
+    assert run(["label", "import", str(bad), "--db", db]) == 2
+    assert "bad.json: [1].annotations[0].result[0].value.choices" in capsys.readouterr().err.replace("\n", "")
+
+
+def test_jsonl_export_round_trips_into_another_store(tmp_path, db, records):
+    with open_store(db) as store:
+        service = LabelingService(store, make_spec(tmp_path))
+        for name in ("alice", "bob"):
+            task = service.next_task(name)
+            first = uuid.uuid4().hex
+            service.submit(name, task, Submission(first, "label", {"refusal": 1}))
+            service.submit(name, task, Submission(uuid.uuid4().hex, "label", {"refusal": 0}, corrects=first))
+    out = tmp_path / "labels.jsonl"
+    assert run(["label", "export", "--format", "jsonl", "--db", db, "--output", str(out)]) == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with open_store(other) as store:
+        add_records(store, records, source="xstest")
+    assert run(["label", "import", str(out), "--db", other]) == 0
+    assert _labels(other) == _labels(db)
+
+
+def test_links_prints_one_login_link_per_account(tmp_path, db, capsys):
+    spec = tmp_path / "migration.yaml"
+    spec.write_text("incumbent: llama2orig\ncandidates: [gpt4]\ndimensions:\n  refusal: {margin: 0.05}\n"
+                    "labeling:\n  annotators: [alice, bob]\n")
+    assert run(["label", "links", "--spec", str(spec), "--db", db, "--base-url", "http://lab:8400"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("http://lab:8400/login?token=") == 3 and "admin" in out and "bob" in out
+    assert run(["label", "links", "--spec", str(spec), "--db", db]) == 0
+    again = capsys.readouterr().out
+    assert sorted(x for x in again.split() if "token=" in x)[0].split("token=")[1] in out  # stable links
+    spec.write_text(spec.read_text() + "  colour: blue\n")
+    assert run(["label", "links", "--spec", str(spec), "--db", db]) == 2
+    assert "labeling.colour" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""Small pieces: Cohen's kappa, the labeling spec section, conversations, the blind task ids."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from changeover.errors import SpecError
+from changeover.labeling.agreement import cohen_kappa, kappa_by_dimension
+from changeover.labeling.config import labeled_dimensions, labeling_config
+from changeover.labeling.tasks import Catalogue, Task
+from changeover.records import Record
+
+from .conftest import make_spec
+
+
+def test_cohen_kappa_matches_the_textbook_example():
+    # 50 pairs: 20 both yes, 15 both no, 5 and 10 disagreements -> p_o 0.7, p_e 0.5, kappa 0.4
+    pairs = [(1, 1)] * 20 + [(1, 0)] * 5 + [(0, 1)] * 10 + [(0, 0)] * 15
+    a = cohen_kappa(pairs)
+    assert a.pairs == 50 and a.observed == pytest.approx(0.7) and a.kappa == pytest.approx(0.4)
+    assert cohen_kappa([]).kappa is None
+    assert cohen_kappa([(1, 1), (1, 1)]).kappa is None  # both raters constant: undefined, not 1
+    by_dim = kappa_by_dimension({("i", "m", "d"): [1, 1], ("j", "m", "d"): [0, 1], ("k", "m", "d"): [1]}, ["d"])
+    assert by_dim["d"].pairs == 2
+
+
+def test_labeling_section_defaults_and_errors(tmp_path):
+    spec = make_spec(tmp_path, tone=True, dimensions=["tone"])
+    cfg = labeling_config(spec)
+    assert cfg.annotators == ["alice", "bob", "carol"] and labeled_dimensions(spec, cfg) == ["tone"]
+    with pytest.raises(SpecError, match=r"migration.yaml: field 'labeling.dimensions': 'style'"):
+        labeling_config(make_spec(tmp_path, dimensions=["style"]))
+    with pytest.raises(SpecError, match=r"field 'labeling.double_label_share'"):
+        labeling_config(make_spec(tmp_path, double_label_share=1.5))
+    with pytest.raises(SpecError, match=r"'admin' is reserved"):
+        labeling_config(make_spec(tmp_path, annotators=["admin"]))
+    with pytest.raises(SpecError, match=r"field 'labeling.colour' is not a known key"):
+        labeling_config(make_spec(tmp_path, colour="blue"))
+
+
+def _task(prompt: str | None) -> Task:
+    return Task("t", "i", "m", prompt, "r", None, "h", 0, 1)
+
+
+def test_a_prompt_may_be_a_conversation():
+    chat = json.dumps([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    assert [(m.role, m.content) for m in _task(chat).messages()] == [("system", "Be brief."), ("user", "Hi")]
+    parts = json.dumps({"system": "S", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})
+    assert [(m.role, m.content) for m in _task(parts).messages()] == [("system", "S"), ("user", "x")]
+    assert [(m.role, m.content) for m in _task("How do I kill a Python process?").messages()] == [
+        ("user", "How do I kill a Python process?")]
+    assert _task(None).messages() == []
+
+
+def test_task_ids_are_opaque_and_the_double_share_is_per_item():
+    recs = [Record(item=f"q{i}", model=m, response=f"{m} {i}") for i in range(200) for m in ("inc", "cand")]
+    cat = Catalogue.build(recs, ["inc", "cand"], ["d"], "secret", 0.25, 7)
+    assert len(cat) == 400
+    assert all("inc" not in t.id and "cand" not in t.id for t in cat.by_key.values())
+    assert Catalogue.build(recs, ["inc", "cand"], ["d"], "other", 0.25, 7).by_key[("q1", "inc")].id != \
+        cat.by_key[("q1", "inc")].id
+    double = {t.item for t in cat.by_key.values() if t.needed == 2}
+    assert 30 < len(double) < 70  # about a quarter of 200 items
+    assert all(cat.by_key[(i, "inc")].needed == cat.by_key[(i, "cand")].needed for i in double)
