@@ -46,8 +46,9 @@ def test_two_replicas_on_one_postgresql_see_one_flag(make_spec, pg_url, fake, mo
         for r in replicas:
             assert seconds_until(lambda r=r: model_for(r.url, user) == "new") < 1.0
         # an admin call on one replica is seen by the other
-        resp = httpx.post(replicas[0].url + "/admin/rollback", json={"reason": "pager"},
-                          headers={"authorization": "Bearer tok-123"})
+        resp = httpx.post(
+            replicas[0].url + "/admin/rollback", json={"reason": "pager"}, headers={"authorization": "Bearer tok-123"}
+        )
         assert resp.status_code == 200
         assert seconds_until(lambda: model_for(replicas[1].url, user) == "old") < 1.0
     finally:
@@ -62,6 +63,7 @@ def test_after_sigterm_every_acknowledged_answer_is_in_the_store(make_spec, pg_u
     gw = GatewayProcess(spec, pg_url).wait_ready()
     try:
         with httpx.Client(timeout=10) as client:
+
             def one(i: int) -> str | None:
                 try:
                     r = client.post(gw.url + "/v1/chat/completions", json=chat(f"q{i}"))

@@ -176,6 +176,54 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{100 * value:.1f}%" if pct else f"{value:,.1f}"
 
 
+def _versus(row: dict[str, Any], key: str, pct: bool = False) -> str:
+    """The candidate's value, the incumbent's on the same requests in brackets."""
+    return f"{_fmt(row['candidate_stats'][key], pct)} ({_fmt(row['incumbent_stats'][key], pct)})"
+
+
+REPORT_LINES: list[tuple[str, Any]] = [
+    ("pairs", lambda r: str(r["pairs"])),
+    ("semantic equivalence", lambda r: _fmt(r["equivalence_rate"], True)),
+    ("better / worse / different", lambda r: "{better} / {worse} / {different}".format(**r["disagreements"])),
+    (
+        "latency p50 ms",
+        lambda r: (
+            f"{_fmt(r['candidate_stats']['latency_ms']['p50'])} ({_fmt(r['incumbent_stats']['latency_ms']['p50'])})"
+        ),
+    ),
+    (
+        "latency p95 ms",
+        lambda r: (
+            f"{_fmt(r['candidate_stats']['latency_ms']['p95'])} ({_fmt(r['incumbent_stats']['latency_ms']['p95'])})"
+        ),
+    ),
+    (
+        "latency p99 ms",
+        lambda r: (
+            f"{_fmt(r['candidate_stats']['latency_ms']['p99'])} ({_fmt(r['incumbent_stats']['latency_ms']['p99'])})"
+        ),
+    ),
+    ("tokens in / 1k requests", lambda r: _versus(r, "tokens_in_per_1k")),
+    ("tokens out / 1k requests", lambda r: _versus(r, "tokens_out_per_1k")),
+    ("cost USD / 1k requests", lambda r: _versus(r, "cost_usd_per_1k")),
+    ("refusal rate", lambda r: _versus(r, "refusal_rate", True)),
+    ("error rate", lambda r: _versus(r, "error_rate", True)),
+    ("malformed rate", lambda r: _versus(r, "malformed_rate", True)),
+    ("timeout rate", lambda r: _versus(r, "timeout_rate", True)),
+    ("format drift", lambda r: _fmt(r["format_drift_rate"], True)),
+]
+
+
+def _report_table(candidate: str, incumbent: str, rows: list[dict[str, Any]], start) -> Table:
+    table = Table(title=f"shadow: {candidate} (vs {incumbent} in brackets) since {start:%Y-%m-%d %H:%M} UTC")
+    table.add_column("")
+    for row in rows:
+        table.add_column(row["request_type"], justify="right")
+    for label, cell in REPORT_LINES:
+        table.add_row(label, *(cell(row) for row in rows))
+    return table
+
+
 @shadow_app.command("report")
 def shadow_report(
     spec_path: Path = SPEC_OPTION,
@@ -198,43 +246,9 @@ def shadow_report(
     spec, settings, store = _context(spec_path, db)
     start = now() - timedelta(seconds=seconds)
     report = build_report(store, settings.incumbent, settings.mirror_to, since=start)
-    table = Table(title=f"shadow report since {start.isoformat(timespec='seconds')}")
-    for col in (
-        "candidate",
-        "type",
-        "pairs",
-        "equivalent",
-        "better/worse/diff",
-        "p50/p95/p99 ms",
-        "tok out /1k",
-        "$ /1k",
-        "refusal",
-        "error",
-        "malformed",
-        "timeout",
-        "format drift",
-    ):
-        table.add_column(col, justify="left" if col in ("candidate", "type") else "right")
-    for row in report.rows:
-        c = row["candidate"]
-        lat = c["latency_ms"]
-        d = row["disagreements"]
-        table.add_row(
-            row["candidate"],
-            row["request_type"],
-            str(row["pairs"]),
-            _fmt(row["equivalence_rate"], True),
-            f"{d['better']}/{d['worse']}/{d['different']}",
-            "/".join(_fmt(lat[k]) for k in ("p50", "p95", "p99")),
-            _fmt(c["tokens_out_per_1k"]),
-            _fmt(c["cost_usd_per_1k"]),
-            _fmt(c["refusal_rate"], True),
-            _fmt(c["error_rate"], True),
-            _fmt(c["malformed_rate"], True),
-            _fmt(c["timeout_rate"], True),
-            _fmt(row["format_drift_rate"], True),
-        )
-    console.print(table)
+    for candidate in settings.mirror_to:
+        rows = [r for r in report.rows if r["candidate"] == candidate]
+        console.print(_report_table(candidate, settings.incumbent, rows, start))
     if json_path:
         write_json(report.to_json(), json_path)
     if export:

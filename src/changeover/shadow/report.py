@@ -107,8 +107,8 @@ def summarise(
         "equivalence_rate": len(same) / len(both) if both else None,
         "disagreements": classes,
         "format_drift_rate": len(drift) / len(both) if both else None,
-        "candidate": model_profile([p.candidate for p in group]),
-        "incumbent": model_profile([p.incumbent for p in group]),
+        "candidate_stats": model_profile([p.candidate for p in group]),
+        "incumbent_stats": model_profile([p.incumbent for p in group]),
     }
 
 
