@@ -72,7 +72,7 @@ def test_bad_row_names_line_and_field(tmp_path, row, needle):
     path = _jsonl(tmp_path / "bad.jsonl", [ROWS[0], ROWS[1], row])
     with pytest.raises(RecordsError) as err:
         read_records(path)
-    assert f"bad.jsonl:3: {needle}" in str(err.value) or (f"bad.jsonl:3" in str(err.value) and needle in str(err.value))
+    assert f"bad.jsonl:3: {needle}" in str(err.value) or ("bad.jsonl:3" in str(err.value) and needle in str(err.value))
 
 
 def test_invalid_json_line(tmp_path):

@@ -2,7 +2,7 @@
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import insert
@@ -43,7 +43,7 @@ def test_bad_row_stores_nothing(store, tmp_path):
 
 def test_app_labels_merge_and_supersede(store, tmp_path):
     import_file(store, _write(tmp_path / "r.jsonl", ROWS[:4]))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with store.engine.begin() as conn:
         first = conn.execute(insert(labels).values(item="q-0", model="legacy", dimension="correctness", value=0,
                                                    annotator="ann", created_at=now, status="label",
