@@ -197,6 +197,8 @@ class _Posterior:
             k = int(d.lev_mask[b].sum())
             ramp[b, :k] = np.linspace(-ORIENT, ORIENT, k)
         self.phi0_loc = np.stack([-ramp, ramp], axis=1)              # [B, z, K]
+        # batched matmul beats einsum ~5x at these sizes
+        self.seg_onehot_T = np.ascontiguousarray(np.swapaxes(d.seg_onehot, 1, 2))   # [B, S, J]
 
     def split(self, theta: np.ndarray) -> list[np.ndarray]:
         B, (S, K), c = theta.shape[0], (self.d.S, self.d.K), self.cuts
@@ -225,7 +227,7 @@ class _Posterior:
         else:
             f = lik * (d.disagree == 0)
         q = f[:, 0][..., Z0] * f[:, 1][..., Z1]
-        pi_j = np.einsum("bjs,bsc->bjc", d.seg_onehot, p["pi"])
+        pi_j = d.seg_onehot @ p["pi"]
         P = (pi_j * q).sum(-1)
         return pi_j, q, P
 
@@ -240,11 +242,11 @@ class _Posterior:
         R = (d.n / Psafe)[..., None] * pi_j * q                    # expected truth-cell counts [B,J,4]
 
         # d ll / d segment logits and d ll / d judge logits (softmax: counts - prob * total)
-        N = np.einsum("bjc,bjs->bsc", R, d.seg_onehot)             # [B,S,4]
+        N = self.seg_onehot_T @ R                                   # [B,S,4]
         g_eta_pi = N - pi * N.sum(-1, keepdims=True)
         Rz = np.stack([np.stack([R[..., 0] + R[..., 1], R[..., 2] + R[..., 3]], -1),
                        np.stack([R[..., 0] + R[..., 2], R[..., 1] + R[..., 3]], -1)], axis=1)  # [B,m,J,z]
-        M = np.einsum("bmjz,bmjk->bmzk", Rz, d.a_onehot)           # [B,m,z,K]
+        M = np.swapaxes(Rz, 2, 3) @ d.a_onehot                     # [B,m,z,K]
         g_eta_phi = (M - phi * M.sum(-1, keepdims=True)) * self.phi_mask
 
         # non-centred hierarchy: chain rule to (m, log sig, raw), plus the priors
@@ -290,7 +292,7 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
     """Fit every comparison (jointly batched) and return one ``PairFit`` per table.
 
     Static HMC with a jittered step size: the step size is tuned by dual
-    averaging toward 80% acceptance, a diagonal mass matrix is estimated in the
+    averaging toward 65% acceptance, a diagonal mass matrix is estimated in the
     middle of warm-up, then the step size is tuned again.
     """
     settings = settings or FitSettings()
@@ -306,7 +308,8 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
     inv_mass = np.ones((B, P))
     log_eps = np.full(B, np.log(0.05))
     # dual averaging state
-    mu_da, t0, gamma, k_da, target = np.log(0.5), 10, 0.05, 0.75, 0.8
+    # target acceptance 0.65: measured ESS/s best there (0.8 gave ~0.93 realised and timid steps; 0.5 diverged)
+    mu_da, t0, gamma, k_da, target = np.log(0.5), 10, 0.05, 0.75, 0.65
     h_bar, log_eps_bar = np.zeros(B), np.zeros(B)
     da_iter = 0
     window: list[np.ndarray] = []
