@@ -208,3 +208,20 @@ def test_request_fingerprint_changes_with_parameters():
     b = ChatRequest([{"role": "user", "content": "x"}], {"temperature": 1})
     assert a.fingerprint() != b.fingerprint()
     assert a.fingerprint() == ChatRequest([{"role": "user", "content": "x"}], {"temperature": 0}).fingerprint()
+
+
+def test_structured_judge_sends_a_schema_of_its_verdicts(fake):
+    fake.set("judge", reply='{"verdict": "FAIL", "reason": "wrong city"}')
+
+    async def go():
+        client = _judge_client(fake, "judge")
+        judge = LLMJudge("correctness", CORRECTNESS, "judge", _ask(client), structured=True)
+        try:
+            return judge, await judge.score(Case("i1", "cand", "capital of France?", "Lyon", reference="Paris"))
+        finally:
+            await client.aclose()
+
+    judge, verdict = asyncio.run(go())
+    assert verdict.value == 0 and judge.identity["output"] == "json_schema"
+    schema = fake.log[0].body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["verdict"]["enum"] == ["PASS", "FAIL"] and schema["required"] == ["verdict"]

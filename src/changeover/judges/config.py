@@ -46,6 +46,8 @@ class JudgeConfig(BaseModel):
     phrases: list[str] = Field(default_factory=list, description="refusal_phrases: extra phrases")
     expect_refusal: bool = Field(False, description="refusal: assumed when the traffic does not say")
     retries: int = Field(1, ge=0, le=3, description="llm: re-asks after an unparseable answer")
+    structured: bool = Field(False, description="llm: constrain the answer with a JSON schema "
+                                                "(response_format; OpenAI, vLLM, llama.cpp)")
     params: dict[str, Any] = Field(default_factory=dict, description="llm: generation parameters")
 
     @model_validator(mode="after")
@@ -110,7 +112,7 @@ def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
                 raise SpecError(f"{spec.path or 'spec'}: field 'judges.{signal}.style_guide' is required by "
                                 "the style rubric (the guide's text or a .md file next to the spec)")
             judges[signal] = LLMJudge(signal, rubric, cfg.model, ask_for(signal, cfg.model), guide,
-                                      cfg.retries, cfg.params, cfg.expect_refusal)
+                                      cfg.retries, cfg.params, cfg.expect_refusal, cfg.structured)
         else:
             options: dict[str, Any] = {"phrases": cfg.phrases, "language": cfg.language}
             if cfg.kind == "json_schema":

@@ -40,10 +40,14 @@ class LLMJudge:
     retries: int = 1
     params: dict[str, Any] | None = None
     refusal_expected_default: bool = False
+    structured: bool = False
 
     @property
     def identity(self) -> dict[str, str]:
-        return {"judge": f"llm:{self.judge_model}", "rubric": self.rubric.name, "rubric_sha": self.rubric.sha}
+        out = {"judge": f"llm:{self.judge_model}", "rubric": self.rubric.name, "rubric_sha": self.rubric.sha}
+        if self.structured:
+            out["output"] = "json_schema"
+        return out
 
     async def score(self, case: Case) -> Verdict:
         if case.response is None:
@@ -97,6 +101,8 @@ class LLMJudge:
         ]
         scale = rubric.scale()
         params = {**DEFAULT_PARAMS, **(self.params or {})}
+        if self.structured:
+            params["response_format"] = response_format(rubric)
         why = ""
         for _attempt in range(1 + self.retries):
             completion = await self.ask(ChatRequest(messages, params, item=case.item))
@@ -108,6 +114,21 @@ class LLMJudge:
             messages = [*messages, {"role": "assistant", "content": completion.text or ""},
                         {"role": "user", "content": REMINDER}]
         return None, f"unparseable judge output: {why}"
+
+
+def response_format(rubric: Rubric) -> dict[str, Any]:
+    """An OpenAI ``json_schema`` response format that only admits this rubric's verdicts.
+
+    Servers that support it (OpenAI, vLLM, llama.cpp through a grammar) then
+    cannot answer anything unparseable, which small judge models otherwise do.
+    """
+    if rubric.levels is not None:
+        field = {"score": {"type": "integer", "minimum": 1, "maximum": rubric.levels}}
+    else:
+        field = {"verdict": {"type": "string", "enum": list(rubric.labels or {})}}
+    schema = {"type": "object", "properties": {**field, "reason": {"type": "string"}},
+              "required": list(field), "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": f"{rubric.name}_verdict", "schema": schema}}
 
 
 def _coin(item: str) -> bool:

@@ -1,0 +1,42 @@
+"""Real local models end to end: SmolLM2 (llama.cpp) as incumbent, candidate (another prompt) and judge.
+
+The model is weak: these tests check the real wire protocol, tokens, latency
+and messy judge output flowing into ``assess``, never what a verdict should be.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from changeover.assess import assess
+from changeover.evaluate import LIVE_CANDIDATE, LIVE_INCUMBENT, run_live_demo
+from changeover.store import open_store
+
+pytestmark = [pytest.mark.llm, pytest.mark.slow]
+
+
+def test_live_migration_with_real_local_models_into_assess(local_llm, tmp_path):
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        result = run_live_demo(tmp_path / "live", items=4, base_url=local_llm.base_url, model=local_llm.model,
+                               store=store, progress=False)
+    recs = result.records
+    assert len(recs) == 8 and {r.model for r in recs} == {LIVE_INCUMBENT, LIVE_CANDIDATE}
+    for rec in recs:
+        assert rec.error is None and rec.response and rec.response.strip()
+        assert 0 < rec.tokens_out <= 48 and rec.tokens_in > 5 and rec.latency_ms > 0
+        assert rec.signals["refusal"] in (0, 1)
+        assert rec.signals["correctness"] in (0, 1, None)
+        if rec.signals["correctness"] is None:
+            assert rec.extra["unscorable"]["correctness"]      # unscorable always says why
+        assert rec.extra["judges"]["correctness"]["judge"] == "llm:smollm2-judge"
+    versions = {r.model: r.extra["prompt_version"] for r in recs}
+    assert versions == {LIVE_INCUMBENT: "assistant@default:v1", LIVE_CANDIDATE: f"assistant@{LIVE_CANDIDATE}:v1"}
+    judged = result.judge_stats["correctness"]
+    assert judged["scored"] + judged["unscorable"] == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        decision = assess(result.spec_for_assess, recs, draws=60, warmup=60, chains=2)
+    assert decision.verdict in ("GO", "NO-GO", "NEED-LABELS")
+    assert set(decision.to_json()["candidates"]) == {LIVE_CANDIDATE}
