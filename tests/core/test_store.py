@@ -107,3 +107,18 @@ def test_concurrent_flag_writers_never_lose_an_update(store_url):
 def test_bad_url_is_a_clear_error():
     with pytest.raises(StoreError, match="cannot"):
         open_store("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_many_processes_opening_a_fresh_store_at_once(store_url, tmp_path):
+    """Replicas starting together must not race on CREATE TABLE."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from changeover.store import open_store; "
+            "from changeover.store.schema import metadata; s = open_store(sys.argv[1]); "
+            "s.ensure(*metadata.sorted_tables); print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, store_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in results]
+    assert all(out.strip() == "ok" for out, _ in results)

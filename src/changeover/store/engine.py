@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from sqlalchemy import Engine, Table, create_engine, event, inspect
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy import Engine, Table, create_engine, event, inspect, text
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
 from changeover.errors import StoreError
 from changeover.store import schema
 
 DEFAULT_DB = ".changeover/changeover.db"
+_SCHEMA_LOCK = 0x6368616E  # advisory lock key for schema creation ("chan")
+
+
+def _is_creation_race(exc: Exception) -> bool:
+    msg = str(getattr(exc, "orig", exc)).lower()
+    return "already exists" in msg or "pg_type_typname_nsp_index" in msg or "database is locked" in msg
 
 
 def resolve_url(db: str | None = None) -> str:
@@ -56,8 +63,25 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def ensure(self, *tables: Table) -> None:
-        """Create the given tables (a feature's own) if they do not exist."""
-        schema.metadata.create_all(self.engine, tables=list(tables), checkfirst=True)
+        """Create the given tables (a feature's own) if they do not exist.
+
+        Safe when several processes start at once on a fresh database (two
+        gateway replicas did race here: CREATE TABLE in both, one failing on
+        PostgreSQL's pg_type unique index). PostgreSQL: serialised by a
+        transaction-scoped advisory lock. SQLite: retried when the other
+        process won.
+        """
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if self.dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                    schema.metadata.create_all(conn, tables=list(tables), checkfirst=True)
+                return
+            except (OperationalError, IntegrityError, ProgrammingError) as exc:
+                if attempt == 4 or not _is_creation_race(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def has_table(self, name: str) -> bool:
         return inspect(self.engine).has_table(name)
