@@ -156,3 +156,17 @@ def test_missing_signals_and_ordinal_levels():
     (fit,) = fit_pairs([table], FitSettings(seed=2))
     assert fit.phi.shape[-1] == 5 and fit.divergences < 10
     assert np.allclose(fit.phi.sum(-1), 1.0)
+
+
+def test_compiled_likelihood_matches_the_numpy_reference():
+    from changeover.stats.likelihood import likelihood, likelihood_numpy
+
+    rng = np.random.default_rng(12)
+    tables = [simulate_from(draw_prior(3, K, rng, noisy=ann > 1), 200, 0.3, rng, annotators=ann)
+              for K, ann in ((2, 1), (4, 3), (5, 2))]
+    post = _Posterior(_batch(tables, 2))
+    p = post.constrained(_initial(post, rng) + rng.normal(0, 0.5, (6, post.P)))
+    d = post.d
+    args = (p["pi"], p["phi"], p["noise"], d.noisy, d.seg, d.n, d.a, d.agree, d.disagree)
+    for fast, ref in zip(likelihood(*args), likelihood_numpy(*args), strict=True):
+        np.testing.assert_allclose(fast, ref, rtol=1e-9, atol=1e-9)
