@@ -1,9 +1,292 @@
-"""CLI commands for the embeddings feature (registered by `changeover.cli`)."""
+"""CLI commands for the embedding migration: `changeover embeddings status|reembed|compare|
+fit-adapter|switch|cleanup|search`.
+
+Settings come from the spec's ``embeddings:`` section (``--spec``) or, without
+a spec, from flags (``--old``, ``--new``, ``--corpus``, ...); a flag beats the spec.
+"""
 
 from __future__ import annotations
 
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from changeover.cli.common import DB_OPTION, console, write_json
+from changeover.config import load_spec
+from changeover.embeddings.adapter import fit_adapter, save_adapter
+from changeover.embeddings.compare import compare
+from changeover.embeddings.config import EmbeddingsConfig, parse_duration, parse_rate
+from changeover.embeddings.corpus import read_corpus_report, read_qrels, read_queries
+from changeover.embeddings.encoders import canonical_name, get_encoder
+from changeover.embeddings.index import VectorIndex, open_index
+from changeover.embeddings.linear_maps import FORMS
+from changeover.embeddings.metrics import judged, quality
+from changeover.embeddings.reembed import reembed
+from changeover.embeddings.resolve import resolve_version
+from changeover.embeddings.search import QueryVectors, Retriever
+from changeover.embeddings.serving import cleanup, init_serving, serving_index, switch
+from changeover.embeddings.status import status
+from changeover.errors import SpecError
+from changeover.store import open_store
+
+sub = typer.Typer(help="Migrate the embedding index: re-embed, compare, adapt, switch, clean up.",
+                  no_args_is_help=True)
+
+SPEC = typer.Option(None, "--spec", help="Migration spec with an `embeddings:` section.")
+OLD = typer.Option(None, "--old", help="Incumbent embedding model (default: spec embeddings.incumbent).")
+NEW = typer.Option(None, "--new", help="Candidate embedding model (default: spec embeddings.candidate).")
+BACKEND = typer.Option(None, "--backend", help="Vector backend: numpy (default) or pgvector.")
+CORPUS = typer.Option(None, "--corpus", help="Documents JSONL (_id, text, title).")
+QUERIES = typer.Option(None, "--queries", help="Queries JSONL (_id, text): the common ones from logs.")
+QRELS = typer.Option(None, "--qrels", help="Relevance judgments TSV (query-id, corpus-id, score).")
+JSON_OUT = typer.Option(None, "--json", help="Also write the result as JSON to this path.")
+ACTOR = typer.Option(None, "--actor", help="Who does this (default: $CHANGEOVER_ACTOR or the login name).")
+REASON = typer.Option(None, "--reason", help="Why (kept in the event log).")
+K = typer.Option(None, "--k", help="Top-k for overlap and quality (default 10).")
+
+
+@dataclass
+class Context:
+    config: EmbeddingsConfig
+    index: VectorIndex
+    actor: str
+
+    def need(self, field: str, flag: str) -> object:
+        value = getattr(self.config, field, None)
+        if value is None:
+            raise SpecError(f"{flag} is required (or give --spec with embeddings.{field})")
+        return value
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        return {k: v for k, v in {"old": self.config.incumbent, "incumbent": self.config.incumbent,
+                "new": self.config.candidate, "candidate": self.config.candidate}.items() if v}
+
+
+def _context(spec: Path | None, db: str | None, backend: str | None, actor: str | None,
+             **overrides: object) -> Context:
+    config: EmbeddingsConfig | None = None
+    if spec is not None:
+        loaded = load_spec(spec)
+        config = loaded.section("embeddings", EmbeddingsConfig)
+        if config is None:
+            raise SpecError(f"{spec}: no `embeddings:` section; add one (see docs/embeddings.md) "
+                            "or use --old/--new/--corpus")
+        config = config.resolved(spec.resolve().parent)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = (config or EmbeddingsConfig()).model_copy(update=given)
+    chosen = backend or config.backend
+    who = actor or os.environ.get("CHANGEOVER_ACTOR") or getpass.getuser()
+    return Context(config, open_index(open_store(db), chosen), who)
+
+
+def _fmt(x: object) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+@sub.command("status")
+def status_cmd(spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND,
+               json_out: Path = JSON_OUT) -> None:
+    """Indexes per model version, jobs, failures, what serves, active adapters (technical debt)."""
+    ctx = _context(spec, db, backend, None)
+    st = status(ctx.index, ctx.config.stability)
+    table = Table(title=f"embedding indexes ({st['backend']}, {st['store']})")
+    for col in ("index (model@version)", "vectors", "of", "job", "failed", "serving"):
+        table.add_column(col)
+    for v in st["indexes"]:
+        table.add_row(v["version"], str(v["vectors"]), _fmt(v["total"]), v["state"],
+                      ", ".join(v["failed"][:5]) + (" ..." if len(v["failed"]) > 5 else "") or "-",
+                      "[bold green]yes[/]" if v["serving"] else "")
+    console.print(table)
+    console.print(f"serving: [bold]{st['serving'] or 'nothing yet'}[/]")
+    for a in st["adapters"]:
+        console.print(f"[yellow]adapter #{a['id']} active[/] {a['query_version']} -> {a['index_version']} "
+                      f"({a['form']}, keeps {_fmt(a['kept_share'])} of re-indexed overlap): {a['note']}")
+    if st["cleanup"]:
+        c = st["cleanup"]
+        state = "allowed now" if c["allowed_now"] else f"allowed from {c['cleanup_allowed_from']}"
+        console.print(f"cleanup of {', '.join(c['removable']) or 'nothing'}: {state} "
+                      f"(stability period {c['stability_period']})")
+    if json_out:
+        write_json(st, json_out)
+
+
+@sub.command("reembed")
+def reembed_cmd(to: str = typer.Option(..., "--to", help="Model to embed with (name or alias)."),
+                corpus: Path = CORPUS, batch: int = typer.Option(None, "--batch", min=1),
+                rate: str = typer.Option(None, "--rate", help="Rate limit, e.g. 600/min; 'off' for none."),
+                limit: int = typer.Option(None, "--limit", min=1, help="Embed at most N documents this run."),
+                retries: int = typer.Option(None, "--retries", min=0),
+                progress: bool = typer.Option(True, "--progress/--no-progress"),
+                spec: Path = SPEC, old: str = OLD, db: str = DB_OPTION, backend: str = BACKEND,
+                actor: str = ACTOR, reason: str = REASON, json_out: Path = JSON_OUT) -> None:
+    """Embed every document with a model into its own index rows (resumable, rate-limited)."""
+    ctx = _context(spec, db, backend, actor, corpus=corpus, batch=batch, rate=rate, retries=retries,
+                   incumbent=old)
+    cfg = ctx.config
+    corpus_path = Path(str(ctx.need("corpus", "--corpus")))
+    model = ctx.aliases.get(to.lower(), to)
+    encoder = get_encoder(model)
+    docs, empty = read_corpus_report(corpus_path)
+    if empty:
+        console.print(f"[yellow]{len(empty)} empty documents (no text, no title) cannot be embedded and are "
+                      f"not indexed:[/] {', '.join(empty[:20])}")
+    result = reembed(ctx.index, encoder, docs, actor=ctx.actor, reason=reason, batch=cfg.batch,
+                     rate=parse_rate(cfg.rate), retries=cfg.retries,
+                     limit=limit, source=str(corpus_path), progress=progress)
+    incumbent = cfg.incumbent
+    if result.complete and (incumbent is None or canonical_name(incumbent) == encoder.name):
+        if init_serving(ctx.index.store, encoder.key, ctx.actor):
+            console.print(f"{encoder.key} now serves (first complete index)")
+    console.print(f"{encoder.key}: embedded {result.embedded} this run, {result.already} before, "
+                  f"{result.already + result.embedded} of {result.total} "
+                  f"({result.docs_per_second:.1f} docs/s, {result.seconds:.1f}s)")
+    if result.failed:
+        console.print(f"[bold red]{len(result.failed)} documents failed[/] after retries (run again to retry):")
+        for doc_id, err in sorted(result.failed.items())[:20]:
+            console.print(f"  {doc_id}: {err}")
+    if json_out:
+        write_json(result.to_json(), json_out)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _queries_both(ctx: Context, queries_path: Path):
+    queries = read_queries(queries_path)
+    old_enc = get_encoder(str(ctx.need("incumbent", "--old")))
+    new_enc = get_encoder(str(ctx.need("candidate", "--new")))
+    texts = [q.text for q in queries]
+    return queries, old_enc, new_enc, old_enc.encode_queries(texts), new_enc.encode_queries(texts)
+
+
+@sub.command("compare")
+def compare_cmd(queries: Path = QUERIES, qrels: Path = QRELS, k: int = K, spec: Path = SPEC, old: str = OLD,
+                new: str = NEW, db: str = DB_OPTION, backend: str = BACKEND,
+                json_out: Path = JSON_OUT) -> None:
+    """Top-k overlap old vs new on the queries, its verdict, recall/nDCG with judgments."""
+    ctx = _context(spec, db, backend, None, incumbent=old, candidate=new, queries=queries, qrels=qrels, k=k)
+    cfg = ctx.config
+    qs, old_enc, new_enc, q_old, q_new = _queries_both(ctx, Path(str(ctx.need("queries", "--queries"))))
+    judgments = read_qrels(cfg.qrels) if cfg.qrels else None
+    result = compare(ctx.index, old_enc.key, new_enc.key, qs, q_old, q_new, k=cfg.k,
+                     thresholds=cfg.thresholds, qrels=judgments)
+    rep = result.overlap
+    console.print(f"top-{rep.k} overlap {old_enc.name} vs {new_enc.name} on {len(qs)} queries: "
+                  f"mean [bold]{rep.mean:.3f}[/] -> [bold]{rep.verdict}[/] "
+                  f"(preserves >= {cfg.thresholds.preserves}, investigate < {cfg.thresholds.investigate})")
+    console.print("quantiles: " + ", ".join(f"{n} {v:.2f}" for n, v in rep.quantiles().items()))
+    console.print("histogram: " + ", ".join(f"{n}: {c}" for n, c in rep.histogram().items()))
+    worst = Table(title="lowest-overlap queries")
+    worst.add_column("query")
+    worst.add_column("overlap")
+    worst.add_column("text")
+    texts = {q.id: q.text for q in qs}
+    for qid, o in rep.worst(10):
+        worst.add_row(qid, f"{o:.2f}", texts[qid][:80])
+    console.print(worst)
+    if result.quality:
+        qt = Table(title=f"retrieval quality ({next(iter(result.quality.values()))['judged_queries']} judged queries)")
+        for col in ("index", f"recall@{rep.k}", f"ndcg@{rep.k}"):
+            qt.add_column(col)
+        for name, m in result.quality.items():
+            qt.add_row(name, f"{m[f'recall@{rep.k}']:.3f}", f"{m[f'ndcg@{rep.k}']:.3f}")
+        console.print(qt)
+    if result.adapter:
+        console.print(f"active adapter #{result.adapter['id']} ({result.adapter['form']}): overlap with the "
+                      f"re-indexed top-{rep.k} {result.adapter['overlap_with_new']:.3f}")
+    if json_out:
+        write_json(result.to_json(), json_out)
+
+
+@sub.command("fit-adapter")
+def fit_adapter_cmd(pairs: int = typer.Option(None, "--pairs", min=20, help="Paired documents to fit on."),
+                    queries: Path = QUERIES, qrels: Path = QRELS, k: int = K,
+                    forms: str = typer.Option(",".join(FORMS), "--forms", help="Forms to try, comma-separated."),
+                    activate: bool = typer.Option(True, "--activate/--no-activate"),
+                    spec: Path = SPEC, old: str = OLD, new: str = NEW, db: str = DB_OPTION,
+                    backend: str = BACKEND, actor: str = ACTOR, reason: str = REASON,
+                    json_out: Path = JSON_OUT) -> None:
+    """Fit a new-query -> old-space map on paired documents; choose the form by held-out overlap."""
+    ctx = _context(spec, db, backend, actor, incumbent=old, candidate=new, queries=queries, qrels=qrels,
+                   k=k, pairs=pairs)
+    cfg = ctx.config
+    chosen_forms = [f.strip() for f in forms.split(",") if f.strip()]
+    bad = [f for f in chosen_forms if f not in FORMS]
+    if bad:
+        raise SpecError(f"--forms: unknown form(s) {', '.join(bad)}; choose from {', '.join(FORMS)}")
+    qs, old_enc, new_enc, q_old, q_new = _queries_both(ctx, Path(str(ctx.need("queries", "--queries"))))
+    k_ = cfg.k
+    sel, pair_ids = fit_adapter(ctx.index, new_enc.key, old_enc.key, q_new, pairs=cfg.pairs, k=k_,
+                                forms=chosen_forms)
+    metrics = {"pairs": len(pair_ids), "train": sel.train, "heldout": sel.heldout,
+               "heldout_overlap": sel.scores, "chosen": sel.chosen.label,
+               "kept_share": max(sel.scores.values())}
+    table = Table(title=f"held-out top-{k_} overlap with the re-indexed retrieval ({sel.heldout} held-out docs)")
+    table.add_column("form")
+    table.add_column("overlap")
+    for label, s in sorted(sel.scores.items(), key=lambda t: -t[1]):
+        table.add_row(label + ("  [bold green]<- chosen[/]" if label == sel.chosen.label else ""), f"{s:.3f}")
+    console.print(table)
+    if cfg.qrels:
+        ids = sorted(ctx.index.ids(old_enc.key))
+        relevant = judged([q.id for q in qs], read_qrels(cfg.qrels), ids)
+        hits, _ = ctx.index.search(old_enc.key, sel.chosen.apply(q_new), k_)
+        metrics["quality_adapted"] = quality([q.id for q in qs], hits, relevant, k_)
+        console.print("adapted queries on the old index: " + ", ".join(
+            f"{n} {_fmt(v)}" for n, v in metrics["quality_adapted"].items()))
+    adapter_id = save_adapter(ctx.index.store, new_enc.key, old_enc.key, sel.chosen, metrics, ctx.actor,
+                              reason, activate=activate)
+    console.print(f"adapter #{adapter_id} {new_enc.key} -> {old_enc.key} ({sel.chosen.label}) stored"
+                  + (" and active: technical debt until the new index serves" if activate else ""))
+    if json_out:
+        write_json({"id": adapter_id, "active": activate, **metrics}, json_out)
+
+
+@sub.command("switch")
+def switch_cmd(to: str = typer.Option(..., "--to", help="Model (or name@version) whose index should serve."),
+               force: bool = typer.Option(False, "--force", help="Serve even an incomplete index."),
+               spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND, actor: str = ACTOR,
+               reason: str = REASON) -> None:
+    """Select the serving index (one flag; instant either way; the other index is kept)."""
+    ctx = _context(spec, db, backend, actor)
+    version = resolve_version(to, ctx.index.counts(), ctx.aliases)
+    before = serving_index(ctx.index.store)
+    flag = switch(ctx.index, version, ctx.actor, reason, force=force)
+    console.print(f"serving index: {before or 'none'} -> [bold]{version}[/] (flag version {flag.version})")
+
+
+@sub.command("cleanup")
+def cleanup_cmd(index_name: str = typer.Argument(..., metavar="MODEL", help="Model (or name@version) to delete."),
+                stability: str = typer.Option(None, "--stability", help="Override the spec's stability period."),
+                spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND, actor: str = ACTOR,
+                reason: str = REASON) -> None:
+    """Delete an index that no longer serves, once the serving one has been stable long enough."""
+    ctx = _context(spec, db, backend, actor)
+    period = parse_duration(stability, "--stability") if stability else ctx.config.stability
+    version = resolve_version(index_name, ctx.index.counts(), ctx.aliases)
+    n = cleanup(ctx.index, version, period, ctx.actor, reason)
+    console.print(f"deleted index {version} ({n} vectors)")
+
+
+@sub.command("search")
+def search_cmd(text: str = typer.Argument(..., help="Query text."),
+               query_model: str = typer.Option(..., "--query-model", help="Model that embeds the query."),
+               k: int = typer.Option(10, "--k"), spec: Path = SPEC, db: str = DB_OPTION,
+               backend: str = BACKEND) -> None:
+    """Search the serving index; refused when the query model differs and no adapter is active."""
+    ctx = _context(spec, db, backend, None)
+    enc = get_encoder(ctx.aliases.get(query_model.lower(), query_model))
+    hits = Retriever(ctx.index).search(QueryVectors(enc.encode_queries([text]), enc.key), k)
+    via = f" via adapter #{hits.adapter_id}" if hits.adapter_id else ""
+    console.print(f"index {hits.index_version}{via}:")
+    for doc_id, score in zip(hits.ids[0], hits.scores[0]):
+        console.print(f"  {doc_id}  {score:.3f}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this feature's commands to the main app (none yet)."""
+    """Add `changeover embeddings ...` to the main app."""
+    app.add_typer(sub, name="embeddings")

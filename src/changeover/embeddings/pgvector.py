@@ -1,0 +1,162 @@
+"""PostgreSQL + pgvector backend: a side table (model version, document id, vector) with
+one partial HNSW index per model version, built concurrently once the version is embedded.
+
+Why a side table and not a second column: backfilling a second ``vector``
+column in place rewrites every row and re-inserts it into the existing index
+(measured ~70x slower than inserting new rows). The column has no fixed
+dimension, so two models of different sizes share it; each partial index casts
+to its version's dimension, and searches use the same expression so the
+planner picks that index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import Column, Connection, Table, delete, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import UserDefinedType
+
+from changeover.embeddings.errors import BackendError
+from changeover.embeddings.index import SearchResult, VectorIndex
+from changeover.embeddings.schema import DOC_ID, TABLES, VERSION
+from changeover.store import Store
+from changeover.store.schema import metadata
+
+
+class Vector(UserDefinedType):
+    """pgvector's ``vector`` type (no fixed dimension); values travel as '[x,y,...]' text."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw) -> str:
+        return "vector"
+
+    def bind_processor(self, dialect):
+        def process(value):
+            return None if value is None else literal(value)
+        return process
+
+    def bind_expression(self, bindvalue):
+        return func.cast(bindvalue, self)
+
+    def result_processor(self, dialect, coltype):
+        def process(value):
+            if value is None:
+                return None
+            return np.array(value.strip("[]").split(","), dtype=np.float32)
+        return process
+
+
+pgvectors = Table(
+    "embedding_pgvectors", metadata,
+    Column("model_version", VERSION, primary_key=True),
+    Column("doc_id", DOC_ID, primary_key=True),
+    Column("embedding", Vector(), nullable=False),
+)
+
+
+def literal(v: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in np.asarray(v, dtype=np.float32)) + "]"
+
+
+def index_name(version: str) -> str:
+    return "ix_embedding_hnsw_" + hashlib.sha256(version.encode()).hexdigest()[:12]
+
+
+class PgvectorIndex(VectorIndex):
+    backend = "pgvector"
+
+    def __init__(self, store: Store):
+        super().__init__(store)
+        if store.dialect != "postgresql":
+            raise BackendError(f"embeddings.backend 'pgvector' needs a PostgreSQL store, not {store.dialect} "
+                               f"({store.display_url}); use --db postgresql+psycopg://... or backend 'numpy'")
+        try:
+            with store.engine.begin() as conn:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+        except DBAPIError as exc:
+            raise BackendError(f"cannot enable pgvector on {store.display_url}: {exc.orig}; install the "
+                               "pgvector extension into this server (see scripts/setup.d/20-pgvector.sh)") from None
+        store.ensure(*TABLES, pgvectors)
+        self._dims: dict[str, int] = {}
+
+    def add(self, conn: Connection, version: str, ids: Sequence[str], matrix: np.ndarray) -> None:
+        if len(ids):
+            self._dims[version] = int(matrix.shape[1])
+            conn.execute(insert(pgvectors), [{"model_version": version, "doc_id": i, "embedding": v}
+                                             for i, v in zip(ids, matrix)])
+
+    def ids(self, version: str) -> set[str]:
+        with self.store.engine.connect() as conn:
+            return set(conn.execute(select(pgvectors.c.doc_id).where(pgvectors.c.model_version == version))
+                       .scalars())
+
+    def counts(self) -> dict[str, int]:
+        q = select(pgvectors.c.model_version, func.count()).group_by(pgvectors.c.model_version)
+        with self.store.engine.connect() as conn:
+            return {v: int(n) for v, n in conn.execute(q).all()}
+
+    def load(self, version: str, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        q = (select(pgvectors.c.doc_id, pgvectors.c.embedding)
+             .where(pgvectors.c.model_version == version).order_by(pgvectors.c.doc_id))
+        if ids is not None:
+            q = q.where(pgvectors.c.doc_id.in_(list(ids)))
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        if not rows:
+            return [], np.empty((0, 0), np.float32)
+        return [r.doc_id for r in rows], np.stack([r.embedding for r in rows])
+
+    def dim(self, version: str) -> int:
+        if version not in self._dims:
+            with self.store.engine.connect() as conn:
+                n = conn.execute(text("SELECT vector_dims(embedding) FROM embedding_pgvectors "
+                                      "WHERE model_version = :v LIMIT 1"), {"v": version}).scalar()
+            if n is None:
+                return 0
+            self._dims[version] = int(n)
+        return self._dims[version]
+
+    def finish(self, version: str) -> None:
+        """Build this version's partial HNSW index (cosine), concurrently: reads go on meanwhile."""
+        dim = self.dim(version)
+        if not dim:
+            return
+        ddl = (f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{index_name(version)}" ON embedding_pgvectors '
+               f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+               f"WHERE model_version = '{_quote(version)}'")
+        with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(ddl))
+
+    def has_hnsw(self, version: str) -> bool:
+        with self.store.engine.connect() as conn:
+            return conn.execute(text("SELECT 1 FROM pg_indexes WHERE indexname = :n"),
+                                {"n": index_name(version)}).first() is not None
+
+    def search(self, version: str, queries: np.ndarray, k: int) -> SearchResult:
+        dim = self.dim(version)
+        queries = np.atleast_2d(queries)
+        if not dim:
+            return [[] for _ in range(len(queries))], np.empty((len(queries), 0), np.float32)
+        sql = text(f"SELECT doc_id, 1 - (embedding::vector({dim}) <=> CAST(:q AS vector({dim}))) AS score "
+                   f"FROM embedding_pgvectors WHERE model_version = :v "
+                   f"ORDER BY embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :k")
+        out_ids, out_scores = [], np.zeros((len(queries), k), np.float32)
+        with self.store.engine.connect() as conn:
+            for row, q in enumerate(queries):
+                rows = conn.execute(sql, {"q": literal(q), "v": version, "k": k}).all()
+                out_ids.append([r.doc_id for r in rows])
+                out_scores[row, :len(rows)] = [r.score for r in rows]
+        return out_ids, out_scores[:, :min(k, max((len(r) for r in out_ids), default=0))]
+
+    def drop(self, conn: Connection, version: str) -> int:
+        conn.execute(text(f'DROP INDEX IF EXISTS "{index_name(version)}"'))
+        self._dims.pop(version, None)
+        return int(conn.execute(delete(pgvectors).where(pgvectors.c.model_version == version)).rowcount or 0)
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")

@@ -1,0 +1,82 @@
+"""Both vector backends: versioned rows side by side, exact numpy search persisted in the
+store (SQLite and PostgreSQL), and pgvector with one partial HNSW index per version."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from changeover.embeddings.errors import BackendError
+from changeover.embeddings.index import NumpyIndex, open_index
+from changeover.embeddings.overlap import overlaps
+from changeover.embeddings.pgvector import PgvectorIndex, index_name
+from changeover.store import open_store
+
+
+def _fill(index, emb) -> None:
+    with index.store.engine.begin() as conn:
+        index.add(conn, emb.old_key, emb.ids, emb.old_docs)
+        index.add(conn, emb.new_key, emb.ids, emb.new_docs)
+
+
+def _brute(docs: np.ndarray, ids: list[str], queries: np.ndarray, k: int) -> list[list[str]]:
+    order = np.argsort(-(queries @ docs.T), axis=1, kind="stable")[:, :k]
+    return [[ids[j] for j in row] for row in order]
+
+
+def test_numpy_index_is_exact_and_persisted(store, embedded):
+    index = NumpyIndex(store)
+    _fill(index, embedded)
+    assert index.counts() == {embedded.old_key: len(embedded.ids), embedded.new_key: len(embedded.ids)}
+    hits, scores = index.search(embedded.old_key, embedded.old_queries, 10)
+    assert hits == _brute(embedded.old_docs, embedded.ids, embedded.old_queries, 10)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+    # another process (a fresh store object) sees the same vectors, bit for bit
+    again = NumpyIndex(open_store(store.url))
+    ids, matrix = again.load(embedded.new_key, embedded.ids[:5])
+    assert ids == sorted(embedded.ids[:5])
+    want = embedded.new_docs[[embedded.ids.index(i) for i in ids]]
+    assert np.array_equal(matrix, want)
+    # dropping one version leaves the other untouched
+    with store.engine.begin() as conn:
+        assert again.drop(conn, embedded.new_key) == len(embedded.ids)
+    assert again.counts() == {embedded.old_key: len(embedded.ids)}
+
+
+def test_pgvector_needs_postgresql(sqlite_url):
+    with pytest.raises(BackendError, match="needs a PostgreSQL store"):
+        open_index(open_store(sqlite_url), "pgvector")
+
+
+def test_pgvector_side_table_with_partial_hnsw_per_version(pgvector_url, embedded):
+    store = open_store(pgvector_url)
+    index = PgvectorIndex(store)
+    _fill(index, embedded)
+    index.finish(embedded.old_key)
+    index.finish(embedded.new_key)
+    assert index.has_hnsw(embedded.old_key) and index.has_hnsw(embedded.new_key)
+    with store.engine.connect() as conn:
+        defs = dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes "
+                                      "WHERE tablename = 'embedding_pgvectors'")).all())
+    old_def = defs[index_name(embedded.old_key)]
+    assert "hnsw" in old_def and "vector_cosine_ops" in old_def and embedded.old_key in old_def
+    # the planner uses the version's partial index for a top-k search
+    with store.engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in conn.execute(text(
+            "EXPLAIN SELECT doc_id FROM embedding_pgvectors WHERE model_version = :v "
+            "ORDER BY embedding::vector(384) <=> CAST(:q AS vector(384)) LIMIT 10"),
+            {"v": embedded.old_key, "q": "[" + ",".join(["0.05"] * 384) + "]"}).all())
+    assert index_name(embedded.old_key) in plan
+    # HNSW is approximate: it must agree with exact search on nearly every neighbour
+    hits, _ = index.search(embedded.new_key, embedded.new_queries[:20], 10)
+    exact = _brute(embedded.new_docs, embedded.ids, embedded.new_queries[:20], 10)
+    assert overlaps(hits, exact, 10).mean() >= 0.95
+    ids, matrix = index.load(embedded.old_key, embedded.ids[:3])
+    want = embedded.old_docs[[embedded.ids.index(i) for i in ids]]
+    assert np.allclose(matrix, want, atol=1e-6)
+    with store.engine.begin() as conn:
+        assert index.drop(conn, embedded.old_key) == len(embedded.ids)
+    assert not index.has_hnsw(embedded.old_key) and index.count(embedded.new_key) == len(embedded.ids)
+    store.dispose()
