@@ -3,7 +3,7 @@
 
 The subset is every document judged relevant to the first queries, topped up
 with other documents, so recall/nDCG on it mean something. Its size is
-CHANGEOVER_TEST_EMBED_DOCS (default 160: multilingual-e5-small runs at
+CHANGEOVER_TEST_EMBED_DOCS (default 100: multilingual-e5-small runs at
 ~0.3-1 s per Cranfield abstract on two shared cores).
 """
 
@@ -21,7 +21,7 @@ from changeover.embeddings.corpus import Document, Query, read_corpus, read_qrel
 from changeover.embeddings.encoders import Encoder, get_encoder
 
 CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
-N_DOCS = int(os.environ.get("CHANGEOVER_TEST_EMBED_DOCS", "160"))
+N_DOCS = int(os.environ.get("CHANGEOVER_TEST_EMBED_DOCS", "100"))
 
 
 def _need(path: Path) -> Path:
