@@ -58,7 +58,8 @@ class ModelClient:
                                           "attempted", attempts=attempts)
                     attempts += 1
                     self.calls += 1
-                    result = await asyncio.wait_for(self.provider.complete(request), self.config.timeout_s)
+                    async with asyncio.timeout(self.config.timeout_s):  # no extra task, unlike wait_for
+                        result = await self.provider.complete(request)
             except (CallFailed, TimeoutError) as exc:
                 failure = exc if isinstance(exc, CallFailed) else CallFailed(
                     f"timed out after {self.config.timeout_s:g} s", retryable=True)
