@@ -481,7 +481,7 @@ def live_demo_inputs(base_url: str, model: str, workdir: Path, items: int = 8,
 
 
 def run_live_demo(workdir: Path, items: int = 8, base_url: str | None = None, model: str = "smollm2",
-                  store: Store | None = None, progress: bool = True) -> EvaluationResult:
+                  store: Store | None = None, progress: bool = True, labels_budget: int = 0) -> EvaluationResult:
     """``changeover demo --live``: evaluate real local models end to end (SmolLM2 via llama.cpp).
 
     Starts a llama.cpp server unless ``base_url`` points at one already running.
@@ -498,7 +498,44 @@ def run_live_demo(workdir: Path, items: int = 8, base_url: str | None = None, mo
     try:
         spec_path, traffic_path = live_demo_inputs(base_url, model, workdir, items)
         return evaluate(load_spec(spec_path), read_interactions(traffic_path), store=store, progress=progress,
-                        labels_budget=0)
+                        labels_budget=labels_budget)
     finally:
         if server is not None:
             server.stop()
+
+
+def live_demo(workdir: Path, console: Any = None, items: int = 8) -> dict[str, Any]:
+    """``changeover demo --live``: start SmolLM2 under llama.cpp, evaluate, assess, print, write files.
+
+    Writes the spec, prompt registry, traffic, records, summary and decision
+    under ``workdir``; returns the decision JSON. The models are tiny: the
+    point is the real pipeline (HTTP, tokens, latency, judge parsing,
+    assessment), not the verdict.
+    """
+    import warnings
+
+    from changeover.assess import assess
+    from changeover.store import open_store
+
+    say = console.print if console is not None else print
+    say(f"[bold]changeover demo --live[/]: SmolLM2-135M under llama.cpp on loopback answers {items} XSTest "
+        f"prompts as the incumbent ({LIVE_INCUMBENT}) and, with a terser prompt, as the candidate "
+        f"({LIVE_CANDIDATE}); it also judges correctness.")
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open_store(f"sqlite:///{(workdir / 'changeover.db').resolve()}") as store:
+        result = run_live_demo(workdir, items=items, store=store, progress=console is not None, labels_budget=10)
+    paths = write_outputs(result, workdir)
+    for arm in result.summary()["arms"]:
+        n = max(1, arm["calls"] + arm["cached"])
+        say(f"  {arm['name']:<18} {arm['calls']} calls, {arm['cached']} cached, {arm['errors']} errors, "
+            f"{arm['latency_ms'] / n:,.0f} ms, {arm['tokens_out'] / n:.1f} tokens out; signals {arm['signal_means']}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        decision = assess(result.spec_for_assess, result.records, draws=150, warmup=150, chains=2).to_json()
+    (workdir / "decision.json").write_text(json.dumps(decision, indent=2, default=str) + "\n", encoding="utf-8")
+    for name, cand in decision["candidates"].items():
+        say(f"[bold]{cand['verdict']}[/] {name}: {cand.get('summary', '')}")
+    say(f"verdict: [bold]{decision['verdict']}[/] (no human labels yet: label the items in "
+        f"{paths['to_label']} or see the next_labels in {workdir / 'decision.json'})")
+    say(f"files: {', '.join(str(p) for p in paths.values())}")
+    return decision
