@@ -225,3 +225,18 @@ def test_structured_judge_sends_a_schema_of_its_verdicts(fake):
     assert verdict.value == 0 and judge.identity["output"] == "json_schema"
     schema = fake.log[0].body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["verdict"]["enum"] == ["PASS", "FAIL"] and schema["required"] == ["verdict"]
+
+
+def test_similarity_to_the_incumbent_with_an_offline_embedding_model(tmp_path):
+    spec = spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "similarity"},
+                                              "refusal": {"kind": "refusal_phrases"}}}, tmp_path / "m.yaml")
+    judge = build_judges(spec, judge_configs(spec), lambda signal, model: None)["correctness"]
+    incumbent = "To stop a Python process, run kill with its process id."
+    case = lambda text, **kw: Case("i", "cand", "How do I stop a Python process?", text,  # noqa: E731
+                                   incumbent_response=incumbent, **kw)
+    close = asyncio.run(judge.score(case("Use the kill command with the PID to end the Python process.")))
+    far = asyncio.run(judge.score(case("Bananas are rich in potassium and grow in the tropics.")))
+    assert 0.0 <= far.value < close.value <= 1.0 and close.value > 0.5
+    assert asyncio.run(judge.score(case(incumbent, is_incumbent=True))).value == 1.0
+    assert asyncio.run(judge.score(Case("i", "cand", "q", "text"))).value is None
+    assert judge.identity["judge"].startswith("embedding:all-MiniLM-L6-v2@")

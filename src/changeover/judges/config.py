@@ -23,9 +23,10 @@ from changeover.judges.base import Ask, Judge
 from changeover.judges.checks import CHECKS, CheckJudge
 from changeover.judges.llm import LLMJudge
 from changeover.judges.rubrics import BUILTIN, custom_rubric
+from changeover.judges.similarity import DEFAULT_EMBEDDING, SimilarityJudge, offline_encoder
 
 JudgeKind = Literal["llm", "json_valid", "fenced_json", "json_schema", "refusal_phrases", "length_ratio",
-                    "language"]
+                    "language", "similarity"]
 
 
 class JudgeConfig(BaseModel):
@@ -49,6 +50,7 @@ class JudgeConfig(BaseModel):
     structured: bool = Field(False, description="llm: constrain the answer with a JSON schema "
                                                 "(response_format; OpenAI, vLLM, llama.cpp)")
     params: dict[str, Any] = Field(default_factory=dict, description="llm: generation parameters")
+    embedding: str = Field(DEFAULT_EMBEDDING, description="similarity: the offline embedding model")
 
     @model_validator(mode="after")
     def _needs(self) -> JudgeConfig:
@@ -93,7 +95,10 @@ def judge_models(configs: dict[str, JudgeConfig]) -> list[str]:
 
 def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
                  ask_for: Callable[[str, str], Ask]) -> dict[str, Judge]:
-    """One judge per signal; ``ask_for(signal, model)`` gives an LLM judge its way to call its model."""
+    """One judge per signal; ``ask_for(signal, model)`` gives an LLM judge its way to call its model.
+
+    An unknown or uninstalled embedding model is a ``ChangeoverError`` naming it.
+    """
     import json
 
     judges: dict[str, Judge] = {}
@@ -113,6 +118,8 @@ def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
                                 "the style rubric (the guide's text or a .md file next to the spec)")
             judges[signal] = LLMJudge(signal, rubric, cfg.model, ask_for(signal, cfg.model), guide,
                                       cfg.retries, cfg.params, cfg.expect_refusal, cfg.structured)
+        elif cfg.kind == "similarity":
+            judges[signal] = SimilarityJudge(signal, *offline_encoder(cfg.embedding))
         else:
             options: dict[str, Any] = {"phrases": cfg.phrases, "language": cfg.language}
             if cfg.kind == "json_schema":
