@@ -135,10 +135,11 @@ def test_cli_evaluate_then_assess(fake, tmp_path, capsys):
     out = tmp_path / "out"
     code = run(["evaluate", "--spec", str(spec_path), "--prompts", str(traffic), "--sample", "10",
                 "--labels-budget", "5", "--out", str(out), "--db", str(tmp_path / "c.db"), "--no-progress",
-                "--json", str(tmp_path / "summary.json")])
+                "--json", str(tmp_path / "summary.json"), "--import"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "old-model" in printed and "next: changeover assess" in printed
+    assert "store: 20 records, 20 added" in printed
     records = read_records(out / "records.jsonl")
     assert len(records) == 20
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -89,11 +89,11 @@ def test_hang_times_out(fake):
 
 
 def test_client_errors_are_not_retried(fake):
-    fake.set("locked", api_key="right-key")
-    provider = OpenAIProvider("locked", fake.base_url, api_key="wrong-key")
+    fake.set("locked", api_key="right-key", fail_message="Incorrect API key provided: {key}.")
+    provider = OpenAIProvider("locked", fake.base_url, api_key="wrong-key-1234")
     client = ModelClient("locked", provider, ModelConfig(backoff_s=0.01))
     (out,) = run(_many(client, 1))
-    assert "HTTP 401" in out.error and fake.calls["locked"] == 1
+    assert "HTTP 401: Incorrect API key provided: [redacted]" in out.error and fake.calls["locked"] == 1
     assert "wrong-key" not in out.error
 
 
@@ -138,3 +138,11 @@ def test_missing_key_and_key_in_spec_are_user_errors(monkeypatch):
         build_provider("m", ModelConfig(api_key_env="NOPE_KEY"))
     with pytest.raises(ValueError, match="api_key_env"):
         ModelConfig.model_validate({"api_key": "sk-123"})
+
+
+def test_key_like_tokens_are_redacted_from_error_messages():
+    from changeover.providers.http import redact
+
+    assert redact("Incorrect API key provided: sk-proj-abcdef123456.", []) == "Incorrect API key provided: [redacted]."
+    assert redact("bad token my-secret-value", ["my-secret-value"]) == "bad token [redacted]"
+    assert redact("HTTP 500: upstream overloaded", []) == "HTTP 500: upstream overloaded"

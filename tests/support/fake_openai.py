@@ -58,6 +58,7 @@ class Behaviour:
     malformed_rate: float = 1.0          # probability of a malformed body when ``malformed`` is set
     stream_chunk_delay: float = 0.0      # seconds between SSE chunks
     api_key: str | None = None           # if set, the Bearer token / x-api-key that must be sent
+    fail_message: str | None = None      # error message; "{key}" becomes the key the client sent
 
 
 @dataclass
@@ -238,8 +239,10 @@ class FakeOpenAI:
         b = self.behaviour(model)
         if b.api_key is not None:
             sent = request.headers.get("x-api-key") or request.headers.get("authorization", "")
-            if sent.removeprefix("Bearer ").strip() != b.api_key:
-                return b, self._fail(model, _error(401, "invalid api key", "authentication_error"))
+            sent = sent.removeprefix("Bearer ").strip()
+            if sent != b.api_key:
+                message = (b.fail_message or "invalid api key").replace("{key}", sent)
+                return b, self._fail(model, _error(401, message, "authentication_error"))
         if b.hang or roll_hang < b.hang_rate:
             while not self._stop.is_set():
                 await asyncio.sleep(0.05)

@@ -66,6 +66,8 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(None, "--json", help="Write the run summary as JSON here."),
         seed: int | None = typer.Option(None, help="Sampling seed (default: the spec's seed)."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        import_records: bool = typer.Option(False, "--import", help="Also add the records to the store, so "
+                                            "`changeover assess` without --records reads them."),
     ) -> None:
         from changeover.config import load_spec
         from changeover.evaluate import evaluate, write_outputs
@@ -77,6 +79,11 @@ def register(app: typer.Typer) -> None:
         with open_store(db) as store:
             result = evaluate(migration, interactions, store=store, sample=sample, labels_budget=labels_budget,
                               prompt_ab=prompt_ab, seed=seed, progress=progress)
+            if import_records:
+                from changeover.store.responses import add_records
+
+                rows, added = add_records(store, result.records, source=f"evaluate:{prompts}")
+                console.print(f"store: {rows:,} records, {added:,} added ({rows - added:,} already stored)")
         paths = write_outputs(result, out)
         summary = result.summary()
         if json_out is not None:

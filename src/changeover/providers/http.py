@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import ssl
 import time
 from typing import Any
@@ -17,6 +18,8 @@ import httpx
 from changeover.providers.base import CallFailed, retry_after_seconds
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
+_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|api|token)[-_][A-Za-z0-9_\-*]{8,}", re.I)
+_SECRET_HEADERS = {"authorization", "x-api-key", "api-key"}
 
 
 @functools.cache
@@ -49,6 +52,8 @@ class ClientPool:
         self._shards = [httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", headers=headers, limits=limits,
                                           timeout=timeout, verify=_tls()) for _ in range(shards)]
         self._busy = [0] * shards
+        self.secrets = [v.removeprefix("Bearer ").strip() for k, v in headers.items()
+                        if k.lower() in _SECRET_HEADERS and v.strip()]
 
     async def post(self, path: str, json: Any) -> httpx.Response:
         i = min(range(len(self._shards)), key=self._busy.__getitem__)
@@ -66,6 +71,13 @@ class ClientPool:
 def make_client(base_url: str, headers: dict[str, str], concurrency: int, timeout_s: float) -> ClientPool:
     """An async HTTP client sized to the model's concurrency."""
     return ClientPool(base_url, headers, concurrency, timeout_s)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Hide API keys a server may echo in an error message (the exact key, and key-like tokens)."""
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
 
 
 def _server_message(resp: httpx.Response) -> str:
@@ -91,7 +103,7 @@ async def post_json(client: ClientPool, path: str,
         raise CallFailed(f"connection failed ({type(exc).__name__})", retryable=True) from None
     latency_ms = (time.perf_counter() - start) * 1000.0
     if resp.status_code >= 400:
-        raise CallFailed(f"HTTP {resp.status_code}: {_server_message(resp)}",
+        raise CallFailed(f"HTTP {resp.status_code}: {redact(_server_message(resp), client.secrets)}",
                          retryable=resp.status_code in RETRYABLE_STATUS, status=resp.status_code,
                          retry_after=retry_after_seconds(resp.headers.get("retry-after")))
     try:
