@@ -224,6 +224,7 @@ class Evaluation:
         self._tasks: dict[str, Any] = {}
 
     async def run(self, progress: bool = False) -> list[Record]:
+        self.render_all()
         with progress_bars(progress) as bar:
             self._bar = bar
             if bar is not None:
@@ -237,9 +238,14 @@ class Evaluation:
         if self._bar is not None:
             self._bar.advance(self._tasks[task])
 
+    def render_all(self) -> None:
+        """Render every (interaction, arm) before any call: a bad template fails the run up front."""
+        self._rendered = {s.interaction.item: [self.registry.render(s.interaction, arm.prompt_for)
+                                               for arm in self.arms] for s in self.sampled}
+
     async def _item(self, sampled: Sampled) -> list[Record]:
         inter = sampled.interaction
-        rendered = [self.registry.render(inter, arm.prompt_for) for arm in self.arms]
+        rendered = self._rendered[inter.item]
         answers = await asyncio.gather(*(self._respond(arm, inter, r.messages, r.params, r.tools, r.version)
                                          for arm, r in zip(self.arms, rendered, strict=True)))
         incumbent_text = answers[0].text

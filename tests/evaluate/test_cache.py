@@ -63,3 +63,20 @@ def test_concurrent_duplicate_puts_are_idempotent(store):
 
     asyncio.run(go())
     assert CallCache(store).count() == 1
+
+
+def test_the_same_call_asked_at_once_is_made_once(sqlite_url):
+    from changeover.store import open_store
+
+    async def go(store):
+        client = CountingClient()
+        caller = CachedCaller(CallCache(store))
+        request = _requests(1)[0]
+        outs = await asyncio.gather(*(caller.call(client, "judge:x", "i0", "judge", request) for _ in range(5)))
+        await caller.cache.close()
+        return client.calls, outs
+
+    with open_store(sqlite_url) as store:
+        calls, outs = asyncio.run(go(store))
+    assert calls == 1 and {c.text for c, _ in outs} == {"answer i0"}
+    assert sum(not cached for _, cached in outs) == 1

@@ -163,3 +163,19 @@ def test_cli_errors_are_user_errors(fake, tmp_path, capsys):
     assert run(["evaluate", "--spec", str(spec_path), "--prompts", str(nosegment), "--no-progress",
                 "--db", str(tmp_path / "c.db")]) == 2
     assert "ns.jsonl:1: field 'segment.region' is missing" in capsys.readouterr().err
+
+
+def test_a_bad_template_fails_before_any_call(fake, tmp_path):
+    from changeover.errors import RecordsError
+
+    setup_fake(fake)
+    registry = tmp_path / "prompts"
+    registry.mkdir()
+    (registry / "qa.yaml").write_text("id: qa\nvariants:\n  default: {template: 'Q: {question}'}\n")
+    spec, _ = make_spec(tmp_path, fake.base_url, prompts={"registry": "prompts"})
+    rows = [{**r, "prompt_id": "qa", "variables": {"question": "x"}} for r in traffic_rows(6)]
+    rows[4]["variables"] = {"topic": "x"}
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", rows))
+    with pytest.raises(RecordsError, match=r"traffic.jsonl:5: field 'variables' has no 'question'"):
+        evaluate(spec, inters)
+    assert sum(fake.calls.values()) == 0

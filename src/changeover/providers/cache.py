@@ -132,6 +132,7 @@ class CachedCaller:
     def __init__(self, cache: CallCache | None):
         self.cache = cache
         self._known: dict[str, Completion] = {}
+        self._inflight: dict[str, asyncio.Future[Completion]] = {}
 
     def preload(self, items: list[str]) -> int:
         """Fetch every cached completion of ``items`` in bulk; returns how many were found."""
@@ -146,15 +147,32 @@ class CachedCaller:
 
     async def call(self, client: Any, kind: str, item: str, prompt_version: str,
                    request: ChatRequest) -> tuple[Completion, bool]:
-        """(completion, was_cached). ``client`` is a ModelClient."""
+        """(completion, was_cached). ``client`` is a ModelClient.
+
+        The same call asked twice at once is made once: the second waits for the first.
+        """
         key = call_key(kind, item, client.name, prompt_version, request)
         hit = self._known.get(key)
         if hit is not None:
             if self.cache is not None:
                 self.cache.hits += 1
             return hit, True
-        result = await client.complete(request)
-        if result.ok and self.cache is not None:
-            await self.cache.put(key, kind, item, client.name, prompt_version, result)
-            self._known[key] = result
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending), True
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await client.complete(request)
+            if result.ok and self.cache is not None:
+                await self.cache.put(key, kind, item, client.name, prompt_version, result)
+            if result.ok:
+                self._known[key] = result
+            future.set_result(result)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            del self._inflight[key]
         return result, False
