@@ -60,3 +60,20 @@ def test_report_command_user_errors(tmp_path, records, assessment, monkeypatch, 
     assert run(["report", "--spec", str(spec_path), "--records", str(records_path), "--embeddings", str(bad),
                 "--out", str(tmp_path / "r.html"), "--db", f"sqlite:///{tmp_path / 'c.db'}"]) == 2
     assert "holds no top-k overlaps" in capsys.readouterr().err
+
+
+def test_report_command_end_to_end_on_the_demo_data(tmp_path, capsys):
+    """The real core assesses the bundled XSTest migration; the report is written from it."""
+    from changeover import demo
+
+    spec_path, records_path = demo.write_inputs(demo.prepare(labels=120, seed=7), tmp_path)
+    out = tmp_path / "report.html"
+    code = run(["report", "--spec", str(spec_path), "--records", str(records_path), "--out", str(out),
+                "--markdown", str(tmp_path / "summary.md"), "--db", f"sqlite:///{tmp_path / 'c.db'}"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "report written to" in printed
+    html = out.read_text()
+    assert "Replacing llama2orig" in html and "mistralguard" in html
+    assert str(records_path) in html and "sha256" in html          # file fingerprint in the appendix
+    assert "The judge is kinder to mistralguard" in html

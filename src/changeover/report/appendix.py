@@ -95,7 +95,7 @@ def seeds(spec: MigrationSpec, result: dict[str, Any], assessment: object | None
     diag = result.get("diagnostics") or {}
     for key in ("rhat_max", "ess_min"):
         if isinstance(diag.get(key), (int, float)):
-            out.append((key.replace("_", " "), f"{diag[key]:.3g}"))
+            out.append((key.replace("_", " "), f"{diag[key]:.4g}"))
     return out
 
 

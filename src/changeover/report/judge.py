@@ -141,8 +141,10 @@ def kinder_note(block: JudgeDimension, incumbent: str) -> str | None:
     lenient = max(block.models, key=lambda m: m.passes_bad)
     strict = min(block.models, key=lambda m: m.passes_bad)
     if lenient.passes_bad - strict.passes_bad < KINDER_GAP:
-        return (f"The judge treats the models alike on {block.dimension}: it passes "
-                f"{pct(strict.passes_bad, 0)}–{pct(lenient.passes_bad, 0)} of bad answers.")
+        low, high = pct(strict.passes_bad, 0), pct(lenient.passes_bad, 0)
+        share = f"about {low}" if low == high else f"{low}–{high}"
+        return (f"The judge treats the models alike on {block.dimension}: it passes {share} of the bad "
+                "answers of every model.")
     who = "the incumbent" if lenient.model == incumbent else lenient.model
     return (f"The judge is kinder to {who} on {block.dimension}: it passes {pct(lenient.passes_bad, 0)} of "
             f"{lenient.model}'s bad answers but only {pct(strict.passes_bad, 0)} of {strict.model}'s. "

@@ -126,16 +126,18 @@ def _traffic(model: str, recs: list[Record], incumbent_formats: dict[str, str],
 
 
 def _disagreement(inc: Record, cand: Record, spec: MigrationSpec) -> tuple[int, str] | None:
-    """(priority, why) when the two responses were judged differently; humans first."""
+    """(priority, why) when the two responses were judged differently: human labels before
+    judge scores, and the candidate doing worse before it doing better."""
     for dim in spec.dimensions:
         a, b = inc.labels.get(dim), cand.labels.get(dim)
         if a and b and (2 * sum(a) >= len(a)) != (2 * sum(b) >= len(b)):
-            better = spec.incumbent if 2 * sum(a) >= len(a) else cand.model
-            return 0, f"{dim}: human labels prefer {better}"
+            incumbent_better = 2 * sum(a) >= len(a)
+            better = spec.incumbent if incumbent_better else cand.model
+            return (0 if incumbent_better else 1), f"{dim}: human labels prefer {better}"
     for dim, cfg in spec.dimensions.items():
         a, b = inc.signals.get(cfg.signal or dim), cand.signals.get(cfg.signal or dim)
         if a is not None and b is not None and a != b:
-            return (1 if b < a else 2), f"{dim}: judge scored {spec.incumbent} {a}, {cand.model} {b}"
+            return (2 if b < a else 3), f"{dim}: judge scored {spec.incumbent} {a}, {cand.model} {b}"
     return None
 
 
