@@ -283,7 +283,7 @@ def search_cmd(text: str = typer.Argument(..., help="Query text."),
     hits = Retriever(ctx.index).search(QueryVectors(enc.encode_queries([text]), enc.key), k)
     via = f" via adapter #{hits.adapter_id}" if hits.adapter_id else ""
     console.print(f"index {hits.index_version}{via}:")
-    for doc_id, score in zip(hits.ids[0], hits.scores[0]):
+    for doc_id, score in zip(hits.ids[0], hits.scores[0], strict=False):
         console.print(f"  {doc_id}  {score:.3f}")
 
 

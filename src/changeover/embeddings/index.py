@@ -68,7 +68,7 @@ class VectorIndex(ABC):
     def drop(self, conn: Connection, version: str) -> int:
         """Delete a version's vectors; returns how many."""
 
-    def finish(self, version: str) -> None:
+    def finish(self, version: str) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once a version is completely embedded (pgvector builds its index here)."""
 
     def count(self, version: str) -> int:
@@ -92,7 +92,7 @@ class NumpyIndex(VectorIndex):
     def add(self, conn: Connection, version: str, ids: Sequence[str], matrix: np.ndarray) -> None:
         if len(ids):
             conn.execute(insert(vectors), [{"model_version": version, "doc_id": i, "vector": to_blob(v)}
-                                           for i, v in zip(ids, matrix)])
+                                           for i, v in zip(ids, matrix, strict=False)])
         self._cache.pop(version, None)
 
     def ids(self, version: str) -> set[str]:

@@ -49,8 +49,10 @@ class LinearMap:
 def fit_procrustes(x: np.ndarray, y: np.ndarray) -> LinearMap:
     """Orthogonal Procrustes; differing dimensions are zero-padded to the larger."""
     d = max(x.shape[1], y.shape[1])
-    xp = np.zeros((len(x), d)); xp[:, :x.shape[1]] = x
-    yp = np.zeros((len(y), d)); yp[:, :y.shape[1]] = y
+    xp = np.zeros((len(x), d))
+    xp[:, :x.shape[1]] = x
+    yp = np.zeros((len(y), d))
+    yp[:, :y.shape[1]] = y
     u, _s, vt = np.linalg.svd(xp.T @ yp)
     w = (u @ vt)[:x.shape[1], :y.shape[1]]
     return LinearMap("procrustes", w.astype(np.float32), np.zeros(y.shape[1], np.float32))
@@ -110,7 +112,7 @@ def heldout_overlap(m: LinearMap, queries_new: np.ndarray, docs_old: np.ndarray,
 class Selection:
     chosen: LinearMap                                 # refitted on every pair
     scores: dict[str, float] = field(default_factory=dict)   # label -> held-out overlap
-    best_per_form: dict[str, str] = field(default_factory=dict)
+    best_per_form: dict[str, LinearMap] = field(default_factory=dict)   # fitted on the training pairs
     train: int = 0
     heldout: int = 0
 
@@ -133,4 +135,4 @@ def select(x: np.ndarray, y: np.ndarray, queries_new: np.ndarray, k: int = 10,
         if m.form not in best or s > best[m.form][0] + 1e-12:
             best[m.form] = (s, m)
     winner = max((best[f] for f in FORMS if f in best), key=lambda t: t[0])[1]  # first max = simplest
-    return Selection(refit(winner, x, y), scores, {f: best[f][1].label for f in best}, len(train), len(held))
+    return Selection(refit(winner, x, y), scores, {f: best[f][1] for f in best}, len(train), len(held))

@@ -40,7 +40,7 @@ def quality(query_ids: Sequence[str], ranked: Sequence[Sequence[str]],
             relevant: Mapping[str, Mapping[str, float]], k: int) -> dict[str, float]:
     """Mean recall@k and nDCG@k over the judged queries."""
     rec, nd = [], []
-    for q, r in zip(query_ids, ranked):
+    for q, r in zip(query_ids, ranked, strict=False):
         if q in relevant:
             rec.append(recall_at_k(r, relevant[q], k))
             nd.append(ndcg_at_k(r, relevant[q], k))

@@ -24,7 +24,7 @@ def overlaps(a: Sequence[Sequence[str]], b: Sequence[Sequence[str]], k: int) -> 
     """Per-query share of the top-k of ``a`` also in the top-k of ``b``."""
     if len(a) != len(b):
         raise ValueError("both retrievals must answer the same queries")
-    return np.array([len(set(x[:k]) & set(y[:k])) / k for x, y in zip(a, b)], dtype=float)
+    return np.array([len(set(x[:k]) & set(y[:k])) / k for x, y in zip(a, b, strict=False)], dtype=float)
 
 
 def verdict(mean_overlap: float, thresholds: Thresholds) -> str:
@@ -52,7 +52,7 @@ class OverlapReport:
 
     def quantiles(self) -> dict[str, float]:
         qs = np.quantile(self.overlap, [0.05, 0.25, 0.5, 0.75, 0.95]) if len(self.overlap) else [np.nan] * 5
-        return dict(zip(["p05", "p25", "median", "p75", "p95"], (float(q) for q in qs)))
+        return dict(zip(["p05", "p25", "median", "p75", "p95"], (float(q) for q in qs), strict=False))
 
     def histogram(self) -> dict[str, int]:
         """Number of queries per overlap value (0/k .. k/k)."""

@@ -87,7 +87,7 @@ class PgvectorIndex(VectorIndex):
         if len(ids):
             self._dims[version] = int(matrix.shape[1])
             conn.execute(insert(pgvectors), [{"model_version": version, "doc_id": i, "embedding": v}
-                                             for i, v in zip(ids, matrix)])
+                                             for i, v in zip(ids, matrix, strict=False)])
 
     def ids(self, version: str) -> set[str]:
         with self.store.engine.connect() as conn:
