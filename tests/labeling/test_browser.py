@@ -82,6 +82,15 @@ def test_label_five_by_keyboard_then_export_them(tmp_path, sqlite_url, records, 
         assert page.locator("#you-total").text_content() == str(i + 1)
         assert page.locator("#you-today").text_content() == str(i + 1)
         assert _task_id(page) not in judged
+    with page.expect_navigation():  # u shows the last label again; what is sent now supersedes it
+        page.keyboard.press("u")
+    assert "correcting your last label" in page.locator(".banner").text_content()
+    assert _task_id(page) == judged[-1]
+    assert page.locator(".dim").first.locator(".choice.selected").text_content().strip().endswith("Acceptable")
+    page.keyboard.press("0")
+    with page.expect_navigation():
+        page.keyboard.press("1")
+    assert page.locator("#you-total").text_content() == "5"
     with page.expect_navigation():  # s skips: no verdict, the counters stay
         page.keyboard.press("s")
     assert page.locator("#you-total").text_content() == "5"
@@ -96,9 +105,12 @@ def test_label_five_by_keyboard_then_export_them(tmp_path, sqlite_url, records, 
     download.value.save_as(path)
     with path.open(encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["status"] == "label" and r["dimension"] == "refusal"]
-    assert len(rows) == 5
-    assert {r["annotator"] for r in rows} == {"alice"} and [r["value"] for r in rows] == ["1", "0", "1", "0", "1"]
+    assert len(rows) == 6  # five labels and one correction; the corrected label is kept, not in force
+    assert [r["value"] for r in rows] == ["1", "0", "1", "0", "1", "0"]
+    assert rows[5]["supersedes"] == rows[4]["id"] and rows[4]["in_force"] == "False"
+    current = [r for r in rows if r["in_force"] == "True"]
+    assert len(current) == 5 and {r["annotator"] for r in current} == {"alice"}
     by_id = {t.id: t for t in live.service.catalogue.by_key.values()}
-    assert {(r["item"], r["model"]) for r in rows} == {by_id[t].key for t in judged}
-    assert all(r["in_force"] == "True" and r["response_hash"] for r in rows)
+    assert {(r["item"], r["model"]) for r in current} == {by_id[t].key for t in judged}
+    assert all(r["response_hash"] == by_id[t].response_hash for r, t in zip(rows, judged, strict=False))
     store.dispose()
