@@ -23,14 +23,15 @@ def points(value: float | None, digits: int = 1) -> str:
 
 
 def prob(value: float | None) -> str:
-    """A posterior probability: 0.9812 -> '0.98'; extremes read '>0.99' / '<0.01'."""
+    """A posterior probability: 0.62 -> '0.62'; near the usual decision thresholds three
+    decimals (0.947 must not read as 0.95); extremes read '>0.99' / '<0.01'."""
     if value is None or not math.isfinite(value):
         return "—"
     if value > 0.995:
         return ">0.99"
     if value < 0.005:
         return "<0.01"
-    return f"{value:.2f}"
+    return f"{value:.3f}" if value >= 0.9 or value < 0.1 else f"{value:.2f}"
 
 
 def count(value: float | None) -> str:
