@@ -3,6 +3,7 @@ blindness, corrections, leases and concurrent annotators, on SQLite and PostgreS
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -92,6 +93,9 @@ def test_unknown_item_task_or_dimension_is_a_clear_4xx(filled_store, serve):
         assert r.status_code == 422 and "client_id" in r.json()["error"]
         r = c.post("/api/labels", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400
+        r = c.post("/api/labels", content=json.dumps({"client_id": cid, "task": task}).encode(),
+                   headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415
         # the item-and-model form works for tools that know the response
         ok = c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "item": "v2-1", "model": "gpt4",
                                          "verdicts": {"refusal": 1}})

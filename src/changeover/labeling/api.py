@@ -61,6 +61,10 @@ def _target(service: LabelingService, body: dict[str, Any]) -> Task:
 @guarded()
 def post_label(request: Request, who: Annotator) -> Response:
     service = _service(request)
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        # a cross-site HTML form cannot send this type, so a login cookie cannot be abused to post labels
+        return JSONResponse({"error": "send the label as JSON (Content-Type: application/json)"},
+                            status_code=415)
     try:
         body = json.loads(request.state.body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):

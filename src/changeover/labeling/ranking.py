@@ -53,6 +53,7 @@ class Refresher:
         self.every_seconds = every_seconds
         self._snapshot: Snapshot | None = None
         self._new_labels = 0
+        self._count_lock = threading.Lock()
         self._last = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -80,8 +81,9 @@ class Refresher:
         return snap
 
     def labels_added(self, n: int = 1) -> None:
-        """Count new labels; wake the thread when enough arrived."""
-        self._new_labels += n
+        """Count new labels (from any request thread); wake the refit when enough arrived."""
+        with self._count_lock:
+            self._new_labels += n
         if self._new_labels >= self.every_labels:
             self._wake.set()
 
