@@ -465,7 +465,7 @@ def live_demo_inputs(base_url: str, model: str, workdir: Path, items: int = 8,
                    "correctness": {"kind": "llm", "model": LIVE_JUDGE, "rubric": "correctness",
                                    "structured": True, "params": {"max_tokens": 40}},
                    "length": {"kind": "length_ratio"}},
-        "evaluate": {"params": {"max_tokens": 48, "temperature": 0}, "min_per_segment": 1},
+        "evaluate": {"params": {"max_tokens": 32, "temperature": 0}, "min_per_segment": 1},
     }
     spec_path = workdir / "migration.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")

@@ -12,7 +12,12 @@ if _ROOT not in sys.path:  # tests.support is importable however pytest was star
     sys.path.insert(0, _ROOT)
 
 from tests.support.fake_openai import FakeOpenAI  # noqa: E402
-from tests.support.local_llm import LocalLLM, require_local_llm, start_local_llm  # noqa: E402
+from tests.support.local_llm import (  # noqa: E402
+    LocalLLM,
+    require_local_llm,
+    start_local_gemma,
+    start_local_llm,
+)
 
 
 @pytest.fixture
@@ -27,3 +32,10 @@ def local_llm() -> LocalLLM:
     """SmolLM2-135M-Instruct served by llama.cpp on loopback, once per session."""
     require_local_llm()
     return start_local_llm()
+
+
+@pytest.fixture(scope="session")
+def local_gemma() -> LocalLLM:
+    """Gemma-3-270M (a base model, completions API) served by llama.cpp on loopback, once per session."""
+    require_local_llm(gemma=True)
+    return start_local_gemma()

@@ -146,3 +146,14 @@ def test_key_like_tokens_are_redacted_from_error_messages():
     assert redact("Incorrect API key provided: sk-proj-abcdef123456.", []) == "Incorrect API key provided: [redacted]."
     assert redact("bad token my-secret-value", ["my-secret-value"]) == "bad token [redacted]"
     assert redact("HTTP 500: upstream overloaded", []) == "HTTP 500: upstream overloaded"
+
+
+def test_text_completions_api_for_base_models(fake):
+    fake.set("base-model")
+    config = ModelConfig(base_url=fake.base_url, api="completions")
+    client = ModelClient("base-model", build_provider("base-model", config), config)
+    (out,) = run(_many(client, 1))
+    assert out.ok and out.text == "echo: q0" and out.tokens_out == 2
+    body = fake.log[-1].body
+    assert body["prompt"] == "User: q0\nAssistant:" and body["stop"] == ["\nUser:", "\nSystem:"]
+    assert fake.log[-1].path == "/v1/completions"

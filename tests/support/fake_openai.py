@@ -204,6 +204,7 @@ class FakeOpenAI:
     def _app(self) -> Starlette:
         return Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/completions", self._completions, methods=["POST"]),
             Route("/v1/messages", self._anthropic, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/health", lambda _r: JSONResponse({"status": "ok"}), methods=["GET"]),
@@ -214,14 +215,34 @@ class FakeOpenAI:
         return JSONResponse({"object": "list", "data": [
             {"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]})
 
-    async def _receive(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+    async def _receive(self, request: Request, field: str = "messages"
+                       ) -> tuple[dict[str, Any] | None, Response | None]:
         try:
             body = json.loads(await request.body())
         except json.JSONDecodeError:
             return None, _error(400, "request body is not JSON", "invalid_request_error")
-        if not isinstance(body, dict) or "model" not in body or "messages" not in body:
-            return None, _error(400, "'model' and 'messages' are required", "invalid_request_error")
+        if not isinstance(body, dict) or "model" not in body or field not in body:
+            return None, _error(400, f"'model' and '{field}' are required", "invalid_request_error")
         return body, None
+
+    async def _completions(self, request: Request) -> Response:
+        """Legacy text completions: ``prompt`` in, ``choices[0].text`` out (echo: the last 'User:' line)."""
+        body, bad = await self._receive(request, "prompt")
+        if bad is not None:
+            return bad
+        b, stop = await self._gate(request, body)
+        if stop is not None:
+            return stop
+        prompt = str(body["prompt"])
+        users = [ln[5:].strip() for ln in prompt.splitlines() if ln.startswith("User:")]
+        as_chat = {**body, "messages": [{"role": "user", "content": users[-1] if users else prompt}]}
+        text = " " + self._text(b, as_chat)
+        usage = {"prompt_tokens": count_tokens(prompt), "completion_tokens": count_tokens(text),
+                 "total_tokens": count_tokens(prompt) + count_tokens(text)}
+        return JSONResponse({"id": "cmpl-" + uuid.uuid4().hex[:16], "object": "text_completion",
+                             "created": int(time.time()), "model": body["model"],
+                             "choices": [{"index": 0, "text": text, "finish_reason": b.finish_reason,
+                                          "logprobs": None}], "usage": usage})
 
     async def _gate(self, request: Request, body: dict[str, Any]) -> tuple[Behaviour, Response | None]:
         """Count the call, then apply auth, latency, hangs and failures; a Response means stop here."""

@@ -22,12 +22,19 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from collections.abc import Callable
 
-from changeover.providers.llamacpp import LlamaCppServer, LocalModelUnavailable, smollm2_gguf, unavailable_reason
+from changeover.providers.llamacpp import (
+    LlamaCppServer,
+    LocalModelUnavailable,
+    gemma3_gguf,
+    smollm2_gguf,
+    unavailable_reason,
+)
 
 LocalLLM = LlamaCppServer
-__all__ = ["LocalLLM", "LocalModelUnavailable", "local_llm_available", "require_local_llm", "smollm2_gguf",
-           "start_local_llm"]
+__all__ = ["LocalLLM", "LocalModelUnavailable", "gemma3_gguf", "local_llm_available", "require_local_llm",
+           "smollm2_gguf", "start_local_gemma", "start_local_llm"]
 
 
 def local_llm_available() -> str | None:
@@ -35,11 +42,16 @@ def local_llm_available() -> str | None:
     return unavailable_reason()
 
 
-def require_local_llm() -> None:
+def require_local_llm(gemma: bool = False) -> None:
     """Skip (pytest) when the local LLM is missing; under CI=true that is an error instead."""
     import pytest
 
     reason = unavailable_reason()
+    if reason is None and gemma:
+        try:
+            gemma3_gguf()
+        except LocalModelUnavailable as exc:
+            reason = str(exc)
     if reason is None:
         return
     if os.environ.get("CI"):
@@ -47,15 +59,23 @@ def require_local_llm() -> None:
     pytest.skip(reason)
 
 
-_shared: LlamaCppServer | None = None
+_shared: dict[str, LlamaCppServer] = {}
 _shared_lock = threading.Lock()
 
 
-def start_local_llm() -> LlamaCppServer:
-    """A process-wide SmolLM2 server (started once, stopped at exit): a session fixture's body."""
-    global _shared
+def _start_shared(name: str, factory: Callable[[], LlamaCppServer]) -> LlamaCppServer:
     with _shared_lock:
-        if _shared is None:
-            _shared = LlamaCppServer().start()
-            atexit.register(_shared.stop)
-        return _shared
+        if name not in _shared:
+            _shared[name] = factory().start()
+            atexit.register(_shared[name].stop)
+        return _shared[name]
+
+
+def start_local_llm() -> LlamaCppServer:
+    """A process-wide SmolLM2-135M-Instruct server (started once, stopped at exit): a session fixture."""
+    return _start_shared("smollm2", LlamaCppServer)
+
+
+def start_local_gemma() -> LlamaCppServer:
+    """A process-wide Gemma-3-270M base-model server (use the completions API: no chat template)."""
+    return _start_shared("gemma3", lambda: LlamaCppServer(gguf=gemma3_gguf(), model="gemma3"))

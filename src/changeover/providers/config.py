@@ -20,6 +20,8 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: Literal["openai", "anthropic", "replay"] = "openai"
+    api: Literal["chat", "completions"] = Field("chat", description="openai: chat/completions, or the "
+                                                "legacy text completions endpoint for base models")
     base_url: str | None = Field(None, description="endpoint root, e.g. http://localhost:8000/v1")
     model: str | None = Field(None, description="the provider's model id; default: this entry's name")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")

