@@ -60,9 +60,10 @@ def serve(
     import uvicorn
 
     from changeover.shadow.app import create_app
+    from changeover.shadow.tables import created_concurrently
 
     spec = load_spec(spec_path)
-    store = open_store(db)
+    store = created_concurrently(lambda: open_store(db))  # replicas may start together on a fresh database
     app = create_app(spec, store, run_controller=controller)
     console.print(f"changeover gateway on http://{host}:{port}/v1 (store {store.display_url})", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30)

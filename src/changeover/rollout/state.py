@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy.exc import IntegrityError
+
 from changeover.errors import ChangeoverError, StoreError
 from changeover.rollout.config import RolloutConfig
 from changeover.store import Store
@@ -99,7 +101,7 @@ def ensure_started(store: Store, config: RolloutConfig, candidate: str, actor: s
             expect_version=0,
             event_kind="rollout.start",
         )
-    except StoreError:
+    except (StoreError, IntegrityError):  # another replica wrote it first
         return read_state(store, config, candidate)
     return RolloutState(candidate, 0, state.weight, "progressing", state.since, flag.version, actor)
 
