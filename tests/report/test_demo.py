@@ -56,3 +56,21 @@ def test_demo_migration_with_all_parts(demo, demo_store, tmp_path, external_refe
     models = {m["model"]: m for m in data["report"]["shadow"]["models"]}
     assert models["mistralguard"]["latency_ms"]["p50"] < models["llama2orig"]["latency_ms"]["p50"]
     assert [f["records"] for f in data["report"]["appendix"]["fingerprints"]] == [450, 450, 450]
+
+
+def test_demo_without_segments_or_traffic(demo, tmp_path):
+    """No segment_by and no monthly traffic: no segment rows, no failure counts, still a report."""
+    from changeover import demo as demo_data
+    from changeover.assess import assess
+    from changeover.config import spec_from_dict
+
+    raw = demo_data.demo_spec_dict()
+    raw["segment_by"] = []
+    raw.pop("traffic")
+    spec = spec_from_dict(raw, "migration.yaml")
+    assessment = assess(spec, demo.records)
+    report = build_report(assessment, spec, demo.records)
+    html = report.html()
+    assert 'class="row-label">all<' not in html and "Per segment" not in html
+    assert "set traffic.monthly_interactions" in html
+    assert "| — |" in report.markdown()

@@ -14,15 +14,6 @@ from changeover.errors import DataError
 from changeover.records import Record, read_records
 from changeover.store import DEFAULT_DB, Store, open_store
 
-EXAMPLE = """
-Example:
-
-    changeover report --spec migration.yaml --records records.jsonl --out report.html --markdown summary.md
-
-Without --records the responses come from the store (--db / CHANGEOVER_DB / .changeover/changeover.db),
-which also gives annotator names, the rollout timeline and embedding results.
-"""
-
 
 def run_assessment(spec: MigrationSpec, records: list[Record], seed: int | None, draws: int | None) -> Any:
     """Assess the records (the report needs the posterior draws, not just the JSON)."""
@@ -74,8 +65,15 @@ def report(
     draws: int | None = typer.Option(None, min=50, help="Posterior draws per chain."),
     db: str | None = DB_OPTION,
 ) -> None:
-    """Write the migration report: one self-contained HTML page with the verdict, its reasons and the
-    evidence (posteriors, forest plots, judge calibration, labels, shadow, rollout, embeddings).
+    """Write the migration report: one self-contained HTML page with the verdict, its reasons and
+    the evidence (posteriors, forest plots, judge calibration, labels, shadow, rollout, embeddings).
+
+    Example:
+
+        changeover report --spec migration.yaml --records records.jsonl --out report.html --markdown summary.md
+
+    Without --records the responses come from the store (--db / CHANGEOVER_DB), which also gives
+    annotator names, the rollout timeline and embedding results.
     """
     from changeover.report import ReportInputs, write_report
     from changeover.store.responses import load_records
@@ -100,9 +98,6 @@ def report(
     for extra in (markdown, json_path):
         if extra is not None:
             console.print(f"  also {extra}", highlight=False)
-
-
-report.__doc__ = (report.__doc__ or "") + EXAMPLE
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from changeover.config import MigrationSpec
-from changeover.report.formatting import count, failures, impact, interval, points, prob
+from changeover.report.formatting import count, failures, impact, interval_short, points, prob
 from changeover.report.labels import LabelStats
 from changeover.report.verdict import VerdictText
 
@@ -21,7 +21,7 @@ def _cell(s: str) -> str:
 def _row(cand: str, dim: str, where: str, d: dict[str, Any]) -> str:
     delta = d["delta"]
     return ("| " + " | ".join(_cell(x) for x in (
-        cand, dim, where, d.get("verdict", ""), f"{points(delta['mean'])} {interval(delta, as_points=True)}",
+        cand, dim, where, d.get("verdict", ""), f"{points(delta['mean'])} {interval_short(delta)}",
         prob(d.get("p_noninferior")), prob(d.get("p_regression")),
         failures(impact(d)))) + " |")
 

@@ -109,9 +109,15 @@ def _shares(pair: PairLike | None, spec: MigrationSpec, result: dict[str, Any]) 
     return dict(spec.traffic.shares or {})
 
 
+def split_segments(dim: dict[str, Any]) -> dict[str, Any]:
+    """The dimension's segments, or none when there is only one (it is the overall)."""
+    segments = dim.get("segments") or {}
+    return segments if len(segments) > 1 else {}
+
+
 def _forest_rows(dim: dict[str, Any], shares: dict[str, float], spec: MigrationSpec) -> list[plots.ForestRow]:
     rows = []
-    for name, seg in dim.get("segments", {}).items():
+    for name, seg in split_segments(dim).items():
         d = seg["delta"]
         rows.append(plots.ForestRow(name, d["mean"], d["lower"], d["upper"], shares.get(name),
                                     required=required_segment(spec, name), verdict=seg.get("verdict")))
@@ -138,7 +144,7 @@ def dimension_view(candidate: str, name: str, dim: dict[str, Any], pair: PairLik
                                label=f"{name}: {candidate} − {spec.incumbent} per segment "
                                      f"(margin {points(-margin)})")
     segments = [SegmentRow(s, v, required_segment(spec, s), shares.get(s))
-                for s, v in dim.get("segments", {}).items()]
+                for s, v in split_segments(dim).items()]
     required = spec.dimensions[name].required if name in spec.dimensions else True
     return DimensionView(candidate, name, dim["verdict"], margin, required, dim["overall"], segments,
                          density, forest, needed)

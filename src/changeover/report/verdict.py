@@ -132,8 +132,10 @@ def headline(result: dict[str, Any], spec: MigrationSpec) -> str:
         by.setdefault(data["verdict"], []).append(name)
     conf = f"{spec.confidence:.0%}"
     if verdict == "GO":
-        names = " and ".join(by.get("GO", [])) or "the candidate"
-        return (f"GO: {names} can replace {spec.incumbent}. At {conf} confidence it is no worse beyond the "
+        go = by.get("GO", [])
+        names = " and ".join(go) or "the candidate"
+        subject = "each" if len(go) > 1 else "it"
+        return (f"GO: {names} can replace {spec.incumbent}. At {conf} confidence {subject} is no worse beyond the "
                 "stated margins on every required dimension, overall and in every required segment.")
     if verdict == "NO-GO":
         names = " and ".join(by.get("NO-GO", [])) or "a candidate"
