@@ -182,6 +182,7 @@ class EvaluationResult:
     judge_stats: dict[str, Counter]
     to_label: list[dict[str, Any]] = field(default_factory=list)
     label_source: str = ""
+    judge_calls: dict[str, ArmStats] = field(default_factory=dict)   # per LLM-judged signal
 
     def summary(self) -> dict[str, Any]:
         signals: dict[str, dict[str, float | None]] = defaultdict(dict)
@@ -193,15 +194,20 @@ class EvaluationResult:
         return {
             "items": len({r.item for r in self.records}),
             "arms": [{"name": a.name, "model": a.model, "prompt_for": a.prompt_for,
-                      **{k: round(v, 6) if isinstance(v, float) else v
-                         for k, v in vars(self.arm_stats[a.name]).items()},
+                      **_rounded(vars(self.arm_stats[a.name])),
                       "signal_means": signals[a.name]} for a in self.arms],
-            "judges": {s: dict(c) for s, c in self.judge_stats.items()},
+            "judges": {s: {**dict(c), **({"calls": _rounded(vars(self.judge_calls[s]))}
+                                         if s in self.judge_calls else {})}
+                       for s, c in self.judge_stats.items()},
             "incumbent": self.spec_for_assess.incumbent,
             "candidates": self.spec_for_assess.candidates,
             "to_label": len(self.to_label),
             "label_source": self.label_source,
         }
+
+
+def _rounded(stats: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()}
 
 
 class Evaluation:
@@ -220,6 +226,7 @@ class Evaluation:
         self.params = params or {}
         self.arm_stats = {a.name: ArmStats() for a in arms}
         self.judge_stats: dict[str, Counter] = {s: Counter() for s in judges}
+        self.judge_calls: dict[str, ArmStats] = {}
         self._bar: Progress | None = None
         self._tasks: dict[str, Any] = {}
 
@@ -383,7 +390,7 @@ def evaluate(spec: MigrationSpec, interactions: list[Interaction], *, store: Sto
     assess_spec = spec_for_arms(spec, arms)
     to_label, source = pick_labels(assess_spec, records, budget, seed, label_fit)
     return EvaluationResult(records, arms, assess_spec, evaluation.arm_stats, evaluation.judge_stats,
-                            label_rows(to_label, records), source)
+                            label_rows(to_label, records), source, evaluation.judge_calls)
 
 
 async def _run(spec: MigrationSpec, sampled: list[Sampled], arms: list[Arm], registry: Registry,
@@ -393,15 +400,21 @@ async def _run(spec: MigrationSpec, sampled: list[Sampled], arms: list[Arm], reg
     caller = CachedCaller(cache)
     caller.preload([s.interaction.item for s in sampled])
 
+    judge_calls: dict[str, ArmStats] = {}
+
     def ask_for(signal: str, model: str):
+        stats = judge_calls.setdefault(signal, ArmStats())
+
         async def ask(request: ChatRequest) -> Completion:
-            completion, _ = await caller.call(clients[model], f"judge:{signal}"[:32], request.item or "",
-                                              "judge", request)
+            completion, cached = await caller.call(clients[model], f"judge:{signal}"[:32], request.item or "",
+                                                   "judge", request)
+            stats.add(completion, cached)
             return completion
         return ask
 
     judges = build_judges(spec, configs, ask_for)
     evaluation = Evaluation(spec, sampled, arms, registry, clients, judges, caller, params)
+    evaluation.judge_calls = judge_calls
     try:
         records = await evaluation.run(progress)
     finally:

@@ -79,6 +79,8 @@ def test_rerun_calls_nothing_twice(fake, tmp_path):
     assert dict(fake.calls) == calls and not fake.duplicates()
     assert [r.to_dict() for r in second.records] == [r.to_dict() for r in first.records]
     assert second.arm_stats["old-model"].cached == 20 and second.arm_stats["old-model"].calls == 0
+    assert first.summary()["judges"]["correctness"]["calls"]["calls"] == calls["judge-model"]
+    assert second.summary()["judges"]["correctness"]["calls"]["calls"] == 0
 
 
 def test_one_model_failing_loses_nothing_of_the_others(fake, tmp_path):

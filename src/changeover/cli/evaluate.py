@@ -38,6 +38,10 @@ def print_summary(summary: dict, paths: dict[str, Path]) -> None:
                       *means)
     console.print(table)
     for signal, counts in summary["judges"].items():
+        calls = counts.get("calls")
+        if calls:
+            console.print(f"judge {signal}: {calls['calls']:,} calls, {calls['cached']:,} cached, "
+                          f"{calls['errors']:,} errors, ${calls['cost_usd']:.4f}")
         if counts.get("unscorable"):
             console.print(f"[yellow]{signal}[/]: {counts['unscorable']:,} responses unscorable "
                           "(see extra.unscorable in the records)")
