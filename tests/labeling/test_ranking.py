@@ -26,6 +26,9 @@ def test_rank_keeps_each_response_at_its_best_label():
         {"item": "a", "model": "m1", "dimension": "d2", "value": 0.4},
         {"item": "a", "model": "m2", "dimension": "d1", "value": 0.1}])
     assert ranked == {("a", "m1"): 0, ("b", "m1"): 1, ("a", "m2"): 2}
+    only_d2 = rank_from_next_labels([{"item": "a", "model": "m1", "dimension": "d1", "value": 0.9},
+                                     {"item": "b", "model": "m1", "dimension": "d2", "value": 0.5}], ["d2"])
+    assert only_d2 == {("b", "m1"): 0}
 
 
 def test_refresher_refits_after_enough_labels_without_blocking_reads():

@@ -35,10 +35,14 @@ class Snapshot:
     seconds: float = 0.0
 
 
-def rank_from_next_labels(next_labels: list[dict[str, Any]]) -> dict[TaskKey, int]:
-    """(item, model) -> position of its most valuable label in ``next_labels`` (best first)."""
+def rank_from_next_labels(next_labels: list[dict[str, Any]],
+                          dimensions: list[str] | None = None) -> dict[TaskKey, int]:
+    """(item, model) -> position of its most valuable label in ``next_labels`` (best first),
+    counting only labels on ``dimensions`` (the ones annotators judge here)."""
     rank: dict[TaskKey, int] = {}
     for entry in next_labels:
+        if dimensions is not None and entry.get("dimension") not in dimensions:
+            continue
         key = (str(entry["item"]), str(entry["model"]))
         rank.setdefault(key, len(rank))
     return rank

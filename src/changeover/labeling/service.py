@@ -30,7 +30,7 @@ from changeover.store.schema import labels
 
 
 def assess_snapshot(spec: MigrationSpec, cfg: LabelingConfig, records: list[Record],
-                    catalogue: Catalogue) -> Snapshot:
+                    catalogue: Catalogue, dimensions: list[str]) -> Snapshot:
     """Fit the assessment on the current records; the snapshot keeps any error for the progress page."""
     try:
         from changeover.assess import assess
@@ -42,7 +42,7 @@ def assess_snapshot(spec: MigrationSpec, cfg: LabelingConfig, records: list[Reco
                         draws=cfg.assess_draws, chains=cfg.assess_chains, next_count=cfg.rank_depth)
     except ChangeoverError as exc:
         return Snapshot(catalogue, error=f"the assessment cannot run yet: {exc}")
-    return Snapshot(catalogue, rank_from_next_labels(list(result.next_labels)), result.to_json())
+    return Snapshot(catalogue, rank_from_next_labels(list(result.next_labels), dimensions), result.to_json())
 
 
 class LabelingService:
@@ -67,7 +67,7 @@ class LabelingService:
                                     app_labels=current_labels(self.store))
         if not full:
             return Snapshot(catalogue)
-        return assess_snapshot(self.spec, self.cfg, records, catalogue)
+        return assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
 
     @property
     def catalogue(self) -> Catalogue:
