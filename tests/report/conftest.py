@@ -317,6 +317,12 @@ def demo_store(tmp_path: Path, demo: Demo):
 
 
 @pytest.fixture
+def migration_events() -> Callable[[Any], None]:
+    """The function that adds the rollout and embedding events to a store."""
+    return add_migration_events
+
+
+@pytest.fixture
 def spec() -> MigrationSpec:
     return spec_from_dict(dict(SPEC), "migration.yaml")
 
