@@ -65,11 +65,12 @@ def test_evaluate_end_to_end_into_assess(fake, tmp_path):
     assert all(row["response"] is not None and row["dimension"] in spec.dimensions for row in result.to_label)
 
 
-def test_rerun_calls_nothing_twice(fake, tmp_path):
+def test_rerun_calls_nothing_twice(fake, tmp_path, store_url):
+    """On SQLite and on PostgreSQL."""
     setup_fake(fake)
     spec, _ = make_spec(tmp_path, fake.base_url)
     inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", traffic_rows(20)))
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = store_url
     with open_store(url) as store:
         first = evaluate(spec, inters, store=store)
     calls = dict(fake.calls)
