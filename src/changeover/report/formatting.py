@@ -94,14 +94,6 @@ def interval_short(summary: dict | None) -> str:
     return "[" + ", ".join(points(summary.get(k)).removesuffix(" pts") for k in ("lower", "upper")) + "]"
 
 
-def interval(summary: dict | None, as_points: bool = False) -> str:
-    """'[lower, upper]' of a {'mean','lower','upper'} summary."""
-    if not summary:
-        return ""
-    f = points if as_points else pct
-    return f"[{f(summary.get('lower'))}, {f(summary.get('upper'))}]"
-
-
 def _round_sig(value: float, digits: int = 2) -> int:
     if value < 1:
         return 0 if value < 0.5 else 1

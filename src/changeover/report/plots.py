@@ -23,7 +23,7 @@ INCUMBENT_COLOUR = "#64748b"
 CANDIDATE_COLOURS = ("#2563eb", "#d97706", "#059669", "#9333ea", "#db2777", "#0891b2")
 GOOD, BAD, WARN = "#15803d", "#b91c1c", "#b45309"
 VERDICT_COLOURS = {"superior": GOOD, "non-inferior": GOOD, "regression": BAD, "inconclusive": WARN}
-AXIS, GRID, INK, MUTED = "#94a3b8", "#e2e8f0", "#0f172a", "#475569"
+AXIS, GRID, MUTED = "#94a3b8", "#e2e8f0", "#475569"
 
 Formatter = Callable[[float], str]
 

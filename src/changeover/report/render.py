@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from changeover.report.build import Report
 
 
-FILTERS = ("pct", "points", "prob", "count", "failures", "failures_short", "interval", "interval_short",
+FILTERS = ("pct", "points", "prob", "count", "failures", "failures_short", "interval_short",
            "impact", "impact_range")
 
 
