@@ -12,6 +12,7 @@ signal that no dimension uses (it is stored, and ignored by ``assess``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -99,8 +100,6 @@ def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
 
     An unknown or uninstalled embedding model is a ``ChangeoverError`` naming it.
     """
-    import json
-
     judges: dict[str, Judge] = {}
     for signal, cfg in configs.items():
         if cfg.kind == "llm":

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from changeover.config import MigrationSpec
 from changeover.errors import RecordsError, SpecError
 from changeover.prompts.traffic import Interaction
 
@@ -187,7 +188,7 @@ class Rendered:
     version: str
 
 
-def load_registry(spec: Any) -> Registry:
+def load_registry(spec: MigrationSpec) -> Registry:
     """The registry the spec's ``prompts:`` section names (empty when there is none)."""
     cfg = spec.section("prompts", PromptsConfig)
     if cfg is None:

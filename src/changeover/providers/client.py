@@ -30,7 +30,6 @@ class ModelClient:
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._rng = random.Random(seed)
         self.consecutive_failures = 0
-        self.calls = 0
 
     @property
     def broken(self) -> bool:
@@ -57,7 +56,6 @@ class ModelClient:
                                           f"{self.consecutive_failures} consecutive failures; call not "
                                           "attempted", attempts=attempts)
                     attempts += 1
-                    self.calls += 1
                     async with asyncio.timeout(self.config.timeout_s):  # no extra task, unlike wait_for
                         result = await self.provider.complete(request)
             except (CallFailed, TimeoutError) as exc:
