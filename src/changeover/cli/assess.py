@@ -180,9 +180,9 @@ def register(app: typer.Typer) -> None:
         data = demo.prepare(labels=labels, seed=seed)
         spec_path, records_path = demo.write_inputs(data, out)
         db_url = f"sqlite:///{(out / 'changeover.db').resolve()}"
-        with open_store(db_url) as store:
-            res = import_file(store, records_path)
-            recs = load_records(store, data.spec.models)
+        store = open_store(db_url)
+        res = import_file(store, records_path)
+        recs = load_records(store, data.spec.models)
         console.print(f"[bold]changeover demo[/]: {data.spec.incumbent} -> {', '.join(data.spec.candidates)} "
                       f"on XSTest (450 prompts); human labels kept on {len(data.labelled_items)} prompts, "
                       f"the GPT-4 judge's verdict on all.")
@@ -200,8 +200,10 @@ def register(app: typer.Typer) -> None:
         except ImportError:
             write_report = None
         if write_report is not None:
-            path = write_report(result, data.spec, out / "report.html", markdown=out / "summary.md")
+            path = write_report(result, data.spec, out / "report.html", markdown=out / "summary.md",
+                                store=store, records=recs)
             console.print(f"report: {path}")
+        store.dispose()
         raise typer.Exit(result.exit_code)
 
 
