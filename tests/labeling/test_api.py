@@ -171,6 +171,10 @@ def test_concurrent_annotators_never_share_a_single_label_response(filled_store,
     assert len({name for name, _ in judged}) == 3
     with live.client("admin") as c:
         assert c.get("/api/progress").json()["remaining"] == 0
+        progress_page = c.get("/progress").text
+        assert "alice" in progress_page and "Export CSV" in progress_page
+    with live.client("alice") as c:
+        assert "All done for now" in c.get("/").text
 
 
 def test_simultaneous_claims_get_distinct_responses(filled_store, serve):
