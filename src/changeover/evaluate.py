@@ -212,6 +212,8 @@ class Evaluation:
         extra: dict[str, Any] = {"prompt_version": version, "judges": {s: self.judges[s].identity for s in names}}
         if answer.finish_reason:
             extra["finish_reason"] = answer.finish_reason
+        if answer.ttft_ms is not None:
+            extra["ttft_ms"] = round(answer.ttft_ms, 3)
         if notes:
             extra["unscorable"] = notes
         return Record(item=inter.item, model=arm.name, segment=dict(inter.segment),

@@ -65,3 +65,23 @@ def test_two_different_real_models_smollm2_incumbent_gemma_candidate(local_llm, 
         warnings.simplefilter("ignore")
         decision = assess(result.spec_for_assess, result.records, draws=60, warmup=60, chains=2)
     assert set(decision.to_json()["candidates"]) == {"gemma3-base"}
+
+
+def test_streaming_from_llama_cpp(local_llm):
+    import asyncio
+
+    from changeover.providers import ChatRequest, ModelClient, ModelConfig, build_provider
+
+    config = ModelConfig(base_url=local_llm.base_url, model=local_llm.model, stream=True)
+    client = ModelClient("smollm2", build_provider("smollm2", config), config)
+
+    async def go():
+        try:
+            return await client.complete(ChatRequest([{"role": "user", "content": "Name three colours."}],
+                                                     {"max_tokens": 12}))
+        finally:
+            await client.aclose()
+
+    out = asyncio.run(go())
+    assert out.ok and out.text.strip() and 0 < out.tokens_out <= 12
+    assert out.finish_reason in ("stop", "length") and 0 < out.ttft_ms < out.latency_ms

@@ -157,3 +157,20 @@ def test_text_completions_api_for_base_models(fake):
     body = fake.log[-1].body
     assert body["prompt"] == "User: q0\nAssistant:" and body["stop"] == ["\nUser:", "\nSystem:"]
     assert fake.log[-1].path == "/v1/completions"
+
+
+def test_streaming_records_time_to_first_token(fake):
+    fake.set("s", reply="one two three four", latency=0.1, stream_chunk_delay=0.05)
+    config = ModelConfig(base_url=fake.base_url, stream=True)
+    (out,) = run(_many(ModelClient("s", build_provider("s", config), config), 1))
+    assert out.ok and out.text == "one two three four" and out.finish_reason == "stop"
+    assert out.tokens_out == 4 and out.tokens_in == 1
+    assert 100 <= out.ttft_ms < out.latency_ms and out.latency_ms - out.ttft_ms >= 140
+    assert fake.log[-1].body["stream"] is True
+
+
+def test_a_broken_stream_is_retried_then_reported(fake):
+    fake.set("s", reply="one two three four", malformed="sse")
+    config = ModelConfig(base_url=fake.base_url, stream=True, max_retries=1, backoff_s=0.01)
+    (out,) = run(_many(ModelClient("s", build_provider("s", config), config), 1))
+    assert "malformed stream event" in out.error and fake.calls["s"] == 2

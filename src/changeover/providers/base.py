@@ -53,6 +53,7 @@ class Completion:
     tool_calls: list[dict[str, Any]] | None = None
     attempts: int = 1
     cost_usd: float | None = None
+    ttft_ms: float | None = None        # time to the first content token (streaming calls)
 
     @property
     def ok(self) -> bool:

@@ -22,6 +22,7 @@ class ModelConfig(BaseModel):
     provider: Literal["openai", "anthropic", "replay"] = "openai"
     api: Literal["chat", "completions"] = Field("chat", description="openai: chat/completions, or the "
                                                 "legacy text completions endpoint for base models")
+    stream: bool = Field(False, description="openai chat: stream (SSE) and record time to first token")
     base_url: str | None = Field(None, description="endpoint root, e.g. http://localhost:8000/v1")
     model: str | None = Field(None, description="the provider's model id; default: this entry's name")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")

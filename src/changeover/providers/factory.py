@@ -22,7 +22,8 @@ def build_provider(name: str, config: ModelConfig, spec: MigrationSpec | None = 
         return AnthropicProvider(model_id, base_url=config.base_url, api_key=config.api_key(name),
                                  concurrency=config.concurrency, timeout_s=config.timeout_s)
     return OpenAIProvider(model_id, base_url=config.base_url, api_key=config.api_key(name),
-                          concurrency=config.concurrency, timeout_s=config.timeout_s, api=config.api)
+                          concurrency=config.concurrency, timeout_s=config.timeout_s, api=config.api,
+                          stream=config.stream)
 
 
 def model_configs(spec: MigrationSpec) -> dict[str, ModelConfig]:

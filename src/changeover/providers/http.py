@@ -6,11 +6,13 @@ the status and the server's own message, never request headers (API keys).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import ssl
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -55,13 +57,24 @@ class ClientPool:
         self.secrets = [v.removeprefix("Bearer ").strip() for k, v in headers.items()
                         if k.lower() in _SECRET_HEADERS and v.strip()]
 
-    async def post(self, path: str, json: Any) -> httpx.Response:
+    @contextlib.contextmanager
+    def _shard(self) -> Iterator[httpx.AsyncClient]:
         i = min(range(len(self._shards)), key=self._busy.__getitem__)
         self._busy[i] += 1
         try:
-            return await self._shards[i].post(path, json=json)
+            yield self._shards[i]
         finally:
             self._busy[i] -= 1
+
+    async def post(self, path: str, json: Any) -> httpx.Response:
+        with self._shard() as shard:
+            return await shard.post(path, json=json)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, json: Any) -> AsyncIterator[httpx.Response]:
+        with self._shard() as shard:
+            async with shard.stream("POST", path, json=json) as resp:
+                yield resp
 
     async def aclose(self) -> None:
         for shard in self._shards:
@@ -91,21 +104,31 @@ def _server_message(resp: httpx.Response) -> str:
     return str(err or data)[:200]
 
 
-async def post_json(client: ClientPool, path: str,
-                    body: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    """POST ``body``; returns (parsed JSON, latency in ms) or raises CallFailed."""
-    start = time.perf_counter()
+def _failed(resp: httpx.Response, secrets: list[str]) -> CallFailed:
+    return CallFailed(f"HTTP {resp.status_code}: {redact(_server_message(resp), secrets)}",
+                      retryable=resp.status_code in RETRYABLE_STATUS, status=resp.status_code,
+                      retry_after=retry_after_seconds(resp.headers.get("retry-after")))
+
+
+@contextlib.contextmanager
+def _transport_errors() -> Iterator[None]:
     try:
-        resp = await client.post(path, json=body)
+        yield
     except httpx.TimeoutException:
         raise CallFailed("timed out", retryable=True) from None
     except httpx.TransportError as exc:
         raise CallFailed(f"connection failed ({type(exc).__name__})", retryable=True) from None
+
+
+async def post_json(client: ClientPool, path: str,
+                    body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """POST ``body``; returns (parsed JSON, latency in ms) or raises CallFailed."""
+    start = time.perf_counter()
+    with _transport_errors():
+        resp = await client.post(path, json=body)
     latency_ms = (time.perf_counter() - start) * 1000.0
     if resp.status_code >= 400:
-        raise CallFailed(f"HTTP {resp.status_code}: {redact(_server_message(resp), client.secrets)}",
-                         retryable=resp.status_code in RETRYABLE_STATUS, status=resp.status_code,
-                         retry_after=retry_after_seconds(resp.headers.get("retry-after")))
+        raise _failed(resp, client.secrets)
     try:
         data = resp.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -114,3 +137,39 @@ async def post_json(client: ClientPool, path: str,
     if not isinstance(data, dict):
         raise CallFailed("malformed response body (not a JSON object)", retryable=True)
     return data, latency_ms
+
+
+async def post_sse(client: ClientPool, path: str,
+                   body: dict[str, Any]) -> tuple[list[dict[str, Any]], float, float | None]:
+    """POST a streaming request; returns (events, latency ms, time to first content ms).
+
+    A stream that breaks off, carries an unparseable event or ends without
+    ``data: [DONE]`` is a retryable failure, like a malformed body.
+    """
+    start = time.perf_counter()
+    events: list[dict[str, Any]] = []
+    first: float | None = None
+    done = False
+    with _transport_errors():
+        async with client.stream(path, json=body) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                raise _failed(resp, client.secrets)
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    break
+                try:
+                    event = json.loads(data)
+                except json.JSONDecodeError:
+                    raise CallFailed(f"malformed stream event: {data[:60]!r}", retryable=True) from None
+                if first is None and any((c.get("delta") or {}).get("content")
+                                         for c in event.get("choices") or [] if isinstance(c, dict)):
+                    first = (time.perf_counter() - start) * 1000.0
+                events.append(event)
+    if not done:
+        raise CallFailed("the stream ended without 'data: [DONE]'", retryable=True)
+    return events, (time.perf_counter() - start) * 1000.0, first

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from changeover.providers.base import CallFailed, ChatRequest, Completion
-from changeover.providers.http import make_client, post_json
+from changeover.providers.http import make_client, post_json, post_sse
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -19,9 +19,10 @@ class OpenAIProvider:
     """``POST {base_url}/chat/completions`` with httpx; one call per ``complete``."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, timeout_s: float = 60.0, api: str = "chat"):
+                 concurrency: int = 8, timeout_s: float = 60.0, api: str = "chat", stream: bool = False):
         self.model = model
         self.api = api
+        self.stream = stream
         self.base_url = base_url or DEFAULT_BASE_URL
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = make_client(self.base_url, headers, concurrency, timeout_s)
@@ -40,6 +41,10 @@ class OpenAIProvider:
             body.pop("stream", None)
             data, latency_ms = await post_json(self._client, "completions", body)
             return parse_text_completion(data, latency_ms)
+        if self.stream:
+            body = {**self.body(request), "stream": True, "stream_options": {"include_usage": True}}
+            events, latency_ms, ttft_ms = await post_sse(self._client, "chat/completions", body)
+            return parse_chat_stream(events, latency_ms, ttft_ms)
         data, latency_ms = await post_json(self._client, "chat/completions", self.body(request))
         return parse_chat_completion(data, latency_ms)
 
@@ -85,3 +90,21 @@ def parse_chat_completion(data: dict[str, Any], latency_ms: float) -> Completion
         latency_ms=latency_ms,
         tool_calls=message.get("tool_calls") or None,
     )
+
+
+def parse_chat_stream(events: list[dict[str, Any]], latency_ms: float, ttft_ms: float | None) -> Completion:
+    """chat.completion.chunk events -> one Completion (text joined, last finish reason, usage if sent)."""
+    parts: list[str] = []
+    finish: str | None = None
+    usage: dict[str, Any] = {}
+    for event in events:
+        for choice in event.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            finish = choice.get("finish_reason") or finish
+        usage = event.get("usage") or usage
+    if not events:
+        raise CallFailed("malformed stream (no events)", retryable=True)
+    return Completion(text="".join(parts), finish_reason=finish, tokens_in=usage.get("prompt_tokens"),
+                      tokens_out=usage.get("completion_tokens"), latency_ms=latency_ms, ttft_ms=ttft_ms)
