@@ -182,3 +182,24 @@ def test_a_bad_template_fails_before_any_call(fake, tmp_path):
     with pytest.raises(RecordsError, match=r"traffic.jsonl:5: field 'variables' has no 'question'"):
         evaluate(spec, inters)
     assert sum(fake.calls.values()) == 0
+
+
+def test_tool_definitions_reach_the_models_and_tool_calls_are_judged(fake, tmp_path):
+    setup_fake(fake)
+    tools = [{"type": "function", "function": {"name": "lookup_order", "description": "Find an order",
+                                               "parameters": {"type": "object",
+                                                              "properties": {"order_id": {"type": "integer"}}}}}]
+
+    def call_tool(body):
+        return [{"name": "lookup_order", "arguments": {"order_id": 42}}] if body.get("tools") else None
+
+    fake.set("new-model", tool_calls=call_tool)
+    spec, _ = make_spec(tmp_path, fake.base_url)
+    rows = [{**r, "tools": tools} for r in traffic_rows(4)]
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", rows))
+    result = evaluate(spec, inters)
+    sent = [c.body for c in fake.log if c.model in ("old-model", "new-model")]
+    assert len(sent) == 8 and all(b["tools"] == tools for b in sent)
+    new = [r for r in result.records if r.model == "new-model"]
+    assert all(json.loads(r.response)[0]["function"]["name"] == "lookup_order" for r in new)
+    assert all(r.extra["finish_reason"] == "tool_calls" and r.error is None for r in new)

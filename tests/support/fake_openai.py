@@ -59,6 +59,7 @@ class Behaviour:
     stream_chunk_delay: float = 0.0      # seconds between SSE chunks
     api_key: str | None = None           # if set, the Bearer token / x-api-key that must be sent
     fail_message: str | None = None      # error message; "{key}" becomes the key the client sent
+    tool_calls: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None  # chat: call tools
 
 
 @dataclass
@@ -304,11 +305,22 @@ class FakeOpenAI:
         b, stop = await self._gate(request, body)
         if stop is not None:
             return stop
-        text = self._text(b, body)
+        calls = b.tool_calls(body) if b.tool_calls is not None else None
+        text = "" if calls else self._text(b, body)
         prompt_tokens = count_tokens(_messages_text(body))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": count_tokens(text),
-                 "total_tokens": prompt_tokens + count_tokens(text)}
+        out_tokens = count_tokens(text) + (count_tokens(json.dumps(calls)) if calls else 0)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": out_tokens,
+                 "total_tokens": prompt_tokens + out_tokens}
         cid = "chatcmpl-" + uuid.uuid4().hex[:16]
+        if calls:
+            return JSONResponse({
+                "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None,
+                             "message": {"role": "assistant", "content": None, "tool_calls": [
+                                 {"id": f"call_{i}", "type": "function",
+                                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                                 for i, c in enumerate(calls)]}}],
+                "usage": usage})
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(self._sse(b, body["model"], cid, text, usage, include_usage),
