@@ -55,8 +55,10 @@ labels = Table(
     Column("response_hash", String(64), nullable=True), # the exact response text judged
     Column("status", String(16), nullable=False, default="label"),  # label | skip | flag
     Column("source", String(32), nullable=False, default="app"),
+    Column("note", Text, nullable=True),                # why it was flagged, or a comment
     UniqueConstraint("client_id", name="uq_labels_client_id"),
     Index("ix_labels_item_model", "item", "model"),
+    Index("ix_labels_annotator", "annotator"),
 )
 
 imports = Table(
