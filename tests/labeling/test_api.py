@@ -140,6 +140,20 @@ def test_skip_and_flag_release_the_response_and_carry_no_verdict(filled_store, s
     assert current_labels(filled_store) == {}
 
 
+def test_a_flag_carries_its_reason_into_the_export(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        task = c.get("/api/next").json()["task"]
+        body = {"client_id": uuid.uuid4().hex, "task": task, "status": "flag",
+                "note": "the prompt is ambiguous: is 'kill' about processes?"}
+        assert c.post("/api/labels", json=body).status_code == 201
+        assert c.post("/api/labels", json={**body, "note": "changed my mind"}).status_code == 409
+        too_long = {**body, "client_id": uuid.uuid4().hex, "note": "x" * 2001}
+        assert c.post("/api/labels", json=too_long).status_code == 422
+    flagged = [r for r in label_rows(filled_store) if r["status"] == "flag"]
+    assert flagged and all(r["note"] == body["note"] for r in flagged)
+
+
 def test_concurrent_annotators_never_share_a_single_label_response(filled_store, serve):
     live = serve(filled_store)
     total = sum(t.needed > t.external for t in live.service.catalogue.by_key.values())

@@ -20,7 +20,7 @@ from changeover.store.events import _aware
 from changeover.store.schema import labels
 
 COLUMNS = ("id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
-           "supersedes", "response_hash", "source", "in_force")
+           "supersedes", "response_hash", "source", "note", "in_force")
 FORMATS = ("csv", "jsonl")
 
 
@@ -38,7 +38,7 @@ def label_rows(store: Store) -> Iterator[dict[str, Any]]:
         yield {"id": r.id, "item": r.item, "model": r.model, "dimension": r.dimension, "value": r.value,
                "status": r.status, "annotator": r.annotator, "created_at": _aware(r.created_at).isoformat(),
                "client_id": r.client_id, "supersedes": r.supersedes, "response_hash": r.response_hash,
-               "source": r.source, "in_force": r.id in in_force}
+               "source": r.source, "note": r.note, "in_force": r.id in in_force}
 
 
 def write_labels(store: Store, fmt: str, out: IO[str]) -> int:

@@ -53,6 +53,7 @@ class Submission:
     status: str = "label"
     verdicts: dict[str, int] = field(default_factory=dict)
     corrects: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class SubmitResult:
 
 
 def parse_submission(body: Any, dimensions: list[str]) -> Submission:
-    """Validate a JSON body ``{"client_id", "status"?, "verdicts"?, "corrects"?}``."""
+    """Validate a JSON body ``{"client_id", "status"?, "verdicts"?, "corrects"?, "note"?}``."""
     if not isinstance(body, dict):
         raise LabelRequestError("the body must be a JSON object with 'client_id' and 'verdicts'")
     client_id = body.get("client_id")
@@ -97,7 +98,10 @@ def parse_submission(body: Any, dimensions: list[str]) -> Submission:
     corrects = body.get("corrects")
     if corrects is not None and (not isinstance(corrects, str) or not _CLIENT_ID.match(corrects)):
         raise LabelRequestError("field 'corrects': the client_id of the submission this one corrects")
-    return Submission(client_id, status, verdicts, corrects)
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise LabelRequestError("field 'note': text of at most 2000 characters (why it is flagged, or a comment)")
+    return Submission(client_id, status, verdicts, corrects, note.strip() or None if note else None)
 
 
 def row_client_id(client_id: str, dimension: str) -> str:
@@ -111,7 +115,8 @@ def _existing(conn: Connection, client_id: str, dimensions: list[str]) -> list[A
 
 def _same(rows: list[Any], annotator: str, task: Task, sub: Submission) -> bool:
     return all(r.annotator == annotator and r.item == task.item and r.model == task.model
-               and r.status == sub.status and r.value == sub.verdicts.get(r.dimension) for r in rows)
+               and r.status == sub.status and r.value == sub.verdicts.get(r.dimension)
+               and r.note == sub.note for r in rows)
 
 
 def _duplicate(rows: list[Any], annotator: str, task: Task, sub: Submission) -> SubmitResult:
@@ -152,7 +157,7 @@ def submit(store: Store, annotator: str, task: Task, dimensions: list[str], sub:
                         item=task.item, model=task.model, dimension=dim, value=sub.verdicts.get(dim),
                         annotator=annotator, created_at=at, client_id=row_client_id(sub.client_id, dim),
                         supersedes=supersedes.get(dim), response_hash=task.response_hash,
-                        status=sub.status, source=source))
+                        status=sub.status, source=source, note=sub.note))
                     ids[dim] = int(result.inserted_primary_key[0])
                 conn.execute(delete(leases).where(leases.c.annotator == annotator,
                                                   leases.c.item == task.item, leases.c.model == task.model))

@@ -31,6 +31,8 @@
     const body = {client_id: data.client_id, task: data.task, status: statusValue};
     if (statusValue === "label") body.verdicts = values;
     if (data.corrects) body.corrects = data.corrects;
+    const note = document.getElementById("note");
+    if (note && note.value.trim()) body.note = note.value.trim();
     try {
       const res = await fetch("/api/labels", {
         method: "POST", credentials: "same-origin",
@@ -64,6 +66,10 @@
 
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.target && ev.target.id === "note") {          // typing a note is not a verdict
+      if (ev.key === "Escape") ev.target.blur();
+      return;
+    }
     const key = ev.key.toLowerCase();
     if (key === "1" || key === "0") { judge(active, Number(key)); }
     else if (key === "s") { send("skip"); }
