@@ -58,7 +58,8 @@ def requests(n: int, tag: str) -> list[ChatRequest]:
                         {"max_tokens": 32, "temperature": 0}, item=f"{tag}-{i}") for i in range(n)]
 
 
-async def bare(base_url: str, reqs: list[ChatRequest], concurrency: int, naive: bool = False) -> float:
+async def bare(base_url: str, reqs: list[ChatRequest], concurrency: int,
+               naive: bool = False) -> tuple[float, float]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = (httpx.AsyncClient(base_url=base_url + "/", limits=limits, timeout=60) if naive
               else ClientPool(base_url, {}, concurrency, 60))
@@ -71,16 +72,16 @@ async def bare(base_url: str, reqs: list[ChatRequest], concurrency: int, naive: 
                                                                      **r.params})
                 return resp.json()["choices"][0]["message"]["content"]
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         outs = await asyncio.gather(*(one(r) for r in reqs))
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         await client.aclose()
     assert all(outs)
-    return elapsed
+    return elapsed, cpu
 
 
-async def pipeline(base_url: str, reqs: list[ChatRequest], concurrency: int, db: Path) -> float:
+async def pipeline(base_url: str, reqs: list[ChatRequest], concurrency: int, db: Path) -> tuple[float, float]:
     config = ModelConfig(base_url=base_url, concurrency=concurrency, rpm=10_000_000, tpm=10_000_000_000)
     client = ModelClient("bench", OpenAIProvider("bench", base_url, concurrency=concurrency), config,
                          Price(input_per_1k=0.5, output_per_1k=1.5))
@@ -88,14 +89,14 @@ async def pipeline(base_url: str, reqs: list[ChatRequest], concurrency: int, db:
         cache = CallCache(store)
         caller = CachedCaller(cache)
         caller.preload([r.item for r in reqs])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         outs = await asyncio.gather(*(caller.call(client, "response", r.item or "", "v1", r) for r in reqs))
-        elapsed = time.perf_counter() - start
         await cache.close()
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         await client.aclose()
         assert all(c.ok for c, _ in outs) and not any(cached for _, cached in outs)
         assert cache.writes == len(reqs)
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -118,12 +119,17 @@ def main() -> None:
                 bare_times.append(asyncio.run(bare(base_url, requests(args.calls, f"b{k}"), args.concurrency)))
                 pipe_times.append(asyncio.run(pipeline(base_url, requests(args.calls, f"p{k}"), args.concurrency,
                                                        Path(tmp) / f"bench{k}.db")))
-            naive = asyncio.run(bare(base_url, requests(args.calls, "n"), args.concurrency, naive=True))
+            naive, _ = asyncio.run(bare(base_url, requests(args.calls, "n"), args.concurrency, naive=True))
     finally:
         stop.set()
         server.join(timeout=10)
+    bare_cpu = [c for _, c in bare_times]
+    pipe_cpu = [c for _, c in pipe_times]
+    bare_times = [t for t, _ in bare_times]
+    pipe_times = [t for t, _ in pipe_times]
     b, p = statistics.median(bare_times), statistics.median(pipe_times)
     paired = statistics.median(pt / bt for pt, bt in zip(pipe_times, bare_times, strict=True))
+    cpu_extra_ms = (statistics.median(pipe_cpu) - statistics.median(bare_cpu)) / args.calls * 1000
     waves = args.calls / args.concurrency
     print(f"{args.calls} calls, {args.concurrency} concurrent, server latency {args.latency * 1000:.0f} ms, "
           f"{args.rounds} rounds (median)")
@@ -135,6 +141,10 @@ def main() -> None:
           f"({args.calls / naive:7.1f} calls/s)")
     print(f"overhead per call: {(p - b) / waves * 1000:+.1f} ms of latency "
           f"({(p - b) / args.calls * 1000:+.3f} ms of wall time per call)")
+    print(f"client CPU per call: bare {statistics.median(bare_cpu) / args.calls * 1000:.3f} ms, pipeline "
+          f"{statistics.median(pipe_cpu) / args.calls * 1000:.3f} ms (+{cpu_extra_ms:.3f} ms, "
+          f"{cpu_extra_ms / (args.latency * 1000) * 100:.2f}% of the {args.latency * 1000:.0f} ms call); "
+          "CPU time is robust to other load on the machine, wall time is not")
     print(f"ratio of medians pipeline/bare: {p / b:.3f}")
     print(f"ratio pipeline/bare (median of paired rounds): {paired:.3f}  "
           f"({(paired - 1) * 100:+.1f}% overhead; target < +5%)")
