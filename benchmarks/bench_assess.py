@@ -94,6 +94,24 @@ def bench_simulated(reps: int, seed: int = 20261123) -> dict:
             "segments": C.verdict_on_targets("Simulated, segment deltas", segment)}
 
 
+def bench_judge_accuracy(reps: int, seed: int = 7) -> None:
+    """How the width ratios depend on the judge: the same migration, judges of accuracy 0.75 .. 0.97."""
+    print(f"\n# 1a'. Width vs judge accuracy: 'worse' scenario (3 x 400 items, 40 labels per segment), the judge "
+          f"equally accurate on both models (sensitivity = specificity), {reps} replications each")
+    rng = np.random.default_rng(seed)
+    base = C.SCENARIOS[2]
+    scenarios = [dataclasses.replace(base, name=f"judge accuracy {acc:.2f}", sensitivity=(acc, acc),
+                                     specificity=(acc, acc)) for acc in (0.75, 0.85, 0.92, 0.97)]
+    data = [(sc, C.draw_items(sc, rng)) for sc in scenarios for _ in range(reps)]
+    fits = fit_pairs([C.items_table(sc, it) for sc, it in data], FitSettings(seed=5))
+    tally = C.Tally()
+    for (sc, it), fit in zip(data, fits, strict=True):
+        model = {"model": C.credible(PairFit.flat(fit.overall(fit.delta, np.ones(sc.n_segments))))}
+        tally.add_all(sc.name, {**model, **C.baselines(it.z[:, 0], it.z[:, 1], it.a[:, 0], it.a[:, 1],
+                                                       it.labelled)}, sc.true_delta()[1])
+    C.print_table("1a'. Overall delta by judge accuracy", tally)
+
+
 # --------------------------------------------------------------------------- 1b. XSTest
 
 
@@ -399,6 +417,9 @@ def main() -> int:
                     help="comma-separated parts to run: sim,xstest,mifeval,fit,throughput")
     ap.add_argument("--xstest-labels", type=int, default=120)
     ap.add_argument("--mifeval-share", type=float, default=0.15)
+    ap.add_argument("--records", type=int, default=None, help="records for the throughput part (1M full, 100k quick)")
+    ap.add_argument("--sqlite-records", type=int, default=None,
+                    help="records imported into SQLite (100k full, 20k quick; the rate is extrapolated to --records)")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     q = args.quick
@@ -407,6 +428,7 @@ def main() -> int:
     with C.Timer() as total:
         if "sim" in parts:
             results["sim"] = bench_simulated(reps=3 if q else 40)
+            bench_judge_accuracy(reps=2 if q else 25)
         if "xstest" in parts:
             results["xstest"] = bench_xstest(list(range(2 if q else 25)), args.xstest_labels)
         if "mifeval" in parts:
@@ -414,8 +436,9 @@ def main() -> int:
         if "fit" in parts:
             results["fit"] = bench_fit(repeats=1 if q else 5)
         if "throughput" in parts:
-            results["throughput"] = bench_throughput(n_records=100_000 if q else 1_000_000,
-                                                     sqlite_records=20_000 if q else 100_000)
+            results["throughput"] = bench_throughput(
+                n_records=args.records or (100_000 if q else 1_000_000),
+                sqlite_records=args.sqlite_records or (20_000 if q else 100_000))
     print(f"\n# done in {total.seconds:.0f} s ({C.load_now()})")
     return 0
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402  (sets one thread per process before numpy loads)
 import numpy as np  # noqa: E402
-from scipy.stats import beta, chisquare  # noqa: E402
+from scipy.stats import beta, binomtest, chisquare  # noqa: E402
 
 from changeover.stats import decision as dec  # noqa: E402
 from changeover.stats.diagnostics import ess, rhat  # noqa: E402
@@ -140,7 +140,7 @@ def bench_margin(reps: int) -> list:
     with C.Timer() as t:
         fits = fit_chunked(tables, FitSettings(seed=3))
     print(f"  fitted {len(fits)} comparisons in {t.seconds:.1f} s")
-    print(f"{'case':32s} | {'judge-alone delta':>17s} | {'GO':>14s} | {'95% upper':>9s} | {'target':>7s} | "
+    print(f"{'case':32s} | {'judge-alone delta':>17s} | {'GO':>14s} | {'95% upper':>9s} | {'target':>14s} | "
           f"{'mean P(non-inferior)':>20s}")
     out = []
     for i, sc in enumerate(cases):
@@ -150,12 +150,17 @@ def bench_margin(reps: int) -> list:
         p_ni = np.mean([np.mean(PairFit.flat(f.delta[..., 0]) > -MARGIN) for f in fs])
         naive = np.mean([((t.a1 == 1) * t.n).sum() / t.n.sum() - ((t.a0 == 1) * t.n).sum() / t.n.sum() for t in ts])
         k = int(sum(gos))
-        ok = k / reps <= 1 - CONF
         out.append((sc.name, k, reps))
+        if i == 0:   # exactly at the margin is not "beyond" it: a calibrated rule says GO about 5% of the time
+            p = binomtest(k, reps, 1 - CONF, alternative="greater").pvalue
+            judged = f"p={p:.2f} vs 5%"
+        else:
+            judged = "MET" if k / reps <= 1 - CONF else "NOT MET"
         print(f"{sc.name:32s} | {naive:+17.3f} | {k:4d}/{reps} {k / reps:6.1%} | "
-              f"{clopper_pearson_upper(k, reps):9.1%} | {'MET' if ok else 'NOT MET':>7s} | {p_ni:20.3f}")
-    print("  (at exactly -margin a calibrated rule says GO about 5% of the time at most; the judge alone "
-          "sees an improvement)")
+              f"{clopper_pearson_upper(k, reps):9.1%} | {judged:>14s} | {p_ni:20.3f}")
+    print("  target (issue): GO in at most 5% of cases when the truth regresses beyond the margin (row 2). Row 1 sits "
+          "exactly on the margin, where a calibrated 95% rule gives GO about 5% of the time: p is a one-sided "
+          "binomial test of 'more than 5%'. The judge alone sees an improvement in both.")
     return out
 
 
@@ -229,9 +234,9 @@ def main() -> int:
     C.header("bench_calibration: coverage, false-GO rate and SBC of the measurement model "
              + ("(quick)" if q else "(full)"))
     with C.Timer() as total:
-        bench_scenarios(reps=6 if q else 60)
-        bench_margin(reps=20 if q else 200)
-        bench_sbc(n_sims=60 if q else 400, bins=5 if q else 10)
+        bench_scenarios(reps=6 if q else 50)
+        bench_margin(reps=20 if q else 160)
+        bench_sbc(n_sims=60 if q else 300, bins=5 if q else 10)
     print(f"\n# done in {total.seconds:.0f} s ({C.load_now()})")
     return 0
 
