@@ -105,6 +105,26 @@ def test_breaker_stops_calling_a_dead_endpoint(fake):
     assert sum("call not attempted" in o.error for o in outs) == 7
 
 
+def test_breaker_lets_a_probe_through_after_the_cool_down(fake):
+    fake.set("flaky", fail_rate=1.0, fail_status=503)
+    client = client_for(fake, "flaky", max_retries=0, breaker=2, breaker_cooldown_s=0.3, concurrency=1)
+
+    async def go():
+        try:
+            first = [await client.complete(ASK) for _ in range(4)]
+            fake.set("flaky", fail_rate=0.0)
+            still_open = await client.complete(ASK)
+            await asyncio.sleep(0.35)
+            return first, still_open, await client.complete(ASK), await client.complete(ASK)
+        finally:
+            await client.aclose()
+
+    first, still_open, probe, after = asyncio.run(go())
+    assert [("call not attempted" in o.error) for o in first] == [False, False, True, True]
+    assert "call not attempted" in still_open.error
+    assert probe.ok and after.ok and fake.calls["flaky"] == 4
+
+
 def test_rate_limit_spreads_requests(fake):
     fake.set("rl")
     run(_many(client_for(fake, "rl", rpm=300, concurrency=50), 10))  # 5/s, burst of 5

@@ -4,13 +4,16 @@
 returns a ``Completion`` whose ``error`` says what went wrong. Retries back off
 exponentially with jitter and honour ``Retry-After``. After ``breaker``
 consecutive failures the model is considered down and calls fail fast, so a
-dead endpoint costs seconds, not hours, and the other models carry on.
+dead endpoint costs seconds, not hours, and the other models carry on; after
+``breaker_cooldown_s`` calls go through again (one success closes the breaker,
+one more failure opens it for another cool-down).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 from changeover.providers.base import CallFailed, ChatRequest, Completion, Provider
 from changeover.providers.config import ModelConfig, Price
@@ -30,10 +33,18 @@ class ModelClient:
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._rng = random.Random(seed)
         self.consecutive_failures = 0
+        self._opened_at = 0.0
 
     @property
     def broken(self) -> bool:
-        return self.consecutive_failures >= self.config.breaker
+        """Open breaker: too many consecutive failures, and the cool-down has not passed."""
+        return (self.consecutive_failures >= self.config.breaker
+                and time.monotonic() - self._opened_at < self.config.breaker_cooldown_s)
+
+    def _failed(self) -> None:
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.config.breaker:
+            self._opened_at = time.monotonic()
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Delay before retry ``attempt`` (0-based): Retry-After if given, else jittered doubling."""
@@ -61,7 +72,7 @@ class ModelClient:
             except (CallFailed, TimeoutError) as exc:
                 failure = exc if isinstance(exc, CallFailed) else CallFailed(
                     f"timed out after {self.config.timeout_s:g} s", retryable=True)
-                self.consecutive_failures += 1
+                self._failed()
                 if not failure.retryable or attempts > self.config.max_retries:
                     return Completion(text=None, error=f"{self.name}: {failure}", attempts=attempts)
                 await asyncio.sleep(self.backoff(attempts - 1, failure.retry_after))

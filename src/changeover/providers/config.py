@@ -34,6 +34,7 @@ class ModelConfig(BaseModel):
     backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry, jittered")
     backoff_max_s: float = Field(30.0, ge=0)
     breaker: int = Field(25, ge=1, description="consecutive failures after which calls fail fast")
+    breaker_cooldown_s: float = Field(60.0, ge=0, description="then, seconds before one call probes again")
     params: dict[str, Any] = Field(default_factory=dict, description="default generation parameters")
     records: str | None = Field(None, description="replay: records file holding the responses")
     records_model: str | None = Field(None, description="replay: the model name in that file")
