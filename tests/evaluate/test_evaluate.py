@@ -9,7 +9,7 @@ import pytest
 
 from changeover.assess import assess
 from changeover.cli import run
-from changeover.evaluate import evaluate, sample_interactions
+from changeover.evaluate import evaluate, sample_interactions, write_outputs
 from changeover.prompts import Interaction, read_interactions
 from changeover.records import read_records
 from changeover.store import open_store
@@ -108,6 +108,7 @@ def test_one_model_failing_loses_nothing_of_the_others(fake, tmp_path):
     assert all(r.error is None for r in fixed.records)
 
 
+@pytest.mark.filterwarnings("ignore:the sampler may not have converged")
 def test_prompt_ab_runs_the_two_by_two(fake, tmp_path):
     setup_fake(fake)
     registry = tmp_path / "prompts"
@@ -129,6 +130,12 @@ def test_prompt_ab_runs_the_two_by_two(fake, tmp_path):
                        ("new-model", "Answer briefly."): 8, ("new-model", "Answer in one short sentence."): 8}
     assert result.spec_for_assess.candidates == ["old-model+prompt:new-model", "new-model+prompt:old-model",
                                                  "new-model"]
+    decision = assess(result.spec_for_assess, result.records, draws=60, warmup=60, chains=2).to_json()
+    assert set(decision["candidates"]) == set(result.spec_for_assess.candidates)   # prompt, model, both
+    paths = write_outputs(result, tmp_path / "out")
+    from changeover.config import load_spec
+
+    assert load_spec(paths["assess_spec"]).candidates == result.spec_for_assess.candidates
 
 
 def test_cli_evaluate_then_assess(fake, tmp_path, capsys):
