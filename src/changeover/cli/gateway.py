@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ def serve(
     spec = load_spec(spec_path)
     store = created_concurrently(lambda: open_store(db))  # replicas may start together on a fresh database
     app = create_app(spec, store, run_controller=controller)
+    # the background writer thread holds the GIL in slices of the switch interval; a shorter one
+    # hands it back to the event loop sooner (measured: p99 added latency at 200 req/s drops)
+    sys.setswitchinterval(0.0005)
     console.print(f"changeover gateway on http://{host}:{port}/v1 (store {store.display_url})", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
 

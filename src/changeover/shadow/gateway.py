@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from starlette.requests import Request
@@ -27,21 +26,10 @@ from changeover.shadow.context import RequestTyper, StickyKey
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.metrics import Metrics
 from changeover.shadow.mirror import Mirror, MirrorJob
-from changeover.shadow.upstream import UpstreamClient, failure_kind
+from changeover.shadow.upstream import Stream, UpstreamClient, UpstreamFailure
 from changeover.shadow.wire import error_body
 from changeover.shadow.writer import LogWriter
 from changeover.store.events import now
-
-_RELAYED = (
-    "content-type",
-    "retry-after",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-tokens",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +56,6 @@ class Result:
     def failed(self) -> bool:
         """No answer at all, or a server error: worth answering from the incumbent instead."""
         return self.error is not None or (self.status is not None and self.status >= 500)
-
-
-def _relayed(headers: httpx.Headers) -> dict[str, str]:
-    return {k: headers[k] for k in _RELAYED if k in headers}
 
 
 class Gateway:
@@ -180,10 +164,10 @@ class Gateway:
     async def _call(self, upstream: UpstreamClient, content: bytes, authorization: str | None) -> Result:
         t0 = time.perf_counter()
         try:
-            resp = await upstream.post(content, authorization)
-        except httpx.HTTPError as exc:
-            return Result(None, None, {}, failure_kind(exc), (time.perf_counter() - t0) * 1000.0)
-        return Result(resp.status_code, resp.content, _relayed(resp.headers), None, (time.perf_counter() - t0) * 1000.0)
+            reply = await upstream.post(content, authorization)
+        except UpstreamFailure as exc:
+            return Result(None, None, {}, exc.kind, (time.perf_counter() - t0) * 1000.0)
+        return Result(reply.status, reply.body, reply.headers, None, (time.perf_counter() - t0) * 1000.0)
 
     def _respond(self, route: Route, served_by: str, result: Result) -> Response:
         headers = {"x-changeover-model": served_by, "x-changeover-request-id": route.request_id}
@@ -232,22 +216,16 @@ class Gateway:
 
     async def _open(
         self, upstream: UpstreamClient, payload: dict[str, Any], authorization: str | None
-    ) -> tuple[httpx.Response | None, Result | None]:
+    ) -> tuple[Stream | None, Result | None]:
         """Open a stream; a non-200 answer or a failure comes back as a finished ``Result``."""
         t0 = time.perf_counter()
         try:
-            resp = await upstream.open_stream(upstream.encode(payload), authorization)
-        except httpx.HTTPError as exc:
-            return None, Result(None, None, {}, failure_kind(exc), (time.perf_counter() - t0) * 1000.0)
-        if resp.status_code != 200:
-            try:
-                body = await resp.aread()
-            finally:
-                await resp.aclose()
-            return None, Result(
-                resp.status_code, body, _relayed(resp.headers), None, (time.perf_counter() - t0) * 1000.0
-            )
-        return resp, None
+            opened = await upstream.open_stream(upstream.encode(payload), authorization)
+        except UpstreamFailure as exc:
+            return None, Result(None, None, {}, exc.kind, (time.perf_counter() - t0) * 1000.0)
+        if isinstance(opened, Stream):
+            return opened, None
+        return None, Result(opened.status, opened.body, opened.headers, None, (time.perf_counter() - t0) * 1000.0)
 
     async def _stream(self, route: Route, payload: dict[str, Any], authorization: str | None) -> Response:
         model = route.model
@@ -267,7 +245,7 @@ class Gateway:
         headers = {
             "x-changeover-model": model,
             "x-changeover-request-id": route.request_id,
-            **_relayed(resp.headers),
+            **resp.headers,
         }
         return StreamingResponse(
             self._relay(route, model, role, payload, authorization, resp, at, t0),
@@ -282,7 +260,7 @@ class Gateway:
         role: str,
         payload: dict[str, Any],
         authorization: str | None,
-        resp: httpx.Response,
+        resp: Stream,
         at,
         t0: float,
     ) -> AsyncIterator[bytes]:
@@ -290,18 +268,18 @@ class Gateway:
         ttft = None
         error = None
         try:
-            async for chunk in resp.aiter_raw():
+            async for chunk in resp.chunks():
                 if ttft is None:
                     ttft = (time.perf_counter() - t0) * 1000.0
                 chunks.append(chunk)
                 yield chunk
-        except httpx.HTTPError as exc:
-            error = failure_kind(exc)
+        except UpstreamFailure as exc:
+            error = exc.kind
         except BaseException:
             error = "client_disconnected"
             raise
         finally:
-            await resp.aclose()
+            resp.close()
             result = Result(200, b"".join(chunks), {}, error, (time.perf_counter() - t0) * 1000.0)
             self._log(route, model, role, payload, True, at, result, ttft)
             if error is None:

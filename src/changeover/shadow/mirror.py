@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from changeover.shadow.exchange import Exchange
-from changeover.shadow.upstream import UpstreamClient, failure_kind
+from changeover.shadow.upstream import UpstreamClient, UpstreamFailure
 from changeover.store.events import now
 
 
@@ -97,12 +97,10 @@ class Mirror:
         t0 = time.perf_counter()
         status = body = error = None
         try:
-            resp = await upstream.post(content, job.authorization, timeout=self.timeout)
-            status, body = resp.status_code, resp.content
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure of a candidate is data, not a crash
-            error = failure_kind(exc)
+            reply = await upstream.post(content, job.authorization, timeout=self.timeout)
+            status, body = reply.status, reply.body
+        except UpstreamFailure as exc:  # every failure of a candidate is data, not a crash
+            error = exc.kind
             self.failed[candidate] += 1
         self.sent[candidate] += 1
         self.on_answer(
