@@ -69,6 +69,8 @@ def test_adapter_is_chosen_by_heldout_overlap_and_beats_no_adapter(store, embedd
     best = max(sel.scores.values())
     assert sel.scores[sel.chosen.label] == pytest.approx(best)
     assert set(sel.best_per_form) == set(FORMS) and sel.train + sel.heldout == len(embedded.ids)
+    assert sel.pool >= min(len(embedded.ids), 50)   # never scored where top-10 overlaps by construction
+    assert min(sel.scores.values()) < 1.0
     # through the adapter, new-model queries find on the old index much of what the re-index finds;
     # raw new-model queries on the old index (what a silent mismatch does) find far less
     ids = embedded.ids

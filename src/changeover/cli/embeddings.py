@@ -225,7 +225,8 @@ def fit_adapter_cmd(pairs: int = typer.Option(None, "--pairs", min=20, help="Pai
     metrics = {"pairs": len(pair_ids), "train": sel.train, "heldout": sel.heldout,
                "heldout_overlap": sel.scores, "chosen": sel.chosen.label,
                "kept_share": max(sel.scores.values())}
-    table = Table(title=f"held-out top-{k_} overlap with the re-indexed retrieval ({sel.heldout} held-out docs)")
+    table = Table(title=f"top-{k_} overlap with the re-indexed retrieval: maps fit on {sel.train} pairs, "
+                        f"scored over {sel.pool} documents")
     table.add_column("form")
     table.add_column("overlap")
     for label, s in sorted(sel.scores.items(), key=lambda t: -t[1]):

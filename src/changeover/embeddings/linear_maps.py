@@ -115,24 +115,34 @@ class Selection:
     best_per_form: dict[str, LinearMap] = field(default_factory=dict)   # fitted on the training pairs
     train: int = 0
     heldout: int = 0
+    pool: int = 0                                     # documents searched when scoring
 
 
 def select(x: np.ndarray, y: np.ndarray, queries_new: np.ndarray, k: int = 10,
            heldout_share: float = 0.2, seed: int = 0, forms: Sequence[str] = FORMS) -> Selection:
-    """Fit every candidate on ~80% of the pairs, score each by held-out top-k overlap with the
-    re-indexed retrieval, refit the best on all pairs. Ties go to the simpler form."""
+    """Fit every candidate on ~80% of the pairs, score each by top-k overlap with the re-indexed
+    retrieval, refit the best on all pairs. Ties go to the simpler form.
+
+    Scoring searches the held-out documents when there are at least 5k of them;
+    with fewer, a top-k among so few documents would agree by construction
+    (10 of 10 held-out documents always overlap 100%), so it searches every
+    paired document instead. The maps only ever transform queries, and the
+    queries are never used to fit, so the score stays out-of-sample for them.
+    """
     n = len(x)
     if n < 20:
         raise ValueError("need at least 20 paired documents to fit and validate an adapter")
     order = np.random.default_rng(seed).permutation(n)
     n_held = max(10, int(round(n * heldout_share)))
     held, train = order[:n_held], order[n_held:]
+    pool = held if len(held) >= 5 * k else order
     scores: dict[str, float] = {}
     best: dict[str, tuple[float, LinearMap]] = {}
     for m in candidates(x[train], y[train], forms):
-        s = heldout_overlap(m, queries_new, y[held], x[held], k)
+        s = heldout_overlap(m, queries_new, y[pool], x[pool], k)
         scores[m.label] = s
         if m.form not in best or s > best[m.form][0] + 1e-12:
             best[m.form] = (s, m)
     winner = max((best[f] for f in FORMS if f in best), key=lambda t: t[0])[1]  # first max = simplest
-    return Selection(refit(winner, x, y), scores, {f: best[f][1] for f in best}, len(train), len(held))
+    return Selection(refit(winner, x, y), scores, {f: best[f][1] for f in best}, len(train), len(held),
+                     len(pool))

@@ -20,6 +20,17 @@ FLAG = "embeddings.serving"
 SWITCH = "embeddings.switch"
 
 
+def human(td: timedelta) -> str:
+    """'6d 23h 59m' style, to the minute (seconds only under a minute)."""
+    total = int(td.total_seconds())
+    if total < 60:
+        return f"{total}s"
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{rest // 60}m" if rest // 60 else ""]
+    return " ".join(p for p in parts if p)
+
+
 def serving_flag(store: Store) -> Flag | None:
     return get_flag(store, FLAG)
 
@@ -80,7 +91,8 @@ def cleanup(index: VectorIndex, version: str, stability: timedelta, actor: str, 
         left = stability - (at - flag.updated_at)
         raise CleanupRefusedError(
             f"the serving index {flag.value.get('index')} has served since {flag.updated_at:%Y-%m-%d %H:%M} UTC; "
-            f"the spec's stability period (embeddings.stability_period = {stability}) ends in {left}. "
+            f"the spec's stability period (embeddings.stability_period = {human(stability)}) ends in "
+            f"{human(left)}. "
             "Until then the old index stays, so switching back remains instant")
     with store.engine.begin() as conn:
         n = index.drop(conn, version)

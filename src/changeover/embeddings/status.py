@@ -10,7 +10,7 @@ from changeover.embeddings.adapter import list_adapters
 from changeover.embeddings.index import VectorIndex
 from changeover.embeddings.reembed import job_state
 from changeover.embeddings.schema import jobs
-from changeover.embeddings.serving import serving_flag
+from changeover.embeddings.serving import human, serving_flag
 from changeover.store.events import now
 
 
@@ -37,7 +37,7 @@ def status(index: VectorIndex, stability: timedelta | None = None) -> dict:
     cleanup = None
     if flag is not None and stability is not None:
         ready_at = flag.updated_at + stability
-        cleanup = {"stability_period": str(stability), "serving_since": flag.updated_at.isoformat(),
+        cleanup = {"stability_period": human(stability), "serving_since": flag.updated_at.isoformat(),
                    "cleanup_allowed_from": ready_at.isoformat(), "allowed_now": now() >= ready_at,
                    "removable": [v for v in counts if v != serving]}
     return {"backend": index.backend, "store": store.display_url, "serving": serving,
