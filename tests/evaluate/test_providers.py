@@ -194,3 +194,19 @@ def test_a_broken_stream_is_retried_then_reported(fake):
     config = ModelConfig(base_url=fake.base_url, stream=True, max_retries=1, backoff_s=0.01)
     (out,) = run(_many(ModelClient("s", build_provider("s", config), config), 1))
     assert "malformed stream event" in out.error and fake.calls["s"] == 2
+
+
+def test_token_budget_waits_for_refill():
+    from changeover.providers.limits import RateLimits
+
+    limits = RateLimits(tpm=60_000)            # 1,000 tokens/s, bursts up to 10 s worth
+
+    async def go():
+        t0 = time.monotonic()
+        await limits.acquire(5_500)            # from the full bucket: no wait
+        t1 = time.monotonic()
+        await limits.acquire(5_500)            # 1,000 short: about one second
+        return t1 - t0, time.monotonic() - t1
+
+    first, second = asyncio.run(go())
+    assert first < 0.05 and 0.9 <= second < 1.5
