@@ -1,8 +1,8 @@
 """Deterministic checks on one answer or a pair of answers: refusal, format, equivalence.
 
 Cheap and local, so the gateway's writer and the rollout controller can run them
-on every answer. The judges package holds the model-based signals; these are the
-fallback the gateway always has.
+on every answer. Refusals use the judges' phrase check (``judges.checks.refused``)
+so offline evaluation and live traffic agree; the regex here is the fallback.
 """
 
 from __future__ import annotations
@@ -22,10 +22,18 @@ _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _WORD = re.compile(r"\w+")
 
 
+try:  # one definition of a refusal for offline evaluation and live traffic, when the judges are installed
+    from changeover.judges.checks import refused as _judges_refused
+except ImportError:  # pragma: no cover - judges/ is part of the package; this keeps the gateway standalone
+    _judges_refused = None
+
+
 def is_refusal(text: str | None) -> bool:
     """Whether the answer declines the request (an English refusal phrase near the start)."""
     if not text:
         return False
+    if _judges_refused is not None:
+        return _judges_refused(text)
     return bool(_REFUSAL.search(text[:400]))
 
 
