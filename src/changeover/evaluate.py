@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -255,7 +256,9 @@ def pick_labels(spec: MigrationSpec, records: list[Record], budget: int, seed: i
     try:
         from changeover.assess import assess
 
-        assessment = assess(spec, records, seed=seed, next_count=budget, **(fit or LABEL_FIT))
+        with warnings.catch_warnings():  # a light fit for ranking; its convergence note is not the user's
+            warnings.simplefilter("ignore")
+            assessment = assess(spec, records, seed=seed, next_count=budget, **(fit or LABEL_FIT))
         return list(assessment.next_labels[:budget]), "assess.next_labels"
     except (ChangeoverError, ImportError) as exc:
         return _disagreements(spec, records, budget, seed), f"signal disagreements ({exc})"
@@ -462,8 +465,6 @@ def live_demo(workdir: Path, console: Any = None, items: int = 8) -> dict[str, A
     point is the real pipeline (HTTP, tokens, latency, judge parsing,
     assessment), not the verdict.
     """
-    import warnings
-
     from changeover.assess import assess
     from changeover.store import open_store
 

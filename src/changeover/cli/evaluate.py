@@ -24,7 +24,7 @@ EVALUATE_HELP = (
     "--prompt-ab). See docs/evaluate.md for the spec sections.")
 
 
-def print_summary(summary: dict, paths: dict[str, Path]) -> None:
+def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
     table = Table(title=f"evaluated {summary['items']:,} interactions", title_justify="left")
     signals = sorted({s for arm in summary["arms"] for s in arm["signal_means"]})
     for col in ("arm", "calls", "cached", "errors", "latency ms", "tokens out", "cost $", *signals):
@@ -47,8 +47,7 @@ def print_summary(summary: dict, paths: dict[str, Path]) -> None:
                           "(see extra.unscorable in the records)")
     for name, path in paths.items():
         console.print(f"{name}: {path}")
-    spec_path = paths.get("assess_spec")
-    console.print(f"next: changeover assess --spec {spec_path or '<your spec>'} --records {paths['records']}")
+    console.print(f"next: changeover assess --spec {paths.get('assess_spec', spec)} --records {paths['records']}")
 
 
 def register(app: typer.Typer) -> None:
@@ -92,4 +91,4 @@ def register(app: typer.Typer) -> None:
         summary = result.summary()
         if json_out is not None:
             write_json(summary, json_out)
-        print_summary(summary, paths)
+        print_summary(summary, paths, spec)
