@@ -1,11 +1,12 @@
 """A real OpenAI-compatible HTTP server on loopback, standing in for hosted model APIs in tests.
 
 It speaks the real wire protocol over a real socket (Starlette + uvicorn in a
-background thread): ``POST /v1/chat/completions`` (JSON, and SSE streaming
-ending in ``data: [DONE]``), ``GET /v1/models``, and Anthropic's
-``POST /v1/messages``. Each model's behaviour is configurable: latency,
-failures (500s, 429s with Retry-After, a failure rate or the first N calls),
-hangs (never answers), malformed bodies, canned / echo / computed replies and
+background thread, TCP_NODELAY): ``POST /v1/chat/completions`` (JSON, and SSE
+streaming ending in ``data: [DONE]``), ``POST /v1/completions`` (text),
+``GET /v1/models``, and Anthropic's ``POST /v1/messages``. Each model's
+behaviour is configurable: latency, failures (500s, 429s with Retry-After, a
+failure rate or the first N calls), hangs (never answers), malformed bodies or
+streams, canned / echo / computed replies, tool calls, API-key checks and
 usage token counts. Every call is counted per model and per request content,
 so tests can assert that nothing was called twice.
 

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from changeover.cli.common import console, write_json
 
-prompts_app = typer.Typer(help="The prompt registry: per-model prompt variants.", no_args_is_help=True)
+prompts_app = typer.Typer(help="The prompt registry: per-model prompt variants (see docs/evaluate.md).\n\n"
+                          "Example: changeover prompts audit --spec migration.yaml", no_args_is_help=True)
 
 
 @prompts_app.command("audit")
