@@ -9,6 +9,7 @@ from tests.gateway.exchanges import exchange
 from changeover.rollout import state as rs
 from changeover.rollout.config import RolloutConfig
 from changeover.rollout.controller import Controller
+from changeover.rollout.measure import Window
 from changeover.shadow.config import Upstream
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.writer import LogWriter
@@ -130,3 +131,40 @@ def test_p_regression_uses_the_assessment_posterior(store):
 
     decision = Controller(store, cfg, "old", "new", regression=posterior).tick()
     assert seen["pairs"] == 30 and decision.action == "rollback"
+
+
+def test_p_regression_from_the_real_assessment_core(store, tmp_path):
+    from changeover.config import spec_from_dict
+    from changeover.rollout.controller import window_from_store
+    from changeover.rollout.regression import regression_for
+
+    spec = spec_from_dict(
+        {
+            "incumbent": "old",
+            "candidates": ["new"],
+            "dimensions": {"equivalence": {"signal": "equivalent", "margin": 0.05}},
+        },
+        tmp_path / "migration.yaml",
+    )
+    writer = LogWriter(store, RowMaker(UP, {"new"}), flush_interval=0.01).start()
+    for i in range(80):  # from r40 on, the candidate's answer differs from the incumbent's on every other request
+        writer.submit(exchange(f"r{i}", "old", text="Paris is the capital of France."))
+        writer.submit(
+            exchange(
+                f"r{i}",
+                "new",
+                "mirror",
+                text="Lyon, I believe." if i >= 40 and i % 2 else "Paris is the capital of France.",
+            )
+        )
+    writer.close()
+    window = window_from_store(store, "old", "new", now() - timedelta(hours=1))
+    same = Window(window.candidate, window.incumbent, [p for p in window.pairs if int(p.candidate.request_id[1:]) < 40])
+    worse = Window(
+        window.candidate, window.incumbent, [p for p in window.pairs if int(p.candidate.request_id[1:]) >= 40]
+    )
+    trigger = RolloutConfig(triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 10}]).triggers[0]
+    p_regression = regression_for(spec, store, "old", "new", draws=150)
+    p_same, n_same = p_regression(trigger, same)
+    p_worse, n_worse = p_regression(trigger, worse)
+    assert n_same == n_worse == 40 and 0.0 <= p_same < p_worse <= 1.0

@@ -175,15 +175,17 @@ for _name in ("advance", "pause", "resume", "rollback"):
     rollout_app.command(_name)(_operator(_name))
 
 
-def _fmt(value: Any, pct: bool = False) -> str:
+def _fmt(value: Any, pct: bool = False, money: bool = False) -> str:
     if value is None:
         return "-"
+    if money:
+        return f"{value:,.4f}"
     return f"{100 * value:.1f}%" if pct else f"{value:,.1f}"
 
 
-def _versus(row: dict[str, Any], key: str, pct: bool = False) -> str:
+def _versus(row: dict[str, Any], key: str, pct: bool = False, money: bool = False) -> str:
     """The candidate's value, the incumbent's on the same requests in brackets."""
-    return f"{_fmt(row['candidate_stats'][key], pct)} ({_fmt(row['incumbent_stats'][key], pct)})"
+    return f"{_fmt(row['candidate_stats'][key], pct, money)} ({_fmt(row['incumbent_stats'][key], pct, money)})"
 
 
 REPORT_LINES: list[tuple[str, Any]] = [
@@ -210,7 +212,7 @@ REPORT_LINES: list[tuple[str, Any]] = [
     ),
     ("tokens in / 1k requests", lambda r: _versus(r, "tokens_in_per_1k")),
     ("tokens out / 1k requests", lambda r: _versus(r, "tokens_out_per_1k")),
-    ("cost USD / 1k requests", lambda r: _versus(r, "cost_usd_per_1k")),
+    ("cost USD / 1k requests", lambda r: _versus(r, "cost_usd_per_1k", money=True)),
     ("refusal rate", lambda r: _versus(r, "refusal_rate", True)),
     ("error rate", lambda r: _versus(r, "error_rate", True)),
     ("malformed rate", lambda r: _versus(r, "malformed_rate", True)),

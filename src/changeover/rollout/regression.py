@@ -40,7 +40,7 @@ def regression_for(
                 if verdicts:
                     rec.labels[dim] = list(verdicts)
         sub = spec.model_copy(update={"candidates": [candidate]})
-        assessment = assess(sub, records, draws=draws, chains=2, progress=False)
+        assessment = assess(sub, records, draws=draws, chains=2, seed=spec.seed)
         dims = [trigger.dimension] if trigger.dimension else [d for d, v in spec.dimensions.items() if v.required]
         p = max(
             float(np.mean(assessment.pairs[(candidate, d)].delta_overall < -spec.dimensions[d].margin)) for d in dims
