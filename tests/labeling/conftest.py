@@ -9,9 +9,8 @@ human label kept on every fourth item.
 from __future__ import annotations
 
 import csv
-import socket
+import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,12 @@ from changeover.labeling.config import labeling_config
 from changeover.records import Record
 from changeover.store import Store, open_store
 from changeover.store.responses import add_records
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # tests.support is importable however pytest was started
+    sys.path.insert(0, _ROOT)
+
+from tests.support.serving import serve_in_thread  # noqa: E402
 
 MODELS = ("llama2orig", "gpt4", "mistralinstruct")
 TONE = ("Acceptable when the response is courteous and to the point: no lecturing, moralising or "
@@ -109,12 +114,6 @@ class Live:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     """Start the app on a real loopback port with uvicorn; stopped after the test."""
@@ -124,17 +123,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Live]]:
         spec = make_spec(tmp_path, tone=tone, **labeling)
         accounts = ensure_accounts(store, labeling_config(spec).annotators)
         service = LabelingService(store, spec)
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(service, background=background), host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
+        server, thread, port = serve_in_thread(create_app(service, background=background), "labelling app",
+                                               timeout=20, lifespan="on")
         servers.append((server, thread))
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
         return Live(f"http://127.0.0.1:{port}", service, {a.name: a.token for a in accounts})
 
     yield start

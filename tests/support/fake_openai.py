@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import threading
 import time
 import uuid
@@ -109,6 +108,16 @@ def call_key(model: str, body: dict[str, Any]) -> str:
     return model + "|" + json.dumps(relevant, sort_keys=True, ensure_ascii=False)
 
 
+def _completion(cid: str, model: str, message: dict[str, Any], finish_reason: str,
+                usage: dict[str, int]) -> JSONResponse:
+    """A chat.completion body with one choice."""
+    return JSONResponse({
+        "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+        "usage": usage,
+    })
+
+
 class FakeOpenAI:
     """An OpenAI-compatible (and Anthropic-messages) server on 127.0.0.1, in a thread.
 
@@ -165,24 +174,12 @@ class FakeOpenAI:
         return self.root_url + "/v1"
 
     def start(self) -> FakeOpenAI:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # accepted connections inherit it: without it, Nagle + delayed ACK add ~40 ms per response
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1, backlog=2048, timeout_keep_alive=30)
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"fake-openai-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("FakeOpenAI did not start within 10 s")
-            time.sleep(0.005)
+        # imported here: benchmarks/bench_gateway.py loads this file by path and only uses _app()
+        from tests.support.serving import serve_in_thread
+
+        self._server, self._thread, self.port = serve_in_thread(
+            self._app(), "fake-openai", timeout=10, lifespan="off", timeout_graceful_shutdown=1,
+            backlog=2048, timeout_keep_alive=30)
         return self
 
     def stop(self) -> None:
@@ -314,32 +311,26 @@ class FakeOpenAI:
                  "total_tokens": prompt_tokens + out_tokens}
         cid = "chatcmpl-" + uuid.uuid4().hex[:16]
         if calls:
-            return JSONResponse({
-                "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None,
-                             "message": {"role": "assistant", "content": None, "tool_calls": [
-                                 {"id": f"call_{i}", "type": "function",
-                                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                                 for i, c in enumerate(calls)]}}],
-                "usage": usage})
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"call_{i}", "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                for i, c in enumerate(calls)]}
+            return _completion(cid, body["model"], message, "tool_calls", usage)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(self._sse(b, body["model"], cid, text, usage, include_usage),
                                      media_type="text/event-stream")
-        return JSONResponse({
-            "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": b.finish_reason, "logprobs": None}],
-            "usage": usage,
-        })
+        return _completion(cid, body["model"], {"role": "assistant", "content": text}, b.finish_reason, usage)
 
     async def _sse(self, b: Behaviour, model: str, cid: str, text: str, usage: dict[str, int],
                    include_usage: bool):
-        def chunk(delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None) -> str:
+        def event(choices: list[dict[str, Any]], **extra: Any) -> str:
             payload = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                       "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-            payload.update(extra or {})
+                       "model": model, "choices": choices, **extra}
             return "data: " + json.dumps(payload) + "\n\n"
+
+        def chunk(delta: dict[str, Any], finish: str | None) -> str:
+            return event([{"index": 0, "delta": delta, "finish_reason": finish}])
 
         yield chunk({"role": "assistant", "content": ""}, None)
         words = text.split(" ")
@@ -353,9 +344,7 @@ class FakeOpenAI:
             yield chunk({"content": piece}, None)
         yield chunk({}, b.finish_reason)
         if include_usage:
-            payload = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                       "model": model, "choices": [], "usage": usage}
-            yield "data: " + json.dumps(payload) + "\n\n"
+            yield event([], usage=usage)
         yield "data: [DONE]\n\n"
 
     async def _anthropic(self, request: Request) -> Response:
