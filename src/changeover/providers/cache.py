@@ -15,7 +15,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, String, Table, select
+from sqlalchemy import JSON, Column, DateTime, String, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from changeover.providers.base import ChatRequest, Completion
@@ -54,28 +54,25 @@ class CallCache:
         self.writes = 0
 
     def get_many(self, keys: list[str]) -> dict[str, Completion]:
-        out: dict[str, Completion] = {}
-        with self.store.engine.connect() as conn:
-            for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start:start + _CHUNK]
-                rows = conn.execute(select(call_cache.c.key, call_cache.c.completion)
-                                    .where(call_cache.c.key.in_(chunk))).all()
-                out.update({r.key: Completion.from_dict(r.completion) for r in rows})
-        return out
+        """The cached completions of these call keys, by key."""
+        return self._select(call_cache.c.key, keys)
 
     def get_for_items(self, items: list[str]) -> dict[str, Completion]:
         """Every cached completion of these items (responses and judgements), by key."""
+        return self._select(call_cache.c.item, items)
+
+    def _select(self, column: Column, values: list[str]) -> dict[str, Completion]:
         out: dict[str, Completion] = {}
         with self.store.engine.connect() as conn:
-            for start in range(0, len(items), _CHUNK):
+            for start in range(0, len(values), _CHUNK):
                 rows = conn.execute(select(call_cache.c.key, call_cache.c.completion)
-                                    .where(call_cache.c.item.in_(items[start:start + _CHUNK]))).all()
+                                    .where(column.in_(values[start:start + _CHUNK]))).all()
                 out.update({r.key: Completion.from_dict(r.completion) for r in rows})
         return out
 
     def count(self) -> int:
         with self.store.engine.connect() as conn:
-            return len(conn.execute(select(call_cache.c.key)).all())
+            return conn.execute(select(func.count()).select_from(call_cache)).scalar_one()
 
     async def put(self, key: str, kind: str, item: str, model: str, prompt_version: str,
                   completion: Completion) -> None:
@@ -141,9 +138,6 @@ class CachedCaller:
         found = self.cache.get_for_items(items)
         self._known.update(found)
         return len(found)
-
-    def cached(self, key: str) -> Completion | None:
-        return self._known.get(key)
 
     async def call(self, client: Any, kind: str, item: str, prompt_version: str,
                    request: ChatRequest) -> tuple[Completion, bool]:
