@@ -9,6 +9,7 @@ import time
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import text
 from tests.gateway.helpers import chat
 
 from changeover.shadow.answers import load_answers
@@ -135,3 +136,35 @@ def test_metrics_in_prometheus_format(make_spec, serve, fake):
     assert "# TYPE changeover_latency_ms histogram" in text
     assert 'changeover_rollout_weight{candidate="new"} 0' in text
     assert "changeover_mirror_dropped_total" in text and "changeover_log_dropped_total 0" in text
+
+
+def test_keys_reach_the_upstreams_but_never_the_store(make_spec, serve, fake, gw_store, monkeypatch):
+    fake.set("old", api_key="sk-user-passthrough")  # the client's own key, passed through
+    fake.set("new", api_key="sk-gateway-candidate")  # the gateway's key for the candidate
+    monkeypatch.setenv("CANDIDATE_KEY", "sk-gateway-candidate")
+    gw = serve(
+        make_spec(
+            gateway={
+                "upstreams": {
+                    "old": {"base_url": fake.base_url},
+                    "new": {"base_url": fake.base_url, "api_key_env": "CANDIDATE_KEY"},
+                }
+            }
+        )
+    )
+    r = httpx.post(
+        gw.url + "/v1/chat/completions", json=chat(), headers={"authorization": "Bearer sk-user-passthrough"}
+    )
+    assert r.status_code == 200
+    mirror = gw.service.gateway.mirror
+    wait_for(lambda: mirror.sent["new"] == 1)
+    gw.stop()
+    assert fake.failures["old"] == 0 and fake.failures["new"] == 0  # both keys were accepted
+    with gw_store.engine.connect() as conn:
+        dump = " ".join(
+            str(tuple(row))
+            for table in ("shadow_log", "events", "flags")
+            for row in conn.execute(text(f"SELECT * FROM {table}")).all()
+        )
+    assert "sk-user-passthrough" not in dump and "sk-gateway-candidate" not in dump
+    assert "The capital of France is Paris." in dump  # the mirrored answer itself is there
