@@ -105,7 +105,8 @@ def status_cmd(spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND,
     console.print(f"serving: [bold]{st['serving'] or 'nothing yet'}[/]")
     for a in st["adapters"]:
         console.print(f"[yellow]adapter #{a['id']} active[/] {a['query_version']} -> {a['index_version']} "
-                      f"({a['form']}, keeps {_fmt(a['kept_share'])} of re-indexed overlap): {a['note']}")
+                      f"({a['form']}; top-k overlap with the re-indexed retrieval {_fmt(a['kept_share'])}): "
+                      f"{a['note']}")
     if st["cleanup"]:
         c = st["cleanup"]
         state = "allowed now" if c["allowed_now"] else f"allowed from {c['cleanup_allowed_from']}"
