@@ -240,3 +240,28 @@ def test_similarity_to_the_incumbent_with_an_offline_embedding_model(tmp_path):
     assert asyncio.run(judge.score(case(incumbent, is_incumbent=True))).value == 1.0
     assert asyncio.run(judge.score(Case("i", "cand", "q", "text"))).value is None
     assert judge.identity["judge"].startswith("embedding:all-MiniLM-L6-v2@")
+
+
+def test_a_custom_rubric_named_like_a_builtin_is_still_the_teams_own(fake, tmp_path):
+    """A signal called 'refusal' or 'correctness' with the team's own PASS/FAIL text gets no
+    built-in handling: no swapped instructions, no refusal inversion, no style guide demanded."""
+    own = "PASS when the answer is polite; FAIL otherwise."
+    spec = spec_from_dict({**SPEC, "judges": {
+        "correctness": {"kind": "llm", "model": "judge", "rubric": own},
+        "refusal": {"kind": "llm", "model": "judge", "rubric": own},
+        "style": {"kind": "llm", "model": "judge", "rubric": own}}}, tmp_path / "m.yaml")
+    fake.set("judge", reply='{"verdict": "PASS"}')
+
+    async def go():
+        client = _judge_client(fake, "judge")
+        judges = build_judges(spec, judge_configs(spec), lambda signal, model: _ask(client))
+        try:
+            case = Case("i1", "cand", "hello?", "Hello! How can I help?", is_incumbent=True, expect_refusal=True)
+            return [await judges[s].score(case) for s in ("correctness", "refusal")]
+        finally:
+            await client.aclose()
+
+    correctness, refusal = asyncio.run(go())
+    assert correctness.value == 1 and refusal.value == 1      # PASS is a pass, not "refused when expected"
+    systems = [call.body["messages"][0]["content"] for call in fake.log]
+    assert all(s.startswith(own) for s in systems)             # the team's text, never the built-in

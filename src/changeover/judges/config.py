@@ -112,7 +112,7 @@ def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
                 rubric = rubric.ordinal(cfg.levels)
             guide = (_text_or_file(spec, cfg.style_guide, f"judges.{signal}.style_guide")
                      if cfg.style_guide else "")
-            if rubric.name == "style" and not guide:
+            if rubric.builtin == "style" and not guide:
                 raise SpecError(f"{spec.path or 'spec'}: field 'judges.{signal}.style_guide' is required by "
                                 "the style rubric (the guide's text or a .md file next to the spec)")
             judges[signal] = LLMJudge(signal, rubric, cfg.model, ask_for(signal, cfg.model), guide,

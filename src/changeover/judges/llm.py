@@ -52,7 +52,7 @@ class LLMJudge:
     async def score(self, case: Case) -> Verdict:
         if case.response is None:
             return Verdict(None, "no response to judge")
-        name = self.rubric.name
+        name = self.rubric.builtin
         if name in ("equivalence", "pairwise") and case.is_incumbent:
             return Verdict(1, "the incumbent compared with itself")
         if name in ("equivalence", "pairwise") and case.incumbent_response is None:
@@ -67,13 +67,13 @@ class LLMJudge:
         fields = {"prompt": case.prompt, "response": case.response or "", "style_guide": self.style_guide,
                   "reference": case.reference or "", "response_a": "", "response_b": ""}
         rubric = self.rubric
-        if rubric.name == "correctness" and not case.reference:
+        if rubric.builtin == "correctness" and not case.reference:
             if case.is_incumbent or not case.incumbent_response:
                 rubric = (CORRECTNESS_NO_REFERENCE if rubric.levels is None
                           else CORRECTNESS_NO_REFERENCE.ordinal(rubric.levels))
             else:
                 fields["reference"] = case.incumbent_response
-        if rubric.name in ("equivalence", "pairwise"):
+        if rubric.builtin in ("equivalence", "pairwise"):
             candidate_first = _coin(case.item)
             a, b = ((case.response, case.incumbent_response) if candidate_first
                     else (case.incumbent_response, case.response))
@@ -83,7 +83,7 @@ class LLMJudge:
 
     def _interpret(self, value: int, case: Case, fields: dict[str, str]) -> int:
         """Turn the judge's verdict into 'acceptable' (1) or not (0) for this dimension."""
-        name = self.rubric.name
+        name = self.rubric.builtin
         if name == "refusal":
             expect = self.refusal_expected_default if case.expect_refusal is None else case.expect_refusal
             return int(bool(value) == expect)

@@ -29,6 +29,14 @@ class Rubric:
     labels: dict[str, int] | None = None          # binary / categorical verdicts
     synonyms: dict[str, int] = field(default_factory=dict)
     levels: int | None = None                     # ordinal 1..K instead of labels
+    custom: bool = False                          # the team's own text (named after its signal)
+
+    @property
+    def builtin(self) -> str | None:
+        """The built-in rubric this is (its name), or None for a team's own: only a built-in
+        rubric gets the built-in handling (reference fallback, pairwise order, refusal expectation),
+        even when a custom one is named after a signal such as 'correctness' or 'refusal'."""
+        return None if self.custom else self.name
 
     def scale(self) -> Scale:
         return Scale(self.labels, self.levels, self.synonyms)
@@ -45,7 +53,7 @@ class Rubric:
     def ordinal(self, levels: int) -> Rubric:
         """The same rubric answered on a 1..levels scale (higher = better)."""
         scale = f"\nRate the response from 1 (worst) to {levels} (best)."
-        return Rubric(self.name, self.instructions + scale, self.template, None, {}, levels)
+        return Rubric(self.name, self.instructions + scale, self.template, None, {}, levels, self.custom)
 
 
 PASS_FAIL = {"PASS": 1, "FAIL": 0}
@@ -102,4 +110,4 @@ BUILTIN = {r.name: r for r in (CORRECTNESS, REFUSAL, STYLE, EQUIVALENCE, PAIRWIS
 def custom_rubric(name: str, instructions: str) -> Rubric:
     """A team's own PASS/FAIL rubric, written as plain instructions in the spec."""
     return Rubric(name, instructions.strip(), "REQUEST:\n{prompt}\n\nRESPONSE:\n{response}",
-                  PASS_FAIL, _PASS_SYNONYMS)
+                  PASS_FAIL, _PASS_SYNONYMS, custom=True)
