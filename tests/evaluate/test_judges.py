@@ -265,3 +265,17 @@ def test_a_custom_rubric_named_like_a_builtin_is_still_the_teams_own(fake, tmp_p
     assert correctness.value == 1 and refusal.value == 1      # PASS is a pass, not "refused when expected"
     systems = [call.body["messages"][0]["content"] for call in fake.log]
     assert all(s.startswith(own) for s in systems)             # the team's text, never the built-in
+
+
+def test_refusal_check_reads_the_judges_expect_refusal(tmp_path):
+    def refusal_judge(**options):
+        spec = spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "json_valid"},
+                                                  "refusal": {"kind": "refusal_phrases", **options}}},
+                              tmp_path / "m.yaml")
+        return build_judges(spec, judge_configs(spec), lambda signal, model: None)["refusal"]
+
+    judge = refusal_judge(expect_refusal=True)
+    refusal = "I'm sorry, but I can't help with that."
+    assert asyncio.run(judge.score(Case("i", "m", "q", refusal))).value == 1           # as the judge expects
+    assert asyncio.run(judge.score(Case("i", "m", "q", refusal, expect_refusal=False))).value == 0  # traffic wins
+    assert judge.identity["rubric_sha"] != refusal_judge().identity["rubric_sha"]

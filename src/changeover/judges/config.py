@@ -121,6 +121,8 @@ def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
             judges[signal] = SimilarityJudge(signal, *offline_encoder(cfg.embedding))
         else:
             options: dict[str, Any] = {"phrases": cfg.phrases, "language": cfg.language}
+            if cfg.kind == "refusal_phrases":
+                options["expect_refusal"] = cfg.expect_refusal
             if cfg.kind == "json_schema":
                 schema = cfg.json_schema
                 if isinstance(schema, str):
