@@ -242,6 +242,20 @@ def test_similarity_to_the_incumbent_with_an_offline_embedding_model(tmp_path):
     assert judge.identity["judge"].startswith("embedding:all-MiniLM-L6-v2@")
 
 
+def test_refusal_check_reads_the_judges_expect_refusal(tmp_path):
+    def refusal_judge(**options):
+        spec = spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "json_valid"},
+                                                  "refusal": {"kind": "refusal_phrases", **options}}},
+                              tmp_path / "m.yaml")
+        return build_judges(spec, judge_configs(spec), lambda signal, model: None)["refusal"]
+
+    judge = refusal_judge(expect_refusal=True)
+    refusal = "I'm sorry, but I can't help with that."
+    assert asyncio.run(judge.score(Case("i", "m", "q", refusal))).value == 1           # as the judge expects
+    assert asyncio.run(judge.score(Case("i", "m", "q", refusal, expect_refusal=False))).value == 0  # traffic wins
+    assert judge.identity["rubric_sha"] != refusal_judge().identity["rubric_sha"]
+
+
 def test_a_custom_rubric_named_like_a_builtin_is_still_the_teams_own(fake, tmp_path):
     """A signal called 'refusal' or 'correctness' with the team's own PASS/FAIL text gets no
     built-in handling: no swapped instructions, no refusal inversion, no style guide demanded."""
@@ -267,15 +281,14 @@ def test_a_custom_rubric_named_like_a_builtin_is_still_the_teams_own(fake, tmp_p
     assert all(s.startswith(own) for s in systems)             # the team's text, never the built-in
 
 
-def test_refusal_check_reads_the_judges_expect_refusal(tmp_path):
-    def refusal_judge(**options):
+def test_a_broken_json_schema_is_a_spec_error(tmp_path):
+    (tmp_path / "bad.json").write_text('{"type": "object",')
+    (tmp_path / "wrong.json").write_text('{"type": "thing"}')
+    for name, match in (("bad.json", r"judges.format.schema.*not valid JSON"),
+                        ("wrong.json", r"judges.format.schema.*not a valid JSON schema")):
         spec = spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "json_valid"},
-                                                  "refusal": {"kind": "refusal_phrases", **options}}},
+                                                  "refusal": {"kind": "refusal_phrases"},
+                                                  "format": {"kind": "json_schema", "schema": name}}},
                               tmp_path / "m.yaml")
-        return build_judges(spec, judge_configs(spec), lambda signal, model: None)["refusal"]
-
-    judge = refusal_judge(expect_refusal=True)
-    refusal = "I'm sorry, but I can't help with that."
-    assert asyncio.run(judge.score(Case("i", "m", "q", refusal))).value == 1           # as the judge expects
-    assert asyncio.run(judge.score(Case("i", "m", "q", refusal, expect_refusal=False))).value == 0  # traffic wins
-    assert judge.identity["rubric_sha"] != refusal_judge().identity["rubric_sha"]
+        with pytest.raises(SpecError, match=match):
+            build_judges(spec, judge_configs(spec), lambda signal, model: None)

@@ -77,6 +77,26 @@ def _text_or_file(spec: MigrationSpec, value: str, field: str) -> str:
     return value
 
 
+def _json_schema(spec: MigrationSpec, value: dict[str, Any] | str | None, field: str) -> Any:
+    """The schema of a json_schema judge (inline, JSON text or a .json file), checked up front:
+    a broken schema is a SpecError now, not a traceback halfway through a run."""
+    import jsonschema
+
+    schema = value
+    if isinstance(value, str):
+        try:
+            schema = json.loads(_text_or_file(spec, value, field))
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{spec.path or 'spec'}: field '{field}': not valid JSON ({exc.msg}, line "
+                            f"{exc.lineno}); give the schema inline or as a .json file") from None
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise SpecError(f"{spec.path or 'spec'}: field '{field}': not a valid JSON schema "
+                        f"({exc.message[:160]})") from None
+    return schema
+
+
 def judge_configs(spec: MigrationSpec) -> dict[str, JudgeConfig]:
     """The validated ``judges:`` section; every dimension's signal must have a judge."""
     section = spec.section("judges", JudgesSection)
@@ -124,10 +144,7 @@ def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
             if cfg.kind == "refusal_phrases":
                 options["expect_refusal"] = cfg.expect_refusal
             if cfg.kind == "json_schema":
-                schema = cfg.json_schema
-                if isinstance(schema, str):
-                    schema = json.loads(_text_or_file(spec, schema, f"judges.{signal}.schema"))
-                options["schema"] = schema
+                options["schema"] = _json_schema(spec, cfg.json_schema, f"judges.{signal}.schema")
             assert cfg.kind in CHECKS
             judges[signal] = CheckJudge(signal, cfg.kind, {k: v for k, v in options.items() if v})
     return judges
