@@ -99,6 +99,17 @@ def test_template_variable_missing_names_the_traffic_line(tmp_path):
         reg.render(inter, "m")
 
 
+@pytest.mark.parametrize("template", ['Reply as {"answer": ...} to {q}', "Close } then answer {q}", "{0} {q}"])
+def test_template_with_literal_braces_is_a_spec_error_naming_the_field(tmp_path, template):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "json.yaml").write_text(f"id: j\nvariants:\n  default:\n    template: '{template}'\n")
+    traffic = write_jsonl(tmp_path / "t.jsonl", [{"item": "c", "prompt_id": "j", "variables": {"q": "x"}}])
+    (inter,) = read_interactions(traffic)
+    with pytest.raises(SpecError, match=r"json.yaml: field 'variants.default.template' cannot be filled in"):
+        Registry.load(folder).render(inter, "m")
+
+
 @pytest.mark.parametrize("text, message", [
     ("id: p\nvariants:\n  default:\n    version: 1\n    sytem: typo\n", r"bad.yaml:5: field 'variants.default.sytem'"),
     ("id: p\nvariants:\n  default: {version: 1\n", r"bad.yaml:\d+: not valid YAML"),

@@ -160,9 +160,13 @@ class Registry:
             try:
                 user = variant.template.format_map(interaction.variables)
             except KeyError as exc:
+                if not str(exc.args[0]).isidentifier():  # '{"answer": ...}': literal JSON, not a variable
+                    raise _template_error(prompt, name, f"no variable {exc}") from None
                 raise RecordsError(f"{interaction.source}: field 'variables' has no {exc} needed by the "
                                    f"template of prompt '{prompt.id}' variant '{name}' "
                                    f"({prompt.path})") from None
+            except (ValueError, IndexError, AttributeError) as exc:  # a lone brace, {0}, {x.y}
+                raise _template_error(prompt, name, str(exc)) from None
             last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
             if last_user is None:
                 messages.append({"role": "user", "content": user})
@@ -176,6 +180,11 @@ class Registry:
         params = {**interaction.params, **variant.params}
         return Rendered(messages, params, variant.tools or interaction.tools,
                         f"{prompt.id}@{name}:v{variant.version}")
+
+
+def _template_error(prompt: Prompt, variant: str, why: str) -> SpecError:
+    return SpecError(f"{prompt.path}: field 'variants.{variant}.template' cannot be filled in ({why}); write "
+                     "literal braces as '{{' and '}}', and variables as {name}")
 
 
 @dataclass(frozen=True)
