@@ -210,3 +210,15 @@ def test_token_budget_waits_for_refill():
 
     first, second = asyncio.run(go())
     assert first < 0.05 and 0.9 <= second < 1.5
+
+
+def test_odd_json_shapes_are_read_as_missing_never_a_crash():
+    """A body that is JSON but not shaped like a completion must not escape as AttributeError:
+    ModelClient only turns CallFailed into an error record, anything else would stop the run."""
+    from changeover.providers.openai_compat import parse_chat_completion, parse_chat_stream
+
+    odd = parse_chat_completion({"choices": [{"message": "hi", "finish_reason": "stop"}], "usage": 7}, 1.0)
+    assert odd.text is None and odd.finish_reason == "stop" and odd.tokens_in is None
+    stream = parse_chat_stream([{"choices": ["x", {"delta": "y"}, {"delta": {"content": "ok"}}]},
+                                {"choices": [], "usage": [1]}], 1.0, None)
+    assert stream.text == "ok" and stream.tokens_out is None

@@ -54,7 +54,7 @@ class AnthropicProvider:
         tools = [{"type": "function", "id": b.get("id"),
                   "function": {"name": b.get("name"), "arguments": b.get("input")}}
                  for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
-        usage = data.get("usage") or {}
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         stop = data.get("stop_reason")
         return Completion(text=text, finish_reason=_FINISH.get(stop, stop),
                           tokens_in=usage.get("input_tokens"), tokens_out=usage.get("output_tokens"),

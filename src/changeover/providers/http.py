@@ -132,8 +132,8 @@ async def post_json(client: ClientPool, path: str,
     try:
         data = resp.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CallFailed(f"malformed response body (not JSON): {resp.text[:80]!r}", retryable=True,
-                         status=resp.status_code) from None
+        raise CallFailed(f"malformed response body (not JSON): {redact(resp.text[:80], client.secrets)!r}",
+                         retryable=True, status=resp.status_code) from None
     if not isinstance(data, dict):
         raise CallFailed("malformed response body (not a JSON object)", retryable=True)
     return data, latency_ms
@@ -165,7 +165,10 @@ async def post_sse(client: ClientPool, path: str,
                 try:
                     event = json.loads(data)
                 except json.JSONDecodeError:
-                    raise CallFailed(f"malformed stream event: {data[:60]!r}", retryable=True) from None
+                    event = None
+                if not isinstance(event, dict):
+                    raise CallFailed(f"malformed stream event: {redact(data[:60], client.secrets)!r}",
+                                     retryable=True)
                 if first is None and any((c.get("delta") or {}).get("content")
                                          for c in event.get("choices") or [] if isinstance(c, dict)):
                     first = (time.perf_counter() - start) * 1000.0

@@ -67,7 +67,7 @@ def parse_text_completion(data: dict[str, Any], latency_ms: float) -> Completion
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise CallFailed("malformed response body (no 'choices')", retryable=True)
-    usage = data.get("usage") or {}
+    usage = _mapping(data.get("usage"))
     text = choices[0].get("text")
     return Completion(text=text.strip() if isinstance(text, str) else None,
                       finish_reason=choices[0].get("finish_reason"), tokens_in=usage.get("prompt_tokens"),
@@ -80,8 +80,8 @@ def parse_chat_completion(data: dict[str, Any], latency_ms: float) -> Completion
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise CallFailed("malformed response body (no 'choices')", retryable=True)
     choice = choices[0]
-    message = choice.get("message") or {}
-    usage = data.get("usage") or {}
+    message = _mapping(choice.get("message"))
+    usage = _mapping(data.get("usage"))
     return Completion(
         text=message.get("content") if isinstance(message.get("content"), str) else None,
         finish_reason=choice.get("finish_reason"),
@@ -99,12 +99,19 @@ def parse_chat_stream(events: list[dict[str, Any]], latency_ms: float, ttft_ms: 
     usage: dict[str, Any] = {}
     for event in events:
         for choice in event.get("choices") or []:
-            content = (choice.get("delta") or {}).get("content")
+            if not isinstance(choice, dict):
+                continue
+            content = _mapping(choice.get("delta")).get("content")
             if isinstance(content, str):
                 parts.append(content)
             finish = choice.get("finish_reason") or finish
-        usage = event.get("usage") or usage
+        usage = _mapping(event.get("usage")) or usage
     if not events:
         raise CallFailed("malformed stream (no events)", retryable=True)
     return Completion(text="".join(parts), finish_reason=finish, tokens_in=usage.get("prompt_tokens"),
                       tokens_out=usage.get("completion_tokens"), latency_ms=latency_ms, ttft_ms=ttft_ms)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else empty: an odd body is read as missing, never a crash."""
+    return value if isinstance(value, dict) else {}
