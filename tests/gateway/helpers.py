@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 import yaml
+from tests.support.serving import serve_in_thread
 
 from changeover.config import load_spec
 from changeover.shadow.app import GatewayService
@@ -59,15 +60,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-
-
-def client(base_url: str = "", timeout: float = 10.0) -> httpx.Client:
-    """A sync client with TCP_NODELAY: without it, headers and body go out in two writes and
-    delayed ACKs add ~40 ms to every loopback request (asyncio clients set it already)."""
-    return httpx.Client(base_url=base_url, timeout=timeout, transport=httpx.HTTPTransport(socket_options=NODELAY))
-
-
 def chat(text: str = "What is the capital of France?", **extra: Any) -> dict[str, Any]:
     return {"model": "gpt", "messages": [{"role": "user", "content": text}], **extra}
 
@@ -86,28 +78,9 @@ class GatewayServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GatewayServer:
-        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then; without it,
-        # Nagle delays each response body by a delayed-ACK (~40 ms) on loopback
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.service.app(),
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
+        self._server, self._thread, self.port = serve_in_thread(
+            self.service.app(), name="gateway", lifespan="on", timeout_graceful_shutdown=10
         )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
