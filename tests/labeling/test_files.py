@@ -151,3 +151,11 @@ def test_links_prints_one_login_link_per_account(tmp_path, db, capsys):
     spec.write_text(spec.read_text() + "  colour: blue\n")
     assert run(["label", "links", "--spec", str(spec), "--db", db]) == 2
     assert "labeling.colour" in capsys.readouterr().err
+
+
+def test_a_csv_in_a_legacy_encoding_is_a_user_error(tmp_path, db, capsys):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("item,model,dimension,value,annotator\nv2-1,gpt4,refusal,1,Zoë\n".encode("cp1252"))
+    assert run(["label", "import", str(path), "--db", db]) == 2
+    assert "excel.csv: not UTF-8 text" in capsys.readouterr().err.replace("\n", "")
+    assert _labels(db) == {}

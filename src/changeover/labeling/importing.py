@@ -7,6 +7,7 @@ transaction. Rows already imported (same client id) are not added twice.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +49,18 @@ def read_labels(path: Path, fmt: str, annotator: str, dimensions: list[str] | No
     if not path.exists():
         raise RecordsError(f"{path}: no such file")
     fmt = detect_format(path) if fmt == "auto" else fmt
-    if fmt == "csv":
-        return read_csv(path, annotator, dimensions)
-    if fmt == "jsonl":
-        return read_jsonl(path, annotator, dimensions)
-    if fmt == "labelstudio":
-        return read_labelstudio(path, dimensions)
-    raise RecordsError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    readers = {"csv": lambda: read_csv(path, annotator, dimensions),
+               "jsonl": lambda: read_jsonl(path, annotator, dimensions),
+               "labelstudio": lambda: read_labelstudio(path, dimensions)}
+    if fmt not in readers:
+        raise RecordsError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    try:
+        return readers[fmt]()
+    except UnicodeDecodeError as exc:  # e.g. a CSV saved by a spreadsheet in a legacy encoding
+        raise RecordsError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 "
+                           "(in Excel: 'CSV UTF-8')") from None
+    except csv.Error as exc:
+        raise RecordsError(f"{path}: not a readable CSV ({exc})") from None
 
 
 def _stored_responses(store: Store) -> dict[tuple[str, str], str]:
