@@ -153,6 +153,23 @@ def test_links_prints_one_login_link_per_account(tmp_path, db, capsys):
     assert "labeling.colour" in capsys.readouterr().err
 
 
+def test_a_flags_note_survives_export_and_import(tmp_path, db, records):
+    with open_store(db) as store:
+        service = LabelingService(store, make_spec(tmp_path))
+        task = service.next_task("alice")
+        service.submit("alice", task, Submission(uuid.uuid4().hex, "flag", note="the response is cut off"))
+    out = tmp_path / "labels.csv"
+    assert run(["label", "export", "--format", "csv", "--db", db, "--output", str(out)]) == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with open_store(other) as store:
+        add_records(store, records, source="xstest")
+    assert run(["label", "import", str(out), "--db", other]) == 0
+    back = tmp_path / "back.csv"
+    assert run(["label", "export", "--format", "csv", "--db", other, "--output", str(back)]) == 0
+    (row,) = csv.DictReader(back.open(encoding="utf-8"))
+    assert (row["status"], row["note"]) == ("flag", "the response is cut off")
+
+
 def test_a_csv_in_a_legacy_encoding_is_a_user_error(tmp_path, db, capsys):
     path = tmp_path / "excel.csv"
     path.write_bytes("item,model,dimension,value,annotator\nv2-1,gpt4,refusal,1,Zoë\n".encode("cp1252"))

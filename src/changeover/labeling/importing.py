@@ -98,7 +98,7 @@ def import_labels(store: Store, path: str | Path, fmt: str = "auto", annotator: 
                               "value": label.value, "annotator": label.annotator,
                               "created_at": label.created_at or at, "client_id": cid, "supersedes": None,
                               "response_hash": known[(label.item, label.model)], "status": label.status,
-                              "source": resolved})
+                              "source": resolved, "note": label.note})
     with store.engine.begin() as conn:
         existing: set[str] = set()
         ids = list(rows)

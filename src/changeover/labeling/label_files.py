@@ -2,7 +2,7 @@
 (``label export`` writes both), one verdict per row or one column per dimension.
 
 Long form: columns ``item, model, dimension, value`` (+ optional ``annotator,
-status, created_at, client_id``). Wide form: ``item, model`` plus one column
+status, created_at, client_id, note``). Wide form: ``item, model`` plus one column
 per dimension, named ``labels.<dimension>`` or, with a spec, the dimension's
 name; an empty cell means "not judged". Every problem names file:line and field.
 """
@@ -22,9 +22,6 @@ from changeover.errors import RecordsError, where
 
 _TRUE = {"1", "1.0", "true", "yes", "y", "pass", "acceptable", "good", "ok", "correct"}
 _FALSE = {"0", "0.0", "false", "no", "n", "fail", "not acceptable", "unacceptable", "bad", "incorrect"}
-LONG = ("item", "model", "dimension", "value")
-META = {"id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
-        "supersedes", "response_hash", "source", "in_force"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +37,7 @@ class IncomingLabel:
     annotator: str
     created_at: datetime | None
     client_id: str
+    note: str | None = None            # why it was flagged, or a comment (long form: column 'note')
 
     def content_id(self, source: str) -> str:
         """A client id from the content, so that importing the same file twice adds nothing."""
@@ -93,7 +91,7 @@ def _long_row(row: dict[str, Any], loc: str, annotator: str) -> IncomingLabel:
                          value if status == "label" else None, status,
                          str(row.get("annotator") or annotator).strip(),
                          parse_time(row.get("created_at"), f"{loc}: field 'created_at'"),
-                         str(row.get("client_id") or "").strip())
+                         str(row.get("client_id") or "").strip(), str(row.get("note") or "").strip() or None)
 
 
 def _wide_rows(row: dict[str, Any], loc: str, annotator: str,
