@@ -40,6 +40,12 @@ def test_labeling_section_defaults_and_errors(tmp_path):
         labeling_config(make_spec(tmp_path, colour="blue"))
 
 
+def test_a_labeling_seed_of_zero_is_a_seed(tmp_path):
+    spec = make_spec(tmp_path, seed=0)
+    assert labeling_config(spec).seed_for(spec) == 0
+    assert labeling_config(make_spec(tmp_path)).seed_for(spec) == spec.seed
+
+
 def _task(prompt: str | None) -> Task:
     return Task("t", "i", "m", prompt, "r", None, "h", 0, 1)
 

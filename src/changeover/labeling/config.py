@@ -55,6 +55,10 @@ class LabelingConfig(BaseModel):
             raise ValueError("an annotator is listed twice")
         return names
 
+    def seed_for(self, spec: MigrationSpec) -> int:
+        """This section's seed, else the spec's (0 is a seed like any other)."""
+        return self.seed if self.seed is not None else spec.seed
+
 
 def labeling_config(spec: MigrationSpec) -> LabelingConfig:
     """The spec's ``labeling:`` section (defaults when absent), checked against its dimensions."""

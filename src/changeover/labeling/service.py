@@ -38,7 +38,7 @@ def assess_snapshot(spec: MigrationSpec, cfg: LabelingConfig, records: list[Reco
         return Snapshot(catalogue, error="the assessment core (changeover.assess) is not available; "
                                          "the queue is in a random order per annotator")
     try:
-        result = assess(spec, records, seed=cfg.seed if cfg.seed is not None else spec.seed,
+        result = assess(spec, records, seed=cfg.seed_for(spec),
                         draws=cfg.assess_draws, chains=cfg.assess_chains, next_count=cfg.rank_depth)
     except ChangeoverError as exc:
         return Snapshot(catalogue, error=f"the assessment cannot run yet: {exc}")
@@ -63,7 +63,7 @@ class LabelingService:
     def _compute(self, full: bool) -> Snapshot:
         records = load_records(self.store, models=self.spec.models)
         catalogue = Catalogue.build(records, self.spec.models, self.dimensions, self._secret,
-                                    self.cfg.double_label_share, self.cfg.seed or self.spec.seed,
+                                    self.cfg.double_label_share, self.cfg.seed_for(self.spec),
                                     app_labels=current_labels(self.store))
         if not full:
             return Snapshot(catalogue)
