@@ -9,10 +9,7 @@ user, so after a rollback a team knows whose conversations it touched.
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text
-from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from changeover.store import Store
 from changeover.store.schema import ID, metadata
@@ -61,18 +58,5 @@ contamination_ledger = Table(
 GATEWAY_TABLES = (shadow_log, contamination_ledger)
 
 
-def created_concurrently(create, attempts: int = 5):
-    """Run ``create`` (a CREATE TABLE IF NOT EXISTS kind of call), retrying when another replica
-    starting at the same moment created the same table first: PostgreSQL then raises a unique
-    violation on its catalog instead of skipping the existing table."""
-    for attempt in range(attempts):
-        try:
-            return create()
-        except (IntegrityError, ProgrammingError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
 def ensure_tables(store: Store) -> None:
-    created_concurrently(lambda: store.ensure(*GATEWAY_TABLES))
+    store.ensure(*GATEWAY_TABLES)  # safe when replicas start together (Store.ensure serialises)
