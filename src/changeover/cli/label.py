@@ -28,7 +28,7 @@ def _links(db: str | None, spec_path: Path, base_url: str, rotate: list[str] | N
     spec = load_spec(spec_path)
     cfg = labeling_config(spec)
     with open_store(db) as store:
-        accounts = ensure_accounts(store, cfg.annotators)
+        ensure_accounts(store, cfg.annotators)
         for name in rotate or []:
             if rotate_token(store, name) is None:
                 raise ChangeoverError(f"--rotate {name!r}: no such annotator; "

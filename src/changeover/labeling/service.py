@@ -16,8 +16,8 @@ from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
 from changeover.labeling.accounts import store_secret
 from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
+from changeover.labeling.progress import Counts, count_by_annotator, decision_lines
 from changeover.labeling.progress import agreement as agreement_by_dimension
-from changeover.labeling.progress import count_by_annotator, decision_lines
 from changeover.labeling.queue import Leases, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
 from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, row_client_id, submit
@@ -140,11 +140,10 @@ class LabelingService:
     def progress(self, annotator: str | None = None) -> dict[str, Any]:
         """Counts for one annotator (their own page) or, for the admin (None), the whole panel."""
         per, team = count_by_annotator(self.store)
-        mine = per.get(annotator) if annotator else None
         out: dict[str, Any] = {"team": team.to_json(), "remaining": self.remaining(),
                                "responses": len(self.catalogue)}
         if annotator is not None:
-            out["you"] = (mine.to_json() if mine else {"total": 0, "today": 0, "skipped": 0, "flagged": 0})
+            out["you"] = per.get(annotator, Counts()).to_json()
             return out
         snap = self.refresher.snapshot
         out["annotators"] = {a: c.to_json() for a, c in per.items()}
