@@ -18,7 +18,7 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ from rich.text import Text
 
 from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
-from changeover.judges import Case, Judge, build_judges, judge_configs, judge_models
-from changeover.prompts import Arm, Interaction, Registry, load_registry, plan_arms, spec_for_arms
+from changeover.judges import Case, Judge, Verdict, build_judges, judge_configs, judge_models
+from changeover.prompts import Arm, Interaction, Registry, Rendered, load_registry, plan_arms, spec_for_arms
 from changeover.prompts.sampling import Sampled, check_segments, sample_interactions
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, ModelClient, build_clients
 from changeover.records import Record, write_records
@@ -83,6 +83,8 @@ def progress_bars(enabled: bool) -> Iterator[Progress | None]:
 
 @dataclass
 class ArmStats:
+    """Calls made and served from the cache, errors, and their summed latency, tokens and cost."""
+
     calls: int = 0
     cached: int = 0
     errors: int = 0
@@ -145,7 +147,7 @@ class Evaluation:
 
     def __init__(self, spec: MigrationSpec, sampled: list[Sampled], arms: list[Arm], registry: Registry,
                  clients: dict[str, ModelClient], judges: dict[str, Judge], caller: CachedCaller,
-                 params: dict[str, Any] | None = None):
+                 params: dict[str, Any] | None = None, judge_calls: dict[str, ArmStats] | None = None):
         self.spec = spec
         self.sampled = sampled
         self.arms = arms
@@ -156,7 +158,8 @@ class Evaluation:
         self.params = params or {}
         self.arm_stats = {a.name: ArmStats() for a in arms}
         self.judge_stats: dict[str, Counter] = {s: Counter() for s in judges}
-        self.judge_calls: dict[str, ArmStats] = {}
+        self.judge_calls = judge_calls if judge_calls is not None else {}   # per LLM-judged signal
+        self._rendered: dict[str, list[Rendered]] = {}
         self._bar: Progress | None = None
         self._tasks: dict[str, Any] = {}
 
@@ -195,8 +198,8 @@ class Evaluation:
         request = ChatRequest(messages, {**self.params, **params}, tools, inter.item)
         completion, cached = await self.caller.call(self.clients[arm.model], "response", inter.item, version,
                                                     request)
-        if completion.text is None and completion.tool_calls:
-            completion.text = json.dumps(completion.tool_calls, ensure_ascii=False)
+        if completion.text is None and completion.tool_calls:  # a copy: the cached completion stays as called
+            completion = replace(completion, text=json.dumps(completion.tool_calls, ensure_ascii=False))
         self.arm_stats[arm.name].add(completion, cached)
         self._advance("responses")
         return completion
@@ -224,7 +227,7 @@ class Evaluation:
                       tokens_out=_num(answer.tokens_out), cost_usd=answer.cost_usd, error=answer.error,
                       weight=round(sampled.weight, 6), extra=extra)
 
-    async def _score(self, judge: Judge, case: Case):
+    async def _score(self, judge: Judge, case: Case) -> Verdict:
         verdict = await judge.score(case)
         self.judge_stats[judge.signal]["unscorable" if verdict.value is None else "scored"] += 1
         self._advance("judgements")
@@ -347,8 +350,7 @@ async def _run(spec: MigrationSpec, sampled: list[Sampled], arms: list[Arm], reg
         return ask
 
     judges = build_judges(spec, configs, ask_for)
-    evaluation = Evaluation(spec, sampled, arms, registry, clients, judges, caller, params)
-    evaluation.judge_calls = judge_calls
+    evaluation = Evaluation(spec, sampled, arms, registry, clients, judges, caller, params, judge_calls)
     try:
         records = await evaluation.run(progress)
     finally:
