@@ -55,6 +55,15 @@ def test_report_command_user_errors(tmp_path, records, assessment, monkeypatch, 
                 "--out", str(tmp_path / "r.html")]) == 2
     assert "holds no responses" in capsys.readouterr().err
 
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert run(["report", "--spec", str(spec_path), "--records", str(empty), "--out", str(tmp_path / "r.html")]) == 2
+    assert "empty.jsonl: holds no responses" in capsys.readouterr().err.replace("\n", "")
+
+    assert run(["report", "--spec", str(spec_path), "--records", str(records_path), "--embeddings", str(tmp_path),
+                "--out", str(tmp_path / "r.html"), "--db", f"sqlite:///{tmp_path / 'c.db'}"]) == 2
+    assert "cannot be read as JSON text" in capsys.readouterr().err
+
     bad = tmp_path / "compare.json"
     bad.write_text('{"k": 10}')
     assert run(["report", "--spec", str(spec_path), "--records", str(records_path), "--embeddings", str(bad),

@@ -42,6 +42,8 @@ def _embedding_input(path: Path | None):
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; give the JSON written by "
                         "`changeover embeddings compare --json`") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+        raise DataError(f"{path}: cannot be read as JSON text ({getattr(exc, 'strerror', None) or exc})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     stats = from_comparison(data) if isinstance(data, dict) else None
@@ -82,6 +84,9 @@ def report(
     store = _store(db, records_path)
     try:
         records = read_records(records_path) if records_path else load_records(store, spec.models)
+        if not records and records_path is not None:
+            raise DataError(f"{records_path}: holds no responses; give the records file written by "
+                            "`changeover evaluate` (or exported by the gateway)")
         if not records:
             raise DataError(f"the store at {store.display_url} holds no responses; import records first "
                             "(`changeover import records.jsonl`) or pass --records")
