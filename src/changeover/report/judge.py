@@ -20,6 +20,7 @@ from changeover.config import MigrationSpec
 from changeover.records import Record
 from changeover.report import plots
 from changeover.report.formatting import pct
+from changeover.report.labels import human_verdict
 
 KINDER_GAP = 0.05  # a difference in false-pass rates worth pointing out to a reader
 
@@ -91,7 +92,7 @@ def _observed(records: Iterable[Record], dimension: str, signal: str) -> dict[st
         n_agree[0] += 1
         is_binary = isinstance(value, int) and value in (0, 1)
         binary[r.model] = binary.get(r.model, True) and is_binary
-        n_agree[1] += int(is_binary and value == int(2 * sum(verdicts) >= len(verdicts)))
+        n_agree[1] += int(is_binary and value == human_verdict(verdicts))
     return {m: (n, a / n if binary[m] else None) for m, (n, a) in seen.items()}
 
 

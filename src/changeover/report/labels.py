@@ -48,6 +48,11 @@ class LabelStats:
         return sum(int(v) for per in self.needed.values() for v in per.values())
 
 
+def human_verdict(verdicts: list[int]) -> int:
+    """The human verdict of a response with several labels: the majority, a tie counting as acceptable."""
+    return int(2 * sum(verdicts) >= len(verdicts))
+
+
 def agreement(dimension: str, verdict_lists: list[list[int]]) -> Agreement | None:
     """Pairwise agreement and Fleiss' kappa over responses with several verdicts."""
     multi = [v for v in verdict_lists if len(v) >= 2]

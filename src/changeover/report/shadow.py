@@ -18,6 +18,7 @@ import numpy as np
 
 from changeover.config import MigrationSpec
 from changeover.records import Record
+from changeover.report.labels import human_verdict
 
 EXAMPLE_CHARS = 900
 
@@ -130,8 +131,8 @@ def _disagreement(inc: Record, cand: Record, spec: MigrationSpec) -> tuple[int, 
     judge scores, and the candidate doing worse before it doing better."""
     for dim in spec.dimensions:
         a, b = inc.labels.get(dim), cand.labels.get(dim)
-        if a and b and (2 * sum(a) >= len(a)) != (2 * sum(b) >= len(b)):
-            incumbent_better = 2 * sum(a) >= len(a)
+        if a and b and human_verdict(a) != human_verdict(b):
+            incumbent_better = human_verdict(a) == 1
             better = spec.incumbent if incumbent_better else cand.model
             return (0 if incumbent_better else 1), f"{dim}: human labels prefer {better}"
     for dim, cfg in spec.dimensions.items():
