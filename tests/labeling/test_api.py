@@ -44,6 +44,15 @@ def test_every_page_and_api_answers_401_without_a_valid_token(filled_store, serv
         assert c.get("/api/next").status_code == 200
 
 
+def test_an_oversized_body_is_refused_before_the_token_is_checked(filled_store, serve):
+    live = serve(filled_store)
+    huge = b"x" * ((1 << 20) + 1)
+    for who in (None, "alice"):
+        with live.client(who) as c:
+            r = c.post("/api/labels", content=huge, headers={"Content-Type": "application/json"})
+            assert r.status_code == 413 and "larger than" in r.json()["error"]
+
+
 def test_next_item_is_blind_and_stable_while_leased(filled_store, serve):
     live = serve(filled_store)
     with live.client("alice") as c:

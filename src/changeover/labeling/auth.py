@@ -1,8 +1,8 @@
 """Who is asking: a token from the login link (kept in a cookie) or an ``Authorization: Bearer`` header.
 
 ``guarded`` wraps an endpoint so that without a valid token it answers 401
-(JSON for the API, a short page otherwise), and 403 when an annotator asks
-for an admin page.
+(JSON for the API, a short page otherwise), 403 when an annotator asks for an
+admin page, and 413 for a body over ``MAX_BODY``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from changeover.labeling.accounts import Annotator, authenticate
 
 COOKIE = "changeover_label_token"
+MAX_BODY = 1 << 20  # a label is a few hundred bytes; a bigger body is refused before anything else
 
 Endpoint = Callable[[Request, Annotator], Response]
 
@@ -60,12 +61,25 @@ def guarded(admin: bool = False) -> Callable[[Endpoint], Callable[[Request], Awa
 
         @wraps(endpoint)
         async def checked(request: Request) -> Response:
-            request.state.body = await request.body()
+            body = await _read_body(request)
+            if body is None:
+                return _refuse(request, 413, f"The request body is larger than {MAX_BODY // 1024} KiB.")
+            request.state.body = body
             return await run_in_threadpool(blocking, request)
 
         return checked
 
     return wrap
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it exceeds MAX_BODY (read before the token is checked, so it is capped)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
 def unauthorized_page(request: Request) -> Response:
