@@ -2,7 +2,7 @@
 
 Cheap and local, so the gateway's writer and the rollout controller can run them
 on every answer. Refusals use the judges' phrase check (``judges.checks.refused``)
-so offline evaluation and live traffic agree; the regex here is the fallback.
+so offline evaluation and live traffic agree.
 """
 
 from __future__ import annotations
@@ -11,30 +11,16 @@ import json
 import re
 from difflib import SequenceMatcher
 
-_REFUSAL = re.compile(
-    r"\b(i\s*(?:'m|am)\s+(?:sorry|afraid)[^.]{0,40}\b(?:can(?:'|no)t|cannot|unable|not able)"
-    r"|i\s+(?:can(?:'|no)?t|cannot|won'?t|will not)\s+(?:help|assist|provide|comply|do that|fulfil)"
-    r"|i(?:'m| am)\s+(?:not able|unable)\s+to\s+(?:help|assist|provide|comply)"
-    r"|as an ai(?: language model)?,? i (?:can(?:'|no)?t|cannot|am not able))",
-    re.IGNORECASE,
-)
+from changeover.judges.checks import refused
+
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _WORD = re.compile(r"\w+")
 
 
-try:  # one definition of a refusal for offline evaluation and live traffic, when the judges are installed
-    from changeover.judges.checks import refused as _judges_refused
-except ImportError:  # pragma: no cover - judges/ is part of the package; this keeps the gateway standalone
-    _judges_refused = None
-
-
 def is_refusal(text: str | None) -> bool:
-    """Whether the answer declines the request (an English refusal phrase near the start)."""
-    if not text:
-        return False
-    if _judges_refused is not None:
-        return _judges_refused(text)
-    return bool(_REFUSAL.search(text[:400]))
+    """Whether the answer declines the request: the judges' phrase check, one definition of a
+    refusal for offline evaluation and live traffic."""
+    return bool(text) and refused(text)
 
 
 def _is_json(text: str) -> bool:

@@ -3,7 +3,8 @@
 Each request becomes an item answered by the incumbent and the candidate, in
 segment ``request_type``, with the gateway's deterministic signals:
 ``equivalent`` (the candidate's answer matches the incumbent's), ``answered``
-(no error, no refusal) and ``format_kept`` (no format drift). A spec dimension
+(no error, no refusal) and ``format_kept`` (no format drift), plus ``refused``
+in the record's extra fields. A spec dimension
 whose ``signal`` names one of these can be assessed on live traffic.
 """
 
@@ -33,6 +34,7 @@ def _record(a: Answer, signals: dict[str, int], prompt: str | None) -> Record:
         tokens_out=None if a.tokens_out is None else float(a.tokens_out),
         cost_usd=a.cost_usd,
         error=a.error,
+        extra={"refused": bool(a.refusal)},   # the plain fact, for the report's refusal rates
     )
 
 
