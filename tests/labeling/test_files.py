@@ -129,13 +129,19 @@ def test_jsonl_export_round_trips_into_another_store(tmp_path, db, records):
             first = uuid.uuid4().hex
             service.submit(name, task, Submission(first, "label", {"refusal": 1}))
             service.submit(name, task, Submission(uuid.uuid4().hex, "label", {"refusal": 0}, corrects=first))
-    out = tmp_path / "labels.jsonl"
-    assert run(["label", "export", "--format", "jsonl", "--db", db, "--output", str(out)]) == 0
+    other = _export_and_import_into_another_store(tmp_path, db, records, "jsonl")
+    assert _labels(other) == _labels(db)
+
+
+def _export_and_import_into_another_store(tmp_path: Path, db: str, records, fmt: str) -> str:
+    """``label export`` from ``db``, ``label import`` into a new store holding the same records; its URL."""
+    out = tmp_path / f"labels.{fmt}"
+    assert run(["label", "export", "--format", fmt, "--db", db, "--output", str(out)]) == 0
     other = f"sqlite:///{tmp_path / 'other.db'}"
     with open_store(other) as store:
         add_records(store, records, source="xstest")
     assert run(["label", "import", str(out), "--db", other]) == 0
-    assert _labels(other) == _labels(db)
+    return other
 
 
 def test_links_prints_one_login_link_per_account(tmp_path, db, capsys):
@@ -158,12 +164,7 @@ def test_a_flags_note_survives_export_and_import(tmp_path, db, records):
         service = LabelingService(store, make_spec(tmp_path))
         task = service.next_task("alice")
         service.submit("alice", task, Submission(uuid.uuid4().hex, "flag", note="the response is cut off"))
-    out = tmp_path / "labels.csv"
-    assert run(["label", "export", "--format", "csv", "--db", db, "--output", str(out)]) == 0
-    other = f"sqlite:///{tmp_path / 'other.db'}"
-    with open_store(other) as store:
-        add_records(store, records, source="xstest")
-    assert run(["label", "import", str(out), "--db", other]) == 0
+    other = _export_and_import_into_another_store(tmp_path, db, records, "csv")
     back = tmp_path / "back.csv"
     assert run(["label", "export", "--format", "csv", "--db", other, "--output", str(back)]) == 0
     (row,) = csv.DictReader(back.open(encoding="utf-8"))
