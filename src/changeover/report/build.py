@@ -18,7 +18,7 @@ from changeover.records import Record
 from changeover.report import plots
 from changeover.report.appendix import Appendix, appendix
 from changeover.report.config import ReportConfig
-from changeover.report.inputs import ReportInputs, collect_inputs
+from changeover.report.inputs import ReportInputs, collect_inputs, vars_of
 from changeover.report.judge import JudgeDimension, judge_sections
 from changeover.report.markdown import summary_markdown
 from changeover.report.render import render_html
@@ -54,7 +54,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """Issue 2's JSON plus what the report adds (reasons, labels, optional sections, appendix)."""
-        sections = {name: _plain(getattr(self.inputs, name)) for name in ReportInputs.__slots__}
+        sections = {name: _plain(value) for name, value in vars_of(self.inputs).items()}
         return {**self.result, "report": {
             "title": self.title, "generated_at": self.generated_at, "headline": self.verdict.headline,
             "reasons": {c.name: {"summary": c.summary, "reasons": c.reasons}
