@@ -417,9 +417,9 @@ def main() -> int:
                     help="comma-separated parts to run: sim,xstest,mifeval,fit,throughput")
     ap.add_argument("--xstest-labels", type=int, default=120)
     ap.add_argument("--mifeval-share", type=float, default=0.15)
-    ap.add_argument("--records", type=int, default=None, help="records for the throughput part (1M full, 100k quick)")
+    ap.add_argument("--records", type=int, default=None, help="records for the throughput part (1M full, 40k quick)")
     ap.add_argument("--sqlite-records", type=int, default=None,
-                    help="records imported into SQLite (100k full, 20k quick; the rate is extrapolated to --records)")
+                    help="records imported into SQLite (100k full, 10k quick; the rate is extrapolated to --records)")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     q = args.quick
@@ -437,8 +437,8 @@ def main() -> int:
             results["fit"] = bench_fit(repeats=1 if q else 5)
         if "throughput" in parts:
             results["throughput"] = bench_throughput(
-                n_records=args.records or (100_000 if q else 1_000_000),
-                sqlite_records=args.sqlite_records or (20_000 if q else 100_000))
+                n_records=args.records or (40_000 if q else 1_000_000),
+                sqlite_records=args.sqlite_records or (10_000 if q else 100_000))
     print(f"\n# done in {total.seconds:.0f} s ({C.load_now()})")
     return 0
 
