@@ -11,10 +11,11 @@ from pathlib import Path
 
 import httpx
 import yaml
+from tests.support.serving import free_port
 
 from changeover.records import write_records
 
-from .conftest import RUBRIC, _free_port
+from .conftest import RUBRIC
 
 BIN = Path(sys.executable).parent / "changeover"
 
@@ -29,7 +30,7 @@ def test_serve_prints_links_that_work(tmp_path, records):
         "incumbent": "llama2orig", "candidates": ["gpt4", "mistralinstruct"],
         "dimensions": {"refusal": {"margin": 0.05, "rubric": RUBRIC}},
         "labeling": {"annotators": ["alice", "bob"], "refresh_seconds": 3600}}))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(BIN), "label", "serve", "--spec", str(spec), "--db", db, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})

@@ -29,6 +29,13 @@ def loopback_socket() -> socket.socket:
     return sock
 
 
+def free_port() -> int:
+    """A port free right now, for a server in another process (which binds it itself, a little later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def serve_in_thread(app: Any, name: str, timeout: float = 15.0,
                     **config: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
     """Start ``app`` under uvicorn in a daemon thread; returns once it accepts connections.
