@@ -361,9 +361,26 @@ async def _run(spec: MigrationSpec, sampled: list[Sampled], arms: list[Arm], reg
     return records, evaluation
 
 
+def check_out_folder(out: Path) -> None:
+    """Create the output folder, or say why it cannot be (a ChangeoverError naming it)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ChangeoverError(f"--out {out}: cannot create the output folder ({exc.strerror or exc}); "
+                              "choose another folder") from None
+
+
 def write_outputs(result: EvaluationResult, out: Path) -> dict[str, Path]:
     """records.jsonl, to_label.jsonl, summary.json and (A/B) assess-spec.yaml under ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_folder(out)
+    try:
+        return _write_outputs(result, out)
+    except OSError as exc:
+        raise ChangeoverError(f"--out {out}: cannot write the results ({exc.strerror or exc}); the calls are "
+                              "cached, so rerunning with another --out costs nothing") from None
+
+
+def _write_outputs(result: EvaluationResult, out: Path) -> dict[str, Path]:
     paths = {"records": out / "records.jsonl", "to_label": out / "to_label.jsonl",
              "summary": out / "summary.json"}
     write_records(result.records, paths["records"])

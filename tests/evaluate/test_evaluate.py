@@ -173,6 +173,10 @@ def test_cli_errors_are_user_errors(fake, tmp_path, capsys):
     assert run(["evaluate", "--spec", str(spec_path), "--prompts", str(nosegment), "--no-progress",
                 "--db", str(tmp_path / "c.db")]) == 2
     assert "ns.jsonl:1: field 'segment.region' is missing" in capsys.readouterr().err
+    a_file = write_traffic(tmp_path / "ok.jsonl", [{"item": "a", "prompt": "x", "segment": {"region": "emea"}}])
+    assert run(["evaluate", "--spec", str(spec_path), "--prompts", str(a_file), "--no-progress",
+                "--db", str(tmp_path / "c.db"), "--out", str(a_file)]) == 2
+    assert "cannot create the output folder" in capsys.readouterr().err and fake.calls["old-model"] == 0
 
 
 def test_a_bad_template_fails_before_any_call(fake, tmp_path):

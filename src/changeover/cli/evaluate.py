@@ -73,12 +73,13 @@ def register(app: typer.Typer) -> None:
                                             "`changeover assess` without --records reads them."),
     ) -> None:
         from changeover.config import load_spec
-        from changeover.evaluate import evaluate, write_outputs
+        from changeover.evaluate import check_out_folder, evaluate, write_outputs
         from changeover.prompts import read_interactions
         from changeover.store import open_store
 
         migration = load_spec(spec)
         interactions = read_interactions(prompts)
+        check_out_folder(out)  # before the calls, not after them
         with open_store(db) as store:
             result = evaluate(migration, interactions, store=store, sample=sample, labels_budget=labels_budget,
                               prompt_ab=prompt_ab, seed=seed, progress=progress)
