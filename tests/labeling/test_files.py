@@ -55,6 +55,8 @@ def test_export_csv_and_jsonl_hold_every_label(tmp_path, db, capsys):
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["value"] for x in lines] == [1, 0, None] and lines[0]["in_force"] is True
     assert run(["label", "export", "--format", "xml", "--db", db]) == 2
+    assert run(["label", "export", "--db", db, "--output", str(tmp_path / "no" / "such" / "folder.csv")]) == 2
+    assert "cannot write it" in capsys.readouterr().err
 
 
 def test_import_a_spreadsheet_csv_once(tmp_path, db, capsys):

@@ -95,9 +95,13 @@ def export(fmt: str = typer.Option("csv", "--format", help="csv or jsonl."),
             sys.stdout.flush()
             return
         tmp = output.with_name(output.name + ".tmp")
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            n = write_labels(store, fmt, fh)
-        tmp.replace(output)
+        try:
+            with tmp.open("w", encoding="utf-8", newline="") as fh:
+                n = write_labels(store, fmt, fh)
+            tmp.replace(output)
+        except OSError as exc:
+            raise ChangeoverError(f"--output {output}: cannot write it ({exc.strerror or exc}); "
+                                  "choose another path") from None
     console.print(f"wrote {n} label rows to {output}")
 
 
