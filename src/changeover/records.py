@@ -228,9 +228,20 @@ def unflatten(row: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- readers
 
 
-def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, raw nested row) from a JSONL, CSV or Parquet file."""
-    path = Path(path)
+def iter_rows(path: str | Path, required: tuple[str, ...] = ("item", "model")) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, raw nested row) from a JSONL, CSV or Parquet file.
+
+    ``required``: the columns a CSV header must have (records need item and
+    model; logged traffic only item). Text that is not UTF-8 is a RecordsError.
+    """
+    try:
+        yield from _iter_rows(Path(path), required)
+    except UnicodeDecodeError as exc:
+        raise RecordsError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8, "
+                           "e.g. from a spreadsheet choose 'CSV UTF-8'") from None
+
+
+def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.exists():
         raise RecordsError(f"{path}: no such file; give the path of a .jsonl, .csv or .parquet records file")
     suffix = path.suffix.lower()
@@ -254,9 +265,11 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     elif suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
-            if not reader.fieldnames or "item" not in reader.fieldnames or "model" not in reader.fieldnames:
-                raise RecordsError(f"{where(path, 1)}: the CSV header needs columns 'item' and 'model' "
-                                   f"(got {reader.fieldnames})")
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                needed = " and ".join(f"'{c}'" for c in required)
+                raise RecordsError(f"{where(path, 1)}: the CSV header needs column(s) {needed}; "
+                                   f"missing {missing} (got {reader.fieldnames})")
             for lineno, row in enumerate(reader, 2):
                 yield lineno, unflatten(row)
     elif suffix == ".parquet":

@@ -67,3 +67,12 @@ def test_help_teaches_with_examples(capsys):
     assert run(["assess", "--help"]) == 0
     text = capsys.readouterr().out
     assert "Example: changeover assess" in text and "incumbent: legacy-model" in text
+
+
+def test_unwritable_json_output_is_a_clear_error(tmp_path, spec_path, capsys):
+    sc = Scenario("x", [0.8], [0.8], items_per_segment=40, labels_per_segment=10)
+    records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 9))
+    (tmp_path / "file").write_text("not a folder")
+    rc = run(["assess", "--spec", str(spec_path), "--records", str(records), "--draws", "60", "--warmup", "60",
+              "--json", str(tmp_path / "file" / "decision.json")])
+    assert rc == 2 and "cannot write the JSON output" in capsys.readouterr().err

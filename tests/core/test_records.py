@@ -88,3 +88,17 @@ def test_unknown_format_and_missing_file(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(RecordsError, match="unknown records format"):
         read_records(tmp_path / "x.txt")
+
+
+def test_non_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("item,model,labels.x\nq-1,legacy,1\nq-2,caf\xe9,0\n".encode("cp1252"))
+    with pytest.raises(RecordsError, match="not UTF-8"):
+        read_records(path)
+
+
+def test_csv_header_names_the_missing_column(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("item,signals.x\nq-1,1\n")
+    with pytest.raises(RecordsError, match=r"r.csv:1: the CSV header needs column\(s\) 'item' and 'model'"):
+        read_records(path)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from changeover.errors import ChangeoverError
 from changeover.store import Store
-from changeover.store.events import _aware
+from changeover.store.events import aware
 from changeover.store.schema import labels
 
 COLUMNS = ("id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
@@ -36,7 +36,7 @@ def label_rows(store: Store) -> Iterator[dict[str, Any]]:
     in_force = set(latest.values())
     for r in rows:
         yield {"id": r.id, "item": r.item, "model": r.model, "dimension": r.dimension, "value": r.value,
-               "status": r.status, "annotator": r.annotator, "created_at": _aware(r.created_at).isoformat(),
+               "status": r.status, "annotator": r.annotator, "created_at": aware(r.created_at).isoformat(),
                "client_id": r.client_id, "supersedes": r.supersedes, "response_hash": r.response_hash,
                "source": r.source, "note": r.note, "in_force": r.id in in_force}
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from changeover.config import MigrationSpec
 from changeover.labeling.agreement import Agreement, kappa_by_dimension
 from changeover.store import Store
-from changeover.store.events import _aware, now
+from changeover.store.events import aware, now
 from changeover.store.responses import current_labels
 from changeover.store.schema import labels
 
@@ -64,7 +64,7 @@ def count_by_annotator(store: Store) -> tuple[dict[str, Counts], Counts]:
     for r in rows:
         key = (r.item, r.model)
         seen[(r.annotator, r.status)].add(key)
-        if r.status == "label" and _aware(r.created_at) >= start:
+        if r.status == "label" and aware(r.created_at) >= start:
             today[r.annotator].add(key)
     names = sorted({a for a, _ in seen})
     per = {a: Counts(len(seen[(a, "label")]), len(today[a]), len(seen[(a, "skip")]), len(seen[(a, "flag")]))

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from changeover.labeling.tables import leases
 from changeover.labeling.tasks import Catalogue, Task, TaskKey, unit_hash
 from changeover.store import Store
-from changeover.store.events import _aware, now
+from changeover.store.events import aware, now
 from changeover.store.schema import labels
 
 _MAX_CLAIM_TRIES = 64
@@ -56,7 +56,7 @@ def read_state(store: Store, at: datetime | None = None) -> QueueState:
             givers[(r.item, r.model)].add(r.annotator)
     held: dict[TaskKey, set[str]] = defaultdict(set)
     for r in lease_rows:
-        if _aware(r.expires_at) > at:
+        if aware(r.expires_at) > at:
             held[(r.item, r.model)].add(r.annotator)
     return QueueState(Counter({k: len(v) for k, v in givers.items()}), touched, held)
 
@@ -117,7 +117,7 @@ class Leases:
             if row is None:
                 return None
             task = catalogue.by_key.get((row.item, row.model))
-            if (task is None or _aware(row.expires_at) <= at
+            if (task is None or aware(row.expires_at) <= at
                     or task.key in state.touched.get(annotator, set())):
                 conn.execute(delete(leases).where(leases.c.annotator == annotator))
                 return None

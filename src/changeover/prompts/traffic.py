@@ -137,7 +137,7 @@ def read_interactions(path: str | Path) -> list[Interaction]:
     path = Path(path)
     out: list[Interaction] = []
     seen: dict[str, str] = {}
-    for lineno, row in iter_rows(path):
+    for lineno, row in iter_rows(path, required=("item",)):
         loc = where(path, lineno)
         if not isinstance(row, dict):
             raise RecordsError(f"{loc}: a line must be a JSON object, got {type(row).__name__}")

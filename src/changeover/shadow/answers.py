@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from changeover.shadow.tables import ensure_tables, shadow_log
 from changeover.store import Store
+from changeover.store.events import aware
 
 TIMEOUT_ERRORS = ("timeout",)
 MALFORMED_ERRORS = ("malformed",)
@@ -62,10 +63,6 @@ class Pair:
     candidate: Answer
 
 
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 def load_answers(
     store: Store,
     since: datetime | None = None,
@@ -109,7 +106,7 @@ def load_answers(
             r.role,
             r.request_type,
             r.subject,
-            _aware(r.at),
+            aware(r.at),
             r.stage,
             r.status,
             r.error,

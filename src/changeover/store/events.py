@@ -60,9 +60,9 @@ def list_events(store: Store, subject: str | None = None, kind_prefix: str | Non
         q = q.limit(limit)
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
-    return [Event(r.id, _aware(r.at), r.kind, r.subject, r.actor, r.reason, r.payload or {}) for r in rows]
+    return [Event(r.id, aware(r.at), r.kind, r.subject, r.actor, r.reason, r.payload or {}) for r in rows]
 
 
-def _aware(at: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything we write is UTC.
+def aware(at: datetime) -> datetime:
+    """A datetime read back from the store, made timezone-aware (SQLite returns naive UTC)."""
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from changeover.errors import StoreError
 from changeover.store.engine import Store
-from changeover.store.events import _aware, append_event, now
+from changeover.store.events import append_event, aware, now
 from changeover.store.schema import flags
 
 
@@ -36,7 +36,7 @@ def get_flag(store: Store, name: str) -> Flag | None:
         row = conn.execute(select(flags).where(flags.c.name == name)).first()
     if row is None:
         return None
-    return Flag(row.name, row.value, row.version, _aware(row.updated_at), row.updated_by)
+    return Flag(row.name, row.value, row.version, aware(row.updated_at), row.updated_by)
 
 
 def set_flag(store: Store, name: str, value: Any, actor: str, reason: str | None = None,
