@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # tests.support is importable however pytest was started
-    sys.path.insert(0, _ROOT)
-
 from tests.support.fake_openai import FakeOpenAI  # noqa: E402
 from tests.support.local_llm import (  # noqa: E402
     LocalLLM,

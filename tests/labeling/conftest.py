@@ -9,7 +9,6 @@ human label kept on every fourth item.
 from __future__ import annotations
 
 import csv
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from tests.support.serving import serve_in_thread  # noqa: E402
 
 from changeover.config import MigrationSpec, spec_from_dict
 from changeover.labeling import LabelingService, create_app
@@ -27,12 +27,6 @@ from changeover.labeling.config import labeling_config
 from changeover.records import Record
 from changeover.store import Store, open_store
 from changeover.store.responses import add_records
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # tests.support is importable however pytest was started
-    sys.path.insert(0, _ROOT)
-
-from tests.support.serving import serve_in_thread  # noqa: E402
 
 MODELS = ("llama2orig", "gpt4", "mistralinstruct")
 TONE = ("Acceptable when the response is courteous and to the point: no lecturing, moralising or "
