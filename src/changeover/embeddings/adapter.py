@@ -20,6 +20,7 @@ from changeover.embeddings.index import VectorIndex, from_blob, to_blob
 from changeover.embeddings.linear_maps import FORMS, LinearMap, Selection
 from changeover.embeddings.linear_maps import select as select_map
 from changeover.embeddings.schema import adapters
+from changeover.errors import StoreError
 from changeover.store import Store
 from changeover.store.events import append_event, now
 
@@ -90,7 +91,6 @@ def set_active(store: Store, adapter_id: int, active: bool, actor: str, reason: 
     with store.engine.begin() as conn:
         row = conn.execute(select(adapters).where(adapters.c.id == adapter_id)).first()
         if row is None:
-            from changeover.errors import StoreError
             raise StoreError(f"no adapter with id {adapter_id}; see `changeover embeddings status`")
         if active:  # one active adapter per version pair
             conn.execute(update(adapters).where(adapters.c.query_version == row.query_version,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy import Connection, delete, func, insert, select
 
+from changeover.embeddings.errors import BackendError
 from changeover.embeddings.schema import TABLES, vectors
 from changeover.store import Store
 
@@ -142,6 +143,5 @@ def open_index(store: Store, backend: str = "numpy") -> VectorIndex:
         from changeover.embeddings.pgvector import PgvectorIndex
         return PgvectorIndex(store)
     if backend != "numpy":
-        from changeover.embeddings.errors import BackendError
         raise BackendError(f"embeddings.backend: unknown backend {backend!r}; use 'numpy' or 'pgvector'")
     return NumpyIndex(store)
