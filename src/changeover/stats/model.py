@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from changeover.stats.likelihood import Z0, Z1, likelihood
+from changeover.stats.likelihood import Z0, Z1, _log_posterior
 from changeover.stats.tables import PairTable
 
 __all__ = ["Z0", "Z1", "FitSettings", "PairFit", "fit_pairs"]
@@ -195,7 +195,8 @@ class _Posterior:
             k = int(d.lev_mask[b].sum())
             ramp[b, :k] = np.linspace(-ORIENT, ORIENT, k)
         self.phi0_loc = np.stack([-ramp, ramp], axis=1)              # [B, z, K]
-        self.likelihood = likelihood
+        self.kvalid = d.lev_mask.sum(-1).astype(np.int64)
+        self.phi0_loc = np.ascontiguousarray(self.phi0_loc)
 
     def split(self, theta: np.ndarray) -> list[np.ndarray]:
         B, (S, K), c = theta.shape[0], (self.d.S, self.d.K), self.cuts
@@ -210,38 +211,11 @@ class _Posterior:
         return {"pi": pi, "phi": phi, "noise": noise}
 
     def __call__(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log posterior [B], gradient [B, P]), in one compiled pass (likelihood.log_posterior)."""
         d = self.d
-        m_pi, raw_pi, phi0, raw_phi, u = self.split(theta)
-        p = self.constrained(theta)
-        pi, phi, noise = p["pi"], p["phi"], p["noise"]
-        ll, N, M, g_ll_u = self.likelihood(pi, phi, noise, d.noisy, d.seg, d.n, d.a, d.agree, d.disagree)
-
-        # d ll / d segment logits and d ll / d judge logits (softmax: counts - prob * total)
-        g_eta_pi = N - pi * N.sum(-1, keepdims=True)
-        g_eta_phi = (M - phi * M.sum(-1, keepdims=True)) * self.phi_mask
-
-        # non-centred hierarchy: chain rule to (m, log sig, raw), plus the priors
-        g_m_pi = g_eta_pi.sum(1) - m_pi / PI_LOC_SD ** 2
-        g_raw_pi = SEGMENT_SPREAD * g_eta_pi - raw_pi
-        dev = (phi0 - self.phi0_loc) * self.phi0_mask
-        g_phi0 = g_eta_phi.sum(1) - dev / PHI_LOC_SD ** 2 - phi0 * (1 - self.phi0_mask)
-        g_raw_phi = JUDGE_SPREAD * g_eta_phi - raw_phi
-        lp = (ll - 0.5 * (m_pi ** 2).sum(-1) / PI_LOC_SD ** 2 - 0.5 * (raw_pi ** 2).sum(axis=(1, 2))
-              - 0.5 * (dev ** 2).sum(axis=(1, 2)) / PHI_LOC_SD ** 2
-              - 0.5 * ((phi0 * (1 - self.phi0_mask)) ** 2).sum(axis=(1, 2))
-              - 0.5 * (raw_phi ** 2).sum(axis=(1, 2, 3)))
-
-        if d.noisy.any():
-            lp_u = np.where(d.noisy, NOISE_A * np.log(np.maximum(noise, _TINY))
-                            + NOISE_B * np.log(np.maximum(1 - noise, _TINY)), -0.5 * u ** 2)
-            g_u = np.where(d.noisy, g_ll_u + NOISE_A * (1 - noise) - NOISE_B * noise, -u)
-        else:
-            lp_u, g_u = -0.5 * u ** 2, -u
-        lp = lp + lp_u
-        B = len(lp)
-        grad = np.concatenate([g_m_pi, g_raw_pi.reshape(B, -1), g_phi0.reshape(B, -1),
-                               g_raw_phi.reshape(B, -1), g_u[:, None]], axis=1)
-        return lp, grad
+        return _log_posterior(np.ascontiguousarray(theta), d.S, d.K, self.kvalid, self.phi0_loc, d.noisy, d.seg,
+                              d.n, d.a, d.agree, d.disagree, SEGMENT_SPREAD, JUDGE_SPREAD, PI_LOC_SD,
+                              PHI_LOC_SD, NOISE_A, NOISE_B)
 
 
 # --------------------------------------------------------------------------- HMC
