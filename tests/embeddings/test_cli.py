@@ -43,6 +43,13 @@ def test_full_migration_spec_less(tmp_path, small_corpus, queries, cranfield, ca
     assert report["verdict"] in ("preserves retrieval", "review", "investigate")
     assert set(report["quality"]) == {"old", "new"} and len(report["worst"]) == 10
     assert "lowest-overlap queries" in capsys.readouterr().out
+    # the measurement is in the event log, where the migration report finds it
+    from changeover.report.embeddings import embedding_stats
+    with open_store(db) as s:
+        events = list_events(s, kind_prefix="embeddings.compare")
+        assert [e.payload["mean_overlap"] for e in events] == [report["mean_overlap"]]
+        stats = embedding_stats(list_events(s))
+    assert stats is not None and abs(stats.mean_overlap - report["mean_overlap"]) < 1e-3  # JSON rounds to 4 places
     fit_json = tmp_path / "fit.json"
     assert run(["embeddings", "fit-adapter", "--old", "minilm", "--new", "e5", "--queries", str(queries),
                 "--pairs", "24", "--json", str(fit_json), "--reason", "bridge until re-index", *common]) == 0

@@ -32,6 +32,7 @@ from changeover.embeddings.status import status
 from changeover.errors import SpecError
 from changeover.providers.embedders import canonical_name, get_encoder
 from changeover.store import open_store
+from changeover.store.events import record_event
 
 sub = typer.Typer(help="Migrate the embedding index: re-embed, compare, adapt, switch, clean up.",
                   no_args_is_help=True)
@@ -175,6 +176,9 @@ def compare_cmd(queries: Path = QUERIES, qrels: Path = QRELS, k: int = K, spec: 
     judgments = read_qrels(cfg.qrels) if cfg.qrels else None
     result = compare(ctx.index, old_enc.key, new_enc.key, qs, q_old, q_new, k=cfg.k,
                      thresholds=cfg.thresholds, qrels=judgments)
+    # the measurement is part of the migration's record (and the report's embedding section reads it)
+    record_event(ctx.index.store, "embeddings.compare", f"embeddings:{new_enc.key}", ctx.actor, None,
+                 result.to_json())
     rep = result.overlap
     console.print(f"top-{rep.k} overlap {old_enc.name} vs {new_enc.name} on {len(qs)} queries: "
                   f"mean [bold]{rep.mean:.3f}[/] -> [bold]{rep.verdict}[/] "
