@@ -105,6 +105,13 @@ def judge_value(trigger: Trigger, value: float, limit: float, baseline: float | 
     return Measurement(trigger.name, trigger.metric, phase, value, baseline, limit, samples)
 
 
+def _pending(trigger: Trigger, value: float | None, baseline: float | None, n: int, have: str) -> Measurement:
+    """Too few samples to measure: nothing is judged, nothing is counted."""
+    return Measurement(
+        trigger.name, trigger.metric, "pending", value, baseline, None, n, f"{have}, needs {trigger.min_samples}"
+    )
+
+
 def measure(
     trigger: Trigger, window: Window, regression: Callable[[Trigger], tuple[float, int]] | None = None
 ) -> Measurement:
@@ -123,27 +130,9 @@ def measure(
             if trigger.above_baseline is not None or trigger.ratio is not None:
                 baseline, nb = fn(window.incumbent)
                 if baseline is None or nb < trigger.min_samples:
-                    return Measurement(
-                        trigger.name,
-                        trigger.metric,
-                        "pending",
-                        value,
-                        baseline,
-                        None,
-                        n,
-                        f"baseline has {nb} samples, needs {trigger.min_samples}",
-                    )
+                    return _pending(trigger, value, baseline, n, f"baseline has {nb} samples")
         if value is None or n < trigger.min_samples:
-            return Measurement(
-                trigger.name,
-                trigger.metric,
-                "pending",
-                value,
-                baseline,
-                None,
-                n,
-                f"{n} samples, needs {trigger.min_samples}",
-            )
+            return _pending(trigger, value, baseline, n, f"{n} samples")
         return judge_value(trigger, float(value), _limit(trigger, baseline), baseline, n)
     except Exception as exc:  # noqa: BLE001 - Argo's "error" phase: the metric could not be measured
         return Measurement(trigger.name, trigger.metric, "error", message=f"{type(exc).__name__}: {exc}")
