@@ -188,18 +188,9 @@ def verdict_on_targets(label: str, tally: Tally, min_coverage: float = 0.93) -> 
 
 # --------------------------------------------------------------------------- simulated migrations
 
-from changeover.stats.simulate import Scenario  # noqa: E402
+from changeover.stats.simulate import LENIENT, STANDARD_SCENARIOS, Scenario  # noqa: E402
 
-# The six scenarios of tests/core/test_model.py (copied: a site-packages 'tests' may shadow this repo's)
-LENIENT = dict(sensitivity=(0.85, 0.95), specificity=(0.85, 0.60))  # the judge passes the candidate's bad answers
-SCENARIOS = [
-    Scenario("equal", [0.80, 0.70, 0.85], [0.80, 0.70, 0.85]),
-    Scenario("better", [0.75, 0.70, 0.80], [0.82, 0.78, 0.86]),
-    Scenario("worse", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78]),
-    Scenario("worse, judge lenient on candidate", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78], **LENIENT),
-    Scenario("one segment worse", [0.80, 0.75, 0.85], [0.81, 0.66, 0.86]),
-    Scenario("equal, judge lenient on candidate", [0.80, 0.75, 0.85], [0.80, 0.75, 0.85], **LENIENT),
-]
+SCENARIOS = STANDARD_SCENARIOS  # the six the tests check, shared with them
 LARGE = Scenario("large (3x10k items), worse, lenient judge", [0.80, 0.75, 0.85], [0.77, 0.72, 0.82],
                  items_per_segment=10_000, labels_per_segment=40, **LENIENT)
 

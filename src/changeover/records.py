@@ -15,12 +15,12 @@ import gzip
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from changeover.errors import RecordsError, where
+from changeover.errors import ChangeoverError, RecordsError, where
 
 SignalValue = float | int | None
 LabelValue = list[int]
@@ -228,6 +228,28 @@ def unflatten(row: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- readers
 
 
+def jsonl_objects(path: Path, error: type[ChangeoverError] = RecordsError,
+                  opener: Callable[..., IO[str]] = open) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL file.
+
+    A line that is not JSON, or not a JSON object, raises ``error`` naming
+    file:line. The one JSONL reader: records, label files and embedding corpora
+    all read through it.
+    """
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{where(path, lineno)}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                            "fix or remove the line") from None
+            if not isinstance(obj, dict):
+                raise error(f"{where(path, lineno)}: each line must be a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
 def iter_rows(path: str | Path, required: tuple[str, ...] = ("item", "model")) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, raw nested row) from a JSONL, CSV or Parquet file.
 
@@ -253,15 +275,7 @@ def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
     else:
         opener = open
     if suffix in (".jsonl", ".ndjson", ".json"):
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RecordsError(f"{where(path, lineno)}: not valid JSON "
-                                       f"({exc.msg} at column {exc.colno})") from None
+        yield from jsonl_objects(path, RecordsError, opener)
     elif suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)

@@ -12,19 +12,11 @@ from scipy.stats import chisquare
 
 from changeover.stats import decision as dec
 from changeover.stats.model import FitSettings, PairFit, _batch, _initial, _Posterior, fit_pairs
-from changeover.stats.simulate import Scenario, draw_prior, simulate, simulate_from
+from changeover.stats.simulate import LENIENT, STANDARD_SCENARIOS, Scenario, draw_prior, simulate, simulate_from
 from changeover.stats.tables import build_table
 
 MARGIN, CONF = 0.02, 0.95
-LENIENT = dict(sensitivity=(0.85, 0.95), specificity=(0.85, 0.60))  # the judge passes the candidate's bad answers
-SCENARIOS = [
-    Scenario("equal", [0.80, 0.70, 0.85], [0.80, 0.70, 0.85]),
-    Scenario("better", [0.75, 0.70, 0.80], [0.82, 0.78, 0.86]),
-    Scenario("worse", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78]),
-    Scenario("worse, judge lenient on candidate", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78], **LENIENT),
-    Scenario("one segment worse", [0.80, 0.75, 0.85], [0.81, 0.66, 0.86]),
-    Scenario("equal, judge lenient on candidate", [0.80, 0.75, 0.85], [0.80, 0.75, 0.85], **LENIENT),
-]
+SCENARIOS = STANDARD_SCENARIOS
 REPS = 24
 
 

@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from changeover.embeddings.errors import CorpusError
 from changeover.errors import where
+from changeover.records import jsonl_objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +34,7 @@ class Query:
 def _jsonl(path: Path, what: str) -> list[tuple[int, dict]]:
     if not path.exists():
         raise CorpusError(f"{path}: no such {what} file; pass the right path (JSONL, one object per line)")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{where(path, n)}: not valid JSON ({exc.msg}); fix or remove the line") from None
-            if not isinstance(obj, dict):
-                raise CorpusError(f"{where(path, n)}: expected a JSON object with '_id' and 'text'")
-            rows.append((n, obj))
-    return rows
+    return list(jsonl_objects(path, CorpusError))
 
 
 def _id(obj: dict, path: Path, line: int) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from changeover.errors import RecordsError, where
+from changeover.records import jsonl_objects
 
 _TRUE = {"1", "1.0", "true", "yes", "y", "pass", "acceptable", "good", "ok", "correct"}
 _FALSE = {"0", "0.0", "false", "no", "n", "fail", "not acceptable", "unacceptable", "bad", "incorrect"}
@@ -143,17 +143,6 @@ def read_csv(path: Path, annotator: str, dimensions: list[str] | None) -> list[I
 
 
 def read_jsonl(path: Path, annotator: str, dimensions: list[str] | None) -> list[IncomingLabel]:
-    parsed: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordsError(f"{where(path, lineno)}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise RecordsError(f"{where(path, lineno)}: each line must be a JSON object")
-            parsed.append((lineno, row))
+    parsed = list(jsonl_objects(path))
     header = sorted({k for _, row in parsed for k in row}) if parsed else ["item", "model"]
     return list(rows_from_table(iter(parsed), path, header, annotator, dimensions))

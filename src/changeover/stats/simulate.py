@@ -83,6 +83,20 @@ def simulate(scenario: Scenario, rng: np.random.Generator) -> tuple[PairTable, n
     return table, d_seg, d_all
 
 
+# The judge passes the candidate's bad answers (a judge kinder to the candidate hides a regression).
+LENIENT = {"sensitivity": (0.85, 0.95), "specificity": (0.85, 0.60)}
+
+# The six migrations the model is checked on (tests/core/test_model.py, benchmarks/).
+STANDARD_SCENARIOS = [
+    Scenario("equal", [0.80, 0.70, 0.85], [0.80, 0.70, 0.85]),
+    Scenario("better", [0.75, 0.70, 0.80], [0.82, 0.78, 0.86]),
+    Scenario("worse", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78]),
+    Scenario("worse, judge lenient on candidate", [0.80, 0.75, 0.85], [0.73, 0.68, 0.78], **LENIENT),
+    Scenario("one segment worse", [0.80, 0.75, 0.85], [0.81, 0.66, 0.86]),
+    Scenario("equal, judge lenient on candidate", [0.80, 0.75, 0.85], [0.80, 0.75, 0.85], **LENIENT),
+]
+
+
 @dataclass
 class PriorDraw:
     pi: np.ndarray      # [S, 4]
