@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from changeover.config import MigrationSpec
 from changeover.errors import SpecError
 from changeover.rollout.config import RolloutConfig, Seconds
+
+
+def _compiles(v: str) -> str:
+    try:
+        re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return v
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+"""A string that must compile as a Python regular expression."""
 
 
 class Upstream(BaseModel):
@@ -48,16 +61,7 @@ class RequestTypeRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str
-    pattern: str
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return v
+    pattern: Regex
 
 
 class RequestTypes(BaseModel):
@@ -88,17 +92,8 @@ class Redaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pattern: str
+    pattern: Regex
     replace: str = "[REDACTED]"
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return v
 
 
 class ShadowConfig(BaseModel):
