@@ -25,7 +25,7 @@ Z1 = np.array([0, 1, 0, 1])  # candidate truth
 _TINY = 1e-300
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _kernel(pi, phi, noise, noisy, seg, n, a, agree, disagree):  # pragma: no cover - compiled
     B, J = n.shape
     S = pi.shape[1]
@@ -129,7 +129,7 @@ def likelihood_numpy(pi, phi, noise, noisy, seg, n, a, agree, disagree):
     return ll, N, M, g_u
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _log_posterior(theta, S, K, kvalid, loc, noisy, seg, n, a, agree, disagree,
                    seg_spread, judge_spread, pi_sd, phi_sd, noise_a, noise_b):  # pragma: no cover - compiled
     """Log posterior and gradient for every batch element, theta [B, P] (layout: see model._Posterior)."""
