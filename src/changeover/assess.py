@@ -75,6 +75,7 @@ class Assessment:
 class _Index:
     by_model: dict[str, dict[str, Record]]
     segment_of: dict[str, str]
+    lead: dict[str, Record]      # per item, the record (incumbent's first) that gives segment and weight
 
 
 def _segment_key(rec: Record, segment_by: list[str]) -> str:
@@ -105,12 +106,12 @@ def _index(spec: MigrationSpec, records: list[Record]) -> _Index:
             seen = sorted({r.model for r in records})[:8]
             role = "incumbent" if model == spec.incumbent else "candidate"
             raise DataError(f"no records for the {role} '{model}'; models in the records: {seen}")
-    segment_of: dict[str, str] = {}
-    for model in spec.models:  # incumbent first: its segment wins
+    lead: dict[str, Record] = {}
+    for model in spec.models:  # incumbent first: its record gives the item's segment and weight
         for item, rec in by_model[model].items():
-            if item not in segment_of:
-                segment_of[item] = _segment_key(rec, spec.segment_by)
-    return _Index(dict(by_model), segment_of)
+            lead.setdefault(item, rec)
+    segment_of = {item: _segment_key(rec, spec.segment_by) for item, rec in lead.items()}
+    return _Index(dict(by_model), segment_of, lead)
 
 
 def _shares(spec: MigrationSpec, idx: _Index, segments: list[str]) -> np.ndarray:
@@ -128,17 +129,10 @@ def _shares(spec: MigrationSpec, idx: _Index, segments: list[str]) -> np.ndarray
     else:
         weight: dict[str, float] = defaultdict(float)
         for item, seg in idx.segment_of.items():
-            rec = idx.by_model[idx_first(idx, item)][item]
+            rec = idx.lead[item]
             weight[seg] += rec.weight if rec.weight is not None else 1.0
         out = np.array([weight[s] for s in segments], float)
     return out / out.sum()
-
-
-def idx_first(idx: _Index, item: str) -> str:
-    for model, recs in idx.by_model.items():
-        if item in recs:
-            return model
-    raise KeyError(item)
 
 
 # --------------------------------------------------------------------------- tables
