@@ -16,12 +16,15 @@ class CountingClient:
         self.calls = 0
         self.fail_on = fail_on or set()
 
-    async def complete(self, request: ChatRequest) -> Completion:
+    async def complete(self, request: ChatRequest, keep=None) -> Completion:
         self.calls += 1
         await asyncio.sleep(0.001)
         if request.item in self.fail_on:
             return Completion(text=None, error="HTTP 500")
-        return Completion(text=f"answer {request.item}", tokens_in=3, tokens_out=2, latency_ms=1.0)
+        result = Completion(text=f"answer {request.item}", tokens_in=3, tokens_out=2, latency_ms=1.0)
+        if keep is not None:  # as ModelClient does: stored before the call counts as done
+            await keep(result)
+        return result
 
 
 def _requests(n: int) -> list[ChatRequest]:

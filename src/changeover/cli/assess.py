@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from changeover.cli.common import DB_OPTION, console, err_console, write_json
-from changeover.errors import ChangeoverError, DataError
+from changeover.errors import DataError
 
 SPEC_EXAMPLE = """\
 incumbent: legacy-model
@@ -166,44 +166,36 @@ def register(app: typer.Typer) -> None:
         """
         from changeover import demo
         from changeover.assess import assess
+        from changeover.report import write_report
         from changeover.store import open_store
         from changeover.store.responses import import_file, load_records
 
         if live:
-            try:
-                from changeover.evaluate import live_demo
-            except ImportError:
-                raise ChangeoverError("--live needs the evaluation feature (changeover.evaluate.live_demo), "
-                                      "which this build does not have") from None
+            from changeover.evaluate import live_demo
+
             live_demo(out / "live", console=console)
             return
         data = demo.prepare(labels=labels, seed=seed)
         spec_path, records_path = demo.write_inputs(data, out)
         db_url = f"sqlite:///{(out / 'changeover.db').resolve()}"
-        store = open_store(db_url)
-        res = import_file(store, records_path)
-        recs = load_records(store, data.spec.models)
-        console.print(f"[bold]changeover demo[/]: {data.spec.incumbent} -> {', '.join(data.spec.candidates)} "
-                      f"on XSTest (450 prompts); human labels kept on {len(data.labelled_items)} prompts, "
-                      f"the GPT-4 judge's verdict on all.")
-        console.print(f"[dim]spec {spec_path}, records {records_path} ({res.rows:,} rows), store {db_url}[/]")
-        started = time.perf_counter()
-        with console.status("fitting the measurement model..."):
-            result = assess(data.spec, recs)
-        print_assessment(result.to_json())
-        console.print(f"[dim]fitted in {time.perf_counter() - started:.1f} s[/]")
-        _print_judge_story(data, result)
-        write_json(result.to_json(), out / "decision.json")
-        console.print(f"decision: {out / 'decision.json'}")
-        try:
-            from changeover.report import write_report
-        except ImportError:
-            write_report = None
-        if write_report is not None:
+        with open_store(db_url) as store:
+            res = import_file(store, records_path)
+            recs = load_records(store, data.spec.models)
+            console.print(f"[bold]changeover demo[/]: {data.spec.incumbent} -> {', '.join(data.spec.candidates)} "
+                          f"on XSTest (450 prompts); human labels kept on {len(data.labelled_items)} prompts, "
+                          f"the GPT-4 judge's verdict on all.")
+            console.print(f"[dim]spec {spec_path}, records {records_path} ({res.rows:,} rows), store {db_url}[/]")
+            started = time.perf_counter()
+            with console.status("fitting the measurement model..."):
+                result = assess(data.spec, recs)
+            print_assessment(result.to_json())
+            console.print(f"[dim]fitted in {time.perf_counter() - started:.1f} s[/]")
+            _print_judge_story(data, result)
+            write_json(result.to_json(), out / "decision.json")
+            console.print(f"decision: {out / 'decision.json'}")
             path = write_report(result, data.spec, out / "report.html", markdown=out / "summary.md",
                                 store=store, records=recs)
             console.print(f"report: {path}")
-        store.dispose()
         raise typer.Exit(result.exit_code)
 
 

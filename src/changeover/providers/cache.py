@@ -156,10 +156,13 @@ class CachedCaller:
             return await asyncio.shield(pending), True
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        cache = self.cache
+
+        async def keep(result: Completion) -> None:  # stored while the call holds its slot
+            await cache.put(key, kind, item, client.name, prompt_version, result)
+
         try:
-            result = await client.complete(request)
-            if result.ok and self.cache is not None:
-                await self.cache.put(key, kind, item, client.name, prompt_version, result)
+            result = await client.complete(request, keep=keep if cache is not None else None)
             if result.ok:
                 self._known[key] = result
             future.set_result(result)

@@ -6,7 +6,9 @@ exponentially with jitter and honour ``Retry-After``. After ``breaker``
 consecutive failures the model is considered down and calls fail fast, so a
 dead endpoint costs seconds, not hours, and the other models carry on; after
 ``breaker_cooldown_s`` calls go through again (one success closes the breaker,
-one more failure opens it for another cool-down).
+one more failure opens it for another cool-down). ``keep`` runs on a successful
+result while the call still holds its concurrency slot: the call cache stores
+it there, so a crash loses at most ``concurrency`` calls per model.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 
 from changeover.providers.base import CallFailed, ChatRequest, Completion, Provider
 from changeover.providers.config import ModelConfig, Price
@@ -53,7 +56,8 @@ class ModelClient:
         base = self.config.backoff_s * (2 ** attempt)
         return min(self.config.backoff_max_s, base * (0.5 + self._rng.random()))
 
-    async def complete(self, request: ChatRequest) -> Completion:
+    async def complete(self, request: ChatRequest,
+                       keep: Callable[[Completion], Awaitable[None]] | None = None) -> Completion:
         if self.config.params:
             request = ChatRequest(request.messages, {**self.config.params, **request.params},
                                   request.tools, request.item)
@@ -69,6 +73,13 @@ class ModelClient:
                     attempts += 1
                     async with asyncio.timeout(self.config.timeout_s):  # no extra task, unlike wait_for
                         result = await self.provider.complete(request)
+                    self.consecutive_failures = 0
+                    result.attempts = attempts
+                    if self.price is not None and result.error is None:
+                        result.cost_usd = self.price.cost(result.tokens_in, result.tokens_out)
+                    if keep is not None and result.ok:
+                        await keep(result)
+                    return result
             except (CallFailed, TimeoutError) as exc:
                 failure = exc if isinstance(exc, CallFailed) else CallFailed(
                     f"timed out after {self.config.timeout_s:g} s", retryable=True)
@@ -76,12 +87,6 @@ class ModelClient:
                 if not failure.retryable or attempts > self.config.max_retries:
                     return Completion(text=None, error=f"{self.name}: {failure}", attempts=attempts)
                 await asyncio.sleep(self.backoff(attempts - 1, failure.retry_after))
-                continue
-            self.consecutive_failures = 0
-            result.attempts = attempts
-            if self.price is not None and result.error is None:
-                result.cost_usd = self.price.cost(result.tokens_in, result.tokens_out)
-            return result
 
     async def aclose(self) -> None:
         await self.provider.aclose()

@@ -3,6 +3,8 @@
 Routing reads the copy, never the database, so the request path does not wait
 on the store; a flip made by any replica or operator is seen within one poll
 interval (default 0.25 s). A failed poll keeps the last known state and is counted.
+Snapshots only move forward by flag version: a poll that read the flag just
+before an operator's write cannot put the older state back over the newer one.
 """
 
 from __future__ import annotations
@@ -23,13 +25,21 @@ class FlagWatcher:
         self.candidate = candidate
         self.interval = interval
         self.poll_errors = 0
+        self._lock = threading.Lock()
         self.state: RolloutState = read_state(store, config, candidate)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def offer(self, state: RolloutState) -> RolloutState:
+        """Keep ``state`` unless the snapshot held is newer (a higher flag version)."""
+        with self._lock:
+            if state.version >= self.state.version:
+                self.state = state
+            return self.state
+
     def refresh(self) -> RolloutState:
         try:
-            self.state = read_state(self.store, self.config, self.candidate)
+            return self.offer(read_state(self.store, self.config, self.candidate))
         except Exception:  # noqa: BLE001 - a flaky store must not take routing down
             self.poll_errors += 1
         return self.state

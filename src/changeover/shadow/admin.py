@@ -101,8 +101,7 @@ class AdminAPI:
             new_state = await asyncio.to_thread(run)
         except ChangeoverError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
-        self.watcher.state = new_state
-        return JSONResponse({"rollout": new_state.to_json()})
+        return JSONResponse({"rollout": self.watcher.offer(new_state).to_json()})
 
     def routes(self) -> list[Route]:
         return [

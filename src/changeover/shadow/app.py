@@ -120,7 +120,7 @@ class GatewayService:
                 log.exception("rollout analysis failed")
                 continue
             if decision.state is not None:
-                self.watcher.state = decision.state
+                self.watcher.offer(decision.state)
 
     # ------------------------------------------------------------------ routes
 
