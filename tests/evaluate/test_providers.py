@@ -107,14 +107,14 @@ def test_breaker_stops_calling_a_dead_endpoint(fake):
 
 def test_breaker_lets_a_probe_through_after_the_cool_down(fake):
     fake.set("flaky", fail_rate=1.0, fail_status=503)
-    client = client_for(fake, "flaky", max_retries=0, breaker=2, breaker_cooldown_s=0.3, concurrency=1)
+    client = client_for(fake, "flaky", max_retries=0, breaker=2, breaker_cooldown_s=1.0, concurrency=1)
 
     async def go():
         try:
             first = [await client.complete(ASK) for _ in range(4)]
             fake.set("flaky", fail_rate=0.0)
             still_open = await client.complete(ASK)
-            await asyncio.sleep(0.35)
+            await asyncio.sleep(1.05)
             return first, still_open, await client.complete(ASK), await client.complete(ASK)
         finally:
             await client.aclose()

@@ -26,7 +26,7 @@ def wait_for(predicate, timeout: float = 10.0, step: float = 0.02):
 
 
 def test_serves_the_incumbent_and_logs_both_answers(make_spec, serve, fake, gw_store):
-    fake.set("new", latency=0.3)
+    fake.set("new", latency=1.5)
     gw = serve(make_spec())
     with httpx.Client(base_url=gw.url, timeout=10) as client:
         for i in range(10):
@@ -34,9 +34,9 @@ def test_serves_the_incumbent_and_logs_both_answers(make_spec, serve, fake, gw_s
             assert r.status_code == 200
             assert r.json()["choices"][0]["message"]["content"] == "Paris is the capital of France."
             assert r.headers["x-changeover-model"] == "old"
-            assert r.elapsed.total_seconds() < 0.25  # never waits for the 0.3 s candidate
+            assert r.elapsed.total_seconds() < 0.75  # never waits for the 1.5 s candidate
     mirror = gw.service.gateway.mirror
-    wait_for(lambda: mirror.sent["new"] == 10)
+    wait_for(lambda: mirror.sent["new"] == 10, timeout=30)
     gw.stop()
     answers = load_answers(gw_store, with_request=True)
     served = [a for a in answers if a.role == "served"]
@@ -69,7 +69,7 @@ def test_a_failing_or_hanging_candidate_does_not_touch_incumbent_answers(make_sp
         responses = list(pool.map(one, range(60)))
     assert all(r.status_code == 200 for r in responses)
     assert {r.json()["choices"][0]["message"]["content"] for r in responses} == {"Paris is the capital of France."}
-    assert np.percentile(latencies, 99) < 0.5
+    assert np.percentile(latencies, 99) < 0.9  # below the candidate's 1 s timeout: nobody waited on it
     mirror = gw.service.gateway.mirror
     if failure == "hang":
         assert mirror.dropped["new"] > 0  # the bounded queue filled up; drops are counted

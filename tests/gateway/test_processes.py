@@ -57,10 +57,11 @@ def test_two_replicas_on_one_postgresql_see_one_flag(make_spec, pg_url, fake, mo
 
 
 def test_after_sigterm_every_acknowledged_answer_is_in_the_store(make_spec, pg_url, fake):
-    fake.set("old", latency=0.6)
+    fake.set("old", latency=1.5)
     # the writer would only flush after 30 s: what reaches the store got there by the shutdown drain
     spec = make_spec(shadow={"flush_interval": 30, "batch_size": 10000})
     gw = GatewayProcess(spec, pg_url).wait_ready()
+    before = fake.calls["old"]
     try:
         with httpx.Client(timeout=10) as client:
 
@@ -73,7 +74,7 @@ def test_after_sigterm_every_acknowledged_answer_is_in_the_store(make_spec, pg_u
 
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
                 futures = [pool.submit(one, i) for i in range(16)]
-                time.sleep(0.3)  # all 16 in flight, none answered yet
+                seconds_until(lambda: fake.calls["old"] >= before + 16, timeout=10)  # all 16 upstream, unanswered
                 # uvicorn re-raises the captured SIGTERM after its graceful shutdown
                 assert gw.terminate() in (0, -15)
                 acknowledged = {f.result() for f in futures} - {None}

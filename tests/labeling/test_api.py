@@ -219,7 +219,7 @@ def test_simultaneous_claims_get_distinct_responses(filled_store, serve):
 
 
 def test_an_expired_lease_frees_the_response(filled_store, serve):
-    live = serve(filled_store, lease_minutes=0.005)  # 0.3 s
+    live = serve(filled_store, lease_minutes=0.025)  # 1.5 s: the first check must land inside it
     service = live.service
 
     def open_for_bob() -> set[str]:
@@ -229,7 +229,7 @@ def test_an_expired_lease_frees_the_response(filled_store, serve):
     with live.client("alice") as a:
         task = a.get("/api/next").json()["task"]
     assert task not in open_for_bob()
-    time.sleep(0.4)
+    time.sleep(1.6)
     assert task in open_for_bob()
 
 
