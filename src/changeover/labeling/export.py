@@ -2,7 +2,10 @@
 
 ``in_force`` says whether a row still counts (not superseded, a verdict, the
 annotator's latest for that response and dimension) so a spreadsheet user can
-filter on it; ``changeover label import`` reads both formats back.
+filter on it; ``changeover label import`` reads both formats back. In CSV a
+note (free text an annotator typed) that a spreadsheet would run as a formula
+(it starts with = + - @, a tab or a carriage return) is written with a leading
+apostrophe, the usual guard against CSV injection; import removes it again.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from changeover.errors import ChangeoverError
+from changeover.labeling.label_files import spreadsheet_safe
 from changeover.store import Store
 from changeover.store.events import aware
 from changeover.store.schema import labels
@@ -50,6 +54,8 @@ def write_labels(store: Store, fmt: str, out: IO[str]) -> int:
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in label_rows(store):
+            if row["note"]:
+                row["note"] = spreadsheet_safe(row["note"])
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
             n += 1
     else:

@@ -24,6 +24,19 @@ _TRUE = {"1", "1.0", "true", "yes", "y", "pass", "acceptable", "good", "ok", "co
 _FALSE = {"0", "0.0", "false", "no", "n", "fail", "not acceptable", "unacceptable", "bad", "incorrect"}
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a leading apostrophe if a spreadsheet would treat it as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def unguarded(text: str) -> str:
+    """Undo ``spreadsheet_safe``."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingLabel:
     """One verdict read from a file, with where it came from."""
@@ -91,7 +104,7 @@ def _long_row(row: dict[str, Any], loc: str, annotator: str) -> IncomingLabel:
                          value if status == "label" else None, status,
                          str(row.get("annotator") or annotator).strip(),
                          parse_time(row.get("created_at"), f"{loc}: field 'created_at'"),
-                         str(row.get("client_id") or "").strip(), str(row.get("note") or "").strip() or None)
+                         str(row.get("client_id") or "").strip(), unguarded(str(row.get("note") or "").strip()) or None)
 
 
 def _wide_rows(row: dict[str, Any], loc: str, annotator: str,
