@@ -21,6 +21,7 @@ from changeover.errors import ChangeoverError
 from changeover.labeling.label_files import spreadsheet_safe
 from changeover.store import Store
 from changeover.store.events import aware
+from changeover.store.responses import labels_in_force
 from changeover.store.schema import labels
 
 COLUMNS = ("id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
@@ -32,12 +33,7 @@ def label_rows(store: Store) -> Iterator[dict[str, Any]]:
     """All label rows, oldest first, as plain dicts with ``in_force``."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(labels).order_by(labels.c.id)).all()
-    superseded = {r.supersedes for r in rows if r.supersedes is not None}
-    latest: dict[tuple[str, str, str, str], int] = {}
-    for r in rows:
-        if r.id not in superseded and r.status == "label" and r.value is not None:
-            latest[(r.item, r.model, r.dimension, r.annotator)] = r.id
-    in_force = set(latest.values())
+    in_force = {r.id for r in labels_in_force(store).values()}
     for r in rows:
         yield {"id": r.id, "item": r.item, "model": r.model, "dimension": r.dimension, "value": r.value,
                "status": r.status, "annotator": r.annotator, "created_at": aware(r.created_at).isoformat(),

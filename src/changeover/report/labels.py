@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import func, select
-
 from changeover.config import MigrationSpec
 from changeover.records import Record
 from changeover.store import Store
-from changeover.store.schema import labels as labels_table
+from changeover.store.responses import labels_in_force
 
 
 @dataclass(slots=True)
@@ -67,16 +65,14 @@ def agreement(dimension: str, verdict_lists: list[list[int]]) -> Agreement | Non
 
 
 def annotator_counts(store: Store | None, records: list[Record]) -> list[tuple[str, int]]:
-    """Verdicts per annotator (store labels) plus those imported with the records, unnamed."""
+    """Verdicts in force per annotator (store labels; corrections replace, not add) plus
+    those imported with the records, unnamed."""
     named: list[tuple[str, int]] = []
     app_total = 0
     if store is not None:
-        q = (select(labels_table.c.annotator, func.count())
-             .where(labels_table.c.status == "label", labels_table.c.value.is_not(None))
-             .group_by(labels_table.c.annotator).order_by(func.count().desc()))
-        with store.engine.connect() as conn:
-            named = [(str(a), int(n)) for a, n in conn.execute(q).all()]
-        app_total = sum(n for _, n in named)
+        per = Counter(annotator for (_item, _model, _dim, annotator) in labels_in_force(store))
+        named = sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))
+        app_total = sum(per.values())
     in_records = sum(len(v) for r in records for v in r.labels.values())
     imported = in_records - app_total
     return named + ([("imported with the records", imported)] if imported > 0 else [])

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, insert, select
 
@@ -93,8 +94,8 @@ def count_responses(store: Store) -> int:
         return int(conn.execute(select(func.count()).select_from(responses)).scalar_one())
 
 
-def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
-    """App/imported labels still in force: (item, model, dimension) -> verdicts, one per annotator.
+def labels_in_force(store: Store) -> dict[tuple[str, str, str, str], Any]:
+    """The label rows that still count, by (item, model, dimension, annotator).
 
     A label superseded by a later one (a correction) is dropped; per annotator
     only the latest verdict counts; skips and flags carry no verdict.
@@ -102,14 +103,15 @@ def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
     with store.engine.connect() as conn:
         rows = conn.execute(select(labels).order_by(labels.c.id)).all()
     superseded = {r.supersedes for r in rows if r.supersedes is not None}
-    latest: dict[tuple[str, str, str, str], int] = {}
-    for r in rows:
-        if r.id in superseded or r.value is None or r.status != "label":
-            continue
-        latest[(r.item, r.model, r.dimension, r.annotator)] = int(r.value)
+    return {(r.item, r.model, r.dimension, r.annotator): r for r in rows
+            if r.id not in superseded and r.value is not None and r.status == "label"}
+
+
+def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
+    """App/imported labels still in force: (item, model, dimension) -> verdicts, one per annotator."""
     out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    for (item, model, dim, _annotator), value in latest.items():
-        out[(item, model, dim)].append(value)
+    for (item, model, dim, _annotator), row in labels_in_force(store).items():
+        out[(item, model, dim)].append(int(row.value))
     return dict(out)
 
 
