@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import insert
 
+from changeover.config import load_spec
 from changeover.report import EmbeddingStats, ReportError, ReportInputs, build_report, write_report
 from changeover.store.schema import labels as labels_table
 
@@ -107,3 +108,17 @@ def test_assessment_without_draws_still_renders(spec, assessment, records):
     assert html.count("<svg") == 2 * 3 + 3 * 3
     assert "Posterior of the true pass rate" not in html
     assert "The judge is kinder to cand-b on correctness" in html
+
+
+def test_the_appendix_masks_credentials_in_urls(tmp_path, assessment, records):
+    path = tmp_path / "migration.yaml"
+    path.write_text(
+        "incumbent: legacy-model\ncandidates: [cand-a, cand-b]\nsegment_by: [region]\n"
+        "dimensions: {correctness: {margin: 0.02}, refusal: {margin: 0.005}, style: {margin: 0.03, levels: 5}}\n"
+        "gateway:\n  upstreams:\n"
+        "    old: {base_url: 'https://bob:hunter2@llm.internal.example/v1'}\n"
+        "    new: {base_url: 'https://llm.example.com/v1?api_key=sk-live-42&region=eu'}\n"
+    )
+    html = build_report(assessment, load_spec(path), records).html()
+    assert "hunter2" not in html and "sk-live-42" not in html
+    assert "https://***@llm.internal.example/v1" in html and "api_key=***&amp;region=eu" in html

@@ -1,11 +1,16 @@
 """The appendix: what it takes to reproduce the decision — the spec as run, fingerprints
 of the data (sha256 of the records), software versions, and the seeds and sampler settings.
+
+The spec is shown as written except for credentials inside URLs (``user:password@``
+and secret query parameters such as ``?api_key=``), which are masked: a report is
+meant to be passed around.
 """
 
 from __future__ import annotations
 
 import hashlib
 import platform
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,6 +25,14 @@ from changeover.records import Record
 
 PACKAGES = ("numpy", "scipy", "pydantic", "sqlalchemy", "jinja2")
 SAMPLER_KEYS = ("seed", "draws", "chains", "tune", "warmup", "sampler")
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+_URL_SECRET = re.compile(r"([?&](?:api[_-]?key|key|token|access_token|password|secret|sig)=)[^&#\s'\"]+",
+                         re.IGNORECASE)
+
+
+def masked(text: str) -> str:
+    """``text`` with credentials in URLs replaced by ``***``."""
+    return _URL_SECRET.sub(r"\1***", _URL_USERINFO.sub(r"\1***@", text))
 
 
 @dataclass(slots=True)
@@ -33,12 +46,13 @@ class Appendix:
 
 
 def spec_text(spec: MigrationSpec) -> str:
-    """The spec file as written, or the validated spec as YAML when there is no file."""
+    """The spec file as written (credentials in URLs masked), or the validated spec as YAML
+    when there is no file."""
     if spec.path is not None and Path(spec.path).is_file():
-        return Path(spec.path).read_text(encoding="utf-8")
+        return masked(Path(spec.path).read_text(encoding="utf-8"))
     data = spec.model_dump(mode="json", exclude_none=True)
     data.update(spec.model_extra or {})
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return masked(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 def records_digest(records: list[Record]) -> tuple[list[dict[str, Any]], str]:
