@@ -80,6 +80,24 @@ def test_malformed_body_is_retried_and_reported(fake):
     assert "not JSON" in out.error
 
 
+
+def test_after_the_cool_down_only_one_probe_reaches_a_still_dead_endpoint(fake):
+    fake.set("dead", fail_rate=1.0, fail_status=503, latency=0.2)
+    client = client_for(fake, "dead", max_retries=0, breaker=2, breaker_cooldown_s=1.0, concurrency=4)
+
+    async def go():
+        try:
+            opening = [await client.complete(ASK) for _ in range(2)]
+            await asyncio.sleep(1.05)
+            return opening, await asyncio.gather(*(client.complete(ASK) for _ in range(4)))
+        finally:
+            await client.aclose()
+
+    opening, after = asyncio.run(go())
+    assert not any("call not attempted" in o.error for o in opening)
+    assert fake.calls["dead"] == 3                      # two to open the breaker, then the single probe
+    assert sorted("call not attempted" in o.error for o in after) == [False, True, True, True]
+
 def test_hang_times_out(fake):
     fake.set("stuck", hang=True)
     t0 = time.monotonic()

@@ -3,10 +3,11 @@
 ``ModelClient.complete`` never raises for a failed call: after the retries it
 returns a ``Completion`` whose ``error`` says what went wrong. Retries back off
 exponentially with jitter and honour ``Retry-After``. After ``breaker``
-consecutive failures the model is considered down and calls fail fast, so a
-dead endpoint costs seconds, not hours, and the other models carry on; after
-``breaker_cooldown_s`` calls go through again (one success closes the breaker,
-one more failure opens it for another cool-down). ``keep`` runs on a successful
+consecutive failures the model is considered down and calls fail fast (before
+taking any rate budget), so a dead endpoint costs seconds, not hours, and the
+other models carry on; after ``breaker_cooldown_s`` ONE call goes through as a
+probe while the others keep failing fast: its success closes the breaker, its
+failure opens it for another cool-down. ``keep`` runs on a successful
 result while the call still holds its concurrency slot: the call cache stores
 it there, so a crash loses at most ``concurrency`` calls per model.
 """
@@ -37,12 +38,16 @@ class ModelClient:
         self._rng = random.Random(seed)
         self.consecutive_failures = 0
         self._opened_at = 0.0
+        self._probing = False
 
-    @property
-    def broken(self) -> bool:
-        """Open breaker: too many consecutive failures, and the cool-down has not passed."""
-        return (self.consecutive_failures >= self.config.breaker
-                and time.monotonic() - self._opened_at < self.config.breaker_cooldown_s)
+    def _down(self, attempts: int) -> Completion | None:
+        """The fail-fast answer while the breaker is open or its probe is under way, else None."""
+        if self.consecutive_failures < self.config.breaker:
+            return None
+        if time.monotonic() - self._opened_at >= self.config.breaker_cooldown_s and not self._probing:
+            return None
+        return Completion(text=None, error=f"{self.name}: endpoint down after {self.consecutive_failures} "
+                          "consecutive failures; call not attempted", attempts=attempts)
 
     def _failed(self) -> None:
         self.consecutive_failures += 1
@@ -64,15 +69,21 @@ class ModelClient:
         attempts = 0
         while True:
             try:
+                if (down := self._down(attempts)) is not None:
+                    return down
                 await self.limits.acquire(request.estimated_tokens())
                 async with self._slots:
-                    if self.broken:
-                        return Completion(text=None, error=f"{self.name}: endpoint down after "
-                                          f"{self.consecutive_failures} consecutive failures; call not "
-                                          "attempted", attempts=attempts)
+                    if (down := self._down(attempts)) is not None:
+                        return down
+                    probe = self.consecutive_failures >= self.config.breaker  # half-open: the one probe
+                    self._probing = self._probing or probe
                     attempts += 1
-                    async with asyncio.timeout(self.config.timeout_s):  # no extra task, unlike wait_for
-                        result = await self.provider.complete(request)
+                    try:
+                        async with asyncio.timeout(self.config.timeout_s):  # no extra task, unlike wait_for
+                            result = await self.provider.complete(request)
+                    finally:
+                        if probe:
+                            self._probing = False
                     self.consecutive_failures = 0
                     result.attempts = attempts
                     if self.price is not None and result.error is None:
