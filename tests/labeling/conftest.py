@@ -113,12 +113,13 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     """Start the app on a real loopback port with uvicorn; stopped after the test."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(store: Store, background: bool = False, tone: bool = False, **labeling: Any) -> Live:
+    def start(store: Store, background: bool = False, tone: bool = False, secure_cookies: bool = False,
+              **labeling: Any) -> Live:
         spec = make_spec(tmp_path, tone=tone, **labeling)
         accounts = ensure_accounts(store, labeling_config(spec).annotators)
         service = LabelingService(store, spec)
-        server, thread, port = serve_in_thread(create_app(service, background=background), "labelling app",
-                                               timeout=20, lifespan="on")
+        app = create_app(service, background=background, secure_cookies=secure_cookies)
+        server, thread, port = serve_in_thread(app, "labelling app", timeout=20, lifespan="on")
         servers.append((server, thread))
         return Live(f"http://127.0.0.1:{port}", service, {a.name: a.token for a in accounts})
 

@@ -9,6 +9,8 @@ import time
 import uuid
 from collections import Counter
 
+import pytest
+
 from changeover.labeling.export import label_rows
 from changeover.labeling.queue import candidates, read_state
 from changeover.store.responses import current_labels
@@ -248,3 +250,14 @@ def test_double_labelled_share_goes_to_two_annotators_and_feeds_kappa(unlabelled
     with live.client("admin") as admin:
         agreement = admin.get("/api/progress").json()["agreement"]["refusal"]
     assert agreement["pairs"] == 1 and agreement["observed"] == 0.0
+
+
+@pytest.mark.parametrize("behind_tls_proxy", [False, True])
+def test_the_login_cookie_is_secure_behind_a_tls_proxy(filled_store, serve, behind_tls_proxy):
+    live = serve(filled_store, secure_cookies=behind_tls_proxy)
+    with live.client(None) as c:
+        r = c.get("/login", params={"token": live.tokens["alice"]}, follow_redirects=False)
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    assert ("; secure" in cookie) is behind_tls_proxy  # plain http here: Secure only when told a proxy terminates TLS

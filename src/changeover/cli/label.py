@@ -44,7 +44,9 @@ def _links(db: str | None, spec_path: Path, base_url: str, rotate: list[str] | N
 def serve(spec: Path = SPEC_OPTION, db: str | None = DB_OPTION,
           host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for your network)."),
           port: int = typer.Option(8400, help="Port to listen on."),
-          public_url: str | None = typer.Option(None, help="Base URL in the links (default: http://HOST:PORT)."),
+          public_url: str | None = typer.Option(
+              None, help="Base URL in the links (default: http://HOST:PORT). An https URL (a TLS-terminating "
+              "proxy in front) also makes the login cookie Secure."),
           rotate: list[str] = typer.Option(None, "--rotate", help=ROTATE_HELP)) -> None:
     """Serve the labelling app and print one login link per annotator.
 
@@ -62,7 +64,8 @@ def serve(spec: Path = SPEC_OPTION, db: str | None = DB_OPTION,
     service = LabelingService(store, load_spec(spec))
     console.print(f"{len(service.catalogue)} responses to label on {', '.join(service.dimensions)}; "
                   f"serving on {base} (Ctrl-C stops)")
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    app = create_app(service, secure_cookies=base.startswith("https://"))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @label_app.command("links")

@@ -17,8 +17,13 @@ from changeover.labeling.service import LabelingService
 HERE = Path(__file__).parent
 
 
-def create_app(service: LabelingService, background: bool = True) -> Starlette:
-    """The labelling app on ``service``; ``background`` runs the re-ranking thread while serving."""
+def create_app(service: LabelingService, background: bool = True, secure_cookies: bool = False) -> Starlette:
+    """The labelling app on ``service``; ``background`` runs the re-ranking thread while serving.
+
+    ``secure_cookies``: mark the login cookie ``Secure`` even when requests arrive over
+    plain HTTP, as they do behind a TLS-terminating proxy (``label serve`` sets it when
+    ``--public-url`` is https). Without it the cookie is ``Secure`` on https requests only.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -44,5 +49,6 @@ def create_app(service: LabelingService, background: bool = True) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
+    app.state.secure_cookies = secure_cookies
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app

@@ -26,7 +26,7 @@ def login(request: Request) -> Response:
         return unauthorized_page(request)
     response = RedirectResponse("/progress" if who.is_admin else "/", status_code=303)
     response.set_cookie(COOKIE, token or "", max_age=30 * 24 * 3600, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https")
+                        secure=request.url.scheme == "https" or request.app.state.secure_cookies)
     return response
 
 
