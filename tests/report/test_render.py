@@ -116,9 +116,10 @@ def test_the_appendix_masks_credentials_in_urls(tmp_path, assessment, records):
         "incumbent: legacy-model\ncandidates: [cand-a, cand-b]\nsegment_by: [region]\n"
         "dimensions: {correctness: {margin: 0.02}, refusal: {margin: 0.005}, style: {margin: 0.03, levels: 5}}\n"
         "gateway:\n  upstreams:\n"
-        "    old: {base_url: 'https://bob:hunter2@llm.internal.example/v1'}\n"
-        "    new: {base_url: 'https://llm.example.com/v1?api_key=sk-live-42&region=eu'}\n"
+        "    old: {base_url: 'https://bob:hun@ter2@llm.internal.example/v1'}\n"
+        "    new: {base_url: 'https://llm.example.com/v1?api_key=sk-live-42&region=eu&client_secret=cs-7'}\n"
     )
     html = build_report(assessment, load_spec(path), records).html()
-    assert "hunter2" not in html and "sk-live-42" not in html
-    assert "https://***@llm.internal.example/v1" in html and "api_key=***&amp;region=eu" in html
+    assert "bob:hun" not in html and "ter2@llm" not in html and "sk-live-42" not in html and "cs-7" not in html
+    assert "https://***@llm.internal.example/v1" in html
+    assert "api_key=***&amp;region=eu&amp;client_secret=***" in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
@@ -64,7 +65,7 @@ def serve(spec: Path = SPEC_OPTION, db: str | None = DB_OPTION,
     service = LabelingService(store, load_spec(spec))
     console.print(f"{len(service.catalogue)} responses to label on {', '.join(service.dimensions)}; "
                   f"serving on {base} (Ctrl-C stops)")
-    app = create_app(service, secure_cookies=base.startswith("https://"))
+    app = create_app(service, secure_cookies=urlsplit(base).scheme.lower() == "https")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -21,7 +21,7 @@ from changeover.errors import ChangeoverError
 from changeover.labeling.label_files import spreadsheet_safe
 from changeover.store import Store
 from changeover.store.events import aware
-from changeover.store.responses import labels_in_force
+from changeover.store.responses import in_force
 from changeover.store.schema import labels
 
 COLUMNS = ("id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
@@ -33,12 +33,12 @@ def label_rows(store: Store) -> Iterator[dict[str, Any]]:
     """All label rows, oldest first, as plain dicts with ``in_force``."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(labels).order_by(labels.c.id)).all()
-    in_force = {r.id for r in labels_in_force(store).values()}
+    counting = {r.id for r in in_force(rows).values()}
     for r in rows:
         yield {"id": r.id, "item": r.item, "model": r.model, "dimension": r.dimension, "value": r.value,
                "status": r.status, "annotator": r.annotator, "created_at": aware(r.created_at).isoformat(),
                "client_id": r.client_id, "supersedes": r.supersedes, "response_hash": r.response_hash,
-               "source": r.source, "note": r.note, "in_force": r.id in in_force}
+               "source": r.source, "note": r.note, "in_force": r.id in counting}
 
 
 def write_labels(store: Store, fmt: str, out: IO[str]) -> int:

@@ -28,13 +28,14 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(text: str) -> str:
-    """``text`` with a leading apostrophe if a spreadsheet would treat it as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """``text`` with one more leading apostrophe if a spreadsheet would run it as a formula
+    (apostrophes already in front count: ``'=x`` becomes ``''=x``, so ``unguarded`` is exact)."""
+    return "'" + text if text.lstrip("'").startswith(FORMULA_STARTS) else text
 
 
 def unguarded(text: str) -> str:
-    """Undo ``spreadsheet_safe``."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+    """Undo ``spreadsheet_safe`` (CSV only: JSONL is never guarded)."""
+    return text[1:] if text.startswith("'") and text.lstrip("'").startswith(FORMULA_STARTS) else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ def _long_row(row: dict[str, Any], loc: str, annotator: str) -> IncomingLabel:
                          value if status == "label" else None, status,
                          str(row.get("annotator") or annotator).strip(),
                          parse_time(row.get("created_at"), f"{loc}: field 'created_at'"),
-                         str(row.get("client_id") or "").strip(), unguarded(str(row.get("note") or "").strip()) or None)
+                         str(row.get("client_id") or "").strip(), str(row.get("note") or "").strip() or None)
 
 
 def _wide_rows(row: dict[str, Any], loc: str, annotator: str,
@@ -151,8 +152,13 @@ def read_csv(path: Path, annotator: str, dimensions: list[str] | None) -> list[I
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
         reader.fieldnames = header
-        rows = ((reader.line_num, row) for row in reader)
+        rows = ((reader.line_num, _unguard_note(row)) for row in reader)
         return list(rows_from_table(rows, path, header, annotator, dimensions))
+
+
+def _unguard_note(row: dict[str, Any]) -> dict[str, Any]:
+    note = row.get("note")
+    return {**row, "note": unguarded(note.strip())} if isinstance(note, str) else row
 
 
 def read_jsonl(path: Path, annotator: str, dimensions: list[str] | None) -> list[IncomingLabel]:

@@ -68,36 +68,38 @@ class ModelClient:
                                   request.tools, request.item)
         attempts = 0
         while True:
-            try:
+            if (down := self._down(attempts)) is not None:
+                return down
+            await self.limits.acquire(request.estimated_tokens())
+            async with self._slots:
                 if (down := self._down(attempts)) is not None:
                     return down
-                await self.limits.acquire(request.estimated_tokens())
-                async with self._slots:
-                    if (down := self._down(attempts)) is not None:
-                        return down
-                    probe = self.consecutive_failures >= self.config.breaker  # half-open: the one probe
-                    self._probing = self._probing or probe
-                    attempts += 1
-                    try:
-                        async with asyncio.timeout(self.config.timeout_s):  # no extra task, unlike wait_for
-                            result = await self.provider.complete(request)
-                    finally:
-                        if probe:
-                            self._probing = False
+                probe = self.consecutive_failures >= self.config.breaker  # half-open: the one probe
+                self._probing = self._probing or probe
+                attempts += 1
+                failure: CallFailed | None = None
+                try:
+                    async with asyncio.timeout(self.config.timeout_s):  # no extra task, unlike wait_for
+                        result = await self.provider.complete(request)
+                except CallFailed as exc:
+                    failure = exc
+                except TimeoutError:
+                    failure = CallFailed(f"timed out after {self.config.timeout_s:g} s", retryable=True)
+                finally:
+                    if probe:
+                        self._probing = False
+                if failure is None:
                     self.consecutive_failures = 0
                     result.attempts = attempts
                     if self.price is not None and result.error is None:
                         result.cost_usd = self.price.cost(result.tokens_in, result.tokens_out)
                     if keep is not None and result.ok:
-                        await keep(result)
+                        await keep(result)  # outside the retry handling: a paid call is never made again
                     return result
-            except (CallFailed, TimeoutError) as exc:
-                failure = exc if isinstance(exc, CallFailed) else CallFailed(
-                    f"timed out after {self.config.timeout_s:g} s", retryable=True)
                 self._failed()
-                if not failure.retryable or attempts > self.config.max_retries:
-                    return Completion(text=None, error=f"{self.name}: {failure}", attempts=attempts)
-                await asyncio.sleep(self.backoff(attempts - 1, failure.retry_after))
+            if not failure.retryable or attempts > self.config.max_retries:
+                return Completion(text=None, error=f"{self.name}: {failure}", attempts=attempts)
+            await asyncio.sleep(self.backoff(attempts - 1, failure.retry_after))
 
     async def aclose(self) -> None:
         await self.provider.aclose()

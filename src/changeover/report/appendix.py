@@ -2,8 +2,9 @@
 of the data (sha256 of the records), software versions, and the seeds and sampler settings.
 
 The spec is shown as written except for credentials inside URLs (``user:password@``
-and secret query parameters such as ``?api_key=``), which are masked: a report is
-meant to be passed around.
+and secret query parameters such as ``?api_key=``, ``&client_secret=``), which are
+masked: a report is meant to be passed around. A ``/`` inside a password must be
+written ``%2F`` (as URLs require anyway), or the URL cannot be told apart from a path.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from changeover.records import Record
 
 PACKAGES = ("numpy", "scipy", "pydantic", "sqlalchemy", "jinja2")
 SAMPLER_KEYS = ("seed", "draws", "chains", "tune", "warmup", "sampler")
-_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
-_URL_SECRET = re.compile(r"([?&](?:api[_-]?key|key|token|access_token|password|secret|sig)=)[^&#\s'\"]+",
-                         re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s]*@")  # up to the last @ before the path
+_URL_SECRET = re.compile(
+    r"([?&#][^=&#\s]*(?:key|token|secret|password|passwd|pwd|sig|signature|auth|credential)=)[^&#\s'\"]+",
+    re.IGNORECASE,
+)
 
 
 def masked(text: str) -> str:

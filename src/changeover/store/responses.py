@@ -95,13 +95,19 @@ def count_responses(store: Store) -> int:
 
 
 def labels_in_force(store: Store) -> dict[tuple[str, str, str, str], Any]:
-    """The label rows that still count, by (item, model, dimension, annotator).
+    """The label rows that still count, by (item, model, dimension, annotator) (see ``in_force``)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(labels).order_by(labels.c.id)).all()
+    return in_force(rows)
+
+
+def in_force(rows: Iterable[Any]) -> dict[tuple[str, str, str, str], Any]:
+    """Of label rows in id order, those that still count, by (item, model, dimension, annotator).
 
     A label superseded by a later one (a correction) is dropped; per annotator
     only the latest verdict counts; skips and flags carry no verdict.
     """
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(labels).order_by(labels.c.id)).all()
+    rows = list(rows)
     superseded = {r.supersedes for r in rows if r.supersedes is not None}
     return {(r.item, r.model, r.dimension, r.annotator): r for r in rows
             if r.id not in superseded and r.value is not None and r.status == "label"}
