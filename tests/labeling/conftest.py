@@ -113,12 +113,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     """Start the app on a real loopback port with uvicorn; stopped after the test."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(store: Store, background: bool = False, tone: bool = False, secure_cookies: bool = False,
+    def start(store: Store, background: bool = False, tone: bool = False, public_url: str | None = None,
               **labeling: Any) -> Live:
         spec = make_spec(tmp_path, tone=tone, **labeling)
         accounts = ensure_accounts(store, labeling_config(spec).annotators)
         service = LabelingService(store, spec)
-        app = create_app(service, background=background, secure_cookies=secure_cookies)
+        app = create_app(service, background=background, public_url=public_url)
         server, thread, port = serve_in_thread(app, "labelling app", timeout=20, lifespan="on")
         servers.append((server, thread))
         return Live(f"http://127.0.0.1:{port}", service, {a.name: a.token for a in accounts})

@@ -252,12 +252,16 @@ def test_double_labelled_share_goes_to_two_annotators_and_feeds_kappa(unlabelled
     assert agreement["pairs"] == 1 and agreement["observed"] == 0.0
 
 
-@pytest.mark.parametrize("behind_tls_proxy", [False, True])
-def test_the_login_cookie_is_secure_behind_a_tls_proxy(filled_store, serve, behind_tls_proxy):
-    live = serve(filled_store, secure_cookies=behind_tls_proxy)
+@pytest.mark.parametrize("public_url", [None, "HTTPS://lab.example.com/"])
+def test_behind_a_tls_proxy_the_cookie_is_secure_and_links_use_the_public_url(filled_store, serve, public_url):
+    live = serve(filled_store, public_url=public_url)
     with live.client(None) as c:
         r = c.get("/login", params={"token": live.tokens["alice"]}, follow_redirects=False)
     assert r.status_code == 303
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
-    assert ("; secure" in cookie) is behind_tls_proxy  # plain http here: Secure only when told a proxy terminates TLS
+    assert ("; secure" in cookie) is bool(public_url)  # plain http here: Secure only when told TLS ends upstream
+    with live.client("admin") as c:
+        page = c.get("/progress").text
+    base = "HTTPS://lab.example.com" if public_url else live.url
+    assert f"{base}/login?token={live.tokens['bob']}" in page

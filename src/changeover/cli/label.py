@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import typer
 
@@ -65,7 +64,7 @@ def serve(spec: Path = SPEC_OPTION, db: str | None = DB_OPTION,
     service = LabelingService(store, load_spec(spec))
     console.print(f"{len(service.catalogue)} responses to label on {', '.join(service.dimensions)}; "
                   f"serving on {base} (Ctrl-C stops)")
-    app = create_app(service, secure_cookies=urlsplit(base).scheme.lower() == "https")
+    app = create_app(service, public_url=public_url)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -17,12 +18,13 @@ from changeover.labeling.service import LabelingService
 HERE = Path(__file__).parent
 
 
-def create_app(service: LabelingService, background: bool = True, secure_cookies: bool = False) -> Starlette:
+def create_app(service: LabelingService, background: bool = True, public_url: str | None = None) -> Starlette:
     """The labelling app on ``service``; ``background`` runs the re-ranking thread while serving.
 
-    ``secure_cookies``: mark the login cookie ``Secure`` even when requests arrive over
-    plain HTTP, as they do behind a TLS-terminating proxy (``label serve`` sets it when
-    ``--public-url`` is https). Without it the cookie is ``Secure`` on https requests only.
+    ``public_url``: the address annotators use (default: the one each request came to);
+    the progress page builds login links from it, and when it is https the login
+    cookie is ``Secure`` even though requests arrive over plain HTTP, as they do
+    behind a TLS-terminating proxy. Otherwise the cookie is ``Secure`` on https requests.
     """
 
     @contextlib.asynccontextmanager
@@ -49,6 +51,7 @@ def create_app(service: LabelingService, background: bool = True, secure_cookies
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
-    app.state.secure_cookies = secure_cookies
+    app.state.public_url = public_url.rstrip("/") if public_url else None
+    app.state.secure_cookies = bool(public_url) and urlsplit(public_url).scheme.lower() == "https"
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app

@@ -64,7 +64,7 @@ def correct_page(request: Request, who: Annotator) -> Response:
 @guarded(admin=True)
 def progress_page(request: Request, who: Annotator) -> Response:
     service = _service(request)
-    base = str(request.base_url).rstrip("/")
+    base = request.app.state.public_url or str(request.base_url).rstrip("/")
     links = [(a.name, a.role, f"{base}/login?token={a.token}") for a in list_accounts(service.store)]
     return html(request, "progress.html", {"who": who, "p": service.progress(None), "links": links,
                                            "spec": service.spec, "dimensions": service.dimensions})
