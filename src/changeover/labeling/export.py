@@ -15,14 +15,11 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sqlalchemy import select
-
 from changeover.errors import ChangeoverError
 from changeover.labeling.label_files import spreadsheet_safe
 from changeover.store import Store
 from changeover.store.events import aware
-from changeover.store.responses import in_force
-from changeover.store.schema import labels
+from changeover.store.responses import all_labels, in_force
 
 COLUMNS = ("id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
            "supersedes", "response_hash", "source", "note", "in_force")
@@ -31,8 +28,7 @@ FORMATS = ("csv", "jsonl")
 
 def label_rows(store: Store) -> Iterator[dict[str, Any]]:
     """All label rows, oldest first, as plain dicts with ``in_force``."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(labels).order_by(labels.c.id)).all()
+    rows = all_labels(store)
     counting = {r.id for r in in_force(rows).values()}
     for r in rows:
         yield {"id": r.id, "item": r.item, "model": r.model, "dimension": r.dimension, "value": r.value,

@@ -75,7 +75,8 @@ class ModelClient:
                 if (down := self._down(attempts)) is not None:
                     return down
                 probe = self.consecutive_failures >= self.config.breaker  # half-open: the one probe
-                self._probing = self._probing or probe
+                if probe:
+                    self._probing = True
                 attempts += 1
                 failure: CallFailed | None = None
                 try:

@@ -94,11 +94,15 @@ def count_responses(store: Store) -> int:
         return int(conn.execute(select(func.count()).select_from(responses)).scalar_one())
 
 
+def all_labels(store: Store) -> list[Any]:
+    """Every row of the labels table, oldest first (corrections, skips and flags included)."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(labels).order_by(labels.c.id)).all()
+
+
 def labels_in_force(store: Store) -> dict[tuple[str, str, str, str], Any]:
     """The label rows that still count, by (item, model, dimension, annotator) (see ``in_force``)."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(labels).order_by(labels.c.id)).all()
-    return in_force(rows)
+    return in_force(all_labels(store))
 
 
 def in_force(rows: Iterable[Any]) -> dict[tuple[str, str, str, str], Any]:
