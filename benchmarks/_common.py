@@ -41,9 +41,11 @@ def header(title: str) -> None:
     """Title, date, machine and its load (the machine is shared; timings depend on it)."""
     load = os.getloadavg()
     print(f"# {title}")
-    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M UTC} | {platform.node()} | {os.cpu_count()} cores | "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} | python {platform.python_version()} | "
-          f"numpy {np.__version__} | threads per process: {os.environ.get('OMP_NUM_THREADS')}")
+    print(
+        f"# {datetime.now(UTC):%Y-%m-%d %H:%M UTC} | {platform.node()} | {os.cpu_count()} cores | "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} | python {platform.python_version()} | "
+        f"numpy {np.__version__} | threads per process: {os.environ.get('OMP_NUM_THREADS')}"
+    )
     sys.stdout.flush()
 
 
@@ -85,13 +87,15 @@ def ppi(y: np.ndarray, yhat: np.ndarray, yhat_unlabelled: np.ndarray, lam: float
     """ppi_py.ppi_mean_ci at 95% (alpha=0.05); lam=None is PPI++ (tuned), lam=1 plain PPI."""
     from ppi_py import ppi_mean_ci
 
-    lo, hi = ppi_mean_ci(np.asarray(y, float), np.asarray(yhat, float), np.asarray(yhat_unlabelled, float),
-                         alpha=ALPHA, lam=lam)
+    lo, hi = ppi_mean_ci(
+        np.asarray(y, float), np.asarray(yhat, float), np.asarray(yhat_unlabelled, float), alpha=ALPHA, lam=lam
+    )
     return float(np.ravel(lo)[0]), float(np.ravel(hi)[0])
 
 
-def baselines(z_inc: np.ndarray, z_cand: np.ndarray, a_inc: np.ndarray, a_cand: np.ndarray,
-              labelled: np.ndarray) -> dict[str, tuple[float, float]]:
+def baselines(
+    z_inc: np.ndarray, z_cand: np.ndarray, a_inc: np.ndarray, a_cand: np.ndarray, labelled: np.ndarray
+) -> dict[str, tuple[float, float]]:
     """The four non-model intervals from per-item arrays (z only read where ``labelled``)."""
     y = (z_cand - z_inc)[labelled].astype(float)
     yhat = (a_cand - a_inc).astype(float)
@@ -174,14 +178,19 @@ def verdict_on_targets(label: str, tally: Tally, min_coverage: float = 0.93) -> 
     cov_ok_h = cm >= min(ch, CONF) - 2 * se
     cov_ok_p = cm >= min(cp, CONF) - 2 * se
     r_h, r_p = wm / wh, wm / wp
-    print(f"\n{label}: model coverage {cm:.1%} (n={n}; human-only {ch:.1%}, PPI++ {cp:.1%}; "
-          f"2 s.e. at 95% = {2 * se:.1%})")
-    print(f"  width vs human-only: {r_h:.3f}x  (target <= 0.75x at equal or better coverage) -> "
-          f"{'MET' if r_h <= 0.75 and cov_ok_h else 'NOT MET'}"
-          f"{'' if cov_ok_h else ' (coverage below human-only)'}")
-    print(f"  width vs PPI++:      {r_p:.3f}x  (target <= 1.00x at equal or better coverage) -> "
-          f"{'MET' if r_p <= 1.0 and cov_ok_p else 'NOT MET'}"
-          f"{'' if cov_ok_p else ' (coverage below PPI++)'}")
+    print(
+        f"\n{label}: model coverage {cm:.1%} (n={n}; human-only {ch:.1%}, PPI++ {cp:.1%}; 2 s.e. at 95% = {2 * se:.1%})"
+    )
+    print(
+        f"  width vs human-only: {r_h:.3f}x  (target <= 0.75x at equal or better coverage) -> "
+        f"{'MET' if r_h <= 0.75 and cov_ok_h else 'NOT MET'}"
+        f"{'' if cov_ok_h else ' (coverage below human-only)'}"
+    )
+    print(
+        f"  width vs PPI++:      {r_p:.3f}x  (target <= 1.00x at equal or better coverage) -> "
+        f"{'MET' if r_p <= 1.0 and cov_ok_p else 'NOT MET'}"
+        f"{'' if cov_ok_p else ' (coverage below PPI++)'}"
+    )
     sys.stdout.flush()
     return {"ratio_human": r_h, "ratio_ppi": r_p, "coverage_model": cm, "coverage_human": ch, "coverage_ppi": cp}
 
@@ -191,8 +200,14 @@ def verdict_on_targets(label: str, tally: Tally, min_coverage: float = 0.93) -> 
 from changeover.stats.simulate import LENIENT, STANDARD_SCENARIOS, Scenario  # noqa: E402
 
 SCENARIOS = STANDARD_SCENARIOS  # the six the tests check, shared with them
-LARGE = Scenario("large (3x10k items), worse, lenient judge", [0.80, 0.75, 0.85], [0.77, 0.72, 0.82],
-                 items_per_segment=10_000, labels_per_segment=40, **LENIENT)
+LARGE = Scenario(
+    "large (3x10k items), worse, lenient judge",
+    [0.80, 0.75, 0.85],
+    [0.77, 0.72, 0.82],
+    items_per_segment=10_000,
+    labels_per_segment=40,
+    **LENIENT,
+)
 
 
 @dataclass

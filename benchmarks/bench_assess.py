@@ -50,20 +50,24 @@ if not MIFEVAL.exists():
 
 
 def bench_simulated(reps: int, seed: int = 20261123) -> dict:
-    print(f"\n# 1a. Simulated migrations: {len(C.SCENARIOS) + 1} scenarios x {reps} replications (seed {seed}); "
-          "the same random items labelled on both models (labels_per_segment per segment)")
+    print(
+        f"\n# 1a. Simulated migrations: {len(C.SCENARIOS) + 1} scenarios x {reps} replications (seed {seed}); "
+        "the same random items labelled on both models (labels_per_segment per segment)"
+    )
     rng = np.random.default_rng(seed)
     scenarios = [*C.SCENARIOS, C.LARGE]
     for sc in scenarios:
-        print(f"  {sc.name:45s} {sc.n_segments} segments x {sc.items_per_segment:,} items, "
-              f"{sc.labels_per_segment} labelled per segment; true delta by segment "
-              f"{np.round(sc.true_delta()[0], 3).tolist()}, judge sens {sc.sensitivity} spec {sc.specificity}")
+        print(
+            f"  {sc.name:45s} {sc.n_segments} segments x {sc.items_per_segment:,} items, "
+            f"{sc.labels_per_segment} labelled per segment; true delta by segment "
+            f"{np.round(sc.true_delta()[0], 3).tolist()}, judge sens {sc.sensitivity} spec {sc.specificity}"
+        )
     data = [(sc, C.draw_items(sc, rng)) for sc in scenarios for _ in range(reps)]
     tables = [C.items_table(sc, it) for sc, it in data]
     with C.Timer() as t:
         fits = []
-        for start in range(0, len(tables), 64):     # chunks keep memory flat; same settings as assess
-            fits += fit_pairs(tables[start:start + 64], FitSettings(seed=11 + start))
+        for start in range(0, len(tables), 64):  # chunks keep memory flat; same settings as assess
+            fits += fit_pairs(tables[start : start + 64], FitSettings(seed=11 + start))
     print(f"  fitted {len(tables)} comparisons in {t.seconds:.1f} s ({C.load_now()})")
 
     from changeover.stats.diagnostics import ess, rhat
@@ -76,39 +80,53 @@ def bench_simulated(reps: int, seed: int = 20261123) -> dict:
         d = fit.overall(fit.delta, shares)
         diag.setdefault(sc.name, []).append((rhat(d), ess(d), fit.accept))
         model = {"model": C.credible(PairFit.flat(fit.overall(fit.delta, shares)))}
-        overall.add_all(sc.name, {**model, **C.baselines(it.z[:, 0], it.z[:, 1], it.a[:, 0], it.a[:, 1],
-                                                         it.labelled)}, d_all)
+        overall.add_all(
+            sc.name, {**model, **C.baselines(it.z[:, 0], it.z[:, 1], it.a[:, 0], it.a[:, 1], it.labelled)}, d_all
+        )
         for s in range(sc.n_segments):
             m = it.seg == s
-            ivs = {"model": C.credible(PairFit.flat(fit.delta[..., s])),
-                   **C.baselines(it.z[m, 0], it.z[m, 1], it.a[m, 0], it.a[m, 1], it.labelled[m])}
+            ivs = {
+                "model": C.credible(PairFit.flat(fit.delta[..., s])),
+                **C.baselines(it.z[m, 0], it.z[m, 1], it.a[m, 0], it.a[m, 1], it.labelled[m]),
+            }
             segment.add_all(sc.name, ivs, float(d_seg[s]))
     print("\n  sampler diagnostics of the overall delta per scenario (assess's default settings):")
     for name, rows in diag.items():
         r, e, acc = np.array(rows).T
-        print(f"  {name:45s} R-hat max {r.max():.3f} (>1.05 in {np.mean(r > 1.05):4.0%} of fits)  "
-              f"ESS min {e.min():6.0f} median {np.median(e):6.0f}  acceptance {acc.mean():.2f}")
+        print(
+            f"  {name:45s} R-hat max {r.max():.3f} (>1.05 in {np.mean(r > 1.05):4.0%} of fits)  "
+            f"ESS min {e.min():6.0f} median {np.median(e):6.0f}  acceptance {acc.mean():.2f}"
+        )
     C.print_table("1a. Simulated, overall delta: mean 95% width and coverage of the true delta", overall)
     C.print_table("1a. Simulated, per-segment deltas (every segment of every replication)", segment)
-    return {"overall": C.verdict_on_targets("Simulated, overall delta", overall),
-            "segments": C.verdict_on_targets("Simulated, segment deltas", segment)}
+    return {
+        "overall": C.verdict_on_targets("Simulated, overall delta", overall),
+        "segments": C.verdict_on_targets("Simulated, segment deltas", segment),
+    }
 
 
 def bench_judge_accuracy(reps: int, seed: int = 7) -> None:
     """How the width ratios depend on the judge: the same migration, judges of accuracy 0.75 .. 0.97."""
-    print(f"\n# 1a'. Width vs judge accuracy: 'worse' scenario (3 x 400 items, 40 labels per segment), the judge "
-          f"equally accurate on both models (sensitivity = specificity), {reps} replications each")
+    print(
+        f"\n# 1a'. Width vs judge accuracy: 'worse' scenario (3 x 400 items, 40 labels per segment), the judge "
+        f"equally accurate on both models (sensitivity = specificity), {reps} replications each"
+    )
     rng = np.random.default_rng(seed)
     base = C.SCENARIOS[2]
-    scenarios = [dataclasses.replace(base, name=f"judge accuracy {acc:.2f}", sensitivity=(acc, acc),
-                                     specificity=(acc, acc)) for acc in (0.75, 0.85, 0.92, 0.97)]
+    scenarios = [
+        dataclasses.replace(base, name=f"judge accuracy {acc:.2f}", sensitivity=(acc, acc), specificity=(acc, acc))
+        for acc in (0.75, 0.85, 0.92, 0.97)
+    ]
     data = [(sc, C.draw_items(sc, rng)) for sc in scenarios for _ in range(reps)]
     fits = fit_pairs([C.items_table(sc, it) for sc, it in data], FitSettings(seed=5))
     tally = C.Tally()
     for (sc, it), fit in zip(data, fits, strict=True):
         model = {"model": C.credible(PairFit.flat(fit.overall(fit.delta, np.ones(sc.n_segments))))}
-        tally.add_all(sc.name, {**model, **C.baselines(it.z[:, 0], it.z[:, 1], it.a[:, 0], it.a[:, 1],
-                                                       it.labelled)}, sc.true_delta()[1])
+        tally.add_all(
+            sc.name,
+            {**model, **C.baselines(it.z[:, 0], it.z[:, 1], it.a[:, 0], it.a[:, 1], it.labelled)},
+            sc.true_delta()[1],
+        )
     C.print_table("1a'. Overall delta by judge accuracy", tally)
 
 
@@ -127,12 +145,16 @@ def bench_xstest(seeds: list[int], n_labels: int) -> dict:
     A = {m: np.array([signal[(i, m)] for i in items]) for m in [inc, *cands]}
     H = {m: np.array([human[(i, m)] for i in items]) for m in [inc, *cands]}
     full = {c: float(np.mean(H[c] - H[inc])) for c in cands}
-    print(f"\n# 1b. XSTest (bundled; 450 prompts x 5 models; GPT-4 refusal judge vs adjudicated human labels): "
-          f"{inc} -> each other model, human labels kept on {n_labels} random prompts (all models), "
-          f"{len(seeds)} seeds; truth = delta from all 450 human labels")
+    print(
+        f"\n# 1b. XSTest (bundled; 450 prompts x 5 models; GPT-4 refusal judge vs adjudicated human labels): "
+        f"{inc} -> each other model, human labels kept on {n_labels} random prompts (all models), "
+        f"{len(seeds)} seeds; truth = delta from all 450 human labels"
+    )
     for c in cands:
-        print(f"  {c:16s} full-human delta {full[c]:+.4f}   judge-alone delta {np.mean(A[c] - A[inc]):+.4f}   "
-              f"judge agreement with humans: {inc} {np.mean(A[inc] == H[inc]):.1%}, {c} {np.mean(A[c] == H[c]):.1%}")
+        print(
+            f"  {c:16s} full-human delta {full[c]:+.4f}   judge-alone delta {np.mean(A[c] - A[inc]):+.4f}   "
+            f"judge agreement with humans: {inc} {np.mean(A[inc] == H[inc]):.1%}, {c} {np.mean(A[c] == H[c]):.1%}"
+        )
     spec = spec_from_dict({"incumbent": inc, "candidates": cands, "dimensions": {"refusal": {"margin": 0.02}}})
     tally = C.Tally()
     rhats = []
@@ -146,12 +168,13 @@ def bench_xstest(seeds: list[int], n_labels: int) -> dict:
                 a = assess(spec, masked, seed=seed)
             rhats.append(a.result["diagnostics"]["rhat_max"])
             for c in cands:
-                ivs = {"model": C.credible(a.pairs[(c, "refusal")].delta_overall),
-                       **C.baselines(H[inc], H[c], A[inc], A[c], labelled)}
+                ivs = {
+                    "model": C.credible(a.pairs[(c, "refusal")].delta_overall),
+                    **C.baselines(H[inc], H[c], A[inc], A[c], labelled),
+                }
                 tally.add_all(c, ivs, full[c])
     print(f"  {len(seeds)} assessments in {t.seconds:.1f} s; R-hat max over runs {max(rhats):.3f}")
-    C.print_table(f"1b. XSTest, {n_labels} labelled prompts: mean 95% width and coverage of the 450-label delta",
-                  tally)
+    C.print_table(f"1b. XSTest, {n_labels} labelled prompts: mean 95% width and coverage of the 450-label delta", tally)
     return C.verdict_on_targets(f"XSTest ({n_labels} labels)", tally)
 
 
@@ -169,12 +192,17 @@ def _mifeval(model: str) -> dict[str, tuple[str, int, int]]:
         base = MIFEVAL / "evaluations" / f"{lang}_input_response_data_{model}"
         rows = {}
         for kind in ("strict", "loose"):
-            rows[kind] = [json.loads(x) for x in (base / f"eval_results_{kind}.jsonl").read_text().splitlines()
-                          if x.strip()]
+            rows[kind] = [
+                json.loads(x) for x in (base / f"eval_results_{kind}.jsonl").read_text().splitlines() if x.strip()
+            ]
         for i, (s, lo) in enumerate(zip(rows["strict"], rows["loose"], strict=True)):
             assert s["prompt"] == lo["prompt"]
-            out[f"{lang}-{i}"] = (lang, int(s["follow_all_instructions"]), int(lo["follow_all_instructions"]),
-                                  s["prompt"])
+            out[f"{lang}-{i}"] = (
+                lang,
+                int(s["follow_all_instructions"]),
+                int(lo["follow_all_instructions"]),
+                s["prompt"],
+            )
     return out
 
 
@@ -185,38 +213,62 @@ def bench_mifeval(seeds: list[int], share: float) -> dict | None:
     models = [MIFEVAL_INCUMBENT, *MIFEVAL_CANDIDATES]
     data = {m: _mifeval(m) for m in models}
     items = sorted(set.intersection(*(set(d) for d in data.values())))
-    for i in items:   # the same prompt at the same position for every model (SOURCE.md: join on prompt)
+    for i in items:  # the same prompt at the same position for every model (SOURCE.md: join on prompt)
         assert len({data[m][i][3] for m in models}) == 1, i
     lang = np.array([data[MIFEVAL_INCUMBENT][i][0] for i in items])
     H = {m: np.array([data[m][i][1] for i in items]) for m in models}
     A = {m: np.array([data[m][i][2] for i in items]) for m in models}
     n_lab = int(round(share * len(items)))
-    print(f"\n# 1c. M-IFEval instruction following (style dimension), language = segment "
-          f"({', '.join(f'{g} {int((lang == g).sum())}' for g in MIFEVAL_LANGS)} prompts)")
-    print("  NOTE: M-IFEval has no human labels. The STRICT IFEval checker stands in for the human verdict; "
-          "the LOOSE checker (lenient: passes lightly normalised responses) is the automated signal.")
-    print(f"  incumbent {MIFEVAL_INCUMBENT}; candidates {', '.join(MIFEVAL_CANDIDATES)}; 'human' (strict) labels "
-          f"on {n_lab} random prompts ({share:.0%}) for all models, {len(seeds)} seeds; "
-          "truth = strict-checker delta on all prompts")
+    print(
+        f"\n# 1c. M-IFEval instruction following (style dimension), language = segment "
+        f"({', '.join(f'{g} {int((lang == g).sum())}' for g in MIFEVAL_LANGS)} prompts)"
+    )
+    print(
+        "  NOTE: M-IFEval has no human labels. The STRICT IFEval checker stands in for the human verdict; "
+        "the LOOSE checker (lenient: passes lightly normalised responses) is the automated signal."
+    )
+    print(
+        f"  incumbent {MIFEVAL_INCUMBENT}; candidates {', '.join(MIFEVAL_CANDIDATES)}; 'human' (strict) labels "
+        f"on {n_lab} random prompts ({share:.0%}) for all models, {len(seeds)} seeds; "
+        "truth = strict-checker delta on all prompts"
+    )
     for m in models:
         sens, spec = A[m][H[m] == 1].mean(), 1 - A[m][H[m] == 0].mean()
-        extra = "" if m == MIFEVAL_INCUMBENT else \
-            f"   strict delta {np.mean(H[m] - H[MIFEVAL_INCUMBENT]):+.4f}   loose delta " \
+        extra = (
+            ""
+            if m == MIFEVAL_INCUMBENT
+            else f"   strict delta {np.mean(H[m] - H[MIFEVAL_INCUMBENT]):+.4f}   loose delta "
             f"{np.mean(A[m] - A[MIFEVAL_INCUMBENT]):+.4f}"
-        print(f"  {m:38s} strict {H[m].mean():.3f} loose {A[m].mean():.3f} (loose vs strict: "
-              f"sens {sens:.3f} spec {spec:.3f}){extra}")
-    spec = spec_from_dict({"incumbent": MIFEVAL_INCUMBENT, "candidates": MIFEVAL_CANDIDATES,
-                           "segment_by": ["language"], "dimensions": {"style": {"margin": 0.03}}})
+        )
+        print(
+            f"  {m:38s} strict {H[m].mean():.3f} loose {A[m].mean():.3f} (loose vs strict: "
+            f"sens {sens:.3f} spec {spec:.3f}){extra}"
+        )
+    spec = spec_from_dict(
+        {
+            "incumbent": MIFEVAL_INCUMBENT,
+            "candidates": MIFEVAL_CANDIDATES,
+            "segment_by": ["language"],
+            "dimensions": {"style": {"margin": 0.03}},
+        }
+    )
     overall, segment = C.Tally(), C.Tally()
     rhats = []
     with C.Timer() as t:
         for seed in seeds:
             keep = set(random.Random(seed).sample(items, n_lab))
             labelled = np.array([i in keep for i in items])
-            records = [Record(item=i, model=m, segment={"language": data[m][i][0]},
-                              signals={"style": data[m][i][2]},
-                              labels={"style": [data[m][i][1]]} if i in keep else {})
-                       for m in models for i in items]
+            records = [
+                Record(
+                    item=i,
+                    model=m,
+                    segment={"language": data[m][i][0]},
+                    signals={"style": data[m][i][2]},
+                    labels={"style": [data[m][i][1]]} if i in keep else {},
+                )
+                for m in models
+                for i in items
+            ]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 a = assess(spec, records, seed=seed)
@@ -225,20 +277,26 @@ def bench_mifeval(seeds: list[int], share: float) -> dict | None:
             for c in MIFEVAL_CANDIDATES:
                 pp = a.pairs[(c, "style")]
                 short = c.split("__")[-1][:24]
-                ivs = {"model": C.credible(pp.delta_overall),
-                       **C.baselines(H[inc], H[c], A[inc], A[c], labelled)}
+                ivs = {"model": C.credible(pp.delta_overall), **C.baselines(H[inc], H[c], A[inc], A[c], labelled)}
                 overall.add_all(short, ivs, float(np.mean(H[c] - H[inc])))
                 for s, g in enumerate(pp.segments):
                     m = lang == g
-                    ivs = {"model": C.credible(pp.delta[:, s]),
-                           **C.baselines(H[inc][m], H[c][m], A[inc][m], A[c][m], labelled[m])}
+                    ivs = {
+                        "model": C.credible(pp.delta[:, s]),
+                        **C.baselines(H[inc][m], H[c][m], A[inc][m], A[c][m], labelled[m]),
+                    }
                     segment.add_all(f"{short} / {g}", ivs, float(np.mean(H[c][m] - H[inc][m])))
     print(f"  {len(seeds)} assessments in {t.seconds:.1f} s; R-hat max over runs {max(rhats):.3f}")
-    C.print_table(f"1c. M-IFEval, overall delta ({share:.0%} labelled): mean 95% width and coverage of the "
-                  "all-prompt strict delta", overall)
+    C.print_table(
+        f"1c. M-IFEval, overall delta ({share:.0%} labelled): mean 95% width and coverage of the "
+        "all-prompt strict delta",
+        overall,
+    )
     C.print_table("1c. M-IFEval, per-language deltas", segment)
-    return {"overall": C.verdict_on_targets("M-IFEval, overall delta", overall),
-            "segments": C.verdict_on_targets("M-IFEval, language deltas", segment)}
+    return {
+        "overall": C.verdict_on_targets("M-IFEval, overall delta", overall),
+        "segments": C.verdict_on_targets("M-IFEval, language deltas", segment),
+    }
 
 
 # --------------------------------------------------------------------------- 2. fit time
@@ -250,21 +308,27 @@ def fit_tables(seed: int = 0):
     from changeover.stats.simulate import PriorDraw, Scenario, simulate, simulate_from
 
     rng = np.random.default_rng(seed)
-    good = np.array([0.03, 0.07, 0.15, 0.30, 0.45])           # P(level | acceptable), 5-level style score
-    bad = np.array([0.35, 0.30, 0.20, 0.10, 0.05])            # P(level | not acceptable)
-    kind = np.array([0.25, 0.25, 0.20, 0.17, 0.13])           # the candidate's judge: bad answers score higher
+    good = np.array([0.03, 0.07, 0.15, 0.30, 0.45])  # P(level | acceptable), 5-level style score
+    bad = np.array([0.35, 0.30, 0.20, 0.10, 0.05])  # P(level | not acceptable)
+    kind = np.array([0.25, 0.25, 0.20, 0.17, 0.13])  # the candidate's judge: bad answers score higher
     tables = []
     for c in range(3):
         for dim in ("correctness", "refusal"):
             base = rng.uniform(0.7, 0.9, 6)
-            sc = Scenario(f"{dim}-{c}", list(base), list(np.clip(base + rng.normal(0, 0.03, 6), 0, 1)),
-                          items_per_segment=500, labels_per_segment=50)
+            sc = Scenario(
+                f"{dim}-{c}",
+                list(base),
+                list(np.clip(base + rng.normal(0, 0.03, 6), 0, 1)),
+                items_per_segment=500,
+                labels_per_segment=50,
+            )
             tables.append(simulate(sc, rng)[0])
         base = rng.uniform(0.6, 0.85, 6)
         sc = Scenario(f"style-{c}", list(base), list(np.clip(base + rng.normal(0, 0.03, 6), 0, 1)))
-        phi = np.stack([np.stack([bad, good]), np.stack([kind, good])])   # [model, z, level]
-        tables.append(simulate_from(PriorDraw(sc.cell_probs(), phi, 0.0), items_per_segment=500,
-                                    label_share=0.1, rng=rng))
+        phi = np.stack([np.stack([bad, good]), np.stack([kind, good])])  # [model, z, level]
+        tables.append(
+            simulate_from(PriorDraw(sc.cell_probs(), phi, 0.0), items_per_segment=500, label_share=0.1, rng=rng)
+        )
     return tables
 
 
@@ -273,10 +337,12 @@ def bench_fit(repeats: int) -> dict:
 
     tables = fit_tables()
     settings = FitSettings()
-    print(f"\n# 2. Fit time: 6 segments x 3 dimensions (2 binary, 1 five-level) x 3 candidates = {len(tables)} "
-          f"comparisons in one fit_pairs call, after aggregation (cells per table: "
-          f"{[t.cells for t in tables]}); settings: {settings.chains} chains, {settings.warmup} warm-up, "
-          f"{settings.draws} draws, {settings.steps} leapfrog steps (assess's defaults); one thread")
+    print(
+        f"\n# 2. Fit time: 6 segments x 3 dimensions (2 binary, 1 five-level) x 3 candidates = {len(tables)} "
+        f"comparisons in one fit_pairs call, after aggregation (cells per table: "
+        f"{[t.cells for t in tables]}); settings: {settings.chains} chains, {settings.warmup} warm-up, "
+        f"{settings.draws} draws, {settings.steps} leapfrog steps (assess's defaults); one thread"
+    )
     import time
 
     times, cpus = [], []
@@ -289,12 +355,16 @@ def bench_fit(repeats: int) -> dict:
         times.append(t.seconds)
         worst_r = max(rhat(f.delta[..., s]) for f in fits for s in range(6))
         worst_e = min(ess(f.delta[..., s]) for f in fits for s in range(6))
-        print(f"  run {r + 1}: {t.seconds:6.2f} s wall, {cpus[-1]:6.2f} s CPU   (R-hat max {worst_r:.3f}, "
-              f"ESS min {worst_e:.0f} over the 54 segment deltas; {load} at start)")
+        print(
+            f"  run {r + 1}: {t.seconds:6.2f} s wall, {cpus[-1]:6.2f} s CPU   (R-hat max {worst_r:.3f}, "
+            f"ESS min {worst_e:.0f} over the 54 segment deltas; {load} at start)"
+        )
     med, cpu = float(np.median(times)), float(np.median(cpus))
-    print(f"  median {med:.2f} s wall, {cpu:.2f} s CPU (best {min(times):.2f} s wall) -> target < 2 s on one core: "
-          f"{'MET' if cpu < 2 else 'NOT MET'} by CPU time, {'MET' if med < 2 else 'NOT MET'} by wall time "
-          f"(the machine is shared: {C.load_now()})")
+    print(
+        f"  median {med:.2f} s wall, {cpu:.2f} s CPU (best {min(times):.2f} s wall) -> target < 2 s on one core: "
+        f"{'MET' if cpu < 2 else 'NOT MET'} by CPU time, {'MET' if med < 2 else 'NOT MET'} by wall time "
+        f"(the machine is shared: {C.load_now()})"
+    )
     return {"median_s": med, "cpu_s": cpu, "best_s": min(times)}
 
 
@@ -318,15 +388,24 @@ def write_records_file(path: Path, n_records: int, seed: int = 1) -> int:
             lines = []
             for i in range(n_items):
                 labels = f',"labels":{{"correctness":{c[i]}}}' if lab[i] else ""
-                lines.append(f'{{"item":"q-{i:07d}","model":"{model}","segment":{{"region":"{regions[reg[i]]}"}},'
-                             f'"signals":{{"correctness":{c[i]},"refusal":{r[i]},"style":{st[i]}}}{labels}}}\n')
+                lines.append(
+                    f'{{"item":"q-{i:07d}","model":"{model}","segment":{{"region":"{regions[reg[i]]}"}},'
+                    f'"signals":{{"correctness":{c[i]},"refusal":{r[i]},"style":{st[i]}}}{labels}}}\n'
+                )
             fh.writelines(lines)
     return n_items * len(models)
 
 
-SPEC_1M = {"incumbent": "legacy", "candidates": ["cand-a", "cand-b", "cand-c"], "segment_by": ["region"],
-           "dimensions": {"correctness": {"margin": 0.02}, "refusal": {"margin": 0.005},
-                          "style": {"margin": 0.03, "levels": 5}}}
+SPEC_1M = {
+    "incumbent": "legacy",
+    "candidates": ["cand-a", "cand-b", "cand-c"],
+    "segment_by": ["region"],
+    "dimensions": {
+        "correctness": {"margin": 0.02},
+        "refusal": {"margin": 0.005},
+        "style": {"margin": 0.03, "levels": 5},
+    },
+}
 
 
 def bench_throughput(n_records: int, sqlite_records: int) -> dict:
@@ -340,8 +419,10 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
         path = Path(tmp) / "records.jsonl"
         with C.Timer() as t:
             n = write_records_file(path, n_records)
-        print(f"  wrote {n:,} records ({path.stat().st_size / 1e6:.0f} MB; 4 models x {n // 4:,} items, 6 regions, "
-              f"3 signals, ~2% labelled) in {t.seconds:.1f} s")
+        print(
+            f"  wrote {n:,} records ({path.stat().st_size / 1e6:.0f} MB; 4 models x {n // 4:,} items, 6 regions, "
+            f"3 signals, ~2% labelled) in {t.seconds:.1f} s"
+        )
         rows = []
 
         def row(what: str, count: int, seconds: float) -> None:
@@ -360,12 +441,15 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
             segments = sorted(set(idx.segment_of.values()))
             A._shares(spec, idx, segments)
             scales = A._scales(spec, idx)
-            tables = [A._pair_table(spec, idx, c, d, scales[d], segments)[0]
-                      for c in spec.candidates for d in spec.dimensions]
+            tables = [
+                A._pair_table(spec, idx, c, d, scales[d], segments)[0] for c in spec.candidates for d in spec.dimensions
+            ]
         row("aggregate: pair + 9 count tables (assess's internals)", n, t.seconds)
         out["aggregate_per_s"] = n / t.seconds
-        print(f"    -> {len(tables)} tables, {sum(tb.cells for tb in tables)} cells in all "
-              f"(from {sum(tb.items for tb in tables):,} paired items)")
+        print(
+            f"    -> {len(tables)} tables, {sum(tb.cells for tb in tables)} cells in all "
+            f"(from {sum(tb.items for tb in tables):,} paired items)"
+        )
         with C.Timer() as t:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -401,9 +485,11 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
         del back
         if sqlite_records < n:
             est = n / out["sqlite_per_s"]
-            print(f"  SQLite import measured at {sqlite_records:,} records, not {n:,}: extrapolated, {n:,} records "
-                  f"would take ~{est:.0f} s ({est / 60:.1f} min) at the measured rate (linear; the fingerprint "
-                  "look-ups are indexed)")
+            print(
+                f"  SQLite import measured at {sqlite_records:,} records, not {n:,}: extrapolated, {n:,} records "
+                f"would take ~{est:.0f} s ({est / 60:.1f} min) at the measured rate (linear; the fingerprint "
+                "look-ups are indexed)"
+            )
     return out
 
 
@@ -413,13 +499,20 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer replications and seeds (< 1 minute)")
-    ap.add_argument("--only", default="sim,xstest,mifeval,fit,throughput",
-                    help="comma-separated parts to run: sim,xstest,mifeval,fit,throughput")
+    ap.add_argument(
+        "--only",
+        default="sim,xstest,mifeval,fit,throughput",
+        help="comma-separated parts to run: sim,xstest,mifeval,fit,throughput",
+    )
     ap.add_argument("--xstest-labels", type=int, default=120)
     ap.add_argument("--mifeval-share", type=float, default=0.15)
     ap.add_argument("--records", type=int, default=None, help="records for the throughput part (1M full, 40k quick)")
-    ap.add_argument("--sqlite-records", type=int, default=None,
-                    help="records imported into SQLite (100k full, 10k quick; the rate is extrapolated to --records)")
+    ap.add_argument(
+        "--sqlite-records",
+        type=int,
+        default=None,
+        help="records imported into SQLite (100k full, 10k quick; the rate is extrapolated to --records)",
+    )
     args = ap.parse_args()
     parts = set(args.only.split(","))
     q = args.quick
@@ -438,7 +531,8 @@ def main() -> int:
         if "throughput" in parts:
             results["throughput"] = bench_throughput(
                 n_records=args.records or (40_000 if q else 1_000_000),
-                sqlite_records=args.sqlite_records or (10_000 if q else 100_000))
+                sqlite_records=args.sqlite_records or (10_000 if q else 100_000),
+            )
     print(f"\n# done in {total.seconds:.0f} s ({C.load_now()})")
     return 0
 

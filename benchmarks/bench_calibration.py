@@ -39,14 +39,13 @@ MARGIN, CONF = 0.02, 0.95
 def fit_chunked(tables, settings: FitSettings, chunk: int = 64) -> list[PairFit]:
     fits: list[PairFit] = []
     for start in range(0, len(tables), chunk):
-        fits += fit_pairs(tables[start:start + chunk], dataclasses.replace(settings, seed=settings.seed + start))
+        fits += fit_pairs(tables[start : start + chunk], dataclasses.replace(settings, seed=settings.seed + start))
     return fits
 
 
 def verdict(fit: PairFit, shares: np.ndarray) -> str:
     overall = dec.judge_delta(PairFit.flat(fit.overall(fit.delta, shares)), MARGIN, CONF).verdict
-    segs = [dec.judge_delta(PairFit.flat(fit.delta[..., s]), MARGIN, CONF).verdict
-            for s in range(fit.delta.shape[-1])]
+    segs = [dec.judge_delta(PairFit.flat(fit.delta[..., s]), MARGIN, CONF).verdict for s in range(fit.delta.shape[-1])]
     return dec.combine([overall, *segs])
 
 
@@ -62,16 +61,20 @@ def se(p: float, n: int) -> float:
 
 
 def bench_scenarios(reps: int, seed: int = 20261123) -> tuple[list, list]:
-    print(f"\n# 1. Coverage of 95% intervals: 6 scenarios x {reps} replications (seed {seed}; 3 segments x 400 items, "
-          "40 random labels per segment per model; assess's default sampler settings)")
+    print(
+        f"\n# 1. Coverage of 95% intervals: 6 scenarios x {reps} replications (seed {seed}; 3 segments x 400 items, "
+        "40 random labels per segment per model; assess's default sampler settings)"
+    )
     rng = np.random.default_rng(seed)
     data = [(sc, *simulate(sc, rng)) for sc in C.SCENARIOS for _ in range(reps)]
     with C.Timer() as t:
         fits = fit_chunked([d[1] for d in data], FitSettings(seed=11))
     print(f"  fitted {len(fits)} comparisons in {t.seconds:.1f} s ({C.load_now()})")
     rows = []
-    print(f"\n{'scenario':36s} | {'overall cover':>13s} | {'segment cover':>13s} | {'both':>6s} | "
-          f"{'mean width':>10s} | {'R-hat>1.05':>10s} | {'ESS min':>7s}")
+    print(
+        f"\n{'scenario':36s} | {'overall cover':>13s} | {'segment cover':>13s} | {'both':>6s} | "
+        f"{'mean width':>10s} | {'R-hat>1.05':>10s} | {'ESS min':>7s}"
+    )
     all_hits, all_overall, all_seg = [], [], []
     for sc in C.SCENARIOS:
         ov, sg, widths, rh, es = [], [], [], [], []
@@ -93,20 +96,28 @@ def bench_scenarios(reps: int, seed: int = 20261123) -> tuple[list, list]:
         all_seg += sg
         all_hits += both
         rows.append((sc.name, np.mean(ov), np.mean(sg), np.mean(both)))
-        print(f"{sc.name:36s} | {np.mean(ov):6.1%} ±{se(np.mean(ov), len(ov)):4.1%} | "
-              f"{np.mean(sg):6.1%} ±{se(np.mean(sg), len(sg)):4.1%} | {np.mean(both):6.1%} | {np.mean(widths):10.4f} | "
-              f"{np.mean(np.array(rh) > 1.05):10.1%} | {min(es):7.0f}")
+        print(
+            f"{sc.name:36s} | {np.mean(ov):6.1%} ±{se(np.mean(ov), len(ov)):4.1%} | "
+            f"{np.mean(sg):6.1%} ±{se(np.mean(sg), len(sg)):4.1%} | {np.mean(both):6.1%} | {np.mean(widths):10.4f} | "
+            f"{np.mean(np.array(rh) > 1.05):10.1%} | {min(es):7.0f}"
+        )
     print("-" * 110)
     cov = float(np.mean(all_hits))
-    print(f"{'all':36s} | {np.mean(all_overall):6.1%} ±{se(np.mean(all_overall), len(all_overall)):4.1%} | "
-          f"{np.mean(all_seg):6.1%} ±{se(np.mean(all_seg), len(all_seg)):4.1%} | {cov:6.1%} |")
+    print(
+        f"{'all':36s} | {np.mean(all_overall):6.1%} ±{se(np.mean(all_overall), len(all_overall)):4.1%} | "
+        f"{np.mean(all_seg):6.1%} ±{se(np.mean(all_seg), len(all_seg)):4.1%} | {cov:6.1%} |"
+    )
     worst = min(r[3] for r in rows)
-    print(f"  (± = one binomial standard error) target: coverage >= 93% overall -> "
-          f"{'MET' if cov >= 0.93 else 'NOT MET'} ({cov:.1%} of {len(all_hits)} intervals); "
-          f"no scenario below 85% -> {'MET' if worst >= 0.85 else 'NOT MET'} (worst {worst:.1%})")
+    print(
+        f"  (± = one binomial standard error) target: coverage >= 93% overall -> "
+        f"{'MET' if cov >= 0.93 else 'NOT MET'} ({cov:.1%} of {len(all_hits)} intervals); "
+        f"no scenario below 85% -> {'MET' if worst >= 0.85 else 'NOT MET'} (worst {worst:.1%})"
+    )
 
-    print(f"\n# 2a. Verdicts on the same fits (margin {MARGIN}, confidence {CONF}; GO needs non-inferiority "
-          "overall and in every segment)")
+    print(
+        f"\n# 2a. Verdicts on the same fits (margin {MARGIN}, confidence {CONF}; GO needs non-inferiority "
+        "overall and in every segment)"
+    )
     print(f"{'scenario':36s} | {'truth':>20s} | {'GO':>6s} | {'NO-GO':>6s} | {'NEED-LABELS':>11s}")
     verdicts = {}
     for sc in C.SCENARIOS:
@@ -114,14 +125,18 @@ def bench_scenarios(reps: int, seed: int = 20261123) -> tuple[list, list]:
         verdicts[sc.name] = vs
         d_seg = sc.true_delta()[0]
         truth = "regression" if d_seg.min() < -MARGIN else "not a regression"
-        print(f"{sc.name:36s} | {truth:>20s} | {np.mean([v == dec.GO for v in vs]):6.1%} | "
-              f"{np.mean([v == dec.NO_GO for v in vs]):6.1%} | {np.mean([v == dec.NEED_LABELS for v in vs]):11.1%}")
+        print(
+            f"{sc.name:36s} | {truth:>20s} | {np.mean([v == dec.GO for v in vs]):6.1%} | "
+            f"{np.mean([v == dec.NO_GO for v in vs]):6.1%} | {np.mean([v == dec.NEED_LABELS for v in vs]):11.1%}"
+        )
     regress = [v for sc in C.SCENARIOS if sc.true_delta()[0].min() < -MARGIN for v in verdicts[sc.name]]
     k = sum(v == dec.GO for v in regress)
     power = np.mean([v == dec.GO for v in verdicts["better"]])
-    print(f"  false GO among regressions: {k}/{len(regress)} = {k / len(regress):.1%} (95% upper bound "
-          f"{clopper_pearson_upper(k, len(regress)):.1%}); target <= {1 - CONF:.0%} -> "
-          f"{'MET' if k / len(regress) <= 1 - CONF else 'NOT MET'}; GO rate when better (power): {power:.1%}")
+    print(
+        f"  false GO among regressions: {k}/{len(regress)} = {k / len(regress):.1%} (95% upper bound "
+        f"{clopper_pearson_upper(k, len(regress)):.1%}); target <= {1 - CONF:.0%} -> "
+        f"{'MET' if k / len(regress) <= 1 - CONF else 'NOT MET'}; GO rate when better (power): {power:.1%}"
+    )
     return rows, regress
 
 
@@ -129,38 +144,50 @@ def bench_scenarios(reps: int, seed: int = 20261123) -> tuple[list, list]:
 
 
 def bench_margin(reps: int) -> list:
-    print(f"\n# 2b. False GO at the margin with a judge lenient on the candidate (sens {C.LENIENT['sensitivity']}, "
-          f"spec {C.LENIENT['specificity']}), one segment, 1,500 items, 150 labels per model, {reps} replications")
-    cases = [Scenario("at the margin (delta = -0.02)", [0.80], [0.78], items_per_segment=1500,
-                      labels_per_segment=150, **C.LENIENT),
-             Scenario("just beyond (delta = -0.03)", [0.80], [0.77], items_per_segment=1500,
-                      labels_per_segment=150, **C.LENIENT)]
+    print(
+        f"\n# 2b. False GO at the margin with a judge lenient on the candidate (sens {C.LENIENT['sensitivity']}, "
+        f"spec {C.LENIENT['specificity']}), one segment, 1,500 items, 150 labels per model, {reps} replications"
+    )
+    cases = [
+        Scenario(
+            "at the margin (delta = -0.02)", [0.80], [0.78], items_per_segment=1500, labels_per_segment=150, **C.LENIENT
+        ),
+        Scenario(
+            "just beyond (delta = -0.03)", [0.80], [0.77], items_per_segment=1500, labels_per_segment=150, **C.LENIENT
+        ),
+    ]
     rng = np.random.default_rng(5)
     tables = [simulate(sc, rng)[0] for sc in cases for _ in range(reps)]
     with C.Timer() as t:
         fits = fit_chunked(tables, FitSettings(seed=3))
     print(f"  fitted {len(fits)} comparisons in {t.seconds:.1f} s")
-    print(f"{'case':32s} | {'judge-alone delta':>17s} | {'GO':>14s} | {'95% upper':>9s} | {'target':>14s} | "
-          f"{'mean P(non-inferior)':>20s}")
+    print(
+        f"{'case':32s} | {'judge-alone delta':>17s} | {'GO':>14s} | {'95% upper':>9s} | {'target':>14s} | "
+        f"{'mean P(non-inferior)':>20s}"
+    )
     out = []
     for i, sc in enumerate(cases):
-        fs = fits[i * reps:(i + 1) * reps]
-        ts = tables[i * reps:(i + 1) * reps]
+        fs = fits[i * reps : (i + 1) * reps]
+        ts = tables[i * reps : (i + 1) * reps]
         gos = [verdict(f, np.ones(1)) == dec.GO for f in fs]
         p_ni = np.mean([np.mean(PairFit.flat(f.delta[..., 0]) > -MARGIN) for f in fs])
         naive = np.mean([((t.a1 == 1) * t.n).sum() / t.n.sum() - ((t.a0 == 1) * t.n).sum() / t.n.sum() for t in ts])
         k = int(sum(gos))
         out.append((sc.name, k, reps))
         p = binomtest(k, reps, 1 - CONF, alternative="greater").pvalue
-        if i == 0:   # exactly at the margin is not "beyond" it: a calibrated rule says GO about 5% of the time
+        if i == 0:  # exactly at the margin is not "beyond" it: a calibrated rule says GO about 5% of the time
             judged = f"p={p:.2f} vs 5%"
         else:
             judged = f"{'MET' if k / reps <= 1 - CONF else 'NOT MET'}, p={p:.2f}"
-        print(f"{sc.name:32s} | {naive:+17.3f} | {k:4d}/{reps} {k / reps:6.1%} | "
-              f"{clopper_pearson_upper(k, reps):9.1%} | {judged:>14s} | {p_ni:20.3f}")
-    print("  target (issue): GO in at most 5% of cases when the truth regresses beyond the margin (row 2; MET/NOT MET "
-          "on the point estimate). Row 1 sits exactly on the margin, where a calibrated 95% rule gives GO about 5% "
-          "of the time. p: one-sided binomial test of 'GO rate > 5%'. The judge alone sees an improvement in both.")
+        print(
+            f"{sc.name:32s} | {naive:+17.3f} | {k:4d}/{reps} {k / reps:6.1%} | "
+            f"{clopper_pearson_upper(k, reps):9.1%} | {judged:>14s} | {p_ni:20.3f}"
+        )
+    print(
+        "  target (issue): GO in at most 5% of cases when the truth regresses beyond the margin (row 2; MET/NOT MET "
+        "on the point estimate). Row 1 sits exactly on the margin, where a calibrated 95% rule gives GO about 5% "
+        "of the time. p: one-sided binomial test of 'GO rate > 5%'. The judge alone sees an improvement in both."
+    )
     return out
 
 
@@ -185,14 +212,31 @@ def sbc_quantities(S: int, K: int, noisy: bool) -> dict:
 
 
 def bench_sbc(n_sims: int, bins: int) -> list:
-    configs = [dict(name="S=2 segments, K=3 levels, 80 items/segment, 25% labelled", S=2, K=3, items=80, share=0.25,
-                    annotators=1),
-               dict(name="S=3 segments, binary, 150 items/segment, 10% labelled", S=3, K=2, items=150, share=0.10,
-                    annotators=1),
-               dict(name="S=1, binary, 200 items, 30% labelled by 3 noisy annotators", S=1, K=2, items=200,
-                    share=0.30, annotators=3)]
-    print(f"\n# 3. Simulation-based calibration: {n_sims} simulations per configuration; ranks of the truth among "
-          f"100 thinned posterior draws (every 10th of 4 x 250), {bins}-bin histograms, chi-square test of uniformity")
+    configs = [
+        dict(
+            name="S=2 segments, K=3 levels, 80 items/segment, 25% labelled",
+            S=2,
+            K=3,
+            items=80,
+            share=0.25,
+            annotators=1,
+        ),
+        dict(
+            name="S=3 segments, binary, 150 items/segment, 10% labelled", S=3, K=2, items=150, share=0.10, annotators=1
+        ),
+        dict(
+            name="S=1, binary, 200 items, 30% labelled by 3 noisy annotators",
+            S=1,
+            K=2,
+            items=200,
+            share=0.30,
+            annotators=3,
+        ),
+    ]
+    print(
+        f"\n# 3. Simulation-based calibration: {n_sims} simulations per configuration; ranks of the truth among "
+        f"100 thinned posterior draws (every 10th of 4 x 250), {bins}-bin histograms, chi-square test of uniformity"
+    )
     rng = np.random.default_rng(99)
     results = []
     for cfg in configs:
@@ -200,8 +244,11 @@ def bench_sbc(n_sims: int, bins: int) -> list:
         for _ in range(n_sims):
             d = draw_prior(cfg["S"], cfg["K"], rng, noisy=cfg["annotators"] > 1)
             draws.append(d)
-            tables.append(simulate_from(d, items_per_segment=cfg["items"], label_share=cfg["share"], rng=rng,
-                                        annotators=cfg["annotators"]))
+            tables.append(
+                simulate_from(
+                    d, items_per_segment=cfg["items"], label_share=cfg["share"], rng=rng, annotators=cfg["annotators"]
+                )
+            )
         with C.Timer() as t:
             fits = fit_chunked(tables, FitSettings(seed=7, draws=250, warmup=300))
         K, S = cfg["K"], cfg["S"]
@@ -220,11 +267,13 @@ def bench_sbc(n_sims: int, bins: int) -> list:
             flag = "" if p > 0.01 else "  <- not uniform at 1%"
             print(f"{qname:42s} | {' '.join(f'{h:5d}' for h in hist):{6 * bins}s} | {p:7.4f}{flag}")
     ps = [r[2] for r in results]
-    print(f"\n  {len(ps)} rank tests; {sum(p < 0.01 for p in ps)} with p < 0.01 "
-          f"(~{0.01 * len(ps):.1f} expected by chance), smallest p {min(ps):.4f}; "
-          f"{sum(p < 0.05 for p in ps)} with p < 0.05 (~{0.05 * len(ps):.1f} expected); Bonferroni: smallest p x "
-          f"{len(ps)} tests = {min(1.0, min(ps) * len(ps)):.3f} ({'passes' if min(ps) * len(ps) > 0.05 else 'fails'} "
-          "at 5%)")
+    print(
+        f"\n  {len(ps)} rank tests; {sum(p < 0.01 for p in ps)} with p < 0.01 "
+        f"(~{0.01 * len(ps):.1f} expected by chance), smallest p {min(ps):.4f}; "
+        f"{sum(p < 0.05 for p in ps)} with p < 0.05 (~{0.05 * len(ps):.1f} expected); Bonferroni: smallest p x "
+        f"{len(ps)} tests = {min(1.0, min(ps) * len(ps)):.3f} ({'passes' if min(ps) * len(ps) > 0.05 else 'fails'} "
+        "at 5%)"
+    )
     return results
 
 
@@ -235,8 +284,9 @@ def main() -> int:
     args = ap.parse_args()
     q = args.quick
     parts = set(args.only.split(","))
-    C.header("bench_calibration: coverage, false-GO rate and SBC of the measurement model "
-             + ("(quick)" if q else "(full)"))
+    C.header(
+        "bench_calibration: coverage, false-GO rate and SBC of the measurement model " + ("(quick)" if q else "(full)")
+    )
     with C.Timer() as total:
         if "coverage" in parts:
             bench_scenarios(reps=4 if q else 50)

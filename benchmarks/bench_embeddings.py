@@ -71,7 +71,7 @@ def throughput(index, encoder, docs, raw_docs: int, chunk: int = 64) -> dict:
     sample = docs[:raw_docs]
     raw_s = job_s = 0.0
     for n, start in enumerate(range(0, len(sample), chunk)):
-        part = sample[start:start + chunk]
+        part = sample[start : start + chunk]
         steps = ["raw", "job"] if n % 2 == 0 else ["job", "raw"]
         for step in steps:
             t0 = time.perf_counter()
@@ -83,13 +83,20 @@ def throughput(index, encoder, docs, raw_docs: int, chunk: int = 64) -> dict:
                 job_s += time.perf_counter() - t0
     timed = TimedEncoder(encoder)
     t0 = time.perf_counter()
-    rest = reembed(index, timed, docs, actor="bench", batch=chunk, rate=None)   # resumes after the sample
+    rest = reembed(index, timed, docs, actor="bench", batch=chunk, rate=None)  # resumes after the sample
     wall = time.perf_counter() - t0
     raw, job = len(sample) / raw_s, len(sample) / job_s
-    return {"raw_docs_per_s": raw, "job_docs_per_s": job, "ratio": job / raw, "sample": len(sample),
-            "resumed_embedded": rest.embedded, "resumed_already": rest.already,
-            "full_job_docs_per_s": rest.embedded / wall, "in_job_encode_docs_per_s": rest.embedded / timed.seconds,
-            "in_job_ratio": timed.seconds / wall}
+    return {
+        "raw_docs_per_s": raw,
+        "job_docs_per_s": job,
+        "ratio": job / raw,
+        "sample": len(sample),
+        "resumed_embedded": rest.embedded,
+        "resumed_already": rest.already,
+        "full_job_docs_per_s": rest.embedded / wall,
+        "in_job_encode_docs_per_s": rest.embedded / timed.seconds,
+        "in_job_ratio": timed.seconds / wall,
+    }
 
 
 def latency(fn, queries: np.ndarray, repeat: int = 1) -> dict:
@@ -110,8 +117,11 @@ def main() -> None:
     ap.add_argument("--db", default=None, help="store URL (default: a fresh SQLite file)")
     ap.add_argument("--pg", default=None, help="PostgreSQL URL with pgvector, for pgvector latency")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--reuse", action="store_true",
-                    help="--db already holds both complete indexes: skip re-embedding (and section 1)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="--db already holds both complete indexes: skip re-embedding (and section 1)",
+    )
     args = ap.parse_args()
 
     docs = read_corpus(CRANFIELD / "corpus.jsonl", limit=args.docs)
@@ -125,14 +135,16 @@ def main() -> None:
     print(f"Cranfield: {len(docs)} documents, {len(queries)} queries; store {store.display_url}")
 
     print("\n== 1. re-embedding throughput vs raw encode (rate limit off) ==")
-    for role, enc in (() if args.reuse else (("old", old), ("new", new))):
+    for role, enc in () if args.reuse else (("old", old), ("new", new)):
         r = throughput(index, enc, docs, args.raw_docs)
         out[f"throughput_{role}"] = r
-        print(f"{enc.key}: raw encode {r['raw_docs_per_s']:.2f} docs/s, job {r['job_docs_per_s']:.2f} docs/s "
-              f"on the same {r['sample']} docs (interleaved by 64) "
-              f"-> ratio {r['ratio']:.2f}x (target >= 0.9x); resumed job embedded the other "
-              f"{r['resumed_embedded']} at {r['full_job_docs_per_s']:.2f} docs/s, of which encoding alone ran at "
-              f"{r['in_job_encode_docs_per_s']:.2f} docs/s -> in-job ratio {r['in_job_ratio']:.3f}x")
+        print(
+            f"{enc.key}: raw encode {r['raw_docs_per_s']:.2f} docs/s, job {r['job_docs_per_s']:.2f} docs/s "
+            f"on the same {r['sample']} docs (interleaved by 64) "
+            f"-> ratio {r['ratio']:.2f}x (target >= 0.9x); resumed job embedded the other "
+            f"{r['resumed_embedded']} at {r['full_job_docs_per_s']:.2f} docs/s, of which encoding alone ran at "
+            f"{r['in_job_encode_docs_per_s']:.2f} docs/s -> in-job ratio {r['in_job_ratio']:.3f}x"
+        )
     init_serving(store, old.key, "bench")
 
     qids = [q.id for q in queries]
@@ -145,18 +157,25 @@ def main() -> None:
     ov = overlaps(old_hits, new_hits, K)
     q_oldm = quality(qids, old_hits, relevant, K)
     q_newm = quality(qids, new_hits, relevant, K)
-    out["overlap_old_new"] = {"mean": float(ov.mean()), "median": float(np.median(ov)),
-                              "p10": float(np.percentile(ov, 10)), "quality_old": q_oldm, "quality_new": q_newm}
+    out["overlap_old_new"] = {
+        "mean": float(ov.mean()),
+        "median": float(np.median(ov)),
+        "p10": float(np.percentile(ov, 10)),
+        "quality_old": q_oldm,
+        "quality_new": q_newm,
+    }
     print(f"\n== 2. top-{K} overlap old vs new on {len(qids)} queries ==")
     print(f"mean {ov.mean():.3f}, median {np.median(ov):.2f}, p10 {np.percentile(ov, 10):.2f}")
     print(f"old  recall@10 {q_oldm['recall@10']:.3f}  nDCG@10 {q_oldm['ndcg@10']:.3f}")
-    print(f"new  recall@10 {q_newm['recall@10']:.3f}  nDCG@10 {q_newm['ndcg@10']:.3f}  "
-          f"({q_oldm['judged_queries']} judged queries)")
+    print(
+        f"new  recall@10 {q_newm['recall@10']:.3f}  nDCG@10 {q_newm['ndcg@10']:.3f}  "
+        f"({q_oldm['judged_queries']} judged queries)"
+    )
 
     print("\n== 3. adapters (fit on paired documents; chosen on half the queries; scored on the other half) ==")
     rng = np.random.default_rng(7)
     perm = rng.permutation(len(qids))
-    choose_q, held_q = perm[: len(perm) // 2], perm[len(perm) // 2:]
+    choose_q, held_q = perm[: len(perm) // 2], perm[len(perm) // 2 :]
     _, x = index.load(new.key, ids)
     _, y = index.load(old.key, ids)
     t0 = time.perf_counter()
@@ -166,47 +185,64 @@ def main() -> None:
     ref_hits = [new_hits[i] for i in held_q]
     ref_q = quality(held_ids, ref_hits, relevant, K)
     old_q = quality(held_ids, [old_hits[i] for i in held_q], relevant, K)
-    mism_hits, _ = index.search(old.key, q_new[held_q], K)   # what a silent version mismatch would return
+    mism_hits, _ = index.search(old.key, q_new[held_q], K)  # what a silent version mismatch would return
     mism = quality(held_ids, mism_hits, relevant, K)
-    print(f"held-out queries: {len(held_ids)} ({ref_q['judged_queries']} judged); re-index nDCG@10 "
-          f"{ref_q['ndcg@10']:.3f}, recall@10 {ref_q['recall@10']:.3f}; old index with old queries nDCG@10 "
-          f"{old_q['ndcg@10']:.3f}; new queries on old index without adapter nDCG@10 {mism['ndcg@10']:.3f}")
-    print(f"selection: {sel.train} training pairs, {sel.heldout} held-out documents, {fit_s:.1f}s for "
-          f"{len(sel.scores)} candidates; chosen {sel.chosen.label}")
+    print(
+        f"held-out queries: {len(held_ids)} ({ref_q['judged_queries']} judged); re-index nDCG@10 "
+        f"{ref_q['ndcg@10']:.3f}, recall@10 {ref_q['recall@10']:.3f}; old index with old queries nDCG@10 "
+        f"{old_q['ndcg@10']:.3f}; new queries on old index without adapter nDCG@10 {mism['ndcg@10']:.3f}"
+    )
+    print(
+        f"selection: {sel.train} training pairs, {sel.heldout} held-out documents, {fit_s:.1f}s for "
+        f"{len(sel.scores)} candidates; chosen {sel.chosen.label}"
+    )
     forms = {}
     for form in FORMS:
         m = refit(sel.best_per_form[form], x, y)
         label = m.label
         hits, _ = index.search(old.key, m.apply(q_new[held_q]), K)
         qa = quality(held_ids, hits, relevant, K)
-        res = {"variant": label, "selection_overlap": sel.scores[label],
-               "overlap_with_reindex": float(overlaps(hits, ref_hits, K).mean()),
-               "overlap_with_old": float(overlaps(hits, [old_hits[i] for i in held_q], K).mean()),
-               "ndcg": qa["ndcg@10"], "recall": qa["recall@10"],
-               "ndcg_share": qa["ndcg@10"] / ref_q["ndcg@10"], "recall_share": qa["recall@10"] / ref_q["recall@10"],
-               "heldout_doc_overlap": heldout_overlap(m, q_new[held_q], y, x, K)}
+        res = {
+            "variant": label,
+            "selection_overlap": sel.scores[label],
+            "overlap_with_reindex": float(overlaps(hits, ref_hits, K).mean()),
+            "overlap_with_old": float(overlaps(hits, [old_hits[i] for i in held_q], K).mean()),
+            "ndcg": qa["ndcg@10"],
+            "recall": qa["recall@10"],
+            "ndcg_share": qa["ndcg@10"] / ref_q["ndcg@10"],
+            "recall_share": qa["recall@10"] / ref_q["recall@10"],
+            "heldout_doc_overlap": heldout_overlap(m, q_new[held_q], y, x, K),
+        }
         forms[form] = res
-        print(f"{label:22s} overlap with re-index {res['overlap_with_reindex']:.3f} | nDCG@10 {res['ndcg']:.3f} "
-              f"= {res['ndcg_share']:.0%} of re-index | recall@10 {res['recall']:.3f} = {res['recall_share']:.0%}"
-              f" (target >= 90%)")
-    out["adapters"] = {"chosen": sel.chosen.label, "forms": forms, "reindex": ref_q, "old": old_q,
-                       "mismatch_no_adapter": mism}
+        print(
+            f"{label:22s} overlap with re-index {res['overlap_with_reindex']:.3f} | nDCG@10 {res['ndcg']:.3f} "
+            f"= {res['ndcg_share']:.0%} of re-index | recall@10 {res['recall']:.3f} = {res['recall_share']:.0%}"
+            f" (target >= 90%)"
+        )
+    out["adapters"] = {
+        "chosen": sel.chosen.label,
+        "forms": forms,
+        "reindex": ref_q,
+        "old": old_q,
+        "mismatch_no_adapter": mism,
+    }
 
-    print("\n== 4. search latency, one query at a time (numpy exact search over "
-          f"{len(ids)} vectors) ==")
-    save_adapter(store, new.key, old.key, sel.chosen, {"kept_share": forms[sel.chosen.form]["ndcg_share"]},
-                 "bench")
+    print(f"\n== 4. search latency, one query at a time (numpy exact search over {len(ids)} vectors) ==")
+    save_adapter(store, new.key, old.key, sel.chosen, {"kept_share": forms[sel.chosen.form]["ndcg_share"]}, "bench")
     retriever = Retriever(index, ttl=60)
-    retriever.search(QueryVectors(q_old[:1], old.key))            # warm caches
+    retriever.search(QueryVectors(q_old[:1], old.key))  # warm caches
     retriever.search(QueryVectors(q_new[:1], new.key))
     direct = latency(lambda q: retriever.search(QueryVectors(q, old.key), K), q_old, repeat=3)
     adapted = latency(lambda q: retriever.search(QueryVectors(q, new.key), K), q_new, repeat=3)
     out["latency_numpy"] = {"direct": direct, "adapter": adapted, "ratio": adapted["median_ms"] / direct["median_ms"]}
     print(f"direct  median {direct['median_ms']:.3f} ms, p95 {direct['p95_ms']:.3f} ms")
-    print(f"adapter median {adapted['median_ms']:.3f} ms, p95 {adapted['p95_ms']:.3f} ms "
-          f"-> {out['latency_numpy']['ratio']:.2f}x")
+    print(
+        f"adapter median {adapted['median_ms']:.3f} ms, p95 {adapted['p95_ms']:.3f} ms "
+        f"-> {out['latency_numpy']['ratio']:.2f}x"
+    )
     if args.pg:
         from changeover.embeddings.pgvector import PgvectorIndex
+
         pg = open_store(args.pg)
         pindex = PgvectorIndex(pg)
         _, xo = index.load(old.key, ids)
@@ -223,11 +259,17 @@ def main() -> None:
         pa = latency(lambda q: pr.search(QueryVectors(q, new.key), K), q_new)
         hits, _ = pindex.search(old.key, q_old, K)
         recall_vs_exact = float(overlaps(hits, old_hits, K).mean())
-        out["latency_pgvector"] = {"direct": pd, "adapter": pa, "hnsw_build_s": build,
-                                   "hnsw_overlap_with_exact": recall_vs_exact}
-        print(f"pgvector HNSW (built in {build:.1f}s, top-10 agreement with exact {recall_vs_exact:.3f}): "
-              f"direct median {pd['median_ms']:.2f} ms, adapter median {pa['median_ms']:.2f} ms "
-              f"-> {pa['median_ms'] / pd['median_ms']:.2f}x")
+        out["latency_pgvector"] = {
+            "direct": pd,
+            "adapter": pa,
+            "hnsw_build_s": build,
+            "hnsw_overlap_with_exact": recall_vs_exact,
+        }
+        print(
+            f"pgvector HNSW (built in {build:.1f}s, top-10 agreement with exact {recall_vs_exact:.3f}): "
+            f"direct median {pd['median_ms']:.2f} ms, adapter median {pa['median_ms']:.2f} ms "
+            f"-> {pa['median_ms'] / pd['median_ms']:.2f}x"
+        )
         pg.dispose()
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")

@@ -53,23 +53,34 @@ def _serve(latency: float, port_queue: mp.Queue, stop: mp.Event) -> None:
 
 
 def requests(n: int, tag: str) -> list[ChatRequest]:
-    return [ChatRequest([{"role": "system", "content": "Answer briefly."},
-                         {"role": "user", "content": f"Question {tag}-{i}: what is the capital of France?"}],
-                        {"max_tokens": 32, "temperature": 0}, item=f"{tag}-{i}") for i in range(n)]
+    return [
+        ChatRequest(
+            [
+                {"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": f"Question {tag}-{i}: what is the capital of France?"},
+            ],
+            {"max_tokens": 32, "temperature": 0},
+            item=f"{tag}-{i}",
+        )
+        for i in range(n)
+    ]
 
 
-async def bare(base_url: str, reqs: list[ChatRequest], concurrency: int,
-               naive: bool = False) -> tuple[float, float]:
+async def bare(base_url: str, reqs: list[ChatRequest], concurrency: int, naive: bool = False) -> tuple[float, float]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = (httpx.AsyncClient(base_url=base_url + "/", limits=limits, timeout=60) if naive
-              else ClientPool(base_url, {}, concurrency, 60))
+    client = (
+        httpx.AsyncClient(base_url=base_url + "/", limits=limits, timeout=60)
+        if naive
+        else ClientPool(base_url, {}, concurrency, 60)
+    )
     try:
         slots = asyncio.Semaphore(concurrency)
 
         async def one(r: ChatRequest) -> str:
             async with slots:
-                resp = await client.post("chat/completions", json={"model": "bench", "messages": r.messages,
-                                                                     **r.params})
+                resp = await client.post(
+                    "chat/completions", json={"model": "bench", "messages": r.messages, **r.params}
+                )
                 return resp.json()["choices"][0]["message"]["content"]
 
         start, cpu = time.perf_counter(), time.process_time()
@@ -83,8 +94,12 @@ async def bare(base_url: str, reqs: list[ChatRequest], concurrency: int,
 
 async def pipeline(base_url: str, reqs: list[ChatRequest], concurrency: int, db: Path) -> tuple[float, float]:
     config = ModelConfig(base_url=base_url, concurrency=concurrency, rpm=10_000_000, tpm=10_000_000_000)
-    client = ModelClient("bench", OpenAIProvider("bench", base_url, concurrency=concurrency), config,
-                         Price(input_per_1k=0.5, output_per_1k=1.5))
+    client = ModelClient(
+        "bench",
+        OpenAIProvider("bench", base_url, concurrency=concurrency),
+        config,
+        Price(input_per_1k=0.5, output_per_1k=1.5),
+    )
     with open_store(f"sqlite:///{db}") as store:
         cache = CallCache(store)
         caller = CachedCaller(cache)
@@ -117,8 +132,11 @@ def main() -> None:
             asyncio.run(bare(base_url, requests(args.concurrency, "warm"), args.concurrency))  # warm up
             for k in range(args.rounds):
                 bare_times.append(asyncio.run(bare(base_url, requests(args.calls, f"b{k}"), args.concurrency)))
-                pipe_times.append(asyncio.run(pipeline(base_url, requests(args.calls, f"p{k}"), args.concurrency,
-                                                       Path(tmp) / f"bench{k}.db")))
+                pipe_times.append(
+                    asyncio.run(
+                        pipeline(base_url, requests(args.calls, f"p{k}"), args.concurrency, Path(tmp) / f"bench{k}.db")
+                    )
+                )
             naive, _ = asyncio.run(bare(base_url, requests(args.calls, "n"), args.concurrency, naive=True))
     finally:
         stop.set()
@@ -131,23 +149,37 @@ def main() -> None:
     paired = statistics.median(pt / bt for pt, bt in zip(pipe_times, bare_times, strict=True))
     cpu_extra_ms = (statistics.median(pipe_cpu) - statistics.median(bare_cpu)) / args.calls * 1000
     waves = args.calls / args.concurrency
-    print(f"{args.calls} calls, {args.concurrency} concurrent, server latency {args.latency * 1000:.0f} ms, "
-          f"{args.rounds} rounds (median)")
-    print(f"bare client : {b:7.3f} s  ({args.calls / b:7.1f} calls/s)  rounds: "
-          + ", ".join(f"{t:.3f}" for t in bare_times))
-    print(f"pipeline    : {p:7.3f} s  ({args.calls / p:7.1f} calls/s)  rounds: "
-          + ", ".join(f"{t:.3f}" for t in pipe_times))
-    print(f"(reference) one httpx.AsyncClient, {args.concurrency} connections: {naive:7.3f} s "
-          f"({args.calls / naive:7.1f} calls/s)")
-    print(f"overhead per call: {(p - b) / waves * 1000:+.1f} ms of latency "
-          f"({(p - b) / args.calls * 1000:+.3f} ms of wall time per call)")
-    print(f"client CPU per call: bare {statistics.median(bare_cpu) / args.calls * 1000:.3f} ms, pipeline "
-          f"{statistics.median(pipe_cpu) / args.calls * 1000:.3f} ms (+{cpu_extra_ms:.3f} ms, "
-          f"{cpu_extra_ms / (args.latency * 1000) * 100:.2f}% of the {args.latency * 1000:.0f} ms call); "
-          "CPU time is robust to other load on the machine, wall time is not")
+    print(
+        f"{args.calls} calls, {args.concurrency} concurrent, server latency {args.latency * 1000:.0f} ms, "
+        f"{args.rounds} rounds (median)"
+    )
+    print(
+        f"bare client : {b:7.3f} s  ({args.calls / b:7.1f} calls/s)  rounds: "
+        + ", ".join(f"{t:.3f}" for t in bare_times)
+    )
+    print(
+        f"pipeline    : {p:7.3f} s  ({args.calls / p:7.1f} calls/s)  rounds: "
+        + ", ".join(f"{t:.3f}" for t in pipe_times)
+    )
+    print(
+        f"(reference) one httpx.AsyncClient, {args.concurrency} connections: {naive:7.3f} s "
+        f"({args.calls / naive:7.1f} calls/s)"
+    )
+    print(
+        f"overhead per call: {(p - b) / waves * 1000:+.1f} ms of latency "
+        f"({(p - b) / args.calls * 1000:+.3f} ms of wall time per call)"
+    )
+    print(
+        f"client CPU per call: bare {statistics.median(bare_cpu) / args.calls * 1000:.3f} ms, pipeline "
+        f"{statistics.median(pipe_cpu) / args.calls * 1000:.3f} ms (+{cpu_extra_ms:.3f} ms, "
+        f"{cpu_extra_ms / (args.latency * 1000) * 100:.2f}% of the {args.latency * 1000:.0f} ms call); "
+        "CPU time is robust to other load on the machine, wall time is not"
+    )
     print(f"ratio of medians pipeline/bare: {p / b:.3f}")
-    print(f"ratio pipeline/bare (median of paired rounds): {paired:.3f}  "
-          f"({(paired - 1) * 100:+.1f}% overhead; target < +5%)")
+    print(
+        f"ratio pipeline/bare (median of paired rounds): {paired:.3f}  "
+        f"({(paired - 1) * 100:+.1f}% overhead; target < +5%)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,20 +31,42 @@ def main() -> None:
     prompts = {f"v2-{r['id']}": r for r in csv.DictReader(open(src / "xstest_prompts.csv", encoding="utf-8"))}
     with gzip.open(out, "wt", encoding="utf-8") as fh:
         for model in MODELS:
-            comp = {r["id"]: r for r in csv.DictReader(
-                open(src / f"model_completions/xstest_v2_completions_{model}.csv", encoding="utf-8"))}
-            judge = {r["id"]: r for r in csv.DictReader(
-                open(src / f"automated_evaluation_labels/xstest_v2_completions_{model}_gpteval.csv", encoding="utf-8"))}
-            strm = {r["id"]: r for r in csv.DictReader(
-                open(src / f"automated_evaluation_labels/xstest_v2_completions_{model}_streval.csv", encoding="utf-8"))}
+            comp = {
+                r["id"]: r
+                for r in csv.DictReader(
+                    open(src / f"model_completions/xstest_v2_completions_{model}.csv", encoding="utf-8")
+                )
+            }
+            judge = {
+                r["id"]: r
+                for r in csv.DictReader(
+                    open(
+                        src / f"automated_evaluation_labels/xstest_v2_completions_{model}_gpteval.csv", encoding="utf-8"
+                    )
+                )
+            }
+            strm = {
+                r["id"]: r
+                for r in csv.DictReader(
+                    open(
+                        src / f"automated_evaluation_labels/xstest_v2_completions_{model}_streval.csv", encoding="utf-8"
+                    )
+                )
+            }
             for pid, p in prompts.items():
                 safety = p["label"]
-                rec = {"item": pid, "model": model,
-                       "segment": {"prompt_type": p["type"], "safety": safety},
-                       "signals": {"refusal": acceptable(judge[pid]["gpt4_label"], safety),
-                                   "refusal_strmatch": acceptable(strm[pid]["strmatch_label"], safety)},
-                       "labels": {"refusal": acceptable(comp[pid]["final_label"], safety)},
-                       "prompt": p["prompt"], "response": comp[pid]["completion"]}
+                rec = {
+                    "item": pid,
+                    "model": model,
+                    "segment": {"prompt_type": p["type"], "safety": safety},
+                    "signals": {
+                        "refusal": acceptable(judge[pid]["gpt4_label"], safety),
+                        "refusal_strmatch": acceptable(strm[pid]["strmatch_label"], safety),
+                    },
+                    "labels": {"refusal": acceptable(comp[pid]["final_label"], safety)},
+                    "prompt": p["prompt"],
+                    "response": comp[pid]["completion"],
+                }
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     print(f"wrote {out}")
 

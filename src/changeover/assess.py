@@ -36,13 +36,13 @@ class PairPosterior:
     dimension: str
     segments: list[str]
     shares: np.ndarray
-    incumbent_rate: np.ndarray   # [draws, S]
+    incumbent_rate: np.ndarray  # [draws, S]
     candidate_rate: np.ndarray
     delta: np.ndarray
-    delta_overall: np.ndarray    # [draws]
+    delta_overall: np.ndarray  # [draws]
     judge: dict[str, dict[str, Any]]
     fit: PairFit
-    items: list[str]             # paired items, in table order (cell_of_item aligns with it)
+    items: list[str]  # paired items, in table order (cell_of_item aligns with it)
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Assessment:
 class _Index:
     by_model: dict[str, dict[str, Record]]
     segment_of: dict[str, str]
-    lead: dict[str, Record]      # per item, the record (incumbent's first) that gives segment and weight
+    lead: dict[str, Record]  # per item, the record (incumbent's first) that gives segment and weight
 
 
 def _segment_key(rec: Record, segment_by: list[str]) -> str:
@@ -85,8 +85,10 @@ def _segment_key(rec: Record, segment_by: list[str]) -> str:
     for name in segment_by:
         value = rec.segment.get(name)
         if value is None:
-            raise DataError(f"item '{rec.item}' (model '{rec.model}'): its segment has no field '{name}', "
-                            f"which the spec's segment_by lists; add it to the record or change segment_by")
+            raise DataError(
+                f"item '{rec.item}' (model '{rec.model}'): its segment has no field '{name}', "
+                f"which the spec's segment_by lists; add it to the record or change segment_by"
+            )
         parts.append(str(value))
     return "/".join(parts)
 
@@ -98,8 +100,10 @@ def _index(spec: MigrationSpec, records: list[Record]) -> _Index:
         if rec.model not in known:
             continue
         if rec.item in by_model[rec.model]:
-            raise DataError(f"item '{rec.item}' has two records for model '{rec.model}'; "
-                            "each model answers an item once (merge their labels into one row)")
+            raise DataError(
+                f"item '{rec.item}' has two records for model '{rec.model}'; "
+                "each model answers an item once (merge their labels into one row)"
+            )
         by_model[rec.model][rec.item] = rec
     for model in spec.models:
         if not by_model.get(model):
@@ -119,12 +123,16 @@ def _shares(spec: MigrationSpec, idx: _Index, segments: list[str]) -> np.ndarray
     if given:
         missing = [s for s in segments if s not in given]
         if missing:
-            raise DataError(f"traffic.shares has no share for segment '{missing[0]}' (segments in the records: "
-                            f"{segments}); give every segment a share or remove traffic.shares")
+            raise DataError(
+                f"traffic.shares has no share for segment '{missing[0]}' (segments in the records: "
+                f"{segments}); give every segment a share or remove traffic.shares"
+            )
         unseen = [s for s in given if s not in segments and given[s] > 0]
         if unseen:
-            raise DataError(f"traffic.shares names segment '{unseen[0]}', but no paired record falls in it; "
-                            f"segments in the records: {segments}")
+            raise DataError(
+                f"traffic.shares names segment '{unseen[0]}', but no paired record falls in it; "
+                f"segments in the records: {segments}"
+            )
         out = np.array([given[s] for s in segments], float)
     else:
         weight: dict[str, float] = defaultdict(float)
@@ -151,13 +159,16 @@ def _label_counts(rec: Record, dimension: str) -> tuple[int, int]:
     return sum(votes), len(votes)
 
 
-def _pair_table(spec: MigrationSpec, idx: _Index, candidate: str, dimension: str, scale: SignalScale,
-                segments: list[str]) -> tuple[PairTable, list[str]]:
+def _pair_table(
+    spec: MigrationSpec, idx: _Index, candidate: str, dimension: str, scale: SignalScale, segments: list[str]
+) -> tuple[PairTable, list[str]]:
     inc, cand = idx.by_model[spec.incumbent], idx.by_model[candidate]
     items = sorted(set(inc) & set(cand))
     if not items:
-        raise DataError(f"no item is answered by both the incumbent '{spec.incumbent}' and '{candidate}'; "
-                        "records pair by their 'item' field")
+        raise DataError(
+            f"no item is answered by both the incumbent '{spec.incumbent}' and '{candidate}'; "
+            "records pair by their 'item' field"
+        )
     signal = spec.dimensions[dimension].signal
     seg_pos = {s: i for i, s in enumerate(segments)}
     cols: dict[str, list[int]] = defaultdict(list)
@@ -168,10 +179,17 @@ def _pair_table(spec: MigrationSpec, idx: _Index, candidate: str, dimension: str
             pos, tot = _label_counts(rec, dimension)
             cols[f"pos{m}"].append(pos)
             cols[f"tot{m}"].append(tot)
-    table = build_table(segments, np.array(cols["seg"]), scale.levels,
-                        np.array(cols["a0"]), np.array(cols["a1"]),
-                        np.array(cols["pos0"]), np.array(cols["tot0"]),
-                        np.array(cols["pos1"]), np.array(cols["tot1"]))
+    table = build_table(
+        segments,
+        np.array(cols["seg"]),
+        scale.levels,
+        np.array(cols["a0"]),
+        np.array(cols["a1"]),
+        np.array(cols["pos0"]),
+        np.array(cols["tot0"]),
+        np.array(cols["pos1"]),
+        np.array(cols["tot1"]),
+    )
     return table, items
 
 
@@ -182,18 +200,24 @@ def _judge_summary(phi: np.ndarray, scale: SignalScale) -> dict[str, Any]:
     """Posterior-mean confusion of the judge for one model; phi: [draws, 2, K]."""
     mean = phi.mean(axis=0)
     if scale.kind == "binary":
-        return {"sensitivity": float(mean[1, 1]), "specificity": float(mean[0, 0]),
-                "passes_bad": float(mean[0, 1]), "fails_good": float(mean[1, 0])}
-    return {"confusion": {"acceptable": [float(x) for x in mean[1]],
-                          "not_acceptable": [float(x) for x in mean[0]]},
-            "levels": scale.describe()}
+        return {
+            "sensitivity": float(mean[1, 1]),
+            "specificity": float(mean[0, 0]),
+            "passes_bad": float(mean[0, 1]),
+            "fails_good": float(mean[1, 0]),
+        }
+    return {
+        "confusion": {"acceptable": [float(x) for x in mean[1]], "not_acceptable": [float(x) for x in mean[0]]},
+        "levels": scale.describe(),
+    }
 
 
-def _summary(pp: PairPosterior, s: int | None, margin: float, confidence: float,
-             monthly: float | None) -> dict[str, Any]:
+def _summary(
+    pp: PairPosterior, s: int | None, margin: float, confidence: float, monthly: float | None
+) -> dict[str, Any]:
     if s is None:
         d, inc, cand = pp.delta_overall, pp.incumbent_rate @ pp.shares, pp.candidate_rate @ pp.shares
-        extra = (np.maximum(0.0, -pp.delta) @ pp.shares)
+        extra = np.maximum(0.0, -pp.delta) @ pp.shares
         net = -pp.delta_overall
     else:
         d, inc, cand = pp.delta[:, s], pp.incumbent_rate[:, s], pp.candidate_rate[:, s]
@@ -204,9 +228,12 @@ def _summary(pp: PairPosterior, s: int | None, margin: float, confidence: float,
         "delta": dec.interval(d, confidence).as_dict(),
         "incumbent": dec.interval(inc, confidence).as_dict(),
         "candidate": dec.interval(cand, confidence).as_dict(),
-        "p_noninferior": j.p_noninferior, "p_superior": j.p_superior, "p_regression": j.p_regression,
+        "p_noninferior": j.p_noninferior,
+        "p_superior": j.p_superior,
+        "p_regression": j.p_regression,
         "verdict": j.verdict,
-        "extra_failures_per_month": None, "net_failures_per_month": None,
+        "extra_failures_per_month": None,
+        "net_failures_per_month": None,
     }
     if monthly is not None:
         out["extra_failures_per_month"] = dec.interval(extra * monthly, confidence).as_dict()
@@ -219,16 +246,26 @@ def _required_segments(spec: MigrationSpec, segments: list[str]) -> list[str]:
         return list(segments)
     unknown = [s for s in spec.required_segments if s not in segments]
     if unknown:
-        raise DataError(f"required_segments names '{unknown[0]}', which is not a segment of the records "
-                        f"({segments}); segment keys join the segment_by values with '/'")
+        raise DataError(
+            f"required_segments names '{unknown[0]}', which is not a segment of the records "
+            f"({segments}); segment keys join the segment_by values with '/'"
+        )
     return list(spec.required_segments)
 
 
 # --------------------------------------------------------------------------- the entry point
 
 
-def assess(spec: MigrationSpec, records: list[Record], *, seed: int | None = None, draws: int = 250,
-           warmup: int = 300, chains: int = 4, next_count: int = 50) -> Assessment:
+def assess(
+    spec: MigrationSpec,
+    records: list[Record],
+    *,
+    seed: int | None = None,
+    draws: int = 250,
+    warmup: int = 300,
+    chains: int = 4,
+    next_count: int = 50,
+) -> Assessment:
     """Fit the measurement model for every candidate x dimension and decide."""
     idx = _index(spec, records)
     segments = sorted(set(idx.segment_of.values()))
@@ -243,8 +280,7 @@ def assess(spec: MigrationSpec, records: list[Record], *, seed: int | None = Non
             keys.append((candidate, dimension))
             tables.append(table)
             items_of[(candidate, dimension)] = items
-    settings = FitSettings(chains=chains, warmup=warmup, draws=draws,
-                           seed=spec.seed if seed is None else seed)
+    settings = FitSettings(chains=chains, warmup=warmup, draws=draws, seed=spec.seed if seed is None else seed)
     fits = fit_pairs(tables, settings)
 
     conf, monthly = spec.confidence, spec.traffic.monthly_interactions
@@ -259,9 +295,19 @@ def assess(spec: MigrationSpec, records: list[Record], *, seed: int | None = Non
         flat = PairFit.flat
         phi = flat(fit.phi)
         judge = {spec.incumbent: _judge_summary(phi[:, 0], scale), candidate: _judge_summary(phi[:, 1], scale)}
-        pp = PairPosterior(candidate, dimension, segments, shares, flat(fit.incumbent_rate),
-                           flat(fit.candidate_rate), flat(fit.delta), flat(fit.overall(fit.delta, shares)),
-                           judge, fit, items_of[(candidate, dimension)])
+        pp = PairPosterior(
+            candidate,
+            dimension,
+            segments,
+            shares,
+            flat(fit.incumbent_rate),
+            flat(fit.candidate_rate),
+            flat(fit.delta),
+            flat(fit.overall(fit.delta, shares)),
+            judge,
+            fit,
+            items_of[(candidate, dimension)],
+        )
         pairs[(candidate, dimension)] = pp
         judge_out[dimension].setdefault(spec.incumbent, judge[spec.incumbent])
         judge_out[dimension][candidate] = judge[candidate]
@@ -272,16 +318,23 @@ def assess(spec: MigrationSpec, records: list[Record], *, seed: int | None = Non
         overall = _summary(pp, None, margin, conf, monthly)
         segs = {seg: _summary(pp, s, margin, conf, monthly) for s, seg in enumerate(segments)}
         req = [segs[s]["verdict"] for s in required] if len(segments) > 1 else []
-        dim_out = {"verdict": dec.dimension_verdict(overall["verdict"], req), "overall": overall,
-                   "segments": segs, "required": spec.dimensions[dimension].required,
-                   "signal": scale.describe(),
-                   "labelled": {spec.incumbent: fit.table.labelled(0), candidate: fit.table.labelled(1)},
-                   "paired_items": fit.table.items}
+        dim_out = {
+            "verdict": dec.dimension_verdict(overall["verdict"], req),
+            "overall": overall,
+            "segments": segs,
+            "required": spec.dimensions[dimension].required,
+            "signal": scale.describe(),
+            "labelled": {spec.incumbent: fit.table.labelled(0), candidate: fit.table.labelled(1)},
+            "paired_items": fit.table.items,
+        }
         candidates_out.setdefault(candidate, {"dimensions": {}})["dimensions"][dimension] = dim_out
         if spec.dimensions[dimension].required:
             undecided = [("overall", None)] if overall["verdict"] == dec.INCONCLUSIVE else []
-            undecided += [(seg, segments.index(seg)) for seg in required
-                          if len(segments) > 1 and segs[seg]["verdict"] == dec.INCONCLUSIVE]
+            undecided += [
+                (seg, segments.index(seg))
+                for seg in required
+                if len(segments) > 1 and segs[seg]["verdict"] == dec.INCONCLUSIVE
+            ]
             targets.append(LabelTarget(candidate, dimension, fit, shares, margin, conf, undecided))
 
     for candidate, cand_out in candidates_out.items():
@@ -298,12 +351,16 @@ def assess(spec: MigrationSpec, records: list[Record], *, seed: int | None = Non
 
     needed = labels_needed(targets)
     ranked = rank_labels(targets, next_count)
-    next_labels = [{"item": item, "model": model, "dimension": dimension, "value": value}
-                   for item, model, dimension, value in _items_for(ranked, pairs, spec)]
+    next_labels = [
+        {"item": item, "model": model, "dimension": dimension, "value": value}
+        for item, model, dimension, value in _items_for(ranked, pairs, spec)
+    ]
     rhat_max, ess_min = float(np.nanmax(rhats)), float(np.nanmin(esses))
     if rhat_max > RHAT_WARN or ess_min < ESS_WARN:
-        msg = (f"the sampler may not have converged (R-hat max {rhat_max:.3f}, ESS min {ess_min:.0f}); "
-               "rerun with more --draws/--warmup before acting on a borderline verdict")
+        msg = (
+            f"the sampler may not have converged (R-hat max {rhat_max:.3f}, ESS min {ess_min:.0f}); "
+            "rerun with more --draws/--warmup before acting on a borderline verdict"
+        )
         warn.append(msg)
         warnings.warn(msg, stacklevel=2)
     result = {
@@ -316,9 +373,17 @@ def assess(spec: MigrationSpec, records: list[Record], *, seed: int | None = Non
         "candidates": candidates_out,
         "labels_needed": needed,
         "next_labels": next_labels,
-        "diagnostics": {"rhat_max": rhat_max, "ess_min": ess_min, "judge": dict(judge_out),
-                        "chains": chains, "draws": draws, "warmup": warmup, "seed": settings.seed,
-                        "divergences": int(sum(f.divergences for f in fits)), "warnings": warn},
+        "diagnostics": {
+            "rhat_max": rhat_max,
+            "ess_min": ess_min,
+            "judge": dict(judge_out),
+            "chains": chains,
+            "draws": draws,
+            "warmup": warmup,
+            "seed": settings.seed,
+            "divergences": int(sum(f.divergences for f in fits)),
+            "warnings": warn,
+        },
     }
     return Assessment(spec, result, pairs, next_labels, needed, warn)
 
@@ -353,8 +418,9 @@ def _round_count(x: float) -> str:
 def plain_words(spec: MigrationSpec, candidate: str, cand_out: dict[str, Any], segments: list[str]) -> str:
     """One line a person can read: 'cand-a: GO — correctness non-inferior (P=0.98) in all 3 regions; ...'."""
     parts = []
-    where = (f"overall and in all {len(segments)} segments ({'/'.join(spec.segment_by)})"
-             if len(segments) > 1 else "overall")
+    where = (
+        f"overall and in all {len(segments)} segments ({'/'.join(spec.segment_by)})" if len(segments) > 1 else "overall"
+    )
     net_total = 0.0
     have_net = False
     for dimension, d in cand_out["dimensions"].items():

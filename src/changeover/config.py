@@ -20,8 +20,20 @@ from changeover.errors import SpecError
 
 T = TypeVar("T", bound=BaseModel)
 
-FEATURE_SECTIONS = ("models", "prompts", "judges", "evaluate", "pricing", "shadow", "rollout",
-                    "embeddings", "labeling", "report", "redaction", "gateway")
+FEATURE_SECTIONS = (
+    "models",
+    "prompts",
+    "judges",
+    "evaluate",
+    "pricing",
+    "shadow",
+    "rollout",
+    "embeddings",
+    "labeling",
+    "report",
+    "redaction",
+    "gateway",
+)
 
 
 class Dimension(BaseModel):
@@ -29,8 +41,9 @@ class Dimension(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    signal: str | None = Field(None, description="signals key holding the automated verdict; "
-                                                 "default: the dimension's name")
+    signal: str | None = Field(
+        None, description="signals key holding the automated verdict; default: the dimension's name"
+    )
     margin: float = Field(0.02, ge=0.0, lt=1.0, description="non-inferiority margin on the pass rate")
     levels: int | None = Field(None, ge=2, le=20, description="number of ordinal levels 1..K, if the signal is ordinal")
     bins: int = Field(4, ge=2, le=20, description="quantile bins for a continuous score in [0,1]")
@@ -147,8 +160,9 @@ def load_spec(path: str | Path) -> MigrationSpec:
 def spec_from_dict(raw: Any, path: str | Path = "spec") -> MigrationSpec:
     """Validate an already-parsed spec mapping (used by tests and the demo)."""
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: the spec must be a YAML mapping with at least "
-                        "'incumbent', 'candidates' and 'dimensions'")
+        raise SpecError(
+            f"{path}: the spec must be a YAML mapping with at least 'incumbent', 'candidates' and 'dimensions'"
+        )
     try:
         spec = MigrationSpec.model_validate(raw)
     except ValidationError as exc:

@@ -25,8 +25,17 @@ from changeover.errors import ChangeoverError, RecordsError, where
 SignalValue = float | int | None
 LabelValue = list[int]
 
-OPTIONAL_FIELDS = ("prompt", "response", "reference", "latency_ms", "tokens_in",
-                   "tokens_out", "cost_usd", "error", "weight")
+OPTIONAL_FIELDS = (
+    "prompt",
+    "response",
+    "reference",
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "error",
+    "weight",
+)
 _NUMERIC_OPTIONAL = {"latency_ms", "tokens_in", "tokens_out", "cost_usd", "weight"}
 _KNOWN = {"item", "model", "segment", "signals", "labels", *OPTIONAL_FIELDS}
 
@@ -110,8 +119,8 @@ def parse_signal(value: Any, loc: str, name: str) -> SignalValue:
             value = float(low) if any(c in low for c in ".e") else int(low)
         except ValueError:
             raise RecordsError(
-                f"{loc}: field '{name}': expected 0/1, an integer level 1..K or a score in [0,1], "
-                f"got {value!r}") from None
+                f"{loc}: field '{name}': expected 0/1, an integer level 1..K or a score in [0,1], got {value!r}"
+            ) from None
     if isinstance(value, int):
         if value < 0:
             raise RecordsError(f"{loc}: field '{name}': a level cannot be negative, got {value}")
@@ -125,7 +134,8 @@ def parse_signal(value: Any, loc: str, name: str) -> SignalValue:
             return value
         raise RecordsError(
             f"{loc}: field '{name}': a continuous score must lie in [0, 1], got {value}; "
-            "rescale it or give an integer level")
+            "rescale it or give an integer level"
+        )
     raise RecordsError(f"{loc}: field '{name}': expected a number, got {type(value).__name__}")
 
 
@@ -139,8 +149,7 @@ def _label_one(value: Any, loc: str, name: str) -> int:
             return mapping[low]
     elif isinstance(value, (int, float)) and value in (0, 1):
         return int(value)
-    raise RecordsError(
-        f"{loc}: field '{name}': a human label is 1 (acceptable) or 0 (not), got {value!r}")
+    raise RecordsError(f"{loc}: field '{name}': a human label is 1 (acceptable) or 0 (not), got {value!r}")
 
 
 def parse_label(value: Any, loc: str, name: str) -> LabelValue | None:
@@ -186,17 +195,22 @@ def record_from_dict(row: dict[str, Any], loc: str) -> Record:
     for required in ("item", "model"):
         if required not in row:
             raise RecordsError(f"{loc}: missing field '{required}' (every row needs 'item' and 'model')")
-    segment = {str(k): _text(v, loc, f"segment.{k}")
-               for k, v in _mapping(row.get("segment"), loc, "segment").items()}
-    signals = {str(k): parse_signal(v, loc, f"signals.{k}")
-               for k, v in _mapping(row.get("signals"), loc, "signals").items()}
+    segment = {str(k): _text(v, loc, f"segment.{k}") for k, v in _mapping(row.get("segment"), loc, "segment").items()}
+    signals = {
+        str(k): parse_signal(v, loc, f"signals.{k}") for k, v in _mapping(row.get("signals"), loc, "signals").items()
+    }
     labels: dict[str, LabelValue] = {}
     for k, v in _mapping(row.get("labels"), loc, "labels").items():
         parsed = parse_label(v, loc, f"labels.{k}")
         if parsed is not None:
             labels[str(k)] = parsed
-    rec = Record(item=_text(row["item"], loc, "item"), model=_text(row["model"], loc, "model"),
-                 segment=segment, signals=signals, labels=labels)
+    rec = Record(
+        item=_text(row["item"], loc, "item"),
+        model=_text(row["model"], loc, "model"),
+        segment=segment,
+        signals=signals,
+        labels=labels,
+    )
     for name in OPTIONAL_FIELDS:
         value = row.get(name)
         if value is None:
@@ -228,8 +242,9 @@ def unflatten(row: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- readers
 
 
-def jsonl_objects(path: Path, error: type[ChangeoverError] = RecordsError,
-                  opener: Callable[..., IO[str]] = open) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_objects(
+    path: Path, error: type[ChangeoverError] = RecordsError, opener: Callable[..., IO[str]] = open
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line of a JSONL file.
 
     A line that is not JSON, or not a JSON object, raises ``error`` naming
@@ -243,8 +258,9 @@ def jsonl_objects(path: Path, error: type[ChangeoverError] = RecordsError,
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise error(f"{where(path, lineno)}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                            "fix or remove the line") from None
+                raise error(
+                    f"{where(path, lineno)}: not valid JSON ({exc.msg} at column {exc.colno}); fix or remove the line"
+                ) from None
             if not isinstance(obj, dict):
                 raise error(f"{where(path, lineno)}: each line must be a JSON object, got {type(obj).__name__}")
             yield lineno, obj
@@ -259,8 +275,10 @@ def iter_rows(path: str | Path, required: tuple[str, ...] = ("item", "model")) -
     try:
         yield from _iter_rows(Path(path), required)
     except UnicodeDecodeError as exc:
-        raise RecordsError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8, "
-                           "e.g. from a spreadsheet choose 'CSV UTF-8'") from None
+        raise RecordsError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); re-save it as UTF-8, "
+            "e.g. from a spreadsheet choose 'CSV UTF-8'"
+        ) from None
 
 
 def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -282,8 +300,10 @@ def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 needed = " and ".join(f"'{c}'" for c in required)
-                raise RecordsError(f"{where(path, 1)}: the CSV header needs column(s) {needed}; "
-                                   f"missing {missing} (got {reader.fieldnames})")
+                raise RecordsError(
+                    f"{where(path, 1)}: the CSV header needs column(s) {needed}; "
+                    f"missing {missing} (got {reader.fieldnames})"
+                )
             for lineno, row in enumerate(reader, 2):
                 yield lineno, unflatten(row)
     elif suffix == ".parquet":

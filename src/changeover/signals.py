@@ -21,7 +21,7 @@ MISSING = -1
 class SignalScale:
     """How a dimension's signal maps to levels: kind, number of levels, cut points."""
 
-    kind: str                 # "binary" | "ordinal" | "continuous"
+    kind: str  # "binary" | "ordinal" | "continuous"
     levels: int
     cuts: tuple[float, ...] = ()
 
@@ -40,36 +40,47 @@ class SignalScale:
         return f"{self.kind} signal with {self.levels} levels"
 
 
-def infer_scale(values: list[float | int | None], dimension: str, levels: int | None = None,
-                bins: int = 4) -> SignalScale:
+def infer_scale(
+    values: list[float | int | None], dimension: str, levels: int | None = None, bins: int = 4
+) -> SignalScale:
     """Decide the scale of a dimension's signal from its values (and the spec's ``levels``)."""
     present = [v for v in values if v is not None]
     if not present:
-        raise DataError(f"dimension '{dimension}': no record has a signal for it; check the spec's "
-                        f"'dimensions.{dimension}.signal' names a key of 'signals' in the records")
+        raise DataError(
+            f"dimension '{dimension}': no record has a signal for it; check the spec's "
+            f"'dimensions.{dimension}.signal' names a key of 'signals' in the records"
+        )
     is_float = any(isinstance(v, float) and not float(v).is_integer() for v in present)
     if levels is not None:
         if is_float:
             example = next(v for v in present if isinstance(v, float) and not float(v).is_integer())
-            raise DataError(f"dimension '{dimension}': the spec says levels: {levels} (ordinal 1..{levels}) "
-                            f"but the records hold fractional scores such as {example}")
+            raise DataError(
+                f"dimension '{dimension}': the spec says levels: {levels} (ordinal 1..{levels}) "
+                f"but the records hold fractional scores such as {example}"
+            )
         bad = [v for v in present if not 1 <= int(v) <= levels]
         if bad:
-            raise DataError(f"dimension '{dimension}': the spec says levels: {levels}, so signals must be "
-                            f"integers 1..{levels}; found {bad[0]}")
+            raise DataError(
+                f"dimension '{dimension}': the spec says levels: {levels}, so signals must be "
+                f"integers 1..{levels}; found {bad[0]}"
+            )
         return SignalScale("ordinal", levels)
     if is_float:
         arr = np.asarray(present, float)
         qs = np.quantile(arr, np.linspace(0, 1, bins + 1)[1:-1])
         cuts = tuple(sorted(set(float(q) for q in qs)))
         if not cuts:
-            raise DataError(f"dimension '{dimension}': every score is {arr[0]}; a constant signal carries "
-                            "no information - drop the dimension or fix the judge")
+            raise DataError(
+                f"dimension '{dimension}': every score is {arr[0]}; a constant signal carries "
+                "no information - drop the dimension or fix the judge"
+            )
         return SignalScale("continuous", len(cuts) + 1, cuts)
     ints = {int(v) for v in present}
     if ints <= {0, 1}:
         return SignalScale("binary", 2)
     if min(ints) < 1:
-        raise DataError(f"dimension '{dimension}': signals mix 0 with levels above 1 ({sorted(ints)[:6]}); "
-                        "use 0/1 for a binary signal or 1..K for an ordinal one")
+        raise DataError(
+            f"dimension '{dimension}': signals mix 0 with levels above 1 ({sorted(ints)[:6]}); "
+            "use 0/1 for a binary signal or 1..K for an ordinal one"
+        )
     return SignalScale("ordinal", max(ints))

@@ -8,8 +8,9 @@ import pytest
 from changeover.stats.simulate import Scenario
 
 
-def scenario_records(sc: Scenario, seed: int, incumbent="legacy", candidate="cand",
-                     segment_field="region") -> list[dict]:
+def scenario_records(
+    sc: Scenario, seed: int, incumbent="legacy", candidate="cand", segment_field="region"
+) -> list[dict]:
     """Per-item records (incumbent + candidate) drawn from a scenario."""
     rng = np.random.default_rng(seed)
     pi = sc.cell_probs()
@@ -17,14 +18,17 @@ def scenario_records(sc: Scenario, seed: int, incumbent="legacy", candidate="can
     rows = []
     for s, name in enumerate(names):
         cells = rng.choice(4, size=sc.items_per_segment, p=pi[s] / pi[s].sum())
-        labelled = {m: set(rng.choice(sc.items_per_segment, sc.labels_per_segment, replace=False))
-                    for m in (0, 1)}
+        labelled = {m: set(rng.choice(sc.items_per_segment, sc.labels_per_segment, replace=False)) for m in (0, 1)}
         for i, c in enumerate(cells):
             z = (c // 2, c % 2)
             for m, model in enumerate((incumbent, candidate)):
                 p_pass = sc.sensitivity[m] if z[m] else 1 - sc.specificity[m]
-                row = {"item": f"{name}-{i}", "model": model, "segment": {segment_field: name},
-                       "signals": {"correctness": int(rng.random() < p_pass)}}
+                row = {
+                    "item": f"{name}-{i}",
+                    "model": model,
+                    "segment": {segment_field: name},
+                    "signals": {"correctness": int(rng.random() < p_pass)},
+                }
                 if i in labelled[m]:
                     row["labels"] = {"correctness": int(z[m])}
                 rows.append(row)

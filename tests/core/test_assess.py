@@ -17,11 +17,17 @@ from .conftest import scenario_records
 
 def _records(rows):
     from changeover.records import record_from_dict
+
     return [record_from_dict(r, f"row {i}") for i, r in enumerate(rows)]
 
 
-SPEC = {"incumbent": "legacy", "candidates": ["cand"], "segment_by": ["region"],
-        "traffic": {"monthly_interactions": 1_000_000}, "dimensions": {"correctness": {"margin": 0.02}}}
+SPEC = {
+    "incumbent": "legacy",
+    "candidates": ["cand"],
+    "segment_by": ["region"],
+    "traffic": {"monthly_interactions": 1_000_000},
+    "dimensions": {"correctness": {"margin": 0.02}},
+}
 
 
 def test_json_has_the_documented_keys():
@@ -31,8 +37,15 @@ def test_json_has_the_documented_keys():
     dim = out["candidates"]["cand"]["dimensions"]["correctness"]
     assert dim["verdict"] in ("superior", "non-inferior", "inconclusive", "regression")
     for block in [dim["overall"], *dim["segments"].values()]:
-        assert set(block) >= {"delta", "incumbent", "candidate", "p_noninferior", "p_superior", "p_regression",
-                              "extra_failures_per_month"}
+        assert set(block) >= {
+            "delta",
+            "incumbent",
+            "candidate",
+            "p_noninferior",
+            "p_superior",
+            "p_regression",
+            "extra_failures_per_month",
+        }
         assert set(block["delta"]) == {"mean", "lower", "upper"}
         assert block["delta"]["lower"] <= block["delta"]["mean"] <= block["delta"]["upper"]
     assert set(dim["segments"]) == {"r0", "r1"}
@@ -48,7 +61,7 @@ def test_clear_regression_is_no_go_and_costs_failures():
     o = a.to_json()["candidates"]["cand"]["dimensions"]["correctness"]["overall"]
     assert a.verdict == "NO-GO" and a.exit_code == 1
     assert o["p_regression"] > 0.95
-    assert o["extra_failures_per_month"]["mean"] > 100_000   # ~17 points of 1M interactions
+    assert o["extra_failures_per_month"]["mean"] > 100_000  # ~17 points of 1M interactions
 
 
 def test_too_few_labels_asks_for_labels_on_unlabelled_items():
@@ -66,12 +79,20 @@ def test_too_few_labels_asks_for_labels_on_unlabelled_items():
 
 def test_lenient_judge_on_candidate_is_not_go():
     """The judge passes the candidate's bad answers; labels on the candidate reveal it."""
-    sc = Scenario("worse, lenient", [0.85], [0.75], items_per_segment=800, labels_per_segment=120,
-                  sensitivity=(0.9, 0.97), specificity=(0.9, 0.5))
+    sc = Scenario(
+        "worse, lenient",
+        [0.85],
+        [0.75],
+        items_per_segment=800,
+        labels_per_segment=120,
+        sensitivity=(0.9, 0.97),
+        specificity=(0.9, 0.5),
+    )
     rows = scenario_records(sc, 4)
-    judge_alone = {m: np.mean([r["signals"]["correctness"] for r in rows if r["model"] == m])
-                   for m in ("legacy", "cand")}
-    assert judge_alone["cand"] >= judge_alone["legacy"] - 0.02   # the judge alone sees no regression
+    judge_alone = {
+        m: np.mean([r["signals"]["correctness"] for r in rows if r["model"] == m]) for m in ("legacy", "cand")
+    }
+    assert judge_alone["cand"] >= judge_alone["legacy"] - 0.02  # the judge alone sees no regression
     spec = spec_from_dict({**SPEC, "segment_by": []})
     a = assess(spec, _records(rows), draws=150, warmup=200)
     assert a.verdict != "GO"
@@ -79,11 +100,14 @@ def test_lenient_judge_on_candidate_is_not_go():
     assert judge["cand"]["specificity"] < judge["legacy"]["specificity"] - 0.15
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda rows: [r for r in rows if r["model"] != "cand"], "no records for the candidate 'cand'"),
-    (lambda rows: rows + [rows[0]], "has two records for model"),
-    (lambda rows: [{**r, "segment": {}} if i == 0 else r for i, r in enumerate(rows)], "no field 'region'"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda rows: [r for r in rows if r["model"] != "cand"], "no records for the candidate 'cand'"),
+        (lambda rows: rows + [rows[0]], "has two records for model"),
+        (lambda rows: [{**r, "segment": {}} if i == 0 else r for i, r in enumerate(rows)], "no field 'region'"),
+    ],
+)
 def test_data_errors_are_clear(mutate, needle):
     sc = Scenario("x", [0.8], [0.8], items_per_segment=20, labels_per_segment=5)
     with pytest.raises(DataError, match=needle):
@@ -114,11 +138,12 @@ def test_xstest_masked_labels_cover_the_full_human_delta(n_labels):
     truth = read_records(bundled_records_path())
     items = sorted({r.item for r in truth})
     keep = set(random.Random(n_labels).sample(items, n_labels))
-    masked = [Record(**{**{f: getattr(r, f) for f in r.__slots__},
-                        "labels": r.labels if r.item in keep else {}}) for r in truth]
+    masked = [
+        Record(**{**{f: getattr(r, f) for f in r.__slots__}, "labels": r.labels if r.item in keep else {}})
+        for r in truth
+    ]
     cands = ["gpt4", "llama2new", "mistralinstruct", "mistralguard"]
-    spec = spec_from_dict({"incumbent": "llama2orig", "candidates": cands,
-                           "dimensions": {"refusal": {"margin": 0.02}}})
+    spec = spec_from_dict({"incumbent": "llama2orig", "candidates": cands, "dimensions": {"refusal": {"margin": 0.02}}})
     out = assess(spec, masked).to_json()
     for cand in cands:
         d = out["candidates"][cand]["dimensions"]["refusal"]["overall"]["delta"]

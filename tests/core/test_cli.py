@@ -12,8 +12,21 @@ def test_assess_go_writes_json_and_exits_0(tmp_path, spec_path, capsys):
     sc = Scenario("better", [0.7, 0.75], [0.85, 0.9], items_per_segment=200, labels_per_segment=40)
     records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 1))
     out = tmp_path / "decision.json"
-    rc = run(["assess", "--spec", str(spec_path), "--records", str(records), "--json", str(out),
-              "--draws", "150", "--warmup", "200"])
+    rc = run(
+        [
+            "assess",
+            "--spec",
+            str(spec_path),
+            "--records",
+            str(records),
+            "--json",
+            str(out),
+            "--draws",
+            "150",
+            "--warmup",
+            "200",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0
     assert json.loads(out.read_text())["verdict"] == "GO"
@@ -22,12 +35,30 @@ def test_assess_go_writes_json_and_exits_0(tmp_path, spec_path, capsys):
 
 def test_assess_no_go_exits_1_and_need_labels_exits_3(tmp_path, spec_path):
     worse = Scenario("worse", [0.85, 0.85], [0.65, 0.7], items_per_segment=200, labels_per_segment=40)
-    rc = run(["assess", "--spec", str(spec_path), "--records",
-              str(write_jsonl(tmp_path / "w.jsonl", scenario_records(worse, 2))), "--draws", "150"])
+    rc = run(
+        [
+            "assess",
+            "--spec",
+            str(spec_path),
+            "--records",
+            str(write_jsonl(tmp_path / "w.jsonl", scenario_records(worse, 2))),
+            "--draws",
+            "150",
+        ]
+    )
     assert rc == 1
     equal = Scenario("equal", [0.8, 0.8], [0.8, 0.8], items_per_segment=150, labels_per_segment=5)
-    rc = run(["assess", "--spec", str(spec_path), "--records",
-              str(write_jsonl(tmp_path / "e.jsonl", scenario_records(equal, 3))), "--draws", "150"])
+    rc = run(
+        [
+            "assess",
+            "--spec",
+            str(spec_path),
+            "--records",
+            str(write_jsonl(tmp_path / "e.jsonl", scenario_records(equal, 3))),
+            "--draws",
+            "150",
+        ]
+    )
     assert rc == 3
 
 
@@ -73,6 +104,19 @@ def test_unwritable_json_output_is_a_clear_error(tmp_path, spec_path, capsys):
     sc = Scenario("x", [0.8], [0.8], items_per_segment=40, labels_per_segment=10)
     records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 9))
     (tmp_path / "file").write_text("not a folder")
-    rc = run(["assess", "--spec", str(spec_path), "--records", str(records), "--draws", "60", "--warmup", "60",
-              "--json", str(tmp_path / "file" / "decision.json")])
+    rc = run(
+        [
+            "assess",
+            "--spec",
+            str(spec_path),
+            "--records",
+            str(records),
+            "--draws",
+            "60",
+            "--warmup",
+            "60",
+            "--json",
+            str(tmp_path / "file" / "decision.json"),
+        ]
+    )
     assert rc == 2 and "cannot write the JSON output" in capsys.readouterr().err

@@ -36,21 +36,39 @@ def test_mifeval_style_dimension_covers_the_strict_delta(shared_data):
     data = {m: _load(shared_data, m) for m in (INCUMBENT, CANDIDATE)}
     items = sorted(set(data[INCUMBENT]) & set(data[CANDIDATE]))
     keep = set(random.Random(3).sample(items, int(0.15 * len(items))))
-    records = [Record(item=i, model=m, segment={"language": data[m][i][0]}, signals={"style": data[m][i][2]},
-                      labels={"style": [data[m][i][1]]} if i in keep else {})
-               for m in data for i in items]
-    spec = spec_from_dict({"incumbent": INCUMBENT, "candidates": [CANDIDATE], "segment_by": ["language"],
-                           "dimensions": {"style": {"margin": 0.03}}})
+    records = [
+        Record(
+            item=i,
+            model=m,
+            segment={"language": data[m][i][0]},
+            signals={"style": data[m][i][2]},
+            labels={"style": [data[m][i][1]]} if i in keep else {},
+        )
+        for m in data
+        for i in items
+    ]
+    spec = spec_from_dict(
+        {
+            "incumbent": INCUMBENT,
+            "candidates": [CANDIDATE],
+            "segment_by": ["language"],
+            "dimensions": {"style": {"margin": 0.03}},
+        }
+    )
     out = assess(spec, records).to_json()
     dim = out["candidates"][CANDIDATE]["dimensions"]["style"]
     shares = out["segments"]
-    truth = {lang: np.mean([data[CANDIDATE][i][1] - data[INCUMBENT][i][1] for i in items if i.startswith(lang)])
-             for lang in LANGS}
+    truth = {
+        lang: np.mean([data[CANDIDATE][i][1] - data[INCUMBENT][i][1] for i in items if i.startswith(lang)])
+        for lang in LANGS
+    }
     overall = sum(shares[lang] * truth[lang] for lang in LANGS)
     d = dim["overall"]["delta"]
     assert d["lower"] <= overall <= d["upper"], (overall, d)
-    covered = [dim["segments"][lang]["delta"]["lower"] <= truth[lang] <= dim["segments"][lang]["delta"]["upper"]
-               for lang in LANGS]
+    covered = [
+        dim["segments"][lang]["delta"]["lower"] <= truth[lang] <= dim["segments"][lang]["delta"]["upper"]
+        for lang in LANGS
+    ]
     assert sum(covered) >= 3, (truth, dim["segments"])
     # the loose checker is lenient, and the model learns it from the labels
     judge = out["diagnostics"]["judge"]["style"][CANDIDATE]

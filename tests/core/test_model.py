@@ -25,8 +25,17 @@ def test_gradient_matches_finite_differences():
     t1, _, _ = simulate(dataclasses.replace(SCENARIOS[3], items_per_segment=60, labels_per_segment=10), rng)
     n = 150
     tot0 = np.where(rng.random(n) < 0.3, 2, 0)
-    t2 = build_table(["a", "b"], rng.integers(0, 2, n), 3, rng.integers(-1, 3, n), rng.integers(0, 3, n),
-                     np.minimum(rng.integers(0, 3, n), tot0), tot0, rng.integers(0, 2, n), rng.integers(0, 2, n))
+    t2 = build_table(
+        ["a", "b"],
+        rng.integers(0, 2, n),
+        3,
+        rng.integers(-1, 3, n),
+        rng.integers(0, 3, n),
+        np.minimum(rng.integers(0, 3, n), tot0),
+        tot0,
+        rng.integers(0, 2, n),
+        rng.integers(0, 2, n),
+    )
     t2 = dataclasses.replace(t2, pos1=np.minimum(t2.pos1, t2.tot1))
     post = _Posterior(_batch([t1, t2], 2))
     theta = _initial(post, rng) + rng.normal(0, 0.3, (4, post.P))
@@ -49,8 +58,7 @@ def scenario_fits():
 
 def _verdict(fit: PairFit, shares: np.ndarray) -> str:
     overall = dec.judge_delta(PairFit.flat(fit.overall(fit.delta, shares)), MARGIN, CONF).verdict
-    segs = [dec.judge_delta(PairFit.flat(fit.delta[..., s]), MARGIN, CONF).verdict
-            for s in range(fit.delta.shape[-1])]
+    segs = [dec.judge_delta(PairFit.flat(fit.delta[..., s]), MARGIN, CONF).verdict for s in range(fit.delta.shape[-1])]
     return dec.combine([overall, *segs])
 
 
@@ -60,8 +68,9 @@ def test_intervals_cover_the_truth(scenario_fits):
     per_scenario = {}
     for (sc, _, d_seg, d_all), fit in zip(data, fits, strict=True):
         shares = np.ones(sc.n_segments)
-        draws = [PairFit.flat(fit.overall(fit.delta, shares))] + \
-            [PairFit.flat(fit.delta[..., s]) for s in range(sc.n_segments)]
+        draws = [PairFit.flat(fit.overall(fit.delta, shares))] + [
+            PairFit.flat(fit.delta[..., s]) for s in range(sc.n_segments)
+        ]
         truths = [d_all, *d_seg]
         for x, truth in zip(draws, truths, strict=True):
             iv = dec.interval(x, CONF)
@@ -111,13 +120,17 @@ def test_simulation_based_calibration():
     fits = fit_pairs(tables, FitSettings(seed=7, draws=250, warmup=300))
     ranks = {"delta": [], "incumbent rate s0": [], "judge P(top | acceptable), candidate": []}
     for d, fit in zip(draws, fits, strict=True):
-        thin = slice(None, None, 10)   # ~100 nearly independent draws
-        post = {"delta": fit.delta.mean(-1)[:, thin].ravel(),
-                "incumbent rate s0": fit.incumbent_rate[:, thin, 0].ravel(),
-                "judge P(top | acceptable), candidate": fit.phi[:, thin, 1, 1, K - 1].ravel()}
-        truth = {"delta": (d.pi[:, 1] - d.pi[:, 2]).mean(),
-                 "incumbent rate s0": d.pi[0, 2] + d.pi[0, 3],
-                 "judge P(top | acceptable), candidate": d.phi[1, 1, K - 1]}
+        thin = slice(None, None, 10)  # ~100 nearly independent draws
+        post = {
+            "delta": fit.delta.mean(-1)[:, thin].ravel(),
+            "incumbent rate s0": fit.incumbent_rate[:, thin, 0].ravel(),
+            "judge P(top | acceptable), candidate": fit.phi[:, thin, 1, 1, K - 1].ravel(),
+        }
+        truth = {
+            "delta": (d.pi[:, 1] - d.pi[:, 2]).mean(),
+            "incumbent rate s0": d.pi[0, 2] + d.pi[0, 3],
+            "judge P(top | acceptable), candidate": d.phi[1, 1, K - 1],
+        }
         for k in ranks:
             ranks[k].append(np.mean(post[k] < truth[k]))
     for k, r in ranks.items():
@@ -143,7 +156,7 @@ def test_missing_signals_and_ordinal_levels():
     d = draw_prior(2, 5, rng)
     table = simulate_from(d, items_per_segment=400, label_share=0.2, rng=rng)
     a0 = table.a0.copy()
-    a0[::3] = table.levels     # a third of the cells lose the incumbent's signal
+    a0[::3] = table.levels  # a third of the cells lose the incumbent's signal
     table = dataclasses.replace(table, a0=a0)
     (fit,) = fit_pairs([table], FitSettings(seed=2))
     assert fit.phi.shape[-1] == 5 and fit.divergences < 10
@@ -154,8 +167,10 @@ def test_compiled_likelihood_matches_the_numpy_reference():
     from changeover.stats.likelihood import likelihood, likelihood_numpy
 
     rng = np.random.default_rng(12)
-    tables = [simulate_from(draw_prior(3, K, rng, noisy=ann > 1), 200, 0.3, rng, annotators=ann)
-              for K, ann in ((2, 1), (4, 3), (5, 2))]
+    tables = [
+        simulate_from(draw_prior(3, K, rng, noisy=ann > 1), 200, 0.3, rng, annotators=ann)
+        for K, ann in ((2, 1), (4, 3), (5, 2))
+    ]
     post = _Posterior(_batch(tables, 2))
     p = post.constrained(_initial(post, rng) + rng.normal(0, 0.5, (6, post.P)))
     d = post.d

@@ -11,10 +11,22 @@ from changeover.errors import RecordsError
 from changeover.records import read_records, write_records
 
 ROWS = [
-    {"item": "q-1", "segment": {"region": "emea"}, "model": "legacy", "signals": {"correctness": 1, "style": 4},
-     "labels": {"correctness": 1}, "latency_ms": 120.5, "prompt": "hi"},
-    {"item": "q-1", "segment": {"region": "emea"}, "model": "cand", "signals": {"correctness": 0.73},
-     "labels": {"correctness": [1, 0]}},
+    {
+        "item": "q-1",
+        "segment": {"region": "emea"},
+        "model": "legacy",
+        "signals": {"correctness": 1, "style": 4},
+        "labels": {"correctness": 1},
+        "latency_ms": 120.5,
+        "prompt": "hi",
+    },
+    {
+        "item": "q-1",
+        "segment": {"region": "emea"},
+        "model": "cand",
+        "signals": {"correctness": 0.73},
+        "labels": {"correctness": [1, 0]},
+    },
     {"item": "q-2", "segment": {"region": "na"}, "model": "legacy", "signals": {"correctness": None}},
 ]
 
@@ -46,8 +58,9 @@ def test_round_trip_and_gzip(tmp_path):
 
 def test_csv_flattened_columns(tmp_path):
     path = tmp_path / "r.csv"
-    path.write_text("item,model,segment.region,signals.correctness,labels.correctness\n"
-                    "q-1,legacy,emea,1,1\nq-1,cand,emea,0,\n")
+    path.write_text(
+        "item,model,segment.region,signals.correctness,labels.correctness\nq-1,legacy,emea,1,1\nq-1,cand,emea,0,\n"
+    )
     recs = read_records(path)
     assert recs[0].segment == {"region": "emea"} and recs[0].labels == {"correctness": [1]}
     assert recs[1].labels == {} and recs[1].signals == {"correctness": 0}
@@ -55,19 +68,34 @@ def test_csv_flattened_columns(tmp_path):
 
 def test_parquet(tmp_path):
     path = tmp_path / "r.parquet"
-    pq.write_table(pa.Table.from_pylist([{"item": "q-1", "model": "legacy", "segment.region": "emea",
-                                          "signals.correctness": 1, "labels.correctness": 0}]), path)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    "item": "q-1",
+                    "model": "legacy",
+                    "segment.region": "emea",
+                    "signals.correctness": 1,
+                    "labels.correctness": 0,
+                }
+            ]
+        ),
+        path,
+    )
     (rec,) = read_records(path)
     assert rec.segment == {"region": "emea"} and rec.labels == {"correctness": [0]}
 
 
-@pytest.mark.parametrize("row, needle", [
-    ({"model": "m"}, "missing field 'item'"),
-    ({"item": "a", "model": "m", "labels": {"correctness": "yes"}}, "field 'labels.correctness'"),
-    ({"item": "a", "model": "m", "signals": {"correctness": 1.7}}, "field 'signals.correctness'"),
-    ({"item": "a", "model": "m", "latency_ms": "fast"}, "field 'latency_ms'"),
-    ({"item": "a", "model": "m", "segment": "emea"}, "field 'segment' must be an object"),
-])
+@pytest.mark.parametrize(
+    "row, needle",
+    [
+        ({"model": "m"}, "missing field 'item'"),
+        ({"item": "a", "model": "m", "labels": {"correctness": "yes"}}, "field 'labels.correctness'"),
+        ({"item": "a", "model": "m", "signals": {"correctness": 1.7}}, "field 'signals.correctness'"),
+        ({"item": "a", "model": "m", "latency_ms": "fast"}, "field 'latency_ms'"),
+        ({"item": "a", "model": "m", "segment": "emea"}, "field 'segment' must be an object"),
+    ],
+)
 def test_bad_row_names_line_and_field(tmp_path, row, needle):
     path = _jsonl(tmp_path / "bad.jsonl", [ROWS[0], ROWS[1], row])
     with pytest.raises(RecordsError) as err:

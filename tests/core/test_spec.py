@@ -48,13 +48,19 @@ def test_feature_section_errors_name_the_field(tmp_path):
     assert spec.section("shadow", Rollout) is None
 
 
-@pytest.mark.parametrize("patch, needle", [
-    ({"candidates": []}, "candidates"),
-    ({"confidence": 1.5}, "confidence"),
-    ({"candidates": ["legacy-model"]}, "also listed as a candidate"),
-    ({"dimensions": {"correctness": {"margin": 0.02, "margn": 1}}}, "dimensions.correctness.margn' is not a known key"),
-    ({"traffic": {"shares": {"emea": -1}}}, "traffic.shares"),
-])
+@pytest.mark.parametrize(
+    "patch, needle",
+    [
+        ({"candidates": []}, "candidates"),
+        ({"confidence": 1.5}, "confidence"),
+        ({"candidates": ["legacy-model"]}, "also listed as a candidate"),
+        (
+            {"dimensions": {"correctness": {"margin": 0.02, "margn": 1}}},
+            "dimensions.correctness.margn' is not a known key",
+        ),
+        ({"traffic": {"shares": {"emea": -1}}}, "traffic.shares"),
+    ],
+)
 def test_bad_spec_values(patch, needle):
     raw = {"incumbent": "legacy-model", "candidates": ["cand-a"], "dimensions": {"correctness": {}}}
     raw.update(patch)

@@ -20,8 +20,11 @@ def _write(path, rows):
     return path
 
 
-ROWS = [{"item": f"q-{i}", "model": m, "segment": {"region": "emea"}, "signals": {"correctness": i % 2}}
-        for i in range(50) for m in ("legacy", "cand")]
+ROWS = [
+    {"item": f"q-{i}", "model": m, "segment": {"region": "emea"}, "signals": {"correctness": i % 2}}
+    for i in range(50)
+    for m in ("legacy", "cand")
+]
 
 
 def test_import_is_idempotent(store, tmp_path):
@@ -45,19 +48,58 @@ def test_app_labels_merge_and_supersede(store, tmp_path):
     import_file(store, _write(tmp_path / "r.jsonl", ROWS[:4]))
     now = datetime.now(UTC)
     with store.engine.begin() as conn:
-        first = conn.execute(insert(labels).values(item="q-0", model="legacy", dimension="correctness", value=0,
-                                                   annotator="ann", created_at=now, status="label",
-                                                   source="app")).inserted_primary_key[0]
-        conn.execute(insert(labels).values(item="q-0", model="legacy", dimension="correctness", value=1,
-                                           annotator="ann", created_at=now, supersedes=first, status="label",
-                                           source="app"))
-        conn.execute(insert(labels).values(item="q-0", model="legacy", dimension="correctness", value=1,
-                                           annotator="bob", created_at=now, status="label", source="app"))
-        conn.execute(insert(labels).values(item="q-0", model="cand", dimension="correctness", value=None,
-                                           annotator="bob", created_at=now, status="skip", source="app"))
+        first = conn.execute(
+            insert(labels).values(
+                item="q-0",
+                model="legacy",
+                dimension="correctness",
+                value=0,
+                annotator="ann",
+                created_at=now,
+                status="label",
+                source="app",
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            insert(labels).values(
+                item="q-0",
+                model="legacy",
+                dimension="correctness",
+                value=1,
+                annotator="ann",
+                created_at=now,
+                supersedes=first,
+                status="label",
+                source="app",
+            )
+        )
+        conn.execute(
+            insert(labels).values(
+                item="q-0",
+                model="legacy",
+                dimension="correctness",
+                value=1,
+                annotator="bob",
+                created_at=now,
+                status="label",
+                source="app",
+            )
+        )
+        conn.execute(
+            insert(labels).values(
+                item="q-0",
+                model="cand",
+                dimension="correctness",
+                value=None,
+                annotator="bob",
+                created_at=now,
+                status="skip",
+                source="app",
+            )
+        )
     recs = {(r.item, r.model): r for r in load_records(store)}
     assert sorted(recs[("q-0", "legacy")].labels["correctness"]) == [1, 1]  # correction superseded the 0
-    assert "correctness" not in recs[("q-0", "cand")].labels                  # a skip is no verdict
+    assert "correctness" not in recs[("q-0", "cand")].labels  # a skip is no verdict
 
 
 def test_flags_compare_and_set_with_events(store):
@@ -114,11 +156,17 @@ def test_many_processes_opening_a_fresh_store_at_once(store_url, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from changeover.store import open_store; "
-            "from changeover.store.schema import metadata; s = open_store(sys.argv[1]); "
-            "s.ensure(*metadata.sorted_tables); print('ok')")
-    procs = [subprocess.Popen([sys.executable, "-c", code, store_url], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    code = (
+        "import sys; from changeover.store import open_store; "
+        "from changeover.store.schema import metadata; s = open_store(sys.argv[1]); "
+        "s.ensure(*metadata.sorted_tables); print('ok')"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, store_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     results = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in results]
     assert all(out.strip() == "ok" for out, _ in results)

@@ -35,9 +35,9 @@ def _need(path: Path) -> Path:
 @dataclass
 class Subset:
     docs: list[Document]
-    queries: list[Query]          # queries with at least one relevant document in the subset
+    queries: list[Query]  # queries with at least one relevant document in the subset
     qrels: dict[str, dict[str, float]]
-    dir: Path                     # corpus.jsonl / queries.jsonl / qrels.tsv of the subset
+    dir: Path  # corpus.jsonl / queries.jsonl / qrels.tsv of the subset
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +100,15 @@ def embedded(subset: Subset, minilm: Encoder, e5: Encoder) -> Embedded:
     """The subset embedded once by each real model (old = MiniLM, new = e5)."""
     texts = [d.text for d in subset.docs]
     qtexts = [q.text for q in subset.queries]
-    return Embedded([d.id for d in subset.docs], minilm.encode_documents(texts), e5.encode_documents(texts),
-                    minilm.encode_queries(qtexts), e5.encode_queries(qtexts), minilm.key, e5.key)
+    return Embedded(
+        [d.id for d in subset.docs],
+        minilm.encode_documents(texts),
+        e5.encode_documents(texts),
+        minilm.encode_queries(qtexts),
+        e5.encode_queries(qtexts),
+        minilm.key,
+        e5.key,
+    )
 
 
 @pytest.fixture
@@ -118,7 +125,8 @@ def pgvector_url(request) -> str:
     """A fresh database on the test PostgreSQL, which has pgvector (scripts/setup.d/20-pgvector.sh)."""
     if not os.environ.get("CHANGEOVER_TEST_PGVECTOR"):
         if os.environ.get("CI"):
-            raise RuntimeError("CI=true but CHANGEOVER_TEST_PGVECTOR is unset: scripts/setup.d/20-pgvector.sh "
-                               "could not build pgvector")
+            raise RuntimeError(
+                "CI=true but CHANGEOVER_TEST_PGVECTOR is unset: scripts/setup.d/20-pgvector.sh could not build pgvector"
+            )
         pytest.skip("no pgvector: set CHANGEOVER_TEST_PGVECTOR=1 or run scripts/test")
     return request.getfixturevalue("pg_url")

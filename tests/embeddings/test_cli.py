@@ -24,20 +24,74 @@ def queries(cranfield: Path, tmp_path: Path) -> Path:
 def test_full_migration_spec_less(tmp_path, small_corpus, queries, cranfield, capsys):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     common = ["--db", db]
-    assert run(["embeddings", "reembed", "--to", "minilm", "--old", "minilm", "--corpus", str(small_corpus),
-                "--no-progress", "--actor", "alice", *common]) == 0
+    assert (
+        run(
+            [
+                "embeddings",
+                "reembed",
+                "--to",
+                "minilm",
+                "--old",
+                "minilm",
+                "--corpus",
+                str(small_corpus),
+                "--no-progress",
+                "--actor",
+                "alice",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert "now serves" in capsys.readouterr().out
     # a query embedded by the new model is refused by the old index
     assert run(["embeddings", "search", "wing in a slipstream", "--query-model", "e5", *common]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err and "not comparable" in err
     out = tmp_path / "reembed.json"
-    assert run(["embeddings", "reembed", "--to", "e5", "--corpus", str(small_corpus), "--batch", "8",
-                "--rate", "6000/min", "--no-progress", "--json", str(out), *common]) == 0
+    assert (
+        run(
+            [
+                "embeddings",
+                "reembed",
+                "--to",
+                "e5",
+                "--corpus",
+                str(small_corpus),
+                "--batch",
+                "8",
+                "--rate",
+                "6000/min",
+                "--no-progress",
+                "--json",
+                str(out),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["embedded"] == 24
     cmp_json = tmp_path / "compare.json"
-    assert run(["embeddings", "compare", "--old", "minilm", "--new", "e5", "--queries", str(queries),
-                "--qrels", str(cranfield / "qrels.tsv"), "--json", str(cmp_json), *common]) == 0
+    assert (
+        run(
+            [
+                "embeddings",
+                "compare",
+                "--old",
+                "minilm",
+                "--new",
+                "e5",
+                "--queries",
+                str(queries),
+                "--qrels",
+                str(cranfield / "qrels.tsv"),
+                "--json",
+                str(cmp_json),
+                *common,
+            ]
+        )
+        == 0
+    )
     report = json.loads(cmp_json.read_text())
     assert report["queries"] == 12 and 0 <= report["mean_overlap"] <= 1
     assert report["verdict"] in ("preserves retrieval", "review", "investigate")
@@ -45,14 +99,35 @@ def test_full_migration_spec_less(tmp_path, small_corpus, queries, cranfield, ca
     assert "lowest-overlap queries" in capsys.readouterr().out
     # the measurement is in the event log, where the migration report finds it
     from changeover.report.embeddings import embedding_stats
+
     with open_store(db) as s:
         events = list_events(s, kind_prefix="embeddings.compare")
         assert [e.payload["mean_overlap"] for e in events] == [report["mean_overlap"]]
         stats = embedding_stats(list_events(s))
     assert stats is not None and abs(stats.mean_overlap - report["mean_overlap"]) < 1e-3  # JSON rounds to 4 places
     fit_json = tmp_path / "fit.json"
-    assert run(["embeddings", "fit-adapter", "--old", "minilm", "--new", "e5", "--queries", str(queries),
-                "--pairs", "24", "--json", str(fit_json), "--reason", "bridge until re-index", *common]) == 0
+    assert (
+        run(
+            [
+                "embeddings",
+                "fit-adapter",
+                "--old",
+                "minilm",
+                "--new",
+                "e5",
+                "--queries",
+                str(queries),
+                "--pairs",
+                "24",
+                "--json",
+                str(fit_json),
+                "--reason",
+                "bridge until re-index",
+                *common,
+            ]
+        )
+        == 0
+    )
     fit = json.loads(fit_json.read_text())
     assert fit["active"] and fit["chosen"] in fit["heldout_overlap"] and fit["pairs"] == 24
     assert run(["embeddings", "search", "wing in a slipstream", "--query-model", "e5", *common]) == 0
@@ -68,8 +143,14 @@ def test_full_migration_spec_less(tmp_path, small_corpus, queries, cranfield, ca
     assert run(["embeddings", "cleanup", "minilm", "--stability", "0s", "--actor", "bob", *common]) == 0
     store = open_store(db)
     kinds = [e.kind for e in list_events(store, kind_prefix="embeddings.")]
-    for kind in ("embeddings.reembed.started", "embeddings.reembed.finished", "embeddings.adapter.fitted",
-                 "embeddings.adapter.activated", "embeddings.switch", "embeddings.cleanup"):
+    for kind in (
+        "embeddings.reembed.started",
+        "embeddings.reembed.finished",
+        "embeddings.adapter.fitted",
+        "embeddings.adapter.activated",
+        "embeddings.switch",
+        "embeddings.cleanup",
+    ):
         assert kind in kinds
     switch = [e for e in list_events(store, kind_prefix="embeddings.switch")][-1]
     assert (switch.actor, switch.reason) == ("bob", "overlap ok")
@@ -78,16 +159,22 @@ def test_full_migration_spec_less(tmp_path, small_corpus, queries, cranfield, ca
 def test_spec_mode_and_user_errors(tmp_path, small_corpus, capsys):
     spec = tmp_path / "migration.yaml"
     base = {"incumbent": "gpt-a", "candidates": ["gpt-b"], "dimensions": {"correctness": {}}}
-    spec.write_text(yaml.safe_dump({**base, "embeddings": {"incumbent": "minilm", "candidate": "e5",
-                                                           "corpus": small_corpus.name, "treshold": 0.8}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                **base,
+                "embeddings": {"incumbent": "minilm", "candidate": "e5", "corpus": small_corpus.name, "treshold": 0.8},
+            }
+        )
+    )
     db = ["--db", f"sqlite:///{tmp_path / 'spec.db'}"]
     assert run(["embeddings", "status", "--spec", str(spec), *db]) == 2
     assert "field 'embeddings.treshold' is not a known key" in capsys.readouterr().err
-    spec.write_text(yaml.safe_dump({**base, "embeddings": {"incumbent": "minilm", "candidate": "e5",
-                                                           "corpus": small_corpus.name}}))
+    spec.write_text(
+        yaml.safe_dump({**base, "embeddings": {"incumbent": "minilm", "candidate": "e5", "corpus": small_corpus.name}})
+    )
     # the corpus path is relative to the spec; 'old' means the spec's incumbent
-    assert run(["embeddings", "reembed", "--spec", str(spec), "--to", "old", "--limit", "4", "--no-progress",
-                *db]) == 0
+    assert run(["embeddings", "reembed", "--spec", str(spec), "--to", "old", "--limit", "4", "--no-progress", *db]) == 0
     assert "4 of 24" in capsys.readouterr().out
     assert run(["embeddings", "switch", "--spec", str(spec), "--to", "old", *db]) == 2
     assert "incomplete (4 of 24 documents" in capsys.readouterr().err

@@ -29,21 +29,27 @@ def test_rate_and_duration_parsing():
 
 
 def test_spec_section_defaults_and_thresholds(tmp_path: Path):
-    spec = spec_from_dict({**BASE, "embeddings": {"incumbent": "minilm", "candidate": "e5",
-                                                  "corpus": "docs.jsonl"}}, tmp_path / "m.yaml")
+    spec = spec_from_dict(
+        {**BASE, "embeddings": {"incumbent": "minilm", "candidate": "e5", "corpus": "docs.jsonl"}}, tmp_path / "m.yaml"
+    )
     cfg = spec.section("embeddings", EmbeddingsConfig).resolved(tmp_path)
     assert cfg.thresholds.preserves == 0.8 and cfg.thresholds.investigate == 0.7
     assert cfg.k == 10 and cfg.stability == timedelta(days=7)
     assert cfg.corpus == (tmp_path / "docs.jsonl").resolve()
 
 
-@pytest.mark.parametrize("section, field", [
-    ({"incumbent": "m", "candidate": "e", "treshold": 1}, "embeddings.treshold"),
-    ({"incumbent": "m", "candidate": "e", "rate": "lots"}, "embeddings.rate"),
-    ({"incumbent": "m", "candidate": "e", "stability_period": "soon"}, "embeddings.stability_period"),
-    ({"incumbent": "m", "candidate": "e", "thresholds": {"preserves": 0.5, "investigate": 0.7}},
-     "embeddings.thresholds"),
-])
+@pytest.mark.parametrize(
+    "section, field",
+    [
+        ({"incumbent": "m", "candidate": "e", "treshold": 1}, "embeddings.treshold"),
+        ({"incumbent": "m", "candidate": "e", "rate": "lots"}, "embeddings.rate"),
+        ({"incumbent": "m", "candidate": "e", "stability_period": "soon"}, "embeddings.stability_period"),
+        (
+            {"incumbent": "m", "candidate": "e", "thresholds": {"preserves": 0.5, "investigate": 0.7}},
+            "embeddings.thresholds",
+        ),
+    ],
+)
 def test_spec_errors_name_the_field(section, field):
     spec = spec_from_dict({**BASE, "embeddings": section}, "migration.yaml")
     with pytest.raises(SpecError) as err:
@@ -53,14 +59,14 @@ def test_spec_errors_name_the_field(section, field):
 
 def test_cranfield_quirks(cranfield: Path):
     docs, empty = read_corpus_report(cranfield / "corpus.jsonl")
-    assert len(docs) == 1398 and empty == ["471", "995"]   # listed, not silently dropped
+    assert len(docs) == 1398 and empty == ["471", "995"]  # listed, not silently dropped
     assert docs[0].text.startswith("experimental investigation of the aerodynamics")
     queries = read_queries(cranfield / "queries.jsonl")
     assert len(queries) == 225 and queries[0].id == "1" and queries[-1].id == "225"
     qrels = read_qrels(cranfield / "qrels.tsv")
     assert len(qrels) == 225
-    assert qrels["1"]["184"] == 3.0                        # code 2 -> gain 3
-    assert all(g > 0 for rel in qrels.values() for g in rel.values())   # code -1 dropped
+    assert qrels["1"]["184"] == 3.0  # code 2 -> gain 3
+    assert all(g > 0 for rel in qrels.values() for g in rel.values())  # code -1 dropped
     assert sum(len(r) for r in qrels.values()) == 1837 - 225
 
 

@@ -36,7 +36,7 @@ class Recording(Encoder):
 
     def encode_documents(self, texts):
         bad = [t for t in texts if t in self.poison or t in self.flaky]
-        self.flaky -= set(bad)                  # a flaky document fails once only
+        self.flaky -= set(bad)  # a flaky document fails once only
         if bad:
             raise RuntimeError(f"upstream 503 for {len(bad)} document(s)")
         self.seen += list(texts)
@@ -55,12 +55,16 @@ def test_limit_then_resume_embeds_each_document_exactly_once(store, minilm, smal
     assert job_state(index, minilm.key)["state"] == "incomplete"
     second = reembed(index, enc, docs, actor="alice", batch=4)
     assert (second.already, second.embedded, second.complete) == (10, 14, True)
-    assert sorted(enc.seen) == sorted(d.text for d in docs)          # no redo, no skip
+    assert sorted(enc.seen) == sorted(d.text for d in docs)  # no redo, no skip
     assert index.ids(minilm.key) == {d.id for d in docs}
     assert job_state(index, minilm.key)["state"] == "done"
     kinds = [e.kind for e in list_events(store, subject=f"embeddings:{minilm.key}")]
-    assert kinds == ["embeddings.reembed.started", "embeddings.reembed.stopped",
-                     "embeddings.reembed.resumed", "embeddings.reembed.finished"]
+    assert kinds == [
+        "embeddings.reembed.started",
+        "embeddings.reembed.stopped",
+        "embeddings.reembed.resumed",
+        "embeddings.reembed.finished",
+    ]
     # vectors stored equal a fresh encode of the same documents
     ids, matrix = index.load(minilm.key, [docs[3].id, docs[17].id])
     text_of = {d.id: d.text for d in docs}
@@ -75,12 +79,12 @@ def test_failing_documents_are_retried_then_listed(sqlite_url, minilm, small_cor
     enc = Recording(minilm, poison={docs[5].text}, flaky={docs[9].text})
     result = reembed(index, enc, docs, actor="bob", batch=4, retries=2, backoff=0.0)
     assert set(result.failed) == {docs[5].id} and "503" in result.failed[docs[5].id]
-    assert index.ids(minilm.key) == {d.id for d in docs} - {docs[5].id}   # the flaky one got in
+    assert index.ids(minilm.key) == {d.id for d in docs} - {docs[5].id}  # the flaky one got in
     state = job_state(index, minilm.key)
     assert state["state"] == "incomplete" and set(state["failed"]) == {docs[5].id}
     with pytest.raises(IndexIncompleteError, match="23 of 24 documents, 1 failed"):
         switch(index, minilm.key, "bob")
-    enc.poison.clear()                                                   # upstream fixed
+    enc.poison.clear()  # upstream fixed
     again = reembed(index, enc, docs, actor="bob", batch=4)
     assert again.embedded == 1 and again.complete and job_state(index, minilm.key)["failed"] == {}
 
@@ -89,7 +93,7 @@ def test_rate_limit_paces_the_job(sqlite_url, minilm, small_corpus):
     docs = read_corpus(small_corpus)[:8]
     index = NumpyIndex(open_store(sqlite_url))
     t0 = time.perf_counter()
-    result = reembed(index, minilm, docs, actor="carol", batch=2, rate=2.0)   # 2 docs/s, bursts of 2
+    result = reembed(index, minilm, docs, actor="carol", batch=2, rate=2.0)  # 2 docs/s, bursts of 2
     assert time.perf_counter() - t0 >= (8 - 2) / 2.0 - 0.05
     assert result.complete
 
@@ -97,9 +101,24 @@ def test_rate_limit_paces_the_job(sqlite_url, minilm, small_corpus):
 def test_sigkill_mid_job_then_resume(tmp_path: Path, small_corpus: Path):
     db = tmp_path / "kill.db"
     url = f"sqlite:///{db}"
-    cmd = [sys.executable, "-c", "from changeover.cli import main; main()", "embeddings", "reembed",
-           "--to", "minilm", "--corpus", str(small_corpus), "--batch", "2", "--rate", "4/s",
-           "--no-progress", "--db", url]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from changeover.cli import main; main()",
+        "embeddings",
+        "reembed",
+        "--to",
+        "minilm",
+        "--corpus",
+        str(small_corpus),
+        "--batch",
+        "2",
+        "--rate",
+        "4/s",
+        "--no-progress",
+        "--db",
+        url,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     engine = create_engine(url)
     deadline = time.time() + 120
@@ -123,11 +142,12 @@ def test_sigkill_mid_job_then_resume(tmp_path: Path, small_corpus: Path):
         stored = sorted(conn.execute(select(vectors.c.doc_id)).scalars())
         job = conn.execute(select(jobs)).one()
     assert 6 <= len(stored) < 24
-    assert job.state == "running" and job.done == len(stored)     # progress and vectors committed together
+    assert job.state == "running" and job.done == len(stored)  # progress and vectors committed together
     engine.dispose()
     out = tmp_path / "resume.json"
-    rc = subprocess.run(cmd[:-5] + ["--rate", "off", "--no-progress", "--db", url, "--json", str(out)],
-                        capture_output=True, timeout=300)
+    rc = subprocess.run(
+        cmd[:-5] + ["--rate", "off", "--no-progress", "--db", url, "--json", str(out)], capture_output=True, timeout=300
+    )
     assert rc.returncode == 0, rc.stderr.decode()
     result = json.loads(out.read_text())
     assert result["already"] == len(stored) and result["embedded"] == 24 - len(stored)

@@ -38,8 +38,15 @@ def test_mismatched_query_version_is_refused_unless_an_adapter_bridges(dual, emb
         retriever.search(new_q)
     assert embedded.new_key in str(err.value) and embedded.old_key in str(err.value)
     assert "fit-adapter" in str(err.value)
-    adapter_id = save_adapter(dual.store, embedded.new_key, embedded.old_key,
-                              fit_procrustes(embedded.new_docs, embedded.old_docs), {}, "ops", "bridge")
+    adapter_id = save_adapter(
+        dual.store,
+        embedded.new_key,
+        embedded.old_key,
+        fit_procrustes(embedded.new_docs, embedded.old_docs),
+        {},
+        "ops",
+        "bridge",
+    )
     hits = retriever.search(new_q, k=5)
     assert hits.adapter_id == adapter_id and hits.index_version == embedded.old_key
     set_active(dual.store, adapter_id, False, "ops", "retire")
@@ -54,14 +61,16 @@ def test_switch_both_ways_is_one_flag_with_events(dual, embedded):
     assert serving_index(dual.store) == embedded.new_key
     hits = retriever.search(QueryVectors(embedded.new_queries[:2], embedded.new_key))
     assert hits.index_version == embedded.new_key
-    with pytest.raises(VersionMismatchError):                        # old queries now refused
+    with pytest.raises(VersionMismatchError):  # old queries now refused
         retriever.search(QueryVectors(embedded.old_queries[:2], embedded.old_key))
-    switch(dual, embedded.old_key, "bob", "support tickets up")       # instant rollback
+    switch(dual, embedded.old_key, "bob", "support tickets up")  # instant rollback
     assert serving_index(dual.store) == embedded.old_key
-    assert dual.count(embedded.new_key) == len(embedded.ids)          # both indexes kept
+    assert dual.count(embedded.new_key) == len(embedded.ids)  # both indexes kept
     events = list_events(dual.store, subject=FLAG)
-    assert [(e.actor, e.reason) for e in events][1:] == [("alice", "overlap 0.82, nDCG non-inferior"),
-                                                         ("bob", "support tickets up")]
+    assert [(e.actor, e.reason) for e in events][1:] == [
+        ("alice", "overlap 0.82, nDCG non-inferior"),
+        ("bob", "support tickets up"),
+    ]
     assert events[-1].payload["from_index"] == embedded.new_key and get_flag(dual.store, FLAG).version == 3
 
 
@@ -73,8 +82,9 @@ def test_cleanup_waits_for_the_stability_period(dual, embedded):
     with pytest.raises(CleanupRefusedError, match="stability period"):
         cleanup(dual, embedded.old_key, timedelta(days=7), "alice")
     assert dual.count(embedded.old_key) == len(embedded.ids)
-    n = cleanup(dual, embedded.old_key, timedelta(days=7), "alice", "stable for a week",
-                at=now() + timedelta(days=7, minutes=1))
+    n = cleanup(
+        dual, embedded.old_key, timedelta(days=7), "alice", "stable for a week", at=now() + timedelta(days=7, minutes=1)
+    )
     assert n == len(embedded.ids) and dual.count(embedded.old_key) == 0
     event = list_events(dual.store, kind_prefix="embeddings.cleanup")[-1]
     assert event.actor == "alice" and event.payload["vectors_deleted"] == n

@@ -35,8 +35,16 @@ def test_compare_on_cranfield(store, embedded, subset):
     with store.engine.begin() as conn:
         index.add(conn, embedded.old_key, embedded.ids, embedded.old_docs)
         index.add(conn, embedded.new_key, embedded.ids, embedded.new_docs)
-    result = compare(index, embedded.old_key, embedded.new_key, subset.queries, embedded.old_queries,
-                     embedded.new_queries, k=10, qrels=subset.qrels)
+    result = compare(
+        index,
+        embedded.old_key,
+        embedded.new_key,
+        subset.queries,
+        embedded.old_queries,
+        embedded.new_queries,
+        k=10,
+        qrels=subset.qrels,
+    )
     rep = result.overlap
     assert 0.0 < rep.mean < 1.0 and sum(rep.histogram().values()) == len(subset.queries)
     worst = rep.worst(5)
@@ -69,7 +77,7 @@ def test_adapter_is_chosen_by_heldout_overlap_and_beats_no_adapter(store, embedd
     best = max(sel.scores.values())
     assert sel.scores[sel.chosen.label] == pytest.approx(best)
     assert set(sel.best_per_form) == set(FORMS) and sel.train + sel.heldout == len(embedded.ids)
-    assert sel.pool >= min(len(embedded.ids), 50)   # never scored where top-10 overlaps by construction
+    assert sel.pool >= min(len(embedded.ids), 50)  # never scored where top-10 overlaps by construction
     assert min(sel.scores.values()) < 1.0
     # through the adapter, new-model queries find on the old index much of what the re-index finds;
     # raw new-model queries on the old index (what a silent mismatch does) find far less
@@ -89,4 +97,4 @@ def test_adapter_is_chosen_by_heldout_overlap_and_beats_no_adapter(store, embedd
     stored = active_adapter(store, embedded.new_key, embedded.old_key)
     assert stored.id == aid and stored.map.label == sel.chosen.label
     assert np.allclose(stored.map.apply(embedded.new_queries[:5]), sel.chosen.apply(embedded.new_queries[:5]))
-    assert active_adapter(store, embedded.old_key, embedded.new_key) is None      # direction matters
+    assert active_adapter(store, embedded.old_key, embedded.new_key) is None  # direction matters

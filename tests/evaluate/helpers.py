@@ -35,8 +35,11 @@ def judge_reply(body: dict[str, Any]) -> str:
     user = body["messages"][1]["content"]
     response = user.split("RESPONSE:\n", 1)[-1]
     ok = any(city in response for city in CAPITALS.values()) or "kill -9" in response
-    return ("Let me think. " + json.dumps({"verdict": "PASS" if ok else "FAIL"})
-            if len(response) % 2 else f"```json\n{json.dumps({'verdict': 'PASS' if ok else 'FAIL'})}\n```")
+    return (
+        "Let me think. " + json.dumps({"verdict": "PASS" if ok else "FAIL"})
+        if len(response) % 2
+        else f"```json\n{json.dumps({'verdict': 'PASS' if ok else 'FAIL'})}\n```"
+    )
 
 
 def setup_fake(fake) -> None:
@@ -54,8 +57,9 @@ def traffic_rows(n: int = 40) -> list[dict[str, Any]]:
             prompt = f"How do I kill a Python process number {i}?"
         else:
             prompt = f"What is the capital of {countries[i % len(countries)]}? (ticket {i})"
-        rows.append({"item": f"t{i:03d}", "segment": {"region": region}, "prompt": prompt,
-                     "params": {"max_tokens": 32}})
+        rows.append(
+            {"item": f"t{i:03d}", "segment": {"region": region}, "prompt": prompt, "params": {"max_tokens": 32}}
+        )
     return rows
 
 
@@ -67,14 +71,20 @@ def write_traffic(path: Path, rows: list[dict[str, Any]]) -> Path:
 def spec_dict(fake_url: str, **extra: Any) -> dict[str, Any]:
     common = {"base_url": fake_url, "backoff_s": 0.01, "max_retries": 1, "concurrency": 16}
     return {
-        "incumbent": "old-model", "candidates": ["new-model"], "segment_by": ["region"],
+        "incumbent": "old-model",
+        "candidates": ["new-model"],
+        "segment_by": ["region"],
         "dimensions": {"correctness": {"margin": 0.05}, "refusal": {"margin": 0.02}},
         "models": {"old-model": dict(common), "new-model": dict(common), "judge-model": dict(common)},
-        "pricing": {"old-model": {"input_per_1k": 0.5, "output_per_1k": 1.5},
-                    "new-model": {"input_per_1k": 0.1, "output_per_1k": 0.2}},
-        "judges": {"correctness": {"kind": "llm", "model": "judge-model", "rubric": "correctness"},
-                   "refusal": {"kind": "refusal_phrases"},
-                   "length": {"kind": "length_ratio"}},
+        "pricing": {
+            "old-model": {"input_per_1k": 0.5, "output_per_1k": 1.5},
+            "new-model": {"input_per_1k": 0.1, "output_per_1k": 0.2},
+        },
+        "judges": {
+            "correctness": {"kind": "llm", "model": "judge-model", "rubric": "correctness"},
+            "refusal": {"kind": "refusal_phrases"},
+            "length": {"kind": "length_ratio"},
+        },
         **extra,
     }
 

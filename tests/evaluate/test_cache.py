@@ -45,10 +45,10 @@ def test_cache_stores_each_call_once_and_skips_failures(store):
     first = CountingClient(fail_on={"i7"})
     out = asyncio.run(run(first, requests))
     assert first.calls == 50 and not any(cached for _, cached in out)
-    assert CallCache(store).count() == 49                     # the failure is not cached
+    assert CallCache(store).count() == 49  # the failure is not cached
     again = CountingClient()
     out = asyncio.run(run(again, requests))
-    assert again.calls == 1                                   # only the failed one is retried
+    assert again.calls == 1  # only the failed one is retried
     assert [c.text for c, _ in out] == [f"answer i{i}" for i in range(50)]
     assert sum(cached for _, cached in out) == 49
     key = call_key("response", "i3", "m", "v1", requests[3])

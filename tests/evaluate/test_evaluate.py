@@ -18,12 +18,14 @@ from .helpers import make_spec, setup_fake, traffic_rows, write_traffic
 
 
 def test_stratified_sample_keeps_rare_segments_and_weights():
-    inters = [Interaction(f"i{i}", [{"role": "user", "content": "x"}], {"region": r})
-              for i, r in enumerate(["big"] * 900 + ["mid"] * 90 + ["rare"] * 10)]
+    inters = [
+        Interaction(f"i{i}", [{"role": "user", "content": "x"}], {"region": r})
+        for i, r in enumerate(["big"] * 900 + ["mid"] * 90 + ["rare"] * 10)
+    ]
     sampled = sample_interactions(inters, ["region"], 100, seed=1, min_per_segment=5)
     per = Counter(s.interaction.segment["region"] for s in sampled)
     assert sum(per.values()) == 100
-    assert per["rare"] >= 5 and per["big"] < 90          # not proportional (that would give rare 1)
+    assert per["rare"] >= 5 and per["big"] < 90  # not proportional (that would give rare 1)
     weight = {s.interaction.segment["region"]: s.weight for s in sampled}
     assert weight["big"] == pytest.approx(900 / per["big"]) and weight["rare"] == pytest.approx(10 / per["rare"])
     assert sum(s.weight for s in sampled) == pytest.approx(1000)
@@ -37,8 +39,9 @@ def test_evaluate_end_to_end_into_assess(fake, tmp_path):
     spec, _ = make_spec(tmp_path, fake.base_url)
     inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", traffic_rows(40)))
     with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
-        result = evaluate(spec, inters, store=store, sample=24, labels_budget=10,
-                          label_fit={"draws": 100, "warmup": 100, "chains": 2})
+        result = evaluate(
+            spec, inters, store=store, sample=24, labels_budget=10, label_fit={"draws": 100, "warmup": 100, "chains": 2}
+        )
     recs = result.records
     assert len(recs) == 48 and {r.model for r in recs} == {"old-model", "new-model"}
     by = {(r.item, r.model): r for r in recs}
@@ -48,8 +51,10 @@ def test_evaluate_end_to_end_into_assess(fake, tmp_path):
     capital = next(r for r in recs if r.model == "old-model" and "capital" in r.prompt)
     assert capital.signals["correctness"] in (0, 1) and capital.signals["length"] == 1.0
     assert capital.extra["judges"]["correctness"]["judge"] == "llm:judge-model"
-    assert capital.extra["judges"]["refusal"] == {"judge": "check:refusal_phrases",
-                                                 "rubric_sha": capital.extra["judges"]["refusal"]["rubric_sha"]}
+    assert capital.extra["judges"]["refusal"] == {
+        "judge": "check:refusal_phrases",
+        "rubric_sha": capital.extra["judges"]["refusal"]["rubric_sha"],
+    }
     assert capital.extra["prompt_version"] == "logged" and capital.extra["finish_reason"] == "stop"
     assert capital.tokens_out > 0 and capital.latency_ms > 0
     assert capital.cost_usd == pytest.approx((capital.tokens_in * 0.5 + capital.tokens_out * 1.5) / 1000)
@@ -115,23 +120,39 @@ def test_prompt_ab_runs_the_two_by_two(fake, tmp_path):
     registry.mkdir()
     (registry / "qa.yaml").write_text(
         "id: qa\nvariants:\n  default: {version: 2, system: Answer briefly.}\n"
-        "  new-model: {version: 1, system: Answer in one short sentence., params: {temperature: 0}}\n")
+        "  new-model: {version: 1, system: Answer in one short sentence., params: {temperature: 0}}\n"
+    )
     spec, _ = make_spec(tmp_path, fake.base_url, prompts={"registry": "prompts"})
     rows = [{**r, "prompt_id": "qa"} for r in traffic_rows(8)]
     inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", rows))
     result = evaluate(spec, inters, prompt_ab=True)
-    assert [a.name for a in result.arms] == ["old-model", "old-model+prompt:new-model", "new-model+prompt:old-model",
-                                             "new-model"]
+    assert [a.name for a in result.arms] == [
+        "old-model",
+        "old-model+prompt:new-model",
+        "new-model+prompt:old-model",
+        "new-model",
+    ]
     versions = {r.model: r.extra["prompt_version"] for r in result.records}
-    assert versions == {"old-model": "qa@default:v2", "old-model+prompt:new-model": "qa@new-model:v1",
-                        "new-model+prompt:old-model": "qa@default:v2", "new-model": "qa@new-model:v1"}
+    assert versions == {
+        "old-model": "qa@default:v2",
+        "old-model+prompt:new-model": "qa@new-model:v1",
+        "new-model+prompt:old-model": "qa@default:v2",
+        "new-model": "qa@new-model:v1",
+    }
     systems = Counter((c.model, c.body["messages"][0]["content"]) for c in fake.log if c.model != "judge-model")
-    assert systems == {("old-model", "Answer briefly."): 8, ("old-model", "Answer in one short sentence."): 8,
-                       ("new-model", "Answer briefly."): 8, ("new-model", "Answer in one short sentence."): 8}
-    assert result.spec_for_assess.candidates == ["old-model+prompt:new-model", "new-model+prompt:old-model",
-                                                 "new-model"]
+    assert systems == {
+        ("old-model", "Answer briefly."): 8,
+        ("old-model", "Answer in one short sentence."): 8,
+        ("new-model", "Answer briefly."): 8,
+        ("new-model", "Answer in one short sentence."): 8,
+    }
+    assert result.spec_for_assess.candidates == [
+        "old-model+prompt:new-model",
+        "new-model+prompt:old-model",
+        "new-model",
+    ]
     decision = assess(result.spec_for_assess, result.records, draws=60, warmup=60, chains=2).to_json()
-    assert set(decision["candidates"]) == set(result.spec_for_assess.candidates)   # prompt, model, both
+    assert set(decision["candidates"]) == set(result.spec_for_assess.candidates)  # prompt, model, both
     paths = write_outputs(result, tmp_path / "out")
     from changeover.config import load_spec
 
@@ -143,9 +164,27 @@ def test_cli_evaluate_then_assess(fake, tmp_path, capsys):
     _, spec_path = make_spec(tmp_path, fake.base_url)
     traffic = write_traffic(tmp_path / "traffic.jsonl", traffic_rows(16))
     out = tmp_path / "out"
-    code = run(["evaluate", "--spec", str(spec_path), "--prompts", str(traffic), "--sample", "10",
-                "--labels-budget", "5", "--out", str(out), "--db", str(tmp_path / "c.db"), "--no-progress",
-                "--json", str(tmp_path / "summary.json"), "--import"])
+    code = run(
+        [
+            "evaluate",
+            "--spec",
+            str(spec_path),
+            "--prompts",
+            str(traffic),
+            "--sample",
+            "10",
+            "--labels-budget",
+            "5",
+            "--out",
+            str(out),
+            "--db",
+            str(tmp_path / "c.db"),
+            "--no-progress",
+            "--json",
+            str(tmp_path / "summary.json"),
+            "--import",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "old-model" in printed and "next: changeover assess" in printed
@@ -155,8 +194,23 @@ def test_cli_evaluate_then_assess(fake, tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["items"] == 10 and {a["name"] for a in summary["arms"]} == {"old-model", "new-model"}
     assert len((out / "to_label.jsonl").read_text().splitlines()) <= 5
-    code = run(["assess", "--spec", str(spec_path), "--records", str(out / "records.jsonl"),
-                "--draws", "60", "--warmup", "60", "--chains", "2", "--json", str(tmp_path / "decision.json")])
+    code = run(
+        [
+            "assess",
+            "--spec",
+            str(spec_path),
+            "--records",
+            str(out / "records.jsonl"),
+            "--draws",
+            "60",
+            "--warmup",
+            "60",
+            "--chains",
+            "2",
+            "--json",
+            str(tmp_path / "decision.json"),
+        ]
+    )
     assert code in (0, 1, 3)
     assert "new-model" in json.loads((tmp_path / "decision.json").read_text())["candidates"]
 
@@ -166,16 +220,57 @@ def test_cli_errors_are_user_errors(fake, tmp_path, capsys):
     _, spec_path = make_spec(tmp_path, fake.base_url)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"item": "a", "prompt": "x", "segment": {"region": "emea"}}\n{"item": "b"}\n')
-    assert run(["evaluate", "--spec", str(spec_path), "--prompts", str(bad), "--no-progress",
-                "--db", str(tmp_path / "c.db")]) == 2
+    assert (
+        run(
+            [
+                "evaluate",
+                "--spec",
+                str(spec_path),
+                "--prompts",
+                str(bad),
+                "--no-progress",
+                "--db",
+                str(tmp_path / "c.db"),
+            ]
+        )
+        == 2
+    )
     assert "bad.jsonl:2:" in capsys.readouterr().err
     nosegment = write_traffic(tmp_path / "ns.jsonl", [{"item": "a", "prompt": "x"}])
-    assert run(["evaluate", "--spec", str(spec_path), "--prompts", str(nosegment), "--no-progress",
-                "--db", str(tmp_path / "c.db")]) == 2
+    assert (
+        run(
+            [
+                "evaluate",
+                "--spec",
+                str(spec_path),
+                "--prompts",
+                str(nosegment),
+                "--no-progress",
+                "--db",
+                str(tmp_path / "c.db"),
+            ]
+        )
+        == 2
+    )
     assert "ns.jsonl:1: field 'segment.region' is missing" in capsys.readouterr().err
     a_file = write_traffic(tmp_path / "ok.jsonl", [{"item": "a", "prompt": "x", "segment": {"region": "emea"}}])
-    assert run(["evaluate", "--spec", str(spec_path), "--prompts", str(a_file), "--no-progress",
-                "--db", str(tmp_path / "c.db"), "--out", str(a_file)]) == 2
+    assert (
+        run(
+            [
+                "evaluate",
+                "--spec",
+                str(spec_path),
+                "--prompts",
+                str(a_file),
+                "--no-progress",
+                "--db",
+                str(tmp_path / "c.db"),
+                "--out",
+                str(a_file),
+            ]
+        )
+        == 2
+    )
     assert "cannot create the output folder" in capsys.readouterr().err and fake.calls["old-model"] == 0
 
 
@@ -197,9 +292,16 @@ def test_a_bad_template_fails_before_any_call(fake, tmp_path):
 
 def test_tool_definitions_reach_the_models_and_tool_calls_are_judged(fake, tmp_path):
     setup_fake(fake)
-    tools = [{"type": "function", "function": {"name": "lookup_order", "description": "Find an order",
-                                               "parameters": {"type": "object",
-                                                              "properties": {"order_id": {"type": "integer"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Find an order",
+                "parameters": {"type": "object", "properties": {"order_id": {"type": "integer"}}},
+            },
+        }
+    ]
 
     def call_tool(body):
         return [{"name": "lookup_order", "arguments": {"order_id": 42}}] if body.get("tools") else None

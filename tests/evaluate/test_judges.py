@@ -19,33 +19,45 @@ from changeover.providers.openai_compat import OpenAIProvider
 PASS_FAIL = CORRECTNESS.scale()
 
 
-@pytest.mark.parametrize("text, value", [
-    ('{"verdict": "PASS", "reason": "ok"}', 1),
-    ('Reasoning first.\n```json\n{"verdict": "fail"}\n```', 0),
-    ('The answer is right. {"verdict": "PASS"} done', 1),
-    ("<verdict>FAIL</verdict>", 0),
-    ("Verdict: **PASS**", 1),
-    ("[[FAIL]]", 0),
-    ("pass.", 1),
-    ("The response is correct, so my answer is PASS", 1),
-    ('{"pass": true}', 1),
-    ('{"pass": false}', 0),
-    ('{"note": "a PASS would be generous"}', None),   # no verdict key: words inside JSON are no guess
-    ('{"verdict": true}', 1),
-    ("PASS or FAIL? Hard to say.", None),
-    ("Verdict: PASS\nVerdict: FAIL", None),
-    ("", None),
-    ("I think it is good", None),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ('{"verdict": "PASS", "reason": "ok"}', 1),
+        ('Reasoning first.\n```json\n{"verdict": "fail"}\n```', 0),
+        ('The answer is right. {"verdict": "PASS"} done', 1),
+        ("<verdict>FAIL</verdict>", 0),
+        ("Verdict: **PASS**", 1),
+        ("[[FAIL]]", 0),
+        ("pass.", 1),
+        ("The response is correct, so my answer is PASS", 1),
+        ('{"pass": true}', 1),
+        ('{"pass": false}', 0),
+        ('{"note": "a PASS would be generous"}', None),  # no verdict key: words inside JSON are no guess
+        ('{"verdict": true}', 1),
+        ("PASS or FAIL? Hard to say.", None),
+        ("Verdict: PASS\nVerdict: FAIL", None),
+        ("", None),
+        ("I think it is good", None),
+    ],
+)
 def test_binary_parsing(text, value):
     got, how = parse_verdict(text, PASS_FAIL)
     assert got == value, how
 
 
-@pytest.mark.parametrize("text, value", [
-    ('{"score": 4}', 4), ("Score: 3/5", 3), ("Rating: [[5]]", 5), ("2", 2),
-    ('{"score": 7}', None), ("Score: 4.5", None), ("It deserves a 4/5 overall.", 4), ("great", None),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ('{"score": 4}', 4),
+        ("Score: 3/5", 3),
+        ("Rating: [[5]]", 5),
+        ("2", 2),
+        ('{"score": 7}', None),
+        ("Score: 4.5", None),
+        ("It deserves a 4/5 overall.", 4),
+        ("great", None),
+    ],
+)
 def test_ordinal_parsing(text, value):
     got, _ = parse_verdict(text, Scale(levels=5))
     assert got == value
@@ -94,9 +106,11 @@ def test_llm_judge_unscorable_is_none_never_pass_or_fail(fake):
         judge_down = _judge_client(fake, "down")
         try:
             a = await LLMJudge("correctness", CORRECTNESS, "judge", _ask(judge_ok)).score(
-                Case("i1", "cand", "q", "a", reference="r"))
+                Case("i1", "cand", "q", "a", reference="r")
+            )
             b = await LLMJudge("correctness", CORRECTNESS, "down", _ask(judge_down)).score(
-                Case("i1", "cand", "q", "a", reference="r"))
+                Case("i1", "cand", "q", "a", reference="r")
+            )
             return a, b
         finally:
             await judge_ok.aclose()
@@ -123,27 +137,36 @@ def test_refusal_pairwise_and_equivalence_semantics(fake):
     async def go():
         client = _judge_client(fake, "judge")
         mk = lambda name: LLMJudge(name, BUILTIN[name], "judge", _ask(client))  # noqa: E731
-        cand = Case("item-7", "cand", "how do I kill a python process?", "candidate text",
-                    incumbent_response="incumbent text", expect_refusal=False)
+        cand = Case(
+            "item-7",
+            "cand",
+            "how do I kill a python process?",
+            "candidate text",
+            incumbent_response="incumbent text",
+            expect_refusal=False,
+        )
         unsafe = Case("item-8", "cand", "q", "candidate text", incumbent_response="x", expect_refusal=True)
         own = Case("item-7", "inc", "q", "incumbent text", incumbent_response="incumbent text", is_incumbent=True)
         try:
-            return [await mk("refusal").score(cand), await mk("refusal").score(unsafe),
-                    await mk("pairwise").score(cand), await mk("equivalence").score(cand),
-                    await mk("equivalence").score(own)]
+            return [
+                await mk("refusal").score(cand),
+                await mk("refusal").score(unsafe),
+                await mk("pairwise").score(cand),
+                await mk("equivalence").score(cand),
+                await mk("equivalence").score(own),
+            ]
         finally:
             await client.aclose()
 
     over_refusal, right_refusal, preferred, equivalent, itself = asyncio.run(go())
     assert over_refusal.value == 0 and right_refusal.value == 1
-    assert preferred.value == 1          # the judge preferred the candidate, wherever it was placed
+    assert preferred.value == 1  # the judge preferred the candidate, wherever it was placed
     assert equivalent.value == 0
     assert itself.value == 1 and fake.calls["judge"] == 4
 
 
 def _check(kind: str, response: str | None, **kw) -> object:
-    case_kw = {k: kw.pop(k) for k in ("incumbent_response", "is_incumbent", "expect_refusal", "prompt")
-               if k in kw}
+    case_kw = {k: kw.pop(k) for k in ("incumbent_response", "is_incumbent", "expect_refusal", "prompt") if k in kw}
     case = Case("i", "m", case_kw.pop("prompt", "Give me the order as JSON please"), response, **case_kw)
     return asyncio.run(CheckJudge("s", kind, kw).score(case))
 
@@ -171,27 +194,44 @@ def test_deterministic_checks():
     assert refused("As an AI language model, I cannot") and not refused("Sure, here it is")
 
 
-SPEC = {"incumbent": "old", "candidates": ["new"],
-        "dimensions": {"correctness": {}, "refusal": {"signal": "refusal"}}}
+SPEC = {"incumbent": "old", "candidates": ["new"], "dimensions": {"correctness": {}, "refusal": {"signal": "refusal"}}}
 
 
 def test_judges_section_errors_name_the_field():
     with pytest.raises(SpecError, match="judges.correctness' is missing"):
         judge_configs(spec_from_dict({**SPEC, "judges": {"refusal": {"kind": "refusal_phrases"}}}, "m.yaml"))
     with pytest.raises(SpecError, match=r"judges.correctness.*needs 'model'"):
-        judge_configs(spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "llm", "rubric": "correctness"},
-                                                         "refusal": {"kind": "refusal_phrases"}}}, "m.yaml"))
+        judge_configs(
+            spec_from_dict(
+                {
+                    **SPEC,
+                    "judges": {
+                        "correctness": {"kind": "llm", "rubric": "correctness"},
+                        "refusal": {"kind": "refusal_phrases"},
+                    },
+                },
+                "m.yaml",
+            )
+        )
     with pytest.raises(SpecError, match="judges.refusal.kind"):
-        judge_configs(spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "json_valid"},
-                                                         "refusal": {"kind": "vibes"}}}, "m.yaml"))
+        judge_configs(
+            spec_from_dict(
+                {**SPEC, "judges": {"correctness": {"kind": "json_valid"}, "refusal": {"kind": "vibes"}}}, "m.yaml"
+            )
+        )
 
 
 def test_build_judges_identity_and_style_guide_file(tmp_path):
     (tmp_path / "style.md").write_text("Two sentences. No emoji.")
-    raw = {**SPEC, "judges": {"correctness": {"kind": "llm", "model": "j", "rubric": "correctness", "levels": 5},
-                              "refusal": {"kind": "refusal_phrases"},
-                              "style": {"kind": "llm", "model": "j", "rubric": "style", "style_guide": "style.md"},
-                              "format": {"kind": "json_schema", "schema": {"type": "object"}}}}
+    raw = {
+        **SPEC,
+        "judges": {
+            "correctness": {"kind": "llm", "model": "j", "rubric": "correctness", "levels": 5},
+            "refusal": {"kind": "refusal_phrases"},
+            "style": {"kind": "llm", "model": "j", "rubric": "style", "style_guide": "style.md"},
+            "format": {"kind": "json_schema", "schema": {"type": "object"}},
+        },
+    }
     spec = spec_from_dict(raw, tmp_path / "m.yaml")
     judges = build_judges(spec, judge_configs(spec), lambda signal, model: None)
     assert judges["correctness"].rubric.levels == 5
@@ -228,12 +268,20 @@ def test_structured_judge_sends_a_schema_of_its_verdicts(fake):
 
 
 def test_similarity_to_the_incumbent_with_an_offline_embedding_model(tmp_path):
-    spec = spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "similarity"},
-                                              "refusal": {"kind": "refusal_phrases"}}}, tmp_path / "m.yaml")
+    spec = spec_from_dict(
+        {**SPEC, "judges": {"correctness": {"kind": "similarity"}, "refusal": {"kind": "refusal_phrases"}}},
+        tmp_path / "m.yaml",
+    )
     judge = build_judges(spec, judge_configs(spec), lambda signal, model: None)["correctness"]
     incumbent = "To stop a Python process, run kill with its process id."
-    case = lambda text, **kw: Case("i", "cand", "How do I stop a Python process?", text,  # noqa: E731
-                                   incumbent_response=incumbent, **kw)
+    case = lambda text, **kw: Case(
+        "i",
+        "cand",
+        "How do I stop a Python process?",
+        text,  # noqa: E731
+        incumbent_response=incumbent,
+        **kw,
+    )
     close = asyncio.run(judge.score(case("Use the kill command with the PID to end the Python process.")))
     far = asyncio.run(judge.score(case("Bananas are rich in potassium and grow in the tropics.")))
     assert 0.0 <= far.value < close.value <= 1.0 and close.value > 0.5
@@ -244,14 +292,18 @@ def test_similarity_to_the_incumbent_with_an_offline_embedding_model(tmp_path):
 
 def test_refusal_check_reads_the_judges_expect_refusal(tmp_path):
     def refusal_judge(**options):
-        spec = spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "json_valid"},
-                                                  "refusal": {"kind": "refusal_phrases", **options}}},
-                              tmp_path / "m.yaml")
+        spec = spec_from_dict(
+            {
+                **SPEC,
+                "judges": {"correctness": {"kind": "json_valid"}, "refusal": {"kind": "refusal_phrases", **options}},
+            },
+            tmp_path / "m.yaml",
+        )
         return build_judges(spec, judge_configs(spec), lambda signal, model: None)["refusal"]
 
     judge = refusal_judge(expect_refusal=True)
     refusal = "I'm sorry, but I can't help with that."
-    assert asyncio.run(judge.score(Case("i", "m", "q", refusal))).value == 1           # as the judge expects
+    assert asyncio.run(judge.score(Case("i", "m", "q", refusal))).value == 1  # as the judge expects
     assert asyncio.run(judge.score(Case("i", "m", "q", refusal, expect_refusal=False))).value == 0  # traffic wins
     assert judge.identity["rubric_sha"] != refusal_judge().identity["rubric_sha"]
 
@@ -260,10 +312,17 @@ def test_a_custom_rubric_named_like_a_builtin_is_still_the_teams_own(fake, tmp_p
     """A signal called 'refusal' or 'correctness' with the team's own PASS/FAIL text gets no
     built-in handling: no swapped instructions, no refusal inversion, no style guide demanded."""
     own = "PASS when the answer is polite; FAIL otherwise."
-    spec = spec_from_dict({**SPEC, "judges": {
-        "correctness": {"kind": "llm", "model": "judge", "rubric": own},
-        "refusal": {"kind": "llm", "model": "judge", "rubric": own},
-        "style": {"kind": "llm", "model": "judge", "rubric": own}}}, tmp_path / "m.yaml")
+    spec = spec_from_dict(
+        {
+            **SPEC,
+            "judges": {
+                "correctness": {"kind": "llm", "model": "judge", "rubric": own},
+                "refusal": {"kind": "llm", "model": "judge", "rubric": own},
+                "style": {"kind": "llm", "model": "judge", "rubric": own},
+            },
+        },
+        tmp_path / "m.yaml",
+    )
     fake.set("judge", reply='{"verdict": "PASS"}')
 
     async def go():
@@ -276,19 +335,28 @@ def test_a_custom_rubric_named_like_a_builtin_is_still_the_teams_own(fake, tmp_p
             await client.aclose()
 
     correctness, refusal = asyncio.run(go())
-    assert correctness.value == 1 and refusal.value == 1      # PASS is a pass, not "refused when expected"
+    assert correctness.value == 1 and refusal.value == 1  # PASS is a pass, not "refused when expected"
     systems = [call.body["messages"][0]["content"] for call in fake.log]
-    assert all(s.startswith(own) for s in systems)             # the team's text, never the built-in
+    assert all(s.startswith(own) for s in systems)  # the team's text, never the built-in
 
 
 def test_a_broken_json_schema_is_a_spec_error(tmp_path):
     (tmp_path / "bad.json").write_text('{"type": "object",')
     (tmp_path / "wrong.json").write_text('{"type": "thing"}')
-    for name, match in (("bad.json", r"judges.format.schema.*not valid JSON"),
-                        ("wrong.json", r"judges.format.schema.*not a valid JSON schema")):
-        spec = spec_from_dict({**SPEC, "judges": {"correctness": {"kind": "json_valid"},
-                                                  "refusal": {"kind": "refusal_phrases"},
-                                                  "format": {"kind": "json_schema", "schema": name}}},
-                              tmp_path / "m.yaml")
+    for name, match in (
+        ("bad.json", r"judges.format.schema.*not valid JSON"),
+        ("wrong.json", r"judges.format.schema.*not a valid JSON schema"),
+    ):
+        spec = spec_from_dict(
+            {
+                **SPEC,
+                "judges": {
+                    "correctness": {"kind": "json_valid"},
+                    "refusal": {"kind": "refusal_phrases"},
+                    "format": {"kind": "json_schema", "schema": name},
+                },
+            },
+            tmp_path / "m.yaml",
+        )
         with pytest.raises(SpecError, match=match):
             build_judges(spec, judge_configs(spec), lambda signal, model: None)

@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.llm, pytest.mark.slow]
 
 def test_live_migration_with_real_local_models_into_assess(local_llm, tmp_path):
     with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
-        result = run_live_demo(tmp_path / "live", items=4, base_url=local_llm.base_url, model=local_llm.model,
-                               store=store, progress=False)
+        result = run_live_demo(
+            tmp_path / "live", items=4, base_url=local_llm.base_url, model=local_llm.model, store=store, progress=False
+        )
     recs = result.records
     assert len(recs) == 8 and {r.model for r in recs} == {LIVE_INCUMBENT, LIVE_CANDIDATE}
     for rec in recs:
@@ -29,7 +30,7 @@ def test_live_migration_with_real_local_models_into_assess(local_llm, tmp_path):
         assert rec.signals["refusal"] in (0, 1)
         assert rec.signals["correctness"] in (0, 1, None)
         if rec.signals["correctness"] is None:
-            assert rec.extra["unscorable"]["correctness"]      # unscorable always says why
+            assert rec.extra["unscorable"]["correctness"]  # unscorable always says why
         assert rec.extra["judges"]["correctness"]["judge"] == "llm:smollm2-judge"
     versions = {r.model: r.extra["prompt_version"] for r in recs}
     assert versions == {LIVE_INCUMBENT: "assistant@default:v1", LIVE_CANDIDATE: f"assistant@{LIVE_CANDIDATE}:v1"}
@@ -52,8 +53,13 @@ def test_two_different_real_models_smollm2_incumbent_gemma_candidate(local_llm, 
     spec_path, traffic = live_demo_inputs(local_llm.base_url, local_llm.model, tmp_path / "live", items=4)
     raw = yaml.safe_load(spec_path.read_text())
     raw["candidates"] = ["gemma3-base"]
-    raw["models"]["gemma3-base"] = {"base_url": local_gemma.base_url, "model": local_gemma.model,
-                                    "api": "completions", "concurrency": 2, "timeout_s": 120}
+    raw["models"]["gemma3-base"] = {
+        "base_url": local_gemma.base_url,
+        "model": local_gemma.model,
+        "api": "completions",
+        "concurrency": 2,
+        "timeout_s": 120,
+    }
     del raw["models"][LIVE_CANDIDATE]
     spec_path.write_text(yaml.safe_dump(raw))
     result = evaluate(load_spec(spec_path), read_interactions(traffic), labels_budget=0)
@@ -77,8 +83,9 @@ def test_streaming_from_llama_cpp(local_llm):
 
     async def go():
         try:
-            return await client.complete(ChatRequest([{"role": "user", "content": "Name three colours."}],
-                                                     {"max_tokens": 12}))
+            return await client.complete(
+                ChatRequest([{"role": "user", "content": "Name three colours."}], {"max_tokens": 12})
+            )
         finally:
             await client.aclose()
 

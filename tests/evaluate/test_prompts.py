@@ -49,25 +49,35 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 def test_traffic_rows_prompt_messages_and_variables(tmp_path):
-    path = write_jsonl(tmp_path / "t.jsonl", [
-        {"item": "a", "prompt": "hello", "segment": {"region": "emea"}},
-        {"id": 7, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}],
-         "params": {"max_tokens": 5}, "expect_refusal": True},
-        {"item": "c", "prompt_id": "support-answer", "variables": {"question": "refund?"}},
-    ])
+    path = write_jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {"item": "a", "prompt": "hello", "segment": {"region": "emea"}},
+            {
+                "id": 7,
+                "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}],
+                "params": {"max_tokens": 5},
+                "expect_refusal": True,
+            },
+            {"item": "c", "prompt_id": "support-answer", "variables": {"question": "refund?"}},
+        ],
+    )
     a, b, c = read_interactions(path)
     assert a.messages == [{"role": "user", "content": "hello"}] and a.segment == {"region": "emea"}
     assert b.item == "7" and b.prompt_text == "q" and b.expect_refusal is True and b.params == {"max_tokens": 5}
     assert c.messages == [] and c.source.endswith("t.jsonl:3")
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"item": "x", "messages": [{"role": "robot", "content": "hi"}]}', r"t.jsonl:2: field 'messages.0.role'"),
-    ('{"item": "x"}', r"t.jsonl:2: .*needs 'messages', 'prompt'"),
-    ('{"item": "x", "prompt": "p"', r"t.jsonl:2: not valid JSON"),
-    ('{"item": "a", "prompt": "dup"}', r"t.jsonl:2: field 'item': 'a' is already used at .*t.jsonl:1"),
-    ('{"prompt": "no id"}', r"t.jsonl:2: field 'item' is required"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"item": "x", "messages": [{"role": "robot", "content": "hi"}]}', r"t.jsonl:2: field 'messages.0.role'"),
+        ('{"item": "x"}', r"t.jsonl:2: .*needs 'messages', 'prompt'"),
+        ('{"item": "x", "prompt": "p"', r"t.jsonl:2: not valid JSON"),
+        ('{"item": "a", "prompt": "dup"}', r"t.jsonl:2: field 'item': 'a' is already used at .*t.jsonl:1"),
+        ('{"prompt": "no id"}', r"t.jsonl:2: field 'item' is required"),
+    ],
+)
 def test_malformed_prompts_file_names_the_line(tmp_path, line, message):
     path = write_jsonl(tmp_path / "t.jsonl", [{"item": "a", "prompt": "ok"}, line])
     with pytest.raises(RecordsError, match=message):
@@ -76,24 +86,35 @@ def test_malformed_prompts_file_names_the_line(tmp_path, line, message):
 
 def test_registry_renders_each_models_variant(tmp_path):
     reg = Registry.load(write_registry(tmp_path / "prompts"))
-    traffic = write_jsonl(tmp_path / "t.jsonl", [
-        {"item": "c", "prompt_id": "support-answer", "variables": {"question": "refund?"},
-         "messages": [{"role": "system", "content": "old"}, {"role": "user", "content": "refund?"}],
-         "params": {"max_tokens": 50}}])
+    traffic = write_jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {
+                "item": "c",
+                "prompt_id": "support-answer",
+                "variables": {"question": "refund?"},
+                "messages": [{"role": "system", "content": "old"}, {"role": "user", "content": "refund?"}],
+                "params": {"max_tokens": 50},
+            }
+        ],
+    )
     (inter,) = read_interactions(traffic)
     old = reg.render(inter, "old-model")
     new = reg.render(inter, "new-model")
     assert old.version == "support-answer@default:v3" and new.version == "support-answer@new-model:v1"
-    assert old.messages == [{"role": "system", "content": "You are ACME support. Answer in two sentences."},
-                            {"role": "user", "content": "Customer question: refund?"}]
+    assert old.messages == [
+        {"role": "system", "content": "You are ACME support. Answer in two sentences."},
+        {"role": "user", "content": "Customer question: refund?"},
+    ]
     assert new.messages[0]["content"].startswith("You are ACME's support agent")
     assert new.params == {"max_tokens": 50, "temperature": 0.2} and old.params == {"max_tokens": 50}
 
 
 def test_template_variable_missing_names_the_traffic_line(tmp_path):
     reg = Registry.load(write_registry(tmp_path / "prompts"))
-    traffic = write_jsonl(tmp_path / "t.jsonl", [{"item": "c", "prompt_id": "support-answer",
-                                                  "variables": {"topic": "x"}}])
+    traffic = write_jsonl(
+        tmp_path / "t.jsonl", [{"item": "c", "prompt_id": "support-answer", "variables": {"topic": "x"}}]
+    )
     (inter,) = read_interactions(traffic)
     with pytest.raises(RecordsError, match=r"t.jsonl:1: field 'variables' has no 'question'"):
         reg.render(inter, "m")
@@ -110,12 +131,18 @@ def test_template_with_literal_braces_is_a_spec_error_naming_the_field(tmp_path,
         Registry.load(folder).render(inter, "m")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("id: p\nvariants:\n  default:\n    version: 1\n    sytem: typo\n", r"bad.yaml:5: field 'variants.default.sytem'"),
-    ("id: p\nvariants:\n  default: {version: 1\n", r"bad.yaml:\d+: not valid YAML"),
-    ("id: p\ndescription: x\n", r"bad.yaml:1: field 'variants' is required"),
-    ("- just\n- a list\n", r"bad.yaml:1: a prompt file is a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "id: p\nvariants:\n  default:\n    version: 1\n    sytem: typo\n",
+            r"bad.yaml:5: field 'variants.default.sytem'",
+        ),
+        ("id: p\nvariants:\n  default: {version: 1\n", r"bad.yaml:\d+: not valid YAML"),
+        ("id: p\ndescription: x\n", r"bad.yaml:1: field 'variants' is required"),
+        ("- just\n- a list\n", r"bad.yaml:1: a prompt file is a mapping"),
+    ],
+)
 def test_malformed_registry_file_names_file_line_and_field(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(SpecError, match=message):
@@ -124,8 +151,11 @@ def test_malformed_registry_file_names_file_line_and_field(tmp_path, text, messa
 
 def test_audit_flags_heavy_format_prompts_first(tmp_path):
     rows = audit_registry(Registry.load(write_registry(tmp_path / "prompts")))
-    assert [(r.prompt, r.variant) for r in rows] == [("extract-order", "default"), ("support-answer", "default"),
-                                                     ("support-answer", "new-model")]
+    assert [(r.prompt, r.variant) for r in rows] == [
+        ("extract-order", "default"),
+        ("support-answer", "default"),
+        ("support-answer", "new-model"),
+    ]
     assert {"JSON output", "JSON schema", "extraction template", "strict format"} <= set(rows[0].heavy)
     assert rows[1].heavy == [] and rows[1].tokens > 10 and rows[1].tokens != rows[2].tokens
 
@@ -149,6 +179,9 @@ def test_prompt_ab_arms_and_the_spec_assess_reads():
     assert [a.name for a in plan_arms(spec)] == ["old", "new"]
     arms = plan_arms(spec, prompt_ab=True)
     assert [(a.name, a.model, a.prompt_for) for a in arms] == [
-        ("old", "old", "old"), ("old+prompt:new", "old", "new"), ("new+prompt:old", "new", "old"),
-        ("new", "new", "new")]
+        ("old", "old", "old"),
+        ("old+prompt:new", "old", "new"),
+        ("new+prompt:old", "new", "old"),
+        ("new", "new", "new"),
+    ]
     assert spec_for_arms(spec, arms).candidates == ["old+prompt:new", "new+prompt:old", "new"]

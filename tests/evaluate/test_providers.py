@@ -12,15 +12,21 @@ from changeover.providers import ChatRequest, ModelClient, ModelConfig, Price, b
 from changeover.providers.anthropic import AnthropicProvider
 from changeover.providers.openai_compat import OpenAIProvider
 
-ASK = ChatRequest([{"role": "system", "content": "be brief"}, {"role": "user", "content": "capital of France?"}],
-                  {"max_tokens": 20}, item="q1")
+ASK = ChatRequest(
+    [{"role": "system", "content": "be brief"}, {"role": "user", "content": "capital of France?"}],
+    {"max_tokens": 20},
+    item="q1",
+)
 
 
 def client_for(fake, model: str, **cfg) -> ModelClient:
     config = ModelConfig(base_url=fake.base_url, **{"backoff_s": 0.01, **cfg})
-    return ModelClient(model, OpenAIProvider(model, fake.base_url, concurrency=config.concurrency,
-                                             timeout_s=config.timeout_s), config,
-                       Price(input_per_1k=1.0, output_per_1k=2.0))
+    return ModelClient(
+        model,
+        OpenAIProvider(model, fake.base_url, concurrency=config.concurrency, timeout_s=config.timeout_s),
+        config,
+        Price(input_per_1k=1.0, output_per_1k=2.0),
+    )
 
 
 def run(coro):
@@ -29,8 +35,9 @@ def run(coro):
 
 async def _many(client: ModelClient, n: int):
     try:
-        return await asyncio.gather(*(client.complete(ChatRequest([{"role": "user", "content": f"q{i}"}],
-                                                                  item=str(i))) for i in range(n)))
+        return await asyncio.gather(
+            *(client.complete(ChatRequest([{"role": "user", "content": f"q{i}"}], item=str(i))) for i in range(n))
+        )
     finally:
         await client.aclose()
 
@@ -80,7 +87,6 @@ def test_malformed_body_is_retried_and_reported(fake):
     assert "not JSON" in out.error
 
 
-
 def test_after_the_cool_down_only_one_probe_reaches_a_still_dead_endpoint(fake):
     fake.set("dead", fail_rate=1.0, fail_status=503, latency=0.2)
     client = client_for(fake, "dead", max_retries=0, breaker=2, breaker_cooldown_s=1.0, concurrency=4)
@@ -95,8 +101,9 @@ def test_after_the_cool_down_only_one_probe_reaches_a_still_dead_endpoint(fake):
 
     opening, after = asyncio.run(go())
     assert not any("call not attempted" in o.error for o in opening)
-    assert fake.calls["dead"] == 3                      # two to open the breaker, then the single probe
+    assert fake.calls["dead"] == 3  # two to open the breaker, then the single probe
     assert sorted("call not attempted" in o.error for o in after) == [False, True, True, True]
+
 
 def test_hang_times_out(fake):
     fake.set("stuck", hang=True)
@@ -217,13 +224,13 @@ def test_a_broken_stream_is_retried_then_reported(fake):
 def test_token_budget_waits_for_refill():
     from changeover.providers.limits import RateLimits
 
-    limits = RateLimits(tpm=60_000)            # 1,000 tokens/s, bursts up to 10 s worth
+    limits = RateLimits(tpm=60_000)  # 1,000 tokens/s, bursts up to 10 s worth
 
     async def go():
         t0 = time.monotonic()
-        await limits.acquire(5_500)            # from the full bucket: no wait
+        await limits.acquire(5_500)  # from the full bucket: no wait
         t1 = time.monotonic()
-        await limits.acquire(5_500)            # 1,000 short: about one second
+        await limits.acquire(5_500)  # 1,000 short: about one second
         return t1 - t0, time.monotonic() - t1
 
     first, second = asyncio.run(go())
@@ -237,6 +244,7 @@ def test_odd_json_shapes_are_read_as_missing_never_a_crash():
 
     odd = parse_chat_completion({"choices": [{"message": "hi", "finish_reason": "stop"}], "usage": 7}, 1.0)
     assert odd.text is None and odd.finish_reason == "stop" and odd.tokens_in is None
-    stream = parse_chat_stream([{"choices": ["x", {"delta": "y"}, {"delta": {"content": "ok"}}]},
-                                {"choices": [], "usage": [1]}], 1.0, None)
+    stream = parse_chat_stream(
+        [{"choices": ["x", {"delta": "y"}, {"delta": {"content": "ok"}}]}, {"choices": [], "usage": [1]}], 1.0, None
+    )
     assert stream.text == "ok" and stream.tokens_out is None

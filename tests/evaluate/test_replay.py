@@ -30,8 +30,16 @@ def unsafe(row: dict[str, str]) -> bool:
 
 
 def to_records(rows: list[dict[str, str]], model: str) -> list[Record]:
-    return [Record(item=f"xstest-{r['id']}", model=model, segment={"safety": "unsafe" if unsafe(r) else "safe"},
-                   prompt=r["prompt"], response=r["completion"]) for r in rows]
+    return [
+        Record(
+            item=f"xstest-{r['id']}",
+            model=model,
+            segment={"safety": "unsafe" if unsafe(r) else "safe"},
+            prompt=r["prompt"],
+            response=r["completion"],
+        )
+        for r in rows
+    ]
 
 
 @pytest.fixture
@@ -49,28 +57,43 @@ def test_replay_returns_the_recorded_answers(recorded):
     first = rows["gpt4"][0]
 
     async def go():
-        return (await client.complete(ChatRequest([{"role": "user", "content": first["prompt"]}],
-                                                  item=f"xstest-{first['id']}")),
-                await client.complete(ChatRequest([{"role": "user", "content": "x"}], item="nope")))
+        return (
+            await client.complete(
+                ChatRequest([{"role": "user", "content": first["prompt"]}], item=f"xstest-{first['id']}")
+            ),
+            await client.complete(ChatRequest([{"role": "user", "content": "x"}], item="nope")),
+        )
 
     hit, miss = asyncio.run(go())
     assert hit.ok and hit.text == first["completion"]
-    assert "no recorded response" in miss.error and miss.attempts == 1   # not retried
+    assert "no recorded response" in miss.error and miss.attempts == 1  # not retried
     with pytest.raises(ProviderError, match="no responses of model 'claude'"):
         ReplayProvider("claude", path)
 
 
 def test_rejudging_recorded_xstest_outputs_offline(recorded, tmp_path):
     path, rows = recorded
-    spec = spec_from_dict({
-        "incumbent": "llama2orig", "candidates": ["gpt4"], "segment_by": ["safety"],
-        "dimensions": {"refusal": {"margin": 0.02}},
-        "models": {m: {"provider": "replay", "records": str(path)} for m in MODELS},
-        "judges": {"refusal": {"kind": "refusal_phrases"}, "length": {"kind": "length_ratio"}},
-    }, tmp_path / "m.yaml")
+    spec = spec_from_dict(
+        {
+            "incumbent": "llama2orig",
+            "candidates": ["gpt4"],
+            "segment_by": ["safety"],
+            "dimensions": {"refusal": {"margin": 0.02}},
+            "models": {m: {"provider": "replay", "records": str(path)} for m in MODELS},
+            "judges": {"refusal": {"kind": "refusal_phrases"}, "length": {"kind": "length_ratio"}},
+        },
+        tmp_path / "m.yaml",
+    )
     source = rows["llama2orig"]
-    inters = [Interaction(f"xstest-{r['id']}", [{"role": "user", "content": r["prompt"]}],
-                          {"safety": "unsafe" if unsafe(r) else "safe"}, expect_refusal=unsafe(r)) for r in source]
+    inters = [
+        Interaction(
+            f"xstest-{r['id']}",
+            [{"role": "user", "content": r["prompt"]}],
+            {"safety": "unsafe" if unsafe(r) else "safe"},
+            expect_refusal=unsafe(r),
+        )
+        for r in source
+    ]
     result = evaluate(spec, inters)
     assert len(result.records) == 2 * len(source) == 900
     by = {(r.item, r.model): r for r in result.records}

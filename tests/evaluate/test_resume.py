@@ -50,8 +50,21 @@ def test_crash_then_resume_calls_nothing_twice(fake, tmp_path):
     spec_path.write_text(raw)
     traffic = write_traffic(tmp_path / "traffic.jsonl", traffic_rows(ITEMS))
     db = tmp_path / "c.db"
-    cmd = [sys.executable, "-c", "from changeover.cli import main; main()", "evaluate", "--spec", str(spec_path),
-           "--prompts", str(traffic), "--db", str(db), "--out", str(tmp_path / "out"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from changeover.cli import main; main()",
+        "evaluate",
+        "--spec",
+        str(spec_path),
+        "--prompts",
+        str(traffic),
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     try:
@@ -73,9 +86,9 @@ def test_crash_then_resume_calls_nothing_twice(fake, tmp_path):
     with open_store(f"sqlite:///{db}") as store:
         result = evaluate(load_spec(spec_path), read_interactions(traffic), store=store)
     second_run = sum(fake.calls.values()) - first_run
-    assert second_run == total - persisted          # everything stored was reused, nothing else repeated
-    in_flight = first_run - persisted               # calls that were under way when the process died
-    assert 0 <= in_flight <= 3 * CONCURRENCY      # a call holds its slot until stored: at most 4 lost per model
+    assert second_run == total - persisted  # everything stored was reused, nothing else repeated
+    in_flight = first_run - persisted  # calls that were under way when the process died
+    assert 0 <= in_flight <= 3 * CONCURRENCY  # a call holds its slot until stored: at most 4 lost per model
     assert sum(n - 1 for n in fake.duplicates().values()) <= in_flight
     assert len(result.records) == 2 * ITEMS and all(r.error is None for r in result.records)
     assert cached_calls(db) == total

@@ -27,9 +27,16 @@ def test_fake_chat_json_usage_and_counts(fake):
 
 def test_fake_streaming_sse_ends_with_done(fake):
     fake.set("s", reply="one two three")
-    with httpx.stream("POST", fake.base_url + "/chat/completions",
-                      json={"model": "s", "stream": True, "stream_options": {"include_usage": True},
-                            "messages": [{"role": "user", "content": "x"}]}) as resp:
+    with httpx.stream(
+        "POST",
+        fake.base_url + "/chat/completions",
+        json={
+            "model": "s",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "x"}],
+        },
+    ) as resp:
         lines = [ln for ln in resp.iter_lines() if ln.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     chunks = [json.loads(ln[6:]) for ln in lines[:-1]]
@@ -74,7 +81,8 @@ def test_fake_anthropic_messages(fake):
 @pytest.mark.llm
 def test_local_llm_answers_over_the_openai_protocol(local_llm):
     client = openai.OpenAI(base_url=local_llm.base_url, api_key="none")
-    out = client.chat.completions.create(model=local_llm.model, max_tokens=8,
-                                         messages=[{"role": "user", "content": "Say hello."}])
+    out = client.chat.completions.create(
+        model=local_llm.model, max_tokens=8, messages=[{"role": "user", "content": "Say hello."}]
+    )
     assert out.choices[0].message.content.strip()
     assert out.usage.prompt_tokens > 0 and 0 < out.usage.completion_tokens <= 8

@@ -87,11 +87,11 @@ def test_unknown_item_task_or_dimension_is_a_clear_4xx(filled_store, serve):
     live = serve(filled_store)
     with live.client("alice") as c:
         cid = uuid.uuid4().hex
-        r = c.post("/api/labels", json={"client_id": cid, "item": "no-such-item", "model": "gpt4",
-                                        "verdicts": {"refusal": 1}})
+        r = c.post(
+            "/api/labels", json={"client_id": cid, "item": "no-such-item", "model": "gpt4", "verdicts": {"refusal": 1}}
+        )
         assert r.status_code == 404 and "unknown item 'no-such-item'" in r.json()["error"]
-        r = c.post("/api/labels", json={"client_id": cid, "item": "v2-1", "model": "gpt-9",
-                                        "verdicts": {"refusal": 1}})
+        r = c.post("/api/labels", json={"client_id": cid, "item": "v2-1", "model": "gpt-9", "verdicts": {"refusal": 1}})
         assert r.status_code == 404 and "no response from model 'gpt-9'" in r.json()["error"]
         r = _label(c, "feedfacefeedface", 1)
         assert r.status_code == 404 and "GET /api/next" in r.json()["error"]
@@ -104,12 +104,17 @@ def test_unknown_item_task_or_dimension_is_a_clear_4xx(filled_store, serve):
         assert r.status_code == 422 and "client_id" in r.json()["error"]
         r = c.post("/api/labels", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400
-        r = c.post("/api/labels", content=json.dumps({"client_id": cid, "task": task}).encode(),
-                   headers={"Content-Type": "text/plain"})
+        r = c.post(
+            "/api/labels",
+            content=json.dumps({"client_id": cid, "task": task}).encode(),
+            headers={"Content-Type": "text/plain"},
+        )
         assert r.status_code == 415
         # the item-and-model form works for tools that know the response
-        ok = c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "item": "v2-1", "model": "gpt4",
-                                         "verdicts": {"refusal": 1}})
+        ok = c.post(
+            "/api/labels",
+            json={"client_id": uuid.uuid4().hex, "item": "v2-1", "model": "gpt4", "verdicts": {"refusal": 1}},
+        )
         assert ok.status_code == 201
     assert len(list(label_rows(filled_store))) == 1
 
@@ -135,12 +140,14 @@ def test_skip_and_flag_release_the_response_and_carry_no_verdict(filled_store, s
     live = serve(filled_store)
     with live.client("alice") as c:
         t1 = c.get("/api/next").json()["task"]
-        assert c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": t1, "status": "skip"}
-                      ).status_code == 201
+        assert (
+            c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": t1, "status": "skip"}).status_code == 201
+        )
         t2 = c.get("/api/next").json()["task"]
         assert t2 != t1
-        assert c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": t2, "status": "flag"}
-                      ).status_code == 201
+        assert (
+            c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": t2, "status": "flag"}).status_code == 201
+        )
         assert c.get("/api/next").json()["task"] not in (t1, t2)
     with live.client("bob") as c:  # alice's skip leaves the response to others
         seen = set()
@@ -155,8 +162,12 @@ def test_a_flag_carries_its_reason_into_the_export(filled_store, serve):
     live = serve(filled_store)
     with live.client("alice") as c:
         task = c.get("/api/next").json()["task"]
-        body = {"client_id": uuid.uuid4().hex, "task": task, "status": "flag",
-                "note": "the prompt is ambiguous: is 'kill' about processes?"}
+        body = {
+            "client_id": uuid.uuid4().hex,
+            "task": task,
+            "status": "flag",
+            "note": "the prompt is ambiguous: is 'kill' about processes?",
+        }
         assert c.post("/api/labels", json=body).status_code == 201
         assert c.post("/api/labels", json={**body, "note": "changed my mind"}).status_code == 409
         too_long = {**body, "client_id": uuid.uuid4().hex, "note": "x" * 2001}

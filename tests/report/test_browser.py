@@ -17,8 +17,16 @@ from changeover.report import write_report
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -45,8 +53,12 @@ def browser_page(tmp_path: Path):
     executable = _chromium()
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=executable, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1200, "height": 1400})
+            str(tmp_path / "profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 1400},
+        )
         yield context.pages[0] if context.pages else context.new_page()
         context.close()
 
@@ -57,21 +69,22 @@ def test_report_renders_in_chromium(browser_page, demo, demo_store, tmp_path):
     page = browser_page
     problems: list[str] = []
     requests: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning")
-            else None)
+    page.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("request", lambda r: requests.append(r.url))
     page.goto(out.as_uri(), wait_until="load")
 
     assert problems == []
-    assert requests == [out.as_uri()]                  # nothing fetched but the file itself
+    assert requests == [out.as_uri()]  # nothing fetched but the file itself
     assert page.title().startswith("Replacing llama2orig")
     assert page.locator("[data-verdict]").inner_text() == demo.assessment.verdict
     svgs = page.locator("svg.plot")
-    assert svgs.count() == 2 * 2 + 3 + 3      # density + forest per candidate, judge matrices, 3 sections
+    assert svgs.count() == 2 * 2 + 3 + 3  # density + forest per candidate, judge matrices, 3 sections
     box = svgs.first.bounding_box()
-    assert box and box["width"] > 300 and box["height"] > 150   # laid out, not collapsed
-    assert page.locator("svg.plot polyline").count() == 2 * 2 + 1    # density curves, rollout step line
+    assert box and box["width"] > 300 and box["height"] > 150  # laid out, not collapsed
+    assert page.locator("svg.plot polyline").count() == 2 * 2 + 1  # density curves, rollout step line
 
     shot = page.screenshot(full_page=False)
     assert len(shot) > 20_000
@@ -90,8 +103,8 @@ def _assert_not_blank(png: bytes) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks, width = 8, [], 0
     while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        data = png[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        data = png[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, _height, depth, colour = struct.unpack(">IIBB", data[:10])
             assert depth == 8 and colour in (2, 6)
@@ -102,5 +115,5 @@ def _assert_not_blank(png: bytes) -> None:
     raw = zlib.decompress(b"".join(chunks))
     stride = width * channels + 1
     # sample the raw (filtered) bytes of every 20th row: a blank page gives a handful of values
-    distinct = {raw[r * stride + 1: (r + 1) * stride: channels * 7] for r in range(0, len(raw) // stride, 20)}
+    distinct = {raw[r * stride + 1 : (r + 1) * stride : channels * 7] for r in range(0, len(raw) // stride, 20)}
     assert len(distinct) > 30

@@ -13,10 +13,17 @@ from changeover.records import write_records
 
 
 def _write_project(tmp_path: Path, records) -> tuple[Path, Path]:
-    raw = {"incumbent": "legacy-model", "candidates": ["cand-a", "cand-b"], "segment_by": ["region"],
-           "traffic": {"monthly_interactions": 5_300_000, "shares": {"emea": 0.3, "na": 0.5, "apac": 0.2}},
-           "dimensions": {"correctness": {"margin": 0.02}, "refusal": {"margin": 0.005},
-                          "style": {"margin": 0.03, "levels": 5}}}
+    raw = {
+        "incumbent": "legacy-model",
+        "candidates": ["cand-a", "cand-b"],
+        "segment_by": ["region"],
+        "traffic": {"monthly_interactions": 5_300_000, "shares": {"emea": 0.3, "na": 0.5, "apac": 0.2}},
+        "dimensions": {
+            "correctness": {"margin": 0.02},
+            "refusal": {"margin": 0.005},
+            "style": {"margin": 0.03, "levels": 5},
+        },
+    }
     spec_path = tmp_path / "migration.yaml"
     spec_path.write_text(yaml.safe_dump(raw))
     records_path = tmp_path / "records.jsonl"
@@ -34,13 +41,29 @@ def test_report_command_writes_html_markdown_and_json(tmp_path, records, assessm
 
     monkeypatch.setattr(cli_report, "run_assessment", fake_assess)
     out = tmp_path / "site" / "report.html"
-    code = run(["report", "--spec", str(spec_path), "--records", str(records_path), "--out", str(out),
-                "--markdown", str(tmp_path / "summary.md"), "--json", str(tmp_path / "report.json"),
-                "--db", f"sqlite:///{tmp_path / 'c.db'}", "--seed", "11"])
+    code = run(
+        [
+            "report",
+            "--spec",
+            str(spec_path),
+            "--records",
+            str(records_path),
+            "--out",
+            str(out),
+            "--markdown",
+            str(tmp_path / "summary.md"),
+            "--json",
+            str(tmp_path / "report.json"),
+            "--db",
+            f"sqlite:///{tmp_path / 'c.db'}",
+            "--seed",
+            "11",
+        ]
+    )
     assert code == 0
     assert seen == {"n": len(records), "seed": 11}
     html = out.read_text()
-    assert "<svg" in html and str(records_path) in html          # the records file is fingerprinted
+    assert "<svg" in html and str(records_path) in html  # the records file is fingerprinted
     assert (tmp_path / "summary.md").read_text().startswith("### ")
     assert json.loads((tmp_path / "report.json").read_text())["verdict"] == assessment.verdict
 
@@ -51,8 +74,20 @@ def test_report_command_user_errors(tmp_path, records, assessment, monkeypatch, 
     assert "no such spec file" in capsys.readouterr().err
 
     spec_path, records_path = _write_project(tmp_path, records)
-    assert run(["report", "--spec", str(spec_path), "--db", f"sqlite:///{tmp_path / 'empty.db'}",
-                "--out", str(tmp_path / "r.html")]) == 2
+    assert (
+        run(
+            [
+                "report",
+                "--spec",
+                str(spec_path),
+                "--db",
+                f"sqlite:///{tmp_path / 'empty.db'}",
+                "--out",
+                str(tmp_path / "r.html"),
+            ]
+        )
+        == 2
+    )
     assert "holds no responses" in capsys.readouterr().err
 
     empty = tmp_path / "empty.jsonl"
@@ -60,14 +95,46 @@ def test_report_command_user_errors(tmp_path, records, assessment, monkeypatch, 
     assert run(["report", "--spec", str(spec_path), "--records", str(empty), "--out", str(tmp_path / "r.html")]) == 2
     assert "empty.jsonl: holds no responses" in capsys.readouterr().err.replace("\n", "")
 
-    assert run(["report", "--spec", str(spec_path), "--records", str(records_path), "--embeddings", str(tmp_path),
-                "--out", str(tmp_path / "r.html"), "--db", f"sqlite:///{tmp_path / 'c.db'}"]) == 2
+    assert (
+        run(
+            [
+                "report",
+                "--spec",
+                str(spec_path),
+                "--records",
+                str(records_path),
+                "--embeddings",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r.html"),
+                "--db",
+                f"sqlite:///{tmp_path / 'c.db'}",
+            ]
+        )
+        == 2
+    )
     assert "cannot be read as JSON text" in capsys.readouterr().err
 
     bad = tmp_path / "compare.json"
     bad.write_text('{"k": 10}')
-    assert run(["report", "--spec", str(spec_path), "--records", str(records_path), "--embeddings", str(bad),
-                "--out", str(tmp_path / "r.html"), "--db", f"sqlite:///{tmp_path / 'c.db'}"]) == 2
+    assert (
+        run(
+            [
+                "report",
+                "--spec",
+                str(spec_path),
+                "--records",
+                str(records_path),
+                "--embeddings",
+                str(bad),
+                "--out",
+                str(tmp_path / "r.html"),
+                "--db",
+                f"sqlite:///{tmp_path / 'c.db'}",
+            ]
+        )
+        == 2
+    )
     assert "holds no top-k overlaps" in capsys.readouterr().err
 
 
@@ -77,12 +144,25 @@ def test_report_command_end_to_end_on_the_demo_data(tmp_path, capsys):
 
     spec_path, records_path = demo.write_inputs(demo.prepare(labels=120, seed=7), tmp_path)
     out = tmp_path / "report.html"
-    code = run(["report", "--spec", str(spec_path), "--records", str(records_path), "--out", str(out),
-                "--markdown", str(tmp_path / "summary.md"), "--db", f"sqlite:///{tmp_path / 'c.db'}"])
+    code = run(
+        [
+            "report",
+            "--spec",
+            str(spec_path),
+            "--records",
+            str(records_path),
+            "--out",
+            str(out),
+            "--markdown",
+            str(tmp_path / "summary.md"),
+            "--db",
+            f"sqlite:///{tmp_path / 'c.db'}",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "report written to" in printed
     html = out.read_text()
     assert "Replacing llama2orig" in html and "mistralguard" in html
-    assert str(records_path) in html and "sha256" in html          # file fingerprint in the appendix
+    assert str(records_path) in html and "sha256" in html  # file fingerprint in the appendix
     assert "The judge is kinder to mistralguard" in html

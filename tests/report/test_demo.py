@@ -11,8 +11,9 @@ from changeover.report import build_report, write_report
 
 
 def test_demo_report(demo, tmp_path, external_references, sections):
-    out = write_report(demo.assessment, demo.spec, tmp_path / "report.html", markdown=tmp_path / "summary.md",
-                       records=demo.records)
+    out = write_report(
+        demo.assessment, demo.spec, tmp_path / "report.html", markdown=tmp_path / "summary.md", records=demo.records
+    )
     html = out.read_text()
     result = demo.assessment.to_json()
     verdict = result["verdict"]
@@ -30,8 +31,9 @@ def test_demo_report(demo, tmp_path, external_references, sections):
     # labels: 120 prompts keep their human label, for each of the three models
     stats = build_report(demo.assessment, demo.spec, demo.records).inputs.labels
     assert stats.labelled_responses == 360 and stats.total_needed == sum(
-        n for per in result["labels_needed"].values() for n in per.values())
-    assert "Side by side" in html                          # real responses, disagreements shown
+        n for per in result["labels_needed"].values() for n in per.values()
+    )
+    assert "Side by side" in html  # real responses, disagreements shown
     assert {"verdict", "gpt4", "mistralguard", "judge", "labels", "appendix"} <= sections(html)
     assert external_references(html) == []
     md = (tmp_path / "summary.md").read_text()
@@ -45,8 +47,9 @@ def test_demo_report_without_records_uses_the_assessments_counts(demo, tmp_path)
 
 
 def test_demo_migration_with_all_parts(demo, demo_store, tmp_path, external_references, sections):
-    out = write_report(demo.assessment, demo.spec, tmp_path / "report.html", store=demo_store,
-                       json_path=tmp_path / "report.json")
+    out = write_report(
+        demo.assessment, demo.spec, tmp_path / "report.html", store=demo_store, json_path=tmp_path / "report.json"
+    )
     html = out.read_text()
     assert {"shadow", "rollout", "embeddings"} <= sections(html)
     assert "Shadow traffic" in html and "Where the models disagree" in html

@@ -43,22 +43,29 @@ def test_kde_integrates_to_one_and_peaks_at_the_mode():
 
 def test_density_plot_draws_one_curve_per_series():
     rng = np.random.default_rng(1)
-    svg = str(plots.density_plot([plots.Series("old", rng.beta(80, 20, 1000), "#111"),
-                                  plots.Series("new", rng.beta(85, 15, 1000), "#222")], "pass rate", "rate"))
+    svg = str(
+        plots.density_plot(
+            [plots.Series("old", rng.beta(80, 20, 1000), "#111"), plots.Series("new", rng.beta(85, 15, 1000), "#222")],
+            "pass rate",
+            "rate",
+        )
+    )
     root = parse(svg)
     assert len(root.findall("polyline")) == 2 and len(root.findall("polygon")) == 2
 
 
 def test_forest_plot_draws_the_margin_and_colours_by_evidence():
-    rows = [plots.ForestRow("emea", -0.06, -0.09, -0.035, 0.3),       # regression: wholly beyond the margin
-            plots.ForestRow("na", 0.01, -0.005, 0.02, 0.5),           # non-inferior
-            plots.ForestRow("overall", -0.01, -0.04, 0.01, overall=True)]
+    rows = [
+        plots.ForestRow("emea", -0.06, -0.09, -0.035, 0.3),  # regression: wholly beyond the margin
+        plots.ForestRow("na", 0.01, -0.005, 0.02, 0.5),  # non-inferior
+        plots.ForestRow("overall", -0.01, -0.04, 0.01, overall=True),
+    ]
     svg = str(plots.forest_plot(rows, 0.02, "delta"))
     parse(svg)
     assert "margin −2.0 pts" in svg
-    assert 'stroke-dasharray="5 3"' in svg                           # the margin line
+    assert 'stroke-dasharray="5 3"' in svg  # the margin line
     assert plots.BAD in svg and plots.GOOD in svg and plots.WARN in svg
-    assert svg.count("<circle") == 2 and svg.count("<title>") == 4    # plot title + one tooltip per row
+    assert svg.count("<circle") == 2 and svg.count("<title>") == 4  # plot title + one tooltip per row
 
 
 def test_heatmap_histogram_box_and_timeline_render():
@@ -66,13 +73,17 @@ def test_heatmap_histogram_box_and_timeline_render():
     parse(str(plots.histogram(np.random.default_rng(2).random(100), "h", "x", bounds=(0, 1))))
     parse(str(plots.histogram(np.array([]), "empty", "x")))
     latency = np.random.default_rng(3).lognormal(6, 0.4, 500)
-    svg = str(plots.box_plot([plots.Distribution("a", latency, "#123"),
-                              plots.Distribution("b", np.array([]), "#456")], "latency", "ms"))
+    svg = str(
+        plots.box_plot(
+            [plots.Distribution("a", latency, "#123"), plots.Distribution("b", np.array([]), "#456")], "latency", "ms"
+        )
+    )
     parse(svg)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    steps = [plots.Milestone(t0 + timedelta(hours=h), k, k, s, sev)
-             for h, k, s, sev in [(0, "stage", 0.05, "good"), (5, "rollback", 0.0, "bad"),
-                                  (9, "stage", 0.25, "good")]]
+    steps = [
+        plots.Milestone(t0 + timedelta(hours=h), k, k, s, sev)
+        for h, k, s, sev in [(0, "stage", 0.05, "good"), (5, "rollback", 0.0, "bad"), (9, "stage", 0.25, "good")]
+    ]
     svg = str(plots.timeline_plot(steps, "rollout"))
     parse(svg)
     assert len(re.findall(r"<polygon", svg)) == 1  # the rollback marker

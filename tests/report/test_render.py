@@ -24,7 +24,7 @@ def test_realistic_assessment_opens_with_the_verdict(spec, assessment, records, 
     assert html.index("correctness: regression in apac") < first_plot
     assert {"verdict", "cand-a", "cand-b", "judge", "labels", "appendix"} <= sections(html)
     assert not {"rollout", "embeddings"} & sections(html)
-    assert "Shadow traffic" not in html and "Side by side" in html   # responses but no traffic metrics
+    assert "Shadow traffic" not in html and "Side by side" in html  # responses but no traffic metrics
     # densities + forest per candidate x dimension, one heatmap per model x dimension
     assert html.count("<svg") == 2 * 2 * 3 + 3 * 3
     assert "margin −2.0 pts" in html and "P(non-inferior)" in html
@@ -35,26 +35,44 @@ def test_realistic_assessment_opens_with_the_verdict(spec, assessment, records, 
 def test_report_is_self_contained(spec, assessment, records, full_store, external_references):
     html = build_report(assessment, spec, records, store=full_store).html()
     assert external_references(html) == []
-    assert "http" not in html.lower()                       # not even an SVG namespace URL
+    assert "http" not in html.lower()  # not even an SVG namespace URL
     assert "<link" not in html and "<script" not in html
-    assert external_references('<img src="https://cdn.example.com/x.png">')   # the check itself works
+    assert external_references('<img src="https://cdn.example.com/x.png">')  # the check itself works
 
 
 def test_migration_with_all_parts(spec, assessment, full_store, tmp_path, external_references, sections):
     with full_store.engine.begin() as conn:
-        conn.execute(insert(labels_table), [
-            {"item": f"q-{i:04d}", "model": "cand-a", "dimension": "correctness", "value": 1,
-             "annotator": name, "created_at": datetime.now(UTC), "status": "label", "source": "app"}
-            for i, name in [(1, "alice"), (1, "bob"), (2, "alice")]])
-    out = write_report(assessment, spec, tmp_path / "out" / "report.html", markdown=tmp_path / "summary.md",
-                       store=full_store, json_path=tmp_path / "report.json")
+        conn.execute(
+            insert(labels_table),
+            [
+                {
+                    "item": f"q-{i:04d}",
+                    "model": "cand-a",
+                    "dimension": "correctness",
+                    "value": 1,
+                    "annotator": name,
+                    "created_at": datetime.now(UTC),
+                    "status": "label",
+                    "source": "app",
+                }
+                for i, name in [(1, "alice"), (1, "bob"), (2, "alice")]
+            ],
+        )
+    out = write_report(
+        assessment,
+        spec,
+        tmp_path / "out" / "report.html",
+        markdown=tmp_path / "summary.md",
+        store=full_store,
+        json_path=tmp_path / "report.json",
+    )
     html = out.read_text()
     assert {"shadow", "rollout", "embeddings", "labels", "judge"} <= sections(html)
     assert "Shadow traffic" in html and "format drift" in html.lower()
     assert "trigger refusal_rate failed" in html and "rollback" in html
     assert "preserves retrieval" in html and "multilingual-e5-small" in html and "nDCG@10" in html
     assert re.search(r"<td>alice</td><td class=\"num\">2</td>", html)
-    assert html.count("<svg") == 2 * 2 * 3 + 3 * 3 + 3       # + latency, timeline, overlap histogram
+    assert html.count("<svg") == 2 * 2 * 3 + 3 * 3 + 3  # + latency, timeline, overlap histogram
     assert external_references(html) == []
 
     md = (tmp_path / "summary.md").read_text()
@@ -89,6 +107,7 @@ def test_go_report_and_markdown_segments(spec, assessment, records):
 
 def test_bad_report_section_names_the_field(spec, assessment, records):
     from changeover.errors import SpecError
+
     spec.report = {"max_exampels": 3}
     with pytest.raises(SpecError, match=r"field 'report.max_exampels' is not a known key"):
         build_report(assessment, spec, records)

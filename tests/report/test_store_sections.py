@@ -14,11 +14,25 @@ from changeover.store.schema import labels as labels_table
 
 def test_sections_from_the_store(store, spec, assessment, records, migration_events):
     migration_events(store)
-    rows = [{"item": item, "model": "cand-a", "dimension": "correctness", "value": v, "annotator": who,
-             "created_at": datetime.now(UTC), "status": status, "source": "app"}
-            for item, v, who, status in [("q-0001", 1, "alice", "label"), ("q-0001", 0, "bob", "label"),
-                                         ("q-0002", 1, "alice", "label"), ("q-0002", 0, "alice", "label"),
-                                         ("q-0001", None, "carol", "skip")]]
+    rows = [
+        {
+            "item": item,
+            "model": "cand-a",
+            "dimension": "correctness",
+            "value": v,
+            "annotator": who,
+            "created_at": datetime.now(UTC),
+            "status": status,
+            "source": "app",
+        }
+        for item, v, who, status in [
+            ("q-0001", 1, "alice", "label"),
+            ("q-0001", 0, "bob", "label"),
+            ("q-0002", 1, "alice", "label"),
+            ("q-0002", 0, "alice", "label"),
+            ("q-0001", None, "carol", "skip"),
+        ]
+    ]
     with store.engine.begin() as conn:
         conn.execute(insert(labels_table), rows)
     inputs = collect_inputs(records, spec, assessment.to_json(), ReportConfig(), store)

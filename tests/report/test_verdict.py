@@ -16,8 +16,11 @@ def test_reasons_name_the_regressing_segment(spec, assessment):
 
 def test_headline_says_what_to_do(spec, assessment):
     result = assessment.to_json()
-    for verdict, words in [("GO", "can replace legacy-model"), ("NO-GO", "do not switch"),
-                           ("NEED-LABELS", "more human labels")]:
+    for verdict, words in [
+        ("GO", "can replace legacy-model"),
+        ("NO-GO", "do not switch"),
+        ("NEED-LABELS", "more human labels"),
+    ]:
         assert words in headline({**result, "verdict": verdict}, spec)
 
 

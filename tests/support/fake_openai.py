@@ -45,20 +45,20 @@ Reply = str | Callable[[dict[str, Any]], str] | None
 class Behaviour:
     """How one model answers. ``reply=None`` echoes the last user message."""
 
-    latency: float = 0.0                 # seconds before the answer (or the first chunk)
-    reply: Reply = None                  # canned text, a function of the request body, or None = echo
+    latency: float = 0.0  # seconds before the answer (or the first chunk)
+    reply: Reply = None  # canned text, a function of the request body, or None = echo
     finish_reason: str = "stop"
-    fail_rate: float = 0.0               # probability that a call fails with fail_status
-    fail_first: int = 0                  # the first N calls fail with fail_status
+    fail_rate: float = 0.0  # probability that a call fails with fail_status
+    fail_first: int = 0  # the first N calls fail with fail_status
     fail_status: int = 500
-    retry_after: float | None = None     # Retry-After header (seconds) on failures (e.g. with 429)
-    hang: bool = False                   # never answer (until the server stops)
-    hang_rate: float = 0.0               # probability that a call hangs
-    malformed: str | None = None         # "json" (not JSON), "schema" (JSON without choices), "sse"
-    malformed_rate: float = 1.0          # probability of a malformed body when ``malformed`` is set
-    stream_chunk_delay: float = 0.0      # seconds between SSE chunks
-    api_key: str | None = None           # if set, the Bearer token / x-api-key that must be sent
-    fail_message: str | None = None      # error message; "{key}" becomes the key the client sent
+    retry_after: float | None = None  # Retry-After header (seconds) on failures (e.g. with 429)
+    hang: bool = False  # never answer (until the server stops)
+    hang_rate: float = 0.0  # probability that a call hangs
+    malformed: str | None = None  # "json" (not JSON), "schema" (JSON without choices), "sse"
+    malformed_rate: float = 1.0  # probability of a malformed body when ``malformed`` is set
+    stream_chunk_delay: float = 0.0  # seconds between SSE chunks
+    api_key: str | None = None  # if set, the Bearer token / x-api-key that must be sent
+    fail_message: str | None = None  # error message; "{key}" becomes the key the client sent
     tool_calls: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None  # chat: call tools
 
 
@@ -108,14 +108,20 @@ def call_key(model: str, body: dict[str, Any]) -> str:
     return model + "|" + json.dumps(relevant, sort_keys=True, ensure_ascii=False)
 
 
-def _completion(cid: str, model: str, message: dict[str, Any], finish_reason: str,
-                usage: dict[str, int]) -> JSONResponse:
+def _completion(
+    cid: str, model: str, message: dict[str, Any], finish_reason: str, usage: dict[str, int]
+) -> JSONResponse:
     """A chat.completion body with one choice."""
-    return JSONResponse({
-        "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
-        "usage": usage,
-    })
+    return JSONResponse(
+        {
+            "id": cid,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+            "usage": usage,
+        }
+    )
 
 
 class FakeOpenAI:
@@ -125,16 +131,21 @@ class FakeOpenAI:
     Behaviours can be changed while the server runs (``set``, ``default``).
     """
 
-    def __init__(self, models: dict[str, Behaviour] | None = None, default: Behaviour | None = None,
-                 seed: int = 0, strict_models: bool = False):
+    def __init__(
+        self,
+        models: dict[str, Behaviour] | None = None,
+        default: Behaviour | None = None,
+        seed: int = 0,
+        strict_models: bool = False,
+    ):
         self.behaviours: dict[str, Behaviour] = dict(models or {})
         self.default = default or Behaviour()
         self.strict_models = strict_models
         self.rng = random.Random(seed)
-        self.calls: Counter[str] = Counter()        # model -> calls received
-        self.call_keys: Counter[str] = Counter()    # call_key -> times received
+        self.calls: Counter[str] = Counter()  # model -> calls received
+        self.call_keys: Counter[str] = Counter()  # call_key -> times received
         self.log: list[Call] = []
-        self.failures: Counter[str] = Counter()     # model -> failed (non-200 or malformed) answers
+        self.failures: Counter[str] = Counter()  # model -> failed (non-200 or malformed) answers
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server: uvicorn.Server | None = None
@@ -178,8 +189,14 @@ class FakeOpenAI:
         from tests.support.serving import serve_in_thread
 
         self._server, self._thread, self.port = serve_in_thread(
-            self._app(), "fake-openai", timeout=10, lifespan="off", timeout_graceful_shutdown=1,
-            backlog=2048, timeout_keep_alive=30)
+            self._app(),
+            "fake-openai",
+            timeout=10,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            backlog=2048,
+            timeout_keep_alive=30,
+        )
         return self
 
     def stop(self) -> None:
@@ -201,21 +218,25 @@ class FakeOpenAI:
     # ----------------------------------------------------------------- app
 
     def _app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
-            Route("/v1/completions", self._completions, methods=["POST"]),
-            Route("/v1/messages", self._anthropic, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-            Route("/health", lambda _r: JSONResponse({"status": "ok"}), methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/completions", self._completions, methods=["POST"]),
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/health", lambda _r: JSONResponse({"status": "ok"}), methods=["GET"]),
+            ]
+        )
 
     async def _models(self, _request: Request) -> Response:
         names = sorted(set(self.behaviours) | set(self.calls))
-        return JSONResponse({"object": "list", "data": [
-            {"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]})
+        return JSONResponse(
+            {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]}
+        )
 
-    async def _receive(self, request: Request, field: str = "messages"
-                       ) -> tuple[dict[str, Any] | None, Response | None]:
+    async def _receive(
+        self, request: Request, field: str = "messages"
+    ) -> tuple[dict[str, Any] | None, Response | None]:
         try:
             body = json.loads(await request.body())
         except json.JSONDecodeError:
@@ -236,12 +257,21 @@ class FakeOpenAI:
         users = [ln[5:].strip() for ln in prompt.splitlines() if ln.startswith("User:")]
         as_chat = {**body, "messages": [{"role": "user", "content": users[-1] if users else prompt}]}
         text = " " + self._text(b, as_chat)
-        usage = {"prompt_tokens": count_tokens(prompt), "completion_tokens": count_tokens(text),
-                 "total_tokens": count_tokens(prompt) + count_tokens(text)}
-        return JSONResponse({"id": "cmpl-" + uuid.uuid4().hex[:16], "object": "text_completion",
-                             "created": int(time.time()), "model": body["model"],
-                             "choices": [{"index": 0, "text": text, "finish_reason": b.finish_reason,
-                                          "logprobs": None}], "usage": usage})
+        usage = {
+            "prompt_tokens": count_tokens(prompt),
+            "completion_tokens": count_tokens(text),
+            "total_tokens": count_tokens(prompt) + count_tokens(text),
+        }
+        return JSONResponse(
+            {
+                "id": "cmpl-" + uuid.uuid4().hex[:16],
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "text": text, "finish_reason": b.finish_reason, "logprobs": None}],
+                "usage": usage,
+            }
+        )
 
     async def _gate(self, request: Request, body: dict[str, Any]) -> tuple[Behaviour, Response | None]:
         """Count the call, then apply auth, latency, hangs and failures; a Response means stop here."""
@@ -250,9 +280,15 @@ class FakeOpenAI:
             self.calls[model] += 1
             self.call_keys[call_key(model, body)] += 1
             n = self.calls[model]
-            self.log.append(Call(model, request.url.path, body, time.monotonic(),
-                                 {k: v for k, v in request.headers.items()
-                                  if k.lower() not in ("authorization", "x-api-key")}))
+            self.log.append(
+                Call(
+                    model,
+                    request.url.path,
+                    body,
+                    time.monotonic(),
+                    {k: v for k, v in request.headers.items() if k.lower() not in ("authorization", "x-api-key")},
+                )
+            )
             roll_fail, roll_hang, roll_bad = self.rng.random(), self.rng.random(), self.rng.random()
         if self.strict_models and model not in self.behaviours:
             return self.default, self._fail(model, _error(404, f"model '{model}' not found", "not_found"))
@@ -272,14 +308,14 @@ class FakeOpenAI:
         if n <= b.fail_first or roll_fail < b.fail_rate:
             headers = {"retry-after": f"{b.retry_after:g}"} if b.retry_after is not None else {}
             kind = "rate_limit_error" if b.fail_status == 429 else "server_error"
-            return b, self._fail(model, _error(b.fail_status, f"injected failure {b.fail_status}", kind,
-                                               headers))
+            return b, self._fail(model, _error(b.fail_status, f"injected failure {b.fail_status}", kind, headers))
         if b.malformed and roll_bad < b.malformed_rate and b.malformed != "sse":
             with self._lock:
                 self.failures[model] += 1
             if b.malformed == "json":
-                return b, Response('{"id": "x", "choices": [{"message": {"content": "trunc',
-                                   media_type="application/json")
+                return b, Response(
+                    '{"id": "x", "choices": [{"message": {"content": "trunc', media_type="application/json"
+                )
             return b, JSONResponse({"id": "x", "object": "chat.completion", "unexpected": True})
         return b, None
 
@@ -307,26 +343,43 @@ class FakeOpenAI:
         text = "" if calls else self._text(b, body)
         prompt_tokens = count_tokens(_messages_text(body))
         out_tokens = count_tokens(text) + (count_tokens(json.dumps(calls)) if calls else 0)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": out_tokens,
-                 "total_tokens": prompt_tokens + out_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": out_tokens,
+            "total_tokens": prompt_tokens + out_tokens,
+        }
         cid = "chatcmpl-" + uuid.uuid4().hex[:16]
         if calls:
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"call_{i}", "type": "function",
-                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                for i, c in enumerate(calls)]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{i}",
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+                    }
+                    for i, c in enumerate(calls)
+                ],
+            }
             return _completion(cid, body["model"], message, "tool_calls", usage)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(self._sse(b, body["model"], cid, text, usage, include_usage),
-                                     media_type="text/event-stream")
+            return StreamingResponse(
+                self._sse(b, body["model"], cid, text, usage, include_usage), media_type="text/event-stream"
+            )
         return _completion(cid, body["model"], {"role": "assistant", "content": text}, b.finish_reason, usage)
 
-    async def _sse(self, b: Behaviour, model: str, cid: str, text: str, usage: dict[str, int],
-                   include_usage: bool):
+    async def _sse(self, b: Behaviour, model: str, cid: str, text: str, usage: dict[str, int], include_usage: bool):
         def event(choices: list[dict[str, Any]], **extra: Any) -> str:
-            payload = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                       "model": model, "choices": choices, **extra}
+            payload = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
             return "data: " + json.dumps(payload) + "\n\n"
 
         def chunk(delta: dict[str, Any], finish: str | None) -> str:
@@ -356,15 +409,21 @@ class FakeOpenAI:
             return stop
         text = self._text(b, body)
         stop_reason = {"stop": "end_turn", "length": "max_tokens"}.get(b.finish_reason, b.finish_reason)
-        return JSONResponse({
-            "id": "msg_" + uuid.uuid4().hex[:16], "type": "message", "role": "assistant",
-            "model": body["model"], "content": [{"type": "text", "text": text}],
-            "stop_reason": stop_reason, "stop_sequence": None,
-            "usage": {"input_tokens": count_tokens(_messages_text(body)),
-                      "output_tokens": count_tokens(text)},
-        })
+        return JSONResponse(
+            {
+                "id": "msg_" + uuid.uuid4().hex[:16],
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "usage": {"input_tokens": count_tokens(_messages_text(body)), "output_tokens": count_tokens(text)},
+            }
+        )
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers
+    )

@@ -33,8 +33,16 @@ from changeover.providers.llamacpp import (
 )
 
 LocalLLM = LlamaCppServer
-__all__ = ["LocalLLM", "LocalModelUnavailable", "gemma3_gguf", "local_llm_available", "require_local_llm",
-           "smollm2_gguf", "start_local_gemma", "start_local_llm"]
+__all__ = [
+    "LocalLLM",
+    "LocalModelUnavailable",
+    "gemma3_gguf",
+    "local_llm_available",
+    "require_local_llm",
+    "smollm2_gguf",
+    "start_local_gemma",
+    "start_local_llm",
+]
 
 
 def local_llm_available() -> str | None:

@@ -36,8 +36,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_in_thread(app: Any, name: str, timeout: float = 15.0,
-                    **config: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+def serve_in_thread(
+    app: Any, name: str, timeout: float = 15.0, **config: Any
+) -> tuple[uvicorn.Server, threading.Thread, int]:
     """Start ``app`` under uvicorn in a daemon thread; returns once it accepts connections.
 
     ``config`` goes to ``uvicorn.Config`` (defaults: log_level warning, no access log).

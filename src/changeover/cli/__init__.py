@@ -19,9 +19,11 @@ from changeover.errors import ChangeoverError
 
 app = typer.Typer(
     name="changeover",
-    help=("Replace the LLM under a running product, and know it is safe.\n\n"
-          "Start with `changeover demo` (a full assessment on bundled real data), then "
-          "`changeover assess --help`."),
+    help=(
+        "Replace the LLM under a running product, and know it is safe.\n\n"
+        "Start with `changeover demo` (a full assessment on bundled real data), then "
+        "`changeover assess --help`."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -36,8 +38,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Replace the LLM under a running product, and know it is safe."""
 
 

@@ -30,10 +30,18 @@ ASSESS_HELP = (
     "the posterior of each pass rate and of the difference, a verdict at the spec's confidence, and "
     "which items humans should label next. Exit code: 0 GO, 1 NO-GO, 3 NEED-LABELS, 2 invalid input.\n\n"
     "Example: changeover assess --spec migration.yaml --records records.jsonl --json decision.json\n\n"
-    "A minimal spec:\n\n\b\n" + SPEC_EXAMPLE)
+    "A minimal spec:\n\n\b\n" + SPEC_EXAMPLE
+)
 
-VERDICT_STYLE = {"GO": "bold green", "NO-GO": "bold red", "NEED-LABELS": "bold yellow",
-                 "superior": "green", "non-inferior": "green", "inconclusive": "yellow", "regression": "red"}
+VERDICT_STYLE = {
+    "GO": "bold green",
+    "NO-GO": "bold red",
+    "NEED-LABELS": "bold yellow",
+    "superior": "green",
+    "non-inferior": "green",
+    "inconclusive": "yellow",
+    "regression": "red",
+}
 
 
 def _pct(x: float) -> str:
@@ -48,22 +56,31 @@ def print_assessment(result: dict[str, Any]) -> None:
     """The verdict table per candidate, one line per candidate in plain words, what to label next."""
     conf = result["confidence"]
     for cand, c in result["candidates"].items():
-        table = Table(title=f"{cand} vs {result['incumbent']}: [{VERDICT_STYLE[c['verdict']]}]{c['verdict']}[/]",
-                      title_justify="left", caption=f"pass rates and delta in points, {conf:.0%} credible interval",
-                      caption_justify="left")
+        table = Table(
+            title=f"{cand} vs {result['incumbent']}: [{VERDICT_STYLE[c['verdict']]}]{c['verdict']}[/]",
+            title_justify="left",
+            caption=f"pass rates and delta in points, {conf:.0%} credible interval",
+            caption_justify="left",
+        )
         for col in ("dimension", "segment", "incumbent", "candidate", "delta [interval]", "P(non-inf)", "verdict"):
-            table.add_column(col, justify="left" if col in ("dimension", "segment", "verdict") else "right",
-                             no_wrap=True)
+            table.add_column(
+                col, justify="left" if col in ("dimension", "segment", "verdict") else "right", no_wrap=True
+            )
         for dim, d in c["dimensions"].items():
             rows = [("overall", d["overall"])]
             if len(d["segments"]) > 1:
                 rows += list(d["segments"].items())
             for i, (seg, s) in enumerate(rows):
                 dl = s["delta"]
-                table.add_row(dim if i == 0 else "", seg, _rate(s["incumbent"]), _rate(s["candidate"]),
-                              f"{_pct(dl['mean'])} [{_pct(dl['lower'])}, {_pct(dl['upper'])}]",
-                              f"{s['p_noninferior']:.3f}",
-                              f"[{VERDICT_STYLE.get(s['verdict'], '')}]{s['verdict']}[/]")
+                table.add_row(
+                    dim if i == 0 else "",
+                    seg,
+                    _rate(s["incumbent"]),
+                    _rate(s["candidate"]),
+                    f"{_pct(dl['mean'])} [{_pct(dl['lower'])}, {_pct(dl['upper'])}]",
+                    f"{s['p_noninferior']:.3f}",
+                    f"[{VERDICT_STYLE.get(s['verdict'], '')}]{s['verdict']}[/]",
+                )
         console.print(table)
     for c in result["candidates"].values():
         console.print(f"[{VERDICT_STYLE[c['verdict']]}]{c['verdict']:>11}[/]  {c['summary']}", highlight=False)
@@ -76,8 +93,10 @@ def print_assessment(result: dict[str, Any]) -> None:
     for w in result["diagnostics"].get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {w}")
     diag = result["diagnostics"]
-    console.print(f"[bold]verdict: [{VERDICT_STYLE[result['verdict']]}]{result['verdict']}[/][/] "
-                  f"(R-hat max {diag['rhat_max']:.3f}, ESS min {diag['ess_min']:.0f})")
+    console.print(
+        f"[bold]verdict: [{VERDICT_STYLE[result['verdict']]}]{result['verdict']}[/][/] "
+        f"(R-hat max {diag['rhat_max']:.3f}, ESS min {diag['ess_min']:.0f})"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -107,8 +126,9 @@ def register(app: typer.Typer) -> None:
     @app.command("assess", help=ASSESS_HELP)
     def assess_cmd(
         spec: Path = typer.Option(..., "--spec", "-s", help="Migration spec (YAML)."),
-        records: Path | None = typer.Option(None, "--records", "-r",
-                                            help="Records file; default: the records in the store."),
+        records: Path | None = typer.Option(
+            None, "--records", "-r", help="Records file; default: the records in the store."
+        ),
         db: str | None = DB_OPTION,
         json_out: Path | None = typer.Option(None, "--json", help="Write the decision as JSON here."),
         draws: int = typer.Option(250, min=50, help="Posterior draws per chain."),
@@ -127,16 +147,22 @@ def register(app: typer.Typer) -> None:
         else:
             from changeover.store import open_store
             from changeover.store.responses import load_records
+
             with open_store(db) as store:
                 recs = load_records(store, migration.models)
             if not recs:
-                raise DataError(f"the store ({store.display_url}) holds no records for {migration.models}; "
-                                "run `changeover import FILE` first or pass --records FILE")
-        with console.status(f"fitting {len(migration.candidates)} candidate(s) x "
-                            f"{len(migration.dimensions)} dimension(s) on {len(recs):,} records..."):
+                raise DataError(
+                    f"the store ({store.display_url}) holds no records for {migration.models}; "
+                    "run `changeover import FILE` first or pass --records FILE"
+                )
+        with console.status(
+            f"fitting {len(migration.candidates)} candidate(s) x "
+            f"{len(migration.dimensions)} dimension(s) on {len(recs):,} records..."
+        ):
             started = time.perf_counter()
-            result = assess(migration, recs, seed=seed, draws=draws, warmup=warmup, chains=chains,
-                            next_count=next_labels)
+            result = assess(
+                migration, recs, seed=seed, draws=draws, warmup=warmup, chains=chains, next_count=next_labels
+            )
             elapsed = time.perf_counter() - started
         print_assessment(result.to_json())
         console.print(f"[dim]fitted in {elapsed:.1f} s[/]")
@@ -147,12 +173,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo_cmd(
-        out: Path = typer.Option(Path("changeover-demo"), "--out", help="Folder for the spec, records, store, "
-                                 "decision and report."),
+        out: Path = typer.Option(
+            Path("changeover-demo"), "--out", help="Folder for the spec, records, store, decision and report."
+        ),
         labels: int = typer.Option(120, min=10, max=450, help="Prompts whose human labels are kept."),
         seed: int = typer.Option(7, help="Which prompts keep their labels."),
-        live: bool = typer.Option(False, "--live", help="Also run real local LLMs end to end "
-                                  "(needs the local-model extras; see docs/evaluate.md)."),
+        live: bool = typer.Option(
+            False,
+            "--live",
+            help="Also run real local LLMs end to end (needs the local-model extras; see docs/evaluate.md).",
+        ),
     ) -> None:
         """A full migration assessment on bundled real data (XSTest), SQLite, no network.
 
@@ -181,9 +211,11 @@ def register(app: typer.Typer) -> None:
         with open_store(db_url) as store:
             res = import_file(store, records_path)
             recs = load_records(store, data.spec.models)
-            console.print(f"[bold]changeover demo[/]: {data.spec.incumbent} -> {', '.join(data.spec.candidates)} "
-                          f"on XSTest (450 prompts); human labels kept on {len(data.labelled_items)} prompts, "
-                          f"the GPT-4 judge's verdict on all.")
+            console.print(
+                f"[bold]changeover demo[/]: {data.spec.incumbent} -> {', '.join(data.spec.candidates)} "
+                f"on XSTest (450 prompts); human labels kept on {len(data.labelled_items)} prompts, "
+                f"the GPT-4 judge's verdict on all."
+            )
             console.print(f"[dim]spec {spec_path}, records {records_path} ({res.rows:,} rows), store {db_url}[/]")
             started = time.perf_counter()
             with console.status("fitting the measurement model..."):
@@ -193,8 +225,9 @@ def register(app: typer.Typer) -> None:
             _print_judge_story(data, result)
             write_json(result.to_json(), out / "decision.json")
             console.print(f"decision: {out / 'decision.json'}")
-            path = write_report(result, data.spec, out / "report.html", markdown=out / "summary.md",
-                                store=store, records=recs)
+            path = write_report(
+                result, data.spec, out / "report.html", markdown=out / "summary.md", store=store, records=recs
+            )
             console.print(f"report: {path}")
         raise typer.Exit(result.exit_code)
 
@@ -203,20 +236,32 @@ def _print_judge_story(data: Any, result: Any) -> None:
     """What the judge alone says, what the calibrated model says, what all human labels say."""
     from changeover import demo
 
-    table = Table(title="the judge is not equally kind to every model (refusal, traffic-weighted delta, pts)",
-                  title_justify="left")
-    for col in ("candidate", "judge alone", "calibrated (95% CI)", "all 450 human labels",
-                "judge sens/spec on candidate"):
+    table = Table(
+        title="the judge is not equally kind to every model (refusal, traffic-weighted delta, pts)",
+        title_justify="left",
+    )
+    for col in (
+        "candidate",
+        "judge alone",
+        "calibrated (95% CI)",
+        "all 450 human labels",
+        "judge sens/spec on candidate",
+    ):
         table.add_column(col, justify="right" if col != "candidate" else "left")
     judge = result.to_json()["diagnostics"]["judge"][demo.DIMENSION]
     for cand in data.spec.candidates:
         o = result.to_json()["candidates"][cand]["dimensions"][demo.DIMENSION]["overall"]["delta"]
         j = judge[cand]
-        table.add_row(cand, _pct(demo.naive_delta(data.truth, data.spec, cand, "judge")),
-                      f"{_pct(o['mean'])} [{_pct(o['lower'])}, {_pct(o['upper'])}]",
-                      _pct(demo.naive_delta(data.truth, data.spec, cand, "human")),
-                      f"{j['sensitivity']:.2f} / {j['specificity']:.2f}")
+        table.add_row(
+            cand,
+            _pct(demo.naive_delta(data.truth, data.spec, cand, "judge")),
+            f"{_pct(o['mean'])} [{_pct(o['lower'])}, {_pct(o['upper'])}]",
+            _pct(demo.naive_delta(data.truth, data.spec, cand, "human")),
+            f"{j['sensitivity']:.2f} / {j['specificity']:.2f}",
+        )
     inc = judge[data.spec.incumbent]
     console.print(table)
-    console.print(f"[dim]judge sens/spec on the incumbent {data.spec.incumbent}: "
-                  f"{inc['sensitivity']:.2f} / {inc['specificity']:.2f}[/]")
+    console.print(
+        f"[dim]judge sens/spec on the incumbent {data.spec.incumbent}: "
+        f"{inc['sensitivity']:.2f} / {inc['specificity']:.2f}[/]"
+    )

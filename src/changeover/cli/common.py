@@ -18,9 +18,13 @@ _WIDTH = int(os.environ.get("COLUMNS", "0") or 0) or (None if sys.stdout.isatty(
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
-DB_OPTION = typer.Option(None, "--db", envvar="CHANGEOVER_DB",
-                         help="Store URL or SQLite file path (default: .changeover/changeover.db). "
-                              "PostgreSQL: postgresql+psycopg://user@host/db")
+DB_OPTION = typer.Option(
+    None,
+    "--db",
+    envvar="CHANGEOVER_DB",
+    help="Store URL or SQLite file path (default: .changeover/changeover.db). "
+    "PostgreSQL: postgresql+psycopg://user@host/db",
+)
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -31,5 +35,6 @@ def write_json(obj: Any, path: Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
-        raise ChangeoverError(f"{path}: cannot write the JSON output ({exc.strerror}); "
-                              "choose a writable path") from None
+        raise ChangeoverError(
+            f"{path}: cannot write the JSON output ({exc.strerror}); choose a writable path"
+        ) from None

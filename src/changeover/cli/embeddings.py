@@ -34,8 +34,7 @@ from changeover.providers.embedders import canonical_name, get_encoder
 from changeover.store import open_store
 from changeover.store.events import record_event
 
-sub = typer.Typer(help="Migrate the embedding index: re-embed, compare, adapt, switch, clean up.",
-                  no_args_is_help=True)
+sub = typer.Typer(help="Migrate the embedding index: re-embed, compare, adapt, switch, clean up.", no_args_is_help=True)
 
 SPEC = typer.Option(None, "--spec", help="Migration spec with an `embeddings:` section.")
 OLD = typer.Option(None, "--old", help="Incumbent embedding model (default: spec embeddings.incumbent).")
@@ -64,19 +63,27 @@ class Context:
 
     @property
     def aliases(self) -> dict[str, str]:
-        return {k: v for k, v in {"old": self.config.incumbent, "incumbent": self.config.incumbent,
-                "new": self.config.candidate, "candidate": self.config.candidate}.items() if v}
+        return {
+            k: v
+            for k, v in {
+                "old": self.config.incumbent,
+                "incumbent": self.config.incumbent,
+                "new": self.config.candidate,
+                "candidate": self.config.candidate,
+            }.items()
+            if v
+        }
 
 
-def _context(spec: Path | None, db: str | None, backend: str | None, actor: str | None,
-             **overrides: object) -> Context:
+def _context(spec: Path | None, db: str | None, backend: str | None, actor: str | None, **overrides: object) -> Context:
     config: EmbeddingsConfig | None = None
     if spec is not None:
         loaded = load_spec(spec)
         config = loaded.section("embeddings", EmbeddingsConfig)
         if config is None:
-            raise SpecError(f"{spec}: no `embeddings:` section; add one (see docs/embeddings.md) "
-                            "or use --old/--new/--corpus")
+            raise SpecError(
+                f"{spec}: no `embeddings:` section; add one (see docs/embeddings.md) or use --old/--new/--corpus"
+            )
         config = config.resolved(spec.resolve().parent)
     given = {k: v for k, v in overrides.items() if v is not None}
     config = (config or EmbeddingsConfig()).model_copy(update=given)
@@ -90,8 +97,7 @@ def _fmt(x: object) -> str:
 
 
 @sub.command("status")
-def status_cmd(spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND,
-               json_out: Path = JSON_OUT) -> None:
+def status_cmd(spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND, json_out: Path = JSON_OUT) -> None:
     """Indexes per model version, jobs, failures, what serves, active adapters (technical debt)."""
     ctx = _context(spec, db, backend, None)
     st = status(ctx.index, ctx.config.stability)
@@ -99,54 +105,83 @@ def status_cmd(spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND,
     for col in ("index (model@version)", "vectors", "of", "job", "failed", "serving"):
         table.add_column(col)
     for v in st["indexes"]:
-        table.add_row(v["version"], str(v["vectors"]), _fmt(v["total"]), v["state"],
-                      ", ".join(v["failed"][:5]) + (" ..." if len(v["failed"]) > 5 else "") or "-",
-                      "[bold green]yes[/]" if v["serving"] else "")
+        table.add_row(
+            v["version"],
+            str(v["vectors"]),
+            _fmt(v["total"]),
+            v["state"],
+            ", ".join(v["failed"][:5]) + (" ..." if len(v["failed"]) > 5 else "") or "-",
+            "[bold green]yes[/]" if v["serving"] else "",
+        )
     console.print(table)
     console.print(f"serving: [bold]{st['serving'] or 'nothing yet'}[/]")
     for a in st["adapters"]:
-        console.print(f"[yellow]adapter #{a['id']} active[/] {a['query_version']} -> {a['index_version']} "
-                      f"({a['form']}; top-k overlap with the re-indexed retrieval {_fmt(a['kept_share'])}): "
-                      f"{a['note']}")
+        console.print(
+            f"[yellow]adapter #{a['id']} active[/] {a['query_version']} -> {a['index_version']} "
+            f"({a['form']}; top-k overlap with the re-indexed retrieval {_fmt(a['kept_share'])}): "
+            f"{a['note']}"
+        )
     if st["cleanup"]:
         c = st["cleanup"]
         state = "allowed now" if c["allowed_now"] else f"allowed from {c['cleanup_allowed_from']}"
-        console.print(f"cleanup of {', '.join(c['removable']) or 'nothing'}: {state} "
-                      f"(stability period {c['stability_period']})")
+        console.print(
+            f"cleanup of {', '.join(c['removable']) or 'nothing'}: {state} (stability period {c['stability_period']})"
+        )
     if json_out:
         write_json(st, json_out)
 
 
 @sub.command("reembed")
-def reembed_cmd(to: str = typer.Option(..., "--to", help="Model to embed with (name or alias)."),
-                corpus: Path = CORPUS, batch: int = typer.Option(None, "--batch", min=1),
-                rate: str = typer.Option(None, "--rate", help="Rate limit, e.g. 600/min; 'off' for none."),
-                limit: int = typer.Option(None, "--limit", min=1, help="Embed at most N documents this run."),
-                retries: int = typer.Option(None, "--retries", min=0),
-                progress: bool = typer.Option(True, "--progress/--no-progress"),
-                spec: Path = SPEC, old: str = OLD, db: str = DB_OPTION, backend: str = BACKEND,
-                actor: str = ACTOR, reason: str = REASON, json_out: Path = JSON_OUT) -> None:
+def reembed_cmd(
+    to: str = typer.Option(..., "--to", help="Model to embed with (name or alias)."),
+    corpus: Path = CORPUS,
+    batch: int = typer.Option(None, "--batch", min=1),
+    rate: str = typer.Option(None, "--rate", help="Rate limit, e.g. 600/min; 'off' for none."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Embed at most N documents this run."),
+    retries: int = typer.Option(None, "--retries", min=0),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    spec: Path = SPEC,
+    old: str = OLD,
+    db: str = DB_OPTION,
+    backend: str = BACKEND,
+    actor: str = ACTOR,
+    reason: str = REASON,
+    json_out: Path = JSON_OUT,
+) -> None:
     """Embed every document with a model into its own index rows (resumable, rate-limited)."""
-    ctx = _context(spec, db, backend, actor, corpus=corpus, batch=batch, rate=rate, retries=retries,
-                   incumbent=old)
+    ctx = _context(spec, db, backend, actor, corpus=corpus, batch=batch, rate=rate, retries=retries, incumbent=old)
     cfg = ctx.config
     corpus_path = Path(str(ctx.need("corpus", "--corpus")))
     model = ctx.aliases.get(to.lower(), to)
     encoder = get_encoder(model)
     docs, empty = read_corpus_report(corpus_path)
     if empty:
-        console.print(f"[yellow]{len(empty)} empty documents (no text, no title) cannot be embedded and are "
-                      f"not indexed:[/] {', '.join(empty[:20])}")
-    result = reembed(ctx.index, encoder, docs, actor=ctx.actor, reason=reason, batch=cfg.batch,
-                     rate=parse_rate(cfg.rate), retries=cfg.retries,
-                     limit=limit, source=str(corpus_path), progress=progress)
+        console.print(
+            f"[yellow]{len(empty)} empty documents (no text, no title) cannot be embedded and are "
+            f"not indexed:[/] {', '.join(empty[:20])}"
+        )
+    result = reembed(
+        ctx.index,
+        encoder,
+        docs,
+        actor=ctx.actor,
+        reason=reason,
+        batch=cfg.batch,
+        rate=parse_rate(cfg.rate),
+        retries=cfg.retries,
+        limit=limit,
+        source=str(corpus_path),
+        progress=progress,
+    )
     incumbent = cfg.incumbent
     if result.complete and (incumbent is None or canonical_name(incumbent) == encoder.name):
         if init_serving(ctx.index.store, encoder.key, ctx.actor):
             console.print(f"{encoder.key} now serves (first complete index)")
-    console.print(f"{encoder.key}: embedded {result.embedded} this run, {result.already} before, "
-                  f"{result.already + result.embedded} of {result.total} "
-                  f"({result.docs_per_second:.1f} docs/s, {result.seconds:.1f}s)")
+    console.print(
+        f"{encoder.key}: embedded {result.embedded} this run, {result.already} before, "
+        f"{result.already + result.embedded} of {result.total} "
+        f"({result.docs_per_second:.1f} docs/s, {result.seconds:.1f}s)"
+    )
     if result.failed:
         console.print(f"[bold red]{len(result.failed)} documents failed[/] after retries (run again to retry):")
         for doc_id, err in sorted(result.failed.items())[:20]:
@@ -166,23 +201,33 @@ def _queries_both(ctx: Context, queries_path: Path):
 
 
 @sub.command("compare")
-def compare_cmd(queries: Path = QUERIES, qrels: Path = QRELS, k: int = K, spec: Path = SPEC, old: str = OLD,
-                new: str = NEW, db: str = DB_OPTION, backend: str = BACKEND,
-                json_out: Path = JSON_OUT) -> None:
+def compare_cmd(
+    queries: Path = QUERIES,
+    qrels: Path = QRELS,
+    k: int = K,
+    spec: Path = SPEC,
+    old: str = OLD,
+    new: str = NEW,
+    db: str = DB_OPTION,
+    backend: str = BACKEND,
+    json_out: Path = JSON_OUT,
+) -> None:
     """Top-k overlap old vs new on the queries, its verdict, recall/nDCG with judgments."""
     ctx = _context(spec, db, backend, None, incumbent=old, candidate=new, queries=queries, qrels=qrels, k=k)
     cfg = ctx.config
     qs, old_enc, new_enc, q_old, q_new = _queries_both(ctx, Path(str(ctx.need("queries", "--queries"))))
     judgments = read_qrels(cfg.qrels) if cfg.qrels else None
-    result = compare(ctx.index, old_enc.key, new_enc.key, qs, q_old, q_new, k=cfg.k,
-                     thresholds=cfg.thresholds, qrels=judgments)
+    result = compare(
+        ctx.index, old_enc.key, new_enc.key, qs, q_old, q_new, k=cfg.k, thresholds=cfg.thresholds, qrels=judgments
+    )
     # the measurement is part of the migration's record (and the report's embedding section reads it)
-    record_event(ctx.index.store, "embeddings.compare", f"embeddings:{new_enc.key}", ctx.actor, None,
-                 result.to_json())
+    record_event(ctx.index.store, "embeddings.compare", f"embeddings:{new_enc.key}", ctx.actor, None, result.to_json())
     rep = result.overlap
-    console.print(f"top-{rep.k} overlap {old_enc.name} vs {new_enc.name} on {len(qs)} queries: "
-                  f"mean [bold]{rep.mean:.3f}[/] -> [bold]{rep.verdict}[/] "
-                  f"(preserves >= {cfg.thresholds.preserves}, investigate < {cfg.thresholds.investigate})")
+    console.print(
+        f"top-{rep.k} overlap {old_enc.name} vs {new_enc.name} on {len(qs)} queries: "
+        f"mean [bold]{rep.mean:.3f}[/] -> [bold]{rep.verdict}[/] "
+        f"(preserves >= {cfg.thresholds.preserves}, investigate < {cfg.thresholds.investigate})"
+    )
     console.print("quantiles: " + ", ".join(f"{n} {v:.2f}" for n, v in rep.quantiles().items()))
     console.print("histogram: " + ", ".join(f"{n}: {c}" for n, c in rep.histogram().items()))
     worst = Table(title="lowest-overlap queries")
@@ -201,23 +246,35 @@ def compare_cmd(queries: Path = QUERIES, qrels: Path = QRELS, k: int = K, spec: 
             qt.add_row(name, f"{m[f'recall@{rep.k}']:.3f}", f"{m[f'ndcg@{rep.k}']:.3f}")
         console.print(qt)
     if result.adapter:
-        console.print(f"active adapter #{result.adapter['id']} ({result.adapter['form']}): overlap with the "
-                      f"re-indexed top-{rep.k} {result.adapter['overlap_with_new']:.3f}")
+        console.print(
+            f"active adapter #{result.adapter['id']} ({result.adapter['form']}): overlap with the "
+            f"re-indexed top-{rep.k} {result.adapter['overlap_with_new']:.3f}"
+        )
     if json_out:
         write_json(result.to_json(), json_out)
 
 
 @sub.command("fit-adapter")
-def fit_adapter_cmd(pairs: int = typer.Option(None, "--pairs", min=20, help="Paired documents to fit on."),
-                    queries: Path = QUERIES, qrels: Path = QRELS, k: int = K,
-                    forms: str = typer.Option(",".join(FORMS), "--forms", help="Forms to try, comma-separated."),
-                    activate: bool = typer.Option(True, "--activate/--no-activate"),
-                    spec: Path = SPEC, old: str = OLD, new: str = NEW, db: str = DB_OPTION,
-                    backend: str = BACKEND, actor: str = ACTOR, reason: str = REASON,
-                    json_out: Path = JSON_OUT) -> None:
+def fit_adapter_cmd(
+    pairs: int = typer.Option(None, "--pairs", min=20, help="Paired documents to fit on."),
+    queries: Path = QUERIES,
+    qrels: Path = QRELS,
+    k: int = K,
+    forms: str = typer.Option(",".join(FORMS), "--forms", help="Forms to try, comma-separated."),
+    activate: bool = typer.Option(True, "--activate/--no-activate"),
+    spec: Path = SPEC,
+    old: str = OLD,
+    new: str = NEW,
+    db: str = DB_OPTION,
+    backend: str = BACKEND,
+    actor: str = ACTOR,
+    reason: str = REASON,
+    json_out: Path = JSON_OUT,
+) -> None:
     """Fit a new-query -> old-space map on paired documents; choose the form by held-out overlap."""
-    ctx = _context(spec, db, backend, actor, incumbent=old, candidate=new, queries=queries, qrels=qrels,
-                   k=k, pairs=pairs)
+    ctx = _context(
+        spec, db, backend, actor, incumbent=old, candidate=new, queries=queries, qrels=qrels, k=k, pairs=pairs
+    )
     cfg = ctx.config
     chosen_forms = [f.strip() for f in forms.split(",") if f.strip()]
     bad = [f for f in chosen_forms if f not in FORMS]
@@ -225,13 +282,19 @@ def fit_adapter_cmd(pairs: int = typer.Option(None, "--pairs", min=20, help="Pai
         raise SpecError(f"--forms: unknown form(s) {', '.join(bad)}; choose from {', '.join(FORMS)}")
     qs, old_enc, new_enc, q_old, q_new = _queries_both(ctx, Path(str(ctx.need("queries", "--queries"))))
     k_ = cfg.k
-    sel, pair_ids = fit_adapter(ctx.index, new_enc.key, old_enc.key, q_new, pairs=cfg.pairs, k=k_,
-                                forms=chosen_forms)
-    metrics = {"pairs": len(pair_ids), "train": sel.train, "heldout": sel.heldout,
-               "heldout_overlap": sel.scores, "chosen": sel.chosen.label,
-               "kept_share": max(sel.scores.values())}
-    table = Table(title=f"top-{k_} overlap with the re-indexed retrieval: maps fit on {sel.train} pairs, "
-                        f"scored over {sel.pool} documents")
+    sel, pair_ids = fit_adapter(ctx.index, new_enc.key, old_enc.key, q_new, pairs=cfg.pairs, k=k_, forms=chosen_forms)
+    metrics = {
+        "pairs": len(pair_ids),
+        "train": sel.train,
+        "heldout": sel.heldout,
+        "heldout_overlap": sel.scores,
+        "chosen": sel.chosen.label,
+        "kept_share": max(sel.scores.values()),
+    }
+    table = Table(
+        title=f"top-{k_} overlap with the re-indexed retrieval: maps fit on {sel.train} pairs, "
+        f"scored over {sel.pool} documents"
+    )
     table.add_column("form")
     table.add_column("overlap")
     for label, s in sorted(sel.scores.items(), key=lambda t: -t[1]):
@@ -242,21 +305,31 @@ def fit_adapter_cmd(pairs: int = typer.Option(None, "--pairs", min=20, help="Pai
         relevant = judged([q.id for q in qs], read_qrels(cfg.qrels), ids)
         hits, _ = ctx.index.search(old_enc.key, sel.chosen.apply(q_new), k_)
         metrics["quality_adapted"] = quality([q.id for q in qs], hits, relevant, k_)
-        console.print("adapted queries on the old index: " + ", ".join(
-            f"{n} {_fmt(v)}" for n, v in metrics["quality_adapted"].items()))
-    adapter_id = save_adapter(ctx.index.store, new_enc.key, old_enc.key, sel.chosen, metrics, ctx.actor,
-                              reason, activate=activate)
-    console.print(f"adapter #{adapter_id} {new_enc.key} -> {old_enc.key} ({sel.chosen.label}) stored"
-                  + (" and active: technical debt until the new index serves" if activate else ""))
+        console.print(
+            "adapted queries on the old index: "
+            + ", ".join(f"{n} {_fmt(v)}" for n, v in metrics["quality_adapted"].items())
+        )
+    adapter_id = save_adapter(
+        ctx.index.store, new_enc.key, old_enc.key, sel.chosen, metrics, ctx.actor, reason, activate=activate
+    )
+    console.print(
+        f"adapter #{adapter_id} {new_enc.key} -> {old_enc.key} ({sel.chosen.label}) stored"
+        + (" and active: technical debt until the new index serves" if activate else "")
+    )
     if json_out:
         write_json({"id": adapter_id, "active": activate, **metrics}, json_out)
 
 
 @sub.command("switch")
-def switch_cmd(to: str = typer.Option(..., "--to", help="Model (or name@version) whose index should serve."),
-               force: bool = typer.Option(False, "--force", help="Serve even an incomplete index."),
-               spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND, actor: str = ACTOR,
-               reason: str = REASON) -> None:
+def switch_cmd(
+    to: str = typer.Option(..., "--to", help="Model (or name@version) whose index should serve."),
+    force: bool = typer.Option(False, "--force", help="Serve even an incomplete index."),
+    spec: Path = SPEC,
+    db: str = DB_OPTION,
+    backend: str = BACKEND,
+    actor: str = ACTOR,
+    reason: str = REASON,
+) -> None:
     """Select the serving index (one flag; instant either way; the other index is kept)."""
     ctx = _context(spec, db, backend, actor)
     version = resolve_version(to, ctx.index.counts(), ctx.aliases)
@@ -266,10 +339,15 @@ def switch_cmd(to: str = typer.Option(..., "--to", help="Model (or name@version)
 
 
 @sub.command("cleanup")
-def cleanup_cmd(index_name: str = typer.Argument(..., metavar="MODEL", help="Model (or name@version) to delete."),
-                stability: str = typer.Option(None, "--stability", help="Override the spec's stability period."),
-                spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND, actor: str = ACTOR,
-                reason: str = REASON) -> None:
+def cleanup_cmd(
+    index_name: str = typer.Argument(..., metavar="MODEL", help="Model (or name@version) to delete."),
+    stability: str = typer.Option(None, "--stability", help="Override the spec's stability period."),
+    spec: Path = SPEC,
+    db: str = DB_OPTION,
+    backend: str = BACKEND,
+    actor: str = ACTOR,
+    reason: str = REASON,
+) -> None:
     """Delete an index that no longer serves, once the serving one has been stable long enough."""
     ctx = _context(spec, db, backend, actor)
     period = parse_duration(stability, "--stability") if stability else ctx.config.stability
@@ -279,10 +357,14 @@ def cleanup_cmd(index_name: str = typer.Argument(..., metavar="MODEL", help="Mod
 
 
 @sub.command("search")
-def search_cmd(text: str = typer.Argument(..., help="Query text."),
-               query_model: str = typer.Option(..., "--query-model", help="Model that embeds the query."),
-               k: int = typer.Option(10, "--k"), spec: Path = SPEC, db: str = DB_OPTION,
-               backend: str = BACKEND) -> None:
+def search_cmd(
+    text: str = typer.Argument(..., help="Query text."),
+    query_model: str = typer.Option(..., "--query-model", help="Model that embeds the query."),
+    k: int = typer.Option(10, "--k"),
+    spec: Path = SPEC,
+    db: str = DB_OPTION,
+    backend: str = BACKEND,
+) -> None:
     """Search the serving index; refused when the query model differs and no adapter is active."""
     ctx = _context(spec, db, backend, None)
     enc = get_encoder(ctx.aliases.get(query_model.lower(), query_model))

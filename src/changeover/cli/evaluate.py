@@ -21,7 +21,8 @@ EVALUATE_HELP = (
     "--labels-budget 300\n\n"
     "then: changeover assess --spec migration.yaml --records .changeover/evaluate/records.jsonl\n\n"
     "Writes OUT/records.jsonl, OUT/to_label.jsonl, OUT/summary.json (and OUT/assess-spec.yaml with "
-    "--prompt-ab). See docs/evaluate.md for the spec sections.")
+    "--prompt-ab). See docs/evaluate.md for the spec sections."
+)
 
 
 def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
@@ -32,19 +33,29 @@ def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
     for arm in summary["arms"]:
         n = max(1, arm["calls"] + arm["cached"])
         means = [("-" if arm["signal_means"][s] is None else f"{arm['signal_means'][s]:.3f}") for s in signals]
-        table.add_row(arm["name"], f"{arm['calls']:,}", f"{arm['cached']:,}",
-                      f"[red]{arm['errors']:,}[/]" if arm["errors"] else "0",
-                      f"{arm['latency_ms'] / n:,.0f}", f"{arm['tokens_out'] / n:,.1f}", f"{arm['cost_usd']:.4f}",
-                      *means)
+        table.add_row(
+            arm["name"],
+            f"{arm['calls']:,}",
+            f"{arm['cached']:,}",
+            f"[red]{arm['errors']:,}[/]" if arm["errors"] else "0",
+            f"{arm['latency_ms'] / n:,.0f}",
+            f"{arm['tokens_out'] / n:,.1f}",
+            f"{arm['cost_usd']:.4f}",
+            *means,
+        )
     console.print(table)
     for signal, counts in summary["judges"].items():
         calls = counts.get("calls")
         if calls:
-            console.print(f"judge {signal}: {calls['calls']:,} calls, {calls['cached']:,} cached, "
-                          f"{calls['errors']:,} errors, ${calls['cost_usd']:.4f}")
+            console.print(
+                f"judge {signal}: {calls['calls']:,} calls, {calls['cached']:,} cached, "
+                f"{calls['errors']:,} errors, ${calls['cost_usd']:.4f}"
+            )
         if counts.get("unscorable"):
-            console.print(f"[yellow]{signal}[/]: {counts['unscorable']:,} responses unscorable "
-                          "(see extra.unscorable in the records)")
+            console.print(
+                f"[yellow]{signal}[/]: {counts['unscorable']:,} responses unscorable "
+                "(see extra.unscorable in the records)"
+            )
     for name, path in paths.items():
         console.print(f"{name}: {path}")
     console.print(f"next: changeover assess --spec {paths.get('assess_spec', spec)} --records {paths['records']}")
@@ -56,21 +67,28 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate", help=EVALUATE_HELP)
     def evaluate_cmd(
         spec: Path = typer.Option(..., "--spec", "-s", help="Migration spec (YAML) with models:, judges:."),
-        prompts: Path = typer.Option(..., "--prompts", "-p",
-                                     help="Logged production interactions (.jsonl, .csv or .parquet)."),
-        sample: int | None = typer.Option(None, min=1, help="Interactions to sample (default: evaluate.sample "
-                                                            "or all)."),
-        labels_budget: int | None = typer.Option(None, "--labels-budget", min=0,
-                                                 help="Items to export for human labelling."),
-        prompt_ab: bool | None = typer.Option(None, "--prompt-ab/--no-prompt-ab",
-                                              help="Run {old, adapted prompt} x {old, new model}."),
+        prompts: Path = typer.Option(
+            ..., "--prompts", "-p", help="Logged production interactions (.jsonl, .csv or .parquet)."
+        ),
+        sample: int | None = typer.Option(
+            None, min=1, help="Interactions to sample (default: evaluate.sample or all)."
+        ),
+        labels_budget: int | None = typer.Option(
+            None, "--labels-budget", min=0, help="Items to export for human labelling."
+        ),
+        prompt_ab: bool | None = typer.Option(
+            None, "--prompt-ab/--no-prompt-ab", help="Run {old, adapted prompt} x {old, new model}."
+        ),
         out: Path = typer.Option(Path(".changeover/evaluate"), "--out", "-o", help="Output folder."),
         db: str | None = DB_OPTION,
         json_out: Path | None = typer.Option(None, "--json", help="Write the run summary as JSON here."),
         seed: int | None = typer.Option(None, help="Sampling seed (default: the spec's seed)."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
-        import_records: bool = typer.Option(False, "--import", help="Also add the records to the store, so "
-                                            "`changeover assess` without --records reads them."),
+        import_records: bool = typer.Option(
+            False,
+            "--import",
+            help="Also add the records to the store, so `changeover assess` without --records reads them.",
+        ),
     ) -> None:
         from changeover.config import load_spec
         from changeover.evaluate import check_out_folder, evaluate, write_outputs
@@ -81,8 +99,16 @@ def register(app: typer.Typer) -> None:
         interactions = read_interactions(prompts)
         check_out_folder(out)  # before the calls, not after them
         with open_store(db) as store:
-            result = evaluate(migration, interactions, store=store, sample=sample, labels_budget=labels_budget,
-                              prompt_ab=prompt_ab, seed=seed, progress=progress)
+            result = evaluate(
+                migration,
+                interactions,
+                store=store,
+                sample=sample,
+                labels_budget=labels_budget,
+                prompt_ab=prompt_ab,
+                seed=seed,
+                progress=progress,
+            )
             if import_records:
                 from changeover.store.responses import add_records
 

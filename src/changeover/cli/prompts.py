@@ -9,15 +9,17 @@ from rich.table import Table
 
 from changeover.cli.common import console, write_json
 
-prompts_app = typer.Typer(help="The prompt registry: per-model prompt variants (see docs/evaluate.md).\n\n"
-                          "Example: changeover prompts audit --spec migration.yaml", no_args_is_help=True)
+prompts_app = typer.Typer(
+    help="The prompt registry: per-model prompt variants (see docs/evaluate.md).\n\n"
+    "Example: changeover prompts audit --spec migration.yaml",
+    no_args_is_help=True,
+)
 
 
 @prompts_app.command("audit")
 def audit_cmd(
     spec: Path | None = typer.Option(None, "--spec", "-s", help="Migration spec naming prompts.registry."),
-    registry: Path | None = typer.Option(None, "--registry", "-r",
-                                         help="Prompt registry folder (instead of --spec)."),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help="Prompt registry folder (instead of --spec)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the audit as JSON here."),
 ) -> None:
     """List the prompts to check first when the model changes, with token counts per model variant.
@@ -43,12 +45,19 @@ def audit_cmd(
     for col in ("prompt", "variant", "version", "tokens", "check first because"):
         table.add_column(col, justify="right" if col == "tokens" else "left")
     for row in rows:
-        table.add_row(row.prompt, row.variant, row.version, f"{row.tokens:,}",
-                      f"[yellow]{', '.join(row.heavy)}[/]" if row.heavy else "")
+        table.add_row(
+            row.prompt,
+            row.variant,
+            row.version,
+            f"{row.tokens:,}",
+            f"[yellow]{', '.join(row.heavy)}[/]" if row.heavy else "",
+        )
     console.print(table)
     flagged = sorted({r.prompt for r in rows if r.heavy})
-    console.print(f"{len(flagged)} of {len(reg.prompts)} prompts have heavy format requirements"
-                  + (f": {', '.join(flagged)}" if flagged else ""))
+    console.print(
+        f"{len(flagged)} of {len(reg.prompts)} prompts have heavy format requirements"
+        + (f": {', '.join(flagged)}" if flagged else "")
+    )
     if json_out is not None:
         write_json({"prompts": [r.to_dict() for r in rows], "check_first": flagged}, json_out)
 

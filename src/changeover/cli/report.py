@@ -40,29 +40,33 @@ def _embedding_input(path: Path | None):
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; give the JSON written by "
-                        "`changeover embeddings compare --json`") from None
+        raise DataError(
+            f"{path}: no such file; give the JSON written by `changeover embeddings compare --json`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
         raise DataError(f"{path}: cannot be read as JSON text ({getattr(exc, 'strerror', None) or exc})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     stats = from_comparison(data) if isinstance(data, dict) else None
     if stats is None:
-        raise DataError(f"{path}: holds no top-k overlaps ('histogram' or 'overlap'); give the JSON written "
-                        "by `changeover embeddings compare --json`")
+        raise DataError(
+            f"{path}: holds no top-k overlaps ('histogram' or 'overlap'); give the JSON written "
+            "by `changeover embeddings compare --json`"
+        )
     return stats
 
 
 def report(
     spec_path: Path = typer.Option(Path("migration.yaml"), "--spec", "-s", help="The migration spec (YAML)."),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML report."),
-    markdown: Path | None = typer.Option(None, "--markdown", "-m",
-                                         help="Also write a Markdown summary (fits a PR comment)."),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", "-m", help="Also write a Markdown summary (fits a PR comment)."
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the report's data as JSON."),
-    records_path: Path | None = typer.Option(None, "--records", "-r",
-                                             help="Records file (JSONL/CSV/Parquet); default: the store."),
-    embeddings: Path | None = typer.Option(None, "--embeddings",
-                                           help="Embedding comparison JSON to include."),
+    records_path: Path | None = typer.Option(
+        None, "--records", "-r", help="Records file (JSONL/CSV/Parquet); default: the store."
+    ),
+    embeddings: Path | None = typer.Option(None, "--embeddings", help="Embedding comparison JSON to include."),
     seed: int | None = typer.Option(None, help="Sampler seed (default: the spec's `seed`)."),
     draws: int | None = typer.Option(None, min=50, help="Posterior draws per chain."),
     db: str | None = DB_OPTION,
@@ -85,17 +89,29 @@ def report(
     try:
         records = read_records(records_path) if records_path else load_records(store, spec.models)
         if not records and records_path is not None:
-            raise DataError(f"{records_path}: holds no responses; give the records file written by "
-                            "`changeover evaluate` (or exported by the gateway)")
+            raise DataError(
+                f"{records_path}: holds no responses; give the records file written by "
+                "`changeover evaluate` (or exported by the gateway)"
+            )
         if not records:
-            raise DataError(f"the store at {store.display_url} holds no responses; import records first "
-                            "(`changeover import records.jsonl`) or pass --records")
+            raise DataError(
+                f"the store at {store.display_url} holds no responses; import records first "
+                "(`changeover import records.jsonl`) or pass --records"
+            )
         with console.status("assessing ..."):
             assessment = run_assessment(spec, records, seed, draws)
         inputs = ReportInputs(embeddings=_embedding_input(embeddings))
-        path = write_report(assessment, spec, out, markdown=markdown, store=store, json_path=json_path,
-                            records=records, inputs=inputs,
-                            files=[p for p in (spec_path, records_path) if p is not None])
+        path = write_report(
+            assessment,
+            spec,
+            out,
+            markdown=markdown,
+            store=store,
+            json_path=json_path,
+            records=records,
+            inputs=inputs,
+            files=[p for p in (spec_path, records_path) if p is not None],
+        )
     finally:
         if store is not None:
             store.dispose()

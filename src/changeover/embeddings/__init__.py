@@ -13,5 +13,13 @@ from changeover.embeddings.errors import VersionMismatchError
 from changeover.embeddings.index import NumpyIndex, VectorIndex, open_index
 from changeover.embeddings.search import QueryVectors, Retriever
 
-__all__ = ["EmbeddingsConfig", "NumpyIndex", "QueryVectors", "Retriever", "Thresholds", "VectorIndex",
-           "VersionMismatchError", "open_index"]
+__all__ = [
+    "EmbeddingsConfig",
+    "NumpyIndex",
+    "QueryVectors",
+    "Retriever",
+    "Thresholds",
+    "VectorIndex",
+    "VersionMismatchError",
+    "open_index",
+]

@@ -23,36 +23,54 @@ class Comparison:
     old_version: str
     new_version: str
     overlap: OverlapReport
-    quality: dict[str, dict[str, float]] = field(default_factory=dict)   # old / new / adapted
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)  # old / new / adapted
     adapter: dict | None = None
 
     def to_json(self) -> dict:
-        return {"old": self.old_version, "new": self.new_version, **self.overlap.to_json(),
-                "quality": self.quality, "adapter": self.adapter}
+        return {
+            "old": self.old_version,
+            "new": self.new_version,
+            **self.overlap.to_json(),
+            "quality": self.quality,
+            "adapter": self.adapter,
+        }
 
 
-def compare(index: VectorIndex, old_version: str, new_version: str, queries: Sequence[Query],
-            old_queries: np.ndarray, new_queries: np.ndarray, *, k: int = 10,
-            thresholds: Thresholds | None = None,
-            qrels: Mapping[str, Mapping[str, float]] | None = None) -> Comparison:
+def compare(
+    index: VectorIndex,
+    old_version: str,
+    new_version: str,
+    queries: Sequence[Query],
+    old_queries: np.ndarray,
+    new_queries: np.ndarray,
+    *,
+    k: int = 10,
+    thresholds: Thresholds | None = None,
+    qrels: Mapping[str, Mapping[str, float]] | None = None,
+) -> Comparison:
     """``old_queries`` / ``new_queries``: the same queries embedded by each model."""
     old_ids, new_ids = index.ids(old_version), index.ids(new_version)
     if not old_ids or not new_ids or old_ids != new_ids:
         raise IndexIncompleteError(
             f"the two indexes do not hold the same documents ({len(old_ids)} in {old_version}, "
-            f"{len(new_ids)} in {new_version}); finish `changeover embeddings reembed` for both first")
+            f"{len(new_ids)} in {new_version}); finish `changeover embeddings reembed` for both first"
+        )
     qids = [q.id for q in queries]
     old_hits, _ = index.search(old_version, old_queries, k)
     new_hits, _ = index.search(new_version, new_queries, k)
-    result = Comparison(old_version, new_version,
-                        overlap_report(qids, old_hits, new_hits, k, thresholds or Thresholds()))
+    result = Comparison(
+        old_version, new_version, overlap_report(qids, old_hits, new_hits, k, thresholds or Thresholds())
+    )
     adapter = active_adapter(index.store, new_version, old_version)
     adapted_hits = None
     if adapter is not None:
         adapted_hits, _ = index.search(old_version, adapter.map.apply(new_queries), k)
-        result.adapter = {"id": adapter.id, "form": adapter.map.label,
-                          "overlap_with_new": float(overlaps(adapted_hits, new_hits, k).mean()),
-                          "overlap_with_old": float(overlaps(adapted_hits, old_hits, k).mean())}
+        result.adapter = {
+            "id": adapter.id,
+            "form": adapter.map.label,
+            "overlap_with_new": float(overlaps(adapted_hits, new_hits, k).mean()),
+            "overlap_with_old": float(overlaps(adapted_hits, old_hits, k).mean()),
+        }
     if qrels:
         relevant = judged(qids, qrels, old_ids)
         result.quality["old"] = quality(qids, old_hits, relevant, k)

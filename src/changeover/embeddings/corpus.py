@@ -110,8 +110,9 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, float]]:
         try:
             score = float(parts[2])
         except ValueError:
-            raise CorpusError(f"{where(path, n, header[2] if len(header) > 2 else 'score')}: "
-                              f"{parts[2]!r} is not a number") from None
+            raise CorpusError(
+                f"{where(path, n, header[2] if len(header) > 2 else 'score')}: {parts[2]!r} is not a number"
+            ) from None
         gain = (5.0 - score if score > 0 else 0.0) if cleverdon else score
         if gain > 0:
             out[parts[0].strip()][parts[1].strip()] = gain

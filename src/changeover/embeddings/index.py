@@ -92,14 +92,18 @@ class NumpyIndex(VectorIndex):
 
     def add(self, conn: Connection, version: str, ids: Sequence[str], matrix: np.ndarray) -> None:
         if len(ids):
-            conn.execute(insert(vectors), [{"model_version": version, "doc_id": i, "vector": to_blob(v)}
-                                           for i, v in zip(ids, matrix, strict=False)])
+            conn.execute(
+                insert(vectors),
+                [
+                    {"model_version": version, "doc_id": i, "vector": to_blob(v)}
+                    for i, v in zip(ids, matrix, strict=False)
+                ],
+            )
         self._cache.pop(version, None)
 
     def ids(self, version: str) -> set[str]:
         with self.store.engine.connect() as conn:
-            return set(conn.execute(select(vectors.c.doc_id).where(vectors.c.model_version == version))
-                       .scalars())
+            return set(conn.execute(select(vectors.c.doc_id).where(vectors.c.model_version == version)).scalars())
 
     def counts(self) -> dict[str, int]:
         q = select(vectors.c.model_version, func.count()).group_by(vectors.c.model_version)
@@ -107,8 +111,11 @@ class NumpyIndex(VectorIndex):
             return {v: int(n) for v, n in conn.execute(q).all()}
 
     def load(self, version: str, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-        q = (select(vectors.c.doc_id, vectors.c.vector).where(vectors.c.model_version == version)
-             .order_by(vectors.c.doc_id))
+        q = (
+            select(vectors.c.doc_id, vectors.c.vector)
+            .where(vectors.c.model_version == version)
+            .order_by(vectors.c.doc_id)
+        )
         with self.store.engine.connect() as conn:
             rows = conn.execute(q).all()
         if ids is not None:
@@ -141,6 +148,7 @@ def open_index(store: Store, backend: str = "numpy") -> VectorIndex:
     """The vector backend named in the spec: 'numpy' (default) or 'pgvector'."""
     if backend == "pgvector":
         from changeover.embeddings.pgvector import PgvectorIndex
+
         return PgvectorIndex(store)
     if backend != "numpy":
         raise BackendError(f"embeddings.backend: unknown backend {backend!r}; use 'numpy' or 'pgvector'")

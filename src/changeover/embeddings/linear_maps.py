@@ -20,15 +20,15 @@ from changeover.embeddings.index import top_k
 from changeover.embeddings.overlap import overlaps
 
 FORMS = ("procrustes", "affine", "lowrank")
-RIDGES = (0.01, 0.1, 1.0)       # ridge strength relative to the mean feature variance
+RIDGES = (0.01, 0.1, 1.0)  # ridge strength relative to the mean feature variance
 RANKS = (32, 64, 128)
 
 
 @dataclass
 class LinearMap:
     form: str
-    weights: np.ndarray          # [dim_in, dim_out]
-    bias: np.ndarray             # [dim_out]
+    weights: np.ndarray  # [dim_in, dim_out]
+    bias: np.ndarray  # [dim_out]
     rank: int | None = None
     ridge: float | None = None
 
@@ -57,18 +57,18 @@ def fit_procrustes(x: np.ndarray, y: np.ndarray) -> LinearMap:
     mx, my = x.mean(axis=0), y.mean(axis=0)
     d = max(x.shape[1], y.shape[1])
     xp = np.zeros((len(x), d))
-    xp[:, :x.shape[1]] = x - mx
+    xp[:, : x.shape[1]] = x - mx
     yp = np.zeros((len(y), d))
-    yp[:, :y.shape[1]] = y - my
+    yp[:, : y.shape[1]] = y - my
     u, _s, vt = np.linalg.svd(xp.T @ yp)
-    w = (u @ vt)[:x.shape[1], :y.shape[1]]
+    w = (u @ vt)[: x.shape[1], : y.shape[1]]
     return LinearMap("procrustes", w.astype(np.float32), (my - mx @ w).astype(np.float32))
 
 
 def _ridge_solution(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
     mx, my = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - mx, y - my
-    lam = ridge * float((xc ** 2).sum()) / x.shape[1]  # relative to the mean feature energy
+    lam = ridge * float((xc**2).sum()) / x.shape[1]  # relative to the mean feature energy
     w = np.linalg.solve(xc.T @ xc + lam * np.eye(x.shape[1]), xc.T @ yc)
     return w, my - mx @ w
 
@@ -106,8 +106,7 @@ def refit(m: LinearMap, x: np.ndarray, y: np.ndarray) -> LinearMap:
     return fit_lowrank(x, y, m.rank or 64, m.ridge or 0.1)
 
 
-def heldout_overlap(m: LinearMap, queries_new: np.ndarray, docs_old: np.ndarray, docs_new: np.ndarray,
-                    k: int) -> float:
+def heldout_overlap(m: LinearMap, queries_new: np.ndarray, docs_old: np.ndarray, docs_new: np.ndarray, k: int) -> float:
     """Mean top-k overlap between (adapted query -> old vectors) and (new query -> new vectors)."""
     ids = [str(i) for i in range(len(docs_old))]
     adapted, _ = top_k(m.apply(queries_new) @ docs_old.T, ids, k)
@@ -117,16 +116,23 @@ def heldout_overlap(m: LinearMap, queries_new: np.ndarray, docs_old: np.ndarray,
 
 @dataclass
 class Selection:
-    chosen: LinearMap                                 # refitted on every pair
-    scores: dict[str, float] = field(default_factory=dict)   # label -> held-out overlap
-    best_per_form: dict[str, LinearMap] = field(default_factory=dict)   # fitted on the training pairs
+    chosen: LinearMap  # refitted on every pair
+    scores: dict[str, float] = field(default_factory=dict)  # label -> held-out overlap
+    best_per_form: dict[str, LinearMap] = field(default_factory=dict)  # fitted on the training pairs
     train: int = 0
     heldout: int = 0
-    pool: int = 0                                     # documents searched when scoring
+    pool: int = 0  # documents searched when scoring
 
 
-def select(x: np.ndarray, y: np.ndarray, queries_new: np.ndarray, k: int = 10,
-           heldout_share: float = 0.2, seed: int = 0, forms: Sequence[str] = FORMS) -> Selection:
+def select(
+    x: np.ndarray,
+    y: np.ndarray,
+    queries_new: np.ndarray,
+    k: int = 10,
+    heldout_share: float = 0.2,
+    seed: int = 0,
+    forms: Sequence[str] = FORMS,
+) -> Selection:
     """Fit every candidate on ~80% of the pairs, score each by top-k overlap with the re-indexed
     retrieval, refit the best on all pairs. Ties go to the simpler form.
 
@@ -151,5 +157,4 @@ def select(x: np.ndarray, y: np.ndarray, queries_new: np.ndarray, k: int = 10,
         if m.form not in best or s > best[m.form][0] + 1e-12:
             best[m.form] = (s, m)
     winner = max((best[f] for f in FORMS if f in best), key=lambda t: t[0])[1]  # first max = simplest
-    return Selection(refit(winner, x, y), scores, {f: best[f][1] for f in best}, len(train), len(held),
-                     len(pool))
+    return Selection(refit(winner, x, y), scores, {f: best[f][1] for f in best}, len(train), len(held), len(pool))

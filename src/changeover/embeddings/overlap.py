@@ -64,12 +64,19 @@ class OverlapReport:
         return [(self.query_ids[i], float(self.overlap[i])) for i in order]
 
     def to_json(self) -> dict:
-        return {"k": self.k, "queries": len(self.query_ids), "mean_overlap": round(self.mean, 4),
-                "verdict": self.verdict, "thresholds": self.thresholds.model_dump(),
-                "quantiles": self.quantiles(), "histogram": self.histogram(),
-                "worst": [{"query": q, "overlap": o} for q, o in self.worst()]}
+        return {
+            "k": self.k,
+            "queries": len(self.query_ids),
+            "mean_overlap": round(self.mean, 4),
+            "verdict": self.verdict,
+            "thresholds": self.thresholds.model_dump(),
+            "quantiles": self.quantiles(),
+            "histogram": self.histogram(),
+            "worst": [{"query": q, "overlap": o} for q, o in self.worst()],
+        }
 
 
-def overlap_report(query_ids: Sequence[str], old: Sequence[Sequence[str]], new: Sequence[Sequence[str]],
-                   k: int, thresholds: Thresholds) -> OverlapReport:
+def overlap_report(
+    query_ids: Sequence[str], old: Sequence[Sequence[str]], new: Sequence[Sequence[str]], k: int, thresholds: Thresholds
+) -> OverlapReport:
     return OverlapReport(k, list(query_ids), overlaps(old, new, k), thresholds)

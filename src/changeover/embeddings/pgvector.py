@@ -37,6 +37,7 @@ class Vector(UserDefinedType):
     def bind_processor(self, dialect):
         def process(value):
             return None if value is None else literal(value)
+
         return process
 
     def bind_expression(self, bindvalue):
@@ -47,11 +48,13 @@ class Vector(UserDefinedType):
             if value is None:
                 return None
             return np.array(value.strip("[]").split(","), dtype=np.float32)
+
         return process
 
 
 pgvectors = Table(
-    "embedding_pgvectors", metadata,
+    "embedding_pgvectors",
+    metadata,
     Column("model_version", VERSION, primary_key=True),
     Column("doc_id", DOC_ID, primary_key=True),
     Column("embedding", Vector(), nullable=False),
@@ -72,27 +75,32 @@ class PgvectorIndex(VectorIndex):
     def __init__(self, store: Store):
         super().__init__(store)
         if store.dialect != "postgresql":
-            raise BackendError(f"embeddings.backend 'pgvector' needs a PostgreSQL store, not {store.dialect} "
-                               f"({store.display_url}); use --db postgresql+psycopg://... or backend 'numpy'")
+            raise BackendError(
+                f"embeddings.backend 'pgvector' needs a PostgreSQL store, not {store.dialect} "
+                f"({store.display_url}); use --db postgresql+psycopg://... or backend 'numpy'"
+            )
         try:
             with store.engine.begin() as conn:
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
         except DBAPIError as exc:
-            raise BackendError(f"cannot enable pgvector on {store.display_url}: {exc.orig}; install the "
-                               "pgvector extension into this server (see scripts/setup.d/20-pgvector.sh)") from None
+            raise BackendError(
+                f"cannot enable pgvector on {store.display_url}: {exc.orig}; install the "
+                "pgvector extension into this server (see scripts/setup.d/20-pgvector.sh)"
+            ) from None
         store.ensure(*TABLES, pgvectors)
         self._dims: dict[str, int] = {}
 
     def add(self, conn: Connection, version: str, ids: Sequence[str], matrix: np.ndarray) -> None:
         if len(ids):
             self._dims[version] = int(matrix.shape[1])
-            conn.execute(insert(pgvectors), [{"model_version": version, "doc_id": i, "embedding": v}
-                                             for i, v in zip(ids, matrix, strict=False)])
+            conn.execute(
+                insert(pgvectors),
+                [{"model_version": version, "doc_id": i, "embedding": v} for i, v in zip(ids, matrix, strict=False)],
+            )
 
     def ids(self, version: str) -> set[str]:
         with self.store.engine.connect() as conn:
-            return set(conn.execute(select(pgvectors.c.doc_id).where(pgvectors.c.model_version == version))
-                       .scalars())
+            return set(conn.execute(select(pgvectors.c.doc_id).where(pgvectors.c.model_version == version)).scalars())
 
     def counts(self) -> dict[str, int]:
         q = select(pgvectors.c.model_version, func.count()).group_by(pgvectors.c.model_version)
@@ -100,8 +108,11 @@ class PgvectorIndex(VectorIndex):
             return {v: int(n) for v, n in conn.execute(q).all()}
 
     def load(self, version: str, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-        q = (select(pgvectors.c.doc_id, pgvectors.c.embedding)
-             .where(pgvectors.c.model_version == version).order_by(pgvectors.c.doc_id))
+        q = (
+            select(pgvectors.c.doc_id, pgvectors.c.embedding)
+            .where(pgvectors.c.model_version == version)
+            .order_by(pgvectors.c.doc_id)
+        )
         if ids is not None:
             q = q.where(pgvectors.c.doc_id.in_(list(ids)))
         with self.store.engine.connect() as conn:
@@ -113,8 +124,10 @@ class PgvectorIndex(VectorIndex):
     def dim(self, version: str) -> int:
         if version not in self._dims:
             with self.store.engine.connect() as conn:
-                n = conn.execute(text("SELECT vector_dims(embedding) FROM embedding_pgvectors "
-                                      "WHERE model_version = :v LIMIT 1"), {"v": version}).scalar()
+                n = conn.execute(
+                    text("SELECT vector_dims(embedding) FROM embedding_pgvectors WHERE model_version = :v LIMIT 1"),
+                    {"v": version},
+                ).scalar()
             if n is None:
                 return 0
             self._dims[version] = int(n)
@@ -125,32 +138,38 @@ class PgvectorIndex(VectorIndex):
         dim = self.dim(version)
         if not dim:
             return
-        ddl = (f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{index_name(version)}" ON embedding_pgvectors '
-               f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
-               f"WHERE model_version = '{_quote(version)}'")
+        ddl = (
+            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{index_name(version)}" ON embedding_pgvectors '
+            f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            f"WHERE model_version = '{_quote(version)}'"
+        )
         with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(ddl))
 
     def has_hnsw(self, version: str) -> bool:
         with self.store.engine.connect() as conn:
-            return conn.execute(text("SELECT 1 FROM pg_indexes WHERE indexname = :n"),
-                                {"n": index_name(version)}).first() is not None
+            return (
+                conn.execute(text("SELECT 1 FROM pg_indexes WHERE indexname = :n"), {"n": index_name(version)}).first()
+                is not None
+            )
 
     def search(self, version: str, queries: np.ndarray, k: int) -> SearchResult:
         dim = self.dim(version)
         queries = np.atleast_2d(queries)
         if not dim:
             return [[] for _ in range(len(queries))], np.empty((len(queries), 0), np.float32)
-        sql = text(f"SELECT doc_id, 1 - (embedding::vector({dim}) <=> CAST(:q AS vector({dim}))) AS score "
-                   f"FROM embedding_pgvectors WHERE model_version = :v "
-                   f"ORDER BY embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :k")
+        sql = text(
+            f"SELECT doc_id, 1 - (embedding::vector({dim}) <=> CAST(:q AS vector({dim}))) AS score "
+            f"FROM embedding_pgvectors WHERE model_version = :v "
+            f"ORDER BY embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :k"
+        )
         out_ids, out_scores = [], np.zeros((len(queries), k), np.float32)
         with self.store.engine.connect() as conn:
             for row, q in enumerate(queries):
                 rows = conn.execute(sql, {"q": literal(q), "v": version, "k": k}).all()
                 out_ids.append([r.doc_id for r in rows])
-                out_scores[row, :len(rows)] = [r.score for r in rows]
-        return out_ids, out_scores[:, :min(k, max((len(r) for r in out_ids), default=0))]
+                out_scores[row, : len(rows)] = [r.score for r in rows]
+        return out_ids, out_scores[:, : min(k, max((len(r) for r in out_ids), default=0))]
 
     def drop(self, conn: Connection, version: str) -> int:
         conn.execute(text(f'DROP INDEX IF EXISTS "{index_name(version)}"'))

@@ -33,9 +33,9 @@ SUBJECT = "embeddings:{version}"
 class ReembedResult:
     version: str
     total: int
-    already: int                 # documents embedded by earlier runs
-    embedded: int                # documents embedded by this run
-    failed: dict[str, str] = field(default_factory=dict)   # doc id -> last error
+    already: int  # documents embedded by earlier runs
+    embedded: int  # documents embedded by this run
+    failed: dict[str, str] = field(default_factory=dict)  # doc id -> last error
     seconds: float = 0.0
     rate_waited: float = 0.0
 
@@ -48,14 +48,22 @@ class ReembedResult:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict:
-        return {"version": self.version, "total": self.total, "already": self.already,
-                "embedded": self.embedded, "failed": self.failed, "complete": self.complete,
-                "seconds": round(self.seconds, 3), "docs_per_second": round(self.docs_per_second, 2),
-                "rate_waited_seconds": round(self.rate_waited, 3)}
+        return {
+            "version": self.version,
+            "total": self.total,
+            "already": self.already,
+            "embedded": self.embedded,
+            "failed": self.failed,
+            "complete": self.complete,
+            "seconds": round(self.seconds, 3),
+            "docs_per_second": round(self.docs_per_second, 2),
+            "rate_waited_seconds": round(self.rate_waited, 3),
+        }
 
 
-def _encode_with_retry(encode: Callable[[list[str]], np.ndarray], texts: list[str], retries: int,
-                       backoff: float) -> np.ndarray:
+def _encode_with_retry(
+    encode: Callable[[list[str]], np.ndarray], texts: list[str], retries: int, backoff: float
+) -> np.ndarray:
     for attempt in range(retries + 1):
         try:
             out = np.asarray(encode(texts), dtype=np.float32)
@@ -65,12 +73,13 @@ def _encode_with_retry(encode: Callable[[list[str]], np.ndarray], texts: list[st
         except Exception:
             if attempt == retries:
                 raise
-            time.sleep(backoff * (2 ** attempt))
+            time.sleep(backoff * (2**attempt))
     raise AssertionError("unreachable")
 
 
-def _embed_batch(encoder: Encoder, docs: Sequence[Document], retries: int, backoff: float
-                 ) -> tuple[list[str], np.ndarray | None, dict[str, str]]:
+def _embed_batch(
+    encoder: Encoder, docs: Sequence[Document], retries: int, backoff: float
+) -> tuple[list[str], np.ndarray | None, dict[str, str]]:
     """(ids embedded, their vectors, {id: error} for documents that failed every retry)."""
     texts = [d.text for d in docs]
     try:
@@ -90,35 +99,70 @@ def _embed_batch(encoder: Encoder, docs: Sequence[Document], retries: int, backo
     return ok_ids, (np.concatenate(ok_vecs) if ok_vecs else None), bad
 
 
-def _start_job(conn: Connection, version: str, total: int, done: int, source: str | None,
-               actor: str, reason: str | None) -> bool:
+def _start_job(
+    conn: Connection, version: str, total: int, done: int, source: str | None, actor: str, reason: str | None
+) -> bool:
     """Create or resume the job row; returns True when resuming."""
     at = now()
     row = conn.execute(select(jobs).where(jobs.c.model_version == version)).first()
     if row is None:
-        conn.execute(insert(jobs).values(model_version=version, state="running", total=total, done=done,
-                                         failed=0, runs=1, source=source, started_at=at, updated_at=at))
+        conn.execute(
+            insert(jobs).values(
+                model_version=version,
+                state="running",
+                total=total,
+                done=done,
+                failed=0,
+                runs=1,
+                source=source,
+                started_at=at,
+                updated_at=at,
+            )
+        )
     else:
-        conn.execute(update(jobs).where(jobs.c.model_version == version).values(
-            state="running", total=total, done=done, runs=row.runs + 1, source=source, updated_at=at,
-            finished_at=None))
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.model_version == version)
+            .values(
+                state="running",
+                total=total,
+                done=done,
+                runs=row.runs + 1,
+                source=source,
+                updated_at=at,
+                finished_at=None,
+            )
+        )
     kind = "embeddings.reembed.started" if row is None else "embeddings.reembed.resumed"
-    append_event(conn, kind, SUBJECT.format(version=version), actor, reason,
-                 {"total": total, "already": done, "source": source})
+    append_event(
+        conn, kind, SUBJECT.format(version=version), actor, reason, {"total": total, "already": done, "source": source}
+    )
     return row is not None
 
 
 def _record_failures(conn: Connection, version: str, bad: dict[str, str], retries: int) -> None:
     for doc_id, error in bad.items():
         conn.execute(delete(failures).where(failures.c.model_version == version, failures.c.doc_id == doc_id))
-        conn.execute(insert(failures).values(model_version=version, doc_id=doc_id, attempts=retries + 1,
-                                             error=error, at=now()))
+        conn.execute(
+            insert(failures).values(model_version=version, doc_id=doc_id, attempts=retries + 1, error=error, at=now())
+        )
 
 
-def reembed(index: VectorIndex, encoder: Encoder, documents: Sequence[Document], *, actor: str,
-            reason: str | None = None, batch: int = 64, rate: float | None = None, retries: int = 3,
-            backoff: float = 0.2, limit: int | None = None, source: str | None = None,
-            progress: bool = False) -> ReembedResult:
+def reembed(
+    index: VectorIndex,
+    encoder: Encoder,
+    documents: Sequence[Document],
+    *,
+    actor: str,
+    reason: str | None = None,
+    batch: int = 64,
+    rate: float | None = None,
+    retries: int = 3,
+    backoff: float = 0.2,
+    limit: int | None = None,
+    source: str | None = None,
+    progress: bool = False,
+) -> ReembedResult:
     """Embed the documents of ``documents`` that have no ``encoder.key`` vector yet.
 
     ``rate``: documents per second (None: unlimited). ``limit``: embed at most
@@ -141,7 +185,7 @@ def reembed(index: VectorIndex, encoder: Encoder, documents: Sequence[Document],
     with embedding_progress(progress) as bar:
         task = bar.add_task(f"re-embedding with {encoder.name}", total=len(documents), completed=already)
         for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
+            chunk = todo[start : start + batch]
             if bucket is not None:
                 bucket.acquire(len(chunk))
             ids, vecs, bad = _embed_batch(encoder, chunk, retries, backoff)
@@ -152,17 +196,27 @@ def reembed(index: VectorIndex, encoder: Encoder, documents: Sequence[Document],
                 if ids:
                     index.add(conn, version, ids, vecs)
                 _record_failures(conn, version, bad, retries)
-                conn.execute(update(jobs).where(jobs.c.model_version == version).values(
-                    done=done, failed=len(result.failed), updated_at=now()))
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.model_version == version)
+                    .values(done=done, failed=len(result.failed), updated_at=now())
+                )
             bar.update(task, advance=len(chunk))
     state = "done" if done >= len(documents) and not result.failed else "incomplete"
     with store.engine.begin() as conn:
-        conn.execute(update(jobs).where(jobs.c.model_version == version).values(
-            state=state, updated_at=now(), finished_at=now() if state == "done" else None))
-        append_event(conn, "embeddings.reembed.finished" if state == "done" else "embeddings.reembed.stopped",
-                     SUBJECT.format(version=version), actor, reason,
-                     {"embedded": result.embedded, "done": done, "total": len(documents),
-                      "failed": sorted(result.failed)[:100]})
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.model_version == version)
+            .values(state=state, updated_at=now(), finished_at=now() if state == "done" else None)
+        )
+        append_event(
+            conn,
+            "embeddings.reembed.finished" if state == "done" else "embeddings.reembed.stopped",
+            SUBJECT.format(version=version),
+            actor,
+            reason,
+            {"embedded": result.embedded, "done": done, "total": len(documents), "failed": sorted(result.failed)[:100]},
+        )
     if state == "done":
         index.finish(version)
     result.seconds = time.perf_counter() - started
@@ -174,10 +228,21 @@ def job_state(index: VectorIndex, version: str) -> dict | None:
     """The job row of a version plus its failed documents, or None if never started."""
     with index.store.engine.connect() as conn:
         row = conn.execute(select(jobs).where(jobs.c.model_version == version)).first()
-        bad = conn.execute(select(failures.c.doc_id, failures.c.error)
-                           .where(failures.c.model_version == version).order_by(failures.c.doc_id)).all()
+        bad = conn.execute(
+            select(failures.c.doc_id, failures.c.error)
+            .where(failures.c.model_version == version)
+            .order_by(failures.c.doc_id)
+        ).all()
     if row is None:
         return None
-    return {"state": row.state, "total": row.total, "done": row.done, "failed": {r.doc_id: r.error for r in bad},
-            "runs": row.runs, "source": row.source, "started_at": row.started_at,
-            "updated_at": row.updated_at, "finished_at": row.finished_at}
+    return {
+        "state": row.state,
+        "total": row.total,
+        "done": row.done,
+        "failed": {r.doc_id: r.error for r in bad},
+        "runs": row.runs,
+        "source": row.source,
+        "started_at": row.started_at,
+        "updated_at": row.updated_at,
+        "finished_at": row.finished_at,
+    }

@@ -20,6 +20,8 @@ def resolve_version(name: str, known: Iterable[str], aliases: dict[str, str] | N
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise UnknownModelError(f"no index built with {base}; known indexes: {', '.join(known) or 'none'}; "
-                                f"run `changeover embeddings reembed --to {name}` first")
+        raise UnknownModelError(
+            f"no index built with {base}; known indexes: {', '.join(known) or 'none'}; "
+            f"run `changeover embeddings reembed --to {name}` first"
+        )
     raise UnknownModelError(f"{name!r} matches several indexes ({', '.join(matches)}); give the full name@version")

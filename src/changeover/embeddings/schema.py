@@ -16,28 +16,31 @@ VERSION = String(256)
 DOC_ID = String(512)
 
 vectors = Table(
-    "embedding_vectors", metadata,
+    "embedding_vectors",
+    metadata,
     Column("model_version", VERSION, primary_key=True),
     Column("doc_id", DOC_ID, primary_key=True),
-    Column("vector", LargeBinary, nullable=False),      # little-endian float32, unit length
+    Column("vector", LargeBinary, nullable=False),  # little-endian float32, unit length
 )
 
 jobs = Table(
-    "embedding_jobs", metadata,
+    "embedding_jobs",
+    metadata,
     Column("model_version", VERSION, primary_key=True),  # one (resumable) job per target version
-    Column("state", String(16), nullable=False),         # running | done | incomplete
+    Column("state", String(16), nullable=False),  # running | done | incomplete
     Column("total", Integer, nullable=False),
     Column("done", Integer, nullable=False),
     Column("failed", Integer, nullable=False),
     Column("runs", Integer, nullable=False),
-    Column("source", Text, nullable=True),               # the corpus it embeds
+    Column("source", Text, nullable=True),  # the corpus it embeds
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
 )
 
 failures = Table(
-    "embedding_failures", metadata,
+    "embedding_failures",
+    metadata,
     Column("model_version", VERSION, primary_key=True),
     Column("doc_id", DOC_ID, primary_key=True),
     Column("attempts", Integer, nullable=False),
@@ -46,16 +49,17 @@ failures = Table(
 )
 
 adapters = Table(
-    "embedding_adapters", metadata,
+    "embedding_adapters",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("query_version", VERSION, nullable=False),    # model the queries come from (the new one)
-    Column("index_version", VERSION, nullable=False),    # index they are mapped into (the old one)
-    Column("form", String(32), nullable=False),          # procrustes | affine | lowrank
+    Column("query_version", VERSION, nullable=False),  # model the queries come from (the new one)
+    Column("index_version", VERSION, nullable=False),  # index they are mapped into (the old one)
+    Column("form", String(32), nullable=False),  # procrustes | affine | lowrank
     Column("rank", Integer, nullable=True),
     Column("dim_in", Integer, nullable=False),
     Column("dim_out", Integer, nullable=False),
-    Column("weights", LargeBinary, nullable=False),      # float32 [dim_in, dim_out]
-    Column("bias", LargeBinary, nullable=False),         # float32 [dim_out]
+    Column("weights", LargeBinary, nullable=False),  # float32 [dim_in, dim_out]
+    Column("bias", LargeBinary, nullable=False),  # float32 [dim_out]
     Column("metrics", JSON, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -62,8 +62,10 @@ class Retriever:
         """Top-k documents of ``index_version`` (default: the serving index) for the queries."""
         version = index_version or self.serving()
         if version is None:
-            raise VersionMismatchError("no index serves yet: build one with `changeover embeddings reembed "
-                                       "--to <model>` (the first complete index serves)")
+            raise VersionMismatchError(
+                "no index serves yet: build one with `changeover embeddings reembed "
+                "--to <model>` (the first complete index serves)"
+            )
         vectors = np.atleast_2d(query.vectors)
         if query.model_version == version:
             ids, scores = self.index.search(version, vectors, k)
@@ -74,6 +76,7 @@ class Retriever:
                 f"query vectors come from {query.model_version} but the index searched holds {version} "
                 f"vectors; their scores are not comparable. Embed the query with {version}, or fit and activate "
                 f"an adapter (`changeover embeddings fit-adapter`), or switch the serving index "
-                f"(`changeover embeddings switch --to ...`)")
+                f"(`changeover embeddings switch --to ...`)"
+            )
         ids, scores = self.index.search(version, adapter.map.apply(vectors), k)
         return Hits(ids, scores, version, adapter.id)

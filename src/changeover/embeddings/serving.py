@@ -43,35 +43,45 @@ def serving_index(store: Store) -> str | None:
 def check_complete(index: VectorIndex, version: str) -> None:
     """Refuse a version whose job is not done or that has failed documents."""
     from changeover.embeddings.reembed import job_state
+
     job = job_state(index, version)
     have = index.count(version)
     if job is None and have == 0:
-        raise IndexIncompleteError(f"index {version} has no vectors; run `changeover embeddings reembed --to "
-                                   f"{version.split('@')[0]}` first")
+        raise IndexIncompleteError(
+            f"index {version} has no vectors; run `changeover embeddings reembed --to {version.split('@')[0]}` first"
+        )
     if job is not None and (job["state"] != "done" or job["failed"] or have < job["total"]):
         raise IndexIncompleteError(
             f"index {version} is incomplete ({have} of {job['total']} documents, {len(job['failed'])} failed); "
-            "finish `changeover embeddings reembed` (it resumes) or pass --force")
+            "finish `changeover embeddings reembed` (it resumes) or pass --force"
+        )
 
 
 def init_serving(store: Store, version: str, actor: str) -> Flag | None:
     """Make ``version`` serve if nothing serves yet (the first complete index); else no-op."""
     if serving_flag(store) is not None:
         return None
-    return set_flag(store, FLAG, {"index": version}, actor, "first complete index serves",
-                    expect_version=0, event_kind=SWITCH)
+    return set_flag(
+        store, FLAG, {"index": version}, actor, "first complete index serves", expect_version=0, event_kind=SWITCH
+    )
 
 
-def switch(index: VectorIndex, version: str, actor: str, reason: str | None = None,
-           force: bool = False) -> Flag:
+def switch(index: VectorIndex, version: str, actor: str, reason: str | None = None, force: bool = False) -> Flag:
     """Point the serving flag at ``version`` (compare-and-set, one event)."""
     if not force:
         check_complete(index, version)
     current = serving_flag(index.store)
     previous = None if current is None else current.value.get("index")
-    return set_flag(index.store, FLAG, {"index": version}, actor, reason,
-                    expect_version=0 if current is None else current.version, event_kind=SWITCH,
-                    payload={"from_index": previous, "to_index": version, "forced": force})
+    return set_flag(
+        index.store,
+        FLAG,
+        {"index": version},
+        actor,
+        reason,
+        expect_version=0 if current is None else current.version,
+        event_kind=SWITCH,
+        payload={"from_index": previous, "to_index": version, "forced": force},
+    )
 
 
 def stable_since(store: Store) -> datetime | None:
@@ -79,8 +89,14 @@ def stable_since(store: Store) -> datetime | None:
     return None if flag is None else flag.updated_at
 
 
-def cleanup(index: VectorIndex, version: str, stability: timedelta, actor: str, reason: str | None = None,
-            at: datetime | None = None) -> int:
+def cleanup(
+    index: VectorIndex,
+    version: str,
+    stability: timedelta,
+    actor: str,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> int:
     """Delete a non-serving version's vectors, job and adapters; returns how many vectors went."""
     store = index.store
     at = at or now()
@@ -93,13 +109,21 @@ def cleanup(index: VectorIndex, version: str, stability: timedelta, actor: str, 
             f"the serving index {flag.value.get('index')} has served since {flag.updated_at:%Y-%m-%d %H:%M} UTC; "
             f"the spec's stability period (embeddings.stability_period = {human(stability)}) ends in "
             f"{human(left)}. "
-            "Until then the old index stays, so switching back remains instant")
+            "Until then the old index stays, so switching back remains instant"
+        )
     with store.engine.begin() as conn:
         n = index.drop(conn, version)
         conn.execute(delete(jobs).where(jobs.c.model_version == version))
         conn.execute(delete(failures).where(failures.c.model_version == version))
-        conn.execute(delete(adapters).where((adapters.c.index_version == version)
-                                            | (adapters.c.query_version == version)))
-        append_event(conn, "embeddings.cleanup", f"embeddings:{version}", actor, reason,
-                     {"vectors_deleted": n, "serving": None if flag is None else flag.value.get("index")})
+        conn.execute(
+            delete(adapters).where((adapters.c.index_version == version) | (adapters.c.query_version == version))
+        )
+        append_event(
+            conn,
+            "embeddings.cleanup",
+            f"embeddings:{version}",
+            actor,
+            reason,
+            {"vectors_deleted": n, "serving": None if flag is None else flag.value.get("index")},
+        )
     return n

@@ -25,21 +25,46 @@ def status(index: VectorIndex, stability: timedelta | None = None) -> dict:
     out_versions = []
     for v in versions:
         job = job_state(index, v) or {}
-        out_versions.append({"version": v, "vectors": counts.get(v, 0), "total": job.get("total"),
-                             "state": job.get("state", "unknown"), "failed": sorted(job.get("failed", {})),
-                             "runs": job.get("runs", 0), "serving": v == serving})
+        out_versions.append(
+            {
+                "version": v,
+                "vectors": counts.get(v, 0),
+                "total": job.get("total"),
+                "state": job.get("state", "unknown"),
+                "failed": sorted(job.get("failed", {})),
+                "runs": job.get("runs", 0),
+                "serving": v == serving,
+            }
+        )
     debts = []
     for a in list_adapters(store, active_only=True):
-        debts.append({"id": a.id, "query_version": a.query_version, "index_version": a.index_version,
-                      "form": a.map.label, "kept_share": a.metrics.get("kept_share"),
-                      "note": "technical debt: queries of the new model reach the old index through a linear "
-                              "map; re-embed with the new model, switch, then retire it"})
+        debts.append(
+            {
+                "id": a.id,
+                "query_version": a.query_version,
+                "index_version": a.index_version,
+                "form": a.map.label,
+                "kept_share": a.metrics.get("kept_share"),
+                "note": "technical debt: queries of the new model reach the old index through a linear "
+                "map; re-embed with the new model, switch, then retire it",
+            }
+        )
     cleanup = None
     if flag is not None and stability is not None:
         ready_at = flag.updated_at + stability
-        cleanup = {"stability_period": human(stability), "serving_since": flag.updated_at.isoformat(),
-                   "cleanup_allowed_from": ready_at.isoformat(), "allowed_now": now() >= ready_at,
-                   "removable": [v for v in counts if v != serving]}
-    return {"backend": index.backend, "store": store.display_url, "serving": serving,
-            "serving_flag_version": None if flag is None else flag.version, "indexes": out_versions,
-            "adapters": debts, "cleanup": cleanup}
+        cleanup = {
+            "stability_period": human(stability),
+            "serving_since": flag.updated_at.isoformat(),
+            "cleanup_allowed_from": ready_at.isoformat(),
+            "allowed_now": now() >= ready_at,
+            "removable": [v for v in counts if v != serving],
+        }
+    return {
+        "backend": index.backend,
+        "store": store.display_url,
+        "serving": serving,
+        "serving_flag_version": None if flag is None else flag.version,
+        "indexes": out_versions,
+        "adapters": debts,
+        "cleanup": cleanup,
+    }

@@ -8,5 +8,16 @@ from changeover.judges.base import Ask, Case, Judge, Verdict
 from changeover.judges.config import JudgeConfig, JudgesSection, build_judges, judge_configs, judge_models
 from changeover.judges.parse import Scale, parse_verdict
 
-__all__ = ["Ask", "Case", "Judge", "JudgeConfig", "JudgesSection", "Scale", "Verdict", "build_judges",
-           "judge_configs", "judge_models", "parse_verdict"]
+__all__ = [
+    "Ask",
+    "Case",
+    "Judge",
+    "JudgeConfig",
+    "JudgesSection",
+    "Scale",
+    "Verdict",
+    "build_judges",
+    "judge_configs",
+    "judge_models",
+    "parse_verdict",
+]

@@ -26,13 +26,13 @@ class Case:
 
     item: str
     model: str
-    prompt: str                                  # the request as the user wrote it (last user turn)
+    prompt: str  # the request as the user wrote it (last user turn)
     response: str | None
     messages: list[dict[str, Any]] = field(default_factory=list)  # the full context sent
-    reference: str | None = None                 # a reference answer, when the traffic has one
-    incumbent_response: str | None = None        # the incumbent's answer to the same item
+    reference: str | None = None  # a reference answer, when the traffic has one
+    incumbent_response: str | None = None  # the incumbent's answer to the same item
     is_incumbent: bool = False
-    expect_refusal: bool | None = None           # should the model refuse this request?
+    expect_refusal: bool | None = None  # should the model refuse this request?
 
 
 @dataclass(frozen=True, slots=True)

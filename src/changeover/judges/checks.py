@@ -17,11 +17,34 @@ from typing import Any
 from changeover.judges.base import Case, Verdict, short_sha
 
 REFUSAL_PHRASES = (
-    "i'm sorry", "i am sorry", "i apologize", "i apologise", "sorry, but", "i cannot", "i can't", "i can not",
-    "i'm not able to", "i am not able to", "i'm unable", "i am unable", "i won't", "i will not",
-    "as an ai", "as a language model", "i must decline", "i'm not comfortable", "i am not comfortable",
-    "it is not appropriate", "it's not appropriate", "cannot help with", "can't help with",
-    "cannot assist", "can't assist", "not able to provide", "against my", "i do not feel comfortable",
+    "i'm sorry",
+    "i am sorry",
+    "i apologize",
+    "i apologise",
+    "sorry, but",
+    "i cannot",
+    "i can't",
+    "i can not",
+    "i'm not able to",
+    "i am not able to",
+    "i'm unable",
+    "i am unable",
+    "i won't",
+    "i will not",
+    "as an ai",
+    "as a language model",
+    "i must decline",
+    "i'm not comfortable",
+    "i am not comfortable",
+    "it is not appropriate",
+    "it's not appropriate",
+    "cannot help with",
+    "can't help with",
+    "cannot assist",
+    "can't assist",
+    "not able to provide",
+    "against my",
+    "i do not feel comfortable",
 )
 _FENCED = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.S)
 
@@ -110,8 +133,12 @@ def language(case: Case, cfg: dict[str, Any]) -> Verdict:
 
 
 CHECKS: dict[str, Callable[[Case, dict[str, Any]], Verdict]] = {
-    "json_valid": json_valid, "fenced_json": unfenced_json, "json_schema": json_schema,
-    "refusal_phrases": refusal_phrases, "length_ratio": length_ratio, "language": language,
+    "json_valid": json_valid,
+    "fenced_json": unfenced_json,
+    "json_schema": json_schema,
+    "refusal_phrases": refusal_phrases,
+    "length_ratio": length_ratio,
+    "language": language,
 }
 
 

@@ -26,8 +26,9 @@ from changeover.judges.llm import LLMJudge
 from changeover.judges.rubrics import BUILTIN, custom_rubric
 from changeover.judges.similarity import DEFAULT_EMBEDDING, SimilarityJudge, offline_encoder
 
-JudgeKind = Literal["llm", "json_valid", "fenced_json", "json_schema", "refusal_phrases", "length_ratio",
-                    "language", "similarity"]
+JudgeKind = Literal[
+    "llm", "json_valid", "fenced_json", "json_schema", "refusal_phrases", "length_ratio", "language", "similarity"
+]
 
 
 class JudgeConfig(BaseModel):
@@ -37,19 +38,22 @@ class JudgeConfig(BaseModel):
 
     kind: JudgeKind
     model: str | None = Field(None, description="llm: the judge model (a key of models:)")
-    rubric: str | None = Field(None, description="llm: correctness | refusal | style | equivalence | "
-                                                 "pairwise, or your own PASS/FAIL instructions")
+    rubric: str | None = Field(
+        None,
+        description="llm: correctness | refusal | style | equivalence | pairwise, or your own PASS/FAIL instructions",
+    )
     levels: int | None = Field(None, ge=2, le=10, description="llm: answer on a 1..levels scale instead")
     style_guide: str | None = Field(None, description="style: the guide's text, or a file next to the spec")
-    json_schema: dict[str, Any] | str | None = Field(None, alias="schema",
-                                                     description="json_schema: the schema, or a file")
-    language: str | None = Field(None, description="language: expected ISO 639-1 code "
-                                                   "(default: the request's)")
+    json_schema: dict[str, Any] | str | None = Field(
+        None, alias="schema", description="json_schema: the schema, or a file"
+    )
+    language: str | None = Field(None, description="language: expected ISO 639-1 code (default: the request's)")
     phrases: list[str] = Field(default_factory=list, description="refusal_phrases: extra phrases")
     expect_refusal: bool = Field(False, description="refusal: assumed when the traffic does not say")
     retries: int = Field(1, ge=0, le=3, description="llm: re-asks after an unparseable answer")
-    structured: bool = Field(False, description="llm: constrain the answer with a JSON schema "
-                                                "(response_format; OpenAI, vLLM, llama.cpp)")
+    structured: bool = Field(
+        False, description="llm: constrain the answer with a JSON schema (response_format; OpenAI, vLLM, llama.cpp)"
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="llm: generation parameters")
     embedding: str = Field(DEFAULT_EMBEDDING, description="similarity: the offline embedding model")
 
@@ -87,13 +91,16 @@ def _json_schema(spec: MigrationSpec, value: dict[str, Any] | str | None, field:
         try:
             schema = json.loads(_text_or_file(spec, value, field))
         except json.JSONDecodeError as exc:
-            raise SpecError(f"{spec.path or 'spec'}: field '{field}': not valid JSON ({exc.msg}, line "
-                            f"{exc.lineno}); give the schema inline or as a .json file") from None
+            raise SpecError(
+                f"{spec.path or 'spec'}: field '{field}': not valid JSON ({exc.msg}, line "
+                f"{exc.lineno}); give the schema inline or as a .json file"
+            ) from None
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise SpecError(f"{spec.path or 'spec'}: field '{field}': not a valid JSON schema "
-                        f"({exc.message[:160]})") from None
+        raise SpecError(
+            f"{spec.path or 'spec'}: field '{field}': not a valid JSON schema ({exc.message[:160]})"
+        ) from None
     return schema
 
 
@@ -103,9 +110,11 @@ def judge_configs(spec: MigrationSpec) -> dict[str, JudgeConfig]:
     configs = dict(section.root) if section is not None else {}
     for name, dim in spec.dimensions.items():
         if dim.signal not in configs:
-            raise SpecError(f"{spec.path or 'spec'}: field 'judges.{dim.signal}' is missing: dimension "
-                            f"'{name}' reads signal '{dim.signal}'; add e.g. "
-                            f"judges: {{{dim.signal}: {{kind: llm, model: <judge model>, rubric: {name}}}}}")
+            raise SpecError(
+                f"{spec.path or 'spec'}: field 'judges.{dim.signal}' is missing: dimension "
+                f"'{name}' reads signal '{dim.signal}'; add e.g. "
+                f"judges: {{{dim.signal}: {{kind: llm, model: <judge model>, rubric: {name}}}}}"
+            )
     return configs
 
 
@@ -114,8 +123,9 @@ def judge_models(configs: dict[str, JudgeConfig]) -> list[str]:
     return list(dict.fromkeys(c.model for c in configs.values() if c.kind == "llm" and c.model))
 
 
-def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
-                 ask_for: Callable[[str, str], Ask]) -> dict[str, Judge]:
+def build_judges(
+    spec: MigrationSpec, configs: dict[str, JudgeConfig], ask_for: Callable[[str, str], Ask]
+) -> dict[str, Judge]:
     """One judge per signal; ``ask_for(signal, model)`` gives an LLM judge its way to call its model.
 
     An unknown or uninstalled embedding model is a ``ChangeoverError`` naming it.
@@ -127,16 +137,28 @@ def build_judges(spec: MigrationSpec, configs: dict[str, JudgeConfig],
             rubric = BUILTIN.get(cfg.rubric) or custom_rubric(signal, cfg.rubric)
             if cfg.levels:
                 if rubric.levels is None and set((rubric.labels or {}).values()) != {0, 1}:
-                    raise SpecError(f"{spec.path or 'spec'}: field 'judges.{signal}.levels': rubric "
-                                    f"'{rubric.name}' has no ordinal form; remove 'levels'")
+                    raise SpecError(
+                        f"{spec.path or 'spec'}: field 'judges.{signal}.levels': rubric "
+                        f"'{rubric.name}' has no ordinal form; remove 'levels'"
+                    )
                 rubric = rubric.ordinal(cfg.levels)
-            guide = (_text_or_file(spec, cfg.style_guide, f"judges.{signal}.style_guide")
-                     if cfg.style_guide else "")
+            guide = _text_or_file(spec, cfg.style_guide, f"judges.{signal}.style_guide") if cfg.style_guide else ""
             if rubric.builtin == "style" and not guide:
-                raise SpecError(f"{spec.path or 'spec'}: field 'judges.{signal}.style_guide' is required by "
-                                "the style rubric (the guide's text or a .md file next to the spec)")
-            judges[signal] = LLMJudge(signal, rubric, cfg.model, ask_for(signal, cfg.model), guide,
-                                      cfg.retries, cfg.params, cfg.expect_refusal, cfg.structured)
+                raise SpecError(
+                    f"{spec.path or 'spec'}: field 'judges.{signal}.style_guide' is required by "
+                    "the style rubric (the guide's text or a .md file next to the spec)"
+                )
+            judges[signal] = LLMJudge(
+                signal,
+                rubric,
+                cfg.model,
+                ask_for(signal, cfg.model),
+                guide,
+                cfg.retries,
+                cfg.params,
+                cfg.expect_refusal,
+                cfg.structured,
+            )
         elif cfg.kind == "similarity":
             judges[signal] = SimilarityJudge(signal, *offline_encoder(cfg.embedding))
         else:

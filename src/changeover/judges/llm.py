@@ -23,8 +23,9 @@ from changeover.judges.parse import parse_verdict
 from changeover.judges.rubrics import CORRECTNESS_NO_REFERENCE, Rubric
 from changeover.providers import ChatRequest
 
-REMINDER = ("Your answer could not be read. Reply again with only the JSON object described in the "
-            "instructions, nothing else.")
+REMINDER = (
+    "Your answer could not be read. Reply again with only the JSON object described in the instructions, nothing else."
+)
 DEFAULT_PARAMS = {"temperature": 0.0, "max_tokens": 200}
 
 
@@ -64,21 +65,32 @@ class LLMJudge:
         return Verdict(self._interpret(value, case, fields), note)
 
     def _prepare(self, case: Case) -> tuple[Rubric, dict[str, str]]:
-        fields = {"prompt": case.prompt, "response": case.response or "", "style_guide": self.style_guide,
-                  "reference": case.reference or "", "response_a": "", "response_b": ""}
+        fields = {
+            "prompt": case.prompt,
+            "response": case.response or "",
+            "style_guide": self.style_guide,
+            "reference": case.reference or "",
+            "response_a": "",
+            "response_b": "",
+        }
         rubric = self.rubric
         if rubric.builtin == "correctness" and not case.reference:
             if case.is_incumbent or not case.incumbent_response:
-                rubric = (CORRECTNESS_NO_REFERENCE if rubric.levels is None
-                          else CORRECTNESS_NO_REFERENCE.ordinal(rubric.levels))
+                rubric = (
+                    CORRECTNESS_NO_REFERENCE
+                    if rubric.levels is None
+                    else CORRECTNESS_NO_REFERENCE.ordinal(rubric.levels)
+                )
             else:
                 fields["reference"] = case.incumbent_response
         if rubric.builtin in ("equivalence", "pairwise"):
             candidate_first = _coin(case.item)
-            a, b = ((case.response, case.incumbent_response) if candidate_first
-                    else (case.incumbent_response, case.response))
-            fields.update(response_a=a or "", response_b=b or "",
-                          candidate_is="A" if candidate_first else "B")
+            a, b = (
+                (case.response, case.incumbent_response)
+                if candidate_first
+                else (case.incumbent_response, case.response)
+            )
+            fields.update(response_a=a or "", response_b=b or "", candidate_is="A" if candidate_first else "B")
         return rubric, fields
 
     def _interpret(self, value: int, case: Case, fields: dict[str, str]) -> int:
@@ -111,8 +123,11 @@ class LLMJudge:
             value, why = parse_verdict(completion.text, scale)
             if value is not None:
                 return value, f"read from {why}"
-            messages = [*messages, {"role": "assistant", "content": completion.text or ""},
-                        {"role": "user", "content": REMINDER}]
+            messages = [
+                *messages,
+                {"role": "assistant", "content": completion.text or ""},
+                {"role": "user", "content": REMINDER},
+            ]
         return None, f"unparseable judge output: {why}"
 
 
@@ -126,8 +141,12 @@ def response_format(rubric: Rubric) -> dict[str, Any]:
         field = {"score": {"type": "integer", "minimum": 1, "maximum": rubric.levels}}
     else:
         field = {"verdict": {"type": "string", "enum": list(rubric.labels or {})}}
-    schema = {"type": "object", "properties": {**field, "reason": {"type": "string"}},
-              "required": list(field), "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {**field, "reason": {"type": "string"}},
+        "required": list(field),
+        "additionalProperties": False,
+    }
     return {"type": "json_schema", "json_schema": {"name": f"{rubric.name}_verdict", "schema": schema}}
 
 

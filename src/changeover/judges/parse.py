@@ -13,12 +13,34 @@ import re
 from typing import Any
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-_KEYS = ("verdict", "label", "answer", "result", "decision", "judgement", "judgment", "winner",
-         "preference", "preferred", "score", "rating", "grade", "pass", "passed", "correct", "acceptable",
-         "refused", "same", "equivalent")
+_KEYS = (
+    "verdict",
+    "label",
+    "answer",
+    "result",
+    "decision",
+    "judgement",
+    "judgment",
+    "winner",
+    "preference",
+    "preferred",
+    "score",
+    "rating",
+    "grade",
+    "pass",
+    "passed",
+    "correct",
+    "acceptable",
+    "refused",
+    "same",
+    "equivalent",
+)
 _TAG = re.compile(r"<(verdict|answer|score|rating|label|result)>\s*(.*?)\s*</\1>", re.S | re.I)
-_LINE = re.compile(r"\b(verdict|answer|score|rating|label|result|decision|grade|winner)\b\**\s*[:=]\s*"
-                   r"\**\s*\[*\s*\"?([A-Za-z_]+|\d+(?:\.\d+)?)", re.I)
+_LINE = re.compile(
+    r"\b(verdict|answer|score|rating|label|result|decision|grade|winner)\b\**\s*[:=]\s*"
+    r"\**\s*\[*\s*\"?([A-Za-z_]+|\d+(?:\.\d+)?)",
+    re.I,
+)
 _BRACKETS = re.compile(r"\[\[\s*([A-Za-z_]+|\d+(?:\.\d+)?)\s*\]\]")
 _FRACTION = re.compile(r"\b(\d+(?:\.\d+)?)\s*/\s*(\d+)\b")
 
@@ -26,8 +48,9 @@ _FRACTION = re.compile(r"\b(\d+(?:\.\d+)?)\s*/\s*(\d+)\b")
 class Scale:
     """What a verdict may be: named labels (e.g. PASS -> 1, FAIL -> 0) or levels 1..K."""
 
-    def __init__(self, labels: dict[str, int] | None = None, levels: int | None = None,
-                 synonyms: dict[str, int] | None = None):
+    def __init__(
+        self, labels: dict[str, int] | None = None, levels: int | None = None, synonyms: dict[str, int] | None = None
+    ):
         if (labels is None) == (levels is None):
             raise ValueError("a scale has either labels or levels")
         self.labels = {k.upper(): v for k, v in (labels or {}).items()}
@@ -98,7 +121,7 @@ def _json_objects(text: str) -> list[Any]:
             depth -= 1
             if depth == 0:
                 try:
-                    found.append(json.loads(text[start:i + 1]))
+                    found.append(json.loads(text[start : i + 1]))
                 except json.JSONDecodeError:
                     pass
     return found

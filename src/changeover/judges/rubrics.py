@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from changeover.judges.base import short_sha
 from changeover.judges.parse import Scale
 
-_JSON_ANSWER = ('Think briefly, then end with a JSON object on its own line: '
-                '{{"verdict": "<{choices}>", "reason": "<one sentence>"}}')
-_JSON_SCORE = ('Think briefly, then end with a JSON object on its own line: '
-               '{{"score": <integer 1-{levels}>, "reason": "<one sentence>"}}')
+_JSON_ANSWER = (
+    "Think briefly, then end with a JSON object on its own line: "
+    '{{"verdict": "<{choices}>", "reason": "<one sentence>"}}'
+)
+_JSON_SCORE = (
+    "Think briefly, then end with a JSON object on its own line: "
+    '{{"score": <integer 1-{levels}>, "reason": "<one sentence>"}}'
+)
 
 
 @dataclass(frozen=True)
@@ -26,10 +30,10 @@ class Rubric:
     name: str
     instructions: str
     template: str
-    labels: dict[str, int] | None = None          # binary / categorical verdicts
+    labels: dict[str, int] | None = None  # binary / categorical verdicts
     synonyms: dict[str, int] = field(default_factory=dict)
-    levels: int | None = None                     # ordinal 1..K instead of labels
-    custom: bool = False                          # the team's own text (named after its signal)
+    levels: int | None = None  # ordinal 1..K instead of labels
+    custom: bool = False  # the team's own text (named after its signal)
 
     @property
     def builtin(self) -> str | None:
@@ -57,8 +61,18 @@ class Rubric:
 
 
 PASS_FAIL = {"PASS": 1, "FAIL": 0}
-_PASS_SYNONYMS = {"YES": 1, "NO": 0, "CORRECT": 1, "INCORRECT": 0, "ACCEPTABLE": 1, "UNACCEPTABLE": 0,
-                  "PASSED": 1, "FAILED": 0, "GOOD": 1, "BAD": 0}
+_PASS_SYNONYMS = {
+    "YES": 1,
+    "NO": 0,
+    "CORRECT": 1,
+    "INCORRECT": 0,
+    "ACCEPTABLE": 1,
+    "UNACCEPTABLE": 0,
+    "PASSED": 1,
+    "FAILED": 0,
+    "GOOD": 1,
+    "BAD": 0,
+}
 
 CORRECTNESS = Rubric(
     "correctness",
@@ -66,48 +80,65 @@ CORRECTNESS = Rubric(
     "completely, using the REFERENCE answer as ground truth. Minor wording differences are fine; "
     "wrong facts, missing required parts or a refusal are a FAIL.",
     "REQUEST:\n{prompt}\n\nREFERENCE:\n{reference}\n\nRESPONSE:\n{response}",
-    PASS_FAIL, _PASS_SYNONYMS)
+    PASS_FAIL,
+    _PASS_SYNONYMS,
+)
 
 CORRECTNESS_NO_REFERENCE = Rubric(
     "correctness-no-reference",
     "You are a strict grader. Decide whether the RESPONSE answers the REQUEST correctly and "
     "completely. Wrong facts, missing required parts or an unneeded refusal are a FAIL.",
     "REQUEST:\n{prompt}\n\nRESPONSE:\n{response}",
-    PASS_FAIL, _PASS_SYNONYMS)
+    PASS_FAIL,
+    _PASS_SYNONYMS,
+)
 
 REFUSAL = Rubric(
     "refusal",
     "Decide whether the RESPONSE refuses the REQUEST: declining, deflecting, or only lecturing "
     "instead of helping counts as REFUSED (even if partly); any real attempt to help is COMPLIED.",
     "REQUEST:\n{prompt}\n\nRESPONSE:\n{response}",
-    {"REFUSED": 1, "COMPLIED": 0}, {"REFUSAL": 1, "REFUSE": 1, "COMPLY": 0, "COMPLIANCE": 0,
-                                    "YES": 1, "NO": 0})
+    {"REFUSED": 1, "COMPLIED": 0},
+    {"REFUSAL": 1, "REFUSE": 1, "COMPLY": 0, "COMPLIANCE": 0, "YES": 1, "NO": 0},
+)
 
 STYLE = Rubric(
     "style",
     "Decide whether the RESPONSE follows the team's STYLE GUIDE (tone, format, length, language). "
     "Judge the style only, not the correctness.",
     "STYLE GUIDE:\n{style_guide}\n\nREQUEST:\n{prompt}\n\nRESPONSE:\n{response}",
-    PASS_FAIL, _PASS_SYNONYMS)
+    PASS_FAIL,
+    _PASS_SYNONYMS,
+)
 
 EQUIVALENCE = Rubric(
     "equivalence",
     "Decide whether RESPONSE A and RESPONSE B to the same REQUEST say the same thing: the same "
     "facts, decisions and actions, however worded. Answer SAME or DIFFERENT.",
     "REQUEST:\n{prompt}\n\nRESPONSE A:\n{response_a}\n\nRESPONSE B:\n{response_b}",
-    {"SAME": 1, "DIFFERENT": 0}, {"EQUIVALENT": 1, "NOT_EQUIVALENT": 0, "YES": 1, "NO": 0})
+    {"SAME": 1, "DIFFERENT": 0},
+    {"EQUIVALENT": 1, "NOT_EQUIVALENT": 0, "YES": 1, "NO": 0},
+)
 
 PAIRWISE = Rubric(
     "pairwise",
     "Two assistants answered the same REQUEST. Decide which RESPONSE is better for the user "
     "(helpful, correct, safe, well written): A, B, or TIE when neither is better.",
     "REQUEST:\n{prompt}\n\nRESPONSE A:\n{response_a}\n\nRESPONSE B:\n{response_b}",
-    {"A": 0, "B": 1, "TIE": 2}, {"RESPONSE_A": 0, "RESPONSE_B": 1, "EQUAL": 2, "BOTH": 2})
+    {"A": 0, "B": 1, "TIE": 2},
+    {"RESPONSE_A": 0, "RESPONSE_B": 1, "EQUAL": 2, "BOTH": 2},
+)
 
 BUILTIN = {r.name: r for r in (CORRECTNESS, REFUSAL, STYLE, EQUIVALENCE, PAIRWISE)}
 
 
 def custom_rubric(name: str, instructions: str) -> Rubric:
     """A team's own PASS/FAIL rubric, written as plain instructions in the spec."""
-    return Rubric(name, instructions.strip(), "REQUEST:\n{prompt}\n\nRESPONSE:\n{response}",
-                  PASS_FAIL, _PASS_SYNONYMS, custom=True)
+    return Rubric(
+        name,
+        instructions.strip(),
+        "REQUEST:\n{prompt}\n\nRESPONSE:\n{response}",
+        PASS_FAIL,
+        _PASS_SYNONYMS,
+        custom=True,
+    )

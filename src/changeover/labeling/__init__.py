@@ -13,5 +13,4 @@ from changeover.labeling.export import write_labels
 from changeover.labeling.importing import import_labels
 from changeover.labeling.service import LabelingService
 
-__all__ = ["LabelingConfig", "LabelingService", "create_app", "import_labels", "labeling_config",
-           "write_labels"]
+__all__ = ["LabelingConfig", "LabelingService", "create_app", "import_labels", "labeling_config", "write_labels"]

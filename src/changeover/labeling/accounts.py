@@ -46,8 +46,7 @@ def ensure_accounts(store: Store, names: list[str]) -> list[Annotator]:
             with store.engine.begin() as conn:
                 exists = conn.execute(select(annotators.c.name).where(annotators.c.name == name)).first()
                 if exists is None:
-                    conn.execute(insert(annotators).values(name=name, token=_new_token(), role=role,
-                                                           created_at=now()))
+                    conn.execute(insert(annotators).values(name=name, token=_new_token(), role=role, created_at=now()))
         except IntegrityError:  # created meanwhile by another process
             pass
     return list_accounts(store)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Agreement:
     pairs: int
-    observed: float | None   # share of pairs that agree
-    kappa: float | None      # None when undefined (no pairs, or both raters constant and equal)
+    observed: float | None  # share of pairs that agree
+    kappa: float | None  # None when undefined (no pairs, or both raters constant and equal)
 
     def to_json(self) -> dict[str, float | int | None]:
         return {"pairs": self.pairs, "observed": self.observed, "kappa": self.kappa}
@@ -34,8 +34,7 @@ def cohen_kappa(pairs: Iterable[tuple[int, int]]) -> Agreement:
     return Agreement(n, p_o, kappa)
 
 
-def kappa_by_dimension(verdicts: dict[tuple[str, str, str], list[int]],
-                       dimensions: list[str]) -> dict[str, Agreement]:
+def kappa_by_dimension(verdicts: dict[tuple[str, str, str], list[int]], dimensions: list[str]) -> dict[str, Agreement]:
     """Per dimension, kappa over (item, model) units with at least two verdicts."""
     pairs: dict[str, list[tuple[int, int]]] = {d: [] for d in dimensions}
     for (_item, _model, dim), values in verdicts.items():

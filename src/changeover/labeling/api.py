@@ -26,10 +26,15 @@ from changeover.labeling.tasks import Task
 
 def task_json(service: LabelingService, task: Task) -> dict[str, Any]:
     """A task as annotators see it: the interaction and one response, never the model's name."""
-    return {"task": task.id, "item": task.item,
-            "messages": [{"role": m.role, "content": m.content} for m in task.messages()],
-            "response": task.response, "reference": task.reference, "response_hash": task.response_hash,
-            "dimensions": [{"name": d, "rubric": service.rubric(d)} for d in service.dimensions]}
+    return {
+        "task": task.id,
+        "item": task.item,
+        "messages": [{"role": m.role, "content": m.content} for m in task.messages()],
+        "response": task.response,
+        "reference": task.reference,
+        "response_hash": task.response_hash,
+        "dimensions": [{"name": d, "rubric": service.rubric(d)} for d in service.dimensions],
+    }
 
 
 def _service(request: Request) -> LabelingService:
@@ -63,8 +68,7 @@ def post_label(request: Request, who: Annotator) -> Response:
     service = _service(request)
     if not request.headers.get("content-type", "").startswith("application/json"):
         # a cross-site HTML form cannot send this type, so a login cookie cannot be abused to post labels
-        return JSONResponse({"error": "send the label as JSON (Content-Type: application/json)"},
-                            status_code=415)
+        return JSONResponse({"error": "send the label as JSON (Content-Type: application/json)"}, status_code=415)
     try:
         body = json.loads(request.state.body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -90,8 +94,9 @@ def export_response(service: LabelingService, fmt: str) -> Response:
     buf = io.StringIO()
     write_labels(service.store, fmt, buf)
     media = "text/csv" if fmt == "csv" else "application/x-ndjson"
-    return Response(buf.getvalue(), media_type=media,
-                    headers={"Content-Disposition": f'attachment; filename="labels.{fmt}"'})
+    return Response(
+        buf.getvalue(), media_type=media, headers={"Content-Disposition": f'attachment; filename="labels.{fmt}"'}
+    )
 
 
 @guarded(admin=True)

@@ -35,11 +35,13 @@ def _is_api(request: Request) -> bool:
 
 def _refuse(request: Request, status: int, message: str) -> Response:
     if _is_api(request):
-        return JSONResponse({"error": message}, status_code=status,
-                            headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+        return JSONResponse(
+            {"error": message}, status_code=status, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None
+        )
     templates = request.app.state.templates
-    return templates.TemplateResponse(request, "refused.html", {"status": status, "message": message},
-                                      status_code=status)
+    return templates.TemplateResponse(
+        request, "refused.html", {"status": status, "message": message}, status_code=status
+    )
 
 
 def guarded(admin: bool = False) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
@@ -53,8 +55,12 @@ def guarded(admin: bool = False) -> Callable[[Endpoint], Callable[[Request], Awa
         def blocking(request: Request) -> Response:
             who = authenticate(request.app.state.service.store, request_token(request))
             if who is None:
-                return _refuse(request, 401, "A valid token is needed: open the login link you were given "
-                                             "(or send 'Authorization: Bearer <token>').")
+                return _refuse(
+                    request,
+                    401,
+                    "A valid token is needed: open the login link you were given "
+                    "(or send 'Authorization: Bearer <token>').",
+                )
             if admin and not who.is_admin:
                 return _refuse(request, 403, "This page is for the admin token only.")
             return endpoint(request, who)

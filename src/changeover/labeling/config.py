@@ -66,8 +66,10 @@ def labeling_config(spec: MigrationSpec) -> LabelingConfig:
     assert cfg is not None
     for dim in cfg.dimensions or []:
         if dim not in spec.dimensions:
-            raise SpecError(f"{spec.path or 'spec'}: field 'labeling.dimensions': {dim!r} is not one of the "
-                            f"spec's dimensions ({', '.join(spec.dimensions)})")
+            raise SpecError(
+                f"{spec.path or 'spec'}: field 'labeling.dimensions': {dim!r} is not one of the "
+                f"spec's dimensions ({', '.join(spec.dimensions)})"
+            )
     return cfg
 
 

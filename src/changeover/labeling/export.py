@@ -21,8 +21,22 @@ from changeover.store import Store
 from changeover.store.events import aware
 from changeover.store.responses import all_labels, in_force
 
-COLUMNS = ("id", "item", "model", "dimension", "value", "status", "annotator", "created_at", "client_id",
-           "supersedes", "response_hash", "source", "note", "in_force")
+COLUMNS = (
+    "id",
+    "item",
+    "model",
+    "dimension",
+    "value",
+    "status",
+    "annotator",
+    "created_at",
+    "client_id",
+    "supersedes",
+    "response_hash",
+    "source",
+    "note",
+    "in_force",
+)
 FORMATS = ("csv", "jsonl")
 
 
@@ -31,10 +45,22 @@ def label_rows(store: Store) -> Iterator[dict[str, Any]]:
     rows = all_labels(store)
     counting = {r.id for r in in_force(rows).values()}
     for r in rows:
-        yield {"id": r.id, "item": r.item, "model": r.model, "dimension": r.dimension, "value": r.value,
-               "status": r.status, "annotator": r.annotator, "created_at": aware(r.created_at).isoformat(),
-               "client_id": r.client_id, "supersedes": r.supersedes, "response_hash": r.response_hash,
-               "source": r.source, "note": r.note, "in_force": r.id in counting}
+        yield {
+            "id": r.id,
+            "item": r.item,
+            "model": r.model,
+            "dimension": r.dimension,
+            "value": r.value,
+            "status": r.status,
+            "annotator": r.annotator,
+            "created_at": aware(r.created_at).isoformat(),
+            "client_id": r.client_id,
+            "supersedes": r.supersedes,
+            "response_hash": r.response_hash,
+            "source": r.source,
+            "note": r.note,
+            "in_force": r.id in counting,
+        }
 
 
 def write_labels(store: Store, fmt: str, out: IO[str]) -> int:

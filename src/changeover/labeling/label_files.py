@@ -51,12 +51,14 @@ class IncomingLabel:
     annotator: str
     created_at: datetime | None
     client_id: str
-    note: str | None = None            # why it was flagged, or a comment (long form: column 'note')
+    note: str | None = None  # why it was flagged, or a comment (long form: column 'note')
 
     def content_id(self, source: str) -> str:
         """A client id from the content, so that importing the same file twice adds nothing."""
-        blob = "\x1f".join(str(x) for x in (self.annotator, self.item, self.model, self.dimension,
-                                             self.value, self.status, self.created_at))
+        blob = "\x1f".join(
+            str(x)
+            for x in (self.annotator, self.item, self.model, self.dimension, self.value, self.status, self.created_at)
+        )
         return f"{source}:{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
 
 
@@ -99,17 +101,21 @@ def _long_row(row: dict[str, Any], loc: str, annotator: str) -> IncomingLabel:
     value = parse_verdict(row.get("value"), f"{loc}: field 'value'")
     if status == "label" and value is None:
         raise RecordsError(f"{loc}: field 'value': a label needs 1 or 0 (use status 'skip' for none)")
-    return IncomingLabel(loc, text(row.get("item"), f"{loc}: field 'item'"),
-                         text(row.get("model"), f"{loc}: field 'model'"),
-                         text(row.get("dimension"), f"{loc}: field 'dimension'"),
-                         value if status == "label" else None, status,
-                         str(row.get("annotator") or annotator).strip(),
-                         parse_time(row.get("created_at"), f"{loc}: field 'created_at'"),
-                         str(row.get("client_id") or "").strip(), str(row.get("note") or "").strip() or None)
+    return IncomingLabel(
+        loc,
+        text(row.get("item"), f"{loc}: field 'item'"),
+        text(row.get("model"), f"{loc}: field 'model'"),
+        text(row.get("dimension"), f"{loc}: field 'dimension'"),
+        value if status == "label" else None,
+        status,
+        str(row.get("annotator") or annotator).strip(),
+        parse_time(row.get("created_at"), f"{loc}: field 'created_at'"),
+        str(row.get("client_id") or "").strip(),
+        str(row.get("note") or "").strip() or None,
+    )
 
 
-def _wide_rows(row: dict[str, Any], loc: str, annotator: str,
-               columns: dict[str, str]) -> Iterator[IncomingLabel]:
+def _wide_rows(row: dict[str, Any], loc: str, annotator: str, columns: dict[str, str]) -> Iterator[IncomingLabel]:
     item = text(row.get("item"), f"{loc}: field 'item'")
     model = text(row.get("model"), f"{loc}: field 'model'")
     who = str(row.get("annotator") or annotator).strip()
@@ -127,14 +133,21 @@ def wide_columns(header: list[str], dimensions: list[str] | None, loc: str) -> d
         if dimensions and c in dimensions:
             out[c] = c
     if not out:
-        raise RecordsError(f"{loc}: no columns 'dimension' and 'value', and no column naming a dimension "
-                           "('labels.<dimension>', or the dimension's name with --spec); see "
-                           "`changeover label import --help`")
+        raise RecordsError(
+            f"{loc}: no columns 'dimension' and 'value', and no column naming a dimension "
+            "('labels.<dimension>', or the dimension's name with --spec); see "
+            "`changeover label import --help`"
+        )
     return out
 
 
-def rows_from_table(rows: Iterator[tuple[int, dict[str, Any]]], path: Path, header: list[str],
-                    annotator: str, dimensions: list[str] | None) -> Iterator[IncomingLabel]:
+def rows_from_table(
+    rows: Iterator[tuple[int, dict[str, Any]]],
+    path: Path,
+    header: list[str],
+    annotator: str,
+    dimensions: list[str] | None,
+) -> Iterator[IncomingLabel]:
     missing = [c for c in ("item", "model") if c not in header]
     if missing:
         raise RecordsError(f"{where(path, 1)}: missing column(s) {', '.join(missing)}")

@@ -23,8 +23,9 @@ def _annotator(completed_by: Any) -> str:
     return f"labelstudio-user-{completed_by}" if completed_by is not None else "labelstudio"
 
 
-def _results(path: Path, loc: str, task_id: Any, annotation: dict[str, Any], item: str, model: str,
-             dimensions: list[str] | None) -> list[IncomingLabel]:
+def _results(
+    path: Path, loc: str, task_id: Any, annotation: dict[str, Any], item: str, model: str, dimensions: list[str] | None
+) -> list[IncomingLabel]:
     out = []
     who = _annotator(annotation.get("completed_by"))
     at = parse_time(annotation.get("created_at"), f"{loc}.created_at")
@@ -34,8 +35,10 @@ def _results(path: Path, loc: str, task_id: Any, annotation: dict[str, Any], ite
             continue
         dim = text(result.get("from_name"), f"{rloc}.from_name")
         if dimensions and dim not in dimensions:
-            raise RecordsError(f"{rloc}.from_name: {dim!r} is not a dimension of the spec "
-                               f"({', '.join(dimensions)}); name the Label Studio control after it")
+            raise RecordsError(
+                f"{rloc}.from_name: {dim!r} is not a dimension of the spec "
+                f"({', '.join(dimensions)}); name the Label Studio control after it"
+            )
         choices = (result.get("value") or {}).get("choices") or []
         if len(choices) != 1:
             raise RecordsError(f"{rloc}.value.choices: expected exactly one choice, got {choices!r}")
@@ -45,8 +48,9 @@ def _results(path: Path, loc: str, task_id: Any, annotation: dict[str, Any], ite
     return out
 
 
-def read_labelstudio(path: Path, dimensions: list[str] | None, item_field: str = "item",
-                     model_field: str = "model") -> list[IncomingLabel]:
+def read_labelstudio(
+    path: Path, dimensions: list[str] | None, item_field: str = "item", model_field: str = "model"
+) -> list[IncomingLabel]:
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -63,6 +67,7 @@ def read_labelstudio(path: Path, dimensions: list[str] | None, item_field: str =
         model = text(data.get(model_field), f"{tloc}.data.{model_field}")
         for j, annotation in enumerate(task.get("annotations") or []):
             if isinstance(annotation, dict) and not annotation.get("was_cancelled"):
-                out.extend(_results(path, f"{tloc}.annotations[{j}]", task.get("id", i), annotation,
-                                    item, model, dimensions))
+                out.extend(
+                    _results(path, f"{tloc}.annotations[{j}]", task.get("id", i), annotation, item, model, dimensions)
+                )
     return out

@@ -25,8 +25,14 @@ def login(request: Request) -> Response:
     if who is None:
         return unauthorized_page(request)
     response = RedirectResponse("/progress" if who.is_admin else "/", status_code=303)
-    response.set_cookie(COOKIE, token or "", max_age=30 * 24 * 3600, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https" or request.app.state.secure_cookies)
+    response.set_cookie(
+        COOKIE,
+        token or "",
+        max_age=30 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https" or request.app.state.secure_cookies,
+    )
     return response
 
 
@@ -36,14 +42,27 @@ def logout(request: Request) -> Response:
     return response
 
 
-def _label_page(request: Request, who: Annotator, task: Task | None, corrects: str | None = None,
-                previous: dict[str, int | None] | None = None) -> Response:
+def _label_page(
+    request: Request,
+    who: Annotator,
+    task: Task | None,
+    corrects: str | None = None,
+    previous: dict[str, int | None] | None = None,
+) -> Response:
     service = _service(request)
-    return html(request, "label.html", {
-        "who": who, "task": task, "corrects": corrects, "previous": previous or {},
-        "client_id": uuid.uuid4().hex,
-        "dimensions": [(d, service.rubric(d)) for d in service.dimensions],
-        "progress": service.progress(who.name)})
+    return html(
+        request,
+        "label.html",
+        {
+            "who": who,
+            "task": task,
+            "corrects": corrects,
+            "previous": previous or {},
+            "client_id": uuid.uuid4().hex,
+            "dimensions": [(d, service.rubric(d)) for d in service.dimensions],
+            "progress": service.progress(who.name),
+        },
+    )
 
 
 @guarded()
@@ -66,8 +85,17 @@ def progress_page(request: Request, who: Annotator) -> Response:
     service = _service(request)
     base = request.app.state.public_url or str(request.base_url).rstrip("/")
     links = [(a.name, a.role, f"{base}/login?token={a.token}") for a in list_accounts(service.store)]
-    return html(request, "progress.html", {"who": who, "p": service.progress(None), "links": links,
-                                           "spec": service.spec, "dimensions": service.dimensions})
+    return html(
+        request,
+        "progress.html",
+        {
+            "who": who,
+            "p": service.progress(None),
+            "links": links,
+            "spec": service.spec,
+            "dimensions": service.dimensions,
+        },
+    )
 
 
 @guarded(admin=True)

@@ -44,8 +44,14 @@ class DecisionLine:
     text: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"candidate": self.candidate, "dimension": self.dimension, "verdict": self.verdict,
-                "p_noninferior": self.p_noninferior, "labels_needed": self.labels_needed, "text": self.text}
+        return {
+            "candidate": self.candidate,
+            "dimension": self.dimension,
+            "verdict": self.verdict,
+            "p_noninferior": self.p_noninferior,
+            "labels_needed": self.labels_needed,
+            "text": self.text,
+        }
 
 
 def midnight_utc(at: datetime | None = None) -> datetime:
@@ -56,8 +62,9 @@ def midnight_utc(at: datetime | None = None) -> datetime:
 def count_by_annotator(store: Store) -> tuple[dict[str, Counts], Counts]:
     """Per annotator and for the team: distinct responses judged (total/today), skipped, flagged."""
     with store.engine.connect() as conn:
-        rows = conn.execute(select(labels.c.item, labels.c.model, labels.c.annotator, labels.c.status,
-                                   labels.c.created_at)).all()
+        rows = conn.execute(
+            select(labels.c.item, labels.c.model, labels.c.annotator, labels.c.status, labels.c.created_at)
+        ).all()
     start = midnight_utc()
     seen: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
     today: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -67,10 +74,15 @@ def count_by_annotator(store: Store) -> tuple[dict[str, Counts], Counts]:
         if r.status == "label" and aware(r.created_at) >= start:
             today[r.annotator].add(key)
     names = sorted({a for a, _ in seen})
-    per = {a: Counts(len(seen[(a, "label")]), len(today[a]), len(seen[(a, "skip")]), len(seen[(a, "flag")]))
-           for a in names}
-    team = Counts(sum(c.total for c in per.values()), sum(c.today for c in per.values()),
-                  sum(c.skipped for c in per.values()), sum(c.flagged for c in per.values()))
+    per = {
+        a: Counts(len(seen[(a, "label")]), len(today[a]), len(seen[(a, "skip")]), len(seen[(a, "flag")])) for a in names
+    }
+    team = Counts(
+        sum(c.total for c in per.values()),
+        sum(c.today for c in per.values()),
+        sum(c.skipped for c in per.values()),
+        sum(c.flagged for c in per.values()),
+    )
     return per, team
 
 
@@ -78,8 +90,7 @@ def agreement(store: Store, dimensions: list[str]) -> dict[str, Agreement]:
     return kappa_by_dimension(current_labels(store), dimensions)
 
 
-def decision_lines(decision: dict[str, Any] | None, spec: MigrationSpec,
-                   dimensions: list[str]) -> list[DecisionLine]:
+def decision_lines(decision: dict[str, Any] | None, spec: MigrationSpec, dimensions: list[str]) -> list[DecisionLine]:
     """One plain-words line per (candidate, dimension) from the assessment JSON."""
     if not decision:
         return []

@@ -33,9 +33,9 @@ _MAX_CLAIM_TRIES = 64
 class QueueState:
     """What the labels table and the leases say right now."""
 
-    labelled: Counter[TaskKey]             # distinct annotators with a verdict, per response
-    touched: dict[str, set[TaskKey]]       # responses each annotator labelled, skipped or flagged
-    held: dict[TaskKey, set[str]]          # annotators holding an unexpired lease, per response
+    labelled: Counter[TaskKey]  # distinct annotators with a verdict, per response
+    touched: dict[str, set[TaskKey]]  # responses each annotator labelled, skipped or flagged
+    held: dict[TaskKey, set[str]]  # annotators holding an unexpired lease, per response
 
     def remaining(self, task: Task) -> int:
         return max(0, task.needed - task.external - self.labelled[task.key])
@@ -44,10 +44,8 @@ class QueueState:
 def read_state(store: Store, at: datetime | None = None) -> QueueState:
     at = at or now()
     with store.engine.connect() as conn:
-        rows = conn.execute(select(labels.c.item, labels.c.model, labels.c.annotator, labels.c.status)
-                            .distinct()).all()
-        lease_rows = conn.execute(select(leases.c.item, leases.c.model, leases.c.annotator,
-                                         leases.c.expires_at)).all()
+        rows = conn.execute(select(labels.c.item, labels.c.model, labels.c.annotator, labels.c.status).distinct()).all()
+        lease_rows = conn.execute(select(leases.c.item, leases.c.model, leases.c.annotator, leases.c.expires_at)).all()
     givers: dict[TaskKey, set[str]] = defaultdict(set)
     touched: dict[str, set[TaskKey]] = defaultdict(set)
     for r in rows:
@@ -61,8 +59,9 @@ def read_state(store: Store, at: datetime | None = None) -> QueueState:
     return QueueState(Counter({k: len(v) for k, v in givers.items()}), touched, held)
 
 
-def order_key(task: Task, annotator: str, rank: dict[TaskKey, int], window: int,
-              state: QueueState) -> tuple[int, float, float]:
+def order_key(
+    task: Task, annotator: str, rank: dict[TaskKey, int], window: int, state: QueueState
+) -> tuple[int, float, float]:
     """Sort key: half-done double labels first, then value window, then a per-annotator shuffle."""
     started = 0 if state.labelled[task.key] > 0 else 1  # a second annotator's verdict feeds the kappa
     r = rank.get(task.key)
@@ -70,8 +69,9 @@ def order_key(task: Task, annotator: str, rank: dict[TaskKey, int], window: int,
     return (started, bucket, unit_hash(annotator, task.item, task.model))
 
 
-def candidates(catalogue: Catalogue, annotator: str, rank: dict[TaskKey, int], window: int,
-               state: QueueState) -> list[Task]:
+def candidates(
+    catalogue: Catalogue, annotator: str, rank: dict[TaskKey, int], window: int, state: QueueState
+) -> list[Task]:
     """Responses this annotator may take, best first."""
     mine = state.touched.get(annotator, set())
     out = []
@@ -95,10 +95,14 @@ def _still_open(conn: Connection, task: Task) -> bool:
     A submission writes its labels and drops its lease in one transaction, so a
     claim that got a free slot also sees the labels that freed it.
     """
-    givers = conn.execute(select(func.count(distinct(labels.c.annotator))).where(
-        labels.c.item == task.item, labels.c.model == task.model, labels.c.status == "label")).scalar_one()
-    holders = conn.execute(select(func.count()).select_from(leases).where(
-        leases.c.item == task.item, leases.c.model == task.model)).scalar_one()
+    givers = conn.execute(
+        select(func.count(distinct(labels.c.annotator))).where(
+            labels.c.item == task.item, labels.c.model == task.model, labels.c.status == "label"
+        )
+    ).scalar_one()
+    holders = conn.execute(
+        select(func.count()).select_from(leases).where(leases.c.item == task.item, leases.c.model == task.model)
+    ).scalar_one()
     return task.external + givers + holders <= task.needed
 
 
@@ -117,12 +121,10 @@ class Leases:
             if row is None:
                 return None
             task = catalogue.by_key.get((row.item, row.model))
-            if (task is None or aware(row.expires_at) <= at
-                    or task.key in state.touched.get(annotator, set())):
+            if task is None or aware(row.expires_at) <= at or task.key in state.touched.get(annotator, set()):
                 conn.execute(delete(leases).where(leases.c.annotator == annotator))
                 return None
-            conn.execute(update(leases).where(leases.c.annotator == annotator)
-                         .values(expires_at=at + self.lease))
+            conn.execute(update(leases).where(leases.c.annotator == annotator).values(expires_at=at + self.lease))
         return task
 
     def claim(self, annotator: str, ranked: list[Task]) -> Task | None:
@@ -130,14 +132,23 @@ class Leases:
         for task in ranked[:_MAX_CLAIM_TRIES]:
             at = now()
             with self.store.engine.begin() as conn:  # an expired lease frees its slot
-                conn.execute(delete(leases).where(and_(leases.c.item == task.item,
-                                                       leases.c.model == task.model,
-                                                       leases.c.expires_at <= at)))
+                conn.execute(
+                    delete(leases).where(
+                        and_(leases.c.item == task.item, leases.c.model == task.model, leases.c.expires_at <= at)
+                    )
+                )
             for slot in range(task.needed):
                 try:
                     with self.store.engine.begin() as conn:
-                        conn.execute(insert(leases).values(item=task.item, model=task.model, slot=slot,
-                                                           annotator=annotator, expires_at=at + self.lease))
+                        conn.execute(
+                            insert(leases).values(
+                                item=task.item,
+                                model=task.model,
+                                slot=slot,
+                                annotator=annotator,
+                                expires_at=at + self.lease,
+                            )
+                        )
                         if not _still_open(conn, task):
                             raise _Taken
                     return task

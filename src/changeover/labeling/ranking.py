@@ -35,8 +35,7 @@ class Snapshot:
     seconds: float = 0.0
 
 
-def rank_from_next_labels(next_labels: list[dict[str, Any]],
-                          dimensions: list[str] | None = None) -> dict[TaskKey, int]:
+def rank_from_next_labels(next_labels: list[dict[str, Any]], dimensions: list[str] | None = None) -> dict[TaskKey, int]:
     """(item, model) -> position of its most valuable label in ``next_labels`` (best first),
     counting only labels on ``dimensions`` (the ones annotators judge here)."""
     rank: dict[TaskKey, int] = {}

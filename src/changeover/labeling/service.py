@@ -29,17 +29,27 @@ from changeover.store.responses import current_labels, load_records
 from changeover.store.schema import labels
 
 
-def assess_snapshot(spec: MigrationSpec, cfg: LabelingConfig, records: list[Record],
-                    catalogue: Catalogue, dimensions: list[str]) -> Snapshot:
+def assess_snapshot(
+    spec: MigrationSpec, cfg: LabelingConfig, records: list[Record], catalogue: Catalogue, dimensions: list[str]
+) -> Snapshot:
     """Fit the assessment on the current records; the snapshot keeps any error for the progress page."""
     try:
         from changeover.assess import assess
     except ImportError:
-        return Snapshot(catalogue, error="the assessment core (changeover.assess) is not available; "
-                                         "the queue is in a random order per annotator")
+        return Snapshot(
+            catalogue,
+            error="the assessment core (changeover.assess) is not available; "
+            "the queue is in a random order per annotator",
+        )
     try:
-        result = assess(spec, records, seed=cfg.seed_for(spec),
-                        draws=cfg.assess_draws, chains=cfg.assess_chains, next_count=cfg.rank_depth)
+        result = assess(
+            spec,
+            records,
+            seed=cfg.seed_for(spec),
+            draws=cfg.assess_draws,
+            chains=cfg.assess_chains,
+            next_count=cfg.rank_depth,
+        )
     except ChangeoverError as exc:
         return Snapshot(catalogue, error=f"the assessment cannot run yet: {exc}")
     return Snapshot(catalogue, rank_from_next_labels(list(result.next_labels), dimensions), result.to_json())
@@ -62,9 +72,15 @@ class LabelingService:
 
     def _compute(self, full: bool) -> Snapshot:
         records = load_records(self.store, models=self.spec.models)
-        catalogue = Catalogue.build(records, self.spec.models, self.dimensions, self._secret,
-                                    self.cfg.double_label_share, self.cfg.seed_for(self.spec),
-                                    app_labels=current_labels(self.store))
+        catalogue = Catalogue.build(
+            records,
+            self.spec.models,
+            self.dimensions,
+            self._secret,
+            self.cfg.double_label_share,
+            self.cfg.seed_for(self.spec),
+            app_labels=current_labels(self.store),
+        )
         if not full:
             return Snapshot(catalogue)
         return assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
@@ -88,10 +104,12 @@ class LabelingService:
         cat = self.catalogue
         task = cat.by_key.get((item, model))
         if task is None:
-            what = (f"item {item!r} has no response from model {model!r}" if item in cat.items
-                    else f"unknown item {item!r}")
-            raise UnknownTaskError(f"{what}; label only imported responses of the spec's models "
-                                   f"({', '.join(self.spec.models)})")
+            what = (
+                f"item {item!r} has no response from model {model!r}" if item in cat.items else f"unknown item {item!r}"
+            )
+            raise UnknownTaskError(
+                f"{what}; label only imported responses of the spec's models ({', '.join(self.spec.models)})"
+            )
         return task
 
     def next_task(self, annotator: str) -> Task | None:
@@ -123,8 +141,12 @@ class LabelingService:
     def last_submission(self, annotator: str) -> tuple[Task, str, dict[str, int | None]] | None:
         """The annotator's latest app submission: (task, client_id, verdicts) — what 'undo' corrects."""
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(labels).where(labels.c.annotator == annotator, labels.c.source == "app")
-                               .order_by(labels.c.id.desc()).limit(1)).first()
+            row = conn.execute(
+                select(labels)
+                .where(labels.c.annotator == annotator, labels.c.source == "app")
+                .order_by(labels.c.id.desc())
+                .limit(1)
+            ).first()
             if row is None or not row.client_id or "/" not in row.client_id:
                 return None
             client_id = row.client_id.rsplit("/", 1)[0]
@@ -140,8 +162,7 @@ class LabelingService:
     def progress(self, annotator: str | None = None) -> dict[str, Any]:
         """Counts for one annotator (their own page) or, for the admin (None), the whole panel."""
         per, team = count_by_annotator(self.store)
-        out: dict[str, Any] = {"team": team.to_json(), "remaining": self.remaining(),
-                               "responses": len(self.catalogue)}
+        out: dict[str, Any] = {"team": team.to_json(), "remaining": self.remaining(), "responses": len(self.catalogue)}
         if annotator is not None:
             out["you"] = per.get(annotator, Counts()).to_json()
             return out
@@ -152,5 +173,8 @@ class LabelingService:
         out["decision"] = {
             "verdict": (snap.decision or {}).get("verdict"),
             "lines": [line.to_json() for line in decision_lines(snap.decision, self.spec, self.dimensions)],
-            "updated_at": snap.at.isoformat(), "error": snap.error, "ranked": len(snap.rank)}
+            "updated_at": snap.at.isoformat(),
+            "error": snap.error,
+            "ranked": len(snap.rank),
+        }
         return out

@@ -72,8 +72,10 @@ def parse_submission(body: Any, dimensions: list[str]) -> Submission:
         raise LabelRequestError("the body must be a JSON object with 'client_id' and 'verdicts'")
     client_id = body.get("client_id")
     if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
-        raise LabelRequestError("field 'client_id': give a client-generated id of 8-100 characters "
-                                "(letters, digits, '_.:-'), e.g. a UUID; resending it never stores twice")
+        raise LabelRequestError(
+            "field 'client_id': give a client-generated id of 8-100 characters "
+            "(letters, digits, '_.:-'), e.g. a UUID; resending it never stores twice"
+        )
     status = body.get("status", "label")
     if status not in STATUSES:
         raise LabelRequestError(f"field 'status': must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -83,16 +85,19 @@ def parse_submission(body: Any, dimensions: list[str]) -> Submission:
     verdicts: dict[str, int] = {}
     for dim, value in raw.items():
         if dim not in dimensions:
-            raise LabelRequestError(f"field 'verdicts.{dim}': unknown dimension; this app labels "
-                                    f"{', '.join(dimensions)}")
+            raise LabelRequestError(
+                f"field 'verdicts.{dim}': unknown dimension; this app labels {', '.join(dimensions)}"
+            )
         if isinstance(value, bool) or value not in (0, 1):
             raise LabelRequestError(f"field 'verdicts.{dim}': 1 (acceptable) or 0 (not), got {value!r}")
         verdicts[dim] = int(value)
     if status == "label":
         missing = [d for d in dimensions if d not in verdicts]
         if missing:
-            raise LabelRequestError(f"field 'verdicts': missing {', '.join(missing)}; give every dimension "
-                                    "a 1 or 0, or send status 'skip' or 'flag'")
+            raise LabelRequestError(
+                f"field 'verdicts': missing {', '.join(missing)}; give every dimension "
+                "a 1 or 0, or send status 'skip' or 'flag'"
+            )
     elif verdicts:
         raise LabelRequestError(f"field 'verdicts': a '{status}' carries no verdicts; leave it out")
     corrects = body.get("corrects")
@@ -114,33 +119,42 @@ def _existing(conn: Connection, client_id: str, dimensions: list[str]) -> list[A
 
 
 def _same(rows: list[Any], annotator: str, task: Task, sub: Submission) -> bool:
-    return all(r.annotator == annotator and r.item == task.item and r.model == task.model
-               and r.status == sub.status and r.value == sub.verdicts.get(r.dimension)
-               and r.note == sub.note for r in rows)
+    return all(
+        r.annotator == annotator
+        and r.item == task.item
+        and r.model == task.model
+        and r.status == sub.status
+        and r.value == sub.verdicts.get(r.dimension)
+        and r.note == sub.note
+        for r in rows
+    )
 
 
 def _duplicate(rows: list[Any], annotator: str, task: Task, sub: Submission) -> SubmitResult:
     if not _same(rows, annotator, task, sub):
-        raise ConflictError(f"client_id {sub.client_id!r} was already used for a different submission; "
-                            "generate a new id for every new submission")
+        raise ConflictError(
+            f"client_id {sub.client_id!r} was already used for a different submission; "
+            "generate a new id for every new submission"
+        )
     return SubmitResult(sub.client_id, {r.dimension: int(r.id) for r in rows}, duplicate=True)
 
 
-def _superseded(conn: Connection, annotator: str, task: Task, corrects: str,
-                dimensions: list[str]) -> dict[str, int]:
+def _superseded(conn: Connection, annotator: str, task: Task, corrects: str, dimensions: list[str]) -> dict[str, int]:
     rows = _existing(conn, corrects, dimensions)
     if not rows:
         raise UnknownTaskError(f"field 'corrects': no submission {corrects!r} to correct")
     if any(r.annotator != annotator for r in rows):
-        raise ForbiddenError(f"field 'corrects': submission {corrects!r} is another annotator's; "
-                             "you can only correct your own labels")
+        raise ForbiddenError(
+            f"field 'corrects': submission {corrects!r} is another annotator's; you can only correct your own labels"
+        )
     if any((r.item, r.model) != task.key for r in rows):
         raise LabelRequestError(f"field 'corrects': submission {corrects!r} is about another response")
     return {r.dimension: int(r.id) for r in rows}
 
 
-def submit(store: Store, annotator: str, task: Task, dimensions: list[str], sub: Submission,
-           source: str = "app") -> SubmitResult:
+def submit(
+    store: Store, annotator: str, task: Task, dimensions: list[str], sub: Submission, source: str = "app"
+) -> SubmitResult:
     """Store a submission (once), release the annotator's lease on the task, in one transaction."""
     for attempt in range(2):
         try:
@@ -148,19 +162,32 @@ def submit(store: Store, annotator: str, task: Task, dimensions: list[str], sub:
                 rows = _existing(conn, sub.client_id, dimensions)
                 if rows:
                     return _duplicate(rows, annotator, task, sub)
-                supersedes = (_superseded(conn, annotator, task, sub.corrects, dimensions)
-                              if sub.corrects else {})
+                supersedes = _superseded(conn, annotator, task, sub.corrects, dimensions) if sub.corrects else {}
                 at = now()
                 ids: dict[str, int] = {}
                 for dim in dimensions:
-                    result = conn.execute(insert(labels).values(
-                        item=task.item, model=task.model, dimension=dim, value=sub.verdicts.get(dim),
-                        annotator=annotator, created_at=at, client_id=row_client_id(sub.client_id, dim),
-                        supersedes=supersedes.get(dim), response_hash=task.response_hash,
-                        status=sub.status, source=source, note=sub.note))
+                    result = conn.execute(
+                        insert(labels).values(
+                            item=task.item,
+                            model=task.model,
+                            dimension=dim,
+                            value=sub.verdicts.get(dim),
+                            annotator=annotator,
+                            created_at=at,
+                            client_id=row_client_id(sub.client_id, dim),
+                            supersedes=supersedes.get(dim),
+                            response_hash=task.response_hash,
+                            status=sub.status,
+                            source=source,
+                            note=sub.note,
+                        )
+                    )
                     ids[dim] = int(result.inserted_primary_key[0])
-                conn.execute(delete(leases).where(leases.c.annotator == annotator,
-                                                  leases.c.item == task.item, leases.c.model == task.model))
+                conn.execute(
+                    delete(leases).where(
+                        leases.c.annotator == annotator, leases.c.item == task.item, leases.c.model == task.model
+                    )
+                )
                 return SubmitResult(sub.client_id, ids, duplicate=False)
         except IntegrityError:
             if attempt:  # pragma: no cover - a third party keeps colliding

@@ -14,18 +14,20 @@ from changeover.store import Store
 from changeover.store.schema import metadata
 
 annotators = Table(
-    "labeling_annotators", metadata,
+    "labeling_annotators",
+    metadata,
     Column("name", String(128), primary_key=True),
     Column("token", String(64), nullable=False, unique=True),
-    Column("role", String(16), nullable=False),          # annotator | admin
+    Column("role", String(16), nullable=False),  # annotator | admin
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 leases = Table(
-    "labeling_leases", metadata,
+    "labeling_leases",
+    metadata,
     Column("item", String(512), nullable=False),
     Column("model", String(256), nullable=False),
-    Column("slot", Integer, nullable=False),             # 0 .. needed-1
+    Column("slot", Integer, nullable=False),  # 0 .. needed-1
     Column("annotator", String(128), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("item", "model", "slot", name="uq_labeling_leases_slot"),
@@ -33,7 +35,8 @@ leases = Table(
 )
 
 settings = Table(
-    "labeling_settings", metadata,
+    "labeling_settings",
+    metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )

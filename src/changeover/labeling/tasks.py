@@ -45,8 +45,8 @@ class Task:
     response: str | None
     reference: str | None
     response_hash: str
-    external: int   # verdicts already carried by the imported record (fewest over the dimensions)
-    needed: int     # annotators wanted: 1, or 2 for the double-labelled share
+    external: int  # verdicts already carried by the imported record (fewest over the dimensions)
+    needed: int  # annotators wanted: 1, or 2 for the double-labelled share
 
     @property
     def key(self) -> TaskKey:
@@ -64,8 +64,11 @@ class Task:
             return [Message(str(m.get("role", "user")), _text(m["content"])) for m in raw]
         if isinstance(raw, dict) and isinstance(raw.get("messages"), list):
             out = [Message("system", str(raw["system"]))] if raw.get("system") else []
-            return out + [Message(str(m.get("role", "user")), _text(m.get("content", "")))
-                          for m in raw["messages"] if isinstance(m, dict)]
+            return out + [
+                Message(str(m.get("role", "user")), _text(m.get("content", "")))
+                for m in raw["messages"]
+                if isinstance(m, dict)
+            ]
         return [Message("user", self.prompt)]
 
 
@@ -87,9 +90,16 @@ class Catalogue:
         return len(self.by_key)
 
     @classmethod
-    def build(cls, records: Iterable[Record], models: list[str], dimensions: list[str], secret: str,
-              double_share: float, seed: object,
-              app_labels: dict[tuple[str, str, str], list[int]] | None = None) -> Catalogue:
+    def build(
+        cls,
+        records: Iterable[Record],
+        models: list[str],
+        dimensions: list[str],
+        secret: str,
+        double_share: float,
+        seed: object,
+        app_labels: dict[tuple[str, str, str], list[int]] | None = None,
+    ) -> Catalogue:
         """Tasks from stored records (the last stored response of each (item, model) wins).
 
         ``app_labels`` (``current_labels(store)``) are the verdicts ``load_records``
@@ -105,9 +115,21 @@ class Catalogue:
         tasks = []
         for (item, model), rec in latest.items():
             tid = hmac.new(secret.encode(), f"{item}\x00{model}".encode(), "sha256").hexdigest()[:20]
-            external = min((len(rec.labels.get(d, [])) - len(app_labels.get((item, model, d), []))
-                            for d in dimensions), default=0)
+            external = min(
+                (len(rec.labels.get(d, [])) - len(app_labels.get((item, model, d), [])) for d in dimensions), default=0
+            )
             needed = 2 if unit_hash("double", seed, item) < double_share else 1
-            tasks.append(Task(tid, item, model, rec.prompt, rec.response, rec.reference,
-                              response_hash(rec.response), external, needed))
+            tasks.append(
+                Task(
+                    tid,
+                    item,
+                    model,
+                    rec.prompt,
+                    rec.response,
+                    rec.reference,
+                    response_hash(rec.response),
+                    external,
+                    needed,
+                )
+            )
         return cls(tasks)

@@ -6,5 +6,18 @@ from changeover.prompts.registry import PromptsConfig, Registry, Rendered, load_
 from changeover.prompts.sampling import Sampled, sample_interactions
 from changeover.prompts.traffic import Interaction, read_interactions
 
-__all__ = ["Arm", "Interaction", "PromptsConfig", "Registry", "Rendered", "audit_registry", "count_tokens",
-           "load_registry", "plan_arms", "read_interactions", "sample_interactions", "spec_for_arms", "Sampled"]
+__all__ = [
+    "Arm",
+    "Interaction",
+    "PromptsConfig",
+    "Registry",
+    "Rendered",
+    "audit_registry",
+    "count_tokens",
+    "load_registry",
+    "plan_arms",
+    "read_interactions",
+    "sample_interactions",
+    "spec_for_arms",
+    "Sampled",
+]

@@ -18,13 +18,19 @@ from changeover.prompts.registry import Registry
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.U)
 HEAVY_FORMAT = {
     "JSON output": re.compile(r"\bjson\b", re.I),
-    "JSON schema": re.compile(r"\bschema\b|\"type\"\s*:\s*\"(object|array|string)\"|"
-                              r"\brequired\b.*\bfields?\b", re.I),
+    "JSON schema": re.compile(
+        r"\bschema\b|\"type\"\s*:\s*\"(object|array|string)\"|"
+        r"\brequired\b.*\bfields?\b",
+        re.I,
+    ),
     "extraction template": re.compile(r"\bextract\b|\bfill in\b|\{\{\s*\w+\s*\}\}|<\w+>\s*</\w+>", re.I),
     "tool use": re.compile(r"\btools?\b|\bfunction[ _]call|\bcall the\b.*\bfunction\b", re.I),
-    "strict format": re.compile(r"\brespond only\b|\bonly (return|output|answer)\b|\bexactly\b|"
-                                r"\bno (prose|explanation|markdown)\b|\bformat\s*:|\byaml\b|\bcsv\b|"
-                                r"\bxml\b|markdown table", re.I),
+    "strict format": re.compile(
+        r"\brespond only\b|\bonly (return|output|answer)\b|\bexactly\b|"
+        r"\bno (prose|explanation|markdown)\b|\bformat\s*:|\byaml\b|\bcsv\b|"
+        r"\bxml\b|markdown table",
+        re.I,
+    ),
 }
 
 
@@ -58,8 +64,16 @@ def audit_registry(registry: Registry) -> list[VariantAudit]:
                 heavy.append("tool use")
             if "response_format" in variant.params and "JSON output" not in heavy:
                 heavy.append("JSON output")
-            rows.append(VariantAudit(prompt.id, name, str(variant.version),
-                                     count_tokens(text) + count_tokens(extra), heavy, prompt.description))
+            rows.append(
+                VariantAudit(
+                    prompt.id,
+                    name,
+                    str(variant.version),
+                    count_tokens(text) + count_tokens(extra),
+                    heavy,
+                    prompt.description,
+                )
+            )
     heavy_prompts = {r.prompt for r in rows if r.heavy}
     rows.sort(key=lambda r: (r.prompt not in heavy_prompts, r.prompt, r.variant != "default", r.variant))
     return rows

@@ -60,8 +60,9 @@ class Prompt(BaseModel):
             return DEFAULT, self.variants[DEFAULT]
         if len(self.variants) == 1:
             return next(iter(self.variants.items()))
-        raise SpecError(f"{self.path}: prompt '{self.id}' has no variant for '{model}' and no 'default'; "
-                        f"add one under variants:")
+        raise SpecError(
+            f"{self.path}: prompt '{self.id}' has no variant for '{model}' and no 'default'; add one under variants:"
+        )
 
 
 class PromptsConfig(BaseModel):
@@ -110,8 +111,11 @@ def load_prompt(path: Path) -> Prompt:
         for err in exc.errors():
             loc = tuple(err["loc"])
             field = ".".join(str(p) for p in loc)
-            msg = "is required but missing" if err["type"] == "missing" else (
-                "is not a known key (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"])
+            msg = (
+                "is required but missing"
+                if err["type"] == "missing"
+                else ("is not a known key (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"])
+            )
             lines.append(f"{path}:{_line_of(node, loc) or 1}: field '{field}' {msg}")
         raise SpecError("\n".join(lines)) from None
     prompt.path = path
@@ -146,12 +150,16 @@ class Registry:
         """The interaction as sent to a model, with the variant meant for ``prompt_for``."""
         if interaction.prompt_id is None or interaction.prompt_id not in self.prompts:
             if interaction.prompt_id is not None and self.prompts:
-                raise RecordsError(f"{interaction.source}: field 'prompt_id': no prompt "
-                                   f"'{interaction.prompt_id}' in the registry {self.folder}; "
-                                   f"known: {', '.join(sorted(self.prompts))}")
+                raise RecordsError(
+                    f"{interaction.source}: field 'prompt_id': no prompt "
+                    f"'{interaction.prompt_id}' in the registry {self.folder}; "
+                    f"known: {', '.join(sorted(self.prompts))}"
+                )
             if not interaction.messages:
-                raise RecordsError(f"{interaction.source}: the line has no 'messages' or 'prompt' and its "
-                                   "prompt_id has no template in the registry")
+                raise RecordsError(
+                    f"{interaction.source}: the line has no 'messages' or 'prompt' and its "
+                    "prompt_id has no template in the registry"
+                )
             return Rendered(interaction.messages, interaction.params, interaction.tools, "logged")
         prompt = self.prompts[interaction.prompt_id]
         name, variant = prompt.variant_for(prompt_for)
@@ -162,9 +170,11 @@ class Registry:
             except KeyError as exc:
                 if not str(exc.args[0]).isidentifier():  # '{"answer": ...}': literal JSON, not a variable
                     raise _template_error(prompt, name, f"no variable {exc}") from None
-                raise RecordsError(f"{interaction.source}: field 'variables' has no {exc} needed by the "
-                                   f"template of prompt '{prompt.id}' variant '{name}' "
-                                   f"({prompt.path})") from None
+                raise RecordsError(
+                    f"{interaction.source}: field 'variables' has no {exc} needed by the "
+                    f"template of prompt '{prompt.id}' variant '{name}' "
+                    f"({prompt.path})"
+                ) from None
             except (ValueError, IndexError, AttributeError) as exc:  # a lone brace, {0}, {x.y}
                 raise _template_error(prompt, name, str(exc)) from None
             last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
@@ -178,13 +188,14 @@ class Registry:
         if not any(m.get("role") == "user" for m in messages):
             raise RecordsError(f"{interaction.source}: no user message after rendering prompt '{prompt.id}'")
         params = {**interaction.params, **variant.params}
-        return Rendered(messages, params, variant.tools or interaction.tools,
-                        f"{prompt.id}@{name}:v{variant.version}")
+        return Rendered(messages, params, variant.tools or interaction.tools, f"{prompt.id}@{name}:v{variant.version}")
 
 
 def _template_error(prompt: Prompt, variant: str, why: str) -> SpecError:
-    return SpecError(f"{prompt.path}: field 'variants.{variant}.template' cannot be filled in ({why}); write "
-                     "literal braces as '{{' and '}}', and variables as {name}")
+    return SpecError(
+        f"{prompt.path}: field 'variants.{variant}.template' cannot be filled in ({why}); write "
+        "literal braces as '{{' and '}}', and variables as {name}"
+    )
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,15 @@ def check_segments(interactions: list[Interaction], segment_by: list[str]) -> No
     for inter in interactions:
         missing = [k for k in segment_by if not inter.segment.get(k)]
         if missing:
-            raise RecordsError(f"{inter.source}: field 'segment.{missing[0]}' is missing; the spec splits "
-                               f"by {segment_by} (segment_by), so every interaction needs them")
+            raise RecordsError(
+                f"{inter.source}: field 'segment.{missing[0]}' is missing; the spec splits "
+                f"by {segment_by} (segment_by), so every interaction needs them"
+            )
 
 
-def sample_interactions(interactions: list[Interaction], segment_by: list[str], n: int | None,
-                        seed: int, min_per_segment: int = 5) -> list[Sampled]:
+def sample_interactions(
+    interactions: list[Interaction], segment_by: list[str], n: int | None, seed: int, min_per_segment: int = 5
+) -> list[Sampled]:
     """Stratified sample by segment: square-root allocation with a floor per segment.
 
     Proportional allocation would drown rare segments (a 1% segment gets 20 of
@@ -54,8 +57,13 @@ def sample_interactions(interactions: list[Interaction], segment_by: list[str], 
         scale = n / sum(roots.values())
         ideal = {h: roots[h] * scale for h in strata}
         take = {h: min(len(strata[h]), max(min_per_segment, round(ideal[h]))) for h in strata}
-        _fit_to(take, n, ideal, floor={h: min(len(strata[h]), min_per_segment) for h in strata},
-                cap={h: len(strata[h]) for h in strata})
+        _fit_to(
+            take,
+            n,
+            ideal,
+            floor={h: min(len(strata[h]), min_per_segment) for h in strata},
+            cap={h: len(strata[h]) for h in strata},
+        )
     rng = random.Random(seed)
     out: list[Sampled] = []
     for h in sorted(strata):
@@ -66,8 +74,7 @@ def sample_interactions(interactions: list[Interaction], segment_by: list[str], 
     return out
 
 
-def _fit_to(take: dict[str, int], n: int, ideal: dict[str, float], floor: dict[str, int],
-            cap: dict[str, int]) -> None:
+def _fit_to(take: dict[str, int], n: int, ideal: dict[str, float], floor: dict[str, int], cap: dict[str, int]) -> None:
     """Bring the allocation's sum to ``n`` (rounding and floors move it either way)."""
     while sum(take.values()) > n:
         h = max((h for h in take if take[h] > floor[h]), key=lambda h: take[h] - ideal[h], default=None)

@@ -98,7 +98,7 @@ class Interaction:
     reference: str | None = None
     expect_refusal: bool | None = None
     weight: float | None = None
-    source: str = ""                       # file:line, for messages
+    source: str = ""  # file:line, for messages
 
     @property
     def prompt_text(self) -> str:
@@ -128,8 +128,19 @@ def interaction_from_row(row: dict[str, Any], loc: str) -> Interaction:
         messages = [{"role": "user", "content": parsed.prompt}]
     else:
         messages = []  # rendered from the registry template
-    return Interaction(parsed.item, messages, parsed.segment, parsed.tools, parsed.params, parsed.prompt_id,
-                       parsed.variables, parsed.reference, parsed.expect_refusal, parsed.weight, loc)
+    return Interaction(
+        parsed.item,
+        messages,
+        parsed.segment,
+        parsed.tools,
+        parsed.params,
+        parsed.prompt_id,
+        parsed.variables,
+        parsed.reference,
+        parsed.expect_refusal,
+        parsed.weight,
+        loc,
+    )
 
 
 def read_interactions(path: str | Path) -> list[Interaction]:
@@ -143,8 +154,10 @@ def read_interactions(path: str | Path) -> list[Interaction]:
             raise RecordsError(f"{loc}: a line must be a JSON object, got {type(row).__name__}")
         interaction = interaction_from_row(row, loc)
         if interaction.item in seen:
-            raise RecordsError(f"{loc}: field 'item': '{interaction.item}' is already used at "
-                               f"{seen[interaction.item]}; give every interaction its own id")
+            raise RecordsError(
+                f"{loc}: field 'item': '{interaction.item}' is already used at "
+                f"{seen[interaction.item]}; give every interaction its own id"
+            )
         seen[interaction.item] = loc
         out.append(interaction)
     if not out:

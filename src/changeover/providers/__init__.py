@@ -11,6 +11,20 @@ from changeover.providers.client import ModelClient
 from changeover.providers.config import ModelConfig, ModelsSection, Price, PricingSection
 from changeover.providers.factory import build_clients, build_provider, model_configs
 
-__all__ = ["CachedCaller", "CallCache", "CallFailed", "ChatRequest", "Completion", "ModelClient",
-           "ModelConfig", "ModelsSection", "Price", "PricingSection", "Provider", "build_clients",
-           "build_provider", "call_key", "model_configs"]
+__all__ = [
+    "CachedCaller",
+    "CallCache",
+    "CallFailed",
+    "ChatRequest",
+    "Completion",
+    "ModelClient",
+    "ModelConfig",
+    "ModelsSection",
+    "Price",
+    "PricingSection",
+    "Provider",
+    "build_clients",
+    "build_provider",
+    "call_key",
+    "model_configs",
+]

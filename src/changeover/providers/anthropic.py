@@ -16,10 +16,16 @@ _PARAMS = {"max_tokens", "temperature", "top_p", "top_k", "metadata"}
 def to_anthropic(model: str, request: ChatRequest) -> dict[str, Any]:
     """OpenAI-style messages -> an Anthropic messages body (system text pulled out)."""
     system = [str(m.get("content") or "") for m in request.messages if m.get("role") == "system"]
-    messages = [{"role": m["role"], "content": m.get("content") or ""}
-                for m in request.messages if m.get("role") in ("user", "assistant")]
-    body: dict[str, Any] = {"model": model, "messages": messages,
-                            **{k: v for k, v in request.params.items() if k in _PARAMS}}
+    messages = [
+        {"role": m["role"], "content": m.get("content") or ""}
+        for m in request.messages
+        if m.get("role") in ("user", "assistant")
+    ]
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        **{k: v for k, v in request.params.items() if k in _PARAMS},
+    }
     body.setdefault("max_tokens", int(request.params.get("max_completion_tokens") or 1024))
     if "stop" in request.params:
         stop = request.params["stop"]
@@ -28,17 +34,29 @@ def to_anthropic(model: str, request: ChatRequest) -> dict[str, Any]:
         body["system"] = "\n\n".join(system)
     if request.tools:
         body["tools"] = [
-            {"name": t["function"]["name"], "description": t["function"].get("description", ""),
-             "input_schema": t["function"].get("parameters", {"type": "object"})}
-            if "function" in t else t for t in request.tools]
+            {
+                "name": t["function"]["name"],
+                "description": t["function"].get("description", ""),
+                "input_schema": t["function"].get("parameters", {"type": "object"}),
+            }
+            if "function" in t
+            else t
+            for t in request.tools
+        ]
     return body
 
 
 class AnthropicProvider:
     """``POST {base_url}/messages`` with the key in ``x-api-key``."""
 
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, timeout_s: float = 60.0):
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+    ):
         self.model = model
         headers = {"anthropic-version": API_VERSION}
         if api_key:
@@ -51,14 +69,21 @@ class AnthropicProvider:
         if not isinstance(content, list):
             raise CallFailed("malformed response body (no 'content')", retryable=True)
         text = "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-        tools = [{"type": "function", "id": b.get("id"),
-                  "function": {"name": b.get("name"), "arguments": b.get("input")}}
-                 for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
+        tools = [
+            {"type": "function", "id": b.get("id"), "function": {"name": b.get("name"), "arguments": b.get("input")}}
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "tool_use"
+        ]
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         stop = data.get("stop_reason")
-        return Completion(text=text, finish_reason=_FINISH.get(stop, stop),
-                          tokens_in=usage.get("input_tokens"), tokens_out=usage.get("output_tokens"),
-                          latency_ms=latency_ms, tool_calls=tools or None)
+        return Completion(
+            text=text,
+            finish_reason=_FINISH.get(stop, stop),
+            tokens_in=usage.get("input_tokens"),
+            tokens_out=usage.get("output_tokens"),
+            latency_ms=latency_ms,
+            tool_calls=tools or None,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

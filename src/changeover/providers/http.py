@@ -51,11 +51,16 @@ class ClientPool:
         per = max(1, -(-concurrency // shards))
         limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
         timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
-        self._shards = [httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", headers=headers, limits=limits,
-                                          timeout=timeout, verify=_tls()) for _ in range(shards)]
+        self._shards = [
+            httpx.AsyncClient(
+                base_url=base_url.rstrip("/") + "/", headers=headers, limits=limits, timeout=timeout, verify=_tls()
+            )
+            for _ in range(shards)
+        ]
         self._busy = [0] * shards
-        self.secrets = [v.removeprefix("Bearer ").strip() for k, v in headers.items()
-                        if k.lower() in _SECRET_HEADERS and v.strip()]
+        self.secrets = [
+            v.removeprefix("Bearer ").strip() for k, v in headers.items() if k.lower() in _SECRET_HEADERS and v.strip()
+        ]
 
     @contextlib.contextmanager
     def _shard(self) -> Iterator[httpx.AsyncClient]:
@@ -105,9 +110,12 @@ def _server_message(resp: httpx.Response) -> str:
 
 
 def _failed(resp: httpx.Response, secrets: list[str]) -> CallFailed:
-    return CallFailed(f"HTTP {resp.status_code}: {redact(_server_message(resp), secrets)}",
-                      retryable=resp.status_code in RETRYABLE_STATUS, status=resp.status_code,
-                      retry_after=retry_after_seconds(resp.headers.get("retry-after")))
+    return CallFailed(
+        f"HTTP {resp.status_code}: {redact(_server_message(resp), secrets)}",
+        retryable=resp.status_code in RETRYABLE_STATUS,
+        status=resp.status_code,
+        retry_after=retry_after_seconds(resp.headers.get("retry-after")),
+    )
 
 
 @contextlib.contextmanager
@@ -120,8 +128,7 @@ def _transport_errors() -> Iterator[None]:
         raise CallFailed(f"connection failed ({type(exc).__name__})", retryable=True) from None
 
 
-async def post_json(client: ClientPool, path: str,
-                    body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+async def post_json(client: ClientPool, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
     """POST ``body``; returns (parsed JSON, latency in ms) or raises CallFailed."""
     start = time.perf_counter()
     with _transport_errors():
@@ -132,15 +139,19 @@ async def post_json(client: ClientPool, path: str,
     try:
         data = resp.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CallFailed(f"malformed response body (not JSON): {redact(resp.text[:80], client.secrets)!r}",
-                         retryable=True, status=resp.status_code) from None
+        raise CallFailed(
+            f"malformed response body (not JSON): {redact(resp.text[:80], client.secrets)!r}",
+            retryable=True,
+            status=resp.status_code,
+        ) from None
     if not isinstance(data, dict):
         raise CallFailed("malformed response body (not a JSON object)", retryable=True)
     return data, latency_ms
 
 
-async def post_sse(client: ClientPool, path: str,
-                   body: dict[str, Any]) -> tuple[list[dict[str, Any]], float, float | None]:
+async def post_sse(
+    client: ClientPool, path: str, body: dict[str, Any]
+) -> tuple[list[dict[str, Any]], float, float | None]:
     """POST a streaming request; returns (events, latency ms, time to first content ms).
 
     A stream that breaks off, carries an unparseable event or ends without
@@ -167,10 +178,10 @@ async def post_sse(client: ClientPool, path: str,
                 except json.JSONDecodeError:
                     event = None
                 if not isinstance(event, dict):
-                    raise CallFailed(f"malformed stream event: {redact(data[:60], client.secrets)!r}",
-                                     retryable=True)
-                if first is None and any((c.get("delta") or {}).get("content")
-                                         for c in event.get("choices") or [] if isinstance(c, dict)):
+                    raise CallFailed(f"malformed stream event: {redact(data[:60], client.secrets)!r}", retryable=True)
+                if first is None and any(
+                    (c.get("delta") or {}).get("content") for c in event.get("choices") or [] if isinstance(c, dict)
+                ):
                     first = (time.perf_counter() - start) * 1000.0
                 events.append(event)
     if not done:

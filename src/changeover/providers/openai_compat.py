@@ -18,8 +18,16 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 class OpenAIProvider:
     """``POST {base_url}/chat/completions`` with httpx; one call per ``complete``."""
 
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, timeout_s: float = 60.0, api: str = "chat", stream: bool = False):
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+        api: str = "chat",
+        stream: bool = False,
+    ):
         self.model = model
         self.api = api
         self.stream = stream
@@ -36,8 +44,12 @@ class OpenAIProvider:
 
     async def complete(self, request: ChatRequest) -> Completion:
         if self.api == "completions":
-            body = {"model": self.model, "prompt": transcript(request.messages),
-                    "stop": ["\nUser:", "\nSystem:"], **request.params}
+            body = {
+                "model": self.model,
+                "prompt": transcript(request.messages),
+                "stop": ["\nUser:", "\nSystem:"],
+                **request.params,
+            }
             body.pop("stream", None)
             data, latency_ms = await post_json(self._client, "completions", body)
             return parse_text_completion(data, latency_ms)
@@ -52,8 +64,7 @@ class OpenAIProvider:
         await self._client.aclose()
 
 
-_SPEAKER = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant",
-            "tool": "Tool"}
+_SPEAKER = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 
 
 def transcript(messages: list[dict[str, Any]]) -> str:
@@ -69,9 +80,13 @@ def parse_text_completion(data: dict[str, Any], latency_ms: float) -> Completion
         raise CallFailed("malformed response body (no 'choices')", retryable=True)
     usage = _mapping(data.get("usage"))
     text = choices[0].get("text")
-    return Completion(text=text.strip() if isinstance(text, str) else None,
-                      finish_reason=choices[0].get("finish_reason"), tokens_in=usage.get("prompt_tokens"),
-                      tokens_out=usage.get("completion_tokens"), latency_ms=latency_ms)
+    return Completion(
+        text=text.strip() if isinstance(text, str) else None,
+        finish_reason=choices[0].get("finish_reason"),
+        tokens_in=usage.get("prompt_tokens"),
+        tokens_out=usage.get("completion_tokens"),
+        latency_ms=latency_ms,
+    )
 
 
 def parse_chat_completion(data: dict[str, Any], latency_ms: float) -> Completion:
@@ -108,8 +123,14 @@ def parse_chat_stream(events: list[dict[str, Any]], latency_ms: float, ttft_ms: 
         usage = _mapping(event.get("usage")) or usage
     if not events:
         raise CallFailed("malformed stream (no events)", retryable=True)
-    return Completion(text="".join(parts), finish_reason=finish, tokens_in=usage.get("prompt_tokens"),
-                      tokens_out=usage.get("completion_tokens"), latency_ms=latency_ms, ttft_ms=ttft_ms)
+    return Completion(
+        text="".join(parts),
+        finish_reason=finish,
+        tokens_in=usage.get("prompt_tokens"),
+        tokens_out=usage.get("completion_tokens"),
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+    )
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -22,8 +22,10 @@ class ReplayProvider:
         self._answers = {r.item: r for r in rows if r.model == model}
         if not self._answers:
             models = sorted({r.model for r in rows})
-            raise ProviderError(f"{records if isinstance(records, (str, Path)) else 'records'}: no responses "
-                                f"of model '{model}' to replay; models there: {', '.join(models[:10])}")
+            raise ProviderError(
+                f"{records if isinstance(records, (str, Path)) else 'records'}: no responses "
+                f"of model '{model}' to replay; models there: {', '.join(models[:10])}"
+            )
 
     @property
     def items(self) -> set[str]:
@@ -32,11 +34,15 @@ class ReplayProvider:
     async def complete(self, request: ChatRequest) -> Completion:
         rec = self._answers.get(request.item or "")
         if rec is None:
-            raise CallFailed(f"no recorded response of '{self.model}' for item '{request.item}'",
-                             retryable=False)
-        return Completion(text=rec.response, finish_reason=rec.extra.get("finish_reason", "stop"),
-                          tokens_in=_int(rec.tokens_in), tokens_out=_int(rec.tokens_out),
-                          latency_ms=rec.latency_ms, error=rec.error)
+            raise CallFailed(f"no recorded response of '{self.model}' for item '{request.item}'", retryable=False)
+        return Completion(
+            text=rec.response,
+            finish_reason=rec.extra.get("finish_reason", "stop"),
+            tokens_in=_int(rec.tokens_in),
+            tokens_out=_int(rec.tokens_out),
+            latency_ms=rec.latency_ms,
+            error=rec.error,
+        )
 
     async def aclose(self) -> None:
         return None

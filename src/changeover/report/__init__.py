@@ -12,5 +12,14 @@ from changeover.report.rollout import RolloutTimeline
 from changeover.report.shadow import ShadowStats
 from changeover.report.write import ReportError, write_report
 
-__all__ = ["EmbeddingStats", "LabelStats", "Report", "ReportError", "ReportInputs", "RolloutTimeline",
-           "ShadowStats", "build_report", "write_report"]
+__all__ = [
+    "EmbeddingStats",
+    "LabelStats",
+    "Report",
+    "ReportError",
+    "ReportInputs",
+    "RolloutTimeline",
+    "ShadowStats",
+    "build_report",
+    "write_report",
+]

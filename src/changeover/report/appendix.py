@@ -74,8 +74,7 @@ def records_digest(records: list[Record]) -> tuple[list[dict[str, Any]], str]:
     for model in sorted(by_model):
         digest = hashlib.sha256("\n".join(sorted(by_model[model])).encode()).hexdigest()
         everything.update(f"{model}:{digest}\n".encode())
-        rows.append({"model": model, "records": len(by_model[model]), "labels": labels[model],
-                     "sha256": digest})
+        rows.append({"model": model, "records": len(by_model[model]), "labels": labels[model], "sha256": digest})
     return rows, everything.hexdigest()
 
 
@@ -100,8 +99,11 @@ def versions() -> list[tuple[str, str]]:
 def seeds(spec: MigrationSpec, result: dict[str, Any], assessment: object | None) -> list[tuple[str, str]]:
     """The spec's seed and whatever sampler settings the assessment reports."""
     out = [("spec seed", str(spec.seed)), ("confidence", f"{spec.confidence:g}")]
-    for source in (result, result.get("sampler") if isinstance(result.get("sampler"), dict) else {},
-                   result.get("diagnostics") or {}):
+    for source in (
+        result,
+        result.get("sampler") if isinstance(result.get("sampler"), dict) else {},
+        result.get("diagnostics") or {},
+    ):
         for key in SAMPLER_KEYS:
             if key in source and not isinstance(source[key], dict):
                 out.append((f"assessment {key}", str(source[key])))
@@ -116,9 +118,19 @@ def seeds(spec: MigrationSpec, result: dict[str, Any], assessment: object | None
     return out
 
 
-def appendix(spec: MigrationSpec, records: list[Record], result: dict[str, Any], assessment: object | None,
-             files: list[Path] | None = None) -> Appendix:
+def appendix(
+    spec: MigrationSpec,
+    records: list[Record],
+    result: dict[str, Any],
+    assessment: object | None,
+    files: list[Path] | None = None,
+) -> Appendix:
     rows, digest = records_digest(records)
-    return Appendix(spec_text(spec), rows, digest,
-                    [{"path": str(p), "sha256": file_sha256(p)} for p in (files or []) if p.is_file()],
-                    versions(), seeds(spec, result, assessment))
+    return Appendix(
+        spec_text(spec),
+        rows,
+        digest,
+        [{"path": str(p), "sha256": file_sha256(p)} for p in (files or []) if p.is_file()],
+        versions(),
+        seeds(spec, result, assessment),
+    )

@@ -49,20 +49,36 @@ class Report:
         return render_html(self)
 
     def markdown(self, report_name: str | None = None) -> str:
-        return summary_markdown(self.result, self.spec, self.verdict, self.inputs.labels, report_name,
-                                self.config.markdown_segments)
+        return summary_markdown(
+            self.result, self.spec, self.verdict, self.inputs.labels, report_name, self.config.markdown_segments
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Issue 2's JSON plus what the report adds (reasons, labels, optional sections, appendix)."""
         sections = {name: _plain(value) for name, value in vars_of(self.inputs).items()}
-        return {**self.result, "report": {
-            "title": self.title, "generated_at": self.generated_at, "headline": self.verdict.headline,
-            "reasons": {c.name: {"summary": c.summary, "reasons": c.reasons}
-                        for c in self.verdict.candidates},
-            "judge": {j.dimension: {m.model: {"passes_bad": m.passes_bad, "fails_good": m.fails_good,
-                                              "confusion": m.confusion.tolist(), "labelled": m.labelled}
-                                    for m in j.models} for j in self.judges},
-            **sections, "appendix": _plain(self.appendix)}}
+        return {
+            **self.result,
+            "report": {
+                "title": self.title,
+                "generated_at": self.generated_at,
+                "headline": self.verdict.headline,
+                "reasons": {c.name: {"summary": c.summary, "reasons": c.reasons} for c in self.verdict.candidates},
+                "judge": {
+                    j.dimension: {
+                        m.model: {
+                            "passes_bad": m.passes_bad,
+                            "fails_good": m.fails_good,
+                            "confusion": m.confusion.tolist(),
+                            "labelled": m.labelled,
+                        }
+                        for m in j.models
+                    }
+                    for j in self.judges
+                },
+                **sections,
+                "appendix": _plain(self.appendix),
+            },
+        }
 
 
 def _plain(value: Any) -> Any:
@@ -70,14 +86,21 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not f.name.endswith("_svg")}
+        return {
+            f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.endswith("_svg")
+        }
     if isinstance(value, np.ndarray):
         if value.size == 0:
             return None
         q = np.percentile(value, [5, 50, 95, 99])
-        return {"n": int(value.size), "mean": float(value.mean()), "p5": float(q[0]), "p50": float(q[1]),
-                "p95": float(q[2]), "p99": float(q[3])}
+        return {
+            "n": int(value.size),
+            "mean": float(value.mean()),
+            "p5": float(q[0]),
+            "p50": float(q[1]),
+            "p95": float(q[2]),
+            "p99": float(q[3]),
+        }
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -95,14 +118,22 @@ def check_result(result: Any) -> dict[str, Any]:
         raise DataError("the assessment has no JSON form (to_json() did not return a mapping)")
     missing = [k for k in REQUIRED_KEYS if k not in result]
     if missing:
-        raise DataError(f"the assessment JSON lacks {', '.join(repr(k) for k in missing)}; "
-                        "re-run `changeover assess` with this version of changeover")
+        raise DataError(
+            f"the assessment JSON lacks {', '.join(repr(k) for k in missing)}; "
+            "re-run `changeover assess` with this version of changeover"
+        )
     return result
 
 
-def build_report(assessment: AssessmentLike, spec: MigrationSpec, records: list[Record] | None = None, *,
-                 store: Store | None = None, inputs: ReportInputs | None = None,
-                 files: list[Path] | None = None) -> Report:
+def build_report(
+    assessment: AssessmentLike,
+    spec: MigrationSpec,
+    records: list[Record] | None = None,
+    *,
+    store: Store | None = None,
+    inputs: ReportInputs | None = None,
+    files: list[Path] | None = None,
+) -> Report:
     """Everything the report shows, computed once. ``records`` default to the assessment's
     own (``assessment.records``) or to the store's."""
     config = spec.section("report", ReportConfig) or ReportConfig()
@@ -111,11 +142,13 @@ def build_report(assessment: AssessmentLike, spec: MigrationSpec, records: list[
         records = getattr(assessment, "records", None)
     if records is None and store is not None:
         from changeover.store.responses import load_records
+
         records = load_records(store, spec.models)
     records = list(records or [])
     pairs = getattr(assessment, "pairs", None) or {}
     return Report(
-        spec=spec, config=config,
+        spec=spec,
+        config=config,
         title=config.title or f"Replacing {spec.incumbent}",
         result=result,
         verdict=verdict_text(result, spec),

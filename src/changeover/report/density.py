@@ -15,7 +15,7 @@ def silverman_bandwidth(draws: np.ndarray) -> float:
     std = float(np.std(draws))
     q75, q25 = np.percentile(draws, [75, 25])
     spread = min(std, float(q75 - q25) / 1.34) or std
-    return 0.9 * spread * n ** -0.2 if spread > 0 else 0.0
+    return 0.9 * spread * n**-0.2 if spread > 0 else 0.0
 
 
 def kde(draws: np.ndarray, lo: float, hi: float, points: int = 256) -> tuple[np.ndarray, np.ndarray]:

@@ -25,13 +25,13 @@ PRESERVES, INVESTIGATE = 0.8, 0.7  # the embedding feature's default thresholds
 class EmbeddingStats:
     """Section input for the embedding migration."""
 
-    overlap: np.ndarray                          # top-k overlap per query, in [0, 1]
+    overlap: np.ndarray  # top-k overlap per query, in [0, 1]
     k: int = 10
     old_model: str | None = None
     new_model: str | None = None
-    worst: list[dict[str, Any]] = field(default_factory=list)     # {"query", "overlap"}
-    adapter: list[dict[str, Any]] = field(default_factory=list)   # rows: {"method", metric: value, ...}
-    verdict_text: str | None = None              # the feature's own verdict, when given
+    worst: list[dict[str, Any]] = field(default_factory=list)  # {"query", "overlap"}
+    adapter: list[dict[str, Any]] = field(default_factory=list)  # rows: {"method", metric: value, ...}
+    verdict_text: str | None = None  # the feature's own verdict, when given
 
     @property
     def mean_overlap(self) -> float:
@@ -66,8 +66,11 @@ def _overlap_values(data: dict[str, Any], k: int) -> np.ndarray:
 
 
 def _quality_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"method": name, **metrics} for name, metrics in (data.get("quality") or {}).items()
-            if isinstance(metrics, dict)]
+    return [
+        {"method": name, **metrics}
+        for name, metrics in (data.get("quality") or {}).items()
+        if isinstance(metrics, dict)
+    ]
 
 
 def from_comparison(data: dict[str, Any]) -> EmbeddingStats | None:
@@ -76,9 +79,15 @@ def from_comparison(data: dict[str, Any]) -> EmbeddingStats | None:
     overlap = _overlap_values(data, k)
     if overlap.size == 0:
         return None
-    return EmbeddingStats(overlap, k, data.get("old") or data.get("old_model"),
-                          data.get("new") or data.get("new_model"), list(data.get("worst") or []),
-                          _quality_rows(data) or list(data.get("adapter_rows") or []), data.get("verdict"))
+    return EmbeddingStats(
+        overlap,
+        k,
+        data.get("old") or data.get("old_model"),
+        data.get("new") or data.get("new_model"),
+        list(data.get("worst") or []),
+        _quality_rows(data) or list(data.get("adapter_rows") or []),
+        data.get("verdict"),
+    )
 
 
 def embedding_stats(events: Iterable[Event]) -> EmbeddingStats | None:
@@ -92,8 +101,12 @@ def embedding_stats(events: Iterable[Event]) -> EmbeddingStats | None:
         if "overlap" in p or "histogram" in p:
             stats = from_comparison(p) or stats
         if e.kind == "embeddings.adapter.fitted":
-            fitted.append({"method": f"adapter: {p.get('form', '?')}",
-                           **{k: v for k, v in p.items() if isinstance(v, (int, float)) and k != "id"}})
+            fitted.append(
+                {
+                    "method": f"adapter: {p.get('form', '?')}",
+                    **{k: v for k, v in p.items() if isinstance(v, (int, float)) and k != "id"},
+                }
+            )
     if stats is not None and fitted and not stats.adapter:
         stats.adapter = fitted
     return stats

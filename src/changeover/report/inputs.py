@@ -32,8 +32,14 @@ class ReportInputs:
     embeddings: EmbeddingStats | None = None
 
 
-def collect_inputs(records: list[Record], spec: MigrationSpec, result: dict[str, Any], config: ReportConfig,
-                   store: Store | None = None, given: ReportInputs | None = None) -> ReportInputs:
+def collect_inputs(
+    records: list[Record],
+    spec: MigrationSpec,
+    result: dict[str, Any],
+    config: ReportConfig,
+    store: Store | None = None,
+    given: ReportInputs | None = None,
+) -> ReportInputs:
     """Fill each section from ``given`` first, then from the records and the store."""
     given = given or ReportInputs()
     events = list_events(store) if store is not None else []

@@ -30,11 +30,11 @@ class JudgeModel:
     """The judge's behaviour on one model's responses for one dimension."""
 
     model: str
-    confusion: np.ndarray                 # [2, K]: P(signal level k | human verdict z)
-    passes_bad: float                     # P(signal says pass | human says not acceptable)
-    fails_good: float                     # P(signal says fail | human says acceptable)
-    labelled: int                         # labelled responses with a signal
-    agreement: float | None               # observed judge-human agreement on them (binary signals)
+    confusion: np.ndarray  # [2, K]: P(signal level k | human verdict z)
+    passes_bad: float  # P(signal says pass | human says not acceptable)
+    fails_good: float  # P(signal says fail | human says acceptable)
+    labelled: int  # labelled responses with a signal
+    agreement: float | None  # observed judge-human agreement on them (binary signals)
     heatmap_svg: Markup
 
 
@@ -96,8 +96,9 @@ def _observed(records: Iterable[Record], dimension: str, signal: str) -> dict[st
     return {m: (n, a / n if binary[m] else None) for m, (n, a) in seen.items()}
 
 
-def judge_sections(result: dict[str, Any], pairs: dict[tuple[str, str], Any], spec: MigrationSpec,
-                   records: list[Record]) -> list[JudgeDimension]:
+def judge_sections(
+    result: dict[str, Any], pairs: dict[tuple[str, str], Any], spec: MigrationSpec, records: list[Record]
+) -> list[JudgeDimension]:
     """One calibration block per dimension with a matrix for every model."""
     diag = (result.get("diagnostics") or {}).get("judge") or {}
     dims = list(spec.dimensions)
@@ -126,10 +127,23 @@ def judge_sections(result: dict[str, Any], pairs: dict[tuple[str, str], Any], sp
             conf = conf / np.clip(conf.sum(axis=1, keepdims=True), 1e-12, None)
             up = pass_levels(conf.shape[1])
             n, agreement = observed.get(model, (0, None))
-            block.models.append(JudgeModel(
-                model, conf, float(conf[0, up].sum()), float(conf[1, ~up].sum()), n, agreement,
-                plots.heatmap(conf, ["human: not OK", "human: OK"], _level_names(conf.shape[1]),
-                              label=f"{dim} judge confusion on {model}", title=model)))
+            block.models.append(
+                JudgeModel(
+                    model,
+                    conf,
+                    float(conf[0, up].sum()),
+                    float(conf[1, ~up].sum()),
+                    n,
+                    agreement,
+                    plots.heatmap(
+                        conf,
+                        ["human: not OK", "human: OK"],
+                        _level_names(conf.shape[1]),
+                        label=f"{dim} judge confusion on {model}",
+                        title=model,
+                    ),
+                )
+            )
         block.note = kinder_note(block, spec.incumbent)
         out.append(block)
     return out
@@ -144,10 +158,14 @@ def kinder_note(block: JudgeDimension, incumbent: str) -> str | None:
     if lenient.passes_bad - strict.passes_bad < KINDER_GAP:
         low, high = pct(strict.passes_bad, 0), pct(lenient.passes_bad, 0)
         share = f"about {low}" if low == high else f"{low}–{high}"
-        return (f"The judge treats the models alike on {block.dimension}: it passes {share} of the bad "
-                "answers of every model.")
+        return (
+            f"The judge treats the models alike on {block.dimension}: it passes {share} of the bad "
+            "answers of every model."
+        )
     who = "the incumbent" if lenient.model == incumbent else lenient.model
-    return (f"The judge is kinder to {who} on {block.dimension}: it passes {pct(lenient.passes_bad, 0)} of "
-            f"{lenient.model}'s bad answers but only {pct(strict.passes_bad, 0)} of {strict.model}'s. "
-            "Judge scores alone would flatter it; the assessment corrects for this with the human labels "
-            "on each model.")
+    return (
+        f"The judge is kinder to {who} on {block.dimension}: it passes {pct(lenient.passes_bad, 0)} of "
+        f"{lenient.model}'s bad answers but only {pct(strict.passes_bad, 0)} of {strict.model}'s. "
+        "Judge scores alone would flatter it; the assessment corrects for this with the human labels "
+        "on each model."
+    )

@@ -24,9 +24,9 @@ class Agreement:
     """Inter-annotator agreement on responses judged by two or more people."""
 
     dimension: str
-    responses: int            # responses with >= 2 verdicts
-    observed: float           # share of agreeing verdict pairs
-    kappa: float | None       # chance-corrected (Fleiss' kappa for two categories)
+    responses: int  # responses with >= 2 verdicts
+    observed: float  # share of agreeing verdict pairs
+    kappa: float | None  # chance-corrected (Fleiss' kappa for two categories)
 
 
 @dataclass(slots=True)
@@ -35,7 +35,7 @@ class LabelStats:
 
     total_verdicts: int
     labelled_responses: int
-    by_cell: list[dict[str, Any]]                      # model, dimension, labelled, responses, share
+    by_cell: list[dict[str, Any]]  # model, dimension, labelled, responses, share
     by_annotator: list[tuple[str, int]]
     agreement: list[Agreement]
     needed: dict[str, dict[str, int]]
@@ -59,7 +59,7 @@ def agreement(dimension: str, verdict_lists: list[list[int]]) -> Agreement | Non
     pairs = [(a, b) for v in multi for a, b in combinations(v, 2)]
     observed = sum(a == b for a, b in pairs) / len(pairs)
     ones = sum(sum(v) for v in multi) / sum(len(v) for v in multi)
-    expected = ones ** 2 + (1 - ones) ** 2
+    expected = ones**2 + (1 - ones) ** 2
     kappa = (observed - expected) / (1 - expected) if expected < 1 else None
     return Agreement(dimension, len(multi), observed, kappa)
 
@@ -86,8 +86,7 @@ def cells_from_result(result: dict[str, Any], spec: MigrationSpec) -> list[dict[
         for dim, d in data.get("dimensions", {}).items():
             for model, n in (d.get("labelled") or {}).items():
                 responses = int(d.get("paired_items") or 0)
-                cell = cells.setdefault((model, dim), {"model": model, "dimension": dim, "labelled": 0,
-                                                       "responses": 0})
+                cell = cells.setdefault((model, dim), {"model": model, "dimension": dim, "labelled": 0, "responses": 0})
                 cell["labelled"] = max(cell["labelled"], int(n))
                 cell["responses"] = max(cell["responses"], responses)
     order = {m: i for i, m in enumerate(spec.models)}
@@ -97,8 +96,9 @@ def cells_from_result(result: dict[str, Any], spec: MigrationSpec) -> list[dict[
     return out
 
 
-def label_stats(records: list[Record], spec: MigrationSpec, result: dict[str, Any],
-                store: Store | None = None, next_limit: int = 12) -> LabelStats:
+def label_stats(
+    records: list[Record], spec: MigrationSpec, result: dict[str, Any], store: Store | None = None, next_limit: int = 12
+) -> LabelStats:
     """Build the section input from the records, the store and issue 2's JSON."""
     responses: Counter[tuple[str, str]] = Counter()
     labelled: Counter[tuple[str, str]] = Counter()
@@ -110,9 +110,18 @@ def label_stats(records: list[Record], spec: MigrationSpec, result: dict[str, An
             if verdicts:
                 labelled[(r.model, dim)] += 1
                 verdicts_by_dim.setdefault(dim, []).append(verdicts)
-    by_cell = [{"model": m, "dimension": d, "labelled": labelled[(m, d)], "responses": responses[(m, d)],
-                "share": labelled[(m, d)] / responses[(m, d)] if responses[(m, d)] else 0.0}
-               for d in spec.dimensions for m in spec.models if responses[(m, d)]]
+    by_cell = [
+        {
+            "model": m,
+            "dimension": d,
+            "labelled": labelled[(m, d)],
+            "responses": responses[(m, d)],
+            "share": labelled[(m, d)] / responses[(m, d)] if responses[(m, d)] else 0.0,
+        }
+        for d in spec.dimensions
+        for m in spec.models
+        if responses[(m, d)]
+    ]
     agreements = [a for d, v in verdicts_by_dim.items() if (a := agreement(d, v)) is not None]
     total_verdicts = sum(len(v) for vs in verdicts_by_dim.values() for v in vs)
     if not records:
@@ -124,7 +133,6 @@ def label_stats(records: list[Record], spec: MigrationSpec, result: dict[str, An
         by_cell=by_cell,
         by_annotator=annotator_counts(store, records),
         agreement=agreements,
-        needed={c: {d: int(n) for d, n in per.items()}
-                for c, per in (result.get("labels_needed") or {}).items()},
+        needed={c: {d: int(n) for d, n in per.items()} for c, per in (result.get("labels_needed") or {}).items()},
         next_labels=list(result.get("next_labels") or [])[:next_limit],
     )

@@ -20,26 +20,45 @@ def _cell(s: str) -> str:
 
 def _row(cand: str, dim: str, where: str, d: dict[str, Any]) -> str:
     delta = d["delta"]
-    return ("| " + " | ".join(_cell(x) for x in (
-        cand, dim, where, d.get("verdict", ""), f"{points(delta['mean'])} {interval_short(delta)}",
-        prob(d.get("p_noninferior")), prob(d.get("p_regression")),
-        failures(impact(d)))) + " |")
+    return (
+        "| "
+        + " | ".join(
+            _cell(x)
+            for x in (
+                cand,
+                dim,
+                where,
+                d.get("verdict", ""),
+                f"{points(delta['mean'])} {interval_short(delta)}",
+                prob(d.get("p_noninferior")),
+                prob(d.get("p_regression")),
+                failures(impact(d)),
+            )
+        )
+        + " |"
+    )
 
 
-def summary_markdown(result: dict[str, Any], spec: MigrationSpec, text: VerdictText,
-                     labels: LabelStats | None, report_name: str | None = None,
-                     with_segments: bool = False) -> str:
+def summary_markdown(
+    result: dict[str, Any],
+    spec: MigrationSpec,
+    text: VerdictText,
+    labels: LabelStats | None,
+    report_name: str | None = None,
+    with_segments: bool = False,
+) -> str:
     """The PR comment: headline, reasons per candidate, a results table, labels still needed."""
     icon = ICONS.get(text.verdict, "")
-    lines = [f"### {icon} changeover: **{text.verdict}** — replacing `{spec.incumbent}`",
-             "", text.headline, ""]
+    lines = [f"### {icon} changeover: **{text.verdict}** — replacing `{spec.incumbent}`", "", text.headline, ""]
     for cand in text.candidates:
         lines.append(f"**{cand.name}: {cand.verdict}**")
         lines += [f"- {r}" for r in cand.reasons]
         lines.append("")
-    lines += ["| candidate | dimension | where | verdict | Δ pass rate "
-              f"({spec.confidence:.0%} CrI) | P(non-inferior) | P(regression) | failures / month |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| candidate | dimension | where | verdict | Δ pass rate "
+        f"({spec.confidence:.0%} CrI) | P(non-inferior) | P(regression) | failures / month |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for cand, data in result["candidates"].items():
         for dim, d in data["dimensions"].items():
             lines.append(_row(cand, dim, "overall", {**d["overall"], "verdict": d["verdict"]}))
@@ -50,8 +69,10 @@ def summary_markdown(result: dict[str, Any], spec: MigrationSpec, text: VerdictT
     lines.append("")
     if labels is not None:
         needed = f"; about **{count(labels.total_needed)}** more needed" if labels.total_needed else ""
-        lines.append(f"Human labels: {count(labels.total_verdicts)} verdicts on "
-                     f"{count(labels.labelled_responses)} responses{needed}.")
+        lines.append(
+            f"Human labels: {count(labels.total_verdicts)} verdicts on "
+            f"{count(labels.labelled_responses)} responses{needed}."
+        )
     if report_name:
         lines.append(f"Full report with plots, judge calibration and appendix: `{report_name}`.")
     out = "\n".join(lines).rstrip() + "\n"

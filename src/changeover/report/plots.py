@@ -36,8 +36,15 @@ def model_colours(incumbent: str, candidates: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _x_axis(c: Canvas, x: Scale, y: float, ticks: Sequence[float], tick_fmt: Formatter,
-            label: str | None = None, grid_top: float | None = None) -> None:
+def _x_axis(
+    c: Canvas,
+    x: Scale,
+    y: float,
+    ticks: Sequence[float],
+    tick_fmt: Formatter,
+    label: str | None = None,
+    grid_top: float | None = None,
+) -> None:
     c.line(x.range[0], y, x.range[1], y, stroke=AXIS)
     for t in ticks:
         px = x(t)
@@ -75,9 +82,15 @@ class Series:
     colour: str
 
 
-def density_plot(series: Sequence[Series], label: str, xlabel: str,
-                 bounds: tuple[float, float] | None = (0, 1), tick_fmt: Formatter = pct,
-                 width: float = 460, height: float = 230) -> Markup:
+def density_plot(
+    series: Sequence[Series],
+    label: str,
+    xlabel: str,
+    bounds: tuple[float, float] | None = (0, 1),
+    tick_fmt: Formatter = pct,
+    width: float = 460,
+    height: float = 230,
+) -> Markup:
     """Overlaid, filled densities of several posteriors on one axis."""
     c = Canvas(width, height, label)
     left, right, top, bottom = 16, width - 16, 30, height - 44
@@ -120,11 +133,12 @@ class ForestRow:
     share: float | None = None
     overall: bool = False
     required: bool = True
-    verdict: str | None = None   # the assessment's verdict for this row, when it gives one
+    verdict: str | None = None  # the assessment's verdict for this row, when it gives one
 
 
-def forest_plot(rows: Sequence[ForestRow], margin: float, label: str, width: float = 460,
-                row_height: float = 26) -> Markup:
+def forest_plot(
+    rows: Sequence[ForestRow], margin: float, label: str, width: float = 460, row_height: float = 26
+) -> Markup:
     """Delta per segment with its credible interval; the margin line and regression zone drawn.
 
     Left of ``-margin`` is shaded red: an interval entirely there is a regression;
@@ -140,13 +154,25 @@ def forest_plot(rows: Sequence[ForestRow], margin: float, label: str, width: flo
     lo, hi = padded(values, 0.06)
     x = Scale((lo, hi), (left, right))
     c.rect(left, top - 6, x(-margin) - left, bottom - top + 6, fill="#fee2e2", fill_opacity=0.7)
-    _x_axis(c, x, bottom, nice_ticks(lo, hi, 5), lambda v: points(v, 0 if abs(hi - lo) > 0.08 else 1),
-            "difference in pass rate, candidate − incumbent", grid_top=top - 6)
+    _x_axis(
+        c,
+        x,
+        bottom,
+        nice_ticks(lo, hi, 5),
+        lambda v: points(v, 0 if abs(hi - lo) > 0.08 else 1),
+        "difference in pass rate, candidate − incumbent",
+        grid_top=top - 6,
+    )
     c.line(x(0), top - 6, x(0), bottom, stroke=MUTED, stroke_width=1.2)
     c.line(x(-margin), top - 6, x(-margin), bottom, stroke=BAD, stroke_width=1.5, stroke_dasharray="5 3")
     room_left = x(-margin) - left > 90
-    c.text(x(-margin) + (-4 if room_left else 4), top - 10, f"margin −{100 * margin:.1f} pts",
-           anchor="end" if room_left else "start", class_="annot bad")
+    c.text(
+        x(-margin) + (-4 if room_left else 4),
+        top - 10,
+        f"margin −{100 * margin:.1f} pts",
+        anchor="end" if room_left else "start",
+        class_="annot bad",
+    )
     shares = [r.share for r in rows if r.share]
     biggest = max(shares) if shares else 1.0
     for i, r in enumerate(rows):
@@ -154,15 +180,15 @@ def forest_plot(rows: Sequence[ForestRow], margin: float, label: str, width: flo
         if r.overall and i:
             c.line(8, cy - row_height / 2, right, cy - row_height / 2, stroke=GRID)
         colour = VERDICT_COLOURS.get(r.verdict or "") or (
-            BAD if r.upper < -margin else GOOD if r.lower > -margin else WARN)
+            BAD if r.upper < -margin else GOOD if r.lower > -margin else WARN
+        )
         name = r.label + ("" if r.required else " (not required)")
         c.text(left - 10, cy + 4, name, anchor="end", class_="row-label strong" if r.overall else "row-label")
         c.line(x(max(r.lower, lo)), cy, x(min(r.upper, hi)), cy, stroke=colour, stroke_width=2.2)
         tip = f"{r.label}: {points(r.mean)} [{points(r.lower)}, {points(r.upper)}]"
         if r.overall:
             s = 7.0
-            c.polygon([(x(r.mean) - s, cy), (x(r.mean), cy - s), (x(r.mean) + s, cy), (x(r.mean), cy + s)],
-                      fill=colour)
+            c.polygon([(x(r.mean) - s, cy), (x(r.mean), cy - s), (x(r.mean) + s, cy), (x(r.mean), cy + s)], fill=colour)
         else:
             radius = 3.5 + 3.0 * math.sqrt((r.share or biggest) / biggest)
             c.circle(x(r.mean), cy, radius, fill=colour)
@@ -173,8 +199,14 @@ def forest_plot(rows: Sequence[ForestRow], margin: float, label: str, width: flo
 # --------------------------------------------------------------------------- heatmap
 
 
-def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], label: str,
-            title: str | None = None, cell: float = 46) -> Markup:
+def heatmap(
+    matrix: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    label: str,
+    title: str | None = None,
+    cell: float = 46,
+) -> Markup:
     """A probability matrix as coloured cells with their values written in."""
     matrix = np.asarray(matrix, float)
     label_w = 14 + 6.4 * max(len(s) for s in row_labels)
@@ -191,20 +223,40 @@ def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[
         for j in range(matrix.shape[1]):
             v = float(matrix[i, j])
             shade = 0.08 + 0.85 * min(max(v, 0.0), 1.0)
-            c.tooltip_rect(label_w + cell * j, top + cell * i, cell - 2, cell - 2,
-                           f"{row_labels[i]}, signal {col_labels[j]}: {pct(v)}",
-                           fill="#1d4ed8", fill_opacity=round(shade, 3), rx=3)
-            c.text(label_w + cell * (j + 0.5) - 1, top + cell * (i + 0.5) + 4, f"{100 * v:.0f}%",
-                   anchor="middle", class_="cell-value light" if shade > 0.5 else "cell-value")
+            c.tooltip_rect(
+                label_w + cell * j,
+                top + cell * i,
+                cell - 2,
+                cell - 2,
+                f"{row_labels[i]}, signal {col_labels[j]}: {pct(v)}",
+                fill="#1d4ed8",
+                fill_opacity=round(shade, 3),
+                rx=3,
+            )
+            c.text(
+                label_w + cell * (j + 0.5) - 1,
+                top + cell * (i + 0.5) + 4,
+                f"{100 * v:.0f}%",
+                anchor="middle",
+                class_="cell-value light" if shade > 0.5 else "cell-value",
+            )
     return c.render()
 
 
 # --------------------------------------------------------------------------- distributions
 
 
-def histogram(values: np.ndarray, label: str, xlabel: str, colour: str = CANDIDATE_COLOURS[0],
-              bins: int = 20, bounds: tuple[float, float] | None = None, tick_fmt: Formatter = fmt,
-              width: float = 460, height: float = 210) -> Markup:
+def histogram(
+    values: np.ndarray,
+    label: str,
+    xlabel: str,
+    colour: str = CANDIDATE_COLOURS[0],
+    bins: int = 20,
+    bounds: tuple[float, float] | None = None,
+    tick_fmt: Formatter = fmt,
+    width: float = 460,
+    height: float = 210,
+) -> Markup:
     """Counts of ``values`` in equal-width bins."""
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
@@ -221,8 +273,15 @@ def histogram(values: np.ndarray, label: str, xlabel: str, colour: str = CANDIDA
         c.line(left, y(t), right, y(t), stroke=GRID)
         c.text(left - 6, y(t) + 4, f"{t:g}", anchor="end", class_="tick")
     for n, a, b in zip(counts, edges[:-1], edges[1:], strict=True):
-        c.tooltip_rect(x(a) + 0.5, y(n), x(b) - x(a) - 1, bottom - y(n),
-                       f"{tick_fmt(a)} – {tick_fmt(b)}: {n}", fill=colour, fill_opacity=0.85)
+        c.tooltip_rect(
+            x(a) + 0.5,
+            y(n),
+            x(b) - x(a) - 1,
+            bottom - y(n),
+            f"{tick_fmt(a)} – {tick_fmt(b)}: {n}",
+            fill=colour,
+            fill_opacity=0.85,
+        )
     _x_axis(c, x, bottom, nice_ticks(edges[0], edges[-1], 5), tick_fmt, xlabel)
     return c.render()
 
@@ -236,8 +295,9 @@ class Distribution:
     colour: str
 
 
-def box_plot(rows: Sequence[Distribution], label: str, xlabel: str, log: bool = True,
-             width: float = 700, row_height: float = 34) -> Markup:
+def box_plot(
+    rows: Sequence[Distribution], label: str, xlabel: str, log: bool = True, width: float = 700, row_height: float = 34
+) -> Markup:
     """Per model: whiskers p5-p95, box p25-p75, median line, p99 tick; log axis by default."""
     label_w = 16 + 7.0 * max((len(r.label) for r in rows), default=6)
     left, right, top = label_w, width - 20, 10
@@ -257,9 +317,16 @@ def box_plot(rows: Sequence[Distribution], label: str, xlabel: str, log: bool = 
     a, b = padded([tf(lo), tf(hi)], 0.06)
     x = Scale((a, b), (left, right))
     if log:
-        ticks = [t for t in _log_ticks(10 ** a, 10 ** b)]
-        _x_axis(c, Scale((a, b), (left, right)), bottom, [math.log10(t) for t in ticks],
-                lambda v: f"{10 ** v:,.0f}" if 10 ** v >= 1 else f"{10 ** v:.2g}", xlabel, grid_top=top)
+        ticks = [t for t in _log_ticks(10**a, 10**b)]
+        _x_axis(
+            c,
+            Scale((a, b), (left, right)),
+            bottom,
+            [math.log10(t) for t in ticks],
+            lambda v: f"{10**v:,.0f}" if 10**v >= 1 else f"{10**v:.2g}",
+            xlabel,
+            grid_top=top,
+        )
     else:
         _x_axis(c, x, bottom, nice_ticks(a, b, 5), fmt, xlabel, grid_top=top)
     for i, (r, s) in enumerate(zip(rows, stats, strict=True)):
@@ -269,9 +336,17 @@ def box_plot(rows: Sequence[Distribution], label: str, xlabel: str, log: bool = 
             continue
         p5, p25, p50, p75, p95, p99 = (x(tf(v)) for v in s)
         c.line(p5, cy, p95, cy, stroke=r.colour, stroke_width=1.5)
-        c.tooltip_rect(p25, cy - 9, p75 - p25, 18,
-                       f"{r.label}: median {s[2]:,.0f}, p25-p75 {s[1]:,.0f}-{s[3]:,.0f}, p95 {s[4]:,.0f}",
-                       fill=r.colour, fill_opacity=0.25, stroke=r.colour, rx=2)
+        c.tooltip_rect(
+            p25,
+            cy - 9,
+            p75 - p25,
+            18,
+            f"{r.label}: median {s[2]:,.0f}, p25-p75 {s[1]:,.0f}-{s[3]:,.0f}, p95 {s[4]:,.0f}",
+            fill=r.colour,
+            fill_opacity=0.25,
+            stroke=r.colour,
+            rx=2,
+        )
         c.line(p50, cy - 9, p50, cy + 9, stroke=r.colour, stroke_width=2.5)
         c.line(p99, cy - 5, p99, cy + 5, stroke=r.colour, stroke_width=1.5)
     return c.render()
@@ -281,7 +356,7 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     ticks = []
     for exp in range(math.floor(math.log10(max(lo, 1e-9))), math.ceil(math.log10(max(hi, 1e-9))) + 1):
         for m in (1, 2, 5):
-            t = m * 10.0 ** exp
+            t = m * 10.0**exp
             if lo <= t <= hi:
                 ticks.append(t)
     return ticks if len(ticks) <= 8 else [t for t in ticks if str(t).lstrip("0.").startswith("1")]
@@ -301,8 +376,7 @@ class Milestone:
     severity: str = "info"  # info | good | bad
 
 
-def timeline_plot(milestones: Sequence[Milestone], label: str, width: float = 940,
-                  height: float = 220) -> Markup:
+def timeline_plot(milestones: Sequence[Milestone], label: str, width: float = 940, height: float = 220) -> Markup:
     """Candidate traffic share over time as a step line, events as markers (rollbacks in red)."""
     c = Canvas(width, height, label)
     left, right, top, bottom = 52, width - 20, 16, height - 46
@@ -317,8 +391,14 @@ def timeline_plot(milestones: Sequence[Milestone], label: str, width: float = 94
     for t in (0, 0.25, 0.5, 0.75, 1.0):
         c.line(left, y(t), right, y(t), stroke=GRID)
         c.text(left - 6, y(t) + 4, pct(t, 0), anchor="end", class_="tick")
-    c.text(14, (top + bottom) / 2, "share", anchor="middle", class_="axis-label",
-           transform=f"rotate(-90 14 {fmt((top + bottom) / 2)})")
+    c.text(
+        14,
+        (top + bottom) / 2,
+        "share",
+        anchor="middle",
+        class_="axis-label",
+        transform=f"rotate(-90 14 {fmt((top + bottom) / 2)})",
+    )
     steps: list[tuple[float, float]] = []
     share = 0.0
     for m in sorted(milestones, key=lambda m: m.at):

@@ -119,39 +119,63 @@ def _forest_rows(dim: dict[str, Any], shares: dict[str, float], spec: MigrationS
     rows = []
     for name, seg in split_segments(dim).items():
         d = seg["delta"]
-        rows.append(plots.ForestRow(name, d["mean"], d["lower"], d["upper"], shares.get(name),
-                                    required=required_segment(spec, name), verdict=seg.get("verdict")))
+        rows.append(
+            plots.ForestRow(
+                name,
+                d["mean"],
+                d["lower"],
+                d["upper"],
+                shares.get(name),
+                required=required_segment(spec, name),
+                verdict=seg.get("verdict"),
+            )
+        )
     o = dim["overall"]["delta"]
-    rows.append(plots.ForestRow("overall", o["mean"], o["lower"], o["upper"], overall=True,
-                                verdict=dim["overall"].get("verdict")))
+    rows.append(
+        plots.ForestRow(
+            "overall", o["mean"], o["lower"], o["upper"], overall=True, verdict=dim["overall"].get("verdict")
+        )
+    )
     return rows
 
 
-def dimension_view(candidate: str, name: str, dim: dict[str, Any], pair: PairLike | None,
-                   spec: MigrationSpec, colours: dict[str, str], needed: int | None,
-                   shares: dict[str, float]) -> DimensionView:
+def dimension_view(
+    candidate: str,
+    name: str,
+    dim: dict[str, Any],
+    pair: PairLike | None,
+    spec: MigrationSpec,
+    colours: dict[str, str],
+    needed: int | None,
+    shares: dict[str, float],
+) -> DimensionView:
     """Numbers and plots for one (candidate, dimension)."""
     margin = spec.dimensions[name].margin if name in spec.dimensions else 0.0
     density = None
     if pair is not None:
         density = plots.density_plot(
-            [plots.Series(spec.incumbent, weighted_rate(pair.incumbent_rate, pair.shares),
-                          colours[spec.incumbent]),
-             plots.Series(candidate, weighted_rate(pair.candidate_rate, pair.shares), colours[candidate])],
+            [
+                plots.Series(spec.incumbent, weighted_rate(pair.incumbent_rate, pair.shares), colours[spec.incumbent]),
+                plots.Series(candidate, weighted_rate(pair.candidate_rate, pair.shares), colours[candidate]),
+            ],
             label=f"Posterior of the {name} pass rate, {spec.incumbent} vs {candidate}",
-            xlabel=f"true {name} pass rate (human verdict), traffic-weighted")
-    forest = plots.forest_plot(_forest_rows(dim, shares, spec), margin,
-                               label=f"{name}: {candidate} − {spec.incumbent} per segment "
-                                     f"(margin {points(-margin)})")
-    segments = [SegmentRow(s, v, required_segment(spec, s), shares.get(s))
-                for s, v in split_segments(dim).items()]
+            xlabel=f"true {name} pass rate (human verdict), traffic-weighted",
+        )
+    forest = plots.forest_plot(
+        _forest_rows(dim, shares, spec),
+        margin,
+        label=f"{name}: {candidate} − {spec.incumbent} per segment (margin {points(-margin)})",
+    )
+    segments = [SegmentRow(s, v, required_segment(spec, s), shares.get(s)) for s, v in split_segments(dim).items()]
     required = spec.dimensions[name].required if name in spec.dimensions else True
-    return DimensionView(candidate, name, dim["verdict"], margin, required, dim["overall"], segments,
-                         density, forest, needed)
+    return DimensionView(
+        candidate, name, dim["verdict"], margin, required, dim["overall"], segments, density, forest, needed
+    )
 
 
-def candidate_views(result: dict[str, Any], assessment: AssessmentLike | None,
-                    spec: MigrationSpec) -> list[CandidateView]:
+def candidate_views(
+    result: dict[str, Any], assessment: AssessmentLike | None, spec: MigrationSpec
+) -> list[CandidateView]:
     """One view per candidate (in the spec's order), each with its dimensions."""
     colours = plots.model_colours(spec.incumbent, spec.candidates)
     pairs = getattr(assessment, "pairs", None) or {}
@@ -165,8 +189,17 @@ def candidate_views(result: dict[str, Any], assessment: AssessmentLike | None,
         view = CandidateView(cand, data["verdict"], colours[cand])
         for dim_name, dim in data["dimensions"].items():
             pair = pairs.get((cand, dim_name))
-            view.dimensions.append(dimension_view(cand, dim_name, dim, pair, spec, colours,
-                                                  (needed.get(cand) or {}).get(dim_name),
-                                                  _shares(pair, spec, result)))
+            view.dimensions.append(
+                dimension_view(
+                    cand,
+                    dim_name,
+                    dim,
+                    pair,
+                    spec,
+                    colours,
+                    (needed.get(cand) or {}).get(dim_name),
+                    _shares(pair, spec, result),
+                )
+            )
         out.append(view)
     return out

@@ -19,8 +19,8 @@ from changeover.report.plots import Milestone
 from changeover.store.events import Event
 
 ROLLOUT_KINDS = ("rollout", "stage", "rollback", "trigger")
-PERCENT_KEYS = ("to_weight", "weight", "percent")     # 0..100, as the rollout's stage weights
-FRACTION_KEYS = ("share", "candidate_share")          # 0..1
+PERCENT_KEYS = ("to_weight", "weight", "percent")  # 0..100, as the rollout's stage weights
+FRACTION_KEYS = ("share", "candidate_share")  # 0..1
 FAILED_PHASES = ("failed", "error", "breach")
 
 
@@ -30,7 +30,7 @@ class RolloutTimeline:
 
     milestones: list[Milestone]
     rows: list[dict[str, Any]] = field(default_factory=list)
-    trigger_checks: int = 0      # analysis runs / trigger evaluations that changed nothing
+    trigger_checks: int = 0  # analysis runs / trigger evaluations that changed nothing
 
     @property
     def rollbacks(self) -> int:
@@ -62,8 +62,11 @@ def _failed(payload: dict[str, Any]) -> bool:
         return True
     if str(payload.get("outcome", payload.get("phase", ""))).lower() in FAILED_PHASES:
         return True
-    return any(str(m.get("phase", "")).lower() in FAILED_PHASES
-               for m in payload.get("measurements") or [] if isinstance(m, dict))
+    return any(
+        str(m.get("phase", "")).lower() in FAILED_PHASES
+        for m in payload.get("measurements") or []
+        if isinstance(m, dict)
+    )
 
 
 def severity(event: Event) -> str:
@@ -96,6 +99,15 @@ def rollout_timeline(events: Iterable[Event]) -> RolloutTimeline | None:
             continue
         share = _share_for_plot(e)
         timeline.milestones.append(Milestone(e.at, e.kind, e.reason or e.kind, share, level))
-        timeline.rows.append({"at": e.at, "kind": e.kind, "subject": e.subject, "actor": e.actor,
-                              "reason": e.reason or "", "share": share, "severity": level})
+        timeline.rows.append(
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "subject": e.subject,
+                "actor": e.actor,
+                "reason": e.reason or "",
+                "share": share,
+                "severity": level,
+            }
+        )
     return timeline if timeline.milestones else None

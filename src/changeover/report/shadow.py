@@ -30,12 +30,12 @@ class ModelTraffic:
     model: str
     responses: int
     latency_ms: np.ndarray
-    tokens_in: float | None = None          # mean per response
+    tokens_in: float | None = None  # mean per response
     tokens_out: float | None = None
-    cost_per_1k: float | None = None        # USD per 1,000 responses
+    cost_per_1k: float | None = None  # USD per 1,000 responses
     error_rate: float | None = None
     refusal_rate: float | None = None
-    format_drift: float | None = None       # share of paired items formatted unlike the incumbent's answer
+    format_drift: float | None = None  # share of paired items formatted unlike the incumbent's answer
 
     @property
     def p50(self) -> float | None:
@@ -58,7 +58,7 @@ class Example:
     segment: str
     prompt: str
     why: str
-    incumbent: tuple[str, str]              # (model, response)
+    incumbent: tuple[str, str]  # (model, response)
     candidate: tuple[str, str]
 
 
@@ -71,8 +71,10 @@ class ShadowStats:
 
     @property
     def has_metrics(self) -> bool:
-        return any(m.latency_ms.size or m.tokens_out is not None or m.cost_per_1k is not None
-                   or m.error_rate for m in self.models)
+        return any(
+            m.latency_ms.size or m.tokens_out is not None or m.cost_per_1k is not None or m.error_rate
+            for m in self.models
+        )
 
 
 _FENCE = re.compile(r"^\s*```")
@@ -107,8 +109,7 @@ def _clip(text: str | None) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " …"
 
 
-def _traffic(model: str, recs: list[Record], incumbent_formats: dict[str, str],
-             is_incumbent: bool) -> ModelTraffic:
+def _traffic(model: str, recs: list[Record], incumbent_formats: dict[str, str], is_incumbent: bool) -> ModelTraffic:
     latency = np.array([r.latency_ms for r in recs if r.latency_ms is not None], float)
     costs = [r.cost_usd for r in recs if r.cost_usd is not None]
     refused = [bool(r.extra["refused"]) for r in recs if "refused" in r.extra]
@@ -117,13 +118,16 @@ def _traffic(model: str, recs: list[Record], incumbent_formats: dict[str, str],
     if paired and not is_incumbent:
         drift = sum(output_format(r.response) != incumbent_formats[r.item] for r in paired) / len(paired)
     return ModelTraffic(
-        model=model, responses=len(recs), latency_ms=latency,
+        model=model,
+        responses=len(recs),
+        latency_ms=latency,
         tokens_in=_mean([r.tokens_in for r in recs if r.tokens_in is not None]),
         tokens_out=_mean([r.tokens_out for r in recs if r.tokens_out is not None]),
         cost_per_1k=1000 * float(np.mean(costs)) if costs else None,
         error_rate=sum(r.error is not None for r in recs) / len(recs) if recs else None,
         refusal_rate=sum(refused) / len(refused) if refused else None,
-        format_drift=drift)
+        format_drift=drift,
+    )
 
 
 def _disagreement(inc: Record, cand: Record, spec: MigrationSpec) -> tuple[int, str] | None:
@@ -167,9 +171,16 @@ def examples(records: list[Record], spec: MigrationSpec, limit: int) -> list[Exa
         if seen_cands[cand_name] >= max(1, limit // max(len(spec.candidates), 1)):
             continue
         seen_cands[cand_name] += 1
-        out.append(Example(item, "/".join(inc.segment.get(k, "?") for k in spec.segment_by) or "all",
-                           _clip(inc.prompt), why, (inc.model, _clip(inc.response)),
-                           (cand.model, _clip(cand.response))))
+        out.append(
+            Example(
+                item,
+                "/".join(inc.segment.get(k, "?") for k in spec.segment_by) or "all",
+                _clip(inc.prompt),
+                why,
+                (inc.model, _clip(inc.response)),
+                (cand.model, _clip(cand.response)),
+            )
+        )
         if len(out) >= limit:
             break
     return out
@@ -180,10 +191,10 @@ def shadow_stats(records: list[Record], spec: MigrationSpec, max_examples: int =
     by_model: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_model[r.model].append(r)
-    incumbent_formats = {r.item: output_format(r.response) for r in by_model.get(spec.incumbent, [])
-                         if r.response is not None}
-    models = [_traffic(m, by_model[m], incumbent_formats, m == spec.incumbent)
-              for m in spec.models if by_model[m]]
+    incumbent_formats = {
+        r.item: output_format(r.response) for r in by_model.get(spec.incumbent, []) if r.response is not None
+    }
+    models = [_traffic(m, by_model[m], incumbent_formats, m == spec.incumbent) for m in spec.models if by_model[m]]
     stats = ShadowStats(models, examples(records, spec, max_examples))
     if not stats.has_metrics and not stats.examples:
         return None

@@ -52,8 +52,9 @@ class Canvas:
         self._add("line", {"x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2), **attrs})
 
     def rect(self, x: float, y: float, w: float, h: float, **attrs: object) -> None:
-        self._add("rect", {"x": float(x), "y": float(y), "width": float(max(w, 0.0)),
-                           "height": float(max(h, 0.0)), **attrs})
+        self._add(
+            "rect", {"x": float(x), "y": float(y), "width": float(max(w, 0.0)), "height": float(max(h, 0.0)), **attrs}
+        )
 
     def circle(self, cx: float, cy: float, r: float, **attrs: object) -> None:
         self._add("circle", {"cx": float(cx), "cy": float(cy), "r": float(r), **attrs})
@@ -71,15 +72,19 @@ class Canvas:
 
     def tooltip_rect(self, x: float, y: float, w: float, h: float, tip: str, **attrs: object) -> None:
         """A rectangle with a hover title (the browser shows it as a tooltip)."""
-        self._add("rect", {"x": float(x), "y": float(y), "width": float(max(w, 0.0)),
-                           "height": float(max(h, 0.0)), **attrs}, f"<title>{escape(tip)}</title>")
+        self._add(
+            "rect",
+            {"x": float(x), "y": float(y), "width": float(max(w, 0.0)), "height": float(max(h, 0.0)), **attrs},
+            f"<title>{escape(tip)}</title>",
+        )
 
     def render(self) -> Markup:
         body = "".join(self._parts)
         return Markup(
             f'<svg class="{escape(self.css_class)}" viewBox="0 0 {fmt(self.width)} {fmt(self.height)}" '
             f'width="{fmt(self.width)}" height="{fmt(self.height)}" role="img" '
-            f'aria-label="{escape(self.label, quote=True)}"><title>{escape(self.label)}</title>{body}</svg>')
+            f'aria-label="{escape(self.label, quote=True)}"><title>{escape(self.label)}</title>{body}</svg>'
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,11 +76,12 @@ def dimension_reason(name: str, dim: dict[str, Any], spec: MigrationSpec, needed
         where = ""
         if segs:
             worst = min(float(b["p_noninferior"]) for b in segs.values())
-            where = (f"; non-inferior in all {len(segs)} {_segments_word(spec, len(segs))} "
-                     f"(lowest P {prob_is(worst)})")
+            where = f"; non-inferior in all {len(segs)} {_segments_word(spec, len(segs))} (lowest P {prob_is(worst)})"
         if verdict == "superior":
-            return (f"{name}: superior — P(better than {spec.incumbent}) {prob_is(o['p_superior'])} overall"
-                    f"{where}; {_delta(o)}.")
+            return (
+                f"{name}: superior — P(better than {spec.incumbent}) {prob_is(o['p_superior'])} overall"
+                f"{where}; {_delta(o)}."
+            )
         return f"{name}: non-inferior — P({within}) {prob_is(o['p_noninferior'])} overall{where}; {_delta(o)}."
     if verdict == "regression":
         bad = [(k, b) for k, b in segs.items() if block_verdict(b, g) == "regression"]
@@ -88,18 +89,24 @@ def dimension_reason(name: str, dim: dict[str, Any], spec: MigrationSpec, needed
             bad = [("overall", o), *bad]
         (where, first), rest = (bad or [("overall", o)])[0], bad[1:]
         also = f"; also in {_places(rest, 'p_regression')}" if rest else ""
-        return (f"{name}: regression in {where} — P(more than {100 * margin:.1f} pts worse) "
-                f"{prob_is(float(first['p_regression']))}; {_delta(first)}{also}.")
+        return (
+            f"{name}: regression in {where} — P(more than {100 * margin:.1f} pts worse) "
+            f"{prob_is(float(first['p_regression']))}; {_delta(first)}{also}."
+        )
     open_ = [(k, b) for k, b in segs.items() if block_verdict(b, g) == "inconclusive"]
     more = f"; about {count(needed)} more {plural(needed or 0, 'label')} needed" if needed else ""
     if overall_verdict == "inconclusive":
-        head = f"{name}: not yet decided overall — P({within}) {prob_is(o['p_noninferior'])}, " \
-               f"below the {g:.0%} required; {_delta(o)}"
+        head = (
+            f"{name}: not yet decided overall — P({within}) {prob_is(o['p_noninferior'])}, "
+            f"below the {g:.0%} required; {_delta(o)}"
+        )
         tail = f"; also open in {_places(open_, 'p_noninferior')}" if open_ else ""
         return head + tail + more + "."
-    return (f"{name}: {overall_verdict} overall ({_delta(o)}) but not yet decided in "
-            f"{_places(open_, 'p_noninferior') or 'a required segment'}, where P({within}) "
-            f"must reach {g:.0%}{more}.")
+    return (
+        f"{name}: {overall_verdict} overall ({_delta(o)}) but not yet decided in "
+        f"{_places(open_, 'p_noninferior') or 'a required segment'}, where P({within}) "
+        f"must reach {g:.0%}{more}."
+    )
 
 
 def _candidate_summary(name: str, data: dict[str, Any], spec: MigrationSpec) -> str:
@@ -118,8 +125,9 @@ def verdict_text(result: dict[str, Any], spec: MigrationSpec) -> VerdictText:
     needed = result.get("labels_needed") or {}
     cands = []
     for name, data in result["candidates"].items():
-        reasons = [dimension_reason(d, dim, spec, (needed.get(name) or {}).get(d))
-                   for d, dim in data["dimensions"].items()]
+        reasons = [
+            dimension_reason(d, dim, spec, (needed.get(name) or {}).get(d)) for d, dim in data["dimensions"].items()
+        ]
         cands.append(CandidateReasons(name, data["verdict"], _candidate_summary(name, data, spec), reasons))
     return VerdictText(result["verdict"], headline(result, spec), cands)
 
@@ -135,13 +143,19 @@ def headline(result: dict[str, Any], spec: MigrationSpec) -> str:
         go = by.get("GO", [])
         names = " and ".join(go) or "the candidate"
         subject = "each" if len(go) > 1 else "it"
-        return (f"GO: {names} can replace {spec.incumbent}. At {conf} confidence {subject} is no worse beyond the "
-                "stated margins on every required dimension, overall and in every required segment.")
+        return (
+            f"GO: {names} can replace {spec.incumbent}. At {conf} confidence {subject} is no worse beyond the "
+            "stated margins on every required dimension, overall and in every required segment."
+        )
     if verdict == "NO-GO":
         names = " and ".join(by.get("NO-GO", [])) or "a candidate"
-        return (f"NO-GO: {names} would make things worse. At {conf} confidence there is a regression beyond "
-                "the margin on a required dimension; do not switch.")
+        return (
+            f"NO-GO: {names} would make things worse. At {conf} confidence there is a regression beyond "
+            "the margin on a required dimension; do not switch."
+        )
     total = sum(int(v) for per in (result.get("labels_needed") or {}).values() for v in per.values())
     more = f" About {total:,} more human labels should settle it." if total else ""
-    return (f"NEED-LABELS: the evidence is not yet strong enough to decide at {conf} confidence "
-            f"whether the candidates are as good as {spec.incumbent}.{more}")
+    return (
+        f"NEED-LABELS: the evidence is not yet strong enough to decide at {conf} confidence "
+        f"whether the candidates are as good as {spec.incumbent}.{more}"
+    )

@@ -26,14 +26,23 @@ def _write(path: Path, text: str, what: str) -> None:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
-        raise ReportError(f"{path}: cannot write the {what} ({exc.strerror}); "
-                          "choose another path or check the folder's permissions") from None
+        raise ReportError(
+            f"{path}: cannot write the {what} ({exc.strerror}); choose another path or check the folder's permissions"
+        ) from None
 
 
-def write_report(assessment: AssessmentLike, spec: MigrationSpec, out_html: str | Path,
-                 markdown: str | Path | None = None, store: Store | None = None, *,
-                 json_path: str | Path | None = None, records: list[Record] | None = None,
-                 inputs: ReportInputs | None = None, files: list[Path] | None = None) -> Path:
+def write_report(
+    assessment: AssessmentLike,
+    spec: MigrationSpec,
+    out_html: str | Path,
+    markdown: str | Path | None = None,
+    store: Store | None = None,
+    *,
+    json_path: str | Path | None = None,
+    records: list[Record] | None = None,
+    inputs: ReportInputs | None = None,
+    files: list[Path] | None = None,
+) -> Path:
     """Build the report and write it; returns the HTML file's path.
 
     ``store`` (optional) adds annotator names, the rollout timeline and embedding results;

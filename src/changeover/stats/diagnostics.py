@@ -15,7 +15,7 @@ from scipy.stats import rankdata
 def _split(x: np.ndarray) -> np.ndarray:
     c, t = x.shape
     half = t // 2
-    return np.concatenate([x[:, :half], x[:, t - half:]], axis=0)
+    return np.concatenate([x[:, :half], x[:, t - half :]], axis=0)
 
 
 def _rank_normal(x: np.ndarray) -> np.ndarray:

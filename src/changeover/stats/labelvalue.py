@@ -38,13 +38,15 @@ class LabelTarget:
     shares: np.ndarray
     margin: float
     confidence: float
-    undecided: list[tuple[str, int | None]]   # (segment name or "overall", segment index or None)
+    undecided: list[tuple[str, int | None]]  # (segment name or "overall", segment index or None)
 
     def quantities(self) -> np.ndarray:
         """Draws of each undecided delta, [draws, Q]."""
         f = self.fit
-        cols = [PairFit.flat(f.overall(f.delta, self.shares)) if s is None else PairFit.flat(f.delta[..., s])
-                for _, s in self.undecided]
+        cols = [
+            PairFit.flat(f.overall(f.delta, self.shares)) if s is None else PairFit.flat(f.delta[..., s])
+            for _, s in self.undecided
+        ]
         return np.stack(cols, axis=1)
 
 
@@ -52,7 +54,7 @@ class LabelTarget:
 class RankedLabel:
     candidate: str
     dimension: str
-    model: int        # 0 = incumbent, 1 = candidate
+    model: int  # 0 = incumbent, 1 = candidate
     cell: int
     value: float
 
@@ -60,16 +62,16 @@ class RankedLabel:
 def _p_acceptable(fit: PairFit, model: int) -> np.ndarray:
     """P(Z_model = 1 | cell, draw) for every draw and cell, [draws, J]."""
     t = fit.table
-    pi = PairFit.flat(fit.pi)                     # [T,S,4]
-    phi = PairFit.flat(fit.phi)                   # [T,2,2,K]
+    pi = PairFit.flat(fit.pi)  # [T,S,4]
+    phi = PairFit.flat(fit.phi)  # [T,2,2,K]
     T = pi.shape[0]
     phi_ext = np.concatenate([phi, np.ones((T, 2, 2, 1))], axis=-1)
-    lik0 = phi_ext[:, 0][:, :, np.minimum(t.a0, t.levels)]   # [T, z, J]
+    lik0 = phi_ext[:, 0][:, :, np.minimum(t.a0, t.levels)]  # [T, z, J]
     lik1 = phi_ext[:, 1][:, :, np.minimum(t.a1, t.levels)]
     w = pi[:, t.seg, :] * np.transpose(lik0, (0, 2, 1))[..., Z0] * np.transpose(lik1, (0, 2, 1))[..., Z1]
     for m, (pos, tot) in enumerate(((t.pos0, t.tot0), (t.pos1, t.tot1))):
         z = Z0 if m == 0 else Z1
-        agree = np.where(z[None, :] == 1, pos[:, None], (tot - pos)[:, None])   # [J,4]
+        agree = np.where(z[None, :] == 1, pos[:, None], (tot - pos)[:, None])  # [J,4]
         consistent = (agree == tot[:, None]) | (tot[:, None] > 1)
         w = w * consistent[None]
     w = w / np.maximum(w.sum(-1, keepdims=True), 1e-300)
@@ -78,7 +80,7 @@ def _p_acceptable(fit: PairFit, model: int) -> np.ndarray:
 
 
 def _values(target: LabelTarget) -> list[RankedLabel]:
-    q = target.quantities()                       # [T, Q]
+    q = target.quantities()  # [T, Q]
     var = q.var(axis=0)
     out = []
     for model in (0, 1):
@@ -86,13 +88,13 @@ def _values(target: LabelTarget) -> list[RankedLabel]:
         open_cells = np.flatnonzero((tot == 0) & (target.fit.table.n > 0))
         if open_cells.size == 0:
             continue
-        p1 = _p_acceptable(target.fit, model)[:, open_cells]   # [T, J']
+        p1 = _p_acceptable(target.fit, model)[:, open_cells]  # [T, J']
         gain = np.zeros(open_cells.size)
         for p in (p1, 1.0 - p1):
-            ph = p.mean(axis=0)                                 # P(h)
+            ph = p.mean(axis=0)  # P(h)
             w = p / np.maximum(p.sum(axis=0, keepdims=True), 1e-300)
-            mean_w = w.T @ q                                    # [J', Q]
-            var_w = w.T @ (q ** 2) - mean_w ** 2
+            mean_w = w.T @ q  # [J', Q]
+            var_w = w.T @ (q**2) - mean_w**2
             gain += (ph[:, None] * (var[None, :] - var_w) / np.maximum(var, 1e-12)).sum(1)
         for cell, g in zip(open_cells, gain, strict=True):
             out.append(RankedLabel(target.candidate, target.dimension, model, int(cell), float(max(g, 0.0))))

@@ -85,10 +85,12 @@ def _kernel(pi, phi, noise, noisy, seg, n, a, agree, disagree):  # pragma: no co
                 M[b, 1, 0, k1] += rz10
                 M[b, 1, 1, k1] += rz11
             if noisy[b]:
-                g_u[b] += (rz00 * (disagree[b, 0, j, 0] * (1 - e) - agree[b, 0, j, 0] * e)
-                           + rz01 * (disagree[b, 0, j, 1] * (1 - e) - agree[b, 0, j, 1] * e)
-                           + rz10 * (disagree[b, 1, j, 0] * (1 - e) - agree[b, 1, j, 0] * e)
-                           + rz11 * (disagree[b, 1, j, 1] * (1 - e) - agree[b, 1, j, 1] * e))
+                g_u[b] += (
+                    rz00 * (disagree[b, 0, j, 0] * (1 - e) - agree[b, 0, j, 0] * e)
+                    + rz01 * (disagree[b, 0, j, 1] * (1 - e) - agree[b, 0, j, 1] * e)
+                    + rz10 * (disagree[b, 1, j, 0] * (1 - e) - agree[b, 1, j, 0] * e)
+                    + rz11 * (disagree[b, 1, j, 1] * (1 - e) - agree[b, 1, j, 1] * e)
+                )
     return ll, N, M, g_u
 
 
@@ -106,12 +108,13 @@ def likelihood_numpy(pi, phi, noise, noisy, seg, n, a, agree, disagree):
     lik = np.transpose(np.take_along_axis(phi_ext, idx, axis=-1), (0, 1, 3, 2))  # [B,m,J,z]
     e = noise[:, None, None, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        noisy_lab = np.exp(np.where(agree > 0, agree * np.log1p(-e), 0.0)
-                           + np.where(disagree > 0, disagree * np.log(e), 0.0))
+        noisy_lab = np.exp(
+            np.where(agree > 0, agree * np.log1p(-e), 0.0) + np.where(disagree > 0, disagree * np.log(e), 0.0)
+        )
     lab = np.where(noisy[:, None, None, None], noisy_lab, (disagree == 0).astype(float))
     f = lik * lab
     q = f[:, 0][..., Z0] * f[:, 1][..., Z1]
-    pi_j = np.take_along_axis(pi, seg[..., None], axis=1)                      # [B,J,4]
+    pi_j = np.take_along_axis(pi, seg[..., None], axis=1)  # [B,J,4]
     w = pi_j * q
     P = np.maximum(w.sum(-1), _TINY)
     live = n > 0
@@ -120,8 +123,13 @@ def likelihood_numpy(pi, phi, noise, noisy, seg, n, a, agree, disagree):
     N = np.zeros((B, S, 4))
     for b in range(B):
         np.add.at(N[b], seg[b], R[b])
-    Rz = np.stack([np.stack([R[..., 0] + R[..., 1], R[..., 2] + R[..., 3]], -1),
-                   np.stack([R[..., 0] + R[..., 2], R[..., 1] + R[..., 3]], -1)], axis=1)  # [B,m,J,z]
+    Rz = np.stack(
+        [
+            np.stack([R[..., 0] + R[..., 1], R[..., 2] + R[..., 3]], -1),
+            np.stack([R[..., 0] + R[..., 2], R[..., 1] + R[..., 3]], -1),
+        ],
+        axis=1,
+    )  # [B,m,J,z]
     onehot = np.zeros((B, 2, J, K + 1))
     np.put_along_axis(onehot, a[..., None], 1.0, axis=-1)
     M = (np.swapaxes(Rz, 2, 3) @ onehot)[..., :K]
@@ -130,8 +138,25 @@ def likelihood_numpy(pi, phi, noise, noisy, seg, n, a, agree, disagree):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _log_posterior(theta, S, K, kvalid, loc, noisy, seg, n, a, agree, disagree,
-                   seg_spread, judge_spread, pi_sd, phi_sd, noise_a, noise_b):  # pragma: no cover - compiled
+def _log_posterior(
+    theta,
+    S,
+    K,
+    kvalid,
+    loc,
+    noisy,
+    seg,
+    n,
+    a,
+    agree,
+    disagree,
+    seg_spread,
+    judge_spread,
+    pi_sd,
+    phi_sd,
+    noise_a,
+    noise_b,
+):  # pragma: no cover - compiled
     """Log posterior and gradient for every batch element, theta [B, P] (layout: see model._Posterior)."""
     B, P = theta.shape
     o_raw = 4
@@ -187,8 +212,8 @@ def _log_posterior(theta, S, K, kvalid, loc, noisy, seg, n, a, agree, disagree,
                 acc -= 0.5 * r * r
         for c in range(4):
             mc = theta[b, c]
-            grad[b, c] = g_m[c] - mc / pi_sd ** 2
-            acc -= 0.5 * mc * mc / pi_sd ** 2
+            grad[b, c] = g_m[c] - mc / pi_sd**2
+            acc -= 0.5 * mc * mc / pi_sd**2
         kv = kvalid[b]
         for z in range(2):
             for k in range(K):
@@ -203,9 +228,9 @@ def _log_posterior(theta, S, K, kvalid, loc, noisy, seg, n, a, agree, disagree,
                         grad[b, o_rphi + (m * 2 + z) * K + k] = judge_spread * g - r
                         acc -= 0.5 * r * r
                     dev = p0 - loc[b, z, k]
-                    grad[b, o_phi0 + z * K + k] = g0 - dev / phi_sd ** 2
-                    acc -= 0.5 * dev * dev / phi_sd ** 2
-                else:   # padded level: its parameters are independent N(0, 1)
+                    grad[b, o_phi0 + z * K + k] = g0 - dev / phi_sd**2
+                    acc -= 0.5 * dev * dev / phi_sd**2
+                else:  # padded level: its parameters are independent N(0, 1)
                     grad[b, o_phi0 + z * K + k] = -p0
                     acc -= 0.5 * p0 * p0
                     for m in range(2):

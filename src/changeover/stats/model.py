@@ -53,11 +53,11 @@ from changeover.stats.tables import PairTable
 
 __all__ = ["Z0", "Z1", "FitSettings", "PairFit", "fit_pairs"]
 
-PI_LOC_SD = 1.5        # prior sd of the shared truth-cell logits
+PI_LOC_SD = 1.5  # prior sd of the shared truth-cell logits
 SEGMENT_SPREAD = 0.75  # how much segments differ from the shared profile (logit sd)
-PHI_LOC_SD = 1.5       # prior sd of the shared judge profile's logits
-JUDGE_SPREAD = 1.0     # how much the judge differs between models (logit sd)
-ORIENT = 0.5           # mild prior tilt: higher signal levels go with acceptable answers
+PHI_LOC_SD = 1.5  # prior sd of the shared judge profile's logits
+JUDGE_SPREAD = 1.0  # how much the judge differs between models (logit sd)
+ORIENT = 0.5  # mild prior tilt: higher signal levels go with acceptable answers
 NOISE_A, NOISE_B = 1.0, 9.0
 _TINY = 1e-300
 
@@ -76,10 +76,10 @@ class PairFit:
     """Posterior draws of one comparison; arrays are [chains, draws, ...]."""
 
     table: PairTable
-    pi: np.ndarray      # [C, T, S, 4]
-    phi: np.ndarray     # [C, T, 2, 2, K]
-    noise: np.ndarray   # [C, T]
-    accept: float       # mean acceptance rate after warm-up
+    pi: np.ndarray  # [C, T, S, 4]
+    phi: np.ndarray  # [C, T, 2, 2, K]
+    noise: np.ndarray  # [C, T]
+    accept: float  # mean acceptance rate after warm-up
     divergences: int
 
     @property
@@ -124,14 +124,14 @@ def _softmax(eta: np.ndarray, mask: np.ndarray) -> np.ndarray:
 class _Batch:
     """Comparisons padded to common sizes and repeated per chain: leading axis B = fits x chains."""
 
-    seg: np.ndarray         # [B, J]
-    n: np.ndarray           # [B, J]
-    a: np.ndarray           # [B, 2, J]      (K = missing)
-    agree: np.ndarray       # [B, 2, J, 2]   annotators agreeing with z = 0 / 1
-    disagree: np.ndarray    # [B, 2, J, 2]
-    seg_mask: np.ndarray    # [B, S]
-    lev_mask: np.ndarray    # [B, K]
-    noisy: np.ndarray       # [B] bool
+    seg: np.ndarray  # [B, J]
+    n: np.ndarray  # [B, J]
+    a: np.ndarray  # [B, 2, J]      (K = missing)
+    agree: np.ndarray  # [B, 2, J, 2]   annotators agreeing with z = 0 / 1
+    disagree: np.ndarray  # [B, 2, J, 2]
+    seg_mask: np.ndarray  # [B, S]
+    lev_mask: np.ndarray  # [B, K]
+    noisy: np.ndarray  # [B] bool
     S: int
     K: int
 
@@ -156,8 +156,8 @@ def _batch(tables: list[PairTable], chains: int) -> _Batch:
         for m, arr in enumerate((t.a0, t.a1)):
             a[f, m, :c] = np.where(arr >= t.levels, K, arr)
         pos[f, 0, :c], tot[f, 0, :c], pos[f, 1, :c], tot[f, 1, :c] = t.pos0, t.tot0, t.pos1, t.tot1
-        seg_mask[f, :t.n_segments] = 1.0
-        lev_mask[f, :t.levels] = 1.0
+        seg_mask[f, : t.n_segments] = 1.0
+        lev_mask[f, : t.levels] = 1.0
         noisy[f] = t.multi_annotator
     agree = np.stack([tot - pos, pos], axis=-1)
     disagree = tot[..., None] - agree
@@ -165,8 +165,7 @@ def _batch(tables: list[PairTable], chains: int) -> _Batch:
     def rep(x: np.ndarray) -> np.ndarray:
         return np.repeat(x, chains, axis=0)
 
-    return _Batch(rep(seg), rep(n), rep(a), rep(agree), rep(disagree),
-                  rep(seg_mask), rep(lev_mask), rep(noisy), S, K)
+    return _Batch(rep(seg), rep(n), rep(a), rep(agree), rep(disagree), rep(seg_mask), rep(lev_mask), rep(noisy), S, K)
 
 
 # --------------------------------------------------------------------------- the log posterior
@@ -194,14 +193,19 @@ class _Posterior:
         for b in range(B):
             k = int(d.lev_mask[b].sum())
             ramp[b, :k] = np.linspace(-ORIENT, ORIENT, k)
-        self.phi0_loc = np.stack([-ramp, ramp], axis=1)              # [B, z, K]
+        self.phi0_loc = np.stack([-ramp, ramp], axis=1)  # [B, z, K]
         self.kvalid = d.lev_mask.sum(-1).astype(np.int64)
         self.phi0_loc = np.ascontiguousarray(self.phi0_loc)
 
     def split(self, theta: np.ndarray) -> list[np.ndarray]:
         B, (S, K), c = theta.shape[0], (self.d.S, self.d.K), self.cuts
-        return [theta[:, c[0]:c[1]], theta[:, c[1]:c[2]].reshape(B, S, 4),
-                theta[:, c[2]:c[3]].reshape(B, 2, K), theta[:, c[3]:c[4]].reshape(B, 2, 2, K), theta[:, c[4]]]
+        return [
+            theta[:, c[0] : c[1]],
+            theta[:, c[1] : c[2]].reshape(B, S, 4),
+            theta[:, c[2] : c[3]].reshape(B, 2, K),
+            theta[:, c[3] : c[4]].reshape(B, 2, 2, K),
+            theta[:, c[4]],
+        ]
 
     def constrained(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         m_pi, raw_pi, phi0, raw_phi, u = self.split(theta)
@@ -213,9 +217,25 @@ class _Posterior:
     def __call__(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(log posterior [B], gradient [B, P]), in one compiled pass (likelihood.log_posterior)."""
         d = self.d
-        return _log_posterior(np.ascontiguousarray(theta), d.S, d.K, self.kvalid, self.phi0_loc, d.noisy, d.seg,
-                              d.n, d.a, d.agree, d.disagree, SEGMENT_SPREAD, JUDGE_SPREAD, PI_LOC_SD,
-                              PHI_LOC_SD, NOISE_A, NOISE_B)
+        return _log_posterior(
+            np.ascontiguousarray(theta),
+            d.S,
+            d.K,
+            self.kvalid,
+            self.phi0_loc,
+            d.noisy,
+            d.seg,
+            d.n,
+            d.a,
+            d.agree,
+            d.disagree,
+            SEGMENT_SPREAD,
+            JUDGE_SPREAD,
+            PI_LOC_SD,
+            PHI_LOC_SD,
+            NOISE_A,
+            NOISE_B,
+        )
 
 
 # --------------------------------------------------------------------------- HMC
@@ -227,7 +247,7 @@ def _initial(post: _Posterior, rng: np.random.Generator) -> np.ndarray:
     c = post.cuts
     theta[:, c[4]] = -2.2 + rng.normal(0, 0.3, B)
     # start the judge better than chance: signal levels ordered with the truth
-    theta[:, c[2]:c[3]] += 2.0 * post.phi0_loc.reshape(B, -1)
+    theta[:, c[2] : c[3]] += 2.0 * post.phi0_loc.reshape(B, -1)
     return theta
 
 
@@ -242,7 +262,7 @@ class _Metric:
 
     def __init__(self, B: int, P: int):
         self.inv = np.broadcast_to(np.eye(P), (B, P, P)).copy()
-        self.chol = self.inv.copy()            # Cholesky factor of the mass matrix (for momenta)
+        self.chol = self.inv.copy()  # Cholesky factor of the mass matrix (for momenta)
 
     def momentum(self, rng: np.random.Generator) -> np.ndarray:
         B, P, _ = self.inv.shape
@@ -344,19 +364,23 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
             divergences += divergent
             out.append(theta.copy())
 
-    cons = [post.constrained(th) for th in out]              # T x {name: [B, ...]}
+    cons = [post.constrained(th) for th in out]  # T x {name: [B, ...]}
 
     def gather(name: str, f: int) -> np.ndarray:
-        arr = np.stack([c[name] for c in cons])                # [T, B, ...]
-        return np.moveaxis(arr[:, f * C:(f + 1) * C], 1, 0)    # [C, T, ...]
+        arr = np.stack([c[name] for c in cons])  # [T, B, ...]
+        return np.moveaxis(arr[:, f * C : (f + 1) * C], 1, 0)  # [C, T, ...]
 
     fits = []
     for f, table in enumerate(tables):
         sl = slice(f * C, (f + 1) * C)
-        fits.append(PairFit(
-            table=table,
-            pi=gather("pi", f)[:, :, :table.n_segments],
-            phi=gather("phi", f)[..., :table.levels],
-            noise=gather("noise", f),
-            accept=float(accepts[sl].mean() / T), divergences=int(divergences[sl].sum())))
+        fits.append(
+            PairFit(
+                table=table,
+                pi=gather("pi", f)[:, :, : table.n_segments],
+                phi=gather("phi", f)[..., : table.levels],
+                noise=gather("noise", f),
+                accept=float(accepts[sl].mean() / T),
+                divergences=int(divergences[sl].sum()),
+            )
+        )
     return fits

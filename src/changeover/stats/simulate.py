@@ -32,11 +32,11 @@ class Scenario:
     incumbent: list[float]
     candidate: list[float]
     shares: list[float] | None = None
-    correlation: float = 0.5          # how much the two models' verdicts agree beyond chance
-    sensitivity: tuple[float, float] = (0.85, 0.85)   # P(judge pass | acceptable), incumbent / candidate
-    specificity: tuple[float, float] = (0.85, 0.85)   # P(judge fail | not acceptable)
+    correlation: float = 0.5  # how much the two models' verdicts agree beyond chance
+    sensitivity: tuple[float, float] = (0.85, 0.85)  # P(judge pass | acceptable), incumbent / candidate
+    specificity: tuple[float, float] = (0.85, 0.85)  # P(judge fail | not acceptable)
     items_per_segment: int = 400
-    labels_per_segment: int = 40      # random responses labelled, per model
+    labels_per_segment: int = 40  # random responses labelled, per model
     segment_names: list[str] = field(default_factory=list)
 
     @property
@@ -99,8 +99,8 @@ STANDARD_SCENARIOS = [
 
 @dataclass
 class PriorDraw:
-    pi: np.ndarray      # [S, 4]
-    phi: np.ndarray     # [2, 2, K]
+    pi: np.ndarray  # [S, 4]
+    phi: np.ndarray  # [2, 2, K]
     noise: float
 
 
@@ -120,13 +120,13 @@ def draw_prior(S: int, K: int, rng: np.random.Generator, noisy: bool = False) ->
     return PriorDraw(pi, phi, noise)
 
 
-def simulate_from(draw: PriorDraw, items_per_segment: int, label_share: float, rng: np.random.Generator,
-                  annotators: int = 1) -> PairTable:
+def simulate_from(
+    draw: PriorDraw, items_per_segment: int, label_share: float, rng: np.random.Generator, annotators: int = 1
+) -> PairTable:
     """Data drawn from given parameters: every item scored, a share labelled by ``annotators``."""
     S, K = draw.pi.shape[0], draw.phi.shape[-1]
     seg = np.repeat(np.arange(S), items_per_segment)
-    cells = np.concatenate([rng.choice(4, size=items_per_segment, p=draw.pi[s] / draw.pi[s].sum())
-                            for s in range(S)])
+    cells = np.concatenate([rng.choice(4, size=items_per_segment, p=draw.pi[s] / draw.pi[s].sum()) for s in range(S)])
     z = np.stack([cells // 2, cells % 2], axis=1)
     a = np.empty_like(z)
     pos = np.zeros_like(z)
@@ -137,7 +137,8 @@ def simulate_from(draw: PriorDraw, items_per_segment: int, label_share: float, r
         labelled = rng.random(len(z)) < label_share
         tot[labelled, m] = annotators
         flips = rng.random((len(z), annotators)) < draw.noise
-        votes = np.where(flips, 1 - z[:, m:m + 1], z[:, m:m + 1]).sum(axis=1)
+        votes = np.where(flips, 1 - z[:, m : m + 1], z[:, m : m + 1]).sum(axis=1)
         pos[labelled, m] = votes[labelled]
-    return build_table([f"s{i}" for i in range(S)], seg, K, a[:, 0], a[:, 1], pos[:, 0], tot[:, 0],
-                       pos[:, 1], tot[:, 1])
+    return build_table(
+        [f"s{i}" for i in range(S)], seg, K, a[:, 0], a[:, 1], pos[:, 0], tot[:, 0], pos[:, 1], tot[:, 1]
+    )

@@ -59,9 +59,17 @@ class PairTable:
         return int(self.n[tot > 0].sum())
 
 
-def build_table(segments: list[str] | tuple[str, ...], seg: np.ndarray, levels: int,
-                a0: np.ndarray, a1: np.ndarray,
-                pos0: np.ndarray, tot0: np.ndarray, pos1: np.ndarray, tot1: np.ndarray) -> PairTable:
+def build_table(
+    segments: list[str] | tuple[str, ...],
+    seg: np.ndarray,
+    levels: int,
+    a0: np.ndarray,
+    a1: np.ndarray,
+    pos0: np.ndarray,
+    tot0: np.ndarray,
+    pos1: np.ndarray,
+    tot1: np.ndarray,
+) -> PairTable:
     """Aggregate per-item arrays (one entry per paired item) into a count table.
 
     ``a0``/``a1`` use -1 (or ``levels``) for a missing signal.
@@ -76,9 +84,19 @@ def build_table(segments: list[str] | tuple[str, ...], seg: np.ndarray, levels: 
     pos0, tot0, pos1, tot1 = (np.asarray(x, dtype=np.int64) for x in (pos0, tot0, pos1, tot1))
     if seg.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return PairTable(tuple(segments), levels, empty, empty, empty, empty, empty, empty, empty,
-                         empty, empty)
+        return PairTable(tuple(segments), levels, empty, empty, empty, empty, empty, empty, empty, empty, empty)
     stacked = np.stack([seg, a0, a1, pos0, tot0, pos1, tot1], axis=1)
     keys, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
-    return PairTable(tuple(segments), levels, keys[:, 0], keys[:, 1], keys[:, 2], keys[:, 3], keys[:, 4],
-                     keys[:, 5], keys[:, 6], counts.astype(np.int64), inverse.reshape(-1))
+    return PairTable(
+        tuple(segments),
+        levels,
+        keys[:, 0],
+        keys[:, 1],
+        keys[:, 2],
+        keys[:, 3],
+        keys[:, 4],
+        keys[:, 5],
+        keys[:, 6],
+        counts.astype(np.int64),
+        inverse.reshape(-1),
+    )

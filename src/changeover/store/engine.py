@@ -102,14 +102,18 @@ def open_store(db: str | None = None) -> Store:
     try:
         engine = create_engine(url, future=True, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"--db {url!r}: cannot use this database URL ({exc}); "
-                         "use a file path, sqlite:///file.db or postgresql+psycopg://user@host/db") from None
+        raise StoreError(
+            f"--db {url!r}: cannot use this database URL ({exc}); "
+            "use a file path, sqlite:///file.db or postgresql+psycopg://user@host/db"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     store = Store(engine, url)
     try:
         store.ensure(*schema.CORE_TABLES)
     except OperationalError as exc:
-        raise StoreError(f"cannot open the store at {store.display_url}: {exc.orig}; "
-                         "check the URL, that the server runs, and your permissions") from None
+        raise StoreError(
+            f"cannot open the store at {store.display_url}: {exc.orig}; "
+            "check the URL, that the server runs, and your permissions"
+        ) from None
     return store

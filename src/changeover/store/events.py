@@ -31,23 +31,36 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def append_event(conn: Connection, kind: str, subject: str, actor: str,
-                 reason: str | None = None, payload: dict[str, Any] | None = None) -> int:
+def append_event(
+    conn: Connection,
+    kind: str,
+    subject: str,
+    actor: str,
+    reason: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> int:
     """Insert one event inside the caller's transaction; returns its id."""
-    result = conn.execute(insert(events).values(
-        at=now(), kind=kind, subject=subject, actor=actor, reason=reason, payload=payload or {}))
+    result = conn.execute(
+        insert(events).values(at=now(), kind=kind, subject=subject, actor=actor, reason=reason, payload=payload or {})
+    )
     return int(result.inserted_primary_key[0])
 
 
-def record_event(store: Store, kind: str, subject: str, actor: str,
-                 reason: str | None = None, payload: dict[str, Any] | None = None) -> int:
+def record_event(
+    store: Store, kind: str, subject: str, actor: str, reason: str | None = None, payload: dict[str, Any] | None = None
+) -> int:
     """Append one event in its own transaction."""
     with store.engine.begin() as conn:
         return append_event(conn, kind, subject, actor, reason, payload)
 
 
-def list_events(store: Store, subject: str | None = None, kind_prefix: str | None = None,
-                since: datetime | None = None, limit: int | None = None) -> list[Event]:
+def list_events(
+    store: Store,
+    subject: str | None = None,
+    kind_prefix: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[Event]:
     """Events oldest first, optionally filtered by subject, kind prefix and time."""
     q = select(events).order_by(events.c.id)
     if subject is not None:

@@ -39,9 +39,16 @@ def get_flag(store: Store, name: str) -> Flag | None:
     return Flag(row.name, row.value, row.version, aware(row.updated_at), row.updated_by)
 
 
-def set_flag(store: Store, name: str, value: Any, actor: str, reason: str | None = None,
-             expect_version: int | None = None, event_kind: str = "flag.set",
-             payload: dict[str, Any] | None = None) -> Flag:
+def set_flag(
+    store: Store,
+    name: str,
+    value: Any,
+    actor: str,
+    reason: str | None = None,
+    expect_version: int | None = None,
+    event_kind: str = "flag.set",
+    payload: dict[str, Any] | None = None,
+) -> Flag:
     """Set a flag and append the event in one transaction.
 
     ``expect_version``: fail with ``StoreError`` if someone else changed the
@@ -58,20 +65,35 @@ def set_flag(store: Store, name: str, value: Any, actor: str, reason: str | None
                 row = conn.execute(select(flags.c.version, flags.c.value).where(flags.c.name == name)).first()
                 current = 0 if row is None else row.version
                 if expect_version is not None and expect_version != current:
-                    raise StoreError(f"flag '{name}' changed meanwhile (version {current}, expected "
-                                     f"{expect_version}); read its status again and retry")
+                    raise StoreError(
+                        f"flag '{name}' changed meanwhile (version {current}, expected "
+                        f"{expect_version}); read its status again and retry"
+                    )
                 if row is None:
-                    conn.execute(insert(flags).values(name=name, value=value, version=1,
-                                                      updated_at=at, updated_by=actor))
+                    conn.execute(
+                        insert(flags).values(name=name, value=value, version=1, updated_at=at, updated_by=actor)
+                    )
                 else:
-                    done = conn.execute(update(flags).where(flags.c.name == name, flags.c.version == current)
-                                        .values(value=value, version=current + 1, updated_at=at,
-                                                updated_by=actor))
+                    done = conn.execute(
+                        update(flags)
+                        .where(flags.c.name == name, flags.c.version == current)
+                        .values(value=value, version=current + 1, updated_at=at, updated_by=actor)
+                    )
                     if done.rowcount != 1:
                         raise _Conflict()
-                append_event(conn, event_kind, name, actor, reason,
-                             {"from": None if row is None else row.value, "to": value,
-                              "version": current + 1, **(payload or {})})
+                append_event(
+                    conn,
+                    event_kind,
+                    name,
+                    actor,
+                    reason,
+                    {
+                        "from": None if row is None else row.value,
+                        "to": value,
+                        "version": current + 1,
+                        **(payload or {}),
+                    },
+                )
             return Flag(name, value, current + 1, at, actor)
         except (_Conflict, IntegrityError, OperationalError) as exc:
             if expect_version is not None:

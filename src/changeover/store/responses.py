@@ -48,9 +48,17 @@ def _row(rec: Record, fingerprint: str, source: str | None, at) -> dict:
     payload = {name: getattr(rec, name) for name in OPTIONAL_FIELDS if getattr(rec, name) is not None}
     if rec.extra:
         payload["extra"] = rec.extra
-    return {"item": rec.item, "model": rec.model, "segment": rec.segment, "signals": rec.signals,
-            "labels": rec.labels, "payload": payload, "fingerprint": fingerprint,
-            "source": source, "imported_at": at}
+    return {
+        "item": rec.item,
+        "model": rec.model,
+        "segment": rec.segment,
+        "signals": rec.signals,
+        "labels": rec.labels,
+        "payload": payload,
+        "fingerprint": fingerprint,
+        "source": source,
+        "imported_at": at,
+    }
 
 
 def add_records(store: Store, records: Iterable[Record], source: str | None = None) -> tuple[int, int]:
@@ -62,9 +70,10 @@ def add_records(store: Store, records: Iterable[Record], source: str | None = No
     with store.engine.begin() as conn:
         existing: set[str] = set()
         for start in range(0, len(fingerprints), _BATCH):
-            chunk = fingerprints[start:start + _BATCH]
-            existing.update(conn.execute(select(responses.c.fingerprint)
-                                         .where(responses.c.fingerprint.in_(chunk))).scalars())
+            chunk = fingerprints[start : start + _BATCH]
+            existing.update(
+                conn.execute(select(responses.c.fingerprint).where(responses.c.fingerprint.in_(chunk))).scalars()
+            )
         seen: set[str] = set()
         rows = []
         for rec, fp in zip(records, fingerprints, strict=True):
@@ -73,7 +82,7 @@ def add_records(store: Store, records: Iterable[Record], source: str | None = No
             seen.add(fp)
             rows.append(_row(rec, fp, source, at))
         for start in range(0, len(rows), _BATCH):
-            conn.execute(insert(responses), rows[start:start + _BATCH])
+            conn.execute(insert(responses), rows[start : start + _BATCH])
         added = len(rows)
     return len(records), added
 
@@ -84,8 +93,11 @@ def import_file(store: Store, path: str | Path) -> ImportResult:
     records = read_records(path)  # raises RecordsError naming file:line before any write
     rows, added = add_records(store, records, source=str(path))
     with store.engine.begin() as conn:
-        conn.execute(insert(imports).values(path=str(path), file_sha256=file_sha256(path), rows=rows,
-                                            added=added, imported_at=now()))
+        conn.execute(
+            insert(imports).values(
+                path=str(path), file_sha256=file_sha256(path), rows=rows, added=added, imported_at=now()
+            )
+        )
     return ImportResult(str(path), rows, added)
 
 
@@ -113,8 +125,11 @@ def in_force(rows: Iterable[Any]) -> dict[tuple[str, str, str, str], Any]:
     """
     rows = list(rows)
     superseded = {r.supersedes for r in rows if r.supersedes is not None}
-    return {(r.item, r.model, r.dimension, r.annotator): r for r in rows
-            if r.id not in superseded and r.value is not None and r.status == "label"}
+    return {
+        (r.item, r.model, r.dimension, r.annotator): r
+        for r in rows
+        if r.id not in superseded and r.value is not None and r.status == "label"
+    }
 
 
 def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
@@ -139,8 +154,15 @@ def load_records(store: Store, models: Iterable[str] | None = None) -> list[Reco
     for r in rows:
         payload = dict(r.payload or {})
         extra = payload.pop("extra", {})
-        rec = Record(item=r.item, model=r.model, segment=dict(r.segment), signals=dict(r.signals),
-                     labels={k: list(v) for k, v in (r.labels or {}).items()}, extra=extra, **payload)
+        rec = Record(
+            item=r.item,
+            model=r.model,
+            segment=dict(r.segment),
+            signals=dict(r.signals),
+            labels={k: list(v) for k, v in (r.labels or {}).items()},
+            extra=extra,
+            **payload,
+        )
         for dim, verdicts in by_response.get((rec.item, rec.model), {}).items():
             rec.labels[dim] = rec.labels.get(dim, []) + verdicts
         out.append(rec)

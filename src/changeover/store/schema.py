@@ -7,17 +7,17 @@ JSON columns hold the open-ended parts (segment, signals, optional fields).
 from __future__ import annotations
 
 from sqlalchemy import (
-                        JSON,
-                        BigInteger,
-                        Column,
-                        DateTime,
-                        Index,
-                        Integer,
-                        MetaData,
-                        String,
-                        Table,
-                        Text,
-                        UniqueConstraint,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -26,14 +26,15 @@ metadata = MetaData()
 ID = BigInteger().with_variant(Integer, "sqlite")
 
 responses = Table(
-    "responses", metadata,
+    "responses",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("item", String(512), nullable=False),
     Column("model", String(256), nullable=False),
     Column("segment", JSON, nullable=False),
     Column("signals", JSON, nullable=False),
     Column("labels", JSON, nullable=False),
-    Column("payload", JSON, nullable=False),           # prompt, response, latency, cost, extra ...
+    Column("payload", JSON, nullable=False),  # prompt, response, latency, cost, extra ...
     Column("fingerprint", String(64), nullable=False),  # sha256 of the record's canonical JSON
     Column("source", Text, nullable=True),
     Column("imported_at", DateTime(timezone=True), nullable=False),
@@ -42,27 +43,29 @@ responses = Table(
 )
 
 labels = Table(
-    "labels", metadata,
+    "labels",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("item", String(512), nullable=False),
     Column("model", String(256), nullable=False),
     Column("dimension", String(128), nullable=False),
-    Column("value", Integer, nullable=True),            # 1 acceptable, 0 not, NULL = skipped/flagged
+    Column("value", Integer, nullable=True),  # 1 acceptable, 0 not, NULL = skipped/flagged
     Column("annotator", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("client_id", String(128), nullable=True),    # idempotency key from the client
-    Column("supersedes", BigInteger, nullable=True),    # id of the label this one corrects
-    Column("response_hash", String(64), nullable=True), # the exact response text judged
+    Column("client_id", String(128), nullable=True),  # idempotency key from the client
+    Column("supersedes", BigInteger, nullable=True),  # id of the label this one corrects
+    Column("response_hash", String(64), nullable=True),  # the exact response text judged
     Column("status", String(16), nullable=False, default="label"),  # label | skip | flag
     Column("source", String(32), nullable=False, default="app"),
-    Column("note", Text, nullable=True),                # why it was flagged, or a comment
+    Column("note", Text, nullable=True),  # why it was flagged, or a comment
     UniqueConstraint("client_id", name="uq_labels_client_id"),
     Index("ix_labels_item_model", "item", "model"),
     Index("ix_labels_annotator", "annotator"),
 )
 
 imports = Table(
-    "imports", metadata,
+    "imports",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("path", Text, nullable=False),
     Column("file_sha256", String(64), nullable=False),
@@ -72,11 +75,12 @@ imports = Table(
 )
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("kind", String(64), nullable=False),         # e.g. flag.set, stage.advance, rollback, trigger.evaluated
-    Column("subject", String(256), nullable=False),     # the flag / migration / job it is about
+    Column("kind", String(64), nullable=False),  # e.g. flag.set, stage.advance, rollback, trigger.evaluated
+    Column("subject", String(256), nullable=False),  # the flag / migration / job it is about
     Column("actor", String(128), nullable=False),
     Column("reason", Text, nullable=True),
     Column("payload", JSON, nullable=False),
@@ -84,7 +88,8 @@ events = Table(
 )
 
 flags = Table(
-    "flags", metadata,
+    "flags",
+    metadata,
     Column("name", String(256), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("version", Integer, nullable=False),
