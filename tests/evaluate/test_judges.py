@@ -274,14 +274,10 @@ def test_similarity_to_the_incumbent_with_an_offline_embedding_model(tmp_path):
     )
     judge = build_judges(spec, judge_configs(spec), lambda signal, model: None)["correctness"]
     incumbent = "To stop a Python process, run kill with its process id."
-    case = lambda text, **kw: Case(
-        "i",
-        "cand",
-        "How do I stop a Python process?",
-        text,  # noqa: E731
-        incumbent_response=incumbent,
-        **kw,
-    )
+
+    def case(text: str, **kw) -> Case:
+        return Case("i", "cand", "How do I stop a Python process?", text, incumbent_response=incumbent, **kw)
+
     close = asyncio.run(judge.score(case("Use the kill command with the PID to end the Python process.")))
     far = asyncio.run(judge.score(case("Bananas are rich in potassium and grow in the tropics.")))
     assert 0.0 <= far.value < close.value <= 1.0 and close.value > 0.5
