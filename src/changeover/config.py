@@ -47,8 +47,35 @@ class Dimension(BaseModel):
     margin: float = Field(0.02, ge=0.0, lt=1.0, description="non-inferiority margin on the pass rate")
     levels: int | None = Field(None, ge=2, le=20, description="number of ordinal levels 1..K, if the signal is ordinal")
     bins: int = Field(4, ge=2, le=20, description="quantile bins for a continuous score in [0,1]")
+    signals: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="several signals keys for this dimension (each with its own per-model confusion); "
+        "use instead of 'signal'",
+    )
+    errors: Literal["fail", "exclude"] = Field(
+        "fail",
+        description="a response with an error (or no answer) is unacceptable ('fail', the default) "
+        "or left out of this dimension ('exclude')",
+    )
     required: bool = True
     rubric: str | None = Field(None, description="text shown to judges and human annotators")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_signals(self) -> Dimension:
+        if self.signal is not None and self.signals is not None:
+            raise ValueError("give either 'signal' or 'signals', not both")
+        if self.signals is not None and len(set(self.signals)) != len(self.signals):
+            raise ValueError("'signals' lists a signal twice")
+        return self
+
+    @property
+    def signal_names(self) -> list[str]:
+        """The signals keys this dimension reads, in the spec's order (one unless ``signals`` lists several)."""
+        if self.signals is not None:
+            return list(self.signals)
+        assert self.signal is not None  # filled with the dimension's name by MigrationSpec
+        return [self.signal]
 
 
 class Traffic(BaseModel):
@@ -92,7 +119,7 @@ class MigrationSpec(BaseModel):
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError("candidates are listed twice")
         for name, dim in self.dimensions.items():
-            if dim.signal is None:
+            if dim.signal is None and dim.signals is None:
                 dim.signal = name
         return self
 
