@@ -1,8 +1,9 @@
-"""Convergence diagnostics for [chains, draws] arrays: split R-hat and effective sample size.
+"""Convergence diagnostics for [chains, draws] arrays: split R-hat, bulk and tail ESS, MCSE.
 
-Rank-normalised split R-hat and bulk ESS as in Vehtari et al. (2021), the
-definitions ArviZ and Stan use. Kept here (40 lines) rather than depending on
-ArviZ for two numbers.
+Rank-normalised split R-hat, bulk ESS and tail ESS as in Vehtari et al. (2021),
+the definitions ArviZ and Stan use, and the Monte Carlo standard error of a
+posterior mean (e.g. of an indicator: a probability such as P(delta > -m)).
+Kept here rather than depending on ArviZ for four numbers.
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ def rhat(x: np.ndarray) -> float:
     return float(np.sqrt(var / w)) if w > 0 else float("inf")
 
 
-def ess(x: np.ndarray) -> float:
-    """Bulk effective sample size (Geyer's initial monotone sequence on split chains)."""
-    z = _rank_normal(_split(np.asarray(x, float)))
+def _ess_raw(z: np.ndarray) -> float:
+    """ESS of [chains, draws] values (already split or not), Geyer's initial monotone sequence."""
     m, n = z.shape
     if np.ptp(z) == 0:
         return float(m * n)
@@ -58,3 +58,27 @@ def ess(x: np.ndarray) -> float:
         prev = pair
     tau = -1.0 + 2.0 * total
     return float(m * n / max(tau, 1.0 / np.log10(m * n)))
+
+
+def ess(x: np.ndarray) -> float:
+    """Bulk effective sample size: rank-normalised split chains."""
+    return _ess_raw(_rank_normal(_split(np.asarray(x, float))))
+
+
+def ess_tail(x: np.ndarray) -> float:
+    """Tail ESS: the smaller ESS of the indicators of the 5% and 95% quantiles (split chains)."""
+    x = _split(np.asarray(x, float))
+    out = []
+    for q in (0.05, 0.95):
+        ind = (x <= np.quantile(x, q)).astype(float)
+        out.append(_ess_raw(ind))
+    return float(min(out))
+
+
+def mcse_mean(x: np.ndarray) -> float:
+    """Monte Carlo standard error of the posterior mean of x [chains, draws] (split chains, no ranks)."""
+    x = _split(np.asarray(x, float))
+    sd = float(x.std(ddof=1))
+    if sd == 0:
+        return 0.0
+    return sd / float(np.sqrt(_ess_raw(x)))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-from changeover.stats.model import Z0, Z1, PairFit
+from changeover.stats.model import PairFit
 
 MAX_PER_CELL = 8
 MAX_NEEDED = 100_000
@@ -60,23 +60,7 @@ class RankedLabel:
 
 
 def _p_acceptable(fit: PairFit, model: int) -> np.ndarray:
-    """P(Z_model = 1 | cell, draw) for every draw and cell, [draws, J]."""
-    t = fit.table
-    pi = PairFit.flat(fit.pi)  # [T,S,4]
-    phi = PairFit.flat(fit.phi)  # [T,2,2,K]
-    T = pi.shape[0]
-    phi_ext = np.concatenate([phi, np.ones((T, 2, 2, 1))], axis=-1)
-    lik0 = phi_ext[:, 0][:, :, np.minimum(t.a0, t.levels)]  # [T, z, J]
-    lik1 = phi_ext[:, 1][:, :, np.minimum(t.a1, t.levels)]
-    w = pi[:, t.seg, :] * np.transpose(lik0, (0, 2, 1))[..., Z0] * np.transpose(lik1, (0, 2, 1))[..., Z1]
-    for m, (pos, tot) in enumerate(((t.pos0, t.tot0), (t.pos1, t.tot1))):
-        z = Z0 if m == 0 else Z1
-        agree = np.where(z[None, :] == 1, pos[:, None], (tot - pos)[:, None])  # [J,4]
-        consistent = (agree == tot[:, None]) | (tot[:, None] > 1)
-        w = w * consistent[None]
-    w = w / np.maximum(w.sum(-1, keepdims=True), 1e-300)
-    zm = Z0 if model == 0 else Z1
-    return w[..., zm == 1].sum(-1)
+    return fit.p_acceptable(model)
 
 
 def _values(target: LabelTarget) -> list[RankedLabel]:

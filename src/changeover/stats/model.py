@@ -107,6 +107,56 @@ class PairFit:
         """Merge the chain and draw axes."""
         return values.reshape(-1, *values.shape[2:])
 
+    def confusion(self, signal: int = 0) -> np.ndarray:
+        """P(signal level k | truth z) per model, [chains, draws, 2 (incumbent/candidate), 2 (z), K]."""
+        if signal != 0:
+            raise ValueError(f"this fit has one signal; signal {signal} does not exist")
+        return self.phi
+
+    def confusion_by_segment(self, signal: int = 0) -> np.ndarray:
+        """P(signal level k | truth z) per model and segment, [chains, draws, S, 2, 2, K]."""
+        phi = self.confusion(signal)
+        S = self.pi.shape[2]
+        return np.broadcast_to(phi[:, :, None], phi.shape[:2] + (S,) + phi.shape[2:])
+
+    def error_dependence(self, signal: int = 0) -> np.ndarray:
+        """P(signal wrong on both answers) / (P(wrong on incumbent's) x P(wrong on candidate's)), [chains, draws].
+
+        "Wrong": the signal's level is in the upper half (k >= ceil(K/2), "says acceptable")
+        while the truth is unacceptable, or in the lower half while it is acceptable.
+        Segments are weighted by their items. 1 = independent errors.
+        """
+        phi = self.confusion(signal)  # [C,T,2,2,K]
+        K = phi.shape[-1]
+        says = np.arange(K) >= (K + 1) // 2
+        wrong = np.stack([phi[..., 0, :][..., says].sum(-1), phi[..., 1, :][..., ~says].sum(-1)], -1)  # [C,T,m,z]
+        w = np.bincount(self.table.seg, weights=self.table.n, minlength=self.pi.shape[2]).astype(float)
+        pi = np.einsum("ctsk,s->ctk", self.pi, w)
+        pi = pi / pi.sum(-1, keepdims=True)  # [C,T,4]
+        e0 = wrong[..., 0, :][..., Z0]  # [C,T,4]
+        e1 = wrong[..., 1, :][..., Z1]
+        both = (pi * e0 * e1).sum(-1)
+        return both / np.maximum((pi * e0).sum(-1) * (pi * e1).sum(-1), 1e-300)
+
+    def p_acceptable(self, model: int) -> np.ndarray:
+        """P(Z_model = 1 | count-table cell j, draw) for every draw and cell, [draws, J]."""
+        t = self.table
+        pi = PairFit.flat(self.pi)  # [T,S,4]
+        phi = PairFit.flat(self.phi)  # [T,2,2,K]
+        T = pi.shape[0]
+        phi_ext = np.concatenate([phi, np.ones((T, 2, 2, 1))], axis=-1)
+        lik0 = phi_ext[:, 0][:, :, np.minimum(t.a0, t.levels)]  # [T, z, J]
+        lik1 = phi_ext[:, 1][:, :, np.minimum(t.a1, t.levels)]
+        w = pi[:, t.seg, :] * np.transpose(lik0, (0, 2, 1))[..., Z0] * np.transpose(lik1, (0, 2, 1))[..., Z1]
+        for m, (pos, tot) in enumerate(((t.pos0, t.tot0), (t.pos1, t.tot1))):
+            z = Z0 if m == 0 else Z1
+            agree = np.where(z[None, :] == 1, pos[:, None], (tot - pos)[:, None])  # [J,4]
+            consistent = (agree == tot[:, None]) | (tot[:, None] > 1)
+            w = w * consistent[None]
+        w = w / np.maximum(w.sum(-1, keepdims=True), 1e-300)
+        zm = Z0 if model == 0 else Z1
+        return w[..., zm == 1].sum(-1)
+
 
 # --------------------------------------------------------------------------- softmax pieces
 
