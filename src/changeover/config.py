@@ -6,15 +6,23 @@ dimensions) are typed here. Feature sections (``models``, ``prompts``,
 kept raw and validated by the feature that owns them through
 ``MigrationSpec.section(name, Model)``, so a bad value anywhere is reported as
 ``migration.yaml: field 'rollout.stages.1.weight': ...``.
+
+Strict by design: a misspelled key at any level is an error naming the file,
+the line and the closest valid key (``did you mean 'rollout'?``). A spec that
+silently ignored ``rolout:`` would roll the candidate out on the default plan
+with no rollback trigger. The core keys (incumbent, candidates, dimensions)
+are required only by the commands that decide; an embedding migration's spec
+may hold only its ``embeddings:`` section (``load_spec(path, core=False)``).
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from changeover.errors import SpecError
 
@@ -34,6 +42,7 @@ FEATURE_SECTIONS = (
     "redaction",
     "gateway",
 )
+CORE_REQUIRED = ("incumbent", "candidates", "dimensions")
 
 
 class Dimension(BaseModel):
@@ -98,23 +107,28 @@ class Traffic(BaseModel):
 
 
 class MigrationSpec(BaseModel):
-    """The whole spec. ``path`` is where it was read from (for messages and relative paths)."""
+    """The whole spec. ``path`` is where it was read from (for messages and relative paths).
+
+    Feature sections are kept raw (``model_extra``) and validated by their feature through
+    ``section``; any other top-level key is refused when the spec is loaded.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    incumbent: str
-    candidates: list[str] = Field(min_length=1)
+    incumbent: str = ""
+    candidates: list[str] = Field(default_factory=list, min_length=1)
     segment_by: list[str] = Field(default_factory=list)
     traffic: Traffic = Field(default_factory=Traffic)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    dimensions: dict[str, Dimension] = Field(min_length=1)
+    dimensions: dict[str, Dimension] = Field(default_factory=dict, min_length=1)
     required_segments: Literal["all"] | list[str] = "all"
     seed: int = 20261123
     path: Path | None = Field(None, exclude=True)
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> MigrationSpec:
-        if self.incumbent in self.candidates:
+        if self.incumbent and self.incumbent in self.candidates:
             raise ValueError(f"the incumbent '{self.incumbent}' is also listed as a candidate")
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError("candidates are listed twice")
@@ -126,8 +140,18 @@ class MigrationSpec(BaseModel):
     # ----------------------------------------------------------------- access
 
     @property
+    def has_core(self) -> bool:
+        """True when the spec names a migration to decide (incumbent, candidates, dimensions)."""
+        return bool(self.incumbent and self.candidates and self.dimensions)
+
+    @property
     def models(self) -> list[str]:
         """Incumbent first, then candidates: the order used everywhere."""
+        if not self.has_core:
+            raise SpecError(
+                f"{self.path or 'spec'}: this command decides a model migration and needs "
+                f"{_missing_core(self)}; see `changeover assess --help` for an example spec"
+            )
         return [self.incumbent, *self.candidates]
 
     def raw(self, name: str) -> Any:
@@ -135,7 +159,7 @@ class MigrationSpec(BaseModel):
         return (self.model_extra or {}).get(name)
 
     def section(self, name: str, model: type[T], default: Any = None) -> T | None:
-        """Validate feature section ``name`` with ``model``; errors name the field path."""
+        """Validate feature section ``name`` with ``model``; errors name the field path, line and fix."""
         raw = self.raw(name)
         if raw is None:
             if default is None:
@@ -144,7 +168,20 @@ class MigrationSpec(BaseModel):
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
-            raise SpecError(format_validation_error(exc, self.path or "spec", prefix=name)) from None
+            raise SpecError(
+                format_validation_error(exc, self.path or "spec", prefix=name, model=model, lines=self._lines)
+            ) from None
+
+    def require(self, name: str, model: type[T], command: str) -> T:
+        """Like ``section``, for a section that ``command`` cannot run without: its absence is named."""
+        got = self.section(name, model)
+        if got is None:
+            line = f":{self._lines[()]}" if () in self._lines else ""
+            raise SpecError(
+                f"{self.path or 'spec'}{line}: `{command}` needs a '{name}:' section, and the spec has none; "
+                f"add it (docs/ describe its keys)"
+            )
+        return got
 
     def resolve(self, relative: str | Path) -> Path:
         """A path written in the spec, relative to the spec file's folder."""
@@ -154,45 +191,176 @@ class MigrationSpec(BaseModel):
         return (self.path.parent / p).resolve()
 
 
-def format_validation_error(exc: ValidationError, path: object, prefix: str = "") -> str:
-    """Turn a pydantic error into 'file: field 'a.b': message' lines."""
-    lines = []
+def _missing_core(spec: MigrationSpec) -> str:
+    missing = [k for k in CORE_REQUIRED if not getattr(spec, k)]
+    return " and ".join(f"'{k}'" for k in missing) or "the core keys"
+
+
+# --------------------------------------------------------------------------- error messages
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if known:
+        shown = ", ".join(sorted(known)[:12])
+        return f"; known keys here: {shown}"
+    return ""
+
+
+def _known_keys(model: type[BaseModel], parent: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at ``parent`` (a pydantic error location), read from its JSON schema."""
+    try:
+        schema = model.model_json_schema()
+    except Exception:  # a model with types JSON schema cannot describe: no suggestion, still an error
+        return []
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict[str, Any]) -> list[dict[str, Any]]:
+        if "$ref" in node:
+            return resolve(defs.get(node["$ref"].rsplit("/", 1)[-1], {}))
+        options = node.get("anyOf") or node.get("oneOf") or node.get("allOf")
+        if options:
+            return [r for o in options for r in resolve(o)]
+        return [node]
+
+    nodes = resolve(schema)
+    for part in parent:
+        nxt: list[dict[str, Any]] = []
+        for node in nodes:
+            props = node.get("properties") or {}
+            if isinstance(part, str) and part in props:
+                nxt += resolve(props[part])
+            elif isinstance(part, int) and isinstance(node.get("items"), dict):
+                nxt += resolve(node["items"])
+            elif isinstance(node.get("additionalProperties"), dict):
+                nxt += resolve(node["additionalProperties"])
+        nodes = nxt or nodes  # a part the schema does not show (a union tag): stay where we are
+    keys: list[str] = []
+    for node in nodes:
+        keys += [k for k in (node.get("properties") or {}) if k not in keys]
+    return keys
+
+
+def _line_of(lines: dict[tuple[str | int, ...], int], loc: tuple[Any, ...]) -> int | None:
+    """The YAML line of a location, skipping parts the YAML does not have (pydantic's union tags)."""
+    path: tuple[str | int, ...] = ()
+    best = lines.get(())
+    for part in loc:
+        if path + (part,) in lines:
+            path = path + (part,)
+            best = lines[path]
+    return best
+
+
+def format_validation_error(
+    exc: ValidationError,
+    path: object,
+    prefix: str = "",
+    model: type[BaseModel] | None = None,
+    lines: dict[tuple[str | int, ...], int] | None = None,
+) -> str:
+    """Turn a pydantic error into 'file:line: field 'a.b': message' lines, with the closest key for a typo."""
+    out = []
+    lines = lines or {}
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        if prefix:
-            loc = f"{prefix}.{loc}" if loc else prefix
+        loc = tuple(err["loc"])
+        full = ((prefix,) if prefix else ()) + loc
+        name = ".".join(str(p) for p in full)
         msg = err["msg"]
         if err["type"] == "missing":
             msg = "is required but missing"
         elif err["type"] == "extra_forbidden":
-            msg = "is not a known key (check its spelling)"
-        lines.append(f"{path}: field '{loc}' {msg}" if loc else f"{path}: {msg}")
-    return "\n".join(lines)
+            msg = "is not a known key" + (
+                _suggest(str(loc[-1]), _known_keys(model, loc[:-1])) if model is not None else " (check its spelling)"
+            )
+        line = _line_of(lines, full)
+        at = f"{path}:{line}" if line is not None else f"{path}"
+        out.append(f"{at}: field '{name}' {msg}" if name else f"{at}: {msg}")
+    return "\n".join(out)
 
 
-def load_spec(path: str | Path) -> MigrationSpec:
-    """Read and validate a migration spec YAML file."""
+def _yaml_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each key path of a YAML document to its 1-based line (for error messages)."""
+    out: dict[tuple[str | int, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = path + (str(key.value),)
+                out[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                out[path + (i,)] = value.start_mark.line + 1
+                walk(value, path + (i,))
+
+    if root is not None:
+        out[()] = root.start_mark.line + 1
+        walk(root, ())
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_spec(path: str | Path, *, core: bool = True) -> MigrationSpec:
+    """Read and validate a migration spec YAML file.
+
+    ``core=False`` accepts a spec without incumbent/candidates/dimensions (an embedding migration);
+    every key present is still checked.
+    """
     path = Path(path)
     if not path.exists():
         raise SpecError(f"{path}: no such spec file; see `changeover assess --help` for an example")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec ({exc}); it must be a UTF-8 YAML file") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise SpecError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return spec_from_dict(raw, path)
+    return spec_from_dict(raw, path, core=core, lines=_yaml_lines(text))
 
 
-def spec_from_dict(raw: Any, path: str | Path = "spec") -> MigrationSpec:
+def spec_from_dict(
+    raw: Any,
+    path: str | Path = "spec",
+    *,
+    core: bool = True,
+    lines: dict[tuple[str | int, ...], int] | None = None,
+) -> MigrationSpec:
     """Validate an already-parsed spec mapping (used by tests and the demo)."""
+    lines = lines or {}
     if not isinstance(raw, dict):
         raise SpecError(
             f"{path}: the spec must be a YAML mapping with at least 'incumbent', 'candidates' and 'dimensions'"
         )
+    known = [name for name in MigrationSpec.model_fields if name != "path"] + list(FEATURE_SECTIONS)
+    problems = []
+    for key in raw:
+        if str(key) not in known:
+            line = lines.get((str(key),))
+            at = f"{path}:{line}" if line is not None else f"{path}"
+            problems.append(f"{at}: '{key}' is not a known top-level key{_suggest(str(key), known)}")
+    if core:
+        for key in CORE_REQUIRED:
+            if key not in raw:
+                problems.append(f"{path}: field '{key}' is required but missing")
     try:
         spec = MigrationSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(exc, path)) from None
+        problems.append(format_validation_error(exc, path, model=MigrationSpec, lines=lines))
+    if problems:
+        raise SpecError("\n".join(problems))
     spec.path = Path(path)
+    spec._lines = lines
     return spec

@@ -43,7 +43,7 @@ def test_feature_section_errors_name_the_field(tmp_path):
         model_config = ConfigDict(extra="forbid")
         stages: list[Stage]
 
-    with pytest.raises(SpecError, match=r"migration.yaml: field 'rollout.stages.1.weight'"):
+    with pytest.raises(SpecError, match=r"migration.yaml:11: field 'rollout.stages.1.weight'"):
         spec.section("rollout", Rollout)
     assert spec.section("shadow", Rollout) is None
 
@@ -78,3 +78,75 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(SpecError, match="must be a YAML mapping"):
         load_spec(bad)
+
+
+ROLLOUT_TYPO = """incumbent: legacy-model
+candidates: [cand-a]
+dimensions:
+  correctness: {}
+rolout:
+  stages: [{weight: 0}, {weight: 1}]
+  auto_advance: false
+"""
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        (ROLLOUT_TYPO, r"m.yaml:5: 'rolout' is not a known top-level key; did you mean 'rollout'\?"),
+        (ROLLOUT_TYPO.replace("rolout:", "confidance: 0.5\nrollout:"), r"m.yaml:5: 'confidance' .*'confidence'"),
+        (ROLLOUT_TYPO.replace("rolout:", "segment_bye: [region]\nrollout:"), r"'segment_bye' .*'segment_by'\?"),
+        (ROLLOUT_TYPO.replace("correctness: {}", "correctness: {margn: 0.1}"), r"m.yaml:4: field 'dimensions.correctness.margn' .*'margin'\?"),
+    ],
+)
+def test_unknown_keys_are_errors_with_line_and_suggestion(tmp_path, text, needle):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=needle):
+        load_spec(path)
+
+
+def test_feature_section_typos_name_line_and_closest_key(tmp_path):
+    from changeover.rollout.config import RolloutConfig
+
+    path = tmp_path / "m.yaml"
+    path.write_text(ROLLOUT_TYPO.replace("rolout:", "rollout:").replace("auto_advance", "auto_advanse"))
+    spec = load_spec(path)
+    with pytest.raises(SpecError, match=r"m.yaml:7: field 'rollout.auto_advanse' .*did you mean 'auto_advance'\?"):
+        spec.section("rollout", RolloutConfig)
+
+
+def test_an_embeddings_only_spec_loads_when_the_command_needs_no_core(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("embeddings:\n  corpus: docs.jsonl\n")
+    with pytest.raises(SpecError, match="'incumbent' is required but missing"):
+        load_spec(path)
+    spec = load_spec(path, core=False)
+    assert not spec.has_core and spec.raw("embeddings") == {"corpus": "docs.jsonl"}
+    with pytest.raises(SpecError, match="needs 'incumbent' and 'candidates' and 'dimensions'"):
+        spec.models
+    path.write_text("embedings: {}\n")
+    with pytest.raises(SpecError, match="did you mean 'embeddings'"):
+        load_spec(path, core=False)
+
+
+def test_a_section_a_command_needs_is_named_when_absent(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(ROLLOUT_TYPO.replace("rolout:", "rollout:"))
+    spec = load_spec(path)
+
+    class Gateway(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        port: int = 1
+
+    with pytest.raises(SpecError, match=r"`changeover serve` needs a 'gateway:' section"):
+        spec.require("gateway", Gateway, "changeover serve")
+
+
+def test_several_signals_or_one(tmp_path):
+    raw = {"incumbent": "a", "candidates": ["b"], "dimensions": {"refusal": {"signals": ["judge", "regex"]}}}
+    spec = spec_from_dict(raw)
+    assert spec.dimensions["refusal"].signal_names == ["judge", "regex"]
+    raw["dimensions"]["refusal"]["signal"] = "judge"
+    with pytest.raises(SpecError, match="either 'signal' or 'signals'"):
+        spec_from_dict(raw)
