@@ -7,9 +7,9 @@ so the main app stays a table of contents.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-import click
 import typer
 
 from changeover import __version__
@@ -50,6 +50,23 @@ for module in (assess, evaluate, prompts, gateway, embeddings, label, report):
     module.register(app)
 
 
+# The click that typer runs on: typer >= 0.2x vendors its own copy (typer._click), older releases use the
+# click package. Catching the package's classes let every usage error escape as a traceback (exit 1).
+_click_errors = importlib.import_module(typer.BadParameter.__module__)
+ClickException = _click_errors.ClickException
+NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", None)
+
+
+def _usage_error(exc: Exception) -> int:
+    """One line naming what was wrong and where to look; exit 2 (a mistyped option is bad input)."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None and getattr(ctx, "command_path", None) else "changeover"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(message.split()).rstrip(".")
+    err_console.print(f"error: {message}; see `{command} --help`", markup=False, highlight=False, soft_wrap=True)
+    return 2
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors print without a traceback, exit 2."""
     try:
@@ -57,12 +74,14 @@ def run(argv: list[str] | None = None) -> int:
     except ChangeoverError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except ClickException as exc:
+        if NoArgsIsHelp is not None and isinstance(exc, NoArgsIsHelp):
+            exc.show()  # `changeover rollout` alone: the group's help
+            return 2
+        return _usage_error(exc)
+    except typer.Abort:
         err_console.print("aborted")
         return 130
     except SystemExit as exc:  # typer.Exit inside commands with a code
