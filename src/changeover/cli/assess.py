@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from changeover.cli.common import DB_OPTION, console, err_console, write_json
@@ -30,7 +31,7 @@ ASSESS_HELP = (
     "the posterior of each pass rate and of the difference, a verdict at the spec's confidence, and "
     "which items humans should label next. Exit code: 0 GO, 1 NO-GO, 3 NEED-LABELS, 2 invalid input.\n\n"
     "Example: changeover assess --spec migration.yaml --records records.jsonl --json decision.json\n\n"
-    "A minimal spec:\n\n\b\n" + SPEC_EXAMPLE
+    "A minimal spec:\n\n\b\n" + escape(SPEC_EXAMPLE)  # rich markup would eat "[cand-a, cand-b]"
 )
 
 VERDICT_STYLE = {
