@@ -1,0 +1,117 @@
+"""Running the fit with its sampling policy: converged, and long enough to settle close calls.
+
+The policy (issue 10): every reported quantity must have R-hat <= 1.01, bulk
+and tail ESS >= 400 and no divergent transitions. A comparison that fails,
+or whose decision probability lies within ~2 Monte Carlo standard errors of
+the confidence threshold, is sampled again with twice the draws and warm-up,
+up to ``max_scale`` times the requested length. What still fails is reported
+as not converged (the service then gives no GO or NO-GO); what is still close
+is ``borderline``. Only the comparisons that need it are refitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from changeover.stats.diagnostics import ess, ess_tail, rhat
+from changeover.stats.model import FitSettings, PairFit, fit_pairs
+from changeover.stats.tables import PairTable
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingPolicy:
+    """When a fit is good enough, and how much longer to sample when it is not."""
+
+    rhat_max: float = 1.01
+    ess_min: float = 400.0
+    max_divergences: int = 0
+    max_scale: int = 4  # the longest round samples this many times the requested draws and warm-up
+    extend: bool = True  # False: one round, report what it gave
+
+
+@dataclass(frozen=True, slots=True)
+class Convergence:
+    """Diagnostics of one fit over every quantity it reports."""
+
+    rhat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+
+    def ok(self, policy: SamplingPolicy) -> bool:
+        return (
+            self.rhat_max <= policy.rhat_max
+            and self.ess_bulk_min >= policy.ess_min
+            and self.ess_tail_min >= policy.ess_min
+            and self.divergences <= policy.max_divergences
+        )
+
+
+def reported_quantities(fit: PairFit, shares: np.ndarray) -> list[np.ndarray]:
+    """[chains, draws] series of what the result reports: deltas and pass rates, overall and per segment."""
+    out = [
+        fit.overall(fit.delta, shares),
+        fit.overall(fit.incumbent_rate, shares),
+        fit.overall(fit.candidate_rate, shares),
+    ]
+    for s in range(fit.delta.shape[-1]):
+        out += [fit.delta[..., s], fit.incumbent_rate[..., s], fit.candidate_rate[..., s]]
+    return out
+
+
+def convergence(fit: PairFit, shares: np.ndarray) -> Convergence:
+    series = reported_quantities(fit, shares)
+    return Convergence(
+        float(np.nanmax([rhat(x) for x in series])),
+        float(np.nanmin([ess(x) for x in series])),
+        float(np.nanmin([ess_tail(x) for x in series])),
+        int(fit.divergences),
+    )
+
+
+@dataclass(slots=True)
+class SampledFit:
+    """A fit, its diagnostics, and the length (as a multiple of the requested one) it took."""
+
+    fit: PairFit
+    convergence: Convergence
+    scale: int
+    converged: bool
+
+
+def sample(
+    tables: list[PairTable],
+    shares: np.ndarray,
+    settings: FitSettings,
+    policy: SamplingPolicy,
+    unsettled: Callable[[PairFit], bool] = lambda fit: False,
+    progress: Progress | None = None,
+) -> tuple[list[SampledFit], int]:
+    """Fit every table under the policy; returns the fits and the number of rounds run.
+
+    ``unsettled(fit)``: whether a converged fit still has a decision probability
+    too close to its threshold (more draws may settle it).
+    """
+    out: list[SampledFit] = []
+    for fit in fit_pairs(tables, settings):
+        conv = convergence(fit, shares)
+        out.append(SampledFit(fit, conv, 1, conv.ok(policy)))
+    rounds, scale = 1, 1
+    while policy.extend and scale * 2 <= policy.max_scale:
+        again = [i for i, s in enumerate(out) if not s.converged or unsettled(s.fit)]
+        if not again:
+            break
+        scale *= 2
+        rounds += 1
+        longer = replace(settings, draws=settings.draws * scale, warmup=settings.warmup * scale)
+        if progress is not None:
+            progress(f"sampling {len(again)} comparison(s) longer ({longer.draws} draws, {longer.warmup} warm-up)")
+        for i, fit in zip(again, fit_pairs([tables[i] for i in again], longer), strict=True):
+            conv = convergence(fit, shares)
+            out[i] = SampledFit(fit, conv, scale, conv.ok(policy))
+    return out, rounds
