@@ -13,7 +13,7 @@ import sys
 import typer
 
 from changeover import __version__
-from changeover.cli import assess, embeddings, evaluate, gateway, label, prompts, report
+from changeover.cli import assess, embeddings, evaluate, gateway, label, pick, prompts, report, scan, traffic
 from changeover.cli.common import err_console
 from changeover.errors import ChangeoverError
 
@@ -46,7 +46,7 @@ def _root(
     """Replace the LLM under a running product, and know it is safe."""
 
 
-for module in (assess, evaluate, prompts, gateway, embeddings, label, report):
+for module in (assess, pick, evaluate, prompts, gateway, embeddings, label, report, scan, traffic):
     module.register(app)
 
 

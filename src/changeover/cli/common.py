@@ -38,3 +38,34 @@ def write_json(obj: Any, path: Path) -> None:
         raise ChangeoverError(
             f"{path}: cannot write the JSON output ({exc.strerror}); choose a writable path"
         ) from None
+
+
+def load_assessment_records(
+    migration: Any, records: Path | None, db: str | None, store_labels: bool = True
+) -> tuple[list[Any], int | None]:
+    """The records a decision reads: a file (with the store's human labels merged unless told not to) or the store.
+
+    Returns the records and how many store labels were merged into a file's records
+    (None when the store was not consulted, 0 when it had none for them). With a file,
+    the store is consulted when named (``--db`` / ``CHANGEOVER_DB``) or when the default one exists.
+    """
+    from changeover.errors import DataError
+    from changeover.records import read_records
+    from changeover.store import open_store
+    from changeover.store.engine import DEFAULT_DB
+    from changeover.store.responses import load_records, merge_store_labels
+
+    if records is not None:
+        recs = read_records(records)
+        if not store_labels or not (db or Path(DEFAULT_DB).exists()):  # never create a store for nothing
+            return recs, None
+        with open_store(db) as store:
+            return recs, merge_store_labels(store, recs)
+    with open_store(db) as store:
+        recs = load_records(store, migration.models)
+        if not recs:
+            raise DataError(
+                f"the store ({store.display_url}) holds no records for {migration.models}; "
+                "run `changeover import FILE` first or pass --records FILE"
+            )
+    return recs, None

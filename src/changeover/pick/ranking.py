@@ -1,0 +1,94 @@
+"""Rank the candidates: those that pass first, cheapest first, then those that still need labels, then the rest.
+
+The recommendation is the cheapest GO candidate (ties broken by p95 latency).
+When a cheaper candidate is still NEED-LABELS, the result says so and lists the
+labels that would settle it: labelling them may make the cheaper one the pick.
+Exit codes follow ``assess``: 0 a GO candidate exists, 3 none does yet but
+some still need labels, 1 every candidate is NO-GO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from changeover.assessment.pairing import segment_key
+from changeover.assessment.result import NextLabel, Verdict
+from changeover.assessment.service import Assessment
+from changeover.pick.costs import CostEstimate, ModelCosts, model_costs, monthly_saving
+from changeover.records import Record
+
+_ORDER = {Verdict.GO: 0, Verdict.NEED_LABELS: 1, Verdict.NO_GO: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One candidate as the choice sees it."""
+
+    candidate: str
+    verdict: Verdict
+    summary: str
+    costs: ModelCosts
+    saving: CostEstimate | None  # incumbent minus candidate per month; positive = cheaper
+    labels_needed: int
+    next_labels: tuple[NextLabel, ...]
+
+    @property
+    def sort_key(self) -> tuple[int, float, float]:
+        cost = self.costs.cost.mean if self.costs.cost is not None else float("inf")
+        latency = self.costs.p95_latency_ms if self.costs.p95_latency_ms is not None else float("inf")
+        return (_ORDER[self.verdict], cost, latency)
+
+
+@dataclass(slots=True)
+class PickResult:
+    """The ranked candidates, the recommendation and the cheaper ones still undecided."""
+
+    incumbent: ModelCosts
+    per_month: bool  # costs are per month (the spec gives traffic) or per 1,000 responses
+    ranked: list[Choice]
+    recommended: Choice | None
+    cheaper_undecided: list[Choice] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.recommended is not None:
+            return 0
+        if any(c.verdict == Verdict.NEED_LABELS for c in self.ranked):
+            return 3
+        return 1
+
+
+def pick(assessment: Assessment, records: list[Record]) -> PickResult:
+    """Rank ``assessment``'s candidates by verdict, cost at the spec's traffic and p95 latency."""
+    spec, decision = assessment.spec, assessment.decision
+    segment_of: dict[str, str] = {}
+    for model in spec.models:  # the incumbent's record gives an item's segment, as in the assessment
+        for rec in records:
+            if rec.model == model and rec.item not in segment_of:
+                segment_of[rec.item] = segment_key(rec, spec.segment_by)
+    costs = model_costs(spec, records, segment_of, decision.shares)
+    choices = []
+    for name, cand in decision.candidates.items():
+        needed = sum(decision.labels_needed.get(name, {}).values())
+        labels = tuple(n for n in decision.next_labels if _concerns(n, name, spec.incumbent))
+        choices.append(
+            Choice(
+                name,
+                Verdict(cand.verdict),
+                cand.summary,
+                costs[name],
+                monthly_saving(spec, records, name, segment_of, decision.shares),
+                needed,
+                labels,
+            )
+        )
+    ranked = sorted(choices, key=lambda c: c.sort_key)
+    recommended = next((c for c in ranked if c.verdict == Verdict.GO), None)
+    bar = recommended.sort_key[1] if recommended is not None else float("inf")
+    cheaper = [c for c in ranked if c.verdict == Verdict.NEED_LABELS and c.sort_key[1] < bar]
+    return PickResult(costs[spec.incumbent], bool(spec.traffic.monthly_interactions), ranked, recommended, cheaper)
+
+
+def _concerns(label: NextLabel, candidate: str, incumbent: str) -> bool:
+    """A ranked label settles this candidate's comparison (its own responses, or the incumbent's)."""
+    return label.model in (candidate, incumbent)
