@@ -1,0 +1,107 @@
+"""CLI command ``changeover scan``: which models a codebase uses and when they shut down."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from changeover.cli.common import console, write_json
+
+SCAN_HELP = """Find the model ids a codebase uses and when their providers shut them down.
+
+Reads string literals in Python, JS/TS, Go, Java and Kotlin, values in YAML, JSON,
+TOML, .env/INI files and Jupyter notebook code cells, and joins each model id with
+the bundled, dated lifecycle registry (extend or override it with --registry).
+
+Exit code: 1 when a model in use shuts down within --within (or already has), 0 otherwise,
+2 on bad input.
+
+Example: changeover scan . --within 90d --json scan.json
+"""
+
+
+def _today(text: str | None) -> date:
+    from changeover.scan import ScanError
+
+    if text is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ScanError(f"--today: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _days(left: int | None, within: int) -> str:
+    if left is None:
+        return ""
+    if left < 0:
+        return f"[bold red]{-left} ago[/]"
+    return f"[red]{left}[/]" if left <= within else str(left)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `changeover scan` to the main app."""
+
+    @app.command("scan", help=SCAN_HELP)
+    def scan_cmd(
+        path: Path = typer.Argument(Path("."), help="Folder (or file) to scan."),
+        within: str = typer.Option(
+            "90d", "--within", help="Fail (exit 1) when a shutdown is this close: 90d, 12w, 6m."
+        ),
+        registry: list[Path] = typer.Option(
+            [], "--registry", "-r", help="Team registry YAML merged over the bundled one (repeatable)."
+        ),
+        today: str | None = typer.Option(None, "--today", help="Compare dates against this day (YYYY-MM-DD)."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the findings as JSON here."),
+        show_all: bool = typer.Option(False, "--all", help="List every use, not only the first."),
+    ) -> None:
+        from changeover.scan import load_registry, parse_within, scan_codebase
+
+        days = parse_within(within)
+        day = _today(today)
+        result = scan_codebase(path, load_registry(registry), day, days)
+        table = Table(
+            title=f"model ids in {path} ({result.files_scanned} files scanned), as of {day.isoformat()}",
+            title_justify="left",
+        )
+        for col in ("model", "provider", "uses", "first use", "deprecated", "shutdown", "days left", "successors"):
+            table.add_column(
+                col,
+                justify="right" if col in ("uses", "days left") else "left",
+                no_wrap=col in ("deprecated", "shutdown", "uses"),
+                overflow="fold",
+            )
+        for u in result.usages:
+            life = u.lifecycle
+            where = "\n".join(x.where for x in u.uses) if show_all else u.uses[0].where
+            table.add_row(
+                u.model,
+                u.provider,
+                str(len(u.uses)),
+                where,
+                life.deprecated.isoformat() if life and life.deprecated else "",
+                life.shutdown.isoformat() if life and life.shutdown else ("" if life else "[dim]not in registry[/]"),
+                _days(u.days_left(day), days),
+                ", ".join(life.successors) if life else "",
+            )
+        console.print(table)
+        due = result.due
+        if due:
+            console.print(
+                f"[bold red]{len(due)} model(s) shut down within {days} days or already have:[/] "
+                + ", ".join(f"{u.model} ({u.provider})" for u in due),
+                highlight=False,
+            )
+        else:
+            console.print(f"nothing in use shuts down within {days} days", highlight=False)
+        console.print(
+            "[dim]registry rows are dated (see --json 'checked' and 'source'); verify a date at its source[/]",
+            highlight=False,
+        )
+        if json_out is not None:
+            write_json(result.to_dict(), json_out)
+        if due:
+            raise typer.Exit(1)

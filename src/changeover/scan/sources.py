@@ -1,0 +1,221 @@
+"""The values in a codebase that can hold a model id: string literals in code, values in config files.
+
+Code (Python, JS/TS, Go, Java, Kotlin) is read by a small lexer that knows
+comments and string quotes, so a model named in a comment or inside a sentence
+is not a use. YAML is read through its node tree (keys and scalar values, with
+their lines), ``.env`` / INI / properties files as ``key=value`` lines, JSON and
+TOML by their quoted strings, and Jupyter notebooks cell by cell (code cells
+only, each reported with its cell number and the line within the cell).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    ".venv",
+    "venv",
+    "env",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".tox",
+    ".nox",
+    "dist",
+    "build",
+    "site-packages",
+    ".ipynb_checkpoints",
+    ".changeover",
+    "vendor",
+    "target",
+    ".next",
+}
+MAX_BYTES = 2_000_000
+
+_HASH = {".py", ".pyi", ".toml", ".rb", ".sh"}
+_SLASH = {".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".go", ".java", ".kt", ".kts", ".scala"}
+_KEY_VALUE = {".ini", ".cfg", ".properties", ".conf"}
+_YAML = {".yaml", ".yml"}
+_JSON = {".json", ".jsonc"}
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """One string found in a file: where it is and what it says."""
+
+    text: str
+    line: int
+    cell: int | None = None  # notebook cell number (1-based), the line is then within the cell
+
+
+def kind_of(path: Path) -> str | None:
+    """The reader for a file, by name; None = not scanned."""
+    name = path.name.lower()
+    suffix = path.suffix.lower()
+    if name == ".env" or name.startswith(".env.") or suffix == ".env":
+        return "env"
+    if suffix == ".ipynb":
+        return "notebook"
+    if suffix in _YAML:
+        return "yaml"
+    if suffix in _JSON:
+        return "json"
+    if suffix in _HASH:
+        return "hash"
+    if suffix in _SLASH:
+        return "slash"
+    if suffix in _KEY_VALUE:
+        return "env"
+    return None
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Files under ``root`` that a reader knows, skipping dependency, build and VCS folders; sorted."""
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.iterdir()):
+        if path.is_dir():
+            if path.name not in SKIP_DIRS and not path.is_symlink():
+                yield from iter_files(path)
+        elif kind_of(path) is not None:
+            yield path
+
+
+def string_literals(text: str, comments: str) -> Iterator[Value]:
+    """Quoted strings in source code; ``comments`` is "hash" (#) or "slash" (// and /* */).
+
+    Handles escapes, triple quotes (Python, Java text blocks) and backticks (Go raw
+    strings, JS templates). A single-quoted string ends at the end of its line.
+    """
+    i, n, line = 0, len(text), 1
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif comments == "hash" and c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif comments == "slash" and text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif comments == "slash" and text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            line += text.count("\n", i, j)
+            i = j
+        elif c in "\"'`":
+            triple = text.startswith(c * 3, i) and c != "`"
+            quote = c * 3 if triple else c
+            start, start_line = i + len(quote), line
+            j, buf = start, []
+            while j < n:
+                if text.startswith(quote, j):
+                    break
+                ch = text[j]
+                if ch == "\\" and c != "`" and j + 1 < n:
+                    buf.append(text[j + 1])
+                    if text[j + 1] == "\n":
+                        line += 1
+                    j += 2
+                    continue
+                if ch == "\n":
+                    if not triple and c != "`":
+                        break
+                    line += 1
+                buf.append(ch)
+                j += 1
+            yield Value("".join(buf), start_line)
+            i = j + (len(quote) if j < n and text.startswith(quote, j) else 0)
+        else:
+            i += 1
+
+
+def yaml_values(text: str) -> Iterator[Value]:
+    """Every scalar (keys included) of every YAML document, with its line; a broken file falls back to lines."""
+    try:
+        nodes = list(yaml.compose_all(text))
+    except yaml.YAMLError:
+        yield from key_values(text)
+        return
+    stack = [n for n in nodes if n is not None]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            if isinstance(node.value, str):
+                yield Value(node.value, node.start_mark.line + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.extend((k, v))
+
+
+_KV = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][\w.\-]*\s*[=:]\s*(.*?)\s*$")
+
+
+def key_values(text: str) -> Iterator[Value]:
+    """``KEY=value`` / ``key: value`` lines (.env, INI, properties), quotes and trailing comments removed."""
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        if raw.lstrip().startswith(("#", ";", "!", "[")):
+            continue
+        m = _KV.match(raw)
+        if not m:
+            continue
+        value = m.group(1)
+        if value[:1] in "\"'" and value[:1] and value[:1] in value[1:]:
+            value = value[1 : value.index(value[0], 1)]
+        else:
+            value = re.split(r"\s+[#;]", value, maxsplit=1)[0]
+        for part in re.split(r"[,\s]+", value):
+            if part:
+                yield Value(part, lineno)
+
+
+def notebook_values(text: str, path: Path) -> Iterator[Value]:
+    """String literals of each code cell (Python), numbered from 1; shell and magic lines are skipped."""
+    nb = json.loads(text)
+    for number, cell in enumerate(nb.get("cells", []), 1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        source = "\n".join("" if ln.lstrip().startswith(("!", "%")) else ln for ln in source.split("\n"))
+        for v in string_literals(source, "hash"):
+            yield Value(v.text, v.line, number)
+
+
+def values_in(path: Path) -> Iterator[Value]:
+    """The candidate values of one file (empty for unreadable, binary or oversized files)."""
+    kind = kind_of(path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    if kind == "hash" or kind == "slash":
+        yield from string_literals(text, kind)
+    elif kind == "json":
+        yield from string_literals(text, "slash")
+    elif kind == "yaml":
+        yield from yaml_values(text)
+    elif kind == "env":
+        yield from key_values(text)
+    elif kind == "notebook":
+        try:
+            yield from notebook_values(text, path)
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            return
