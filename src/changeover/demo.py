@@ -8,18 +8,22 @@ decided per prompt safety class. The automated signal is a GPT-4 refusal
 judge; every response has a human label in the source data, but the demo keeps
 only a random minority and masks the rest, so it shows what the judge alone
 would say, what the calibrated model says, and (because the truth is known
-here) what the full human labels say.
+here) what the full human labels say. ``run`` does all of it (inputs, store,
+assessment, decision JSON, report); ``changeover demo`` only prints it.
 """
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from changeover.assessment import Assessment, Interval, JudgeConfusion, assess
 from changeover.config import MigrationSpec, spec_from_dict
 from changeover.records import Record, read_records, write_records
 
@@ -99,3 +103,88 @@ def naive_delta(records: list[Record], spec: MigrationSpec, candidate: str, sour
     r = rates(records, source)
     shares = spec.traffic.shares or {}
     return sum(w * (r[candidate][s] - r[spec.incumbent][s]) for s, w in shares.items())
+
+
+@dataclass
+class JudgeStoryRow:
+    """One candidate: what the judge alone says, the calibrated delta, what all human labels say."""
+
+    candidate: str
+    judge_alone: float
+    calibrated: Interval
+    all_labels: float
+    judge_on_candidate: JudgeConfusion
+
+
+@dataclass
+class DemoRun:
+    """What ``run`` did: where it wrote, what it imported, the assessment and the judge story."""
+
+    data: DemoData
+    spec_path: Path
+    records_path: Path
+    db_url: str
+    rows: int
+    assessment: Assessment
+    seconds: float
+    decision_path: Path
+    report_path: Path
+    story: list[JudgeStoryRow]
+
+    @property
+    def judge_on_incumbent(self) -> JudgeConfusion:
+        return self.assessment.decision.diagnostics.judge[DIMENSION][self.data.spec.incumbent]
+
+
+def judge_story(data: DemoData, assessment: Assessment) -> list[JudgeStoryRow]:
+    """Per candidate: the judge alone, the calibrated delta, all 450 human labels, the judge's confusion on it."""
+    judge = assessment.decision.diagnostics.judge[DIMENSION]
+    return [
+        JudgeStoryRow(
+            cand,
+            naive_delta(data.truth, data.spec, cand, "judge"),
+            assessment.decision.candidates[cand].dimensions[DIMENSION].overall.delta,
+            naive_delta(data.truth, data.spec, cand, "human"),
+            judge[cand],
+        )
+        for cand in data.spec.candidates
+    ]
+
+
+def run(out: Path, labels: int = 120, seed: int = 7, progress: Callable[[str], None] | None = None) -> DemoRun:
+    """The whole demo: write the inputs, import them into a SQLite store, assess, write decision and report."""
+    from changeover.assessment.jsonout import write_decision
+    from changeover.report import write_report
+    from changeover.store import open_store
+    from changeover.store.responses import import_file, load_records
+
+    data = prepare(labels=labels, seed=seed)
+    spec_path, records_path = write_inputs(data, out)
+    db_url = f"sqlite:///{(out / 'changeover.db').resolve()}"
+    with open_store(db_url) as store:
+        res = import_file(store, records_path)
+        recs = load_records(store, data.spec.models)
+        if progress is not None:
+            progress("fitting the measurement model...")
+        started = time.perf_counter()
+        assessment = assess(data.spec, recs, progress=progress)
+        seconds = time.perf_counter() - started
+        decision_path = out / "decision.json"
+        write_decision(assessment.decision, decision_path)
+        if progress is not None:
+            progress("writing the report...")
+        report_path = write_report(
+            assessment, data.spec, out / "report.html", markdown=out / "summary.md", store=store, records=recs
+        )
+    return DemoRun(
+        data,
+        spec_path,
+        records_path,
+        db_url,
+        res.rows,
+        assessment,
+        seconds,
+        decision_path,
+        Path(report_path),
+        judge_story(data, assessment),
+    )

@@ -35,7 +35,7 @@ def test_report_command_writes_html_markdown_and_json(tmp_path, records, assessm
     spec_path, records_path = _write_project(tmp_path, records)
     seen = {}
 
-    def fake_assess(spec, recs, seed, draws):
+    def fake_assess(spec, recs, seed, draws, store_labels=None, progress=None):
         seen.update(n=len(recs), seed=seed)
         return assessment
 

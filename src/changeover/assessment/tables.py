@@ -122,7 +122,7 @@ def comparison(
             for g, (signal, scale) in enumerate(zip(scales.names, scales.scales, strict=True)):
                 a[m, j, g] = scale.level(rec.signals.get(signal))
             pos[m, j], tot[m, j] = _votes(rec, dimension)
-            labelled[m] += tot[m, j] > 0
+            labelled[m] += int(tot[m, j] > 0)
     table = _build(segments, seg, scales, a, pos, tot, known, dimension)
     return Comparison(
         candidate, dimension, table, items, scales, tuple(labelled), tuple(known_failures), tuple(excluded)

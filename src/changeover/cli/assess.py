@@ -1,17 +1,24 @@
-"""CLI commands for the assessment core: import, assess, demo."""
+"""CLI commands for the assessment core: import, assess, demo (parse, call the feature, print)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from changeover.cli.common import DB_OPTION, console, err_console, write_json
+from changeover.cli.common import DB_OPTION, console, err_console
 from changeover.errors import DataError
+
+if TYPE_CHECKING:
+    from changeover.assessment import Assessment, SegmentResult
+    from changeover.demo import DemoRun
+    from changeover.records import Record
 
 SPEC_EXAMPLE = """\
 incumbent: legacy-model
@@ -45,59 +52,107 @@ VERDICT_STYLE = {
 }
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
     return f"{x * 100:+.1f}" if x is not None else "-"
 
 
-def _rate(x: dict[str, float]) -> str:
-    return f"{x['mean'] * 100:.1f}%"
+def _call(s: SegmentResult) -> str:
+    word = f"{s.call} (borderline)" if s.borderline and s.call == "inconclusive" else str(s.call)
+    return f"[{VERDICT_STYLE.get(str(s.call), '')}]{word}[/]"
 
 
-def print_assessment(result: dict[str, Any]) -> None:
+def _p(s: SegmentResult) -> str:
+    p = s.p_noninferior
+    return f"{p.value:.3f}±{p.mcse:.3f}" if p.borderline else f"{p.value:.3f}"
+
+
+def print_assessment(assessment: Assessment) -> None:
     """The verdict table per candidate, one line per candidate in plain words, what to label next."""
-    conf = result["confidence"]
-    for cand, c in result["candidates"].items():
+    d = assessment.decision
+    errors = {m: e for m, e in d.error_rates.items() if e.errors}
+    for cand, c in d.candidates.items():
+        caption = f"pass rates and delta in points, {d.confidence:.0%} equal-tailed credible interval"
+        failed = [
+            f"{m} {errors[m].rate:.1%} ({errors[m].errors:,}/{errors[m].responses:,})"
+            for m in (d.incumbent, cand)
+            if m in errors
+        ]
+        if failed:
+            caption += "; failed calls (count as unacceptable): " + ", ".join(failed)
         table = Table(
-            title=f"{cand} vs {result['incumbent']}: [{VERDICT_STYLE[c['verdict']]}]{c['verdict']}[/]",
+            title=f"{cand} vs {d.incumbent}: [{VERDICT_STYLE[c.verdict]}]{c.verdict}[/]",
             title_justify="left",
-            caption=f"pass rates and delta in points, {conf:.0%} credible interval",
+            caption=caption,
             caption_justify="left",
         )
         for col in ("dimension", "segment", "incumbent", "candidate", "delta [interval]", "P(non-inf)", "verdict"):
             table.add_column(
-                col, justify="left" if col in ("dimension", "segment", "verdict") else "right", no_wrap=True
+                escape(col), justify="left" if col in ("dimension", "segment", "verdict") else "right", no_wrap=True
             )
-        for dim, d in c["dimensions"].items():
-            rows = [("overall", d["overall"])]
-            if len(d["segments"]) > 1:
-                rows += list(d["segments"].items())
-            for i, (seg, s) in enumerate(rows):
-                dl = s["delta"]
+        for dim, dr in c.dimensions.items():
+            rows = [dr.overall] + (list(dr.segments.values()) if len(dr.segments) > 1 else [])
+            for i, s in enumerate(rows):
                 table.add_row(
                     dim if i == 0 else "",
-                    seg,
-                    _rate(s["incumbent"]),
-                    _rate(s["candidate"]),
-                    f"{_pct(dl['mean'])} [{_pct(dl['lower'])}, {_pct(dl['upper'])}]",
-                    f"{s['p_noninferior']:.3f}",
-                    f"[{VERDICT_STYLE.get(s['verdict'], '')}]{s['verdict']}[/]",
+                    s.name,
+                    f"{s.incumbent.mean * 100:.1f}%",
+                    f"{s.candidate.mean * 100:.1f}%",
+                    f"{_pct(s.delta.mean)} [{_pct(s.delta.lower)}, {_pct(s.delta.upper)}]",
+                    _p(s),
+                    _call(s),
                 )
         console.print(table)
-    for c in result["candidates"].values():
-        console.print(f"[{VERDICT_STYLE[c['verdict']]}]{c['verdict']:>11}[/]  {c['summary']}", highlight=False)
-    needed = {f"{c}/{d}": n for c, dims in result["labels_needed"].items() for d, n in dims.items() if n}
+    for c in d.candidates.values():
+        console.print(f"[{VERDICT_STYLE[c.verdict]}]{c.verdict:>11}[/]  {c.summary}", highlight=False)
+    needed = {f"{c}/{dim}": n for c, dims in d.labels_needed.items() for dim, n in dims.items() if n}
     if needed:
         console.print("labels still needed (rough): " + ", ".join(f"{k} ~{v:,}" for k, v in needed.items()))
-    if result["next_labels"]:
-        top = ", ".join(f"{x['item']}@{x['model']}" for x in result["next_labels"][:5])
-        console.print(f"label next ({len(result['next_labels'])} ranked in the JSON): {top} ...")
-    for w in result["diagnostics"].get("warnings", []):
+    if d.next_labels:
+        top = ", ".join(f"{x.item}@{x.model}" for x in d.next_labels[:5])
+        console.print(f"label next ({len(d.next_labels)} ranked in the JSON): {top} ...")
+    diag = d.diagnostics
+    for w in diag.warnings:
         err_console.print(f"[yellow]warning:[/] {w}")
-    diag = result["diagnostics"]
+    why = f" — {d.reason}" if d.reason else ""
+    longer = f", sampled {diag.sampling.draws} draws/chain" if diag.sampling.rounds > 1 else ""
     console.print(
-        f"[bold]verdict: [{VERDICT_STYLE[result['verdict']]}]{result['verdict']}[/][/] "
-        f"(R-hat max {diag['rhat_max']:.3f}, ESS min {diag['ess_min']:.0f})"
+        f"[bold]verdict: [{VERDICT_STYLE[d.verdict]}]{d.verdict}[/][/]{why} "
+        f"(R-hat max {diag.rhat_max:.3f}, ESS min {min(diag.ess_bulk_min, diag.ess_tail_min):.0f}{longer})"
     )
+
+
+@contextmanager
+def _status(text: str) -> Iterator[Callable[[str], None]]:
+    """A rich status line; the yielded callback replaces its text (the assessment's progress)."""
+    with console.status(text) as status:
+        yield lambda message: status.update(message)
+
+
+def _records_for(
+    migration, records: Path | None, db: str | None, store_labels: bool
+) -> tuple[list[Record], int | None, str | None]:
+    """The records to assess, how many store labels were merged into them, and the store's URL."""
+    from changeover.cli.report import existing_store
+    from changeover.records import read_records
+    from changeover.store.responses import load_records, merge_store_labels
+
+    if records is not None:
+        recs = read_records(records)
+        store = existing_store(db, records) if store_labels else None
+        if store is None:
+            return recs, None, None
+        with store:
+            return recs, merge_store_labels(store, recs), store.display_url
+    from changeover.store import open_store
+
+    with open_store(db) as store:
+        recs = load_records(store, migration.models)
+    if not recs:
+        raise DataError(
+            f"the store ({store.display_url}) holds no records for {migration.models}; "
+            "run `changeover import FILE` first or pass --records FILE"
+        )
+    return recs, None, None
 
 
 def register(app: typer.Typer) -> None:
@@ -137,38 +192,46 @@ def register(app: typer.Typer) -> None:
         chains: int = typer.Option(4, min=2, max=16, help="Independent chains (for R-hat)."),
         seed: int | None = typer.Option(None, help="Random seed (default: the spec's seed)."),
         next_labels: int = typer.Option(50, "--next", min=0, help="How many items to rank for labelling."),
+        store_labels: bool = typer.Option(
+            True,
+            "--store-labels/--no-store-labels",
+            help="With --records: also use the human labels in the store (labelling app, `label import`) "
+            "for the same item, model and dimension.",
+        ),
     ) -> None:
-        from changeover.assess import assess
+        from changeover.assessment import assess
+        from changeover.assessment.jsonout import write_decision
         from changeover.config import load_spec
-        from changeover.records import read_records
 
         migration = load_spec(spec)
-        if records is not None:
-            recs = read_records(records)
-        else:
-            from changeover.store import open_store
-            from changeover.store.responses import load_records
-
-            with open_store(db) as store:
-                recs = load_records(store, migration.models)
-            if not recs:
-                raise DataError(
-                    f"the store ({store.display_url}) holds no records for {migration.models}; "
-                    "run `changeover import FILE` first or pass --records FILE"
-                )
-        with console.status(
+        recs, merged, store_url = _records_for(migration, records, db, store_labels)
+        if merged is not None:
+            console.print(
+                f"merged {merged:,} human label(s) from the store ({store_url}) into {records}; "
+                "--no-store-labels leaves them out",
+                highlight=False,
+            )
+        with _status(
             f"fitting {len(migration.candidates)} candidate(s) x "
             f"{len(migration.dimensions)} dimension(s) on {len(recs):,} records..."
-        ):
+        ) as progress:
             started = time.perf_counter()
             result = assess(
-                migration, recs, seed=seed, draws=draws, warmup=warmup, chains=chains, next_count=next_labels
+                migration,
+                recs,
+                seed=seed,
+                draws=draws,
+                warmup=warmup,
+                chains=chains,
+                next_count=next_labels,
+                store_labels=merged,
+                progress=progress,
             )
             elapsed = time.perf_counter() - started
-        print_assessment(result.to_json())
+        print_assessment(result)
         console.print(f"[dim]fitted in {elapsed:.1f} s[/]")
         if json_out:
-            write_json(result.to_json(), json_out)
+            write_decision(result.decision, json_out)
             console.print(f"decision written to {json_out}")
         raise typer.Exit(result.exit_code)
 
@@ -196,49 +259,36 @@ def register(app: typer.Typer) -> None:
         Example: changeover demo --labels 120 --out changeover-demo
         """
         from changeover import demo
-        from changeover.assess import assess
-        from changeover.report import write_report
-        from changeover.store import open_store
-        from changeover.store.responses import import_file, load_records
 
         if live:
             from changeover.evaluate import live_demo
 
             live_demo(out / "live", console=console)
             return
-        data = demo.prepare(labels=labels, seed=seed)
-        spec_path, records_path = demo.write_inputs(data, out)
-        db_url = f"sqlite:///{(out / 'changeover.db').resolve()}"
-        with open_store(db_url) as store:
-            res = import_file(store, records_path)
-            recs = load_records(store, data.spec.models)
-            console.print(
-                f"[bold]changeover demo[/]: {data.spec.incumbent} -> {', '.join(data.spec.candidates)} "
-                f"on XSTest (450 prompts); human labels kept on {len(data.labelled_items)} prompts, "
-                f"the GPT-4 judge's verdict on all."
-            )
-            console.print(f"[dim]spec {spec_path}, records {records_path} ({res.rows:,} rows), store {db_url}[/]")
-            started = time.perf_counter()
-            with console.status("fitting the measurement model..."):
-                result = assess(data.spec, recs)
-            print_assessment(result.to_json())
-            console.print(f"[dim]fitted in {time.perf_counter() - started:.1f} s[/]")
-            _print_judge_story(data, result)
-            write_json(result.to_json(), out / "decision.json")
-            console.print(f"decision: {out / 'decision.json'}")
-            path = write_report(
-                result, data.spec, out / "report.html", markdown=out / "summary.md", store=store, records=recs
-            )
-            console.print(f"report: {path}")
-        raise typer.Exit(result.exit_code)
+        spec = demo.prepare(labels=labels, seed=seed).spec
+        console.print(
+            f"[bold]changeover demo[/]: {spec.incumbent} -> {', '.join(spec.candidates)} "
+            f"on XSTest (450 prompts); human labels kept on {labels} prompts, the GPT-4 judge's verdict on all."
+        )
+        with _status("preparing the demo...") as progress:
+            run = demo.run(out, labels=labels, seed=seed, progress=progress)
+        console.print(
+            f"[dim]spec {run.spec_path}, records {run.records_path} ({run.rows:,} rows), store {run.db_url}[/]"
+        )
+        print_assessment(run.assessment)
+        console.print(f"[dim]fitted in {run.seconds:.1f} s[/]")
+        _print_judge_story(run)
+        console.print(f"decision: {run.decision_path}")
+        console.print(f"report: {run.report_path}")
+        raise typer.Exit(run.assessment.exit_code)
 
 
-def _print_judge_story(data: Any, result: Any) -> None:
+def _print_judge_story(run: DemoRun) -> None:
     """What the judge alone says, what the calibrated model says, what all human labels say."""
     from changeover import demo
 
     table = Table(
-        title="the judge is not equally kind to every model (refusal, traffic-weighted delta, pts)",
+        title=f"the judge is not equally kind to every model ({demo.DIMENSION}, traffic-weighted delta, pts)",
         title_justify="left",
     )
     for col in (
@@ -249,20 +299,18 @@ def _print_judge_story(data: Any, result: Any) -> None:
         "judge sens/spec on candidate",
     ):
         table.add_column(col, justify="right" if col != "candidate" else "left")
-    judge = result.to_json()["diagnostics"]["judge"][demo.DIMENSION]
-    for cand in data.spec.candidates:
-        o = result.to_json()["candidates"][cand]["dimensions"][demo.DIMENSION]["overall"]["delta"]
-        j = judge[cand]
+    for row in run.story:
+        d, j = row.calibrated, row.judge_on_candidate
         table.add_row(
-            cand,
-            _pct(demo.naive_delta(data.truth, data.spec, cand, "judge")),
-            f"{_pct(o['mean'])} [{_pct(o['lower'])}, {_pct(o['upper'])}]",
-            _pct(demo.naive_delta(data.truth, data.spec, cand, "human")),
-            f"{j['sensitivity']:.2f} / {j['specificity']:.2f}",
+            row.candidate,
+            _pct(row.judge_alone),
+            f"{_pct(d.mean)} [{_pct(d.lower)}, {_pct(d.upper)}]",
+            _pct(row.all_labels),
+            f"{j.sensitivity:.2f} / {j.specificity:.2f}",
         )
-    inc = judge[data.spec.incumbent]
+    inc = run.judge_on_incumbent
     console.print(table)
     console.print(
-        f"[dim]judge sens/spec on the incumbent {data.spec.incumbent}: "
-        f"{inc['sensitivity']:.2f} / {inc['specificity']:.2f}[/]"
+        f"[dim]judge sens/spec on the incumbent {run.data.spec.incumbent}: "
+        f"{inc.sensitivity:.2f} / {inc.specificity:.2f}[/]"
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,19 +15,30 @@ from changeover.errors import DataError
 from changeover.records import Record, read_records
 from changeover.store import DEFAULT_DB, Store, open_store
 
+if TYPE_CHECKING:
+    from changeover.assessment import Assessment
 
-def run_assessment(spec: MigrationSpec, records: list[Record], seed: int | None, draws: int | None) -> Any:
+
+def run_assessment(
+    spec: MigrationSpec,
+    records: list[Record],
+    seed: int | None,
+    draws: int | None,
+    store_labels: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Assessment:
     """Assess the records (the report needs the posterior draws, not just the JSON)."""
-    from changeover.assess import assess
+    from changeover.assessment import assess
 
-    kwargs: dict[str, Any] = {"seed": seed}
+    kwargs: dict[str, Any] = {"seed": seed, "store_labels": store_labels, "progress": progress}
     if draws is not None:
         kwargs["draws"] = draws
     return assess(spec, records, **kwargs)
 
 
-def _store(db: str | None, records_path: Path | None) -> Store | None:
-    """The store when asked for, needed for records, or already there (never created for nothing)."""
+def existing_store(db: str | None, records_path: Path | None = None) -> Store | None:
+    """The store when asked for (--db / CHANGEOVER_DB), needed for records, or already there
+    (never created for nothing)."""
     if db or records_path is None or Path(DEFAULT_DB).exists():
         return open_store(db)
     return None
@@ -70,6 +82,11 @@ def report(
     seed: int | None = typer.Option(None, help="Sampler seed (default: the spec's `seed`)."),
     draws: int | None = typer.Option(None, min=50, help="Posterior draws per chain."),
     db: str | None = DB_OPTION,
+    store_labels: bool = typer.Option(
+        True,
+        "--store-labels/--no-store-labels",
+        help="With --records: also use the human labels in the store (labelling app, `label import`).",
+    ),
 ) -> None:
     """Write the migration report: one self-contained HTML page with the verdict, its reasons and
     the evidence (posteriors, forest plots, judge calibration, labels, shadow, rollout, embeddings).
@@ -82,10 +99,10 @@ def report(
     annotator names, the rollout timeline and embedding results.
     """
     from changeover.report import ReportInputs, write_report
-    from changeover.store.responses import load_records
+    from changeover.store.responses import load_records, merge_store_labels
 
     spec = load_spec(spec_path)
-    store = _store(db, records_path)
+    store = existing_store(db, records_path)
     try:
         records = read_records(records_path) if records_path else load_records(store, spec.models)
         if not records and records_path is not None:
@@ -98,8 +115,16 @@ def report(
                 f"the store at {store.display_url} holds no responses; import records first "
                 "(`changeover import records.jsonl`) or pass --records"
             )
-        with console.status("assessing ..."):
-            assessment = run_assessment(spec, records, seed, draws)
+        merged = None
+        if records_path is not None and store is not None and store_labels:
+            merged = merge_store_labels(store, records)
+            console.print(
+                f"merged {merged:,} human label(s) from the store ({store.display_url}) into {records_path}; "
+                "--no-store-labels leaves them out",
+                highlight=False,
+            )
+        with console.status("assessing ...") as status:
+            assessment = run_assessment(spec, records, seed, draws, merged, status.update)
         inputs = ReportInputs(embeddings=_embedding_input(embeddings))
         path = write_report(
             assessment,

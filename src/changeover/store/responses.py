@@ -147,23 +147,45 @@ def load_records(store: Store, models: Iterable[str] | None = None) -> list[Reco
         q = q.where(responses.c.model.in_(list(models)))
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
-    by_response: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
-    for (item, model, dim), verdicts in current_labels(store).items():
-        by_response[(item, model)][dim] = verdicts
     out = []
     for r in rows:
         payload = dict(r.payload or {})
         extra = payload.pop("extra", {})
-        rec = Record(
-            item=r.item,
-            model=r.model,
-            segment=dict(r.segment),
-            signals=dict(r.signals),
-            labels={k: list(v) for k, v in (r.labels or {}).items()},
-            extra=extra,
-            **payload,
+        out.append(
+            Record(
+                item=r.item,
+                model=r.model,
+                segment=dict(r.segment),
+                signals=dict(r.signals),
+                labels={k: list(v) for k, v in (r.labels or {}).items()},
+                extra=extra,
+                **payload,
+            )
         )
-        for dim, verdicts in by_response.get((rec.item, rec.model), {}).items():
-            rec.labels[dim] = rec.labels.get(dim, []) + verdicts
-        out.append(rec)
+    merge_labels(out, current_labels(store))
     return out
+
+
+def merge_labels(records: list[Record], in_force: dict[tuple[str, str, str], list[int]]) -> int:
+    """Add the labels in force (``current_labels``) to the records with the same (item, model), in place.
+
+    The one way store labels (made in the labelling app or by ``label import``)
+    join records, whether the records come from the store or from a file: each
+    verdict in force on (item, model, dimension) is added to the record's
+    ``labels[dimension]``. Returns how many verdicts were merged (labels on
+    responses the records do not hold are not counted).
+    """
+    by_response: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
+    for (item, model, dim), verdicts in in_force.items():
+        by_response[(item, model)][dim] = verdicts
+    merged = 0
+    for rec in records:
+        for dim, verdicts in by_response.get((rec.item, rec.model), {}).items():
+            rec.labels[dim] = rec.labels.get(dim, []) + list(verdicts)
+            merged += len(verdicts)
+    return merged
+
+
+def merge_store_labels(store: Store, records: list[Record]) -> int:
+    """Merge the store's labels in force into records read from a file (``assess/report --records``)."""
+    return merge_labels(records, current_labels(store))
