@@ -99,3 +99,17 @@ def test_spec_examples_load(page, line, kind, code):
 
 def test_the_walk_found_the_docs():
     assert len(COMMANDS) >= 20 and YAML and PYTHON
+
+
+def test_the_github_action_runs_real_options():
+    """action.yml's assess step passes options `changeover assess` has, and reads the exit codes it documents."""
+    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    step = next(s for s in action["runs"]["steps"] if s.get("id") == "assess")
+    script = step["run"]
+    options = re.findall(r"(--[a-z-]+)", script.split("args=(", 1)[1].split(")", 1)[0])
+    options += re.findall(r"args\+=\((--[a-z-]+)", script)
+    _check(["assess", *options])
+    assert "changeover assess" in script and "0) v=GO;; 1) v=NO-GO;; 3) v=NEED-LABELS" in script
+    for name in re.findall(r"inputs\.([a-z-]+)", yaml.safe_dump(action["runs"])):
+        assert name in action["inputs"], f"action.yml uses input '{name}' it does not declare"
