@@ -42,3 +42,16 @@ def where(path: object, line: int | None = None, field: str | None = None) -> st
     if field:
         out += f": field '{field}'"
     return out
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or written right now (server down, connection cut, file locked,
+    disk full, read-only): nothing was changed; retry when it is back."""
+
+
+class FlagConflict(StoreError):
+    """A compare-and-set on a flag lost: someone else changed it since it was read; read again and retry."""
+
+
+class LimitExceeded(ChangeoverError):
+    """An input is larger than changeover accepts (a body, a reason, a name, JSON nesting)."""

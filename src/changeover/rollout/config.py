@@ -99,7 +99,9 @@ class RolloutConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     candidate: str | None = Field(None, description="the candidate being rolled out (default: the first)")
-    flag: str = Field("changeover.rollout", description="the store flag holding the stage")
+    flag: str = Field(
+        "changeover.rollout", min_length=1, max_length=200, description="the store flag holding the stage"
+    )
     stickiness: list[str] = Field(
         default_factory=lambda: ["header:x-changeover-user", "header:x-session-id", "field:user"],
         description="where the sticky key comes from, first found wins",

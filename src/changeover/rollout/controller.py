@@ -7,7 +7,10 @@ Argo Rollouts' analysis semantics, per trigger and per stage: more than
 advances only when its stabilisation window has passed (``min_duration`` and
 ``min_requests``), every trigger has ``consecutive_success`` successes in a row,
 and - Flagger's rule - no check of this run failed. Every run is an event
-(``rollout.analysis``) with its measurements and decision.
+(``rollout.analysis``) with its measurements and decision; a run that changes the
+flag writes its analysis in the same transaction as the change. A change the
+store cannot take (it is down) is kept pending by ``ChangeRetrier`` and lands
+once when the store is back; analysis waits until then.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from changeover.errors import FlagConflict
 from changeover.rollout import state as rollout_state
 from changeover.rollout.config import RolloutConfig, Trigger
 from changeover.rollout.measure import Measurement, Window, measure
+from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.state import RolloutState
 from changeover.shadow.answers import load_answers, pairs
+from changeover.shadow.tables import ensure_tables
 from changeover.store import Store
 from changeover.store.events import append_event, now
+from changeover.store.flags import EventSpec
 
 ACTOR = "controller"
 
@@ -44,6 +51,7 @@ class Decision:
     reason: str
     measurements: list[Measurement] = field(default_factory=list)
     state: RolloutState | None = None
+    pending: bool = False  # the change is decided but waits for the store (routing follows ``state``)
 
 
 def _describe(m: Measurement) -> str:
@@ -77,13 +85,16 @@ class Controller:
         candidate: str,
         regression: Callable[[Trigger, Window], tuple[float, int]] | None = None,
         clock: Callable[[], datetime] = now,
+        retrier: ChangeRetrier | None = None,
     ):
+        ensure_tables(store)  # once, at start-up: each run only reads
         self.store = store
         self.config = config
         self.incumbent = incumbent
         self.candidate = candidate
         self.regression = regression
         self.clock = clock
+        self.retrier = retrier or ChangeRetrier(store, config)
         self.records: dict[str, TriggerRecord] = {}
         self._version = -1
         self.last: Decision | None = None
@@ -146,8 +157,34 @@ class Controller:
             f"{len(window.candidate)} candidate answers with every trigger clear"
         )
 
+    def _waiting(self) -> Decision:
+        """A change is pending: try it when due; no analysis until it has landed."""
+        retrier = self.retrier
+        pending = retrier.pending
+        assert pending is not None
+        if retrier.due() == 0:
+            landed = retrier.retry()
+            if landed is not None:
+                self._reset_if_changed(landed)
+                self.last = Decision(pending.action, f"{pending.action} landed after the store came back", [], landed)
+                return self.last
+            if retrier.pending is None:  # dropped: the flag moved meanwhile
+                self.last = Decision("hold", f"the pending {pending.action} was superseded", [], None)
+                return self.last
+        error = pending.last_error or pending.first_error
+        self.last = Decision(
+            "hold",
+            f"a {pending.action} waits for the store ({pending.attempts} attempts): {error}",
+            [],
+            pending.preview,
+            pending=True,
+        )
+        return self.last
+
     def tick(self) -> Decision:
         """One analysis run: measure, decide, record the run as an event, act."""
+        if self.retrier.pending is not None:
+            return self._waiting()
         state = rollout_state.ensure_started(self.store, self.config, self.candidate, ACTOR)
         self._reset_if_changed(state)
         if state.status in ("rolled_back", "complete"):
@@ -167,28 +204,25 @@ class Controller:
             "candidate_answers": len(window.candidate),
             "measurements": [m.to_json() for m in measurements],
         }
-        with self.store.engine.begin() as conn:
-            append_event(conn, "rollout.analysis", self.config.flag, ACTOR, reason, payload)
-        new_state = state
-        change = {
-            "rollback": rollout_state.rollback,
-            "pause": rollout_state.pause,
-            "advance": rollout_state.advance,
-        }.get(action)
-        if change is not None:
-            changed = rollout_state.try_change(
-                change,
-                self.store,
-                self.config,
-                state,
-                ACTOR,
-                reason,
-                payload={"measurements": payload["measurements"]},
-            )
-            if changed is None:
+        analysis = EventSpec("rollout.analysis", reason, payload)
+        new_state, pending = state, False
+        if action in ("rollback", "pause", "advance"):
+            try:
+                new_state, written = self.retrier.run(
+                    action, state, ACTOR, reason, {"measurements": payload["measurements"]}, also=(analysis,)
+                )
+            except FlagConflict:
+                self._record(analysis)
                 action, reason = "hold", f"lost the race to change the flag ({reason})"
             else:
-                new_state = changed
-                self._reset_if_changed(new_state)
-        self.last = Decision(action, reason, measurements, new_state)
+                pending = not written
+                if written:
+                    self._reset_if_changed(new_state)
+        else:
+            self._record(analysis)
+        self.last = Decision(action, reason, measurements, new_state, pending)
         return self.last
+
+    def _record(self, event: EventSpec) -> None:
+        with self.store.reachable("recording the rollout analysis"), self.store.engine.begin() as conn:
+            append_event(conn, event.kind, self.config.flag, ACTOR, event.reason, event.payload)

@@ -9,19 +9,21 @@ it through the functions here, so every change carries an actor and a reason.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.exc import IntegrityError
-
-from changeover.errors import ChangeoverError, StoreError
+from changeover.errors import ChangeoverError, FlagConflict, LimitExceeded
 from changeover.rollout.config import RolloutConfig
 from changeover.store import Store
 from changeover.store.events import now
-from changeover.store.flags import get_flag, set_flag
+from changeover.store.flags import EventSpec, get_flag, set_flag
 
 Status = Literal["progressing", "paused", "rolled_back", "complete"]
+
+MAX_REASON = 2000  # characters; a 200k-character reason once made the report 1 million px wide
+MAX_ACTOR = 100  # characters; the event log's actor column holds 128 (with a prefix such as "admin-api:")
 
 
 class RolloutError(ChangeoverError):
@@ -39,6 +41,7 @@ class RolloutState:
     since: datetime
     version: int  # the flag's version; 0 = never written (defaults)
     updated_by: str | None = None
+    change: str | None = None  # id of the change that wrote this state (a retried change checks it landed)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ def state_from_value(
         since=datetime.fromisoformat(since) if since else fallback_since,
         version=version,
         updated_by=updated_by,
+        change=value.get("change"),
     )
 
 
@@ -101,7 +105,7 @@ def ensure_started(store: Store, config: RolloutConfig, candidate: str, actor: s
             expect_version=0,
             event_kind="rollout.start",
         )
-    except (StoreError, IntegrityError):  # another replica wrote it first
+    except FlagConflict:  # another replica wrote it first
         return read_state(store, config, candidate)
     return RolloutState(candidate, 0, state.weight, "progressing", state.since, flag.version, actor)
 
@@ -117,15 +121,24 @@ def _write(
     actor: str,
     reason: str | None,
     payload: dict[str, Any] | None = None,
+    change: str | None = None,
+    also: tuple[EventSpec, ...] = (),
+    dry_run: bool = False,
 ) -> RolloutState:
+    """Write the new state (compare-and-set on ``state.version``) with its event and any ``also``
+    events; ``dry_run`` returns the state the write would produce, unwritten (same version)."""
     weight = 0 if status == "rolled_back" else config.stages[stage].weight
     at = now()
+    change = change or uuid.uuid4().hex
+    if dry_run:
+        return RolloutState(state.candidate, stage, weight, status, at, state.version, actor, change)
     value = {
         "candidate": state.candidate,
         "stage": stage,
         "weight": weight,
         "status": status,
         "since": at.isoformat(),
+        "change": change,
     }
     flag = set_flag(
         store,
@@ -140,16 +153,31 @@ def _write(
             "to_stage": stage,
             "from_weight": state.weight,
             "to_weight": weight,
+            "change": change,
             **(payload or {}),
         },
+        also=also,
     )
-    return RolloutState(state.candidate, stage, weight, status, at, flag.version, actor)
+    return RolloutState(state.candidate, stage, weight, status, at, flag.version, actor, change)
 
 
 def _need_reason(reason: str | None, action: str) -> str:
-    if not reason or not reason.strip():
+    if not isinstance(reason, str) or not reason.strip():
         raise RolloutError(f'rollout {action}: give a reason (--reason "..."); it goes into the event log')
-    return reason.strip()
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise LimitExceeded(
+            f"rollout {action}: the reason is {len(reason):,} characters; the limit is {MAX_REASON:,} - "
+            "summarise it and link to the details"
+        )
+    return reason
+
+
+def check_actor(actor: str) -> str:
+    """An actor name within ``MAX_ACTOR`` characters (it is stored with every event)."""
+    if len(actor) > MAX_ACTOR:
+        raise LimitExceeded(f"--actor: {len(actor):,} characters; the limit is {MAX_ACTOR}")
+    return actor
 
 
 def advance(
@@ -159,6 +187,7 @@ def advance(
     actor: str,
     reason: str | None,
     payload: dict[str, Any] | None = None,
+    **write: Any,
 ) -> RolloutState:
     """Move to the next stage (from a rollback: to the first stage with traffic)."""
     reason = _need_reason(reason, "advance")
@@ -178,6 +207,7 @@ def advance(
         actor=actor,
         reason=reason,
         payload=payload,
+        **write,
     )
 
 
@@ -188,6 +218,7 @@ def pause(
     actor: str,
     reason: str | None,
     payload: dict[str, Any] | None = None,
+    **write: Any,
 ) -> RolloutState:
     """Hold the current weight; the controller stops advancing until an operator acts."""
     reason = _need_reason(reason, "pause")
@@ -203,10 +234,19 @@ def pause(
         actor=actor,
         reason=reason,
         payload=payload,
+        **write,
     )
 
 
-def resume(store: Store, config: RolloutConfig, state: RolloutState, actor: str, reason: str | None) -> RolloutState:
+def resume(
+    store: Store,
+    config: RolloutConfig,
+    state: RolloutState,
+    actor: str,
+    reason: str | None,
+    payload: dict[str, Any] | None = None,
+    **write: Any,
+) -> RolloutState:
     """Let the controller advance again from the current stage."""
     reason = _need_reason(reason, "resume")
     if state.status != "paused":
@@ -220,6 +260,8 @@ def resume(store: Store, config: RolloutConfig, state: RolloutState, actor: str,
         kind="rollout.resume",
         actor=actor,
         reason=reason,
+        payload=payload,
+        **write,
     )
 
 
@@ -230,6 +272,7 @@ def rollback(
     actor: str,
     reason: str | None,
     payload: dict[str, Any] | None = None,
+    **write: Any,
 ) -> RolloutState:
     """Everyone back on the incumbent (weight 0); mirroring continues."""
     reason = _need_reason(reason, "rollback")
@@ -245,13 +288,19 @@ def rollback(
         actor=actor,
         reason=reason,
         payload=payload,
+        **write,
     )
+
+
+ACTIONS = {"advance": advance, "pause": pause, "resume": resume, "rollback": rollback}
+"""Every operator action by name (CLI, admin API and the controller use these)."""
 
 
 def try_change(action, *args, **kwargs) -> RolloutState | None:
     """Run an action for the controller: a lost compare-and-set (another replica or an
-    operator changed the flag first) returns None instead of raising."""
+    operator changed the flag first) returns None instead of raising. A store that cannot
+    be reached is not a lost race: ``StoreUnavailable`` propagates (see ``rollout.pending``)."""
     try:
         return action(*args, **kwargs)
-    except StoreError:
+    except FlagConflict:
         return None

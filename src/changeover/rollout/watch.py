@@ -5,6 +5,9 @@ on the store; a flip made by any replica or operator is seen within one poll
 interval (default 0.25 s). A failed poll keeps the last known state and is counted.
 Snapshots only move forward by flag version: a poll that read the flag just
 before an operator's write cannot put the older state back over the newer one.
+A change that is waiting for an unreachable store (``rollout.pending``) is
+*held*: routing follows it at once, and only a newer version from the store
+(the change landing, or someone else's change) replaces it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class FlagWatcher:
         self.candidate = candidate
         self.interval = interval
         self.poll_errors = 0
+        self._held_over: int | None = None  # version a held (not yet written) state replaces
         self._lock = threading.Lock()
         self.state: RolloutState = read_state(store, config, candidate)
         self._stop = threading.Event()
@@ -33,9 +37,21 @@ class FlagWatcher:
     def offer(self, state: RolloutState) -> RolloutState:
         """Keep ``state`` unless the snapshot held is newer (a higher flag version)."""
         with self._lock:
+            if self._held_over is not None:
+                if state.version <= self._held_over:
+                    return self.state
+                self._held_over = None
             if state.version >= self.state.version:
                 self.state = state
             return self.state
+
+    def hold(self, state: RolloutState) -> RolloutState:
+        """Route by ``state`` (a change not yet in the store, decided on version ``state.version``)
+        until the store has a newer version."""
+        with self._lock:
+            self._held_over = state.version
+            self.state = state
+            return state
 
     def refresh(self) -> RolloutState:
         try:

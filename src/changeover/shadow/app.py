@@ -22,10 +22,13 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from changeover.config import MigrationSpec
+from changeover.errors import StoreUnavailable
 from changeover.rollout import state as rollout_state
 from changeover.rollout.controller import Controller
+from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.provider import ChangeoverProvider
 from changeover.rollout.regression import regression_for
+from changeover.rollout.state import RolloutState
 from changeover.rollout.watch import FlagWatcher
 from changeover.shadow.admin import AdminAPI
 from changeover.shadow.config import Settings, load_settings
@@ -40,6 +43,8 @@ from changeover.shadow.writer import LogWriter
 from changeover.store import Store
 
 log = logging.getLogger("changeover.gateway")
+
+ROLLOUT_ACTIONS = ("advance", "pause", "resume", "rollback")
 
 
 class GatewayService:
@@ -62,15 +67,25 @@ class GatewayService:
             s.shadow.flush_interval,
         )
         self.watcher = FlagWatcher(store, s.rollout, s.candidate, s.gateway.flag_poll)
+        self.retrier = ChangeRetrier(store, s.rollout)  # rollout changes the store could not take yet
         self.controller = Controller(
             store,
             s.rollout,
             s.incumbent,
             s.candidate,
             regression=regression_for(spec, store, s.incumbent, s.candidate),
+            retrier=self.retrier,
         )
         self.controller_errors = 0
-        self.admin = AdminAPI(store, s.rollout, self.watcher, s.gateway.admin_token_env, self.status_extra)
+        self.admin = AdminAPI(
+            store,
+            s.rollout,
+            self.watcher,
+            s.gateway.admin_token_env,
+            self.status_extra,
+            self.retrier,
+            s.gateway.max_admin_body_bytes,
+        )
         self.gateway: Gateway | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -95,6 +110,7 @@ class GatewayService:
         self.writer.start()
         self.watcher.start()
         mirror.start()
+        self._tasks.append(asyncio.create_task(self._land_pending(), name="changeover-pending-change"))
         if self.run_controller:
             self._tasks.append(asyncio.create_task(self._control(), name="changeover-controller"))
         try:
@@ -115,12 +131,38 @@ class GatewayService:
             await asyncio.sleep(self.settings.rollout.interval)
             try:
                 decision = await asyncio.to_thread(self.controller.tick)
-            except Exception:  # noqa: BLE001 - the controller must not take the gateway down
+            except StoreUnavailable as exc:  # counted; the next run tries again
+                self.controller_errors += 1
+                log.warning("rollout analysis skipped: %s", exc)
+                continue
+            except Exception:  # noqa: BLE001 - a bug in the analysis must not take the gateway down
                 self.controller_errors += 1
                 log.exception("rollout analysis failed")
                 continue
-            if decision.state is not None:
-                self.watcher.offer(decision.state)
+            self._follow(decision.state, decision.pending)
+
+    def _follow(self, state: RolloutState | None, pending: bool) -> None:
+        """Route by a new state: written ones by version, a pending one at once (held)."""
+        if state is None:
+            return
+        if pending:
+            self.watcher.hold(state)
+        else:
+            self.watcher.offer(state)
+
+    async def _land_pending(self) -> None:
+        """Retry a rollout change the store could not take, with the retrier's backoff."""
+        while True:
+            due = self.retrier.due()
+            await asyncio.sleep(0.1 if due is None else min(max(due, 0.01), 1.0))
+            if self.retrier.due() != 0:
+                continue
+            try:
+                landed = await asyncio.to_thread(self.retrier.retry)
+            except Exception:  # noqa: BLE001 - keep retrying; the bug is logged
+                log.exception("retrying the pending rollout change failed")
+                continue
+            self._follow(landed, False)
 
     # ------------------------------------------------------------------ routes
 
@@ -156,6 +198,13 @@ class GatewayService:
                 "lost": self.writer.lost,
                 "queued": self.writer.queue.qsize(),
             },
+            "pending_change": None if self.retrier.pending is None else self.retrier.pending.to_json(),
+            "store": {
+                "failed_change_attempts": self.retrier.failed_attempts,
+                "changes_landed_after_failure": self.retrier.landed_after_failure,
+                "flag_poll_errors": self.watcher.poll_errors,
+                "controller_errors": self.controller_errors,
+            },
             "last_analysis": None
             if last is None
             else {
@@ -167,6 +216,7 @@ class GatewayService:
 
     async def prometheus(self, _request: Request) -> PlainTextResponse:
         state = self.watcher.state
+        pending = self.retrier.pending
         mirror = self.gateway.mirror
         gauges: dict[str, tuple[str, dict]] = {
             "changeover_mirror_sent_total": (
@@ -197,6 +247,22 @@ class GatewayService:
             "changeover_flag_poll_errors_total": (
                 "Failed reads of the stage flag.",
                 {(): self.watcher.poll_errors},
+            ),
+            "changeover_controller_errors_total": (
+                "Rollout analysis runs that failed (store unavailable or an error).",
+                {(): self.controller_errors},
+            ),
+            "changeover_rollout_change_pending": (
+                "1 while a rollout change waits for the store, per action.",
+                {(("action", a),): int(pending is not None and pending.action == a) for a in ROLLOUT_ACTIONS},
+            ),
+            "changeover_rollout_change_failures_total": (
+                "Rollout change writes the store refused (unavailable); retried until they land.",
+                {(): self.retrier.failed_attempts},
+            ),
+            "changeover_rollout_changes_landed_after_failure_total": (
+                "Rollout changes that landed after the store came back.",
+                {(): self.retrier.landed_after_failure},
             ),
         }
         last = self.controller.last

@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from changeover.config import MigrationSpec
 from changeover.errors import SpecError
 from changeover.rollout.config import RolloutConfig, Seconds
+from changeover.shadow.limits import parse_size
 
 
 def _compiles(v: str) -> str:
@@ -29,6 +30,9 @@ def _compiles(v: str) -> str:
 
 Regex = Annotated[str, AfterValidator(_compiles)]
 """A string that must compile as a Python regular expression."""
+
+Bytes = Annotated[int, BeforeValidator(parse_size)]
+"""A size: ``"1MiB"``, ``"512KiB"`` or a number of bytes."""
 
 
 class Upstream(BaseModel):
@@ -85,6 +89,11 @@ class GatewayConfig(BaseModel):
     )
     request_type: RequestTypes = Field(default_factory=RequestTypes)
     flag_poll: Seconds = Field(0.25, description="how often the stage flag is re-read from the store")
+    max_request_bytes: Bytes = Field(
+        1 << 20, description="largest chat request body accepted (beyond it: 413, nothing forwarded or stored)"
+    )
+    max_json_depth: int = Field(64, ge=2, le=1000, description="deepest JSON nesting accepted (beyond it: 400)")
+    max_admin_body_bytes: Bytes = Field(64 << 10, description="largest admin API request body (beyond it: 413)")
 
 
 class Redaction(BaseModel):

@@ -1,7 +1,9 @@
 """An ``Exchange`` is one model's answer to one request, as the request path hands it to the writer.
 
 It carries raw bytes and timings only; parsing, refusal detection, redaction and
-costing happen later in the background writer (``shadow.rows``).
+costing happen later in the background writer (``shadow.rows``). Fields are
+named at construction (``kw_only``): fifteen positional values were one swap away
+from logging a latency as a status.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Exchange:
     request_id: str
     at: datetime

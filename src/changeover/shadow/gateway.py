@@ -5,11 +5,20 @@ and mirroring (``Mirror.offer``) are non-blocking hand-offs. A request body that
 is not JSON is forwarded untouched to the incumbent, so a malformed request gets
 exactly the error the upstream gives. When the candidate serving a user fails
 (no answer or a 5xx), the incumbent - kept warm - answers instead.
+
+What a client sends is bounded first (``shadow.limits``): a body over
+``gateway.max_request_bytes`` is a 413, JSON nested too deep or a sticky key /
+request type longer than the log holds is a 400, all in OpenAI's error shape and
+counted in ``changeover_rejected_total``. Exceptions are caught by cause: a
+client leaving mid-stream (cancellation) is logged as ``client_disconnected``;
+anything else is a bug in the gateway - a 500, logged with its traceback and
+counted in ``changeover_gateway_errors_total``.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +30,7 @@ from openfeature.evaluation_context import EvaluationContext
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from changeover.shadow import limits
 from changeover.shadow.config import Settings
 from changeover.shadow.context import RequestTyper, StickyKey
 from changeover.shadow.exchange import Exchange
@@ -30,6 +40,17 @@ from changeover.shadow.upstream import Stream, UpstreamClient, UpstreamFailure
 from changeover.shadow.wire import error_body
 from changeover.shadow.writer import LogWriter
 from changeover.store.events import now
+
+log = logging.getLogger("changeover.gateway")
+
+
+class Rejected(Exception):
+    """A request refused before routing: ``status`` (4xx), a message for the client and a short code."""
+
+    def __init__(self, status: int, message: str, code: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +99,18 @@ class Gateway:
         self.metrics = metrics
         self.typer = RequestTyper(settings.gateway.request_type)
         self.sticky = StickyKey(settings.rollout.stickiness)
+        self.max_bytes = settings.gateway.max_request_bytes
+        self.max_depth = settings.gateway.max_json_depth
 
     # ------------------------------------------------------------------ routing
 
     def route(self, payload: dict[str, Any] | None, headers) -> Route:
         subject = self.sticky(payload, headers)
         request_type = self.typer(payload, headers)
+        if limits.too_long(subject, limits.MAX_SUBJECT):
+            raise Rejected(400, f"the sticky key (user/session id) is over {limits.MAX_SUBJECT} characters", "subject")
+        if limits.too_long(request_type, limits.MAX_REQUEST_TYPE):
+            raise Rejected(400, f"the request type is over {limits.MAX_REQUEST_TYPE} characters", "request_type")
         context = EvaluationContext(targeting_key=subject, attributes={"request_type": request_type})
         details = self.features.get_string_details(self.flag, self.incumbent, context)
         model = details.value if details.value in self.upstreams else self.incumbent
@@ -114,21 +141,21 @@ class Gateway:
         self.metrics.observe(model, role, outcome, result.latency_ms)
         self.writer.submit(
             Exchange(
-                route.request_id,
-                at,
-                model,
-                role,
-                route.request_type,
-                route.subject,
-                route.stage,
-                route.weight,
-                stream,
-                payload,
-                result.body,
-                result.status,
-                result.error,
-                result.latency_ms,
-                ttft_ms,
+                request_id=route.request_id,
+                at=at,
+                model=model,
+                role=role,
+                request_type=route.request_type,
+                subject=route.subject,
+                stage=route.stage,
+                weight=route.weight,
+                stream=stream,
+                payload=payload,
+                body=result.body,
+                status=result.status,
+                error=result.error,
+                latency_ms=result.latency_ms,
+                ttft_ms=ttft_ms,
             )
         )
 
@@ -186,14 +213,41 @@ class Gateway:
         return Response(result.body, status_code=result.status, headers=headers)
 
     async def chat_completions(self, request: Request) -> Response:
-        raw = await request.body()
-        authorization = request.headers.get("authorization")
+        """Answer one chat completion; a bug in the gateway is a counted, logged 500 (never a hang)."""
         try:
-            payload = json.loads(raw)
+            return await self._chat(request)
+        except Rejected as exc:
+            self.metrics.reject(exc.code)
+            return JSONResponse(error_body(str(exc), "invalid_request_error", exc.code), status_code=exc.status)
+        except Exception as exc:  # a bug: cancellation (BaseException) passes through untouched
+            self.metrics.error(exc)
+            log.exception("gateway error on %s", request.url.path)
+            return JSONResponse(
+                error_body("the gateway failed on this request (logged)", "gateway_error", type(exc).__name__),
+                status_code=500,
+            )
+
+    def _parse(self, raw: bytes) -> dict[str, Any] | None:
+        """The request as a JSON object, or None when it is not one (forwarded untouched)."""
+        try:
+            payload = limits.loads(raw, self.max_depth)
+        except limits.TooDeep as exc:
+            raise Rejected(400, f"{exc} (gateway.max_json_depth)", "json_too_deep") from None
         except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            payload = None
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    async def _chat(self, request: Request) -> Response:
+        try:
+            raw = await limits.read_capped(request, self.max_bytes)
+        except limits.BodyTooLarge:
+            raise Rejected(
+                413,
+                f"the request body is larger than {self.max_bytes:,} bytes (gateway.max_request_bytes)",
+                "body_too_large",
+            ) from None
+        authorization = request.headers.get("authorization")
+        payload = self._parse(raw)
         route = self.route(payload, request.headers)
         if payload is not None and payload.get("stream") is True:
             return await self._stream(route, payload, authorization)
@@ -275,8 +329,14 @@ class Gateway:
                 yield chunk
         except UpstreamFailure as exc:
             error = exc.kind
-        except BaseException:
+        except (asyncio.CancelledError, GeneratorExit):  # the client went away; Starlette closes the stream
             error = "client_disconnected"
+            self.metrics.disconnects += 1
+            raise
+        except Exception as exc:  # a bug while relaying: logged and counted, the answer is cut
+            error = f"gateway_error:{type(exc).__name__}"
+            self.metrics.error(exc)
+            log.exception("gateway error while relaying a stream")
             raise
         finally:
             resp.close()

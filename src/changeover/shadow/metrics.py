@@ -48,6 +48,15 @@ class Metrics:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str, str], int] = defaultdict(int)  # model, role, outcome
         self.latency = Histogram()
+        self.rejected: dict[str, int] = defaultdict(int)  # requests refused before routing, by reason
+        self.errors: dict[str, int] = defaultdict(int)  # bugs on the request path (500), by exception type
+        self.disconnects = 0  # clients that went away mid-stream
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
+
+    def error(self, exc: BaseException) -> None:
+        self.errors[type(exc).__name__] += 1
 
     def observe(self, model: str, role: str, outcome: str, latency_ms: float) -> None:
         self.requests[(model, role, outcome)] += 1
@@ -67,6 +76,18 @@ class Metrics:
             "# HELP changeover_latency_ms Upstream answer latency in milliseconds.",
             "# TYPE changeover_latency_ms histogram",
             *self.latency.render("changeover_latency_ms", ("model", "role")),
+            "# HELP changeover_rejected_total Requests refused before routing (body too large, bad JSON, ...).",
+            "# TYPE changeover_rejected_total counter",
+            *(f"changeover_rejected_total{_labels(('reason',), (r,))} {n}" for r, n in sorted(self.rejected.items())),
+            "# HELP changeover_gateway_errors_total Errors of the gateway itself on the request path (500s).",
+            "# TYPE changeover_gateway_errors_total counter",
+            *(
+                f"changeover_gateway_errors_total{_labels(('error',), (e,))} {n}"
+                for e, n in sorted(self.errors.items())
+            ),
+            "# HELP changeover_client_disconnects_total Streams the client left before the end.",
+            "# TYPE changeover_client_disconnects_total counter",
+            f"changeover_client_disconnects_total {self.disconnects}",
         ]
         for name, (help_text, series) in gauges.items():
             kind = "counter" if name.endswith("_total") else "gauge"

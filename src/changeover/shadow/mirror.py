@@ -105,19 +105,19 @@ class Mirror:
         self.sent[candidate] += 1
         self.on_answer(
             Exchange(
-                job.request_id,
-                at,
-                candidate,
-                "mirror",
-                job.request_type,
-                job.subject,
-                job.stage,
-                job.weight,
-                False,
-                job.payload,
-                body,
-                status,
-                error,
-                (time.perf_counter() - t0) * 1000.0,
+                request_id=job.request_id,
+                at=at,
+                model=candidate,
+                role="mirror",
+                request_type=job.request_type,
+                subject=job.subject,
+                stage=job.stage,
+                weight=job.weight,
+                stream=False,
+                payload=job.payload,
+                body=body,
+                status=status,
+                error=error,
+                latency_ms=(time.perf_counter() - t0) * 1000.0,
             )
         )

@@ -136,20 +136,20 @@ class MirroredOpenAI:
         payload = {k: v for k, v in kwargs.items() if k not in ("extra_headers", "extra_query", "timeout")}
         self.writer.submit(
             Exchange(
-                request_id,
-                at,
-                model,
-                role,
-                self.request_type,
-                None,
-                0,
-                0,
-                stream,
-                payload,
-                body,
-                None if error else 200,
-                error,
-                (time.perf_counter() - t0) * 1000.0,
+                request_id=request_id,
+                at=at,
+                model=model,
+                role=role,
+                request_type=self.request_type,
+                subject=None,
+                stage=0,
+                weight=0,
+                stream=stream,
+                payload=payload,
+                body=body,
+                status=None if error else 200,
+                error=error,
+                latency_ms=(time.perf_counter() - t0) * 1000.0,
             )
         )
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, Table, create_engine, event, inspect, text
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 
-from changeover.errors import StoreError
+from changeover.errors import StoreError, StoreUnavailable
 from changeover.store import schema
 
 DEFAULT_DB = ".changeover/changeover.db"
@@ -19,6 +28,33 @@ _SCHEMA_LOCK = 0x6368616E  # advisory lock key for schema creation ("chan")
 def _is_creation_race(exc: Exception) -> bool:
     msg = str(getattr(exc, "orig", exc)).lower()
     return "already exists" in msg or "pg_type_typname_nsp_index" in msg or "database is locked" in msg
+
+
+# SQLSTATE classes of a store that is not there or not writable right now: connection
+# exceptions, insufficient resources (disk full), operator intervention (shutdown, terminated
+# backend), and a read-only transaction
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "25006")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "the store cannot be reached or written now" (retry later),
+    as opposed to a conflict, a constraint or a bug.
+
+    SQLite reports a locked, read-only, full or vanished file as ``OperationalError``; psycopg
+    reports a refused or cut connection, an administrator's shutdown and a full disk the same way.
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def cause(exc: BaseException) -> str:
+    """The first line of the driver's message (no SQL, no parameters)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def resolve_url(db: str | None = None) -> str:
@@ -52,6 +88,7 @@ class Store:
     def __init__(self, engine: Engine, url: str):
         self.engine = engine
         self.url = url
+        self._ensured: set[str] = set()  # tables this Store has created or found: not checked again
 
     @property
     def dialect(self) -> str:
@@ -69,19 +106,41 @@ class Store:
         gateway replicas did race here: CREATE TABLE in both, one failing on
         PostgreSQL's pg_type unique index). PostgreSQL: serialised by a
         transaction-scoped advisory lock. SQLite: retried when the other
-        process won.
+        process won. A table is checked once per ``Store`` (the rollout
+        controller's analysis and the log readers call this on every run).
         """
+        tables = tuple(t for t in tables if t.name not in self._ensured)
+        if not tables:
+            return
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
                     if self.dialect == "postgresql":
                         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
                     schema.metadata.create_all(conn, tables=list(tables), checkfirst=True)
+                self._ensured.update(t.name for t in tables)
                 return
             except (OperationalError, IntegrityError, ProgrammingError) as exc:
                 if attempt == 4 or not _is_creation_race(exc):
                     raise
                 time.sleep(0.05 * (attempt + 1))
+
+    @contextlib.contextmanager
+    def reachable(self, doing: str) -> Iterator[None]:
+        """Turn "the store is not there" errors inside the block into ``StoreUnavailable``
+        naming what was being done; every other error passes through unchanged."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            raise StoreUnavailable(
+                f"{doing}: the store at {self.display_url} cannot be reached or written ({cause(exc)}); "
+                "nothing was changed - check that the database server runs, the file is writable "
+                "and the disk has space, then retry"
+            ) from exc
 
     def has_table(self, name: str) -> bool:
         return inspect(self.engine).has_table(name)
@@ -112,8 +171,8 @@ def open_store(db: str | None = None) -> Store:
     try:
         store.ensure(*schema.CORE_TABLES)
     except OperationalError as exc:
-        raise StoreError(
-            f"cannot open the store at {store.display_url}: {exc.orig}; "
+        raise StoreUnavailable(
+            f"cannot open the store at {store.display_url}: {cause(exc)}; "
             "check the URL, that the server runs, and your permissions"
         ) from None
     return store
