@@ -16,6 +16,9 @@ class CountingClient:
         self.calls = 0
         self.fail_on = fail_on or set()
 
+    def prepare(self, request: ChatRequest) -> ChatRequest:
+        return request
+
     async def complete(self, request: ChatRequest, keep=None) -> Completion:
         self.calls += 1
         await asyncio.sleep(0.001)

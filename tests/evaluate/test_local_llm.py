@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.llm, pytest.mark.slow]
 def test_live_migration_with_real_local_models_into_assess(local_llm, tmp_path):
     with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
         result = run_live_demo(
-            tmp_path / "live", items=4, base_url=local_llm.base_url, model=local_llm.model, store=store, progress=False
+            tmp_path / "live", items=4, base_url=local_llm.base_url, model=local_llm.model, store=store
         )
     recs = result.records
     assert len(recs) == 8 and {r.model for r in recs} == {LIVE_INCUMBENT, LIVE_CANDIDATE}

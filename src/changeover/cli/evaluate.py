@@ -1,10 +1,16 @@
-"""CLI commands for the evaluate feature: ``changeover evaluate`` (registered by `changeover.cli`)."""
+"""CLI commands for the evaluate feature: ``changeover evaluate`` and ``changeover doctor``.
+
+Parse, call ``changeover.evaluate``, print. Registered by ``changeover.cli``.
+"""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from changeover.cli.common import DB_OPTION, console, write_json
@@ -14,21 +20,33 @@ EVALUATE_HELP = (
     "write the records that `changeover assess` decides on.\n\n"
     "Samples the logged interactions stratified by segment (each row keeps its sampling weight), calls "
     "every model with its own prompt variant (concurrency, rate limits, retries, timeouts from the "
-    "spec's models: section), judges every response on each signal of the judges: section, and picks "
+    "spec's models: section), replays multi-turn conversations and answers an agent's tool calls from "
+    "the recorded tool results, judges every response on each signal of the judges: section, and picks "
     "the items to send to humans. Every call is cached in the store: a rerun, or a resumed run after a "
     "crash, calls nothing twice. API keys come only from the environment (api_key_env).\n\n"
     "Example: changeover evaluate --spec migration.yaml --prompts logged_traffic.jsonl --sample 2000 "
     "--labels-budget 300\n\n"
     "then: changeover assess --spec migration.yaml --records .changeover/evaluate/records.jsonl\n\n"
+    "With --check: only send one request per distinct parameter set to each model and report what it "
+    "refuses (exit 1 if anything is refused or fails), like `changeover doctor`.\n\n"
     "Writes OUT/records.jsonl, OUT/to_label.jsonl, OUT/summary.json (and OUT/assess-spec.yaml with "
     "--prompt-ab). See docs/evaluate.md for the spec sections."
+)
+DOCTOR_HELP = (
+    "Check that every model accepts the requests a run would send, before spending on the run.\n\n"
+    "Sends one request per distinct parameter set (parameters and tool definitions) of the sampled "
+    "traffic to the incumbent and each candidate, and reports what each refuses (e.g. max_tokens where "
+    "max_completion_tokens is wanted, an unsupported temperature, tools, response_format) with the "
+    "models.<name>.param_map entry that fixes it. Accepted calls are cached: the run reuses them. "
+    "Exit 0 when everything is accepted, 1 otherwise.\n\n"
+    "Example: changeover doctor --spec migration.yaml --prompts logged_traffic.jsonl"
 )
 
 
 def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
     table = Table(title=f"evaluated {summary['items']:,} interactions", title_justify="left")
     signals = sorted({s for arm in summary["arms"] for s in arm["signal_means"]})
-    for col in ("arm", "calls", "cached", "errors", "latency ms", "tokens out", "cost $", *signals):
+    for col in ("arm", "calls", "cached", "errors", "rejected", "latency ms", "tokens out", "cost $", *signals):
         table.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
     for arm in summary["arms"]:
         n = max(1, arm["calls"] + arm["cached"])
@@ -38,12 +56,25 @@ def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
             f"{arm['calls']:,}",
             f"{arm['cached']:,}",
             f"[red]{arm['errors']:,}[/]" if arm["errors"] else "0",
+            f"[yellow]{arm['rejected']:,}[/]" if arm["rejected"] else "0",
             f"{arm['latency_ms'] / n:,.0f}",
             f"{arm['tokens_out'] / n:,.1f}",
             f"{arm['cost_usd']:.4f}",
             *means,
         )
     console.print(table)
+    for arm in summary["arms"]:
+        if arm.get("tool_status"):
+            statuses = ", ".join(f"{k} {v}" for k, v in sorted(arm["tool_status"].items()))
+            console.print(f"tool replay {arm['name']}: {statuses}")
+        for rej in arm.get("rejections", []):
+            fix = f"{{{rej['param']}: {rej['suggest'] or 'null'}}}"
+            console.print(
+                f"[yellow]{arm['name']}[/]: {rej['records']:,} requests refused {rej['param']!r} "
+                f"({rej['reason']}); not counted as failures. Fix: models.{arm['model']}.param_map: "
+                f"{escape(fix)} (check first with `changeover doctor`)",
+                highlight=False,
+            )
     for signal, counts in summary["judges"].items():
         calls = counts.get("calls")
         if calls:
@@ -61,8 +92,48 @@ def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
     console.print(f"next: changeover assess --spec {paths.get('assess_spec', spec)} --records {paths['records']}")
 
 
+def print_compat(report: dict[str, Any]) -> None:
+    table = Table(title="request compatibility", title_justify="left")
+    for col in ("arm", "parameters", "tools", "requests", "status", "refused", "fix"):
+        table.add_column(col, no_wrap=col in ("arm", "status", "requests"))
+    for check in report["checks"]:
+        status = check["status"]
+        colour = {"accepted": "green", "rejected": "yellow"}.get(status, "red")
+        rejection = check.get("rejection") or {}
+        refused = f"{rejection.get('param')} ({rejection.get('reason')})" if rejection else check.get("error", "")
+        table.add_row(
+            check["arm"],
+            escape(", ".join(f"{k}={v}" for k, v in sorted(check["params"].items())) or "-"),
+            ", ".join(check["tools"]) or "-",
+            f"{check['items']:,}",
+            f"[{colour}]{status}[/]",
+            escape(refused or ""),
+            escape(check.get("fix", "")),
+        )
+    console.print(table)
+    for arm, n in report["not_checked"].items():
+        console.print(f"{arm}: {n:,} more parameter sets not checked (over the limit)")
+    console.print("all requests accepted" if report["ok"] else "[bold]some requests are refused or fail[/]")
+
+
+def _check(spec: Path, prompts: Path, db: str | None, sample: int | None, json_out: Path | None) -> int:
+    from changeover.config import load_spec
+    from changeover.evaluate import check_requests
+    from changeover.prompts import read_interactions
+    from changeover.store import open_store
+
+    migration = load_spec(spec)
+    interactions = read_interactions(prompts)
+    with open_store(db) as store:
+        report = check_requests(migration, interactions, store=store, sample=sample).to_json()
+    if json_out is not None:
+        write_json(report, json_out)
+    print_compat(report)
+    return 0 if report["ok"] else 1
+
+
 def register(app: typer.Typer) -> None:
-    """Add `changeover evaluate` to the main app."""
+    """Add `changeover evaluate` and `changeover doctor` to the main app."""
 
     @app.command("evaluate", help=EVALUATE_HELP)
     def evaluate_cmd(
@@ -84,21 +155,27 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(None, "--json", help="Write the run summary as JSON here."),
         seed: int | None = typer.Option(None, help="Sampling seed (default: the spec's seed)."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        check: bool = typer.Option(
+            False, "--check", help="Only check that every model accepts the requests' parameters (no run)."
+        ),
         import_records: bool = typer.Option(
             False,
             "--import",
             help="Also add the records to the store, so `changeover assess` without --records reads them.",
         ),
     ) -> None:
+        if check:
+            raise typer.Exit(_check(spec, prompts, db, sample, json_out))
         from changeover.config import load_spec
-        from changeover.evaluate import check_out_folder, evaluate, write_outputs
+        from changeover.evaluate import RichProgress, check_out_folder, evaluate, write_outputs
         from changeover.prompts import read_interactions
         from changeover.store import open_store
 
         migration = load_spec(spec)
         interactions = read_interactions(prompts)
         check_out_folder(out)  # before the calls, not after them
-        with open_store(db) as store:
+        bars = RichProgress(console) if progress else nullcontext(None)
+        with open_store(db) as store, bars as reporter:
             result = evaluate(
                 migration,
                 interactions,
@@ -107,15 +184,26 @@ def register(app: typer.Typer) -> None:
                 labels_budget=labels_budget,
                 prompt_ab=prompt_ab,
                 seed=seed,
-                progress=progress,
+                progress=reporter,
             )
-            if import_records:
-                from changeover.store.responses import add_records
+        if import_records:
+            from changeover.store.responses import add_records
 
+            with open_store(db) as store:
                 rows, added = add_records(store, result.records, source=f"evaluate:{prompts}")
-                console.print(f"store: {rows:,} records, {added:,} added ({rows - added:,} already stored)")
+            console.print(f"store: {rows:,} records, {added:,} added ({rows - added:,} already stored)")
         paths = write_outputs(result, out)
         summary = result.summary()
         if json_out is not None:
             write_json(summary, json_out)
         print_summary(summary, paths, spec)
+
+    @app.command("doctor", help=DOCTOR_HELP)
+    def doctor_cmd(
+        spec: Path = typer.Option(..., "--spec", "-s", help="Migration spec (YAML) with models:."),
+        prompts: Path = typer.Option(..., "--prompts", "-p", help="Logged production interactions."),
+        sample: int | None = typer.Option(None, min=1, help="Interactions to sample (default: as evaluate does)."),
+        db: str | None = DB_OPTION,
+        json_out: Path | None = typer.Option(None, "--json", help="Write the check as JSON here."),
+    ) -> None:
+        raise typer.Exit(_check(spec, prompts, db, sample, json_out))

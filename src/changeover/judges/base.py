@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from changeover.providers import ChatRequest, Completion
+from changeover.providers.toolcalls import ToolCall
 from changeover.records import SignalValue
 
 Ask = Callable[[ChatRequest], Awaitable[Completion]]
@@ -33,6 +34,9 @@ class Case:
     incumbent_response: str | None = None  # the incumbent's answer to the same item
     is_incumbent: bool = False
     expect_refusal: bool | None = None  # should the model refuse this request?
+    tools: list[dict[str, Any]] | None = None  # the tool definitions the request offered
+    tool_calls: list[ToolCall] = field(default_factory=list)  # the calls this model made in the turn
+    incumbent_tool_calls: list[ToolCall] | None = None  # the incumbent's: as recorded in the traffic, else live
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from changeover.judges.base import Case, Verdict, short_sha
+from changeover.judges.tools import TOOL_CHECKS
 
 REFUSAL_PHRASES = (
     "i'm sorry",
@@ -133,6 +134,7 @@ def language(case: Case, cfg: dict[str, Any]) -> Verdict:
 
 
 CHECKS: dict[str, Callable[[Case, dict[str, Any]], Verdict]] = {
+    **TOOL_CHECKS,
     "json_valid": json_valid,
     "fenced_json": unfenced_json,
     "json_schema": json_schema,

@@ -27,7 +27,19 @@ from changeover.judges.rubrics import BUILTIN, custom_rubric
 from changeover.judges.similarity import DEFAULT_EMBEDDING, SimilarityJudge, offline_encoder
 
 JudgeKind = Literal[
-    "llm", "json_valid", "fenced_json", "json_schema", "refusal_phrases", "length_ratio", "language", "similarity"
+    "llm",
+    "json_valid",
+    "fenced_json",
+    "json_schema",
+    "refusal_phrases",
+    "length_ratio",
+    "language",
+    "similarity",
+    "tool_called",
+    "tool_arguments",
+    "tool_abstain",
+    "tool_count",
+    "tool_order",
 ]
 
 
@@ -56,6 +68,8 @@ class JudgeConfig(BaseModel):
     )
     params: dict[str, Any] = Field(default_factory=dict, description="llm: generation parameters")
     embedding: str = Field(DEFAULT_EMBEDDING, description="similarity: the offline embedding model")
+    tool: str | None = Field(None, description="tool_called: the tool that must be called (default: the incumbent's)")
+    arguments: bool = Field(False, description="tool_order: the arguments must be equivalent too")
 
     @model_validator(mode="after")
     def _needs(self) -> JudgeConfig:
@@ -109,12 +123,13 @@ def judge_configs(spec: MigrationSpec) -> dict[str, JudgeConfig]:
     section = spec.section("judges", JudgesSection)
     configs = dict(section.root) if section is not None else {}
     for name, dim in spec.dimensions.items():
-        if dim.signal not in configs:
-            raise SpecError(
-                f"{spec.path or 'spec'}: field 'judges.{dim.signal}' is missing: dimension "
-                f"'{name}' reads signal '{dim.signal}'; add e.g. "
-                f"judges: {{{dim.signal}: {{kind: llm, model: <judge model>, rubric: {name}}}}}"
-            )
+        for signal in dim.signal_names:
+            if signal not in configs:
+                raise SpecError(
+                    f"{spec.path or 'spec'}: field 'judges.{signal}' is missing: dimension "
+                    f"'{name}' reads signal '{signal}'; add e.g. "
+                    f"judges: {{{signal}: {{kind: llm, model: <judge model>, rubric: {name}}}}}"
+                )
     return configs
 
 
@@ -162,7 +177,12 @@ def build_judges(
         elif cfg.kind == "similarity":
             judges[signal] = SimilarityJudge(signal, *offline_encoder(cfg.embedding))
         else:
-            options: dict[str, Any] = {"phrases": cfg.phrases, "language": cfg.language}
+            options: dict[str, Any] = {
+                "phrases": cfg.phrases,
+                "language": cfg.language,
+                "tool": cfg.tool,
+                "arguments": cfg.arguments,
+            }
             if cfg.kind == "refusal_phrases":
                 options["expect_refusal"] = cfg.expect_refusal
             if cfg.kind == "json_schema":

@@ -57,6 +57,7 @@ class Completion:
     attempts: int = 1
     cost_usd: float | None = None
     ttft_ms: float | None = None  # time to the first content token (streaming calls)
+    rejection: dict[str, Any] | None = None  # the endpoint refused a request parameter (see rejection.py)
 
     @property
     def ok(self) -> bool:
@@ -73,11 +74,20 @@ class Completion:
 class CallFailed(Exception):
     """One call failed. ``retryable``: a 429, a 5xx, a timeout, a malformed body; not a 400/401/404."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.body = body  # the error body as the server sent it (parsed JSON, or text)
 
 
 class Provider(Protocol):

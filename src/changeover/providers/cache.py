@@ -154,9 +154,12 @@ class CachedCaller:
     ) -> tuple[Completion, bool]:
         """(completion, was_cached). ``client`` is a ModelClient.
 
+        The key covers the request as the model is sent it (``client.prepare``: its default
+        parameters and ``param_map``), so changing either is a new call, never a stale hit.
+
         The same call asked twice at once is made once: the second waits for the first.
         """
-        key = call_key(kind, item, client.name, prompt_version, request)
+        key = call_key(kind, item, client.name, prompt_version, client.prepare(request))
         hit = self._known.get(key)
         if hit is not None:
             if self.cache is not None:

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from changeover.providers.base import CallFailed, ChatRequest, Completion, Provider
 from changeover.providers.config import ModelConfig, Price
 from changeover.providers.limits import RateLimits
+from changeover.providers.params import apply_param_map
+from changeover.providers.rejection import classify_rejection
 
 
 class ModelClient:
@@ -71,13 +73,29 @@ class ModelClient:
         base = self.config.backoff_s * (2**attempt)
         return min(self.config.backoff_max_s, base * (0.5 + self._rng.random()))
 
+    def prepare(self, request: ChatRequest) -> ChatRequest:
+        """The request as this model is sent it: its default ``params`` under the request's, then ``param_map``."""
+        if not self.config.params and not self.config.param_map:
+            return request
+        params = apply_param_map({**self.config.params, **request.params}, self.config.param_map)
+        tools = request.tools
+        if "tools" in self.config.param_map and self.config.param_map["tools"] is None:
+            tools = None
+        return ChatRequest(request.messages, params, tools, request.item)
+
+    def rejection(self, failure: CallFailed, request: ChatRequest) -> dict | None:
+        """The refused parameter of a failed call (a 400 naming one), else None."""
+        sent = [*request.params, *(["tools"] if request.tools else [])]
+        found = classify_rejection(failure.status, failure.body, sent)
+        if found is not None:
+            found["message"] = f"{self.name}: {failure}"  # the redacted message, never the raw body
+        return found
+
     async def complete(
         self, request: ChatRequest, keep: Callable[[Completion], Awaitable[None]] | None = None
     ) -> Completion:
-        if self.config.params:
-            request = ChatRequest(
-                request.messages, {**self.config.params, **request.params}, request.tools, request.item
-            )
+        """Call the model (``request`` as the caller wrote it; ``prepare`` is applied here)."""
+        request = self.prepare(request)
         attempts = 0
         while True:
             if (down := self._down(attempts)) is not None:
@@ -109,9 +127,11 @@ class ModelClient:
                     if keep is not None and result.ok:
                         await keep(result)  # outside the retry handling: a paid call is never made again
                     return result
-                self._failed()
-            if not failure.retryable or attempts > self.config.max_retries:
-                return Completion(text=None, error=f"{self.name}: {failure}", attempts=attempts)
+                rejection = None if failure.retryable else self.rejection(failure, request)
+                if rejection is None:  # a refused parameter says the endpoint is up: not a breaker failure
+                    self._failed()
+            if rejection is not None or not failure.retryable or attempts > self.config.max_retries:
+                return Completion(text=None, error=f"{self.name}: {failure}", attempts=attempts, rejection=rejection)
             await asyncio.sleep(self.backoff(attempts - 1, failure.retry_after))
 
     async def aclose(self) -> None:

@@ -37,6 +37,11 @@ class ModelConfig(BaseModel):
     breaker: int = Field(25, ge=1, description="consecutive failures after which calls fail fast")
     breaker_cooldown_s: float = Field(60.0, ge=0, description="then, seconds before one call probes again")
     params: dict[str, Any] = Field(default_factory=dict, description="default generation parameters")
+    param_map: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="rename (new name) or drop (null) request parameters this endpoint refuses, "
+        "e.g. {max_tokens: max_completion_tokens, temperature: null}; applied to every request",
+    )
     records: str | None = Field(None, description="replay: records file holding the responses")
     records_model: str | None = Field(None, description="replay: the model name in that file")
 

@@ -98,23 +98,30 @@ def redact(text: str, secrets: list[str]) -> str:
     return _KEYLIKE.sub("[redacted]", text)
 
 
-def _server_message(resp: httpx.Response) -> str:
+def _error_body(resp: httpx.Response) -> Any:
     try:
-        data = resp.json()
+        return resp.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return resp.text[:200]
-    err = data.get("error") if isinstance(data, dict) else None
+        return resp.text[:2000]
+
+
+def _server_message(data: Any) -> str:
+    if not isinstance(data, dict):
+        return str(data)[:200]
+    err = data.get("error")
     if isinstance(err, dict):
         return str(err.get("message") or err)[:200]
-    return str(err or data)[:200]
+    return str(err or data.get("message") or data)[:200]
 
 
 def _failed(resp: httpx.Response, secrets: list[str]) -> CallFailed:
+    body = _error_body(resp)
     return CallFailed(
-        f"HTTP {resp.status_code}: {redact(_server_message(resp), secrets)}",
+        f"HTTP {resp.status_code}: {redact(_server_message(body), secrets)}",
         retryable=resp.status_code in RETRYABLE_STATUS,
         status=resp.status_code,
         retry_after=retry_after_seconds(resp.headers.get("retry-after")),
+        body=body if resp.status_code in (400, 422) else None,
     )
 
 
