@@ -22,7 +22,7 @@ from tests.support.serving import serve_in_thread  # noqa: E402
 
 from changeover.config import MigrationSpec, spec_from_dict
 from changeover.labeling import LabelingService, create_app
-from changeover.labeling.accounts import ensure_accounts
+from changeover.labeling.accounts import ensure_accounts, rotate
 from changeover.labeling.config import labeling_config
 from changeover.records import Record
 from changeover.store import Store, open_store
@@ -131,11 +131,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     ) -> Live:
         spec = make_spec(tmp_path, tone=tone, **labeling)
         accounts = ensure_accounts(store, labeling_config(spec).annotators)
+        tokens = {a.name: a.token or rotate(store, a.name).token for a in accounts if a.active}
         service = LabelingService(store, spec)
         app = create_app(service, background=background, public_url=public_url)
         server, thread, port = serve_in_thread(app, "labelling app", timeout=20, lifespan="on")
         servers.append((server, thread))
-        return Live(f"http://127.0.0.1:{port}", service, {a.name: a.token for a in accounts})
+        return Live(f"http://127.0.0.1:{port}", service, tokens)
 
     yield start
     for server, thread in servers:

@@ -1,4 +1,4 @@
-"""``changeover label export|import|links``: CSV and JSONL out, spreadsheet CSV, JSONL and
+"""``changeover label export|import``: CSV and JSONL out, spreadsheet CSV, JSONL and
 Label Studio JSON in; file:line errors, exit 2, all or nothing, never twice."""
 
 from __future__ import annotations
@@ -183,23 +183,6 @@ def _export_and_import_into_another_store(tmp_path: Path, db: str, records, fmt:
         add_records(store, records, source="xstest")
     assert run(["label", "import", str(out), "--db", other]) == 0
     return other
-
-
-def test_links_prints_one_login_link_per_account(tmp_path, db, capsys):
-    spec = tmp_path / "migration.yaml"
-    spec.write_text(
-        "incumbent: llama2orig\ncandidates: [gpt4]\ndimensions:\n  refusal: {margin: 0.05}\n"
-        "labeling:\n  annotators: [alice, bob]\n"
-    )
-    assert run(["label", "links", "--spec", str(spec), "--db", db, "--base-url", "http://lab:8400"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("http://lab:8400/login?token=") == 3 and "admin" in out and "bob" in out
-    assert run(["label", "links", "--spec", str(spec), "--db", db]) == 0
-    again = capsys.readouterr().out
-    assert sorted(x for x in again.split() if "token=" in x)[0].split("token=")[1] in out  # stable links
-    spec.write_text(spec.read_text() + "  colour: blue\n")
-    assert run(["label", "links", "--spec", str(spec), "--db", db]) == 2
-    assert "labeling.colour" in capsys.readouterr().err
 
 
 def test_a_flags_note_survives_export_and_import(tmp_path, db, records):

@@ -1,4 +1,4 @@
-"""CLI commands for the labelling app: ``label serve``, ``links``, ``export`` and ``import``."""
+"""CLI commands for the labelling app: ``label serve``, ``links``, ``rotate``, ``revoke``, ``export`` and ``import``."""
 
 from __future__ import annotations
 
@@ -15,11 +15,37 @@ label_app = typer.Typer(
 )
 
 IMPORT_SPEC_HELP = "Check dimensions against this spec (and read wide CSV columns named after them)."
-ROTATE_HELP = "Give this annotator a new token (the old link stops working)."
+ROTATE_HELP = "Give this annotator a new token (the old link stops working); its link is printed once."
 SPEC_OPTION = typer.Option(..., "--spec", help="The migration spec (YAML): dimensions and rubrics.")
+ACTOR_OPTION = typer.Option(None, "--actor", help="Who does this (default: $CHANGEOVER_ACTOR or the login name).")
+BASE_URL_OPTION = typer.Option("http://127.0.0.1:8400", "--base-url", help="The app's address for annotators.")
 
 
-def _links(db: str | None, spec_path: Path, base_url: str, rotate: list[str] | None = None) -> None:
+def _actor(actor: str | None) -> str:
+    import getpass
+    import os
+
+    return actor or os.environ.get("CHANGEOVER_ACTOR") or getpass.getuser()
+
+
+def _print_accounts(accounts: list, base_url: str) -> None:
+    """A login link for every account whose token was just made; the others by name only."""
+    console.print("[bold]Login links[/] (each one is a password: send it only to its annotator; shown once)")
+    for a in accounts:
+        if a.token:
+            line = f"  {a.name:<16} {a.role:<10} {base_url}/login?token={a.token}"
+        elif a.active:
+            line = f"  {a.name:<16} {a.role:<10} (link sent before; 'changeover label rotate {a.name}' makes a new one)"
+        else:
+            line = (
+                f"  {a.name:<16} {'revoked':<10} ({a.revoked_reason}; 'changeover label rotate {a.name}' restores it)"
+            )
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _links(
+    db: str | None, spec_path: Path, base_url: str, rotate: list[str] | None = None, actor: str | None = None
+) -> None:
     from changeover.config import load_spec
     from changeover.labeling.accounts import ensure_accounts
     from changeover.labeling.accounts import rotate as rotate_token
@@ -28,15 +54,14 @@ def _links(db: str | None, spec_path: Path, base_url: str, rotate: list[str] | N
 
     spec = load_spec(spec_path)
     cfg = labeling_config(spec)
+    who = _actor(actor)
     with open_store(db) as store:
-        ensure_accounts(store, cfg.annotators)
+        accounts = {a.name: a for a in ensure_accounts(store, cfg.annotators, who)}
         for name in rotate or []:
-            if rotate_token(store, name) is None:
+            if name not in accounts:
                 raise ChangeoverError(f"--rotate {name!r}: no such annotator; add it to 'labeling.annotators'")
-        accounts = ensure_accounts(store, cfg.annotators)
-    console.print("[bold]Login links[/] (each one is a password: send it only to its annotator)")
-    for a in accounts:
-        console.print(f"  {a.name:<16} {a.role:<10} {base_url}/login?token={a.token}", highlight=False, soft_wrap=True)
+            accounts[name] = rotate_token(store, name, who)
+    _print_accounts(list(accounts.values()), base_url)
 
 
 @label_app.command("serve")
@@ -51,8 +76,11 @@ def serve(
         "proxy in front) also makes the login cookie Secure.",
     ),
     rotate: list[str] = typer.Option(None, "--rotate", help=ROTATE_HELP),
+    actor: str | None = ACTOR_OPTION,
 ) -> None:
-    """Serve the labelling app and print one login link per annotator.
+    """Serve the labelling app; print the login link of every new (or rotated) annotator.
+
+    An annotator no longer in the spec's labeling.annotators is revoked.
 
     Example: changeover label serve --spec migration.yaml --port 8400
     """
@@ -63,7 +91,7 @@ def serve(
     from changeover.store import open_store
 
     base = (public_url or f"http://{host}:{port}").rstrip("/")
-    _links(db, spec, base, rotate)
+    _links(db, spec, base, rotate, actor)
     store = open_store(db)
     service = LabelingService(store, load_spec(spec))
     console.print(
@@ -78,14 +106,54 @@ def serve(
 def links(
     spec: Path = SPEC_OPTION,
     db: str | None = DB_OPTION,
-    base_url: str = typer.Option("http://127.0.0.1:8400", help="The app's address for annotators."),
+    base_url: str = BASE_URL_OPTION,
     rotate: list[str] = typer.Option(None, "--rotate", help=ROTATE_HELP),
+    actor: str | None = ACTOR_OPTION,
 ) -> None:
-    """Print the login links (creating accounts from the spec's 'labeling.annotators').
+    """Create the spec's accounts (revoking removed ones) and print the links of new or rotated ones.
 
     Example: changeover label links --spec migration.yaml --base-url https://label.example.com
     """
-    _links(db, spec, base_url.rstrip("/"), rotate)
+    _links(db, spec, base_url.rstrip("/"), rotate, actor)
+
+
+@label_app.command("rotate")
+def rotate_cmd(
+    name: str = typer.Argument(..., help="The annotator (or 'admin')."),
+    db: str | None = DB_OPTION,
+    base_url: str = BASE_URL_OPTION,
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the event log)."),
+    actor: str | None = ACTOR_OPTION,
+) -> None:
+    """Give one annotator a new token and print its login link once (the old link stops working).
+
+    Example: changeover label rotate alice --base-url https://label.example.com
+    """
+    from changeover.labeling.accounts import rotate
+    from changeover.store import open_store
+
+    with open_store(db) as store:
+        account = rotate(store, name, _actor(actor), reason)
+    _print_accounts([account], base_url.rstrip("/"))
+
+
+@label_app.command("revoke")
+def revoke_cmd(
+    name: str = typer.Argument(..., help="The annotator whose token stops working now."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the event log)."),
+    db: str | None = DB_OPTION,
+    actor: str | None = ACTOR_OPTION,
+) -> None:
+    """Revoke one annotator's token now; their labels stay. 'label rotate NAME' restores access.
+
+    Example: changeover label revoke carol --reason "left the project"
+    """
+    from changeover.labeling.accounts import revoke
+    from changeover.store import open_store
+
+    with open_store(db) as store:
+        account = revoke(store, name, _actor(actor), reason)
+    console.print(f"revoked {account.name}: {reason}", highlight=False, markup=False)
 
 
 @label_app.command("export")

@@ -22,9 +22,9 @@ def create_app(service: LabelingService, background: bool = True, public_url: st
     """The labelling app on ``service``; ``background`` runs the re-ranking thread while serving.
 
     ``public_url``: the address annotators use (default: the one each request came to);
-    the progress page builds login links from it, and when it is https the login
-    cookie is ``Secure`` even though requests arrive over plain HTTP, as they do
-    behind a TLS-terminating proxy. Otherwise the cookie is ``Secure`` on https requests.
+    when it is https the login cookie is ``Secure`` even though requests arrive over
+    plain HTTP, as they do behind a TLS-terminating proxy. Otherwise the cookie is
+    ``Secure`` on https requests.
     """
 
     @contextlib.asynccontextmanager

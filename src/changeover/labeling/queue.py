@@ -1,4 +1,4 @@
-"""Who labels what next: the queue order and the leases that keep annotators apart.
+"""Who labels what next: the queue order and the claims that keep annotators apart.
 
 Order: responses still lacking a second annotator come first (agreement is
 measured on them), then by the assessment's value of a label (``next_labels``
@@ -6,64 +6,93 @@ rank, cut into windows of ``rank_window`` nearly equal tasks), and within a
 window in an order shuffled per annotator, so annotators see models and items
 in different orders and do not all contend for the same response.
 
-A claim inserts a lease row for one slot of the response; the unique
-(item, model, slot) key makes the claim atomic across threads and processes,
-so a single-label response is never held by two annotators at once.
+The queue reads the labels and the claims in one query (one snapshot on
+SQLite and PostgreSQL alike), so a label written meanwhile is either seen with
+its claim or not at all. A claim takes one slot of the response: an insert that
+does nothing when the slot is taken (a compare-and-set on the unique (item,
+model, slot) key), checked in the same transaction against the verdicts
+already given. A submitted verdict keeps its slot (the claim becomes done), so
+a response for one annotator has exactly one slot and never reaches a second
+one, however many annotators ask at once; an open claim that expires (the
+annotator left) frees its slot.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, delete, distinct, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, DateTime, and_, cast, delete, literal, null, select, union_all, update
 
-from changeover.labeling.tables import leases
+from changeover.labeling.tables import claims, insert_once
 from changeover.labeling.tasks import Catalogue, Task, TaskKey, unit_hash
 from changeover.store import Store
 from changeover.store.events import aware, now
 from changeover.store.schema import labels
 
 _MAX_CLAIM_TRIES = 64
+_CLAIM = "claim"
 
 
 @dataclass(frozen=True, slots=True)
 class QueueState:
-    """What the labels table and the leases say right now."""
+    """What the labels table and the claims say at one moment."""
 
-    labelled: Counter[TaskKey]  # distinct annotators with a verdict, per response
-    touched: dict[str, set[TaskKey]]  # responses each annotator labelled, skipped or flagged
-    held: dict[TaskKey, set[str]]  # annotators holding an unexpired lease, per response
+    givers: dict[TaskKey, set[str]] = field(default_factory=dict)  # annotators with a verdict, per response
+    touched: dict[str, set[TaskKey]] = field(default_factory=dict)  # responses each annotator labelled/skipped/flagged
+    claimed: dict[TaskKey, set[str]] = field(default_factory=dict)  # annotators holding a slot (open or done)
+
+    @property
+    def labelled(self) -> Counter[TaskKey]:
+        """Distinct annotators with a verdict, per response."""
+        return Counter({k: len(v) for k, v in self.givers.items()})
 
     def remaining(self, task: Task) -> int:
-        return max(0, task.needed - task.external - self.labelled[task.key])
+        """Verdicts this response still wants (never below 0)."""
+        return max(0, task.needed - task.external - len(self.givers.get(task.key, ())))
+
+    def open_for(self, task: Task, annotator: str) -> bool:
+        """Is there a slot left for ``annotator`` (verdicts given and slots held by others count)?"""
+        others = (self.givers.get(task.key, set()) | self.claimed.get(task.key, set())) - {annotator}
+        return max(0, task.external) + len(others) < task.needed
 
 
 def read_state(store: Store, at: datetime | None = None) -> QueueState:
+    """Labels and claims, read in ONE query: a consistent snapshot on either database."""
     at = at or now()
+    q = union_all(
+        select(claims.c.item, claims.c.model, claims.c.annotator, literal(_CLAIM).label("status"), claims.c.expires_at),
+        select(
+            labels.c.item,
+            labels.c.model,
+            labels.c.annotator,
+            labels.c.status,
+            cast(null(), DateTime(timezone=True)).label("expires_at"),
+        ).distinct(),
+    )
     with store.engine.connect() as conn:
-        rows = conn.execute(select(labels.c.item, labels.c.model, labels.c.annotator, labels.c.status).distinct()).all()
-        lease_rows = conn.execute(select(leases.c.item, leases.c.model, leases.c.annotator, leases.c.expires_at)).all()
+        rows = conn.execute(q).all()
     givers: dict[TaskKey, set[str]] = defaultdict(set)
     touched: dict[str, set[TaskKey]] = defaultdict(set)
+    claimed: dict[TaskKey, set[str]] = defaultdict(set)
     for r in rows:
-        touched[r.annotator].add((r.item, r.model))
+        key = (r.item, r.model)
+        if r.status == _CLAIM:
+            if r.expires_at is None or aware(r.expires_at) > at:  # done, or open and not expired
+                claimed[key].add(r.annotator)
+            continue
+        touched[r.annotator].add(key)
         if r.status == "label":
-            givers[(r.item, r.model)].add(r.annotator)
-    held: dict[TaskKey, set[str]] = defaultdict(set)
-    for r in lease_rows:
-        if aware(r.expires_at) > at:
-            held[(r.item, r.model)].add(r.annotator)
-    return QueueState(Counter({k: len(v) for k, v in givers.items()}), touched, held)
+            givers[key].add(r.annotator)
+    return QueueState(dict(givers), dict(touched), dict(claimed))
 
 
 def order_key(
     task: Task, annotator: str, rank: dict[TaskKey, int], window: int, state: QueueState
 ) -> tuple[int, float, float]:
     """Sort key: half-done double labels first, then value window, then a per-annotator shuffle."""
-    started = 0 if state.labelled[task.key] > 0 else 1  # a second annotator's verdict feeds the kappa
+    started = 0 if state.givers.get(task.key) else 1  # a second annotator's verdict feeds the kappa
     r = rank.get(task.key)
     bucket = float(r // window) if r is not None else float("inf")
     return (started, bucket, unit_hash(annotator, task.item, task.model))
@@ -74,39 +103,79 @@ def candidates(
 ) -> list[Task]:
     """Responses this annotator may take, best first."""
     mine = state.touched.get(annotator, set())
-    out = []
-    for task in catalogue.by_key.values():
-        if task.key in mine:
-            continue
-        others = state.held.get(task.key, set()) - {annotator}
-        if state.remaining(task) > len(others):
-            out.append(task)
+    out = [t for t in catalogue.by_key.values() if t.key not in mine and state.open_for(t, annotator)]
     out.sort(key=lambda t: order_key(t, annotator, rank, window, state))
     return out
 
 
-class _Taken(Exception):
-    """The response filled up between reading the state and claiming it."""
-
-
-def _still_open(conn: Connection, task: Task) -> bool:
-    """After inserting a lease: do verdicts given plus leases held still fit in what the response needs?
-
-    A submission writes its labels and drops its lease in one transaction, so a
-    claim that got a free slot also sees the labels that freed it.
-    """
+def _occupants(conn: Connection, task: Task) -> tuple[set[str], set[int]]:
+    """Inside a transaction: annotators with a verdict or a slot on ``task``, and the slots taken."""
     givers = conn.execute(
-        select(func.count(distinct(labels.c.annotator))).where(
-            labels.c.item == task.item, labels.c.model == task.model, labels.c.status == "label"
+        select(labels.c.annotator)
+        .where(labels.c.item == task.item, labels.c.model == task.model, labels.c.status == "label")
+        .distinct()
+    ).scalars()
+    rows = conn.execute(
+        select(claims.c.annotator, claims.c.slot).where(claims.c.item == task.item, claims.c.model == task.model)
+    ).all()
+    return set(givers) | {r.annotator for r in rows}, {int(r.slot) for r in rows}
+
+
+def _slots(task: Task) -> range:
+    return range(max(0, task.needed - max(0, task.external)))
+
+
+class _Taken(Exception):
+    """The response filled up between reading the state and claiming it (rolls the claim back)."""
+
+
+def take_slot(conn: Connection, task: Task, annotator: str, expires_at: datetime | None) -> bool:
+    """Inside a transaction: give ``annotator`` a free slot of ``task`` (open until ``expires_at``,
+    or done when None). False when no slot is free or the annotator already has an open claim."""
+    occupants, taken = _occupants(conn, task)
+    if annotator in occupants or max(0, task.external) + len(occupants) >= task.needed:
+        return False
+    for slot in _slots(task):
+        if slot in taken:
+            continue
+        values = {"item": task.item, "model": task.model, "slot": slot, "annotator": annotator}
+        values |= {"open_by": annotator if expires_at else None, "expires_at": expires_at}
+        if insert_once(conn, claims, **values):
+            return True
+        if expires_at is not None and _open_claim(conn, annotator) is not None:
+            return False  # a parallel request of this annotator claimed another response
+    return False
+
+
+def finish_claim(conn: Connection, task: Task, annotator: str) -> None:
+    """Inside the submission's transaction: the verdict keeps the annotator's slot (a done claim).
+    Without a claim (it expired, or a tool posts by item and model) a free slot is taken if any."""
+    done = conn.execute(
+        update(claims)
+        .where(claims.c.item == task.item, claims.c.model == task.model, claims.c.annotator == annotator)
+        .values(open_by=None, expires_at=None)
+    ).rowcount
+    if not done:
+        take_slot(conn, task, annotator, None)  # none free: the late verdict is kept all the same
+
+
+def release_claim(conn: Connection, task: Task, annotator: str) -> None:
+    """Inside a skip's or flag's transaction: give back the annotator's open slot on ``task``."""
+    conn.execute(
+        delete(claims).where(
+            claims.c.item == task.item,
+            claims.c.model == task.model,
+            claims.c.annotator == annotator,
+            claims.c.open_by.is_not(None),
         )
-    ).scalar_one()
-    holders = conn.execute(
-        select(func.count()).select_from(leases).where(leases.c.item == task.item, leases.c.model == task.model)
-    ).scalar_one()
-    return task.external + givers + holders <= task.needed
+    )
 
 
-class Leases:
+def _open_claim(conn: Connection, annotator: str):  # noqa: ANN202 - a Row
+    return conn.execute(select(claims).where(claims.c.open_by == annotator)).first()
+
+
+class Claims:
     """Claim, renew and release responses for annotators."""
 
     def __init__(self, store: Store, lease: timedelta):
@@ -114,56 +183,48 @@ class Leases:
         self.lease = lease
 
     def current(self, catalogue: Catalogue, annotator: str, state: QueueState) -> Task | None:
-        """The response this annotator already holds (lease renewed), if still open for them."""
+        """The response this annotator has open (claim renewed), if still valid."""
         at = now()
         with self.store.engine.begin() as conn:
-            row = conn.execute(select(leases).where(leases.c.annotator == annotator)).first()
+            row = _open_claim(conn, annotator)
             if row is None:
                 return None
             task = catalogue.by_key.get((row.item, row.model))
             if task is None or aware(row.expires_at) <= at or task.key in state.touched.get(annotator, set()):
-                conn.execute(delete(leases).where(leases.c.annotator == annotator))
+                conn.execute(delete(claims).where(claims.c.open_by == annotator))
                 return None
-            conn.execute(update(leases).where(leases.c.annotator == annotator).values(expires_at=at + self.lease))
+            conn.execute(update(claims).where(claims.c.open_by == annotator).values(expires_at=at + self.lease))
         return task
 
     def claim(self, annotator: str, ranked: list[Task]) -> Task | None:
-        """Lease the first of ``ranked`` that has a free slot; None when all are taken."""
+        """Claim a slot of the first of ``ranked`` that has one free; None when all are taken."""
         for task in ranked[:_MAX_CLAIM_TRIES]:
             at = now()
-            with self.store.engine.begin() as conn:  # an expired lease frees its slot
-                conn.execute(
-                    delete(leases).where(
-                        and_(leases.c.item == task.item, leases.c.model == task.model, leases.c.expires_at <= at)
-                    )
-                )
-            for slot in range(task.needed):
-                try:
-                    with self.store.engine.begin() as conn:
-                        conn.execute(
-                            insert(leases).values(
-                                item=task.item,
-                                model=task.model,
-                                slot=slot,
-                                annotator=annotator,
-                                expires_at=at + self.lease,
-                            )
+            try:
+                with self.store.engine.begin() as conn:
+                    # a write first: on SQLite the transaction holds the write lock from here on
+                    conn.execute(
+                        delete(claims).where(
+                            and_(claims.c.item == task.item, claims.c.model == task.model, claims.c.expires_at <= at)
                         )
-                        if not _still_open(conn, task):
-                            raise _Taken
-                    return task
-                except _Taken:
-                    break  # judged (or fully held) since the state was read: try the next response
-                except IntegrityError:
-                    if self.holds(annotator):  # this annotator claimed elsewhere at the same moment
-                        return None
+                    )
+                    if not take_slot(conn, task, annotator, at + self.lease):
+                        if _open_claim(conn, annotator) is not None:
+                            return None  # this annotator claimed elsewhere at the same moment
+                        continue
+                    occupants, _ = _occupants(conn, task)  # a verdict imported meanwhile also counts
+                    if max(0, task.external) + len(occupants) > task.needed:
+                        raise _Taken
+                return task
+            except _Taken:
+                continue
         return None
 
     def holds(self, annotator: str) -> bool:
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(leases.c.item).where(leases.c.annotator == annotator)).first()
-        return row is not None
+            return _open_claim(conn, annotator) is not None
 
     def release(self, annotator: str) -> None:
+        """Give back every open slot of ``annotator`` (their token was revoked, or they left)."""
         with self.store.engine.begin() as conn:
-            conn.execute(delete(leases).where(leases.c.annotator == annotator))
+            conn.execute(delete(claims).where(claims.c.open_by == annotator))

@@ -1,7 +1,7 @@
 """The labelling service: the app's logic without HTTP (queue, submissions, progress).
 
 It joins the pieces: the task catalogue and value ranking (refreshed in the
-background), the leases, the writes to the ``labels`` table, and the
+background), the claims, the writes to the ``labels`` table, and the
 progress summary. The web layer only translates requests to these calls.
 """
 
@@ -18,14 +18,14 @@ from changeover.labeling.accounts import store_secret
 from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
 from changeover.labeling.progress import Counts, count_by_annotator, decision_lines
 from changeover.labeling.progress import agreement as agreement_by_dimension
-from changeover.labeling.queue import Leases, candidates, read_state
+from changeover.labeling.queue import Claims, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
 from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, row_client_id, submit
 from changeover.labeling.tables import ensure_tables
-from changeover.labeling.tasks import Catalogue, Task
+from changeover.labeling.tasks import Catalogue, Task, stored_responses
 from changeover.records import Record
 from changeover.store import Store
-from changeover.store.responses import current_labels, load_records
+from changeover.store.responses import load_records
 from changeover.store.schema import labels
 
 
@@ -65,24 +65,23 @@ class LabelingService:
         self.dimensions = labeled_dimensions(spec, self.cfg)
         ensure_tables(store)
         self._secret = store_secret(store, "task_id_key")
-        self.leases = Leases(store, timedelta(minutes=self.cfg.lease_minutes))
+        self.claims = Claims(store, timedelta(minutes=self.cfg.lease_minutes))
         self.refresher = Refresher(self._compute, self.cfg.refresh_every_labels, self.cfg.refresh_seconds)
 
     # ----------------------------------------------------------------- snapshot
 
     def _compute(self, full: bool) -> Snapshot:
-        records = load_records(self.store, models=self.spec.models)
         catalogue = Catalogue.build(
-            records,
+            stored_responses(self.store, self.spec.models),
             self.spec.models,
             self.dimensions,
             self._secret,
             self.cfg.double_label_share,
             self.cfg.seed_for(self.spec),
-            app_labels=current_labels(self.store),
         )
         if not full:
             return Snapshot(catalogue)
+        records = load_records(self.store, models=self.spec.models)
         return assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
 
     @property
@@ -116,13 +115,13 @@ class LabelingService:
         """The response this annotator should judge now (leased to them), or None when done."""
         snap = self.refresher.snapshot
         state = read_state(self.store)
-        held = self.leases.current(snap.catalogue, annotator, state)
+        held = self.claims.current(snap.catalogue, annotator, state)
         if held is not None:
             return held
         ranked = candidates(snap.catalogue, annotator, snap.rank, self.cfg.rank_window, state)
-        task = self.leases.claim(annotator, ranked)
-        if task is None and self.leases.holds(annotator):  # a parallel request of theirs claimed one
-            return self.leases.current(snap.catalogue, annotator, read_state(self.store))
+        task = self.claims.claim(annotator, ranked)
+        if task is None and self.claims.holds(annotator):  # a parallel request of theirs claimed one
+            return self.claims.current(snap.catalogue, annotator, read_state(self.store))
         return task
 
     def remaining(self) -> int:

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from changeover.errors import ChangeoverError
-from changeover.labeling.tables import leases
+from changeover.labeling.queue import finish_claim, release_claim
 from changeover.labeling.tasks import Task
 from changeover.store import Store
 from changeover.store.events import now
@@ -103,6 +103,11 @@ def parse_submission(body: Any, dimensions: list[str]) -> Submission:
     corrects = body.get("corrects")
     if corrects is not None and (not isinstance(corrects, str) or not _CLIENT_ID.match(corrects)):
         raise LabelRequestError("field 'corrects': the client_id of the submission this one corrects")
+    if corrects is not None and status == "skip":
+        raise LabelRequestError(
+            "field 'corrects': a skip cannot correct a label (it would withdraw your verdict); "
+            "to keep the verdict send nothing, to change it send new verdicts"
+        )
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise LabelRequestError("field 'note': text of at most 2000 characters (why it is flagged, or a comment)")
@@ -155,7 +160,10 @@ def _superseded(conn: Connection, annotator: str, task: Task, corrects: str, dim
 def submit(
     store: Store, annotator: str, task: Task, dimensions: list[str], sub: Submission, source: str = "app"
 ) -> SubmitResult:
-    """Store a submission (once), release the annotator's lease on the task, in one transaction."""
+    """Store a submission (once) and settle the annotator's claim on the task, in one transaction.
+
+    A verdict keeps the annotator's slot; a skip or a flag gives it back.
+    """
     for attempt in range(2):
         try:
             with store.engine.begin() as conn:
@@ -163,6 +171,8 @@ def submit(
                 if rows:
                     return _duplicate(rows, annotator, task, sub)
                 supersedes = _superseded(conn, annotator, task, sub.corrects, dimensions) if sub.corrects else {}
+                if sub.status != "label":
+                    supersedes = {}  # a flag on a corrected response adds a note; the verdict stays in force
                 at = now()
                 ids: dict[str, int] = {}
                 for dim in dimensions:
@@ -183,11 +193,10 @@ def submit(
                         )
                     )
                     ids[dim] = int(result.inserted_primary_key[0])
-                conn.execute(
-                    delete(leases).where(
-                        leases.c.annotator == annotator, leases.c.item == task.item, leases.c.model == task.model
-                    )
-                )
+                if sub.status == "label":
+                    finish_claim(conn, task, annotator)  # the verdict keeps its slot
+                else:
+                    release_claim(conn, task, annotator)
                 return SubmitResult(sub.client_id, ids, duplicate=False)
         except IntegrityError:
             if attempt:  # pragma: no cover - a third party keeps colliding

@@ -14,7 +14,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from changeover.records import Record
+from sqlalchemy import select
+
+from changeover.store import Store
+from changeover.store.schema import responses
 
 TaskKey = tuple[str, str]  # (item, model)
 
@@ -92,32 +95,28 @@ class Catalogue:
     @classmethod
     def build(
         cls,
-        records: Iterable[Record],
+        responses: Iterable[StoredResponse],
         models: list[str],
         dimensions: list[str],
         secret: str,
         double_share: float,
         seed: object,
-        app_labels: dict[tuple[str, str, str], list[int]] | None = None,
     ) -> Catalogue:
-        """Tasks from stored records (the last stored response of each (item, model) wins).
+        """Tasks from stored responses (the last stored response of each (item, model) wins).
 
-        ``app_labels`` (``current_labels(store)``) are the verdicts ``load_records``
-        merged into the records; they are subtracted so that ``external`` counts
-        only the labels that came with the imported records themselves.
+        ``external`` counts the verdicts that came with the imported record itself
+        (the ``responses.labels`` column), never the app's labels: those are read
+        with the claims, in one snapshot, by the queue.
         """
-        app_labels = app_labels or {}
         wanted = set(models)
-        latest: dict[TaskKey, Record] = {}
-        for rec in records:
+        latest: dict[TaskKey, StoredResponse] = {}
+        for rec in responses:
             if rec.model in wanted:
                 latest[(rec.item, rec.model)] = rec
         tasks = []
         for (item, model), rec in latest.items():
             tid = hmac.new(secret.encode(), f"{item}\x00{model}".encode(), "sha256").hexdigest()[:20]
-            external = min(
-                (len(rec.labels.get(d, [])) - len(app_labels.get((item, model, d), [])) for d in dimensions), default=0
-            )
+            external = max(0, min((len(rec.labels.get(d) or []) for d in dimensions), default=0))
             needed = 2 if unit_hash("double", seed, item) < double_share else 1
             tasks.append(
                 Task(
@@ -133,3 +132,40 @@ class Catalogue:
                 )
             )
         return cls(tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """One stored response as the catalogue needs it: its text and the labels imported with it."""
+
+    item: str
+    model: str
+    prompt: str | None
+    response: str | None
+    reference: str | None
+    labels: dict[str, list[int]]
+
+
+def stored_responses(store: Store, models: list[str]) -> list[StoredResponse]:
+    """The stored responses of ``models`` in import order, in one query of the responses table."""
+    q = (
+        select(responses.c.item, responses.c.model, responses.c.labels, responses.c.payload)
+        .where(responses.c.model.in_(models))
+        .order_by(responses.c.id)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    out = []
+    for r in rows:
+        payload = r.payload or {}
+        out.append(
+            StoredResponse(
+                r.item,
+                r.model,
+                payload.get("prompt"),
+                payload.get("response"),
+                payload.get("reference"),
+                r.labels or {},
+            )
+        )
+    return out
