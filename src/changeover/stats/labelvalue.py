@@ -2,17 +2,38 @@
 
 Value of one more label: for an unlabelled response of model m in count-table
 cell j, the label's two outcomes reweight the posterior draws by
-P(Z_m = h | cell j, draw t). The expected shrinkage of the variance of each
-undecided delta (overall or in a required segment), relative to its current
-variance, is the label's value. This is exact preposterior analysis by
-importance reweighting of the draws we already have: no refit per candidate
-label. Items in one cell are exchangeable, so values are per cell, with the
-k-th item taken from a cell discounted by 1/k (its information overlaps).
+P(Z_m = h | cell j, draw t) (``PairFit.p_acceptable``). The expected shrinkage
+of the variance of each undecided delta (overall or in a required segment),
+relative to its current variance, is the label's value. This is exact
+preposterior analysis by importance reweighting of the draws we already have:
+no refit per candidate label. Items in one cell are exchangeable, so values are
+per cell, with the k-th item taken from a cell discounted by 1/k (its
+information overlaps). Only responses that exist and can be labelled are
+ranked: a cell must hold items (n > 0) whose response of that model has no
+label yet and whose truth is not already known (an error response is known
+unacceptable and needs no label).
 
-Labels still needed: assumes the posterior sd of an undecided delta shrinks
-like 1/sqrt(labels) while its mean stays put, and asks how many labels would
-bring the interval clear of the margin. A rough planning number, reported as
-such.
+Labels still needed (``labels_needed``, the one estimate the CLI, the
+labelling app and the report show): for every undecided delta, the number of
+further human labels (responses, either model) after which its credible bound
+would clear the margin at the decision's threshold. Assumptions, stated:
+- the posterior sd of a delta shrinks like 1/sqrt(labels in its scope), the
+  labels on its segment for a segment delta and all labels for the overall
+  one (the judge's confusion is what labels teach; the signals alone do not
+  narrow it);
+- the truth is a draw from the current posterior: for each draw delta_t the
+  labels needed for a posterior centred there, L ((z sd / |delta_t + m|)^2 - 1),
+  and the estimate is their posterior median. The old rule took the posterior
+  mean as the truth, and near the margin (|mean + m| ~ 0) the 1/gap^2 blew
+  up: on one store the CLI said ~3,439 and the labelling app (a lighter fit,
+  another seed) ~20,117 - a 10x difference from Monte Carlo noise in the gap;
+  the median over draws is stable against that noise;
+- it is bounded by the responses that exist and are still open in that
+  scope: more labels than that cannot be had (``LabelEstimate.exhausted``
+  says when even labelling everything is unlikely to decide).
+A comparison needs the largest of its undecided deltas' numbers (labels on a
+segment also count towards the overall delta). A planning number, not a
+promise.
 """
 
 from __future__ import annotations
@@ -24,20 +45,22 @@ from scipy.special import ndtri
 
 from changeover.stats.model import PairFit
 
+__all__ = ["LabelTarget", "RankedLabel", "LabelEstimate", "open_cells", "rank_labels", "labels_needed", "estimate"]
+
 MAX_PER_CELL = 8
-MAX_NEEDED = 100_000
+MIN_LABELS = 10  # the 1/sqrt(labels) law is not trusted below this many labels in scope
 
 
 @dataclass
 class LabelTarget:
-    """An undecided comparison: which deltas are still inconclusive."""
+    """An undecided comparison: which deltas are still inconclusive, and the threshold that decides them."""
 
     candidate: str
     dimension: str
     fit: PairFit
     shares: np.ndarray
     margin: float
-    confidence: float
+    confidence: float  # the probability a call needs (the look-adjusted threshold when looks are counted)
     undecided: list[tuple[str, int | None]]  # (segment name or "overall", segment index or None)
 
     def quantities(self) -> np.ndarray:
@@ -59,8 +82,26 @@ class RankedLabel:
     value: float
 
 
-def _p_acceptable(fit: PairFit, model: int) -> np.ndarray:
-    return fit.p_acceptable(model)
+@dataclass(frozen=True)
+class LabelEstimate:
+    """Labels still needed for one comparison, and the open responses that bound it."""
+
+    candidate: str
+    dimension: str
+    needed: int  # further labels, at most ``open``
+    open: int  # unlabelled responses that exist and need a label (both models), in the binding scope
+    exhausted: bool  # the unbounded estimate exceeded ``open``: labelling everything may not decide
+
+
+def open_cells(fit: PairFit, model: int) -> np.ndarray:
+    """Mask [J] of cells holding responses of ``model`` that exist, are unlabelled and of unknown truth."""
+    t = fit.table
+    tot = t.tot0 if model == 0 else t.tot1
+    known = getattr(t, "known0" if model == 0 else "known1", None)
+    mask = (tot == 0) & (t.n > 0)
+    if known is not None:
+        mask &= np.asarray(known) < 0
+    return mask
 
 
 def _values(target: LabelTarget) -> list[RankedLabel]:
@@ -68,25 +109,27 @@ def _values(target: LabelTarget) -> list[RankedLabel]:
     var = q.var(axis=0)
     out = []
     for model in (0, 1):
-        tot = target.fit.table.tot0 if model == 0 else target.fit.table.tot1
-        open_cells = np.flatnonzero((tot == 0) & (target.fit.table.n > 0))
-        if open_cells.size == 0:
+        cells = np.flatnonzero(open_cells(target.fit, model))
+        if cells.size == 0:
             continue
-        p1 = _p_acceptable(target.fit, model)[:, open_cells]  # [T, J']
-        gain = np.zeros(open_cells.size)
+        p1 = target.fit.p_acceptable(model)[:, cells]  # [T, J']
+        gain = np.zeros(cells.size)
         for p in (p1, 1.0 - p1):
             ph = p.mean(axis=0)  # P(h)
             w = p / np.maximum(p.sum(axis=0, keepdims=True), 1e-300)
             mean_w = w.T @ q  # [J', Q]
             var_w = w.T @ (q**2) - mean_w**2
             gain += (ph[:, None] * (var[None, :] - var_w) / np.maximum(var, 1e-12)).sum(1)
-        for cell, g in zip(open_cells, gain, strict=True):
+        for cell, g in zip(cells, gain, strict=True):
             out.append(RankedLabel(target.candidate, target.dimension, model, int(cell), float(max(g, 0.0))))
     return out
 
 
 def rank_labels(targets: list[LabelTarget], count: int) -> list[RankedLabel]:
-    """The most valuable (comparison, model, cell) slots, best first, with diminishing returns per cell."""
+    """The most valuable (comparison, model, cell) slots, best first, with diminishing returns per cell.
+
+    A cell gets at most as many slots as it has open responses (and ``MAX_PER_CELL``).
+    """
     slots: list[RankedLabel] = []
     for target in targets:
         if not target.undecided:
@@ -99,24 +142,39 @@ def rank_labels(targets: list[LabelTarget], count: int) -> list[RankedLabel]:
     return slots[: count * 2]
 
 
+def _scope_counts(fit: PairFit, segment: int | None) -> tuple[int, int]:
+    """(labelled responses, open responses) of both models, in one segment or overall."""
+    t = fit.table
+    in_scope = np.ones(t.cells, bool) if segment is None else (t.seg == segment)
+    labelled = int(t.n[in_scope & (t.tot0 > 0)].sum() + t.n[in_scope & (t.tot1 > 0)].sum())
+    open_ = int(t.n[in_scope & open_cells(fit, 0)].sum() + t.n[in_scope & open_cells(fit, 1)].sum())
+    return labelled, open_
+
+
+def estimate(target: LabelTarget) -> LabelEstimate:
+    """Labels still needed for one comparison (see the module docstring for what and why)."""
+    if not target.undecided:
+        return LabelEstimate(target.candidate, target.dimension, 0, 0, False)
+    q = target.quantities()
+    z = float(ndtri(min(max(target.confidence, 0.5), 1 - 1e-12)))
+    best = (0, 0, False)
+    for col, (_, s) in enumerate(target.undecided):
+        d = q[:, col]
+        sd = float(d.std())
+        have, open_ = _scope_counts(target.fit, s)
+        gap = np.abs(d + target.margin)
+        ratio = np.where(gap > 0, (z * sd / np.maximum(gap, 1e-12)) ** 2, np.inf)
+        raw = float(np.median(max(have, MIN_LABELS) * np.maximum(ratio - 1.0, 0.0)))
+        need = int(min(np.ceil(raw), open_)) if np.isfinite(raw) else open_
+        exhausted = bool(not np.isfinite(raw) or raw > open_)
+        if need > best[0] or (need == best[0] and exhausted):
+            best = (need, open_, exhausted)
+    return LabelEstimate(target.candidate, target.dimension, *best)
+
+
 def labels_needed(targets: list[LabelTarget]) -> dict[str, dict[str, int]]:
-    """Rough number of further labels per candidate and dimension (0 when decided)."""
+    """Further labels per candidate and dimension (0 when decided), bounded by the open responses."""
     out: dict[str, dict[str, int]] = {}
     for target in targets:
-        needed = 0
-        if target.undecided:
-            q = target.quantities()
-            z = float(ndtri(target.confidence))
-            t = target.fit.table
-            have = max(t.labelled(0) + t.labelled(1), 10)
-            for j in range(q.shape[1]):
-                mu, sd = float(q[:, j].mean()), float(q[:, j].std())
-                gap = abs(mu + target.margin)
-                sd_goal = gap / z
-                if sd_goal <= 1e-6:
-                    n = MAX_NEEDED
-                else:
-                    n = int(np.ceil(have * max((sd / sd_goal) ** 2 - 1.0, 0.0)))
-                needed = max(needed, min(n, MAX_NEEDED))
-        out.setdefault(target.candidate, {})[target.dimension] = needed
+        out.setdefault(target.candidate, {})[target.dimension] = estimate(target).needed
     return out
