@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 
 from changeover.stats.decision import Call, Verdict
 
+
+class ConvergenceWarning(UserWarning):
+    """The posterior did not meet the sampling policy (issued by ``assess``; also in ``Diagnostics.warnings``)."""
+
+
 EXIT_CODES = {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.NEED_LABELS: 3}
 NOT_CONVERGED = "posterior not converged"
 

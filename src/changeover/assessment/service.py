@@ -22,6 +22,7 @@ from changeover.assessment.ranking import next_labels as expand_labels
 from changeover.assessment.result import (
     NOT_CONVERGED,
     CandidateResult,
+    ConvergenceWarning,
     Decision,
     Diagnostics,
     DimensionResult,
@@ -215,7 +216,7 @@ def assess(
     verdict = dec.overall_verdict([c.verdict for c in candidates.values()])
     reason = NOT_CONVERGED if not diag.sampling.converged and verdict == Verdict.NEED_LABELS else None
     for w in diag.warnings:
-        warnings.warn(w, stacklevel=2)
+        warnings.warn(w, ConvergenceWarning, stacklevel=2)
     decision = Decision(
         verdict=Verdict(verdict),
         confidence=conf,

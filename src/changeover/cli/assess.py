@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -199,7 +200,7 @@ def register(app: typer.Typer) -> None:
             "for the same item, model and dimension.",
         ),
     ) -> None:
-        from changeover.assessment import assess
+        from changeover.assessment import ConvergenceWarning, assess
         from changeover.assessment.jsonout import write_decision
         from changeover.config import load_spec
 
@@ -216,17 +217,19 @@ def register(app: typer.Typer) -> None:
             f"{len(migration.dimensions)} dimension(s) on {len(recs):,} records..."
         ) as progress:
             started = time.perf_counter()
-            result = assess(
-                migration,
-                recs,
-                seed=seed,
-                draws=draws,
-                warmup=warmup,
-                chains=chains,
-                next_count=next_labels,
-                store_labels=merged,
-                progress=progress,
-            )
+            with warnings.catch_warnings():  # print_assessment prints the assessment's warnings itself
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                result = assess(
+                    migration,
+                    recs,
+                    seed=seed,
+                    draws=draws,
+                    warmup=warmup,
+                    chains=chains,
+                    next_count=next_labels,
+                    store_labels=merged,
+                    progress=progress,
+                )
             elapsed = time.perf_counter() - started
         print_assessment(result)
         console.print(f"[dim]fitted in {elapsed:.1f} s[/]")
@@ -259,6 +262,7 @@ def register(app: typer.Typer) -> None:
         Example: changeover demo --labels 120 --out changeover-demo
         """
         from changeover import demo
+        from changeover.assessment import ConvergenceWarning
 
         if live:
             from changeover.evaluate import live_demo
@@ -270,7 +274,8 @@ def register(app: typer.Typer) -> None:
             f"[bold]changeover demo[/]: {spec.incumbent} -> {', '.join(spec.candidates)} "
             f"on XSTest (450 prompts); human labels kept on {labels} prompts, the GPT-4 judge's verdict on all."
         )
-        with _status("preparing the demo...") as progress:
+        with _status("preparing the demo...") as progress, warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # print_assessment prints them
             run = demo.run(out, labels=labels, seed=seed, progress=progress)
         console.print(
             f"[dim]spec {run.spec_path}, records {run.records_path} ({run.rows:,} rows), store {run.db_url}[/]"

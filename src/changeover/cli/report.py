@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from changeover.cli.common import DB_OPTION, console
+from changeover.cli.common import DB_OPTION, console, err_console
 from changeover.config import MigrationSpec, load_spec
 from changeover.errors import DataError
 from changeover.records import Record, read_records
@@ -96,8 +97,10 @@ def report(
         changeover report --spec migration.yaml --records records.jsonl --out report.html --markdown summary.md
 
     Without --records the responses come from the store (--db / CHANGEOVER_DB), which also gives
-    annotator names, the rollout timeline and embedding results.
+    annotator names, the rollout timeline and embedding results. With --records, the human labels in
+    the store are merged in (--no-store-labels: only the file's).
     """
+    from changeover.assessment import ConvergenceWarning
     from changeover.report import ReportInputs, write_report
     from changeover.store.responses import load_records, merge_store_labels
 
@@ -123,8 +126,11 @@ def report(
                 "--no-store-labels leaves them out",
                 highlight=False,
             )
-        with console.status("assessing ...") as status:
+        with console.status("assessing ...") as status, warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # printed below, once
             assessment = run_assessment(spec, records, seed, draws, merged, status.update)
+        for w in getattr(assessment, "warnings", []):
+            err_console.print(f"[yellow]warning:[/] {w}")
         inputs = ReportInputs(embeddings=_embedding_input(embeddings))
         path = write_report(
             assessment,

@@ -1,0 +1,88 @@
+"""The decision JSON is written from the typed result and matches docs/decision.schema.json."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from changeover.assessment import Call, ConvergenceWarning, SamplingPolicy, Verdict, assess
+from changeover.cli import run
+from changeover.config import spec_from_dict
+from changeover.records import record_from_dict
+from changeover.stats.simulate import Scenario
+
+from .conftest import scenario_records, write_jsonl
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "decision.schema.json").read_text())
+
+
+def _validate(decision: dict) -> None:
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.validate(decision, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def test_assess_json_matches_the_schema(tmp_path, spec_path):
+    sc = Scenario("better", [0.7, 0.75], [0.85, 0.9], items_per_segment=200, labels_per_segment=40)
+    records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 1))
+    out = tmp_path / "decision.json"
+    assert (
+        run(["assess", "--spec", str(spec_path), "--records", str(records), "--json", str(out), "--draws", "150"]) == 0
+    )
+    decision = json.loads(out.read_text())
+    _validate(decision)
+    bad = {**decision, "verdict": "MAYBE"}
+    with pytest.raises(jsonschema.ValidationError):  # the schema is not a rubber stamp
+        jsonschema.validate(bad, SCHEMA)
+
+
+def test_demo_decision_matches_the_schema(tmp_path):
+    from changeover import demo
+
+    result = demo.run(tmp_path / "demo")
+    _validate(json.loads(result.decision_path.read_text()))
+    assert result.decision_path.exists() and result.report_path.exists()
+
+
+def test_typed_result_and_json_agree():
+    sc = Scenario("worse", [0.85, 0.85], [0.65, 0.70], items_per_segment=200, labels_per_segment=40)
+    rows = scenario_records(sc, 2)
+    spec = spec_from_dict(
+        {
+            "incumbent": "legacy",
+            "candidates": ["cand"],
+            "segment_by": ["region"],
+            "dimensions": {"correctness": {"margin": 0.02}},
+        }
+    )
+    a = assess(spec, [record_from_dict(r, "row") for r in rows], draws=150, warmup=200)
+    assert a.verdict is Verdict.NO_GO and a.verdict == "NO-GO" and a.exit_code == 1
+    dim = a.decision.candidates["cand"].dimensions["correctness"]
+    assert dim.call is Call.REGRESSION
+    assert dim.overall.delta.kind == "eti" and dim.overall.delta.prob == 0.95
+    assert 0 <= dim.overall.p_regression.mcse < 0.05
+    j = a.to_json()
+    o = j["candidates"]["cand"]["dimensions"]["correctness"]["overall"]
+    assert o["delta"]["mean"] == dim.overall.delta.mean
+    assert o["p_regression"] == dim.overall.p_regression.value
+    assert o["mcse"]["p_regression"] == dim.overall.p_regression.mcse
+    assert j["diagnostics"]["ess_tail_min"] == a.decision.diagnostics.ess_tail_min
+    assert set(a.decision.diagnostics.judge["correctness"]) == {"legacy", "cand"}
+    _validate(j)
+
+
+def test_an_unconverged_fit_gives_no_go_or_no_go_but_need_labels():
+    """A clear regression, but a policy the fit cannot meet: the verdict is NEED-LABELS, 'posterior not converged'."""
+    sc = Scenario("worse", [0.85], [0.6], items_per_segment=200, labels_per_segment=40)
+    spec = spec_from_dict({"incumbent": "legacy", "candidates": ["cand"], "dimensions": {"correctness": {}}})
+    records = [record_from_dict(r, "row") for r in scenario_records(sc, 3)]
+    policy = SamplingPolicy(ess_min=1e9, max_scale=2)  # unreachable: one longer round, then give up
+    with pytest.warns(ConvergenceWarning, match="posterior not converged"):
+        a = assess(spec, records, draws=60, warmup=60, policy=policy)
+    assert a.verdict == "NEED-LABELS" and a.exit_code == 3
+    assert a.decision.reason == "posterior not converged"
+    assert a.decision.candidates["cand"].reason == "posterior not converged"
+    assert a.decision.diagnostics.sampling.rounds == 2 and a.decision.diagnostics.sampling.draws == 120
+    assert a.to_json()["diagnostics"]["converged"] is False
+    clear = assess(spec, records, draws=150, warmup=200)
+    assert clear.verdict == "NO-GO"  # the same data, converged
