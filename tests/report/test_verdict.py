@@ -30,3 +30,20 @@ def test_number_formats_read_naturally():
     assert failures({"mean": -1234.0}) == "~1,200 fewer failures/month"
     assert failures({"mean": 56789.0}) == "~57,000 extra failures/month"
     assert plural(2, "category") == "categories" and plural(1, "region") == "region"
+
+
+def test_failed_calls_borderline_and_unconverged_are_said(spec, assessment):
+    result = assessment.to_json()
+    result = {**result, "error_rates": {"cand-b": {"errors": 30, "responses": 300, "rate": 0.1}}}
+    cand_a = next(iter(result["candidates"]))
+    dims = result["candidates"][cand_a]["dimensions"]
+    first = next(iter(dims))
+    dims[first] = {**dims[first], "verdict": "inconclusive", "borderline": True}
+    text = verdict_text(result, spec)
+    cand_b = next(c for c in text.candidates if c.name == "cand-b")
+    assert any("failed calls" in r and "cand-b 30 of 300 (10.0%)" in r for r in cand_b.reasons)
+    a = next(c for c in text.candidates if c.name == cand_a)
+    assert "borderline" in a.reasons[0] and "never GO" in a.reasons[0]
+    dims[first] = {**dims[first], "converged": False}
+    again = next(c for c in verdict_text(result, spec).candidates if c.name == cand_a)
+    assert "did not converge" in again.reasons[0]

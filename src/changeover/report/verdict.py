@@ -65,6 +65,34 @@ def _places(items: list[tuple[str, dict[str, Any]]], key: str, limit: int = 3) -
 
 def dimension_reason(name: str, dim: dict[str, Any], spec: MigrationSpec, needed: int | None) -> str:
     """One sentence: what was decided on this dimension, where, and how sure."""
+    if dim.get("converged") is False:
+        return (
+            f"{name}: not decided — the posterior did not converge (R-hat, ESS or divergences off target "
+            "after sampling longer), so it gives no GO or NO-GO; rerun with more --draws/--warmup."
+        )
+    reason = _dimension_reason(name, dim, spec, needed)
+    if dim.get("borderline") and dim.get("verdict") == "inconclusive":
+        reason = reason.removesuffix(".") + (
+            "; borderline: a deciding probability is within 2 Monte Carlo errors of the threshold, so it is "
+            "decided conservatively (never GO)."
+        )
+    return reason
+
+
+def failed_calls_reason(name: str, result: dict[str, Any], spec: MigrationSpec) -> str | None:
+    """A sentence when the incumbent's or the candidate's calls failed (they count as unacceptable)."""
+    rates = result.get("error_rates") or {}
+    parts = [
+        f"{m} {count(int(e['errors']))} of {count(int(e['responses']))} ({100 * float(e['rate']):.1f}%)"
+        for m in (spec.incumbent, name)
+        if (e := rates.get(m)) and int(e.get("errors") or 0) > 0
+    ]
+    if not parts:
+        return None
+    return "failed calls (an error or an empty answer, counted as unacceptable): " + ", ".join(parts) + "."
+
+
+def _dimension_reason(name: str, dim: dict[str, Any], spec: MigrationSpec, needed: int | None) -> str:
     g = spec.confidence
     margin = spec.dimensions[name].margin if name in spec.dimensions else 0.0
     o = dim["overall"]
@@ -128,6 +156,8 @@ def verdict_text(result: dict[str, Any], spec: MigrationSpec) -> VerdictText:
         reasons = [
             dimension_reason(d, dim, spec, (needed.get(name) or {}).get(d)) for d, dim in data["dimensions"].items()
         ]
+        if (failures_line := failed_calls_reason(name, result, spec)) is not None:
+            reasons.append(failures_line)
         cands.append(CandidateReasons(name, data["verdict"], _candidate_summary(name, data, spec), reasons))
     return VerdictText(result["verdict"], headline(result, spec), cands)
 
