@@ -171,7 +171,7 @@ def test_a_flag_carries_its_reason_into_the_export(filled_store, serve):
         assert c.post("/api/labels", json=body).status_code == 201
         assert c.post("/api/labels", json={**body, "note": "changed my mind"}).status_code == 409
         too_long = {**body, "client_id": uuid.uuid4().hex, "note": "x" * 2001}
-        assert c.post("/api/labels", json=too_long).status_code == 422
+        assert c.post("/api/labels", json=too_long).status_code == 400
     flagged = [r for r in label_rows(filled_store) if r["status"] == "flag"]
     assert flagged and all(r["note"] == body["note"] for r in flagged)
 
@@ -276,3 +276,23 @@ def test_behind_a_tls_proxy_the_cookie_is_secure_and_no_page_shows_a_token(fille
         page = c.get("/progress").text
     assert "bob" in page and "active" in page
     assert not any(token in page for token in live.tokens.values())  # stored hashed, shown only when made
+
+
+def test_skip_or_flag_while_correcting_never_withdraws_the_verdict(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        task = c.get("/api/next").json()["task"]
+        cid = uuid.uuid4().hex
+        assert _label(c, task, 0, cid).status_code == 201
+        key = next(k for k in current_labels(filled_store))
+        page = c.get("/correct").text
+        assert "Keep as it was" in page and "keeps it as it was" in page
+        skip = {"client_id": uuid.uuid4().hex, "task": task, "status": "skip", "corrects": cid}
+        r = c.post("/api/labels", json=skip)
+        assert r.status_code == 422 and "withdraw your verdict" in r.json()["error"]
+        assert current_labels(filled_store)[key] == [0]
+        flag = {"client_id": uuid.uuid4().hex, "task": task, "status": "flag", "corrects": cid, "note": "unsure"}
+        assert c.post("/api/labels", json=flag).status_code == 201
+        assert current_labels(filled_store)[key] == [0]  # the flag adds a note; the verdict stays
+    flags = [r for r in label_rows(filled_store) if r["status"] == "flag"]
+    assert flags and flags[0]["supersedes"] in (None, "") and flags[0]["note"] == "unsure"

@@ -99,6 +99,13 @@ def test_label_five_by_keyboard_then_export_them(tmp_path, sqlite_url, records, 
     with page.expect_navigation():
         page.keyboard.press("1")
     assert page.locator("#you-total").text_content() == "5"
+    fresh = _task_id(page)
+    with page.expect_navigation():  # s on the correction page keeps the verdict: nothing is sent
+        page.keyboard.press("u")
+    assert "Keep as it was" in page.locator("#skip").text_content()
+    with page.expect_navigation():
+        page.keyboard.press("s")
+    assert _task_id(page) == fresh and page.locator("#you-total").text_content() == "5"
     with page.expect_navigation():  # s skips: no verdict, the counters stay
         page.keyboard.press("s")
     assert page.locator("#you-total").text_content() == "5"

@@ -20,8 +20,19 @@ from changeover.labeling.accounts import Annotator
 from changeover.labeling.auth import guarded
 from changeover.labeling.export import FORMATS, write_labels
 from changeover.labeling.service import LabelingService
-from changeover.labeling.submit import LabelRequestError, parse_submission
+from changeover.labeling.submit import (
+    MAX_ITEM,
+    MAX_MODEL,
+    MAX_TASK,
+    LabelRequestError,
+    bounded,
+    parse_submission,
+    shown,
+)
 from changeover.labeling.tasks import Task
+from changeover.shadow import limits
+
+MAX_JSON_DEPTH = 8  # a label nests 2 deep ({"verdicts": {...}})
 
 
 def task_json(service: LabelingService, task: Task) -> dict[str, Any]:
@@ -55,10 +66,12 @@ def next_task(request: Request, who: Annotator) -> Response:
 
 
 def _target(service: LabelingService, body: dict[str, Any]) -> Task:
-    if isinstance(body.get("task"), str):
-        return service.task(body["task"])
-    item, model = body.get("item"), body.get("model")
-    if isinstance(item, str) and isinstance(model, str):
+    task = bounded(body, "task", MAX_TASK, "the task id from GET /api/next")
+    if task is not None:
+        return service.task(task)
+    item = bounded(body, "item", MAX_ITEM, "the item id")
+    model = bounded(body, "model", MAX_MODEL, "the model name")
+    if item is not None and model is not None:
         return service.task_for(item, model)
     raise LabelRequestError("name the response: 'task' (from GET /api/next) or 'item' and 'model'")
 
@@ -70,7 +83,9 @@ def post_label(request: Request, who: Annotator) -> Response:
         # a cross-site HTML form cannot send this type, so a login cookie cannot be abused to post labels
         return JSONResponse({"error": "send the label as JSON (Content-Type: application/json)"}, status_code=415)
     try:
-        body = json.loads(request.state.body or b"null")
+        body = limits.loads(request.state.body or b"null", MAX_JSON_DEPTH)
+    except limits.TooDeep as exc:
+        return JSONResponse({"error": f"{exc}; a label is a flat object"}, status_code=400)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return JSONResponse({"error": "the body must be JSON"}, status_code=400)
     try:
@@ -90,7 +105,7 @@ def progress(request: Request, who: Annotator) -> Response:
 
 def export_response(service: LabelingService, fmt: str) -> Response:
     if fmt not in FORMATS:
-        return JSONResponse({"error": f"format {fmt!r}: use csv or jsonl"}, status_code=422)
+        return JSONResponse({"error": f"format {shown(fmt)}: use csv or jsonl"}, status_code=422)
     buf = io.StringIO()
     write_labels(service.store, fmt, buf)
     media = "text/csv" if fmt == "csv" else "application/x-ndjson"

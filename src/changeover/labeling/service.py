@@ -20,7 +20,7 @@ from changeover.labeling.progress import Counts, count_by_annotator, decision_li
 from changeover.labeling.progress import agreement as agreement_by_dimension
 from changeover.labeling.queue import Claims, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
-from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, row_client_id, submit
+from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, row_client_id, shown, submit
 from changeover.labeling.tables import ensure_tables
 from changeover.labeling.tasks import Catalogue, Task, stored_responses
 from changeover.records import Record
@@ -96,7 +96,7 @@ class LabelingService:
     def task(self, task_id: str) -> Task:
         task = self.catalogue.by_id.get(task_id)
         if task is None:
-            raise UnknownTaskError(f"unknown task {task_id!r}; take one from GET /api/next")
+            raise UnknownTaskError(f"unknown task {shown(task_id)}; take one from GET /api/next")
         return task
 
     def task_for(self, item: str, model: str) -> Task:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from changeover.errors import ChangeoverError
+from changeover.errors import ChangeoverError, LimitExceeded
 from changeover.labeling.queue import finish_claim, release_claim
 from changeover.labeling.tasks import Task
 from changeover.store import Store
@@ -25,12 +25,23 @@ from changeover.store.schema import labels
 
 STATUSES = ("label", "skip", "flag")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{7,99}$")
+MAX_CLIENT_ID = 100
+MAX_NOTE = 2000
+MAX_TASK = 64  # task ids are 20 hex characters
+MAX_ITEM = 512  # labels.item
+MAX_MODEL = 256  # labels.model
 
 
 class LabelRequestError(ChangeoverError):
     """A label request the app cannot accept; ``status`` is the HTTP status to answer with."""
 
     status = 422
+
+
+class TooLongError(LabelRequestError, LimitExceeded):
+    """A field longer than the app accepts: a 400 naming the field and its limit."""
+
+    status = 400
 
 
 class UnknownTaskError(LabelRequestError):
@@ -66,30 +77,48 @@ class SubmitResult:
         return {"client_id": self.client_id, "label_ids": self.label_ids, "duplicate": self.duplicate}
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for echoing a client's value in an error."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bounded(body: dict[str, Any], name: str, limit: int, what: str) -> str | None:
+    """``body[name]`` when it is absent or a string of at most ``limit`` characters (else a 400 naming it)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise LabelRequestError(f"field '{name}': {what}, got {shown(value)}")
+    if len(value) > limit:
+        raise TooLongError(f"field '{name}': at most {limit:,} characters ({what}); got {len(value):,}")
+    return value
+
+
 def parse_submission(body: Any, dimensions: list[str]) -> Submission:
     """Validate a JSON body ``{"client_id", "status"?, "verdicts"?, "corrects"?, "note"?}``."""
     if not isinstance(body, dict):
         raise LabelRequestError("the body must be a JSON object with 'client_id' and 'verdicts'")
-    client_id = body.get("client_id")
-    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
-        raise LabelRequestError(
-            "field 'client_id': give a client-generated id of 8-100 characters "
-            "(letters, digits, '_.:-'), e.g. a UUID; resending it never stores twice"
-        )
+    id_help = "a client-generated id of 8-100 characters (letters, digits, '_.:-'), e.g. a UUID"
+    client_id = bounded(body, "client_id", MAX_CLIENT_ID, id_help)
+    if client_id is None or not _CLIENT_ID.match(client_id):
+        raise LabelRequestError(f"field 'client_id': give {id_help}; resending it never stores twice")
     status = body.get("status", "label")
     if status not in STATUSES:
-        raise LabelRequestError(f"field 'status': must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise LabelRequestError(f"field 'status': must be one of {', '.join(STATUSES)}, got {shown(status)}")
     raw = body.get("verdicts") or {}
     if not isinstance(raw, dict):
         raise LabelRequestError("field 'verdicts' must be an object {dimension: 1 or 0}")
+    if len(raw) > len(dimensions):
+        raise TooLongError(f"field 'verdicts': at most {len(dimensions)} entries, one per dimension; got {len(raw):,}")
     verdicts: dict[str, int] = {}
     for dim, value in raw.items():
         if dim not in dimensions:
             raise LabelRequestError(
-                f"field 'verdicts.{dim}': unknown dimension; this app labels {', '.join(dimensions)}"
+                f"field 'verdicts.{shown(dim)[1:-1]}': unknown dimension; this app labels {', '.join(dimensions)}"
             )
         if isinstance(value, bool) or value not in (0, 1):
-            raise LabelRequestError(f"field 'verdicts.{dim}': 1 (acceptable) or 0 (not), got {value!r}")
+            raise LabelRequestError(f"field 'verdicts.{dim}': 1 (acceptable) or 0 (not), got {shown(value)}")
         verdicts[dim] = int(value)
     if status == "label":
         missing = [d for d in dimensions if d not in verdicts]
@@ -100,17 +129,15 @@ def parse_submission(body: Any, dimensions: list[str]) -> Submission:
             )
     elif verdicts:
         raise LabelRequestError(f"field 'verdicts': a '{status}' carries no verdicts; leave it out")
-    corrects = body.get("corrects")
-    if corrects is not None and (not isinstance(corrects, str) or not _CLIENT_ID.match(corrects)):
+    corrects = bounded(body, "corrects", MAX_CLIENT_ID, "the client_id of the submission this one corrects")
+    if corrects is not None and not _CLIENT_ID.match(corrects):
         raise LabelRequestError("field 'corrects': the client_id of the submission this one corrects")
     if corrects is not None and status == "skip":
         raise LabelRequestError(
             "field 'corrects': a skip cannot correct a label (it would withdraw your verdict); "
             "to keep the verdict send nothing, to change it send new verdicts"
         )
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise LabelRequestError("field 'note': text of at most 2000 characters (why it is flagged, or a comment)")
+    note = bounded(body, "note", MAX_NOTE, "text: why it is flagged or skipped, or a comment")
     return Submission(client_id, status, verdicts, corrects, note.strip() or None if note else None)
 
 

@@ -61,7 +61,9 @@
         b.classList.toggle("selected", b.dataset.value === el.dataset.previous));
     }
   });
-  document.getElementById("skip").addEventListener("click", () => send("skip"));
+  // On the correction page "skip" keeps the earlier verdict: nothing is sent (a skip would withdraw it).
+  function skip() { if (data.corrects) { window.location.assign("/"); } else { send("skip"); } }
+  document.getElementById("skip").addEventListener("click", skip);
   document.getElementById("flag").addEventListener("click", () => send("flag"));
 
   document.addEventListener("keydown", (ev) => {
@@ -72,7 +74,7 @@
     }
     const key = ev.key.toLowerCase();
     if (key === "1" || key === "0") { judge(active, Number(key)); }
-    else if (key === "s") { send("skip"); }
+    else if (key === "s") { skip(); }
     else if (key === "f") { send("flag"); }
     else if (key === "u") { window.location.assign("/correct"); }
     else if (key === "arrowdown" || key === "j") { activate(active + 1); }
