@@ -32,8 +32,10 @@ shadow_app = typer.Typer(
 
 
 def _actor(actor: str | None) -> str:
+    from changeover.rollout.state import check_actor
+
     if actor:
-        return actor
+        return check_actor(actor)
     try:
         return f"operator:{getpass.getuser()}"
     except Exception:  # noqa: BLE001 - no user database in some containers
@@ -106,6 +108,7 @@ def rollout_status(
     state = read_state(store, settings.rollout, settings.candidate)
     recent = list_events(store, subject=settings.rollout.flag, kind_prefix="rollout.")[-events:] if events else []
     touched = contamination_subjects(store, state.candidate)
+    failed = list_events(store, subject=settings.rollout.flag, kind_prefix="rollout.change_failed")
     _print_state(state, settings)
     if recent:
         table = Table(title="recent events")
@@ -119,6 +122,16 @@ def rollout_status(
         f"({sum(t.requests for t in touched)} requests)",
         highlight=False,
     )
+    if failed:
+        last = failed[-1]
+        console.print(
+            f"changes the store could not take at first: {len(failed)}; last: "
+            f"{last.payload.get('action')} by {last.actor} at {last.at.isoformat(timespec='seconds')}, "
+            f"{last.payload.get('outcome')} after {last.payload.get('attempts')} attempts "
+            f"over {last.payload.get('failed_for_s')} s ({last.payload.get('first_error')})",
+            highlight=False,
+            soft_wrap=True,
+        )
     if json_path:
         write_json(
             {
@@ -134,6 +147,9 @@ def rollout_status(
                     for e in recent
                 ],
                 "contamination": [{"subject": t.subject, "requests": t.requests} for t in touched],
+                "failed_changes": [
+                    {"at": e.at.isoformat(), "actor": e.actor, "reason": e.reason, "payload": e.payload} for e in failed
+                ],
             },
             json_path,
         )

@@ -196,6 +196,7 @@ class GatewayService:
                 "written": self.writer.written,
                 "dropped": self.writer.dropped,
                 "lost": self.writer.lost,
+                "store_errors": self.writer.store_errors,
                 "queued": self.writer.queue.qsize(),
             },
             "pending_change": None if self.retrier.pending is None else self.retrier.pending.to_json(),
@@ -234,6 +235,10 @@ class GatewayService:
                 {(): self.writer.dropped},
             ),
             "changeover_log_lost_total": ("Answers the store refused after retries.", {(): self.writer.lost}),
+            "changeover_log_store_errors_total": (
+                "Log batch writes that found the store unavailable (held and retried).",
+                {(): self.writer.store_errors},
+            ),
             "changeover_log_queue_depth": ("Answers waiting to be written.", {(): self.writer.queue.qsize()}),
             "changeover_rollout_stage": ("Current rollout stage index.", {(): state.stage}),
             "changeover_rollout_weight": (

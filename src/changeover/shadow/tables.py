@@ -39,7 +39,8 @@ shadow_log = Table(
     Column("refusal", Boolean, nullable=True),
     Column("finish_reason", String(32), nullable=True),
     Index("ix_shadow_log_at", "at"),
-    Index("ix_shadow_log_request", "request_id"),
+    # one row per answer: a batch retried after a lost commit acknowledgement inserts nothing twice
+    Index("uq_shadow_log_answer", "request_id", "model", "role", unique=True),
 )
 
 contamination_ledger = Table(
@@ -53,6 +54,7 @@ contamination_ledger = Table(
     Column("stage", Integer, nullable=False),
     Column("weight", Integer, nullable=False),
     Index("ix_contamination_subject", "subject"),
+    Index("uq_contamination_request", "request_id", "candidate", unique=True),
 )
 
 GATEWAY_TABLES = (shadow_log, contamination_ledger)

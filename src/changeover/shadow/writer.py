@@ -4,6 +4,14 @@ A bounded queue feeds one thread that turns exchanges into rows and inserts them
 in batches (one transaction per batch). When the queue is full the exchange is
 dropped and counted. ``close()`` drains the queue and writes everything still
 in it, so an answer acknowledged to a user is in the store after a graceful shutdown.
+
+When the store is unavailable (server down, connection cut, file locked) the
+batch is kept and retried with backoff until the store is back - the queue
+absorbs the outage, and only beyond its bound are answers dropped (counted).
+Inserts are idempotent (one row per request, model and role), so a batch whose
+commit was acknowledged to nobody is retried without duplicates. A row the store
+refuses for what it holds is isolated: the batch is written row by row and only
+that row is lost (counted), never its neighbours.
 """
 
 from __future__ import annotations
@@ -15,11 +23,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.tables import contamination_ledger, ensure_tables, shadow_log
 from changeover.store import Store
+from changeover.store.engine import is_unavailable
 
 log = logging.getLogger("changeover.gateway")
 
@@ -37,19 +47,25 @@ class LogWriter:
         batch_size: int = 200,
         flush_interval: float = 0.2,
         retries: int = 3,
+        max_backoff: float = 2.0,
     ):
         ensure_tables(store)
         self.store = store
         self.make_rows = make_rows
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.retries = retries
+        self.retries = retries  # for errors that are not an outage
+        self.max_backoff = max_backoff
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.written = 0
         self.dropped = 0
-        self.lost = 0  # rows in batches the store refused after every retry
+        self.lost = 0  # rows the store refused (not an outage), or still unwritten when close() gave up
         self.batches = 0
+        self.store_errors = 0  # failed write attempts because the store was unavailable (then retried)
         self._thread: threading.Thread | None = None
+        self._give_up_at: float | None = None  # set by close(): an outage past it loses what is left
+        _insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
+        self._inserts = {t.name: _insert(t).on_conflict_do_nothing() for t in (shadow_log, contamination_ledger)}
 
     def submit(self, exchange: Exchange) -> bool:
         """Queue an exchange for writing; False (and counted) when the queue is full."""
@@ -66,11 +82,13 @@ class LogWriter:
         return self
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, then stop the thread."""
+        """Write everything queued, then stop the thread; a store still down after ``timeout``
+        seconds loses what is left (counted in ``lost``)."""
         if self._thread is None:
             return
-        self.queue.put(_STOP)
-        self._thread.join(timeout)
+        self._give_up_at = time.monotonic() + timeout
+        self.queue.put(_STOP, timeout=timeout)
+        self._thread.join(timeout + 5)
         self._thread = None
 
     def _run(self) -> None:
@@ -110,19 +128,47 @@ class LogWriter:
             rows.append(row)
             if entry is not None:
                 ledger.append(entry)
-        for attempt in range(self.retries + 1):
+        outage = refused = 0
+        while True:
             try:
-                with self.store.engine.begin() as conn:
-                    if rows:
-                        conn.execute(insert(shadow_log), rows)
-                    if ledger:
-                        conn.execute(insert(contamination_ledger), ledger)
+                self._insert(rows, ledger)
                 self.written += len(rows)
                 self.batches += 1
                 return
-            except Exception:  # noqa: BLE001 - the store may be briefly unavailable
-                if attempt == self.retries:
-                    log.exception("the store refused %d log rows; they are lost", len(rows))
-                    self.lost += len(rows)
+            except Exception as exc:  # noqa: BLE001 - sorted by cause below
+                if is_unavailable(exc):
+                    self.store_errors += 1
+                    if self._give_up_at is not None and time.monotonic() > self._give_up_at:
+                        log.error("the store is still unavailable at shutdown: %d log rows are lost", len(rows))
+                        self.lost += len(rows)
+                        return
+                    if outage == 0:
+                        log.warning("the store is unavailable; holding %d log rows and retrying: %s", len(rows), exc)
+                    time.sleep(min(self.max_backoff, 0.05 * 2**outage))
+                    outage += 1
+                    continue
+                refused += 1
+                if refused > self.retries:
+                    self._row_by_row(rows, ledger)
                     return
-                time.sleep(0.2 * 2**attempt)
+                time.sleep(0.05 * refused)
+
+    def _insert(self, rows: list[dict[str, Any]], ledger: list[dict[str, Any]]) -> None:
+        with self.store.engine.begin() as conn:
+            if rows:
+                conn.execute(self._inserts[shadow_log.name], rows)
+            if ledger:
+                conn.execute(self._inserts[contamination_ledger.name], ledger)
+
+    def _row_by_row(self, rows: list[dict[str, Any]], ledger: list[dict[str, Any]]) -> None:
+        """The store refuses the batch for what it holds: write each answer alone, lose only the bad ones."""
+        entries = {e["request_id"]: e for e in ledger}
+        for row in rows:
+            entry = entries.get(row["request_id"]) if row["role"] == "served" else None
+            try:
+                self._insert([row], [entry] if entry else [])
+                self.written += 1
+            except Exception:  # noqa: BLE001 - counted and logged, the rest of the batch is kept
+                log.exception("the store refused the log row of request %s; it is lost", row["request_id"])
+                self.lost += 1
+        self.batches += 1

@@ -73,12 +73,21 @@ def resolve_url(db: str | None = None) -> str:
     return url
 
 
+def busy_timeout_ms() -> int:
+    """How long a SQLite writer waits for another's lock before the store counts as unavailable
+    (``CHANGEOVER_SQLITE_BUSY_MS``, default 10 s)."""
+    try:
+        return max(0, int(os.environ.get("CHANGEOVER_SQLITE_BUSY_MS", "10000")))
+    except ValueError:
+        return 10000
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cur.close()
 
 

@@ -1,0 +1,183 @@
+"""The store goes away and comes back under a running gateway: nothing acknowledged is lost or doubled,
+and a rollout change decided meanwhile lands exactly once.
+
+PostgreSQL is a throwaway cluster of this suite (``tests/faults/pg.py``), crashed
+with ``pg_ctl stop -m immediate`` or cut with ``pg_terminate_backend``; SQLite is
+locked by another process for longer than its busy timeout.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import httpx
+import pytest
+from tests.faults.traffic import Traffic, served_rows, wait_until
+from tests.gateway.helpers import GatewayProcess, GatewayServer
+from tests.gateway.test_controller import config, log
+from tests.gateway.test_processes import model_for
+
+from changeover.cli import run
+from changeover.errors import StoreUnavailable
+from changeover.rollout import state as rs
+from changeover.rollout.controller import Controller
+from changeover.rollout.routing import bucket
+from changeover.store import open_store
+from changeover.store.events import list_events
+from changeover.store.flags import get_flag
+
+pytestmark = [pytest.mark.postgres]
+
+TOKEN = "fault-admin-token"
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of a metric's series in Prometheus text."""
+    values = [float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)]
+    assert values, f"{name} not in /metrics"
+    return sum(values)
+
+
+def scrape(url: str) -> str:
+    return httpx.get(url + "/metrics", timeout=10).text
+
+
+def candidate_user() -> str:
+    return next(f"user-{i}" for i in range(1000) if bucket("changeover.rollout", f"user-{i}") < 50)
+
+
+def test_postgres_crash_and_restart_during_a_gateway_run(make_spec, pg_cluster, pg_db):
+    spec = make_spec(shadow={"flush_interval": 0.05})
+    gw = GatewayProcess(spec, pg_db).wait_ready()
+    traffic = Traffic(gw.url).start()
+    try:
+        traffic.wait_for(40)
+        pg_cluster.stop("immediate")  # a crash: every connection cut, nothing checkpointed
+        traffic.wait_for(80)  # users are still answered: the request path never waits on the store
+        down = scrape(gw.url)
+        assert metric(down, "changeover_log_store_errors_total") > 0  # the writer saw it and holds the rows
+        assert metric(down, "changeover_log_lost_total") == 0
+        pg_cluster.start()
+        traffic.wait_for(40)
+    finally:
+        traffic.stop()
+        gw.terminate()
+        gw.kill()
+    assert set(traffic.statuses) == {200}, traffic.statuses
+    with open_store(pg_db) as store:
+        rows = served_rows(store)
+    assert traffic.acknowledged <= set(rows)  # nothing acknowledged is lost
+    assert max(rows.values()) == 1  # nor written twice
+
+
+def test_connections_cut_again_and_again_during_a_gateway_run(make_spec, pg_cluster, pg_db):
+    spec = make_spec(shadow={"flush_interval": 0.02, "batch_size": 20})
+    store = open_store(pg_db)
+    server = GatewayServer(spec, store, run_controller=False).start()
+    traffic = Traffic(server.url).start()
+    try:
+        cut = 0
+        for _ in range(5):
+            traffic.wait_for(20)
+            cut += pg_cluster.terminate_backends(pg_db.rsplit("/", 1)[1])
+        traffic.wait_for(20)
+    finally:
+        traffic.stop()
+        server.stop()
+    assert cut >= 5  # the gateway's pooled connections were really cut
+    rows = served_rows(store)
+    store.dispose()
+    assert set(traffic.statuses) == {200}
+    assert traffic.acknowledged <= set(rows) and max(rows.values()) == 1
+
+
+def test_sqlite_locked_longer_than_its_busy_timeout(make_spec, sqlite_url, monkeypatch, tmp_path):
+    monkeypatch.setenv("CHANGEOVER_SQLITE_BUSY_MS", "100")
+    spec = make_spec(shadow={"flush_interval": 0.02})
+    store = open_store(sqlite_url)
+    server = GatewayServer(spec, store, run_controller=False).start()
+    writer = server.service.writer
+    traffic = Traffic(server.url).start()
+    locker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, timeout=10)
+    try:
+        traffic.wait_for(20)
+        locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        wait_until(lambda: writer.store_errors >= 3, timeout=30, what="the writer to find the file locked")
+        traffic.wait_for(30)  # answered while the store is locked
+        locker.execute("COMMIT")
+        traffic.wait_for(20)
+    finally:
+        locker.close()
+        traffic.stop()
+        server.stop()
+    rows = served_rows(store)
+    store.dispose()
+    assert writer.lost == 0 and writer.dropped == 0
+    assert traffic.acknowledged <= set(rows) and max(rows.values()) == 1
+
+
+def test_operator_rollback_while_postgres_is_down(make_spec, pg_cluster, pg_db, capsys):
+    spec = make_spec()
+    gw = GatewayProcess(spec, pg_db, env={"CHANGEOVER_ADMIN_TOKEN": TOKEN}).wait_ready()
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    user = candidate_user()
+    try:
+        assert run(["rollout", "advance", "--spec", str(spec), "--db", pg_db, "--reason", "offline GO"]) == 0
+        wait_until(lambda: model_for(gw.url, user) == "new", 10, "the gateway to follow the advance")
+        pg_cluster.stop("immediate")
+        r = httpx.post(gw.url + "/admin/rollback", json={"reason": "candidate misbehaves"}, headers=auth, timeout=30)
+        assert r.status_code == 202, r.text
+        assert r.json()["pending"]["action"] == "rollback" and r.json()["rollout"]["weight"] == 0
+        assert model_for(gw.url, user) == "old"  # in force on this gateway at once
+        assert metric(scrape(gw.url), 'changeover_rollout_change_pending{action="rollback"}') == 1
+        wait_until(lambda: metric(scrape(gw.url), "changeover_rollout_change_failures_total") >= 3, 30, "retries")
+        another = httpx.post(gw.url + "/admin/pause", json={"reason": "x"}, headers=auth, timeout=30)
+        assert another.status_code == 503  # one pending change at a time, said plainly
+        pg_cluster.start()
+        wait_until(lambda: metric(scrape(gw.url), "changeover_rollout_changes_landed_after_failure_total") == 1, 30)
+        assert metric(scrape(gw.url), "changeover_rollout_change_pending") == 0
+        assert model_for(gw.url, user) == "old"
+    finally:
+        gw.kill()
+    with open_store(pg_db) as store:
+        kinds = [e.kind for e in list_events(store, kind_prefix="rollout.")]
+        failed = list_events(store, kind_prefix="rollout.change_failed")
+        rollback = list_events(store, kind_prefix="rollout.rollback")
+        flag = get_flag(store, "changeover.rollout")
+    assert kinds.count("rollout.rollback") == 1 and kinds.count("rollout.change_failed") == 1
+    assert failed[0].payload["outcome"] == "landed" and failed[0].payload["attempts"] >= 3
+    assert rollback[0].payload["change"] == flag.value["change"] == failed[0].payload["change"]
+    assert rollback[0].reason == "candidate misbehaves" and flag.value["status"] == "rolled_back"
+    capsys.readouterr()
+    assert run(["rollout", "status", "--spec", str(spec), "--db", pg_db]) == 0
+    assert "changes the store could not take at first: 1" in capsys.readouterr().out
+
+
+def test_controller_rollback_decided_as_the_store_goes_down(pg_cluster, pg_db):
+    store = open_store(pg_db)
+    cfg = config(triggers=[{"metric": "p_regression", "above": 0.5, "min_samples": 5}])
+    rs.advance(store, cfg, rs.read_state(store, cfg, "new"), "operator:ana", "offline GO")
+    log(store, 30)
+
+    def crash_then_regress(_trigger, window):  # the window was read; the store dies before the write
+        pg_cluster.stop("immediate")
+        return 0.97, len(window.pairs)
+
+    controller = Controller(store, cfg, "old", "new", regression=crash_then_regress)
+    decision = controller.tick()
+    assert decision.action == "rollback" and decision.pending and decision.state.weight == 0
+    assert controller.tick().action == "hold"  # waits for the store; no analysis meanwhile
+    with pytest.raises(StoreUnavailable):  # an outage is never reported as a lost race
+        rs.read_state(store, cfg, "new")
+    wait_until(lambda: controller.tick().pending and controller.retrier.failed_attempts >= 2, 10, "a retry")
+    pg_cluster.start()
+    wait_until(lambda: controller.tick().action == "rollback", 20, "the rollback to land")
+    assert controller.retrier.pending is None
+    assert controller.tick().action == "idle"  # rolled back: nothing more to do, nothing written twice
+    events = list_events(store, kind_prefix="rollout.")
+    store.dispose()
+    kinds = [e.kind for e in events]
+    assert kinds == ["rollout.advance", "rollout.analysis", "rollout.change_failed", "rollout.rollback"]
+    assert events[1].payload["action"] == "rollback"  # the analysis landed with its decision
+    assert events[2].payload["attempts"] >= 2 and events[3].actor == "controller"
