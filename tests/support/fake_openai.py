@@ -7,7 +7,8 @@ streaming ending in ``data: [DONE]``), ``POST /v1/completions`` (text),
 behaviour is configurable: latency, failures (500s, 429s with Retry-After, a
 failure rate or the first N calls), hangs (never answers), malformed bodies or
 streams, canned / echo / computed replies, tool calls, API-key checks and
-usage token counts. Every call is counted per model and per request content,
+usage token counts, request parameters refused with a 400 (``reject_params``,
+the body OpenAI sends). Every call is counted per model and per request content,
 so tests can assert that nothing was called twice.
 
     with FakeOpenAI() as fake:
@@ -40,6 +41,14 @@ from starlette.routing import Route
 
 Reply = str | Callable[[dict[str, Any]], str] | None
 
+# What OpenAI answers a reasoning model sent ``max_tokens`` or a non-default ``temperature``.
+UNSUPPORTED_MAX_TOKENS = (
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+)
+UNSUPPORTED_TEMPERATURE = (
+    "Unsupported value: 'temperature' does not support 0 with this model. Only the default (1) value is supported."
+)
+
 
 @dataclass
 class Behaviour:
@@ -60,6 +69,8 @@ class Behaviour:
     api_key: str | None = None  # if set, the Bearer token / x-api-key that must be sent
     fail_message: str | None = None  # error message; "{key}" becomes the key the client sent
     tool_calls: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None  # chat: call tools
+    # request parameters this model refuses with a 400 naming them, as a newer API does: name -> message
+    reject_params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -305,6 +316,11 @@ class FakeOpenAI:
             return b, Response(status_code=503)
         if b.latency:
             await asyncio.sleep(b.latency)
+        refused = next((p for p in b.reject_params if p in body), None)
+        if refused is not None:
+            message = b.reject_params[refused]
+            code = "unsupported_value" if message.startswith("Unsupported value") else "unsupported_parameter"
+            return b, self._fail(model, _error(400, message, "invalid_request_error", param=refused, code=code))
         if n <= b.fail_first or roll_fail < b.fail_rate:
             headers = {"retry-after": f"{b.retry_after:g}"} if b.retry_after is not None else {}
             kind = "rate_limit_error" if b.fail_status == 429 else "server_error"
@@ -355,7 +371,7 @@ class FakeOpenAI:
                 "content": None,
                 "tool_calls": [
                     {
-                        "id": f"call_{i}",
+                        "id": c.get("id") or f"call_{cid[-8:]}_{i}",
                         "type": "function",
                         "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
                     }
@@ -423,7 +439,16 @@ class FakeOpenAI:
         )
 
 
-def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int,
+    message: str,
+    kind: str,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
+    code: str | int | None = None,
+) -> Response:
     return JSONResponse(
-        {"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers
+        {"error": {"message": message, "type": kind, "param": param, "code": status if code is None else code}},
+        status_code=status,
+        headers=headers,
     )

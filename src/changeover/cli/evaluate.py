@@ -94,23 +94,27 @@ def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
 
 def print_compat(report: dict[str, Any]) -> None:
     table = Table(title="request compatibility", title_justify="left")
-    for col in ("arm", "parameters", "tools", "requests", "status", "refused", "fix"):
-        table.add_column(col, no_wrap=col in ("arm", "status", "requests"))
+    for col in ("arm", "parameters", "tools", "requests", "status", "refused"):
+        table.add_column(col, no_wrap=col != "parameters")
     for check in report["checks"]:
         status = check["status"]
         colour = {"accepted": "green", "rejected": "yellow"}.get(status, "red")
         rejection = check.get("rejection") or {}
-        refused = f"{rejection.get('param')} ({rejection.get('reason')})" if rejection else check.get("error", "")
         table.add_row(
             check["arm"],
             escape(", ".join(f"{k}={v}" for k, v in sorted(check["params"].items())) or "-"),
             ", ".join(check["tools"]) or "-",
             f"{check['items']:,}",
             f"[{colour}]{status}[/]",
-            escape(refused or ""),
-            escape(check.get("fix", "")),
+            f"{rejection['param']} ({rejection['reason']})" if rejection else "",
         )
     console.print(table)
+    for check in report["checks"]:
+        if check["status"] == "rejected":
+            console.print(f"{check['arm']}: {check['rejection']['message']}", highlight=False, soft_wrap=True)
+            console.print(f"  fix: {escape(check['fix'])}", highlight=False, soft_wrap=True)
+        elif check["status"] == "failed":
+            console.print(f"{check['arm']}: [red]failed[/] {escape(check.get('error') or '')}", soft_wrap=True)
     for arm, n in report["not_checked"].items():
         console.print(f"{arm}: {n:,} more parameter sets not checked (over the limit)")
     console.print("all requests accepted" if report["ok"] else "[bold]some requests are refused or fail[/]")

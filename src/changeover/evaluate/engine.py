@@ -137,6 +137,11 @@ class Evaluation:
         names = list(self.judges)
         verdicts = await asyncio.gather(*(self._score(self.judges[s], case) for s in names))
         notes = {s: v.note for s, v in zip(names, verdicts, strict=True) if v.value is None and v.note}
+        failed_checks = {  # why a deterministic check said no (e.g. which tool was not called)
+            s: v.note
+            for s, v in zip(names, verdicts, strict=True)
+            if v.value == 0 and v.note and self.judges[s].identity["judge"].startswith("check:")
+        }
         extra: dict[str, Any] = {
             "prompt_version": planned.version,
             "judges": {s: self.judges[s].identity for s in names},
@@ -155,6 +160,8 @@ class Evaluation:
             extra["rejected"] = rejected
         if notes:
             extra["unscorable"] = notes
+        if failed_checks:
+            extra["check_notes"] = failed_checks
         return Record(
             item=inter.item,
             model=arm.name,

@@ -68,7 +68,8 @@ class Completion:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Completion:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{"text": None, **fields})  # a tool-calls-only answer is stored without text
 
 
 class CallFailed(Exception):

@@ -1,0 +1,267 @@
+"""Agents: a conversation replayed up to its evaluated turn, tool calls answered from the recording,
+and the deterministic tool-use checks flagging a candidate that drops a call.
+
+Against the fake OpenAI server, whose models call tools as scripted per request
+(on the tool results the request already carries), over the real wire protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+from tests.support.fake_openai import _messages_text, count_tokens
+
+from changeover.assess import assess
+from changeover.config import spec_from_dict
+from changeover.evaluate import evaluate, split_turn
+from changeover.prompts import read_interactions
+from changeover.providers.toolcalls import ToolCall, normalise_arguments, same_call, tool_calls
+
+from .helpers import spec_dict, write_traffic
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_order",
+            "description": "Look an order up",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "integer"}},
+                "required": ["order_id"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "track_parcel",
+            "description": "Where a parcel is",
+            "parameters": {
+                "type": "object",
+                "properties": {"carrier": {"type": "string"}, "tracking": {"type": "string"}},
+                "required": ["carrier", "tracking"],
+            },
+        },
+    },
+]
+ORDER = {"status": "shipped", "carrier": "UPS", "tracking": "1Z999"}
+PARCEL = {"eta": "Friday", "location": "Leipzig hub"}
+
+
+def conversation(order_id: int) -> list[dict[str, Any]]:
+    """A logged agent turn after one earlier exchange: two tool calls, their results, the answer."""
+    return [
+        {"role": "system", "content": "You are ACME's order assistant. Use the tools."},
+        {"role": "user", "content": "Hi, I have a question about an order."},
+        {"role": "assistant", "content": "Sure, which order?"},
+        {"role": "user", "content": f"Where is my order {order_id}?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "rec_a",
+                    "type": "function",
+                    "function": {"name": "get_order", "arguments": json.dumps({"order_id": order_id})},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "rec_a", "content": json.dumps(ORDER)},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "rec_b",
+                    "type": "function",
+                    "function": {"name": "track_parcel", "arguments": '{"carrier": "UPS", "tracking": "1Z999"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "rec_b", "content": json.dumps(PARCEL)},
+        {"role": "assistant", "content": "It shipped with UPS and arrives Friday."},
+    ]
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [json.loads(m["content"]) for m in body["messages"] if m["role"] == "tool"]
+
+
+def incumbent_agent(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Calls both tools, one per round (arguments in another key order than recorded), then answers."""
+    results = tool_results(body)
+    user = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+    if not results:
+        return [{"name": "get_order", "arguments": {"order_id": int(user.split()[-1].rstrip("?"))}}]
+    if len(results) == 1:
+        return [{"name": "track_parcel", "arguments": {"tracking": results[0]["tracking"], "carrier": "UPS "}}]
+    return None
+
+
+def candidate_agent(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Looks the order up, then answers from it: never tracks the parcel (the regression)."""
+    if tool_results(body):
+        return None
+    order = int([m for m in body["messages"] if m["role"] == "user"][-1]["content"].split()[-1].rstrip("?"))
+    if order == 7:  # asks for another order than the user's: the recording cannot answer (diverges)
+        return [{"name": "get_order", "arguments": {"order_id": 8}}]
+    if order == 9:  # a tool the request does not define
+        return [{"name": "cancel_order", "arguments": {"order_id": 9}}]
+    return [{"name": "get_order", "arguments": {"order_id": order}}]
+
+
+def answer(body: dict[str, Any]) -> str:
+    results = tool_results(body)
+    return "It shipped with UPS" + (f" and arrives {results[1]['eta']}." if len(results) > 1 else ".")
+
+
+AGENT_JUDGES = {
+    "tool_use": {"kind": "tool_called"},
+    "tool_count": {"kind": "tool_count"},
+    "tool_order": {"kind": "tool_order", "arguments": True},
+    "tool_args": {"kind": "tool_arguments"},
+    "no_extra_calls": {"kind": "tool_abstain"},
+}
+
+
+def agent_spec(fake, tmp_path, **evaluate_section):
+    raw = spec_dict(fake.base_url)
+    raw["dimensions"] = {"tool_use": {"margin": 0.05}, "tool_order": {"margin": 0.05}}
+    raw["judges"] = dict(AGENT_JUDGES)
+    raw["evaluate"] = {"params": {"max_tokens": 64}, **evaluate_section}
+    return spec_from_dict(raw, tmp_path / "migration.yaml")
+
+
+def setup_agents(fake):
+    fake.set("old-model", tool_calls=incumbent_agent, reply=answer)
+    fake.set("new-model", tool_calls=candidate_agent, reply=answer)
+
+
+def agent_rows(*orders: int) -> list[dict[str, Any]]:
+    return [
+        {"item": f"a{n}", "segment": {"region": "emea"}, "messages": conversation(n), "tools": TOOLS} for n in orders
+    ]
+
+
+def test_two_tool_agent_candidate_dropping_a_call_is_flagged(fake, tmp_path):
+    setup_agents(fake)
+    spec = agent_spec(fake, tmp_path)
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", agent_rows(41, 42, 43)))
+    result = evaluate(spec, inters)
+    by = {(r.item, r.model): r for r in result.records}
+    old, new = by[("a42", "old-model")], by[("a42", "new-model")]
+
+    # the incumbent replayed both calls (answered from the recording) and gave its final answer
+    assert old.extra["tool_status"] == "answered" and old.extra["tool_rounds"] == 3
+    assert [c["name"] for c in old.extra["tool_calls"]] == ["get_order", "track_parcel"]
+    assert old.response == "It shipped with UPS and arrives Friday." and old.error is None
+    assert old.signals == {"tool_use": 1, "tool_count": 1, "tool_order": 1, "tool_args": 1, "no_extra_calls": None}
+
+    # the candidate dropped track_parcel: it answered, and the tool checks flag it
+    assert new.extra["tool_status"] == "answered" and new.response == "It shipped with UPS."
+    assert [c["name"] for c in new.extra["tool_calls"]] == ["get_order"]
+    assert new.signals == {"tool_use": 0, "tool_count": 0, "tool_order": 0, "tool_args": 1, "no_extra_calls": None}
+    assert new.extra["check_notes"]["tool_use"] == "did not call track_parcel (called: get_order)"
+    assert new.extra["check_notes"]["tool_count"] == "1 call(s), the incumbent 2"
+
+    # what the incumbent was sent: the context up to the evaluated turn, then the recorded results
+    sent = [c.body for c in fake.log if c.model == "old-model" and "order 42" in json.dumps(c.body)]
+    assert len(sent) == 3
+    first, second, third = sent
+    assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant", "user"]
+    assert first["messages"][-1] == {"role": "user", "content": "Where is my order 42?"}
+    assert first["tools"] == TOOLS and first["max_tokens"] == 64
+    call = second["messages"][-2]["tool_calls"][0]
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": call["id"], "content": json.dumps(ORDER)}
+    assert json.loads(third["messages"][-1]["content"]) == PARCEL  # matched despite key order and padding
+    assert old.tokens_in == sum(count_tokens(_messages_text(b)) for b in sent)  # every round's cost counted
+    assert result.arm_stats["old-model"].calls == 9 and result.arm_stats["new-model"].calls == 6
+    assert result.summary()["arms"][1]["tool_status"] == {"answered": 3}
+
+    # the tool signals are dimensions like any other: assess reads them
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        decision = assess(result.spec_for_assess, result.records, draws=60, warmup=60, chains=2).to_json()
+    assert set(decision["candidates"]["new-model"]["dimensions"]) >= {"tool_use", "tool_order"}
+
+
+def test_divergence_unknown_tool_and_max_rounds_stop_with_a_status(fake, tmp_path):
+    setup_agents(fake)
+
+    def loops(body):  # calls the same recorded call again and again
+        return [{"name": "get_order", "arguments": {"order_id": 5}}]
+
+    fake.set("loop-model", tool_calls=loops, reply=answer)
+    raw = spec_dict(fake.base_url)
+    raw["candidates"] = ["new-model", "loop-model"]
+    raw["models"]["loop-model"] = dict(raw["models"]["new-model"])
+    raw["dimensions"] = {"tool_use": {"margin": 0.05}}
+    raw["judges"] = dict(AGENT_JUDGES)
+    raw["evaluate"] = {"max_tool_rounds": 3}
+    spec = spec_from_dict(raw, tmp_path / "migration.yaml")
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", agent_rows(5, 7, 9)))
+    result = evaluate(spec, inters)
+    by = {(r.item, r.model): r for r in result.records}
+
+    diverged = by[("a7", "new-model")]
+    assert diverged.extra["tool_status"] == "tool_divergence" and diverged.error is None
+    assert diverged.extra["tool_divergence"] == {
+        "round": 1,
+        "call": {"name": "get_order", "arguments": {"order_id": 8}},
+        "reason": "the recording has 'get_order' only with other arguments: [{\"order_id\": 7}]",
+    }
+    assert json.loads(diverged.response)[0]["function"]["name"] == "get_order"  # the unanswered call
+    assert diverged.signals["tool_use"] == 0
+
+    unknown = by[("a9", "new-model")]
+    assert unknown.extra["tool_status"] == "unknown_tool"
+    assert unknown.extra["tool_divergence"]["reason"].startswith("'cancel_order' is not one of the request's tools")
+    assert unknown.signals["tool_args"] == 0 and "not a defined tool" in unknown.extra["check_notes"]["tool_args"]
+
+    looping = by[("a5", "loop-model")]
+    assert looping.extra["tool_status"] == "max_tool_rounds" and looping.extra["tool_rounds"] == 3
+    assert len(looping.extra["tool_calls"]) == 3
+    assert fake.calls["loop-model"] == 3 + 1 + 1  # a5: 3 rounds, then it stopped; a7, a9: diverged at once
+    assert result.summary()["arms"][1]["tool_status"] == {"answered": 1, "tool_divergence": 1, "unknown_tool": 1}
+
+
+def test_a_rerun_of_an_agent_replay_calls_nothing_twice(fake, tmp_path):
+    from changeover.store import open_store
+
+    setup_agents(fake)
+    spec = agent_spec(fake, tmp_path)
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", agent_rows(41, 42)))
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        first = evaluate(spec, inters, store=store)
+    calls = dict(fake.calls)
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        second = evaluate(spec, inters, store=store)
+    assert dict(fake.calls) == calls and not fake.duplicates()
+    assert [r.to_dict() for r in second.records] == [r.to_dict() for r in first.records]
+    assert second.arm_stats["old-model"].cached == 6
+
+
+def test_split_turn_and_call_equivalence():
+    turn = split_turn(conversation(3))
+    assert [m["role"] for m in turn.context] == ["system", "user", "assistant", "user"]
+    assert [c.name for c in turn.recorded_calls] == ["get_order", "track_parcel"]
+    assert turn.result_for(ToolCall("get_order", {"order_id": 3.0}))[0] == json.dumps(ORDER)
+    assert turn.result_for(ToolCall("get_order", {"order_id": 4}))[0] is None
+    plain = split_turn([{"role": "user", "content": "hi"}])
+    assert not plain.has_recording and plain.result_for(ToolCall("x", {}))[1] == (
+        "the recording has no tool results for this turn"
+    )
+    assert normalise_arguments('{"a": " b ", "c": null, "d": [1.0]}') == {"a": "b", "d": [1]}
+    a, b = tool_calls(
+        [
+            {"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1, "y": "z"}'}},
+            {"type": "function", "id": "2", "function": {"name": "f", "arguments": {"y": "z", "x": 1}}},
+        ]
+    )
+    assert same_call(a, b) and not same_call(a, ToolCall("g", {"x": 1, "y": "z"}))
+    (broken,) = tool_calls([{"function": {"name": "f", "arguments": "{not json"}}])
+    assert not broken.arguments_json and broken.arguments == "{not json"
