@@ -1,5 +1,6 @@
 """The re-embedding job: resumable without redoing or skipping (even after SIGKILL), paced by
-the rate limit, retrying failures and listing the documents that still fail."""
+the rate limit, retrying transient failures, failing permanent ones fast and listing the documents
+that still fail."""
 
 from __future__ import annotations
 
@@ -15,30 +16,39 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, select
 
+from changeover.cli import run
 from changeover.embeddings.corpus import read_corpus
 from changeover.embeddings.errors import IndexIncompleteError
 from changeover.embeddings.index import NumpyIndex
 from changeover.embeddings.reembed import job_state, reembed
-from changeover.embeddings.schema import jobs, vectors
+from changeover.embeddings.schema import failures, jobs, vectors
 from changeover.embeddings.serving import switch
-from changeover.providers.embedders import Encoder
+from changeover.providers.embedders import Encoder, TransientEncoderError
 from changeover.store import open_store
 from changeover.store.events import list_events
 
 
 class Recording(Encoder):
-    """A real encoder that records every text it embeds, and can fail on chosen documents."""
+    """A real encoder that records every text it embeds, and can fail on chosen documents:
+    ``poison`` ones always, as a local model does on input it cannot take (permanent);
+    ``flaky`` ones once, as an upstream 503 does (transient); everything while ``down``."""
 
     def __init__(self, inner: Encoder, poison: set[str] = frozenset(), flaky: set[str] = frozenset()):
         self.inner, self.name, self.version, self.dim = inner, inner.name, inner.version, inner.dim
         self.seen: list[str] = []
+        self.calls: list[list[str]] = []
         self.poison, self.flaky = set(poison), set(flaky)
+        self.down = False
 
     def encode_documents(self, texts):
-        bad = [t for t in texts if t in self.poison or t in self.flaky]
-        self.flaky -= set(bad)  # a flaky document fails once only
-        if bad:
-            raise RuntimeError(f"upstream 503 for {len(bad)} document(s)")
+        self.calls.append(list(texts))
+        if self.down:
+            raise TransientEncoderError("upstream 503: service unavailable")
+        if any(t in self.flaky for t in texts):
+            self.flaky -= set(texts)  # a flaky document fails once only
+            raise TransientEncoderError("upstream 503 for this batch")
+        if any(t in self.poison for t in texts):
+            raise ValueError("input cannot be tokenised")
         self.seen += list(texts)
         return self.inner.encode_documents(texts)
 
@@ -78,7 +88,12 @@ def test_failing_documents_are_retried_then_listed(sqlite_url, minilm, small_cor
     index = NumpyIndex(store)
     enc = Recording(minilm, poison={docs[5].text}, flaky={docs[9].text})
     result = reembed(index, enc, docs, actor="bob", batch=4, retries=2, backoff=0.0)
-    assert set(result.failed) == {docs[5].id} and "503" in result.failed[docs[5].id]
+    assert set(result.failed) == {docs[5].id} and result.failed[docs[5].id].startswith("permanent: ValueError")
+    # the permanent error is not retried: its batch once, then each of the batch's 4 documents alone once
+    assert sum(docs[5].text in c for c in enc.calls) == 2
+    assert [len(c) for c in enc.calls if docs[4].text in c] == [4, 1]
+    # the transient one was retried as a batch and got in with its neighbours, not split
+    assert [len(c) for c in enc.calls if docs[9].text in c] == [4, 4]
     assert index.ids(minilm.key) == {d.id for d in docs} - {docs[5].id}  # the flaky one got in
     state = job_state(index, minilm.key)
     assert state["state"] == "incomplete" and set(state["failed"]) == {docs[5].id}
@@ -87,6 +102,23 @@ def test_failing_documents_are_retried_then_listed(sqlite_url, minilm, small_cor
     enc.poison.clear()  # upstream fixed
     again = reembed(index, enc, docs, actor="bob", batch=4)
     assert again.embedded == 1 and again.complete and job_state(index, minilm.key)["failed"] == {}
+
+
+def test_a_transient_outage_is_retried_with_backoff_then_listed_not_split(sqlite_url, minilm, small_corpus):
+    docs = read_corpus(small_corpus)[:6]
+    index = NumpyIndex(open_store(sqlite_url))
+    enc = Recording(minilm)
+    enc.down = True
+    result = reembed(index, enc, docs, actor="bob", batch=3, retries=2, backoff=0.01)
+    assert [len(c) for c in enc.calls] == [3, 3, 3, 3, 3, 3]  # 2 batches x (1 + 2 retries), never split
+    assert set(result.failed) == {d.id for d in docs} and all(
+        e.startswith("transient:") for e in result.failed.values()
+    )
+    with index.store.engine.connect() as conn:
+        attempts = set(conn.execute(select(failures.c.attempts)).scalars())
+    assert attempts == {3}
+    enc.down = False
+    assert reembed(index, enc, docs, actor="bob", batch=3).complete
 
 
 def test_rate_limit_paces_the_job(sqlite_url, minilm, small_corpus):
@@ -144,6 +176,11 @@ def test_sigkill_mid_job_then_resume(tmp_path: Path, small_corpus: Path):
     assert 6 <= len(stored) < 24
     assert job.state == "running" and job.done == len(stored)  # progress and vectors committed together
     engine.dispose()
+    # the dead run's lease names a process of this host that is gone: status says so at once
+    st = tmp_path / "status.json"
+    assert run(["embeddings", "status", "--db", url, "--json", str(st)]) == 0
+    (entry,) = json.loads(st.read_text())["indexes"]
+    assert entry["state"] == "interrupted" and entry["vectors"] == len(stored)
     out = tmp_path / "resume.json"
     rc = subprocess.run(
         cmd[:-5] + ["--rate", "off", "--no-progress", "--db", url, "--json", str(out)], capture_output=True, timeout=300

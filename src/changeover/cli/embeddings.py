@@ -11,28 +11,18 @@ import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from changeover.cli.common import DB_OPTION, console, write_json
-from changeover.config import load_spec
-from changeover.embeddings.adapter import fit_adapter, save_adapter
-from changeover.embeddings.compare import compare
-from changeover.embeddings.config import EmbeddingsConfig, parse_duration, parse_rate
-from changeover.embeddings.corpus import read_corpus_report, read_qrels, read_queries
-from changeover.embeddings.index import VectorIndex, open_index
-from changeover.embeddings.linear_maps import FORMS
-from changeover.embeddings.metrics import judged, quality
-from changeover.embeddings.reembed import reembed
-from changeover.embeddings.resolve import resolve_version
-from changeover.embeddings.search import QueryVectors, Retriever
-from changeover.embeddings.serving import cleanup, init_serving, serving_index, switch
-from changeover.embeddings.status import status
 from changeover.errors import SpecError
-from changeover.providers.embedders import canonical_name, get_encoder
-from changeover.store import open_store
-from changeover.store.events import record_event
+
+if TYPE_CHECKING:  # the embedding stack (numpy, models, SQL tables) loads inside the commands
+    from changeover.embeddings.config import EmbeddingsConfig
+    from changeover.embeddings.index import VectorIndex
+    from changeover.embeddings.service import QuerySet
 
 sub = typer.Typer(help="Migrate the embedding index: re-embed, compare, adapt, switch, clean up.", no_args_is_help=True)
 
@@ -76,17 +66,17 @@ class Context:
 
 
 def _context(spec: Path | None, db: str | None, backend: str | None, actor: str | None, **overrides: object) -> Context:
-    config: EmbeddingsConfig | None = None
-    if spec is not None:
-        loaded = load_spec(spec)
-        config = loaded.section("embeddings", EmbeddingsConfig)
-        if config is None:
-            raise SpecError(
-                f"{spec}: no `embeddings:` section; add one (see docs/embeddings.md) or use --old/--new/--corpus"
-            )
-        config = config.resolved(spec.resolve().parent)
+    from changeover.config import load_spec
+    from changeover.embeddings.config import EmbeddingsConfig
+    from changeover.embeddings.index import open_index
+    from changeover.store import open_store
+
+    config = EmbeddingsConfig()
+    if spec is not None:  # a spec with only an `embeddings:` section is enough
+        loaded = load_spec(spec, core=False)
+        config = loaded.require("embeddings", EmbeddingsConfig, "changeover embeddings").resolved(spec.resolve().parent)
     given = {k: v for k, v in overrides.items() if v is not None}
-    config = (config or EmbeddingsConfig()).model_copy(update=given)
+    config = config.model_copy(update=given)
     chosen = backend or config.backend
     who = actor or os.environ.get("CHANGEOVER_ACTOR") or getpass.getuser()
     return Context(config, open_index(open_store(db), chosen), who)
@@ -99,6 +89,8 @@ def _fmt(x: object) -> str:
 @sub.command("status")
 def status_cmd(spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND, json_out: Path = JSON_OUT) -> None:
     """Indexes per model version, jobs, failures, what serves, active adapters (technical debt)."""
+    from changeover.embeddings.status import status
+
     ctx = _context(spec, db, backend, None)
     st = status(ctx.index, ctx.config.stability)
     table = Table(title=f"embedding indexes ({st['backend']}, {st['store']})")
@@ -138,7 +130,13 @@ def reembed_cmd(
     batch: int = typer.Option(None, "--batch", min=1),
     rate: str = typer.Option(None, "--rate", help="Rate limit, e.g. 600/min; 'off' for none."),
     limit: int = typer.Option(None, "--limit", min=1, help="Embed at most N documents this run."),
-    retries: int = typer.Option(None, "--retries", min=0),
+    retries: int = typer.Option(None, "--retries", min=0, help="Retries of a transient encoder error per batch."),
+    wait: float = typer.Option(
+        0.0, "--wait", min=0, help="If another run of this version is going, wait up to this many seconds for it."
+    ),
+    lease: str = typer.Option(
+        None, "--lease", help="Lease lifetime without renewal (default 30s); past it a dead run shows 'interrupted'."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     spec: Path = SPEC,
     old: str = OLD,
@@ -148,56 +146,52 @@ def reembed_cmd(
     reason: str = REASON,
     json_out: Path = JSON_OUT,
 ) -> None:
-    """Embed every document with a model into its own index rows (resumable, rate-limited)."""
-    ctx = _context(spec, db, backend, actor, corpus=corpus, batch=batch, rate=rate, retries=retries, incumbent=old)
-    cfg = ctx.config
+    """Embed every document with a model into its own index rows (resumable, rate-limited, one run per model)."""
+    from changeover.embeddings.service import reembed_corpus
+
+    ctx = _context(
+        spec, db, backend, actor, corpus=corpus, batch=batch, rate=rate, retries=retries, incumbent=old, lease=lease
+    )
     corpus_path = Path(str(ctx.need("corpus", "--corpus")))
-    model = ctx.aliases.get(to.lower(), to)
-    encoder = get_encoder(model)
-    docs, empty = read_corpus_report(corpus_path)
-    if empty:
-        console.print(
-            f"[yellow]{len(empty)} empty documents (no text, no title) cannot be embedded and are "
-            f"not indexed:[/] {', '.join(empty[:20])}"
-        )
-    result = reembed(
+    run = reembed_corpus(
         ctx.index,
-        encoder,
-        docs,
+        ctx.config,
+        ctx.aliases.get(to.lower(), to),
+        corpus_path,
         actor=ctx.actor,
         reason=reason,
-        batch=cfg.batch,
-        rate=parse_rate(cfg.rate),
-        retries=cfg.retries,
         limit=limit,
-        source=str(corpus_path),
         progress=progress,
+        wait=wait,
     )
-    incumbent = cfg.incumbent
-    if result.complete and (incumbent is None or canonical_name(incumbent) == encoder.name):
-        if init_serving(ctx.index.store, encoder.key, ctx.actor):
-            console.print(f"{encoder.key} now serves (first complete index)")
+    result, key = run.result, run.encoder.key
+    if run.empty:
+        console.print(
+            f"[yellow]{len(run.empty)} empty documents (no text, no title) cannot be embedded and are "
+            f"not indexed:[/] {', '.join(run.empty[:20])}"
+        )
+    if run.now_serving:
+        console.print(f"{key} now serves (first complete index)")
     console.print(
-        f"{encoder.key}: embedded {result.embedded} this run, {result.already} before, "
+        f"{key}: embedded {result.embedded} this run, {result.already} before, "
         f"{result.already + result.embedded} of {result.total} "
         f"({result.docs_per_second:.1f} docs/s, {result.seconds:.1f}s)"
     )
     if result.failed:
-        console.print(f"[bold red]{len(result.failed)} documents failed[/] after retries (run again to retry):")
+        console.print(f"[bold red]{len(result.failed)} documents failed[/] (run again to retry them):")
         for doc_id, err in sorted(result.failed.items())[:20]:
-            console.print(f"  {doc_id}: {err}")
+            console.print(f"  {doc_id}: {err}", highlight=False)
     if json_out:
         write_json(result.to_json(), json_out)
     if result.failed:
         raise typer.Exit(1)
 
 
-def _queries_both(ctx: Context, queries_path: Path):
-    queries = read_queries(queries_path)
-    old_enc = get_encoder(str(ctx.need("incumbent", "--old")))
-    new_enc = get_encoder(str(ctx.need("candidate", "--new")))
-    texts = [q.text for q in queries]
-    return queries, old_enc, new_enc, old_enc.encode_queries(texts), new_enc.encode_queries(texts)
+def _queries_both(ctx: Context) -> QuerySet:
+    from changeover.embeddings.service import embed_queries
+
+    path = Path(str(ctx.need("queries", "--queries")))
+    return embed_queries(path, str(ctx.need("incumbent", "--old")), str(ctx.need("candidate", "--new")))
 
 
 @sub.command("compare")
@@ -210,21 +204,21 @@ def compare_cmd(
     new: str = NEW,
     db: str = DB_OPTION,
     backend: str = BACKEND,
+    actor: str = ACTOR,
+    reason: str = REASON,
     json_out: Path = JSON_OUT,
 ) -> None:
-    """Top-k overlap old vs new on the queries, its verdict, recall/nDCG with judgments."""
-    ctx = _context(spec, db, backend, None, incumbent=old, candidate=new, queries=queries, qrels=qrels, k=k)
+    """Top-k overlap old vs new on the queries, its verdict, recall/nDCG with judgments (an event)."""
+    from changeover.embeddings.service import compare_models
+
+    ctx = _context(spec, db, backend, actor, incumbent=old, candidate=new, queries=queries, qrels=qrels, k=k)
     cfg = ctx.config
-    qs, old_enc, new_enc, q_old, q_new = _queries_both(ctx, Path(str(ctx.need("queries", "--queries"))))
-    judgments = read_qrels(cfg.qrels) if cfg.qrels else None
-    result = compare(
-        ctx.index, old_enc.key, new_enc.key, qs, q_old, q_new, k=cfg.k, thresholds=cfg.thresholds, qrels=judgments
-    )
-    # the measurement is part of the migration's record (and the report's embedding section reads it)
-    record_event(ctx.index.store, "embeddings.compare", f"embeddings:{new_enc.key}", ctx.actor, None, result.to_json())
+    query_set = _queries_both(ctx)
+    result = compare_models(ctx.index, cfg, query_set, actor=ctx.actor, reason=reason)
+    qs = query_set.queries
     rep = result.overlap
     console.print(
-        f"top-{rep.k} overlap {old_enc.name} vs {new_enc.name} on {len(qs)} queries: "
+        f"top-{rep.k} overlap {query_set.old.name} vs {query_set.new.name} on {len(qs)} queries: "
         f"mean [bold]{rep.mean:.3f}[/] -> [bold]{rep.verdict}[/] "
         f"(preserves >= {cfg.thresholds.preserves}, investigate < {cfg.thresholds.investigate})"
     )
@@ -260,7 +254,9 @@ def fit_adapter_cmd(
     queries: Path = QUERIES,
     qrels: Path = QRELS,
     k: int = K,
-    forms: str = typer.Option(",".join(FORMS), "--forms", help="Forms to try, comma-separated."),
+    forms: str = typer.Option(
+        None, "--forms", help="Forms to try, comma-separated (default all: procrustes,affine,lowrank)."
+    ),
     activate: bool = typer.Option(True, "--activate/--no-activate"),
     spec: Path = SPEC,
     old: str = OLD,
@@ -272,27 +268,23 @@ def fit_adapter_cmd(
     json_out: Path = JSON_OUT,
 ) -> None:
     """Fit a new-query -> old-space map on paired documents; choose the form by held-out overlap."""
+    from changeover.embeddings.linear_maps import FORMS
+    from changeover.embeddings.service import fit_and_store_adapter
+
     ctx = _context(
         spec, db, backend, actor, incumbent=old, candidate=new, queries=queries, qrels=qrels, k=k, pairs=pairs
     )
-    cfg = ctx.config
-    chosen_forms = [f.strip() for f in forms.split(",") if f.strip()]
+    chosen_forms = [f.strip() for f in (forms or ",".join(FORMS)).split(",") if f.strip()]
     bad = [f for f in chosen_forms if f not in FORMS]
     if bad:
         raise SpecError(f"--forms: unknown form(s) {', '.join(bad)}; choose from {', '.join(FORMS)}")
-    qs, old_enc, new_enc, q_old, q_new = _queries_both(ctx, Path(str(ctx.need("queries", "--queries"))))
-    k_ = cfg.k
-    sel, pair_ids = fit_adapter(ctx.index, new_enc.key, old_enc.key, q_new, pairs=cfg.pairs, k=k_, forms=chosen_forms)
-    metrics = {
-        "pairs": len(pair_ids),
-        "train": sel.train,
-        "heldout": sel.heldout,
-        "heldout_overlap": sel.scores,
-        "chosen": sel.chosen.label,
-        "kept_share": max(sel.scores.values()),
-    }
+    query_set = _queries_both(ctx)
+    fit = fit_and_store_adapter(
+        ctx.index, ctx.config, query_set, forms=chosen_forms, activate=activate, actor=ctx.actor, reason=reason
+    )
+    sel, metrics = fit.selection, fit.metrics
     table = Table(
-        title=f"top-{k_} overlap with the re-indexed retrieval: maps fit on {sel.train} pairs, "
+        title=f"top-{ctx.config.k} overlap with the re-indexed retrieval: maps fit on {sel.train} pairs, "
         f"scored over {sel.pool} documents"
     )
     table.add_column("form")
@@ -300,24 +292,17 @@ def fit_adapter_cmd(
     for label, s in sorted(sel.scores.items(), key=lambda t: -t[1]):
         table.add_row(label + ("  [bold green]<- chosen[/]" if label == sel.chosen.label else ""), f"{s:.3f}")
     console.print(table)
-    if cfg.qrels:
-        ids = sorted(ctx.index.ids(old_enc.key))
-        relevant = judged([q.id for q in qs], read_qrels(cfg.qrels), ids)
-        hits, _ = ctx.index.search(old_enc.key, sel.chosen.apply(q_new), k_)
-        metrics["quality_adapted"] = quality([q.id for q in qs], hits, relevant, k_)
+    if "quality_adapted" in metrics:
         console.print(
             "adapted queries on the old index: "
             + ", ".join(f"{n} {_fmt(v)}" for n, v in metrics["quality_adapted"].items())
         )
-    adapter_id = save_adapter(
-        ctx.index.store, new_enc.key, old_enc.key, sel.chosen, metrics, ctx.actor, reason, activate=activate
-    )
     console.print(
-        f"adapter #{adapter_id} {new_enc.key} -> {old_enc.key} ({sel.chosen.label}) stored"
+        f"adapter #{fit.id} {query_set.new.key} -> {query_set.old.key} ({sel.chosen.label}) stored"
         + (" and active: technical debt until the new index serves" if activate else "")
     )
     if json_out:
-        write_json({"id": adapter_id, "active": activate, **metrics}, json_out)
+        write_json({"id": fit.id, "active": activate, **metrics}, json_out)
 
 
 @sub.command("switch")
@@ -331,6 +316,9 @@ def switch_cmd(
     reason: str = REASON,
 ) -> None:
     """Select the serving index (one flag; instant either way; the other index is kept)."""
+    from changeover.embeddings.resolve import resolve_version
+    from changeover.embeddings.serving import serving_index, switch
+
     ctx = _context(spec, db, backend, actor)
     version = resolve_version(to, ctx.index.counts(), ctx.aliases)
     before = serving_index(ctx.index.store)
@@ -341,7 +329,9 @@ def switch_cmd(
 @sub.command("cleanup")
 def cleanup_cmd(
     index_name: str = typer.Argument(..., metavar="MODEL", help="Model (or name@version) to delete."),
-    stability: str = typer.Option(None, "--stability", help="Override the spec's stability period."),
+    stability: str = typer.Option(
+        None, "--stability", help="Override the spec's stability period (recorded in the cleanup event)."
+    ),
     spec: Path = SPEC,
     db: str = DB_OPTION,
     backend: str = BACKEND,
@@ -349,30 +339,73 @@ def cleanup_cmd(
     reason: str = REASON,
 ) -> None:
     """Delete an index that no longer serves, once the serving one has been stable long enough."""
+    from changeover.embeddings.config import parse_duration
+    from changeover.embeddings.resolve import resolve_version
+    from changeover.embeddings.service import cleanup_index
+
     ctx = _context(spec, db, backend, actor)
-    period = parse_duration(stability, "--stability") if stability else ctx.config.stability
+    override = parse_duration(stability, "--stability") if stability else None
     version = resolve_version(index_name, ctx.index.counts(), ctx.aliases)
-    n = cleanup(ctx.index, version, period, ctx.actor, reason)
+    n = cleanup_index(ctx.index, ctx.config, version, actor=ctx.actor, reason=reason, stability=override)
     console.print(f"deleted index {version} ({n} vectors)")
 
 
 @sub.command("search")
 def search_cmd(
     text: str = typer.Argument(..., help="Query text."),
-    query_model: str = typer.Option(..., "--query-model", help="Model that embeds the query."),
+    query_model: str = typer.Option(
+        None,
+        "--query-model",
+        help="Model that embeds the query (default: the serving index's own). Another model is refused "
+        "unless an adapter bridges it.",
+    ),
     k: int = typer.Option(10, "--k"),
     spec: Path = SPEC,
     db: str = DB_OPTION,
     backend: str = BACKEND,
 ) -> None:
-    """Search the serving index; refused when the query model differs and no adapter is active."""
+    """Search the serving index with the query embedded by the serving model (or by --query-model)."""
+    from changeover.embeddings.search import QueryVectors, Retriever
+    from changeover.providers.embedders import get_encoder
+
     ctx = _context(spec, db, backend, None)
-    enc = get_encoder(ctx.aliases.get(query_model.lower(), query_model))
-    hits = Retriever(ctx.index).search(QueryVectors(enc.encode_queries([text]), enc.key), k)
+    retriever = Retriever(ctx.index)
+    if query_model is None:
+        hits = retriever.search(text, k)
+    else:
+        enc = get_encoder(ctx.aliases.get(query_model.lower(), query_model))
+        hits = retriever.search(QueryVectors(enc.encode_queries([text]), enc.key), k)
     via = f" via adapter #{hits.adapter_id}" if hits.adapter_id else ""
     console.print(f"index {hits.index_version}{via}:")
     for doc_id, score in zip(hits.ids[0], hits.scores[0], strict=False):
         console.print(f"  {doc_id}  {score:.3f}")
+
+
+adapter_sub = typer.Typer(help="Adapters (new-model queries on the old index): retire them.", no_args_is_help=True)
+sub.add_typer(adapter_sub, name="adapter")
+
+
+@adapter_sub.command("retire")
+def adapter_retire_cmd(
+    adapter_id: int = typer.Argument(..., metavar="ID", help="The adapter's number (see `embeddings status`)."),
+    spec: Path = SPEC,
+    db: str = DB_OPTION,
+    backend: str = BACKEND,
+    actor: str = ACTOR,
+    reason: str = REASON,
+) -> None:
+    """Deactivate an adapter (an event with actor and reason); its queries then need their own index."""
+    from changeover.embeddings.adapter import retire_adapter
+    from changeover.embeddings.serving import serving_index
+
+    ctx = _context(spec, db, backend, actor)
+    a = retire_adapter(ctx.index.store, adapter_id, ctx.actor, reason)
+    console.print(f"adapter #{a.id} {a.query_version} -> {a.index_version} retired")
+    if serving_index(ctx.index.store) == a.index_version:
+        console.print(
+            f"[yellow]note:[/] {a.index_version} still serves, so queries embedded by {a.query_version} are now "
+            "refused; switch to the new index (`changeover embeddings switch --to new`) if readers still send them"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -168,3 +168,16 @@ def list_adapters(store: Store, active_only: bool = False) -> list[StoredAdapter
         q = q.where(adapters.c.active.is_(True))
     with store.engine.connect() as conn:
         return [_row_to_adapter(r) for r in conn.execute(q).all()]
+
+
+def retire_adapter(store: Store, adapter_id: int, actor: str, reason: str | None = None) -> StoredAdapter:
+    """Deactivate an active adapter (an event); queries of its model then need their own index."""
+    found = [a for a in list_adapters(store) if a.id == adapter_id]
+    if not found:
+        known = ", ".join(f"#{a.id}" for a in list_adapters(store)) or "none"
+        raise StoreError(f"no adapter #{adapter_id} (adapters: {known}); see `changeover embeddings status`")
+    if not found[0].active:
+        raise StoreError(f"adapter #{adapter_id} is already retired; nothing to do")
+    set_active(store, adapter_id, False, actor, reason)
+    found[0].active = False
+    return found[0]

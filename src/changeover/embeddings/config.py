@@ -75,6 +75,9 @@ class EmbeddingsConfig(BaseModel):
     pairs: int = Field(2000, ge=20)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     stability_period: str = Field("7d", description="how long the new index must serve before cleanup")
+    lease: str = Field(
+        "30s", description="how long a re-embed run's lease lives without renewal; past it a dead run is 'interrupted'"
+    )
 
     @field_validator("rate")
     @classmethod
@@ -85,7 +88,7 @@ class EmbeddingsConfig(BaseModel):
             raise ValueError(str(exc).split(": ", 1)[1]) from None
         return v
 
-    @field_validator("stability_period")
+    @field_validator("stability_period", "lease")
     @classmethod
     def _period_ok(cls, v: str) -> str:
         try:
@@ -101,6 +104,10 @@ class EmbeddingsConfig(BaseModel):
     @property
     def stability(self) -> timedelta:
         return parse_duration(self.stability_period)
+
+    @property
+    def lease_seconds(self) -> float:
+        return max(1.0, parse_duration(self.lease, "--lease / embeddings.lease").total_seconds())
 
     def resolved(self, base: Path | None) -> EmbeddingsConfig:
         """A copy with corpus/queries/qrels made absolute relative to ``base`` (the spec's folder)."""

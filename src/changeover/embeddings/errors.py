@@ -23,3 +23,11 @@ class CorpusError(DataError):
 
 class BackendError(StoreError):
     """The chosen vector backend cannot run on this store (e.g. pgvector on SQLite)."""
+
+
+class JobRunningError(StoreError):
+    """Another run holds the re-embedding lease of this version."""
+
+
+class LeaseLostError(StoreError):
+    """This run's lease expired and another run took the job over; it stops without writing."""

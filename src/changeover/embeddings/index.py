@@ -10,10 +10,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, select
 
 from changeover.embeddings.errors import BackendError
-from changeover.embeddings.schema import TABLES, vectors
+from changeover.embeddings.schema import TABLES, insert_ignore, vectors
 from changeover.store import Store
 
 SearchResult = tuple[list[list[str]], np.ndarray]  # per query: doc ids best first; scores [q, k]
@@ -49,7 +49,9 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def add(self, conn: Connection, version: str, ids: Sequence[str], matrix: np.ndarray) -> None:
-        """Insert vectors in the caller's transaction (so progress and vectors commit together)."""
+        """Insert vectors in the caller's transaction (so progress and vectors commit together).
+
+        Idempotent: a (version, document) already stored is kept, never an error."""
 
     @abstractmethod
     def ids(self, version: str) -> set[str]: ...
@@ -93,7 +95,7 @@ class NumpyIndex(VectorIndex):
     def add(self, conn: Connection, version: str, ids: Sequence[str], matrix: np.ndarray) -> None:
         if len(ids):
             conn.execute(
-                insert(vectors),
+                insert_ignore(conn, vectors),
                 [
                     {"model_version": version, "doc_id": i, "vector": to_blob(v)}
                     for i, v in zip(ids, matrix, strict=False)

@@ -15,13 +15,13 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Column, Connection, Table, delete, func, insert, select, text
+from sqlalchemy import Column, Connection, Table, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import UserDefinedType
 
 from changeover.embeddings.errors import BackendError
 from changeover.embeddings.index import SearchResult, VectorIndex
-from changeover.embeddings.schema import DOC_ID, TABLES, VERSION
+from changeover.embeddings.schema import DOC_ID, TABLES, VERSION, insert_ignore
 from changeover.store import Store
 from changeover.store.schema import metadata
 
@@ -94,7 +94,7 @@ class PgvectorIndex(VectorIndex):
         if len(ids):
             self._dims[version] = int(matrix.shape[1])
             conn.execute(
-                insert(pgvectors),
+                insert_ignore(conn, pgvectors),
                 [{"model_version": version, "doc_id": i, "embedding": v} for i, v in zip(ids, matrix, strict=False)],
             )
 

@@ -3,10 +3,13 @@
 Resumable by construction: a batch's vectors and the job's progress commit in
 one transaction, and a run embeds exactly the documents that have no vector
 for the target version yet, so a run killed at any point (even SIGKILL) and
-started again neither redoes nor skips a document. Batches go through a token
-bucket; a failing batch is retried with backoff, then split so one bad
-document cannot sink its neighbours; documents that still fail are recorded
-and listed, never silently skipped.
+started again neither redoes nor skips a document. One run at a time per
+version: a run holds the version's lease (``lease.py``) and checks it in every
+batch's transaction; vector inserts are idempotent besides. Batches go through
+a token bucket; a batch failing with a transient error (503, timeout) is
+retried with backoff; one failing with a permanent error is split at once so
+the bad document fails fast and its neighbours go in; documents that still
+fail are recorded and listed, never silently skipped.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from changeover.embeddings.corpus import Document
 from changeover.embeddings.index import VectorIndex
+from changeover.embeddings.lease import DEFAULT_TTL, Holder, Lease
 from changeover.embeddings.progress import embedding_progress
 from changeover.embeddings.ratelimit import TokenBucket
-from changeover.embeddings.schema import failures, jobs
-from changeover.providers.embedders import Encoder
+from changeover.embeddings.schema import failures, jobs, leases
+from changeover.providers.embedders import Encoder, PermanentEncoderError, is_transient
 from changeover.store.events import append_event, now
 
 SUBJECT = "embeddings:{version}"
@@ -61,41 +65,57 @@ class ReembedResult:
         }
 
 
+@dataclass
+class Failure:
+    error: str
+    attempts: int
+
+
 def _encode_with_retry(
     encode: Callable[[list[str]], np.ndarray], texts: list[str], retries: int, backoff: float
-) -> np.ndarray:
+) -> tuple[np.ndarray | None, BaseException | None, int]:
+    """(vectors, None, attempts) or (None, the last error, attempts); only transient errors are retried."""
     for attempt in range(retries + 1):
         try:
             out = np.asarray(encode(texts), dtype=np.float32)
-            if out.shape[0] != len(texts) or not np.all(np.isfinite(out)):
-                raise ValueError("encoder returned a wrong shape or non-finite values")
-            return out
-        except Exception:
-            if attempt == retries:
-                raise
+            if out.ndim != 2 or out.shape[0] != len(texts) or not np.all(np.isfinite(out)):
+                raise PermanentEncoderError(f"encoder returned shape {out.shape} or non-finite values")
+            return out, None, attempt + 1
+        except Exception as exc:  # noqa: BLE001 - classified, then recorded or retried
+            if attempt == retries or not is_transient(exc):
+                return None, exc, attempt + 1
             time.sleep(backoff * (2**attempt))
     raise AssertionError("unreachable")
 
 
+def _describe(exc: BaseException) -> str:
+    kind = "transient" if is_transient(exc) else "permanent"
+    return f"{kind}: {type(exc).__name__}: {exc}"[:500]
+
+
 def _embed_batch(
     encoder: Encoder, docs: Sequence[Document], retries: int, backoff: float
-) -> tuple[list[str], np.ndarray | None, dict[str, str]]:
-    """(ids embedded, their vectors, {id: error} for documents that failed every retry)."""
-    texts = [d.text for d in docs]
-    try:
-        return [d.id for d in docs], _encode_with_retry(encoder.encode_documents, texts, retries, backoff), {}
-    except Exception as exc:  # noqa: BLE001 - any encoder failure is recorded, not raised
-        if len(docs) == 1:
-            return [], None, {docs[0].id: f"{type(exc).__name__}: {exc}"[:500]}
+) -> tuple[list[str], np.ndarray | None, dict[str, Failure]]:
+    """(ids embedded, their vectors, {id: failure} for documents that could not be embedded).
+
+    A permanent error splits the batch at once to find the bad documents (each
+    tried once more, alone); a transient error that outlasts the retries fails
+    the whole batch (the upstream is down, not one document bad) for the next run.
+    """
+    vecs, exc, attempts = _encode_with_retry(encoder.encode_documents, [d.text for d in docs], retries, backoff)
+    if exc is None:
+        return [d.id for d in docs], vecs, {}
+    if len(docs) == 1 or is_transient(exc):
+        return [], None, {d.id: Failure(_describe(exc), attempts) for d in docs}
     ok_ids: list[str] = []
     ok_vecs: list[np.ndarray] = []
-    bad: dict[str, str] = {}
+    bad: dict[str, Failure] = {}
     for d in docs:  # split: find the bad documents, keep the good ones
-        ids, vecs, errs = _embed_batch(encoder, [d], retries, backoff)
-        bad.update(errs)
-        if vecs is not None:
+        ids, one, errs = _embed_batch(encoder, [d], retries, backoff)
+        bad.update({i: Failure(f.error, f.attempts + attempts) for i, f in errs.items()})
+        if one is not None:
             ok_ids += ids
-            ok_vecs.append(vecs)
+            ok_vecs.append(one)
     return ok_ids, (np.concatenate(ok_vecs) if ok_vecs else None), bad
 
 
@@ -140,11 +160,11 @@ def _start_job(
     return row is not None
 
 
-def _record_failures(conn: Connection, version: str, bad: dict[str, str], retries: int) -> None:
-    for doc_id, error in bad.items():
+def _record_failures(conn: Connection, version: str, bad: dict[str, Failure]) -> None:
+    for doc_id, f in bad.items():
         conn.execute(delete(failures).where(failures.c.model_version == version, failures.c.doc_id == doc_id))
         conn.execute(
-            insert(failures).values(model_version=version, doc_id=doc_id, attempts=retries + 1, error=error, at=now())
+            insert(failures).values(model_version=version, doc_id=doc_id, attempts=f.attempts, error=f.error, at=now())
         )
 
 
@@ -162,72 +182,90 @@ def reembed(
     limit: int | None = None,
     source: str | None = None,
     progress: bool = False,
+    lease_ttl: float = DEFAULT_TTL,
+    wait: float = 0.0,
 ) -> ReembedResult:
     """Embed the documents of ``documents`` that have no ``encoder.key`` vector yet.
 
     ``rate``: documents per second (None: unlimited). ``limit``: embed at most
-    this many in this run (the job stays resumable). Returns what this run did.
+    this many in this run (the job stays resumable). Another run of the same
+    version holding the lease: wait up to ``wait`` seconds for it, then raise
+    ``JobRunningError``. Returns what this run did.
     """
     store, version = index.store, encoder.key
     started = time.perf_counter()
-    have = index.ids(version)
-    corpus_ids = {d.id for d in documents}
-    already = len(have & corpus_ids)
-    todo = [d for d in documents if d.id not in have]
-    if limit is not None:
-        todo = todo[:limit]
-    with store.engine.begin() as conn:
-        conn.execute(delete(failures).where(failures.c.model_version == version))  # retried below
-        _start_job(conn, version, len(documents), already, source, actor, reason)
-    bucket = TokenBucket(rate, capacity=max(batch, rate)) if rate else None
-    result = ReembedResult(version, len(documents), already, 0)
-    done = already
-    with embedding_progress(progress) as bar:
-        task = bar.add_task(f"re-embedding with {encoder.name}", total=len(documents), completed=already)
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
-            if bucket is not None:
-                bucket.acquire(len(chunk))
-            ids, vecs, bad = _embed_batch(encoder, chunk, retries, backoff)
-            done += len(ids)
-            result.embedded += len(ids)
-            result.failed.update(bad)
-            with store.engine.begin() as conn:
-                if ids:
-                    index.add(conn, version, ids, vecs)
-                _record_failures(conn, version, bad, retries)
-                conn.execute(
-                    update(jobs)
-                    .where(jobs.c.model_version == version)
-                    .values(done=done, failed=len(result.failed), updated_at=now())
-                )
-            bar.update(task, advance=len(chunk))
-    state = "done" if done >= len(documents) and not result.failed else "incomplete"
-    with store.engine.begin() as conn:
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.model_version == version)
-            .values(state=state, updated_at=now(), finished_at=now() if state == "done" else None)
-        )
-        append_event(
-            conn,
-            "embeddings.reembed.finished" if state == "done" else "embeddings.reembed.stopped",
-            SUBJECT.format(version=version),
-            actor,
-            reason,
-            {"embedded": result.embedded, "done": done, "total": len(documents), "failed": sorted(result.failed)[:100]},
-        )
-    if state == "done":
-        index.finish(version)
-    result.seconds = time.perf_counter() - started
-    result.rate_waited = bucket.waited if bucket else 0.0
-    return result
+    with Lease(store, version, ttl=lease_ttl).acquire(wait) as lease:
+        have = index.ids(version)
+        corpus_ids = {d.id for d in documents}
+        already = len(have & corpus_ids)
+        todo = [d for d in documents if d.id not in have]
+        if limit is not None:
+            todo = todo[:limit]
+        with store.engine.begin() as conn:
+            lease.check(conn)
+            conn.execute(delete(failures).where(failures.c.model_version == version))  # retried below
+            _start_job(conn, version, len(documents), already, source, actor, reason)
+        bucket = TokenBucket(rate, capacity=max(batch, rate)) if rate else None
+        result = ReembedResult(version, len(documents), already, 0)
+        done = already
+        with embedding_progress(progress) as bar:
+            task = bar.add_task(f"re-embedding with {encoder.name}", total=len(documents), completed=already)
+            for start in range(0, len(todo), batch):
+                chunk = todo[start : start + batch]
+                if bucket is not None:
+                    bucket.acquire(len(chunk))
+                ids, vecs, bad = _embed_batch(encoder, chunk, retries, backoff)
+                with store.engine.begin() as conn:
+                    lease.check(conn)  # a run that lost its lease writes nothing
+                    if ids:
+                        index.add(conn, version, ids, vecs)
+                    _record_failures(conn, version, bad)
+                    conn.execute(
+                        update(jobs)
+                        .where(jobs.c.model_version == version)
+                        .values(done=done + len(ids), failed=len(result.failed) + len(bad), updated_at=now())
+                    )
+                done += len(ids)
+                result.embedded += len(ids)
+                result.failed.update({i: f.error for i, f in bad.items()})
+                bar.update(task, advance=len(chunk))
+        state = "done" if done >= len(documents) and not result.failed else "incomplete"
+        with store.engine.begin() as conn:
+            lease.check(conn)
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.model_version == version)
+                .values(state=state, updated_at=now(), finished_at=now() if state == "done" else None)
+            )
+            append_event(
+                conn,
+                "embeddings.reembed.finished" if state == "done" else "embeddings.reembed.stopped",
+                SUBJECT.format(version=version),
+                actor,
+                reason,
+                {
+                    "embedded": result.embedded,
+                    "done": done,
+                    "total": len(documents),
+                    "failed": sorted(result.failed)[:100],
+                },
+            )
+        if state == "done":
+            index.finish(version)
+        result.seconds = time.perf_counter() - started
+        result.rate_waited = bucket.waited if bucket else 0.0
+        return result
 
 
 def job_state(index: VectorIndex, version: str) -> dict | None:
-    """The job row of a version plus its failed documents, or None if never started."""
+    """The job row of a version plus its failed documents, or None if never started.
+
+    ``state`` is ``running`` only while a run holds a live lease; a job left
+    ``running`` by a run that died (its lease expired or is gone) is ``interrupted``.
+    """
     with index.store.engine.connect() as conn:
         row = conn.execute(select(jobs).where(jobs.c.model_version == version)).first()
+        held = conn.execute(select(leases).where(leases.c.model_version == version)).first()
         bad = conn.execute(
             select(failures.c.doc_id, failures.c.error)
             .where(failures.c.model_version == version)
@@ -235,8 +273,13 @@ def job_state(index: VectorIndex, version: str) -> dict | None:
         ).all()
     if row is None:
         return None
+    lease = None if held is None else Holder(held.owner, held.acquired_at, held.expires_at)
+    state = row.state
+    if state == "running" and (lease is None or not lease.alive):
+        state = "interrupted"
     return {
-        "state": row.state,
+        "state": state,
+        "holder": lease.owner if lease is not None and lease.alive else None,
         "total": row.total,
         "done": row.done,
         "failed": {r.doc_id: r.error for r in bad},

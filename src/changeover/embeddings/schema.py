@@ -8,7 +8,21 @@ switch. (The pgvector backend's table is in ``pgvector.py``.)
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    Insert,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from changeover.store.schema import ID, metadata
 
@@ -66,4 +80,19 @@ adapters = Table(
     Column("created_by", String(128), nullable=False),
 )
 
-TABLES = (vectors, jobs, failures, adapters)
+leases = Table(
+    "embedding_leases",
+    metadata,
+    Column("model_version", VERSION, primary_key=True),  # one running job per target version
+    Column("owner", String(256), nullable=False),  # host:pid:random of the run holding it
+    Column("acquired_at", Float, nullable=False),  # epoch seconds
+    Column("expires_at", Float, nullable=False),  # renewed by the run's heartbeat; past it, the job is interrupted
+)
+
+TABLES = (vectors, jobs, failures, adapters, leases)
+
+
+def insert_ignore(conn: Connection, table: Table) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on either dialect: a row already there is kept, no error."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
+from changeover.embeddings.adapter import SUBJECT as ADAPTER_SUBJECT
 from changeover.embeddings.errors import CleanupRefusedError, IndexIncompleteError
 from changeover.embeddings.index import VectorIndex
 from changeover.embeddings.schema import adapters, failures, jobs
@@ -96,10 +97,17 @@ def cleanup(
     actor: str,
     reason: str | None = None,
     at: datetime | None = None,
+    override: timedelta | None = None,
 ) -> int:
-    """Delete a non-serving version's vectors, job and adapters; returns how many vectors went."""
+    """Delete a non-serving version's vectors, job and adapters; returns how many vectors went.
+
+    ``override`` replaces the spec's ``stability`` period for this cleanup (e.g.
+    ``--stability 0s``); the cleanup event records both, and each adapter it
+    deletes is an event of its own.
+    """
     store = index.store
     at = at or now()
+    spec_stability, stability = stability, (override if override is not None else stability)
     flag = serving_flag(store)
     if flag is not None and flag.value.get("index") == version:
         raise CleanupRefusedError(f"index {version} is serving; switch to another index before cleaning it up")
@@ -111,19 +119,43 @@ def cleanup(
             f"{human(left)}. "
             "Until then the old index stays, so switching back remains instant"
         )
+    touching = (adapters.c.index_version == version) | (adapters.c.query_version == version)
     with store.engine.begin() as conn:
         n = index.drop(conn, version)
         conn.execute(delete(jobs).where(jobs.c.model_version == version))
         conn.execute(delete(failures).where(failures.c.model_version == version))
-        conn.execute(
-            delete(adapters).where((adapters.c.index_version == version) | (adapters.c.query_version == version))
-        )
+        doomed = conn.execute(select(adapters).where(touching).order_by(adapters.c.id)).all()
+        conn.execute(delete(adapters).where(touching))
+        for a in doomed:
+            append_event(
+                conn,
+                "embeddings.adapter.deleted",
+                ADAPTER_SUBJECT,
+                actor,
+                reason,
+                {
+                    "id": a.id,
+                    "query_version": a.query_version,
+                    "index_version": a.index_version,
+                    "was_active": bool(a.active),
+                    "by": "cleanup",
+                    "cleaned_up": version,
+                },
+            )
         append_event(
             conn,
             "embeddings.cleanup",
             f"embeddings:{version}",
             actor,
             reason,
-            {"vectors_deleted": n, "serving": None if flag is None else flag.value.get("index")},
+            {
+                "vectors_deleted": n,
+                "adapters_deleted": [a.id for a in doomed],
+                "serving": None if flag is None else flag.value.get("index"),
+                "stability_period": human(stability),
+                "spec_stability_period": human(spec_stability),
+                "stability_overridden": override is not None and override != spec_stability,
+                "served_for": None if flag is None else human(at - flag.updated_at),
+            },
         )
     return n

@@ -30,7 +30,8 @@ def status(index: VectorIndex, stability: timedelta | None = None) -> dict:
                 "version": v,
                 "vectors": counts.get(v, 0),
                 "total": job.get("total"),
-                "state": job.get("state", "unknown"),
+                "state": job.get("state", "unknown"),  # running | interrupted | done | incomplete
+                "holder": job.get("holder"),  # the run holding the lease while running
                 "failed": sorted(job.get("failed", {})),
                 "runs": job.get("runs", 0),
                 "serving": v == serving,

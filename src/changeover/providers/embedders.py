@@ -28,6 +28,44 @@ class UnknownModelError(ProviderError):
     """An embedding model name that changeover cannot load."""
 
 
+class EncoderError(Exception):
+    """An encoder failed on some texts. Subclasses say whether trying again can help."""
+
+
+class TransientEncoderError(EncoderError):
+    """A failure that may pass (an upstream 503 or 429, a timeout, a dropped connection): retry with backoff."""
+
+
+class PermanentEncoderError(EncoderError):
+    """A failure that will recur for the same texts (bad input, wrong output shape): do not retry."""
+
+
+_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_TRANSIENT_CLASSES = frozenset({"TransportError", "TimeoutException", "NetworkError"})  # httpx, by name
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same texts can succeed.
+
+    Transient: ``TransientEncoderError``, connection errors and timeouts
+    (builtin or httpx), and errors carrying an HTTP status of 408/425/429/5xx.
+    Everything else is permanent (a local model that raises on a text will raise
+    on it again): retrying it only costs time, ~90 s per 64-document batch
+    with the old retry-everything loop.
+    """
+    if isinstance(exc, TransientEncoderError):
+        return True
+    if isinstance(exc, PermanentEncoderError):
+        return False
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    if any(c.__name__ in _TRANSIENT_CLASSES for c in type(exc).__mro__):
+        return True
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    return status in _TRANSIENT_STATUS
+
+
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json)
 
 
