@@ -104,7 +104,8 @@ def traffic_shares(spec: MigrationSpec, idx: Index, segments: list[str]) -> np.n
             rec = idx.lead[item]
             weight[seg] += rec.weight if rec.weight is not None else 1.0
         out = np.array([weight[s] for s in segments], float)
-    return out / out.sum()
+    normalised: np.ndarray = out / out.sum()
+    return normalised
 
 
 def required_segments(spec: MigrationSpec, segments: list[str]) -> list[str]:

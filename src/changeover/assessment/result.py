@@ -13,6 +13,27 @@ from dataclasses import dataclass, field
 
 from changeover.stats.decision import Call, Verdict
 
+__all__ = [
+    "EXIT_CODES",
+    "NOT_CONVERGED",
+    "Call",
+    "CandidateResult",
+    "ConvergenceWarning",
+    "Decision",
+    "Diagnostics",
+    "DimensionResult",
+    "ErrorRate",
+    "Interval",
+    "JudgeConfusion",
+    "LabelSource",
+    "NextLabel",
+    "Probability",
+    "Sampling",
+    "SegmentResult",
+    "SignalInfo",
+    "Verdict",
+]
+
 
 class ConvergenceWarning(UserWarning):
     """The posterior did not meet the sampling policy (issued by ``assess``; also in ``Diagnostics.warnings``)."""

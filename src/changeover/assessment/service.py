@@ -29,6 +29,7 @@ from changeover.assessment.result import (
     ErrorRate,
     LabelSource,
     Sampling,
+    SegmentResult,
     Verdict,
 )
 from changeover.assessment.sampling import Progress, SampledFit, SamplingPolicy, sample
@@ -191,7 +192,9 @@ def assess(
             result
         )
         if dim_spec.required:
-            undecided = [("overall", None)] if result.overall.call == dec.Call.INCONCLUSIVE else []
+            undecided: list[tuple[str, int | None]] = (
+                [("overall", None)] if result.overall.call == dec.Call.INCONCLUSIVE else []
+            )
             undecided += [
                 (seg, segments.index(seg))
                 for seg in required
@@ -206,12 +209,12 @@ def assess(
             f"(R-hat max {diag.rhat_max:.3f}, ESS bulk min {diag.ess_bulk_min:.0f}, tail min "
             f"{diag.ess_tail_min:.0f}, {diag.divergences} divergences): no GO or NO-GO"
         )
-    for cand in candidates.values():
-        _decide(spec, cand, segments, required)
+    for cand_result in candidates.values():
+        _decide(spec, cand_result, segments, required)
     needed = labels_needed(targets)
-    for cand, per in needed.items():
+    for name, per in needed.items():
         for dim, n in per.items():
-            candidates[cand].dimensions[dim].labels_needed = int(n)
+            candidates[name].dimensions[dim].labels_needed = int(n)
     ranked = expand_labels(rank_labels(targets, next_count), comparisons, spec.incumbent, next_count)
     verdict = dec.overall_verdict([c.verdict for c in candidates.values()])
     reason = NOT_CONVERGED if not diag.sampling.converged and verdict == Verdict.NEED_LABELS else None
@@ -275,7 +278,7 @@ def _dimension(
     dim_spec = spec.dimensions[comp.dimension]
     margin, conf = dim_spec.margin, spec.confidence
 
-    def block(i: int | None, name: str, req: bool):
+    def block(i: int | None, name: str, req: bool) -> SegmentResult:
         return summaries.segment_result(s.fit, shares, i, name, req, margin, conf, monthly, looks, s.converged)
 
     overall = block(None, "overall", True)

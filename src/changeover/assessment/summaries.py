@@ -41,7 +41,9 @@ def series(fit: PairFit, shares: np.ndarray, s: int | None) -> dict[str, np.ndar
     }
 
 
-def judgement(fit: PairFit, shares: np.ndarray, s: int | None, margin: float, confidence: float, looks: int | None):
+def judgement(
+    fit: PairFit, shares: np.ndarray, s: int | None, margin: float, confidence: float, looks: int | None
+) -> dec.Judgement:
     """The call on the delta overall (s None) or in segment s, with its MCSEs and borderline flag."""
     return dec.judge_delta(series(fit, shares, s)["delta"], margin, confidence, looks=looks)
 
@@ -82,10 +84,10 @@ def segment_result(
     )
 
 
-def _near(p: float, j, se: float | None = None) -> bool:
+def _near(p: float, j: dec.Judgement, se: float | None = None) -> bool:
     """Whether p lies within the borderline band of the threshold (the rule of ``judge_delta``)."""
     se = j.mcse_noninferior if se is None else se
-    return abs(p - j.threshold) < dec.BORDERLINE_Z * se
+    return bool(abs(p - j.threshold) < dec.BORDERLINE_Z * se)
 
 
 def confusions(fit: PairFit, scales: DimensionScales, models: tuple[str, str]) -> dict[str, dict[str, JudgeConfusion]]:

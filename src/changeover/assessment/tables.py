@@ -125,8 +125,15 @@ def comparison(
             labelled[m] += int(tot[m, j] > 0)
     table = _build(segments, seg, scales, a, pos, tot, known, dimension)
     return Comparison(
-        candidate, dimension, table, items, scales, tuple(labelled), tuple(known_failures), tuple(excluded)
-    )  # type: ignore[arg-type]
+        candidate,
+        dimension,
+        table,
+        items,
+        scales,
+        (labelled[0], labelled[1]),
+        (known_failures[0], known_failures[1]),
+        (excluded[0], excluded[1]),
+    )
 
 
 def _build(
@@ -159,7 +166,7 @@ def _build(
     for m in (0, 1):
         pos[m][known[m] == 0] = 0
         tot[m][known[m] == 0] = 1
-    return build_table(segments, seg, levels, a0, a1, pos[0], tot[0], pos[1], tot[1])  # type: ignore[arg-type]
+    return build_table(segments, seg, levels, a0, a1, pos[0], tot[0], pos[1], tot[1])
 
 
 @functools.cache
