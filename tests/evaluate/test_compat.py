@@ -194,3 +194,12 @@ def test_a_param_map_changes_the_cache_key(fake, tmp_path):
     with open_store(url) as store:
         evaluate(mapped, inters, store=store)
     assert fake.calls["new-model"] == before + 4
+
+
+def test_the_gateway_applies_the_same_mapping_to_the_bodies_it_forwards():
+    from changeover.shadow.config import Upstream
+    from changeover.shadow.upstream import UpstreamClient
+
+    upstream = Upstream(base_url="http://127.0.0.1:9/v1", params={"max_tokens": "max_completion_tokens", "top_p": None})
+    sent = json.loads(UpstreamClient("new-model", upstream).encode({"model": "x", "max_tokens": 5, "top_p": 1}))
+    assert sent == {"model": "new-model", "max_completion_tokens": 5}

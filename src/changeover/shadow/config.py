@@ -50,6 +50,9 @@ class Upstream(BaseModel):
     timeout: Seconds = Field(60.0, description="answer timeout")
     input_per_mtok: float | None = Field(None, ge=0, description="USD per million input tokens")
     output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens")
+    params: dict[str, str | None] = Field(
+        default_factory=dict, description="rename (new name) or drop (null) request parameters this upstream refuses"
+    )
 
     @field_validator("base_url")
     @classmethod

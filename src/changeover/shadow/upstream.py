@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from changeover.errors import ProviderError
+from changeover.providers.params import apply_param_map
 from changeover.shadow.config import Upstream
 
 RELAYED_HEADERS = (
@@ -113,7 +114,7 @@ class UpstreamClient:
         return out
 
     def encode(self, payload: dict[str, Any], **override: Any) -> bytes:
-        body = {**payload, "model": self.upstream_model, **override}
+        body = apply_param_map({**payload, "model": self.upstream_model, **override}, self.config.params)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
     async def post(self, content: bytes, authorization: str | None, timeout: float | None = None) -> Reply:
