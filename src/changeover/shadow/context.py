@@ -3,6 +3,8 @@
 The request type comes from a header, a body field or the spec's classifier
 rules, in that order; the sticky key from the first of the rollout's
 ``stickiness`` sources (``header:NAME`` or ``field:dotted.path``) that is present.
+Values are returned whole: one longer than the log holds is refused by the
+gateway with a 400 (``shadow.limits``), never cut short silently.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ class RequestTyper:
         if self.header:
             value = headers.get(self.header)
             if value:
-                return value[:128]
+                return value
         if self.field:
             value = get_field(payload, self.field)
             if isinstance(value, str) and value:
-                return value[:128]
+                return value
         if self.rules:
             text = last_user_message(payload)
             for pattern, kind in self.rules:
@@ -55,5 +57,5 @@ class StickyKey:
         for kind, name in self.sources:
             value = headers.get(name) if kind == "header" else get_field(payload, name)
             if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-                return str(value)[:256]
+                return str(value)
         return None
