@@ -265,3 +265,27 @@ def test_split_turn_and_call_equivalence():
     assert same_call(a, b) and not same_call(a, ToolCall("g", {"x": 1, "y": "z"}))
     (broken,) = tool_calls([{"function": {"name": "f", "arguments": "{not json"}}])
     assert not broken.arguments_json and broken.arguments == "{not json"
+
+
+def test_a_replayed_tool_turn_reaches_anthropic_as_tool_use_and_tool_result_blocks():
+    from changeover.providers import ChatRequest
+    from changeover.providers.anthropic import to_anthropic
+
+    messages = conversation(42)[:-1]  # up to the second tool result: the model is to answer now
+    body = to_anthropic("claude", ChatRequest(messages, {"max_tokens": 50}, TOOLS))
+    assert body["system"].startswith("You are ACME") and [m["role"] for m in body["messages"]] == [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert body["messages"][3]["content"] == [
+        {"type": "tool_use", "id": "rec_a", "name": "get_order", "input": {"order_id": 42}}
+    ]
+    assert body["messages"][4]["content"] == [
+        {"type": "tool_result", "tool_use_id": "rec_a", "content": json.dumps(ORDER)}
+    ]
+    assert body["tools"][1]["name"] == "track_parcel" and body["tools"][1]["input_schema"]["required"]

@@ -3,7 +3,9 @@ refusal phrases, response language. Free, fast, and never unscorable without a r
 
 Each check gives 1 when the response is acceptable on its signal, except
 ``length_ratio``, which gives a score in [0, 1]: min(r, 1/r) with r the
-length of the response over the incumbent's (1.0 = same length).
+length of the response over the incumbent's (1.0 = same length). The checks
+over tool use (``tool_called``, ``tool_arguments``, ...) live in tools.py and
+are registered here with the others.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from typing import Any
 
 from changeover.providers.base import CallFailed, ChatRequest, Completion
 from changeover.providers.http import make_client, post_json
+from changeover.providers.toolcalls import tool_calls
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
@@ -13,14 +14,34 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", 
 _PARAMS = {"max_tokens", "temperature", "top_p", "top_k", "metadata"}
 
 
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-style turns as Anthropic's: assistant ``tool_calls`` become ``tool_use`` blocks and
+    ``tool`` results ``tool_result`` blocks of the next user turn (consecutive results share it)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": m.get("content") or ""}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif role == "assistant" and m.get("tool_calls"):
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments if c.arguments_json else {}}
+                for c in tool_calls(m["tool_calls"])
+            ]
+            out.append({"role": "assistant", "content": blocks})
+        elif role in ("user", "assistant"):
+            out.append({"role": role, "content": m.get("content") or ""})
+    return out
+
+
 def to_anthropic(model: str, request: ChatRequest) -> dict[str, Any]:
-    """OpenAI-style messages -> an Anthropic messages body (system text pulled out)."""
+    """OpenAI-style messages -> an Anthropic messages body (system text pulled out, tool turns converted)."""
     system = [str(m.get("content") or "") for m in request.messages if m.get("role") == "system"]
-    messages = [
-        {"role": m["role"], "content": m.get("content") or ""}
-        for m in request.messages
-        if m.get("role") in ("user", "assistant")
-    ]
+    messages = _messages(request.messages)
     body: dict[str, Any] = {
         "model": model,
         "messages": messages,

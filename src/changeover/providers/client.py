@@ -10,6 +10,10 @@ probe while the others keep failing fast: its success closes the breaker, its
 failure opens it for another cool-down. ``keep`` runs on a successful
 result while the call still holds its concurrency slot: the call cache stores
 it there, so a crash loses at most ``concurrency`` calls per model.
+``prepare`` puts the model's default ``params`` under the request's and applies
+its ``param_map`` (rename/drop); a 400 that names a refused parameter comes
+back with ``Completion.rejection`` set (rejection.py), is not retried and does
+not count towards the breaker: the endpoint is up, the request needs mapping.
 """
 
 from __future__ import annotations
