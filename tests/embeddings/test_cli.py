@@ -154,11 +154,49 @@ def test_full_migration_spec_less(tmp_path, small_corpus, queries, cranfield, ca
         assert kind in kinds
     switch = [e for e in list_events(store, kind_prefix="embeddings.switch")][-1]
     assert (switch.actor, switch.reason) == ("bob", "overlap ok")
+    # the cleanup override and the adapter it deleted are on record, with who and why
+    (clean,) = list_events(store, kind_prefix="embeddings.cleanup")
+    assert clean.actor == "bob" and clean.payload["stability_overridden"] is True
+    assert (clean.payload["stability_period"], clean.payload["spec_stability_period"]) == ("0s", "7d")
+    assert clean.payload["adapters_deleted"] == [fit["id"]]
+    (gone,) = list_events(store, kind_prefix="embeddings.adapter.deleted")
+    assert (
+        gone.payload["id"] == fit["id"] and gone.actor == "bob" and gone.payload["cleaned_up"].startswith("all-MiniLM")
+    )
+
+
+def test_adapter_retire(tmp_path, small_corpus, queries, capsys):
+    db = ["--db", f"sqlite:///{tmp_path / 'retire.db'}"]
+    for model in ("minilm", "e5"):
+        args = ["embeddings", "reembed", "--to", model, "--old", "minilm", "--corpus", str(small_corpus)]
+        assert run([*args, "--no-progress", *db]) == 0
+    fit = ["embeddings", "fit-adapter", "--old", "minilm", "--new", "e5", "--queries", str(queries), "--pairs", "24"]
+    assert run([*fit, *db]) == 0
+    assert run(["embeddings", "search", "wing flutter", "--query-model", "e5", *db]) == 0  # through the adapter
+    capsys.readouterr()
+    assert run(["embeddings", "adapter", "retire", "1", "--actor", "carol", "--reason", "e5 index serves", *db]) == 0
+    out = capsys.readouterr().out
+    assert "adapter #1" in out and "retired" in out and "still serves" in out
+    assert run(["embeddings", "search", "wing flutter", "--query-model", "e5", *db]) == 2  # no bridge any more
+    assert "not comparable" in capsys.readouterr().err
+    # without --query-model the query is embedded by the serving index's own model
+    assert run(["embeddings", "search", "wing flutter", *db]) == 0
+    assert "index all-MiniLM-L6-v2@" in capsys.readouterr().out
+    st = tmp_path / "st.json"
+    assert run(["embeddings", "status", "--json", str(st), *db]) == 0
+    assert json.loads(st.read_text())["adapters"] == []  # no technical debt left
+    with open_store(db[1]) as s:
+        (retired,) = list_events(s, kind_prefix="embeddings.adapter.retired")
+    assert (retired.actor, retired.reason, retired.payload["id"]) == ("carol", "e5 index serves", 1)
+    assert run(["embeddings", "adapter", "retire", "1", *db]) == 2
+    assert "already retired" in capsys.readouterr().err
+    assert run(["embeddings", "adapter", "retire", "7", *db]) == 2
+    assert "no adapter #7" in capsys.readouterr().err
 
 
 def test_spec_mode_and_user_errors(tmp_path, small_corpus, capsys):
     spec = tmp_path / "migration.yaml"
-    base = {"incumbent": "gpt-a", "candidates": ["gpt-b"], "dimensions": {"correctness": {}}}
+    base: dict = {}  # an embedding migration's spec needs nothing but its `embeddings:` section
     spec.write_text(
         yaml.safe_dump(
             {
@@ -182,3 +220,12 @@ def test_spec_mode_and_user_errors(tmp_path, small_corpus, capsys):
     assert "unknown embedding model 'nomic-embed'" in capsys.readouterr().err
     assert run(["embeddings", "compare", "--old", "minilm", "--new", "e5", *db]) == 2
     assert "--queries is required" in capsys.readouterr().err
+    spec.write_text(yaml.safe_dump({"embedings": {"incumbent": "minilm"}}))  # misspelled section
+    assert run(["embeddings", "status", "--spec", str(spec), *db]) == 2
+    assert "'embedings' is not a known top-level key" in capsys.readouterr().err
+    spec.write_text(yaml.safe_dump({"incumbent": "gpt-a", "candidates": ["gpt-b"], "dimensions": {"correctness": {}}}))
+    assert run(["embeddings", "status", "--spec", str(spec), *db]) == 2
+    assert "needs a 'embeddings:' section" in capsys.readouterr().err
+    bad_lease = ["embeddings", "reembed", "--to", "minilm", "--corpus", str(small_corpus), "--lease", "soon", *db]
+    assert run(bad_lease) == 2
+    assert "--lease" in capsys.readouterr().err

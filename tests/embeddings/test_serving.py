@@ -3,6 +3,7 @@ reason) and cleanup after the stability period."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -88,3 +89,47 @@ def test_cleanup_waits_for_the_stability_period(dual, embedded):
     assert n == len(embedded.ids) and dual.count(embedded.old_key) == 0
     event = list_events(dual.store, kind_prefix="embeddings.cleanup")[-1]
     assert event.actor == "alice" and event.payload["vectors_deleted"] == n
+
+
+def test_a_reader_sending_text_follows_every_switch(dual, embedded, subset):
+    """A reader that gives the Retriever query text never meets a version mismatch: the text is
+    embedded by the serving index's model (the 451 VersionMismatchErrors in 23 s of a reader that
+    kept encoding with the old model after a switch cannot happen to it)."""
+    init_serving(dual.store, embedded.old_key, "ops")
+    reader = Retriever(dual.store, ttl=0)  # a Store is enough: it opens the numpy index
+    texts = [q.text for q in subset.queries[:4]]
+    seen: list[tuple[str, str]] = []
+    errors: list[Exception] = []
+    stop = threading.Event()
+    searched = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                hits = reader.search(texts, k=5)
+            except Exception as exc:  # noqa: BLE001 - any error is a failure of this test
+                errors.append(exc)
+                return
+            seen.append((hits.index_version, hits.query_version))
+            assert hits.adapter_id is None and len(hits.ids) == len(texts)
+            searched.set()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for i, to in enumerate([embedded.new_key, embedded.old_key] * 3):
+            searched.clear()
+            assert searched.wait(60), "the reader stopped searching"
+            switch(dual, to, "ops", f"drill {i}")
+            searched.clear()
+            assert searched.wait(60), "the reader stopped searching"
+    finally:
+        stop.set()
+        thread.join(60)
+    assert errors == []
+    assert {v for v, _ in seen} == {embedded.old_key, embedded.new_key}
+    assert all(index == query for index, query in seen)  # the query model always matched the index
+    # the same reader gets the serving index's own documents for the text
+    hits = reader.search(texts[0], k=5)
+    direct, _ = dual.search(hits.index_version, embedded.old_queries[:1], 5)
+    assert hits.index_version == embedded.old_key and hits.ids == direct
