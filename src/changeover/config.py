@@ -41,6 +41,7 @@ FEATURE_SECTIONS = (
     "report",
     "redaction",
     "gateway",
+    "traffic_import",
 )
 CORE_REQUIRED = ("incumbent", "candidates", "dimensions")
 
