@@ -166,7 +166,7 @@ def bench_xstest(seeds: list[int], n_labels: int) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 a = assess(spec, masked, seed=seed)
-            rhats.append(a.result["diagnostics"]["rhat_max"])
+            rhats.append(a.decision.diagnostics.rhat_max)
             for c in cands:
                 ivs = {
                     "model": C.credible(a.pairs[(c, "refusal")].delta_overall),
@@ -272,7 +272,7 @@ def bench_mifeval(seeds: list[int], share: float) -> dict | None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 a = assess(spec, records, seed=seed)
-            rhats.append(a.result["diagnostics"]["rhat_max"])
+            rhats.append(a.decision.diagnostics.rhat_max)
             inc = MIFEVAL_INCUMBENT
             for c in MIFEVAL_CANDIDATES:
                 pp = a.pairs[(c, "style")]
@@ -409,7 +409,9 @@ SPEC_1M = {
 
 
 def bench_throughput(n_records: int, sqlite_records: int) -> dict:
-    import changeover.assess as A
+    from changeover.assessment import SamplingPolicy
+    from changeover.assessment.pairing import index_records, traffic_shares
+    from changeover.assessment.tables import comparison, dimension_scales
     from changeover.store import open_store
     from changeover.store.responses import count_responses, import_file, load_records
 
@@ -437,12 +439,12 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
 
         spec = spec_from_dict(SPEC_1M)
         with C.Timer() as t:
-            idx = A._index(spec, records)
-            segments = sorted(set(idx.segment_of.values()))
-            A._shares(spec, idx, segments)
-            scales = A._scales(spec, idx)
+            idx = index_records(spec, records)
+            segments = idx.segments
+            traffic_shares(spec, idx, segments)
+            scales = dimension_scales(spec, idx)
             tables = [
-                A._pair_table(spec, idx, c, d, scales[d], segments)[0] for c in spec.candidates for d in spec.dimensions
+                comparison(spec, idx, c, d, scales[d], segments).table for c in spec.candidates for d in spec.dimensions
             ]
         row("aggregate: pair + 9 count tables (assess's internals)", n, t.seconds)
         out["aggregate_per_s"] = n / t.seconds
@@ -453,13 +455,13 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
         with C.Timer() as t:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                assess(spec, records, draws=20, warmup=30, chains=2)
+                assess(spec, records, draws=20, warmup=30, chains=2, policy=SamplingPolicy(extend=False))
         row("assess end to end, tiny fit (2 chains, 30+20 iterations)", n, t.seconds)
         with C.Timer() as t:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 assess(spec, records)
-        row("assess end to end, default fit (4 chains, 300+250)", n, t.seconds)
+        row("assess end to end, default fit (4 chains, 300+250, longer if needed)", n, t.seconds)
         del records, idx
 
         # SQLite import: one transaction, fingerprints, JSON columns
