@@ -69,18 +69,25 @@ def xstest_records(data: Path, n_items: int = 24, labelled_every: int = 4) -> li
     return out
 
 
-def make_spec(tmp_path: Path, tone: bool = False, **labeling: Any) -> MigrationSpec:
+def spec_dict(tone: bool = False, segment_by: list[str] | None = None, **labeling: Any) -> dict[str, Any]:
     """Refusal behaviour (judged by GPT-4), plus an unjudged 'tone' dimension when ``tone``."""
     dimensions: dict[str, Any] = {"refusal": {"signal": "refusal", "margin": 0.05, "rubric": RUBRIC}}
     if tone:
         dimensions["tone"] = {"signal": "tone", "margin": 0.05, "rubric": TONE, "required": False}
-    raw = {
+    raw: dict[str, Any] = {
         "incumbent": "llama2orig",
         "candidates": ["gpt4", "mistralinstruct"],
         "dimensions": dimensions,
         "labeling": {"annotators": ["alice", "bob", "carol"], "double_label_share": 0.0, **labeling},
     }
-    return spec_from_dict(raw, tmp_path / "migration.yaml")
+    if segment_by:
+        raw["segment_by"] = segment_by
+    return raw
+
+
+def make_spec(tmp_path: Path, tone: bool = False, **labeling: Any) -> MigrationSpec:
+    """The spec of ``spec_dict``, as if read from ``tmp_path/migration.yaml``."""
+    return spec_from_dict(spec_dict(tone, **labeling), tmp_path / "migration.yaml")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ progress panel, and the ranking refreshes in the background as labels arrive."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -11,12 +12,11 @@ import warnings
 import pytest
 
 from changeover.labeling import LabelingService
-from changeover.labeling.progress import decision_lines
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
 from changeover.labeling.submit import Submission
 from changeover.labeling.tasks import Catalogue
 
-from .conftest import make_spec
+from .conftest import make_spec, spec_dict
 
 
 def test_rank_keeps_each_response_at_its_best_label():
@@ -70,43 +70,98 @@ def test_refresher_refits_after_enough_labels_without_blocking_reads():
     r.stop()
 
 
-def test_decision_lines_read_the_assessment_json(tmp_path):
-    spec = make_spec(tmp_path)
-    decision = {
-        "verdict": "NEED-LABELS",
-        "candidates": {
-            "gpt4": {"dimensions": {"refusal": {"verdict": "inconclusive", "overall": {"p_noninferior": 0.914}}}}
-        },
-        "labels_needed": {"gpt4": {"refusal": 140}},
-    }
-    lines = decision_lines(decision, spec, ["refusal"])
-    assert lines[0].text == ("refusal, gpt4 vs llama2orig: P(non-inferior) = 0.91, about 140 more labels needed")
-    assert lines[1].text.endswith("P(non-inferior) not available")
-
-
 @pytest.mark.slow
 def test_the_queue_follows_next_labels_from_the_real_assessment(tmp_path, sqlite_url, records, serve):
-    pytest.importorskip("changeover.assess")
     from changeover.store import open_store
     from changeover.store.responses import add_records
 
     store = open_store(sqlite_url)
     add_records(store, records, source="xstest")
-    spec = make_spec(tmp_path, assess_draws=100, assess_chains=1, rank_window=1, refresh_every_labels=1)
+    spec = make_spec(tmp_path, assess_draws=100, assess_chains=2, rank_window=1, refresh_every_labels=1)
     service = LabelingService(store, spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short chains: the sampler warns about ESS
         snap = service.refresher.refresh(full=True)
     assert snap.error is None, snap.error
-    assert snap.decision["verdict"] in ("GO", "NO-GO", "NEED-LABELS")
+    assert str(snap.decision.verdict) in ("GO", "NO-GO", "NEED-LABELS")
     assert snap.rank, "NEED-LABELS on mistralinstruct: the assessment ranks labels"
     best = min(snap.rank, key=snap.rank.get)
     task = service.next_task("alice")
     assert task is not None and task.key == best
     progress = service.progress(None)
     texts = [line["text"] for line in progress["decision"]["lines"]]
-    assert any(t.startswith("refusal, mistralinstruct vs llama2orig: P(non-inferior) = ") for t in texts)
+    assert any(t.startswith("refusal, overall: P(non-inferior) = ") for t in texts)
     assert "more labels needed" in " ".join(texts)
     service.submit("alice", task, Submission(uuid.uuid4().hex, "label", {"refusal": 1}))
     assert service.refresher._new_labels == 1  # the background thread would now refit
+    store.dispose()
+
+
+def _two_segments(records):
+    for rec in records:
+        rec.segment = {"kind": "contrast" if rec.segment["type"].startswith("contrast_") else "safe"}
+    return records
+
+
+@pytest.mark.slow
+def test_progress_shows_what_decides_with_the_cli_s_labels_needed(tmp_path, sqlite_url, records):
+    """Per candidate: the deciding dimension and segment, its probability (and MCSE) against the threshold,
+    and labels needed -- the very numbers ``changeover assess --json`` gives on the same store and seed."""
+    import yaml
+
+    from changeover.cli import run
+    from changeover.config import load_spec
+    from changeover.store import open_store
+    from changeover.store.responses import add_records
+
+    with open_store(sqlite_url) as store:
+        add_records(store, _two_segments(records), source="xstest")
+    path = tmp_path / "migration.yaml"
+    path.write_text(yaml.safe_dump(spec_dict(segment_by=["kind"], assess_draws=100, assess_chains=2, seed=5)))
+    store = open_store(sqlite_url)
+    service = LabelingService(store, load_spec(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snap = service.refresher.refresh(full=True)
+    assert snap.error is None, snap.error
+    progress = service.progress(None)
+    out = tmp_path / "decision.json"
+    code = run(
+        [
+            "assess",
+            "--spec",
+            str(path),
+            "--db",
+            sqlite_url,
+            "--draws",
+            "100",
+            "--chains",
+            "2",
+            "--seed",
+            "5",
+            "--next",
+            "200",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code in (0, 1, 3)
+    cli = json.loads(out.read_text())
+    assert snap.labels_needed == cli["labels_needed"]  # one labels_needed, the core's
+    assert progress["labels_needed"] == sum(n for per in cli["labels_needed"].values() for n in per.values())
+    by_name = {c["candidate"]: c for c in progress["decision"]["candidates"]}
+    assert set(by_name) == {"gpt4", "mistralinstruct"}
+    for name, shown in by_name.items():
+        dim = cli["candidates"][name]["dimensions"]["refusal"]
+        entries = {"overall": dim["overall"], **{s: dim["segments"][s] for s in ("contrast", "safe")}}
+        assert shown["verdict"] == cli["candidates"][name]["verdict"]
+        assert shown["labels_needed"] == cli["labels_needed"][name]["refusal"]
+        assert shown["dimension"] == "refusal" and shown["segment"] in entries
+        assert shown["threshold"] == pytest.approx(0.95)
+        if shown["probability"] == "non-inferior":  # the weakest required comparison decides
+            assert shown["p"] == pytest.approx(min(e["p_noninferior"] for e in entries.values()))
+            assert shown["mcse"] == pytest.approx(entries[shown["segment"]]["mcse"]["p_noninferior"])
+        assert shown["borderline"] == entries[shown["segment"]]["borderline"]
+    admin = service.progress(None)["decision"]["candidates"][0]
+    assert f"{admin['dimension']}, {admin['segment']}: P(" in admin["text"] and "against 0.95 needed" in admin["text"]
     store.dispose()

@@ -1,7 +1,13 @@
 """The progress panel: labels done today and in total, agreement, and the live decision.
 
-The decision lines read the assessment's JSON (issue 2's format), e.g.
-"refusal, gpt4 vs llama2orig: P(non-inferior) = 0.91, about 140 more labels needed".
+The decision is read from the assessment's typed result: per candidate, the
+comparison that decides it (dimension and segment), its probability against
+the threshold (with its Monte Carlo error and the borderline flag when the
+assessment reports them), and the core's ``labels_needed`` -- the one number
+``changeover assess`` prints too. (The app once showed "still wanted", the
+verdicts missing over every stored response, beside the core's estimate: on
+one store ~20,117 against ~3,439; the catalogue count is now named "open
+responses" and is not a labels-needed figure.)
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from changeover.config import MigrationSpec
 from changeover.labeling.agreement import Agreement, kappa_by_dimension
 from changeover.store import Store
 from changeover.store.events import aware, now
@@ -32,26 +37,6 @@ class Counts:
 
     def to_json(self) -> dict[str, int]:
         return {"total": self.total, "today": self.today, "skipped": self.skipped, "flagged": self.flagged}
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionLine:
-    candidate: str
-    dimension: str
-    verdict: str | None
-    p_noninferior: float | None
-    labels_needed: int | None
-    text: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "candidate": self.candidate,
-            "dimension": self.dimension,
-            "verdict": self.verdict,
-            "p_noninferior": self.p_noninferior,
-            "labels_needed": self.labels_needed,
-            "text": self.text,
-        }
 
 
 def midnight_utc(at: datetime | None = None) -> datetime:
@@ -90,22 +75,127 @@ def agreement(store: Store, dimensions: list[str]) -> dict[str, Agreement]:
     return kappa_by_dimension(current_labels(store), dimensions)
 
 
-def decision_lines(decision: dict[str, Any] | None, spec: MigrationSpec, dimensions: list[str]) -> list[DecisionLine]:
-    """One plain-words line per (candidate, dimension) from the assessment JSON."""
-    if not decision:
-        return []
-    out = []
-    for cand in spec.candidates:
-        dims = (decision.get("candidates", {}).get(cand) or {}).get("dimensions", {})
-        for dim in dimensions:
-            entry = dims.get(dim) or {}
-            p = (entry.get("overall") or {}).get("p_noninferior")
-            need = (decision.get("labels_needed", {}).get(cand) or {}).get(dim)
-            text = f"{dim}, {cand} vs {spec.incumbent}: "
-            text += f"P(non-inferior) = {p:.2f}" if p is not None else "P(non-inferior) not available"
-            if need:
-                text += f", about {int(need):,} more labels needed"
-            elif need == 0:
-                text += ", no more labels needed"
-            out.append(DecisionLine(cand, dim, entry.get("verdict"), p, need, text))
+UNDECIDED = ("NEED-LABELS", "inconclusive")
+
+
+@dataclass(frozen=True, slots=True)
+class Deciding:
+    """What decides one candidate, or one of its dimensions: the weakest required comparison.
+
+    ``segment`` is 'overall' or a segment; ``probability`` names the one that
+    decides (P(non-inferior), or P(regression) when a regression is called);
+    ``threshold`` is the confidence it must reach; ``mcse`` and ``borderline``
+    come from the assessment when it reports them. ``labels_needed`` is the
+    core's ``labels_needed`` (summed over the candidate's dimensions on a
+    candidate's line), the same number ``changeover assess`` prints.
+    """
+
+    candidate: str
+    dimension: str | None
+    segment: str | None
+    verdict: str
+    probability: str
+    p: float | None
+    mcse: float | None
+    borderline: bool
+    threshold: float
+    labels_needed: int
+
+    @property
+    def text(self) -> str:
+        where = f"{self.dimension}, {self.segment}" if self.dimension else "no comparison"
+        out = f"{where}: P({self.probability}) = "
+        if self.p is None:
+            return out + "not available"
+        out += f"{self.p:.3f}" + (f" ± {self.mcse:.3f}" if self.mcse is not None else "")
+        out += f" against {self.threshold:.2f} needed"
+        if self.borderline:
+            out += " (borderline: too close to call)"
+        if self.labels_needed:
+            out += f"; about {self.labels_needed:,} more labels needed"
+        elif self.verdict not in UNDECIDED:
+            out += "; no more labels needed"
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "dimension": self.dimension,
+            "segment": self.segment,
+            "verdict": self.verdict,
+            "probability": self.probability,
+            "p": self.p,
+            "mcse": self.mcse,
+            "borderline": self.borderline,
+            "threshold": self.threshold,
+            "labels_needed": self.labels_needed,
+            "text": self.text,
+        }
+
+
+def _value(prob: Any) -> tuple[float | None, float | None, bool]:
+    """(value, MCSE, borderline) of a probability, typed (with MCSE) or a bare number."""
+    if prob is None:
+        return None, None, False
+    if isinstance(prob, int | float):
+        return float(prob), None, False
+    return float(prob.value), getattr(prob, "mcse", None), bool(getattr(prob, "borderline", False))
+
+
+def _entries(dim: Any) -> list[tuple[str, Any]]:
+    """The comparisons a dimension's call rests on: overall, and each required segment when there are several."""
+    out = [("overall", dim.overall)]
+    if len(dim.segments) > 1:
+        out += [(name, s) for name, s in dim.segments.items() if s.required]
     return out
+
+
+def _weakest(entries: list[tuple[str, str, Any]]) -> tuple[str, str, Any, str]:
+    """Of (dimension, segment, result): a called regression (most certain) or the least sure non-inferiority."""
+    regressions = [e for e in entries if str(e[2].call) == "regression"]
+    if regressions:
+        dim, seg, res = max(regressions, key=lambda e: _value(e[2].p_regression)[0] or 0.0)
+        return dim, seg, res, "regression"
+    dim, seg, res = min(entries, key=lambda e: _value(e[2].p_noninferior)[0] or 0.0)
+    return dim, seg, res, "non-inferior"
+
+
+def _deciding(
+    candidate: str, verdict: str, entries: list[tuple[str, str, Any]], threshold: float, needed: int
+) -> Deciding:
+    if not entries:
+        return Deciding(candidate, None, None, verdict, "non-inferior", None, None, False, threshold, needed)
+    dim, seg, res, which = _weakest(entries)
+    p, mcse, borderline = _value(res.p_regression if which == "regression" else res.p_noninferior)
+    return Deciding(candidate, dim, seg, verdict, which, p, mcse, borderline, threshold, needed)
+
+
+def decision_summary(decision: Any, labels_needed: dict[str, dict[str, int]], dimensions: list[str]) -> dict[str, Any]:
+    """Per candidate, what decides it, and per labelled dimension the same, from the typed assessment result.
+
+    ``labels_needed``: the assessment's ``labels_needed`` (``Assessment.labels_needed``).
+    """
+    threshold = float(decision.confidence)
+    candidates, lines = [], []
+    for name, cand in decision.candidates.items():
+        needed = labels_needed.get(name) or {}
+        required = [(d, r) for d, r in cand.dimensions.items() if r.required] or list(cand.dimensions.items())
+        entries = [(d, seg, res) for d, r in required for seg, res in _entries(r)]
+        total = sum(int(needed.get(d, 0)) for d, _ in required)
+        candidates.append(_deciding(name, str(cand.verdict), entries, threshold, total))
+        for d in dimensions:
+            r = cand.dimensions.get(d)
+            if r is not None:
+                per = [(d, seg, res) for seg, res in _entries(r)]
+                lines.append(_deciding(name, str(r.call), per, threshold, int(needed.get(d, 0))))
+    return {
+        "verdict": str(decision.verdict),
+        "candidates": [c.to_json() for c in candidates],
+        "lines": [line.to_json() for line in lines],
+        "labels_needed": total_needed(labels_needed),
+    }
+
+
+def total_needed(labels_needed: dict[str, dict[str, int]]) -> int:
+    """The core's labels needed over every candidate and dimension (what the report's headline says)."""
+    return sum(int(n) for per in labels_needed.values() for n in per.values())

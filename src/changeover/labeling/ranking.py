@@ -29,7 +29,8 @@ class Snapshot:
 
     catalogue: Catalogue
     rank: dict[TaskKey, int] = field(default_factory=dict)
-    decision: dict[str, Any] | None = None
+    decision: Any = None  # the assessment's typed result (``Assessment.decision``)
+    labels_needed: dict[str, dict[str, int]] = field(default_factory=dict)  # ``Assessment.labels_needed``
     error: str | None = None
     at: datetime = field(default_factory=now)
     seconds: float = 0.0

@@ -16,7 +16,7 @@ from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
 from changeover.labeling.accounts import store_secret
 from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
-from changeover.labeling.progress import Counts, count_by_annotator, decision_lines
+from changeover.labeling.progress import Counts, count_by_annotator, decision_summary, total_needed
 from changeover.labeling.progress import agreement as agreement_by_dimension
 from changeover.labeling.queue import Claims, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
@@ -52,7 +52,12 @@ def assess_snapshot(
         )
     except ChangeoverError as exc:
         return Snapshot(catalogue, error=f"the assessment cannot run yet: {exc}")
-    return Snapshot(catalogue, rank_from_next_labels(list(result.next_labels), dimensions), result.to_json())
+    return Snapshot(
+        catalogue,
+        rank_from_next_labels(list(result.next_labels), dimensions),
+        result.decision,
+        dict(result.labels_needed),
+    )
 
 
 class LabelingService:
@@ -161,17 +166,26 @@ class LabelingService:
     def progress(self, annotator: str | None = None) -> dict[str, Any]:
         """Counts for one annotator (their own page) or, for the admin (None), the whole panel."""
         per, team = count_by_annotator(self.store)
-        out: dict[str, Any] = {"team": team.to_json(), "remaining": self.remaining(), "responses": len(self.catalogue)}
+        snap = self.refresher.snapshot
+        out: dict[str, Any] = {
+            "team": team.to_json(),
+            "remaining": self.remaining(),  # verdicts still open over the stored responses (not the decision's need)
+            "responses": len(self.catalogue),
+            "labels_needed": total_needed(snap.labels_needed) if snap.decision is not None else None,
+        }
         if annotator is not None:
             out["you"] = per.get(annotator, Counts()).to_json()
             return out
-        snap = self.refresher.snapshot
         out["annotators"] = {a: c.to_json() for a, c in per.items()}
         kappas = agreement_by_dimension(self.store, self.dimensions)
         out["agreement"] = {d: a.to_json() for d, a in kappas.items()}
+        summary = (
+            decision_summary(snap.decision, snap.labels_needed, self.dimensions)
+            if snap.decision is not None
+            else {"verdict": None, "candidates": [], "lines": [], "labels_needed": None}
+        )
         out["decision"] = {
-            "verdict": (snap.decision or {}).get("verdict"),
-            "lines": [line.to_json() for line in decision_lines(snap.decision, self.spec, self.dimensions)],
+            **summary,
             "updated_at": snap.at.isoformat(),
             "error": snap.error,
             "ranked": len(snap.rank),
