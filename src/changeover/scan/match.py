@@ -109,9 +109,9 @@ class Matcher:
             return None
         hint = _PROVIDER_PREFIXES.get(text.split("/", 1)[0].lower()) if "/" in text else None
         for s in _spellings(text):
-            rows = self.exact.get(s)
-            if rows:
-                return Match(text, _narrow(tuple(rows), hint))
+            exact = self.exact.get(s)
+            if exact:
+                return Match(text, _narrow(tuple(exact), hint))
         for s in _spellings(text):
             rows = tuple(dict.fromkeys(row for p, row in self.patterns if p.fullmatch(s)))
             if rows:

@@ -10,6 +10,7 @@ winning. A bad row is a ``ScanError`` naming the file, the line and the field.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -108,7 +109,7 @@ class Registry:
                 changes = {k: getattr(row, k) for k in given if k not in ("provider", "model")}
                 self.rows[row.key] = replace(old, **changes, origin=row.origin)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Lifecycle]:
         return iter(self.rows.values())
 
     def __len__(self) -> int:

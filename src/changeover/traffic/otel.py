@@ -193,7 +193,7 @@ def row_from_span(span: dict[str, Any], resource: dict[str, Any], loc: Loc) -> T
             if out:
                 recorded = {k: v for k, v in out[0].items() if k != "role"}
     elif any(str(ev.get("name", "")).startswith("gen_ai.") for ev in span.get("events") or []):
-        messages, recorded = _from_events(span.get("events"))
+        messages, recorded = _from_events(span.get("events") or [])
     else:
         messages, recorded = _from_indexed(attrs)
     if not any(m.get("role") == "user" for m in messages):
