@@ -86,3 +86,42 @@ def test_an_unconverged_fit_gives_no_go_or_no_go_but_need_labels():
     assert a.to_json()["diagnostics"]["converged"] is False
     clear = assess(spec, records, draws=150, warmup=200)
     assert clear.verdict == "NO-GO"  # the same data, converged
+
+
+def _close(a, b, path="$"):
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), (path, set(a) ^ set(b))
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
+def test_the_json_reads_back_into_the_same_typed_result():
+    from changeover.assessment import decision_from_json, decision_json
+
+    sc = Scenario("equal", [0.8, 0.8], [0.8, 0.8], items_per_segment=150, labels_per_segment=10)
+    spec = spec_from_dict(
+        {
+            "incumbent": "legacy",
+            "candidates": ["cand"],
+            "segment_by": ["region"],
+            "traffic": {"monthly_interactions": 1000},
+            "dimensions": {"correctness": {}},
+        }
+    )
+    a = assess(spec, [record_from_dict(r, "row") for r in scenario_records(sc, 4)], draws=150, warmup=200)
+    j = a.to_json()
+    back = decision_from_json(json.loads(json.dumps(j)))
+    assert back.verdict is a.verdict
+    assert (
+        back.candidates["cand"].dimensions["correctness"].overall
+        == a.candidates["cand"].dimensions["correctness"].overall
+    )
+    _close(j, decision_json(back))

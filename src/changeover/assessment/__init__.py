@@ -11,10 +11,12 @@ shares), ``tables`` (count tables, failed calls as known failures, several
 signals), ``sampling`` (the fit and its convergence policy), ``summaries``
 (intervals, probabilities with MCSE, judge confusion), ``result`` (the typed
 result), ``ranking`` (the responses to label next), ``words`` (plain words),
-``jsonout`` (the JSON, written once), ``service`` (``assess``).
+``jsonout`` (the JSON, written once), ``jsonin`` (a decision JSON read back into
+the typed result), ``service`` (``assess``).
 """
 
-from changeover.assessment.jsonout import decision_json
+from changeover.assessment.jsonin import decision_from_json
+from changeover.assessment.jsonout import decision_json, write_decision
 from changeover.assessment.pairing import failed
 from changeover.assessment.result import (
     NOT_CONVERGED,
@@ -61,7 +63,9 @@ __all__ = [
     "SignalInfo",
     "Verdict",
     "assess",
+    "decision_from_json",
     "decision_json",
     "failed",
     "plain_words",
+    "write_decision",
 ]

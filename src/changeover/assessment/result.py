@@ -86,8 +86,11 @@ class SegmentResult:
 
     @property
     def borderline(self) -> bool:
-        """Some probability the call rests on is within ~2 MCSE of the threshold."""
-        return self.p_noninferior.borderline or self.p_regression.borderline or self.p_superior.borderline
+        """A probability that decides GO / NO-GO (non-inferiority, regression) is within ~2 MCSE of the threshold.
+
+        P(superior) only chooses between two passing calls, so it does not make a block borderline.
+        """
+        return self.p_noninferior.borderline or self.p_regression.borderline
 
 
 @dataclass(frozen=True, slots=True)
