@@ -38,7 +38,7 @@ def _days(left: int | None, within: int) -> str:
     if left is None:
         return ""
     if left < 0:
-        return f"[bold red]{-left} ago[/]"
+        return f"[bold red]{left}[/]"
     return f"[red]{left}[/]" if left <= within else str(left)
 
 
@@ -67,25 +67,25 @@ def register(app: typer.Typer) -> None:
             title=f"model ids in {path} ({result.files_scanned} files scanned), as of {day.isoformat()}",
             title_justify="left",
         )
-        for col in ("model", "provider", "uses", "first use", "deprecated", "shutdown", "days left", "successors"):
-            table.add_column(
-                col,
-                justify="right" if col in ("uses", "days left") else "left",
-                no_wrap=col in ("deprecated", "shutdown", "uses"),
-                overflow="fold",
-            )
+        table.add_column("model", overflow="fold")
+        table.add_column("provider", no_wrap=True)
+        table.add_column("used at", overflow="fold")
+        table.add_column("deprecated", no_wrap=True)
+        table.add_column("shutdown", no_wrap=True)
+        table.add_column("days", justify="right", no_wrap=True)
+        table.add_column("successors", overflow="fold")
         for u in result.usages:
             life = u.lifecycle
-            where = "\n".join(x.where for x in u.uses) if show_all else u.uses[0].where
+            first = "\n".join(x.where for x in u.uses) if show_all else u.uses[0].where
+            more = f" (+{len(u.uses) - 1})" if len(u.uses) > 1 and not show_all else ""
             table.add_row(
                 u.model,
                 u.provider,
-                str(len(u.uses)),
-                where,
+                first + more,
                 life.deprecated.isoformat() if life and life.deprecated else "",
-                life.shutdown.isoformat() if life and life.shutdown else ("" if life else "[dim]not in registry[/]"),
+                life.shutdown.isoformat() if life and life.shutdown else "",
                 _days(u.days_left(day), days),
-                ", ".join(life.successors) if life else "",
+                ", ".join(life.successors) if life else "[dim]not in registry[/]",
             )
         console.print(table)
         due = result.due
