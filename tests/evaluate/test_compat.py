@@ -82,7 +82,7 @@ def test_doctor_and_evaluate_check_exit_1_on_a_refusal_and_0_once_mapped(fake, t
     out = capsys.readouterr().out
     assert code == 1, out
     assert "rejected" in out and "max_tokens (unsupported_parameter)" in out
-    assert "new-model: new-model: HTTP 400: Unsupported parameter: 'max_tokens'" in out
+    assert "new-model: HTTP 400: Unsupported parameter: 'max_tokens'" in out
     assert "fix: models.new-model.param_map: {max_tokens: max_completion_tokens}" in out
     code = run(
         [

@@ -45,12 +45,10 @@ DOCTOR_HELP = (
 
 def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
     table = Table(title=f"evaluated {summary['items']:,} interactions", title_justify="left")
-    signals = sorted({s for arm in summary["arms"] for s in arm["signal_means"]})
-    for col in ("arm", "calls", "cached", "errors", "rejected", "latency ms", "tokens out", "cost $", *signals):
+    for col in ("arm", "calls", "cached", "errors", "rejected", "latency ms", "tokens out", "cost $"):
         table.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
     for arm in summary["arms"]:
         n = max(1, arm["calls"] + arm["cached"])
-        means = [("-" if arm["signal_means"][s] is None else f"{arm['signal_means'][s]:.3f}") for s in signals]
         table.add_row(
             arm["name"],
             f"{arm['calls']:,}",
@@ -60,9 +58,18 @@ def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
             f"{arm['latency_ms'] / n:,.0f}",
             f"{arm['tokens_out'] / n:,.1f}",
             f"{arm['cost_usd']:.4f}",
-            *means,
         )
     console.print(table)
+    signals = sorted({s for arm in summary["arms"] for s in arm["signal_means"]})
+    if signals:
+        means = Table(title="mean signal per arm", title_justify="left")
+        means.add_column("signal", no_wrap=True)
+        for arm in summary["arms"]:
+            means.add_column(arm["name"], justify="right", no_wrap=True)
+        for s in signals:
+            values = [arm["signal_means"].get(s) for arm in summary["arms"]]
+            means.add_row(s, *("-" if v is None else f"{v:.3f}" for v in values))
+        console.print(means)
     for arm in summary["arms"]:
         if arm.get("tool_status"):
             statuses = ", ".join(f"{k} {v}" for k, v in sorted(arm["tool_status"].items()))
@@ -111,7 +118,7 @@ def print_compat(report: dict[str, Any]) -> None:
     console.print(table)
     for check in report["checks"]:
         if check["status"] == "rejected":
-            console.print(f"{check['arm']}: {check['rejection']['message']}", highlight=False, soft_wrap=True)
+            console.print(f"{check['rejection']['message']}", highlight=False, soft_wrap=True)
             console.print(f"  fix: {escape(check['fix'])}", highlight=False, soft_wrap=True)
         elif check["status"] == "failed":
             console.print(f"{check['arm']}: [red]failed[/] {escape(check.get('error') or '')}", soft_wrap=True)
