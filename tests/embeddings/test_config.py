@@ -44,6 +44,10 @@ def test_spec_section_defaults_and_thresholds(tmp_path: Path):
         ({"incumbent": "m", "candidate": "e", "treshold": 1}, "embeddings.treshold"),
         ({"incumbent": "m", "candidate": "e", "rate": "lots"}, "embeddings.rate"),
         ({"incumbent": "m", "candidate": "e", "stability_period": "soon"}, "embeddings.stability_period"),
+        ({"incumbent": "m", "candidate": "e", "lease": "long"}, "embeddings.lease"),
+        ({"hnsw": {"m": 32, "ef_construction": 40}}, "embeddings.hnsw"),
+        ({"hnsw": {"ef_serch": 40}}, "embeddings.hnsw.ef_serch"),
+        ({"hnsw": {"build_memory": "lots"}}, "embeddings.hnsw.build_memory"),
         (
             {"incumbent": "m", "candidate": "e", "thresholds": {"preserves": 0.5, "investigate": 0.7}},
             "embeddings.thresholds",

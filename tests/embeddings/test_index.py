@@ -89,3 +89,55 @@ def test_pgvector_side_table_with_partial_hnsw_per_version(pgvector_url, embedde
         assert index.drop(conn, embedded.old_key) == len(embedded.ids)
     assert not index.has_hnsw(embedded.old_key) and index.count(embedded.new_key) == len(embedded.ids)
     store.dispose()
+
+
+def test_pgvector_hnsw_parameters_from_the_spec_and_exact_search(pgvector_url, embedded):
+    from sqlalchemy import event
+
+    from changeover.embeddings.compare import compare
+    from changeover.embeddings.config import EmbeddingsConfig
+    from changeover.embeddings.corpus import Query
+
+    cfg = EmbeddingsConfig.model_validate(
+        {"backend": "pgvector", "hnsw": {"m": 8, "ef_construction": 32, "ef_search": 60}}
+    )
+    store = open_store(pgvector_url)
+    index = open_index(store, "pgvector", cfg.hnsw)
+    _fill(index, embedded)
+    index.finish(embedded.old_key)
+    index.finish(embedded.new_key)
+    with store.engine.connect() as conn:
+        indexdef = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": index_name(embedded.old_key)}
+        ).scalar()
+    assert "m='8'" in indexdef and "ef_construction='32'" in indexdef
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    index.search(embedded.old_key, embedded.old_queries[:2], 10)
+    assert "SET LOCAL hnsw.ef_search = 60" in statements
+    index.search(embedded.old_key, embedded.old_queries[:2], 80)  # ef_search is at least k
+    assert "SET LOCAL hnsw.ef_search = 80" in statements
+    with store.engine.connect() as conn:  # SET LOCAL: nothing leaks into the pooled connection
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "40"
+    # exact search scans without the index and equals brute force
+    exact, _ = index.exact_search(embedded.new_key, embedded.new_queries[:10], 10)
+    assert exact == _brute(embedded.new_docs, embedded.ids, embedded.new_queries[:10], 10)
+    # compare separates the model change (on exact search) from the index's own error
+    queries = [Query(str(i), "q") for i in range(10)]
+    result = compare(
+        index,
+        embedded.old_key,
+        embedded.new_key,
+        queries,
+        embedded.old_queries[:10],
+        embedded.new_queries[:10],
+    )
+    assert set(result.index_recall) == {"old", "new"} and all(0.9 <= r <= 1.0 for r in result.index_recall.values())
+    want = overlaps(
+        _brute(embedded.old_docs, embedded.ids, embedded.old_queries[:10], 10),
+        _brute(embedded.new_docs, embedded.ids, embedded.new_queries[:10], 10),
+        10,
+    )
+    assert np.allclose(result.overlap.overlap, want)
+    assert NumpyIndex(store).approximate(embedded.old_key) is False
+    store.dispose()

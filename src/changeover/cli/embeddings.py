@@ -79,7 +79,7 @@ def _context(spec: Path | None, db: str | None, backend: str | None, actor: str 
     config = config.model_copy(update=given)
     chosen = backend or config.backend
     who = actor or os.environ.get("CHANGEOVER_ACTOR") or getpass.getuser()
-    return Context(config, open_index(open_store(db), chosen), who)
+    return Context(config, open_index(open_store(db), chosen, config.hnsw), who)
 
 
 def _fmt(x: object) -> str:
@@ -239,6 +239,13 @@ def compare_cmd(
         for name, m in result.quality.items():
             qt.add_row(name, f"{m[f'recall@{rep.k}']:.3f}", f"{m[f'ndcg@{rep.k}']:.3f}")
         console.print(qt)
+    if result.index_recall:
+        console.print(
+            f"overlap and quality above are on exact search; the {ctx.index.backend} index's own recall@{rep.k} "
+            "against exact search: "
+            + ", ".join(f"{n} {v:.3f}" for n, v in result.index_recall.items())
+            + f" (hnsw ef_search {cfg.hnsw.ef_search})"
+        )
     if result.adapter:
         console.print(
             f"active adapter #{result.adapter['id']} ({result.adapter['form']}): overlap with the "

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy import Connection, delete, func, select
 
+from changeover.embeddings.config import HnswConfig
 from changeover.embeddings.errors import BackendError
 from changeover.embeddings.schema import TABLES, insert_ignore, vectors
 from changeover.store import Store
@@ -70,6 +71,14 @@ class VectorIndex(ABC):
     @abstractmethod
     def drop(self, conn: Connection, version: str) -> int:
         """Delete a version's vectors; returns how many."""
+
+    def approximate(self, version: str) -> bool:
+        """Whether ``search`` on this version may miss true neighbours (an ANN index answers it)."""
+        return False
+
+    def exact_search(self, version: str, queries: np.ndarray, k: int) -> SearchResult:
+        """Exact top-k, the baseline an approximate index is measured against (default: ``search``)."""
+        return self.search(version, queries, k)
 
     def finish(self, version: str) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once a version is completely embedded (pgvector builds its index here)."""
@@ -146,12 +155,12 @@ class NumpyIndex(VectorIndex):
         return int(conn.execute(delete(vectors).where(vectors.c.model_version == version)).rowcount or 0)
 
 
-def open_index(store: Store, backend: str = "numpy") -> VectorIndex:
-    """The vector backend named in the spec: 'numpy' (default) or 'pgvector'."""
+def open_index(store: Store, backend: str = "numpy", hnsw: HnswConfig | None = None) -> VectorIndex:
+    """The vector backend named in the spec: 'numpy' (default) or 'pgvector' (with its HNSW settings)."""
     if backend == "pgvector":
         from changeover.embeddings.pgvector import PgvectorIndex
 
-        return PgvectorIndex(store)
+        return PgvectorIndex(store, hnsw)
     if backend != "numpy":
         raise BackendError(f"embeddings.backend: unknown backend {backend!r}; use 'numpy' or 'pgvector'")
     return NumpyIndex(store)

@@ -1,6 +1,12 @@
 """PostgreSQL + pgvector backend: a side table (model version, document id, vector) with
 one partial HNSW index per model version, built concurrently once the version is embedded.
 
+The HNSW parameters come from the spec (``embeddings.hnsw``): ``m`` and
+``ef_construction`` at build time, ``ef_search`` set with ``SET LOCAL`` in
+each search's own transaction (so a pooled connection never carries it to
+another caller). ``exact_search`` scans the version's rows without the index:
+the baseline that ``compare`` measures the index's recall against.
+
 Why a side table and not a second column: backfilling a second ``vector``
 column in place rewrites every row and re-inserts it into the existing index
 (measured ~70x slower than inserting new rows). The column has no fixed
@@ -19,6 +25,7 @@ from sqlalchemy import Column, Connection, Table, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import UserDefinedType
 
+from changeover.embeddings.config import HnswConfig
 from changeover.embeddings.errors import BackendError
 from changeover.embeddings.index import SearchResult, VectorIndex
 from changeover.embeddings.schema import DOC_ID, TABLES, VERSION, insert_ignore
@@ -72,8 +79,9 @@ def index_name(version: str) -> str:
 class PgvectorIndex(VectorIndex):
     backend = "pgvector"
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, hnsw: HnswConfig | None = None):
         super().__init__(store)
+        self.hnsw = hnsw or HnswConfig()
         if store.dialect != "postgresql":
             raise BackendError(
                 f"embeddings.backend 'pgvector' needs a PostgreSQL store, not {store.dialect} "
@@ -141,10 +149,15 @@ class PgvectorIndex(VectorIndex):
         ddl = (
             f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{index_name(version)}" ON embedding_pgvectors '
             f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            f"WITH (m = {int(self.hnsw.m)}, ef_construction = {int(self.hnsw.ef_construction)}) "
             f"WHERE model_version = '{_quote(version)}'"
         )
         with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(ddl))
+            conn.execute(text(f"SET maintenance_work_mem = '{self.hnsw.build_memory}'"))  # validated: 512MB
+            try:
+                conn.execute(text(ddl))
+            finally:
+                conn.execute(text("RESET maintenance_work_mem"))
 
     def has_hnsw(self, version: str) -> bool:
         with self.store.engine.connect() as conn:
@@ -153,7 +166,21 @@ class PgvectorIndex(VectorIndex):
                 is not None
             )
 
+    def approximate(self, version: str) -> bool:
+        return self.has_hnsw(version)
+
     def search(self, version: str, queries: np.ndarray, k: int) -> SearchResult:
+        """Top-k through the version's HNSW index, ``ef_search`` = max(spec's, k) for this transaction."""
+        ef = max(int(self.hnsw.ef_search), int(k))
+        return self._search(version, queries, k, [f"SET LOCAL hnsw.ef_search = {ef}"])
+
+    def exact_search(self, version: str, queries: np.ndarray, k: int) -> SearchResult:
+        """Top-k by scanning every row of the version (no index): exact, slower."""
+        return self._search(
+            version, queries, k, ["SET LOCAL enable_indexscan = off", "SET LOCAL enable_bitmapscan = off"]
+        )
+
+    def _search(self, version: str, queries: np.ndarray, k: int, settings: Sequence[str]) -> SearchResult:
         dim = self.dim(version)
         queries = np.atleast_2d(queries)
         if not dim:
@@ -164,7 +191,9 @@ class PgvectorIndex(VectorIndex):
             f"ORDER BY embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :k"
         )
         out_ids, out_scores = [], np.zeros((len(queries), k), np.float32)
-        with self.store.engine.connect() as conn:
+        with self.store.engine.begin() as conn:  # SET LOCAL lasts for this transaction only
+            for setting in settings:
+                conn.execute(text(setting))
             for row, q in enumerate(queries):
                 rows = conn.execute(sql, {"q": literal(q), "v": version, "k": k}).all()
                 out_ids.append([r.doc_id for r in rows])
