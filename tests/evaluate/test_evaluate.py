@@ -316,3 +316,34 @@ def test_tool_definitions_reach_the_models_and_tool_calls_are_judged(fake, tmp_p
     new = [r for r in result.records if r.model == "new-model"]
     assert all(json.loads(r.response)[0]["function"]["name"] == "lookup_order" for r in new)
     assert all(r.extra["finish_reason"] == "tool_calls" and r.error is None for r in new)
+
+
+def test_progress_is_a_callback_and_the_library_is_silent_without_one(fake, tmp_path, capsys):
+    setup_fake(fake)
+    spec, _ = make_spec(tmp_path, fake.base_url)
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", traffic_rows(6)))
+    seen: list[tuple[str, int, int]] = []
+    evaluate(spec, inters, progress=lambda task, done, total: seen.append((task, done, total)))
+    responses = [s for s in seen if s[0] == "responses"]
+    judgements = [s for s in seen if s[0] == "judgements"]
+    assert [d for _, d, _ in responses] == list(range(1, 13)) and {t for _, _, t in responses} == {12}
+    assert judgements[-1] == ("judgements", 36, 36)  # 12 responses x 3 judges
+    evaluate(spec, inters)
+    assert capsys.readouterr().out == ""
+
+
+def test_rich_progress_draws_the_bars(fake, tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from changeover.evaluate import RichProgress
+
+    setup_fake(fake)
+    spec, _ = make_spec(tmp_path, fake.base_url)
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", traffic_rows(4)))
+    out = StringIO()
+    with RichProgress(Console(file=out, width=100, force_terminal=False)) as bars:
+        evaluate(spec, inters, progress=bars)
+    drawn = out.getvalue()
+    assert "responses" in drawn and "8/8" in drawn and "judgements" in drawn and "24/24" in drawn

@@ -127,7 +127,15 @@ def print_compat(report: dict[str, Any]) -> None:
     console.print("all requests accepted" if report["ok"] else "[bold]some requests are refused or fail[/]")
 
 
-def _check(spec: Path, prompts: Path, db: str | None, sample: int | None, json_out: Path | None) -> int:
+def _check(
+    spec: Path,
+    prompts: Path,
+    db: str | None,
+    sample: int | None,
+    json_out: Path | None,
+    prompt_ab: bool | None = None,
+    seed: int | None = None,
+) -> int:
     from changeover.config import load_spec
     from changeover.evaluate import check_requests
     from changeover.prompts import read_interactions
@@ -136,7 +144,9 @@ def _check(spec: Path, prompts: Path, db: str | None, sample: int | None, json_o
     migration = load_spec(spec)
     interactions = read_interactions(prompts)
     with open_store(db) as store:
-        report = check_requests(migration, interactions, store=store, sample=sample).to_json()
+        report = check_requests(
+            migration, interactions, store=store, sample=sample, prompt_ab=prompt_ab, seed=seed
+        ).to_json()
     if json_out is not None:
         write_json(report, json_out)
     print_compat(report)
@@ -176,7 +186,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         if check:
-            raise typer.Exit(_check(spec, prompts, db, sample, json_out))
+            raise typer.Exit(_check(spec, prompts, db, sample, json_out, prompt_ab, seed))
         from changeover.config import load_spec
         from changeover.evaluate import RichProgress, check_out_folder, evaluate, write_outputs
         from changeover.prompts import read_interactions
