@@ -121,14 +121,14 @@ def _prose_date(text: str) -> datetime | None:
 def body_warning(body: Any) -> tuple[str, datetime | None, str | None] | None:
     """An OpenAI-style deprecation warning in a response body: (message, the date it names, its link)."""
     if isinstance(body, (bytes, bytearray)):
-        if b"warning" not in body:
+        if b'"warning' not in body:  # the cheap test: most bodies carry no warning key
             return None
         try:
             body = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return None
     elif isinstance(body, str):
-        if "warning" not in body:
+        if '"warning' not in body:
             return None
         try:
             body = json.loads(body)

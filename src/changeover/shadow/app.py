@@ -33,7 +33,7 @@ from changeover.rollout.watch import FlagWatcher
 from changeover.shadow.admin import AdminAPI
 from changeover.shadow.config import Settings, load_settings
 from changeover.shadow.gateway import Gateway
-from changeover.shadow.metrics import Metrics
+from changeover.shadow.metrics import Metrics, deprecation_gauges
 from changeover.shadow.mirror import Mirror
 from changeover.shadow.redact import Redactor
 from changeover.shadow.rows import RowMaker
@@ -280,6 +280,7 @@ class GatewayService:
                     if m.value is not None
                 },
             )
+        gauges.update(deprecation_gauges(self.gateway.upstreams))
         return PlainTextResponse(self.metrics.render(gauges), media_type="text/plain; version=0.0.4")
 
     def app(self) -> Starlette:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
@@ -97,3 +99,20 @@ class Metrics:
                 values = tuple(v for _, v in labels)
                 lines.append(f"{name}{_labels(names, values)} {value:g}")
         return "\n".join(lines) + "\n"
+
+
+def deprecation_gauges(upstreams: Mapping[str, Any]) -> dict[str, tuple[str, dict[tuple[tuple[str, str], ...], float]]]:
+    """Upstream answers that announced a deprecation (``Deprecation``/``Sunset`` headers, body warnings),
+    and the sunset date each last announced (a label: a float gauge would round a Unix time), for ``render``."""
+    counts = {
+        (("model", m), ("source", src)): float(n) for m, u in upstreams.items() for src, n in u.deprecations.items()
+    }
+    sunsets = {
+        (("model", m), ("date", u.last_notice.sunset.date().isoformat())): 1.0
+        for m, u in upstreams.items()
+        if u.last_notice is not None and u.last_notice.sunset is not None
+    }
+    return {
+        "changeover_upstream_deprecations_total": ("Upstream answers announcing a deprecation, by source.", counts),
+        "changeover_upstream_sunset": ("The sunset date an upstream last announced (1 per model).", sunsets),
+    }

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from changeover.errors import ProviderError
+from changeover.providers.deprecation import DeprecationNotice, read_notice
 from changeover.providers.params import apply_param_map
 from changeover.shadow.config import Upstream
 
@@ -94,6 +95,15 @@ class UpstreamClient:
                     f"{config.api_key_env} is not set; export the key before `changeover serve`"
                 )
         self._session: aiohttp.ClientSession | None = None
+        self.deprecations: dict[str, int] = {}  # answers announcing a deprecation, by source (header/body)
+        self.last_notice: DeprecationNotice | None = None
+
+    def note_deprecation(self, headers: Any, body: bytes | None = None) -> None:
+        """Count a Deprecation / Sunset header or a body warning on this answer (providers.deprecation)."""
+        notice = read_notice(headers.items(), body)
+        if notice is not None:
+            self.deprecations[notice.source] = self.deprecations.get(notice.source, 0) + 1
+            self.last_notice = notice
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -125,6 +135,7 @@ class UpstreamClient:
         try:
             async with self.session.post(self.url, data=content, headers=self.headers(authorization), **kwargs) as resp:
                 body = await resp.read()
+                self.note_deprecation(resp.headers, body)
                 return Reply(resp.status, body, {k: resp.headers[k] for k in RELAYED_HEADERS if k in resp.headers})
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamFailure(failure_kind(exc)) from None
@@ -144,6 +155,7 @@ class UpstreamClient:
                 return Reply(resp.status, body, {k: resp.headers[k] for k in RELAYED_HEADERS if k in resp.headers})
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamFailure(failure_kind(exc)) from None
+        self.note_deprecation(resp.headers)
         return Stream(resp)
 
     async def aclose(self) -> None:
