@@ -104,10 +104,13 @@ class Metrics:
 def deprecation_gauges(upstreams: Mapping[str, Any]) -> dict[str, tuple[str, dict[tuple[tuple[str, str], ...], float]]]:
     """Upstream answers that announced a deprecation (``Deprecation``/``Sunset`` headers, body warnings),
     and the sunset date each last announced (a label: a float gauge would round a Unix time), for ``render``."""
-    counts = {
-        (("model", m), ("source", src)): float(n) for m, u in upstreams.items() for src, n in u.deprecations.items()
+    Series = dict[tuple[tuple[str, str], ...], float]
+    counts: Series = {
+        (("model", m), ("source", str(src))): float(n)
+        for m, u in upstreams.items()
+        for src, n in u.deprecations.items()
     }
-    sunsets = {
+    sunsets: Series = {
         (("model", m), ("date", u.last_notice.sunset.date().isoformat())): 1.0
         for m, u in upstreams.items()
         if u.last_notice is not None and u.last_notice.sunset is not None
