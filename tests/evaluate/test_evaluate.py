@@ -14,7 +14,7 @@ from changeover.prompts import Interaction, read_interactions
 from changeover.records import read_records
 from changeover.store import open_store
 
-from .helpers import make_spec, setup_fake, traffic_rows, write_traffic
+from .helpers import candidate_reply, make_spec, setup_fake, traffic_rows, write_traffic
 
 
 def test_stratified_sample_keeps_rare_segments_and_weights():
@@ -347,3 +347,37 @@ def test_rich_progress_draws_the_bars(fake, tmp_path):
         evaluate(spec, inters, progress=bars)
     drawn = out.getvalue()
     assert "responses" in drawn and "8/8" in drawn and "judgements" in drawn and "24/24" in drawn
+
+
+def test_repeated_samples_draw_each_item_n_times_and_records_carry_the_index(fake, tmp_path):
+    setup_fake(fake)
+    draws = Counter()
+
+    def unstable(body):  # a candidate that refuses every third time it is asked the same thing
+        key = body["messages"][-1]["content"]
+        draws[key] += 1
+        return "I'm sorry, but I can't help with that." if draws[key] % 3 == 0 else candidate_reply(body)
+
+    fake.set("new-model", reply=unstable)
+    spec, _ = make_spec(tmp_path, fake.base_url)
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", traffic_rows(6)))
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with open_store(url) as store:
+        result = evaluate(spec, inters, store=store, samples=3)
+    assert fake.calls["old-model"] == 18 and fake.calls["new-model"] == 18
+    assert len(result.records) == 36 and result.summary()["samples"] == 3
+    per = Counter((r.item, r.model) for r in result.records)
+    assert set(per.values()) == {3}
+    assert {r.extra["sample"] for r in result.records} == {0, 1, 2}
+    capital = [r for r in result.records if r.model == "new-model" and r.item == "t000"]
+    assert sorted(r.signals["refusal"] for r in capital) == [0, 1, 1]  # one of three draws refused
+    # each draw is its own cached call: a rerun calls nothing
+    calls = dict(fake.calls)
+    with open_store(url) as store:
+        again = evaluate(spec, inters, store=store, samples=3)
+    assert dict(fake.calls) == calls
+    assert [r.to_dict() for r in again.records] == [r.to_dict() for r in result.records]
+    # one draw (the default) is the first sample: served from the same cache, no 'sample' key
+    with open_store(url) as store:
+        single = evaluate(spec, inters, store=store)
+    assert dict(fake.calls) == calls and all("sample" not in r.extra for r in single.records)

@@ -175,6 +175,9 @@ def register(app: typer.Typer) -> None:
         db: str | None = DB_OPTION,
         json_out: Path | None = typer.Option(None, "--json", help="Write the run summary as JSON here."),
         seed: int | None = typer.Option(None, help="Sampling seed (default: the spec's seed)."),
+        samples: int | None = typer.Option(
+            None, "--samples", min=1, max=100, help="Answers drawn per (item, model) (default: evaluate.samples or 1)."
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
         check: bool = typer.Option(
             False, "--check", help="Only check that every model accepts the requests' parameters (no run)."
@@ -206,6 +209,7 @@ def register(app: typer.Typer) -> None:
                 prompt_ab=prompt_ab,
                 seed=seed,
                 progress=reporter,
+                samples=samples,
             )
         if import_records:
             from changeover.store.responses import add_records

@@ -17,6 +17,9 @@ class EvaluateConfig(BaseModel):
     labels_budget: int = Field(0, ge=0, description="items to export for human labelling")
     params: dict[str, Any] = Field(default_factory=dict, description="generation parameters for every call")
     prompt_ab: bool = Field(False, description="run the 2x2 of {old, adapted prompt} x {old, new model}")
+    samples: int = Field(
+        1, ge=1, le=100, description="answers drawn per (item, model); records carry extra.sample (0-based)"
+    )
     max_tool_rounds: int = Field(
         8, ge=1, le=64, description="agent replay: model turns per item before it stops (status max_tool_rounds)"
     )

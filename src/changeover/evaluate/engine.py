@@ -41,6 +41,7 @@ class Evaluation:
         params: dict[str, Any] | None = None,
         judge_calls: dict[str, ArmStats] | None = None,
         max_tool_rounds: int = 8,
+        samples: int = 1,
     ):
         self.spec = spec
         self.sampled = sampled
@@ -51,6 +52,7 @@ class Evaluation:
         self.caller = caller
         self.params = params or {}
         self.max_tool_rounds = max_tool_rounds
+        self.samples = samples
         self.arm_stats = {a.name: ArmStats() for a in arms}
         self.judge_stats: dict[str, Counter] = {s: Counter() for s in judges}
         self.judge_calls = judge_calls if judge_calls is not None else {}  # per LLM-judged signal
@@ -62,9 +64,9 @@ class Evaluation:
     async def run(self, progress: ProgressCallback | None = None) -> list[Record]:
         self.render_all()
         self._progress = progress
-        n = len(self.sampled) * len(self.arms)
+        n = len(self.sampled) * len(self.arms) * self.samples
         self._totals = {"responses": n, "judgements": n * len(self.judges)}
-        per_item = await asyncio.gather(*(self._item(s) for s in self.sampled))
+        per_item = await asyncio.gather(*(self._item(s, k) for s in self.sampled for k in range(self.samples)))
         return [rec for recs in per_item for rec in recs]
 
     def _advance(self, task: str) -> None:
@@ -76,29 +78,29 @@ class Evaluation:
         """Render every (interaction, arm) before any call: a bad template fails the run up front."""
         self._planned = plan_requests(self.sampled, self.arms, self.registry, self.params)
 
-    async def _item(self, sampled: Sampled) -> list[Record]:
+    async def _item(self, sampled: Sampled, sample: int) -> list[Record]:
+        """Every arm's answer to one interaction (its ``sample``-th draw), judged."""
         planned = self._planned[sampled.interaction.item]
-        replays = await asyncio.gather(*(self._respond(p) for p in planned))
+        replays = await asyncio.gather(*(self._respond(p, sample) for p in planned))
         incumbent = replays[0]
         recorded = planned[0].turn
         reference_calls = recorded.recorded_calls if recorded.has_recording else incumbent.calls
         return list(
             await asyncio.gather(
                 *(
-                    self._judge(p, sampled, replay, incumbent.completion.text, reference_calls)
+                    self._judge(p, sampled, replay, incumbent.completion.text, reference_calls, sample)
                     for p, replay in zip(planned, replays, strict=True)
                 )
             )
         )
 
-    async def _respond(self, planned: Planned) -> Replay:
+    async def _respond(self, planned: Planned, sample: int = 0) -> Replay:
         arm, stats = planned.arm, self.arm_stats[planned.arm.name]
+        kind = "response" if sample == 0 else f"response#{sample}"  # each draw its own cached call
 
         async def call(request: ChatRequest) -> Completion:
             client = self.clients[arm.model]
-            completion, cached = await self.caller.call(
-                client, "response", request.item or "", planned.version, request
-            )
+            completion, cached = await self.caller.call(client, kind, request.item or "", planned.version, request)
             stats.add(completion, cached)
             return completion
 
@@ -116,6 +118,7 @@ class Evaluation:
         replay: Replay,
         incumbent_text: str | None,
         reference_calls: list[Any],
+        sample: int = 0,
     ) -> Record:
         inter, arm, answer = sampled.interaction, planned.arm, replay.completion
         rejected = answer.rejection
@@ -146,6 +149,8 @@ class Evaluation:
             "prompt_version": planned.version,
             "judges": {s: self.judges[s].identity for s in names},
         }
+        if self.samples > 1:
+            extra["sample"] = sample
         if answer.finish_reason:
             extra["finish_reason"] = answer.finish_reason
         if answer.ttft_ms is not None:

@@ -66,6 +66,7 @@ class EvaluationResult:
                     tool_status[arm.name][r.extra["tool_status"]] += 1
         return {
             "items": len({r.item for r in self.records}),
+            "samples": max((int(r.extra.get("sample", 0)) for r in self.records), default=0) + 1,
             "arms": [
                 {
                     "name": a.name,

@@ -100,18 +100,21 @@ def evaluate(
     seed: int | None = None,
     progress: ProgressCallback | None = None,
     label_fit: dict[str, int] | None = None,
+    samples: int | None = None,
 ) -> EvaluationResult:
     """Sample, run every arm, judge, and pick what to label. Arguments override ``evaluate:``.
 
     ``progress``: called as ``progress(task, completed, total)`` (silent when None; the CLI
     passes ``RichProgress``). ``label_fit``: sampler settings (draws, warmup, chains) for
-    ranking the labels to get next.
+    ranking the labels to get next. ``samples``: answers drawn per (item, model), each a call of
+    its own (cached apart); with more than one, every record carries ``extra["sample"]`` (0-based).
     """
     plan = plan_run(spec, interactions, sample=sample, prompt_ab=prompt_ab, registry=registry, seed=seed)
     own_clients = clients is None
     clients = clients if clients is not None else build_clients(spec, plan.models())
     budget = plan.cfg.labels_budget if labels_budget is None else labels_budget
-    records, evaluation = asyncio.run(_run(plan, store, clients, own_clients, progress))
+    draws = plan.cfg.samples if samples is None else samples
+    records, evaluation = asyncio.run(_run(plan, store, clients, own_clients, progress, draws))
     assess_spec = spec_for_arms(spec, plan.arms)
     to_label, source = pick_labels(assess_spec, records, budget, plan.seed, label_fit)
     return EvaluationResult(
@@ -132,6 +135,7 @@ async def _run(
     clients: dict[str, ModelClient],
     close_clients: bool,
     progress: ProgressCallback | None,
+    samples: int = 1,
 ) -> tuple[list[Any], Evaluation]:
     async with calling(plan, store, clients, close_clients) as caller:
         judge_calls: dict[str, ArmStats] = {}
@@ -160,6 +164,7 @@ async def _run(
             plan.cfg.params,
             judge_calls,
             plan.cfg.max_tool_rounds,
+            samples,
         )
         records = await evaluation.run(progress)
     return records, evaluation
