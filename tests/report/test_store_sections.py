@@ -9,6 +9,7 @@ from sqlalchemy import insert
 
 from changeover.report.config import ReportConfig
 from changeover.report.inputs import collect_inputs
+from changeover.report.results import decision_of
 from changeover.store.schema import labels as labels_table
 
 
@@ -35,7 +36,7 @@ def test_sections_from_the_store(store, spec, assessment, records, migration_eve
     ]
     with store.engine.begin() as conn:
         conn.execute(insert(labels_table), rows)
-    inputs = collect_inputs(records, spec, assessment.to_json(), ReportConfig(), store)
+    inputs = collect_inputs(records, spec, decision_of(assessment), ReportConfig(), store)
     # alice's second verdict on q-0002 replaces her first; skips carry no verdict
     assert inputs.labels.by_annotator[:2] == [("alice", 2), ("bob", 1)]
     assert "carol" not in dict(inputs.labels.by_annotator)

@@ -21,11 +21,11 @@ from typing import Any
 import yaml
 
 from changeover import __version__
+from changeover.assessment.result import Decision
 from changeover.config import MigrationSpec
 from changeover.records import Record
 
 PACKAGES = ("numpy", "scipy", "pydantic", "sqlalchemy", "jinja2")
-SAMPLER_KEYS = ("seed", "draws", "chains", "tune", "warmup", "sampler")
 _URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s]*@")  # up to the last @ before the path
 _URL_SECRET = re.compile(
     r"([?&#][^=&#\s]*(?:key|token|secret|password|passwd|pwd|sig|signature|auth|credential)=)[^&#\s'\"]+",
@@ -96,33 +96,26 @@ def versions() -> list[tuple[str, str]]:
     return out
 
 
-def seeds(spec: MigrationSpec, result: dict[str, Any], assessment: object | None) -> list[tuple[str, str]]:
-    """The spec's seed and whatever sampler settings the assessment reports."""
+def seeds(spec: MigrationSpec, decision: Decision) -> list[tuple[str, str]]:
+    """The spec's seed and the sampler settings and diagnostics the assessment reports."""
+    d = decision.diagnostics
+    s = d.sampling
     out = [("spec seed", str(spec.seed)), ("confidence", f"{spec.confidence:g}")]
-    for source in (
-        result,
-        result.get("sampler") if isinstance(result.get("sampler"), dict) else {},
-        result.get("diagnostics") or {},
-    ):
-        for key in SAMPLER_KEYS:
-            if key in source and not isinstance(source[key], dict):
-                out.append((f"assessment {key}", str(source[key])))
-    for key in SAMPLER_KEYS:
-        value = getattr(assessment, key, None)
-        if isinstance(value, (int, float, str)) and not any(k == f"assessment {key}" for k, _ in out):
-            out.append((f"assessment {key}", str(value)))
-    diag = result.get("diagnostics") or {}
-    for key in ("rhat_max", "ess_min"):
-        if isinstance(diag.get(key), (int, float)):
-            out.append((key.replace("_", " "), f"{diag[key]:.4g}"))
+    out += [("assessment seed", str(s.seed)), ("assessment chains", str(s.chains))]
+    out += [("assessment draws", str(s.draws)), ("assessment warmup", str(s.warmup))]
+    if s.rounds > 1:
+        out.append(
+            ("sampling rounds", f"{s.rounds} (asked for {s.requested_draws} draws, {s.requested_warmup} warm-up)")
+        )
+    out += [("rhat max", f"{d.rhat_max:.4g}"), ("ess min", f"{min(d.ess_bulk_min, d.ess_tail_min):.4g}")]
+    out.append(("divergences", str(d.divergences)))
     return out
 
 
 def appendix(
     spec: MigrationSpec,
     records: list[Record],
-    result: dict[str, Any],
-    assessment: object | None,
+    decision: Decision,
     files: list[Path] | None = None,
 ) -> Appendix:
     rows, digest = records_digest(records)
@@ -132,5 +125,5 @@ def appendix(
         digest,
         [{"path": str(p), "sha256": file_sha256(p)} for p in (files or []) if p.is_file()],
         versions(),
-        seeds(spec, result, assessment),
+        seeds(spec, decision),
     )

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from changeover.assessment.jsonout import decision_json
+from changeover.assessment.result import Decision
 from changeover.config import MigrationSpec
-from changeover.errors import DataError
 from changeover.records import Record
 from changeover.report import plots
 from changeover.report.appendix import Appendix, appendix
@@ -22,11 +23,9 @@ from changeover.report.inputs import ReportInputs, collect_inputs, vars_of
 from changeover.report.judge import JudgeDimension, judge_sections
 from changeover.report.markdown import summary_markdown
 from changeover.report.render import render_html
-from changeover.report.results import AssessmentLike, CandidateView, candidate_views
+from changeover.report.results import AssessmentLike, CandidateView, candidate_views, decision_of
 from changeover.report.verdict import VerdictText, verdict_text
 from changeover.store import Store
-
-REQUIRED_KEYS = ("verdict", "confidence", "candidates")
 
 
 @dataclass(slots=True)
@@ -36,7 +35,7 @@ class Report:
     spec: MigrationSpec
     config: ReportConfig
     title: str
-    result: dict[str, Any]
+    decision: Decision
     verdict: VerdictText
     candidates: list[CandidateView]
     judges: list[JudgeDimension]
@@ -50,14 +49,14 @@ class Report:
 
     def markdown(self, report_name: str | None = None) -> str:
         return summary_markdown(
-            self.result, self.spec, self.verdict, self.inputs.labels, report_name, self.config.markdown_segments
+            self.decision, self.spec, self.verdict, self.inputs.labels, report_name, self.config.markdown_segments
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Issue 2's JSON plus what the report adds (reasons, labels, optional sections, appendix)."""
+        """The decision JSON plus what the report adds (reasons, labels, optional sections, appendix)."""
         sections = {name: _plain(value) for name, value in vars_of(self.inputs).items()}
         return {
-            **self.result,
+            **decision_json(self.decision),
             "report": {
                 "title": self.title,
                 "generated_at": self.generated_at,
@@ -112,19 +111,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def check_result(result: Any) -> dict[str, Any]:
-    """The assessment JSON must have issue 2's keys; say which is missing otherwise."""
-    if not isinstance(result, dict):
-        raise DataError("the assessment has no JSON form (to_json() did not return a mapping)")
-    missing = [k for k in REQUIRED_KEYS if k not in result]
-    if missing:
-        raise DataError(
-            f"the assessment JSON lacks {', '.join(repr(k) for k in missing)}; "
-            "re-run `changeover assess` with this version of changeover"
-        )
-    return result
-
-
 def build_report(
     assessment: AssessmentLike,
     spec: MigrationSpec,
@@ -137,7 +123,7 @@ def build_report(
     """Everything the report shows, computed once. ``records`` default to the assessment's
     own (``assessment.records``) or to the store's."""
     config = spec.section("report", ReportConfig) or ReportConfig()
-    result = check_result(assessment.to_json())
+    decision = decision_of(assessment)
     if records is None:
         records = getattr(assessment, "records", None)
     if records is None and store is not None:
@@ -150,12 +136,12 @@ def build_report(
         spec=spec,
         config=config,
         title=config.title or f"Replacing {spec.incumbent}",
-        result=result,
-        verdict=verdict_text(result, spec),
-        candidates=candidate_views(result, assessment, spec),
-        judges=judge_sections(result, pairs, spec, records),
-        inputs=collect_inputs(records, spec, result, config, store, inputs),
-        appendix=appendix(spec, records, result, assessment, files),
+        decision=decision,
+        verdict=verdict_text(decision, spec),
+        candidates=candidate_views(decision, assessment, spec),
+        judges=judge_sections(decision, pairs, spec, records),
+        inputs=collect_inputs(records, spec, decision, config, store, inputs),
+        appendix=appendix(spec, records, decision, files),
         colours=plots.model_colours(spec.incumbent, spec.candidates),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

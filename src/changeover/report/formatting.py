@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from changeover.assessment.result import Interval, SegmentResult
+
 
 def pct(value: float | None, digits: int = 1) -> str:
     """0.9234 -> '92.3%'."""
@@ -41,21 +43,21 @@ def count(value: float | None) -> str:
     return f"{round(value):,}"
 
 
-def impact(block: dict | None) -> dict | None:
+def impact(block: SegmentResult | None) -> Interval | None:
     """The failures-per-month summary to show for a result block: the signed net change
     (``net_failures_per_month``, negative = fewer failures) when the assessment gives it,
     else ``extra_failures_per_month``."""
-    if not block:
+    if block is None:
         return None
-    return block.get("net_failures_per_month") or block.get("extra_failures_per_month")
+    return block.net_failures_per_month or block.extra_failures_per_month
 
 
-def impact_range(block: dict | None) -> str:
+def impact_range(block: SegmentResult | None) -> str:
     """The interval of the impact in words: 'between 32,000 and 290,000 fewer'."""
     summary = impact(block)
-    if not summary or summary.get("lower") is None or summary.get("upper") is None:
+    if summary is None:
         return ""
-    lo, hi = float(summary["lower"]), float(summary["upper"])
+    lo, hi = summary.lower, summary.upper
     if lo >= 0:
         return f"between {count(lo)} and {count(hi)} extra"
     if hi <= 0:
@@ -63,19 +65,18 @@ def impact_range(block: dict | None) -> str:
     return f"from {count(-lo)} fewer to {count(hi)} extra"
 
 
-def failures(summary: dict | None) -> str:
+def failures(summary: Interval | None) -> str:
     """Expected change in failures per month, in words: '~1,200 fewer failures/month'."""
-    if not summary or summary.get("mean") is None:
+    if summary is None or not math.isfinite(summary.mean):
         return "—"
-    mean = float(summary["mean"])
-    rounded = _round_sig(abs(mean))
+    rounded = _round_sig(abs(summary.mean))
     if rounded == 0:
         return "no change in failures/month"
-    word = "fewer" if mean < 0 else "extra"
+    word = "fewer" if summary.mean < 0 else "extra"
     return f"~{rounded:,} {word} failures/month"
 
 
-def failures_short(summary: dict | None) -> str:
+def failures_short(summary: Interval | None) -> str:
     """The same for table cells: '~160,000 fewer'."""
     text = failures(summary)
     return text.removesuffix(" failures/month") if text.startswith("~") else text
@@ -87,11 +88,11 @@ def prob_is(value: float | None) -> str:
     return text[0] + " " + text[1:] if text[:1] in "<>" else "= " + text
 
 
-def interval_short(summary: dict | None) -> str:
+def interval_short(summary: Interval | None) -> str:
     """A delta's interval in points without units, for table cells: '[−3.0, +5.5]'."""
-    if not summary:
+    if summary is None:
         return ""
-    return "[" + ", ".join(points(summary.get(k)).removesuffix(" pts") for k in ("lower", "upper")) + "]"
+    return "[" + ", ".join(points(x).removesuffix(" pts") for x in (summary.lower, summary.upper)) + "]"
 
 
 def _round_sig(value: float, digits: int = 2) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from changeover.assessment.result import Decision
 from changeover.config import MigrationSpec
 from changeover.records import Record
 from changeover.report.config import ReportConfig
@@ -35,7 +36,7 @@ class ReportInputs:
 def collect_inputs(
     records: list[Record],
     spec: MigrationSpec,
-    result: dict[str, Any],
+    decision: Decision,
     config: ReportConfig,
     store: Store | None = None,
     given: ReportInputs | None = None,
@@ -44,7 +45,7 @@ def collect_inputs(
     given = given or ReportInputs()
     events = list_events(store) if store is not None else []
     found = ReportInputs(
-        labels=label_stats(records, spec, result, store, config.next_labels),
+        labels=label_stats(records, spec, decision, store, config.next_labels),
         shadow=shadow_stats(records, spec, config.max_examples),
         rollout=rollout_timeline(events),
         embeddings=embedding_stats(events),

@@ -3,7 +3,7 @@ human verdict — how often it passes bad answers and fails good ones — and wh
 kinder to one model than another (the bias the measurement model corrects).
 
 The confusion matrices come from the posterior (``PairPosterior.judge``); when a pair is
-missing, the ``diagnostics.judge`` sensitivity/specificity of issue 2's JSON stand in.
+missing, the decision's ``diagnostics.judge`` stands in.
 Counts on the labelled responses are shown next to them, so a reader can check.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
+from changeover.assessment.result import Decision
 from changeover.config import MigrationSpec
 from changeover.records import Record
 from changeover.report import plots
@@ -97,10 +98,10 @@ def _observed(records: Iterable[Record], dimension: str, signal: str) -> dict[st
 
 
 def judge_sections(
-    result: dict[str, Any], pairs: dict[tuple[str, str], Any], spec: MigrationSpec, records: list[Record]
+    decision: Decision, pairs: dict[tuple[str, str], Any], spec: MigrationSpec, records: list[Record]
 ) -> list[JudgeDimension]:
     """One calibration block per dimension with a matrix for every model."""
-    diag = (result.get("diagnostics") or {}).get("judge") or {}
+    diag = decision.diagnostics.judge
     dims = list(spec.dimensions)
     out = []
     for dim in dims:
@@ -111,10 +112,8 @@ def judge_sections(
                 m = confusion_from_any(conf)
                 if m is not None:
                     matrices.setdefault(model, m)
-        for model, conf in (diag.get(dim) or {}).items():
-            m = confusion_from_any(conf)
-            if m is not None:
-                matrices.setdefault(model, m)
+        for model, judge in (diag.get(dim) or {}).items():
+            matrices.setdefault(model, np.asarray(judge.matrix, float))
         if not matrices:
             continue
         k = next(iter(matrices.values())).shape[1]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
+from changeover.assessment.result import Decision, NextLabel
 from changeover.config import MigrationSpec
 from changeover.records import Record
 from changeover.store import Store
@@ -39,7 +40,7 @@ class LabelStats:
     by_annotator: list[tuple[str, int]]
     agreement: list[Agreement]
     needed: dict[str, dict[str, int]]
-    next_labels: list[dict[str, Any]] = field(default_factory=list)
+    next_labels: list[NextLabel] = field(default_factory=list)
 
     @property
     def total_needed(self) -> int:
@@ -78,14 +79,14 @@ def annotator_counts(store: Store | None, records: list[Record]) -> list[tuple[s
     return named + ([("imported with the records", imported)] if imported > 0 else [])
 
 
-def cells_from_result(result: dict[str, Any], spec: MigrationSpec) -> list[dict[str, Any]]:
+def cells_from_decision(decision: Decision, spec: MigrationSpec) -> list[dict[str, Any]]:
     """Labelled responses per (model, dimension) as the assessment counted them (its
     ``labelled`` and ``paired_items``), for when the report is not given the records."""
     cells: dict[tuple[str, str], dict[str, Any]] = {}
-    for data in result.get("candidates", {}).values():
-        for dim, d in data.get("dimensions", {}).items():
-            for model, n in (d.get("labelled") or {}).items():
-                responses = int(d.get("paired_items") or 0)
+    for data in decision.candidates.values():
+        for dim, d in data.dimensions.items():
+            for model, n in d.labelled.items():
+                responses = d.paired_items
                 cell = cells.setdefault((model, dim), {"model": model, "dimension": dim, "labelled": 0, "responses": 0})
                 cell["labelled"] = max(cell["labelled"], int(n))
                 cell["responses"] = max(cell["responses"], responses)
@@ -97,9 +98,10 @@ def cells_from_result(result: dict[str, Any], spec: MigrationSpec) -> list[dict[
 
 
 def label_stats(
-    records: list[Record], spec: MigrationSpec, result: dict[str, Any], store: Store | None = None, next_limit: int = 12
+    records: list[Record], spec: MigrationSpec, decision: Decision, store: Store | None = None, next_limit: int = 12
 ) -> LabelStats:
-    """Build the section input from the records, the store and issue 2's JSON."""
+    """Build the section input from the records, the store and the decision (whose
+    ``labels_needed`` is ``stats.labelvalue.labels_needed``, the number the CLI and the labelling app show)."""
     responses: Counter[tuple[str, str]] = Counter()
     labelled: Counter[tuple[str, str]] = Counter()
     verdicts_by_dim: dict[str, list[list[int]]] = {}
@@ -125,7 +127,7 @@ def label_stats(
     agreements = [a for d, v in verdicts_by_dim.items() if (a := agreement(d, v)) is not None]
     total_verdicts = sum(len(v) for vs in verdicts_by_dim.values() for v in vs)
     if not records:
-        by_cell = cells_from_result(result, spec)
+        by_cell = cells_from_decision(decision, spec)
         total_verdicts = sum(c["labelled"] for c in by_cell)
     return LabelStats(
         total_verdicts=total_verdicts,
@@ -133,6 +135,6 @@ def label_stats(
         by_cell=by_cell,
         by_annotator=annotator_counts(store, records),
         agreement=agreements,
-        needed={c: {d: int(n) for d, n in per.items()} for c, per in (result.get("labels_needed") or {}).items()},
-        next_labels=list(result.get("next_labels") or [])[:next_limit],
+        needed={c: dict(per) for c, per in decision.labels_needed.items()},
+        next_labels=list(decision.next_labels[:next_limit]),
     )

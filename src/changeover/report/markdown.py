@@ -3,8 +3,7 @@ comment (GitHub caps comments at 65,536 characters; this stays far below)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from changeover.assessment.result import Decision, SegmentResult
 from changeover.config import MigrationSpec
 from changeover.report.formatting import count, failures, impact, interval_short, points, prob
 from changeover.report.labels import LabelStats
@@ -18,29 +17,22 @@ def _cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def _row(cand: str, dim: str, where: str, d: dict[str, Any]) -> str:
-    delta = d["delta"]
-    return (
-        "| "
-        + " | ".join(
-            _cell(x)
-            for x in (
-                cand,
-                dim,
-                where,
-                d.get("verdict", ""),
-                f"{points(delta['mean'])} {interval_short(delta)}",
-                prob(d.get("p_noninferior")),
-                prob(d.get("p_regression")),
-                failures(impact(d)),
-            )
-        )
-        + " |"
+def _row(cand: str, dim: str, where: str, b: SegmentResult, verdict: str) -> str:
+    cells = (
+        cand,
+        dim,
+        where,
+        verdict,
+        f"{points(b.delta.mean)} {interval_short(b.delta)}",
+        prob(b.p_noninferior.value),
+        prob(b.p_regression.value),
+        failures(impact(b)),
     )
+    return "| " + " | ".join(_cell(x) for x in cells) + " |"
 
 
 def summary_markdown(
-    result: dict[str, Any],
+    decision: Decision,
     spec: MigrationSpec,
     text: VerdictText,
     labels: LabelStats | None,
@@ -59,13 +51,13 @@ def summary_markdown(
         f"({spec.confidence:.0%} CrI) | P(non-inferior) | P(regression) | failures / month |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for cand, data in result["candidates"].items():
-        for dim, d in data["dimensions"].items():
-            lines.append(_row(cand, dim, "overall", {**d["overall"], "verdict": d["verdict"]}))
-            for seg, s in d.get("segments", {}).items():
+    for name, c in decision.candidates.items():
+        for dim, d in c.dimensions.items():
+            lines.append(_row(name, dim, "overall", d.overall, str(d.call)))
+            for seg, s in d.segments.items():
                 # the segments that drive the verdict are always listed; the rest on request
-                if with_segments or s.get("verdict", d["verdict"]) != d["overall"].get("verdict", d["verdict"]):
-                    lines.append(_row("", "", seg, s))
+                if with_segments or s.call != d.overall.call:
+                    lines.append(_row("", "", seg, s, str(s.call)))
     lines.append("")
     if labels is not None:
         needed = f"; about **{count(labels.total_needed)}** more needed" if labels.total_needed else ""

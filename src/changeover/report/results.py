@@ -1,19 +1,25 @@
-"""The assessment as the report reads it: per candidate and dimension, the numbers of
-issue 2's JSON plus the plots drawn from the posterior draws (``Assessment.pairs``).
+"""The assessment as the report reads it: per candidate and dimension, the typed results
+(``changeover.assessment.DimensionResult``) plus the plots drawn from the posterior draws
+(``Assessment.pairs``).
 
-``AssessmentLike`` is the slice of ``changeover.assess.Assessment`` the report needs, so
-the report renders anything that honours the contract in docs/internals.md.
+``AssessmentLike`` is the slice of ``changeover.assessment.Assessment`` the report needs:
+its typed ``decision`` or, for anything else, a ``to_json()`` in the documented format
+(docs/decision.schema.json), read back into the typed result (``decision_of``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 from markupsafe import Markup
 
+from changeover.assessment.jsonin import decision_from_json
+from changeover.assessment.result import Decision, DimensionResult, SegmentResult
 from changeover.config import MigrationSpec
+from changeover.errors import DataError
 from changeover.report import plots
 from changeover.report.formatting import points
 
@@ -31,12 +37,26 @@ class PairLike(Protocol):
 
 
 class AssessmentLike(Protocol):
-    """What the report reads from an assessment (see docs/internals.md)."""
+    """What the report reads from an assessment (see docs/internals.md); ``decision`` when it has one."""
 
-    verdict: str
-    pairs: dict[tuple[str, str], PairLike]
+    @property
+    def verdict(self) -> str: ...
+
+    @property
+    def pairs(self) -> Mapping[tuple[str, str], PairLike]: ...
 
     def to_json(self) -> dict[str, Any]: ...
+
+
+def decision_of(assessment: AssessmentLike) -> Decision:
+    """The typed decision of an assessment: its own, or its JSON read back."""
+    decision = getattr(assessment, "decision", None)
+    if isinstance(decision, Decision):
+        return decision
+    result = assessment.to_json()
+    if not isinstance(result, dict):
+        raise DataError("the assessment has no JSON form (to_json() did not return a mapping)")
+    return decision_from_json(result)
 
 
 @dataclass(slots=True)
@@ -44,7 +64,7 @@ class SegmentRow:
     """One row of a dimension's segment table."""
 
     name: str
-    summary: dict[str, Any]
+    summary: SegmentResult
     required: bool
     share: float | None
 
@@ -58,7 +78,7 @@ class DimensionView:
     verdict: str
     margin: float
     required: bool
-    overall: dict[str, Any]
+    overall: SegmentResult
     segments: list[SegmentRow]
     density_svg: Markup | None
     forest_svg: Markup
@@ -100,57 +120,51 @@ def weighted_rate(rate: np.ndarray, shares: np.ndarray) -> np.ndarray:
     return rate @ w
 
 
-def _shares(pair: PairLike | None, spec: MigrationSpec, result: dict[str, Any]) -> dict[str, float]:
-    """Traffic share per segment: the pair's weights, else the JSON's, else the spec's."""
+def _shares(pair: PairLike | None, spec: MigrationSpec, decision: Decision) -> dict[str, float]:
+    """Traffic share per segment: the pair's weights, else the decision's, else the spec's."""
     if pair is not None:
         return {s: float(w) for s, w in zip(pair.segments, np.asarray(pair.shares, float), strict=True)}
-    if isinstance(result.get("segments"), dict):
-        return {str(s): float(w) for s, w in result["segments"].items()}
+    if decision.shares:
+        return dict(decision.shares)
     return dict(spec.traffic.shares or {})
 
 
-def split_segments(dim: dict[str, Any]) -> dict[str, Any]:
+def split_segments(dim: DimensionResult) -> dict[str, SegmentResult]:
     """The dimension's segments, or none when there is only one (it is the overall)."""
-    segments = dim.get("segments") or {}
-    return segments if len(segments) > 1 else {}
+    return dict(dim.segments) if len(dim.segments) > 1 else {}
 
 
-def _forest_rows(dim: dict[str, Any], shares: dict[str, float], spec: MigrationSpec) -> list[plots.ForestRow]:
+def _forest_rows(dim: DimensionResult, shares: dict[str, float], spec: MigrationSpec) -> list[plots.ForestRow]:
     rows = []
     for name, seg in split_segments(dim).items():
-        d = seg["delta"]
+        d = seg.delta
         rows.append(
             plots.ForestRow(
                 name,
-                d["mean"],
-                d["lower"],
-                d["upper"],
+                d.mean,
+                d.lower,
+                d.upper,
                 shares.get(name),
                 required=required_segment(spec, name),
-                verdict=seg.get("verdict"),
+                verdict=str(seg.call),
             )
         )
-    o = dim["overall"]["delta"]
-    rows.append(
-        plots.ForestRow(
-            "overall", o["mean"], o["lower"], o["upper"], overall=True, verdict=dim["overall"].get("verdict")
-        )
-    )
+    o = dim.overall.delta
+    rows.append(plots.ForestRow("overall", o.mean, o.lower, o.upper, overall=True, verdict=str(dim.overall.call)))
     return rows
 
 
 def dimension_view(
     candidate: str,
-    name: str,
-    dim: dict[str, Any],
+    dim: DimensionResult,
     pair: PairLike | None,
     spec: MigrationSpec,
     colours: dict[str, str],
-    needed: int | None,
     shares: dict[str, float],
 ) -> DimensionView:
     """Numbers and plots for one (candidate, dimension)."""
-    margin = spec.dimensions[name].margin if name in spec.dimensions else 0.0
+    name = dim.name
+    margin = spec.dimensions[name].margin if name in spec.dimensions else dim.margin
     density = None
     if pair is not None:
         density = plots.density_plot(
@@ -167,39 +181,25 @@ def dimension_view(
         label=f"{name}: {candidate} − {spec.incumbent} per segment (margin {points(-margin)})",
     )
     segments = [SegmentRow(s, v, required_segment(spec, s), shares.get(s)) for s, v in split_segments(dim).items()]
-    required = spec.dimensions[name].required if name in spec.dimensions else True
+    required = spec.dimensions[name].required if name in spec.dimensions else dim.required
     return DimensionView(
-        candidate, name, dim["verdict"], margin, required, dim["overall"], segments, density, forest, needed
+        candidate, name, str(dim.call), margin, required, dim.overall, segments, density, forest, dim.labels_needed
     )
 
 
-def candidate_views(
-    result: dict[str, Any], assessment: AssessmentLike | None, spec: MigrationSpec
-) -> list[CandidateView]:
+def candidate_views(decision: Decision, assessment: AssessmentLike | None, spec: MigrationSpec) -> list[CandidateView]:
     """One view per candidate (in the spec's order), each with its dimensions."""
     colours = plots.model_colours(spec.incumbent, spec.candidates)
     pairs = getattr(assessment, "pairs", None) or {}
-    needed = result.get("labels_needed") or {}
     out = []
-    ordered = [c for c in spec.candidates if c in result["candidates"]]
-    ordered += [c for c in result["candidates"] if c not in ordered]
+    ordered = [c for c in spec.candidates if c in decision.candidates]
+    ordered += [c for c in decision.candidates if c not in ordered]
     for cand in ordered:
-        data = result["candidates"][cand]
+        data = decision.candidates[cand]
         colours.setdefault(cand, plots.CANDIDATE_COLOURS[len(colours) % len(plots.CANDIDATE_COLOURS)])
-        view = CandidateView(cand, data["verdict"], colours[cand])
-        for dim_name, dim in data["dimensions"].items():
+        view = CandidateView(cand, str(data.verdict), colours[cand])
+        for dim_name, dim in data.dimensions.items():
             pair = pairs.get((cand, dim_name))
-            view.dimensions.append(
-                dimension_view(
-                    cand,
-                    dim_name,
-                    dim,
-                    pair,
-                    spec,
-                    colours,
-                    (needed.get(cand) or {}).get(dim_name),
-                    _shares(pair, spec, result),
-                )
-            )
+            view.dimensions.append(dimension_view(cand, dim, pair, spec, colours, _shares(pair, spec, decision)))
         out.append(view)
     return out
