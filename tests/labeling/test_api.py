@@ -25,7 +25,8 @@ def _label(client, task: str, value: int = 1, client_id: str | None = None, **ex
 
 def test_every_page_and_api_answers_401_without_a_valid_token(filled_store, serve):
     live = serve(filled_store)
-    paths = ["/", "/correct", "/progress", "/export.csv", "/api/next", "/api/progress", "/api/export"]
+    paths = ["/", "/correct", "/progress", "/review", "/export.csv", "/api/next", "/api/progress", "/api/export"]
+    paths += ["/api/flags"]
     for token in (None, "not-a-token"):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         with live.client(None) as c:
@@ -42,6 +43,7 @@ def test_every_page_and_api_answers_401_without_a_valid_token(filled_store, serv
         assert c.get("/api/next").status_code == 401
     with live.client("alice") as c:  # an annotator is not the admin
         assert c.get("/progress").status_code == 403
+        assert c.get("/review").status_code == 403 and c.get("/api/flags").status_code == 403
         assert c.get("/api/export").status_code == 403
         assert c.get("/api/next").status_code == 200
 
@@ -296,3 +298,40 @@ def test_skip_or_flag_while_correcting_never_withdraws_the_verdict(filled_store,
         assert current_labels(filled_store)[key] == [0]  # the flag adds a note; the verdict stays
     flags = [r for r in label_rows(filled_store) if r["status"] == "flag"]
     assert flags and flags[0]["supersedes"] in (None, "") and flags[0]["note"] == "unsure"
+
+
+def test_flags_and_skips_with_their_notes_are_listed_for_the_admin(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        t1 = c.get("/api/next").json()["task"]
+        flag = {"client_id": uuid.uuid4().hex, "task": t1, "status": "flag", "note": "is 'kill' about processes?"}
+        assert c.post("/api/labels", json=flag).status_code == 201
+        t2 = c.get("/api/next").json()["task"]
+        skip = {"client_id": uuid.uuid4().hex, "task": t2, "status": "skip", "note": "not my language"}
+        assert c.post("/api/labels", json=skip).status_code == 201
+    with live.client("bob") as c:  # bob labels the flagged response: the review shows the verdict in force
+        seen = set()
+        while (task := c.get("/api/next").json()["task"]) and task != t1 and task not in seen:
+            seen.add(task)
+            c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": task, "status": "skip"})
+        assert task == t1
+        assert _label(c, t1, 0).status_code == 201
+    with live.client("admin") as c:
+        page = c.get("/review")
+        flags = c.get("/api/flags").json()["flags"]
+        skips = c.get("/api/flags", params={"status": "skip"}).json()["flags"]
+    assert page.status_code == 200
+    assert "is &#39;kill&#39; about processes?" in page.text and "not my language" in page.text
+    assert not any(m in page.text for m in MODELS), "the review is blind too"
+    assert [(f["task"], f["annotator"], f["note"]) for f in flags] == [(t1, "alice", flag["note"])]
+    assert flags[0]["verdicts"]["refusal"] == {"acceptable": 0, "not_acceptable": 1}
+    assert ("not my language", "alice") in {(f["note"], f["annotator"]) for f in skips}
+
+
+def test_every_page_carries_a_content_security_policy(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        for path in ("/", "/api/next", "/login?token=bad"):
+            headers = c.get(path).headers
+            assert "default-src 'self'" in headers["content-security-policy"], path
+            assert headers["referrer-policy"] == "no-referrer" and headers["x-content-type-options"] == "nosniff"

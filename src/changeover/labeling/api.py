@@ -4,6 +4,7 @@
 - ``POST /api/labels``: ``{"client_id", "task" | ("item", "model"), "status"?, "verdicts"?, "corrects"?}``;
   idempotent by ``client_id`` (a resend answers 200 with ``duplicate: true``).
 - ``GET /api/progress``: the caller's counts; the admin gets the whole panel.
+- ``GET /api/flags?status=flag|skip``: flagged (or skipped) responses with their notes (admin).
 - ``GET /api/export?format=csv|jsonl``: every label row (admin).
 """
 
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from changeover.labeling.accounts import Annotator
 from changeover.labeling.auth import guarded
 from changeover.labeling.export import FORMATS, write_labels
+from changeover.labeling.review import flagged
 from changeover.labeling.service import LabelingService
 from changeover.labeling.submit import (
     MAX_ITEM,
@@ -112,6 +114,15 @@ def export_response(service: LabelingService, fmt: str) -> Response:
     return Response(
         buf.getvalue(), media_type=media, headers={"Content-Disposition": f'attachment; filename="labels.{fmt}"'}
     )
+
+
+@guarded(admin=True)
+def flags(request: Request, who: Annotator) -> Response:
+    service = _service(request)
+    status = request.query_params.get("status", "flag")
+    if status not in ("flag", "skip"):
+        return JSONResponse({"error": f"status {shown(status)}: use flag or skip"}, status_code=422)
+    return JSONResponse({"flags": [f.to_json() for f in flagged(service.store, service.catalogue, status)]})
 
 
 @guarded(admin=True)

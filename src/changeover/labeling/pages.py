@@ -1,4 +1,4 @@
-"""The server-rendered pages: login by link, the labelling page, corrections, and the admin's progress."""
+"""The server-rendered pages: login by link, the labelling page, corrections, the admin's progress and review."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from changeover.labeling.accounts import Annotator, authenticate, list_accounts
 from changeover.labeling.api import export_response
 from changeover.labeling.auth import COOKIE, guarded, html, unauthorized_page
+from changeover.labeling.review import flagged
 from changeover.labeling.service import LabelingService
 from changeover.labeling.tasks import Task
 
@@ -92,6 +93,23 @@ def progress_page(request: Request, who: Annotator) -> Response:
             "p": service.progress(None),
             "accounts": accounts,
             "spec": service.spec,
+            "dimensions": service.dimensions,
+        },
+    )
+
+
+@guarded(admin=True)
+def review_page(request: Request, who: Annotator) -> Response:
+    """Flagged responses with their notes, and skips with their reasons (admin)."""
+    service = _service(request)
+    catalogue = service.catalogue
+    return html(
+        request,
+        "review.html",
+        {
+            "who": who,
+            "flags": flagged(service.store, catalogue, "flag"),
+            "skips": flagged(service.store, catalogue, "skip"),
             "dimensions": service.dimensions,
         },
     )

@@ -66,6 +66,18 @@
   document.getElementById("skip").addEventListener("click", skip);
   document.getElementById("flag").addEventListener("click", () => send("flag"));
 
+  // r shows the exact text of the response instead of its rendering (and back)
+  function toggleRaw() {
+    const raw = document.getElementById("response-raw");
+    const rendered = document.getElementById("response-text");
+    if (!raw || !rendered) return;
+    raw.hidden = !raw.hidden;
+    rendered.hidden = !raw.hidden;
+    document.getElementById("raw-toggle").classList.toggle("on", !raw.hidden);
+  }
+  const rawToggle = document.getElementById("raw-toggle");
+  if (rawToggle) rawToggle.addEventListener("click", toggleRaw);
+
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.target && ev.target.id === "note") {          // typing a note is not a verdict
@@ -77,6 +89,7 @@
     else if (key === "s") { skip(); }
     else if (key === "f") { send("flag"); }
     else if (key === "u") { window.location.assign("/correct"); }
+    else if (key === "r") { toggleRaw(); }
     else if (key === "arrowdown" || key === "j") { activate(active + 1); }
     else if (key === "arrowup" || key === "k") { activate(active - 1); }
     else { return; }

@@ -1,0 +1,68 @@
+"""The admin's review list: every flagged response with its note (and every skip with its reason).
+
+A flag is a submission without a verdict that asks the team to look; its note
+says why. This list is where those notes are read: one entry per flag
+submission (the rows of its dimensions are one flag), newest first, with the
+response as the annotator saw it (never the model's name) and the verdicts in
+force on it now.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from changeover.labeling.tasks import Catalogue, Task
+from changeover.store import Store
+from changeover.store.events import aware
+from changeover.store.responses import all_labels, in_force
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """One flag (or skip) submission."""
+
+    status: str  # flag | skip
+    task: Task | None  # None when the response is no longer in the catalogue
+    item: str
+    annotator: str
+    at: datetime
+    note: str | None
+    verdicts: dict[str, Counter[int]] = field(default_factory=dict)  # dimension -> {1: n, 0: n} in force now
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "task": self.task.id if self.task else None,
+            "item": self.item,
+            "annotator": self.annotator,
+            "at": self.at.isoformat(),
+            "note": self.note,
+            "verdicts": {d: {"acceptable": c[1], "not_acceptable": c[0]} for d, c in self.verdicts.items()},
+        }
+
+
+def flagged(store: Store, catalogue: Catalogue, status: str = "flag") -> list[Flagged]:
+    """Flag (or skip) submissions, newest first, each with the verdicts in force on its response."""
+    rows = all_labels(store)
+    counting: dict[tuple[str, str], dict[str, Counter[int]]] = {}
+    for (item, model, dim, _annotator), row in in_force(rows).items():
+        counting.setdefault((item, model), {}).setdefault(dim, Counter())[int(row.value)] += 1
+    seen: set[str] = set()
+    out = []
+    for r in reversed(rows):
+        if r.status != status:
+            continue
+        submission = (r.client_id or f"row-{r.id}").rsplit("/", 1)[0]
+        if submission in seen:
+            continue
+        seen.add(submission)
+        task = catalogue.by_key.get((r.item, r.model))
+        out.append(
+            Flagged(
+                r.status, task, r.item, r.annotator, aware(r.created_at), r.note, counting.get((r.item, r.model), {})
+            )
+        )
+    return out
