@@ -29,7 +29,7 @@ from tests.support.fake_openai import UNSUPPORTED_MAX_TOKENS, FakeOpenAI  # noqa
 
 def changeover(workdir: Path, *args: str) -> None:
     print("$ changeover " + " ".join(args))
-    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
     proc = subprocess.run(
         [sys.executable, "-c", "from changeover.cli import main; main()", *args],
         cwd=workdir,

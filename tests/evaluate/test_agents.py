@@ -172,3 +172,21 @@ def test_a_replayed_tool_turn_reaches_anthropic_as_tool_use_and_tool_result_bloc
         {"type": "tool_result", "tool_use_id": "rec_a", "content": json.dumps(ORDER)}
     ]
     assert body["tools"][1]["name"] == "track_parcel" and body["tools"][1]["input_schema"]["required"]
+
+
+def test_malformed_tool_turns_are_errors_naming_the_line(tmp_path):
+    import pytest
+
+    from changeover.errors import RecordsError
+
+    good = conversation(1)
+    no_id = [*good[:5], {"role": "tool", "content": "{}"}]
+    stray = [*good[:4], {"role": "tool", "tool_call_id": "nope", "content": "{}"}]
+    bad_call = [*good[:4], {"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]
+    for rows, field in ((no_id, "needs 'tool_call_id'"), (stray, "answers no earlier"), (bad_call, "needs 'id'")):
+        path = write_traffic(
+            tmp_path / "t.jsonl",
+            [{"item": "ok", "messages": good}, {"item": "bad", "messages": rows}],
+        )
+        with pytest.raises(RecordsError, match=rf"t.jsonl:2: .*{field}"):
+            read_interactions(path)

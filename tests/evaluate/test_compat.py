@@ -27,6 +27,9 @@ def newer_api(fake) -> None:
 
 def write_spec(tmp_path, fake, param_map=None):
     raw = spec_dict(fake.base_url)
+    raw["models"]["new-model"].update(
+        breaker=2, concurrency=1
+    )  # a refusal says the endpoint is up: it must not open the breaker
     if param_map is not None:
         raw["models"]["new-model"]["param_map"] = param_map
     path = tmp_path / "migration.yaml"
@@ -43,14 +46,15 @@ def test_a_refused_parameter_is_classified_then_fixed_by_a_mapping(fake, tmp_pat
 
     report = check_requests(spec, inters)
     by = {(c.arm, json.dumps(c.params, sort_keys=True)): c for c in report.checks}
-    assert len(report.checks) == 4 and not report.ok  # 2 parameter sets x 2 models, one request each
+    assert len(report.checks) == 5 and not report.ok  # 2 parameter sets x 2 models, and the judge's request
+    assert by[("judge:correctness", '{"max_tokens": 200, "temperature": 0.0}')].status == "accepted"
     refused = by[("new-model", '{"max_tokens": 32}')]
     assert refused.status == "rejected" and refused.items == 11
     assert refused.rejection["param"] == "max_tokens" and refused.rejection["suggest"] == "max_completion_tokens"
     assert refused.rejection["reason"] == "unsupported_parameter"
     assert refused.fix == "models.new-model.param_map: {max_tokens: max_completion_tokens}"
     assert by[("old-model", '{"max_tokens": 32}')].status == "accepted"
-    assert fake.calls["new-model"] == 2 and fake.calls["old-model"] == 2
+    assert fake.calls["new-model"] == 2 and fake.calls["old-model"] == 2 and fake.calls["judge-model"] == 1
 
     # a run without the mapping: the refusals are a class of their own, not model failures
     broken = evaluate(spec, inters)
@@ -203,3 +207,22 @@ def test_the_gateway_applies_the_same_mapping_to_the_bodies_it_forwards():
     upstream = Upstream(base_url="http://127.0.0.1:9/v1", params={"max_tokens": "max_completion_tokens", "top_p": None})
     sent = json.loads(UpstreamClient("new-model", upstream).encode({"model": "x", "max_tokens": 5, "top_p": 1}))
     assert sent == {"model": "new-model", "max_completion_tokens": 5}
+
+
+def test_a_judge_model_refusing_response_format_is_caught_before_the_run(fake, tmp_path):
+    setup_fake(fake)
+    fake.set(
+        "judge-model",
+        reject_params={
+            "response_format": "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
+            "with this model."
+        },
+    )
+    raw = spec_dict(fake.base_url)
+    raw["judges"]["correctness"]["structured"] = True
+    spec = spec_from_dict(raw, tmp_path / "migration.yaml")
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", traffic_rows(4)))
+    (refused,) = check_requests(spec, inters).rejected
+    assert refused.arm == "judge:correctness" and refused.rejection["param"] == "response_format"
+    assert refused.params["response_format"]["type"] == "json_schema" and refused.items == 8
+    assert fake.calls["judge-model"] == 1  # one request, not re-asked

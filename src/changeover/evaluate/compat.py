@@ -7,6 +7,8 @@ arm by their parameters and tool definitions, sends one of each group, and
 reports each as accepted, rejected (the refused parameter, with the
 endpoint's suggestion and the ``param_map`` entry that fixes it) or failed
 (any other error). Accepted calls go into the call cache: the run reuses them.
+Each LLM judge sends one request too (its rubric and parameters, e.g. a
+structured ``response_format``, on a stand-in response; not cached).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 from changeover.config import MigrationSpec
 from changeover.evaluate.requests import Planned, plan_requests
 from changeover.evaluate.run import RunPlan, calling, plan_run
+from changeover.judges import Ask, Case, build_judges
 from changeover.prompts import Interaction
-from changeover.providers import CachedCaller, ModelClient, build_clients
+from changeover.providers import CachedCaller, ChatRequest, Completion, ModelClient, build_clients
 from changeover.store import Store
 
 
@@ -100,7 +103,7 @@ def check_requests(
     """Send one request per distinct parameter set (at most ``limit`` per arm) to each arm's model."""
     plan = plan_run(spec, interactions, sample=sample, prompt_ab=prompt_ab, seed=seed)
     own_clients = clients is None
-    clients = clients if clients is not None else build_clients(spec, [a.model for a in plan.arms])
+    clients = clients if clients is not None else build_clients(spec, plan.models())
     report = CompatReport()
     groups: dict[tuple[str, str], tuple[ParamCheck, Planned]] = {}
     for row in plan_requests(plan.sampled, plan.arms, plan.registry, plan.cfg.params).values():
@@ -123,8 +126,9 @@ def check_requests(
                 planned.request.item or "",
             )
             groups[key] = (check, planned)
-    asyncio.run(_send(plan, store, clients, own_clients, list(groups.values())))
-    report.checks = [check for check, _ in groups.values()]
+    judged: list[ParamCheck] = []
+    asyncio.run(_send(plan, store, clients, own_clients, list(groups.values()), judged))
+    report.checks = [check for check, _ in groups.values()] + judged
     return report
 
 
@@ -134,9 +138,41 @@ async def _send(
     clients: dict[str, ModelClient],
     close_clients: bool,
     groups: list[tuple[ParamCheck, Planned]],
+    judged: list[ParamCheck],
 ) -> None:
     async with calling(plan, store, clients, close_clients) as caller:
-        await asyncio.gather(*(_one(caller, clients, check, planned) for check, planned in groups))
+        await asyncio.gather(
+            *(_one(caller, clients, check, planned) for check, planned in groups),
+            *(_judge_check(plan, clients, signal, judged) for signal, cfg in plan.judges.items() if cfg.kind == "llm"),
+        )
+
+
+async def _judge_check(plan: RunPlan, clients: dict[str, ModelClient], signal: str, out: list[ParamCheck]) -> None:
+    """One request of an LLM judge, with its real rubric and parameters, on a stand-in response.
+
+    Not cached (the response is not a model's); a re-ask after an unreadable answer is not sent.
+    """
+    cfg = plan.judges[signal]
+    assert cfg.model is not None
+    client = clients[cfg.model]
+    first = plan.sampled[0].interaction
+    check = ParamCheck(f"judge:{signal}", cfg.model, {}, [], len(plan.sampled) * len(plan.arms), first.item)
+
+    def ask_for(_signal: str, _model: str) -> Ask:
+        async def ask(request: ChatRequest) -> Completion:
+            if check.status != "pending":  # the judge re-asking: the check has its answer
+                return Completion(text=None, error="compatibility check: not re-asked")
+            check.params = client.prepare(request).params
+            completion = await client.complete(request)
+            _settle(check, completion)
+            return completion
+
+        return ask
+
+    judge = build_judges(plan.spec, {signal: cfg}, ask_for)[signal]
+    text = "This is a compatibility check of the judge's request."
+    await judge.score(Case(first.item, plan.arms[-1].name, first.prompt_text, text, incumbent_response=text))
+    out.append(check)
 
 
 async def _one(caller: CachedCaller, clients: dict[str, ModelClient], check: ParamCheck, planned: Planned) -> None:
@@ -144,6 +180,10 @@ async def _one(caller: CachedCaller, clients: dict[str, ModelClient], check: Par
     completion, _cached = await caller.call(
         client, "response", planned.request.item or "", planned.version, planned.request
     )
+    _settle(check, completion)
+
+
+def _settle(check: ParamCheck, completion: Completion) -> None:
     if completion.rejection is not None:
         check.status, check.rejection = "rejected", completion.rejection
     elif not completion.ok:

@@ -81,7 +81,34 @@ class LoggedInteraction(BaseModel):
             raise ValueError("a line needs 'messages', 'prompt', or 'prompt_id' with 'variables'")
         if self.messages is not None and not any(m.role == "user" for m in self.messages):
             raise ValueError("'messages' has no user message")
+        check_tool_turns(self.messages or [])
         return self
+
+
+def check_tool_turns(messages: list[Message]) -> None:
+    """Assistant ``tool_calls`` are calls with an id and a function name; every ``tool`` message
+    answers one of them by ``tool_call_id`` (what the replay of an agent's turn relies on)."""
+    ids: set[str] = set()
+    for i, m in enumerate(messages):
+        extra = m.model_extra or {}
+        calls = extra.get("tool_calls")
+        if m.role == "assistant" and calls is not None:
+            if not isinstance(calls, list):
+                raise ValueError(f"messages.{i}.tool_calls must be a list of calls")
+            for j, call in enumerate(calls):
+                fn = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(fn, dict) or not fn.get("name") or not call.get("id"):
+                    raise ValueError(
+                        f"messages.{i}.tool_calls.{j} needs 'id' and 'function': {{'name', 'arguments'}} "
+                        "(the OpenAI chat format)"
+                    )
+                ids.add(str(call["id"]))
+        if m.role == "tool":
+            answered = extra.get("tool_call_id")
+            if not answered:
+                raise ValueError(f"messages.{i}: a 'tool' message needs 'tool_call_id' (the call it answers)")
+            if str(answered) not in ids:
+                raise ValueError(f"messages.{i}.tool_call_id '{answered}' answers no earlier assistant tool call")
 
 
 @dataclass(slots=True)
