@@ -63,8 +63,9 @@ def register(app: typer.Typer) -> None:
         days = parse_within(within)
         day = _today(today)
         result = scan_codebase(path, load_registry(registry), day, days)
+        files = f"{result.files_scanned} file{'' if result.files_scanned == 1 else 's'} scanned"
         table = Table(
-            title=f"model ids in {path} ({result.files_scanned} files scanned), as of {day.isoformat()}",
+            title=f"model ids in {path} ({files}), as of {day.isoformat()}",
             title_justify="left",
         )
         table.add_column("model", overflow="fold")

@@ -98,7 +98,7 @@ def _finish(row: TrafficRow, segments: dict[str, str], redactor: Any, result: Im
         counts = result.segments.setdefault(name, {})
         counts[value] = counts.get(value, 0) + 1
     result.with_tools += bool(row.tools)
-    result.with_recorded += bool(row.recorded)
+    result.with_recorded += bool(row.answer())
     result.turns += len(row.messages)
     return row
 
