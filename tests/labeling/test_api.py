@@ -335,3 +335,21 @@ def test_every_page_carries_a_content_security_policy(filled_store, serve):
             headers = c.get(path).headers
             assert "default-src 'self'" in headers["content-security-policy"], path
             assert headers["referrer-policy"] == "no-referrer" and headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_verdict_posted_without_a_claim_still_takes_the_slot(filled_store, serve):
+    live = serve(filled_store)
+    target = next(t for t in live.service.catalogue.by_key.values() if t.external == 0)
+    with live.client("alice") as c:  # a tool posting by item and model, never asking GET /api/next
+        body = {"client_id": uuid.uuid4().hex, "item": target.item, "model": target.model, "verdicts": {"refusal": 1}}
+        assert c.post("/api/labels", json=body).status_code == 201
+    assert target.id not in {t.id for t in candidates(live.service.catalogue, "bob", {}, 5, read_state(filled_store))}
+    with live.client("bob") as c:
+        offered = set()
+        while (task := c.get("/api/next").json()["task"]) is not None:
+            offered.add(task)
+            assert (
+                c.post("/api/labels", json={"client_id": uuid.uuid4().hex, "task": task, "status": "skip"}).status_code
+                == 201
+            )
+    assert offered and target.id not in offered

@@ -200,6 +200,11 @@ def submit(
                 supersedes = _superseded(conn, annotator, task, sub.corrects, dimensions) if sub.corrects else {}
                 if sub.status != "label":
                     supersedes = {}  # a flag on a corrected response adds a note; the verdict stays in force
+                # the claim first: a verdict keeps (or, without a claim, takes) its slot, before its own rows count
+                if sub.status == "label":
+                    finish_claim(conn, task, annotator)
+                else:
+                    release_claim(conn, task, annotator)
                 at = now()
                 ids: dict[str, int] = {}
                 for dim in dimensions:
@@ -220,10 +225,6 @@ def submit(
                         )
                     )
                     ids[dim] = int(result.inserted_primary_key[0])
-                if sub.status == "label":
-                    finish_claim(conn, task, annotator)  # the verdict keeps its slot
-                else:
-                    release_claim(conn, task, annotator)
                 return SubmitResult(sub.client_id, ids, duplicate=False)
         except IntegrityError:
             if attempt:  # pragma: no cover - a third party keeps colliding
