@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from tests.embeddings.conftest import cranfield, small_corpus  # noqa: F401 - the re-embed job's corpus
 from tests.faults.pg import PgCluster, pg_bin
 from tests.gateway.conftest import admin_token, fake, make_spec  # noqa: F401 - shared fixtures
 

