@@ -26,7 +26,7 @@ def _label(client, task: str, value: int = 1, client_id: str | None = None, **ex
 def test_every_page_and_api_answers_401_without_a_valid_token(filled_store, serve):
     live = serve(filled_store)
     paths = ["/", "/correct", "/progress", "/review", "/export.csv", "/api/next", "/api/progress", "/api/export"]
-    paths += ["/api/flags"]
+    paths += ["/api/flags", "/api/disagreements"]
     for token in (None, "not-a-token"):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         with live.client(None) as c:
@@ -261,8 +261,21 @@ def test_double_labelled_share_goes_to_two_annotators_and_feeds_kappa(unlabelled
         assert _label(b, t_b, 1).status_code == 201
         assert a.get("/api/next").json()["task"] == t_b
     with live.client("admin") as admin:
-        agreement = admin.get("/api/progress").json()["agreement"]["refusal"]
+        progress = admin.get("/api/progress").json()
+        review = admin.get("/review").text
+        (disagreement,) = admin.get("/api/disagreements").json()["disagreements"]
+    agreement = progress["agreement"]["refusal"]
     assert agreement["pairs"] == 1 and agreement["observed"] == 0.0
+    assert progress["annotators"]["alice"]["agreement"] == {"pairs": 1, "observed": 0.0, "kappa": None}
+    assert progress["annotators"]["bob"]["agreement"] is None  # nobody else judged bob's response yet
+    assert disagreement == {
+        "task": t_a,
+        "item": disagreement["item"],
+        "dimension": "refusal",
+        "verdicts": {"alice": 1, "carol": 0},
+    }
+    assert "alice: acceptable" in review and "carol: not acceptable" in review
+    assert not any(m in review for m in MODELS)
 
 
 @pytest.mark.parametrize("public_url", [None, "HTTPS://lab.example.com/"])

@@ -73,3 +73,18 @@ def test_task_ids_are_opaque_and_the_double_share_is_per_item():
     double = {t.item for t in cat.by_key.values() if t.needed == 2}
     assert 30 < len(double) < 70  # about a quarter of 200 items
     assert all(cat.by_key[(i, "inc")].needed == cat.by_key[(i, "cand")].needed for i in double)
+
+
+def test_agreement_by_annotator_counts_each_pair_from_both_sides():
+    from changeover.labeling.agreement import agreement_by_annotator
+
+    verdicts = {
+        ("i1", "m", "d", "alice"): 1,
+        ("i1", "m", "d", "bob"): 1,
+        ("i1", "m", "d", "carol"): 0,
+        ("i2", "m", "d", "alice"): 0,
+        ("i2", "m", "d", "bob"): 1,
+        ("i3", "m", "d", "dave"): 1,  # alone: no pair
+    }
+    got = {a: (x.pairs, x.observed) for a, x in agreement_by_annotator(verdicts).items()}
+    assert got == {"alice": (3, 1 / 3), "bob": (3, 1 / 3), "carol": (2, 0.0)}

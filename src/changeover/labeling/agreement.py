@@ -1,4 +1,5 @@
-"""Agreement between annotators: Cohen's kappa on responses judged by two of them.
+"""Agreement between annotators: Cohen's kappa on responses judged by two of them, and each
+annotator's observed agreement with the others.
 
 kappa = (p_o - p_e) / (1 - p_e), where p_o is the share of pairs that agree and
 p_e the agreement expected by chance from each rater's own rate of 1s. For a
@@ -41,3 +42,19 @@ def kappa_by_dimension(verdicts: dict[tuple[str, str, str], list[int]], dimensio
         if dim in pairs and len(values) >= 2:
             pairs[dim].append((values[0], values[1]))
     return {d: cohen_kappa(p) for d, p in pairs.items()}
+
+
+def agreement_by_annotator(verdicts: dict[tuple[str, str, str, str], int]) -> dict[str, Agreement]:
+    """Per annotator: the share of their verdicts that match another annotator's on the same response
+    and dimension, over every such pair (``verdicts``: (item, model, dimension, annotator) -> 1/0).
+    ``kappa`` is left None: with one rater against many, the share is what is read."""
+    units: dict[tuple[str, str, str], dict[str, int]] = {}
+    for (item, model, dim, annotator), value in verdicts.items():
+        units.setdefault((item, model, dim), {})[annotator] = value
+    same: dict[str, list[bool]] = {}
+    for by in units.values():
+        for a, v in by.items():
+            for b, w in by.items():
+                if a != b:
+                    same.setdefault(a, []).append(v == w)
+    return {a: Agreement(len(s), sum(s) / len(s), None) for a, s in sorted(same.items())}

@@ -5,6 +5,7 @@
   idempotent by ``client_id`` (a resend answers 200 with ``duplicate: true``).
 - ``GET /api/progress``: the caller's counts; the admin gets the whole panel.
 - ``GET /api/flags?status=flag|skip``: flagged (or skipped) responses with their notes (admin).
+- ``GET /api/disagreements``: responses whose verdicts in force differ, who said what (admin).
 - ``GET /api/export?format=csv|jsonl``: every label row (admin).
 """
 
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from changeover.labeling.accounts import Annotator
 from changeover.labeling.auth import guarded
 from changeover.labeling.export import FORMATS, write_labels
-from changeover.labeling.review import flagged
+from changeover.labeling.review import disagreements, flagged
 from changeover.labeling.service import LabelingService
 from changeover.labeling.submit import (
     MAX_ITEM,
@@ -123,6 +124,12 @@ def flags(request: Request, who: Annotator) -> Response:
     if status not in ("flag", "skip"):
         return JSONResponse({"error": f"status {shown(status)}: use flag or skip"}, status_code=422)
     return JSONResponse({"flags": [f.to_json() for f in flagged(service.store, service.catalogue, status)]})
+
+
+@guarded(admin=True)
+def disagreements_list(request: Request, who: Annotator) -> Response:
+    service = _service(request)
+    return JSONResponse({"disagreements": [d.to_json() for d in disagreements(service.store, service.catalogue)]})
 
 
 @guarded(admin=True)

@@ -76,6 +76,7 @@ def create_app(service: LabelingService, background: bool = True, public_url: st
         Route("/api/progress", api.progress),
         Route("/api/export", api.export),
         Route("/api/flags", api.flags),
+        Route("/api/disagreements", api.disagreements_list),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])

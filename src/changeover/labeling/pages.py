@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from changeover.labeling.accounts import Annotator, authenticate, list_accounts
 from changeover.labeling.api import export_response
 from changeover.labeling.auth import COOKIE, guarded, html, unauthorized_page
-from changeover.labeling.review import flagged
+from changeover.labeling.review import disagreements, flagged
 from changeover.labeling.service import LabelingService
 from changeover.labeling.tasks import Task
 
@@ -110,6 +110,7 @@ def review_page(request: Request, who: Annotator) -> Response:
             "who": who,
             "flags": flagged(service.store, catalogue, "flag"),
             "skips": flagged(service.store, catalogue, "skip"),
+            "disagreements": disagreements(service.store, catalogue),
             "dimensions": service.dimensions,
         },
     )

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from changeover.labeling.agreement import Agreement, kappa_by_dimension
+from changeover.labeling.agreement import Agreement, agreement_by_annotator, kappa_by_dimension
 from changeover.store import Store
 from changeover.store.events import aware, now
-from changeover.store.responses import current_labels
+from changeover.store.responses import current_labels, labels_in_force
 from changeover.store.schema import labels
 
 
@@ -73,6 +73,12 @@ def count_by_annotator(store: Store) -> tuple[dict[str, Counts], Counts]:
 
 def agreement(store: Store, dimensions: list[str]) -> dict[str, Agreement]:
     return kappa_by_dimension(current_labels(store), dimensions)
+
+
+def annotator_agreement(store: Store, dimensions: list[str]) -> dict[str, Agreement]:
+    """Each annotator's agreement with the others on the labelled dimensions (verdicts in force)."""
+    verdicts = {k: int(r.value) for k, r in labels_in_force(store).items() if k[2] in dimensions}
+    return agreement_by_annotator(verdicts)
 
 
 UNDECIDED = ("NEED-LABELS", "inconclusive")

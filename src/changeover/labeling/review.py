@@ -1,4 +1,5 @@
-"""The admin's review list: every flagged response with its note (and every skip with its reason).
+"""The admin's review list: every flagged response with its note (and every skip with its reason),
+and every response on which annotators' verdicts in force disagree, side by side.
 
 A flag is a submission without a verdict that asks the team to look; its note
 says why. This list is where those notes are read: one entry per flag
@@ -66,3 +67,34 @@ def flagged(store: Store, catalogue: Catalogue, status: str = "flag") -> list[Fl
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """One response and dimension on which the verdicts in force differ: who said what."""
+
+    task: Task | None
+    item: str
+    dimension: str
+    verdicts: dict[str, int]  # annotator -> 1 / 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task.id if self.task else None,
+            "item": self.item,
+            "dimension": self.dimension,
+            "verdicts": dict(self.verdicts),
+        }
+
+
+def disagreements(store: Store, catalogue: Catalogue) -> list[Disagreement]:
+    """Responses whose verdicts in force (one per annotator) are not all the same, per dimension."""
+    by_unit: dict[tuple[str, str, str], dict[str, int]] = {}
+    for (item, model, dim, annotator), row in in_force(all_labels(store)).items():
+        by_unit.setdefault((item, model, dim), {})[annotator] = int(row.value)
+    out = [
+        Disagreement(catalogue.by_key.get((item, model)), item, dim, dict(sorted(v.items())))
+        for (item, model, dim), v in by_unit.items()
+        if len(set(v.values())) > 1
+    ]
+    return sorted(out, key=lambda d: (d.item, d.dimension, d.task.id if d.task else ""))

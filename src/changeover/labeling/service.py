@@ -16,7 +16,13 @@ from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
 from changeover.labeling.accounts import store_secret
 from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
-from changeover.labeling.progress import Counts, count_by_annotator, decision_summary, total_needed
+from changeover.labeling.progress import (
+    Counts,
+    annotator_agreement,
+    count_by_annotator,
+    decision_summary,
+    total_needed,
+)
 from changeover.labeling.progress import agreement as agreement_by_dimension
 from changeover.labeling.queue import Claims, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
@@ -176,7 +182,11 @@ class LabelingService:
         if annotator is not None:
             out["you"] = per.get(annotator, Counts()).to_json()
             return out
-        out["annotators"] = {a: c.to_json() for a, c in per.items()}
+        with_others = annotator_agreement(self.store, self.dimensions)
+        out["annotators"] = {
+            a: {**c.to_json(), "agreement": with_others[a].to_json() if a in with_others else None}
+            for a, c in per.items()
+        }
         kappas = agreement_by_dimension(self.store, self.dimensions)
         out["agreement"] = {d: a.to_json() for d, a in kappas.items()}
         summary = (
