@@ -43,7 +43,7 @@ DOCTOR_HELP = (
 )
 
 
-def print_summary(summary: dict, paths: dict[str, Path], spec: Path) -> None:
+def print_summary(summary: dict[str, Any], paths: dict[str, Path], spec: Path) -> None:
     table = Table(title=f"evaluated {summary['items']:,} interactions", title_justify="left")
     for col in ("arm", "calls", "cached", "errors", "rejected", "latency ms", "tokens out", "cost $"):
         table.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)

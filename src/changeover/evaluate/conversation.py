@@ -125,8 +125,8 @@ async def replay_turn(call: Call, request: ChatRequest, turn: Turn, max_rounds: 
         answers: list[dict[str, Any]] = []
         for c, sent in zip(calls, wire, strict=True):
             if c.name not in defined:
-                why = f"'{c.name}' is not one of the request's tools ({', '.join(defined) or 'none'})"
-                return Replay(_summed(done), made, round_no, "unknown_tool", _diverged(round_no, c, why))
+                unknown = f"'{c.name}' is not one of the request's tools ({', '.join(defined) or 'none'})"
+                return Replay(_summed(done), made, round_no, "unknown_tool", _diverged(round_no, c, unknown))
             result, why = turn.result_for(c)
             if why is not None:
                 return Replay(_summed(done), made, round_no, "tool_divergence", _diverged(round_no, c, why))

@@ -54,7 +54,7 @@ class Evaluation:
         self.max_tool_rounds = max_tool_rounds
         self.samples = samples
         self.arm_stats = {a.name: ArmStats() for a in arms}
-        self.judge_stats: dict[str, Counter] = {s: Counter() for s in judges}
+        self.judge_stats: dict[str, Counter[str]] = {s: Counter() for s in judges}
         self.judge_calls = judge_calls if judge_calls is not None else {}  # per LLM-judged signal
         self._planned: dict[str, list[Planned]] = {}
         self._progress: ProgressCallback | None = None

@@ -15,7 +15,7 @@ LABEL_FIT = {"draws": 150, "warmup": 150, "chains": 2}
 
 def pick_labels(
     spec: MigrationSpec, records: list[Record], budget: int, seed: int, fit: dict[str, int] | None = None
-) -> tuple[list[dict], str]:
+) -> tuple[list[dict[str, Any]], str]:
     """The items a human should label next: ``assess``'s ranking, or disagreements when it cannot run.
 
     ``fit``: sampler settings passed to ``assess``; ranking needs less precision than a verdict,
@@ -28,13 +28,22 @@ def pick_labels(
 
         with warnings.catch_warnings():  # a light fit for ranking; its convergence note is not the user's
             warnings.simplefilter("ignore")
-            assessment = assess(spec, records, seed=seed, next_count=budget, **(fit or LABEL_FIT))
+            settings = {**LABEL_FIT, **(fit or {})}
+            assessment = assess(
+                spec,
+                records,
+                seed=seed,
+                next_count=budget,
+                draws=settings["draws"],
+                warmup=settings["warmup"],
+                chains=settings["chains"],
+            )
         return list(assessment.next_labels[:budget]), "assess.next_labels"
     except (ChangeoverError, ImportError) as exc:
         return disagreements(spec, records, budget, seed), f"signal disagreements ({exc})"
 
 
-def disagreements(spec: MigrationSpec, records: list[Record], budget: int, seed: int) -> list[dict]:
+def disagreements(spec: MigrationSpec, records: list[Record], budget: int, seed: int) -> list[dict[str, Any]]:
     """Fallback: (item, candidate, dimension) where a candidate's signal differs from the incumbent's."""
     by = {(r.item, r.model): r for r in records}
     rng = random.Random(seed)
@@ -53,7 +62,7 @@ def disagreements(spec: MigrationSpec, records: list[Record], budget: int, seed:
     return [row for _, _, row in rows[:budget]]
 
 
-def label_rows(to_label: list[dict], records: list[Record]) -> list[dict[str, Any]]:
+def label_rows(to_label: list[dict[str, Any]], records: list[Record]) -> list[dict[str, Any]]:
     """Rows for the labelling export: what to judge, with the request and the response."""
     by = {(r.item, r.model): r for r in records}
     out = []

@@ -48,18 +48,18 @@ class EvaluationResult:
     arms: list[Arm]
     spec_for_assess: MigrationSpec
     arm_stats: dict[str, ArmStats]
-    judge_stats: dict[str, Counter]
+    judge_stats: dict[str, Counter[str]]
     to_label: list[dict[str, Any]] = field(default_factory=list)
     label_source: str = ""
     judge_calls: dict[str, ArmStats] = field(default_factory=dict)  # per LLM-judged signal
 
     def summary(self) -> dict[str, Any]:
         signals: dict[str, dict[str, float | None]] = defaultdict(dict)
-        tool_status: dict[str, Counter] = defaultdict(Counter)
+        tool_status: dict[str, Counter[str]] = defaultdict(Counter)
         for arm in self.arms:
             recs = [r for r in self.records if r.model == arm.name]
             for sig in self.judge_stats:
-                vals = [r.signals[sig] for r in recs if r.signals.get(sig) is not None]
+                vals = [float(v) for r in recs if (v := r.signals.get(sig)) is not None]
                 signals[arm.name][sig] = round(sum(vals) / len(vals), 4) if vals else None
             for r in recs:
                 if "tool_status" in r.extra:

@@ -20,7 +20,7 @@ from changeover.evaluate.engine import Evaluation
 from changeover.evaluate.labels import label_rows, pick_labels
 from changeover.evaluate.progress import ProgressCallback
 from changeover.evaluate.results import ArmStats, EvaluationResult
-from changeover.judges import JudgeConfig, build_judges, judge_configs, judge_models
+from changeover.judges import Ask, JudgeConfig, build_judges, judge_configs, judge_models
 from changeover.prompts import Arm, Interaction, Registry, load_registry, plan_arms, spec_for_arms
 from changeover.prompts.sampling import Sampled, check_segments, sample_interactions
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, ModelClient, build_clients
@@ -54,7 +54,7 @@ def plan_run(
     seed: int | None = None,
 ) -> RunPlan:
     """Sample and plan (arguments override the spec's ``evaluate:`` section); nothing is called."""
-    cfg = spec.section("evaluate", EvaluateConfig) or EvaluateConfig()
+    cfg = spec.section("evaluate", EvaluateConfig) or EvaluateConfig.model_validate({})
     seed = spec.seed if seed is None else seed
     check_segments(interactions, spec.segment_by)
     sampled = sample_interactions(interactions, spec.segment_by, sample or cfg.sample, seed, cfg.min_per_segment)
@@ -140,7 +140,7 @@ async def _run(
     async with calling(plan, store, clients, close_clients) as caller:
         judge_calls: dict[str, ArmStats] = {}
 
-        def ask_for(signal: str, model: str):
+        def ask_for(signal: str, model: str) -> Ask:
             stats = judge_calls.setdefault(signal, ArmStats())
 
             async def ask(request: ChatRequest) -> Completion:

@@ -22,6 +22,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from changeover.providers.base import CallFailed, ChatRequest, Completion, Provider
 from changeover.providers.config import ModelConfig, Price
@@ -87,7 +88,7 @@ class ModelClient:
             tools = None
         return ChatRequest(request.messages, params, tools, request.item)
 
-    def rejection(self, failure: CallFailed, request: ChatRequest) -> dict | None:
+    def rejection(self, failure: CallFailed, request: ChatRequest) -> dict[str, Any] | None:
         """The refused parameter of a failed call (a 400 naming one), else None."""
         sent = [*request.params, *(["tools"] if request.tools else [])]
         found = classify_rejection(failure.status, failure.body, sent)

@@ -40,7 +40,8 @@ def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
         return body, None, None
     if not isinstance(body, dict):
         return "", None, None
-    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    inner = body.get("error")
+    err: dict[str, Any] = inner if isinstance(inner, dict) else body
     message = str(err.get("message") or "")
     param = err.get("param") if isinstance(err.get("param"), str) else None
     code = err.get("code") if isinstance(err.get("code"), str) else None

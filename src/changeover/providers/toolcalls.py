@@ -49,7 +49,8 @@ def _parse_arguments(raw: Any) -> tuple[Any, bool]:
 
 def tool_call(raw: dict[str, Any]) -> ToolCall:
     """One call from any of the shapes above."""
-    fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    inner = raw.get("function")
+    fn: dict[str, Any] = inner if isinstance(inner, dict) else raw
     args, ok = _parse_arguments(fn.get("arguments", fn.get("input")))
     return ToolCall(str(fn.get("name") or ""), args, raw.get("id"), ok)
 
