@@ -299,6 +299,12 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
             [],
             "pf.yaml:4: field 'vars.country' is used by the prompt but the test does not set it",
         ),
+        (
+            "traces.json",
+            '[{"id": "trace-1", "name": "support", "observations": [{"id": "o1", "type": "SPAN"}]}]',
+            [],
+            "traces.json: no interactions to import",
+        ),
         ("broken.jsonl", '{"model": "m", "messages": [\n', [], "broken.jsonl:1: not valid JSON"),
         ("mystery.jsonl", '{"hello": "world"}\n', [], "mystery.jsonl:1: cannot tell the format"),
         ("evals.jsonl", '{"input": "hi"}\n', ["--format", "nonsense"], "--format: unknown format 'nonsense'"),
@@ -314,3 +320,33 @@ def test_bad_sources_exit_2_naming_file_line_and_field_and_write_nothing(tmp_pat
     assert message in err, err
     assert out.read_text() == "previous import\n"  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "traffic.jsonl"])  # no temp file left
+
+
+def test_an_openai_shaped_log_of_a_claude_call_is_openai_chat(tmp_path):
+    """A gateway (LiteLLM, the changeover gateway) logs Claude calls in OpenAI's shape: not the Anthropic format."""
+    src = _write(
+        tmp_path,
+        "gateway.jsonl",
+        '{"model": "claude-3-5-haiku-20241022", "messages": [{"role": "system", "content": "Be brief."}, '
+        '{"role": "user", "content": "Capital of Peru?"}]}\n',
+    )
+    assert detect_format(src) == "openai-chat"
+    blocks = _write(
+        tmp_path,
+        "native.jsonl",
+        '{"model": "claude-3-5-haiku-20241022", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}\n',
+    )
+    assert detect_format(blocks) == "anthropic"
+
+
+def test_promptfoo_tests_in_their_own_file(tmp_path):
+    _write(tmp_path, "cases.yaml", "- vars: {country: Peru}\n  metadata: {region: latam}\n- vars: {country: Kenya}\n")
+    config = _write(
+        tmp_path, "promptfooconfig.yaml", "prompts: ['Capital of {{country}}?']\ntests: file://cases.yaml\n"
+    )
+    out = tmp_path / "t.jsonl"
+    assert import_traffic(config, out).rows == 2
+    rows = lines(out)
+    assert [r["messages"][0]["content"] for r in rows] == ["Capital of Peru?", "Capital of Kenya?"]
+    assert rows[0]["segment"] == {"request_type": "prompt1", "region": "latam"}
+    assert rows[1]["source"].endswith("cases.yaml:3")

@@ -122,5 +122,5 @@ def import_traffic(
     name = detect_format(source) if fmt == "auto" else fmt
     result = ImportResult(str(source), str(out), name, 0)
     rows = (_finish(r, segments or {}, redactor, result) for r in read_rows(source, name, **options))
-    result.rows = write_traffic(rows, out, check)
+    result.rows = write_traffic(rows, out, check, str(source))
     return result

@@ -35,19 +35,21 @@ def detect(record: Any) -> bool:
     body = record.get("request") or record.get("params") or record
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return False
-    if (
+    messages = [m for m in body["messages"] if isinstance(m, dict)]
+    if any(isinstance(m.get("content"), list) and any(_anthropic_block(b) for b in m["content"]) for m in messages):
+        return True
+    if any(m.get("role") in ("system", "developer", "tool") or m.get("tool_calls") for m in messages):
+        return False  # OpenAI-shaped, whatever the model (a gateway's log of a Claude call)
+    return (
         "system" in body
         or "stop_sequences" in body
         or "top_k" in body
         or str(body.get("model", "")).startswith("claude")
-    ):
-        return True
-    return any(
-        isinstance(m, dict)
-        and isinstance(m.get("content"), list)
-        and any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result") for b in m["content"])
-        for m in body["messages"]
     )
+
+
+def _anthropic_block(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") in ("tool_use", "tool_result", "thinking", "document")
 
 
 def _turns(message: dict[str, Any], loc: Loc) -> list[dict[str, Any]]:

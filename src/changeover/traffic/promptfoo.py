@@ -123,6 +123,10 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
     tests = config.get("tests")
     if isinstance(tests, str) and tests.startswith("file://"):
         target = (base / tests.removeprefix("file://")).resolve()
+        if target.suffix.lower() not in (".yaml", ".yml", ".json"):
+            raise TrafficError(
+                f"{Loc(path, line_of(tests_node)).field('tests')}: only YAML or JSON test files are read, got {tests}"
+            )
         yield from convert(target) if "prompts" not in config else _with_prompts(config, target, base)
         return
     if not isinstance(tests, list) or not tests:

@@ -15,7 +15,9 @@ from changeover.errors import RecordsError
 from changeover.traffic.common import TrafficError, TrafficRow
 
 
-def write_traffic(rows: Iterable[TrafficRow], out: Path, check: Callable[[Path], object] | None = None) -> int:
+def write_traffic(
+    rows: Iterable[TrafficRow], out: Path, check: Callable[[Path], object] | None = None, source: str = "the source"
+) -> int:
     """Write ``rows`` to ``out``; ``check(temp_path)`` may validate the file before it replaces ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.jsonl")
@@ -33,7 +35,9 @@ def write_traffic(rows: Iterable[TrafficRow], out: Path, check: Callable[[Path],
                 fh.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
                 n += 1
         if n == 0:
-            raise TrafficError("the source holds no interactions to import (no chat requests found)")
+            raise TrafficError(
+                f"{source}: no interactions to import (no chat requests, GenAI spans, generations or llm runs found)"
+            )
         if check is not None:
             try:
                 check(tmp)
