@@ -91,6 +91,9 @@ def test_cli_table_json_and_exit_codes(tmp_path, capsys):
     assert run(["scan", str(FIXTURE), "--today", "2020-01-01", "--within", "30d"]) == 0
     assert run(["scan", str(FIXTURE), "--today", "2020-01-01", "--within", "5y"]) == 1
     assert run(["scan", str(FIXTURE / "web" / "client.ts"), "--today", "2025-03-01"]) == 0  # October is > 90 days
+    # --exclude: without the Python, Java, Go, JSON and .env files nothing is due within 60 days
+    skip = ["-x", "app/*", "--exclude", "java", "--exclude", "svc/*", "--exclude", "*.json", "--exclude", ".env"]
+    assert run(["scan", str(FIXTURE), "--today", "2025-03-01", "--within", "60d", *skip]) == 0
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,9 @@ def register(app: typer.Typer) -> None:
         registry: list[Path] = typer.Option(
             [], "--registry", "-r", help="Team registry YAML merged over the bundled one (repeatable)."
         ),
+        exclude: list[str] = typer.Option(
+            [], "--exclude", "-x", help="Skip paths matching this glob (relative to PATH; repeatable): 'tests/*'."
+        ),
         today: str | None = typer.Option(None, "--today", help="Compare dates against this day (YYYY-MM-DD)."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the findings as JSON here."),
         show_all: bool = typer.Option(False, "--all", help="List every use, not only the first."),
@@ -62,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
         days = parse_within(within)
         day = _today(today)
-        result = scan_codebase(path, load_registry(registry), day, days)
+        result = scan_codebase(path, load_registry(registry), day, days, tuple(exclude))
         files = f"{result.files_scanned} file{'' if result.files_scanned == 1 else 's'} scanned"
         table = Table(
             title=f"model ids in {path} ({files}), as of {day.isoformat()}",

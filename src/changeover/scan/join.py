@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,13 @@ def _sort_key(u: ModelUsage) -> tuple[Any, ...]:
     return (shutdown, life is None, u.provider, u.model)
 
 
-def scan_codebase(root: str | Path, registry: Registry, today: date, within: int = 90) -> ScanResult:
-    """Find the model ids used under ``root`` and join them with ``registry``."""
+def scan_codebase(
+    root: str | Path, registry: Registry, today: date, within: int = 90, exclude: tuple[str, ...] = ()
+) -> ScanResult:
+    """Find the model ids used under ``root`` and join them with ``registry``.
+
+    ``exclude``: glob patterns on the path relative to ``root`` (``tests/fixtures/*``, ``*.ipynb``).
+    """
     root = Path(root)
     if not root.exists():
         raise ScanError(f"{root}: no such file or folder to scan")
@@ -137,8 +143,10 @@ def scan_codebase(root: str | Path, registry: Registry, today: date, within: int
     usages: dict[tuple[str, str], ModelUsage] = {}
     files = 0
     for path in iter_files(root):
-        files += 1
         rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+        if any(fnmatch(rel, pattern) or fnmatch(rel, pattern.rstrip("/") + "/*") for pattern in exclude):
+            continue
+        files += 1
         for value in values_in(path):
             m = matcher.match(value.text)
             if m is None:
