@@ -75,3 +75,40 @@ def test_evaluate_runs_on_imported_traffic(fake, tmp_path, capsys, sample, segme
     unanswerable = [r for r in records if r.model == "old-model" and r.extra.get("tool_status") == "tool_divergence"]
     expected = 1 if sample == "openai_chat_log.jsonl" else 0
     assert len(unanswerable) == expected
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "openai_batch_input.jsonl",
+        "anthropic_messages_log.jsonl",
+        "langsmith_runs.jsonl",
+        "openai_evals_samples.jsonl",
+        "promptfooconfig.yaml",
+    ],
+)
+def test_every_other_format_evaluates_too(fake, tmp_path, capsys, sample):
+    setup_fake(fake)
+    raw = spec_dict(fake.base_url)
+    raw["segment_by"] = ["request_type"]  # every importer sets it
+    spec = tmp_path / "migration.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    traffic = tmp_path / "traffic.jsonl"
+    assert run(["traffic", "import", str(SAMPLES / sample), "--out", str(traffic)]) == 0
+    out = tmp_path / "out"
+    code = run(
+        ["evaluate", "--spec", str(spec), "--prompts", str(traffic), "--out", str(out)]
+        + ["--db", str(tmp_path / "c.db"), "--no-progress"]
+    )
+    assert code == 0, capsys.readouterr().out
+    items = {json.loads(x)["item"] for x in traffic.read_text().splitlines()}
+    records = read_records(out / "records.jsonl")
+    assert len(records) == 2 * len(items) and {r.item for r in records} == items
+    assert all(r.error is None and r.response for r in records)
+    # what the incumbent was sent is the imported context, up to the last user turn
+    sent = {c.body["messages"][-1]["content"] for c in fake.log if c.model == "old-model"}
+    wanted = set()
+    for row in map(json.loads, traffic.read_text().splitlines()):
+        last_user = max(i for i, m in enumerate(row["messages"]) if m["role"] == "user")
+        wanted.add(row["messages"][last_user]["content"])
+    assert sent == wanted
