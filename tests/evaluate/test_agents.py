@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from typing import Any
 
 from tests.support.fake_openai import _messages_text, count_tokens
 
@@ -190,3 +191,47 @@ def test_malformed_tool_turns_are_errors_naming_the_line(tmp_path):
         )
         with pytest.raises(RecordsError, match=rf"t.jsonl:2: .*{field}"):
             read_interactions(path)
+
+
+def test_recorded_parallel_calls_answer_a_model_that_makes_them_one_by_one():
+    import asyncio
+
+    from changeover.evaluate import replay_turn
+    from changeover.providers import ChatRequest, Completion
+
+    recorded = [
+        {"role": "user", "content": "Order 42: where is it, and what did it cost?"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "p1", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": 42}'}},
+                {
+                    "id": "p2",
+                    "type": "function",
+                    "function": {"name": "track_parcel", "arguments": '{"carrier": "UPS", "tracking": "1Z999"}'},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "p1", "content": json.dumps(ORDER)},
+        {"role": "tool", "tool_call_id": "p2", "content": json.dumps(PARCEL)},
+        {"role": "assistant", "content": "Shipped, arrives Friday."},
+    ]
+    script = [
+        [{"id": "m1", "function": {"name": "track_parcel", "arguments": '{"tracking": "1Z999", "carrier": "UPS"}'}}],
+        [{"id": "m2", "function": {"name": "get_order", "arguments": '{"order_id": 42}'}}],
+        None,
+    ]
+    seen: list[list[dict[str, Any]]] = []
+
+    async def call(request: ChatRequest) -> Completion:
+        seen.append(request.messages)
+        calls = script[len(seen) - 1]
+        return Completion(text=None if calls else "Arrives Friday.", tool_calls=calls, tokens_in=10, tokens_out=2)
+
+    turn = split_turn(recorded)
+    replay = asyncio.run(replay_turn(call, ChatRequest(turn.context, {}, TOOLS, "p"), turn, 8))
+    assert replay.status == "answered" and replay.rounds == 3 and replay.completion.text == "Arrives Friday."
+    assert [c.name for c in replay.calls] == ["track_parcel", "get_order"]
+    assert seen[1][-1] == {"role": "tool", "tool_call_id": "m1", "content": json.dumps(PARCEL)}
+    assert seen[2][-1] == {"role": "tool", "tool_call_id": "m2", "content": json.dumps(ORDER)}
+    assert (replay.completion.tokens_in, replay.completion.tokens_out) == (30, 6)  # summed over the rounds
