@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from tests.faults.record import note
 
 from changeover.store import open_store
 from changeover.store.schema import imports, responses
@@ -80,6 +81,7 @@ def test_sqlite_disk_full_leaves_the_store_as_it_was(tiny_fs, tmp_path):
     done = changeover_import(write_records(tmp_path / "big.jsonl", 2000), db)  # ~1.2 MB into 256 KiB
     assert done.returncode != 0
     assert contents(db) == before == (10, 1)  # nothing half-written, and the store still opens
+    note("import.sqlite_full", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()))
 
 
 @pytest.mark.xfail(strict=True, reason=NOT_WRAPPED)
@@ -97,6 +99,9 @@ def test_sqlite_read_only_is_a_clear_error(tiny_fs, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr and "cannot open the store" in done.stderr
     subprocess.run(["mount", "-o", "remount,rw", str(tiny_fs)], check=True)
     assert contents(db) == before
+    note(
+        "import.sqlite_read_only", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()), half_written=False
+    )
 
 
 def failing_trigger(pg_cluster, db_url: str) -> None:
@@ -121,6 +126,11 @@ def test_postgres_refusing_the_import_leaves_it_as_it_was(pg_cluster, pg_db, tmp
     done = changeover_import(write_records(tmp_path / "big.jsonl", 2000), pg_db)
     assert done.returncode != 0
     assert contents(pg_db) == before == (10, 1)
+    note(
+        f"import.pg_{fault.__name__}",
+        exit=done.returncode,
+        stderr_lines=len(done.stderr.splitlines()),
+    )
 
 
 @pytest.mark.xfail(strict=True, reason=NOT_WRAPPED)
@@ -139,3 +149,4 @@ def test_postgres_down_is_a_clear_error(pg_cluster, pg_db, tmp_path):
     pg_cluster.start()
     assert done.returncode == 2 and "Traceback" not in done.stderr and "Connection refused" in done.stderr
     assert contents(pg_db) == (0, 0)
+    note("import.pg_down", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()))

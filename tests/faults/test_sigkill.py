@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select
 from tests.evaluate.helpers import make_spec as evaluation_spec
 from tests.evaluate.helpers import setup_fake, traffic_rows, write_traffic
 from tests.evaluate.test_resume import cached_calls, settled
+from tests.faults.record import note, seeds
 from tests.faults.traffic import Traffic, kill_when, served_rows, wait_until
 from tests.gateway.helpers import GatewayProcess
 
@@ -31,7 +32,7 @@ from changeover.prompts import read_interactions
 from changeover.store import open_store
 from changeover.store.flags import get_flag
 
-SEEDS = [11, 23]  # benchmarks/bench_faults.py draws many more
+SEEDS = seeds()  # two here; benchmarks/bench_faults.py draws many more
 FLUSH = 0.05  # the gateway writer's flush interval in these tests
 
 
@@ -80,6 +81,17 @@ def test_gateway_killed_mid_write_then_restarted(make_spec, tmp_path, seed):
         assert get_flag(store, "changeover.rollout").version == flag.version  # the restart rewrote nothing
     assert {r: n for r, n in after.items() if r in first} == first
     assert second.acknowledged <= set(after) and max(after.values()) == 1
+    lost = traffic.acknowledged - set(first)
+    note(
+        "sigkill.gateway",
+        seed=seed,
+        acknowledged=len(traffic.acknowledged),
+        stored=len(first),
+        lost_unflushed=len(lost),
+        oldest_lost_ms=round(1000 * max((killed_at - traffic.acked_at[r] for r in lost), default=0.0)),
+        in_flight_stored=len(unknown),
+        restarted_ok=True,
+    )
 
 
 EVAL_ITEMS = 40
@@ -107,6 +119,7 @@ def test_evaluate_killed_at_a_random_call_then_resumed(fake, tmp_path, seed):
     assert sum(fake.calls.values()) - first_run == total - persisted  # nothing stored redone, nothing skipped
     assert cached_calls(db) == total and len(result.records) == 2 * EVAL_ITEMS
     assert all(r.error is None for r in result.records)
+    note("sigkill.evaluate", seed=seed, calls=total, persisted=persisted, in_flight_lost=first_run - persisted)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -135,3 +148,4 @@ def test_reembed_killed_at_a_random_document_then_resumed(small_corpus, tmp_path
     assert result["already"] == stored and result["embedded"] == 24 - stored and result["complete"] is True
     with open_store(url) as store:
         assert len(NumpyIndex(store).ids(result["version"])) == 24
+    note("sigkill.reembed", seed=seed, documents=24, stored_at_kill=stored, resumed=result["embedded"])

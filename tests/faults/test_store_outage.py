@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 
 import httpx
 import pytest
+from tests.faults.record import note, repeats
 from tests.faults.traffic import Traffic, served_rows, wait_until
 from tests.gateway.helpers import GatewayProcess, GatewayServer
 from tests.gateway.test_controller import config, log
@@ -27,7 +29,7 @@ from changeover.store import open_store
 from changeover.store.events import list_events
 from changeover.store.flags import get_flag
 
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("run_index", repeats())]
 
 TOKEN = "fault-admin-token"
 
@@ -47,18 +49,20 @@ def candidate_user() -> str:
     return next(f"user-{i}" for i in range(1000) if bucket("changeover.rollout", f"user-{i}") < 50)
 
 
-def test_postgres_crash_and_restart_during_a_gateway_run(make_spec, pg_cluster, pg_db):
+def test_postgres_crash_and_restart_during_a_gateway_run(make_spec, pg_cluster, pg_db, run_index):
     spec = make_spec(shadow={"flush_interval": 0.05})
     gw = GatewayProcess(spec, pg_db).wait_ready()
     traffic = Traffic(gw.url).start()
     try:
         traffic.wait_for(40)
         pg_cluster.stop("immediate")  # a crash: every connection cut, nothing checkpointed
+        down_at, before = time.monotonic(), traffic.count()
         traffic.wait_for(80)  # users are still answered: the request path never waits on the store
         down = scrape(gw.url)
         assert metric(down, "changeover_log_store_errors_total") > 0  # the writer saw it and holds the rows
         assert metric(down, "changeover_log_lost_total") == 0
         pg_cluster.start()
+        outage_s, during = time.monotonic() - down_at, traffic.count() - before
         traffic.wait_for(40)
     finally:
         traffic.stop()
@@ -69,9 +73,18 @@ def test_postgres_crash_and_restart_during_a_gateway_run(make_spec, pg_cluster, 
         rows = served_rows(store)
     assert traffic.acknowledged <= set(rows)  # nothing acknowledged is lost
     assert max(rows.values()) == 1  # nor written twice
+    note(
+        "outage.pg_crash",
+        acknowledged=len(traffic.acknowledged),
+        answered_while_down=during,
+        outage_s=round(outage_s, 2),
+        writer_store_errors=metric(down, "changeover_log_store_errors_total"),
+        lost=len(traffic.acknowledged - set(rows)),
+        doubled=sum(n > 1 for n in rows.values()),
+    )
 
 
-def test_connections_cut_again_and_again_during_a_gateway_run(make_spec, pg_cluster, pg_db):
+def test_connections_cut_again_and_again_during_a_gateway_run(make_spec, pg_cluster, pg_db, run_index):
     spec = make_spec(shadow={"flush_interval": 0.02, "batch_size": 20})
     store = open_store(pg_db)
     server = GatewayServer(spec, store, run_controller=False).start()
@@ -90,9 +103,10 @@ def test_connections_cut_again_and_again_during_a_gateway_run(make_spec, pg_clus
     store.dispose()
     assert set(traffic.statuses) == {200}, traffic.statuses
     assert traffic.acknowledged <= set(rows) and max(rows.values()) == 1
+    note("outage.pg_terminate", connections_cut=cut, acknowledged=len(traffic.acknowledged), lost=0, doubled=0)
 
 
-def test_sqlite_locked_longer_than_its_busy_timeout(make_spec, sqlite_url, monkeypatch, tmp_path):
+def test_sqlite_locked_longer_than_its_busy_timeout(make_spec, sqlite_url, monkeypatch, tmp_path, run_index):
     monkeypatch.setenv("CHANGEOVER_SQLITE_BUSY_MS", "100")
     spec = make_spec(shadow={"flush_interval": 0.02})
     store = open_store(sqlite_url)
@@ -115,9 +129,10 @@ def test_sqlite_locked_longer_than_its_busy_timeout(make_spec, sqlite_url, monke
     store.dispose()
     assert writer.lost == 0 and writer.dropped == 0
     assert traffic.acknowledged <= set(rows) and max(rows.values()) == 1
+    note("outage.sqlite_lock", acknowledged=len(traffic.acknowledged), writer_store_errors=writer.store_errors, lost=0)
 
 
-def test_operator_rollback_while_postgres_is_down(make_spec, pg_cluster, pg_db, capsys):
+def test_operator_rollback_while_postgres_is_down(make_spec, pg_cluster, pg_db, capsys, run_index):
     spec = make_spec()
     gw = GatewayProcess(spec, pg_db, env={"CHANGEOVER_ADMIN_TOKEN": TOKEN}).wait_ready()
     auth = {"authorization": f"Bearer {TOKEN}"}
@@ -152,9 +167,15 @@ def test_operator_rollback_while_postgres_is_down(make_spec, pg_cluster, pg_db, 
     capsys.readouterr()
     assert run(["rollout", "status", "--spec", str(spec), "--db", pg_db]) == 0
     assert "changes the store could not take at first: 1" in capsys.readouterr().out
+    note(
+        "rollout.operator_rollback_db_down",
+        attempts=failed[0].payload["attempts"],
+        failed_for_s=failed[0].payload["failed_for_s"],
+        rollback_events=kinds.count("rollout.rollback"),
+    )
 
 
-def test_controller_rollback_decided_as_the_store_goes_down(pg_cluster, pg_db):
+def test_controller_rollback_decided_as_the_store_goes_down(pg_cluster, pg_db, run_index):
     store = open_store(pg_db)
     cfg = config(triggers=[{"metric": "p_regression", "above": 0.5, "min_samples": 5}])
     rs.advance(store, cfg, rs.read_state(store, cfg, "new"), "operator:ana", "offline GO")
@@ -181,3 +202,9 @@ def test_controller_rollback_decided_as_the_store_goes_down(pg_cluster, pg_db):
     assert kinds == ["rollout.advance", "rollout.analysis", "rollout.change_failed", "rollout.rollback"]
     assert events[1].payload["action"] == "rollback"  # the analysis landed with its decision
     assert events[2].payload["attempts"] >= 2 and events[3].actor == "controller"
+    note(
+        "rollout.controller_rollback_db_down",
+        attempts=events[2].payload["attempts"],
+        failed_for_s=events[2].payload["failed_for_s"],
+        rollback_events=kinds.count("rollout.rollback"),
+    )
