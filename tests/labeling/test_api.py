@@ -366,3 +366,30 @@ def test_a_verdict_posted_without_a_claim_still_takes_the_slot(filled_store, ser
                 == 201
             )
     assert offered and target.id not in offered
+
+
+def test_undo_reaches_back_through_the_annotators_own_history(filled_store, serve):
+    live = serve(filled_store)
+    with live.client("alice") as c:
+        done = []
+        for value in (1, 0, 1):
+            task = c.get("/api/next").json()["task"]
+            cid = uuid.uuid4().hex
+            assert _label(c, task, value, cid).status_code == 201
+            done.append((task, cid))
+        page = c.get("/history").text
+        assert [f"submission={cid}" in page for _, cid in done] == [True, True, True]
+        assert page.index(done[2][1]) < page.index(done[0][1])  # newest first
+        oldest_task, oldest = done[0]
+        page = c.get("/correct", params={"submission": oldest})
+        assert "correcting your earlier label" in page.text and oldest in page.text
+        assert _label(c, oldest_task, 0, corrects=oldest).status_code == 201
+        history = live.service.history("alice")
+        assert len(history) == 3 and history[0].task.id == oldest_task and history[0].corrects
+        assert oldest not in {p.client_id for p in history}  # superseded: no longer correctable
+    key = next((t.item, t.model, "refusal") for t in live.service.catalogue.by_key.values() if t.id == oldest_task)
+    assert current_labels(filled_store)[key] == [0]
+    with live.client("bob") as c:  # nobody reaches another annotator's labels
+        r = c.get("/correct", params={"submission": done[1][1]}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/history"
+        assert done[1][1] not in c.get("/history").text

@@ -93,7 +93,7 @@ def test_label_five_by_keyboard_then_export_them(tmp_path, sqlite_url, records, 
         assert _task_id(page) not in judged
     with page.expect_navigation():  # u shows the last label again; what is sent now supersedes it
         page.keyboard.press("u")
-    assert "correcting your last label" in page.locator(".banner").text_content()
+    assert "correcting your earlier label" in page.locator(".banner").text_content()
     assert _task_id(page) == judged[-1]
     assert page.locator(".dim").first.locator(".choice.selected").text_content().strip().endswith("Acceptable")
     page.keyboard.press("0")
@@ -107,6 +107,15 @@ def test_label_five_by_keyboard_then_export_them(tmp_path, sqlite_url, records, 
     with page.expect_navigation():
         page.keyboard.press("s")
     assert _task_id(page) == fresh and page.locator("#you-total").text_content() == "5"
+    with page.expect_navigation():  # h: the annotator's own history, any entry correctable
+        page.keyboard.press("h")
+    assert page.url.endswith("/history") and page.locator(".correct-link").count() == 5
+    with page.expect_navigation():
+        page.locator(".correct-link").nth(4).click()  # the oldest
+    assert _task_id(page) == judged[0] and page.locator("#correcting").is_visible()
+    with page.expect_navigation():
+        page.keyboard.press("s")  # keep it as it was
+    assert _task_id(page) == fresh
     with page.expect_navigation():  # s skips: no verdict, the counters stay
         page.keyboard.press("s")
     assert page.locator("#you-total").text_content() == "5"
@@ -208,6 +217,10 @@ def test_a_400_px_screen_renders_markdown_safely_with_no_horizontal_scroll(sqlit
         page.click("#flag")
     with page.expect_navigation():
         page.keyboard.press("u")
+    _no_horizontal_scroll(page)
+    with page.expect_navigation():
+        page.keyboard.press("h")
+    assert page.url.endswith("/history")
     _no_horizontal_scroll(page)
 
     with warnings.catch_warnings():

@@ -68,6 +68,7 @@ def create_app(service: LabelingService, background: bool = True, public_url: st
         Route("/login", pages.login),
         Route("/logout", pages.logout),
         Route("/correct", pages.correct_page),
+        Route("/history", pages.history_page),
         Route("/progress", pages.progress_page),
         Route("/review", pages.review_page),
         Route("/export.{fmt}", pages.export_page),

@@ -73,12 +73,23 @@ def label_page(request: Request, who: Annotator) -> Response:
 
 @guarded()
 def correct_page(request: Request, who: Annotator) -> Response:
-    """Show the annotator's last submission again; what they send supersedes it."""
-    last = _service(request).last_submission(who.name)
-    if last is None:
-        return RedirectResponse("/", status_code=303)
-    task, client_id, verdicts = last
-    return _label_page(request, who, task, corrects=client_id, previous=verdicts)
+    """Show one of the annotator's submissions again (the last, or ``?submission=``); what they send supersedes it."""
+    wanted = request.query_params.get("submission")
+    past = _service(request).submission(who.name, wanted[:100] if wanted else None)
+    if past is None:
+        return RedirectResponse("/history" if wanted else "/", status_code=303)
+    return _label_page(request, who, past.task, corrects=past.client_id, previous=past.verdicts)
+
+
+@guarded()
+def history_page(request: Request, who: Annotator) -> Response:
+    """The annotator's recent submissions, each one correctable."""
+    service = _service(request)
+    return html(
+        request,
+        "history.html",
+        {"who": who, "history": service.history(who.name), "dimensions": service.dimensions},
+    )
 
 
 @guarded(admin=True)

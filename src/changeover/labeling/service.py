@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
 from changeover.labeling.accounts import store_secret
 from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
+from changeover.labeling.history import HISTORY, Past, history
 from changeover.labeling.progress import (
     Counts,
     annotator_agreement,
@@ -26,13 +25,12 @@ from changeover.labeling.progress import (
 from changeover.labeling.progress import agreement as agreement_by_dimension
 from changeover.labeling.queue import Claims, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
-from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, row_client_id, shown, submit
+from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, shown, submit
 from changeover.labeling.tables import ensure_tables
 from changeover.labeling.tasks import Catalogue, Task, stored_responses
 from changeover.records import Record
 from changeover.store import Store
 from changeover.store.responses import load_records
-from changeover.store.schema import labels
 
 
 def assess_snapshot(
@@ -148,24 +146,16 @@ class LabelingService:
             self.refresher.labels_added()
         return result
 
-    def last_submission(self, annotator: str) -> tuple[Task, str, dict[str, int | None]] | None:
-        """The annotator's latest app submission: (task, client_id, verdicts) — what 'undo' corrects."""
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                select(labels)
-                .where(labels.c.annotator == annotator, labels.c.source == "app")
-                .order_by(labels.c.id.desc())
-                .limit(1)
-            ).first()
-            if row is None or not row.client_id or "/" not in row.client_id:
-                return None
-            client_id = row.client_id.rsplit("/", 1)[0]
-            ids = [row_client_id(client_id, d) for d in self.dimensions]
-            rows = conn.execute(select(labels).where(labels.c.client_id.in_(ids))).all()
-        task = self.catalogue.by_key.get((row.item, row.model))
-        if task is None:
-            return None
-        return task, client_id, {r.dimension: r.value for r in rows}
+    def history(self, annotator: str, limit: int = HISTORY) -> list[Past]:
+        """The annotator's recent submissions still in force, newest first: what 'undo' can correct."""
+        return history(self.store, self.catalogue, annotator, limit)
+
+    def submission(self, annotator: str, client_id: str | None = None) -> Past | None:
+        """One of the annotator's recent submissions (the latest when ``client_id`` is None), or None."""
+        for past in self.history(annotator):
+            if client_id is None or past.client_id == client_id:
+                return past
+        return None
 
     # ----------------------------------------------------------------- progress
 

@@ -90,6 +90,7 @@
     else if (key === "f") { send("flag"); }
     else if (key === "u") { window.location.assign("/correct"); }
     else if (key === "r") { toggleRaw(); }
+    else if (key === "h") { window.location.assign("/history"); }
     else if (key === "arrowdown" || key === "j") { activate(active + 1); }
     else if (key === "arrowup" || key === "k") { activate(active - 1); }
     else { return; }
