@@ -65,6 +65,11 @@ def test_two_tool_agent_candidate_dropping_a_call_is_flagged(fake, tmp_path):
     assert old.tokens_in == sum(count_tokens(_messages_text(b)) for b in sent)  # every round's cost counted
     assert result.arm_stats["old-model"].calls == 9 and result.arm_stats["new-model"].calls == 6
     assert result.summary()["arms"][1]["tool_status"] == {"answered": 3}
+    from changeover.evaluate import label_rows
+
+    (row,) = label_rows([{"item": "a42", "model": "new-model", "dimension": "tool_use"}], result.records)
+    assert row["tool_calls"] == [{"name": "get_order", "arguments": {"order_id": 42}}]
+    assert row["tool_status"] == "answered"
 
     # the tool signals are dimensions like any other: assess reads them
     with warnings.catch_warnings():

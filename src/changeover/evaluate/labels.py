@@ -63,22 +63,24 @@ def disagreements(spec: MigrationSpec, records: list[Record], budget: int, seed:
 
 
 def label_rows(to_label: list[dict[str, Any]], records: list[Record]) -> list[dict[str, Any]]:
-    """Rows for the labelling export: what to judge, with the request and the response."""
+    """Rows for the labelling export: what to judge, with the request and the response (and an agent's calls)."""
     by = {(r.item, r.model): r for r in records}
     out = []
     for want in to_label:
         rec = by.get((want["item"], want["model"]))
         if rec is None:
             continue
-        out.append(
-            {
-                "item": rec.item,
-                "model": rec.model,
-                "dimension": want["dimension"],
-                "segment": rec.segment,
-                "prompt": rec.prompt,
-                "response": rec.response,
-                "reference": rec.reference,
-            }
-        )
+        row = {
+            "item": rec.item,
+            "model": rec.model,
+            "dimension": want["dimension"],
+            "segment": rec.segment,
+            "prompt": rec.prompt,
+            "response": rec.response,
+            "reference": rec.reference,
+        }
+        if "tool_calls" in rec.extra:  # an agent's answer is also what it called
+            row["tool_calls"] = rec.extra["tool_calls"]
+            row["tool_status"] = rec.extra.get("tool_status")
+        out.append(row)
     return out
