@@ -16,10 +16,14 @@ FIXTURE = Path(__file__).parent / "fixture"
 TODAY = date(2025, 3, 1)
 
 # (provider, model) -> [(file, line, cell, id as written)]: every use in the fixture, and nothing else
+# (Python, TypeScript, Go, Java, Terraform, YAML, JSON, TOML, .env, a notebook)
 EXPECTED = {
     ("openai", "text-davinci-003"): [("config/deploy.json", 4, None, "text-davinci-003")],
     ("openai", "gpt-4-0314"): [("app/chat.py", 6, None, "gpt-4-0314")],
-    ("aws-bedrock", "meta.llama2-70b-chat-v1"): [("java/src/App.java", 5, None, "meta.llama2-70b-chat-v1")],
+    ("aws-bedrock", "meta.llama2-70b-chat-v1"): [
+        ("infra/main.tf", 6, None, "meta.llama2-13b-chat-v1"),
+        ("java/src/App.java", 5, None, "meta.llama2-70b-chat-v1"),
+    ],
     ("openai", "gpt-3.5-turbo-0613"): [("config/deploy.json", 3, None, "gpt-3.5-turbo-0613")],
     ("google", "gemini-1.0-pro"): [(".env", 4, None, "models/gemini-1.0-pro")],
     ("mistral", "mistral-large-2402"): [("java/src/App.java", 7, None, "mistral-large-2402")],
@@ -65,7 +69,7 @@ def test_fixture_findings_are_exact():
     result = scan_codebase(FIXTURE, load_registry(), TODAY, 90)
     assert findings(result) == EXPECTED
     # comments, sentences, markdown cells, notebook outputs, node_modules and "O3" are not uses
-    assert result.files_scanned == 9
+    assert result.files_scanned == 10
     shutdowns = [u.lifecycle.shutdown for u in result.usages if u.lifecycle and u.lifecycle.shutdown]
     assert shutdowns == sorted(shutdowns) and len(shutdowns) == 16
     assert [u.model for u in result.due] == DUE_AT_TODAY
@@ -92,7 +96,20 @@ def test_cli_table_json_and_exit_codes(tmp_path, capsys):
     assert run(["scan", str(FIXTURE), "--today", "2020-01-01", "--within", "5y"]) == 1
     assert run(["scan", str(FIXTURE / "web" / "client.ts"), "--today", "2025-03-01"]) == 0  # October is > 90 days
     # --exclude: without the Python, Java, Go, JSON and .env files nothing is due within 60 days
-    skip = ["-x", "app/*", "--exclude", "java", "--exclude", "svc/*", "--exclude", "*.json", "--exclude", ".env"]
+    skip = [
+        "-x",
+        "app/*",
+        "-x",
+        "infra",
+        "--exclude",
+        "java",
+        "--exclude",
+        "svc/*",
+        "--exclude",
+        "*.json",
+        "--exclude",
+        ".env",
+    ]
     assert run(["scan", str(FIXTURE), "--today", "2025-03-01", "--within", "60d", *skip]) == 0
 
 

@@ -44,7 +44,11 @@ SKIP_DIRS = {
 MAX_BYTES = 2_000_000
 
 _HASH = {".py", ".pyi", ".toml", ".rb", ".sh"}
-_SLASH = {".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".go", ".java", ".kt", ".kts", ".scala"}
+_SLASH = {
+    ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts",
+    ".go", ".java", ".kt", ".kts", ".scala", ".cs", ".swift", ".dart",
+}  # fmt: skip
+_HCL = {".tf", ".tfvars", ".hcl"}  # Terraform: where Bedrock and Vertex model ids often live
 _KEY_VALUE = {".ini", ".cfg", ".properties", ".conf"}
 _YAML = {".yaml", ".yml"}
 _JSON = {".json", ".jsonc"}
@@ -75,6 +79,8 @@ def kind_of(path: Path) -> str | None:
         return "hash"
     if suffix in _SLASH:
         return "slash"
+    if suffix in _HCL:
+        return "hcl"
     if suffix in _KEY_VALUE:
         return "env"
     return None
@@ -94,7 +100,7 @@ def iter_files(root: Path) -> Iterator[Path]:
 
 
 def string_literals(text: str, comments: str) -> Iterator[Value]:
-    """Quoted strings in source code; ``comments`` is "hash" (#) or "slash" (// and /* */).
+    """Quoted strings in source code; ``comments`` is "hash" (#), "slash" (// and /* */) or "hcl" (all three).
 
     Handles escapes, triple quotes (Python, Java text blocks) and backticks (Go raw
     strings, JS templates). A single-quoted string ends at the end of its line.
@@ -105,13 +111,13 @@ def string_literals(text: str, comments: str) -> Iterator[Value]:
         if c == "\n":
             line += 1
             i += 1
-        elif comments == "hash" and c == "#":
+        elif comments in ("hash", "hcl") and c == "#":
             j = text.find("\n", i)
             i = n if j < 0 else j
-        elif comments == "slash" and text.startswith("//", i):
+        elif comments in ("slash", "hcl") and text.startswith("//", i):
             j = text.find("\n", i)
             i = n if j < 0 else j
-        elif comments == "slash" and text.startswith("/*", i):
+        elif comments in ("slash", "hcl") and text.startswith("/*", i):
             j = text.find("*/", i + 2)
             j = n if j < 0 else j + 2
             line += text.count("\n", i, j)
@@ -206,7 +212,7 @@ def values_in(path: Path) -> Iterator[Value]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return
-    if kind == "hash" or kind == "slash":
+    if kind in ("hash", "slash", "hcl"):
         yield from string_literals(text, kind)
     elif kind == "json":
         yield from string_literals(text, "slash")
