@@ -12,9 +12,11 @@ from changeover.cli.common import console, write_json
 
 SCAN_HELP = """Find the model ids a codebase uses and when their providers shut them down.
 
-Reads string literals in Python, JS/TS, Go, Java and Kotlin, values in YAML, JSON,
-TOML, .env/INI files and Jupyter notebook code cells, and joins each model id with
-the bundled, dated lifecycle registry (extend or override it with --registry).
+Reads string literals in Python, JS/TS, Go, Java, Kotlin, C#, Swift and Terraform, values
+in YAML, JSON, TOML, .env/INI files and Jupyter notebook code cells, and joins each model id
+with the bundled, dated lifecycle registry (extend or override it with --registry). The
+registry's dates were read from the providers' pages at the date each row names: verify
+before planning (see docs/scan.md).
 
 Exit code: 1 when a model in use shuts down within --within (or already has), 0 otherwise,
 2 on bad input.
