@@ -60,6 +60,7 @@ def test_assess_with_records_merges_the_store_labels(tmp_path, spec_path, store_
     run(["assess", "--spec", str(spec_path), "--db", store_url, "--draws", "150", "--json", str(out3)])
     from_store = json.loads(out3.read_text())
     assert from_store["candidates"]["cand"]["dimensions"]["correctness"]["labelled"] == {"legacy": 90, "cand": 90}
+    assert from_store["labels"] == {"from_records": 180, "from_store": 160}
 
 
 def test_report_with_records_merges_the_store_labels(tmp_path, spec_path, store_url, capsys):

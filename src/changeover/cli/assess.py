@@ -132,10 +132,11 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
 def _records_for(
     migration, records: Path | None, db: str | None, store_labels: bool
 ) -> tuple[list[Record], int | None, str | None]:
-    """The records to assess, how many store labels were merged into them, and the store's URL."""
+    """The records to assess, how many store labels are in them, and the store's URL when they
+    were merged into a records file."""
     from changeover.cli.report import existing_store
     from changeover.records import read_records
-    from changeover.store.responses import load_records, merge_store_labels
+    from changeover.store.responses import load_records_counted, merge_store_labels
 
     if records is not None:
         recs = read_records(records)
@@ -147,13 +148,13 @@ def _records_for(
     from changeover.store import open_store
 
     with open_store(db) as store:
-        recs = load_records(store, migration.models)
+        recs, merged = load_records_counted(store, migration.models)
     if not recs:
         raise DataError(
             f"the store ({store.display_url}) holds no records for {migration.models}; "
             "run `changeover import FILE` first or pass --records FILE"
         )
-    return recs, None, None
+    return recs, merged, None
 
 
 def register(app: typer.Typer) -> None:
@@ -206,7 +207,7 @@ def register(app: typer.Typer) -> None:
 
         migration = load_spec(spec)
         recs, merged, store_url = _records_for(migration, records, db, store_labels)
-        if merged is not None:
+        if store_url is not None:
             console.print(
                 f"merged {merged:,} human label(s) from the store ({store_url}) into {records}; "
                 "--no-store-labels leaves them out",

@@ -142,6 +142,11 @@ def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
 
 def load_records(store: Store, models: Iterable[str] | None = None) -> list[Record]:
     """All stored responses as records, app labels merged into ``labels``."""
+    return load_records_counted(store, models)[0]
+
+
+def load_records_counted(store: Store, models: Iterable[str] | None = None) -> tuple[list[Record], int]:
+    """``load_records`` and how many verdicts of the labels table it merged in."""
     q = select(responses).order_by(responses.c.id)
     if models is not None:
         q = q.where(responses.c.model.in_(list(models)))
@@ -162,8 +167,7 @@ def load_records(store: Store, models: Iterable[str] | None = None) -> list[Reco
                 **payload,
             )
         )
-    merge_labels(out, current_labels(store))
-    return out
+    return out, merge_labels(out, current_labels(store))
 
 
 def merge_labels(records: list[Record], in_force: dict[tuple[str, str, str], list[int]]) -> int:
