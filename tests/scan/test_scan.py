@@ -221,3 +221,22 @@ def test_spellings_that_name_a_model(value, model):
 )
 def test_values_that_are_not_model_ids(value):
     assert Matcher(load_registry()).match(value) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "comments", "expected"),
+    [
+        (
+            'x = "a\\"b"  # "not"\ny = \'it\\\'s\'\nz = """multi\n"line"\n"""\nw = "unterminated\nv = "ok"',
+            "hash",
+            [('a"b', 1), ("it's", 2), ('multi\n"line"\n', 3), ("unterminated", 6), ("ok", 7)],
+        ),
+        ('a = "x"; // "c"\n/* "d"\n "e" */ b = `raw\nstr`; c = \'q\'', "slash", [("x", 1), ("raw\nstr", 3), ("q", 4)]),
+        ('k = "v" # "h"\nj = "w" // "s"\n/* "b" */ i = "u"', "hcl", [("v", 1), ("w", 2), ("u", 3)]),
+        ('url = "https://x.example/a#b" # "c"', "hash", [("https://x.example/a#b", 1)]),
+    ],
+)
+def test_the_lexer_knows_strings_from_comments(text, comments, expected):
+    from changeover.scan.sources import string_literals
+
+    assert [(v.text, v.line) for v in string_literals(text, comments)] == expected
