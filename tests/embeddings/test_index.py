@@ -141,3 +141,29 @@ def test_pgvector_hnsw_parameters_from_the_spec_and_exact_search(pgvector_url, e
     assert np.allclose(result.overlap.overlap, want)
     assert NumpyIndex(store).approximate(embedded.old_key) is False
     store.dispose()
+
+
+def test_pgvector_search_stays_approximate_and_exact_stays_exact_on_a_reused_connection(pgvector_url):
+    """psycopg prepares a statement after 5 runs on a connection, and a cached plan ignores later
+    settings: the index search once came back exact (a sequential scan) and slow. Random vectors and
+    a deliberately weak graph make the two searches tell apart."""
+    from changeover.embeddings.config import HnswConfig
+
+    rng = np.random.default_rng(3)
+    docs = rng.standard_normal((3000, 384)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries = rng.standard_normal((12, 384)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    ids = [str(i) for i in range(len(docs))]
+    store = open_store(pgvector_url)
+    index = PgvectorIndex(store, HnswConfig(m=4, ef_construction=8, ef_search=10))
+    with store.engine.begin() as conn:
+        index.add(conn, "random@1", ids, docs)
+    index.finish("random@1")
+    truth = _brute(docs, ids, queries, 10)
+    for _ in range(2):  # alternate, each well past psycopg's prepare threshold
+        exact = [index.exact_search("random@1", q, 10)[0][0] for q in queries]
+        assert exact == truth
+        approx = [index.search("random@1", q, 10)[0][0] for q in queries]
+        assert overlaps(approx, truth, 10).mean() < 0.9  # the weak graph misses neighbours: the index answered
+    store.dispose()

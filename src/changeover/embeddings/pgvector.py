@@ -170,32 +170,46 @@ class PgvectorIndex(VectorIndex):
         return self.has_hnsw(version)
 
     def search(self, version: str, queries: np.ndarray, k: int) -> SearchResult:
-        """Top-k through the version's HNSW index, ``ef_search`` = max(spec's, k) for this transaction."""
+        """Top-k through the version's HNSW index, ``ef_search`` = max(spec's, k) for this transaction.
+
+        Each query is planned with its own values (``plan_cache_mode``): psycopg
+        prepares a statement after 5 runs on a connection, and the cached generic
+        plan chose a sequential scan at 100k vectors (exact, ~170 ms instead of a
+        few). ``LIMIT`` is a literal for the same reason.
+        """
         ef = max(int(self.hnsw.ef_search), int(k))
-        return self._search(version, queries, k, [f"SET LOCAL hnsw.ef_search = {ef}"])
+        settings = [f"SET LOCAL hnsw.ef_search = {ef}", "SET LOCAL plan_cache_mode = force_custom_plan"]
+        return self._search(version, queries, k, settings, exact=False)
 
     def exact_search(self, version: str, queries: np.ndarray, k: int) -> SearchResult:
-        """Top-k by scanning every row of the version (no index): exact, slower."""
-        return self._search(
-            version, queries, k, ["SET LOCAL enable_indexscan = off", "SET LOCAL enable_bitmapscan = off"]
-        )
+        """Top-k by scanning every row of the version (no index): exact, slower.
 
-    def _search(self, version: str, queries: np.ndarray, k: int, settings: Sequence[str]) -> SearchResult:
+        It orders by an expression no index matches (distance + 0), so it is exact
+        whatever the planner or a cached plan would pick; turning index scans off
+        with ``SET LOCAL`` was not enough (a plan cached on the pooled connection
+        ignores later settings, and the two searches shared plans that way).
+        """
+        return self._search(version, queries, k, [], exact=True)
+
+    def _search(
+        self, version: str, queries: np.ndarray, k: int, settings: Sequence[str], *, exact: bool
+    ) -> SearchResult:
         dim = self.dim(version)
         queries = np.atleast_2d(queries)
         if not dim:
             return [[] for _ in range(len(queries))], np.empty((len(queries), 0), np.float32)
+        distance = f"embedding::vector({dim}) <=> CAST(:q AS vector({dim}))"
+        order = f"({distance}) + 0" if exact else distance
         sql = text(
-            f"SELECT doc_id, 1 - (embedding::vector({dim}) <=> CAST(:q AS vector({dim}))) AS score "
-            f"FROM embedding_pgvectors WHERE model_version = :v "
-            f"ORDER BY embedding::vector({dim}) <=> CAST(:q AS vector({dim})) LIMIT :k"
+            f"SELECT doc_id, 1 - ({distance}) AS score FROM embedding_pgvectors WHERE model_version = :v "
+            f"ORDER BY {order} LIMIT {int(k)}"
         )
         out_ids, out_scores = [], np.zeros((len(queries), k), np.float32)
         with self.store.engine.begin() as conn:  # SET LOCAL lasts for this transaction only
             for setting in settings:
                 conn.execute(text(setting))
             for row, q in enumerate(queries):
-                rows = conn.execute(sql, {"q": literal(q), "v": version, "k": k}).all()
+                rows = conn.execute(sql, {"q": literal(q), "v": version}).all()
                 out_ids.append([r.doc_id for r in rows])
                 out_scores[row, : len(rows)] = [r.score for r in rows]
         return out_ids, out_scores[:, : min(k, max((len(r) for r in out_ids), default=0))]
