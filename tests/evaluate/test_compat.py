@@ -50,8 +50,8 @@ def test_a_refused_parameter_is_classified_then_fixed_by_a_mapping(fake, tmp_pat
     assert by[("judge:correctness", '{"max_tokens": 200, "temperature": 0.0}')].status == "accepted"
     refused = by[("new-model", '{"max_tokens": 32}')]
     assert refused.status == "rejected" and refused.items == 11
-    assert refused.rejection["param"] == "max_tokens" and refused.rejection["suggest"] == "max_completion_tokens"
-    assert refused.rejection["reason"] == "unsupported_parameter"
+    assert refused.rejection.param == "max_tokens" and refused.rejection.suggest == "max_completion_tokens"
+    assert refused.rejection.reason == "unsupported_parameter"
     assert refused.fix == "models.new-model.param_map: {max_tokens: max_completion_tokens}"
     assert by[("old-model", '{"max_tokens": 32}')].status == "accepted"
     assert fake.calls["new-model"] == 2 and fake.calls["old-model"] == 2 and fake.calls["judge-model"] == 1
@@ -136,7 +136,7 @@ def test_temperature_refusal_is_a_value_rejection_and_a_drop_fixes_it(fake, tmp_
     rows = [{**r, "params": {"max_tokens": 32, "temperature": 0}} for r in traffic_rows(3)]
     inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", rows))
     (refused,) = check_requests(spec, inters).rejected
-    assert refused.rejection["param"] == "temperature" and refused.rejection["reason"] == "unsupported_value"
+    assert refused.rejection.param == "temperature" and refused.rejection.reason == "unsupported_value"
     assert refused.fix == "models.new-model.param_map: {temperature: null}"
     fixed, _ = write_spec(tmp_path, fake, {"temperature": None})
     start = len(fake.log)
@@ -154,23 +154,23 @@ def test_rejections_read_from_other_servers_error_bodies():
         "param": None,
         "code": 400,
     }
-    assert classify_rejection(400, vllm)["param"] == "max_completion_tokens"
+    assert classify_rejection(400, vllm).param == "max_completion_tokens"
     anthropic = {
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "top_k: Extra inputs are not permitted"},
     }
-    assert classify_rejection(400, anthropic)["param"] == "top_k"
+    assert classify_rejection(400, anthropic).param == "top_k"
     legacy = {
         "error": {
             "message": "Unrecognized request argument supplied: reasoning_effort",
             "type": "invalid_request_error",
         }
     }
-    assert classify_rejection(400, legacy)["param"] == "reasoning_effort"
+    assert classify_rejection(400, legacy).param == "reasoning_effort"
     tools = {"error": {"message": "This model does not support tools.", "type": "invalid_request_error"}}
-    assert classify_rejection(400, tools)["param"] == "tools"
+    assert classify_rejection(400, tools).param == "tools"
     quoted = {"error": {"message": "Invalid type for 'logit_bias': expected an object"}}
-    assert classify_rejection(400, quoted, sent=["logit_bias", "max_tokens"])["param"] == "logit_bias"
+    assert classify_rejection(400, quoted, sent=["logit_bias", "max_tokens"]).param == "logit_bias"
     assert classify_rejection(400, {"error": {"message": "messages: too long"}}, sent=["max_tokens"]) is None
     assert classify_rejection(500, {"error": {"message": "Unsupported parameter: 'x'"}}) is None
     assert classify_rejection(401, {"error": {"message": "invalid api key"}}) is None
@@ -223,6 +223,6 @@ def test_a_judge_model_refusing_response_format_is_caught_before_the_run(fake, t
     spec = spec_from_dict(raw, tmp_path / "migration.yaml")
     inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", traffic_rows(4)))
     (refused,) = check_requests(spec, inters).rejected
-    assert refused.arm == "judge:correctness" and refused.rejection["param"] == "response_format"
+    assert refused.arm == "judge:correctness" and refused.rejection.param == "response_format"
     assert refused.params["response_format"]["type"] == "json_schema" and refused.items == 8
     assert fake.calls["judge-model"] == 1  # one request, not re-asked

@@ -25,6 +25,7 @@ from changeover.evaluate.run import RunPlan, calling, plan_run
 from changeover.judges import Ask, Case, build_judges
 from changeover.prompts import Interaction
 from changeover.providers import CachedCaller, ChatRequest, Completion, ModelClient, build_clients
+from changeover.providers.rejection import Rejection
 from changeover.store import Store
 
 
@@ -39,7 +40,7 @@ class ParamCheck:
     items: int  # how many of the run's requests share this parameter set
     example_item: str
     status: str = "pending"  # accepted | rejected | failed
-    rejection: dict[str, Any] | None = None
+    rejection: Rejection | None = None
     error: str | None = None
 
     @property
@@ -47,13 +48,13 @@ class ParamCheck:
         """The ``param_map`` entry that would make the request acceptable, when the rejection says."""
         if self.rejection is None:
             return None
-        param, suggest = self.rejection.get("param"), self.rejection.get("suggest")
-        target = suggest if suggest else "null"
-        return f"models.{self.model}.param_map: {{{param}: {target}}}"
+        target = self.rejection.suggest or "null"
+        return f"models.{self.model}.param_map: {{{self.rejection.param}: {target}}}"
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if v is not None}
-        if self.fix:
+        if self.rejection is not None:
+            out["rejection"] = self.rejection.to_dict()
             out["fix"] = self.fix
         return out
 

@@ -74,6 +74,18 @@ def split_turn(messages: list[dict[str, Any]]) -> Turn:
     return Turn(list(messages[: last_user + 1]), list(messages[last_user + 1 :]))
 
 
+@dataclass(frozen=True)
+class Divergence:
+    """Where a replay stopped: the round, the call the recording could not answer, and why."""
+
+    round: int
+    call: ToolCall
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"round": self.round, "call": self.call.to_dict(), "reason": self.reason}
+
+
 @dataclass
 class Replay:
     """What one model did on one turn: its final completion (costs summed over rounds) and its tool calls."""
@@ -82,7 +94,7 @@ class Replay:
     calls: list[ToolCall]
     rounds: int
     status: str
-    divergence: dict[str, Any] | None = None
+    divergence: Divergence | None = None
 
 
 def _summed(completions: list[Completion]) -> Completion:
@@ -126,15 +138,11 @@ async def replay_turn(call: Call, request: ChatRequest, turn: Turn, max_rounds: 
         for c, sent in zip(calls, wire, strict=True):
             if c.name not in defined:
                 unknown = f"'{c.name}' is not one of the request's tools ({', '.join(defined) or 'none'})"
-                return Replay(_summed(done), made, round_no, "unknown_tool", _diverged(round_no, c, unknown))
+                return Replay(_summed(done), made, round_no, "unknown_tool", Divergence(round_no, c, unknown))
             result, why = turn.result_for(c)
             if why is not None:
-                return Replay(_summed(done), made, round_no, "tool_divergence", _diverged(round_no, c, why))
+                return Replay(_summed(done), made, round_no, "tool_divergence", Divergence(round_no, c, why))
             content = result if isinstance(result, (str, list)) else json.dumps(result, ensure_ascii=False)
             answers.append({"role": "tool", "tool_call_id": sent["id"], "content": content})
         messages = [*messages, {"role": "assistant", "content": completion.text or None, "tool_calls": wire}, *answers]
     return Replay(_summed(done), made, max_rounds, "max_tool_rounds")
-
-
-def _diverged(round_no: int, call: ToolCall, why: str) -> dict[str, Any]:
-    return {"round": round_no, "call": call.to_dict(), "reason": why}

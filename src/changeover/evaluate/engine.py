@@ -160,9 +160,9 @@ class Evaluation:
             extra["tool_calls"] = [c.to_dict() for c in replay.calls]
             extra["tool_rounds"] = replay.rounds
             if replay.divergence:
-                extra["tool_divergence"] = replay.divergence
+                extra["tool_divergence"] = replay.divergence.to_dict()
         if rejected:
-            extra["rejected"] = rejected
+            extra["rejected"] = rejected.to_dict()
         if notes:
             extra["unscorable"] = notes
         if failed_checks:

@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from changeover.providers.rejection import Rejection
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
@@ -57,7 +59,7 @@ class Completion:
     attempts: int = 1
     cost_usd: float | None = None
     ttft_ms: float | None = None  # time to the first content token (streaming calls)
-    rejection: dict[str, Any] | None = None  # the endpoint refused a request parameter (see rejection.py)
+    rejection: Rejection | None = None  # the endpoint refused a request parameter (see rejection.py)
 
     @property
     def ok(self) -> bool:
@@ -69,6 +71,8 @@ class Completion:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Completion:
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if isinstance(fields.get("rejection"), dict):
+            fields["rejection"] = Rejection(**fields["rejection"])
         return cls(**{"text": None, **fields})  # a tool-calls-only answer is stored without text
 
 

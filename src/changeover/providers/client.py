@@ -22,13 +22,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from changeover.providers.base import CallFailed, ChatRequest, Completion, Provider
 from changeover.providers.config import ModelConfig, Price
 from changeover.providers.limits import RateLimits
 from changeover.providers.params import apply_param_map
-from changeover.providers.rejection import classify_rejection
+from changeover.providers.rejection import Rejection, classify_rejection
 
 
 class ModelClient:
@@ -88,13 +87,12 @@ class ModelClient:
             tools = None
         return ChatRequest(request.messages, params, tools, request.item)
 
-    def rejection(self, failure: CallFailed, request: ChatRequest) -> dict[str, Any] | None:
+    def rejection(self, failure: CallFailed, request: ChatRequest) -> Rejection | None:
         """The refused parameter of a failed call (a 400 naming one), else None."""
         sent = [*request.params, *(["tools"] if request.tools else [])]
         found = classify_rejection(failure.status, failure.body, sent)
-        if found is not None:
-            found["message"] = f"{self.name}: {failure}"  # the redacted message, never the raw body
-        return found
+        # the redacted message, never the raw body
+        return found.with_message(f"{self.name}: {failure}") if found is not None else None
 
     async def complete(
         self, request: ChatRequest, keep: Callable[[Completion], Awaitable[None]] | None = None

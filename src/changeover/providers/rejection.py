@@ -12,7 +12,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A request parameter the endpoint refused: which, why (``unsupported_parameter`` |
+    ``unsupported_value`` | ``rejected_parameter``), its message, and the replacement it suggests."""
+
+    param: str
+    reason: str
+    message: str
+    suggest: str | None = None
+
+    def with_message(self, message: str) -> Rejection:
+        return replace(self, message=message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Unsupported parameter: '([\w.\[\]]+)'", re.I), "unsupported_parameter"),
@@ -48,7 +67,7 @@ def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
     return message, param, code
 
 
-def classify_rejection(status: int | None, body: Any, sent: Iterable[str] = ()) -> dict[str, Any] | None:
+def classify_rejection(status: int | None, body: Any, sent: Iterable[str] = ()) -> Rejection | None:
     """What the endpoint refused in a 400/422, or None when it is not a parameter rejection.
 
     ``sent``: the parameter names the request carried; a message that quotes one of
@@ -70,9 +89,10 @@ def classify_rejection(status: int | None, body: Any, sent: Iterable[str] = ()) 
         if param is None:
             return None
         reason = reason or "rejected_parameter"
-    param = _TOOL_PARAMS.get(param, param)
-    out: dict[str, Any] = {"param": param, "reason": reason or "unsupported_parameter", "message": message[:300]}
     suggest = _SUGGEST.search(message)
-    if suggest:
-        out["suggest"] = suggest.group(1)
-    return out
+    return Rejection(
+        _TOOL_PARAMS.get(param, param),
+        reason or "unsupported_parameter",
+        message[:300],
+        suggest.group(1) if suggest else None,
+    )
