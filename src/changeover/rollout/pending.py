@@ -27,6 +27,7 @@ from changeover.errors import FlagConflict, StoreUnavailable
 from changeover.rollout.config import RolloutConfig
 from changeover.rollout.state import ACTIONS, RolloutState, read_state
 from changeover.store import Store
+from changeover.store.engine import cause
 from changeover.store.events import now, record_event
 from changeover.store.flags import EventSpec
 
@@ -72,7 +73,7 @@ class ChangeRetrier:
         store: Store,
         config: RolloutConfig,
         base_delay: float = 0.25,
-        max_delay: float = 5.0,
+        max_delay: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.store = store
@@ -130,7 +131,7 @@ class ChangeRetrier:
                     payload=dict(payload or {}),
                     base=state,
                     preview=preview,
-                    first_error=str(exc.__cause__ or exc),
+                    first_error=_why(exc),
                     first_failed_at=now(),
                     also=also,
                     change=preview.change or uuid.uuid4().hex,
@@ -150,7 +151,7 @@ class ChangeRetrier:
             except StoreUnavailable as exc:
                 self.failed_attempts += 1
                 p.attempts += 1
-                p.last_error = str(exc.__cause__ or exc)
+                p.last_error = _why(exc)
                 p.next_try = self.clock() + self._delay(p.attempts)
                 return None
             self.pending = None
@@ -197,3 +198,8 @@ class ChangeRetrier:
             log.warning("rollout %s landed after %d failed attempts", p.action, p.attempts)
             return new
         raise StoreUnavailable(f"rollout {p.action}: the flag kept changing under the retry; retrying")
+
+
+def _why(exc: StoreUnavailable) -> str:
+    """The driver's one-line reason the store refused (no SQL, no traceback)."""
+    return cause(exc.__cause__) if exc.__cause__ is not None else str(exc)
