@@ -16,6 +16,18 @@ def _post(c, body: dict):
 
 
 @pytest.fixture
+def filled_store(sqlite_url, records):
+    """Bounds are checked before the store is touched: SQLite is enough (the API tests run both)."""
+    from changeover.store import open_store
+    from changeover.store.responses import add_records
+
+    store = open_store(sqlite_url)
+    add_records(store, records, source="xstest")
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
 def live(filled_store, serve):
     return serve(filled_store)
 
