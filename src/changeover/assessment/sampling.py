@@ -51,6 +51,14 @@ class Convergence:
             and self.divergences <= policy.max_divergences
         )
 
+    def factor_needed(self, policy: SamplingPolicy) -> float:
+        """How many times longer to sample: ESS grows about in proportion to the draws (padded by
+        a fifth); an R-hat or divergence miss asks for the longest round the policy allows."""
+        if self.rhat_max > policy.rhat_max or self.divergences > policy.max_divergences:
+            return float(policy.max_scale)
+        low = min(self.ess_bulk_min, self.ess_tail_min)
+        return 1.2 * policy.ess_min / max(low, 1.0) if low < policy.ess_min else 1.0
+
 
 def reported_quantities(fit: PairFit, shares: np.ndarray) -> list[np.ndarray]:
     """[chains, draws] series of what the result reports: deltas and pass rates, overall and per segment."""
@@ -89,13 +97,15 @@ def sample(
     shares: np.ndarray,
     settings: FitSettings,
     policy: SamplingPolicy,
-    unsettled: Callable[[PairFit], bool] = lambda fit: False,
+    unsettled: Callable[[PairFit], float | None] = lambda fit: None,
     progress: Progress | None = None,
 ) -> tuple[list[SampledFit], int]:
     """Fit every table under the policy; returns the fits and the number of rounds run.
 
-    ``unsettled(fit)``: whether a converged fit still has a decision probability
-    too close to its threshold (more draws may settle it).
+    ``unsettled(fit)``: by what factor more draws would likely settle a decision
+    probability of a converged fit that is too close to its threshold, or None.
+    Each round jumps to the smallest power of two that covers the largest factor
+    needed (at least twice the last round, at most ``max_scale``).
     """
     out: list[SampledFit] = []
     for fit in fit_pairs(tables, settings):
@@ -103,10 +113,16 @@ def sample(
         out.append(SampledFit(fit, conv, 1, conv.ok(policy)))
     rounds, scale = 1, 1
     while policy.extend and scale * 2 <= policy.max_scale:
-        again = [i for i, s in enumerate(out) if not s.converged or unsettled(s.fit)]
-        if not again:
+        need: dict[int, float] = {}
+        for i, s in enumerate(out):
+            if not s.converged:
+                need[i] = s.scale * s.convergence.factor_needed(policy)
+            elif (more := unsettled(s.fit)) is not None:
+                need[i] = s.scale * more
+        if not need:
             break
-        scale *= 2
+        again = sorted(need)
+        scale = _next_scale(scale, max(need.values()), policy.max_scale)
         rounds += 1
         longer = replace(settings, draws=settings.draws * scale, warmup=settings.warmup * scale)
         if progress is not None:
@@ -115,3 +131,11 @@ def sample(
             conv = convergence(fit, shares)
             out[i] = SampledFit(fit, conv, scale, conv.ok(policy))
     return out, rounds
+
+
+def _next_scale(current: int, wanted: float, bound: int) -> int:
+    """The next round's length multiple: a power of two >= ``wanted``, > ``current``, <= ``bound``."""
+    scale = current * 2
+    while scale < wanted and scale * 2 <= bound:
+        scale *= 2
+    return scale

@@ -148,8 +148,8 @@ def assess(
     margins = {k: spec.dimensions[k[1]].margin for k in keys}
     by_table = {id(comparisons[k].table): margins[k] for k in keys}
 
-    def unsettled(fit: PairFit) -> bool:
-        return dec.more_draws_needed(deciding(fit, by_table[id(fit.table)])) is not None
+    def unsettled(fit: PairFit) -> float | None:
+        return dec.more_draws_needed(deciding(fit, by_table[id(fit.table)]))
 
     if progress is not None:
         progress(f"fitting {len(spec.candidates)} candidate(s) x {len(spec.dimensions)} dimension(s)")

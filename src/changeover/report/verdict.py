@@ -57,9 +57,14 @@ def _places(items: list[tuple[str, SegmentResult]], key: str, limit: int = 3) ->
 def dimension_reason(d: DimensionResult, spec: MigrationSpec) -> str:
     """One sentence: what was decided on this dimension, where, and how sure."""
     if not d.converged:
+        more = (
+            f"; about {count(d.labels_needed)} more {plural(d.labels_needed, 'label')} needed"
+            if d.labels_needed
+            else ""
+        )
         return (
             f"{d.name}: not decided — the posterior did not converge (R-hat, ESS or divergences off target "
-            "after sampling longer), so it gives no GO or NO-GO; rerun with more --draws/--warmup."
+            f"after sampling longer), so it gives no GO or NO-GO; rerun with more --draws/--warmup{more}."
         )
     reason = _dimension_reason(d, spec)
     if d.borderline and d.call == Call.INCONCLUSIVE:
