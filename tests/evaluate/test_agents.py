@@ -240,3 +240,25 @@ def test_recorded_parallel_calls_answer_a_model_that_makes_them_one_by_one():
     assert seen[1][-1] == {"role": "tool", "tool_call_id": "m1", "content": json.dumps(PARCEL)}
     assert seen[2][-1] == {"role": "tool", "tool_call_id": "m2", "content": json.dumps(ORDER)}
     assert (replay.completion.tokens_in, replay.completion.tokens_out) == (30, 6)  # summed over the rounds
+
+
+def test_a_streaming_agent_is_replayed_the_same(fake, tmp_path):
+    """Tool calls streamed in pieces (SSE) are assembled and answered like non-streamed ones."""
+    setup_agents(fake)
+    raw = spec_dict(fake.base_url)
+    raw["models"]["old-model"]["stream"] = True
+    raw["models"]["new-model"]["stream"] = True
+    raw["dimensions"] = {"tool_use": {"margin": 0.05}}
+    raw["judges"] = dict(AGENT_JUDGES)
+    spec = spec_from_dict(raw, tmp_path / "migration.yaml")
+    inters = read_interactions(write_traffic(tmp_path / "traffic.jsonl", agent_rows(42, 7)))
+    result = evaluate(spec, inters)
+    by = {(r.item, r.model): r for r in result.records}
+    old, new = by[("a42", "old-model")], by[("a42", "new-model")]
+    assert all(c.body.get("stream") for c in fake.log)
+    assert old.extra["tool_status"] == "answered" and old.response == "It shipped with UPS and arrives Friday."
+    assert [c["name"] for c in old.extra["tool_calls"]] == ["get_order", "track_parcel"]
+    assert new.signals["tool_use"] == 0 and new.signals["tool_args"] == 1
+    diverged = by[("a7", "new-model")]
+    assert diverged.extra["tool_status"] == "tool_divergence"
+    assert json.loads(diverged.response)[0]["function"] == {"name": "get_order", "arguments": '{"order_id": 8}'}

@@ -378,6 +378,12 @@ class FakeOpenAI:
                     for i, c in enumerate(calls)
                 ],
             }
+            if body.get("stream"):  # the calls as OpenAI streams them: name first, arguments in pieces
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return StreamingResponse(
+                    self._sse_tool_calls(body["model"], cid, message["tool_calls"], usage, include_usage),
+                    media_type="text/event-stream",
+                )
             return _completion(cid, body["model"], message, "tool_calls", usage)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -412,6 +418,26 @@ class FakeOpenAI:
                 return
             yield chunk({"content": piece}, None)
         yield chunk({}, b.finish_reason)
+        if include_usage:
+            yield event([], usage=usage)
+        yield "data: [DONE]\n\n"
+
+    async def _sse_tool_calls(
+        self, model: str, cid: str, calls: list[dict[str, Any]], usage: dict[str, int], include_usage: bool
+    ):
+        def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+            payload = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+            return "data: " + json.dumps({**payload, "choices": choices, **extra}) + "\n\n"
+
+        yield event([{"index": 0, "delta": {"role": "assistant", "content": None}, "finish_reason": None}])
+        for i, call in enumerate(calls):
+            head = {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+            yield event([{"index": 0, "delta": {"tool_calls": [head]}, "finish_reason": None}])
+            args = call["function"]["arguments"]
+            for start in range(0, len(args), 7):
+                piece = {"index": i, "function": {"arguments": args[start : start + 7]}}
+                yield event([{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}])
+        yield event([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
         if include_usage:
             yield event([], usage=usage)
         yield "data: [DONE]\n\n"

@@ -106,7 +106,7 @@ class Evaluation:
 
         replay = await replay_turn(call, planned.request, planned.turn, self.max_tool_rounds)
         completion = replay.completion
-        if completion.text is None and completion.tool_calls:  # a copy: the cached completion stays as called
+        if not completion.text and completion.tool_calls:  # a copy: the cached completion stays as called
             replay.completion = replace(completion, text=json.dumps(completion.tool_calls, ensure_ascii=False))
         self._advance("responses")
         return replay

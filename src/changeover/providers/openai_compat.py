@@ -108,29 +108,49 @@ def parse_chat_completion(data: dict[str, Any], latency_ms: float) -> Completion
 
 
 def parse_chat_stream(events: list[dict[str, Any]], latency_ms: float, ttft_ms: float | None) -> Completion:
-    """chat.completion.chunk events -> one Completion (text joined, last finish reason, usage if sent)."""
+    """chat.completion.chunk events -> one Completion (text joined, tool calls assembled from their
+    pieces by index, last finish reason, usage if sent)."""
     parts: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
     finish: str | None = None
     usage: dict[str, Any] = {}
     for event in events:
         for choice in event.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
-            content = _mapping(choice.get("delta")).get("content")
+            delta = _mapping(choice.get("delta"))
+            content = delta.get("content")
             if isinstance(content, str):
                 parts.append(content)
+            for piece in delta.get("tool_calls") or []:
+                if isinstance(piece, dict):
+                    _add_call_piece(calls, piece)
             finish = choice.get("finish_reason") or finish
         usage = _mapping(event.get("usage")) or usage
     if not events:
         raise CallFailed("malformed stream (no events)", retryable=True)
     return Completion(
-        text="".join(parts),
+        text="".join(parts) if parts or not calls else None,
         finish_reason=finish,
         tokens_in=usage.get("prompt_tokens"),
         tokens_out=usage.get("completion_tokens"),
         latency_ms=latency_ms,
         ttft_ms=ttft_ms,
+        tool_calls=[calls[i] for i in sorted(calls)] or None,
     )
+
+
+def _add_call_piece(calls: dict[int, dict[str, Any]], piece: dict[str, Any]) -> None:
+    """One streamed fragment of a tool call: the first carries its id and name, later ones more arguments."""
+    index = piece.get("index") if isinstance(piece.get("index"), int) else len(calls)
+    call = calls.setdefault(index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+    if piece.get("id"):
+        call["id"] = piece["id"]
+    fn = _mapping(piece.get("function"))
+    if fn.get("name"):
+        call["function"]["name"] += str(fn["name"])
+    if isinstance(fn.get("arguments"), str):
+        call["function"]["arguments"] += fn["arguments"]
 
 
 def _mapping(value: Any) -> dict[str, Any]:
