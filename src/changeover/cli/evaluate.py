@@ -35,7 +35,8 @@ EVALUATE_HELP = (
 DOCTOR_HELP = (
     "Check that every model accepts the requests a run would send, before spending on the run.\n\n"
     "Sends one request per distinct parameter set (parameters and tool definitions) of the sampled "
-    "traffic to the incumbent and each candidate, and reports what each refuses (e.g. max_tokens where "
+    "traffic to the incumbent and each candidate, and one per LLM judge, and reports what each refuses "
+    "(e.g. max_tokens where "
     "max_completion_tokens is wanted, an unsupported temperature, tools, response_format) with the "
     "models.<name>.param_map entry that fixes it. Accepted calls are cached: the run reuses them. "
     "Exit 0 when everything is accepted, 1 otherwise.\n\n"
