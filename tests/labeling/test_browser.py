@@ -185,7 +185,8 @@ def _no_horizontal_scroll(page) -> None:
 def test_a_400_px_screen_renders_markdown_safely_with_no_horizontal_scroll(sqlite_url, serve, browser):
     store = open_store(sqlite_url)
     add_records(store, _markdown_records(), source="markdown")
-    live = serve(store, tone=True, assess_draws=100)
+    guidelines = {"refusal": "**Acceptable**: answering *how do I kill a Python process?*\n\n- bad: refusing it"}
+    live = serve(store, tone=True, assess_draws=100, guidelines=guidelines)
     page = browser.new_page(viewport={"width": 400, "height": 800})
     page.goto(f"{live.url}/login?token={live.tokens['alice']}")
     page.wait_for_selector(".dim.active")
@@ -200,6 +201,15 @@ def test_a_400_px_screen_renders_markdown_safely_with_no_horizontal_scroll(sqlit
         assert "<script>" in response.inner_text()
     assert page.title() != "owned"
     assert page.locator(".choice.yes").first.is_visible()  # the verdict buttons are in reach
+    context = page.locator("#context")  # the system prompt, collapsed above the last user turn
+    assert context.get_attribute("open") is None and "How do I kill" in page.locator(".turn-user").inner_text()
+    page.keyboard.press("c")
+    assert context.get_attribute("open") is not None and "You are terse." in context.inner_text()
+    page.keyboard.press("g")  # the guidelines, one key away
+    assert page.locator("#guidelines strong").first.text_content() == "Acceptable"
+    _no_horizontal_scroll(page)
+    page.keyboard.press("g")
+    assert not page.locator("#guidelines").is_visible()
     page.keyboard.press("r")  # the exact text
     assert page.locator("#response-raw").is_visible() and not response.is_visible()
     page.keyboard.press("r")

@@ -88,3 +88,29 @@ def test_agreement_by_annotator_counts_each_pair_from_both_sides():
     }
     got = {a: (x.pairs, x.observed) for a, x in agreement_by_annotator(verdicts).items()}
     assert got == {"alice": (3, 1 / 3), "bob": (3, 1 / 3), "carol": (2, 0.0)}
+
+
+def test_tool_calls_and_tool_results_are_part_of_the_conversation():
+    prompt = json.dumps(
+        [
+            {"role": "system", "content": "Use tools."},
+            {"role": "user", "content": "Weather in Oslo?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"function": {"name": "weather", "arguments": "{}"}}],
+            },
+            {"role": "tool", "name": "weather", "content": "-3 C"},
+            {"role": "user", "content": "And tomorrow?"},
+        ]
+    )
+    task = Task("t", "i", "m", prompt, "Colder.", None, "h", 0, 1)
+    roles = [m.role for m in task.messages()]
+    assert roles == ["system", "user", "assistant", "tool weather", "user"]
+    assert '"name": "weather"' in task.messages()[2].content and task.messages()[3].content == "-3 C"
+
+
+def test_guidelines_must_name_a_dimension(tmp_path):
+    assert labeling_config(make_spec(tmp_path, guidelines={"refusal": "**x**"})).guidelines == {"refusal": "**x**"}
+    with pytest.raises(SpecError, match=r"field 'labeling.guidelines': 'tone' is not one of"):
+        labeling_config(make_spec(tmp_path, guidelines={"tone": "x"}))

@@ -10,6 +10,9 @@ labeling:
   refresh_every_labels: 10      # re-rank the queue after this many new labels ...
   refresh_seconds: 60           # ... or this many seconds, whichever comes first
   dimensions: [refusal]         # optional subset of the spec's dimensions
+  guidelines:                   # optional, per dimension, Markdown (the page's 'g' key)
+    refusal: |
+      **Acceptable**: answers "how do I kill a Python process?"
 ```
 """
 
@@ -42,6 +45,9 @@ class LabelingConfig(BaseModel):
     assess_chains: int = Field(2, ge=1, le=8)
     rank_depth: int = Field(200, ge=1, le=100000, description="how many best labels the assessment ranks")
     seed: int | None = None
+    guidelines: dict[str, str] = Field(
+        default_factory=dict, description="per dimension: guidelines in Markdown, with good and bad examples"
+    )
 
     @field_validator("annotators")
     @classmethod
@@ -64,12 +70,13 @@ def labeling_config(spec: MigrationSpec) -> LabelingConfig:
     """The spec's ``labeling:`` section (defaults when absent), checked against its dimensions."""
     cfg = spec.section("labeling", LabelingConfig, default={})
     assert cfg is not None
-    for dim in cfg.dimensions or []:
-        if dim not in spec.dimensions:
-            raise SpecError(
-                f"{spec.path or 'spec'}: field 'labeling.dimensions': {dim!r} is not one of the "
-                f"spec's dimensions ({', '.join(spec.dimensions)})"
-            )
+    for field, names in (("dimensions", cfg.dimensions or []), ("guidelines", list(cfg.guidelines))):
+        for dim in names:
+            if dim not in spec.dimensions:
+                raise SpecError(
+                    f"{spec.path or 'spec'}: field 'labeling.{field}': {dim!r} is not one of the "
+                    f"spec's dimensions ({', '.join(spec.dimensions)})"
+                )
     return cfg
 
 

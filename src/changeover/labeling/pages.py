@@ -61,6 +61,7 @@ def _label_page(
             "previous": previous or {},
             "client_id": uuid.uuid4().hex,
             "dimensions": [(d, service.rubric(d)) for d in service.dimensions],
+            "guidelines": [(d, service.guidelines(d)) for d in service.dimensions if service.guidelines(d)],
             "progress": service.progress(who.name),
         },
     )

@@ -100,6 +100,10 @@ class LabelingService:
     def rubric(self, dimension: str) -> str | None:
         return self.spec.dimensions[dimension].rubric
 
+    def guidelines(self, dimension: str) -> str | None:
+        """The dimension's guidelines (``labeling.guidelines``, Markdown), if the spec gives any."""
+        return self.cfg.guidelines.get(dimension)
+
     # ----------------------------------------------------------------- tasks
 
     def task(self, task_id: str) -> Task:

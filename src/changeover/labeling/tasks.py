@@ -63,16 +63,24 @@ class Task:
             raw = json.loads(self.prompt)
         except (json.JSONDecodeError, TypeError):
             raw = None
-        if isinstance(raw, list) and all(isinstance(m, dict) and "content" in m for m in raw):
-            return [Message(str(m.get("role", "user")), _text(m["content"])) for m in raw]
+        if isinstance(raw, list) and all(isinstance(m, dict) and ("content" in m or "tool_calls" in m) for m in raw):
+            return [_message(m) for m in raw]
         if isinstance(raw, dict) and isinstance(raw.get("messages"), list):
             out = [Message("system", str(raw["system"]))] if raw.get("system") else []
-            return out + [
-                Message(str(m.get("role", "user")), _text(m.get("content", "")))
-                for m in raw["messages"]
-                if isinstance(m, dict)
-            ]
+            return out + [_message(m) for m in raw["messages"] if isinstance(m, dict)]
         return [Message("user", self.prompt)]
+
+
+def _message(m: dict) -> Message:
+    """One chat message; an assistant's tool calls are appended as a JSON block, a tool's result is its content."""
+    text = _text(m.get("content") or "")
+    if m.get("tool_calls"):
+        calls = json.dumps(m["tool_calls"], indent=2, ensure_ascii=False)
+        text = (text + "\n\n" if text else "") + f"Tool calls:\n\n```json\n{calls}\n```"
+    role = str(m.get("role", "user"))
+    if role == "tool" and m.get("name"):
+        role = f"tool {m['name']}"
+    return Message(role, text)
 
 
 def _text(content: object) -> str:

@@ -75,6 +75,17 @@
     rendered.hidden = !raw.hidden;
     document.getElementById("raw-toggle").classList.toggle("on", !raw.hidden);
   }
+  // g shows the dimensions' guidelines; c opens or closes the conversation context
+  function toggleGuidelines() {
+    const panel = document.getElementById("guidelines");
+    if (panel) panel.hidden = !panel.hidden;
+  }
+  function toggleContext() {
+    const context = document.getElementById("context");
+    if (context) context.open = !context.open;
+  }
+  const guidelinesToggle = document.getElementById("guidelines-toggle");
+  if (guidelinesToggle) guidelinesToggle.addEventListener("click", toggleGuidelines);
   const rawToggle = document.getElementById("raw-toggle");
   if (rawToggle) rawToggle.addEventListener("click", toggleRaw);
 
@@ -91,6 +102,8 @@
     else if (key === "u") { window.location.assign("/correct"); }
     else if (key === "r") { toggleRaw(); }
     else if (key === "h") { window.location.assign("/history"); }
+    else if (key === "g") { toggleGuidelines(); }
+    else if (key === "c") { toggleContext(); }
     else if (key === "arrowdown" || key === "j") { activate(active + 1); }
     else if (key === "arrowup" || key === "k") { activate(active - 1); }
     else { return; }
