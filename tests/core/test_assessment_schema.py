@@ -68,6 +68,9 @@ def test_typed_result_and_json_agree():
     assert o["mcse"]["p_regression"] == dim.overall.p_regression.mcse
     assert j["diagnostics"]["ess_tail_min"] == a.decision.diagnostics.ess_tail_min
     assert set(a.decision.diagnostics.judge["correctness"]) == {"legacy", "cand"}
+    by_segment = a.decision.diagnostics.judge_by_segment["correctness"]
+    assert set(by_segment) == {"r0", "r1"} and set(by_segment["r0"]) == {"legacy", "cand"}
+    assert 0 < by_segment["r1"]["cand"].sensitivity < 1
     _validate(j)
 
 

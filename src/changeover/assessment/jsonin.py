@@ -69,7 +69,9 @@ def _segment(name: str, b: Json, prob: float, share: float, required: bool) -> S
     )
 
 
-def _dimension(candidate: str, name: str, d: Json, prob: float, shares: Mapping[str, float]) -> DimensionResult:
+def _dimension(
+    candidate: str, name: str, d: Json, prob: float, shares: Mapping[str, float], needed: int
+) -> DimensionResult:
     signals = [
         SignalInfo(str(s["name"]), str(s["kind"]), int(s["levels"]), str(s["scale"])) for s in d.get("signals") or []
     ] or [SignalInfo(name, "binary", 2, str(d.get("signal", "")))]
@@ -89,7 +91,7 @@ def _dimension(candidate: str, name: str, d: Json, prob: float, shares: Mapping[
         excluded={str(m): int(n) for m, n in (d.get("excluded") or {}).items()},
         paired_items=int(d.get("paired_items") or 0),
         converged=bool(d.get("converged", True)),
-        labels_needed=int(d.get("labels_needed") or 0),
+        labels_needed=int(d.get("labels_needed", needed) or 0),
     )
 
 
@@ -118,6 +120,12 @@ def _diagnostics(d: Json) -> Diagnostics:
             for model, j in models.items():
                 if (conf := _judge(model, signal, j)) is not None:
                     signals.setdefault(dim, {}).setdefault(signal, {})[model] = conf
+    by_segment: dict[str, dict[str, dict[str, JudgeConfusion]]] = {}
+    for dim, segs in (d.get("judge_by_segment") or {}).items():
+        for seg, models in segs.items():
+            for model, j in models.items():
+                if (conf := _judge(model, dim, j)) is not None:
+                    by_segment.setdefault(dim, {}).setdefault(seg, {})[model] = conf
     return Diagnostics(
         rhat_max=float(d.get("rhat_max", float("nan"))),
         ess_bulk_min=float(d.get("ess_bulk_min", d.get("ess_min", float("nan")))),
@@ -135,6 +143,7 @@ def _diagnostics(d: Json) -> Diagnostics:
         ),
         judge=judge,
         signals=signals,
+        judge_by_segment=by_segment,
         judge_dependence={c: dict(per) for c, per in (d.get("judge_dependence") or {}).items()},
         warnings=[str(w) for w in d.get("warnings") or []],
     )
@@ -150,11 +159,15 @@ def decision_from_json(data: Json) -> Decision:
         )
     prob = float(data["confidence"])
     shares = {str(s): float(w) for s, w in (data.get("segments") or {}).items()}
+    needed = {c: {d: int(n) for d, n in per.items()} for c, per in (data.get("labels_needed") or {}).items()}
     candidates = {
         name: CandidateResult(
             name=name,
             verdict=Verdict(c["verdict"]),
-            dimensions={dim: _dimension(name, dim, d, prob, shares) for dim, d in c["dimensions"].items()},
+            dimensions={
+                dim: _dimension(name, dim, d, prob, shares, needed.get(name, {}).get(dim, 0))
+                for dim, d in c["dimensions"].items()
+            },
             summary=str(c.get("summary") or ""),
             reason=c.get("reason"),
         )
@@ -169,7 +182,7 @@ def decision_from_json(data: Json) -> Decision:
         shares=shares,
         monthly_interactions=data.get("monthly_interactions"),
         candidates=candidates,
-        labels_needed={c: {d: int(n) for d, n in per.items()} for c, per in (data.get("labels_needed") or {}).items()},
+        labels_needed=needed,
         next_labels=[
             NextLabel(str(x["item"]), str(x["model"]), str(x["dimension"]), float(x.get("value", 0.0)))
             for x in data.get("next_labels") or []

@@ -126,6 +126,10 @@ def diagnostics_json(d: Diagnostics) -> dict[str, Any]:
             for dim, by_signal in d.signals.items()
         },
         "judge_dependence": {c: dict(per) for c, per in d.judge_dependence.items()},
+        "judge_by_segment": {
+            dim: {seg: {m: judge_json(j) for m, j in models.items()} for seg, models in by_segment.items()}
+            for dim, by_segment in d.judge_by_segment.items()
+        },
     }
 
 

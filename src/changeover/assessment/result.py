@@ -201,7 +201,9 @@ class Diagnostics:
     """Convergence of every reported quantity, the judges' confusion, warnings.
 
     ``judge[dimension][model]``: the first signal's confusion (the JSON's
-    ``diagnostics.judge``); ``signals[dimension][signal][model]``: every signal's.
+    ``diagnostics.judge``); ``signals[dimension][signal][model]``: every signal's;
+    ``judge_by_segment[dimension][segment][model]``: the first signal's per segment
+    (a judge can err differently on, say, safe and unsafe prompts).
     ``judge_dependence[candidate][dimension]``: the estimated dependence of the
     judge's errors on the two answers to one item, when the model estimates it.
     """
@@ -213,6 +215,7 @@ class Diagnostics:
     sampling: Sampling
     judge: dict[str, dict[str, JudgeConfusion]] = field(default_factory=dict)
     signals: dict[str, dict[str, dict[str, JudgeConfusion]]] = field(default_factory=dict)
+    judge_by_segment: dict[str, dict[str, dict[str, JudgeConfusion]]] = field(default_factory=dict)
     judge_dependence: dict[str, dict[str, float | None]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 

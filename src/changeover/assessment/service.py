@@ -186,6 +186,11 @@ def assess(
             for model, j in models.items():
                 diag.signals.setdefault(dimension, {}).setdefault(signal, {}).setdefault(model, j)
         diag.judge_dependence.setdefault(candidate, {})[dimension] = summaries.dependence(fit)
+        if len(segments) > 1:
+            per_segment = summaries.confusions_by_segment(fit, comp.scales, (spec.incumbent, candidate), segments)
+            for seg, models in per_segment.items():
+                for model, j in models.items():
+                    diag.judge_by_segment.setdefault(dimension, {}).setdefault(seg, {}).setdefault(model, j)
         pairs[key] = _posterior(candidate, dimension, segments, shares, fit, comp, first)
         result = _dimension(spec, comp, s, segments, shares, required, monthly, looks)
         candidates.setdefault(candidate, CandidateResult(candidate, Verdict.NEED_LABELS, {})).dimensions[dimension] = (

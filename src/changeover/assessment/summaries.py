@@ -109,6 +109,30 @@ def confusions(fit: PairFit, scales: DimensionScales, models: tuple[str, str]) -
     return out
 
 
+def confusions_by_segment(
+    fit: PairFit, scales: DimensionScales, models: tuple[str, str], segments: list[str]
+) -> dict[str, dict[str, JudgeConfusion]]:
+    """segment -> model -> posterior-mean confusion of the first signal in that segment."""
+    by_segment = getattr(fit, "confusion_by_segment", None)
+    if by_segment is None:
+        return {}
+    phi = PairFit.flat(by_segment(0)).mean(axis=0)  # [S, 2 models, 2 z, K]
+    signal, scale = scales.names[0], scales.scales[0]
+    return {
+        seg: {
+            model: JudgeConfusion(
+                model,
+                signal,
+                scale.kind,
+                (tuple(float(v) for v in phi[s, m, 0]), tuple(float(v) for v in phi[s, m, 1])),
+                scale.describe(),
+            )
+            for m, model in enumerate(models)
+        }
+        for s, seg in enumerate(segments)
+    }
+
+
 def _fitted_signals(fit: PairFit, wanted: int) -> int:
     """How many of the dimension's signals the fit holds (one, until the model reads several)."""
     for g in range(1, wanted):
