@@ -18,6 +18,7 @@ from changeover.errors import DataError
 
 if TYPE_CHECKING:
     from changeover.assessment import Assessment, SegmentResult
+    from changeover.config import MigrationSpec
     from changeover.demo import DemoRun
     from changeover.records import Record
 
@@ -130,7 +131,7 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
 
 
 def _records_for(
-    migration, records: Path | None, db: str | None, store_labels: bool
+    migration: MigrationSpec, records: Path | None, db: str | None, store_labels: bool
 ) -> tuple[list[Record], int | None, str | None]:
     """The records to assess, how many store labels are in them, and the store's URL when they
     were merged into a records file."""
