@@ -97,12 +97,12 @@ def sample(
     shares: np.ndarray,
     settings: FitSettings,
     policy: SamplingPolicy,
-    unsettled: Callable[[PairFit], float | None] = lambda fit: None,
+    unsettled: Callable[[int, PairFit], float | None] = lambda i, fit: None,
     progress: Progress | None = None,
 ) -> tuple[list[SampledFit], int]:
     """Fit every table under the policy; returns the fits and the number of rounds run.
 
-    ``unsettled(fit)``: by what factor more draws would likely settle a decision
+    ``unsettled(i, fit)``: for table i, by what factor more draws would likely settle a decision
     probability of a converged fit that is too close to its threshold, or None.
     Each round jumps to the smallest power of two that covers the largest factor
     needed (at least twice the last round, at most ``max_scale``).
@@ -117,7 +117,7 @@ def sample(
         for i, s in enumerate(out):
             if not s.converged:
                 need[i] = s.scale * s.convergence.factor_needed(policy)
-            elif (more := unsettled(s.fit)) is not None:
+            elif (more := unsettled(i, s.fit)) is not None:
                 need[i] = s.scale * more
         if not need:
             break

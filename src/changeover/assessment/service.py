@@ -145,11 +145,8 @@ def assess(
         blocks: list[int | None] = [None] + ([segments.index(s) for s in required] if len(segments) > 1 else [])
         return [summaries.judgement(fit, shares, s, margin, conf, looks) for s in blocks]
 
-    margins = {k: spec.dimensions[k[1]].margin for k in keys}
-    by_table = {id(comparisons[k].table): margins[k] for k in keys}
-
-    def unsettled(fit: PairFit) -> float | None:
-        return dec.more_draws_needed(deciding(fit, by_table[id(fit.table)]))
+    def unsettled(i: int, fit: PairFit) -> float | None:
+        return dec.more_draws_needed(deciding(fit, spec.dimensions[keys[i][1]].margin))
 
     if progress is not None:
         progress(f"fitting {len(spec.candidates)} candidate(s) x {len(spec.dimensions)} dimension(s)")
