@@ -63,7 +63,7 @@ def _first_go(sc: Scenario, loops: int, looks: int, rng: np.random.Generator) ->
     tables = _loop_tables(sc, loops, looks, 100, 25, rng)  # 100 labelled items, then 25 more per look
     go = {"fixed": np.zeros((loops, looks), bool), "looks": np.zeros((loops, looks), bool)}
     for k in range(looks):
-        fits = fit_pairs(tables[k], FitSettings(seed=k, draws=400))
+        fits = fit_pairs(tables[k], FitSettings(seed=k))
         for i, f in enumerate(fits):
             d = f.delta[..., 0]
             go["fixed"][i, k] = dec.judge_delta(d, MARGIN, CONF).call in dec.PASSING
@@ -77,7 +77,7 @@ def test_stopping_at_the_first_go_keeps_false_go_within_the_bound():
     The full measurement (more loops, from 20 labels, and XSTest) is benchmarks/bench_stopping.py.
     """
     rng = np.random.default_rng(20261201)
-    loops, looks = 24, 8
+    loops, looks = 20, 6
     bad = [Scenario(n, [0.80], [d], items_per_segment=1500, **LENIENT) for n, d in (("at", 0.78), ("past", 0.77))]
     ever = [_first_go(sc, loops, looks, rng) for sc in bad]
     rate = {rule: float(np.mean(np.concatenate([e[rule] for e in ever]))) for rule in ("fixed", "looks")}
