@@ -49,6 +49,7 @@ def test_a_candidate_whose_every_call_failed_is_no_go_exit_1(tmp_path, spec_path
     assert decision["error_rates"]["cand"] == {"errors": 300, "responses": 300, "rate": 1.0}
     assert decision["error_rates"]["legacy"]["errors"] == 0
     assert not [x for x in decision["next_labels"] if x["model"] == "cand"]  # a failure needs no label
+    assert set(decision["diagnostics"]["judge"]["correctness"]) == {"legacy"}  # no scored answer: no confusion
     assert "failed calls" in text and "cand 100.0% (300/300)" in text
 
 

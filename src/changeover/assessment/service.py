@@ -175,7 +175,7 @@ def assess(
         candidate, dimension = key
         comp, fit = comparisons[key], s.fit
         dim_spec = spec.dimensions[dimension]
-        by_signal = summaries.confusions(fit, comp.scales, (spec.incumbent, candidate))
+        by_signal = summaries.confusions(fit, comp.scales, (spec.incumbent, candidate), comp.scored)
         first = by_signal[comp.scales.names[0]]
         for model, j in first.items():
             diag.judge.setdefault(dimension, {}).setdefault(model, j)
@@ -184,7 +184,9 @@ def assess(
                 diag.signals.setdefault(dimension, {}).setdefault(signal, {}).setdefault(model, j)
         diag.judge_dependence.setdefault(candidate, {})[dimension] = summaries.dependence(fit)
         if len(segments) > 1:
-            per_segment = summaries.confusions_by_segment(fit, comp.scales, (spec.incumbent, candidate), segments)
+            per_segment = summaries.confusions_by_segment(
+                fit, comp.scales, (spec.incumbent, candidate), segments, comp.scored
+            )
             for seg, models in per_segment.items():
                 for model, j in models.items():
                     diag.judge_by_segment.setdefault(dimension, {}).setdefault(seg, {}).setdefault(model, j)

@@ -90,8 +90,14 @@ def _near(p: float, j: dec.Judgement, se: float | None = None) -> bool:
     return bool(abs(p - j.threshold) < dec.BORDERLINE_Z * se)
 
 
-def confusions(fit: PairFit, scales: DimensionScales, models: tuple[str, str]) -> dict[str, dict[str, JudgeConfusion]]:
-    """signal -> model -> posterior-mean confusion, for each signal of the dimension."""
+def confusions(
+    fit: PairFit, scales: DimensionScales, models: tuple[str, str], scored: tuple[tuple[int, ...], ...]
+) -> dict[str, dict[str, JudgeConfusion]]:
+    """signal -> model -> posterior-mean confusion, for each signal of the dimension.
+
+    A model with no response the signal scored (every call failed, say) has no
+    confusion to report: its posterior would be the prior's, so it is left out.
+    """
     out: dict[str, dict[str, JudgeConfusion]] = {}
     n_fitted = _fitted_signals(fit, len(scales.names))
     for g, (signal, scale) in enumerate(zip(scales.names[:n_fitted], scales.scales[:n_fitted], strict=True)):
@@ -105,12 +111,17 @@ def confusions(fit: PairFit, scales: DimensionScales, models: tuple[str, str]) -
                 scale.describe(),
             )
             for m, model in enumerate(models)
+            if scored[m][g] > 0
         }
     return out
 
 
 def confusions_by_segment(
-    fit: PairFit, scales: DimensionScales, models: tuple[str, str], segments: list[str]
+    fit: PairFit,
+    scales: DimensionScales,
+    models: tuple[str, str],
+    segments: list[str],
+    scored: tuple[tuple[int, ...], ...],
 ) -> dict[str, dict[str, JudgeConfusion]]:
     """segment -> model -> posterior-mean confusion of the first signal in that segment."""
     by_segment = getattr(fit, "confusion_by_segment", None)
@@ -128,6 +139,7 @@ def confusions_by_segment(
                 scale.describe(),
             )
             for m, model in enumerate(models)
+            if scored[m][0] > 0
         }
         for s, seg in enumerate(segments)
     }

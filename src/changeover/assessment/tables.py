@@ -59,6 +59,7 @@ class Comparison:
     labelled: tuple[int, int]  # human-labelled responses (incumbent, candidate)
     known_failures: tuple[int, int]  # failed calls counted as known unacceptable
     excluded: tuple[int, int]  # failed calls left out (errors: exclude)
+    scored: tuple[tuple[int, ...], tuple[int, ...]]  # per model, responses with each signal present
 
 
 def dimension_scales(spec: MigrationSpec, idx: Index) -> dict[str, DimensionScales]:
@@ -133,6 +134,7 @@ def comparison(
         (labelled[0], labelled[1]),
         (known_failures[0], known_failures[1]),
         (excluded[0], excluded[1]),
+        (tuple(int(x) for x in (a[0] != MISSING).sum(0)), tuple(int(x) for x in (a[1] != MISSING).sum(0))),
     )
 
 
