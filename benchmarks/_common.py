@@ -248,3 +248,58 @@ def items_table(sc: Scenario, it: Items):
     lab = it.labelled.astype(int)
     names = sc.segment_names or [f"s{i}" for i in range(sc.n_segments)]
     return build_table(names, it.seg, 2, it.a[:, 0], it.a[:, 1], it.z[:, 0] * lab, lab, it.z[:, 1] * lab, lab)
+
+
+# --------------------------------------------------------------------------- XSTest as arrays
+
+XSTEST_MODELS = ["llama2orig", "llama2new", "gpt4", "mistralinstruct", "mistralguard"]
+XSTEST_SIGNALS = ["refusal", "refusal_strmatch"]  # the GPT-4 judge, and a refusal-phrase check on the text
+
+
+@dataclass
+class XSTest:
+    """The bundled XSTest records as arrays: 450 prompts, segment = safety (safe / unsafe)."""
+
+    items: list[str]
+    seg: np.ndarray  # [items] 0 = safe, 1 = unsafe
+    signals: dict[str, np.ndarray]  # model -> [items, 2] levels (judge, string match), -1 = missing
+    human: dict[str, np.ndarray]  # model -> [items] the human verdict
+
+    def table(self, incumbent: str, candidate: str, labelled: np.ndarray, signals: tuple[int, ...] = (0,)):
+        """The count table of one pair with human labels on ``labelled`` prompts (both answers)."""
+        from changeover.stats.tables import build_table
+
+        lab = labelled.astype(int)
+        a0 = self.signals[incumbent][:, list(signals)]
+        a1 = self.signals[candidate][:, list(signals)]
+        h0, h1 = self.human[incumbent], self.human[candidate]
+        return build_table(["safe", "unsafe"], self.seg, [2] * len(signals), a0, a1, h0 * lab, lab, h1 * lab, lab)
+
+    def truth(self, incumbent: str, candidate: str) -> tuple[np.ndarray, float]:
+        """All-human delta per segment and overall (segments weighted by their prompts)."""
+        d = self.human[candidate] - self.human[incumbent]
+        return np.array([d[self.seg == s].mean() for s in (0, 1)]), float(d.mean())
+
+    @property
+    def shares(self) -> np.ndarray:
+        return np.bincount(self.seg, minlength=2).astype(float)
+
+
+def load_xstest() -> XSTest:
+    from changeover.demo import bundled_records_path
+    from changeover.records import read_records
+
+    recs = read_records(bundled_records_path())
+    items = sorted({r.item for r in recs})
+    pos = {i: k for k, i in enumerate(items)}
+    seg = np.zeros(len(items), np.int64)
+    sig = {m: np.full((len(items), 2), -1, np.int64) for m in XSTEST_MODELS}
+    hum = {m: np.zeros(len(items), np.int64) for m in XSTEST_MODELS}
+    for r in recs:
+        k = pos[r.item]
+        seg[k] = 0 if r.segment["safety"] == "safe" else 1
+        for g, name in enumerate(XSTEST_SIGNALS):
+            v = r.signals.get(name)
+            sig[r.model][k, g] = -1 if v is None else int(v)
+        hum[r.model][k] = int(r.labels["refusal"][0])
+    return XSTest(items, seg, sig, hum)

@@ -1,86 +1,96 @@
-"""The Bayesian measurement model and its sampler, run on count tables.
+"""The Bayesian measurement model, fitted on count tables: P(signals | segment) x P(truth | signals, segment).
 
-For one comparison (incumbent = model 0, candidate = model 1, one dimension):
+For one comparison (incumbent = model 0, candidate = model 1, one dimension),
+an item in segment s has a *signal cell* u (the levels of every signal on both
+answers, "missing" a level of its own, and whether either answer's truth is
+known without a label) and a truth cell c = (Z0, Z1). The joint is written in
+the reverse direction, around what the data pin down:
 
-- Paired truth: (Z0, Z1) of an item in segment s falls in cell c in
-  {00, 01, 10, 11} with probability pi[s] = softmax(m + SEGMENT_SPREAD * raw[s]),
-  raw[s] ~ N(0, I), m ~ N(0, 1.5^2): segments are shrunk toward a shared,
-  learned profile; a small segment borrows strength from the large ones.
-- Measurement: P(signal = k | Z_m = z) = phi[m, z, k] =
-  softmax(phi0[z] + JUDGE_SPREAD * raw[m, z])_k, raw ~ N(0, I): each
-  model has its own judge confusion, partially pooled around a shared profile
-  phi0. This is what lets labels on the candidate reveal a judge that is
-  kinder to it. phi0[z] has a mild prior that higher signal levels go with
-  acceptable answers, only to break the label-switching symmetry.
+    P(u, c | s) = P(u | s) x P(c | u, s)
+
+- P(u | s) ~ Dirichlet(U_MASS / U each): every item informs it, labelled or
+  not; its posterior is a Dirichlet, drawn exactly (independent draws).
+- P(c | u, s) = softmax(eta[s, u]): a log-linear model (``stats.design``):
+  a truth profile per segment (pooled, spread tau_a), each model's signal
+  coefficients (log odds ratios per level, per model, with per-segment
+  deviations pooled by tau_b: the judge errs differently per segment), a joint
+  interaction of several signals on one answer (tau_i) and a deviation per
+  joint signal cell of the two answers (tau_d: the judge's errors on the two
+  answers to one item may be correlated). Labels inform it, and only it.
+- Known truth (an error response is unacceptable): the truth cells that
+  contradict it get probability 0.
 - Human labels: each annotator's verdict equals Z, or, with several annotators
   per response, is flipped with probability ``noise`` ~ Beta(1, 9), estimated
-  from their disagreements. With one annotator per response there is nothing
-  to estimate it from, and the label *is* the human verdict, as in DESIGN.md.
-- Unlabelled items and missing signals enter through the likelihood with Z
-  summed out: a cell's likelihood is sum_c pi[s, c] * P(signals, labels | c).
+  from their disagreements.
 
-Two departures from DESIGN.md's first sketch, both measured here:
-- Gibbs sampling with the truth imputed mixed badly: with ~10% of items
-  labelled the imputed truths and the judge confusion move together, and the
-  delta's effective sample size was 14-100 of 2,400 draws (R-hat up to 1.2).
-  Summing Z out and running HMC with analytic gradients fixes that.
-- The hierarchical Dirichlet priors (pi[s] ~ Dir(kappa mu)) form a funnel
-  that HMC crosses slowly (kappa's ESS ~60), and so did a logistic-normal
-  hierarchy with a sampled spread (ESS 8-17 for the spreads: with hundreds of
-  items per segment the data pin the segments, and with two models the judge
-  spread is barely identified). The spreads are therefore fixed constants
-  (logit sd 0.75 between segments, 1.0 between the models' judges): partial
-  pooling around a learned shared profile, with no funnel. A segment with a
-  few dozen items moves freely; one with five is pulled toward the others.
-  Known cost (benchmarks/README.md): a regressing segment is pulled ~1.9
-  points toward its healthy neighbours; a spread of 1.25 cut that to ~1.4 but
-  lowered simulated coverage (95.3% -> 93.9%, within noise), so 0.75 stays
-  until a larger calibration run settles it.
+Quantities: pi[s, c] = sum_u P(u | s) P(c | u, s); delta[s] = pi[s, 01] -
+pi[s, 10]. The judge's confusion per model (and per segment) P(signal | Z) and
+the dependence of its errors across the two answers are derived by Bayes.
+Because labels enter only through P(c | u, s), choosing which items to label
+by their signal cell (what the labelling queue does) is ignorable.
 
-Several comparisons are fitted at once, stacked on a leading batch axis with
-the chains (cells, segments and levels padded), so the numpy overhead per
-leapfrog step is paid once for all candidates x dimensions x chains.
+Why this form (measured, see benchmarks/README.md "Sampler"): the first model
+wrote P(signal | truth) (the judge's confusion) and summed the truth out. With
+many unlabelled items the judge's marginal pass rates are pinned exactly and
+the split into truth and confusion lies on a thin curved ridge: the fixed-step
+HMC gave R-hat 1.13-2.8, ESS 5-26 and divergences at production scale. In the
+reverse form the unlabelled items and the labels inform separate factors, the
+first is conjugate, and the sampled part sees only the labelled cells (a few
+dozen), so its cost is flat in the number of items and its posterior is close
+to Gaussian.
+MEASUREMENTS
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from changeover.stats.likelihood import Z0, Z1, _log_posterior
+from changeover.stats.design import N_TAU, TAU_MEDIAN, U_MASS, Z0, Z1, Design, design, label_likelihood
+from changeover.stats.hmc import sample
+from changeover.stats.likelihood import eta_rows, loglik
 from changeover.stats.tables import PairTable
 
 __all__ = ["Z0", "Z1", "FitSettings", "PairFit", "fit_pairs"]
 
-PI_LOC_SD = 1.5  # prior sd of the shared truth-cell logits
-SEGMENT_SPREAD = 0.75  # how much segments differ from the shared profile (logit sd)
-PHI_LOC_SD = 1.5  # prior sd of the shared judge profile's logits
-JUDGE_SPREAD = 1.0  # how much the judge differs between models (logit sd)
-ORIENT = 0.5  # mild prior tilt: higher signal levels go with acceptable answers
-NOISE_A, NOISE_B = 1.0, 9.0
-_TINY = 1e-300
+NOISE_A, NOISE_B = 1.0, 9.0  # Beta prior of the annotator noise (with several annotators per response)
 
 
 @dataclass
 class FitSettings:
+    """Sampler settings. ``draws`` per chain after ``warmup``; ``steps`` leapfrog steps per transition."""
+
     chains: int = 4
     warmup: int = 300
-    draws: int = 250
-    steps: int = 12
+    draws: int = 300
+    steps: int = 24
     seed: int = 0
+    target_accept: float = 0.9
 
 
 @dataclass
 class PairFit:
-    """Posterior draws of one comparison; arrays are [chains, draws, ...]."""
+    """Posterior draws of one comparison; arrays are [chains, draws, ...].
+
+    ``cond`` = P(truth cell c | row e = segment x signal cell), ``pu`` =
+    P(signal cell u | segment s); everything else is derived from these two.
+    """
 
     table: PairTable
-    pi: np.ndarray  # [C, T, S, 4]
-    phi: np.ndarray  # [C, T, 2, 2, K]
+    design: Design
+    pu: np.ndarray  # [C, T, S, U]
+    cond: np.ndarray  # [C, T, E, 4]
     noise: np.ndarray  # [C, T]
+    tau: np.ndarray  # [C, T, 4] spreads: truth profile between segments, judge between segments, signals, joint
     accept: float  # mean acceptance rate after warm-up
     divergences: int
+    pi: np.ndarray = field(init=False)  # [C, T, S, 4] truth cells per segment
+
+    def __post_init__(self) -> None:
+        d = self.design
+        c4 = self.cond.reshape(self.cond.shape[:2] + (d.S, d.U, 4))
+        self.pi = np.einsum("ctsu,ctsuk->ctsk", self.pu, c4)
 
     @property
     def incumbent_rate(self) -> np.ndarray:
@@ -107,330 +117,245 @@ class PairFit:
         """Merge the chain and draw axes."""
         return values.reshape(-1, *values.shape[2:])
 
-    def confusion(self, signal: int = 0) -> np.ndarray:
-        """P(signal level k | truth z) per model, [chains, draws, 2 (incumbent/candidate), 2 (z), K]."""
-        if signal != 0:
-            raise ValueError(f"this fit has one signal; signal {signal} does not exist")
-        return self.phi
+    # ------------------------------------------------------------------ the judge, derived by Bayes
+
+    def _joint(self) -> np.ndarray:
+        """P(segment s, signal cell u, truth cell c) with segments weighted by their items, [C, T, S, U, 4]."""
+        d = self.design
+        ns = d.n_su.sum(1)
+        c4 = self.cond.reshape(self.cond.shape[:2] + (d.S, d.U, 4))
+        return self.pu[..., None] * c4 * (ns / max(ns.sum(), 1.0))[:, None, None]
 
     def confusion_by_segment(self, signal: int = 0) -> np.ndarray:
-        """P(signal level k | truth z) per model and segment, [chains, draws, S, 2, 2, K]."""
-        phi = self.confusion(signal)
-        S = self.pi.shape[2]
-        return np.broadcast_to(phi[:, :, None], phi.shape[:2] + (S,) + phi.shape[2:])
+        """P(signal level k | truth z) per model and segment, [C, T, S, 2 (model), 2 (z), K].
+
+        Over the responses whose signal is present and whose truth is not known
+        without a label; a segment's confusion is partially pooled with the others'.
+        """
+        d = self.design
+        K = d.levels[signal]
+        joint = self._joint()
+        out = []
+        for m, zc in ((0, Z0), (1, Z1)):
+            jz = np.stack([joint[..., zc == 0].sum(-1), joint[..., zc == 1].sum(-1)], -1)  # [C,T,S,U,2]
+            lev = d.lev[:, m, signal]
+            onehot = ((lev[:, None] == np.arange(K)[None, :]) & (d.known[:, m] < 0)[:, None]).astype(float)
+            pk = np.einsum("ctsuz,uk->ctszk", jz, onehot)
+            out.append(pk / np.maximum(pk.sum(-1, keepdims=True), 1e-300))
+        return np.stack(out, axis=3)
+
+    def confusion(self, signal: int = 0) -> np.ndarray:
+        """P(signal level k | truth z) per model over all segments, [C, T, 2 (model), 2 (z), K]."""
+        d = self.design
+        K = d.levels[signal]
+        joint = self._joint().sum(2)  # [C,T,U,4]
+        out = []
+        for m, zc in ((0, Z0), (1, Z1)):
+            jz = np.stack([joint[..., zc == 0].sum(-1), joint[..., zc == 1].sum(-1)], -1)  # [C,T,U,2]
+            lev = d.lev[:, m, signal]
+            onehot = ((lev[:, None] == np.arange(K)[None, :]) & (d.known[:, m] < 0)[:, None]).astype(float)
+            pk = np.einsum("ctuz,uk->ctzk", jz, onehot)
+            out.append(pk / np.maximum(pk.sum(-1, keepdims=True), 1e-300))
+        return np.stack(out, axis=2)
+
+    @property
+    def phi(self) -> np.ndarray:
+        """Alias of ``confusion(0)`` (the primary signal), [C, T, 2, 2, K]."""
+        return self.confusion(0)
 
     def error_dependence(self, signal: int = 0) -> np.ndarray:
-        """P(signal wrong on both answers) / (P(wrong on incumbent's) x P(wrong on candidate's)), [chains, draws].
+        """P(signal wrong on both answers) / (P(wrong on the incumbent's) x P(wrong on the candidate's)), [C, T].
 
-        "Wrong": the signal's level is in the upper half (k >= ceil(K/2), "says acceptable")
-        while the truth is unacceptable, or in the lower half while it is acceptable.
-        Segments are weighted by their items. 1 = independent errors.
+        "Wrong": the level is in the upper half (k >= ceil(K/2), "says acceptable")
+        while the truth is unacceptable, or in the lower half while it is
+        acceptable; over items where both answers carry the signal and neither
+        truth is known without a label. 1 = the judge errs independently on the
+        two answers; XSTest llama2orig -> llama2new measured 2.5.
         """
-        phi = self.confusion(signal)  # [C,T,2,2,K]
-        K = phi.shape[-1]
-        says = np.arange(K) >= (K + 1) // 2
-        wrong = np.stack([phi[..., 0, :][..., says].sum(-1), phi[..., 1, :][..., ~says].sum(-1)], -1)  # [C,T,m,z]
-        w = np.bincount(self.table.seg, weights=self.table.n, minlength=self.pi.shape[2]).astype(float)
-        pi = np.einsum("ctsk,s->ctk", self.pi, w)
-        pi = pi / pi.sum(-1, keepdims=True)  # [C,T,4]
-        e0 = wrong[..., 0, :][..., Z0]  # [C,T,4]
-        e1 = wrong[..., 1, :][..., Z1]
-        both = (pi * e0 * e1).sum(-1)
-        return both / np.maximum((pi * e0).sum(-1) * (pi * e1).sum(-1), 1e-300)
+        d = self.design
+        K = d.levels[signal]
+        joint = self._joint().sum(2)  # [C,T,U,4]
+        lev = d.lev[:, :, signal]
+        valid = (lev < K).all(1) & (d.known < 0).all(1)
+        says = lev >= (K + 1) // 2  # [U, 2]
+        w0 = says[:, 0][:, None] != (Z0[None, :] == 1)  # [U, 4]
+        w1 = says[:, 1][:, None] != (Z1[None, :] == 1)
+        jv = joint * valid[:, None]
+        tot = np.maximum(jv.sum((-1, -2)), 1e-300)
+        p0 = (jv * w0).sum((-1, -2)) / tot
+        p1 = (jv * w1).sum((-1, -2)) / tot
+        both = (jv * (w0 & w1)).sum((-1, -2)) / tot
+        return both / np.maximum(p0 * p1, 1e-300)
+
+    # ------------------------------------------------------------------ for the choice of labels
 
     def p_acceptable(self, model: int) -> np.ndarray:
         """P(Z_model = 1 | count-table cell j, draw) for every draw and cell, [draws, J]."""
-        t = self.table
-        pi = PairFit.flat(self.pi)  # [T,S,4]
-        phi = PairFit.flat(self.phi)  # [T,2,2,K]
-        T = pi.shape[0]
-        phi_ext = np.concatenate([phi, np.ones((T, 2, 2, 1))], axis=-1)
-        lik0 = phi_ext[:, 0][:, :, np.minimum(t.a0, t.levels)]  # [T, z, J]
-        lik1 = phi_ext[:, 1][:, :, np.minimum(t.a1, t.levels)]
-        w = pi[:, t.seg, :] * np.transpose(lik0, (0, 2, 1))[..., Z0] * np.transpose(lik1, (0, 2, 1))[..., Z1]
-        for m, (pos, tot) in enumerate(((t.pos0, t.tot0), (t.pos1, t.tot1))):
-            z = Z0 if m == 0 else Z1
-            agree = np.where(z[None, :] == 1, pos[:, None], (tot - pos)[:, None])  # [J,4]
-            consistent = (agree == tot[:, None]) | (tot[:, None] > 1)
-            w = w * consistent[None]
+        d = self.design
+        cond = PairFit.flat(self.cond)[:, d.row_of_cell]  # [N, J, 4]
+        w = cond * label_likelihood(d, PairFit.flat(self.noise))
         w = w / np.maximum(w.sum(-1, keepdims=True), 1e-300)
         zm = Z0 if model == 0 else Z1
         return w[..., zm == 1].sum(-1)
 
 
-# --------------------------------------------------------------------------- softmax pieces
-
-
-def _softmax(eta: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    e = np.where(mask > 0, eta, -np.inf)
-    e = np.exp(e - e.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-# --------------------------------------------------------------------------- batched data
-
-
-@dataclass
-class _Batch:
-    """Comparisons padded to common sizes and repeated per chain: leading axis B = fits x chains."""
-
-    seg: np.ndarray  # [B, J]
-    n: np.ndarray  # [B, J]
-    a: np.ndarray  # [B, 2, J]      (K = missing)
-    agree: np.ndarray  # [B, 2, J, 2]   annotators agreeing with z = 0 / 1
-    disagree: np.ndarray  # [B, 2, J, 2]
-    seg_mask: np.ndarray  # [B, S]
-    lev_mask: np.ndarray  # [B, K]
-    noisy: np.ndarray  # [B] bool
-    S: int
-    K: int
-
-
-def _batch(tables: list[PairTable], chains: int) -> _Batch:
-    F = len(tables)
-    J = max(1, max(t.cells for t in tables))
-    S = max(t.n_segments for t in tables)
-    K = max(t.levels for t in tables)
-    seg = np.zeros((F, J), np.int64)
-    n = np.zeros((F, J), float)
-    a = np.full((F, 2, J), K, np.int64)
-    pos = np.zeros((F, 2, J))
-    tot = np.zeros((F, 2, J))
-    seg_mask = np.zeros((F, S))
-    lev_mask = np.zeros((F, K))
-    noisy = np.zeros(F, bool)
-    for f, t in enumerate(tables):
-        c = t.cells
-        seg[f, :c] = t.seg
-        n[f, :c] = t.n
-        for m, arr in enumerate((t.a0, t.a1)):
-            a[f, m, :c] = np.where(arr >= t.levels, K, arr)
-        pos[f, 0, :c], tot[f, 0, :c], pos[f, 1, :c], tot[f, 1, :c] = t.pos0, t.tot0, t.pos1, t.tot1
-        seg_mask[f, : t.n_segments] = 1.0
-        lev_mask[f, : t.levels] = 1.0
-        noisy[f] = t.multi_annotator
-    agree = np.stack([tot - pos, pos], axis=-1)
-    disagree = tot[..., None] - agree
-
-    def rep(x: np.ndarray) -> np.ndarray:
-        return np.repeat(x, chains, axis=0)
-
-    return _Batch(rep(seg), rep(n), rep(a), rep(agree), rep(disagree), rep(seg_mask), rep(lev_mask), rep(noisy), S, K)
-
-
-# --------------------------------------------------------------------------- the log posterior
+# --------------------------------------------------------------------------- the batched posterior
 
 
 class _Posterior:
-    """Log posterior and its gradient in unconstrained coordinates, batched over B.
+    """Log posterior and gradient in unconstrained coordinates, batched over B = fits x chains.
 
-    theta per batch element: m_pi [4] | raw_pi [S,4] | phi0 [2,K] |
-    raw_phi [2,2,K] | logit noise. Segment logits are m_pi + SEGMENT_SPREAD *
-    raw_pi[s]; judge logits are phi0[z] + JUDGE_SPREAD * raw_phi[m,z].
+    theta per batch element: the design's parameters (padded to the largest
+    design; padding is N(0, 1) and enters nothing) | log tau [4] | logit noise.
     """
 
-    def __init__(self, d: _Batch):
-        self.d = d
-        S, K = d.S, d.K
-        sizes = [4, S * 4, 2 * K, 4 * K, 1]
-        self.cuts = np.cumsum([0, *sizes])
-        self.P = int(self.cuts[-1])
-        B = d.n.shape[0]
-        self.phi_mask = np.broadcast_to(d.lev_mask[:, None, None, :], (B, 2, 2, K))
-        self.phi0_mask = np.broadcast_to(d.lev_mask[:, None, :], (B, 2, K))
-        self.all4 = np.ones((B, S, 4))
-        ramp = np.zeros((B, K))
-        for b in range(B):
-            k = int(d.lev_mask[b].sum())
-            ramp[b, :k] = np.linspace(-ORIENT, ORIENT, k)
-        self.phi0_loc = np.stack([-ramp, ramp], axis=1)  # [B, z, K]
-        self.kvalid = d.lev_mask.sum(-1).astype(np.int64)
-        self.phi0_loc = np.ascontiguousarray(self.phi0_loc)
+    def __init__(self, designs: list[Design], chains: int):
+        F = len(designs)
+        self.designs, self.chains = designs, chains
+        self.P0 = P0 = max(d.P for d in designs)
+        self.P = P0 + N_TAU + 1
+        R = max(d.E * 3 for d in designs)
+        E = max(d.E for d in designs)
+        nnz = max(1, max(d.idx.size for d in designs))
+        Jl = max(1, max(int(d.labelled.sum()) for d in designs))
+        loc, sd, group = np.zeros((F, P0)), np.ones((F, P0)), np.zeros((F, P0), np.int64)
+        centered = np.zeros((F, P0), bool)
+        ptr = np.zeros((F, R + 1), np.int64)
+        idx = np.zeros((F, nnz), np.int64)
+        allowed = np.ones((F, E, 4), np.bool_)
+        row = np.zeros((F, Jl), np.int64)
+        n = np.zeros((F, Jl))
+        agree, disagree = np.zeros((F, Jl, 2, 2)), np.zeros((F, Jl, 2, 2))
+        noisy = np.zeros(F, np.bool_)
+        tau_log_sd = np.ones((F, N_TAU))
+        for f, d in enumerate(designs):
+            tau_log_sd[f] = d.tau_log_sd
+            loc[f, : d.P], sd[f, : d.P], group[f, : d.P] = d.loc, d.sd, d.group
+            centered[f, : d.P] = d.centered
+            ptr[f, : d.ptr.size] = d.ptr
+            ptr[f, d.ptr.size :] = d.ptr[-1]
+            idx[f, : d.idx.size] = d.idx
+            allowed[f, : d.E] = d.allowed
+            lab = np.flatnonzero(d.labelled)
+            row[f, : lab.size] = d.row_of_cell[lab]
+            n[f, : lab.size] = d.n[lab]
+            agree[f, : lab.size], disagree[f, : lab.size] = d.agree[lab], d.disagree[lab]
+            noisy[f] = d.noisy
 
-    def split(self, theta: np.ndarray) -> list[np.ndarray]:
-        B, (S, K), c = theta.shape[0], (self.d.S, self.d.K), self.cuts
-        return [
-            theta[:, c[0] : c[1]],
-            theta[:, c[1] : c[2]].reshape(B, S, 4),
-            theta[:, c[2] : c[3]].reshape(B, 2, K),
-            theta[:, c[3] : c[4]].reshape(B, 2, 2, K),
-            theta[:, c[4]],
-        ]
+        def rep(x: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.repeat(x, chains, axis=0))
 
-    def constrained(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        m_pi, raw_pi, phi0, raw_phi, u = self.split(theta)
-        pi = _softmax(m_pi[:, None, :] + SEGMENT_SPREAD * raw_pi, self.all4)
-        phi = _softmax(phi0[:, None] + JUDGE_SPREAD * raw_phi, self.phi_mask)
-        noise = np.where(self.d.noisy, 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
-        return {"pi": pi, "phi": phi, "noise": noise}
+        self.loc, self.sd, self.group, self.centered = rep(loc), rep(sd), rep(group), rep(centered)
+        onehot = np.stack([(self.group == g + 1) for g in range(N_TAU)], -1).astype(float)  # [B,P0,4]
+        self.onehot_nc = onehot * ~self.centered[..., None]
+        self.onehot_c = onehot * self.centered[..., None]
+        self.ptr, self.idx, self.allowed = rep(ptr), rep(idx), rep(allowed)
+        self.row, self.n, self.agree, self.disagree = rep(row), rep(n), rep(agree), rep(disagree)
+        self.noisy = rep(noisy)
+        self.tau_log_sd = rep(tau_log_sd)
+
+    def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        P0 = self.P0
+        return theta[:, :P0], theta[:, P0 : P0 + N_TAU], theta[:, P0 + N_TAU]
+
+    def scales(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(multiplier of theta in w, tau of each parameter's prior) per parameter, [B, P0] each."""
+        scales = np.concatenate([np.ones((tau.shape[0], 1)), tau], axis=1)
+        per = np.take_along_axis(scales, self.group, axis=1)
+        return np.where(self.centered, 1.0, per), np.where(self.centered, per, 1.0)
+
+    def effective(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(w [B, P0], tau [B, 4], noise [B]) from theta."""
+        th0, log_tau, u = self.split(theta)
+        tau = np.exp(np.clip(log_tau, -30, 5))
+        w = th0 * self.scales(tau)[0]
+        noise = np.where(self.noisy, 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
+        return w, tau, noise
 
     def __call__(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(log posterior [B], gradient [B, P]), in one compiled pass (likelihood.log_posterior)."""
-        d = self.d
-        return _log_posterior(
-            np.ascontiguousarray(theta),
-            d.S,
-            d.K,
-            self.kvalid,
-            self.phi0_loc,
-            d.noisy,
-            d.seg,
-            d.n,
-            d.a,
-            d.agree,
-            d.disagree,
-            SEGMENT_SPREAD,
-            JUDGE_SPREAD,
-            PI_LOC_SD,
-            PHI_LOC_SD,
-            NOISE_A,
-            NOISE_B,
+        # early warm-up trajectories can overflow; they come back as -inf / nan and are rejected
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._log_posterior(theta)
+
+    def _log_posterior(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        th0, log_tau, u = self.split(theta)
+        w, tau, noise = self.effective(theta)
+        ll, g_w, g_u = loglik(
+            w, self.ptr, self.idx, self.allowed, self.row, self.n, self.agree, self.disagree, noise, self.noisy
         )
+        scale, prior_tau = self.scales(tau)
+        sd = self.sd * prior_tau
+        dev = (th0 - self.loc) / sd
+        lp = ll - 0.5 * (dev**2).sum(1) - np.log(prior_tau).sum(1)
+        grad = np.empty_like(theta)
+        grad[:, : self.P0] = g_w * scale - dev / sd
+        z = (log_tau - np.log(TAU_MEDIAN)) / self.tau_log_sd
+        lp += (-0.5 * z**2).sum(1)
+        grad[:, self.P0 : self.P0 + N_TAU] = (
+            np.einsum("bp,bpk->bk", g_w * w, self.onehot_nc)
+            + np.einsum("bp,bpk->bk", dev**2 - 1.0, self.onehot_c)
+            - z / self.tau_log_sd
+        )
+        lp += np.where(
+            self.noisy, NOISE_A * np.log(np.maximum(noise, 1e-300)) + NOISE_B * np.log1p(-noise), -0.5 * u**2
+        )
+        grad[:, -1] = np.where(self.noisy, g_u + NOISE_A * (1.0 - noise) - NOISE_B * noise, -u)
+        return lp, grad
 
-
-# --------------------------------------------------------------------------- HMC
-
-
-def _initial(post: _Posterior, rng: np.random.Generator) -> np.ndarray:
-    B = post.d.n.shape[0]
-    theta = rng.normal(0.0, 0.3, (B, post.P))
-    c = post.cuts
-    theta[:, c[4]] = -2.2 + rng.normal(0, 0.3, B)
-    # start the judge better than chance: signal levels ordered with the truth
-    theta[:, c[2] : c[3]] += 2.0 * post.phi0_loc.reshape(B, -1)
-    return theta
-
-
-class _Metric:
-    """The HMC metric per batch element: inverse mass = an estimate of the posterior covariance.
-
-    Dense, not diagonal: the judge's confusion and the pass rates are strongly
-    correlated when labels are few (a kinder judge and a worse model explain
-    the same signals). With 5% labels, 6 segments and 5-level signals a
-    diagonal metric left R-hat at 1.12 and ESS at 36 for some deltas.
-    """
-
-    def __init__(self, B: int, P: int):
-        self.inv = np.broadcast_to(np.eye(P), (B, P, P)).copy()
-        self.chol = self.inv.copy()  # Cholesky factor of the mass matrix (for momenta)
-
-    def momentum(self, rng: np.random.Generator) -> np.ndarray:
-        B, P, _ = self.inv.shape
-        return (self.chol @ rng.standard_normal((B, P, 1)))[..., 0]
-
-    def velocity(self, p: np.ndarray) -> np.ndarray:
-        return (self.inv @ p[..., None])[..., 0]
-
-    def kinetic(self, p: np.ndarray) -> np.ndarray:
-        return 0.5 * (p * self.velocity(p)).sum(-1)
-
-    def adapt(self, samples: np.ndarray, dense: bool) -> None:
-        """Set the metric from warm-up samples [n, B, P] (regularised as Stan does, plus shrinkage)."""
-        n, B, P = samples.shape
-        x = samples - samples.mean(axis=0)
-        if dense:
-            cov = np.einsum("nbi,nbj->bij", x, x) / max(n - 1, 1)
-            lam = P / (n + P)
-            diag = np.einsum("bii->bi", cov)
-            cov = (1 - lam) * cov + lam * diag[..., None] * np.eye(P)
-        else:
-            cov = np.eye(P) * x.var(axis=0)[:, None, :]
-        cov = (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * np.eye(P)
-        self.inv = cov
-        self.chol = np.linalg.cholesky(np.linalg.inv(cov))
+    def initial(self, rng: np.random.Generator) -> np.ndarray:
+        B = self.loc.shape[0]
+        theta = np.empty((B, self.P))
+        theta[:, : self.P0] = self.loc + 0.3 * rng.standard_normal((B, self.P0))
+        theta[:, self.P0 : self.P0 + N_TAU] = np.log(TAU_MEDIAN) + 0.3 * self.tau_log_sd * rng.standard_normal(
+            (B, N_TAU)
+        )
+        theta[:, -1] = -2.2 + 0.3 * rng.standard_normal(B)
+        return theta
 
 
 def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> list[PairFit]:
     """Fit every comparison (jointly batched) and return one ``PairFit`` per table.
 
-    Static HMC with a jittered step size, tuned by dual averaging toward 65%
-    acceptance (measured best ESS per second here: 0.8 realised ~0.93 with
-    timid steps, 0.5 diverged). Warm-up: step size only, then a diagonal
-    metric from 15-40% of warm-up, a dense one from 40-80%, the step size
-    re-tuned after each.
+    Deterministic for a seed; a longer run (more draws) is just another call.
     """
     settings = settings or FitSettings()
     if not tables:
         return []
+    C = settings.chains
+    designs = [design(t) for t in tables]
+    post = _Posterior(designs, C)
     rng = np.random.default_rng(settings.seed)
-    C, T, W, L = settings.chains, settings.draws, settings.warmup, settings.steps
-    d = _batch(tables, C)
-    post = _Posterior(d)
-    B, P = d.n.shape[0], post.P
-    theta = _initial(post, rng)
-    lp, grad = post(theta)
-    metric = _Metric(B, P)
-    log_eps = np.full(B, np.log(0.05))
-    mu_da, t0, gamma, k_da, target = np.log(0.5), 10, 0.05, 0.75, 0.65
-    h_bar, log_eps_bar = np.zeros(B), np.zeros(B)
-    da_iter = 0
-    window: list[np.ndarray] = []
-    windows = [(int(W * 0.15), int(W * 0.4), False), (int(W * 0.4), int(W * 0.8), True)]
-    out: list[np.ndarray] = []
-    accepts, divergences = np.zeros(B), np.zeros(B, int)
-
-    for it in range(W + T):
-        eps = np.exp(log_eps) * rng.uniform(0.8, 1.2, B)
-        p0 = metric.momentum(rng)
-        th, g, p = theta.copy(), grad.copy(), p0 + 0.5 * eps[:, None] * grad
-        bad = np.zeros(B, bool)
-        for step in range(L):
-            th = th + eps[:, None] * metric.velocity(p)
-            new_lp, g = post(th)
-            bad |= ~np.isfinite(new_lp)
-            g = np.where(np.isfinite(g), g, 0.0)
-            if step < L - 1:
-                p = p + eps[:, None] * g
-        p = p + 0.5 * eps[:, None] * g
-        h0 = lp - metric.kinetic(p0)
-        h1 = new_lp - metric.kinetic(p)
-        log_a = np.where(bad | ~np.isfinite(h1), -np.inf, np.minimum(0.0, h1 - h0))
-        divergent = bad | (h0 - h1 > 1000)
-        acc = np.log(rng.random(B)) < log_a
-        theta = np.where(acc[:, None], th, theta)
-        lp = np.where(acc, new_lp, lp)
-        grad = np.where(acc[:, None], g, grad)
-        a_prob = np.exp(log_a)
-
-        if it < W:
-            da_iter += 1
-            w = 1.0 / (da_iter + t0)
-            h_bar = (1 - w) * h_bar + w * (target - a_prob)
-            log_eps = mu_da - np.sqrt(da_iter) / gamma * h_bar
-            eta = da_iter ** (-k_da)
-            log_eps_bar = eta * log_eps + (1 - eta) * log_eps_bar
-            for start, end, dense in windows:
-                if start <= it < end:
-                    window.append(theta.copy())
-                if it == end - 1 and len(window) > 10:
-                    metric.adapt(np.stack(window), dense)
-                    window = []
-                    mu_da = np.log(np.exp(log_eps) * 2.0)
-                    h_bar, log_eps_bar, da_iter = np.zeros(B), np.zeros(B), 0
-            if it == W - 1:
-                log_eps = log_eps_bar
-        else:
-            accepts += a_prob
-            divergences += divergent
-            out.append(theta.copy())
-
-    cons = [post.constrained(th) for th in out]  # T x {name: [B, ...]}
-
-    def gather(name: str, f: int) -> np.ndarray:
-        arr = np.stack([c[name] for c in cons])  # [T, B, ...]
-        return np.moveaxis(arr[:, f * C : (f + 1) * C], 1, 0)  # [C, T, ...]
-
+    run = sample(post, post.initial(rng), rng, settings.warmup, settings.draws, settings.steps, settings.target_accept)
+    T = settings.draws
     fits = []
-    for f, table in enumerate(tables):
+    for f, (t, d) in enumerate(zip(tables, designs, strict=True)):
         sl = slice(f * C, (f + 1) * C)
+        theta = np.moveaxis(run.draws[:, sl], 1, 0).reshape(C * T, post.P)  # chain-major
+        w, tau, noise = _effective_one(post, theta, f)
+        cond = eta_rows(w[:, : d.P], d.ptr, d.idx, d.allowed)  # [C*T, E, 4]
+        g = np.random.default_rng([settings.seed, f, 7]).gamma(U_MASS / d.U + d.n_su[None], size=(C * T, d.S, d.U))
+        pu = g / np.maximum(g.sum(-1, keepdims=True), 1e-300)
         fits.append(
             PairFit(
-                table=table,
-                pi=gather("pi", f)[:, :, : table.n_segments],
-                phi=gather("phi", f)[..., : table.levels],
-                noise=gather("noise", f),
-                accept=float(accepts[sl].mean() / T),
-                divergences=int(divergences[sl].sum()),
+                table=t,
+                design=d,
+                pu=pu.reshape(C, T, d.S, d.U),
+                cond=cond.reshape(C, T, d.E, 4),
+                noise=noise.reshape(C, T),
+                tau=tau.reshape(C, T, N_TAU),
+                accept=float(run.accept[sl].mean()),
+                divergences=int(run.divergences[sl].sum()),
             )
         )
     return fits
+
+
+def _effective_one(post: _Posterior, theta: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """post.effective for draws of fit f (its rows of the batch constants)."""
+    b = f * post.chains
+    th0, log_tau, u = post.split(theta)
+    tau = np.exp(np.clip(log_tau, -30, 5))
+    scales = np.concatenate([np.ones((theta.shape[0], 1)), tau], axis=1)
+    w = th0 * np.where(post.centered[b], 1.0, scales[:, post.group[b]])
+    noise = 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))) if post.noisy[b] else np.zeros_like(u)
+    return w, tau, noise

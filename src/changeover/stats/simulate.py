@@ -12,15 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from changeover.stats.model import (
-    JUDGE_SPREAD,
-    NOISE_A,
-    NOISE_B,
-    ORIENT,
-    PHI_LOC_SD,
-    PI_LOC_SD,
-    SEGMENT_SPREAD,
-)
+from changeover.stats.design import N_TAU, TAU_MEDIAN, U_MASS, Design, design
+from changeover.stats.likelihood import eta_rows
+from changeover.stats.model import NOISE_A, NOISE_B, PairFit
 from changeover.stats.tables import PairTable, build_table
 
 
@@ -38,6 +32,25 @@ class Scenario:
     items_per_segment: int = 400
     labels_per_segment: int = 40  # random responses labelled, per model
     segment_names: list[str] = field(default_factory=list)
+    levels: int = 2  # K-level (ordinal) judge when > 2: see ``confusion``
+    label_share: float | None = None  # for ``simulate_counts``: each response labelled with this probability
+
+    def confusion(self, model: int) -> np.ndarray:
+        """P(level k | z) for one model, [2, K]: sens/spec split the "pass" (upper) and "fail" (lower) halves.
+
+        Within a half, acceptable answers lean to the top levels and unacceptable
+        ones to the bottom (weights 1, 2, ...).
+        """
+        K = self.levels
+        top = np.arange(K) >= (K + 1) // 2
+        up = np.where(top, np.arange(K) + 1.0, 0.0)
+        down = np.where(~top, K - np.arange(K) + 0.0, 0.0)
+        sens, spec = self.sensitivity[model], self.specificity[model]
+        good = sens * up / up.sum() + (1 - sens) * (down[::-1] * ~top) / max((down[::-1] * ~top).sum(), 1e-12)
+        bad = spec * down / down.sum() + (1 - spec) * (up[::-1] * top) / max((up[::-1] * top).sum(), 1e-12)
+        if K == 2:
+            good, bad = np.array([1 - sens, sens]), np.array([spec, 1 - spec])
+        return np.stack([bad, good])
 
     @property
     def n_segments(self) -> int:
@@ -83,6 +96,76 @@ def simulate(scenario: Scenario, rng: np.random.Generator) -> tuple[PairTable, n
     return table, d_seg, d_all
 
 
+def simulate_counts(scenario: Scenario, rng: np.random.Generator) -> tuple[PairTable, np.ndarray, float]:
+    """Like ``simulate`` but drawn directly as counts (multinomial per segment), so 10^6 items cost as 10^3.
+
+    Each response is labelled independently with probability
+    ``scenario.label_share`` (or labels_per_segment / items_per_segment). The
+    table's ``cell_of_item`` is empty: there are no individual items.
+    """
+    S, n, K = scenario.n_segments, scenario.items_per_segment, scenario.levels
+    share = scenario.label_share if scenario.label_share is not None else scenario.labels_per_segment / n
+    pi = scenario.cell_probs()
+    conf = [scenario.confusion(m) for m in range(2)]
+    rows: dict[tuple[int, ...], int] = {}
+    for s in range(S):
+        # category (c, a0, a1, l0, l1)
+        p = np.zeros((4, K, K, 2, 2))
+        for c in range(4):
+            z0, z1 = c // 2, c % 2
+            pa = np.outer(conf[0][z0], conf[1][z1])
+            pl = np.outer([1 - share, share], [1 - share, share])
+            p[c] = pi[s, c] * pa[:, :, None, None] * pl[None, None]
+        counts = rng.multinomial(n, (p / p.sum()).ravel()).reshape(p.shape)
+        for c, a0, a1, l0, l1 in zip(*np.nonzero(counts), strict=True):
+            key = (s, a0, a1, (c // 2) * l0, l0, (c % 2) * l1, l1)
+            rows[key] = rows.get(key, 0) + int(counts[c, a0, a1, l0, l1])
+    keys = np.array(sorted(rows), dtype=np.int64).reshape(-1, 7)
+    cnt = np.array([rows[tuple(k)] for k in keys.tolist()], dtype=np.int64)
+    minus = np.full(len(keys), -1, np.int64)
+    names = scenario.segment_names or [f"s{i}" for i in range(S)]
+    table = PairTable(
+        tuple(names),
+        (K,),
+        keys[:, 0],
+        keys[:, 1:2],
+        keys[:, 2:3],
+        minus,
+        minus.copy(),
+        keys[:, 3],
+        keys[:, 4],
+        keys[:, 5],
+        keys[:, 6],
+        cnt,
+        np.zeros(0, np.int64),
+    )
+    d_seg, d_all = scenario.true_delta()
+    return table, d_seg, d_all
+
+
+def production_scenario(
+    rng: np.random.Generator, items_per_segment: int, label_share: float, levels: int = 2, segments: int = 6
+) -> Scenario:
+    """The production case of issue 10: 6 segments, a judge with sensitivity 0.85-0.95 and specificity
+    0.75-0.9, half the time 0.3 lower on the candidate; pass rates 0.7-0.9, the candidate within +-0.05."""
+    inc = rng.uniform(0.7, 0.9, segments)
+    cand = np.clip(inc + rng.uniform(-0.05, 0.05, segments), 0.05, 0.95)
+    sens = tuple(rng.uniform(0.85, 0.95, 2))
+    spec = rng.uniform(0.75, 0.9, 2)
+    if rng.random() < 0.5:
+        spec[1] -= 0.3
+    return Scenario(
+        f"production {segments}x{items_per_segment:,}, {label_share:.2%} labelled",
+        list(inc),
+        list(cand),
+        sensitivity=sens,  # type: ignore[arg-type]
+        specificity=tuple(spec),  # type: ignore[arg-type]
+        items_per_segment=items_per_segment,
+        levels=levels,
+        label_share=label_share,
+    )
+
+
 # The judge passes the candidate's bad answers (a judge kinder to the candidate hides a regression).
 LENIENT = {"sensitivity": (0.85, 0.95), "specificity": (0.85, 0.60)}
 
@@ -99,41 +182,71 @@ STANDARD_SCENARIOS = [
 
 @dataclass
 class PriorDraw:
-    pi: np.ndarray  # [S, 4]
-    phi: np.ndarray  # [2, 2, K]
+    """All parameters of the model drawn from its prior, for S segments and one K-level signal."""
+
+    design: Design
+    pu: np.ndarray  # [S, U] P(signal cell | segment)
+    cond: np.ndarray  # [S * U, 4] P(truth cell | segment, signal cell)
     noise: float
+    fit: PairFit  # the draw as a one-draw "posterior", for its derived quantities
 
+    @property
+    def pi(self) -> np.ndarray:
+        """[S, 4] truth cells per segment."""
+        return self.fit.pi[0, 0]
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    @property
+    def phi(self) -> np.ndarray:
+        """[2, 2, K] P(signal level | truth) per model (segments weighted equally)."""
+        return self.fit.confusion(0)[0, 0]
 
 
 def draw_prior(S: int, K: int, rng: np.random.Generator, noisy: bool = False) -> PriorDraw:
-    """One draw of all parameters from the model's prior (for simulation-based calibration)."""
-    m = rng.normal(0.0, PI_LOC_SD, 4)
-    pi = _softmax(m + SEGMENT_SPREAD * rng.standard_normal((S, 4)))
-    ramp = np.linspace(-ORIENT, ORIENT, K)
-    phi0 = np.stack([-ramp, ramp]) + rng.normal(0.0, PHI_LOC_SD, (2, K))
-    phi = _softmax(phi0[None] + JUDGE_SPREAD * rng.standard_normal((2, 2, K)))
+    """One draw of all parameters from the model's prior (for simulation-based calibration).
+
+    The signal cells are the full K x K grid of the two answers' levels (no
+    missing signals, no known truth).
+    """
+    grid = np.array([(k0, k1) for k0 in range(K) for k1 in range(K)])
+    seg = np.repeat(np.arange(S), len(grid))
+    a = np.tile(grid, (S, 1))
+    zeros = np.zeros(len(seg), int)
+    template = build_table([f"s{i}" for i in range(S)], seg, K, a[:, 0], a[:, 1], zeros, zeros, zeros, zeros)
+    d = design(template)
+    theta = d.loc + d.sd * rng.standard_normal(d.P)
+    tau = TAU_MEDIAN * np.exp(d.tau_log_sd * rng.standard_normal(N_TAU))
+    w = theta * np.concatenate([[1.0], tau])[d.group]
+    cond = eta_rows(w[None], d.ptr, d.idx, d.allowed)[0]
+    pu = rng.dirichlet(np.full(d.U, U_MASS / d.U), size=S)
     noise = float(rng.beta(NOISE_A, NOISE_B)) if noisy else 0.0
-    return PriorDraw(pi, phi, noise)
+    fit = PairFit(
+        template,
+        d,
+        pu[None, None],
+        cond[None, None],
+        np.full((1, 1), noise),
+        tau[None, None] * np.ones((1, 1, N_TAU)),
+        1.0,
+        0,
+    )
+    return PriorDraw(d, pu, cond, noise, fit)
 
 
 def simulate_from(
     draw: PriorDraw, items_per_segment: int, label_share: float, rng: np.random.Generator, annotators: int = 1
 ) -> PairTable:
     """Data drawn from given parameters: every item scored, a share labelled by ``annotators``."""
-    S, K = draw.pi.shape[0], draw.phi.shape[-1]
+    d = draw.design
+    S, U, K = d.S, d.U, d.levels[0]
     seg = np.repeat(np.arange(S), items_per_segment)
-    cells = np.concatenate([rng.choice(4, size=items_per_segment, p=draw.pi[s] / draw.pi[s].sum()) for s in range(S)])
+    u = np.concatenate([rng.choice(U, size=items_per_segment, p=draw.pu[s]) for s in range(S)])
+    probs = draw.cond[seg * U + u]
+    cells = (rng.random((len(u), 1)) > np.cumsum(probs, axis=1)).sum(axis=1).clip(0, 3)
     z = np.stack([cells // 2, cells % 2], axis=1)
-    a = np.empty_like(z)
+    a = d.lev[u, :, 0]
     pos = np.zeros_like(z)
     tot = np.zeros_like(z)
     for m in range(2):
-        probs = draw.phi[m][z[:, m]]
-        a[:, m] = (rng.random((len(z), 1)) > np.cumsum(probs, axis=1)).sum(axis=1).clip(0, K - 1)
         labelled = rng.random(len(z)) < label_share
         tot[labelled, m] = annotators
         flips = rng.random((len(z), annotators)) < draw.noise

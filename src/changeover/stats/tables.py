@@ -1,15 +1,21 @@
-"""Count tables: paired responses reduced to counts over (segment, signals, labels).
+"""Count tables: paired responses reduced to counts over (segment, signals, known truth, labels).
 
 One table per (candidate, dimension) comparison. Every item answered by both
 the incumbent (model 0) and the candidate (model 1) falls in one cell keyed by
-its segment, the two signal levels (``levels`` = missing/unscorable) and the
-two label states (how many annotators said 1, out of how many). Items in the
-same cell are exchangeable under the model, so the fit costs the same for a
-thousand items or a million.
+its segment, the levels of every signal on both answers (``levels[g]`` =
+missing/unscorable), whether either answer's truth is known without a label
+(an error response is known unacceptable), and the two label states (how many
+annotators said 1, out of how many). Items in the same cell are exchangeable
+under the model, so the fit costs the same for a thousand items or a million.
+
+The *signal cell* of a table cell is everything but its segment and labels:
+(signal levels of both answers, known truth of both). The measurement model
+(``stats.model``) is written around it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,17 +25,22 @@ import numpy as np
 class PairTable:
     """The count table of one incumbent-vs-candidate comparison on one dimension.
 
-    Arrays have one entry per cell (J cells). ``a0``/``a1`` are signal levels
-    0..levels-1, or ``levels`` when the signal is missing. ``pos``/``tot`` are
-    the number of annotators who said "acceptable" and the number who judged
-    (0/0 = unlabelled). ``cell_of_item`` maps every input item to its cell.
+    Arrays have one entry (row) per cell (J cells). ``a0``/``a1`` are [J, G]:
+    column g is signal g's level 0..levels[g]-1, or ``levels[g]`` when missing.
+    ``known0``/``known1`` are -1 (truth unknown), 0 (known unacceptable, e.g.
+    the response is an error) or 1 (known acceptable); a known response carries
+    no signal and no label in the table. ``pos``/``tot`` are the number of
+    annotators who said "acceptable" and the number who judged (0/0 =
+    unlabelled). ``cell_of_item`` maps every input item to its cell.
     """
 
     segments: tuple[str, ...]
-    levels: int
+    levels: tuple[int, ...]
     seg: np.ndarray
     a0: np.ndarray
     a1: np.ndarray
+    known0: np.ndarray
+    known1: np.ndarray
     pos0: np.ndarray
     tot0: np.ndarray
     pos1: np.ndarray
@@ -50,6 +61,10 @@ class PairTable:
         return len(self.segments)
 
     @property
+    def signals(self) -> int:
+        return len(self.levels)
+
+    @property
     def multi_annotator(self) -> bool:
         """True when some response was judged by several annotators (noise is then estimable)."""
         return bool((self.tot0 > 1).any() or (self.tot1 > 1).any())
@@ -58,45 +73,83 @@ class PairTable:
         tot = self.tot0 if model == 0 else self.tot1
         return int(self.n[tot > 0].sum())
 
+    def known(self, model: int) -> int:
+        """Items whose truth for ``model`` is known without a label (e.g. its response is an error)."""
+        k = self.known0 if model == 0 else self.known1
+        return int(self.n[k >= 0].sum())
+
+
+def _levels_2d(a: np.ndarray, levels: tuple[int, ...], n: int) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.int64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.shape != (n, len(levels)):
+        raise ValueError(f"signal levels have shape {arr.shape}; expected ({n}, {len(levels)}) for levels {levels}")
+    arr = arr.copy()
+    for g, k in enumerate(levels):
+        col = arr[:, g]
+        col[(col < 0) | (col >= k)] = k
+    return arr
+
 
 def build_table(
     segments: list[str] | tuple[str, ...],
     seg: np.ndarray,
-    levels: int,
+    levels: int | Sequence[int],
     a0: np.ndarray,
     a1: np.ndarray,
     pos0: np.ndarray,
     tot0: np.ndarray,
     pos1: np.ndarray,
     tot1: np.ndarray,
+    known0: np.ndarray | None = None,
+    known1: np.ndarray | None = None,
 ) -> PairTable:
     """Aggregate per-item arrays (one entry per paired item) into a count table.
 
-    ``a0``/``a1`` use -1 (or ``levels``) for a missing signal.
+    ``levels``: the number of levels of the signal, or one number per signal.
+    ``a0``/``a1``: [items] or [items, G] levels, -1 (or >= levels) for missing.
+    ``known0``/``known1``: optional per-item -1 / 0 / 1 (see ``PairTable``);
+    a response with known truth has its signals and labels dropped.
     """
+    lv = (int(levels),) if np.isscalar(levels) else tuple(int(k) for k in levels)  # type: ignore[arg-type]
     seg = np.asarray(seg, dtype=np.int64)
-    cols = []
-    for arr in (a0, a1):
-        arr = np.asarray(arr, dtype=np.int64).copy()
-        arr[(arr < 0) | (arr >= levels)] = levels
-        cols.append(arr)
-    a0, a1 = cols
-    pos0, tot0, pos1, tot1 = (np.asarray(x, dtype=np.int64) for x in (pos0, tot0, pos1, tot1))
-    if seg.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return PairTable(tuple(segments), levels, empty, empty, empty, empty, empty, empty, empty, empty, empty)
-    stacked = np.stack([seg, a0, a1, pos0, tot0, pos1, tot1], axis=1)
+    n_items = seg.shape[0]
+    a0, a1 = (_levels_2d(a, lv, n_items) for a in (a0, a1))
+    pos0, tot0, pos1, tot1 = (np.asarray(x, dtype=np.int64).copy() for x in (pos0, tot0, pos1, tot1))
+    kn = []
+    for k in (known0, known1):
+        kk = np.full(n_items, -1, np.int64) if k is None else np.asarray(k, dtype=np.int64).copy()
+        kk[(kk != 0) & (kk != 1)] = -1
+        kn.append(kk)
+    known0, known1 = kn
+    for a, pos, tot, k in ((a0, pos0, tot0, known0), (a1, pos1, tot1, known1)):
+        hit = k >= 0
+        a[hit] = np.asarray(lv)[None, :]
+        pos[hit] = 0
+        tot[hit] = 0
+    G = len(lv)
+    if n_items == 0:
+        e1 = np.zeros(0, dtype=np.int64)
+        e2 = np.zeros((0, G), dtype=np.int64)
+        return PairTable(tuple(segments), lv, e1, e2, e2, e1, e1, e1, e1, e1, e1, e1, e1)
+    stacked = np.concatenate(
+        [seg[:, None], a0, a1, known0[:, None], known1[:, None], np.stack([pos0, tot0, pos1, tot1], axis=1)], axis=1
+    )
     keys, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    col = 1 + 2 * G
     return PairTable(
-        tuple(segments),
-        levels,
-        keys[:, 0],
-        keys[:, 1],
-        keys[:, 2],
-        keys[:, 3],
-        keys[:, 4],
-        keys[:, 5],
-        keys[:, 6],
-        counts.astype(np.int64),
-        inverse.reshape(-1),
+        segments=tuple(segments),
+        levels=lv,
+        seg=keys[:, 0],
+        a0=keys[:, 1 : 1 + G],
+        a1=keys[:, 1 + G : 1 + 2 * G],
+        known0=keys[:, col],
+        known1=keys[:, col + 1],
+        pos0=keys[:, col + 2],
+        tot0=keys[:, col + 3],
+        pos1=keys[:, col + 4],
+        tot1=keys[:, col + 5],
+        n=counts.astype(np.int64),
+        cell_of_item=inverse.reshape(-1),
     )
