@@ -146,6 +146,9 @@ def test_operator_rollback_while_postgres_is_down(make_spec, pg_cluster, pg_db, 
         assert r.json()["pending"]["action"] == "rollback" and r.json()["rollout"]["weight"] == 0
         assert model_for(gw.url, user) == "old"  # in force on this gateway at once
         assert metric(scrape(gw.url), 'changeover_rollout_change_pending{action="rollback"}') == 1
+        status = httpx.get(gw.url + "/admin/status", headers=auth, timeout=30).json()  # still answers
+        assert status["store_status"].startswith("unavailable") and status["pending_change"]["action"] == "rollback"
+        assert status["rollout"]["status"] == "rolled_back" and status["contaminated_subjects"] is None
         wait_until(lambda: metric(scrape(gw.url), "changeover_rollout_change_failures_total") >= 3, 30, "retries")
         another = httpx.post(gw.url + "/admin/pause", json={"reason": "x"}, headers=auth, timeout=30)
         assert another.status_code == 503  # one pending change at a time, said plainly

@@ -80,3 +80,37 @@ def test_a_malformed_answer_is_logged_as_malformed(store):
     writer.close()
     (a,) = load_answers(store)
     assert a.malformed and not a.ok
+
+
+def test_an_outage_holds_the_batch_and_a_close_gives_up_in_time(sqlite_url, monkeypatch):
+    """The store locked past its busy timeout: rows are held and retried, not lost; a close while it
+    stays locked returns after its timeout and counts what it could not write."""
+    import sqlite3
+
+    from changeover.store import open_store
+
+    monkeypatch.setenv("CHANGEOVER_SQLITE_BUSY_MS", "20")
+    store = open_store(sqlite_url)
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer = LogWriter(store, RowMaker(UPSTREAMS, {"new"}), flush_interval=0.01).start()
+    other.execute("BEGIN EXCLUSIVE")
+    for i in range(20):
+        writer.submit(exchange(f"a{i}", "old"))
+    deadline = time.monotonic() + 10
+    while writer.store_errors < 3:
+        assert time.monotonic() < deadline, "the writer never met the lock"
+        time.sleep(0.01)
+    other.execute("COMMIT")  # the store is back: the held rows land
+    while writer.written < 20:
+        assert time.monotonic() < deadline, "the held rows never landed"
+        time.sleep(0.01)
+    assert writer.lost == 0
+    other.execute("BEGIN EXCLUSIVE")
+    writer.submit(exchange("late", "old"))
+    t0 = time.monotonic()
+    writer.close(timeout=0.5)
+    assert time.monotonic() - t0 < 5 and writer.lost == 1 and writer.written == 20
+    other.execute("COMMIT")
+    other.close()
+    assert rows_in(store) == 20
+    store.dispose()

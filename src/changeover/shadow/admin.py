@@ -79,8 +79,13 @@ class AdminAPI:
             return denied
         state = await asyncio.to_thread(self.watcher.refresh)
         extra = self.status_extra()  # in-memory counters, read on the event loop
+
+        def touched_count() -> int:
+            with self.store.reachable("reading the contamination ledger"):
+                return len(contamination_subjects(self.store, state.candidate))
+
         try:
-            touched: int | None = len(await asyncio.to_thread(contamination_subjects, self.store, state.candidate))
+            touched: int | None = await asyncio.to_thread(touched_count)
             store = "ok"
         except StoreUnavailable as exc:  # what this replica knows is still worth showing
             touched, store = None, f"unavailable: {exc}"

@@ -64,6 +64,7 @@ class LogWriter:
         self.store_errors = 0  # failed write attempts because the store was unavailable (then retried)
         self._thread: threading.Thread | None = None
         self._give_up_at: float | None = None  # set by close(): an outage past it loses what is left
+        self._closing = threading.Event()
         _insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
         self._inserts = {t.name: _insert(t).on_conflict_do_nothing() for t in (shadow_log, contamination_ledger)}
 
@@ -87,34 +88,36 @@ class LogWriter:
         if self._thread is None:
             return
         self._give_up_at = time.monotonic() + timeout
-        self.queue.put(_STOP, timeout=timeout)
+        self._closing.set()
+        try:
+            self.queue.put_nowait(_STOP)  # wakes a writer waiting for its next batch
+        except queue.Full:
+            pass  # a full queue wakes it as well
         self._thread.join(timeout + 5)
         self._thread = None
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        while True:
+            closing = self._closing.is_set()
             batch: list[Exchange] = []
             deadline = time.monotonic() + self.flush_interval
             while len(batch) < self.batch_size:
                 try:
-                    item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = (
+                        self.queue.get_nowait()
+                        if closing
+                        else self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    )
                 except queue.Empty:
                     break
                 if item is _STOP:
-                    stopping = True
-                    break
+                    closing = True
+                    continue
                 batch.append(item)
-            if stopping:  # drain whatever is left
-                while True:
-                    try:
-                        item = self.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is not _STOP:
-                        batch.append(item)
             if batch:
                 self._write(batch)
+            elif closing:
+                return
 
     def _write(self, batch: list[Exchange]) -> None:
         rows, ledger = [], []
