@@ -40,11 +40,12 @@ overall; 0.25-0.5 let a look-1 GO through).
 Measured with the rule, on the fits where it was chosen: false GO of "stop at
 the first GO" 2/80 = 2.5% on simulated 1-segment migrations with a judge
 lenient on the candidate (truth at the margin 2/40, just beyond it 0/40),
-0/80 with 3 segments, 0/96 on XSTest; fresh seeds: see benchmarks/README.md.
-Its cost is power: XSTest pairs that are truly non-inferior still all reached
-GO, at a median of 80 labelled prompts instead of 40; within 300 labels a
-candidate truly better in 3 segments reached GO in 20% of loops (60% when
-reading g at every look). What it cannot fix: a single posterior that is
+0/80 with 3 segments, 0/96 on XSTest. On fresh seeds (validation run):
+2/80 = 2.5% (fixed g: 16/80 = 20%; the old p >= g: 22/80 = 27.5%), 0/80
+(3/80), 0/96 (7/96; old 8/96). Its cost is power: XSTest pairs that are truly
+non-inferior still all reached GO, at a median of 80-160 labelled prompts
+instead of 40; within 300 labels a candidate truly better in 3 segments
+reached GO in 10-20% of loops (60-68% reading g at every look). What it cannot fix: a single posterior that is
 already overconfident (with 20-60 labels and a lenient judge a few loops read
 P >= 0.99 at the margin) - that is the model's calibration, not the rule.
 
