@@ -132,7 +132,13 @@ def z_at_look(confidence: float, looks: int | None, first: float = SPEND_FIRST) 
 
 
 def looks_from_labels(labelled: int, batch: int = LOOK_BATCH) -> int:
-    """Looks so far when the decision is read after every ``batch`` labels: ceil(labelled / batch), at least 1."""
+    """Looks so far when the decision is read after every ``batch`` labelled items: ceil(labelled / batch), >= 1.
+
+    ``labelled`` counts items with human labels in force (an item counts once,
+    however many of its responses are labelled), as in the measurements, where
+    a batch labelled both answers of 20 items. Labels that were there before
+    the loop began count too, which only makes the threshold stricter.
+    """
     if batch < 1:
         raise ValueError(f"batch must be at least 1 label, got {batch}")
     return max(1, -(-int(labelled) // batch))
