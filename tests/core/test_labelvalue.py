@@ -70,3 +70,19 @@ def test_rank_labels_ranks_only_open_responses(near_margin):
     # a cell whose responses were all labelled drops out of the ranking
     labelled_cells = np.flatnonzero(table.tot1 > 0)
     assert not any(r.model == 1 and r.cell in set(labelled_cells.tolist()) for r in ranked)
+
+
+def test_known_truth_and_labelled_responses_are_not_open():
+    """An error response (truth known) or a labelled one needs no label; an empty cell has no response."""
+    from types import SimpleNamespace
+
+    table = SimpleNamespace(
+        n=np.array([5, 3, 0, 4]),
+        tot0=np.array([0, 1, 0, 0]),
+        tot1=np.array([0, 0, 0, 0]),
+        known0=np.array([-1, -1, -1, 0]),  # cell 3: the incumbent's responses are errors
+        known1=np.array([-1, 1, -1, -1]),
+    )
+    fit = SimpleNamespace(table=table)
+    assert open_cells(fit, 0).tolist() == [True, False, False, False]
+    assert open_cells(fit, 1).tolist() == [True, False, False, True]
