@@ -148,30 +148,49 @@ def synthetic(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     n, dim, q = args.n, 384, args.queries
     hnsw = HnswConfig()
-    version = f"synthetic@n{n}-d{dim}-seed{args.seed}"
+    centres = rng.standard_normal((max(args.clusters, 1), dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def draw(m: int) -> np.ndarray:
+        """Unit vectors: uniform on the sphere (the worst case), or around ``--clusters`` random
+        centres with noise of norm ~``--spread``, as embeddings of documents on that many topics are."""
+        x = rng.standard_normal((m, dim)).astype(np.float32)
+        if args.clusters:
+            x = centres[rng.integers(0, args.clusters, m)] + x * np.float32(args.spread / np.sqrt(dim))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    shape = f"{args.clusters} clusters, spread {args.spread:g}" if args.clusters else "uniform"
+    tag = f"c{args.clusters}s{args.spread:g}" if args.clusters else "u"
+    version = f"synthetic@n{n}-d{dim}-seed{args.seed}-{tag}"
     store = open_store(args.pg)
     index = PgvectorIndex(store, hnsw)
-    with store.engine.begin() as conn:
-        index.drop(conn, version)
-    print(f"== vector index: {n:,} random unit vectors x {dim}, {q} random queries, pgvector HNSW ==")
+    reuse = args.reuse and index.count(version) == n and index.has_hnsw(version)
+    if not reuse:
+        with store.engine.begin() as conn:
+            index.drop(conn, version)
+    print(f"== vector index: {n:,} unit vectors x {dim} ({shape}), {q} queries drawn alike, pgvector HNSW ==")
     print(f"HNSW m={hnsw.m}, ef_construction={hnsw.ef_construction}, build maintenance_work_mem {hnsw.build_memory}")
     matrix = np.empty((n, dim), np.float32)
     t0 = time.perf_counter()
-    for start in range(0, n, args.batch):
-        block = rng.standard_normal((min(args.batch, n - start), dim)).astype(np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
+    for start in range(0, n, args.batch):  # the same seed regenerates the same vectors for --reuse
+        block = draw(min(args.batch, n - start))
         matrix[start : start + len(block)] = block
-        with store.engine.begin() as conn:
-            index.add(conn, version, [str(i) for i in range(start, start + len(block))], block)
+        if not reuse:
+            with store.engine.begin() as conn:
+                index.add(conn, version, [str(i) for i in range(start, start + len(block))], block)
     insert_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    index.finish(version)
+    if not reuse:
+        index.finish(version)
     build_s = time.perf_counter() - t0
-    print(
-        f"insert {insert_s:.1f}s ({n / insert_s:,.0f} vectors/s, batches of {args.batch:,}); HNSW build {build_s:.1f}s"
-    )
-    queries = rng.standard_normal((q, dim)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    if reuse:
+        print("reusing the vectors and HNSW index kept by an earlier --keep run: insert and build not timed")
+    else:
+        print(
+            f"insert {insert_s:.1f}s ({n / insert_s:,.0f} vectors/s, batches of {args.batch:,}); "
+            f"HNSW build {build_s:.1f}s"
+        )
+    queries = draw(q)
     exact = [[str(i) for i in row] for row in _exact_top_k(matrix, queries, K)]
     scan = latency(lambda v: index.exact_search(version, v, K), queries[: args.scan_queries])
     scan_hits, _ = index.exact_search(version, queries[:5], K)
@@ -180,7 +199,8 @@ def synthetic(args: argparse.Namespace) -> None:
         f"baseline, exact scan in PostgreSQL (no index), {args.scan_queries} queries: "
         f"p50 {scan['median_ms']:.1f} ms, p99 {scan['p99_ms']:.1f} ms"
     )
-    out = {"n": n, "dim": dim, "queries": q, "insert_s": insert_s, "build_s": build_s, "exact_scan": scan, "ef": {}}
+    out = {"n": n, "dim": dim, "shape": shape, "queries": q, "insert_s": insert_s, "build_s": build_s}
+    out |= {"reused": reuse, "exact_scan": scan, "ef": {}}
     for ef in args.ef_search:
         index.hnsw = hnsw.model_copy(update={"ef_search": ef})
         index.search(version, queries[:1], K)  # warm
@@ -220,6 +240,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=5_000, help="--synthetic: vectors per insert transaction")
     ap.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400], help="--synthetic: values")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--clusters", type=int, default=0, help="--synthetic: 0 = uniform (worst case), else C topics")
+    ap.add_argument("--spread", type=float, default=1.0, help="--synthetic: noise norm around a cluster centre")
     ap.add_argument("--keep", action="store_true", help="--synthetic: keep the vectors and index afterwards")
     args = ap.parse_args()
     if args.synthetic:

@@ -101,7 +101,7 @@ def status_cmd(spec: Path = SPEC, db: str = DB_OPTION, backend: str = BACKEND, j
             v["version"],
             str(v["vectors"]),
             _fmt(v["total"]),
-            v["state"],
+            v["state"] + (f" ({v['holder']})" if v.get("holder") else ""),
             ", ".join(v["failed"][:5]) + (" ..." if len(v["failed"]) > 5 else "") or "-",
             "[bold green]yes[/]" if v["serving"] else "",
         )
