@@ -393,3 +393,44 @@ def test_undo_reaches_back_through_the_annotators_own_history(filled_store, serv
         r = c.get("/correct", params={"submission": done[1][1]}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/history"
         assert done[1][1] not in c.get("/history").text
+
+
+def test_the_admin_settles_a_disagreement_and_dismisses_a_flag(unlabelled_store, serve):
+    from changeover.store.events import list_events
+
+    live = serve(unlabelled_store, double_label_share=1.0)
+    with live.client("alice") as a, live.client("carol") as c:
+        task = a.get("/api/next").json()["task"]
+        assert _label(a, task, 1).status_code == 201
+        assert c.get("/api/next").json()["task"] == task
+        assert _label(c, task, 0).status_code == 201
+        other = a.get("/api/next").json()["task"]
+        flag = {"client_id": uuid.uuid4().hex, "task": other, "status": "flag", "note": "cut off mid-sentence"}
+        assert a.post("/api/labels", json=flag).status_code == 201
+        settle = {"client_id": uuid.uuid4().hex, "task": task, "verdicts": {"refusal": 0}, "reason": "rubric: x"}
+        assert a.post("/api/resolve", json=settle).status_code == 403  # the admin's alone
+    key = next((t.item, t.model, "refusal") for t in live.service.catalogue.by_key.values() if t.id == task)
+    assert sorted(current_labels(unlabelled_store)[key]) == [0, 1]
+    with live.client("admin") as admin:
+        assert admin.post("/api/resolve", json={**settle, "reason": " "}).status_code == 422
+        r = admin.post("/api/resolve", json=settle)
+        assert r.status_code == 201 and len(r.json()["superseded"]) == 2
+        assert admin.post("/api/resolve", json=settle).status_code == 409  # stored once
+        assert admin.get("/api/disagreements").json()["disagreements"] == []
+        progress = admin.get("/api/progress").json()
+        dismiss = {"client_id": uuid.uuid4().hex, "task": other, "flag": flag["client_id"], "reason": "a known cut"}
+        assert admin.post("/api/resolve", json=dismiss).status_code == 201
+        (shown,) = admin.get("/api/flags").json()["flags"]
+        page = admin.get("/review").text
+    assert current_labels(unlabelled_store)[key] == [0]  # one verdict in force: the admin's
+    rows = [r for r in label_rows(unlabelled_store) if (r["item"], r["model"]) == key[:2]]
+    assert len(rows) == 4 and [r["in_force"] for r in rows] == [False, False, False, True]  # nothing overwritten
+    assert {r["source"] for r in rows[2:]} == {"review"}
+    assert progress["agreement"]["refusal"]["pairs"] == 1  # the annotators' disagreement still counts
+    assert shown["settled"]["kind"] == "dismissed" and shown["settled"]["reason"] == "a known cut"
+    assert "dismissed" in page and "a known cut" in page
+    kinds = [(e.kind, e.actor, e.reason) for e in list_events(unlabelled_store, kind_prefix="labeling.review.")]
+    assert kinds == [
+        ("labeling.review.resolved", "admin", "rubric: x"),
+        ("labeling.review.dismissed", "admin", "a known cut"),
+    ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from changeover.store import open_store
-from changeover.store.responses import add_records
+from changeover.store.responses import add_records, current_labels
 
 from .conftest import MODELS
 
@@ -249,6 +249,15 @@ def test_a_400_px_screen_renders_markdown_safely_with_no_horizontal_scroll(sqlit
     assert admin.locator(".flagged").count() == 1 and task
     assert admin.locator(".flagged script, .flagged img").count() == 0
     _no_horizontal_scroll(admin)
+    form = admin.locator(".flagged form.settle")  # the admin settles the flag: a verdict with a reason
+    form.locator("fieldset[data-dim=refusal] input[value='1']").check()
+    form.locator(".reason").fill("the command answers the question")
+    with admin.expect_navigation():
+        form.locator(".settle-btn").click()
+    assert "resolved" in admin.locator(".flagged .settled").text_content()
+    assert "the command answers the question" in admin.locator(".flagged .settled").text_content()
+    flagged_task = next(t for t in live.service.catalogue.by_key.values() if t.id == task)
+    assert current_labels(store)[(flagged_task.item, flagged_task.model, "refusal")] == [1]
     if os.environ.get("CHANGEOVER_UPDATE_SCREENSHOT"):
         page.goto(f"{live.url}/")
         page.wait_for_selector(".dim.active")

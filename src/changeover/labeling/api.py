@@ -3,6 +3,7 @@
 - ``GET /api/next``: the response to judge now (leased to the caller), blind: no model name.
 - ``POST /api/labels``: ``{"client_id", "task" | ("item", "model"), "status"?, "verdicts"?, "corrects"?}``;
   idempotent by ``client_id`` (a resend answers 200 with ``duplicate: true``).
+- ``POST /api/resolve``: the admin settles a response ``{"client_id", "task", "reason", "verdicts"?, "flag"?}``.
 - ``GET /api/progress``: the caller's counts; the admin gets the whole panel.
 - ``GET /api/flags?status=flag|skip``: flagged (or skipped) responses with their notes (admin).
 - ``GET /api/disagreements``: responses whose verdicts in force differ, who said what (admin).
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from changeover.labeling.accounts import Annotator
 from changeover.labeling.auth import guarded
 from changeover.labeling.export import FORMATS, write_labels
+from changeover.labeling.resolve import parse_resolution
 from changeover.labeling.review import disagreements, flagged
 from changeover.labeling.service import LabelingService
 from changeover.labeling.submit import (
@@ -82,15 +84,9 @@ def _target(service: LabelingService, body: dict[str, Any]) -> Task:
 @guarded()
 def post_label(request: Request, who: Annotator) -> Response:
     service = _service(request)
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        # a cross-site HTML form cannot send this type, so a login cookie cannot be abused to post labels
-        return JSONResponse({"error": "send the label as JSON (Content-Type: application/json)"}, status_code=415)
-    try:
-        body = limits.loads(request.state.body or b"null", MAX_JSON_DEPTH)
-    except limits.TooDeep as exc:
-        return JSONResponse({"error": f"{exc}; a label is a flat object"}, status_code=400)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return JSONResponse({"error": "the body must be JSON"}, status_code=400)
+    body, error = _json_body(request)
+    if error is not None:
+        return error
     try:
         sub = parse_submission(body, service.dimensions)
         task = _target(service, body)
@@ -98,6 +94,35 @@ def post_label(request: Request, who: Annotator) -> Response:
     except LabelRequestError as exc:
         return _error(exc)
     return JSONResponse(result.to_json(), status_code=200 if result.duplicate else 201)
+
+
+def _json_body(request: Request) -> tuple[Any, Response | None]:
+    """The request's JSON body, or the error response to send (415, 400)."""
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        # a cross-site HTML form cannot send this type, so a login cookie cannot be abused to post
+        return None, JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
+    try:
+        return limits.loads(request.state.body or b"null", MAX_JSON_DEPTH), None
+    except limits.TooDeep as exc:
+        return None, JSONResponse({"error": f"{exc}; a label is a flat object"}, status_code=400)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, JSONResponse({"error": "the body must be JSON"}, status_code=400)
+
+
+@guarded(admin=True)
+def post_resolution(request: Request, who: Annotator) -> Response:
+    """The admin settles a response (verdicts that supersede those in force) or dismisses a flag."""
+    service = _service(request)
+    body, error = _json_body(request)
+    if error is not None:
+        return error
+    try:
+        res = parse_resolution(body, service.dimensions)
+        task = _target(service, body)
+        payload = service.resolve(who.name, task, res)
+    except LabelRequestError as exc:
+        return _error(exc)
+    return JSONResponse(payload, status_code=201)
 
 
 @guarded()

@@ -74,6 +74,7 @@ def create_app(service: LabelingService, background: bool = True, public_url: st
         Route("/export.{fmt}", pages.export_page),
         Route("/api/next", api.next_task),
         Route("/api/labels", api.post_label, methods=["POST"]),
+        Route("/api/resolve", api.post_resolution, methods=["POST"]),
         Route("/api/progress", api.progress),
         Route("/api/export", api.export),
         Route("/api/flags", api.flags),

@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy import select
 
 from changeover.labeling.agreement import Agreement, agreement_by_annotator, kappa_by_dimension
+from changeover.labeling.resolve import REVIEW
 from changeover.store import Store
 from changeover.store.events import aware, now
-from changeover.store.responses import current_labels, labels_in_force
+from changeover.store.responses import all_labels, in_force
 from changeover.store.schema import labels
 
 
@@ -71,13 +72,23 @@ def count_by_annotator(store: Store) -> tuple[dict[str, Counts], Counts]:
     return per, team
 
 
+def annotators_verdicts(store: Store) -> dict[tuple[str, str, str, str], Any]:
+    """The annotators' own verdicts in force, by (item, model, dimension, annotator): an admin's
+    resolution (source 'review') settles the response for the assessment, but agreement is
+    measured on what the annotators said."""
+    return in_force(r for r in all_labels(store) if r.source != REVIEW)
+
+
 def agreement(store: Store, dimensions: list[str]) -> dict[str, Agreement]:
-    return kappa_by_dimension(current_labels(store), dimensions)
+    by_unit: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for (item, model, dim, _annotator), row in annotators_verdicts(store).items():
+        by_unit[(item, model, dim)].append(int(row.value))
+    return kappa_by_dimension(dict(by_unit), dimensions)
 
 
 def annotator_agreement(store: Store, dimensions: list[str]) -> dict[str, Agreement]:
-    """Each annotator's agreement with the others on the labelled dimensions (verdicts in force)."""
-    verdicts = {k: int(r.value) for k, r in labels_in_force(store).items() if k[2] in dimensions}
+    """Each annotator's agreement with the others on the labelled dimensions (their verdicts in force)."""
+    verdicts = {k: int(r.value) for k, r in annotators_verdicts(store).items() if k[2] in dimensions}
     return agreement_by_annotator(verdicts)
 
 

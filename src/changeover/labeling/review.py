@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from changeover.labeling.resolve import settled_flags
 from changeover.labeling.tasks import Catalogue, Task
 from changeover.store import Store
 from changeover.store.events import aware
@@ -26,28 +27,33 @@ class Flagged:
     """One flag (or skip) submission."""
 
     status: str  # flag | skip
+    submission: str  # the flag's client id (what a resolution names)
     task: Task | None  # None when the response is no longer in the catalogue
     item: str
     annotator: str
     at: datetime
     note: str | None
     verdicts: dict[str, Counter[int]] = field(default_factory=dict)  # dimension -> {1: n, 0: n} in force now
+    settled: dict[str, Any] | None = None  # the resolution or dismissal event: kind, actor, reason, at
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "submission": self.submission,
             "task": self.task.id if self.task else None,
             "item": self.item,
             "annotator": self.annotator,
             "at": self.at.isoformat(),
             "note": self.note,
             "verdicts": {d: {"acceptable": c[1], "not_acceptable": c[0]} for d, c in self.verdicts.items()},
+            "settled": {**self.settled, "at": self.settled["at"].isoformat()} if self.settled else None,
         }
 
 
 def flagged(store: Store, catalogue: Catalogue, status: str = "flag") -> list[Flagged]:
     """Flag (or skip) submissions, newest first, each with the verdicts in force on its response."""
     rows = all_labels(store)
+    settled = settled_flags(store)
     counting: dict[tuple[str, str], dict[str, Counter[int]]] = {}
     for (item, model, dim, _annotator), row in in_force(rows).items():
         counting.setdefault((item, model), {}).setdefault(dim, Counter())[int(row.value)] += 1
@@ -61,10 +67,10 @@ def flagged(store: Store, catalogue: Catalogue, status: str = "flag") -> list[Fl
             continue
         seen.add(submission)
         task = catalogue.by_key.get((r.item, r.model))
+        verdicts = counting.get((r.item, r.model), {})
+        at = aware(r.created_at)
         out.append(
-            Flagged(
-                r.status, task, r.item, r.annotator, aware(r.created_at), r.note, counting.get((r.item, r.model), {})
-            )
+            Flagged(r.status, submission, task, r.item, r.annotator, at, r.note, verdicts, settled.get(submission))
         )
     return out
 

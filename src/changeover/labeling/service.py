@@ -25,6 +25,7 @@ from changeover.labeling.progress import (
 from changeover.labeling.progress import agreement as agreement_by_dimension
 from changeover.labeling.queue import Claims, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
+from changeover.labeling.resolve import Resolution, resolve
 from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, shown, submit
 from changeover.labeling.tables import ensure_tables
 from changeover.labeling.tasks import Catalogue, Task, stored_responses
@@ -149,6 +150,13 @@ class LabelingService:
         if not result.duplicate and sub.status == "label":
             self.refresher.labels_added()
         return result
+
+    def resolve(self, admin: str, task: Task, res: Resolution) -> dict[str, Any]:
+        """The admin's resolution of ``task`` (see ``labeling.resolve``); the queue refits after it."""
+        payload = resolve(self.store, admin, task, res)
+        if res.verdicts:
+            self.refresher.labels_added()
+        return payload
 
     def history(self, annotator: str, limit: int = HISTORY) -> list[Past]:
         """The annotator's recent submissions still in force, newest first: what 'undo' can correct."""

@@ -24,7 +24,7 @@ from changeover.store.events import now
 from changeover.store.schema import labels
 
 STATUSES = ("label", "skip", "flag")
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{7,99}$")
+CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{7,99}$")
 MAX_CLIENT_ID = 100
 MAX_NOTE = 2000
 MAX_TASK = 64  # task ids are 20 hex characters
@@ -101,7 +101,7 @@ def parse_submission(body: Any, dimensions: list[str]) -> Submission:
         raise LabelRequestError("the body must be a JSON object with 'client_id' and 'verdicts'")
     id_help = "a client-generated id of 8-100 characters (letters, digits, '_.:-'), e.g. a UUID"
     client_id = bounded(body, "client_id", MAX_CLIENT_ID, id_help)
-    if client_id is None or not _CLIENT_ID.match(client_id):
+    if client_id is None or not CLIENT_ID.match(client_id):
         raise LabelRequestError(f"field 'client_id': give {id_help}; resending it never stores twice")
     status = body.get("status", "label")
     if status not in STATUSES:
@@ -130,7 +130,7 @@ def parse_submission(body: Any, dimensions: list[str]) -> Submission:
     elif verdicts:
         raise LabelRequestError(f"field 'verdicts': a '{status}' carries no verdicts; leave it out")
     corrects = bounded(body, "corrects", MAX_CLIENT_ID, "the client_id of the submission this one corrects")
-    if corrects is not None and not _CLIENT_ID.match(corrects):
+    if corrects is not None and not CLIENT_ID.match(corrects):
         raise LabelRequestError("field 'corrects': the client_id of the submission this one corrects")
     if corrects is not None and status == "skip":
         raise LabelRequestError(
