@@ -434,3 +434,15 @@ def test_the_admin_settles_a_disagreement_and_dismisses_a_flag(unlabelled_store,
         ("labeling.review.resolved", "admin", "rubric: x"),
         ("labeling.review.dismissed", "admin", "a known cut"),
     ]
+
+
+def test_a_revoked_token_is_refused_at_once_and_its_open_response_freed(filled_store, serve):
+    from changeover.labeling.accounts import revoke
+
+    live = serve(filled_store)
+    with live.client("bob") as b:
+        task = b.get("/api/next").json()["task"]
+        assert task not in {t.id for t in candidates(live.service.catalogue, "alice", {}, 5, read_state(filled_store))}
+        revoke(filled_store, "bob", "lead", "left the project")
+        assert b.get("/api/next").status_code == 401 and b.get("/").status_code == 401
+    assert task in {t.id for t in candidates(live.service.catalogue, "alice", {}, 5, read_state(filled_store))}
