@@ -59,7 +59,7 @@ def import_cmd(
 ) -> None:
     from changeover.config import load_spec
     from changeover.prompts.traffic import read_interactions
-    from changeover.shadow.redact import Redactor
+    from changeover.redaction import Redactor
     from changeover.traffic import import_traffic
     from changeover.traffic.config import redaction_rules, traffic_config
 

@@ -8,28 +8,16 @@ background queues are bounded.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from changeover.config import MigrationSpec
 from changeover.errors import SpecError
+from changeover.redaction import Redaction, Regex
 from changeover.rollout.config import RolloutConfig, Seconds
 from changeover.shadow.limits import parse_size
-
-
-def _compiles(v: str) -> str:
-    try:
-        re.compile(v)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc}") from None
-    return v
-
-
-Regex = Annotated[str, AfterValidator(_compiles)]
-"""A string that must compile as a Python regular expression."""
 
 Bytes = Annotated[int, BeforeValidator(parse_size)]
 """A size: ``"1MiB"``, ``"512KiB"`` or a number of bytes."""
@@ -97,15 +85,6 @@ class GatewayConfig(BaseModel):
     )
     max_json_depth: int = Field(64, ge=2, le=1000, description="deepest JSON nesting accepted (beyond it: 400)")
     max_admin_body_bytes: Bytes = Field(64 << 10, description="largest admin API request body (beyond it: 413)")
-
-
-class Redaction(BaseModel):
-    """A PII rule applied to the request and answers before they are written."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pattern: Regex
-    replace: str = "[REDACTED]"
 
 
 class ShadowConfig(BaseModel):

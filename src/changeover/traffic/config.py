@@ -17,7 +17,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from changeover.config import MigrationSpec
-from changeover.shadow.config import Redaction  # shared with the gateway; see docs/traffic.md
+from changeover.redaction import Redaction  # shared with the gateway; see docs/traffic.md
 
 __all__ = ["Redaction", "RedactionRules", "TrafficConfig", "redaction_rules", "traffic_config"]
 
