@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from changeover import jsonlimits as limits
 from changeover.labeling.accounts import Annotator
 from changeover.labeling.auth import guarded
 from changeover.labeling.export import FORMATS, write_labels
@@ -35,7 +36,6 @@ from changeover.labeling.submit import (
     shown,
 )
 from changeover.labeling.tasks import Task
-from changeover.shadow import limits
 
 MAX_JSON_DEPTH = 8  # a label nests 2 deep ({"verdicts": {...}})
 
