@@ -11,9 +11,6 @@ the table at all, so it is never ranked for labelling.
 
 from __future__ import annotations
 
-import functools
-import inspect
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +22,6 @@ from changeover.errors import DataError
 from changeover.records import Record
 from changeover.signals import MISSING, SignalScale, infer_scale
 from changeover.stats.tables import PairTable, build_table
-
-_PARAMS = inspect.signature(build_table).parameters
-KNOWN_TRUTH = "known0" in _PARAMS  # the model takes known truths (else: a failure enters as a label 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +118,7 @@ def comparison(
                 a[m, j, g] = scale.level(rec.signals.get(signal))
             pos[m, j], tot[m, j] = _votes(rec, dimension)
             labelled[m] += int(tot[m, j] > 0)
-    table = _build(segments, seg, scales, a, pos, tot, known, dimension)
+    table = _build(segments, seg, scales, a, pos, tot, known)
     return Comparison(
         candidate,
         dimension,
@@ -146,37 +140,9 @@ def _build(
     pos: np.ndarray,
     tot: np.ndarray,
     known: np.ndarray,
-    dimension: str,
 ) -> PairTable:
-    """``build_table`` with what this version of the model takes: several signals, known truths."""
-    levels: int | list[int] = [s.levels for s in scales.scales]
-    a0, a1 = a[0], a[1]
-    if len(scales.names) == 1 or not _multi_signal():
-        if len(scales.names) > 1:
-            warnings.warn(
-                f"dimension '{dimension}': this version of the model reads one signal per dimension; "
-                f"using '{scales.names[0]}' only",
-                stacklevel=3,
-            )
-        levels, a0, a1 = scales.scales[0].levels, a0[:, 0], a1[:, 0]
-    if KNOWN_TRUTH:
-        return build_table(
-            segments, seg, levels, a0, a1, pos[0], tot[0], pos[1], tot[1], known0=known[0], known1=known[1]
-        )
-    # a failed call as a human label 0 (the truth is known); it then counts as labelled in the table
-    pos, tot = pos.copy(), tot.copy()
-    for m in (0, 1):
-        pos[m][known[m] == 0] = 0
-        tot[m][known[m] == 0] = 1
-    return build_table(segments, seg, levels, a0, a1, pos[0], tot[0], pos[1], tot[1])
-
-
-@functools.cache
-def _multi_signal() -> bool:
-    """Whether ``build_table`` takes several signals (``levels`` a sequence, signals [items, G])."""
-    one = np.zeros(1, np.int64)
-    try:
-        build_table(["s"], one, [2, 2], np.zeros((1, 2), np.int64), np.zeros((1, 2), np.int64), one, one, one, one)
-    except (TypeError, ValueError, IndexError):
-        return False
-    return True
+    """``build_table`` with every signal of the dimension ([items, G]) and the known truths."""
+    levels = [s.levels for s in scales.scales]
+    return build_table(
+        segments, seg, levels, a[0], a[1], pos[0], tot[0], pos[1], tot[1], known0=known[0], known1=known[1]
+    )
