@@ -350,3 +350,102 @@ def test_promptfoo_tests_in_their_own_file(tmp_path):
     assert [r["messages"][0]["content"] for r in rows] == ["Capital of Peru?", "Capital of Kenya?"]
     assert rows[0]["segment"] == {"request_type": "prompt1", "region": "latam"}
     assert rows[1]["source"].endswith("cases.yaml:3")
+
+
+_CHAT = '"model": "m", "messages": [{"role": "user", "content": "x"}]'
+_SPAN = '{{"resourceSpans": [{{"scopeSpans": [{{"spans": [{{"attributes": [{attrs}]}}]}}]}}]}}'
+_CHAT_OP = '{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}'
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fmt", "message"),
+    [
+        (
+            "log.jsonl",
+            f'{{"request": {{{_CHAT}}}, "response": "oops"}}',
+            "openai-chat",
+            "log.jsonl:1 (response) must be",
+        ),
+        (
+            "log2.jsonl",
+            f'{{"request": {{{_CHAT}}}, "response": {{"choices": ["x"]}}}}',
+            "openai-chat",
+            "log2.jsonl:1 (response): field 'choices.0.message' must be an object",
+        ),
+        (
+            "legacy.jsonl",
+            '{"model": "m", "messages": [{"role": "assistant", "function_call": "x"}, '
+            '{"role": "user", "content": "x"}]}',
+            "openai-chat",
+            "legacy.jsonl:1: a field of this record has an unexpected shape",
+        ),
+        (
+            "claude.jsonl",
+            '{"request": {"model": "claude-3", "max_tokens": 4, "messages": [{"role": "user", "content": "x"}]}, '
+            '"response": {"content": ["x"]}}',
+            "anthropic",
+            "claude.jsonl:1: a field of this record has an unexpected shape",
+        ),
+        (
+            "parts.jsonl",
+            _SPAN.format(
+                attrs=_CHAT_OP + ', {"key": "gen_ai.input.messages", "value": {"stringValue": '
+                '"[{\\"role\\": \\"user\\", \\"parts\\": [\\"hi\\"]}]"}}'
+            ),
+            "otel",
+            "parts.jsonl:1 (resourceSpans.0.scopeSpans.0.spans.0): a field of this record has an unexpected shape",
+        ),
+        (
+            "int.jsonl",
+            _SPAN.format(attrs='{"key": "gen_ai.request.max_tokens", "value": {"intValue": "many"}}'),
+            "otel",
+            "int.jsonl:1 (resourceSpans.0.scopeSpans.0.spans.0): a field of this record has an unexpected shape",
+        ),
+        ("rs.jsonl", '{"resourceSpans": ["x"]}', "otel", "rs.jsonl:1 (resourceSpans.0): a field"),
+        (
+            "fuse.jsonl",
+            '{"type": "GENERATION", "traceId": "t", "id": "o", "input": "hi", "modelParameters": ["x"]}',
+            "langfuse",
+            "fuse.jsonl:1: a field of this record has an unexpected shape",
+        ),
+        ("runs.jsonl", '{"run_type": "llm", "inputs": "x"}', "langsmith", "runs.jsonl:1: a field of this record"),
+        (
+            "pf.yaml",
+            "prompts: ['{{q}}']\ntests:\n  - vars: file://v.yaml\n",
+            "promptfoo",
+            "pf.yaml:3: field 'vars' must",
+        ),
+        ("pf2.yaml", "tests:\n  - vars: {prompt: hi}\n    assert: 5\n", "promptfoo", "pf2.yaml:2: a field of this"),
+    ],
+)
+def test_a_field_of_the_wrong_shape_is_an_error_not_a_traceback(tmp_path, capsys, name, text, fmt, message):
+    src = _write(tmp_path, name, text + "\n")
+    out = tmp_path / "traffic.jsonl"
+    assert run(["traffic", "import", str(src), "--out", str(out), "--format", fmt]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert message in err and "Traceback" not in err, err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_folder_or_a_binary_file_is_an_error(tmp_path, capsys):
+    (tmp_path / "dir.jsonl").mkdir()
+    binary = _write(tmp_path, "b.yaml", "")
+    binary.write_bytes(b"\xff\xfe\x00tests")
+    for src, message in ((tmp_path / "dir.jsonl", "cannot be read"), (binary, "not UTF-8 text")):
+        assert run(["traffic", "import", str(src), "--out", str(tmp_path / "t.jsonl"), "-f", "auto"]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_data_list_is_the_top_level_one(tmp_path):
+    """A key named "data" nested in an earlier value is not the export's list (it was read as the records)."""
+    obs = {"type": "GENERATION", "traceId": "t", "id": "o1", "input": "hi"}
+    src = _write(
+        tmp_path,
+        "export.json",
+        json.dumps({"meta": {"data": [1], "note": "data"}, "data": [obs, obs | {"id": "o2"}]}, indent=1),
+    )
+    out = tmp_path / "t.jsonl"
+    assert import_traffic(src, out).format == "langfuse"
+    rows = lines(out)
+    assert [r["item"] for r in rows] == ["o1", "o2"]
+    assert [r["source"].rsplit("/", 1)[1] for r in rows] == ["export.json:9", "export.json:15"]

@@ -21,6 +21,7 @@ from changeover.traffic.common import (
     openai_tool,
     read_json_records,
     request_type,
+    shape_errors,
     text_of,
     tool_call,
 )
@@ -156,12 +157,14 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
         loc = Loc(path, line)
         if not isinstance(record, dict):
             raise TrafficError(f"{loc}: a log line must be a JSON object")
-        if "params" in record and "custom_id" in record:
-            yield row_from_body(need(record, "params", loc, dict), str(record["custom_id"]), loc.at("params"), record)
-        elif "request" in record:
-            item = record.get("id") or (record.get("response") or {}).get("id") or f"{path.stem}-{line}"
-            yield row_from_body(
-                need(record, "request", loc, dict), str(item), loc.at("request"), record, record.get("response")
-            )
-        else:
-            yield row_from_body(record, str(record.get("id") or f"{path.stem}-{line}"), loc, record)
+        with shape_errors(loc):
+            if "params" in record and "custom_id" in record:
+                params = need(record, "params", loc, dict)
+                yield row_from_body(params, str(record["custom_id"]), loc.at("params"), record)
+            elif "request" in record:
+                item = record.get("id") or (record.get("response") or {}).get("id") or f"{path.stem}-{line}"
+                yield row_from_body(
+                    need(record, "request", loc, dict), str(item), loc.at("request"), record, record.get("response")
+                )
+            else:
+                yield row_from_body(record, str(record.get("id") or f"{path.stem}-{line}"), loc, record)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from changeover.errors import RecordsError, where
+from changeover.errors import ChangeoverError, RecordsError, where
 from changeover.records import jsonl_objects
 
 
@@ -99,6 +100,16 @@ class TrafficRow:
 # --------------------------------------------------------------------------- reading sources
 
 
+def read_text(path: Path) -> str:
+    """A source file's text; a folder, an unreadable or a non-UTF-8 file is a TrafficError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrafficError(f"{path}: not UTF-8 text (byte {exc.start}); re-save it as UTF-8") from None
+    except OSError as exc:
+        raise TrafficError(f"{path}: cannot be read ({exc.strerror or exc}); give a log, trace or eval file") from None
+
+
 def read_json_records(path: Path) -> Iterator[tuple[int, Any]]:
     """(line, record) of a JSONL file, or of a JSON file holding one object, a list, or {"data": [...]}.
 
@@ -106,10 +117,7 @@ def read_json_records(path: Path) -> Iterator[tuple[int, Any]]:
     """
     if not path.exists():
         raise TrafficError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TrafficError(f"{path}: not UTF-8 text (byte {exc.start}); re-save it as UTF-8") from None
+    text = read_text(path)
     head = text.lstrip()[:1]
     if head not in ("[", "{"):
         raise TrafficError(f"{where(path, 1)}: expected JSON or JSONL (a line starting with '{{' or '['), got {head!r}")
@@ -119,12 +127,34 @@ def read_json_records(path: Path) -> Iterator[tuple[int, Any]]:
         yield from jsonl_objects(path, TrafficError)
         return
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
-        start = text.index("[", text.index('"data"'))
-        yield from _array_items(text, start, doc["data"])
+        yield from _array_items(text, _value_start(text, "data"), doc["data"])
     elif isinstance(doc, list):
         yield from _array_items(text, text.index("["), doc)
     else:
         yield 1 + text[: len(text) - len(text.lstrip())].count("\n"), doc
+
+
+def _value_start(text: str, key: str) -> int:
+    """Where the value of the top-level ``key`` of the JSON object in ``text`` starts.
+
+    Walks the object's own keys (skipping their values whole), so the same key nested
+    in an earlier value (``{"meta": {"data": [1]}, "data": [...]}``) is not taken for it.
+    """
+    decoder = json.JSONDecoder()
+    pos = text.index("{") + 1
+    while True:
+        pos = _skip(text, pos, " \t\r\n,")
+        name, pos = decoder.raw_decode(text, pos)
+        pos = _skip(text, _skip(text, pos, " \t\r\n") + 1, " \t\r\n")  # past the ':'
+        if name == key:
+            return pos
+        _, pos = decoder.raw_decode(text, pos)
+
+
+def _skip(text: str, pos: int, chars: str) -> int:
+    while text[pos] in chars:
+        pos += 1
+    return pos
 
 
 def _array_items(text: str, start: int, items: list[Any]) -> Iterator[tuple[int, Any]]:
@@ -146,7 +176,7 @@ def read_yaml_with_lines(path: Path) -> tuple[Any, yaml.Node | None]:
     """A YAML file's value and its node tree (for line numbers); errors name file:line."""
     if not path.exists():
         raise TrafficError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         return yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -173,6 +203,21 @@ def line_of(node: yaml.Node | None) -> int | None:
 
 
 # --------------------------------------------------------------------------- fields
+
+
+@contextmanager
+def shape_errors(loc: Loc) -> Iterator[None]:
+    """Turn a field of an unexpected shape (a string where an object belongs, a bad number) into a
+    TrafficError naming the record, instead of a traceback from deep inside an importer."""
+    try:
+        yield
+    except ChangeoverError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise TrafficError(
+            f"{loc}: a field of this record has an unexpected shape ({type(exc).__name__}: {exc}); "
+            "check the record against the format's documentation, or pass --format"
+        ) from None
 
 
 def need(obj: Any, name: str, loc: Loc, kind: type | tuple[type, ...] = object) -> Any:

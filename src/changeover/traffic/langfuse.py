@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, read_json_records, text_of
+from changeover.traffic.common import Loc, TrafficError, TrafficRow, read_json_records, shape_errors, text_of
 from changeover.traffic.openai_chat import messages_from
 
 NAME = "langfuse"
@@ -89,6 +89,10 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
         if isinstance(record.get("observations"), list):  # a trace with its observations
             for i, obs in enumerate(record["observations"]):
                 if isinstance(obs, dict) and obs.get("type") == "GENERATION":
-                    yield row_from_generation(obs, record, loc.at(f"observations.{i}"))
+                    with shape_errors(loc.at(f"observations.{i}")):
+                        row = row_from_generation(obs, record, loc.at(f"observations.{i}"))
+                    yield row
         elif record.get("type") == "GENERATION":
-            yield row_from_generation(record, None, loc)
+            with shape_errors(loc):
+                row = row_from_generation(record, None, loc)
+            yield row

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, read_json_records, text_of, tool_call
+from changeover.traffic.common import Loc, TrafficError, TrafficRow, read_json_records, shape_errors, text_of, tool_call
 
 NAME = "langsmith"
 ROLE_OF = {
@@ -119,4 +119,6 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
         if "run_type" not in run:
             raise TrafficError(f"{loc.field('run_type')} is required but missing (is this a LangSmith run export?)")
         if run["run_type"] in ("llm", "chat_model"):
-            yield row_from_run(run, loc)
+            with shape_errors(loc):
+                row = row_from_run(run, loc)
+            yield row

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, need, read_json_records
+from changeover.traffic.common import Loc, TrafficError, TrafficRow, need, read_json_records, shape_errors
 from changeover.traffic.openai_chat import row_from_body
 
 NAME = "openai-batch"
@@ -23,12 +23,13 @@ def _responses(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for line, record in read_json_records(path):
         loc = Loc(path, line)
-        cid = need(record, "custom_id", loc, str)
-        response = record.get("response")
-        if isinstance(response, dict) and response.get("status_code") == 200:
-            out[cid] = response.get("body")
-        elif record.get("error") or isinstance(response, dict):
-            out[cid] = {"error": record.get("error") or (response or {}).get("body")}
+        with shape_errors(loc):
+            cid = need(record, "custom_id", loc, str)
+            response = record.get("response")
+            if isinstance(response, dict) and response.get("status_code") == 200:
+                out[cid] = response.get("body")
+            elif record.get("error") or isinstance(response, dict):
+                out[cid] = {"error": record.get("error") or (response or {}).get("body")}
     return out
 
 
@@ -48,4 +49,5 @@ def convert(path: Path, responses: Path | None = None, **_: Any) -> Iterator[Tra
         if url != CHAT_URL:
             raise TrafficError(f"{loc.field('url')}: only {CHAT_URL} requests are traffic, got {url!r}")
         body = need(record, "body", loc, dict)
-        yield row_from_body(body, cid, loc.at("body"), record, answers.get(cid))
+        with shape_errors(loc):
+            yield row_from_body(body, cid, loc.at("body"), record, answers.get(cid))

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, need, read_json_records, request_type
+from changeover.traffic.common import (
+    Loc,
+    TrafficError,
+    TrafficRow,
+    need,
+    read_json_records,
+    request_type,
+    shape_errors,
+)
 
 NAME = "openai-chat"
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -51,13 +59,17 @@ def messages_from(raw: Any, loc: Loc) -> list[dict[str, Any]]:
 
 def recorded_answer(response: Any, loc: Loc) -> dict[str, Any] | None:
     """The first choice of a chat.completion response, as {model, content, tool_calls, finish_reason}."""
-    if not isinstance(response, dict):
+    if response is None:
         return None
+    if not isinstance(response, dict):
+        raise TrafficError(f"{loc} must be a chat.completion object, got {type(response).__name__}")
     choices = response.get("choices")
     if not isinstance(choices, list) or not choices:
         if "error" in response:
             return {"error": response["error"]}
         raise TrafficError(f"{loc.field('choices')} must be a non-empty list (a chat.completion object)")
+    if not isinstance(choices[0], dict) or not isinstance(choices[0].get("message") or {}, dict):
+        raise TrafficError(f"{loc.field('choices.0.message')} must be an object with 'content' or 'tool_calls'")
     message = choices[0].get("message") or {}
     out = {"model": response.get("model"), "content": message.get("content")}
     if message.get("tool_calls"):
@@ -99,9 +111,11 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
         loc = Loc(path, line)
         if not isinstance(record, dict):
             raise TrafficError(f"{loc}: a log line must be a JSON object")
-        if "request" in record:
-            body = need(record, "request", loc, dict)
-            item = record.get("id") or (record.get("response") or {}).get("id") or f"{path.stem}-{line}"
-            yield row_from_body(body, str(item), loc, record, record.get("response"))
-        else:
-            yield row_from_body(record, str(record.get("id") or f"{path.stem}-{line}"), loc, record)
+        with shape_errors(loc):
+            if "request" in record:
+                body = need(record, "request", loc, dict)
+                response = record.get("response")
+                item = record.get("id") or (response.get("id") if isinstance(response, dict) else None)
+                yield row_from_body(body, str(item or f"{path.stem}-{line}"), loc, record, response)
+            else:
+                yield row_from_body(record, str(record.get("id") or f"{path.stem}-{line}"), loc, record)

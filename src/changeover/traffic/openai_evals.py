@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, need, read_json_records
+from changeover.traffic.common import Loc, TrafficError, TrafficRow, need, read_json_records, shape_errors
 from changeover.traffic.openai_chat import messages_from
 
 NAME = "openai-evals"
@@ -25,7 +25,10 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
     for line, record in read_json_records(path):
         loc = Loc(path, line)
         inp = need(record, "input", loc, (list, str))
-        messages = [{"role": "user", "content": inp}] if isinstance(inp, str) else messages_from(inp, loc.at("input"))
+        with shape_errors(loc):
+            messages = (
+                [{"role": "user", "content": inp}] if isinstance(inp, str) else messages_from(inp, loc.at("input"))
+            )
         ideal = record.get("ideal")
         if isinstance(ideal, list):
             ideal = str(ideal[0]) if ideal else None

@@ -29,6 +29,7 @@ from changeover.traffic.common import (
     openai_tool,
     read_json_records,
     request_type,
+    shape_errors,
     text_of,
     tool_call,
 )
@@ -235,9 +236,15 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
         if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
             raise TrafficError(f"{loc.field('resourceSpans')} is required: an OTLP JSON trace export")
         for r, rs in enumerate(doc["resourceSpans"]):
-            resource = attributes((rs.get("resource") or {}).get("attributes"))
-            for s, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []):
-                for k, span in enumerate(ss.get("spans") or []):
-                    row = row_from_span(span, resource, loc.at(f"resourceSpans.{r}.scopeSpans.{s}.spans.{k}"))
+            with shape_errors(loc.at(f"resourceSpans.{r}")):
+                resource = attributes((rs.get("resource") or {}).get("attributes"))
+                scopes = list(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or [])
+            for s, ss in enumerate(scopes):
+                with shape_errors(loc.at(f"resourceSpans.{r}.scopeSpans.{s}")):
+                    spans = list(ss.get("spans") or [])
+                for k, span in enumerate(spans):
+                    at = loc.at(f"resourceSpans.{r}.scopeSpans.{s}.spans.{k}")
+                    with shape_errors(at):
+                        row = row_from_span(span, resource, at)
                     if row is not None:
                         yield row

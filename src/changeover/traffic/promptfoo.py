@@ -19,7 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, line_of, node_at, read_yaml_with_lines
+from changeover.traffic.common import (
+    Loc,
+    TrafficError,
+    TrafficRow,
+    line_of,
+    node_at,
+    read_yaml_with_lines,
+    shape_errors,
+)
 from changeover.traffic.openai_chat import messages_from
 
 NAME = "promptfoo"
@@ -153,28 +161,40 @@ def _cases(
         loc = Loc(path, line_of(node_at(tests_node, i)))
         if not isinstance(test, dict):
             raise TrafficError(f"{loc}: a test case is a mapping with 'vars' (and 'assert')")
-        variables = {**(default.get("vars") or {}), **(test.get("vars") or {})}
-        reference, refusal = _checks([*(default.get("assert") or []), *(test.get("assert") or [])])
-        segment = {str(k): str(v) for k, v in (test.get("metadata") or {}).items() if isinstance(v, (str, int, float))}
-        for j, expanded in enumerate(_expand(variables)):
-            templates = prompts
-            if not templates:
-                name = next((v for v in PROMPT_VARS if isinstance(expanded.get(v), str)), None)
-                if name is None:
-                    raise TrafficError(
-                        f"{loc.field('vars')}: no prompts in the config, so a test needs a text variable named one of "
-                        f"{', '.join(PROMPT_VARS)}"
-                    )
-                templates = [("promptfoo", "{{" + name + "}}")]
-            for label, template in templates:
-                item = f"{path.stem}-{i + 1}" + (f"-{j + 1}" if j else "") + (f"-{label}" if len(templates) > 1 else "")
-                yield TrafficRow(
-                    item=item,
-                    messages=_messages(template, expanded, loc),
-                    segment={"request_type": label, **segment},
-                    reference=reference,
-                    expect_refusal=refusal,
-                    variables=expanded,
-                    source=str(loc),
-                    raw=test,
+        with shape_errors(loc):
+            rows = list(_rows(path, i, test, loc, prompts, default))
+        yield from rows
+
+
+def _rows(
+    path: Path, i: int, test: dict[str, Any], loc: Loc, prompts: list[tuple[str, str]], default: dict[str, Any]
+) -> Iterator[TrafficRow]:
+    """The interactions of test case ``i``: each expansion of its list variables, in each prompt."""
+    for name, given in (("defaultTest.vars", default.get("vars")), ("vars", test.get("vars"))):
+        if given is not None and not isinstance(given, dict):
+            raise TrafficError(f"{loc.field(name)} must be a mapping of variables (file:// vars are not read)")
+    variables = {**(default.get("vars") or {}), **(test.get("vars") or {})}
+    reference, refusal = _checks([*(default.get("assert") or []), *(test.get("assert") or [])])
+    segment = {str(k): str(v) for k, v in (test.get("metadata") or {}).items() if isinstance(v, (str, int, float))}
+    for j, expanded in enumerate(_expand(variables)):
+        templates = prompts
+        if not templates:
+            name = next((v for v in PROMPT_VARS if isinstance(expanded.get(v), str)), None)
+            if name is None:
+                raise TrafficError(
+                    f"{loc.field('vars')}: no prompts in the config, so a test needs a text variable named one of "
+                    f"{', '.join(PROMPT_VARS)}"
                 )
+            templates = [("promptfoo", "{{" + name + "}}")]
+        for label, template in templates:
+            item = f"{path.stem}-{i + 1}" + (f"-{j + 1}" if j else "") + (f"-{label}" if len(templates) > 1 else "")
+            yield TrafficRow(
+                item=item,
+                messages=_messages(template, expanded, loc),
+                segment={"request_type": label, **segment},
+                reference=reference,
+                expect_refusal=refusal,
+                variables=expanded,
+                source=str(loc),
+                raw=test,
+            )
