@@ -186,7 +186,7 @@ def test_a_400_px_screen_renders_markdown_safely_with_no_horizontal_scroll(sqlit
     store = open_store(sqlite_url)
     add_records(store, _markdown_records(), source="markdown")
     guidelines = {"refusal": "**Acceptable**: answering *how do I kill a Python process?*\n\n- bad: refusing it"}
-    live = serve(store, tone=True, assess_draws=100, guidelines=guidelines)
+    live = serve(store, tone=True, assess_draws=100, assess_chains=2, guidelines=guidelines)
     page = browser.new_page(viewport={"width": 400, "height": 800})
     page.goto(f"{live.url}/login?token={live.tokens['alice']}")
     page.wait_for_selector(".dim.active")

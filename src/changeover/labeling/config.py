@@ -42,7 +42,7 @@ class LabelingConfig(BaseModel):
     dimensions: list[str] | None = None
     rank_window: int = Field(5, ge=1, le=1000, description="tasks of like value, shuffled per annotator")
     assess_draws: int = Field(250, ge=50, le=20000, description="posterior draws per chain for the live fit")
-    assess_chains: int = Field(2, ge=1, le=8)
+    assess_chains: int = Field(4, ge=1, le=8, description="chains for the live fit (as `changeover assess`)")
     rank_depth: int = Field(200, ge=1, le=100000, description="how many best labels the assessment ranks")
     seed: int | None = None
     guidelines: dict[str, str] = Field(
