@@ -254,7 +254,7 @@ def test_token_budget_waits_for_refill():
         return t1 - t0, time.monotonic() - t1
 
     first, second = asyncio.run(go())
-    assert first < 0.05 and 0.9 <= second < 1.5
+    assert first < 0.5 and 0.9 <= second < 5  # lower bounds are the rule; upper ones only catch a hang
 
 
 def test_odd_json_shapes_are_read_as_missing_never_a_crash():

@@ -27,7 +27,7 @@ def cached_calls(db) -> int:
         return 0
 
 
-def settled(count, quiet: float = 0.3, timeout: float = 10.0) -> int:
+def settled(count, quiet: float = 1.0, timeout: float = 20.0) -> int:
     """``count()`` once it has not changed for ``quiet`` seconds."""
     deadline = time.monotonic() + timeout
     last, since = count(), time.monotonic()
