@@ -1,5 +1,6 @@
 """The store goes away and comes back under a running gateway: nothing acknowledged is lost or doubled,
-and a rollout change decided meanwhile lands exactly once.
+and a rollout change decided meanwhile lands exactly once; under a re-embed job, the resume keeps what was
+stored and redoes nothing.
 
 PostgreSQL is a throwaway cluster of this suite (``tests/faults/pg.py``), crashed
 with ``pg_ctl stop -m immediate`` or cut with ``pg_terminate_backend``; SQLite is
@@ -8,12 +9,16 @@ locked by another process for longer than its busy timeout.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, select
 from tests.faults.record import note, repeats
 from tests.faults.traffic import Traffic, served_rows, wait_until
 from tests.gateway.helpers import GatewayProcess, GatewayServer
@@ -21,6 +26,7 @@ from tests.gateway.test_controller import config, log
 from tests.gateway.test_processes import model_for
 
 from changeover.cli import run
+from changeover.embeddings.schema import vectors
 from changeover.errors import StoreUnavailable
 from changeover.rollout import state as rs
 from changeover.rollout.controller import Controller
@@ -211,3 +217,62 @@ def test_controller_rollback_decided_as_the_store_goes_down(pg_cluster, pg_db, r
         failed_for_s=events[2].payload["failed_for_s"],
         rollback_events=kinds.count("rollout.rollback"),
     )
+
+
+@pytest.fixture(scope="module")
+def reembed_outage(pg_cluster, cranfield, tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, int]:
+    """A paced re-embed of 24 documents on PostgreSQL; the server crashes once some vectors are stored and
+    restarts; then the job is run again. (The crashed run, the resume's result, the vectors stored.)"""
+    tmp = tmp_path_factory.mktemp("reembed-outage")
+    corpus = tmp / "corpus.jsonl"
+    corpus.write_text("\n".join((cranfield / "corpus.jsonl").read_text().splitlines()[:24]) + "\n")
+    db = pg_cluster.create_database()
+    base = [sys.executable, "-c", "from changeover.cli import main; main()", "embeddings", "reembed", "--to", "minilm"]
+    base += ["--corpus", str(corpus), "--batch", "2", "--no-progress", "--db", db]
+    proc = subprocess.Popen([*base, "--rate", "4/s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = create_engine(db)
+
+    def stored() -> int:
+        try:
+            with engine.connect() as conn:
+                return len(conn.execute(select(vectors.c.doc_id)).all())
+        except Exception:  # noqa: BLE001 - tables not created yet
+            return 0
+
+    try:
+        wait_until(lambda: stored() >= 6, 120, "the job to store some vectors")
+    finally:
+        engine.dispose()
+    pg_cluster.stop("immediate")
+    try:
+        printed, err = proc.communicate(timeout=60)  # the job meets the dead store
+    finally:
+        pg_cluster.start()
+    crashed = subprocess.CompletedProcess(proc.args, proc.returncode, printed, err)
+    out = tmp / "resume.json"
+    resumed = subprocess.run([*base, "--rate", "off", "--json", str(out)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    with open_store(db) as store, store.engine.connect() as conn:
+        rows = len(conn.execute(select(vectors.c.doc_id)).all())
+    return crashed, json.loads(out.read_text()), rows
+
+
+def test_reembed_through_a_postgres_crash_resumes_with_nothing_redone(reembed_outage, run_index):
+    crashed, result, rows = reembed_outage
+    assert crashed.returncode != 0  # it stopped; nothing acknowledged was claimed
+    assert result["already"] + result["embedded"] == 24 and result["complete"] is True
+    assert result["already"] >= 6 and rows == 24  # what was stored was kept, each document once
+    if run_index == 0:  # one job run, shared by the repeats
+        note(
+            "outage.reembed_pg_crash",
+            exit=crashed.returncode,
+            stderr_lines=len(crashed.stderr.splitlines()),
+            kept=result["already"],
+            resumed=result["embedded"],
+        )
+
+
+@pytest.mark.xfail(strict=True, reason="re-embed does not wrap a lost store: traceback, exit 1 (reported)")
+def test_reembed_meeting_a_dead_store_says_so_in_one_line(reembed_outage, run_index):
+    crashed, _result, _rows = reembed_outage
+    assert crashed.returncode == 2 and len(crashed.stderr.strip().splitlines()) <= 2
