@@ -11,8 +11,19 @@
 3. Simulation-based calibration (Talts et al. 2018): parameters drawn from the
    prior, data from them, ranks of the truth among posterior draws; rank
    histograms and chi-square p-values (uniform ranks = a calibrated sampler).
+4. Convergence and fit time at scale: 3 candidates x 3 dimensions (two binary,
+   one 5-level) x 6 segments in one ``fit_pairs`` call at 10^3 .. 10^6 items per
+   segment (production judge: sens 0.85-0.95, spec 0.75-0.9, half the time 0.3
+   lower on the candidate), wall and CPU time, worst R-hat / bulk and tail ESS /
+   divergences; and the production scenario alone at 0.05% .. 1% labelled.
+5. XSTest: coverage of the safe / unsafe segment deltas and the overall delta
+   over all 20 ordered pairs of the 5 models with 40 / 80 / 120 random prompts
+   labelled (several seeds), the estimated judge-error dependence per pair;
+   llama2orig -> each candidate over 25 seeds; widths against human-only and
+   PPI++ with the GPT-4 judge alone and with the refusal-phrase check as a
+   second signal; and the width gain of a second signal on simulations.
 
-    python benchmarks/bench_calibration.py [--quick]
+    python benchmarks/bench_calibration.py [--quick] [--only coverage,margin,sbc,scale,xstest]
 """
 
 from __future__ import annotations
@@ -29,9 +40,17 @@ import numpy as np  # noqa: E402
 from scipy.stats import beta, binomtest, chisquare  # noqa: E402
 
 from changeover.stats import decision as dec  # noqa: E402
-from changeover.stats.diagnostics import ess, rhat  # noqa: E402
+from changeover.stats.diagnostics import ess, ess_tail, rhat  # noqa: E402
 from changeover.stats.model import FitSettings, PairFit, fit_pairs  # noqa: E402
-from changeover.stats.simulate import Scenario, draw_prior, simulate, simulate_from  # noqa: E402
+from changeover.stats.simulate import (  # noqa: E402
+    Scenario,
+    draw_prior,
+    production_scenario,
+    simulate,
+    simulate_counts,
+    simulate_from,
+    simulate_judges,
+)
 
 MARGIN, CONF = 0.02, 0.95
 
@@ -160,6 +179,7 @@ def bench_margin(reps: int) -> list:
     tables = [simulate(sc, rng)[0] for sc in cases for _ in range(reps)]
     with C.Timer() as t:
         fits = fit_chunked(tables, FitSettings(seed=3))
+    print(f"  divergent transitions: {sum(f.divergences for f in fits)} in {len(fits)} fits")
     print(f"  fitted {len(fits)} comparisons in {t.seconds:.1f} s")
     print(
         f"{'case':32s} | {'judge-alone delta':>17s} | {'GO':>14s} | {'95% upper':>9s} | {'target':>14s} | "
@@ -171,7 +191,9 @@ def bench_margin(reps: int) -> list:
         ts = tables[i * reps : (i + 1) * reps]
         gos = [verdict(f, np.ones(1)) == dec.GO for f in fs]
         p_ni = np.mean([np.mean(PairFit.flat(f.delta[..., 0]) > -MARGIN) for f in fs])
-        naive = np.mean([((t.a1 == 1) * t.n).sum() / t.n.sum() - ((t.a0 == 1) * t.n).sum() / t.n.sum() for t in ts])
+        naive = np.mean(
+            [((t.a1[:, 0] == 1) * t.n).sum() / t.n.sum() - ((t.a0[:, 0] == 1) * t.n).sum() / t.n.sum() for t in ts]
+        )
         k = int(sum(gos))
         out.append((sc.name, k, reps))
         p = binomtest(k, reps, 1 - CONF, alternative="greater").pvalue
@@ -277,10 +299,195 @@ def bench_sbc(n_sims: int, bins: int) -> list:
     return results
 
 
+# --------------------------------------------------------------------------- 4. scale
+
+
+def _worst(fits: list[PairFit]) -> tuple[float, float, float, int]:
+    qs = []
+    for f in fits:
+        S = f.delta.shape[-1]
+        qs += [f.delta[..., s] for s in range(S)] + [f.delta.mean(-1)]
+        qs += [f.incumbent_rate[..., s] for s in range(S)] + [f.candidate_rate[..., s] for s in range(S)]
+    return max(map(rhat, qs)), min(map(ess, qs)), min(map(ess_tail, qs)), sum(f.divergences for f in fits)
+
+
+def bench_scale(sizes: list[int]) -> None:
+    import time
+
+    settings = FitSettings()
+    print(
+        f"\n# 4a. 3 candidates x 3 dimensions (binary, binary, 5-level) x 6 segments, one fit_pairs call, default "
+        f"settings ({settings.chains} chains x {settings.warmup} warm-up + {settings.draws} draws, "
+        f"{settings.steps} leapfrog steps); 0.5% labelled (3% at 10^3); worst over 9 x (6 segment deltas, the "
+        "mean delta, 12 pass rates)"
+    )
+    print(
+        f"{'items/segment':>13s} | {'labelled':>8s} | {'cells':>6s} | {'wall s':>6s} | {'CPU s':>6s} | "
+        f"{'R-hat max':>9s} | "
+        f"{'bulk ESS min':>12s} | {'tail ESS min':>12s} | {'divergent':>9s}"
+    )
+    cpus = []
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        share = 0.005 if n >= 10**4 else 0.03
+        tables = [
+            simulate_counts(production_scenario(rng, n, share, levels=k), rng)[0] for _ in range(3) for k in (2, 2, 5)
+        ]
+        w0, c0 = time.perf_counter(), time.process_time()
+        fits = fit_pairs(tables, dataclasses.replace(settings, seed=2))
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        cpus.append(cpu)
+        r, e, et, div = _worst(fits)
+        print(
+            f"{n:13,d} | {sum(t.labelled(0) + t.labelled(1) for t in tables):8,d} | "
+            f"{sum(t.cells for t in tables):6d} | {wall:6.2f} | {cpu:6.2f} | {r:9.4f} | {e:12.0f} | {et:12.0f} | "
+            f"{div:9d}"
+        )
+    print(
+        f"  targets: R-hat <= 1.01, ESS >= 400, no divergences; CPU < 2 s -> "
+        f"{'MET' if max(cpus) < 2 else 'NOT MET'} (max {max(cpus):.2f} s, {C.load_now()}); "
+        f"flat in N: CPU at the largest / smallest size = {cpus[-1] / cpus[0]:.2f}"
+    )
+    print("\n# 4b. The production scenario (6 segments, one comparison per row, default settings)")
+    print(
+        f"{'items/segment':>13s} | {'share':>6s} | {'labelled':>8s} | {'R-hat max':>9s} | {'bulk ESS':>8s} | "
+        f"{'tail ESS':>8s} | div"
+    )
+    rng = np.random.default_rng(3)
+    rows = [(n, share) for n in sizes for share in (0.0005, 0.002, 0.01)]
+    tables = [simulate_counts(production_scenario(rng, n, share), rng)[0] for n, share in rows]
+    fits = fit_pairs(tables, dataclasses.replace(settings, seed=1))
+    for (n, share), t, f in zip(rows, tables, fits, strict=True):
+        r, e, et, div = _worst([f])
+        print(
+            f"{n:13,d} | {share:6.2%} | {t.labelled(0) + t.labelled(1):8,d} | {r:9.4f} | {e:8.0f} | {et:8.0f} | {div}"
+        )
+
+
+# --------------------------------------------------------------------------- 5. XSTest and several signals
+
+
+def bench_xstest(seeds: int, long_seeds: int) -> None:
+    import itertools
+
+    X = C.load_xstest()
+    pairs = list(itertools.permutations(C.XSTEST_MODELS, 2))
+    print(
+        f"\n# 5a. XSTest: all {len(pairs)} ordered pairs of {len(C.XSTEST_MODELS)} models, 40 / 80 / 120 random "
+        f"prompts labelled (both answers), {seeds} seeds; truth = the all-human delta; segments safe / unsafe "
+        "weighted by prompts for the overall delta"
+    )
+    print(
+        f"{'labels':>6s} | {'signals':>18s} | {'segment cover':>13s} | {'overall cover':>13s} | seg width | all width"
+    )
+    dep: dict[tuple[str, str], list[float]] = {}
+    for budget in (40, 80, 120):
+        for sig, name in (((0,), "judge"), ((0, 1), "judge + phrase check")):
+            tables, truths, keys = [], [], []
+            for seed in range(seeds):
+                rng = np.random.default_rng(1000 * budget + seed)
+                lab = np.zeros(len(X.items), bool)
+                lab[rng.choice(len(X.items), budget, replace=False)] = True
+                for inc, cand in pairs:
+                    tables.append(X.table(inc, cand, lab, sig))
+                    truths.append(X.truth(inc, cand))
+                    keys.append((inc, cand))
+            fits = fit_chunked(tables, FitSettings(seed=budget))
+            sh, oh, sw, ow = [], [], [], []
+            for f, (d_seg, d_all), key in zip(fits, truths, keys, strict=True):
+                lo, hi = np.quantile(PairFit.flat(f.delta), [0.025, 0.975], axis=0)
+                sh += list((lo <= d_seg) & (d_seg <= hi))
+                sw += list(hi - lo)
+                lo, hi = C.credible(PairFit.flat(f.overall(f.delta, X.shares)))
+                oh.append(lo <= d_all <= hi)
+                ow.append(hi - lo)
+                if len(sig) == 1 and budget == 120:
+                    dep.setdefault(key, []).append(float(f.error_dependence(0).mean()))
+            print(
+                f"{budget:6d} | {name:>18s} | {np.mean(sh):6.1%} ±{se(np.mean(sh), len(sh)):4.1%} | "
+                f"{np.mean(oh):6.1%} ±{se(np.mean(oh), len(oh)):4.1%} | {np.mean(sw):9.4f} | {np.mean(ow):9.4f}"
+            )
+    print("  target: segment coverage >= 93% at every budget (was 65% / 75% / 76%), overall coverage kept")
+    print("\n  estimated judge-error dependence P(both wrong) / product, posterior mean, 120 labels (mean over seeds):")
+    print("  " + ", ".join(f"{a}->{b} {np.mean(v):.2f}" for (a, b), v in sorted(dep.items()) if a < b))
+
+    inc = "llama2orig"
+    print(
+        f"\n# 5b. XSTest, {inc} -> each candidate, 120 labelled prompts, {long_seeds} seeds: coverage and 95% width "
+        "of the overall and segment deltas, against human-only and PPI++ on the same labels"
+    )
+    print(
+        f"{'candidate':>16s} | {'signals':>18s} | {'seg cover':>9s} | {'all cover':>9s} | {'model':>7s} | "
+        f"{'human':>7s} | {'PPI++':>7s} | model/human | model/PPI++"
+    )
+    pooled: dict[str, list[tuple[float, float, float]]] = {}
+    for cand in [m for m in C.XSTEST_MODELS if m != inc]:
+        for sig, name in (((0,), "judge"), ((0, 1), "judge + phrase check")):
+            tables, labs = [], []
+            for seed in range(long_seeds):
+                rng = np.random.default_rng(7000 + seed)
+                lab = np.zeros(len(X.items), bool)
+                lab[rng.choice(len(X.items), 120, replace=False)] = True
+                tables.append(X.table(inc, cand, lab, sig))
+                labs.append(lab)
+            fits = fit_chunked(tables, FitSettings(seed=77))
+            d_seg, d_all = X.truth(inc, cand)
+            sh, oh, wm, wh, wp = [], [], [], [], []
+            for f, lab in zip(fits, labs, strict=True):
+                lo, hi = np.quantile(PairFit.flat(f.delta), [0.025, 0.975], axis=0)
+                sh += list((lo <= d_seg) & (d_seg <= hi))
+                lo, hi = C.credible(PairFit.flat(f.overall(f.delta, X.shares)))
+                oh.append(lo <= d_all <= hi)
+                wm.append(hi - lo)
+                a0 = np.where(X.signals[inc][:, 0] < 0, 0.5, X.signals[inc][:, 0])
+                a1 = np.where(X.signals[cand][:, 0] < 0, 0.5, X.signals[cand][:, 0])
+                b = C.baselines(X.human[inc], X.human[cand], a0, a1, lab)
+                wh.append(b["human-only"][1] - b["human-only"][0])
+                wp.append(b["PPI++"][1] - b["PPI++"][0])
+            m, h, p = np.mean(wm), np.mean(wh), np.mean(wp)
+            pooled.setdefault(name, []).append((m, h, p))
+            print(
+                f"{cand:>16s} | {name:>18s} | {np.mean(sh):9.1%} | {np.mean(oh):9.1%} | {m:7.4f} | {h:7.4f} | "
+                f"{p:7.4f} | {m / h:11.3f} | {m / p:11.3f}"
+            )
+    for name, rows in pooled.items():
+        m, h, p = np.mean(rows, axis=0)
+        print(f"  pooled, {name}: model/human {m / h:.3f} (target <= 0.75), model/PPI++ {m / p:.3f} (target <= 0.9)")
+    print("  target: llama2new (the judge wrong on both answers 2.5x as often as independence) coverage >= 93%")
+
+
+def bench_signals(reps: int) -> None:
+    print(
+        f"\n# 5c. A second signal on simulations: 2 segments x 2,000 items, 50 labelled per segment, {reps} "
+        "replications; both signals of accuracy 0.8, independent given the truth; overall delta"
+    )
+    pi = np.array([[0.15, 0.1, 0.15, 0.6]] * 2)
+    conf = np.broadcast_to(np.array([[0.8, 0.2], [0.2, 0.8]])[None, None, None], (2, 2, 2, 2, 2)).copy()
+    rng = np.random.default_rng(5)
+    out: dict[str, tuple[list, list]] = {"one signal": ([], []), "two signals": ([], [])}
+    for _ in range(reps):
+        state = rng.bit_generator.state
+        for sig, name in (((0,), "one signal"), ((0, 1), "two signals")):
+            rng.bit_generator.state = state
+            t, d = simulate_judges(pi, conf, 2000, 50, rng, signals=sig)
+            (f,) = fit_pairs([t], FitSettings(seed=1))
+            lo, hi = C.credible(PairFit.flat(f.overall(f.delta, np.ones(2))))
+            out[name][0].append(hi - lo)
+            out[name][1].append(lo <= d.mean() <= hi)
+    for name, (w, h) in out.items():
+        print(f"  {name:12s}: mean width {np.mean(w):.4f}, coverage {np.mean(h):.1%}")
+    ratio = np.mean(out["two signals"][0]) / np.mean(out["one signal"][0])
+    print(f"  width with two signals / one: {ratio:.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer replications (< 1 minute)")
-    ap.add_argument("--only", default="coverage,margin,sbc", help="comma-separated parts: coverage,margin,sbc")
+    ap.add_argument(
+        "--only",
+        default="coverage,margin,sbc,scale,xstest",
+        help="comma-separated parts: coverage,margin,sbc,scale,xstest",
+    )
     args = ap.parse_args()
     q = args.quick
     parts = set(args.only.split(","))
@@ -294,6 +501,11 @@ def main() -> int:
             bench_margin(reps=16 if q else 160)
         if "sbc" in parts:
             bench_sbc(n_sims=40 if q else 300, bins=5 if q else 10)
+        if "scale" in parts:
+            bench_scale(sizes=[10**3, 10**6] if q else [10**3, 10**4, 10**5, 10**6])
+        if "xstest" in parts:
+            bench_xstest(seeds=2 if q else 6, long_seeds=5 if q else 25)
+            bench_signals(reps=3 if q else 20)
     print(f"\n# done in {total.seconds:.0f} s ({C.load_now()})")
     return 0
 

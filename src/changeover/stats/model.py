@@ -62,8 +62,8 @@ class FitSettings:
     """Sampler settings. ``draws`` per chain after ``warmup``; ``steps`` leapfrog steps per transition."""
 
     chains: int = 4
-    warmup: int = 300
-    draws: int = 300
+    warmup: int = 500
+    draws: int = 400
     steps: int = 24
     seed: int = 0
     target_accept: float = 0.9
@@ -164,13 +164,15 @@ class PairFit:
         return self.confusion(0)
 
     def error_dependence(self, signal: int = 0) -> np.ndarray:
-        """P(signal wrong on both answers) / (P(wrong on the incumbent's) x P(wrong on the candidate's)), [C, T].
+        """How much more often the signal is wrong on both answers than independence given the truth predicts.
 
-        "Wrong": the level is in the upper half (k >= ceil(K/2), "says acceptable")
-        while the truth is unacceptable, or in the lower half while it is
-        acceptable; over items where both answers carry the signal and neither
-        truth is known without a label. 1 = the judge errs independently on the
-        two answers; XSTest llama2orig -> llama2new measured 2.5.
+        P(wrong on both) / sum_c P(c) P(wrong on the incumbent's | c) P(wrong on the
+        candidate's | c), [C, T]; 1 = errors independent given the truth cell c.
+        "Wrong": the level is in the upper half (k >= ceil(K/2), "says
+        acceptable") while the truth is unacceptable, or in the lower half while
+        it is acceptable; over items where both answers carry the signal and
+        neither truth is known without a label. XSTest llama2orig -> llama2new
+        measured 2.5 (counted on all 450 human labels).
         """
         d = self.design
         K = d.levels[signal]
@@ -181,11 +183,10 @@ class PairFit:
         w0 = says[:, 0][:, None] != (Z0[None, :] == 1)  # [U, 4]
         w1 = says[:, 1][:, None] != (Z1[None, :] == 1)
         jv = joint * valid[:, None]
-        tot = np.maximum(jv.sum((-1, -2)), 1e-300)
-        p0 = (jv * w0).sum((-1, -2)) / tot
-        p1 = (jv * w1).sum((-1, -2)) / tot
-        both = (jv * (w0 & w1)).sum((-1, -2)) / tot
-        return both / np.maximum(p0 * p1, 1e-300)
+        pc = np.maximum(jv.sum(-2), 1e-300)  # [C,T,4]
+        both = (jv * (w0 & w1)).sum((-1, -2))
+        indep = ((jv * w0).sum(-2) * (jv * w1).sum(-2) / pc).sum(-1)
+        return both / np.maximum(indep, 1e-300)
 
     # ------------------------------------------------------------------ for the choice of labels
 

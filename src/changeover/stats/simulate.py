@@ -143,6 +143,59 @@ def simulate_counts(scenario: Scenario, rng: np.random.Generator) -> tuple[PairT
     return table, d_seg, d_all
 
 
+def simulate_judges(
+    pi: np.ndarray,
+    confusion: np.ndarray,
+    items_per_segment: int,
+    labels_per_segment: int,
+    rng: np.random.Generator,
+    shared_error: float = 0.0,
+    signals: tuple[int, ...] | None = None,
+) -> tuple[PairTable, np.ndarray]:
+    """Items with several signals, a judge that may differ per segment and err on both answers together.
+
+    ``pi`` [S, 4] truth cells; ``confusion`` [S, 2 models, G signals, 2 z, K]
+    P(level | z). With probability ``shared_error`` an item's signal-0 levels
+    on the two answers come from one uniform draw, oriented so that both are
+    wrong together (correlated judge errors); otherwise independently.
+    ``labels_per_segment`` random items per segment get a label on both answers.
+    ``signals`` picks which signals go into the table (default all). Returns
+    the table and the true segment deltas.
+    """
+    S, _, G, _, K = confusion.shape
+    seg = np.repeat(np.arange(S), items_per_segment)
+    n = seg.size
+    cells = np.concatenate([rng.choice(4, size=items_per_segment, p=pi[s] / pi[s].sum()) for s in range(S)])
+    z = np.stack([cells // 2, cells % 2], axis=1)
+    a = np.zeros((n, 2, G), np.int64)
+    shared = rng.random(n) < shared_error
+    u_common = rng.random(n)
+    for m in range(2):
+        for g in range(G):
+            cdf = np.cumsum(confusion[seg, m, g, z[:, m]], axis=1)  # [n, K]
+            u = rng.random(n)
+            if g == 0:
+                # oriented so that a small u is an error for either truth: levels ascend with z = 1, descend with z = 0
+                u = np.where(shared, np.where(z[:, m] == 1, u_common, 1.0 - u_common), u)
+            a[:, m, g] = (u[:, None] > cdf).sum(1).clip(0, K - 1)
+    lab = np.zeros(n, np.int64)
+    for s in range(S):
+        lab[rng.choice(np.flatnonzero(seg == s), size=labels_per_segment, replace=False)] = 1
+    pick = list(range(G)) if signals is None else list(signals)
+    table = build_table(
+        [f"s{i}" for i in range(S)],
+        seg,
+        [K] * len(pick),
+        a[:, 0, pick],
+        a[:, 1, pick],
+        z[:, 0] * lab,
+        lab,
+        z[:, 1] * lab,
+        lab,
+    )
+    return table, pi[:, 1] - pi[:, 2]
+
+
 def production_scenario(
     rng: np.random.Generator, items_per_segment: int, label_share: float, levels: int = 2, segments: int = 6
 ) -> Scenario:
