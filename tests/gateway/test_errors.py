@@ -115,3 +115,19 @@ def test_the_watcher_routes_by_a_held_change_until_the_store_has_a_newer_one(sto
     assert watcher.refresh().weight == 0  # the store still says 50 %: the held rollback stays in force
     rs.rollback(store, CFG, state, "ctl", "breach", change=held.change)
     assert watcher.refresh().version == state.version + 1 and watcher.state.status == "rolled_back"
+
+
+def test_a_rollback_replaces_another_change_still_waiting(locked):
+    store, lock = locked
+    retrier = ChangeRetrier(store, CFG, base_delay=0.01)
+    state = rs.ensure_started(store, CFG, "new", "gw")
+    lock(True)
+    retrier.run("advance", state, "ctl", "stable")
+    preview, written = retrier.run("rollback", state, "ana", "pager")  # the advance never happened
+    assert not written and preview.status == "rolled_back" and retrier.pending.action == "rollback"
+    lock(False)
+    landed = retrier.retry()
+    assert landed.status == "rolled_back"
+    (rollback,) = list_events(store, kind_prefix="rollout.rollback")
+    assert rollback.payload["replaced"]["action"] == "advance"
+    assert not list_events(store, kind_prefix="rollout.advance")

@@ -9,7 +9,8 @@ transaction with a ``rollout.change_failed`` event saying what failed, when and
 how often. Each write carries a change id, so a retry whose earlier attempt did
 commit (the acknowledgement was lost with the connection) sees its own change
 in the flag and writes nothing again. A rollback is re-applied over any other
-change made meanwhile; any other pending change is dropped if the flag moved.
+change made meanwhile, and replaces any other change still waiting; any other
+pending change is dropped if the flag moved (an event says so).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from changeover.errors import FlagConflict, StoreUnavailable
 from changeover.rollout.config import RolloutConfig
-from changeover.rollout.state import ACTIONS, RolloutState, read_state
+from changeover.rollout.state import ACTIONS, RolloutError, RolloutState, read_state
 from changeover.store import Store
 from changeover.store.engine import cause
 from changeover.store.events import now, record_event
@@ -111,6 +112,11 @@ class ChangeRetrier:
         """
         act = ACTIONS[action]
         with self._lock:
+            replaced = None
+            if self.pending is not None and action == "rollback" and self.pending.action != "rollback":
+                replaced, self.pending = self.pending, None  # a rollback goes before any other waiting change
+                state = replaced.base
+                payload = {**(payload or {}), "replaced": replaced.to_json()}  # said in the rollback's event
             if self.pending is not None:
                 raise StoreUnavailable(
                     f"rollout {action}: a {self.pending.action} is still waiting for the store "
@@ -194,6 +200,11 @@ class ChangeRetrier:
                 )
             except FlagConflict:
                 continue  # the flag moved between our read and write: look again
+            except RolloutError as exc:  # it no longer applies to the state found: say so, drop it
+                dropped = self._failure_event(p, f"not applicable: {exc}")
+                with self.store.reachable(f"recording the dropped rollout {p.action}"):
+                    record_event(self.store, dropped.kind, self.config.flag, p.actor, dropped.reason, dropped.payload)
+                return None
             self.landed_after_failure += 1
             log.warning("rollout %s landed after %d failed attempts", p.action, p.attempts)
             return new
