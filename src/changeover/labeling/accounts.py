@@ -16,8 +16,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Row, delete, select, update
 
 from changeover.errors import ChangeoverError
 from changeover.labeling.config import ADMIN
@@ -62,8 +63,8 @@ def _new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _account(row: object, token: str | None = None) -> Annotator:
-    return Annotator(row.name, row.role, token, row.revoked_at, row.revoked_reason)  # type: ignore[attr-defined]
+def _account(row: Row[Any], token: str | None = None) -> Annotator:
+    return Annotator(row.name, row.role, token, row.revoked_at, row.revoked_reason)
 
 
 def migrate_clear_tokens(store: Store) -> int:
@@ -116,7 +117,7 @@ def list_accounts(store: Store) -> list[Annotator]:
     return [_account(r) for r in rows]
 
 
-def _get(conn: Connection, name: str) -> object:
+def _get(conn: Connection, name: str) -> Row[Any]:
     row = conn.execute(select(accounts).where(accounts.c.name == name)).first()
     if row is None:
         raise AccountError(f"no annotator {name!r}; add it to the spec's 'labeling.annotators' first")
@@ -148,7 +149,7 @@ def revoke(store: Store, name: str, actor: str, reason: str) -> Annotator:
     migrate_clear_tokens(store)
     with store.engine.begin() as conn:
         row = _get(conn, name)
-        if row.role == ADMIN_ROLE:  # type: ignore[attr-defined]
+        if row.role == ADMIN_ROLE:
             raise AccountError("the admin token cannot be revoked, only rotated: changeover label rotate admin")
         conn.execute(
             update(accounts)

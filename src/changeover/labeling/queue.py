@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, DateTime, and_, cast, delete, literal, null, select, union_all, update
+from sqlalchemy import Connection, DateTime, Row, and_, cast, delete, literal, null, select, union_all, update
 
 from changeover.labeling.tables import claims, insert_once
 from changeover.labeling.tasks import Catalogue, Task, TaskKey, unit_hash
@@ -171,7 +172,7 @@ def release_claim(conn: Connection, task: Task, annotator: str) -> None:
     )
 
 
-def _open_claim(conn: Connection, annotator: str):  # noqa: ANN202 - a Row
+def _open_claim(conn: Connection, annotator: str) -> Row[Any] | None:
     return conn.execute(select(claims).where(claims.c.open_by == annotator)).first()
 
 

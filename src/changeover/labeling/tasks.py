@@ -13,6 +13,7 @@ import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -71,7 +72,7 @@ class Task:
         return [Message("user", self.prompt)]
 
 
-def _message(m: dict) -> Message:
+def _message(m: dict[str, Any]) -> Message:
     """One chat message; an assistant's tool calls are appended as a JSON block, a tool's result is its content."""
     text = _text(m.get("content") or "")
     if m.get("tool_calls"):
