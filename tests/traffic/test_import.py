@@ -449,3 +449,39 @@ def test_the_data_list_is_the_top_level_one(tmp_path):
     rows = lines(out)
     assert [r["item"] for r in rows] == ["o1", "o2"]
     assert [r["source"].rsplit("/", 1)[1] for r in rows] == ["export.json:9", "export.json:15"]
+
+
+def test_request_metadata_tags_are_segments_spelled_like_segment_paths(tmp_path):
+    """OpenAI and Anthropic logs share one rule: scalar metadata tags are segments (true, not True),
+    Anthropic's user_id (an identifier) is not, and --segment reads the same value the same way."""
+    chat = _write(
+        tmp_path,
+        "chat.jsonl",
+        json.dumps(
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "x"}],
+                "metadata": {"beta": True, "tier": 2, "nested": {"a": 1}},
+            }
+        )
+        + "\n",
+    )
+    claude = _write(
+        tmp_path,
+        "claude.jsonl",
+        json.dumps(
+            {
+                "model": "claude-3-haiku",
+                "max_tokens": 5,
+                "system": "s",
+                "messages": [{"role": "user", "content": "x"}],
+                "metadata": {"user_id": "u-17", "beta": False},
+            }
+        )
+        + "\n",
+    )
+    import_traffic(chat, tmp_path / "a.jsonl", segments={"flag": "metadata.beta"})
+    import_traffic(claude, tmp_path / "b.jsonl")
+    (a,), (b,) = lines(tmp_path / "a.jsonl"), lines(tmp_path / "b.jsonl")
+    assert a["segment"] == {"request_type": "chat", "source_model": "m", "beta": "true", "tier": "2", "flag": "true"}
+    assert b["segment"] == {"request_type": "chat", "source_model": "claude-3-haiku", "beta": "false"}

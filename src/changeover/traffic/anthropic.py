@@ -20,7 +20,7 @@ from changeover.traffic.common import (
     need,
     openai_tool,
     read_json_records,
-    request_type,
+    request_segment,
     shape_errors,
     text_of,
     tool_call,
@@ -115,20 +115,12 @@ def row_from_body(body: dict[str, Any], item: str, loc: Loc, raw: Any, response:
                 openai_tool(need(t, "name", loc.at(f"tools.{i}"), str), t.get("description"), t.get("input_schema"))
             )
     params = {PARAMS[k]: v for k, v in body.items() if k in PARAMS}
-    segment = {"request_type": request_type(tools, params)}
-    if isinstance(body.get("model"), str):
-        segment["source_model"] = body["model"]
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict):
-        segment.update(
-            {str(k): str(v) for k, v in metadata.items() if isinstance(v, (str, int, float)) and k != "user_id"}
-        )
     return TrafficRow(
         item=item,
         messages=messages,
         tools=tools or None,
         params=params,
-        segment=segment,
+        segment=request_segment(tools, params, body.get("model"), body.get("metadata"), private=("user_id",)),
         recorded=_recorded(response),
         source=str(loc),
         raw=raw,

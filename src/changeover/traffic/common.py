@@ -277,6 +277,25 @@ def request_type(tools: list[dict[str, Any]] | None, params: dict[str, Any]) -> 
     return "chat"
 
 
+def request_segment(
+    tools: list[dict[str, Any]] | None,
+    params: dict[str, Any],
+    model: Any = None,
+    metadata: Any = None,
+    private: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The default segments of one request: ``request_type``, ``source_model`` (the model it was sent to)
+    and the request's own scalar ``metadata`` tags, except the ``private`` ones (identifiers, not segments)."""
+    segment = {"request_type": request_type(tools, params)}
+    if isinstance(model, str) and model:
+        segment["source_model"] = model
+    if isinstance(metadata, dict):
+        for key, value in metadata.items():
+            if isinstance(value, (str, int, float, bool)) and key not in private:
+                segment[str(key)] = str(segment_value(value))
+    return segment
+
+
 def openai_tool(name: str, description: str | None, schema: Any) -> dict[str, Any]:
     fn: dict[str, Any] = {"name": name}
     if description:

@@ -18,7 +18,7 @@ from changeover.traffic.common import (
     TrafficRow,
     need,
     read_json_records,
-    request_type,
+    request_segment,
     shape_errors,
 )
 
@@ -88,18 +88,12 @@ def row_from_body(body: dict[str, Any], item: str, loc: Loc, raw: Any, response:
     if tools is not None and not isinstance(tools, list):
         raise TrafficError(f"{loc.field('tools')} must be a list of tool definitions")
     params = {k: v for k, v in body.items() if k not in NOT_PARAMS}
-    segment = {"request_type": request_type(tools, params)}
-    if isinstance(body.get("model"), str):
-        segment["source_model"] = body["model"]
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict):
-        segment.update({str(k): str(v) for k, v in metadata.items() if isinstance(v, (str, int, float, bool))})
     return TrafficRow(
         item=item,
         messages=messages,
         tools=tools or None,
         params=params,
-        segment=segment,
+        segment=request_segment(tools, params, body.get("model"), body.get("metadata")),
         recorded=recorded_answer(response, loc.at("response") if response is not None else loc),
         source=str(loc),
         raw=raw,

@@ -28,7 +28,7 @@ from changeover.traffic.common import (
     TrafficRow,
     openai_tool,
     read_json_records,
-    request_type,
+    request_segment,
     shape_errors,
     text_of,
     tool_call,
@@ -211,9 +211,7 @@ def row_from_span(span: dict[str, Any], resource: dict[str, Any], loc: Loc) -> T
             fn = t.get("function", t)
             tools.append(openai_tool(str(fn.get("name", "")), fn.get("description"), fn.get("parameters")))
     params = {v: attrs[k] for k, v in PARAMS.items() if k in attrs}
-    segment = {"request_type": request_type(tools, params)}
-    if attrs.get("gen_ai.request.model"):
-        segment["source_model"] = str(attrs["gen_ai.request.model"])
+    segment = request_segment(tools, params, str(attrs.get("gen_ai.request.model") or ""))
     if recorded is not None and attrs.get("gen_ai.response.model"):
         recorded["model"] = attrs["gen_ai.response.model"]
     item = str(span.get("spanId") or f"{loc.path.stem}-{loc.line}")
