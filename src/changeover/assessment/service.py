@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from changeover.assessment import summaries
-from changeover.assessment.jsonout import decision_json
+from changeover.assessment.jsonout import decision_json, judge_json
 from changeover.assessment.pairing import failed, index_records, required_segments, traffic_shares
 from changeover.assessment.ranking import next_labels as expand_labels
 from changeover.assessment.result import (
@@ -251,8 +251,6 @@ def _posterior(
     comp: Comparison,
     judge: dict[str, Any],
 ) -> PairPosterior:
-    from changeover.assessment.jsonout import judge_json
-
     flat = PairFit.flat
     return PairPosterior(
         candidate,
