@@ -214,3 +214,39 @@ def load_registry(spec: MigrationSpec) -> Registry:
     if cfg is None:
         return Registry.empty()
     return Registry.load(spec.resolve(cfg.registry))
+
+
+def register_variant(
+    registry: Registry, prompt_id: str, name: str, variant: PromptVariant, lineage: dict[str, Any]
+) -> tuple[Path, Path]:
+    """Add (or replace) variant ``name`` of a prompt in its file, and append its lineage.
+
+    The prompt file is rewritten whole (atomically: a temporary file, then a rename) and
+    read back; the lineage (parent, pattern, proposer, evidence, and the replaced variant)
+    is one JSON line appended to ``<registry>/lineage/<prompt id>.jsonl``. Returns both paths.
+    """
+    import json
+    import os
+
+    prompt = registry.prompts[prompt_id]
+    if prompt.path is None or registry.folder is None:
+        raise SpecError(f"prompt '{prompt_id}' has no file to register a variant in; load the registry from a folder")
+    replaced = prompt.variants.get(name)
+    updated = prompt.model_copy(update={"variants": {**prompt.variants, name: variant}})
+    raw = updated.model_dump(mode="json", exclude={"path"}, exclude_none=True)
+    for v in raw["variants"].values():
+        for key in ("params",):
+            if not v.get(key):
+                v.pop(key, None)
+    tmp = prompt.path.with_name(prompt.path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
+    os.replace(tmp, prompt.path)
+    registry.prompts[prompt_id] = load_prompt(prompt.path)
+    log = registry.folder / "lineage" / f"{prompt_id}.jsonl"
+    log.parent.mkdir(exist_ok=True)
+    entry = {**lineage, "prompt": prompt_id, "variant": name, "version": variant.version}
+    if replaced is not None:
+        entry["replaced"] = replaced.model_dump(mode="json", exclude_none=True)
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+    return prompt.path, log

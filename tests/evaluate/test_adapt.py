@@ -1,0 +1,250 @@
+"""``prompts adapt`` against the fake OpenAI server: a format drift (JSON in code fences) found and fixed.
+
+The candidate wraps its JSON in markdown fences unless the system prompt
+forbids them; the proposer (another fake model) answers each pattern in its
+own way: an unreadable ramble (counted), a reordering that fixes nothing, and
+an explicit output-format constraint that the candidate obeys. A human
+reviewer (the ``labeller``) accepts only raw JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from changeover.cli import run
+from changeover.config import spec_from_dict
+from changeover.prompts import Registry, read_interactions
+from changeover.prompts.adapt import adapt
+from changeover.prompts.patterns import PATTERNS, parse_proposal
+from changeover.prompts.registry import PromptVariant
+from changeover.records import Record
+from changeover.stats.decision import PASSING
+from changeover.store import open_store
+
+PROMPT = """\
+id: extract-order
+description: Read an order out of a customer's message
+variants:
+  default:
+    version: 2
+    system: Extract the order from the customer's message as JSON with keys order_id and item.
+    template: "Message: {text}"
+"""
+FIX = "Reply with raw JSON only, no code fences."
+FIT = {"draws": 100, "warmup": 100, "chains": 2}
+ITEMS = 12
+
+
+def order_json(body: dict[str, Any]) -> str:
+    user = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+    number, item = re.search(r"Order (\d+): (.+)$", user).groups()
+    return json.dumps({"order_id": int(number), "item": item})
+
+
+def system_of(body: dict[str, Any]) -> str:
+    return next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+
+
+def drifting_candidate(body: dict[str, Any]) -> str:
+    """Fenced JSON (format drift) unless the system prompt forbids code fences."""
+    if "no code fences" in system_of(body).lower():
+        return order_json(body)
+    return f"```json\n{order_json(body)}\n```"
+
+
+def proposer(body: dict[str, Any]) -> str:
+    user = body["messages"][-1]["content"]
+    parent = re.search(r"SYSTEM PROMPT:\n(.*?)\n\n", user, re.S).group(1)
+    if PATTERNS["output_format"].title in user:
+        return "Here is the revision:\n```json\n" + json.dumps({"system": f"{parent} {FIX}"}) + "\n```"
+    if PATTERNS["instruction_order"].title in user:
+        return json.dumps({"system": "Keys: order_id, then item. " + parent})
+    return "I think the prompt should be clearer about what it wants."  # no proposal in it
+
+
+def human(records: list[Record]) -> None:
+    """The reviewer: a response is acceptable when it is raw JSON."""
+    for rec in records:
+        try:
+            json.loads(rec.response or "")
+            rec.labels["format"] = [1]
+        except json.JSONDecodeError:
+            rec.labels["format"] = [0]
+
+
+def setup(tmp_path: Path, fake) -> tuple[Any, Path, Path]:
+    fake.set("old-model", reply=order_json)
+    fake.set("new-model", reply=drifting_candidate)
+    fake.set("writer-model", reply=proposer)
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "extract.yaml").write_text(PROMPT)
+    common = {"base_url": fake.base_url, "backoff_s": 0.01, "max_retries": 1, "concurrency": 8}
+    raw = {
+        "incumbent": "old-model",
+        "candidates": ["new-model"],
+        "segment_by": ["region"],
+        "dimensions": {"format": {"margin": 0.1}},
+        "models": {m: dict(common) for m in ("old-model", "new-model", "writer-model")},
+        "pricing": {
+            "new-model": {"input_per_1k": 0.1, "output_per_1k": 0.2},
+            "writer-model": {"input_per_1k": 1.0, "output_per_1k": 2.0},
+        },
+        "judges": {"format": {"kind": "fenced_json"}},
+        "prompts": {"registry": "prompts"},
+    }
+    spec_path = tmp_path / "migration.yaml"
+    spec_path.write_text(yaml.safe_dump(raw))
+    rows = [
+        {
+            "item": f"o{i:02d}",
+            "segment": {"region": "emea" if i % 2 else "apac"},
+            "prompt_id": "extract-order",
+            "variables": {"text": f"Order {100 + i}: {i + 1} lamps"},
+            "params": {"max_tokens": 64},
+        }
+        for i in range(ITEMS)
+    ]
+    traffic = tmp_path / "traffic.jsonl"
+    traffic.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return spec_from_dict(raw, spec_path), spec_path, traffic
+
+
+def test_adapt_finds_the_output_format_fix_registers_it_and_the_ab_shows_the_prompt_effect(tmp_path, fake):
+    spec, _, traffic = setup(tmp_path, fake)
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        result = adapt(
+            spec,
+            read_interactions(traffic),
+            "new-model",
+            store=store,
+            proposer="writer-model",
+            budget_calls=80,
+            patterns=["instruction_specificity", "instruction_order", "output_format"],
+            labeller=human,
+            fit=FIT,
+        )
+    statuses = [(t.pattern, t.status) for t in result.tried]
+    assert statuses == [
+        ("-", "baseline"),
+        ("instruction_specificity", "unparsed"),
+        ("instruction_order", "evaluated"),
+        ("output_format", "evaluated"),
+    ]
+    baseline, ramble, reorder, fix = result.tried
+    assert baseline.calls == {"format": "regression"} and reorder.calls == {"format": "regression"}
+    assert "clearer" in ramble.note  # the unreadable answer is shown, not dropped
+    assert result.proposals == {"asked": 3, "unparsed": 1, "parsed": 2}
+    assert result.winner is fix and fix.calls["format"] in PASSING and result.stop.startswith("non-inferior")
+    assert FIX in fix.variant.system and fix.variant.template == "Message: {text}"
+
+    # every call went through the budget, nothing was called twice (the incumbent: once per item)
+    assert result.budget.made == sum(fake.calls.values()) <= 80 and not fake.duplicates()
+    assert fake.calls["old-model"] == 2 * ITEMS  # its own prompt, and the adapted prompt in the A/B
+    assert fake.calls["writer-model"] == 3 and result.calls["writer-model"]["made"] == 3
+    assert result.budget.spent_usd == pytest.approx(sum(v["cost_usd"] for v in result.calls.values()))
+
+    # registered as the candidate's own variant, with lineage and evidence
+    reg = Registry.load(tmp_path / "prompts")
+    registered = reg.prompts["extract-order"].variants["new-model"]
+    assert registered.system == fix.variant.system and registered.version == 1
+    assert result.registered["variant"] == "new-model"
+    (entry,) = [
+        json.loads(line) for line in (tmp_path / "prompts/lineage/extract-order.jsonl").read_text().splitlines()
+    ]
+    assert entry["winner"] is True and entry["pattern"] == "output_format" and entry["proposer"] == "writer-model"
+    assert entry["parent"] == "extract-order@default:v2" and entry["arm"] == fix.arm
+    assert entry["evidence"]["calls"] == fix.calls and entry["evidence"]["sample"] == ITEMS
+
+    # the 2x2: the model alone regresses; the adapted prompt fixes it on the new model
+    ab = result.ab
+    assert ab is not None
+    assert ab.arms["new-model+prompt:old-model"]["format"]["call"] == "regression"
+    assert ab.arms[fix.arm]["format"]["call"] in PASSING
+    assert ab.effects["format"]["prompt_on_new_model"] > 0.5
+    assert abs(ab.effects["format"]["prompt_on_old_model"]) < 0.2
+
+
+def test_a_budget_of_too_few_calls_stops_cleanly_and_registers_nothing(tmp_path, fake, capsys):
+    _, spec_path, traffic = setup(tmp_path, fake)
+    before = (tmp_path / "prompts/extract.yaml").read_text()
+    code = run(
+        [
+            "prompts",
+            "adapt",
+            "--spec",
+            str(spec_path),
+            "--candidate",
+            "new-model",
+            "--prompts",
+            str(traffic),
+            "--proposer",
+            "writer-model",
+            "--budget-calls",
+            "30",
+            "--db",
+            f"sqlite:///{tmp_path / 'c.db'}",
+            "--json",
+            str(tmp_path / "adapt.json"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "budget spent" in out and "baseline" in out
+    data = json.loads((tmp_path / "adapt.json").read_text())
+    assert data["winner"] is None and data["registered"] is None and data["budget"]["calls_made"] <= 30
+    assert data["budget"]["calls_made"] == sum(fake.calls.values()) == 2 * ITEMS  # the baseline only
+    assert fake.calls["writer-model"] == 0
+    assert (tmp_path / "prompts/extract.yaml").read_text() == before
+    assert not (tmp_path / "prompts/lineage").exists()
+
+
+@pytest.mark.parametrize(
+    "usd, stop",
+    [
+        (0.5, "budget spent before the next proposal"),  # the baseline fits, the proposer's call would not
+        (0.002, "budget spent before the baseline was evaluated"),  # refused mid-run, before each call
+    ],
+)
+def test_a_usd_budget_is_never_overspent(tmp_path, fake, usd, stop):
+    spec, _, traffic = setup(tmp_path, fake)
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        result = adapt(
+            spec,
+            read_interactions(traffic),
+            "new-model",
+            store=store,
+            proposer="writer-model",
+            budget_usd=usd,
+            labeller=human,
+            fit=FIT,
+        )
+    assert result.winner is None and result.registered is None and result.stop == stop
+    assert result.budget.spent_usd <= usd and result.budget.refused >= 1
+    assert fake.calls["writer-model"] == 0 and result.budget.made == sum(fake.calls.values())
+    assert not (tmp_path / "prompts/lineage").exists()
+
+
+@pytest.mark.parametrize(
+    "answer, system",
+    [
+        ('{"system": "New."}', "New."),
+        ('Sure!\n```json\n{"system_prompt": "New."}\n```', "New."),
+        ("<system>New.</system>", "New."),
+        ("SYSTEM: New.\nTEMPLATE: Message: {text}", "New."),
+        ("I would make it clearer.", None),
+        ('{"system": "Old."}', None),  # unchanged: not a proposal
+        ("", None),
+    ],
+)
+def test_proposals_are_read_from_json_tags_or_sections_and_otherwise_counted_unparsed(answer, system):
+    parent = PromptVariant(version=3, system="Old.", template="Message: {text}")
+    got = parse_proposal(answer, parent)
+    assert (got.system if got else None) == system
+    if got is not None:
+        assert got.template == "Message: {text}"
