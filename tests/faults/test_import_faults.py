@@ -99,9 +99,7 @@ def test_sqlite_read_only_is_a_clear_error(tiny_fs, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr and "cannot open the store" in done.stderr
     subprocess.run(["mount", "-o", "remount,rw", str(tiny_fs)], check=True)
     assert contents(db) == before
-    note(
-        "import.sqlite_read_only", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()), half_written=False
-    )
+    note("import.sqlite_read_only", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()))
 
 
 def failing_trigger(pg_cluster, db_url: str) -> None:
