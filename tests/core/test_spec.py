@@ -96,7 +96,10 @@ rolout:
         (ROLLOUT_TYPO, r"m.yaml:5: 'rolout' is not a known top-level key; did you mean 'rollout'\?"),
         (ROLLOUT_TYPO.replace("rolout:", "confidance: 0.5\nrollout:"), r"m.yaml:5: 'confidance' .*'confidence'"),
         (ROLLOUT_TYPO.replace("rolout:", "segment_bye: [region]\nrollout:"), r"'segment_bye' .*'segment_by'\?"),
-        (ROLLOUT_TYPO.replace("correctness: {}", "correctness: {margn: 0.1}"), r"m.yaml:4: field 'dimensions.correctness.margn' .*'margin'\?"),
+        (
+            ROLLOUT_TYPO.replace("correctness: {}", "correctness: {margn: 0.1}"),
+            r"m.yaml:4: field 'dimensions.correctness.margn' .*'margin'\?",
+        ),
     ],
 )
 def test_unknown_keys_are_errors_with_line_and_suggestion(tmp_path, text, needle):
