@@ -177,6 +177,15 @@ def test_registry_errors_name_file_line_and_field(tmp_path, text, message, capsy
     assert message in capsys.readouterr().err
 
 
+def test_an_unreadable_registry_is_an_error_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "folder.yaml").mkdir()
+    (tmp_path / "utf16.yaml").write_bytes("models: []".encode("utf-16"))
+    for name, message in (("folder.yaml", "cannot be read"), ("utf16.yaml", "not UTF-8 text")):
+        assert run(["scan", str(FIXTURE / "settings.toml"), "--registry", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / name}: {message}" in err and "Traceback" not in err
+
+
 def test_bundled_registry_rows_are_dated_and_sourced():
     rows = read_registry_file(BUNDLED)
     assert len(rows) >= 60

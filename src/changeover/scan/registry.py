@@ -142,7 +142,14 @@ def read_registry_file(path: str | Path) -> list[tuple[dict[str, Any], Lifecycle
     path = Path(path)
     if not path.exists():
         raise ScanError(f"{path}: no such registry file; give a YAML file with a 'models:' list")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScanError(f"{path}: not UTF-8 text (byte {exc.start}); a registry is a YAML file") from None
+    except OSError as exc:
+        raise ScanError(
+            f"{path}: cannot be read ({exc.strerror or exc}); give a YAML file with a 'models:' list"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
