@@ -266,7 +266,7 @@ def test_double_labelled_share_goes_to_two_annotators_and_feeds_kappa(unlabelled
         (disagreement,) = admin.get("/api/disagreements").json()["disagreements"]
     agreement = progress["agreement"]["refusal"]
     assert agreement["pairs"] == 1 and agreement["observed"] == 0.0
-    assert progress["annotators"]["alice"]["agreement"] == {"pairs": 1, "observed": 0.0, "kappa": None}
+    assert progress["annotators"]["alice"]["agreement"] == {"responses": 1, "pairs": 1, "observed": 0.0, "kappa": None}
     assert progress["annotators"]["bob"]["agreement"] is None  # nobody else judged bob's response yet
     assert disagreement == {
         "task": t_a,

@@ -1,4 +1,4 @@
-"""Small pieces: Cohen's kappa, the labeling spec section, conversations, the blind task ids."""
+"""Small pieces: agreement (Fleiss' kappa), the labeling spec section, conversations, the blind task ids."""
 
 from __future__ import annotations
 
@@ -7,23 +7,28 @@ import json
 import pytest
 
 from changeover.errors import SpecError
-from changeover.labeling.agreement import cohen_kappa, kappa_by_dimension
+from changeover.labeling.agreement import kappa_by_dimension
 from changeover.labeling.config import labeled_dimensions, labeling_config
 from changeover.labeling.tasks import Catalogue, Task
 from changeover.records import Record
+from changeover.stats.agreement import fleiss_kappa
 
 from .conftest import make_spec
 
 
-def test_cohen_kappa_matches_the_textbook_example():
-    # 50 pairs: 20 both yes, 15 both no, 5 and 10 disagreements -> p_o 0.7, p_e 0.5, kappa 0.4
-    pairs = [(1, 1)] * 20 + [(1, 0)] * 5 + [(0, 1)] * 10 + [(0, 0)] * 15
-    a = cohen_kappa(pairs)
-    assert a.pairs == 50 and a.observed == pytest.approx(0.7) and a.kappa == pytest.approx(0.4)
-    assert cohen_kappa([]).kappa is None
-    assert cohen_kappa([(1, 1), (1, 1)]).kappa is None  # both raters constant: undefined, not 1
+def test_fleiss_kappa_on_the_textbook_example_and_on_three_raters():
+    # 50 responses, two verdicts each: 20 both yes, 15 both no, 15 disagreements -> p_o 0.7;
+    # pooled share of 1s 0.55 -> p_e 0.505 -> kappa 0.195 / 0.495 (Scott's pi, Fleiss' kappa for two raters)
+    lists = [[1, 1]] * 20 + [[1, 0]] * 5 + [[0, 1]] * 10 + [[0, 0]] * 15
+    a = fleiss_kappa(lists)
+    assert (a.responses, a.pairs) == (50, 50) and a.observed == pytest.approx(0.7)
+    assert a.kappa == pytest.approx(0.195 / 0.495)
+    assert fleiss_kappa([]).kappa is None and fleiss_kappa([[1]]).pairs == 0
+    assert fleiss_kappa([[1, 1], [1, 1]]).kappa is None  # every verdict the same: undefined, not 1
+    three = fleiss_kappa([[1, 1, 0], [0, 0, 0]])  # all three pairs of each response count
+    assert (three.responses, three.pairs, three.observed) == (2, 6, pytest.approx(4 / 6))
     by_dim = kappa_by_dimension({("i", "m", "d"): [1, 1], ("j", "m", "d"): [0, 1], ("k", "m", "d"): [1]}, ["d"])
-    assert by_dim["d"].pairs == 2
+    assert (by_dim["d"].responses, by_dim["d"].pairs) == (2, 2)
 
 
 def test_labeling_section_defaults_and_errors(tmp_path):
@@ -86,8 +91,8 @@ def test_agreement_by_annotator_counts_each_pair_from_both_sides():
         ("i2", "m", "d", "bob"): 1,
         ("i3", "m", "d", "dave"): 1,  # alone: no pair
     }
-    got = {a: (x.pairs, x.observed) for a, x in agreement_by_annotator(verdicts).items()}
-    assert got == {"alice": (3, 1 / 3), "bob": (3, 1 / 3), "carol": (2, 0.0)}
+    got = {a: (x.responses, x.pairs, x.observed) for a, x in agreement_by_annotator(verdicts).items()}
+    assert got == {"alice": (2, 3, 1 / 3), "bob": (2, 3, 1 / 3), "carol": (1, 2, 0.0)}
 
 
 def test_tool_calls_and_tool_results_are_part_of_the_conversation():

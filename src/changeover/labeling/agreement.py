@@ -1,47 +1,31 @@
-"""Agreement between annotators: Cohen's kappa on responses judged by two of them, and each
-annotator's observed agreement with the others.
+"""Agreement between annotators, as the progress page shows it.
 
-kappa = (p_o - p_e) / (1 - p_e), where p_o is the share of pairs that agree and
-p_e the agreement expected by chance from each rater's own rate of 1s. For a
-unit judged by more than two annotators the first two verdicts form the pair.
+Per dimension: pairwise agreement and Fleiss' kappa over the responses with
+two or more verdicts in force (``stats.agreement``, the one definition the
+report uses too). Per annotator: the share of their verdicts that match
+another annotator's on the same response and dimension.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Any
+
+from changeover.stats.agreement import Agreement, fleiss_kappa
+
+__all__ = ["Agreement", "agreement_by_annotator", "agreement_json", "kappa_by_dimension"]
 
 
-@dataclass(frozen=True, slots=True)
-class Agreement:
-    pairs: int
-    observed: float | None  # share of pairs that agree
-    kappa: float | None  # None when undefined (no pairs, or both raters constant and equal)
-
-    def to_json(self) -> dict[str, float | int | None]:
-        return {"pairs": self.pairs, "observed": self.observed, "kappa": self.kappa}
-
-
-def cohen_kappa(pairs: Iterable[tuple[int, int]]) -> Agreement:
-    pairs = list(pairs)
-    n = len(pairs)
-    if n == 0:
-        return Agreement(0, None, None)
-    p_o = sum(a == b for a, b in pairs) / n
-    p1 = sum(a for a, _ in pairs) / n
-    p2 = sum(b for _, b in pairs) / n
-    p_e = p1 * p2 + (1 - p1) * (1 - p2)
-    kappa = None if p_e >= 1.0 else (p_o - p_e) / (1 - p_e)
-    return Agreement(n, p_o, kappa)
+def agreement_json(a: Agreement) -> dict[str, Any]:
+    return {"responses": a.responses, "pairs": a.pairs, "observed": a.observed, "kappa": a.kappa}
 
 
 def kappa_by_dimension(verdicts: dict[tuple[str, str, str], list[int]], dimensions: list[str]) -> dict[str, Agreement]:
-    """Per dimension, kappa over (item, model) units with at least two verdicts."""
-    pairs: dict[str, list[tuple[int, int]]] = {d: [] for d in dimensions}
+    """Per dimension, Fleiss' kappa over (item, model) responses with at least two verdicts."""
+    lists: dict[str, list[list[int]]] = {d: [] for d in dimensions}
     for (_item, _model, dim), values in verdicts.items():
-        if dim in pairs and len(values) >= 2:
-            pairs[dim].append((values[0], values[1]))
-    return {d: cohen_kappa(p) for d, p in pairs.items()}
+        if dim in lists:
+            lists[dim].append(list(values))
+    return {d: fleiss_kappa(v) for d, v in lists.items()}
 
 
 def agreement_by_annotator(verdicts: dict[tuple[str, str, str, str], int]) -> dict[str, Agreement]:
@@ -52,9 +36,11 @@ def agreement_by_annotator(verdicts: dict[tuple[str, str, str, str], int]) -> di
     for (item, model, dim, annotator), value in verdicts.items():
         units.setdefault((item, model, dim), {})[annotator] = value
     same: dict[str, list[bool]] = {}
+    shared: dict[str, int] = {}
     for by in units.values():
+        if len(by) < 2:
+            continue
         for a, v in by.items():
-            for b, w in by.items():
-                if a != b:
-                    same.setdefault(a, []).append(v == w)
-    return {a: Agreement(len(s), sum(s) / len(s), None) for a, s in sorted(same.items())}
+            shared[a] = shared.get(a, 0) + 1
+            same.setdefault(a, []).extend(v == w for b, w in by.items() if b != a)
+    return {a: Agreement(shared[a], len(s), sum(s) / len(s), None) for a, s in sorted(same.items())}

@@ -13,6 +13,7 @@ from typing import Any
 from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
 from changeover.labeling.accounts import store_secret
+from changeover.labeling.agreement import agreement_json
 from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
 from changeover.labeling.history import HISTORY, Past, history
 from changeover.labeling.progress import (
@@ -186,11 +187,11 @@ class LabelingService:
             return out
         with_others = annotator_agreement(self.store, self.dimensions)
         out["annotators"] = {
-            a: {**c.to_json(), "agreement": with_others[a].to_json() if a in with_others else None}
+            a: {**c.to_json(), "agreement": agreement_json(with_others[a]) if a in with_others else None}
             for a, c in per.items()
         }
         kappas = agreement_by_dimension(self.store, self.dimensions)
-        out["agreement"] = {d: a.to_json() for d, a in kappas.items()}
+        out["agreement"] = {d: agreement_json(a) for d, a in kappas.items()}
         summary = (
             decision_summary(snap.decision, snap.labels_needed, self.dimensions)
             if snap.decision is not None
