@@ -249,3 +249,24 @@ def test_the_lexer_knows_strings_from_comments(text, comments, expected):
     from changeover.scan.sources import string_literals
 
     assert [(v.text, v.line) for v in string_literals(text, comments)] == expected
+
+
+def test_files_that_cannot_be_read_are_reported_not_counted_as_scanned(tmp_path, capsys):
+    """A Latin-1 source still scans (model ids are ASCII); a broken notebook or a binary file is listed as
+    not read - before, both were silently skipped and still counted as scanned."""
+    (tmp_path / "legacy.py").write_bytes('# caf\xe9\nMODEL = "gpt-4-0314"  # r\xe9sum\xe9\n'.encode("latin-1"))
+    (tmp_path / "broken.ipynb").write_text('{"cells": [')
+    (tmp_path / "blob.json").write_bytes(b'{"model": "gpt-4-0314"}\x00\x01')
+    result = scan_codebase(tmp_path, load_registry(), TODAY, 90)
+    assert findings(result) == {("openai", "gpt-4-0314"): [("legacy.py", 2, None, "gpt-4-0314")]}
+    assert result.files_scanned == 1
+    assert [f for f, _ in result.unread] == ["blob.json", "broken.ipynb"]
+    assert dict(result.unread)["blob.json"] == "binary (holds NUL bytes)"
+    assert dict(result.unread)["broken.ipynb"].startswith("not a readable notebook (JSONDecodeError")
+    out = tmp_path / "scan.json"
+    assert run(["scan", str(tmp_path), "--today", "2025-03-01", "--json", str(out)]) == 1
+    assert "2 file(s) not read: blob.json (binary" in " ".join(capsys.readouterr().out.split())
+    assert json.loads(out.read_text())["unread"][1] == {
+        "file": "broken.ipynb",
+        "reason": dict(result.unread)["broken.ipynb"],
+    }

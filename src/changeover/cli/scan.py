@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from changeover.cli.common import console, write_json
@@ -103,6 +104,10 @@ def register(app: typer.Typer) -> None:
             )
         else:
             console.print(f"nothing in use shuts down within {days} days", highlight=False)
+        if result.unread:
+            shown = ", ".join(f"{f} ({why})" for f, why in result.unread[:5])
+            more = f" and {len(result.unread) - 5} more" if len(result.unread) > 5 else ""
+            console.print(f"[yellow]{len(result.unread)} file(s) not read:[/] {escape(shown)}{more}", highlight=False)
         console.print(
             "[dim]registry rows are dated (see --json 'checked' and 'source'); verify a date at its source[/]",
             highlight=False,

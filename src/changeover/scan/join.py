@@ -17,7 +17,7 @@ from typing import Any
 
 from changeover.scan.match import Matcher
 from changeover.scan.registry import Lifecycle, Registry, ScanError
-from changeover.scan.sources import iter_files, values_in
+from changeover.scan.sources import Unread, iter_files, values_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,7 @@ class ScanResult:
     files_scanned: int
     usages: list[ModelUsage]
     registry_files: list[str]
+    unread: list[tuple[str, str]] = field(default_factory=list)  # (file, why): files a reader knows but could not read
 
     @property
     def due(self) -> list[ModelUsage]:
@@ -112,6 +113,7 @@ class ScanResult:
             "registry": self.registry_files,
             "due": len(self.due),
             "models": [u.to_dict(self.today, self.within) for u in self.usages],
+            "unread": [{"file": f, "reason": why} for f, why in self.unread],
         }
 
 
@@ -142,12 +144,18 @@ def scan_codebase(
     matcher = Matcher(registry)
     usages: dict[tuple[str, str], ModelUsage] = {}
     files = 0
+    unread: list[tuple[str, str]] = []
     for path in iter_files(root):
         rel = path.name if root.is_file() else path.relative_to(root).as_posix()
         if any(fnmatch(rel, pattern) or fnmatch(rel, pattern.rstrip("/") + "/*") for pattern in exclude):
             continue
+        try:
+            values = list(values_in(path))
+        except Unread as exc:
+            unread.append((rel, str(exc)))
+            continue
         files += 1
-        for value in values_in(path):
+        for value in values:
             m = matcher.match(value.text)
             if m is None:
                 continue
@@ -161,4 +169,4 @@ def scan_codebase(
     for u in usages.values():
         u.uses.sort(key=lambda x: (x.path, x.cell or 0, x.line))
     ordered = sorted(usages.values(), key=_sort_key)
-    return ScanResult(str(root), today, within, files, ordered, registry.files)
+    return ScanResult(str(root), today, within, files, ordered, registry.files, unread)

@@ -174,7 +174,7 @@ def key_values(text: str) -> Iterator[Value]:
                 yield Value(part, lineno)
 
 
-def notebook_values(text: str, path: Path) -> Iterator[Value]:
+def notebook_values(text: str) -> Iterator[Value]:
     """String literals of each code cell (Python), numbered from 1; shell and magic lines are skipped."""
     nb = json.loads(text)
     for number, cell in enumerate(nb.get("cells", []), 1):
@@ -187,15 +187,27 @@ def notebook_values(text: str, path: Path) -> Iterator[Value]:
             yield Value(v.text, v.line, number)
 
 
-def values_in(path: Path) -> Iterator[Value]:
-    """The candidate values of one file (empty for unreadable, binary or oversized files)."""
-    kind = kind_of(path)
+class Unread(Exception):
+    """A file the scan could not read (too large, binary, unreadable, a broken notebook): reported, not a use."""
+
+
+def read_source(path: Path) -> str:
+    """A file's text; bytes that are not UTF-8 become U+FFFD (model ids are ASCII, so a Latin-1 file still scans)."""
     try:
         if path.stat().st_size > MAX_BYTES:
-            return
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return
+            raise Unread(f"larger than {MAX_BYTES // 1_000_000} MB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise Unread(f"cannot be read ({exc.strerror or exc})") from None
+    if b"\x00" in data:
+        raise Unread("binary (holds NUL bytes)")
+    return data.decode("utf-8", errors="replace")
+
+
+def values_in(path: Path) -> Iterator[Value]:
+    """The candidate values of one file; ``Unread`` (before any value) when the file cannot be read."""
+    kind = kind_of(path)
+    text = read_source(path)
     if kind in ("hash", "slash", "hcl"):
         yield from string_literals(text, kind)
     elif kind == "json":
@@ -206,6 +218,7 @@ def values_in(path: Path) -> Iterator[Value]:
         yield from key_values(text)
     elif kind == "notebook":
         try:
-            yield from notebook_values(text, path)
-        except (json.JSONDecodeError, AttributeError, TypeError):
-            return
+            values = list(notebook_values(text))
+        except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+            raise Unread(f"not a readable notebook ({type(exc).__name__}: {str(exc)[:80]})") from None
+        yield from values
