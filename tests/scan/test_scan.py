@@ -270,3 +270,19 @@ def test_files_that_cannot_be_read_are_reported_not_counted_as_scanned(tmp_path,
         "file": "broken.ipynb",
         "reason": dict(result.unread)["broken.ipynb"],
     }
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_the_walk_goes_on(tmp_path, monkeypatch):
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "app.py").write_text('MODEL = "gpt-4-0314"\n')
+    real = Path.iterdir
+
+    def iterdir(self):  # chmod 000 does not stop root, who runs CI containers: refuse like the kernel would
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    result = scan_codebase(tmp_path, load_registry(), TODAY, 90)
+    assert result.unread == [("locked/", "folder cannot be listed (Permission denied)")]
+    assert [u.model for u in result.usages] == ["gpt-4-0314"] and result.files_scanned == 1

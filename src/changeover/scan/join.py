@@ -145,7 +145,8 @@ def scan_codebase(
     usages: dict[tuple[str, str], ModelUsage] = {}
     files = 0
     unread: list[tuple[str, str]] = []
-    for path in iter_files(root):
+    folders: list[tuple[Path, str]] = []
+    for path in iter_files(root, folders):
         rel = path.name if root.is_file() else path.relative_to(root).as_posix()
         if any(fnmatch(rel, pattern) or fnmatch(rel, pattern.rstrip("/") + "/*") for pattern in exclude):
             continue
@@ -166,6 +167,7 @@ def scan_codebase(
             else:
                 key = (m.family or "?", m.text.lower())
                 usages.setdefault(key, ModelUsage(m.family or "?", m.text, None)).uses.append(use)
+    unread += [(folder.relative_to(root).as_posix() + "/", why) for folder, why in folders]
     for u in usages.values():
         u.uses.sort(key=lambda x: (x.path, x.cell or 0, x.line))
     ordered = sorted(usages.values(), key=_sort_key)

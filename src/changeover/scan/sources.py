@@ -86,15 +86,24 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def iter_files(root: Path) -> Iterator[Path]:
-    """Files under ``root`` that a reader knows, skipping dependency, build and VCS folders; sorted."""
+def iter_files(root: Path, unread: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
+    """Files under ``root`` that a reader knows, skipping dependency, build and VCS folders; sorted.
+
+    A folder that cannot be listed is added to ``unread`` (with why) instead of stopping the walk.
+    """
     if root.is_file():
         yield root
         return
-    for path in sorted(root.iterdir()):
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as exc:
+        if unread is not None:
+            unread.append((root, f"folder cannot be listed ({exc.strerror or exc})"))
+        return
+    for path in entries:
         if path.is_dir():
             if path.name not in SKIP_DIRS and not path.is_symlink():
-                yield from iter_files(path)
+                yield from iter_files(path, unread)
         elif kind_of(path) is not None:
             yield path
 
