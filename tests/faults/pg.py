@@ -8,9 +8,11 @@ user when the tests run as root (initdb refuses root), as scripts/setup.d/10-pos
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -86,8 +88,12 @@ class PgCluster:
         return len(rows)
 
     def close(self) -> None:
+        """Stop the server (if it runs) and remove its directory; never leaves a postmaster behind."""
         try:
             self.stop("immediate")
         except RuntimeError:
-            pass  # already stopped
+            pid_file = self.data / "postmaster.pid"
+            if pid_file.exists():  # pg_ctl failed but a server runs: stop it by its own pid
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
         shutil.rmtree(self.root, ignore_errors=True)
