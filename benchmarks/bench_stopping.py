@@ -269,6 +269,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=40, help="simulated loops per scenario")
     ap.add_argument("--seeds", type=int, default=6, help="label orders per XSTest pair")
     ap.add_argument("--looks", type=int, default=15)
+    ap.add_argument("--segments", default="1,3", help="which simulated groups to run (segment counts)")
     ap.add_argument("--seed", type=int, default=0, help="0 = the seeds the rule was chosen on; others validate")
     ap.add_argument("--save", type=Path, default=None, help="write the probability paths (.npz) here")
     ap.add_argument("--draws", type=int, default=500, help="draws per chain (4 chains)")
@@ -280,7 +281,7 @@ def main() -> int:
     if "sim" in parts:
         rng = np.random.default_rng(20261201 + args.seed)
         runs = [sim_run(sc, rng) for sc in SIM_SCENARIOS for _ in range(reps)]
-        for S in sorted({len(r.shares) for r in runs}):
+        for S in sorted({len(r.shares) for r in runs} & {int(x) for x in args.segments.split(",")}):
             sub = [r for r in runs if len(r.shares) == S]
             with C.Timer() as t:
                 paths = replay(sub, args.looks, settings)
