@@ -25,6 +25,7 @@ from sqlalchemy import Connection, delete, select, update
 from changeover.embeddings.errors import JobRunningError, LeaseLostError
 from changeover.embeddings.schema import insert_ignore, leases
 from changeover.store import Store
+from changeover.store.engine import is_unavailable
 
 DEFAULT_TTL = 30.0  # seconds a lease lives without renewal
 
@@ -159,11 +160,17 @@ class Lease:
                 continue
 
     def release(self) -> None:
+        """Stop the heartbeat and delete the lease row; with the store gone the row stays behind
+        and expires (or, on this host, is taken over at once: its process is gone)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        with self.store.engine.begin() as conn:
-            conn.execute(delete(leases).where(leases.c.model_version == self.version, leases.c.owner == self.owner))
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(delete(leases).where(leases.c.model_version == self.version, leases.c.owner == self.owner))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
 
     def __enter__(self) -> Lease:
         if self._thread is None:

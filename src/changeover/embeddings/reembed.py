@@ -27,7 +27,9 @@ from changeover.embeddings.lease import DEFAULT_TTL, Holder, Lease
 from changeover.embeddings.progress import embedding_progress
 from changeover.embeddings.ratelimit import TokenBucket
 from changeover.embeddings.schema import failures, jobs, leases
+from changeover.errors import StoreError, StoreUnavailable
 from changeover.providers.embedders import Encoder, PermanentEncoderError, is_transient
+from changeover.store.engine import cause, is_unavailable
 from changeover.store.events import append_event, now
 
 SUBJECT = "embeddings:{version}"
@@ -192,6 +194,51 @@ def reembed(
     version holding the lease: wait up to ``wait`` seconds for it, then raise
     ``JobRunningError``. Returns what this run did.
     """
+    try:
+        return _leased_run(
+            index,
+            encoder,
+            documents,
+            actor,
+            reason,
+            batch,
+            rate,
+            retries,
+            backoff,
+            limit,
+            source,
+            progress,
+            lease_ttl,
+            wait,
+        )
+    except StoreError:
+        raise
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        raise StoreUnavailable(
+            f"re-embedding {encoder.key}: the store at {index.store.display_url} cannot be reached or written "
+            f"({cause(exc)}); every batch committed before is kept - run the same command again once the store "
+            "is back, it resumes where the job stopped"
+        ) from exc
+
+
+def _leased_run(
+    index: VectorIndex,
+    encoder: Encoder,
+    documents: Sequence[Document],
+    actor: str,
+    reason: str | None,
+    batch: int,
+    rate: float | None,
+    retries: int,
+    backoff: float,
+    limit: int | None,
+    source: str | None,
+    progress: bool,
+    lease_ttl: float,
+    wait: float,
+) -> ReembedResult:
     store, version = index.store, encoder.key
     started = time.perf_counter()
     with Lease(store, version, ttl=lease_ttl).acquire(wait) as lease:
