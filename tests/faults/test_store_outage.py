@@ -272,7 +272,6 @@ def test_reembed_through_a_postgres_crash_resumes_with_nothing_redone(reembed_ou
         )
 
 
-@pytest.mark.xfail(strict=True, reason="re-embed does not wrap a lost store: traceback, exit 1 (reported)")
 def test_reembed_meeting_a_dead_store_says_so_in_one_line(reembed_outage, run_index):
     crashed, _result, _rows = reembed_outage
     assert crashed.returncode == 2 and len(crashed.stderr.strip().splitlines()) <= 2
