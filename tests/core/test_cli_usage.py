@@ -70,3 +70,22 @@ def test_help_prints_the_spec_example_exactly_as_the_readme_has_it(capsys):
     printed = " ".join(capsys.readouterr().out.split())  # the help may wrap long lines to the terminal
     for line in example:
         assert " ".join(line.split()) in printed, line
+
+
+def test_json_to_a_pipe_is_written_in_place_not_replaced(tmp_path):
+    """`--json /dev/stdout` must not turn the device into a file (the atomic rename would)."""
+    import os
+
+    from changeover.cli.common import write_json
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_json({"verdict": "GO"}, fifo)
+        assert b'"verdict": "GO"' in os.read(reader, 4096)
+    finally:
+        os.close(reader)
+    assert fifo.is_fifo()
+    write_json({"a": 1}, tmp_path / "out" / "d.json")
+    assert (tmp_path / "out" / "d.json").read_text() == '{\n  "a": 1\n}\n'

@@ -28,11 +28,20 @@ DB_OPTION = typer.Option(
 
 
 def write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as pretty JSON, atomically (temp file + rename)."""
+    """Write ``obj`` as pretty JSON, atomically (temp file + rename) when ``path`` is a regular file.
+
+    A path that exists and is not a regular file (``/dev/stdout``, a pipe) is written in place: renaming
+    over it would replace the device with a file.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
     try:
+        if path.exists() and not path.is_file():
+            with path.open("w", encoding="utf-8") as out:
+                out.write(text)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
         raise ChangeoverError(
