@@ -85,7 +85,8 @@ def test_an_unconverged_fit_gives_no_go_or_no_go_but_need_labels():
     assert a.verdict == "NEED-LABELS" and a.exit_code == 3
     assert a.decision.reason == "posterior not converged"
     assert a.decision.candidates["cand"].reason == "posterior not converged"
-    assert a.decision.diagnostics.sampling.rounds == 2 and a.decision.diagnostics.sampling.draws == 120
+    sampling = a.decision.diagnostics.sampling
+    assert sampling.draws == 120 and 2 <= sampling.rounds <= 3  # longer up to the bound (and smaller steps)
     assert a.to_json()["diagnostics"]["converged"] is False
     clear = assess(spec, records, draws=150, warmup=200)
     assert clear.verdict == "NO-GO"  # the same data, converged

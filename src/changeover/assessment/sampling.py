@@ -5,10 +5,10 @@ and tail ESS >= 400 and no divergent transitions. A comparison that fails,
 or whose decision probability lies within ~2 Monte Carlo standard errors of
 the confidence threshold, is sampled again, longer (the length its shortfall
 asks for, up to ``max_scale`` times the requested draws and warm-up); after
-divergent transitions also with smaller steps (the target acceptance rate
-halfway to 1, as Stan users raise ``adapt_delta``): on the test scenarios a
-4x-long fit still showed a lone divergence in ~1 of 3 seeds at 0.9, which made
-the verdict depend on the seed. What still fails is reported
+divergent transitions with smaller steps (the target acceptance rate halfway
+to 1, as Stan users raise ``adapt_delta``) rather than only longer: on a test
+scenario, jumping to a 4x-long fit at 0.9 left a lone divergence in 2 of 6
+seeds, which made the verdict depend on the seed. What still fails is reported
 as not converged (the service then gives no GO or NO-GO); what is still close
 is ``borderline``. Only the comparisons that need it are refitted.
 """
@@ -35,6 +35,7 @@ class SamplingPolicy:
     ess_min: float = 400.0
     max_divergences: int = 0
     max_scale: int = 4  # the longest round samples this many times the requested draws and warm-up
+    max_rounds: int = 3  # fits in all, the first included
     extend: bool = True  # False: one round, report what it gave
 
 
@@ -57,8 +58,9 @@ class Convergence:
 
     def factor_needed(self, policy: SamplingPolicy) -> float:
         """How many times longer to sample: ESS grows about in proportion to the draws (padded by
-        a fifth); an R-hat or divergence miss asks for the longest round the policy allows."""
-        if self.rhat_max > policy.rhat_max or self.divergences > policy.max_divergences:
+        a fifth); an R-hat miss asks for the longest round the policy allows. Divergences ask for
+        smaller steps, not more draws (more draws only give a rare divergence more chances)."""
+        if self.rhat_max > policy.rhat_max:
             return float(policy.max_scale)
         low = min(self.ess_bulk_min, self.ess_tail_min)
         return 1.2 * policy.ess_min / max(low, 1.0) if low < policy.ess_min else 1.0
@@ -106,44 +108,51 @@ def sample(
 ) -> tuple[list[SampledFit], int]:
     """Fit every table under the policy; returns the fits and the number of rounds run.
 
-    ``unsettled(i, fit)``: for table i, by what factor more draws would likely settle a decision
-    probability of a converged fit that is too close to its threshold, or None.
-    Each round jumps to the smallest power of two that covers the largest factor
-    needed (at least twice the last round, at most ``max_scale``).
+    ``unsettled(i, fit)``: for table i, by what factor more draws would likely
+    settle a decision probability of a converged fit that is too close to its
+    threshold, or None. A round samples the tables that need it at the smallest
+    power of two (times the requested length, at most ``max_scale``) that covers
+    the largest factor needed; after divergences it also takes smaller steps,
+    at the same length if no more draws are needed. At most ``max_rounds`` rounds.
     """
     out: list[SampledFit] = []
     for fit in fit_pairs(tables, settings):
         conv = convergence(fit, shares)
         out.append(SampledFit(fit, conv, 1, conv.ok(policy)))
     rounds, scale = 1, 1
-    while policy.extend and scale * 2 <= policy.max_scale:
+    while policy.extend and rounds < policy.max_rounds:
         need: dict[int, float] = {}
         for i, s in enumerate(out):
             if not s.converged:
                 need[i] = s.scale * s.convergence.factor_needed(policy)
             elif (more := unsettled(i, s.fit)) is not None:
                 need[i] = s.scale * more
+        diverged = any(out[i].convergence.divergences > policy.max_divergences for i in need)
         if not need:
             break
+        wanted = _power_of_two(max(need.values()), policy.max_scale)
+        if wanted <= scale and not diverged:
+            break  # at the bound: more of the same would not change the answer
+        scale = max(scale, wanted)
+        if diverged:  # the standard remedy: smaller steps (as Stan users raise adapt_delta)
+            settings = replace(settings, target_accept=settings.target_accept + (1.0 - settings.target_accept) / 2)
         again = sorted(need)
-        scale = _next_scale(scale, max(need.values()), policy.max_scale)
         rounds += 1
         longer = replace(settings, draws=settings.draws * scale, warmup=settings.warmup * scale)
-        if any(out[i].convergence.divergences for i in again):  # the standard remedy: smaller steps
-            accept = settings.target_accept
-            settings = replace(settings, target_accept=accept + (1.0 - accept) / 2)
-            longer = replace(longer, target_accept=settings.target_accept)
         if progress is not None:
-            progress(f"sampling {len(again)} comparison(s) longer ({longer.draws} draws, {longer.warmup} warm-up)")
+            progress(
+                f"sampling {len(again)} comparison(s) again ({longer.draws} draws, {longer.warmup} warm-up, "
+                f"target acceptance {longer.target_accept:.3g})"
+            )
         for i, fit in zip(again, fit_pairs([tables[i] for i in again], longer), strict=True):
             conv = convergence(fit, shares)
             out[i] = SampledFit(fit, conv, scale, conv.ok(policy))
     return out, rounds
 
 
-def _next_scale(current: int, wanted: float, bound: int) -> int:
-    """The next round's length multiple: a power of two >= ``wanted``, > ``current``, <= ``bound``."""
-    scale = current * 2
+def _power_of_two(wanted: float, bound: int) -> int:
+    """The smallest power of two >= ``wanted`` (at least 1), at most ``bound``."""
+    scale = 1
     while scale < wanted and scale * 2 <= bound:
         scale *= 2
     return scale
