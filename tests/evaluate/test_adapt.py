@@ -248,3 +248,54 @@ def test_proposals_are_read_from_json_tags_or_sections_and_otherwise_counted_unp
     assert (got.system if got else None) == system
     if got is not None:
         assert got.template == "Message: {text}"
+
+
+def adapt_cli(spec_path: Path, traffic: Path, db: str, *extra: str) -> list[str]:
+    return [
+        "prompts",
+        "adapt",
+        "--spec",
+        str(spec_path),
+        "--candidate",
+        "new-model",
+        "--prompts",
+        str(traffic),
+        "--proposer",
+        "writer-model",
+        "--db",
+        db,
+        *extra,
+    ]
+
+
+def test_cli_labels_from_the_store_decide_a_rerun_that_calls_nothing_again(tmp_path, fake, capsys):
+    """Without labels the variant is inconclusive; a human labels the stored responses; the rerun decides."""
+    from changeover.store.responses import load_records
+
+    _, spec_path, traffic = setup(tmp_path, fake)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    args = adapt_cli(spec_path, traffic, db, "--pattern", "output_format", "--budget-calls", "80")
+    assert run([*args, "--json", str(tmp_path / "first.json")]) == 1
+    first = json.loads((tmp_path / "first.json").read_text())
+    assert [r["calls"].get("format") for r in first["tried"]] == ["inconclusive", "inconclusive"]
+    assert first["registered"]["variant"] == "new-model+adapted"  # the best so far, not the candidate's own
+    calls_before = sum(fake.calls.values())
+
+    with open_store(db) as store:  # the reviewer labels every stored response: raw JSON or not
+        stored = load_records(store)
+    lines = ["item,model,dimension,value"]
+    for rec in stored:
+        human([rec])
+        lines.append(f"{rec.item},{rec.model},format,{rec.labels['format'][0]}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    assert run(["label", "import", str(tmp_path / "labels.csv"), "--db", db]) == 0
+    capsys.readouterr()
+
+    assert run([*args, "--json", str(tmp_path / "second.json")]) == 0
+    out = capsys.readouterr().out
+    second = json.loads((tmp_path / "second.json").read_text())
+    assert sum(fake.calls.values()) == calls_before and second["budget"]["calls_made"] == 0  # all cached
+    assert second["winner"] == first["tried"][1]["arm"] and second["registered"]["variant"] == "new-model"
+    assert [r["calls"]["format"] for r in second["tried"]][0] == "regression"
+    assert "non-inferior on every required dimension" in out and "prompt A/B of" in out
+    assert "prompt effect on the new model +" in out

@@ -282,8 +282,6 @@ def failures_of(
 def _failure_reason(rec: Record, inc: Record | None, dimension: str, signals: list[str]) -> str | None:
     if rec.error:
         return f"error: {rec.error}"
-    if 0 in (rec.labels.get(dimension) or []):
-        return "a human said it is not acceptable"
     for sig in signals:
         value = rec.signals.get(sig)
         if value is None:
@@ -294,6 +292,8 @@ def _failure_reason(rec: Record, inc: Record | None, dimension: str, signals: li
             return note or f"{sig} = 0"
         if theirs is not None and value < theirs:
             return note or f"{sig} = {value}, the incumbent {theirs}"
+    if 0 in (rec.labels.get(dimension) or []):  # after the signals: labels arriving keep the same examples
+        return "a human said it is not acceptable"
     return None
 
 
@@ -434,6 +434,7 @@ class Adapter:
 
     async def _search(self, caller: CachedCaller) -> AdaptResult:
         pid = self.prompt_id()
+        caller.preload([f"adapt:{pid}"])  # the proposals asked before (a rerun proposes the same variants)
         registry = self.plan.registry
         inc, cand = self.spec.incumbent, self.candidate
         parent_key, parent = registry.prompts[pid].variant_for(cand)
