@@ -10,6 +10,7 @@ import pytest
 from changeover.errors import ProviderError
 from changeover.providers import ChatRequest, ModelClient, ModelConfig, Price, build_provider
 from changeover.providers.anthropic import AnthropicProvider
+from changeover.providers.base import CallFailed
 from changeover.providers.openai_compat import OpenAIProvider
 
 ASK = ChatRequest(
@@ -262,8 +263,12 @@ def test_odd_json_shapes_are_read_as_missing_never_a_crash():
     ModelClient only turns CallFailed into an error record, anything else would stop the run."""
     from changeover.providers.openai_compat import parse_chat_completion, parse_chat_stream
 
-    odd = parse_chat_completion({"choices": [{"message": "hi", "finish_reason": "stop"}], "usage": 7}, 1.0)
+    odd = parse_chat_completion({"choices": [{"message": {"content": 5}, "finish_reason": "stop"}], "usage": 7}, 1.0)
     assert odd.text is None and odd.finish_reason == "stop" and odd.tokens_in is None
+    # a message that is not an object is no answer at all: a failed call (retried, never cached), not an empty one
+    with pytest.raises(CallFailed, match="choices\\[0\\].message is not an object") as failed:
+        parse_chat_completion({"choices": [{"message": "hi", "finish_reason": "stop"}]}, 1.0)
+    assert failed.value.retryable
     stream = parse_chat_stream(
         [{"choices": ["x", {"delta": "y"}, {"delta": {"content": "ok"}}]}, {"choices": [], "usage": [1]}], 1.0, None
     )

@@ -123,6 +123,10 @@ class Evaluation:
         inter, arm, answer = sampled.interaction, planned.arm, replay.completion
         rejected = answer.rejection
         response = None if rejected else answer.text
+        # an answered call with no text and no tool call (content null: a content filter, a reasoning
+        # model that spent max_completion_tokens thinking) gave the user nothing: an empty response,
+        # which assess counts as a failure - None would read as "no text recorded" and drop it
+        empty = response is None and answer.ok and not rejected
         case = Case(
             item=inter.item,
             model=arm.name,
@@ -163,6 +167,8 @@ class Evaluation:
                 extra["tool_divergence"] = replay.divergence.to_dict()
         if rejected:
             extra["rejected"] = rejected.to_dict()
+        if empty:
+            extra["empty_answer"] = answer.finish_reason or "no content"
         if notes:
             extra["unscorable"] = notes
         if failed_checks:
@@ -173,7 +179,7 @@ class Evaluation:
             segment=dict(inter.segment),
             signals={s: v.value for s, v in zip(names, verdicts, strict=True)},
             prompt=inter.prompt_text,
-            response=response,
+            response="" if empty else response,
             reference=inter.reference,
             latency_ms=_round(answer.latency_ms),
             tokens_in=_num(answer.tokens_in),

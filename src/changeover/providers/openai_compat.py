@@ -95,7 +95,9 @@ def parse_chat_completion(data: dict[str, Any], latency_ms: float) -> Completion
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise CallFailed("malformed response body (no 'choices')", retryable=True)
     choice = choices[0]
-    message = _mapping(choice.get("message"))
+    if not isinstance(choice.get("message"), dict):  # not an answer with no text: a body that is no answer
+        raise CallFailed("malformed response body (choices[0].message is not an object)", retryable=True)
+    message = choice["message"]
     usage = _mapping(data.get("usage"))
     return Completion(
         text=message.get("content") if isinstance(message.get("content"), str) else None,
