@@ -31,12 +31,15 @@ from changeover.store.events import list_events
 class Counting(Encoder):
     """The real model, counting how often each text is embedded (thread-safe)."""
 
-    def __init__(self, inner: Encoder):
+    def __init__(self, inner: Encoder, gate: threading.Event | None = None):
         self.inner, self.name, self.version, self.dim = inner, inner.name, inner.version, inner.dim
         self.count: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.gate = gate  # when given, encoding waits for it: the winner holds the lease until the loser tried
 
     def encode_documents(self, texts):
+        if self.gate is not None:
+            assert self.gate.wait(120), "the other run never tried"
         with self._lock:
             for t in texts:
                 self.count[t] = self.count.get(t, 0) + 1
@@ -57,6 +60,8 @@ def _race(index, enc, docs, wait: float) -> tuple[list, list]:
             results.append(reembed(index, enc, docs, actor=name, batch=2, rate=8.0, wait=wait))
         except JobRunningError as exc:
             errors.append(exc)
+            if enc.gate is not None:
+                enc.gate.set()
 
     threads = [threading.Thread(target=one, args=(n,)) for n in ("first", "second")]
     for t in threads:
@@ -69,7 +74,7 @@ def _race(index, enc, docs, wait: float) -> tuple[list, list]:
 @pytest.mark.parametrize("attempt", range(3))
 def test_two_runs_at_once_one_refuses_and_each_document_is_embedded_once(store, minilm, small_corpus, attempt):
     docs = read_corpus(small_corpus)[:8]
-    index, enc = NumpyIndex(store), Counting(minilm)
+    index, enc = NumpyIndex(store), Counting(minilm, gate=threading.Event())
     results, errors = _race(index, enc, docs, wait=0.0)
     assert len(results) == 1 and len(errors) == 1, (results, errors)
     assert results[0].embedded == 8 and results[0].complete
