@@ -356,3 +356,32 @@ def test_a_broken_json_schema_is_a_spec_error(tmp_path):
         )
         with pytest.raises(SpecError, match=match):
             build_judges(spec, judge_configs(spec), lambda signal, model: None)
+
+
+@pytest.mark.parametrize(
+    ("judge", "message"),
+    [
+        (
+            {"kind": "tool_called", "arguments": True},
+            "arguments does not apply to a tool_called judge (it takes: tool)",
+        ),
+        (
+            {"kind": "tool_count", "tool": "get_order"},
+            "tool does not apply to a tool_count judge (it takes: no options)",
+        ),
+        ({"kind": "refusal_phrases", "model": "judge-model"}, "model does not apply to a refusal_phrases judge"),
+        ({"kind": "json_valid", "schema": {"type": "object"}}, "schema does not apply to a json_valid judge"),
+    ],
+)
+def test_a_setting_the_judge_kind_does_not_read_is_an_error_not_ignored(judge, message):
+    """``tool_called`` with ``arguments: true`` used to run as if the line were not there."""
+    raw = {
+        "incumbent": "a",
+        "candidates": ["b"],
+        "dimensions": {"tool_use": {"margin": 0.05}},
+        "models": {"a": {}, "b": {}, "judge-model": {}},
+        "judges": {"tool_use": judge},
+    }
+    with pytest.raises(SpecError, match="judges.tool_use") as exc:
+        judge_configs(spec_from_dict(raw, "migration.yaml"))
+    assert message in str(exc.value)

@@ -43,6 +43,19 @@ JudgeKind = Literal[
 ]
 
 
+_LLM_OPTIONS = {"model", "rubric", "levels", "style_guide", "expect_refusal", "retries", "structured", "params"}
+OPTIONS_OF: dict[str, set[str]] = {
+    "llm": _LLM_OPTIONS,
+    "json_schema": {"json_schema"},
+    "language": {"language"},
+    "refusal_phrases": {"phrases", "expect_refusal"},
+    "similarity": {"embedding"},
+    "tool_called": {"tool"},
+    "tool_order": {"arguments"},
+}
+"""The settings each judge kind reads; any other one given is an error (it would be ignored)."""
+
+
 class JudgeConfig(BaseModel):
     """One signal's judge."""
 
@@ -73,6 +86,15 @@ class JudgeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _needs(self) -> JudgeConfig:
+        given = self.model_fields_set - {"kind"}
+        foreign = sorted(given - OPTIONS_OF.get(self.kind, set()))
+        if foreign:
+            names = ["schema" if f == "json_schema" else f for f in foreign]
+            allowed = sorted("schema" if f == "json_schema" else f for f in OPTIONS_OF.get(self.kind, set()))
+            raise ValueError(
+                f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to a {self.kind} judge "
+                f"(it takes: {', '.join(allowed) or 'no options'}); check the kind and the spelling"
+            )
         if self.kind == "llm" and not self.model:
             raise ValueError("an llm judge needs 'model' (a key of models:)")
         if self.kind == "llm" and not self.rubric:
