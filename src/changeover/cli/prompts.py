@@ -132,23 +132,26 @@ def print_adapt(data: dict) -> None:
         title_justify="left",
     )
     for col in ("#", "variant", "parent", "pattern", "status", "verdict", *dims, "calls"):
-        table.add_column(col, no_wrap=col not in ("status",))
+        table.add_column(col, no_wrap=True)
     for row in data["tried"]:
         cells = [
             escape(f"{row['calls'][d]} ({row['deltas'][d]['mean']:+.2f})") if d in row["calls"] else "-" for d in dims
         ]
-        status = row["status"] + (f": {row['note'][:60]}" if row["note"] else "")
         table.add_row(
             str(row["n"]),
             row["arm"],
             row["parent"],
             row["pattern"],
-            escape(status),
+            row["status"],
             row["verdict"] or "-",
             *cells,
             str(row["calls_made"]) if row["n"] else "-",
         )
     console.print(table)
+    for row in data["tried"]:
+        if row["note"]:
+            note = " ".join(row["note"].split())
+            console.print(f"#{row['n']} {row['status']}: {escape(note[:200])}", highlight=False, soft_wrap=True)
     console.print(f"stop: {data['stop']}", highlight=False)
     budget = data["budget"]
     limits = ", ".join(f"{k} {budget[k]}" for k in ("calls", "usd") if budget[k] is not None) or "no limit"
@@ -172,6 +175,7 @@ def print_adapt(data: dict) -> None:
             f"registered {reg['prompt']}@{reg['variant']}:v{reg['version']} in {reg['file']} "
             f"(lineage: {reg['lineage']})",
             highlight=False,
+            soft_wrap=True,
         )
     else:
         console.print("registered: nothing")
