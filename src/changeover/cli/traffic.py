@@ -64,7 +64,8 @@ def import_cmd(
     from changeover.traffic.config import redaction_rules, traffic_config
 
     loaded = load_spec(spec, core=False) if spec is not None else None
-    segments = {**traffic_config(loaded).segments, **_segments(segment)}
+    given = _segments(segment)
+    segments = {**traffic_config(loaded).segments, **given}
     rules = redaction_rules(loaded)
     options = {"responses": responses} if responses is not None else {}
     result = import_traffic(
@@ -74,6 +75,7 @@ def import_cmd(
         segments=segments,
         redactor=Redactor(rules) if rules else None,
         check=read_interactions,  # what evaluate will read must read
+        required=list(given),  # a path typed on the command line must find something
         **options,
     )
     console.print(
@@ -90,6 +92,11 @@ def import_cmd(
         more = f" ... {len(shown) - 8} more" if len(shown) > 8 else ""
         table.add_row(name, ", ".join(f"{v} ({n})" for v, n in shown[:8]) + more)
     console.print(table)
+    for name in segments:
+        if name not in result.resolved:  # a spec's path may be for another source format: said, not fatal
+            console.print(
+                f"[yellow]segment {name}[/] ({segments[name]}, from the spec) was found in no record", highlight=False
+            )
     console.print(f"next: changeover evaluate --spec migration.yaml --prompts {out}", highlight=False)
     if json_out is not None:
         write_json(result.to_dict(), json_out)

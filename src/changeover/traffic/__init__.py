@@ -7,7 +7,7 @@ redacts PII, and writes ``out`` atomically. Formats: see ``FORMATS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -67,6 +67,7 @@ class ImportResult:
     with_tools: int = 0
     with_recorded: int = 0
     turns: int = 0  # messages in all rows
+    resolved: set[str] = field(default_factory=set)  # segment names whose path found a value in some record
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ def _finish(row: TrafficRow, segments: dict[str, str], redactor: Any, result: Im
         value = segment_value(resolve(row.raw, path))
         if value is not None:
             row.segment[name] = value
+            result.resolved.add(name)
     if redactor is not None:
         row.messages = redactor.value(row.messages)
         row.tools = redactor.value(row.tools)
@@ -110,17 +112,33 @@ def import_traffic(
     segments: dict[str, str] | None = None,
     redactor: Any = None,
     check: Callable[[Path], object] | None = None,
+    required: Collection[str] = (),
     **options: Any,
 ) -> ImportResult:
     """Convert ``source`` into the traffic file ``out``.
 
-    ``out`` is written only when every record converts and ``check`` (given the temp file) passes.
+    ``out`` is written only when every record converts, every segment named in ``required`` was
+    found in at least one record (a mistyped path is an error, not a segment that silently never
+    appears), and ``check`` (given the temp file) passes.
     """
     source, out = Path(source), Path(out)
     if not source.exists():
         raise TrafficError(f"{source}: no such file to import")
     name = detect_format(source) if fmt == "auto" else fmt
     result = ImportResult(str(source), str(out), name, 0)
-    rows = (_finish(r, segments or {}, redactor, result) for r in read_rows(source, name, **options))
-    result.rows = write_traffic(rows, out, check, str(source))
+    segments = segments or {}
+    rows = (_finish(r, segments, redactor, result) for r in read_rows(source, name, **options))
+
+    def verify(tmp: Path) -> None:
+        missing = [s for s in required if s not in result.resolved]
+        if missing:
+            paths = ", ".join(f"{s}={segments.get(s, '?')}" for s in missing)
+            raise TrafficError(
+                f"--segment {paths}: no record of {source} has a value at this path; check its spelling "
+                f"against a record (paths are dotted keys, e.g. metadata.region)"
+            )
+        if check is not None:
+            check(tmp)
+
+    result.rows = write_traffic(rows, out, verify, str(source))
     return result
