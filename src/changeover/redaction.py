@@ -54,12 +54,20 @@ class Redactor:
             value = pattern.sub(replace, value)
         return value
 
-    def value(self, obj: Any) -> Any:
-        """Redact every string inside a JSON-like value (a new object; the input is not changed)."""
+    def value(self, obj: Any, drop_secrets: bool = True) -> Any:
+        """Redact every string inside a JSON-like value (a new object; the input is not changed).
+
+        ``drop_secrets``: also drop the keys that carry credentials (``SECRET_KEYS``); off for values
+        whose keys are names, not data - a tool's JSON schema with a ``token`` property keeps it.
+        """
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
-            return {k: self.value(v) for k, v in obj.items() if str(k).lower() not in SECRET_KEYS}
+            return {
+                k: self.value(v, drop_secrets)
+                for k, v in obj.items()
+                if not (drop_secrets and str(k).lower() in SECRET_KEYS)
+            }
         if isinstance(obj, list):
-            return [self.value(v) for v in obj]
+            return [self.value(v, drop_secrets) for v in obj]
         return obj

@@ -495,3 +495,31 @@ def test_request_metadata_tags_are_segments_spelled_like_segment_paths(tmp_path)
     (a,), (b,) = lines(tmp_path / "a.jsonl"), lines(tmp_path / "b.jsonl")
     assert a["segment"] == {"request_type": "chat", "source_model": "m", "beta": "true", "tier": "2", "flag": "true"}
     assert b["segment"] == {"request_type": "chat", "source_model": "claude-3-haiku", "beta": "false"}
+
+
+def test_redaction_keeps_a_tool_schemas_property_names(tmp_path):
+    """A login tool's ``password`` / ``token`` properties are names in a schema, not credentials: with redaction
+    rules on, they used to be dropped (leaving ``required: [token]`` pointing at nothing)."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "refresh_session",
+            "description": "Ask ops@example.com first.",
+            "parameters": {
+                "type": "object",
+                "properties": {"token": {"type": "string"}, "password": {"type": "string"}},
+                "required": ["token"],
+            },
+        },
+    }
+    body = {"model": "m", "api_key": "sk-live-1", "tools": [tool], "messages": [{"role": "user", "content": "hi"}]}
+    src = _write(tmp_path, "log.jsonl", json.dumps(body) + "\n")
+    from changeover.redaction import Redaction, Redactor
+
+    redactor = Redactor([Redaction(pattern=r"[\w.+-]+@[\w-]+\.[\w.]+", replace="[EMAIL]")])
+    import_traffic(src, tmp_path / "t.jsonl", redactor=redactor)
+    (row,) = lines(tmp_path / "t.jsonl")
+    fn = row["tools"][0]["function"]
+    assert set(fn["parameters"]["properties"]) == {"token", "password"} and fn["parameters"]["required"] == ["token"]
+    assert fn["description"] == "Ask [EMAIL] first."
+    assert "api_key" not in row.get("params", {}) and "sk-live-1" not in json.dumps(row)  # a credential still goes

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from changeover.redaction import Redactor
 from changeover.traffic import (
     anthropic,
     langfuse,
@@ -82,7 +83,7 @@ class ImportResult:
         }
 
 
-def _finish(row: TrafficRow, segments: dict[str, str], redactor: Any, result: ImportResult) -> TrafficRow:
+def _finish(row: TrafficRow, segments: dict[str, str], redactor: Redactor | None, result: ImportResult) -> TrafficRow:
     for name, path in segments.items():
         value = segment_value(resolve(row.raw, path))
         if value is not None:
@@ -90,7 +91,7 @@ def _finish(row: TrafficRow, segments: dict[str, str], redactor: Any, result: Im
             result.resolved.add(name)
     if redactor is not None:
         row.messages = redactor.value(row.messages)
-        row.tools = redactor.value(row.tools)
+        row.tools = redactor.value(row.tools, drop_secrets=False)  # a schema's 'token' property is a name
         row.reference = redactor.value(row.reference)
         row.variables = redactor.value(row.variables)
         row.recorded = redactor.value(row.recorded)
@@ -110,7 +111,7 @@ def import_traffic(
     out: Path,
     fmt: str = "auto",
     segments: dict[str, str] | None = None,
-    redactor: Any = None,
+    redactor: Redactor | None = None,
     check: Callable[[Path], object] | None = None,
     required: Collection[str] = (),
     **options: Any,
