@@ -228,6 +228,7 @@ REPORT_LINES: list[tuple[str, Any]] = [
     ("tokens in / 1k requests", lambda r: _versus(r, "tokens_in_per_1k")),
     ("tokens out / 1k requests", lambda r: _versus(r, "tokens_out_per_1k")),
     ("cost USD / 1k requests", lambda r: _versus(r, "cost_usd_per_1k", money=True)),
+    ("tokens estimated (no usage)", lambda r: _versus(r, "tokens_estimated_rate", True)),
     ("refusal rate", lambda r: _versus(r, "refusal_rate", True)),
     ("error rate", lambda r: _versus(r, "error_rate", True)),
     ("malformed rate", lambda r: _versus(r, "malformed_rate", True)),

@@ -43,6 +43,7 @@ class Answer:
     refusal: bool | None
     text: str | None
     request: dict[str, Any] | None = None
+    tokens_estimated: bool | None = None  # the counts are characters / 4 (the upstream gave no usage)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +90,7 @@ def load_answers(
         c.cost_usd,
         c.refusal,
         c.response_text,
+        c.tokens_estimated,
     ]
     if with_request:
         cols.append(c.request)
@@ -118,6 +120,7 @@ def load_answers(
             r.refusal,
             r.response_text,
             r.request if with_request else None,
+            tokens_estimated=r.tokens_estimated,
         )
         for r in rows
     ]

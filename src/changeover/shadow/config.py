@@ -41,6 +41,11 @@ class Upstream(BaseModel):
     params: dict[str, str | None] = Field(
         default_factory=dict, description="rename (new name) or drop (null) request parameters this upstream refuses"
     )
+    stream_usage: bool = Field(
+        True,
+        description="ask for the final usage chunk (stream_options.include_usage) on streamed requests; "
+        "false for an upstream that refuses the parameter (its streamed tokens are then estimated)",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -34,7 +34,8 @@ def _record(a: Answer, signals: dict[str, int], prompt: str | None) -> Record:
         tokens_out=None if a.tokens_out is None else float(a.tokens_out),
         cost_usd=a.cost_usd,
         error=a.error,
-        extra={"refused": bool(a.refusal)},  # the plain fact, for the report's refusal rates
+        # the plain facts: refusal for the report's refusal rates, whether the token counts are estimates
+        extra={"refused": bool(a.refusal), "tokens_estimated": bool(a.tokens_estimated)},
     )
 
 

@@ -37,7 +37,7 @@ from changeover.shadow.exchange import Exchange
 from changeover.shadow.metrics import Metrics
 from changeover.shadow.mirror import Mirror, MirrorJob
 from changeover.shadow.upstream import Stream, UpstreamClient, UpstreamFailure
-from changeover.shadow.wire import error_body
+from changeover.shadow.wire import UsageStripper, error_body, wants_usage, with_usage
 from changeover.shadow.writer import LogWriter
 from changeover.store.events import now
 
@@ -268,13 +268,20 @@ class Gateway:
 
     # ------------------------------------------------------------------ streaming
 
+    @staticmethod
+    def _asks_usage(upstream: UpstreamClient, payload: dict[str, Any]) -> bool:
+        """The gateway adds ``stream_options.include_usage`` (tokens and cost of the stream), and strips
+        the usage chunk from the relay, when the upstream takes it and the client did not ask."""
+        return upstream.config.stream_usage and not wants_usage(payload)
+
     async def _open(
         self, upstream: UpstreamClient, payload: dict[str, Any], authorization: str | None
     ) -> tuple[Stream | None, Result | None]:
         """Open a stream; a non-200 answer or a failure comes back as a finished ``Result``."""
         t0 = time.perf_counter()
         try:
-            opened = await upstream.open_stream(upstream.encode(payload), authorization)
+            sent = with_usage(payload) if self._asks_usage(upstream, payload) else payload
+            opened = await upstream.open_stream(upstream.encode(sent), authorization)
         except UpstreamFailure as exc:
             return None, Result(None, None, {}, exc.kind, (time.perf_counter() - t0) * 1000.0)
         if isinstance(opened, Stream):
@@ -321,12 +328,17 @@ class Gateway:
         chunks: list[bytes] = []
         ttft = None
         error = None
+        strip = UsageStripper() if self._asks_usage(self.upstreams[model], payload) else None
         try:
             async for chunk in resp.chunks():
                 if ttft is None:
                     ttft = (time.perf_counter() - t0) * 1000.0
-                chunks.append(chunk)
-                yield chunk
+                chunks.append(chunk)  # logged whole, usage included
+                out = chunk if strip is None else strip.feed(chunk)
+                if out:
+                    yield out
+            if strip is not None and (rest := strip.flush()):
+                yield rest
         except UpstreamFailure as exc:
             error = exc.kind
         except (asyncio.CancelledError, GeneratorExit):  # the client went away; Starlette closes the stream

@@ -1,7 +1,10 @@
 """Turn an ``Exchange`` into store rows: parse the answer, detect refusals, cost it, redact it.
 
-Runs in the background writer thread. A candidate's answer served to a user
-also yields a contamination-ledger row.
+Runs in the background writer thread. An answer whose upstream gave no token
+counts (a stream without its usage chunk) gets rough counts (characters / 4)
+flagged ``tokens_estimated``, never a silent zero. A candidate's answer that
+reached a user also yields a contamination-ledger row; a candidate that failed
+before answering (the incumbent answered as the fallback) does not.
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ from changeover.shadow.checks import is_refusal
 from changeover.shadow.config import Upstream
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.redact import Redactor
-from changeover.shadow.wire import parse_completion, parse_stream
+from changeover.shadow.wire import estimate_tokens, messages_text, parse_completion, parse_stream
+
+
+def reached_user(ex: Exchange) -> bool:
+    """The model's own answer (whole, or a stream cut short) went to the user: not a transport
+    failure, an error status (after a 5xx the incumbent answers as the fallback) or an empty stream."""
+    return ex.role == "served" and ex.status is not None and ex.status < 400 and bool(ex.body)
 
 
 @dataclass
@@ -47,6 +56,13 @@ class RowMaker:
             )
             if answer.malformed:
                 error = "malformed: the answer is not a valid chat completion"
+        estimated = None
+        if text is not None and error is None:
+            estimated = tokens_in is None or tokens_out is None
+            if tokens_in is None:
+                tokens_in = estimate_tokens(messages_text(ex.payload))
+            if tokens_out is None:
+                tokens_out = estimate_tokens(text)
         elif ex.status is not None and ex.status >= 400 and error is None:
             error = f"http_{ex.status}"
         request = None
@@ -70,12 +86,13 @@ class RowMaker:
             "ttft_ms": ex.ttft_ms,
             "tokens_in": tokens_in,
             "tokens_out": tokens_out,
+            "tokens_estimated": estimated,
             "cost_usd": self.cost(ex.model, tokens_in, tokens_out),
             "refusal": None if text is None else is_refusal(text),
             "finish_reason": finish,
         }
         ledger = None
-        if ex.role == "served" and ex.model in self.candidates:
+        if ex.model in self.candidates and reached_user(ex):
             ledger = {
                 "at": ex.at,
                 "subject": ex.subject,

@@ -9,7 +9,10 @@ user, so after a rollback a team knows whose conversations it touched.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text
+import weakref
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text, inspect, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from changeover.store import Store
 from changeover.store.schema import ID, metadata
@@ -35,6 +38,8 @@ shadow_log = Table(
     Column("ttft_ms", Float, nullable=True),  # streaming: time to first chunk
     Column("tokens_in", Integer, nullable=True),
     Column("tokens_out", Integer, nullable=True),
+    # the upstream gave no usage (e.g. a stream without its usage chunk): the counts are characters / 4
+    Column("tokens_estimated", Boolean, nullable=True),
     Column("cost_usd", Float, nullable=True),
     Column("refusal", Boolean, nullable=True),
     Column("finish_reason", String(32), nullable=True),
@@ -59,6 +64,31 @@ contamination_ledger = Table(
 
 GATEWAY_TABLES = (shadow_log, contamination_ledger)
 
+# columns added to the shadow log after its first release: a store created before gets them on start-up
+ADDED_COLUMNS = {shadow_log.name: [("tokens_estimated", "BOOLEAN")]}
+
+_upgraded: weakref.WeakSet[Store] = weakref.WeakSet()
+
 
 def ensure_tables(store: Store) -> None:
     store.ensure(*GATEWAY_TABLES)  # safe when replicas start together (Store.ensure serialises)
+    if store not in _upgraded:
+        _add_missing_columns(store)
+        _upgraded.add(store)
+
+
+def _add_missing_columns(store: Store) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each column a store created by an older version lacks
+    (nullable, so old rows read as unknown); a replica adding it at the same moment is harmless."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspect(store.engine).get_columns(table)}
+        for name, sql_type in columns:
+            if name in have:
+                continue
+            exists = " IF NOT EXISTS" if store.dialect == "postgresql" else ""
+            try:
+                with store.engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN{exists} {name} {sql_type}"))
+            except (OperationalError, ProgrammingError) as exc:
+                if "duplicate column" not in str(exc).lower():  # SQLite: another process added it first
+                    raise
