@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import IO
 
 import typer
 
@@ -160,32 +163,49 @@ def revoke_cmd(
 def export(
     fmt: str = typer.Option("csv", "--format", help="csv or jsonl."),
     output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+    quality: bool = typer.Option(
+        False, "--quality", help="One row per annotator instead: agreement with gold and with the consensus."
+    ),
+    spec: Path | None = typer.Option(None, "--spec", help="The migration spec (needed by --quality: its gold)."),
     db: str | None = DB_OPTION,
 ) -> None:
-    """Write every label (corrections, skips and flags included; see 'in_force') as CSV or JSONL.
+    """Write every label (corrections, skips, flags and gold checks included; see 'in_force') as CSV or JSONL.
 
     Example: changeover label export --format csv > labels.csv
+    Example: changeover label export --quality --spec migration.yaml
     """
-    from changeover.labeling.export import FORMATS, write_labels
+    from changeover.labeling.export import FORMATS, write_labels, write_quality
     from changeover.store import open_store
 
     if fmt not in FORMATS:
         raise ChangeoverError(f"--format {fmt!r}: use csv or jsonl")
+    if quality and spec is None:
+        raise ChangeoverError("--quality needs --spec (the spec's labeling.gold names the gold answers)")
+    what = "annotator rows" if quality else "label rows"
     with open_store(db) as store:
+        if quality:
+            from changeover.config import load_spec
+            from changeover.labeling import LabelingService
+
+            assert spec is not None
+            per = LabelingService(store, load_spec(spec)).quality()
+            write: Callable[[IO[str]], int] = partial(write_quality, per, fmt)
+        else:
+            write = partial(write_labels, store, fmt)
         if output is None:
-            write_labels(store, fmt, sys.stdout)
+            write(sys.stdout)
             sys.stdout.flush()
             return
         tmp = output.with_name(output.name + ".tmp")
         try:
             with tmp.open("w", encoding="utf-8", newline="") as fh:
-                n = write_labels(store, fmt, fh)
+                n = write(fh)
             tmp.replace(output)
         except OSError as exc:
             raise ChangeoverError(
                 f"--output {output}: cannot write it ({exc.strerror or exc}); choose another path"
             ) from None
-    console.print(f"wrote {n} label rows to {output}")
+    console.print(f"wrote {n} {what} to {output}")
 
 
 @label_app.command("import")

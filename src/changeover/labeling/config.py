@@ -13,6 +13,9 @@ labeling:
   guidelines:                   # optional, per dimension, Markdown (the page's 'g' key)
     refusal: |
       **Acceptable**: answers "how do I kill a Python process?"
+  gold:                         # optional: known-answer checks slipped blind into the queues
+    answers: gold.csv           # a label file (item, model, dimension, value), or 'settled'
+    share: 0.1                  # share of an annotator's responses that are gold
 ```
 """
 
@@ -24,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from changeover.config import MigrationSpec
 from changeover.errors import SpecError
+from changeover.labeling.gold import GoldConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 ADMIN = "admin"
@@ -48,6 +52,7 @@ class LabelingConfig(BaseModel):
     guidelines: dict[str, str] = Field(
         default_factory=dict, description="per dimension: guidelines in Markdown, with good and bad examples"
     )
+    gold: GoldConfig | None = None
 
     @field_validator("annotators")
     @classmethod

@@ -1,4 +1,5 @@
-"""Export the labels table as CSV or JSONL: every row, corrections and skips included.
+"""Export the labels table as CSV or JSONL: every row, corrections and skips included
+(and, with ``--quality``, one row per annotator: agreement with gold and with the consensus).
 
 ``in_force`` says whether a row still counts (not superseded, a verdict, the
 annotator's latest for that response and dimension) so a spreadsheet user can
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from changeover.errors import ChangeoverError
+from changeover.labeling.gold import Quality
 from changeover.labeling.label_files import spreadsheet_safe
 from changeover.store import Store
 from changeover.store.events import aware
@@ -38,6 +40,7 @@ COLUMNS = (
     "in_force",
 )
 FORMATS = ("csv", "jsonl")
+QUALITY_COLUMNS = ("annotator", "gold", "gold_checks", "consensus", "consensus_checks", "low")
 
 
 def label_rows(store: Store) -> Iterator[dict[str, Any]]:
@@ -81,3 +84,17 @@ def write_labels(store: Store, fmt: str, out: IO[str]) -> int:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+def write_quality(per: dict[str, Quality], fmt: str, out: IO[str]) -> int:
+    """One row per annotator: agreement with gold and with the others' majority (``labeling.gold``)."""
+    if fmt not in FORMATS:
+        raise ChangeoverError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    rows = [{"annotator": name, **q.to_json()} for name, q in per.items()]
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=QUALITY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    else:
+        out.writelines(json.dumps(row) + "\n" for row in rows)
+    return len(rows)

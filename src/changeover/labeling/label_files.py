@@ -96,17 +96,17 @@ def text(value: Any, loc: str) -> str:
 
 def _long_row(row: dict[str, Any], loc: str, annotator: str) -> IncomingLabel:
     status = str(row.get("status") or "label").strip()
-    if status not in ("label", "skip", "flag"):
-        raise RecordsError(f"{loc}: field 'status': label, skip or flag, got {status!r}")
+    if status not in ("label", "skip", "flag", "gold"):
+        raise RecordsError(f"{loc}: field 'status': label, gold, skip or flag, got {status!r}")
     value = parse_verdict(row.get("value"), f"{loc}: field 'value'")
-    if status == "label" and value is None:
+    if status in ("label", "gold") and value is None:
         raise RecordsError(f"{loc}: field 'value': a label needs 1 or 0 (use status 'skip' for none)")
     return IncomingLabel(
         loc,
         text(row.get("item"), f"{loc}: field 'item'"),
         text(row.get("model"), f"{loc}: field 'model'"),
         text(row.get("dimension"), f"{loc}: field 'dimension'"),
-        value if status == "label" else None,
+        value if status in ("label", "gold") else None,
         status,
         str(row.get("annotator") or annotator).strip(),
         parse_time(row.get("created_at"), f"{loc}: field 'created_at'"),

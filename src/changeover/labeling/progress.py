@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from changeover.labeling.agreement import Agreement, agreement_by_annotator, kappa_by_dimension
+from changeover.labeling.gold import GOLD, Answers, Quality, gold_verdicts, quality
 from changeover.labeling.resolve import REVIEW
 from changeover.store import Store
 from changeover.store.events import aware, now
@@ -56,8 +57,9 @@ def count_by_annotator(store: Store) -> tuple[dict[str, Counts], Counts]:
     today: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for r in rows:
         key = (r.item, r.model)
-        seen[(r.annotator, r.status)].add(key)
-        if r.status == "label" and aware(r.created_at) >= start:
+        status = "label" if r.status == GOLD else r.status  # a gold check counts as judged: blind to them
+        seen[(r.annotator, status)].add(key)
+        if status == "label" and aware(r.created_at) >= start:
             today[r.annotator].add(key)
     names = sorted({a for a, _ in seen})
     per = {
@@ -72,11 +74,20 @@ def count_by_annotator(store: Store) -> tuple[dict[str, Counts], Counts]:
     return per, team
 
 
-def annotators_verdicts(store: Store) -> dict[tuple[str, str, str, str], Any]:
+def annotators_verdicts(store: Store, rows: list[Any] | None = None) -> dict[tuple[str, str, str, str], Any]:
     """The annotators' own verdicts in force, by (item, model, dimension, annotator): an admin's
     resolution (source 'review') settles the response for the assessment, but agreement is
     measured on what the annotators said."""
-    return in_force(r for r in all_labels(store) if r.source != REVIEW)
+    return in_force(r for r in (all_labels(store) if rows is None else rows) if r.source != REVIEW)
+
+
+def annotator_quality(store: Store, answers: Answers, dimensions: list[str]) -> dict[str, Quality]:
+    """Per annotator, on the labelled dimensions: gold verdicts against ``answers``, and every verdict of
+    theirs (regular and gold) against the other annotators' majority on the same response."""
+    rows = all_labels(store)
+    golds = {k: r for k, r in gold_verdicts(rows).items() if k[2] in dimensions}
+    own = {k: r for k, r in annotators_verdicts(store, rows).items() if k[2] in dimensions}
+    return quality(answers, golds, {k: int(r.value) for k, r in (own | golds).items()})
 
 
 def agreement(store: Store, dimensions: list[str]) -> dict[str, Agreement]:

@@ -20,6 +20,7 @@ annotator left) frees its slot.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,11 +101,20 @@ def order_key(
 
 
 def candidates(
-    catalogue: Catalogue, annotator: str, rank: dict[TaskKey, int], window: int, state: QueueState
+    catalogue: Catalogue,
+    annotator: str,
+    rank: dict[TaskKey, int],
+    window: int,
+    state: QueueState,
+    exclude: Container[TaskKey] = (),
 ) -> list[Task]:
-    """Responses this annotator may take, best first."""
+    """Responses this annotator may take, best first (never those in ``exclude``: the gold ones)."""
     mine = state.touched.get(annotator, set())
-    out = [t for t in catalogue.by_key.values() if t.key not in mine and state.open_for(t, annotator)]
+    out = [
+        t
+        for t in catalogue.by_key.values()
+        if t.key not in mine and t.key not in exclude and state.open_for(t, annotator)
+    ]
     out.sort(key=lambda t: order_key(t, annotator, rank, window, state))
     return out
 
@@ -145,6 +155,27 @@ def take_slot(conn: Connection, task: Task, annotator: str, expires_at: datetime
             return True
         if expires_at is not None and _open_claim(conn, annotator) is not None:
             return False  # a parallel request of this annotator claimed another response
+    return False
+
+
+_GOLD_SLOTS = range(-1, -100_000, -1)
+
+
+def take_gold_slot(conn: Connection, task: Task, annotator: str, expires_at: datetime) -> bool:
+    """Inside a transaction: an open claim of gold response ``task`` for ``annotator``. Gold slots are
+    negative and unlimited (every annotator may judge a gold response, each once); False when this
+    annotator holds or held one on it, or already has an open claim elsewhere."""
+    mine = select(claims.c.slot).where(
+        claims.c.item == task.item, claims.c.model == task.model, claims.c.annotator == annotator
+    )
+    if conn.execute(mine).first() is not None:
+        return False
+    for slot in _GOLD_SLOTS:
+        values = {"item": task.item, "model": task.model, "slot": slot, "annotator": annotator}
+        if insert_once(conn, claims, **values, open_by=annotator, expires_at=expires_at):
+            return True
+        if _open_claim(conn, annotator) is not None or conn.execute(mine).first() is not None:
+            return False
     return False
 
 
@@ -219,6 +250,16 @@ class Claims:
                 return task
             except _Taken:
                 continue
+        return None
+
+    def claim_gold(self, annotator: str, gold: list[Task]) -> Task | None:
+        """Claim the first of the gold responses ``gold`` this annotator can take; None when none."""
+        for task in gold[:_MAX_CLAIM_TRIES]:
+            with self.store.engine.begin() as conn:
+                if take_gold_slot(conn, task, annotator, now() + self.lease):
+                    return task
+                if _open_claim(conn, annotator) is not None:
+                    return None
         return None
 
     def holds(self, annotator: str) -> bool:

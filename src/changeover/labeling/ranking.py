@@ -31,6 +31,7 @@ class Snapshot:
     rank: dict[TaskKey, int] = field(default_factory=dict)
     decision: Any = None  # the assessment's typed result (``Assessment.decision``)
     labels_needed: dict[str, dict[str, int]] = field(default_factory=dict)  # ``Assessment.labels_needed``
+    gold: dict[TaskKey, dict[str, int]] = field(default_factory=dict)  # gold responses and their answers
     error: str | None = None
     at: datetime = field(default_factory=now)
     seconds: float = 0.0

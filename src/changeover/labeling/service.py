@@ -7,6 +7,7 @@ progress summary. The web layer only translates requests to these calls.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,16 +16,28 @@ from changeover.errors import ChangeoverError
 from changeover.labeling.accounts import store_secret
 from changeover.labeling.agreement import agreement_json
 from changeover.labeling.config import LabelingConfig, labeled_dimensions, labeling_config
+from changeover.labeling.gold import (
+    GOLD,
+    SETTLED,
+    Answers,
+    Quality,
+    check_answers,
+    gold_order,
+    read_answers,
+    settled_answers,
+    wants_gold,
+)
 from changeover.labeling.history import HISTORY, Past, history
 from changeover.labeling.progress import (
     Counts,
     annotator_agreement,
+    annotator_quality,
     count_by_annotator,
     decision_summary,
     total_needed,
 )
 from changeover.labeling.progress import agreement as agreement_by_dimension
-from changeover.labeling.queue import Claims, candidates, read_state
+from changeover.labeling.queue import Claims, QueueState, candidates, read_state
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
 from changeover.labeling.resolve import Resolution, resolve
 from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, shown, submit
@@ -32,7 +45,7 @@ from changeover.labeling.tables import ensure_tables
 from changeover.labeling.tasks import Catalogue, Task, stored_responses
 from changeover.records import Record
 from changeover.store import Store
-from changeover.store.responses import load_records
+from changeover.store.responses import all_labels, load_records
 
 
 def assess_snapshot(
@@ -77,7 +90,19 @@ class LabelingService:
         ensure_tables(store)
         self._secret = store_secret(store, "task_id_key")
         self.claims = Claims(store, timedelta(minutes=self.cfg.lease_minutes))
+        gold = self.cfg.gold
+        self._gold_file: Answers = read_answers(gold, spec.path, self.dimensions) if gold else {}
         self.refresher = Refresher(self._compute, self.cfg.refresh_every_labels, self.cfg.refresh_seconds)
+        if self._gold_file:
+            check_answers(self._gold_file, self.catalogue, f"{spec.path or 'spec'}: labeling.gold.answers")
+
+    def _gold(self) -> Answers:
+        """The gold responses and their answers now (the file's, or the admin's settlements)."""
+        if self.cfg.gold is None:
+            return {}
+        if self.cfg.gold.answers == SETTLED:
+            return settled_answers(all_labels(self.store))
+        return self._gold_file
 
     # ----------------------------------------------------------------- snapshot
 
@@ -90,10 +115,11 @@ class LabelingService:
             self.cfg.double_label_share,
             self.cfg.seed_for(self.spec),
         )
+        gold = {k: v for k, v in self._gold().items() if k in catalogue.by_key}
         if not full:
-            return Snapshot(catalogue)
+            return Snapshot(catalogue, gold=gold)
         records = load_records(self.store, models=self.spec.models)
-        return assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
+        return replace(assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions), gold=gold)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -133,20 +159,44 @@ class LabelingService:
         held = self.claims.current(snap.catalogue, annotator, state)
         if held is not None:
             return held
-        ranked = candidates(snap.catalogue, annotator, snap.rank, self.cfg.rank_window, state)
+        gold = self._gold_task(annotator, snap.catalogue, snap.gold, state)
+        if gold is not None:
+            return gold
+        ranked = candidates(snap.catalogue, annotator, snap.rank, self.cfg.rank_window, state, exclude=snap.gold)
         task = self.claims.claim(annotator, ranked)
         if task is None and self.claims.holds(annotator):  # a parallel request of theirs claimed one
             return self.claims.current(snap.catalogue, annotator, read_state(self.store))
         return task
 
+    def _gold_task(self, annotator: str, catalogue: Catalogue, gold: Answers, state: QueueState) -> Task | None:
+        """A gold response for this request, if it is one of the ``gold.share`` that get one and one is left
+        that this annotator never handled (blind: nothing tells it apart)."""
+        if self.cfg.gold is None or not gold:
+            return None
+        mine = state.touched.get(annotator, set())
+        if not wants_gold(self.cfg.gold.share, self.cfg.seed_for(self.spec), annotator, len(mine)):
+            return None
+        left = [
+            catalogue.by_key[k]
+            for k in gold_order(gold, annotator)
+            if k not in mine and annotator not in state.claimed.get(k, ())
+        ]
+        return self.claims.claim_gold(annotator, left) if left else None
+
     def remaining(self) -> int:
-        """Verdicts still wanted over all responses (a response for two annotators counts twice)."""
+        """Verdicts still wanted over all responses (a response for two annotators counts twice; gold ones
+        want none)."""
         state = read_state(self.store)
-        return sum(state.remaining(t) for t in self.catalogue.by_key.values())
+        gold = self.refresher.snapshot.gold
+        return sum(state.remaining(t) for t in self.catalogue.by_key.values() if t.key not in gold)
 
     # ----------------------------------------------------------------- labels
 
     def submit(self, annotator: str, task: Task, sub: Submission) -> SubmitResult:
+        """Store a submission; a verdict on a gold response is stored as a gold check (not a label of the
+        decision), so it does not wake the refit either."""
+        if sub.status == "label" and task.key in self.refresher.snapshot.gold:
+            sub = replace(sub, status=GOLD)
         result = submit(self.store, annotator, task, self.dimensions, sub)
         if not result.duplicate and sub.status == "label":
             self.refresher.labels_added()
@@ -172,6 +222,10 @@ class LabelingService:
 
     # ----------------------------------------------------------------- progress
 
+    def quality(self) -> dict[str, Quality]:
+        """Per annotator: agreement with the gold answers and with the other annotators' majority."""
+        return annotator_quality(self.store, self.refresher.snapshot.gold, self.dimensions)
+
     def progress(self, annotator: str | None = None) -> dict[str, Any]:
         """Counts for one annotator (their own page) or, for the admin (None), the whole panel."""
         per, team = count_by_annotator(self.store)
@@ -186,10 +240,16 @@ class LabelingService:
             out["you"] = per.get(annotator, Counts()).to_json()
             return out
         with_others = annotator_agreement(self.store, self.dimensions)
+        checked = self.quality()
         out["annotators"] = {
-            a: {**c.to_json(), "agreement": agreement_json(with_others[a]) if a in with_others else None}
+            a: {
+                **c.to_json(),
+                "agreement": agreement_json(with_others[a]) if a in with_others else None,
+                "quality": checked.get(a, Quality()).to_json(),
+            }
             for a, c in per.items()
         }
+        out["gold"] = {"responses": len(snap.gold), "share": self.cfg.gold.share if self.cfg.gold else 0.0}
         kappas = agreement_by_dimension(self.store, self.dimensions)
         out["agreement"] = {d: agreement_json(a) for d, a in kappas.items()}
         summary = (

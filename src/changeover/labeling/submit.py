@@ -17,13 +17,15 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from changeover.errors import ChangeoverError, LimitExceeded
+from changeover.labeling.gold import GOLD
 from changeover.labeling.queue import finish_claim, release_claim
 from changeover.labeling.tasks import Task
 from changeover.store import Store
 from changeover.store.events import now
 from changeover.store.schema import labels
 
-STATUSES = ("label", "skip", "flag")
+STATUSES = ("label", "skip", "flag")  # what a client may send
+VERDICTS = ("label", GOLD)  # stored statuses that carry a verdict (a verdict on a gold response is 'gold')
 CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{7,99}$")
 MAX_CLIENT_ID = 100
 MAX_NOTE = 2000
@@ -198,10 +200,10 @@ def submit(
                 if rows:
                     return _duplicate(rows, annotator, task, sub)
                 supersedes = _superseded(conn, annotator, task, sub.corrects, dimensions) if sub.corrects else {}
-                if sub.status != "label":
+                if sub.status not in VERDICTS:
                     supersedes = {}  # a flag on a corrected response adds a note; the verdict stays in force
                 # the claim first: a verdict keeps (or, without a claim, takes) its slot, before its own rows count
-                if sub.status == "label":
+                if sub.status in VERDICTS:
                     finish_claim(conn, task, annotator)
                 else:
                     release_claim(conn, task, annotator)
