@@ -264,7 +264,7 @@ def _leased_run(
                 ids, vecs, bad = _embed_batch(encoder, chunk, retries, backoff)
                 with store.engine.begin() as conn:
                     lease.check(conn)  # a run that lost its lease writes nothing
-                    if ids:
+                    if ids and vecs is not None:
                         index.add(conn, version, ids, vecs)
                     _record_failures(conn, version, bad)
                     conn.execute(
