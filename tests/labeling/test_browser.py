@@ -267,3 +267,45 @@ def test_a_400_px_screen_renders_markdown_safely_with_no_horizontal_scroll(sqlit
         admin.set_viewport_size({"width": 1200, "height": 900})
         admin.screenshot(path=str(DOCS / "labeling-progress.png"), full_page=True)
     store.dispose()
+
+
+def test_an_admin_sees_the_annotator_who_fails_gold_items(tmp_path, sqlite_url, records, serve, browser):
+    from .test_gold import N_GOLD, label_through, write_gold
+
+    store = open_store(sqlite_url)
+    add_records(store, records, source="xstest")
+    answers = write_gold(tmp_path, store)
+    live = serve(store, gold={"answers": "gold.csv", "share": 0.5})
+    label_through(live, "alice", 12, answers, fail_gold=False)  # alice gets the gold ones right
+    page = browser.new_page(viewport={"width": 1360, "height": 800})  # bob, by keyboard, gets them wrong
+    page.goto(f"{live.url}/login?token={live.tokens['bob']}")
+    marked = (
+        "[...document.querySelectorAll('*')].some(e => [...e.attributes].some(a => /gold/i.test(a.name + a.value)))"
+    )
+    gold_seen = []
+    for i in range(12):
+        page.wait_for_selector(".dim.active")
+        key = live.service.task(_task_id(page)).key
+        if key in answers:
+            gold_seen.append(key)
+        assert not page.evaluate(marked), "a gold response must look like any other"
+        assert page.locator("#you-total").text_content() == str(i)  # a gold check counts as any label to bob
+        with page.expect_navigation():
+            page.keyboard.press(str(1 - answers[key]) if key in answers else "1")
+    assert sorted(gold_seen) == sorted(answers) and len(gold_seen) == N_GOLD  # each once, all within 12
+
+    admin = browser.new_page(viewport={"width": 1200, "height": 900})
+    admin.goto(f"{live.url}/login?token={live.tokens['admin']}")
+    assert admin.url.endswith("/progress")
+    bob = admin.locator("td.gold[data-annotator=bob]")
+    assert bob.inner_text().startswith("0%") and "low" in bob.inner_text() and "low" in bob.get_attribute("class")
+    alice = admin.locator("td.gold[data-annotator=alice]")
+    assert alice.inner_text().startswith("100%") and "low" not in alice.get_attribute("class")
+    assert "4 responses with a settled answer" in admin.locator("#gold-note").inner_text()
+    if os.environ.get("CHANGEOVER_UPDATE_SCREENSHOT"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            live.service.refresher.refresh(full=True)  # the decision beside it, for the docs
+        admin.reload()
+        admin.screenshot(path=str(DOCS / "labeling-gold.png"), full_page=True)
+    store.dispose()
