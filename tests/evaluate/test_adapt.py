@@ -37,7 +37,7 @@ variants:
     template: "Message: {text}"
 """
 FIX = "Reply with raw JSON only, no code fences."
-FIT = {"draws": 100, "warmup": 100, "chains": 2}
+FIT = {"draws": 100, "warmup": 100, "chains": 4}
 ITEMS = 12
 
 
@@ -90,7 +90,7 @@ def setup(tmp_path: Path, fake) -> tuple[Any, Path, Path]:
         "incumbent": "old-model",
         "candidates": ["new-model"],
         "segment_by": ["region"],
-        "dimensions": {"format": {"margin": 0.1}},
+        "dimensions": {"format": {"margin": 0.15}},
         "models": {m: dict(common) for m in ("old-model", "new-model", "writer-model")},
         "pricing": {
             "new-model": {"input_per_1k": 0.1, "output_per_1k": 0.2},
@@ -174,26 +174,8 @@ def test_adapt_finds_the_output_format_fix_registers_it_and_the_ab_shows_the_pro
 def test_a_budget_of_too_few_calls_stops_cleanly_and_registers_nothing(tmp_path, fake, capsys):
     _, spec_path, traffic = setup(tmp_path, fake)
     before = (tmp_path / "prompts/extract.yaml").read_text()
-    code = run(
-        [
-            "prompts",
-            "adapt",
-            "--spec",
-            str(spec_path),
-            "--candidate",
-            "new-model",
-            "--prompts",
-            str(traffic),
-            "--proposer",
-            "writer-model",
-            "--budget-calls",
-            "30",
-            "--db",
-            f"sqlite:///{tmp_path / 'c.db'}",
-            "--json",
-            str(tmp_path / "adapt.json"),
-        ]
-    )
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    code = run([*adapt_cli(spec_path, traffic, db, "--budget-calls", "30"), "--json", str(tmp_path / "adapt.json")])
     out = capsys.readouterr().out
     assert code == 1 and "budget spent" in out and "baseline" in out
     data = json.loads((tmp_path / "adapt.json").read_text())
@@ -264,6 +246,10 @@ def adapt_cli(spec_path: Path, traffic: Path, db: str, *extra: str) -> list[str]
         "writer-model",
         "--db",
         db,
+        "--draws",
+        "100",
+        "--chains",
+        "4",
         *extra,
     ]
 

@@ -76,6 +76,8 @@ def adapt_cmd(
     max_variants: int | None = typer.Option(None, "--max-variants", min=1, help="Proposals to try at most."),
     db: str | None = DB_OPTION,
     json_out: Path | None = typer.Option(None, "--json", help="Write the search as JSON here."),
+    draws: int = typer.Option(250, min=50, help="Posterior draws (and warmup) per chain of each assessment."),
+    chains: int = typer.Option(4, min=2, max=16, help="Independent chains of each assessment (for R-hat)."),
 ) -> None:
     """Search for a prompt variant that makes a candidate non-inferior, within a budget.
 
@@ -113,6 +115,7 @@ def adapt_cmd(
             budget_usd=budget_usd,
             patterns=pattern or None,
             max_variants=max_variants,
+            fit={"draws": draws, "warmup": draws, "chains": chains},
         )
     data = result.to_json()
     if json_out is not None:

@@ -550,7 +550,8 @@ class Adapter:
     ) -> Tried:
         assessment = self._assess([assessed_arm], records)
         calls, deltas, needed = _dimension_evidence(assessment, assessed_arm)
-        return Tried(n, arm, parent, pattern, status, variant, str(assessment.verdict), calls, deltas, needed)
+        note = "; ".join(assessment.warnings)[:200]  # e.g. a posterior that did not converge
+        return Tried(n, arm, parent, pattern, status, variant, str(assessment.verdict), calls, deltas, needed, 0, note)
 
     async def _ab(
         self, result: AdaptResult, pid: str, chosen: Tried, registry: Registry, variants: dict[str, PromptVariant]
