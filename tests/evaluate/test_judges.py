@@ -385,3 +385,26 @@ def test_a_setting_the_judge_kind_does_not_read_is_an_error_not_ignored(judge, m
     with pytest.raises(SpecError, match="judges.tool_use") as exc:
         judge_configs(spec_from_dict(raw, "migration.yaml"))
     assert message in str(exc.value)
+
+
+def test_tool_called_with_a_named_tool():
+    """``tool: NAME``: 1 when called, 0 when not; None (with why) where the request does not offer it - a
+    misspelled name used to score every response 0, a candidate regression out of a typo."""
+    from changeover.judges.tools import tool_called
+    from changeover.providers.toolcalls import ToolCall
+
+    tools = [{"type": "function", "function": {"name": n, "parameters": {}}} for n in ("get_order", "track_parcel")]
+    called = [ToolCall("get_order", {"order_id": 1})]
+    case = Case("i", "cand", "where is my order?", "[]", tools=tools, tool_calls=called, incumbent_tool_calls=[])
+    assert tool_called(case, {"tool": "get_order"}).value == 1
+    missed = tool_called(case, {"tool": "track_parcel"})
+    assert missed.value == 0 and missed.note == "did not call track_parcel (called: get_order)"
+    typo = tool_called(case, {"tool": "get_ordr"})
+    assert (
+        typo.value is None
+        and typo.note == "the request does not define 'get_ordr' (it offers: get_order, track_parcel)"
+    )
+    bare = Case("i", "cand", "hello", "hi", tool_calls=[], incumbent_tool_calls=[])
+    assert (
+        tool_called(bare, {"tool": "get_order"}).note == "the request does not define 'get_order' (it offers: no tools)"
+    )

@@ -6,7 +6,7 @@ None with the reason when it does not apply, so each can be a dimension and
 calibrated against human labels like any other signal:
 
 - ``tool_called``: the expected tool was called (``tool:`` names it; default:
-  every tool the incumbent called);
+  every tool the incumbent called); None where the request does not offer the named tool;
 - ``tool_arguments``: every call names a defined tool and its arguments
   validate against that tool's JSON schema (``parameters``);
 - ``tool_abstain``: no tool calls where the incumbent made none;
@@ -33,6 +33,11 @@ def _reference(case: Case) -> list[ToolCall] | None:
 
 
 def tool_called(case: Case, cfg: dict[str, Any]) -> Verdict:
+    if cfg.get("tool"):
+        defined = tool_names(case.tools)
+        if cfg["tool"] not in defined:  # the model could not have called it (or 'tool:' is misspelled)
+            offered = ", ".join(defined) or "no tools"
+            return Verdict(None, f"the request does not define '{cfg['tool']}' (it offers: {offered})")
     expected = [cfg["tool"]] if cfg.get("tool") else list(dict.fromkeys(_names(_reference(case) or [])))
     if not expected:
         return Verdict(None, "no tool expected: the incumbent called none (name one with 'tool:')")
