@@ -314,6 +314,12 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ("evals.jsonl", '{"input": "hi"}\n', ["--format", "nonsense"], "--format: unknown format 'nonsense'"),
         ("evals2.jsonl", '{"input": "hi", "ideal": "x"}\n', ["--segment", "region"], "--segment: expected NAME=PATH"),
         (
+            "entries.jsonl",
+            '{"id": "e1", "request": {"model": "m", "messages": [{"role": "robot", "content": "x"}]}}\n',
+            [],
+            "entries.jsonl:1 (request): field 'messages.0.role' must be one of",
+        ),
+        (
             "typo.jsonl",
             '{"model": "m", "metadata": {"region": "emea"}, "messages": [{"role": "user", "content": "x"}]}\n',
             ["--segment", "region=metadata.regoin"],

@@ -79,8 +79,15 @@ def recorded_answer(response: Any, loc: Loc) -> dict[str, Any] | None:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def row_from_body(body: dict[str, Any], item: str, loc: Loc, raw: Any, response: Any = None) -> TrafficRow:
-    """One chat-completions request body (and its response) as a traffic row."""
+def row_from_body(
+    body: dict[str, Any], item: str, loc: Loc, raw: Any, response: Any = None, record: Loc | None = None
+) -> TrafficRow:
+    """One chat-completions request body (and its response) as a traffic row.
+
+    ``loc`` is where the body is (field errors name paths from it); ``record``, when the body is
+    nested in a log entry, is the entry itself: the row's source and where ``response`` is read from.
+    """
+    record = record or loc
     messages = messages_from(need(body, "messages", loc, list), loc)
     tools = body.get("tools")
     if tools is None and body.get("functions"):
@@ -94,8 +101,8 @@ def row_from_body(body: dict[str, Any], item: str, loc: Loc, raw: Any, response:
         tools=tools or None,
         params=params,
         segment=request_segment(tools, params, body.get("model"), body.get("metadata")),
-        recorded=recorded_answer(response, loc.at("response") if response is not None else loc),
-        source=str(loc),
+        recorded=recorded_answer(response, record.at("response")),
+        source=str(record),
         raw=raw,
     )
 
@@ -110,6 +117,6 @@ def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
                 body = need(record, "request", loc, dict)
                 response = record.get("response")
                 item = record.get("id") or (response.get("id") if isinstance(response, dict) else None)
-                yield row_from_body(body, str(item or f"{path.stem}-{line}"), loc, record, response)
+                yield row_from_body(body, str(item or f"{path.stem}-{line}"), loc.at("request"), record, response, loc)
             else:
                 yield row_from_body(record, str(record.get("id") or f"{path.stem}-{line}"), loc, record)
