@@ -529,3 +529,17 @@ def test_redaction_keeps_a_tool_schemas_property_names(tmp_path):
     assert set(fn["parameters"]["properties"]) == {"token", "password"} and fn["parameters"]["required"] == ["token"]
     assert fn["description"] == "Ask [EMAIL] first."
     assert "api_key" not in row.get("params", {}) and "sk-live-1" not in json.dumps(row)  # a credential still goes
+
+
+def test_langfuse_parameters_stored_as_text_come_back_as_numbers():
+    from changeover.traffic.langfuse import _params
+
+    raw = {"max_tokens": "256", "temperature": "0.7", "top_p": "1e-3", "stop": "inf", "tool_choice": "auto", "n": 2}
+    assert _params(raw) == {
+        "max_tokens": 256,
+        "temperature": 0.7,
+        "top_p": 0.001,
+        "stop": "inf",
+        "tool_choice": "auto",
+        "n": 2,
+    }

@@ -33,12 +33,22 @@ def _params(raw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in (raw or {}).items():
         if isinstance(v, str):
-            try:
-                v = float(v) if "." in v else int(v)
-            except ValueError:
-                pass
+            v = _number(v)
         out[k] = v
     return out
+
+
+def _number(text: str) -> Any:
+    """``"256"`` -> 256, ``"0.7"`` / ``"1e-3"`` -> float; anything else (``"auto"``, ``"inf"``) stays text."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if value == value and abs(value) != float("inf") else text
 
 
 def row_from_generation(obs: dict[str, Any], trace: dict[str, Any] | None, loc: Loc) -> TrafficRow:
