@@ -144,7 +144,8 @@ def parse_chat_stream(events: list[dict[str, Any]], latency_ms: float, ttft_ms: 
 
 def _add_call_piece(calls: dict[int, dict[str, Any]], piece: dict[str, Any]) -> None:
     """One streamed fragment of a tool call: the first carries its id and name, later ones more arguments."""
-    index = piece.get("index") if isinstance(piece.get("index"), int) else len(calls)
+    given = piece.get("index")
+    index = given if isinstance(given, int) else len(calls)
     call = calls.setdefault(index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
     if piece.get("id"):
         call["id"] = piece["id"]

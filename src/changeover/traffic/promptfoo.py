@@ -170,9 +170,9 @@ def _rows(
     path: Path, i: int, test: dict[str, Any], loc: Loc, prompts: list[tuple[str, str]], default: dict[str, Any]
 ) -> Iterator[TrafficRow]:
     """The interactions of test case ``i``: each expansion of its list variables, in each prompt."""
-    for name, given in (("defaultTest.vars", default.get("vars")), ("vars", test.get("vars"))):
+    for where, given in (("defaultTest.vars", default.get("vars")), ("vars", test.get("vars"))):
         if given is not None and not isinstance(given, dict):
-            raise TrafficError(f"{loc.field(name)} must be a mapping of variables (file:// vars are not read)")
+            raise TrafficError(f"{loc.field(where)} must be a mapping of variables (file:// vars are not read)")
     variables = {**(default.get("vars") or {}), **(test.get("vars") or {})}
     reference, refusal = _checks([*(default.get("assert") or []), *(test.get("assert") or [])])
     segment = {str(k): str(v) for k, v in (test.get("metadata") or {}).items() if isinstance(v, (str, int, float))}
