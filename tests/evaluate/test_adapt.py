@@ -285,3 +285,18 @@ def test_cli_labels_from_the_store_decide_a_rerun_that_calls_nothing_again(tmp_p
     assert [r["calls"]["format"] for r in second["tried"]][0] == "regression"
     assert "non-inferior on every required dimension" in out and "prompt A/B of" in out
     assert "prompt effect on the new model +" in out
+
+
+def test_user_errors_name_the_option_and_call_nothing(tmp_path, fake, capsys):
+    _, spec_path, traffic = setup(tmp_path, fake)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    base = adapt_cli(spec_path, traffic, db)
+    assert run([*base, "--proposer", "nobody"]) == 2
+    assert "--proposer 'nobody' is not configured under models:" in capsys.readouterr().err
+    assert run([*base, "--prompt-id", "nope"]) == 2
+    assert "--prompt-id 'nope': no such prompt in the registry" in capsys.readouterr().err
+    logged = tmp_path / "logged.jsonl"
+    logged.write_text(json.dumps({"item": "a", "segment": {"region": "emea"}, "prompt": "Order 1: a pen"}) + "\n")
+    assert run([*adapt_cli(spec_path, logged, db)]) == 2
+    assert "traffic has no line with a 'prompt_id'" in capsys.readouterr().err
+    assert sum(fake.calls.values()) == 0
