@@ -286,3 +286,12 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_the_walk_goes_on(tmp_pat
     result = scan_codebase(tmp_path, load_registry(), TODAY, 90)
     assert result.unread == [("locked/", "folder cannot be listed (Permission denied)")]
     assert [u.model for u in result.usages] == ["gpt-4-0314"] and result.files_scanned == 1
+
+
+def test_paths_with_brackets_print_as_they_are(tmp_path, capsys):
+    """Next.js routes (app/[id]/page.tsx) and SvelteKit ones ([slug]) are paths, not markup: printed 'app//page.tsx'."""
+    route = tmp_path / "app" / "[id]"
+    route.mkdir(parents=True)
+    (route / "page.tsx").write_text('const m = "gpt-4-0314";\n')
+    assert run(["scan", str(tmp_path), "--today", "2025-01-01"]) == 1
+    assert "app/[id]/page.tsx:1" in capsys.readouterr().out

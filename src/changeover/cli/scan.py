@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         result = scan_codebase(path, load_registry(registry), day, days, tuple(exclude))
         files = f"{result.files_scanned} file{'' if result.files_scanned == 1 else 's'} scanned"
         table = Table(
-            title=f"model ids in {path} ({files}), as of {day.isoformat()}",
+            title=escape(f"model ids in {path} ({files}), as of {day.isoformat()}"),
             title_justify="left",
         )
         table.add_column("model", overflow="fold")
@@ -85,21 +85,21 @@ def register(app: typer.Typer) -> None:
             life = u.lifecycle
             first = "\n".join(x.where for x in u.uses) if show_all else u.uses[0].where
             more = f" (+{len(u.uses) - 1})" if len(u.uses) > 1 and not show_all else ""
-            table.add_row(
-                u.model,
-                u.provider,
-                first + more,
+            table.add_row(  # paths and ids are the codebase's, not markup: app/[id]/page.tsx stays as it is
+                escape(u.model),
+                escape(u.provider),
+                escape(first) + more,
                 life.deprecated.isoformat() if life and life.deprecated else "",
                 life.shutdown.isoformat() if life and life.shutdown else "",
                 _days(u.days_left(day), days),
-                ", ".join(life.successors) if life else "[dim]not in registry[/]",
+                escape(", ".join(life.successors)) if life else "[dim]not in registry[/]",
             )
         console.print(table)
         due = result.due
         if due:
             console.print(
                 f"[bold red]{len(due)} model(s) shut down within {days} days or already have:[/] "
-                + ", ".join(f"{u.model} ({u.provider})" for u in due),
+                + escape(", ".join(f"{u.model} ({u.provider})" for u in due)),
                 highlight=False,
             )
         else:
