@@ -543,3 +543,11 @@ def test_langfuse_parameters_stored_as_text_come_back_as_numbers():
         "tool_choice": "auto",
         "n": 2,
     }
+
+
+def test_segment_values_print_as_they_are(tmp_path, capsys):
+    """A tag like "[beta]" is data, not rich markup (it printed as an empty value)."""
+    body = {"model": "m", "metadata": {"cohort": "[beta]"}, "messages": [{"role": "user", "content": "x"}]}
+    src = _write(tmp_path, "log.jsonl", json.dumps(body) + "\n")
+    assert run(["traffic", "import", str(src), "--out", str(tmp_path / "t.jsonl")]) == 0
+    assert "[beta] (1)" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from changeover.cli.common import console, write_json
@@ -83,6 +84,7 @@ def import_cmd(
         f"{result.with_recorded} with a recorded answer, {result.turns} messages"
         + (f"; {len(rules)} redaction rule(s) applied" if rules else ""),
         highlight=False,
+        markup=False,
     )
     table = Table(title="segments", title_justify="left")
     for col in ("segment", "values (count)"):
@@ -90,14 +92,15 @@ def import_cmd(
     for name, counts in result.segments.items():
         shown = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         more = f" ... {len(shown) - 8} more" if len(shown) > 8 else ""
-        table.add_row(name, ", ".join(f"{v} ({n})" for v, n in shown[:8]) + more)
+        table.add_row(escape(name), escape(", ".join(f"{v} ({n})" for v, n in shown[:8])) + more)  # data, not markup
     console.print(table)
     for name in segments:
         if name not in result.resolved:  # a spec's path may be for another source format: said, not fatal
             console.print(
-                f"[yellow]segment {name}[/] ({segments[name]}, from the spec) was found in no record", highlight=False
+                f"[yellow]segment {escape(name)}[/] ({escape(segments[name])}, from the spec) was found in no record",
+                highlight=False,
             )
-    console.print(f"next: changeover evaluate --spec migration.yaml --prompts {out}", highlight=False)
+    console.print(f"next: changeover evaluate --spec migration.yaml --prompts {out}", highlight=False, markup=False)
     if json_out is not None:
         write_json(result.to_dict(), json_out)
 
