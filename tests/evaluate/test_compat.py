@@ -226,3 +226,14 @@ def test_a_judge_model_refusing_response_format_is_caught_before_the_run(fake, t
     assert refused.arm == "judge:correctness" and refused.rejection.param == "response_format"
     assert refused.params["response_format"]["type"] == "json_schema" and refused.items == 8
     assert fake.calls["judge-model"] == 1  # one request, not re-asked
+
+
+def test_doctor_prints_the_endpoints_message_as_sent(fake, tmp_path, capsys):
+    """The refusal message is the server's text: brackets in it are not rich markup."""
+    setup_fake(fake)
+    message = "Unsupported parameter: 'max_tokens' is not supported with [o1-family] models. Use 'max_completion_tokens' instead."
+    fake.set("new-model", reject_params={"max_tokens": message})
+    _, spec_path = write_spec(tmp_path, fake)
+    traffic = write_traffic(tmp_path / "traffic.jsonl", traffic_rows(2))
+    assert run(["doctor", "--spec", str(spec_path), "--prompts", str(traffic), "--db", str(tmp_path / "c.db")]) == 1
+    assert "with [o1-family] models" in " ".join(capsys.readouterr().out.split())

@@ -119,7 +119,7 @@ def print_compat(report: dict[str, Any]) -> None:
     console.print(table)
     for check in report["checks"]:
         if check["status"] == "rejected":
-            console.print(f"{check['rejection']['message']}", highlight=False, soft_wrap=True)
+            console.print(check["rejection"]["message"], highlight=False, soft_wrap=True, markup=False)
             console.print(f"  fix: {escape(check['fix'])}", highlight=False, soft_wrap=True)
         elif check["status"] == "failed":
             console.print(f"{check['arm']}: [red]failed[/] {escape(check.get('error') or '')}", soft_wrap=True)
