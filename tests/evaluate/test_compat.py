@@ -231,7 +231,10 @@ def test_a_judge_model_refusing_response_format_is_caught_before_the_run(fake, t
 def test_doctor_prints_the_endpoints_message_as_sent(fake, tmp_path, capsys):
     """The refusal message is the server's text: brackets in it are not rich markup."""
     setup_fake(fake)
-    message = "Unsupported parameter: 'max_tokens' is not supported with [o1-family] models. Use 'max_completion_tokens' instead."
+    message = (
+        "Unsupported parameter: 'max_tokens' is not supported with [o1-family] models. "
+        "Use 'max_completion_tokens' instead."
+    )
     fake.set("new-model", reject_params={"max_tokens": message})
     _, spec_path = write_spec(tmp_path, fake)
     traffic = write_traffic(tmp_path / "traffic.jsonl", traffic_rows(2))
