@@ -203,8 +203,18 @@ def _versus(row: dict[str, Any], key: str, pct: bool = False, money: bool = Fals
     return f"{_fmt(row['candidate_stats'][key], pct, money)} ({_fmt(row['incumbent_stats'][key], pct, money)})"
 
 
+def _prompts(row: dict[str, Any]) -> str:
+    """The prompt variants the candidate was sent (the incumbent's in brackets)."""
+
+    def names(stats: dict[str, Any]) -> str:
+        return ", ".join(stats.get("prompts") or {}) or "-"
+
+    return f"{names(row['candidate_stats'])} ({names(row['incumbent_stats'])})"
+
+
 REPORT_LINES: list[tuple[str, Any]] = [
     ("pairs", lambda r: str(r["pairs"])),
+    ("prompt variant", _prompts),
     ("semantic equivalence", lambda r: _fmt(r["equivalence_rate"], True)),
     ("better / worse / different", lambda r: "{better} / {worse} / {different}".format(**r["disagreements"])),
     (

@@ -44,6 +44,7 @@ class Answer:
     text: str | None
     request: dict[str, Any] | None = None
     tokens_estimated: bool | None = None  # the counts are characters / 4 (the upstream gave no usage)
+    prompt_version: str | None = None  # the registry variant the request was sent with (None: as sent)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +92,7 @@ def load_answers(
         c.refusal,
         c.response_text,
         c.tokens_estimated,
+        c.prompt_version,
     ]
     if with_request:
         cols.append(c.request)
@@ -121,6 +123,7 @@ def load_answers(
             r.response_text,
             r.request if with_request else None,
             tokens_estimated=r.tokens_estimated,
+            prompt_version=r.prompt_version,
         )
         for r in rows
     ]

@@ -35,6 +35,7 @@ from changeover.shadow.config import Settings, load_settings
 from changeover.shadow.gateway import Gateway
 from changeover.shadow.metrics import Metrics, deprecation_gauges
 from changeover.shadow.mirror import Mirror
+from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.redact import Redactor
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.tables import ensure_tables
@@ -59,6 +60,7 @@ class GatewayService:
         s = self.settings
         rollout_state.ensure_started(store, s.rollout, s.candidate, "gateway")
         self.metrics = Metrics()
+        self.prompts = LivePrompts.for_spec(spec, s.gateway)  # a bad registry fails here, before serving
         self.writer = LogWriter(
             store,
             RowMaker(s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests),
@@ -103,10 +105,13 @@ class GatewayService:
             s.shadow.queue_size,
             s.shadow.concurrency,
             s.shadow.timeout,
+            self.prompts,
         )
         domain = f"changeover-{uuid.uuid4().hex[:8]}"
         openfeature_api.set_provider(ChangeoverProvider(self.watcher, s.incumbent), domain)
-        self.gateway = Gateway(s, upstreams, self.writer, mirror, openfeature_api.get_client(domain), self.metrics)
+        self.gateway = Gateway(
+            s, upstreams, self.writer, mirror, openfeature_api.get_client(domain), self.metrics, self.prompts
+        )
         self.writer.start()
         self.watcher.start()
         mirror.start()

@@ -46,6 +46,11 @@ class Upstream(BaseModel):
         description="ask for the final usage chunk (stream_options.include_usage) on streamed requests; "
         "false for an upstream that refuses the parameter (its streamed tokens are then estimated)",
     )
+    prompt_for: str | None = Field(
+        None,
+        description="apply the prompt registry's variant meant for this model (as evaluate's arms do; usually "
+        "the upstream's own name) to every request sent here, served, fallback or mirrored; unset = as sent",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -75,6 +80,19 @@ class RequestTypes(BaseModel):
     default: str = "default"
 
 
+class PromptSource(BaseModel):
+    """Which registry prompt a live request is: a header, then a body field, then ``default``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header: str | None = "x-changeover-prompt-id"
+    field: str | None = Field("metadata.prompt_id", description="dotted path in the request body")
+    variables_field: str | None = Field(
+        "metadata.prompt_variables", description="dotted path of the template's variables (an object)"
+    )
+    default: str | None = Field(None, description="prompt id of a request naming none (unset: no variant)")
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -84,12 +102,63 @@ class GatewayConfig(BaseModel):
         description="environment variable holding the admin token; unset = the admin API refuses every call",
     )
     request_type: RequestTypes = Field(default_factory=RequestTypes)
+    prompt: PromptSource = Field(default_factory=PromptSource)
     flag_poll: Seconds = Field(0.25, description="how often the stage flag is re-read from the store")
     max_request_bytes: Bytes = Field(
         1 << 20, description="largest chat request body accepted (beyond it: 413, nothing forwarded or stored)"
     )
     max_json_depth: int = Field(64, ge=2, le=1000, description="deepest JSON nesting accepted (beyond it: 400)")
     max_admin_body_bytes: Bytes = Field(64 << 10, description="largest admin API request body (beyond it: 413)")
+
+
+Share = float | dict[str, float]
+"""A share of requests: one for all, or per request type with ``default`` for the rest."""
+
+
+def _check_share(v: Share) -> Share:
+    for share in v.values() if isinstance(v, dict) else [v]:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"a sample share lies in [0, 1], got {share}")
+    return v
+
+
+def share_for(sample: Share, request_type: str) -> float:
+    if isinstance(sample, dict):
+        return sample.get(request_type, sample.get("default", 0.0))
+    return sample
+
+
+class JudgeSettings(BaseModel):
+    """``shadow.judge``: the spec's ``judges:`` run on a sample of mirrored pairs, off the request path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample: Share = Field(1.0, description="share of mirrored pairs judged; per request type as a mapping")
+    requests_per_minute: int = Field(60, ge=1, description="judge model calls per minute (beyond: paused, counted)")
+    usd_per_day: float = Field(10.0, ge=0, description="judge spend per UTC day (beyond: paused, counted)")
+    queue_size: int = Field(1000, ge=1, description="pairs waiting to be judged; beyond it they are dropped, counted")
+    concurrency: int = Field(4, ge=1, description="pairs judged at once")
+    prefilter_similarity: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="a candidate answer this word-similar to the incumbent's takes the incumbent's verdicts "
+        "(no judge call); 1.0 = identical words (or equal JSON) only",
+    )
+    expect_refusal: list[str] = Field(
+        default_factory=list, description="request types whose requests should be refused (the refusal check)"
+    )
+    expect_refusal_header: str = Field(
+        "x-changeover-expect-refusal", description="header saying per request whether it should be refused"
+    )
+
+    @field_validator("sample")
+    @classmethod
+    def _share(cls, v: Share) -> Share:
+        return _check_share(v)
+
+    def rate(self, request_type: str) -> float:
+        return share_for(self.sample, request_type)
 
 
 class ShadowConfig(BaseModel):
@@ -108,19 +177,15 @@ class ShadowConfig(BaseModel):
     flush_interval: Seconds = 0.2
     log_requests: bool = Field(True, description="store the request context (messages, tools, parameters)")
     redact: list[Redaction] = Field(default_factory=list)
+    judge: JudgeSettings | None = Field(None, description="judge a sample of mirrored pairs (off = not set)")
 
     @field_validator("sample")
     @classmethod
-    def _share(cls, v: float | dict[str, float]) -> float | dict[str, float]:
-        for share in v.values() if isinstance(v, dict) else [v]:
-            if not 0.0 <= share <= 1.0:
-                raise ValueError(f"a sample share lies in [0, 1], got {share}")
-        return v
+    def _share(cls, v: Share) -> Share:
+        return _check_share(v)
 
     def rate(self, request_type: str) -> float:
-        if isinstance(self.sample, dict):
-            return self.sample.get(request_type, self.sample.get("default", 0.0))
-        return self.sample
+        return share_for(self.sample, request_type)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,3 +30,4 @@ class Exchange:
     error: str | None
     latency_ms: float
     ttft_ms: float | None = None
+    prompt: str | None = None  # the registry variant applied to what was sent (``prompt@variant:vN``)

@@ -35,7 +35,11 @@ def _record(a: Answer, signals: dict[str, int], prompt: str | None) -> Record:
         cost_usd=a.cost_usd,
         error=a.error,
         # the plain facts: refusal for the report's refusal rates, whether the token counts are estimates
-        extra={"refused": bool(a.refusal), "tokens_estimated": bool(a.tokens_estimated)},
+        extra={
+            "refused": bool(a.refusal),
+            "tokens_estimated": bool(a.tokens_estimated),
+            "prompt_version": a.prompt_version,  # as evaluate's records name it (None: sent as the user's)
+        },
     )
 
 

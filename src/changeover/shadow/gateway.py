@@ -36,6 +36,7 @@ from changeover.shadow.context import RequestTyper, StickyKey
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.metrics import Metrics
 from changeover.shadow.mirror import Mirror, MirrorJob
+from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.upstream import Stream, UpstreamClient, UpstreamFailure
 from changeover.shadow.wire import UsageStripper, error_body, wants_usage, with_usage
 from changeover.shadow.writer import LogWriter
@@ -61,6 +62,7 @@ class Route:
     request_type: str
     stage: int
     weight: int
+    prompt_id: str | None = None  # the registry prompt the request is (an upstream's variant applies)
 
 
 @dataclass(slots=True)
@@ -88,6 +90,7 @@ class Gateway:
         mirror: Mirror,
         features: OpenFeatureClient,
         metrics: Metrics,
+        prompts: LivePrompts | None = None,
     ):
         self.incumbent = settings.incumbent
         self.flag = settings.rollout.flag
@@ -97,6 +100,7 @@ class Gateway:
         self.mirror = mirror
         self.features = features
         self.metrics = metrics
+        self.prompts = prompts
         self.typer = RequestTyper(settings.gateway.request_type)
         self.sticky = StickyKey(settings.rollout.stickiness)
         self.max_bytes = settings.gateway.max_request_bytes
@@ -122,7 +126,16 @@ class Gateway:
             request_type,
             int(meta.get("stage", 0)),
             int(meta.get("weight", 0)),
+            self.prompts.prompt_id(payload, headers) if self.prompts is not None else None,
         )
+
+    def _prompted(
+        self, route: Route, upstream: UpstreamClient, payload: dict[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The request with the upstream's prompt variant applied (``shadow.prompting``), and its version."""
+        if self.prompts is None:
+            return payload, None
+        return self.prompts.apply(payload, route.prompt_id, upstream.config.prompt_for)
 
     # ------------------------------------------------------------------ hand-offs
 
@@ -136,6 +149,7 @@ class Gateway:
         at,
         result: Result,
         ttft_ms: float | None = None,
+        prompt: str | None = None,
     ) -> None:
         outcome = result.error or str(result.status)
         self.metrics.observe(model, role, outcome, result.latency_ms)
@@ -156,6 +170,7 @@ class Gateway:
                 error=result.error,
                 latency_ms=result.latency_ms,
                 ttft_ms=ttft_ms,
+                prompt=prompt,
             )
         )
 
@@ -183,6 +198,7 @@ class Gateway:
                     route.stage,
                     route.weight,
                     authorization,
+                    route.prompt_id,
                 )
             )
 
@@ -253,16 +269,22 @@ class Gateway:
             return await self._stream(route, payload, authorization)
         model = route.model if payload is not None else self.incumbent
         upstream = self.upstreams[model]
-        content = upstream.encode(payload) if payload is not None else raw
+        prompt = None
+        if payload is None:
+            content = raw
+        else:
+            sent, prompt = self._prompted(route, upstream, payload)
+            content = upstream.encode(sent)
         at = now()
         result = await self._call(upstream, content, authorization)
-        self._log(route, model, "served", payload, False, at, result)
+        self._log(route, model, "served", payload, False, at, result, prompt=prompt)
         if model != self.incumbent and self.fallback and result.failed:
             model = self.incumbent
             upstream = self.upstreams[model]
+            sent, prompt = self._prompted(route, upstream, payload)
             at = now()
-            result = await self._call(upstream, upstream.encode(payload), authorization)
-            self._log(route, model, "fallback", payload, False, at, result)
+            result = await self._call(upstream, upstream.encode(sent), authorization)
+            self._log(route, model, "fallback", payload, False, at, result, prompt=prompt)
         self._maybe_mirror(route, model, payload, result, authorization)
         return self._respond(route, model, result)
 
@@ -290,18 +312,21 @@ class Gateway:
 
     async def _stream(self, route: Route, payload: dict[str, Any], authorization: str | None) -> Response:
         model = route.model
+        sent, prompt = self._prompted(route, self.upstreams[model], payload)
         at = now()
         t0 = time.perf_counter()
-        resp, finished = await self._open(self.upstreams[model], payload, authorization)
+        resp, finished = await self._open(self.upstreams[model], sent, authorization)
         if finished is not None and model != self.incumbent and self.fallback and finished.failed:
-            self._log(route, model, "served", payload, True, at, finished)
-            model, at, t0 = self.incumbent, now(), time.perf_counter()
-            resp, finished = await self._open(self.upstreams[model], payload, authorization)
+            self._log(route, model, "served", payload, True, at, finished, prompt=prompt)
+            model = self.incumbent
+            sent, prompt = self._prompted(route, self.upstreams[model], payload)
+            at, t0 = now(), time.perf_counter()
+            resp, finished = await self._open(self.upstreams[model], sent, authorization)
             role = "fallback"
         else:
             role = "served"
         if finished is not None:
-            self._log(route, model, role, payload, True, at, finished)
+            self._log(route, model, role, payload, True, at, finished, prompt=prompt)
             return self._respond(route, model, finished)
         headers = {
             "x-changeover-model": model,
@@ -309,7 +334,7 @@ class Gateway:
             **resp.headers,
         }
         return StreamingResponse(
-            self._relay(route, model, role, payload, authorization, resp, at, t0),
+            self._relay(route, model, role, payload, authorization, resp, at, t0, prompt),
             status_code=200,
             headers=headers,
         )
@@ -324,6 +349,7 @@ class Gateway:
         resp: Stream,
         at,
         t0: float,
+        prompt: str | None = None,
     ) -> AsyncIterator[bytes]:
         chunks: list[bytes] = []
         ttft = None
@@ -353,6 +379,6 @@ class Gateway:
         finally:
             resp.close()
             result = Result(200, b"".join(chunks), {}, error, (time.perf_counter() - t0) * 1000.0)
-            self._log(route, model, role, payload, True, at, result, ttft)
+            self._log(route, model, role, payload, True, at, result, ttft, prompt)
             if error is None:
                 self._maybe_mirror(route, model, payload, result, authorization)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from changeover.shadow.exchange import Exchange
+from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.upstream import UpstreamClient, UpstreamFailure
 from changeover.store.events import now
 
@@ -30,6 +31,7 @@ class MirrorJob:
     stage: int
     weight: int
     authorization: str | None  # kept in memory for the call only
+    prompt_id: str | None = None  # the registry prompt the request is (a candidate's variant applies)
 
 
 class Mirror:
@@ -42,12 +44,14 @@ class Mirror:
         queue_size: int = 1000,
         concurrency: int = 8,
         timeout: float = 30.0,
+        prompts: LivePrompts | None = None,
     ):
         self.upstreams = upstreams
         self.candidates = candidates
         self.rate = rate
         self.on_answer = on_answer
         self.timeout = timeout
+        self.prompts = prompts
         self.concurrency = concurrency
         self.queue: asyncio.Queue[tuple[str, MirrorJob]] = asyncio.Queue(maxsize=queue_size)
         self.sent: Counter[str] = Counter()
@@ -92,6 +96,9 @@ class Mirror:
     async def _send(self, candidate: str, job: MirrorJob) -> None:
         upstream = self.upstreams[candidate]
         payload = {k: v for k, v in job.payload.items() if k != "stream_options"}
+        prompt = None
+        if self.prompts is not None:
+            payload, prompt = self.prompts.apply(payload, job.prompt_id, upstream.config.prompt_for)
         content = upstream.encode(payload, stream=False)
         at = now()
         t0 = time.perf_counter()
@@ -119,5 +126,6 @@ class Mirror:
                 status=status,
                 error=error,
                 latency_ms=(time.perf_counter() - t0) * 1000.0,
+                prompt=prompt,
             )
         )

@@ -61,10 +61,22 @@ def _per_1k(xs: Sequence[Answer], get: Callable[[Answer], float | None]) -> floa
     return 1000.0 * sum(known) / len(known) if known else None
 
 
+AS_SENT = "as sent"
+
+
+def prompt_versions(xs: Sequence[Answer]) -> dict[str, int]:
+    """Answers per registry variant the request was sent with (``as sent``: no variant applied)."""
+    counts: dict[str, int] = defaultdict(int)
+    for a in xs:
+        counts[a.prompt_version or AS_SENT] += 1
+    return dict(sorted(counts.items()))
+
+
 def model_profile(xs: Sequence[Answer]) -> dict[str, Any]:
     answered = [a for a in xs if a.ok]
     return {
         "answers": len(xs),
+        "prompts": prompt_versions(xs),
         "latency_ms": _latency(xs),
         "tokens_in_per_1k": _per_1k(xs, lambda a: a.tokens_in),
         "tokens_out_per_1k": _per_1k(xs, lambda a: a.tokens_out),

@@ -90,6 +90,7 @@ class RowMaker:
             "cost_usd": self.cost(ex.model, tokens_in, tokens_out),
             "refusal": None if text is None else is_refusal(text),
             "finish_reason": finish,
+            "prompt_version": ex.prompt,
         }
         ledger = None
         if ex.model in self.candidates and reached_user(ex):
