@@ -262,3 +262,28 @@ def test_a_streaming_agent_is_replayed_the_same(fake, tmp_path):
     diverged = by[("a7", "new-model")]
     assert diverged.extra["tool_status"] == "tool_divergence"
     assert json.loads(diverged.response)[0]["function"] == {"name": "get_order", "arguments": '{"order_id": 8}'}
+
+
+def test_recorded_results_without_call_ids_answer_their_own_calls():
+    """Traces that log tool calls without ids (``""`` on each) used to answer every call with the last result."""
+    messages = [
+        {"role": "user", "content": "Where are orders 1 and 2?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": 1}'}},
+                {"id": "", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": 2}'}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "", "content": "order 1: shipped"},
+        {"role": "tool", "tool_call_id": "", "content": "order 2: packing"},
+        {"role": "assistant", "content": "1 shipped, 2 is being packed."},
+    ]
+    turn = split_turn(messages)
+    assert turn.result_for(ToolCall("get_order", {"order_id": 1})) == ("order 1: shipped", None)
+    assert turn.result_for(ToolCall("get_order", {"order_id": 2})) == ("order 2: packing", None)
+    with_ids = [dict(m) for m in messages]
+    with_ids[1] = {**messages[1], "tool_calls": [{**c, "id": f"c{i}"} for i, c in enumerate(messages[1]["tool_calls"])]}
+    with_ids[2], with_ids[3] = {**messages[3], "tool_call_id": "c1"}, {**messages[2], "tool_call_id": "c0"}
+    assert split_turn(with_ids).result_for(ToolCall("get_order", {"order_id": 1})) == ("order 1: shipped", None)

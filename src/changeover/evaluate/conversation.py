@@ -47,9 +47,19 @@ class Turn:
         return [c for m in self.recorded if m.get("role") == "assistant" for c in tool_calls(m.get("tool_calls"))]
 
     def results(self) -> list[tuple[ToolCall, Any]]:
-        """(recorded call, its recorded result) for every call that has a ``tool`` message answering it."""
-        by_id = {m.get("tool_call_id"): m.get("content") for m in self.recorded if m.get("role") == "tool"}
-        return [(c, by_id[c.id]) for c in self.recorded_calls if c.id in by_id]
+        """(recorded call, its recorded result) for every call that has a ``tool`` message answering it.
+
+        Results answer calls by ``tool_call_id``; where the log has no usable ids (missing, or
+        the same one on several calls, as some trace exports write them), the n-th result of the
+        turn answers its n-th call - never every call with the last result.
+        """
+        calls = self.recorded_calls
+        answers = [m for m in self.recorded if m.get("role") == "tool"]
+        ids = [c.id for c in calls]
+        if all(ids) and len(set(ids)) == len(ids):
+            by_id = {m.get("tool_call_id"): m.get("content") for m in answers}
+            return [(c, by_id[c.id]) for c in calls if c.id in by_id]
+        return [(c, m.get("content")) for c, m in zip(calls, answers, strict=False)]
 
     def result_for(self, call: ToolCall) -> tuple[Any, str | None]:
         """(the recorded result, None) for a matching call, else (None, why there is none)."""
