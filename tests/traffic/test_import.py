@@ -551,3 +551,39 @@ def test_segment_values_print_as_they_are(tmp_path, capsys):
     src = _write(tmp_path, "log.jsonl", json.dumps(body) + "\n")
     assert run(["traffic", "import", str(src), "--out", str(tmp_path / "t.jsonl")]) == 0
     assert "[beta] (1)" in capsys.readouterr().out
+
+
+def test_tool_calls_logged_without_ids_get_them_and_their_results_follow_in_order(tmp_path):
+    """An OTel export without call ids used to fail the import (the traffic format needs them)."""
+    tool = {"name": TOOL, "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}
+    inputs = [
+        {"role": "user", "parts": [{"type": "text", "content": "Where are orders 1234 and 5678?"}]},
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "tool_call", "name": TOOL, "arguments": {"order_id": "1234"}},
+                {"type": "tool_call", "name": TOOL, "arguments": {"order_id": "5678"}},
+            ],
+        },
+        {
+            "role": "tool",
+            "parts": [
+                {"type": "tool_call_response", "response": "1234: shipped"},
+                {"type": "tool_call_response", "response": "5678: packing"},
+            ],
+        },
+    ]
+    attrs = [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(inputs)}},
+        {"key": "gen_ai.tool.definitions", "value": {"stringValue": json.dumps([tool])}},
+    ]
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "s1", "attributes": attrs}]}]}]}
+    src = _write(tmp_path, "spans.jsonl", json.dumps(doc) + "\n")
+    out = tmp_path / "t.jsonl"
+    import_traffic(src, out, check=read_interactions)
+    (inter,) = read_interactions(out)
+    calls = inter.messages[1]["tool_calls"]
+    assert [c["id"] for c in calls] == ["call_1_0", "call_1_1"]
+    results = {m["tool_call_id"]: m["content"] for m in inter.messages if m["role"] == "tool"}
+    assert results == {"call_1_0": "1234: shipped", "call_1_1": "5678: packing"}

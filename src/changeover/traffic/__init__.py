@@ -24,7 +24,15 @@ from changeover.traffic import (
     otel,
     promptfoo,
 )
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, read_json_records, resolve, segment_value
+from changeover.traffic.common import (
+    Loc,
+    TrafficError,
+    TrafficRow,
+    fill_call_ids,
+    read_json_records,
+    resolve,
+    segment_value,
+)
 from changeover.traffic.writer import write_traffic
 
 # detection order matters: the most specific shapes first
@@ -84,6 +92,10 @@ class ImportResult:
 
 
 def _finish(row: TrafficRow, segments: dict[str, str], redactor: Redactor | None, result: ImportResult) -> TrafficRow:
+    row.messages = fill_call_ids(row.messages)
+    if row.recorded and row.recorded.get("tool_calls"):
+        answer = fill_call_ids([{"role": "assistant", **row.recorded}], prefix="answer")[0]
+        row.recorded = {k: v for k, v in answer.items() if k != "role"}
     for name, path in segments.items():
         value = segment_value(resolve(row.raw, path))
         if value is not None:

@@ -296,6 +296,33 @@ def request_segment(
     return segment
 
 
+def fill_call_ids(messages: list[dict[str, Any]], prefix: str = "call") -> list[dict[str, Any]]:
+    """Give tool calls logged without an id one (``call_<turn>_<n>``), and the ``tool`` results without
+    one the id of the call they answer, in order - as the traffic format (and OpenAI) require.
+
+    Some trace exports drop the ids; the n-th result after an assistant turn answers its n-th call.
+    """
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []  # ids of the last assistant turn's calls not answered yet, in order
+    for t, message in enumerate(messages):
+        message = dict(message)
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            calls = []
+            for n, call in enumerate(message["tool_calls"]):
+                if isinstance(call, dict) and not call.get("id"):
+                    call = {**call, "id": f"{prefix}_{t}_{n}"}
+                calls.append(call)
+            message["tool_calls"] = calls
+            pending = [c["id"] for c in calls if isinstance(c, dict)]
+        elif message.get("role") == "tool":
+            if not message.get("tool_call_id") and pending:
+                message["tool_call_id"] = pending[0]
+            if message.get("tool_call_id") in pending:
+                pending.remove(message["tool_call_id"])
+        out.append(message)
+    return out
+
+
 def openai_tool(name: str, description: str | None, schema: Any) -> dict[str, Any]:
     fn: dict[str, Any] = {"name": name}
     if description:
