@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -124,7 +125,7 @@ def adapt_cmd(
     raise typer.Exit(0 if result.winner is not None else 1)
 
 
-def print_adapt(data: dict) -> None:
+def print_adapt(data: dict[str, Any]) -> None:
     """The tried variants, what was called, what was registered, and the A/B."""
     from rich.markup import escape
 
@@ -142,8 +143,8 @@ def print_adapt(data: dict) -> None:
         ]
         table.add_row(
             str(row["n"]),
-            row["arm"],
-            row["parent"],
+            escape(row["arm"]),
+            escape(row["parent"]),
             row["pattern"],
             row["status"],
             row["verdict"] or "-",
@@ -155,7 +156,7 @@ def print_adapt(data: dict) -> None:
         if row["note"]:
             note = " ".join(row["note"].split())
             console.print(f"#{row['n']} {row['status']}: {escape(note[:200])}", highlight=False, soft_wrap=True)
-    console.print(f"stop: {data['stop']}", highlight=False)
+    console.print(f"stop: {escape(data['stop'])}", highlight=False)
     budget = data["budget"]
     limits = ", ".join(f"{k} {budget[k]}" for k in ("calls", "usd") if budget[k] is not None) or "no limit"
     console.print(
@@ -164,7 +165,7 @@ def print_adapt(data: dict) -> None:
         highlight=False,
     )
     for model, c in data["calls"].items():
-        console.print(f"calls {model}: {c['made']:,} made, {c['cached']:,} cached, ${c['cost_usd']:.4f}")
+        console.print(f"calls {escape(model)}: {c['made']:,} made, {c['cached']:,} cached, ${c['cost_usd']:.4f}")
     p = data["proposals"]
     console.print(
         f"proposals: {p.get('asked', 0)} asked, {p.get('parsed', 0)} parsed, {p.get('unparsed', 0)} unparsed, "
@@ -175,22 +176,24 @@ def print_adapt(data: dict) -> None:
     reg = data["registered"]
     if reg:
         console.print(
-            f"registered {reg['prompt']}@{reg['variant']}:v{reg['version']} in {reg['file']} "
-            f"(lineage: {reg['lineage']})",
+            escape(
+                f"registered {reg['prompt']}@{reg['variant']}:v{reg['version']} in {reg['file']} "
+                f"(lineage: {reg['lineage']})"
+            ),
             highlight=False,
             soft_wrap=True,
         )
     else:
         console.print("registered: nothing")
     if data["ab"]:
-        ab = Table(title="prompt A/B of " + (data["winner"] or data["best"]), title_justify="left")
+        ab = Table(title="prompt A/B of " + escape(data["winner"] or data["best"]), title_justify="left")
         ab.add_column("arm (against the incumbent)", no_wrap=True)
         adims = sorted({d for arm in data["ab"]["arms"].values() for d in arm})
         for d in adims:
             ab.add_column(d, no_wrap=True)
         for arm, cells in data["ab"]["arms"].items():
             ab.add_row(
-                arm,
+                escape(arm),
                 *(
                     escape(f"{cells[d]['call']} {cells[d]['mean']:+.2f} [{cells[d]['lower']:+.2f}, ")
                     + escape(f"{cells[d]['upper']:+.2f}]")

@@ -79,7 +79,7 @@ class Budget:
     spent_usd: float = 0.0
     reserved_usd: float = 0.0
     refused: int = 0
-    spent_by_model: Counter[str] = field(default_factory=Counter)
+    spent_by_model: dict[str, float] = field(default_factory=dict)
 
     def admit(self, estimate_usd: float) -> bool:
         """Reserve one call costing at most ``estimate_usd``; False (nothing reserved) if it does not fit."""
@@ -95,7 +95,7 @@ class Budget:
     def settle(self, model: str, estimate_usd: float, cost_usd: float | None) -> None:
         self.reserved_usd -= estimate_usd
         self.spent_usd += cost_usd or 0.0
-        self.spent_by_model[model] += cost_usd or 0.0
+        self.spent_by_model[model] = self.spent_by_model.get(model, 0.0) + (cost_usd or 0.0)
 
     def fits(self, calls: int, usd: float) -> bool:
         """Would ``calls`` more calls costing about ``usd`` fit?"""
@@ -600,7 +600,8 @@ class Adapter:
         parent = chosen.parent  # the registry's variant (baseline), or an unregistered variant (see ancestry)
         parent_version = f"{pid}@{root}:v{variants[parent].version}" if parent == self.candidate else f"{pid}@{parent}"
         by_arm = {t.arm: t for t in tried}
-        ancestry, step = [], chosen
+        ancestry: list[dict[str, str]] = []
+        step: Tried | None = chosen
         while step is not None and step.n > 0:
             ancestry.append({"arm": step.arm, "pattern": step.pattern, "parent": step.parent})
             step = by_arm.get(step.parent)
