@@ -461,7 +461,7 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 assess(spec, records)
-        row("assess end to end, default fit (4 chains, 300+250, longer if needed)", n, t.seconds)
+        row("assess end to end, default fit (4 chains, 300+500, longer if needed)", n, t.seconds)
         del records, idx
 
         # SQLite import: one transaction, fingerprints, JSON columns

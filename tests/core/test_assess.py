@@ -32,7 +32,7 @@ SPEC = {
 
 def test_json_has_the_documented_keys():
     sc = Scenario("better", [0.7, 0.75], [0.85, 0.9], items_per_segment=200, labels_per_segment=40)
-    out = assess(spec_from_dict(SPEC), _records(scenario_records(sc, 1)), draws=150, warmup=200).to_json()
+    out = assess(spec_from_dict(SPEC), _records(scenario_records(sc, 1))).to_json()
     assert set(out) >= {"verdict", "confidence", "candidates", "labels_needed", "next_labels", "diagnostics"}
     dim = out["candidates"]["cand"]["dimensions"]["correctness"]
     assert dim["verdict"] in ("superior", "non-inferior", "inconclusive", "regression")
@@ -57,7 +57,7 @@ def test_json_has_the_documented_keys():
 
 def test_clear_regression_is_no_go_and_costs_failures():
     sc = Scenario("worse", [0.85, 0.85], [0.65, 0.70], items_per_segment=200, labels_per_segment=40)
-    a = assess(spec_from_dict(SPEC), _records(scenario_records(sc, 2)), draws=150, warmup=200)
+    a = assess(spec_from_dict(SPEC), _records(scenario_records(sc, 2)))
     o = a.to_json()["candidates"]["cand"]["dimensions"]["correctness"]["overall"]
     assert a.verdict == "NO-GO" and a.exit_code == 1
     assert o["p_regression"] > 0.95
@@ -67,7 +67,7 @@ def test_clear_regression_is_no_go_and_costs_failures():
 def test_too_few_labels_asks_for_labels_on_unlabelled_items():
     sc = Scenario("equal", [0.8, 0.8], [0.8, 0.8], items_per_segment=150, labels_per_segment=5)
     rows = scenario_records(sc, 3)
-    a = assess(spec_from_dict(SPEC), _records(rows), draws=150, warmup=200)
+    a = assess(spec_from_dict(SPEC), _records(rows))
     assert a.verdict == "NEED-LABELS" and a.exit_code == 3
     assert a.labels_needed["cand"]["correctness"] > 0
     labelled = {(r["item"], r["model"]) for r in rows if "labels" in r}
@@ -94,7 +94,7 @@ def test_lenient_judge_on_candidate_is_not_go():
     }
     assert judge_alone["cand"] >= judge_alone["legacy"] - 0.02  # the judge alone sees no regression
     spec = spec_from_dict({**SPEC, "segment_by": []})
-    a = assess(spec, _records(rows), draws=150, warmup=200)
+    a = assess(spec, _records(rows))
     assert a.verdict != "GO"
     judge = a.to_json()["diagnostics"]["judge"]["correctness"]
     assert judge["cand"]["specificity"] < judge["legacy"]["specificity"] - 0.15

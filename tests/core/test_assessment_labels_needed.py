@@ -15,7 +15,7 @@ def test_labels_needed_is_one_number_everywhere_and_bounded_by_the_responses():
         {"incumbent": "legacy", "candidates": ["cand"], "segment_by": ["region"], "dimensions": {"correctness": {}}}
     )
     records = [record_from_dict(r, "row") for r in scenario_records(sc, 31)]
-    a = assess(spec, records, draws=150, warmup=200)
+    a = assess(spec, records)
     assert a.verdict == "NEED-LABELS"
     n = a.labels_needed["cand"]["correctness"]
     assert n > 0

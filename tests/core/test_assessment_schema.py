@@ -26,9 +26,7 @@ def test_assess_json_matches_the_schema(tmp_path, spec_path):
     sc = Scenario("better", [0.7, 0.75], [0.85, 0.9], items_per_segment=200, labels_per_segment=40)
     records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 1))
     out = tmp_path / "decision.json"
-    assert (
-        run(["assess", "--spec", str(spec_path), "--records", str(records), "--json", str(out), "--draws", "150"]) == 0
-    )
+    assert run(["assess", "--spec", str(spec_path), "--records", str(records), "--json", str(out)]) == 0
     decision = json.loads(out.read_text())
     _validate(decision)
     bad = {**decision, "verdict": "MAYBE"}
@@ -55,7 +53,7 @@ def test_typed_result_and_json_agree():
             "dimensions": {"correctness": {"margin": 0.02}},
         }
     )
-    a = assess(spec, [record_from_dict(r, "row") for r in rows], draws=150, warmup=200)
+    a = assess(spec, [record_from_dict(r, "row") for r in rows])
     assert a.verdict is Verdict.NO_GO and a.verdict == "NO-GO" and a.exit_code == 1
     dim = a.decision.candidates["cand"].dimensions["correctness"]
     assert dim.call is Call.REGRESSION
@@ -88,7 +86,7 @@ def test_an_unconverged_fit_gives_no_go_or_no_go_but_need_labels():
     sampling = a.decision.diagnostics.sampling
     assert sampling.draws == 120 and 2 <= sampling.rounds <= 3  # longer up to the bound (and smaller steps)
     assert a.to_json()["diagnostics"]["converged"] is False
-    clear = assess(spec, records, draws=150, warmup=200)
+    clear = assess(spec, records)
     assert clear.verdict == "NO-GO"  # the same data, converged
 
 
@@ -120,7 +118,7 @@ def test_the_json_reads_back_into_the_same_typed_result():
             "dimensions": {"correctness": {}},
         }
     )
-    a = assess(spec, [record_from_dict(r, "row") for r in scenario_records(sc, 4)], draws=150, warmup=200)
+    a = assess(spec, [record_from_dict(r, "row") for r in scenario_records(sc, 4)])
     j = a.to_json()
     back = decision_from_json(json.loads(json.dumps(j)))
     assert back.verdict is a.verdict

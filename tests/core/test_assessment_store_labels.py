@@ -40,7 +40,7 @@ def test_assess_with_records_merges_the_store_labels(tmp_path, spec_path, store_
     records = _project(tmp_path, store_url)
     capsys.readouterr()
     out = tmp_path / "with.json"
-    base = ["assess", "--spec", str(spec_path), "--records", str(records), "--db", store_url, "--draws", "150"]
+    base = ["assess", "--spec", str(spec_path), "--records", str(records), "--db", store_url]
     run([*base, "--json", str(out)])
     text = capsys.readouterr().out
     assert "merged 160 human label(s) from the store" in text
@@ -57,7 +57,7 @@ def test_assess_with_records_merges_the_store_labels(tmp_path, spec_path, store_
 
     # the same labels, read from the store instead of the file: the same counts as the merge
     out3 = tmp_path / "store.json"
-    run(["assess", "--spec", str(spec_path), "--db", store_url, "--draws", "150", "--json", str(out3)])
+    run(["assess", "--spec", str(spec_path), "--db", store_url, "--json", str(out3)])
     from_store = json.loads(out3.read_text())
     assert from_store["candidates"]["cand"]["dimensions"]["correctness"]["labelled"] == {"legacy": 90, "cand": 90}
     assert from_store["labels"] == {"from_records": 180, "from_store": 160}
@@ -67,7 +67,7 @@ def test_report_with_records_merges_the_store_labels(tmp_path, spec_path, store_
     records = _project(tmp_path, store_url)
     capsys.readouterr()
     md = tmp_path / "summary.md"
-    args = ["report", "--spec", str(spec_path), "--records", str(records), "--db", store_url, "--draws", "100"]
+    args = ["report", "--spec", str(spec_path), "--records", str(records), "--db", store_url]
     assert run([*args, "--out", str(tmp_path / "r.html"), "--markdown", str(md)]) == 0
     assert "merged 160 human label(s) from the store" in capsys.readouterr().out
     assert "Human labels: 180 verdicts on 180 responses" in md.read_text()

@@ -21,10 +21,6 @@ def test_assess_go_writes_json_and_exits_0(tmp_path, spec_path, capsys):
             str(records),
             "--json",
             str(out),
-            "--draws",
-            "150",
-            "--warmup",
-            "200",
         ]
     )
     text = capsys.readouterr().out
@@ -42,8 +38,6 @@ def test_assess_no_go_exits_1_and_need_labels_exits_3(tmp_path, spec_path):
             str(spec_path),
             "--records",
             str(write_jsonl(tmp_path / "w.jsonl", scenario_records(worse, 2))),
-            "--draws",
-            "150",
         ]
     )
     assert rc == 1
@@ -55,8 +49,6 @@ def test_assess_no_go_exits_1_and_need_labels_exits_3(tmp_path, spec_path):
             str(spec_path),
             "--records",
             str(write_jsonl(tmp_path / "e.jsonl", scenario_records(equal, 3))),
-            "--draws",
-            "150",
         ]
     )
     assert rc == 3

@@ -107,7 +107,7 @@ def assess(
     records: list[Record],
     *,
     seed: int | None = None,
-    draws: int = 250,
+    draws: int = 500,
     warmup: int = 300,
     chains: int = 4,
     next_count: int = 50,
@@ -120,6 +120,8 @@ def assess(
 
     ``policy``: when the fit is good enough and how much longer to sample when
     it is not (default: R-hat <= 1.01, ESS >= 400, no divergences, up to 4x).
+    ``draws`` defaults to 500 per chain: at 250 the demo data met ESS >= 400 in
+    none of three seeds and took 2-3 rounds (4-7.5 s CPU); at 500, one round (1.3 s).
     ``looks``: how many times this decision has been read as labels arrived
     (the labelling loop), for the optional-stopping threshold of ``stats.stopping``.
     ``store_labels``: how many labels from the store were merged into the records

@@ -190,7 +190,9 @@ def register(app: typer.Typer) -> None:
         ),
         db: str | None = DB_OPTION,
         json_out: Path | None = typer.Option(None, "--json", help="Write the decision as JSON here."),
-        draws: int = typer.Option(250, min=50, help="Posterior draws per chain."),
+        draws: int = typer.Option(
+            500, min=50, help="Posterior draws per chain (more are drawn by itself if the fit needs them)."
+        ),
         warmup: int = typer.Option(300, min=50, help="Warm-up iterations per chain."),
         chains: int = typer.Option(4, min=2, max=16, help="Independent chains (for R-hat)."),
         seed: int | None = typer.Option(None, help="Random seed (default: the spec's seed)."),
