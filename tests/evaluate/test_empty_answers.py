@@ -53,3 +53,22 @@ def test_an_answer_with_no_content_is_an_empty_response_that_assess_counts_as_fa
     assert all(failed(r) for r in new) and not any(failed(r) for r in old)
     assert all(v is None for r in new for v in r.signals.values())  # nothing to judge, no judge call spent
     assert sum(c.model == "judge-model" for c in fake.log) == 4  # the incumbent's answers only
+    arms = {a["name"]: a for a in result.summary()["arms"]}
+    assert arms["new-model"]["empty_answers"] == {"length": 4} and "empty_answers" not in arms["old-model"]
+
+
+def test_the_cli_says_how_many_answers_were_empty(fake, thinking_model, tmp_path, capsys):
+    import yaml
+
+    from changeover.cli import run
+
+    setup_fake(fake)
+    raw = spec_dict(fake.base_url)
+    raw["models"]["new-model"]["base_url"] = thinking_model
+    spec = tmp_path / "migration.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    traffic = write_traffic(tmp_path / "t.jsonl", traffic_rows(3))
+    argv = ["evaluate", "--spec", str(spec), "--prompts", str(traffic), "--out", str(tmp_path / "o")]
+    assert run([*argv, "--db", str(tmp_path / "c.db"), "--no-progress"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "new-model: empty answers (3 length), counted as failures by assess" in printed

@@ -75,6 +75,13 @@ def print_summary(summary: dict[str, Any], paths: dict[str, Path], spec: Path) -
         if arm.get("tool_status"):
             statuses = ", ".join(f"{k} {v}" for k, v in sorted(arm["tool_status"].items()))
             console.print(f"tool replay {arm['name']}: {statuses}")
+        if arm.get("empty_answers"):
+            reasons = ", ".join(f"{n:,} {why}" for why, n in sorted(arm["empty_answers"].items()))
+            console.print(
+                f"[yellow]{arm['name']}[/]: empty answers ({escape(reasons)}), counted as failures by assess; "
+                "finish_reason length: raise max_tokens (a reasoning model spends them thinking)",
+                highlight=False,
+            )
         for rej in arm.get("rejections", []):
             fix = f"{{{rej['param']}: {rej['suggest'] or 'null'}}}"
             console.print(

@@ -76,6 +76,7 @@ class EvaluationResult:
                     "signal_means": signals[a.name],
                     **({"tool_status": dict(tool_status[a.name])} if tool_status[a.name] else {}),
                     **({"rejections": rejections(self.records, a.name)} if self.arm_stats[a.name].rejected else {}),
+                    **({"empty_answers": empty} if (empty := empty_answers(self.records, a.name)) else {}),
                 }
                 for a in self.arms
             ],
@@ -100,6 +101,11 @@ def rejections(records: list[Record], arm: str) -> list[dict[str, Any]]:
     return [
         {"param": p or None, "reason": why, "suggest": s or None, "records": n} for (p, why, s), n in seen.most_common()
     ]
+
+
+def empty_answers(records: list[Record], arm: str) -> dict[str, int]:
+    """How many of one arm's answers were empty (no content, no tool call), by finish reason."""
+    return dict(Counter(str(r.extra["empty_answer"]) for r in records if r.model == arm and "empty_answer" in r.extra))
 
 
 def rounded(stats: dict[str, Any]) -> dict[str, Any]:
