@@ -273,3 +273,16 @@ def test_odd_json_shapes_are_read_as_missing_never_a_crash():
         [{"choices": ["x", {"delta": "y"}, {"delta": {"content": "ok"}}]}, {"choices": [], "usage": [1]}], 1.0, None
     )
     assert stream.text == "ok" and stream.tokens_out is None
+
+
+def test_a_developer_message_reaches_anthropic_as_the_system_prompt():
+    """OpenAI traffic logged with the "developer" role (o1 and later) lost its system prompt on the way to Claude."""
+    from changeover.providers.anthropic import to_anthropic
+
+    messages = [
+        {"role": "developer", "content": "Answer in French."},
+        {"role": "user", "content": "Capital of Peru?"},
+    ]
+    body = to_anthropic("claude-x", ChatRequest(messages, {"max_tokens": 20}))
+    assert body["system"] == "Answer in French."
+    assert body["messages"] == [{"role": "user", "content": "Capital of Peru?"}]

@@ -40,7 +40,8 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def to_anthropic(model: str, request: ChatRequest) -> dict[str, Any]:
     """OpenAI-style messages -> an Anthropic messages body (system text pulled out, tool turns converted)."""
-    system = [str(m.get("content") or "") for m in request.messages if m.get("role") == "system"]
+    # OpenAI's newer models take the system prompt as "developer": to Anthropic it is the system text too
+    system = [str(m.get("content") or "") for m in request.messages if m.get("role") in ("system", "developer")]
     messages = _messages(request.messages)
     body: dict[str, Any] = {
         "model": model,
