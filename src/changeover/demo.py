@@ -160,8 +160,8 @@ def run(out: Path, labels: int = 120, seed: int = 7, progress: Callable[[str], N
 
     data = prepare(labels=labels, seed=seed)
     spec_path, records_path = write_inputs(data, out)
-    db_url = f"sqlite:///{(out / 'changeover.db').resolve()}"
-    with open_store(db_url) as store:
+    db_url = f"sqlite:///{out / 'changeover.db'}"  # as the user gave --out (relative to where they are)
+    with open_store(f"sqlite:///{(out / 'changeover.db').resolve()}") as store:
         res = import_file(store, records_path)
         recs = load_records(store, data.spec.models)
         if progress is not None:
