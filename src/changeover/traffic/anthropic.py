@@ -17,9 +17,10 @@ from changeover.traffic.common import (
     Loc,
     TrafficError,
     TrafficRow,
+    entry_id,
+    json_objects,
     need,
     openai_tool,
-    read_json_records,
     request_segment,
     shape_errors,
     text_of,
@@ -145,18 +146,13 @@ def _recorded(response: Any) -> dict[str, Any] | None:
 
 
 def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
-    for line, record in read_json_records(path):
-        loc = Loc(path, line)
-        if not isinstance(record, dict):
-            raise TrafficError(f"{loc}: a log line must be a JSON object")
+    for loc, record in json_objects(path, "a log line"):
         with shape_errors(loc):
             if "params" in record and "custom_id" in record:
                 params = need(record, "params", loc, dict)
                 yield row_from_body(params, str(record["custom_id"]), loc.at("params"), record)
             elif "request" in record:
-                item = record.get("id") or (record.get("response") or {}).get("id") or f"{path.stem}-{line}"
-                yield row_from_body(
-                    need(record, "request", loc, dict), str(item), loc.at("request"), record, record.get("response")
-                )
+                request = need(record, "request", loc, dict)
+                yield row_from_body(request, entry_id(record, loc), loc.at("request"), record, record.get("response"))
             else:
-                yield row_from_body(record, str(record.get("id") or f"{path.stem}-{line}"), loc, record)
+                yield row_from_body(record, entry_id(record, loc), loc, record)

@@ -134,6 +134,22 @@ def read_json_records(path: Path) -> Iterator[tuple[int, Any]]:
         yield 1 + text[: len(text) - len(text.lstrip())].count("\n"), doc
 
 
+def json_objects(path: Path, what: str = "a record") -> Iterator[tuple[Loc, dict[str, Any]]]:
+    """(where, record) for each record of a JSON/JSONL source; a record that is not an object is an error."""
+    for line, record in read_json_records(path):
+        loc = Loc(path, line)
+        if not isinstance(record, dict):
+            raise TrafficError(f"{loc}: {what} must be a JSON object")
+        yield loc, record
+
+
+def entry_id(record: dict[str, Any], loc: Loc) -> str:
+    """A log entry's id: its own ``id``, else its response's, else ``<file stem>-<line>``."""
+    response = record.get("response")
+    found = record.get("id") or (response.get("id") if isinstance(response, dict) else None)
+    return str(found or f"{loc.path.stem}-{loc.line}")
+
+
 def _value_start(text: str, key: str) -> int:
     """Where the value of the top-level ``key`` of the JSON object in ``text`` starts.
 

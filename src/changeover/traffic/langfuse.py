@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, read_json_records, shape_errors, text_of
+from changeover.traffic.common import Loc, TrafficError, TrafficRow, json_objects, shape_errors, text_of
 from changeover.traffic.openai_chat import messages_from
 
 NAME = "langfuse"
@@ -92,10 +92,7 @@ def row_from_generation(obs: dict[str, Any], trace: dict[str, Any] | None, loc: 
 
 
 def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
-    for line, record in read_json_records(path):
-        loc = Loc(path, line)
-        if not isinstance(record, dict):
-            raise TrafficError(f"{loc}: an export record must be a JSON object")
+    for loc, record in json_objects(path, "an export record"):
         if isinstance(record.get("observations"), list):  # a trace with its observations
             for i, obs in enumerate(record["observations"]):
                 if isinstance(obs, dict) and obs.get("type") == "GENERATION":

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, read_json_records, shape_errors, text_of, tool_call
+from changeover.traffic.common import Loc, TrafficError, TrafficRow, json_objects, shape_errors, text_of, tool_call
 
 NAME = "langsmith"
 ROLE_OF = {
@@ -112,10 +112,7 @@ def row_from_run(run: dict[str, Any], loc: Loc) -> TrafficRow:
 
 
 def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
-    for line, run in read_json_records(path):
-        loc = Loc(path, line)
-        if not isinstance(run, dict):
-            raise TrafficError(f"{loc}: a run must be a JSON object")
+    for loc, run in json_objects(path, "a run"):
         if "run_type" not in run:
             raise TrafficError(f"{loc.field('run_type')} is required but missing (is this a LangSmith run export?)")
         if run["run_type"] in ("llm", "chat_model"):

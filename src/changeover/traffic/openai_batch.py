@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from changeover.traffic.common import Loc, TrafficError, TrafficRow, need, read_json_records, shape_errors
+from changeover.traffic.common import TrafficError, TrafficRow, json_objects, need, shape_errors
 from changeover.traffic.openai_chat import row_from_body
 
 NAME = "openai-batch"
@@ -21,8 +21,7 @@ def detect(record: Any) -> bool:
 
 def _responses(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for line, record in read_json_records(path):
-        loc = Loc(path, line)
+    for loc, record in json_objects(path, "a batch output line"):
         with shape_errors(loc):
             cid = need(record, "custom_id", loc, str)
             response = record.get("response")
@@ -35,10 +34,7 @@ def _responses(path: Path) -> dict[str, Any]:
 
 def convert(path: Path, responses: Path | None = None, **_: Any) -> Iterator[TrafficRow]:
     answers = _responses(responses) if responses is not None else {}
-    for line, record in read_json_records(path):
-        loc = Loc(path, line)
-        if not isinstance(record, dict):
-            raise TrafficError(f"{loc}: a batch line must be a JSON object")
+    for loc, record in json_objects(path, "a batch line"):
         if "body" not in record and "response" in record:
             raise TrafficError(
                 f"{loc}: this is a Batch *output* line (it has 'response', no 'body'); import the batch input "

@@ -16,8 +16,9 @@ from changeover.traffic.common import (
     Loc,
     TrafficError,
     TrafficRow,
+    entry_id,
+    json_objects,
     need,
-    read_json_records,
     request_segment,
     shape_errors,
 )
@@ -108,15 +109,10 @@ def row_from_body(
 
 
 def convert(path: Path, **_: Any) -> Iterator[TrafficRow]:
-    for line, record in read_json_records(path):
-        loc = Loc(path, line)
-        if not isinstance(record, dict):
-            raise TrafficError(f"{loc}: a log line must be a JSON object")
+    for loc, record in json_objects(path, "a log line"):
         with shape_errors(loc):
             if "request" in record:
                 body = need(record, "request", loc, dict)
-                response = record.get("response")
-                item = record.get("id") or (response.get("id") if isinstance(response, dict) else None)
-                yield row_from_body(body, str(item or f"{path.stem}-{line}"), loc.at("request"), record, response, loc)
+                yield row_from_body(body, entry_id(record, loc), loc.at("request"), record, record.get("response"), loc)
             else:
-                yield row_from_body(record, str(record.get("id") or f"{path.stem}-{line}"), loc, record)
+                yield row_from_body(record, entry_id(record, loc), loc, record)
