@@ -1,0 +1,274 @@
+"""What the labelling queue's order is worth: labels needed to reach a decision, queue order vs random.
+
+The labelling app gives annotators the responses the assessment ranks first
+(``Assessment.next_labels``, refitted as labels arrive). This benchmark replays
+that loop without the web layer: from the same starting labels, it reveals
+human labels in batches and refits ``changeover.assess.assess`` after every
+batch until the decision is GO or NO-GO at the spec's confidence, in two
+orders:
+
+- ``queue``: the first ``--batch`` not-yet-labelled responses of the last
+  fit's ``next_labels`` (topped up at random when it offers fewer);
+- ``random``: responses in a random order (fixed per seed).
+
+Both orders start from the same labelled items (``--start`` items, both
+models' responses, chosen per seed) and use the same fit settings and seed.
+A run that reaches ``--cap`` new labels undecided counts as ``--cap`` and is
+reported as capped (so a capped run flatters neither side by more than the cap).
+The figure printed is the ratio of labels needed, queue / random, summed over
+runs (and the median of per-run ratios); the goal is <= 0.70x (issue 15; active
+allocation in the literature saves ~23%).
+
+Data:
+
+- simulated migrations (``stats.simulate`` scenarios drawn per item with
+  ``_common.draw_items``: one judge signal, the truth as the human label);
+- XSTest (the bundled records built from ``../shared/data/xstest``: 450
+  prompts, the GPT-4 refusal judge as signal, the adjudicated human label on
+  every response, masked except on the start items and revealed in each order).
+
+Every fit uses ``assess``'s defaults (500 draws x 4 chains, its convergence
+policy): an unconverged fit never says GO or NO-GO, so fewer draws would only
+count sampling noise as labels. A fit takes 4-8 s on the shared 2-core machine.
+
+``--quick`` (about 5 minutes): the simulated "equal" migration (3 segments x
+150 items) and XSTest gpt4 -> mistralinstruct, one seed, batches of 25, cap 200.
+The full run (default): three scenarios (equal, worse, worse with a judge
+lenient on the candidate; 400 items per segment) and two XSTest pairs (gpt4 ->
+mistralinstruct, gpt4 -> mistralguard), 5 seeds, batches of 20, cap 600 --
+about 15x the quick run's fits (an hour or more on a shared core).
+
+    python benchmarks/bench_labeling.py [--quick] [--seeds 5] [--batch 20] [--only sim,xstest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass, replace
+
+import _common as C  # noqa: E402  (sets one thread per process before numpy loads)
+import numpy as np  # noqa: E402
+
+from changeover.assess import SamplingPolicy, Verdict, assess  # noqa: E402
+from changeover.config import MigrationSpec, spec_from_dict  # noqa: E402
+from changeover.records import Record  # noqa: E402
+from changeover.stats.simulate import STANDARD_SCENARIOS, Scenario  # noqa: E402
+
+DIMENSION = "quality"
+MARGIN = 0.05
+DECIDED = (Verdict.GO, Verdict.NO_GO)
+
+
+@dataclass
+class Problem:
+    """One migration to label: the spec, every response with its true human verdict, and its items."""
+
+    name: str
+    spec: MigrationSpec
+    records: list[Record]  # labels hold the truth; the loop masks them
+    dimension: str
+
+    @property
+    def items(self) -> list[str]:
+        return sorted({r.item for r in self.records})
+
+
+@dataclass
+class Outcome:
+    labels: int  # new labels revealed when the decision came (or the cap)
+    verdict: str
+    capped: bool
+    fits: int
+
+
+@dataclass
+class Settings:
+    batch: int
+    start: int
+    cap: int
+    draws: int
+    chains: int
+
+
+def masked(problem: Problem, revealed: set[tuple[str, str]]) -> list[Record]:
+    """The records with human labels only on ``revealed`` (item, model) responses."""
+    out = []
+    for r in problem.records:
+        copy = Record(**{f: getattr(r, f) for f in r.__slots__})
+        copy.labels = dict(r.labels) if (r.item, r.model) in revealed else {}
+        out.append(copy)
+    return out
+
+
+def run_order(problem: Problem, order: str, seed: int, s: Settings) -> Outcome:
+    """Reveal labels in ``order`` ('queue' or 'random') until GO / NO-GO or the cap."""
+    rng = np.random.default_rng(seed)
+    items = problem.items
+    start = {items[i] for i in rng.choice(len(items), size=s.start, replace=False)}
+    keys = [(r.item, r.model) for r in problem.records]
+    revealed = {k for k in keys if k[0] in start}
+    shuffled = [keys[i] for i in np.random.default_rng(seed + 10_000).permutation(len(keys))]
+    policy = SamplingPolicy()
+    fits = 0
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = assess(
+                problem.spec,
+                masked(problem, revealed),
+                seed=seed,
+                draws=s.draws,
+                warmup=200,
+                chains=s.chains,
+                next_count=4 * s.batch,
+                policy=policy,
+            )
+        fits += 1
+        new = len(revealed) - 2 * s.start
+        if a.verdict in DECIDED or new >= s.cap or len(revealed) == len(keys):
+            return Outcome(new, str(a.verdict), a.verdict not in DECIDED, fits)
+        batch: list[tuple[str, str]] = []
+        if order == "queue":
+            for nl in a.next_labels:
+                key = (str(nl["item"]), str(nl["model"]))
+                if nl["dimension"] == problem.dimension and key not in revealed and key not in batch:
+                    batch.append(key)
+                if len(batch) == s.batch:
+                    break
+        for key in shuffled:  # the random order, and the queue's top-up
+            if len(batch) == s.batch:
+                break
+            if key not in revealed and key not in batch:
+                batch.append(key)
+        revealed |= set(batch)
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def simulated(sc: Scenario, seed: int) -> Problem:
+    """A simulated migration as records: per item a segment, the judge's verdict and the truth."""
+    it = C.draw_items(sc, np.random.default_rng(seed))
+    names = sc.segment_names or [f"s{i}" for i in range(sc.n_segments)]
+    shares = sc.shares or [1.0] * sc.n_segments
+    recs = []
+    for k in range(len(it.seg)):
+        for m, model in enumerate(("incumbent_model", "candidate_model")):
+            recs.append(
+                Record(
+                    item=f"i{k:05d}",
+                    model=model,
+                    segment={"seg": names[int(it.seg[k])]},
+                    signals={"judge": int(it.a[k, m])},
+                    labels={DIMENSION: [int(it.z[k, m])]},
+                )
+            )
+    spec = spec_from_dict(
+        {
+            "incumbent": "incumbent_model",
+            "candidates": ["candidate_model"],
+            "segment_by": ["seg"],
+            "traffic": {"shares": {n: w / sum(shares) for n, w in zip(names, shares, strict=True)}},
+            "confidence": 0.95,
+            "dimensions": {DIMENSION: {"signal": "judge", "margin": MARGIN}},
+            "required_segments": [],
+            "seed": seed,
+        },
+        f"{sc.name}.yaml",
+    )
+    return Problem(f"sim: {sc.name}", spec, recs, DIMENSION)
+
+
+def xstest(incumbent: str, candidate: str) -> Problem:
+    """XSTest, ``incumbent`` -> ``candidate``: the demo's spec (segments safe / unsafe at 0.9 / 0.1 of
+    traffic) with the overall comparison required at a margin of 0.05."""
+    from changeover.demo import DIMENSION as XDIM
+    from changeover.demo import bundled_records_path, demo_spec_dict
+    from changeover.records import read_records
+
+    models = {incumbent, candidate}
+    recs = [r for r in read_records(bundled_records_path()) if r.model in models]
+    raw = demo_spec_dict()
+    raw |= {"incumbent": incumbent, "candidates": [candidate], "required_segments": []}
+    raw["dimensions"][XDIM]["margin"] = MARGIN
+    return Problem(f"xstest: {incumbent} -> {candidate}", spec_from_dict(raw, "xstest.yaml"), recs, XDIM)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a few minutes: 1 scenario + 1 XSTest pair, 1 seed")
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--start", type=int, default=30, help="items labelled (both responses) before the loop")
+    ap.add_argument("--only", default="sim,xstest")
+    args = ap.parse_args(argv)
+    quick = args.quick
+    s = Settings(
+        batch=args.batch or (25 if quick else 20),
+        start=args.start,
+        cap=200 if quick else 600,
+        draws=500,
+        chains=4,
+    )
+    seeds = list(range(1, 1 + (args.seeds or (1 if quick else 5))))
+    only = set(args.only.split(","))
+    C.header("bench_labeling: labels to a decision, queue order vs random")
+    print(
+        f"mode {'quick' if quick else 'full'}: seeds {seeds}, batch {s.batch}, start {s.start} items, cap {s.cap}, "
+        f"{s.draws} draws x {s.chains} chains"
+    )
+    by_name = {sc.name: sc for sc in STANDARD_SCENARIOS}
+    scenarios = ["equal"] if quick else ["equal", "worse", "worse, judge lenient on candidate"]
+    pairs = [("gpt4", "mistralinstruct")] if quick else [("gpt4", "mistralinstruct"), ("gpt4", "mistralguard")]
+    builders = []
+    if "sim" in only:
+        for name in scenarios:
+            sc = by_name[name]
+            sc = replace(sc, items_per_segment=150 if quick else 400)
+            builders += [(lambda seed, sc=sc: simulated(sc, seed))]
+    if "xstest" in only:
+        for inc, cand in pairs:
+            problem = xstest(inc, cand)
+            builders += [(lambda seed, p=problem: p)]
+    rows: list[tuple[str, int, Outcome, Outcome]] = []
+    t0 = time.monotonic()
+    for build in builders:
+        for seed in seeds:
+            problem = build(seed)
+            q = run_order(problem, "queue", seed, s)
+            r = run_order(problem, "random", seed, s)
+            rows.append((problem.name, seed, q, r))
+            print(
+                f"  {problem.name:<42} seed {seed}: queue {q.labels:>4}{'+' if q.capped else ' '} ({q.verdict}, "
+                f"{q.fits} fits)  random {r.labels:>4}{'+' if r.capped else ' '} ({r.verdict}, {r.fits} fits)  "(
+                    f"ratio {q.labels / r.labels:.2f}" if r.labels else "decided at the start"
+                ),
+                flush=True,
+            )
+    print(f"\n({time.monotonic() - t0:.0f} s; '+' = reached the cap undecided)")
+    for group in sorted({name.split(":")[0] for name, *_ in rows}) + ["all"]:
+        sel = [row for row in rows if group == "all" or row[0].startswith(group)]
+        if not sel:
+            continue
+        q_sum, r_sum = sum(x[2].labels for x in sel), sum(x[3].labels for x in sel)
+        ratios = [x[2].labels / x[3].labels for x in sel if x[3].labels]  # runs decided at the start: no ratio
+        med = statistics.median(ratios) if ratios else float("nan")
+        capped = sum(x[2].capped for x in sel), sum(x[3].capped for x in sel)
+        print(
+            f"{group:<7} runs {len(sel):>2}: queue {q_sum:>5} labels, random {r_sum:>5} "
+            f"-> ratio {q_sum / max(r_sum, 1):.2f}x "
+            f"(median per run {med:.2f}x; capped queue/random {capped[0]}/{capped[1]}) "
+            f"-> goal <= 0.70x {'MET' if q_sum <= 0.7 * r_sum else 'NOT MET'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
