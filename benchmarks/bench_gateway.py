@@ -8,6 +8,13 @@ gateway with the same load:
 - open loop at a fixed rate (default 200 requests/s) -> added latency p50 / p99;
 - closed loop at fixed concurrency (default 16) -> throughput ratio gateway / direct.
 
+With judging on (the default; ``--no-judge`` turns it off) the gateway also runs
+the spec's LLM judge (the same fake upstream, model ``judge``) on the mirrored
+pairs in its background worker; the run prints the worker's throughput and the
+share of pairs the word-similarity pre-filter spared a judge call (the
+candidate answers word for word like the incumbent about half the time).
+``--quick`` is a 5 s / 1000-request run.
+
 Targets: added p50 < 2 ms, added p99 < 10 ms at 200 req/s with mirroring on, throughput >= 0.8x.
 Bounded in time and count; loopback only. Run: python benchmarks/bench_gateway.py [--seconds 10]
 """
@@ -18,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -54,6 +62,8 @@ def serve_upstream(port: int, latency: float) -> None:
     spec.loader.exec_module(module)
     Behaviour, FakeOpenAI = module.Behaviour, module.FakeOpenAI
     fake = FakeOpenAI(default=Behaviour(latency=latency, reply="Paris is the capital of France."))
+    fake.set("new", reply=lambda _body: random.choice(["Paris is the capital of France.", "It is Paris."]))
+    fake.set("judge", reply='{"verdict": "PASS"}')
     uvicorn.run(
         fake._app(), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off", backlog=2048
     )
@@ -159,8 +169,12 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=3000, help="closed-loop requests per target")
     ap.add_argument("--latency", type=float, default=0.005, help="upstream answer latency in seconds")
     ap.add_argument("--sample", type=float, default=1.0, help="share of requests mirrored")
+    ap.add_argument("--no-judge", dest="judge", action="store_false", help="no judging worker")
+    ap.add_argument("--quick", action="store_true", help="5 s open loop, 1000 closed-loop requests")
     ap.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.count = 5.0, 1000
     if args.upstream:
         serve_upstream(args.upstream, args.latency)
         return
@@ -170,18 +184,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "migration.yaml"
         base = f"http://127.0.0.1:{up_port}/v1"
-        spec.write_text(
-            yaml.safe_dump(
-                {
-                    "incumbent": "old",
-                    "candidates": ["new"],
-                    "dimensions": {"equivalence": {"signal": "equivalent"}},
-                    "gateway": {"upstreams": {"old": {"base_url": base}, "new": {"base_url": base}}},
-                    "shadow": {"sample": args.sample, "queue_size": 2000, "concurrency": 16},
-                    "rollout": {"stages": [{"weight": 0}, {"weight": 100}], "interval": 3600},
-                }
-            )
-        )
+        raw = {
+            "incumbent": "old",
+            "candidates": ["new"],
+            "dimensions": {"equivalence": {"signal": "equivalent"}},
+            "gateway": {"upstreams": {"old": {"base_url": base}, "new": {"base_url": base}}},
+            "shadow": {"sample": args.sample, "queue_size": 2000, "concurrency": 16},
+            "rollout": {"stages": [{"weight": 0}, {"weight": 100}], "interval": 3600},
+        }
+        if args.judge:
+            raw["models"] = {"judge": {"base_url": base, "max_retries": 0}}
+            raw["judges"] = {"equivalent": {"kind": "llm", "model": "judge", "rubric": "equivalence"}}
+            raw["shadow"]["judge"] = {"requests_per_minute": 100000, "usd_per_day": 100.0, "queue_size": 5000}
+        spec.write_text(yaml.safe_dump(raw))
+        t_start = time.monotonic()
         try:
             procs.append(
                 subprocess.Popen([sys.executable, __file__, "--upstream", str(up_port), "--latency", str(args.latency)])
@@ -216,6 +232,7 @@ def main() -> None:
             status = httpx.get(
                 f"http://127.0.0.1:{gw_port}/admin/status", headers={"authorization": "Bearer bench"}
             ).json()
+            elapsed = time.monotonic() - t_start
         finally:
             for proc in reversed(procs):
                 proc.terminate()
@@ -239,6 +256,15 @@ def main() -> None:
         f"gateway counters: mirrors sent {status['mirror']['sent']}, dropped {status['mirror']['dropped']}; "
         f"log written {status['log']['written']}, dropped {status['log']['dropped']}"
     )
+    judge = status.get("judge")
+    if judge:
+        pairs = judge["judged"] or 1
+        print(
+            f"judging worker: {judge['judged']} pairs judged in {elapsed:.0f} s ({judge['judged'] / elapsed:.1f} "
+            f"pairs/s, {judge['judge_calls']} judge calls), pre-filter spared {judge['prefiltered'] / pairs:.0%} "
+            f"of candidate answers; dropped {judge['dropped']}, paused {judge['paused']}, errors {judge['errors']}, "
+            f"queued at the end {judge['queued']}"
+        )
 
 
 if __name__ == "__main__":

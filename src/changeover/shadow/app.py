@@ -33,7 +33,8 @@ from changeover.rollout.watch import FlagWatcher
 from changeover.shadow.admin import AdminAPI
 from changeover.shadow.config import Settings, load_settings
 from changeover.shadow.gateway import Gateway
-from changeover.shadow.metrics import Metrics, deprecation_gauges
+from changeover.shadow.judging import JudgeWorker
+from changeover.shadow.metrics import Metrics, deprecation_gauges, judge_gauges
 from changeover.shadow.mirror import Mirror
 from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.redact import Redactor
@@ -61,9 +62,11 @@ class GatewayService:
         rollout_state.ensure_started(store, s.rollout, s.candidate, "gateway")
         self.metrics = Metrics()
         self.prompts = LivePrompts.for_spec(spec, s.gateway)  # a bad registry fails here, before serving
+        rows = RowMaker(s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests)
+        self.judge = JudgeWorker.for_spec(spec, store, s.shadow.judge, rows) if s.shadow.judge else None
         self.writer = LogWriter(
             store,
-            RowMaker(s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests),
+            rows,
             s.shadow.log_queue_size,
             s.shadow.batch_size,
             s.shadow.flush_interval,
@@ -106,6 +109,7 @@ class GatewayService:
             s.shadow.concurrency,
             s.shadow.timeout,
             self.prompts,
+            self.judge.offer if self.judge is not None else None,
         )
         domain = f"changeover-{uuid.uuid4().hex[:8]}"
         openfeature_api.set_provider(ChangeoverProvider(self.watcher, s.incumbent), domain)
@@ -115,6 +119,8 @@ class GatewayService:
         self.writer.start()
         self.watcher.start()
         mirror.start()
+        if self.judge is not None:
+            self.judge.start()
         self._tasks.append(asyncio.create_task(self._land_pending(), name="changeover-pending-change"))
         if self.run_controller:
             self._tasks.append(asyncio.create_task(self._control(), name="changeover-controller"))
@@ -125,6 +131,8 @@ class GatewayService:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await mirror.stop()
+            if self.judge is not None:
+                await asyncio.to_thread(self.judge.close)
             for upstream in upstreams.values():
                 await upstream.aclose()
             await asyncio.to_thread(self.writer.close)
@@ -204,6 +212,7 @@ class GatewayService:
                 "store_errors": self.writer.store_errors,
                 "queued": self.writer.queue.qsize(),
             },
+            "judge": None if self.judge is None else self.judge.to_json(),
             "pending_change": None if self.retrier.pending is None else self.retrier.pending.to_json(),
             "store": {
                 "failed_change_attempts": self.retrier.failed_attempts,
@@ -285,6 +294,8 @@ class GatewayService:
                     if m.value is not None
                 },
             )
+        if self.judge is not None:
+            gauges.update(judge_gauges(self.judge))
         gauges.update(deprecation_gauges(self.gateway.upstreams))
         return PlainTextResponse(self.metrics.render(gauges), media_type="text/plain; version=0.0.4")
 

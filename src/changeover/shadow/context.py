@@ -1,4 +1,5 @@
-"""What the gateway reads from a request before routing: its type (segment) and its sticky key.
+"""What the gateway reads from a request before routing: its type (segment), its sticky key, and
+whether it should be refused (what the judges' refusal check needs).
 
 The request type comes from a header, a body field or the spec's classifier
 rules, in that order; the sticky key from the first of the rollout's
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from changeover.errors import SpecError
-from changeover.shadow.config import RequestTypes
+from changeover.shadow.config import JudgeSettings, RequestTypes
 from changeover.shadow.wire import get_field, last_user_message
 
 
@@ -59,3 +60,24 @@ class StickyKey:
             if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
                 return str(value)
         return None
+
+
+TRUE = ("1", "true", "yes")
+FALSE = ("0", "false", "no")
+
+
+class ExpectRefusal:
+    """Whether a request should be refused: the header (``true`` / ``false``) when sent, else True for
+    the request types ``shadow.judge.expect_refusal`` names, else None (the judge's own default)."""
+
+    def __init__(self, config: JudgeSettings):
+        self.header = config.expect_refusal_header.lower()
+        self.types = frozenset(config.expect_refusal)
+
+    def __call__(self, request_type: str, headers: Mapping[str, str]) -> bool | None:
+        value = (headers.get(self.header) or "").strip().lower()
+        if value in TRUE:
+            return True
+        if value in FALSE:
+            return False
+        return True if request_type in self.types else None

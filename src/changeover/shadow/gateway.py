@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from changeover.shadow import limits
 from changeover.shadow.config import Settings
-from changeover.shadow.context import RequestTyper, StickyKey
+from changeover.shadow.context import ExpectRefusal, RequestTyper, StickyKey
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.metrics import Metrics
 from changeover.shadow.mirror import Mirror, MirrorJob
@@ -63,6 +63,7 @@ class Route:
     stage: int
     weight: int
     prompt_id: str | None = None  # the registry prompt the request is (an upstream's variant applies)
+    expect_refusal: bool | None = None  # should it be refused (header or request-type rule; for the judges)
 
 
 @dataclass(slots=True)
@@ -101,6 +102,8 @@ class Gateway:
         self.features = features
         self.metrics = metrics
         self.prompts = prompts
+        judge = settings.shadow.judge
+        self.refusal = ExpectRefusal(judge) if judge is not None else None
         self.typer = RequestTyper(settings.gateway.request_type)
         self.sticky = StickyKey(settings.rollout.stickiness)
         self.max_bytes = settings.gateway.max_request_bytes
@@ -127,6 +130,7 @@ class Gateway:
             int(meta.get("stage", 0)),
             int(meta.get("weight", 0)),
             self.prompts.prompt_id(payload, headers) if self.prompts is not None else None,
+            self.refusal(request_type, headers) if self.refusal is not None else None,
         )
 
     def _prompted(
@@ -150,29 +154,29 @@ class Gateway:
         result: Result,
         ttft_ms: float | None = None,
         prompt: str | None = None,
-    ) -> None:
+    ) -> Exchange:
         outcome = result.error or str(result.status)
         self.metrics.observe(model, role, outcome, result.latency_ms)
-        self.writer.submit(
-            Exchange(
-                request_id=route.request_id,
-                at=at,
-                model=model,
-                role=role,
-                request_type=route.request_type,
-                subject=route.subject,
-                stage=route.stage,
-                weight=route.weight,
-                stream=stream,
-                payload=payload,
-                body=result.body,
-                status=result.status,
-                error=result.error,
-                latency_ms=result.latency_ms,
-                ttft_ms=ttft_ms,
-                prompt=prompt,
-            )
+        exchange = Exchange(
+            request_id=route.request_id,
+            at=at,
+            model=model,
+            role=role,
+            request_type=route.request_type,
+            subject=route.subject,
+            stage=route.stage,
+            weight=route.weight,
+            stream=stream,
+            payload=payload,
+            body=result.body,
+            status=result.status,
+            error=result.error,
+            latency_ms=result.latency_ms,
+            ttft_ms=ttft_ms,
+            prompt=prompt,
         )
+        self.writer.submit(exchange)
+        return exchange
 
     def _maybe_mirror(
         self,
@@ -181,6 +185,7 @@ class Gateway:
         payload: dict[str, Any] | None,
         result: Result,
         authorization: str | None,
+        served: Exchange,
     ) -> None:
         if (
             route.model == served_by == self.incumbent  # not after a fallback: the candidate answered
@@ -199,6 +204,8 @@ class Gateway:
                     route.weight,
                     authorization,
                     route.prompt_id,
+                    served,
+                    route.expect_refusal,
                 )
             )
 
@@ -277,15 +284,15 @@ class Gateway:
             content = upstream.encode(sent)
         at = now()
         result = await self._call(upstream, content, authorization)
-        self._log(route, model, "served", payload, False, at, result, prompt=prompt)
+        served = self._log(route, model, "served", payload, False, at, result, prompt=prompt)
         if model != self.incumbent and self.fallback and result.failed:
             model = self.incumbent
             upstream = self.upstreams[model]
             sent, prompt = self._prompted(route, upstream, payload)
             at = now()
             result = await self._call(upstream, upstream.encode(sent), authorization)
-            self._log(route, model, "fallback", payload, False, at, result, prompt=prompt)
-        self._maybe_mirror(route, model, payload, result, authorization)
+            served = self._log(route, model, "fallback", payload, False, at, result, prompt=prompt)
+        self._maybe_mirror(route, model, payload, result, authorization, served)
         return self._respond(route, model, result)
 
     # ------------------------------------------------------------------ streaming
@@ -379,6 +386,6 @@ class Gateway:
         finally:
             resp.close()
             result = Result(200, b"".join(chunks), {}, error, (time.perf_counter() - t0) * 1000.0)
-            self._log(route, model, role, payload, True, at, result, ttft, prompt)
+            served = self._log(route, model, role, payload, True, at, result, ttft, prompt)
             if error is None:
-                self._maybe_mirror(route, model, payload, result, authorization)
+                self._maybe_mirror(route, model, payload, result, authorization, served)

@@ -119,3 +119,25 @@ def deprecation_gauges(upstreams: Mapping[str, Any]) -> dict[str, tuple[str, dic
         "changeover_upstream_deprecations_total": ("Upstream answers announcing a deprecation, by source.", counts),
         "changeover_upstream_sunset": ("The sunset date an upstream last announced (1 per model).", sunsets),
     }
+
+
+def judge_gauges(judge: Any) -> dict[str, tuple[str, dict[tuple[tuple[str, str], ...], float]]]:
+    """The judging worker's counters (``shadow.judging.JudgeWorker``), for ``render``."""
+    return {
+        "changeover_judge_pairs_judged_total": ("Mirrored pairs judged and stored as records.", {(): judge.judged}),
+        "changeover_judge_pairs_dropped_total": (
+            "Pairs not judged because the judging queue was full (or at shutdown).",
+            {(): judge.dropped},
+        ),
+        "changeover_judge_pairs_paused_total": (
+            "Pairs not judged because a judging budget was spent, per budget.",
+            {(("budget", b),): judge.paused.get(b, 0) for b in ("requests_per_minute", "usd_per_day")},
+        ),
+        "changeover_judge_prefiltered_total": (
+            "Candidate answers that took the incumbent's verdicts (identical words, no judge call).",
+            {(): judge.prefiltered},
+        ),
+        "changeover_judge_errors_total": ("Pairs whose judging or storing failed.", {(): judge.errors}),
+        "changeover_judge_calls_total": ("Judge model calls made (cache hits excluded).", {(): judge.judge_calls}),
+        "changeover_judge_queue_depth": ("Pairs waiting to be judged.", {(): judge.queue.qsize()}),
+    }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from changeover.shadow.exchange import Exchange
+from changeover.shadow.judging import MirroredPair
 from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.upstream import UpstreamClient, UpstreamFailure
 from changeover.store.events import now
@@ -32,6 +33,8 @@ class MirrorJob:
     weight: int
     authorization: str | None  # kept in memory for the call only
     prompt_id: str | None = None  # the registry prompt the request is (a candidate's variant applies)
+    served: Exchange | None = None  # the incumbent's answer, for judging the pair
+    expect_refusal: bool | None = None
 
 
 class Mirror:
@@ -45,6 +48,7 @@ class Mirror:
         concurrency: int = 8,
         timeout: float = 30.0,
         prompts: LivePrompts | None = None,
+        on_pair: Callable[[MirroredPair], Any] | None = None,
     ):
         self.upstreams = upstreams
         self.candidates = candidates
@@ -52,6 +56,7 @@ class Mirror:
         self.on_answer = on_answer
         self.timeout = timeout
         self.prompts = prompts
+        self.on_pair = on_pair  # the judging worker's non-blocking offer
         self.concurrency = concurrency
         self.queue: asyncio.Queue[tuple[str, MirrorJob]] = asyncio.Queue(maxsize=queue_size)
         self.sent: Counter[str] = Counter()
@@ -110,22 +115,23 @@ class Mirror:
             error = exc.kind
             self.failed[candidate] += 1
         self.sent[candidate] += 1
-        self.on_answer(
-            Exchange(
-                request_id=job.request_id,
-                at=at,
-                model=candidate,
-                role="mirror",
-                request_type=job.request_type,
-                subject=job.subject,
-                stage=job.stage,
-                weight=job.weight,
-                stream=False,
-                payload=job.payload,
-                body=body,
-                status=status,
-                error=error,
-                latency_ms=(time.perf_counter() - t0) * 1000.0,
-                prompt=prompt,
-            )
+        answer = Exchange(
+            request_id=job.request_id,
+            at=at,
+            model=candidate,
+            role="mirror",
+            request_type=job.request_type,
+            subject=job.subject,
+            stage=job.stage,
+            weight=job.weight,
+            stream=False,
+            payload=job.payload,
+            body=body,
+            status=status,
+            error=error,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            prompt=prompt,
         )
+        self.on_answer(answer)
+        if self.on_pair is not None and job.served is not None:
+            self.on_pair(MirroredPair(job.served, answer, job.expect_refusal))

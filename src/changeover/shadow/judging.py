@@ -1,0 +1,362 @@
+"""The judging worker: the spec's ``judges:`` on a sample of mirrored pairs, written as records in the store.
+
+Never on the request path: the mirror hands a finished pair (the incumbent's
+served answer and the candidate's mirrored one) to ``offer``, which only puts
+it on a bounded queue (full: dropped, counted). One background thread with its
+own event loop judges the pairs through the same functions evaluate uses
+(``judges.build_judges`` and ``Judge.score`` on a ``Case``) and the same call
+cache (``providers.CachedCaller`` over ``CallCache``), so a pair judged before
+- by this gateway before a restart, or by evaluate - is not judged again.
+
+A budget bounds the judge models' spend: calls per minute and USD per UTC day;
+a pair meeting a spent budget is not judged (counted in ``paused`` by reason)
+and judging resumes when the minute or the day turns. Word similarity is the
+pre-filter: a candidate answer identical in words to the incumbent's (or equal
+JSON) takes the incumbent's verdicts without a judge call (``prefiltered``).
+
+Each judged pair becomes two records (incumbent, candidate) in the store's
+``responses`` (``store.responses.add_records``): item = request id, segment =
+request type and time of week (UTC ``Tue 09h``), signals = the judges'
+verdicts, so ``changeover assess --spec S`` decides on them as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from changeover.config import MigrationSpec
+from changeover.errors import SpecError
+from changeover.judges import Ask, Case, build_judges, judge_configs, judge_models
+from changeover.judges.base import Judge, Verdict
+from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, build_clients, model_configs
+from changeover.records import Record
+from changeover.shadow.checks import is_refusal, similarity
+from changeover.shadow.config import JudgeSettings
+from changeover.shadow.exchange import Exchange
+from changeover.shadow.rows import RowMaker
+from changeover.shadow.wire import last_user_message
+from changeover.store import Store
+from changeover.store.responses import add_records
+
+log = logging.getLogger("changeover.gateway")
+
+SOURCE = "gateway:shadow"
+REFRESH_CALLER_EVERY = 1000  # pairs
+_STOP = object()
+
+
+def time_of_week(at: datetime) -> str:
+    """The segment a user reads the shadow period's coverage by: weekday and hour, UTC (``Tue 09h``)."""
+    return f"{at:%a %H}h"
+
+
+@dataclass(frozen=True, slots=True)
+class MirroredPair:
+    """What the judges need of one mirrored request: both answers as exchanged, and the request context."""
+
+    incumbent: Exchange
+    candidate: Exchange
+    expect_refusal: bool | None = None
+
+
+@dataclass(slots=True)
+class _Answer:
+    """One side of a pair, parsed (in the worker, never on the request path)."""
+
+    row: dict[str, Any]
+
+    @property
+    def text(self) -> str | None:
+        return self.row["response_text"] if self.row["error"] is None else None
+
+
+class JudgeWorker:
+    """Owns the pair queue, the budget and the thread; counters are plain ints read by /metrics."""
+
+    def __init__(self, spec: MigrationSpec, store: Store, settings: JudgeSettings, rows: RowMaker):
+        self.spec = spec
+        self.store = store
+        self.settings = settings
+        self.rows = rows
+        self.configs = judge_configs(spec)
+        self.llm_judges = sum(1 for c in self.configs.values() if c.kind == "llm")
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
+        self.offered = 0
+        self.dropped = 0  # the queue was full
+        self.judged = 0  # pairs written as records
+        self.prefiltered = 0  # candidate answers that took the incumbent's verdicts (no judge call)
+        self.paused: Counter[str] = Counter()  # pairs not judged, by the budget that was spent
+        self.errors = 0  # pairs that failed (a judge's bug, the store refusing the records)
+        self.judge_calls = 0  # judge model calls made (cache hits excluded)
+        self.cache_hits = 0
+        self.spent_usd: dict[str, float] = {}  # UTC day -> judge spend
+        self._calls: deque[float] = deque()  # monotonic times of the last minute's judge calls
+        self._thread: threading.Thread | None = None
+        self._pending = 0  # pairs queued or being judged
+        self._settled = threading.Condition()
+
+    @classmethod
+    def for_spec(cls, spec: MigrationSpec, store: Store, settings: JudgeSettings, rows: RowMaker) -> JudgeWorker:
+        """The worker for ``shadow.judge``; the spec's ``judges:`` section must be there."""
+        if not judge_configs(spec):
+            raise SpecError(
+                f"{spec.path or 'spec'}: field 'shadow.judge' needs the spec's 'judges:' section (the judges "
+                "evaluate runs), e.g. judges: {correctness: {kind: llm, model: <judge model>, rubric: correctness}}"
+            )
+        missing = [m for m in judge_models(judge_configs(spec)) if m not in model_configs(spec)]
+        if missing:
+            raise SpecError(
+                f"{spec.path or 'spec'}: field 'models' has no entry for the judge model {missing[0]!r}; "
+                f"add models: {{{missing[0]}: {{base_url: ...}}}}"
+            )
+        return cls(spec, store, settings, rows)
+
+    # ------------------------------------------------------------------ request side (never blocks)
+
+    def wanted(self, request_type: str) -> bool:
+        rate = self.settings.rate(request_type)
+        return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+
+    def offer(self, pair: MirroredPair) -> bool:
+        """Queue a pair for judging if sampled; False when not sampled or dropped (counted)."""
+        if not self.wanted(pair.incumbent.request_type):
+            return False
+        self.offered += 1
+        with self._settled:
+            try:
+                self.queue.put_nowait(pair)
+            except queue.Full:
+                self.dropped += 1
+                return False
+            self._pending += 1
+        return True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> JudgeWorker:
+        self._thread = threading.Thread(target=self._run, name="changeover-judge", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop after the pairs being judged; pairs still queued are dropped (counted)."""
+        if self._thread is None:
+            return
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                self.dropped += 1
+                self._done(1)
+        self.queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Every queued pair judged (for tests and the benchmark); False on timeout."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._pending == 0, timeout)
+
+    def _done(self, n: int) -> None:
+        with self._settled:
+            self._pending -= n
+            self._settled.notify_all()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "offered": self.offered,
+            "judged": self.judged,
+            "dropped": self.dropped,
+            "prefiltered": self.prefiltered,
+            "paused": dict(self.paused),
+            "errors": self.errors,
+            "judge_calls": self.judge_calls,
+            "cache_hits": self.cache_hits,
+            "spent_usd_today": self.spent_usd.get(_today(), 0.0),
+            "queued": self.queue.qsize(),
+        }
+
+    # ------------------------------------------------------------------ budget
+
+    def _budget_spent(self) -> str | None:
+        """Which budget a pair would exceed now (None: judge it)."""
+        if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
+            return "usd_per_day"
+        horizon = time.monotonic() - 60.0
+        while self._calls and self._calls[0] < horizon:
+            self._calls.popleft()
+        need = 2 * self.llm_judges  # both answers of the pair, reserved now (the pre-filter may spare half)
+        if len(self._calls) + need > self.settings.requests_per_minute:
+            return "requests_per_minute"
+        self._calls.extend([time.monotonic()] * need)
+        return None
+
+    def _count_call(self, completion: Completion, cached: bool) -> None:
+        if cached:
+            self.cache_hits += 1
+            return
+        self.judge_calls += 1
+        if completion.cost_usd:
+            day = _today()
+            self.spent_usd[day] = self.spent_usd.get(day, 0.0) + completion.cost_usd
+
+    # ------------------------------------------------------------------ the worker thread
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:  # noqa: BLE001 - judging must never take the gateway down; logged
+            log.exception("the judging worker stopped")
+
+    async def _main(self) -> None:
+        cache = CallCache(self.store)
+        callers = [CachedCaller(cache)]  # replaced now and then: a caller keeps every answer it saw in memory
+        clients = build_clients(self.spec, judge_models(self.configs))
+
+        def ask_for(signal: str, model: str) -> Ask:
+            async def ask(request: ChatRequest) -> Completion:
+                completion, cached = await callers[0].call(
+                    clients[model], f"judge:{signal}"[:32], request.item or "", "judge", request
+                )
+                self._count_call(completion, cached)
+                return completion
+
+            return ask
+
+        judges = build_judges(self.spec, self.configs, ask_for)
+        served = 0
+        try:
+            while True:
+                batch = await asyncio.to_thread(self._take)
+                if batch is None:
+                    return
+                records: list[Record] = []
+                for recs in await asyncio.gather(*(self._judge(judges, p) for p in batch)):
+                    records += recs
+                if records:
+                    self._write(records)
+                self._done(len(batch))
+                served += len(batch)
+                if served >= REFRESH_CALLER_EVERY:
+                    callers[0], served = CachedCaller(cache), 0  # the store keeps the cache; memory stays bounded
+        finally:
+            await cache.close()
+            await asyncio.gather(*(c.aclose() for c in clients.values()))
+
+    def _take(self) -> list[MirroredPair] | None:
+        """Up to ``concurrency`` pairs (waiting for the first); None to stop."""
+        first = self.queue.get()
+        if first is _STOP:
+            return None
+        batch = [first]
+        while len(batch) < self.settings.concurrency:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self.queue.put(_STOP)  # seen after this batch
+                break
+            batch.append(item)
+        return batch
+
+    async def _judge(self, judges: dict[str, Judge], pair: MirroredPair) -> list[Record]:
+        spent = self._budget_spent()
+        if spent is not None:
+            self.paused[spent] += 1
+            return []
+        try:
+            inc, cand = _Answer(self.rows(pair.incumbent)[0]), _Answer(self.rows(pair.candidate)[0])
+            payload = pair.incumbent.payload or {}
+            inc_case = self._case(pair, inc, inc, payload, is_incumbent=True)
+            inc_verdicts = await _score(judges, inc_case)
+            if inc.text is not None and cand.text is not None and self._same(inc.text, cand.text):
+                self.prefiltered += 1
+                cand_verdicts = inc_verdicts
+            else:
+                cand_verdicts = await _score(judges, self._case(pair, cand, inc, payload, is_incumbent=False))
+            return [self._record(pair, inc, inc_verdicts, judges), self._record(pair, cand, cand_verdicts, judges)]
+        except Exception:  # noqa: BLE001 - one pair's failure must not stop the worker; counted
+            self.errors += 1
+            log.exception("judging request %s failed", pair.incumbent.request_id)
+            return []
+
+    def _same(self, a: str, b: str) -> bool:
+        return is_refusal(a) == is_refusal(b) and similarity(a, b) >= self.settings.prefilter_similarity
+
+    def _case(
+        self, pair: MirroredPair, answer: _Answer, incumbent: _Answer, payload: dict[str, Any], is_incumbent: bool
+    ) -> Case:
+        messages = payload.get("messages")
+        return Case(
+            item=pair.incumbent.request_id,
+            model=answer.row["model"],
+            prompt=last_user_message(payload),
+            response=answer.text,
+            messages=messages if isinstance(messages, list) else [],
+            incumbent_response=incumbent.text,
+            is_incumbent=is_incumbent,
+            expect_refusal=pair.expect_refusal,
+            tools=payload.get("tools") if isinstance(payload.get("tools"), list) else None,
+        )
+
+    def _record(
+        self, pair: MirroredPair, answer: _Answer, verdicts: dict[str, Verdict], judges: dict[str, Judge]
+    ) -> Record:
+        row = answer.row
+        notes = {s: v.note for s, v in verdicts.items() if v.value is None and v.note}
+        extra: dict[str, Any] = {
+            "source": SOURCE,
+            "role": row["role"],
+            "prompt_version": row["prompt_version"],
+            "judges": {s: judges[s].identity for s in verdicts},
+            "refused": bool(row["refusal"]),
+            "tokens_estimated": bool(row["tokens_estimated"]),
+        }
+        if pair.expect_refusal is not None:
+            extra["expect_refusal"] = pair.expect_refusal
+        if notes:
+            extra["unscorable"] = notes
+        return Record(
+            item=pair.incumbent.request_id,
+            model=row["model"],
+            segment={"request_type": pair.incumbent.request_type, "time_of_week": time_of_week(pair.incumbent.at)},
+            signals={s: v.value for s, v in verdicts.items()},
+            prompt=last_user_message(pair.incumbent.payload) or None,
+            response=row["response_text"],
+            latency_ms=row["latency_ms"],
+            tokens_in=None if row["tokens_in"] is None else float(row["tokens_in"]),
+            tokens_out=None if row["tokens_out"] is None else float(row["tokens_out"]),
+            cost_usd=row["cost_usd"],
+            error=row["error"],
+            extra=extra,
+        )
+
+    def _write(self, records: list[Record]) -> None:
+        try:
+            add_records(self.store, records, source=SOURCE)
+            self.judged += len(records) // 2
+        except Exception:  # noqa: BLE001 - the store refused or is away: these pairs are lost, counted
+            self.errors += len(records) // 2
+            log.exception("cannot store %d judged shadow records", len(records))
+
+
+async def _score(judges: dict[str, Judge], case: Case) -> dict[str, Verdict]:
+    names = list(judges)
+    verdicts = await asyncio.gather(*(judges[s].score(case) for s in names))
+    return dict(zip(names, verdicts, strict=True))
+
+
+def _today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())

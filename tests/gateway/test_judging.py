@@ -1,0 +1,146 @@
+"""Shadow pairs are records: the judging worker runs the spec's judges on mirrored pairs, within a budget.
+
+The fake server is the incumbent, the candidate and the LLM judge; ``changeover
+assess --spec S --db URL`` then decides on the store's records as they are.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import yaml
+from tests.evaluate.helpers import judge_reply
+from tests.gateway.exchanges import exchange
+from tests.gateway.helpers import chat, write_spec
+from tests.gateway.test_gateway import wait_for
+
+from changeover.cli import run
+from changeover.config import load_spec
+from changeover.errors import SpecError
+from changeover.shadow.app import GatewayService
+from changeover.shadow.judging import MirroredPair
+from changeover.store.responses import load_records
+
+SAME = "Paris is the capital of France."
+
+
+def candidate_reply(body: dict) -> str:
+    """Half the answers word for word the incumbent's (the pre-filter's share), half reworded."""
+    question = body["messages"][-1]["content"]
+    return SAME if int(question.rsplit("#", 1)[1]) % 2 == 0 else "The capital of France is Paris."
+
+
+def judged_spec(tmp_path, fake, **judge):
+    path = write_spec(tmp_path / "migration.yaml", fake.base_url)
+    raw = yaml.safe_load(path.read_text())
+    raw["dimensions"] = {"correctness": {"margin": 0.1}, "refusal": {"margin": 0.05}}
+    raw["models"] = {"judge": {"base_url": fake.base_url, "max_retries": 0}}
+    raw["pricing"] = {"judge": {"input_per_1k": 0.01, "output_per_1k": 0.01}}
+    raw["judges"] = {
+        "correctness": {"kind": "llm", "model": "judge", "rubric": "correctness"},
+        "refusal": {"kind": "refusal_phrases"},
+    }
+    raw["shadow"]["judge"] = {"requests_per_minute": 1000, **judge}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def judged(fake):
+    fake.set("old", reply=SAME)
+    fake.set("new", reply=candidate_reply)
+    fake.set("judge", reply=judge_reply)
+    return fake
+
+
+def send(gw, n: int, **headers) -> list[str]:
+    ids = []
+    with httpx.Client(base_url=gw.url, timeout=10) as client:
+        for i in range(n):
+            r = client.post("/v1/chat/completions", json=chat(f"What is the capital of France? #{i}"), headers=headers)
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == SAME
+            ids.append(r.headers["x-changeover-request-id"])
+    return ids
+
+
+def settle(gw, n: int):
+    judge = gw.service.judge
+    wait_for(lambda: gw.service.gateway.mirror.sent["new"] == n, timeout=30)
+    assert judge.wait_idle(30)
+    return judge
+
+
+def test_mirrored_pairs_are_judged_into_records_assess_decides_on(tmp_path, judged, serve, gw_store, sqlite_url):
+    spec = judged_spec(tmp_path, judged)
+    gw = serve(spec)
+    ids = send(gw, 12)
+    judge = settle(gw, 12)
+    assert (judge.judged, judge.dropped, judge.errors, dict(judge.paused)) == (12, 0, 0, {})
+    # the incumbent's 12 answers and the 6 reworded candidate answers; the 6 identical ones took its verdicts
+    assert judge.prefiltered == 6 and judge.judge_calls == 18 == judged.calls["judge"]
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert "changeover_judge_pairs_judged_total 12" in metrics and "changeover_judge_prefiltered_total 6" in metrics
+    gw.stop()
+
+    records = load_records(gw_store)
+    assert len(records) == 24 and {r.item for r in records} == set(ids) and {r.model for r in records} == {"old", "new"}
+    one = next(r for r in records if r.model == "new")
+    assert set(one.segment) == {"request_type", "time_of_week"} and one.segment["request_type"] == "default"
+    assert (
+        one.signals == {"correctness": 1, "refusal": 1} and one.extra["judges"]["correctness"]["judge"] == "llm:judge"
+    )
+    assert all(r.extra["source"] == "gateway:shadow" for r in records)
+
+    out = tmp_path / "decision.json"
+    # 12 judged pairs, no labels yet: the calibrated decision reads them and asks for labels (exit 3)
+    assert run(["assess", "--spec", str(spec), "--db", sqlite_url, "--json", str(out)]) == 3
+    decision = json.loads(out.read_text())["candidates"]["new"]
+    assert decision["verdict"] == "NEED-LABELS"
+    assert {d: decision["dimensions"][d]["paired_items"] for d in ("correctness", "refusal")} == {
+        "correctness": 12,
+        "refusal": 12,
+    }
+
+
+@pytest.mark.parametrize(
+    "budget, spent",
+    [({"requests_per_minute": 4}, "requests_per_minute"), ({"usd_per_day": 0.0}, "usd_per_day")],
+)
+def test_judging_pauses_when_its_budget_is_spent_and_counts(tmp_path, judged, serve, budget, spent):
+    gw = serve(judged_spec(tmp_path, judged, concurrency=1, **budget))
+    send(gw, 6)
+    judge = settle(gw, 6)
+    allowed = 2 if spent == "requests_per_minute" else 0  # 2 judge calls reserved per pair: 4 a minute = 2 pairs
+    assert judge.judged == allowed and judge.paused[spent] == 6 - allowed
+    assert judged.calls["judge"] <= budget.get("requests_per_minute", 0)
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert f'changeover_judge_pairs_paused_total{{budget="{spent}"}} {6 - allowed}' in metrics
+
+
+def test_request_context_says_which_requests_should_be_refused(tmp_path, judged, serve, gw_store):
+    gw = serve(judged_spec(tmp_path, judged, expect_refusal=["forbidden"]))
+    (told,) = send(gw, 1, **{"x-changeover-expect-refusal": "true"})
+    (typed,) = send(gw, 1, **{"x-changeover-request-type": "forbidden"})
+    (plain,) = send(gw, 1)
+    settle(gw, 3)
+    gw.stop()
+    by = {(r.item, r.model): r for r in load_records(gw_store)}
+    for item in (told, typed):  # both models answered a request they should have refused
+        assert by[(item, "old")].signals["refusal"] == 0 and by[(item, "old")].extra["expect_refusal"] is True
+    assert by[(plain, "old")].signals["refusal"] == 1 and "expect_refusal" not in by[(plain, "old")].extra
+
+
+def test_a_full_judging_queue_drops_and_counts(tmp_path, judged, gw_store):
+    service = GatewayService(load_spec(judged_spec(tmp_path, judged, queue_size=2)), gw_store)
+    worker = service.judge  # not started: nothing takes pairs off the queue
+    pair = MirroredPair(exchange("r1", "old"), exchange("r1", "new", "mirror"))
+    assert [worker.offer(pair) for _ in range(4)] == [True, True, False, False]
+    assert worker.dropped == 2 and worker.queue.qsize() == 2
+
+
+def test_shadow_judge_without_judges_is_a_spec_error(tmp_path, fake, gw_store):
+    path = write_spec(tmp_path / "migration.yaml", fake.base_url, shadow={"judge": {}})
+    with pytest.raises(SpecError, match=r"field 'judges\.equivalent' is missing"):  # evaluate's own rule
+        GatewayService(load_spec(path), gw_store)
