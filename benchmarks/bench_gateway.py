@@ -63,7 +63,7 @@ def serve_upstream(port: int, latency: float) -> None:
     Behaviour, FakeOpenAI = module.Behaviour, module.FakeOpenAI
     fake = FakeOpenAI(default=Behaviour(latency=latency, reply="Paris is the capital of France."))
     fake.set("new", reply=lambda _body: random.choice(["Paris is the capital of France.", "It is Paris."]))
-    fake.set("judge", reply='{"verdict": "PASS"}')
+    fake.set("judge", reply='{"verdict": "EQUIVALENT"}')
     uvicorn.run(
         fake._app(), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off", backlog=2048
     )
