@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import shutil
+import uuid
 import warnings
 from pathlib import Path
 
@@ -276,7 +277,7 @@ def test_an_admin_sees_the_annotator_who_fails_gold_items(tmp_path, sqlite_url, 
     add_records(store, records, source="xstest")
     answers = write_gold(tmp_path, store)
     live = serve(store, gold={"answers": "gold.csv", "share": 0.5})
-    label_through(live, "alice", 12, answers, fail_gold=False)  # alice gets the gold ones right
+    alice_saw = label_through(live, "alice", 12, answers, fail_gold=False)  # alice gets the gold ones right
     page = browser.new_page(viewport={"width": 1360, "height": 800})  # bob, by keyboard, gets them wrong
     page.goto(f"{live.url}/login?token={live.tokens['bob']}")
     marked = (
@@ -302,6 +303,20 @@ def test_an_admin_sees_the_annotator_who_fails_gold_items(tmp_path, sqlite_url, 
     alice = admin.locator("td.gold[data-annotator=alice]")
     assert alice.inner_text().startswith("100%") and "low" not in alice.get_attribute("class")
     assert "4 responses with a settled answer" in admin.locator("#gold-note").inner_text()
+
+    # carol disputes one of alice's regular verdicts (a tool posting by item and model) and flags a gold one:
+    # the review page shows the dispute side by side; a gold verdict is never a disagreement
+    disputed = next(s["_key"] for s in alice_saw if not s["_gold"])
+    with live.client("carol") as c:
+        body = {"client_id": uuid.uuid4().hex, "item": disputed[0], "model": disputed[1], "verdicts": {"refusal": 0}}
+        assert c.post("/api/labels", json=body).status_code == 201
+    with admin.expect_navigation():
+        admin.click("a[href='/review']")
+    (row,) = admin.locator(".disagreement").all()
+    assert row.get_attribute("data-item") == disputed[0]
+    assert row.locator(".verdict-row").inner_text().split() == "alice: acceptable carol: not acceptable".split()
+    if os.environ.get("CHANGEOVER_UPDATE_SCREENSHOT"):
+        admin.screenshot(path=str(DOCS / "labeling-review-wide.png"), full_page=True)
     if os.environ.get("CHANGEOVER_UPDATE_SCREENSHOT"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
