@@ -45,7 +45,9 @@ lenient on the candidate (truth at the margin 2/40, just beyond it 0/40),
 (3/80), 0/96 (7/96; old 8/96). Its cost is power: XSTest pairs that are truly
 non-inferior still all reached GO, at a median of 80-160 labelled prompts
 instead of 40; within 300 labels a candidate truly better in 3 segments
-reached GO in 10-20% of loops (60-68% reading g at every look). What it cannot fix: a single posterior that is
+reached GO in 10-20% of loops (60-68% reading g at every look). Re-measured
+on the reparameterised model (a smaller run): 1/40 simulated (fixed g: 5/40)
+and 0/48 on XSTest (fixed g: 1/48). What it cannot fix: a single posterior that is
 already overconfident (with 20-60 labels and a lenient judge a few loops read
 P >= 0.99 at the margin) - that is the model's calibration, not the rule.
 
