@@ -13,14 +13,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from changeover.cli.common import DB_OPTION, console, err_console
-from changeover.errors import DataError
+from changeover.cli.common import DB_OPTION, console, err_console, load_assessment_records, write_ci_outputs
 
 if TYPE_CHECKING:
     from changeover.assessment import Assessment, SegmentResult
-    from changeover.config import MigrationSpec
     from changeover.demo import DemoRun
-    from changeover.records import Record
 
 SPEC_EXAMPLE = """\
 incumbent: legacy-model
@@ -130,34 +127,6 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
         yield lambda message: status.update(message)
 
 
-def _records_for(
-    migration: MigrationSpec, records: Path | None, db: str | None, store_labels: bool
-) -> tuple[list[Record], int | None, str | None]:
-    """The records to assess, how many store labels are in them, and the store's URL when they
-    were merged into a records file."""
-    from changeover.cli.report import existing_store
-    from changeover.records import read_records
-    from changeover.store.responses import load_records_counted, merge_store_labels
-
-    if records is not None:
-        recs = read_records(records)
-        store = existing_store(db, records) if store_labels else None
-        if store is None:
-            return recs, None, None
-        with store:
-            return recs, merge_store_labels(store, recs), store.display_url
-    from changeover.store import open_store
-
-    with open_store(db) as store:
-        recs, merged = load_records_counted(store, migration.models)
-    if not recs:
-        raise DataError(
-            f"the store ({store.display_url}) holds no records for {migration.models}; "
-            "run `changeover import FILE` first or pass --records FILE"
-        )
-    return recs, merged, None
-
-
 def register(app: typer.Typer) -> None:
     """Add import, assess and demo to the main app."""
 
@@ -203,13 +172,19 @@ def register(app: typer.Typer) -> None:
             help="With --records: also use the human labels in the store (labelling app, `label import`) "
             "for the same item, model and dimension.",
         ),
+        markdown: Path | None = typer.Option(
+            None, "--markdown", help="Also write a Markdown summary (a pull-request comment, a CI job summary)."
+        ),
+        junit: Path | None = typer.Option(
+            None, "--junit", help="Also write JUnit XML: one test case per candidate x dimension x segment."
+        ),
     ) -> None:
         from changeover.assessment import ConvergenceWarning, assess
         from changeover.assessment.jsonout import write_decision
         from changeover.config import load_spec
 
         migration = load_spec(spec)
-        recs, merged, store_url = _records_for(migration, records, db, store_labels)
+        recs, merged, store_url = load_assessment_records(migration, records, db, store_labels)
         if store_url is not None:
             console.print(
                 f"merged {merged:,} human label(s) from the store ({store_url}) into {records}; "
@@ -240,6 +215,8 @@ def register(app: typer.Typer) -> None:
         if json_out:
             write_decision(result.decision, json_out)
             console.print(f"decision written to {json_out}")
+        if markdown is not None or junit is not None:
+            write_ci_outputs(result.decision, migration, recs, markdown, junit)
         raise typer.Exit(result.exit_code)
 
     @app.command("demo")

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from changeover.errors import ChangeoverError
+from changeover.textfiles import write_atomic
 
 # Piped output (CI logs, README transcripts) gets 120 columns instead of rich's 80.
 _WIDTH = int(os.environ.get("COLUMNS", "0") or 0) or (None if sys.stdout.isatty() else 120)
@@ -28,53 +28,53 @@ DB_OPTION = typer.Option(
 
 
 def write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as pretty JSON, atomically (temp file + rename) when ``path`` is a regular file.
-
-    A path that exists and is not a regular file (``/dev/stdout``, a pipe) is written in place: renaming
-    over it would replace the device with a file.
-    """
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
-    try:
-        if path.exists() and not path.is_file():
-            with path.open("w", encoding="utf-8") as out:
-                out.write(text)
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise ChangeoverError(
-            f"{path}: cannot write the JSON output ({exc.strerror}); choose a writable path"
-        ) from None
+    """Write ``obj`` as pretty JSON, atomically (``textfiles.write_atomic``)."""
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", "the JSON output")
 
 
 def load_assessment_records(
     migration: Any, records: Path | None, db: str | None, store_labels: bool = True
-) -> tuple[list[Any], int | None]:
+) -> tuple[list[Any], int | None, str | None]:
     """The records a decision reads: a file (with the store's human labels merged unless told not to) or the store.
 
-    Returns the records and how many store labels were merged into a file's records
-    (None when the store was not consulted, 0 when it had none for them). With a file,
-    the store is consulted when named (``--db`` / ``CHANGEOVER_DB``) or when the default one exists.
+    Returns the records, how many store labels were merged into a file's records (None when the
+    store was not consulted) and the store's URL when it was. With a file, the store is consulted
+    when named (``--db`` / ``CHANGEOVER_DB``) or when the default one exists; it is never created for nothing.
     """
+    from changeover.cli.report import existing_store
     from changeover.errors import DataError
     from changeover.records import read_records
     from changeover.store import open_store
-    from changeover.store.engine import DEFAULT_DB
     from changeover.store.responses import load_records, merge_store_labels
 
     if records is not None:
         recs = read_records(records)
-        if not store_labels or not (db or Path(DEFAULT_DB).exists()):  # never create a store for nothing
-            return recs, None
-        with open_store(db) as store:
-            return recs, merge_store_labels(store, recs)
+        store = existing_store(db, records) if store_labels else None
+        if store is None:
+            return recs, None, None
+        with store:
+            return recs, merge_store_labels(store, recs), store.display_url
     with open_store(db) as store:
         recs = load_records(store, migration.models)
-        if not recs:
-            raise DataError(
-                f"the store ({store.display_url}) holds no records for {migration.models}; "
-                "run `changeover import FILE` first or pass --records FILE"
-            )
-    return recs, None
+    if not recs:
+        raise DataError(
+            f"the store ({store.display_url}) holds no records for {migration.models}; "
+            "run `changeover import FILE` first or pass --records FILE"
+        )
+    return recs, None, None
+
+
+def write_ci_outputs(decision: Any, spec: Any, records: list[Any], markdown: Path | None, junit: Path | None) -> None:
+    """The CI surfaces of a decision: the Markdown summary (a PR comment) and JUnit XML, each written atomically."""
+    from changeover.report.junit import decision_junit
+    from changeover.report.labels import label_stats
+    from changeover.report.markdown import summary_markdown
+    from changeover.report.verdict import verdict_text
+
+    if markdown is not None:
+        text = summary_markdown(decision, spec, verdict_text(decision, spec), label_stats(records, spec, decision))
+        write_atomic(markdown, text, "the Markdown summary")
+        console.print(f"summary written to {markdown}")
+    if junit is not None:
+        write_atomic(junit, decision_junit(decision), "the JUnit XML")
+        console.print(f"JUnit XML written to {junit}")

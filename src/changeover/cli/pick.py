@@ -53,9 +53,11 @@ def register(app: typer.Typer) -> None:
         from changeover.pick.report import pick_json
 
         migration = load_spec(spec)
-        recs, merged = load_assessment_records(migration, records, db, store_labels=not no_store_labels)
-        if merged:
-            console.print(f"[dim]merged {merged:,} human labels from the store into {records}[/]")
+        recs, merged, store_url = load_assessment_records(migration, records, db, store_labels=not no_store_labels)
+        if store_url is not None:
+            console.print(
+                f"merged {merged:,} human label(s) from the store ({store_url}) into {records}", highlight=False
+            )
         result = pick(assess(migration, recs, seed=seed), recs)
         unit = "per month" if result.per_month else "per 1,000 responses"
         table = Table(title=f"candidates for replacing {migration.incumbent}, cost {unit}", title_justify="left")

@@ -13,6 +13,7 @@ from changeover.report.build import build_report
 from changeover.report.inputs import ReportInputs
 from changeover.report.results import AssessmentLike
 from changeover.store import Store
+from changeover.textfiles import write_atomic
 
 
 class ReportError(ChangeoverError):
@@ -20,15 +21,7 @@ class ReportError(ChangeoverError):
 
 
 def _write(path: Path, text: str, what: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise ReportError(
-            f"{path}: cannot write the {what} ({exc.strerror}); choose another path or check the folder's permissions"
-        ) from None
+    write_atomic(path, text, f"the {what}", ReportError)
 
 
 def write_report(
