@@ -144,3 +144,45 @@ def test_shadow_judge_without_judges_is_a_spec_error(tmp_path, fake, gw_store):
     path = write_spec(tmp_path / "migration.yaml", fake.base_url, shadow={"judge": {}})
     with pytest.raises(SpecError, match=r"field 'judges\.equivalent' is missing"):  # evaluate's own rule
         GatewayService(load_spec(path), gw_store)
+
+
+def test_p_regression_decides_on_the_judged_records_with_their_labels(tmp_path, store):
+    from tests.gateway.test_triggers import answer
+
+    from changeover.config import spec_from_dict
+    from changeover.labeling.importing import import_labels
+    from changeover.records import Record
+    from changeover.rollout.config import RolloutConfig
+    from changeover.rollout.measure import Window
+    from changeover.rollout.regression import regression_for
+    from changeover.shadow.answers import Pair
+    from changeover.store.responses import add_records
+
+    spec = spec_from_dict(
+        {"incumbent": "old", "candidates": ["new"], "dimensions": {"correctness": {"margin": 0.05}}},
+        tmp_path / "migration.yaml",
+    )
+    pairs = [Pair(answer(i, "old"), answer(i, "new", "mirror")) for i in range(60)]
+    judged = [  # the judge passed every incumbent answer and only every other candidate answer (r0..r39)
+        Record(item=f"r{i}", model=m, segment={"request_type": "default"}, signals={"correctness": ok})
+        for i in range(40)
+        for m, ok in (("old", 1), ("new", i % 2))
+    ]
+    add_records(store, judged, source="gateway:shadow")
+    add_records(store, [Record(item="r50", model="new", signals={"correctness": 0})], source="elsewhere")
+    trigger = RolloutConfig(triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 10}]).triggers[0]
+    p_regression = regression_for(spec, store, "old", "new", draws=150, judged=True)
+    window = Window([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
+    unlabelled, n = p_regression(trigger, window)
+    assert n == 40  # only the judged pairs count (the deterministic signals say "equivalent" everywhere)
+    # a few human labels agreeing with the judge calibrate it: the posterior moves to a regression
+    csv = tmp_path / "labels.csv"
+    csv.write_text(
+        "item,model,labels.correctness\n"
+        + "".join(f"r{i},{m},{ok}\n" for i in range(12) for m, ok in (("old", 1), ("new", i % 2)))
+    )
+    assert import_labels(store, csv, annotator="ana").added == 24
+    labelled, _ = p_regression(trigger, window)
+    assert unlabelled < 0.9 < labelled
+    few = pairs[:5]
+    assert p_regression(trigger, Window([], [], few)) == (None, 5)  # pending: too few judged pairs

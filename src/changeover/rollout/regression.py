@@ -1,10 +1,14 @@
 """The ``p_regression`` trigger: the assessment core's posterior probability that the candidate regresses.
 
-The window's mirrored pairs become records (``shadow.export``), human labels
-already in the store are merged in, and ``changeover.assess.assess`` gives the
-posterior of each required dimension's overall delta; the trigger's value is the
-largest ``P(delta < -margin)``. When the core is missing or cannot assess these
-records, the measurement is an ``error`` (Argo's own budget), never a pass.
+With ``shadow.judge`` on, the records are the judged pairs of the window as the
+judging worker stored them (the spec's judges, the same records ``changeover
+assess`` reads; ``min_samples`` counts judged pairs); otherwise the window's
+mirrored pairs become records with the gateway's deterministic signals
+(``shadow.export``). Human labels already in the store are merged in, and
+``changeover.assess.assess`` gives the posterior of each required dimension's
+overall delta; the trigger's value is the largest ``P(delta < -margin)``. When
+the core is missing or cannot assess these records, the measurement is an
+``error`` (Argo's own budget), never a pass.
 """
 
 from __future__ import annotations
@@ -14,31 +18,52 @@ from collections.abc import Callable
 import numpy as np
 
 from changeover.config import MigrationSpec
+from changeover.records import Record
 from changeover.rollout.config import Trigger
 from changeover.rollout.measure import Window
-from changeover.shadow.export import pair_records
+from changeover.shadow.export import JUDGED_SOURCE, pair_records
 from changeover.store import Store
-from changeover.store.responses import current_labels
+from changeover.store.responses import current_labels, load_records_counted
+
+
+def judged_records(store: Store, incumbent: str, candidate: str, window: Window) -> list[Record]:
+    """The stored judged records of the window's pairs (labels merged), both models of each pair."""
+    if not window.pairs:
+        return []
+    ids = {p.incumbent.request_id for p in window.pairs}
+    since = min(p.incumbent.at for p in window.pairs)
+    recs, _ = load_records_counted(store, [incumbent, candidate], source=JUDGED_SOURCE, since=since)
+    recs = [r for r in recs if r.item in ids]
+    both = {r.item for r in recs if r.model == incumbent} & {r.item for r in recs if r.model == candidate}
+    return [r for r in recs if r.item in both]
+
+
+def window_records(store: Store, spec: MigrationSpec, window: Window) -> list[Record]:
+    """The window's pairs with the gateway's deterministic signals, human labels merged."""
+    records = pair_records(window.pairs)
+    labels = current_labels(store)
+    for rec in records:
+        for dim in spec.dimensions:
+            verdicts = labels.get((rec.item, rec.model, dim))
+            if verdicts:
+                rec.labels[dim] = list(verdicts)
+    return records
 
 
 def regression_for(
-    spec: MigrationSpec, store: Store, incumbent: str, candidate: str, draws: int = 400
+    spec: MigrationSpec, store: Store, incumbent: str, candidate: str, draws: int = 400, judged: bool = False
 ) -> Callable[[Trigger, Window], tuple[float | None, int]]:
     def p_regression(trigger: Trigger, window: Window) -> tuple[float | None, int]:
-        n = len(window.pairs)
+        records = judged_records(store, incumbent, candidate, window) if judged else None
+        n = len(records) // 2 if records is not None else len(window.pairs)
         if n < trigger.min_samples:
             return None, n
         try:
             from changeover.assess import assess
         except ImportError as exc:
             raise RuntimeError(f"the assessment core is not available ({exc})") from None
-        records = pair_records(window.pairs)
-        labels = current_labels(store)
-        for rec in records:
-            for dim in spec.dimensions:
-                verdicts = labels.get((rec.item, rec.model, dim))
-                if verdicts:
-                    rec.labels[dim] = list(verdicts)
+        if records is None:
+            records = window_records(store, spec, window)
         sub = spec.model_copy(update={"candidates": [candidate]})
         assessment = assess(sub, records, draws=draws, chains=2, seed=spec.seed)
         dims = [trigger.dimension] if trigger.dimension else [d for d, v in spec.dimensions.items() if v.required]

@@ -78,7 +78,7 @@ class GatewayService:
             s.rollout,
             s.incumbent,
             s.candidate,
-            regression=regression_for(spec, store, s.incumbent, s.candidate),
+            regression=regression_for(spec, store, s.incumbent, s.candidate, judged=s.shadow.judge is not None),
             retrier=self.retrier,
         )
         self.controller_errors = 0

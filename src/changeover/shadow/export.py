@@ -19,6 +19,7 @@ from changeover.shadow.checks import equivalent, format_drift
 from changeover.shadow.wire import last_user_message
 
 GATEWAY_SIGNALS = ("equivalent", "answered", "format_kept")
+JUDGED_SOURCE = "gateway:shadow"  # the store source of the judging worker's records (shadow.judging)
 
 
 def _record(a: Answer, signals: dict[str, int], prompt: str | None) -> Record:

@@ -42,6 +42,7 @@ from changeover.records import Record
 from changeover.shadow.checks import is_refusal, similarity
 from changeover.shadow.config import JudgeSettings
 from changeover.shadow.exchange import Exchange
+from changeover.shadow.export import JUDGED_SOURCE
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.wire import last_user_message
 from changeover.store import Store
@@ -49,7 +50,7 @@ from changeover.store.responses import add_records
 
 log = logging.getLogger("changeover.gateway")
 
-SOURCE = "gateway:shadow"
+SOURCE = JUDGED_SOURCE  # the records' source in the store: the p_regression trigger reads them by it
 REFRESH_CALLER_EVERY = 1000  # pairs
 _STOP = object()
 

@@ -145,11 +145,18 @@ def load_records(store: Store, models: Iterable[str] | None = None) -> list[Reco
     return load_records_counted(store, models)[0]
 
 
-def load_records_counted(store: Store, models: Iterable[str] | None = None) -> tuple[list[Record], int]:
-    """``load_records`` and how many verdicts of the labels table it merged in."""
+def load_records_counted(
+    store: Store, models: Iterable[str] | None = None, source: str | None = None, since: Any = None
+) -> tuple[list[Record], int]:
+    """``load_records`` and how many verdicts of the labels table it merged in; ``source`` / ``since``
+    keep only records stored from that source / at or after that time (the gateway's judged pairs)."""
     q = select(responses).order_by(responses.c.id)
     if models is not None:
         q = q.where(responses.c.model.in_(list(models)))
+    if source is not None:
+        q = q.where(responses.c.source == source)
+    if since is not None:
+        q = q.where(responses.c.imported_at >= since)
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     out = []
