@@ -26,6 +26,9 @@ from changeover.stats.simulate import (
 from changeover.stats.tables import build_table
 
 MARGIN, CONF = 0.02, 0.95
+# coverage, false GO and SBC are properties of the model: a shorter run than assess's default keeps the tests
+# fast (its Monte Carlo error is part of what they check); the defaults' diagnostics: test_model_scale.py
+FAST = FitSettings(warmup=300, draws=250, steps=16)
 SCENARIOS = STANDARD_SCENARIOS
 REPS = 24
 
@@ -67,7 +70,7 @@ def test_gradient_matches_finite_differences():
 def scenario_fits():
     rng = np.random.default_rng(20261123)
     data = [(sc, *simulate(sc, rng)) for sc in SCENARIOS for _ in range(REPS)]
-    fits = fit_pairs([t for _, t, _, _ in data], FitSettings(seed=11))
+    fits = fit_pairs([t for _, t, _, _ in data], dataclasses.replace(FAST, seed=11))
     return data, fits
 
 
@@ -118,7 +121,7 @@ def test_false_go_at_the_margin_with_a_lenient_judge():
     rng = np.random.default_rng(5)
     sc = Scenario("just worse", [0.80], [0.77], items_per_segment=1500, labels_per_segment=150, **LENIENT)
     tables = [simulate(sc, rng)[0] for _ in range(40)]
-    fits = fit_pairs(tables, FitSettings(seed=3, draws=150, warmup=250))
+    fits = fit_pairs(tables, dataclasses.replace(FAST, seed=3, draws=150, warmup=250))
     gos = [_verdict(f, np.ones(1)) == dec.GO for f in fits]
     assert np.mean(gos) <= 1 - CONF
 
@@ -132,7 +135,7 @@ def test_simulation_based_calibration():
         d = draw_prior(S, K, rng)
         draws.append(d)
         tables.append(simulate_from(d, items_per_segment=80, label_share=0.25, rng=rng))
-    fits = fit_pairs(tables, FitSettings(seed=7, draws=250, warmup=300))
+    fits = fit_pairs(tables, dataclasses.replace(FAST, seed=7))
     ranks = {"delta": [], "incumbent rate s0": [], "judge P(top | acceptable), candidate": []}
     for d, fit in zip(draws, fits, strict=True):
         thin = slice(None, None, 10)  # ~100 nearly independent draws

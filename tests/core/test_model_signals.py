@@ -2,6 +2,7 @@
 segment, correlated judge errors, and the XSTest segment coverage that forced them (a seeded subset of
 benchmarks/bench_calibration.py's full run)."""
 
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from changeover.stats.tables import build_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import _common as bench  # noqa: E402  (the XSTest loader shared with the benchmark)
+
+FAST = FitSettings(warmup=300, draws=250, steps=16)  # statistical properties; the defaults: test_model_scale.py
 
 
 def _interval(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +50,8 @@ def test_some_errors_are_failures_and_the_rest_is_measured():
     rng = np.random.default_rng(2)
     pi = np.array([[0.1, 0.1, 0.1, 0.7]] * 2)
     conf = np.broadcast_to(_binary_confusion(0.9, 0.8)[None, None, None], (2, 2, 1, 2, 2)).copy()
-    hits = []
-    for rep in range(6):
+    tables, truths = [], []
+    for _ in range(6):
         t, d = simulate_judges(pi, conf, 1500, 60, rng)
         # 10% of the candidate's responses are errors: known unacceptable
         known1 = np.where(rng.random(t.cells) < 0.1, 0, -1)
@@ -65,8 +68,10 @@ def test_some_errors_are_failures_and_the_rest_is_measured():
             known1=np.repeat(known1, t.n),
         )
         share_err = np.array([t2.n[(t2.seg == s) & (t2.known1 == 0)].sum() / t2.n[t2.seg == s].sum() for s in (0, 1)])
-        truth = (1 - share_err) * pi[:, 1] + (1 - share_err) * pi[:, 3] - (pi[:, 2] + pi[:, 3])
-        (fit,) = fit_pairs([t2], FitSettings(seed=rep))
+        tables.append(t2)
+        truths.append((1 - share_err) * pi[:, 1] + (1 - share_err) * pi[:, 3] - (pi[:, 2] + pi[:, 3]))
+    hits = []
+    for fit, truth in zip(fit_pairs(tables, dataclasses.replace(FAST, seed=4)), truths, strict=True):
         lo, hi = _interval(fit.delta)
         hits += list((lo <= truth) & (truth <= hi))
     assert np.mean(hits) >= 0.8
@@ -77,19 +82,22 @@ def test_several_signals_narrow_the_interval():
     rng = np.random.default_rng(5)
     pi = np.array([[0.15, 0.1, 0.15, 0.6]] * 2)
     conf = np.broadcast_to(_binary_confusion(0.8, 0.8)[None, None, None], (2, 2, 2, 2, 2)).copy()
-    widths = {1: [], 2: []}
+    widths: dict[int, list[float]] = {1: [], 2: []}
     hits = []
-    for rep in range(6):
+    tables, keys = [], []
+    for _ in range(6):
         state = rng.bit_generator.state
         for g, sig in ((1, (0,)), (2, (0, 1))):
             rng.bit_generator.state = state
             t, d = simulate_judges(pi, conf, 2000, 50, rng, signals=sig)
-            (fit,) = fit_pairs([t], FitSettings(seed=rep))
-            lo, hi = _interval(fit.overall(fit.delta, np.ones(2)))
-            widths[g].append(hi - lo)
-            if g == 2:
-                hits.append(lo <= d.mean() <= hi)
-                assert fit.confusion(1).shape == (4, 400, 2, 2, 2)
+            tables.append(t)
+            keys.append((g, d))
+    for fit, (g, d) in zip(fit_pairs(tables, dataclasses.replace(FAST, seed=5)), keys, strict=True):
+        lo, hi = _interval(fit.overall(fit.delta, np.ones(2)))
+        widths[g].append(hi - lo)
+        if g == 2:
+            hits.append(lo <= d.mean() <= hi)
+            assert fit.confusion(1).shape == (4, 250, 2, 2, 2)
     print({g: round(float(np.mean(w)), 4) for g, w in widths.items()})
     assert np.mean(widths[2]) < 0.95 * np.mean(widths[1])
     assert np.mean(hits) >= 5 / 6
@@ -103,9 +111,9 @@ def test_the_judge_may_differ_per_segment():
     conf[0, :, 0] = _binary_confusion(0.9, 0.85)
     conf[1, :, 0] = _binary_confusion(0.35, 0.4)  # worse than chance: levels mean the opposite here
     hits, sens_seg = [], []
-    for rep in range(6):
-        t, d = simulate_judges(pi, conf, 1500, 60, rng)
-        (fit,) = fit_pairs([t], FitSettings(seed=rep))
+    data = [simulate_judges(pi, conf, 1500, 60, rng) for _ in range(6)]
+    fits = fit_pairs([t for t, _ in data], dataclasses.replace(FAST, seed=6))
+    for fit, (_, d) in zip(fits, data, strict=True):
         lo, hi = _interval(fit.delta)
         hits += list((lo <= d) & (d <= hi))
         cs = PairFit.flat(fit.confusion_by_segment(0)).mean(0)  # [S, m, z, K]
@@ -147,7 +155,7 @@ def test_xstest_segment_intervals_cover_the_all_human_delta():
                 tables.append(X.table(inc, cand, lab))
                 truths.append(X.truth(inc, cand))
                 budgets.append(budget)
-    fits = fit_pairs(tables, FitSettings(seed=10))
+    fits = fit_pairs(tables, dataclasses.replace(FAST, seed=10))
     seg_hits: dict[int, list[bool]] = {40: [], 80: [], 120: []}
     overall_hits = []
     for f, (d_seg, d_all), b in zip(fits, truths, budgets, strict=True):

@@ -130,8 +130,10 @@ def design(t: PairTable) -> Design:
         return start
 
     o_mu = block(3, GROUP_FIXED, 0.0, MU_SD)
+    # one segment: no segment deviations (their spread would be unidentified, a funnel: 715 divergences in 320 fits)
+    pooled = S > 1
     o_ra = len(loc)
-    for s in range(S):
+    for s in range(S if pooled else 0):
         block(3, GROUP_A, informed=seg_labels[s])
     o_beta = np.zeros((2, G), np.int64)
     o_rb = np.zeros((2, G), np.int64)
@@ -147,7 +149,7 @@ def design(t: PairTable) -> Design:
             o_rb[m, g] = len(loc)
             tot = t.tot0 if m == 0 else t.tot1
             lev_g = (t.a0 if m == 0 else t.a1)[:, g]
-            for s in range(S):
+            for s in range(S if pooled else 0):
                 for level in range(1, k + 1):
                     here = (tot > 0) & (t.seg == s)
                     informed = min(t.n[here & (lev_g == level)].sum(), t.n[here & (lev_g == 0)].sum())
@@ -178,7 +180,7 @@ def design(t: PairTable) -> Design:
                         allowed[e, c] = False
             for c in (1, 2, 3):
                 zs = (Z0[c], Z1[c])
-                row = [o_mu + c - 1, o_ra + s * 3 + c - 1]
+                row = [o_mu + c - 1] + ([o_ra + s * 3 + c - 1] if pooled else [])
                 for m in range(2):
                     if not zs[m]:
                         continue
@@ -187,7 +189,8 @@ def design(t: PairTable) -> Design:
                         if level == 0:
                             continue
                         row.append(int(o_beta[m, g]) + level - 1)
-                        row.append(int(o_rb[m, g]) + s * k + level - 1)
+                        if pooled:
+                            row.append(int(o_rb[m, g]) + s * k + level - 1)
                     if G > 1:
                         row.append(o_ri + int(t_of_u[u, m]))
                 row.append(o_rd + int(p_of_u[u]) * 3 + c - 1)
