@@ -31,10 +31,13 @@ Every fit uses ``assess``'s defaults (500 draws x 4 chains, its convergence
 policy): an unconverged fit never says GO or NO-GO, so fewer draws would only
 count sampling noise as labels. A fit takes 4-8 s on the shared 2-core machine.
 
-``--quick`` (about 5 minutes): the simulated "equal" migration (3 segments x
-150 items) and XSTest gpt4 -> mistralinstruct, one seed, batches of 25, cap 200.
-The full run (default): three scenarios (equal, worse, worse with a judge
-lenient on the candidate; 400 items per segment) and two XSTest pairs (gpt4 ->
+``--quick`` (2-6 minutes, by the machine's load): the simulated "equal, judge lenient on
+candidate" migration (3 segments x 300 items: the judge's bias must be learnt
+from labels; undecided at the start, GO with every label) and XSTest gpt4 ->
+mistralinstruct, seeds 1 and 2, batches of 40, cap 400 (at most 44 fits per
+problem). The full run (default):
+three scenarios (that one, equal, worse with a judge lenient on the
+candidate; 400 items per segment) and two XSTest pairs (gpt4 ->
 mistralinstruct, gpt4 -> mistralguard), 5 seeds, batches of 20, cap 600 --
 about 15x the quick run's fits (an hour or more on a shared core).
 
@@ -203,7 +206,7 @@ def xstest(incumbent: str, candidate: str) -> Problem:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a few minutes: 1 scenario + 1 XSTest pair, 1 seed")
+    ap.add_argument("--quick", action="store_true", help="a few minutes: 1 scenario + 1 XSTest pair, 2 seeds")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--start", type=int, default=30, help="items labelled (both responses) before the loop")
@@ -211,13 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     quick = args.quick
     s = Settings(
-        batch=args.batch or (25 if quick else 20),
+        batch=args.batch or (40 if quick else 20),
         start=args.start,
-        cap=200 if quick else 600,
+        cap=400 if quick else 600,
         draws=500,
         chains=4,
     )
-    seeds = list(range(1, 1 + (args.seeds or (1 if quick else 5))))
+    seeds = list(range(1, 1 + (args.seeds or (2 if quick else 5))))
     only = set(args.only.split(","))
     C.header("bench_labeling: labels to a decision, queue order vs random")
     print(
@@ -225,13 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{s.draws} draws x {s.chains} chains"
     )
     by_name = {sc.name: sc for sc in STANDARD_SCENARIOS}
-    scenarios = ["equal"] if quick else ["equal", "worse", "worse, judge lenient on candidate"]
+    lenient = "equal, judge lenient on candidate"
+    scenarios = [lenient] if quick else [lenient, "equal", "worse, judge lenient on candidate"]
     pairs = [("gpt4", "mistralinstruct")] if quick else [("gpt4", "mistralinstruct"), ("gpt4", "mistralguard")]
     builders = []
     if "sim" in only:
         for name in scenarios:
             sc = by_name[name]
-            sc = replace(sc, items_per_segment=150 if quick else 400)
+            sc = replace(sc, items_per_segment=300 if quick else 400)
             builders += [(lambda seed, sc=sc: simulated(sc, seed))]
     if "xstest" in only:
         for inc, cand in pairs:
@@ -247,9 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((problem.name, seed, q, r))
             print(
                 f"  {problem.name:<42} seed {seed}: queue {q.labels:>4}{'+' if q.capped else ' '} ({q.verdict}, "
-                f"{q.fits} fits)  random {r.labels:>4}{'+' if r.capped else ' '} ({r.verdict}, {r.fits} fits)  "(
-                    f"ratio {q.labels / r.labels:.2f}" if r.labels else "decided at the start"
-                ),
+                f"{q.fits} fits)  random {r.labels:>4}{'+' if r.capped else ' '} ({r.verdict}, {r.fits} fits)  "
+                + (f"ratio {q.labels / r.labels:.2f}" if r.labels else "decided at the start"),
                 flush=True,
             )
     print(f"\n({time.monotonic() - t0:.0f} s; '+' = reached the cap undecided)")
