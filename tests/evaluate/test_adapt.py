@@ -19,8 +19,8 @@ import yaml
 
 from changeover.cli import run
 from changeover.config import spec_from_dict
+from changeover.evaluate.adapt import adapt
 from changeover.prompts import Registry, read_interactions
-from changeover.prompts.adapt import adapt
 from changeover.prompts.patterns import PATTERNS, parse_proposal
 from changeover.prompts.registry import PromptVariant
 from changeover.records import Record

@@ -20,8 +20,8 @@ import yaml
 from tests.evaluate.test_adapt import FIT, human
 
 from changeover.config import spec_from_dict
+from changeover.evaluate.adapt import adapt
 from changeover.prompts import Registry, read_interactions
-from changeover.prompts.adapt import adapt
 from changeover.stats.decision import PASSING
 from changeover.store import open_store
 

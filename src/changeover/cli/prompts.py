@@ -97,8 +97,8 @@ def adapt_cmd(
     --prompts traffic.jsonl --proposer judge-model --budget-calls 500 --budget-usd 2
     """
     from changeover.config import load_spec
+    from changeover.evaluate.adapt import adapt
     from changeover.prompts import read_interactions
-    from changeover.prompts.adapt import adapt
     from changeover.store import open_store
 
     migration = load_spec(spec)

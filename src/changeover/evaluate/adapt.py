@@ -1,5 +1,7 @@
 """``changeover prompts adapt``: search for a prompt variant that makes a candidate non-inferior.
 
+Part of the evaluation feature (it runs models and judges them); the prompt registry it writes to sits below.
+
 From the candidate's failures and disagreements with the incumbent on a
 stratified sample of logged traffic (judged by the spec's judges and checks),
 a proposer model (any model of the spec's ``models:``) writes prompt variants,
