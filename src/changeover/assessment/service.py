@@ -40,6 +40,7 @@ from changeover.records import Record
 from changeover.stats import decision as dec
 from changeover.stats.labelvalue import LabelTarget, labels_needed, rank_labels
 from changeover.stats.model import FitSettings, PairFit
+from changeover.stats.stopping import confidence_at_look
 
 
 @dataclass
@@ -206,7 +207,9 @@ def assess(
                 for seg in required
                 if len(segments) > 1 and result.segments[seg].call == dec.Call.INCONCLUSIVE
             ]
-            targets.append(LabelTarget(candidate, dimension, fit, shares, dim_spec.margin, conf, undecided))
+            # labels still needed against the threshold this look is read at (stats.stopping), not the plain one
+            at_look = confidence_at_look(conf, looks)
+            targets.append(LabelTarget(candidate, dimension, fit, shares, dim_spec.margin, at_look, undecided))
 
     if not diag.sampling.converged:
         bad = [f"{c}/{d}" for (c, d), s in zip(keys, sampled, strict=True) if not s.converged]
