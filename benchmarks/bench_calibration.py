@@ -311,7 +311,7 @@ def _worst(fits: list[PairFit]) -> tuple[float, float, float, int]:
     return max(map(rhat, qs)), min(map(ess, qs)), min(map(ess_tail, qs)), sum(f.divergences for f in fits)
 
 
-def bench_scale(sizes: list[int]) -> None:
+def bench_scale(sizes: list[int], production: bool = True) -> None:
     import time
 
     settings = FitSettings()
@@ -348,6 +348,8 @@ def bench_scale(sizes: list[int]) -> None:
         f"{'MET' if max(cpus) < 2 else 'NOT MET'} (max {max(cpus):.2f} s, {C.load_now()}); "
         f"flat in N: CPU at the largest / smallest size = {cpus[-1] / cpus[0]:.2f}"
     )
+    if not production:
+        return
     print("\n# 4b. The production scenario (6 segments, one comparison per row, default settings)")
     print(
         f"{'items/segment':>13s} | {'share':>6s} | {'labelled':>8s} | {'R-hat max':>9s} | {'bulk ESS':>8s} | "
@@ -482,7 +484,7 @@ def bench_signals(reps: int) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer replications (< 1 minute)")
+    ap.add_argument("--quick", action="store_true", help="fewer replications (a few minutes on a loaded machine)")
     ap.add_argument(
         "--only",
         default="coverage,margin,sbc,scale,xstest",
@@ -502,10 +504,10 @@ def main() -> int:
         if "sbc" in parts:
             bench_sbc(n_sims=40 if q else 300, bins=5 if q else 10)
         if "scale" in parts:
-            bench_scale(sizes=[10**3, 10**6] if q else [10**3, 10**4, 10**5, 10**6])
+            bench_scale(sizes=[10**3, 10**6] if q else [10**3, 10**4, 10**5, 10**6], production=not q)
         if "xstest" in parts:
-            bench_xstest(seeds=2 if q else 6, long_seeds=5 if q else 25)
-            bench_signals(reps=3 if q else 20)
+            bench_xstest(seeds=1 if q else 6, long_seeds=2 if q else 25)
+            bench_signals(reps=2 if q else 20)
     print(f"\n# done in {total.seconds:.0f} s ({C.load_now()})")
     return 0
 
