@@ -127,3 +127,19 @@ def test_the_json_reads_back_into_the_same_typed_result():
         == a.candidates["cand"].dimensions["correctness"].overall
     )
     _close(j, decision_json(back))
+
+
+def test_a_decision_read_repeatedly_says_its_look_and_needs_more(tmp_path, spec_path):
+    """`assess --looks N`: the threshold is the look-adjusted one (stats.stopping), written in the JSON."""
+    from changeover.stats.stopping import confidence_at_look
+
+    sc = Scenario("better", [0.7, 0.75], [0.85, 0.9], items_per_segment=200, labels_per_segment=40)
+    records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 1))
+    once, looked = tmp_path / "once.json", tmp_path / "looked.json"
+    run(["assess", "--spec", str(spec_path), "--records", str(records), "--json", str(once)])
+    run(["assess", "--spec", str(spec_path), "--records", str(records), "--json", str(looked), "--looks", "10"])
+    a, b = json.loads(once.read_text()), json.loads(looked.read_text())
+    _validate(b)
+    assert a["looks"] is None and a["threshold"] == a["confidence"]
+    assert b["looks"] == 10 and b["threshold"] == pytest.approx(confidence_at_look(b["confidence"], 10))
+    assert b["threshold"] > b["confidence"]

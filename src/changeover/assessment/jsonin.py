@@ -193,4 +193,6 @@ def decision_from_json(data: Json) -> Decision:
         },
         labels=LabelSource(int(labels.get("from_records") or 0), labels.get("from_store")),
         reason=data.get("reason"),
+        looks=data.get("looks"),
+        threshold=data.get("threshold"),
     )

@@ -22,7 +22,7 @@ from changeover.assessment.result import (
     JudgeConfusion,
     SegmentResult,
 )
-from changeover.errors import ChangeoverError
+from changeover.textfiles import write_atomic
 
 
 def interval_json(x: Interval | None) -> dict[str, float] | None:
@@ -152,17 +152,11 @@ def decision_json(d: Decision) -> dict[str, Any]:
         "interval": {"kind": "eti", "prob": d.confidence},
         "error_rates": {m: error_json(e) for m, e in d.error_rates.items()},
         "labels": {"from_records": d.labels.from_records, "from_store": d.labels.from_store},
+        "looks": d.looks,
+        "threshold": d.threshold if d.threshold is not None else d.confidence,
     }
 
 
 def write_decision(d: Decision, path: Path) -> None:
     """Write the decision JSON atomically (temp file + rename); an unwritable path is a clear error."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(decision_json(d), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise ChangeoverError(
-            f"{path}: cannot write the JSON output ({exc.strerror or exc}); choose a writable path"
-        ) from None
+    write_atomic(path, json.dumps(decision_json(d), indent=2, ensure_ascii=False) + "\n", "the decision JSON")

@@ -245,6 +245,8 @@ class Decision:
     error_rates: dict[str, ErrorRate]
     labels: LabelSource
     reason: str | None = None
+    looks: int | None = None  # how many times the decision has been read as labels arrived (None: once)
+    threshold: float | None = None  # the probability a call needs at this look (stats.stopping); None: confidence
 
     @property
     def exit_code(self) -> int:

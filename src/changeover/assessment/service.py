@@ -243,6 +243,8 @@ def assess(
         error_rates=_error_rates(spec, records),
         labels=LabelSource(_labels_in(spec, records), store_labels),
         reason=reason,
+        looks=looks,
+        threshold=confidence_at_look(conf, looks),
     )
     return Assessment(spec, decision, pairs, comparisons)
 

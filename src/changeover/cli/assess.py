@@ -178,6 +178,14 @@ def register(app: typer.Typer) -> None:
         junit: Path | None = typer.Option(
             None, "--junit", help="Also write JUnit XML: one test case per candidate x dimension x segment."
         ),
+        looks: int | None = typer.Option(
+            None,
+            "--looks",
+            min=1,
+            help="How many times this decision has been read as labels arrived (a loop that re-assesses after "
+            "each batch and stops at the first GO): the threshold rises with it so false GO stays at 1 - "
+            "confidence (docs/decision-rule.md). Default: a single, fixed-sample decision.",
+        ),
     ) -> None:
         from changeover.assessment import ConvergenceWarning, assess
         from changeover.assessment.jsonout import write_decision
@@ -207,6 +215,7 @@ def register(app: typer.Typer) -> None:
                     chains=chains,
                     next_count=next_labels,
                     store_labels=merged,
+                    looks=looks,
                     progress=progress,
                 )
             elapsed = time.perf_counter() - started
