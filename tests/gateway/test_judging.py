@@ -72,7 +72,9 @@ def settle(gw, n: int):
     return judge
 
 
-def test_mirrored_pairs_are_judged_into_records_assess_decides_on(tmp_path, judged, serve, gw_store, sqlite_url):
+def test_mirrored_pairs_are_judged_into_records_assess_decides_on(
+    tmp_path, judged, serve, gw_store, sqlite_url, capsys
+):
     spec = judged_spec(tmp_path, judged)
     gw = serve(spec)
     ids = send(gw, 12)
@@ -92,6 +94,15 @@ def test_mirrored_pairs_are_judged_into_records_assess_decides_on(tmp_path, judg
         one.signals == {"correctness": 1, "refusal": 1} and one.extra["judges"]["correctness"]["judge"] == "llm:judge"
     )
     assert all(r.extra["source"] == "gateway:shadow" for r in records)
+
+    shadow = tmp_path / "shadow.json"
+    assert run(["shadow", "report", "--spec", str(spec), "--db", sqlite_url, "--json", str(shadow)]) == 0
+    (overall,) = [r for r in json.loads(shadow.read_text())["rows"] if r["request_type"] == "all"]
+    both = {"candidate": 1.0, "incumbent": 1.0}
+    assert overall["judged"] == {"pairs": 12, "signals": {"correctness": both, "refusal": both}}
+    assert overall["coverage"]["week_hours"] >= 1 and len(overall["coverage"]["weekdays"]) >= 1
+    printed = capsys.readouterr().out
+    assert "judged pairs" in printed and "judge: correctness" in printed and "shadow period:" in printed
 
     out = tmp_path / "decision.json"
     # 12 judged pairs, no labels yet: the calibrated decision reads them and asks for labels (exit 3)

@@ -247,13 +247,41 @@ REPORT_LINES: list[tuple[str, Any]] = [
 ]
 
 
+def _judged_lines(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """One line for the judged pairs, one per judge signal (candidate pass rate, the incumbent's in brackets)."""
+    names = sorted({n for row in rows for n in (row.get("judged") or {}).get("signals", {})})
+
+    def rate(name: str) -> Any:
+        def cell(row: dict[str, Any]) -> str:
+            r = (row.get("judged") or {}).get("signals", {}).get(name)
+            return "-" if r is None else f"{_fmt(r['candidate'], True)} ({_fmt(r['incumbent'], True)})"
+
+        return cell
+
+    lines: list[tuple[str, Any]] = [("judged pairs", lambda r: str((r.get("judged") or {}).get("pairs", 0)))]
+    return lines + [(f"judge: {n}", rate(n)) for n in names]
+
+
+def _coverage_line(row: dict[str, Any]) -> str | None:
+    cov = row.get("coverage")
+    if not cov:
+        return None
+    return (
+        f"shadow period: {cov['first'][:16]} to {cov['last'][:16]} UTC ({cov['days']:.1f} days), "
+        f"weekdays {', '.join(cov['weekdays'])}, {cov['week_hours']} of the week's 168 hours"
+    )
+
+
 def _report_table(candidate: str, incumbent: str, rows: list[dict[str, Any]], start) -> Table:
     table = Table(title=f"shadow: {candidate} (vs {incumbent} in brackets) since {start:%Y-%m-%d %H:%M} UTC")
     table.add_column("")
     for row in rows:
         table.add_column(row["request_type"], justify="right")
-    for label, cell in REPORT_LINES:
+    for label, cell in [*REPORT_LINES, *_judged_lines(rows)]:
         table.add_row(label, *(cell(row) for row in rows))
+    overall = next((r for r in rows if r["request_type"] == "all"), None)
+    if overall is not None and (line := _coverage_line(overall)):
+        table.caption = line
     return table
 
 

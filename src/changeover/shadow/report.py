@@ -1,9 +1,11 @@
 """The shadow report: per candidate and request type, how the mirrored answers compare with the incumbent's.
 
-For each (candidate, request type) and overall: semantic-equivalence rate on the
-pairs, disagreements classified better / worse / different, latency percentiles,
-tokens and cost per 1k requests, refusal / error / malformed / timeout rates and
-format drift, each beside the incumbent's own value on the same requests.
+For each (candidate, request type) and overall: the pairs the judging worker
+judged and each judge signal's pass rate (``shadow.judging``), which part of the
+week the pairs cover, semantic-equivalence rate on the pairs, disagreements
+classified better / worse / different, latency percentiles, tokens and cost
+per 1k requests, refusal / error / malformed / timeout rates and format drift,
+each beside the incumbent's own value on the same requests.
 A disagreement is classified by a judge when one is given; otherwise the
 deterministic rule: an answer against a failure or refusal is better (or worse),
 anything else is just different.
@@ -19,8 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from changeover.records import Record
 from changeover.shadow.answers import Answer, Pair, load_answers, pairs
 from changeover.shadow.checks import equivalent, format_drift
+from changeover.shadow.export import JUDGED_SOURCE
+from changeover.store.responses import load_records_counted
 
 Comparer = Callable[[Pair], str]  # -> "better" | "worse" | "different"
 
@@ -89,6 +94,47 @@ def model_profile(xs: Sequence[Answer]) -> dict[str, Any]:
     }
 
 
+def coverage(group: Sequence[Pair]) -> dict[str, Any] | None:
+    """Which part of the week the pairs cover (UTC): first and last, days spanned, weekdays seen and
+    how many of the week's 168 weekday-hours - whether a full business cycle was shadowed."""
+    if not group:
+        return None
+    times = sorted(p.incumbent.at for p in group)
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    seen = {t.weekday() for t in times}
+    return {
+        "first": times[0].isoformat(),
+        "last": times[-1].isoformat(),
+        "days": (times[-1] - times[0]).total_seconds() / 86400.0,
+        "weekdays": [days[d] for d in sorted(seen)],
+        "week_hours": len({(t.weekday(), t.hour) for t in times}),
+    }
+
+
+def judged_summary(group: Sequence[Pair], records: dict[tuple[str, str], Record], incumbent: str) -> dict[str, Any]:
+    """The judging worker's verdicts on these pairs: how many were judged, and each signal's pass rate
+    for the candidate and the incumbent (unscorable verdicts left out)."""
+    judged = [
+        (records[(p.incumbent.request_id, incumbent)], records[(p.candidate.request_id, p.candidate.model)])
+        for p in group
+        if (p.incumbent.request_id, incumbent) in records and (p.candidate.request_id, p.candidate.model) in records
+    ]
+    signals: dict[str, dict[str, float | None]] = {}
+    for name in sorted({s for pair in judged for r in pair for s in r.signals}):
+        rates = {}
+        for side, i in (("candidate", 1), ("incumbent", 0)):
+            values = [float(pair[i].signals[name]) for pair in judged if pair[i].signals.get(name) is not None]
+            rates[side] = sum(values) / len(values) if values else None
+        signals[name] = rates
+    return {"pairs": len(judged), "signals": signals}
+
+
+def load_judged(store, models: Sequence[str], since: datetime | None) -> dict[tuple[str, str], Record]:
+    """The judging worker's records (``shadow.judging``) by (request id, model)."""
+    records, _ = load_records_counted(store, models, source=JUDGED_SOURCE, since=since)
+    return {(r.item, r.model): r for r in records}
+
+
 @dataclass
 class ShadowReport:
     since: datetime | None
@@ -136,6 +182,7 @@ def build_report(
     comparer: Comparer = compare,
 ) -> ShadowReport:
     answers = load_answers(store, since=since, models=[incumbent, *candidates])
+    judged = load_judged(store, [incumbent, *candidates], since)
     rows = []
     for candidate in candidates:
         matched = pairs(answers, incumbent, candidate)
@@ -143,5 +190,13 @@ def build_report(
         for p in matched:
             by_type[p.incumbent.request_type].append(p)
         for request_type, group in [(ALL, matched), *sorted(by_type.items())]:
-            rows.append({"candidate": candidate, "request_type": request_type, **summarise(group, judge, comparer)})
+            rows.append(
+                {
+                    "candidate": candidate,
+                    "request_type": request_type,
+                    **summarise(group, judge, comparer),
+                    "judged": judged_summary(group, judged, incumbent),
+                    "coverage": coverage(group),
+                }
+            )
     return ShadowReport(since, incumbent, rows)
