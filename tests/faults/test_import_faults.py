@@ -6,11 +6,10 @@ and exit 2. SQLite sits on a tiny tmpfs (filled, or remounted read-only);
 PostgreSQL is this suite's own cluster, with a trigger failing mid-import, a
 read-only database, or the server stopped.
 
-Findings on the import code (``cli/assess.py``, ``store/responses.py``, not
-owned by this suite): nothing is ever half-written, but a full disk, a failing
-statement and a read-only PostgreSQL end in an ~80-line traceback that prints
-the records being inserted, exit 1. Those cases are ``xfail(strict=True)``: the
-day the import wraps its database errors, they pass and the marker must go.
+What the suite found first: nothing was ever half-written, but a full disk, a
+failing statement and a read-only PostgreSQL ended in an ~80-line traceback
+that printed the records being inserted, exit 1. The import now runs in one
+transaction with the import log and turns the database's refusal into one line.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from changeover.store import open_store
 from changeover.store.schema import imports, responses
 
 pytestmark = pytest.mark.postgres
-NOT_WRAPPED = "import does not wrap the store's own errors: traceback, exit 1 (reported)"
 
 
 def write_records(path: Path, n: int, text: int = 500) -> Path:
@@ -84,7 +82,6 @@ def test_sqlite_disk_full_leaves_the_store_as_it_was(tiny_fs, tmp_path):
     note("import.sqlite_full", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()))
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_WRAPPED)
 def test_sqlite_disk_full_is_a_clear_error(tiny_fs, tmp_path):
     db = f"sqlite:///{tiny_fs / 'c.db'}"
     done = changeover_import(write_records(tmp_path / "big.jsonl", 2000), db)
@@ -131,7 +128,6 @@ def test_postgres_refusing_the_import_leaves_it_as_it_was(pg_cluster, pg_db, tmp
     )
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_WRAPPED)
 @pytest.mark.parametrize("fault", [failing_trigger, read_only], ids=["failing-statement", "read-only"])
 def test_postgres_refusing_the_import_is_a_clear_error(pg_cluster, pg_db, tmp_path, fault):
     contents(pg_db)  # creates the tables the trigger goes on

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError
 
+from changeover.errors import StoreError
 from changeover.records import OPTIONAL_FIELDS, Record, read_records
-from changeover.store.engine import Store
+from changeover.store.engine import Store, cause
 from changeover.store.events import now
 from changeover.store.schema import imports, labels, responses
 
@@ -64,41 +66,57 @@ def _row(rec: Record, fingerprint: str, source: str | None, at) -> dict:
 def add_records(store: Store, records: Iterable[Record], source: str | None = None) -> tuple[int, int]:
     """Insert records not already stored, in one transaction. Returns (rows, added)."""
     records = list(records)
-    fingerprints = [r.fingerprint() for r in records]
-    at = now()
-    added = 0
     with store.engine.begin() as conn:
-        existing: set[str] = set()
-        for start in range(0, len(fingerprints), _BATCH):
-            chunk = fingerprints[start : start + _BATCH]
-            existing.update(
-                conn.execute(select(responses.c.fingerprint).where(responses.c.fingerprint.in_(chunk))).scalars()
-            )
-        seen: set[str] = set()
-        rows = []
-        for rec, fp in zip(records, fingerprints, strict=True):
-            if fp in existing or fp in seen:
-                continue
-            seen.add(fp)
-            rows.append(_row(rec, fp, source, at))
-        for start in range(0, len(rows), _BATCH):
-            conn.execute(insert(responses), rows[start : start + _BATCH])
-        added = len(rows)
+        added = _insert_new(conn, records, source)
     return len(records), added
 
 
+def _insert_new(conn: Any, records: list[Record], source: str | None) -> int:
+    """Insert, inside ``conn``'s transaction, the records whose fingerprint is not stored yet; returns how many."""
+    fingerprints = [r.fingerprint() for r in records]
+    at = now()
+    existing: set[str] = set()
+    for start in range(0, len(fingerprints), _BATCH):
+        chunk = fingerprints[start : start + _BATCH]
+        existing.update(
+            conn.execute(select(responses.c.fingerprint).where(responses.c.fingerprint.in_(chunk))).scalars()
+        )
+    seen: set[str] = set()
+    rows = []
+    for rec, fp in zip(records, fingerprints, strict=True):
+        if fp in existing or fp in seen:
+            continue
+        seen.add(fp)
+        rows.append(_row(rec, fp, source, at))
+    for start in range(0, len(rows), _BATCH):
+        conn.execute(insert(responses), rows[start : start + _BATCH])
+    return len(rows)
+
+
 def import_file(store: Store, path: str | Path) -> ImportResult:
-    """Validate a whole records file, then store the new rows in one transaction."""
+    """Validate a whole records file, then store the new rows and the import's log line in one transaction.
+
+    A store that cannot take the write (disk full, read-only, a refused statement, the server gone)
+    is a ``StoreError`` naming the file and the database's own reason, never a traceback that
+    prints the records; the transaction is rolled back, so nothing of the file is stored.
+    """
     path = Path(path)
     records = read_records(path)  # raises RecordsError naming file:line before any write
-    rows, added = add_records(store, records, source=str(path))
-    with store.engine.begin() as conn:
-        conn.execute(
-            insert(imports).values(
-                path=str(path), file_sha256=file_sha256(path), rows=rows, added=added, imported_at=now()
+    doing = f"importing {path}"
+    try:
+        with store.reachable(doing), store.engine.begin() as conn:
+            added = _insert_new(conn, records, str(path))
+            conn.execute(
+                insert(imports).values(
+                    path=str(path), file_sha256=file_sha256(path), rows=len(records), added=added, imported_at=now()
+                )
             )
-        )
-    return ImportResult(str(path), rows, added)
+    except DBAPIError as exc:
+        raise StoreError(
+            f"{doing}: the store at {store.display_url} refused the write ({cause(exc)}); nothing of the file "
+            "was stored - fix the database (space, permissions, triggers) and import again"
+        ) from None
+    return ImportResult(str(path), len(records), added)
 
 
 def count_responses(store: Store) -> int:
