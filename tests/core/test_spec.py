@@ -127,7 +127,7 @@ def test_an_embeddings_only_spec_loads_when_the_command_needs_no_core(tmp_path):
     spec = load_spec(path, core=False)
     assert not spec.has_core and spec.raw("embeddings") == {"corpus": "docs.jsonl"}
     with pytest.raises(SpecError, match="needs 'incumbent' and 'candidates' and 'dimensions'"):
-        spec.models
+        _ = spec.models
     path.write_text("embedings: {}\n")
     with pytest.raises(SpecError, match="did you mean 'embeddings'"):
         load_spec(path, core=False)
