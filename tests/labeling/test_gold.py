@@ -181,3 +181,19 @@ def test_a_gold_file_that_is_not_there_is_a_spec_error(tmp_path, filled_store, s
 
     with pytest.raises(SpecError, match="labeling.gold.answers"):
         serve(filled_store, gold={"answers": answers})
+
+
+def test_a_response_judged_by_a_low_gold_annotator_gets_a_second_label(tmp_path, unlabelled_store, serve):
+    answers = write_gold(tmp_path, unlabelled_store, 1)
+    live = serve(unlabelled_store, gold={"answers": "gold.csv", "share": 1.0})
+    label_through(live, "bob", 1, answers, fail_gold=True)  # bob fails the gold item ...
+    label_through(live, "carol", 1, answers, fail_gold=False)  # ... carol passes it
+    live.service.refresher.refresh(full=False)
+    assert live.service.refresher.snapshot.recheck == {"bob"}
+    (by_bob,) = label_through(live, "bob", 1, answers, fail_gold=True)
+    checked, by_carol = label_through(live, "carol", 2, answers, fail_gold=False)
+    assert checked["_key"] == by_bob["_key"]  # bob's verdict is the next one checked
+    alice = label_through(live, "alice", 3, answers, fail_gold=False)
+    assert alice[0]["_gold"] and not {by_bob["_key"], by_carol["_key"]} & {s["_key"] for s in alice}
+    assert sorted(current_labels(unlabelled_store)[(*by_bob["_key"], "refusal")]) == [1, 1]  # two verdicts
+    assert len(current_labels(unlabelled_store)[(*by_carol["_key"], "refusal")]) == 1  # carol's is enough alone

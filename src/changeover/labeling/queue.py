@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -117,6 +117,17 @@ def candidates(
     ]
     out.sort(key=lambda t: order_key(t, annotator, rank, window, state))
     return out
+
+
+def with_second_labels(catalogue: Catalogue, state: QueueState, recheck: frozenset[str]) -> Catalogue:
+    """The catalogue with a second annotator wanted on every single-label response judged by one of
+    ``recheck`` (annotators whose gold agreement is low): their verdict is checked by someone else."""
+    if not recheck:
+        return catalogue
+    second = {k for k, who in state.givers.items() if who & recheck}
+    if not second:
+        return catalogue
+    return Catalogue(replace(t, needed=2) if t.key in second and t.needed < 2 else t for t in catalogue.by_key.values())
 
 
 def _occupants(conn: Connection, task: Task) -> tuple[set[str], set[int]]:

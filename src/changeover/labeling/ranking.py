@@ -32,6 +32,7 @@ class Snapshot:
     decision: Any = None  # the assessment's typed result (``Assessment.decision``)
     labels_needed: dict[str, dict[str, int]] = field(default_factory=dict)  # ``Assessment.labels_needed``
     gold: dict[TaskKey, dict[str, int]] = field(default_factory=dict)  # gold responses and their answers
+    recheck: frozenset[str] = frozenset()  # annotators with low gold agreement: their labels get a second one
     error: str | None = None
     at: datetime = field(default_factory=now)
     seconds: float = 0.0

@@ -37,7 +37,7 @@ from changeover.labeling.progress import (
     total_needed,
 )
 from changeover.labeling.progress import agreement as agreement_by_dimension
-from changeover.labeling.queue import Claims, QueueState, candidates, read_state
+from changeover.labeling.queue import Claims, QueueState, candidates, read_state, with_second_labels
 from changeover.labeling.ranking import Refresher, Snapshot, rank_from_next_labels
 from changeover.labeling.resolve import Resolution, resolve
 from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskError, shown, submit
@@ -116,10 +116,13 @@ class LabelingService:
             self.cfg.seed_for(self.spec),
         )
         gold = {k: v for k, v in self._gold().items() if k in catalogue.by_key}
+        low = annotator_quality(self.store, gold, self.dimensions) if gold else {}
+        recheck = frozenset(a for a, q in low.items() if q.to_json()["low"])
         if not full:
-            return Snapshot(catalogue, gold=gold)
+            return Snapshot(catalogue, gold=gold, recheck=recheck)
         records = load_records(self.store, models=self.spec.models)
-        return replace(assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions), gold=gold)
+        snap = assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
+        return replace(snap, gold=gold, recheck=recheck)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -162,7 +165,8 @@ class LabelingService:
         gold = self._gold_task(annotator, snap.catalogue, snap.gold, state)
         if gold is not None:
             return gold
-        ranked = candidates(snap.catalogue, annotator, snap.rank, self.cfg.rank_window, state, exclude=snap.gold)
+        catalogue = with_second_labels(snap.catalogue, state, snap.recheck)
+        ranked = candidates(catalogue, annotator, snap.rank, self.cfg.rank_window, state, exclude=snap.gold)
         task = self.claims.claim(annotator, ranked)
         if task is None and self.claims.holds(annotator):  # a parallel request of theirs claimed one
             return self.claims.current(snap.catalogue, annotator, read_state(self.store))
