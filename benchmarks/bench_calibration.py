@@ -410,7 +410,9 @@ def bench_xstest(seeds: int, long_seeds: int) -> None:
                 f"{np.mean(oh):6.1%} ±{se(np.mean(oh), len(oh)):4.1%} | {np.mean(sw):9.4f} | {np.mean(ow):9.4f}"
             )
     print("  target: segment coverage >= 93% at every budget (was 65% / 75% / 76%), overall coverage kept")
-    print("\n  estimated judge-error dependence P(both wrong) / product, posterior mean, 120 labels (mean over seeds):")
+    print(
+        "\n  estimated judge-error dependence P(both wrong) / (independence given the truth), posterior mean, 120 labels (mean over seeds):"
+    )
     print("  " + ", ".join(f"{a}->{b} {np.mean(v):.2f}" for (a, b), v in sorted(dep.items()) if a < b))
 
     inc = "llama2orig"
