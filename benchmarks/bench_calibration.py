@@ -411,7 +411,8 @@ def bench_xstest(seeds: int, long_seeds: int) -> None:
             )
     print("  target: segment coverage >= 93% at every budget (was 65% / 75% / 76%), overall coverage kept")
     print(
-        "\n  estimated judge-error dependence P(both wrong) / (independence given the truth), posterior mean, 120 labels (mean over seeds):"
+        "\n  estimated judge-error dependence P(both wrong) / (independence given the truth), posterior mean, "
+        "120 labels (mean over seeds):"
     )
     print("  " + ", ".join(f"{a}->{b} {np.mean(v):.2f}" for (a, b), v in sorted(dep.items()) if a < b))
 
