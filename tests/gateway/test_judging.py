@@ -19,9 +19,10 @@ from tests.gateway.test_gateway import wait_for
 from changeover.cli import run
 from changeover.config import load_spec
 from changeover.errors import SpecError
+from changeover.records import Record
 from changeover.shadow.app import GatewayService
 from changeover.shadow.judging import MirroredPair
-from changeover.store.responses import load_records
+from changeover.store.responses import add_records, load_records
 
 SAME = "Paris is the capital of France."
 
@@ -197,3 +198,32 @@ def test_p_regression_decides_on_the_judged_records_with_their_labels(tmp_path, 
     assert unlabelled < 0.9 < labelled
     few = pairs[:5]
     assert p_regression(trigger, Window([], [], few)) == (None, 5)  # pending: too few judged pairs
+
+
+def test_pairs_left_unjudged_at_a_restart_are_judged_at_the_next_start(tmp_path, judged, serve, gw_store):
+    from changeover.shadow.config import Upstream
+    from changeover.shadow.rows import RowMaker
+    from changeover.shadow.writer import LogWriter
+
+    up = {"old": Upstream(base_url="http://x/v1"), "new": Upstream(base_url="http://y/v1")}
+    writer = LogWriter(gw_store, RowMaker(up, {"new"}), flush_interval=0.01).start()
+    for i in range(3):  # logged by a gateway that stopped before judging them
+        q = {"messages": [{"role": "user", "content": f"What is the capital of France? #{i}"}]}
+        writer.submit(exchange(f"before{i}", "old", text=SAME, payload=q))
+        writer.submit(exchange(f"before{i}", "new", "mirror", text="The capital of France is Paris.", payload=q))
+    writer.close()
+    judged_before = [
+        rec
+        for rid in ("before0",)
+        for rec in (
+            Record(item=rid, model="old", signals={"correctness": 1}),
+            Record(item=rid, model="new", signals={"correctness": 1}),
+        )
+    ]
+    add_records(gw_store, judged_before, source="gateway:shadow")  # this one was judged before the stop
+    gw = serve(judged_spec(tmp_path, judged))
+    judge = gw.service.judge
+    wait_for(lambda: judge.resumed == 2 and judge.judged == 2, timeout=30)
+    gw.stop()
+    items = {r.item for r in load_records(gw_store) if r.extra.get("source") == "gateway:shadow"}
+    assert {"before1", "before2"} <= items and judged.calls["judge"] == 4  # 2 pairs, both answers judged

@@ -151,6 +151,11 @@ class JudgeSettings(BaseModel):
     expect_refusal_header: str = Field(
         "x-changeover-expect-refusal", description="header saying per request whether it should be refused"
     )
+    resume: Seconds = Field(
+        3600.0,
+        description="at start-up, judge the sampled pairs of this last stretch of the shadow log that have no "
+        "judged records yet (queued when the gateway stopped); 0 = off",
+    )
 
     @field_validator("sample")
     @classmethod

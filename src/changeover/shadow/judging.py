@@ -25,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import random
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from changeover.config import MigrationSpec
@@ -39,14 +39,17 @@ from changeover.judges import Ask, Case, build_judges, judge_configs, judge_mode
 from changeover.judges.base import Judge, Verdict
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, build_clients, model_configs
 from changeover.records import Record
+from changeover.shadow.answers import Answer as LoggedAnswer
+from changeover.shadow.answers import Pair, load_answers, pairs
 from changeover.shadow.checks import is_refusal, similarity
 from changeover.shadow.config import JudgeSettings
+from changeover.shadow.context import ExpectRefusal
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.export import JUDGED_SOURCE
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.wire import last_user_message
 from changeover.store import Store
-from changeover.store.responses import add_records
+from changeover.store.responses import add_records, load_records_counted
 
 log = logging.getLogger("changeover.gateway")
 
@@ -62,11 +65,55 @@ def time_of_week(at: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MirroredPair:
-    """What the judges need of one mirrored request: both answers as exchanged, and the request context."""
+    """What the judges need of one mirrored request: both answers as exchanged, and the request context.
+    ``rows``: the answers already parsed (a pair read back from the shadow log after a restart)."""
 
     incumbent: Exchange
     candidate: Exchange
     expect_refusal: bool | None = None
+    rows: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+
+def logged_pair(pair: Pair, expect_refusal: bool | None) -> MirroredPair:
+    """A pair from the shadow log (the request redacted as logged), for judging after a restart."""
+
+    def exchange(a: LoggedAnswer) -> Exchange:
+        return Exchange(
+            request_id=a.request_id,
+            at=a.at,
+            model=a.model,
+            role=a.role,
+            request_type=a.request_type,
+            subject=a.subject,
+            stage=a.stage,
+            weight=0,
+            stream=False,
+            payload=a.request,
+            body=None,
+            status=a.status,
+            error=a.error,
+            latency_ms=a.latency_ms or 0.0,
+            prompt=a.prompt_version,
+        )
+
+    def row(a: LoggedAnswer) -> dict[str, Any]:
+        return {
+            "model": a.model,
+            "role": a.role,
+            "response_text": a.text,
+            "error": a.error,
+            "refusal": a.refusal,
+            "tokens_estimated": a.tokens_estimated,
+            "prompt_version": a.prompt_version,
+            "latency_ms": a.latency_ms,
+            "tokens_in": a.tokens_in,
+            "tokens_out": a.tokens_out,
+            "cost_usd": a.cost_usd,
+        }
+
+    return MirroredPair(
+        exchange(pair.incumbent), exchange(pair.candidate), expect_refusal, (row(pair.incumbent), row(pair.candidate))
+    )
 
 
 @dataclass(slots=True)
@@ -97,6 +144,7 @@ class JudgeWorker:
         self.prefiltered = 0  # candidate answers that took the incumbent's verdicts (no judge call)
         self.paused: Counter[str] = Counter()  # pairs not judged, by the budget that was spent
         self.errors = 0  # pairs that failed (a judge's bug, the store refusing the records)
+        self.resumed = 0  # pairs read back from the shadow log at start (not judged before a restart)
         self.judge_calls = 0  # judge model calls made (cache hits excluded)
         self.cache_hits = 0
         self.spent_usd: dict[str, float] = {}  # UTC day -> judge spend
@@ -123,13 +171,14 @@ class JudgeWorker:
 
     # ------------------------------------------------------------------ request side (never blocks)
 
-    def wanted(self, request_type: str) -> bool:
+    def wanted(self, request_id: str, request_type: str) -> bool:
+        """Sampled by the request id's hash: the same answer on every replica and after a restart."""
         rate = self.settings.rate(request_type)
-        return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+        return rate >= 1.0 or (rate > 0.0 and zlib.crc32(request_id.encode()) / 2**32 < rate)
 
     def offer(self, pair: MirroredPair) -> bool:
         """Queue a pair for judging if sampled; False when not sampled or dropped (counted)."""
-        if not self.wanted(pair.incumbent.request_type):
+        if not self.wanted(pair.incumbent.request_id, pair.incumbent.request_type):
             return False
         self.offered += 1
         with self._settled:
@@ -177,6 +226,7 @@ class JudgeWorker:
     def to_json(self) -> dict[str, Any]:
         return {
             "offered": self.offered,
+            "resumed": self.resumed,
             "judged": self.judged,
             "dropped": self.dropped,
             "prefiltered": self.prefiltered,
@@ -236,6 +286,8 @@ class JudgeWorker:
             return ask
 
         judges = build_judges(self.spec, self.configs, ask_for)
+        if self.settings.resume > 0:
+            await asyncio.to_thread(self._resume)
         served = 0
         try:
             while True:
@@ -254,6 +306,33 @@ class JudgeWorker:
         finally:
             await cache.close()
             await asyncio.gather(*(c.aclose() for c in clients.values()))
+
+    def _resume(self) -> None:
+        """Queue the sampled pairs of the last ``resume`` seconds the store has no judged records of:
+        those still queued or in flight when the gateway stopped (the cache spares what was judged)."""
+        started = datetime.now(UTC)  # pairs logged from now on come through offer()
+        since = started - timedelta(seconds=self.settings.resume)
+        try:
+            answers = load_answers(self.store, since=since, models=self.spec.models, with_request=True)
+            done = {
+                (r.item, r.model) for r in load_records_counted(self.store, self.spec.models, JUDGED_SOURCE, since)[0]
+            }
+        except Exception:  # noqa: BLE001 - the store away at start-up: nothing resumed, logged
+            log.exception("cannot read the shadow log to resume judging")
+            return
+        refusal = ExpectRefusal(self.settings)
+        for candidate in self.spec.candidates:
+            for pair in pairs(answers, self.spec.incumbent, candidate):
+                rid, kind = pair.incumbent.request_id, pair.incumbent.request_type
+                if pair.incumbent.at >= started or (rid, candidate) in done or not self.wanted(rid, kind):
+                    continue
+                with self._settled:
+                    try:
+                        self.queue.put_nowait(logged_pair(pair, refusal(kind, {})))
+                    except queue.Full:
+                        return
+                    self._pending += 1
+                self.resumed += 1
 
     def _take(self) -> list[MirroredPair] | None:
         """Up to ``concurrency`` pairs (waiting for the first); None to stop."""
@@ -278,7 +357,8 @@ class JudgeWorker:
             self.paused[spent] += 1
             return []
         try:
-            inc, cand = _Answer(self.rows(pair.incumbent)[0]), _Answer(self.rows(pair.candidate)[0])
+            inc_row, cand_row = pair.rows or (self.rows(pair.incumbent)[0], self.rows(pair.candidate)[0])
+            inc, cand = _Answer(inc_row), _Answer(cand_row)
             payload = pair.incumbent.payload or {}
             inc_case = self._case(pair, inc, inc, payload, is_incumbent=True)
             inc_verdicts = await _score(judges, inc_case)
