@@ -111,8 +111,10 @@ def test_progress_shows_what_decides_with_the_cli_s_labels_needed(tmp_path, sqli
 
     from changeover.cli import run
     from changeover.config import load_spec
+    from changeover.labeling.service import looks_for
+    from changeover.stats.stopping import confidence_at_look
     from changeover.store import open_store
-    from changeover.store.responses import add_records
+    from changeover.store.responses import add_records, load_records
 
     with open_store(sqlite_url) as store:
         add_records(store, _two_segments(records), source="xstest")
@@ -125,6 +127,8 @@ def test_progress_shows_what_decides_with_the_cli_s_labels_needed(tmp_path, sqli
         snap = service.refresher.refresh(full=True)
     assert snap.error is None, snap.error
     progress = service.progress(None)
+    # the page reads the decision once per batch of labels: the CLI gets the same look count
+    looks = looks_for(load_records(store, models=service.spec.models))
     out = tmp_path / "decision.json"
     code = run(
         [
@@ -143,6 +147,8 @@ def test_progress_shows_what_decides_with_the_cli_s_labels_needed(tmp_path, sqli
             "200",
             "--json",
             str(out),
+            "--looks",
+            str(looks),
         ]
     )
     assert code in (0, 1, 3)
@@ -157,11 +163,24 @@ def test_progress_shows_what_decides_with_the_cli_s_labels_needed(tmp_path, sqli
         assert shown["verdict"] == cli["candidates"][name]["verdict"]
         assert shown["labels_needed"] == cli["labels_needed"][name]["refusal"]
         assert shown["dimension"] == "refusal" and shown["segment"] in entries
-        assert shown["threshold"] == pytest.approx(0.95)
+        assert shown["threshold"] == pytest.approx(confidence_at_look(0.95, looks)) == cli["threshold"]
         if shown["probability"] == "non-inferior":  # the weakest required comparison decides
             assert shown["p"] == pytest.approx(min(e["p_noninferior"] for e in entries.values()))
             assert shown["mcse"] == pytest.approx(entries[shown["segment"]]["mcse"]["p_noninferior"])
         assert shown["borderline"] == entries[shown["segment"]]["borderline"]
     admin = service.progress(None)["decision"]["candidates"][0]
-    assert f"{admin['dimension']}, {admin['segment']}: P(" in admin["text"] and "against 0.95 needed" in admin["text"]
+    assert (
+        f"{admin['dimension']}, {admin['segment']}: P(" in admin["text"]
+        and f"against {confidence_at_look(0.95, looks):.2f} needed" in admin["text"]
+    )
     store.dispose()
+
+
+def test_the_live_decision_counts_its_looks_one_per_batch_of_labelled_items():
+    """The page refits as labels arrive: its threshold rises with the batches read (stats.stopping)."""
+    from changeover.labeling.service import looks_for
+    from changeover.records import Record
+
+    recs = [Record(item=f"q{i}", model=m, labels={"refusal": [1]} if i < 45 else {}) for i in range(100) for m in "ab"]
+    assert looks_for(recs) == 3  # 45 labelled items, batches of 20 (an item counts once)
+    assert looks_for([Record(item="q", model="a")]) == 1

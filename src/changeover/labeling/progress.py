@@ -203,7 +203,8 @@ def decision_summary(decision: Any, labels_needed: dict[str, dict[str, int]], di
 
     ``labels_needed``: the assessment's ``labels_needed`` (``Assessment.labels_needed``).
     """
-    threshold = float(decision.confidence)
+    # the threshold this look is read at: the confidence, raised as labels arrive (stats.stopping)
+    threshold = float(decision.threshold if decision.threshold is not None else decision.confidence)
     candidates, lines = [], []
     for name, cand in decision.candidates.items():
         needed = labels_needed.get(name) or {}

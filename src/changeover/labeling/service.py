@@ -44,8 +44,18 @@ from changeover.labeling.submit import Submission, SubmitResult, UnknownTaskErro
 from changeover.labeling.tables import ensure_tables
 from changeover.labeling.tasks import Catalogue, Task, stored_responses
 from changeover.records import Record
+from changeover.stats.stopping import looks_from_labels
 from changeover.store import Store
 from changeover.store.responses import all_labels, load_records
+
+
+def looks_for(records: list[Record]) -> int:
+    """How many times the live decision has been read: one look per batch of labelled items (stats.stopping).
+
+    The page refits as labels arrive and a team stops at the first GO it reads; counting the looks
+    keeps that loop's false GO at 1 - confidence (measured in benchmarks/bench_stopping.py).
+    """
+    return looks_from_labels(len({r.item for r in records if any(r.labels.values())}))
 
 
 def assess_snapshot(
@@ -68,6 +78,7 @@ def assess_snapshot(
             draws=cfg.assess_draws,
             chains=cfg.assess_chains,
             next_count=cfg.rank_depth,
+            looks=looks_for(records),
         )
     except ChangeoverError as exc:
         return Snapshot(catalogue, error=f"the assessment cannot run yet: {exc}")
