@@ -227,3 +227,45 @@ def test_pairs_left_unjudged_at_a_restart_are_judged_at_the_next_start(tmp_path,
     gw.stop()
     items = {r.item for r in load_records(gw_store) if r.extra.get("source") == "gateway:shadow"}
     assert {"before1", "before2"} <= items and judged.calls["judge"] == 4  # 2 pairs, both answers judged
+
+
+def test_semantic_equivalence_reads_the_equivalence_judge_on_judged_pairs(tmp_path, store):
+    from tests.gateway.test_triggers import answer
+
+    from changeover.config import spec_from_dict
+    from changeover.rollout.config import RolloutConfig
+    from changeover.rollout.measure import Window, measure
+    from changeover.rollout.regression import equivalence_for
+    from changeover.shadow.answers import Pair
+
+    def spec(rubric: str):
+        return spec_from_dict(
+            {
+                "incumbent": "old",
+                "candidates": ["new"],
+                "dimensions": {"equivalence": {"signal": "same", "margin": 0.05}},
+                "judges": {"same": {"kind": "llm", "model": "judge", "rubric": rubric}},
+                "models": {"judge": {"base_url": "http://127.0.0.1:1/v1"}},
+            },
+            tmp_path / "migration.yaml",
+        )
+
+    # word for word the same answers (the word rule says 100 %), but the judge called 10 of 40 different
+    pairs = [Pair(answer(i, "old"), answer(i, "new", "mirror")) for i in range(50)]
+    add_records(
+        store,
+        [
+            Record(item=f"r{i}", model=m, signals={"same": 1 if m == "old" or i >= 10 else 0})
+            for i in range(40)
+            for m in ("old", "new")
+        ],
+        source="gateway:shadow",
+    )
+    window = Window([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
+    rate = equivalence_for(spec("equivalence"), store, "old", "new")
+    assert rate(window) == (0.75, 40)
+    trigger = RolloutConfig(triggers=[{"metric": "semantic_equivalence", "below": 0.9}]).triggers[0]
+    judged = measure(trigger, window, None, lambda: rate(window))
+    assert judged.phase == "failed" and judged.value == 0.75 and judged.samples == 40
+    assert measure(trigger, window).phase == "successful"  # the word-similarity rule, without the judge
+    assert equivalence_for(spec("correctness"), store, "old", "new") is None

@@ -86,6 +86,7 @@ class Controller:
         regression: Callable[[Trigger, Window], tuple[float, int]] | None = None,
         clock: Callable[[], datetime] = now,
         retrier: ChangeRetrier | None = None,
+        equivalence: Callable[[Window], tuple[float | None, int]] | None = None,
     ):
         ensure_tables(store)  # once, at start-up: each run only reads
         self.store = store
@@ -93,6 +94,7 @@ class Controller:
         self.incumbent = incumbent
         self.candidate = candidate
         self.regression = regression
+        self.equivalence = equivalence  # the judged semantic equivalence (None: the word-similarity rule)
         self.clock = clock
         self.retrier = retrier or ChangeRetrier(store, config)
         self.records: dict[str, TriggerRecord] = {}
@@ -193,7 +195,8 @@ class Controller:
         start = max(state.since, self.clock() - timedelta(seconds=self.config.window))
         window = window_from_store(self.store, self.incumbent, self.candidate, start)
         regression = (lambda t: self.regression(t, window)) if self.regression else None
-        measurements = [measure(t, window, regression) for t in self.config.triggers]
+        equivalence = (lambda: self.equivalence(window)) if self.equivalence else None
+        measurements = [measure(t, window, regression, equivalence) for t in self.config.triggers]
         for m in measurements:
             self._count(m)
         action, reason = self._decide(state, measurements, window)

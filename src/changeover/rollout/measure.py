@@ -113,9 +113,13 @@ def _pending(trigger: Trigger, value: float | None, baseline: float | None, n: i
 
 
 def measure(
-    trigger: Trigger, window: Window, regression: Callable[[Trigger], tuple[float, int]] | None = None
+    trigger: Trigger,
+    window: Window,
+    regression: Callable[[Trigger], tuple[float, int]] | None = None,
+    equivalence: Callable[[], tuple[float | None, int]] | None = None,
 ) -> Measurement:
-    """One measurement of one trigger; never raises (a failure to measure is phase ``error``)."""
+    """One measurement of one trigger; never raises (a failure to measure is phase ``error``).
+    ``equivalence``: the judged semantic equivalence of the window, when an LLM judge gives it."""
     try:
         baseline = None
         if trigger.metric == "p_regression":
@@ -123,7 +127,7 @@ def measure(
                 raise RuntimeError("no assessment available for p_regression")
             value, n = regression(trigger)
         elif trigger.metric == "semantic_equivalence":
-            value, n = equivalence_rate(window.pairs)
+            value, n = equivalence() if equivalence is not None else equivalence_rate(window.pairs)
         else:
             fn = PER_MODEL[trigger.metric]
             value, n = fn(window.candidate)

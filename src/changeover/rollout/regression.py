@@ -50,6 +50,34 @@ def window_records(store: Store, spec: MigrationSpec, window: Window) -> list[Re
     return records
 
 
+def equivalence_signal(spec: MigrationSpec) -> str | None:
+    """The signal of the spec's LLM judge with the equivalence rubric (None: there is none)."""
+    from changeover.judges import judge_configs
+
+    return next((s for s, c in judge_configs(spec).items() if c.kind == "llm" and c.rubric == "equivalence"), None)
+
+
+def equivalence_for(
+    spec: MigrationSpec, store: Store, incumbent: str, candidate: str
+) -> Callable[[Window], tuple[float | None, int]] | None:
+    """The ``semantic_equivalence`` trigger on judged pairs: the share of the window's judged candidate
+    answers the equivalence judge called the same as the incumbent's (unscorable ones left out); None
+    when the spec has no such judge."""
+    signal = equivalence_signal(spec)
+    if signal is None:
+        return None
+
+    def rate(window: Window) -> tuple[float | None, int]:
+        values = [
+            r.signals[signal]
+            for r in judged_records(store, incumbent, candidate, window)
+            if r.model == candidate and r.signals.get(signal) is not None
+        ]
+        return (sum(values) / len(values) if values else None), len(values)
+
+    return rate
+
+
 def regression_for(
     spec: MigrationSpec, store: Store, incumbent: str, candidate: str, draws: int = 400, judged: bool = False
 ) -> Callable[[Trigger, Window], tuple[float | None, int]]:

@@ -27,7 +27,7 @@ from changeover.rollout import state as rollout_state
 from changeover.rollout.controller import Controller
 from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.provider import ChangeoverProvider
-from changeover.rollout.regression import regression_for
+from changeover.rollout.regression import equivalence_for, regression_for
 from changeover.rollout.state import RolloutState
 from changeover.rollout.watch import FlagWatcher
 from changeover.shadow.admin import AdminAPI
@@ -80,6 +80,7 @@ class GatewayService:
             s.candidate,
             regression=regression_for(spec, store, s.incumbent, s.candidate, judged=s.shadow.judge is not None),
             retrier=self.retrier,
+            equivalence=equivalence_for(spec, store, s.incumbent, s.candidate) if s.shadow.judge else None,
         )
         self.controller_errors = 0
         self.admin = AdminAPI(
