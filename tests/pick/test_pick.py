@@ -32,7 +32,7 @@ def _records(n: int = 400, seed: int = 3) -> list[Record]:
             z = int(rng.random() < p)
             # a good judge on every model; labels on many items, except few on 'cheap' (it stays undecided)
             signal = z if rng.random() < 0.92 else 1 - z
-            labelled = i < (12 if model == "cheap" else 300)
+            labelled = i < (30 if model == "cheap" else 300)
             rec = Record(
                 item=f"q{i}",
                 model=model,

@@ -109,7 +109,7 @@ def assess(
     *,
     seed: int | None = None,
     draws: int = 500,
-    warmup: int = 300,
+    warmup: int = 500,
     chains: int = 4,
     next_count: int = 50,
     policy: SamplingPolicy | None = None,

@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
         draws: int = typer.Option(
             500, min=50, help="Posterior draws per chain (more are drawn by itself if the fit needs them)."
         ),
-        warmup: int = typer.Option(300, min=50, help="Warm-up iterations per chain."),
+        warmup: int = typer.Option(500, min=50, help="Warm-up iterations per chain."),
         chains: int = typer.Option(4, min=2, max=16, help="Independent chains (for R-hat)."),
         seed: int | None = typer.Option(None, help="Random seed (default: the spec's seed)."),
         next_labels: int = typer.Option(50, "--next", min=0, help="How many items to rank for labelling."),
