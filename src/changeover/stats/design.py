@@ -154,7 +154,7 @@ def design(t: PairTable) -> Design:
                     here = (tot > 0) & (t.seg == s)
                     informed = min(t.n[here & (lev_g == level)].sum(), t.n[here & (lev_g == 0)].sum())
                     block(1, GROUP_B, informed=informed)
-    tuples = []
+    tuples: list[np.ndarray] = []
     t_of_u = np.zeros((U, 2), np.int64)
     o_ri = 0
     if G > 1:

@@ -25,7 +25,7 @@ _TINY = 1e-300
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _loglik(w, ptr, idx, allowed, row, n, agree, disagree, noise, noisy):  # pragma: no cover - compiled
+def _loglik(w, ptr, idx, allowed, row, n, agree, disagree, noise, noisy):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled (numba types it)
     """(ll [B], d ll / d w [B, P], d ll / d logit(noise) [B]) for w [B, P] and per-b padded cell arrays."""
     B, P = w.shape
     J = n.shape[1]
@@ -100,7 +100,7 @@ def _loglik(w, ptr, idx, allowed, row, n, agree, disagree, noise, noisy):  # pra
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _eta_rows(w, ptr, idx, allowed):  # pragma: no cover - compiled
+def _eta_rows(w, ptr, idx, allowed):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled (numba types it)
     """softmax(eta) for every row of one design and every draw: w [N, P] -> [N, E, 4]."""
     N = w.shape[0]
     E = allowed.shape[0]
@@ -129,7 +129,18 @@ def _eta_rows(w, ptr, idx, allowed):  # pragma: no cover - compiled
     return out
 
 
-def loglik(w, ptr, idx, allowed, row, n, agree, disagree, noise, noisy):
+def loglik(
+    w: np.ndarray,
+    ptr: np.ndarray,
+    idx: np.ndarray,
+    allowed: np.ndarray,
+    row: np.ndarray,
+    n: np.ndarray,
+    agree: np.ndarray,
+    disagree: np.ndarray,
+    noise: np.ndarray,
+    noisy: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batched log likelihood of the labelled cells and its gradients (see ``_loglik``)."""
     return _loglik(np.ascontiguousarray(w), ptr, idx, allowed, row, n, agree, disagree, noise, noisy)
 

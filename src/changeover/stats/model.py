@@ -204,8 +204,8 @@ class PairFit:
         K = d.levels[signal]
         joint = self._joint().sum(2)  # [C,T,U,4]
         lev = d.lev[:, :, signal]
-        valid = (lev < K).all(1) & (d.known < 0).all(1)
-        says = lev >= (K + 1) // 2  # [U, 2]
+        valid: np.ndarray = np.asarray((lev < K).all(1) & (d.known < 0).all(1))
+        says: np.ndarray = np.asarray(lev >= (K + 1) // 2)  # [U, 2]
         w0 = says[:, 0][:, None] != (Z0[None, :] == 1)  # [U, 4]
         w1 = says[:, 1][:, None] != (Z1[None, :] == 1)
         jv = joint * valid[:, None]

@@ -112,7 +112,7 @@ def build_table(
     ``known0``/``known1``: optional per-item -1 / 0 / 1 (see ``PairTable``);
     a response with known truth has its signals and labels dropped.
     """
-    lv = (int(levels),) if np.isscalar(levels) else tuple(int(k) for k in levels)  # type: ignore[arg-type]
+    lv = (int(levels),) if isinstance(levels, int | np.integer) else tuple(int(k) for k in levels)
     seg = np.asarray(seg, dtype=np.int64)
     n_items = seg.shape[0]
     a0, a1 = (_levels_2d(a, lv, n_items) for a in (a0, a1))
