@@ -1,8 +1,7 @@
 """JSON from a client, bounded: nesting deeper than a limit is a ``TooDeep`` (a ``ValueError``), never a
 ``RecursionError`` (a 500 in a web app) or a value nested without bound.
 
-Shared by the web features (the labelling app; the gateway's ``shadow.limits`` has the same two functions
-and can import them from here), so it sits below them.
+Shared by the web features (the labelling app, the gateway's ``shadow.limits``), so it sits below them.
 """
 
 from __future__ import annotations

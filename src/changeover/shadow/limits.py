@@ -9,11 +9,15 @@ than its column is a 400 naming where it came from, never a failed log batch.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from starlette.requests import Request
+
+from changeover.jsonlimits import TooDeep, depth  # re-exported: the gateway reads limits.TooDeep
+from changeover.jsonlimits import loads as bounded_json
+
+__all__ = ["BodyTooLarge", "TooDeep", "depth", "loads", "read_capped", "too_long", "parse_size"]
 
 MAX_JSON_DEPTH = 64  # a chat request with tools and JSON schemas nests ~10 deep
 MAX_SUBJECT = 256  # shadow_log.subject
@@ -45,10 +49,6 @@ class BodyTooLarge(Exception):
     """The request body is over the limit (it was not read further)."""
 
 
-class TooDeep(ValueError):
-    """The JSON nests deeper than allowed."""
-
-
 async def read_capped(request: Request, limit: int) -> bytes:
     """The whole body, or ``BodyTooLarge`` as soon as it passes ``limit`` bytes
     (a ``Content-Length`` over the limit is refused before reading anything)."""
@@ -63,32 +63,9 @@ async def read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def depth(value: Any) -> int:
-    """How deep containers nest in a parsed JSON value (iterative: never recurses)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
-    return deepest
-
-
 def loads(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``json.loads`` that raises ``TooDeep`` (a ``ValueError``) instead of nesting without bound."""
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise TooDeep(f"the JSON nests deeper than {max_depth} levels") from None
-    if isinstance(value, dict | list) and depth(value) > max_depth:
-        raise TooDeep(f"the JSON nests deeper than {max_depth} levels")
-    return value
+    return bounded_json(raw, max_depth)
 
 
 def too_long(value: str | None, limit: int) -> bool:
