@@ -111,4 +111,4 @@ def test_unwritable_json_output_is_a_clear_error(tmp_path, spec_path, capsys):
             str(tmp_path / "file" / "decision.json"),
         ]
     )
-    assert rc == 2 and "cannot write the JSON output" in capsys.readouterr().err
+    assert rc == 2 and "cannot write the decision JSON" in capsys.readouterr().err

@@ -37,15 +37,16 @@ def load_assessment_records(
 ) -> tuple[list[Any], int | None, str | None]:
     """The records a decision reads: a file (with the store's human labels merged unless told not to) or the store.
 
-    Returns the records, how many store labels were merged into a file's records (None when the
-    store was not consulted) and the store's URL when it was. With a file, the store is consulted
-    when named (``--db`` / ``CHANGEOVER_DB``) or when the default one exists; it is never created for nothing.
+    Returns the records, how many labels of the store's labels table are in them (None when the
+    store was not consulted) and the store's URL when they were merged into a file's records.
+    With a file, the store is consulted when named (``--db`` / ``CHANGEOVER_DB``) or when the
+    default one exists; it is never created for nothing.
     """
     from changeover.cli.report import existing_store
     from changeover.errors import DataError
     from changeover.records import read_records
     from changeover.store import open_store
-    from changeover.store.responses import load_records, merge_store_labels
+    from changeover.store.responses import load_records_counted, merge_store_labels
 
     if records is not None:
         recs = read_records(records)
@@ -55,13 +56,13 @@ def load_assessment_records(
         with store:
             return recs, merge_store_labels(store, recs), store.display_url
     with open_store(db) as store:
-        recs = load_records(store, migration.models)
+        recs, merged = load_records_counted(store, migration.models)
     if not recs:
         raise DataError(
             f"the store ({store.display_url}) holds no records for {migration.models}; "
             "run `changeover import FILE` first or pass --records FILE"
         )
-    return recs, None, None
+    return recs, merged, None
 
 
 def write_ci_outputs(decision: Any, spec: Any, records: list[Any], markdown: Path | None, junit: Path | None) -> None:
