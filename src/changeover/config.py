@@ -179,7 +179,7 @@ class MigrationSpec(BaseModel):
         if got is None:
             line = f":{self._lines[()]}" if () in self._lines else ""
             raise SpecError(
-                f"{self.path or 'spec'}{line}: `{command}` needs a '{name}:' section, and the spec has none; "
+                f"{self.path or 'spec'}{line}: `{command}` needs the '{name}:' section, and the spec has none; "
                 f"add it (docs/ describe its keys)"
             )
         return got

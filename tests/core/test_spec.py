@@ -142,7 +142,7 @@ def test_a_section_a_command_needs_is_named_when_absent(tmp_path):
         model_config = ConfigDict(extra="forbid")
         port: int = 1
 
-    with pytest.raises(SpecError, match=r"`changeover serve` needs a 'gateway:' section"):
+    with pytest.raises(SpecError, match=r"`changeover serve` needs the 'gateway:' section"):
         spec.require("gateway", Gateway, "changeover serve")
 
 

@@ -225,7 +225,7 @@ def test_spec_mode_and_user_errors(tmp_path, small_corpus, capsys):
     assert "'embedings' is not a known top-level key" in capsys.readouterr().err
     spec.write_text(yaml.safe_dump({"incumbent": "gpt-a", "candidates": ["gpt-b"], "dimensions": {"correctness": {}}}))
     assert run(["embeddings", "status", "--spec", str(spec), *db]) == 2
-    assert "needs a 'embeddings:' section" in capsys.readouterr().err
+    assert "needs the 'embeddings:' section" in capsys.readouterr().err
     bad_lease = ["embeddings", "reembed", "--to", "minilm", "--corpus", str(small_corpus), "--lease", "soon", *db]
     assert run(bad_lease) == 2
     assert "--lease" in capsys.readouterr().err
