@@ -212,6 +212,17 @@ def _prompts(row: dict[str, Any]) -> str:
     return f"{names(row['candidate_stats'])} ({names(row['incumbent_stats'])})"
 
 
+def _deprecations(row: dict[str, Any]) -> str:
+    """Answers that carried an upstream deprecation notice, with the earliest sunset (incumbent's in brackets)."""
+
+    def cell(stats: dict[str, Any]) -> str:
+        d = stats.get("deprecations") or {}
+        n, sunset = d.get("answers", 0), d.get("earliest_sunset")
+        return f"{n} sunset {sunset[:10]}" if n and sunset else str(n)
+
+    return f"{cell(row['candidate_stats'])} ({cell(row['incumbent_stats'])})"
+
+
 REPORT_LINES: list[tuple[str, Any]] = [
     ("pairs", lambda r: str(r["pairs"])),
     ("prompt variant", _prompts),
@@ -244,6 +255,7 @@ REPORT_LINES: list[tuple[str, Any]] = [
     ("malformed rate", lambda r: _versus(r, "malformed_rate", True)),
     ("timeout rate", lambda r: _versus(r, "timeout_rate", True)),
     ("format drift", lambda r: _fmt(r["format_drift_rate"], True)),
+    ("deprecation notices (earliest sunset)", lambda r: _deprecations(r)),
 ]
 
 

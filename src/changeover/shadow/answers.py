@@ -45,6 +45,7 @@ class Answer:
     request: dict[str, Any] | None = None
     tokens_estimated: bool | None = None  # the counts are characters / 4 (the upstream gave no usage)
     prompt_version: str | None = None  # the registry variant the request was sent with (None: as sent)
+    deprecation: dict[str, Any] | None = None  # the upstream's deprecation notice on this answer (shadow.rows)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,7 @@ def load_answers(
         c.response_text,
         c.tokens_estimated,
         c.prompt_version,
+        c.deprecation,
     ]
     if with_request:
         cols.append(c.request)
@@ -124,6 +126,7 @@ def load_answers(
             r.request if with_request else None,
             tokens_estimated=r.tokens_estimated,
             prompt_version=r.prompt_version,
+            deprecation=r.deprecation,
         )
         for r in rows
     ]

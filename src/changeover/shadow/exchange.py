@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from changeover.providers.deprecation import DeprecationNotice
+
 
 @dataclass(slots=True, kw_only=True)
 class Exchange:
@@ -31,3 +33,4 @@ class Exchange:
     latency_ms: float
     ttft_ms: float | None = None
     prompt: str | None = None  # the registry variant applied to what was sent (``prompt@variant:vN``)
+    deprecation: DeprecationNotice | None = None  # the upstream announced a deprecation on this answer

@@ -30,6 +30,7 @@ from openfeature.evaluation_context import EvaluationContext
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from changeover.providers.deprecation import DeprecationNotice
 from changeover.shadow import limits
 from changeover.shadow.config import Settings
 from changeover.shadow.context import ExpectRefusal, RequestTyper, StickyKey
@@ -75,6 +76,7 @@ class Result:
     headers: dict[str, str]
     error: str | None
     latency_ms: float
+    notice: DeprecationNotice | None = None
 
     @property
     def failed(self) -> bool:
@@ -174,6 +176,7 @@ class Gateway:
             latency_ms=result.latency_ms,
             ttft_ms=ttft_ms,
             prompt=prompt,
+            deprecation=result.notice,
         )
         self.writer.submit(exchange)
         return exchange
@@ -217,7 +220,7 @@ class Gateway:
             reply = await upstream.post(content, authorization)
         except UpstreamFailure as exc:
             return Result(None, None, {}, exc.kind, (time.perf_counter() - t0) * 1000.0)
-        return Result(reply.status, reply.body, reply.headers, None, (time.perf_counter() - t0) * 1000.0)
+        return Result(reply.status, reply.body, reply.headers, None, (time.perf_counter() - t0) * 1000.0, reply.notice)
 
     def _respond(self, route: Route, served_by: str, result: Result) -> Response:
         headers = {"x-changeover-model": served_by, "x-changeover-request-id": route.request_id}
@@ -385,7 +388,7 @@ class Gateway:
             raise
         finally:
             resp.close()
-            result = Result(200, b"".join(chunks), {}, error, (time.perf_counter() - t0) * 1000.0)
+            result = Result(200, b"".join(chunks), {}, error, (time.perf_counter() - t0) * 1000.0, resp.notice)
             served = self._log(route, model, role, payload, True, at, result, ttft, prompt)
             if error is None:
                 self._maybe_mirror(route, model, payload, result, authorization, served)

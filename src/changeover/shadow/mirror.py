@@ -107,10 +107,10 @@ class Mirror:
         content = upstream.encode(payload, stream=False)
         at = now()
         t0 = time.perf_counter()
-        status = body = error = None
+        status = body = error = notice = None
         try:
             reply = await upstream.post(content, job.authorization, timeout=self.timeout)
-            status, body = reply.status, reply.body
+            status, body, notice = reply.status, reply.body, reply.notice
         except UpstreamFailure as exc:  # every failure of a candidate is data, not a crash
             error = exc.kind
             self.failed[candidate] += 1
@@ -131,6 +131,7 @@ class Mirror:
             error=error,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             prompt=prompt,
+            deprecation=notice,
         )
         self.on_answer(answer)
         if self.on_pair is not None and job.served is not None:

@@ -4,7 +4,8 @@ For each (candidate, request type) and overall: the pairs the judging worker
 judged and each judge signal's pass rate (``shadow.judging``), which part of the
 week the pairs cover, semantic-equivalence rate on the pairs, disagreements
 classified better / worse / different, latency percentiles, tokens and cost
-per 1k requests, refusal / error / malformed / timeout rates and format drift,
+per 1k requests, refusal / error / malformed / timeout rates, format drift and
+the answers that carried an upstream deprecation notice (earliest sunset named),
 each beside the incumbent's own value on the same requests.
 A disagreement is classified by a judge when one is given; otherwise the
 deterministic rule: an answer against a failure or refusal is better (or worse),
@@ -77,6 +78,13 @@ def prompt_versions(xs: Sequence[Answer]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def deprecations(xs: Sequence[Answer]) -> dict[str, Any]:
+    """How many answers carried an upstream deprecation notice, and the earliest sunset date they named."""
+    noticed = [a.deprecation for a in xs if a.deprecation]
+    sunsets = sorted(s for n in noticed if (s := n.get("sunset")))
+    return {"answers": len(noticed), "earliest_sunset": sunsets[0] if sunsets else None}
+
+
 def model_profile(xs: Sequence[Answer]) -> dict[str, Any]:
     answered = [a for a in xs if a.ok]
     return {
@@ -91,6 +99,7 @@ def model_profile(xs: Sequence[Answer]) -> dict[str, Any]:
         "error_rate": _rate(xs, lambda a: not a.ok),
         "malformed_rate": _rate(xs, lambda a: a.malformed),
         "timeout_rate": _rate(xs, lambda a: a.timed_out),
+        "deprecations": deprecations(xs),
     }
 
 

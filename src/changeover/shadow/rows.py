@@ -20,6 +20,14 @@ from changeover.shadow.redact import Redactor
 from changeover.shadow.wire import estimate_tokens, messages_text, parse_completion, parse_stream
 
 
+def deprecation_row(ex: Exchange) -> dict[str, Any] | None:
+    """What the shadow log keeps of a deprecation notice: where it came from, its dates and link."""
+    if ex.deprecation is None:
+        return None
+    notice = ex.deprecation.to_dict()
+    return {k: notice[k] for k in ("source", "deprecated_at", "sunset", "link")}
+
+
 def reached_user(ex: Exchange) -> bool:
     """The model's own answer (whole, or a stream cut short) went to the user: not a transport
     failure, an error status (after a 5xx the incumbent answers as the fallback) or an empty stream."""
@@ -91,6 +99,7 @@ class RowMaker:
             "refusal": None if text is None else is_refusal(text),
             "finish_reason": finish,
             "prompt_version": ex.prompt,
+            "deprecation": deprecation_row(ex),
         }
         ledger = None
         if ex.model in self.candidates and reached_user(ex):

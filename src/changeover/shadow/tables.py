@@ -44,6 +44,8 @@ shadow_log = Table(
     Column("refusal", Boolean, nullable=True),
     Column("finish_reason", String(32), nullable=True),
     Column("prompt_version", String(256), nullable=True),  # the registry variant sent (prompt@variant:vN)
+    # the upstream announced a deprecation on this answer: {source, deprecated_at, sunset, link} (NULL: none)
+    Column("deprecation", JSON, nullable=True),
     Index("ix_shadow_log_at", "at"),
     # one row per answer: a batch retried after a lost commit acknowledgement inserts nothing twice
     Index("uq_shadow_log_answer", "request_id", "model", "role", unique=True),
@@ -66,7 +68,13 @@ contamination_ledger = Table(
 GATEWAY_TABLES = (shadow_log, contamination_ledger)
 
 # columns added to the shadow log after its first release: a store created before gets them on start-up
-ADDED_COLUMNS = {shadow_log.name: [("tokens_estimated", "BOOLEAN"), ("prompt_version", "VARCHAR(256)")]}
+ADDED_COLUMNS = {
+    shadow_log.name: [
+        ("tokens_estimated", "BOOLEAN"),
+        ("prompt_version", "VARCHAR(256)"),
+        ("deprecation", "JSON"),
+    ]
+}
 
 _upgraded: weakref.WeakSet[Store] = weakref.WeakSet()
 

@@ -59,14 +59,16 @@ class Reply:
     status: int
     body: bytes
     headers: dict[str, str]
+    notice: DeprecationNotice | None = None  # a deprecation this answer announced (headers or body)
 
 
 class Stream:
     """An open 200 streaming answer: iterate ``chunks()``, then ``close()``."""
 
-    def __init__(self, response: aiohttp.ClientResponse):
+    def __init__(self, response: aiohttp.ClientResponse, notice: DeprecationNotice | None = None):
         self.response = response
         self.headers = {k: response.headers[k] for k in RELAYED_HEADERS if k in response.headers}
+        self.notice = notice  # from the headers (a stream's body is read later, by the relay)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -98,12 +100,14 @@ class UpstreamClient:
         self.deprecations: dict[str, int] = {}  # answers announcing a deprecation, by source (header/body)
         self.last_notice: DeprecationNotice | None = None
 
-    def note_deprecation(self, headers: Any, body: bytes | None = None) -> None:
-        """Count a Deprecation / Sunset header or a body warning on this answer (providers.deprecation)."""
+    def note_deprecation(self, headers: Any, body: bytes | None = None) -> DeprecationNotice | None:
+        """Count a Deprecation / Sunset header or a body warning on this answer (providers.deprecation);
+        the notice goes back with the answer, so the shadow log stores it."""
         notice = read_notice(headers.items(), body)
         if notice is not None:
             self.deprecations[notice.source] = self.deprecations.get(notice.source, 0) + 1
             self.last_notice = notice
+        return notice
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -135,8 +139,9 @@ class UpstreamClient:
         try:
             async with self.session.post(self.url, data=content, headers=self.headers(authorization), **kwargs) as resp:
                 body = await resp.read()
-                self.note_deprecation(resp.headers, body)
-                return Reply(resp.status, body, {k: resp.headers[k] for k in RELAYED_HEADERS if k in resp.headers})
+                notice = self.note_deprecation(resp.headers, body)
+                relayed = {k: resp.headers[k] for k in RELAYED_HEADERS if k in resp.headers}
+                return Reply(resp.status, body, relayed, notice)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamFailure(failure_kind(exc)) from None
 
@@ -155,8 +160,7 @@ class UpstreamClient:
                 return Reply(resp.status, body, {k: resp.headers[k] for k in RELAYED_HEADERS if k in resp.headers})
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamFailure(failure_kind(exc)) from None
-        self.note_deprecation(resp.headers)
-        return Stream(resp)
+        return Stream(resp, self.note_deprecation(resp.headers))
 
     async def aclose(self) -> None:
         if self._session is not None:
