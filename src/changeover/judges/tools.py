@@ -17,11 +17,12 @@ calibrated against human labels like any other signal:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from changeover.judges.base import Case, Verdict
-from changeover.providers.toolcalls import ToolCall, same_call, tool_names
+from changeover.providers.toolcalls import ToolCall, same_call, tool_calls, tool_names
 
 
 def _names(calls: list[ToolCall]) -> list[str]:
@@ -106,3 +107,49 @@ TOOL_CHECKS: dict[str, Callable[[Case, dict[str, Any]], Verdict]] = {
     "tool_count": tool_count,
     "tool_order": tool_order,
 }
+
+
+def _recorded_calls(record: Any) -> list[str] | None:
+    """The tool names a record's model called (``extra.tool_calls``), or None when it records none."""
+    raw = (record.extra or {}).get("tool_calls")
+    return None if raw is None else [c.name for c in tool_calls(raw)]
+
+
+def _within(short: list[str], long: list[str]) -> bool:
+    """``short`` is ``long`` with some calls left out (order kept)."""
+    it = iter(long)
+    return len(short) < len(long) and all(name in it for name in short)
+
+
+def tool_agreement(records: Iterable[Any], incumbent: str) -> dict[str, dict[str, Any]]:
+    """Per candidate, over the items both it and the incumbent answered with recorded tool calls: the
+    share that called the same tools in the same order (``same``), left out some of the incumbent's
+    calls (``dropped``; none where it called some included), made calls beyond the incumbent's
+    (``added``; some where it called none included), or called others (``different``).
+    Empty when no record carries tool calls."""
+    mine: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for r in records:
+        if (names := _recorded_calls(r)) is not None:
+            mine[r.model].setdefault(r.item, names)
+    reference = mine.pop(incumbent, {})
+    out: dict[str, dict[str, Any]] = {}
+    for candidate, calls in sorted(mine.items()):
+        counts = {"same": 0, "dropped": 0, "added": 0, "different": 0}
+        for item, names in calls.items():
+            if item not in reference:
+                continue
+            ref = reference[item]
+            kind = (
+                "same"
+                if names == ref
+                else "dropped"
+                if _within(names, ref)
+                else "added"
+                if _within(ref, names)
+                else "different"
+            )
+            counts[kind] += 1
+        paired = sum(counts.values())
+        if paired:
+            out[candidate] = {"pairs": paired, **{k: v / paired for k, v in counts.items()}}
+    return out
