@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from changeover.judges.tools import tool_agreement
 from changeover.records import Record
+from changeover.report import build_report
 
 
 def calls(*names: str) -> dict:
@@ -29,3 +30,19 @@ def test_a_candidate_dropping_one_of_two_calls_is_counted_as_a_drop():
 
 def test_no_tool_calls_means_no_agreement_section():
     assert tool_agreement([Record("a", "old"), Record("a", "new")], "old") == {}
+
+
+def test_the_report_shows_a_dropped_tool_call_only_when_records_have_tool_calls(spec, assessment, records):
+    plain = build_report(assessment, spec, records)
+    assert plain.tools == [] and 'id="tools"' not in plain.html()
+    candidate = spec.candidates[0]
+    agent = [
+        Record("agent-trip", spec.incumbent, extra=calls("get_weather", "book_table")),
+        Record("agent-trip", candidate, extra=calls("get_weather")),  # silently stops booking
+    ]
+    report = build_report(assessment, spec, [*records, *agent])
+    html = report.html()
+    section = html[html.index('<section id="tools">') : html.index("</section>", html.index('<section id="tools">'))]
+    row = f"<tr><td>{candidate}</td><td>1</td><td>0.0%</td><td>100.0%</td><td>0.0%</td><td>0.0%</td></tr>"
+    assert "Tool calls" in section and row in section
+    assert report.to_json()["report"]["tools"][0]["dropped"] == 1.0

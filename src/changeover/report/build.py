@@ -5,7 +5,7 @@ and renders to HTML, Markdown and JSON."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from changeover.report.judge import JudgeDimension, judge_sections
 from changeover.report.markdown import summary_markdown
 from changeover.report.render import render_html
 from changeover.report.results import AssessmentLike, CandidateView, candidate_views, decision_of
+from changeover.report.tools import tool_section
 from changeover.report.verdict import VerdictText, verdict_text
 from changeover.store import Store
 
@@ -43,6 +44,7 @@ class Report:
     appendix: Appendix
     colours: dict[str, str]
     generated_at: str
+    tools: list[dict[str, Any]] = field(default_factory=list)  # tool-call agreement (report.tools)
 
     def html(self) -> str:
         return render_html(self)
@@ -75,6 +77,7 @@ class Report:
                     for j in self.judges
                 },
                 **sections,
+                "tools": self.tools,
                 "appendix": _plain(self.appendix),
             },
         }
@@ -144,4 +147,5 @@ def build_report(
         appendix=appendix(spec, records, decision, files),
         colours=plots.model_colours(spec.incumbent, spec.candidates),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        tools=tool_section(records, spec.incumbent, spec.candidates),
     )

@@ -68,6 +68,7 @@ def render_html(report: Report) -> str:
         "candidates": report.candidates,
         "judges": report.judges,
         "labels": report.inputs.labels,
+        "tools": report.tools,
         "shadow": report.inputs.shadow,
         "rollout": report.inputs.rollout,
         "embeddings": report.inputs.embeddings,
