@@ -27,9 +27,7 @@ from changeover.embeddings.lease import DEFAULT_TTL, Holder, Lease
 from changeover.embeddings.progress import embedding_progress
 from changeover.embeddings.ratelimit import TokenBucket
 from changeover.embeddings.schema import failures, jobs, leases
-from changeover.errors import StoreError, StoreUnavailable
 from changeover.providers.embedders import Encoder, PermanentEncoderError, is_transient
-from changeover.store.engine import cause, is_unavailable
 from changeover.store.events import append_event, now
 
 SUBJECT = "embeddings:{version}"
@@ -194,7 +192,11 @@ def reembed(
     version holding the lease: wait up to ``wait`` seconds for it, then raise
     ``JobRunningError``. Returns what this run did.
     """
-    try:
+    with index.store.reachable(
+        f"re-embedding {encoder.key}",
+        then="every batch committed before is kept - run the same command again once the store "
+        "is back, it resumes where the job stopped",
+    ):
         return _leased_run(
             index,
             encoder,
@@ -211,16 +213,6 @@ def reembed(
             lease_ttl,
             wait,
         )
-    except StoreError:
-        raise
-    except Exception as exc:
-        if not is_unavailable(exc):
-            raise
-        raise StoreUnavailable(
-            f"re-embedding {encoder.key}: the store at {index.store.display_url} cannot be reached or written "
-            f"({cause(exc)}); every batch committed before is kept - run the same command again once the store "
-            "is back, it resumes where the job stopped"
-        ) from exc
 
 
 def _leased_run(

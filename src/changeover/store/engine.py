@@ -135,9 +135,15 @@ class Store:
                 time.sleep(0.05 * (attempt + 1))
 
     @contextlib.contextmanager
-    def reachable(self, doing: str) -> Iterator[None]:
+    def reachable(
+        self,
+        doing: str,
+        then: str = "nothing was changed - check that the database server runs, the file is writable "
+        "and the disk has space, then retry",
+    ) -> Iterator[None]:
         """Turn "the store is not there" errors inside the block into ``StoreUnavailable``
-        naming what was being done; every other error passes through unchanged."""
+        naming what was being done and ``then`` (what it means for the user); every other
+        error passes through unchanged."""
         try:
             yield
         except StoreError:
@@ -146,9 +152,7 @@ class Store:
             if not is_unavailable(exc):
                 raise
             raise StoreUnavailable(
-                f"{doing}: the store at {self.display_url} cannot be reached or written ({cause(exc)}); "
-                "nothing was changed - check that the database server runs, the file is writable "
-                "and the disk has space, then retry"
+                f"{doing}: the store at {self.display_url} cannot be reached or written ({cause(exc)}); {then}"
             ) from exc
 
     def has_table(self, name: str) -> bool:
