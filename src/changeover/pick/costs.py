@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from changeover.config import MigrationSpec
-from changeover.providers.config import Price, PricingSection
+from changeover.providers.config import Price
+from changeover.providers.factory import model_prices
 from changeover.records import Record
 
 Z95 = 1.959964
@@ -45,11 +46,6 @@ class ModelCosts:
     priced: int  # responses with a known cost
     responses: int
     p95_latency_ms: float | None
-
-
-def _prices(spec: MigrationSpec) -> dict[str, Price]:
-    section = spec.section("pricing", PricingSection)
-    return dict(section.root) if section is not None else {}
 
 
 def response_cost(rec: Record, price: Price | None) -> float | None:
@@ -88,7 +84,7 @@ def model_costs(
     spec: MigrationSpec, records: list[Record], segment_of: dict[str, str], shares: dict[str, float]
 ) -> dict[str, ModelCosts]:
     """Cost per month and p95 latency of every model of the spec (``segment_of``: item -> segment key)."""
-    prices = _prices(spec)
+    prices = model_prices(spec)
     scale = _scale(spec)
     by_model: dict[str, list[Record]] = defaultdict(list)
     for rec in records:
@@ -117,7 +113,7 @@ def monthly_saving(
     spec: MigrationSpec, records: list[Record], candidate: str, segment_of: dict[str, str], shares: dict[str, float]
 ) -> CostEstimate | None:
     """Incumbent cost minus candidate cost per month (positive = the candidate is cheaper), paired by item."""
-    prices = _prices(spec)
+    prices = model_prices(spec)
     costs: dict[str, dict[str, float]] = defaultdict(dict)
     for rec in records:
         if rec.model in (spec.incumbent, candidate) and rec.item in segment_of:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from changeover.assessment.pairing import segment_key
+from changeover.assessment.pairing import index_records
 from changeover.assessment.result import NextLabel, Verdict
 from changeover.assessment.service import Assessment
 from changeover.pick.costs import CostEstimate, ModelCosts, model_costs, monthly_saving
@@ -61,11 +61,7 @@ class PickResult:
 def pick(assessment: Assessment, records: list[Record]) -> PickResult:
     """Rank ``assessment``'s candidates by verdict, cost at the spec's traffic and p95 latency."""
     spec, decision = assessment.spec, assessment.decision
-    segment_of: dict[str, str] = {}
-    for model in spec.models:  # the incumbent's record gives an item's segment, as in the assessment
-        for rec in records:
-            if rec.model == model and rec.item not in segment_of:
-                segment_of[rec.item] = segment_key(rec, spec.segment_by)
+    segment_of = index_records(spec, records).segment_of  # an item's segment, as the assessment gave it
     costs = model_costs(spec, records, segment_of, decision.shares)
     choices = []
     for name, cand in decision.candidates.items():

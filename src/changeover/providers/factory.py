@@ -7,7 +7,7 @@ from changeover.errors import SpecError
 from changeover.providers.anthropic import AnthropicProvider
 from changeover.providers.base import Provider
 from changeover.providers.client import ModelClient
-from changeover.providers.config import ModelConfig, ModelsSection, PricingSection
+from changeover.providers.config import ModelConfig, ModelsSection, Price, PricingSection
 from changeover.providers.openai_compat import OpenAIProvider
 from changeover.providers.replay import ReplayProvider
 
@@ -42,11 +42,16 @@ def model_configs(spec: MigrationSpec) -> dict[str, ModelConfig]:
     return dict(section.root) if section is not None else {}
 
 
+def model_prices(spec: MigrationSpec) -> dict[str, Price]:
+    """The spec's ``pricing:`` table by model name (empty when the spec has none)."""
+    section = spec.section("pricing", PricingSection)
+    return dict(section.root) if section is not None else {}
+
+
 def build_clients(spec: MigrationSpec, names: list[str]) -> dict[str, ModelClient]:
     """A client for each name; a name missing from ``models:`` is a SpecError naming it."""
     configs = model_configs(spec)
-    pricing = spec.section("pricing", PricingSection)
-    prices = dict(pricing.root) if pricing is not None else {}
+    prices = model_prices(spec)
     missing = [n for n in names if n not in configs]
     if missing:
         raise SpecError(
