@@ -32,6 +32,16 @@ def write_json(obj: Any, path: Path) -> None:
     write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", "the JSON output")
 
 
+def existing_store(db: str | None, records_path: Path | None = None) -> Any:
+    """The store (a ``Store``) when asked for (--db / CHANGEOVER_DB), needed for records, or already
+    there; None otherwise (never created for nothing)."""
+    from changeover.store import DEFAULT_DB, open_store
+
+    if db or records_path is None or Path(DEFAULT_DB).exists():
+        return open_store(db)
+    return None
+
+
 def load_assessment_records(
     migration: Any, records: Path | None, db: str | None, store_labels: bool = True
 ) -> tuple[list[Any], int | None, str | None]:
@@ -42,7 +52,6 @@ def load_assessment_records(
     With a file, the store is consulted when named (``--db`` / ``CHANGEOVER_DB``) or when the
     default one exists; it is never created for nothing.
     """
-    from changeover.cli.report import existing_store
     from changeover.errors import DataError
     from changeover.records import read_records
     from changeover.store import open_store

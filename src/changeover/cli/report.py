@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from changeover.cli.common import DB_OPTION, console, err_console
+from changeover.cli.common import DB_OPTION, console, err_console, existing_store
 from changeover.config import MigrationSpec, load_spec
 from changeover.errors import DataError
 from changeover.records import Record, read_records
-from changeover.store import DEFAULT_DB, Store, open_store
 
 if TYPE_CHECKING:
     from changeover.assessment import Assessment
@@ -35,14 +34,6 @@ def run_assessment(
     if draws is not None:
         kwargs["draws"] = draws
     return assess(spec, records, **kwargs)
-
-
-def existing_store(db: str | None, records_path: Path | None = None) -> Store | None:
-    """The store when asked for (--db / CHANGEOVER_DB), needed for records, or already there
-    (never created for nothing)."""
-    if db or records_path is None or Path(DEFAULT_DB).exists():
-        return open_store(db)
-    return None
 
 
 def _embedding_input(path: Path | None):
