@@ -13,8 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from changeover.assessment.result import NOT_CONVERGED, Call, Decision, DimensionResult, SegmentResult
-
-PASSING = (Call.SUPERIOR, Call.NONINFERIOR)
+from changeover.stats.decision import PASSING
 
 
 def _pts(x: float) -> str:
