@@ -112,7 +112,7 @@ def design(t: PairTable) -> Design:
     lev = np.stack([uniq[:, :G], uniq[:, G : 2 * G]], axis=1)  # [U, 2, G]
     known = uniq[:, 2 * G : 2 * G + 2]
     n_su = np.zeros((S, U))
-    np.add.at(n_su, (t.seg, u_of_cell), t.n)
+    np.add.at(n_su, (t.seg, u_of_cell), t.item_weight)  # items, not samples, inform P(u | s)
 
     loc: list[float] = []
     sd: list[float] = []

@@ -32,6 +32,12 @@ class PairTable:
     no signal and no label in the table. ``pos``/``tot`` are the number of
     annotators who said "acceptable" and the number who judged (0/0 =
     unlabelled). ``cell_of_item`` maps every input item to its cell.
+
+    ``weight`` is each cell's total item weight: ``n`` when every entry is an
+    item of its own; with repeated samples (``evaluate --samples k``) each of an
+    item's k paired samples weighs 1/k, so that P(signal cell | segment) is
+    learned from items, not from draws, while each labelled sample still counts
+    as one observation of its truth (``n``).
     """
 
     segments: tuple[str, ...]
@@ -47,6 +53,12 @@ class PairTable:
     tot1: np.ndarray
     n: np.ndarray
     cell_of_item: np.ndarray
+    weight: np.ndarray | None = None
+
+    @property
+    def item_weight(self) -> np.ndarray:
+        """Each cell's item weight (``weight``, or ``n`` when every entry is an item)."""
+        return self.n.astype(float) if self.weight is None else self.weight
 
     @property
     def cells(self) -> int:
@@ -104,6 +116,7 @@ def build_table(
     tot1: np.ndarray,
     known0: np.ndarray | None = None,
     known1: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> PairTable:
     """Aggregate per-item arrays (one entry per paired item) into a count table.
 
@@ -111,6 +124,8 @@ def build_table(
     ``a0``/``a1``: [items] or [items, G] levels, -1 (or >= levels) for missing.
     ``known0``/``known1``: optional per-item -1 / 0 / 1 (see ``PairTable``);
     a response with known truth has its signals and labels dropped.
+    ``weight``: optional per-entry item weight (1/k for each of an item's k
+    paired samples); the table's ``weight`` sums it per cell.
     """
     lv = (int(levels),) if isinstance(levels, int | np.integer) else tuple(int(k) for k in levels)
     seg = np.asarray(seg, dtype=np.int64)
@@ -152,4 +167,7 @@ def build_table(
         tot1=keys[:, col + 5],
         n=counts.astype(np.int64),
         cell_of_item=inverse.reshape(-1),
+        weight=None
+        if weight is None
+        else np.bincount(inverse.reshape(-1), weights=np.asarray(weight, float), minlength=keys.shape[0]),
     )
