@@ -82,6 +82,17 @@ class Record:
         out.update(self.extra)
         return out
 
+    @property
+    def sample(self) -> int:
+        """Which of its item's repeated samples this answer is (``evaluate --samples k`` writes 0..k-1); 0 if unset."""
+        value = self.extra.get("sample", 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RecordsError(
+                f"item '{self.item}' (model '{self.model}'): field 'sample' must be a whole number >= 0 "
+                f"(which of the item's repeated samples this is), got {value!r}"
+            )
+        return value
+
     def fingerprint(self) -> str:
         """A stable hash of the record's content: re-importing it is a no-op."""
         blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

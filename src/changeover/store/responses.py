@@ -201,7 +201,8 @@ def merge_labels(records: list[Record], in_force: dict[tuple[str, str, str], lis
     The one way store labels (made in the labelling app or by ``label import``)
     join records, whether the records come from the store or from a file: each
     verdict in force on (item, model, dimension) is added to the record's
-    ``labels[dimension]``. Returns how many verdicts were merged (labels on
+    ``labels[dimension]``; with repeated samples (``extra.sample``) only to the
+    first sample, the response the labelling app shows. Returns how many verdicts were merged (labels on
     responses the records do not hold are not counted).
     """
     by_response: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
@@ -209,6 +210,8 @@ def merge_labels(records: list[Record], in_force: dict[tuple[str, str, str], lis
         by_response[(item, model)][dim] = verdicts
     merged = 0
     for rec in records:
+        if rec.sample != 0:  # an item's repeated samples: the app shows, and labels, its first
+            continue
         for dim, verdicts in by_response.get((rec.item, rec.model), {}).items():
             rec.labels[dim] = rec.labels.get(dim, []) + list(verdicts)
             merged += len(verdicts)
