@@ -92,6 +92,11 @@ def _dimension(
         paired_items=int(d.get("paired_items") or 0),
         converged=bool(d.get("converged", True)),
         labels_needed=int(d.get("labels_needed", needed) or 0),
+        samples={str(m): int(n) for m, n in (d.get("samples") or {}).items()},
+        unstable={str(m): int(u["items"]) for m, u in (d.get("unstable") or {}).items()},
+        unstable_items={
+            str(m): [str(i) for i in u.get("examples") or []] for m, u in (d.get("unstable") or {}).items()
+        },
     )
 
 

@@ -78,6 +78,8 @@ def dimension_json(d: DimensionResult) -> dict[str, Any]:
         "converged": d.converged,
         "borderline": d.borderline,
         "labels_needed": d.labels_needed,
+        "samples": dict(d.samples),
+        "unstable": {m: {"items": n, "examples": list(d.unstable_items.get(m, []))} for m, n in d.unstable.items()},
     }
 
 

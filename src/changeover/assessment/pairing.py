@@ -2,7 +2,10 @@
 
 Pairing is by the ``item`` field: the incumbent's and a candidate's responses to
 one interaction form a pair. An item's segment and weight come from its lead
-record (the incumbent's if it answered, else the first candidate's).
+record (the incumbent's if it answered, else the first candidate's). A model
+may answer an item several times (``evaluate --samples k``: the records carry
+``sample`` 0..k-1); ``by_model`` holds each item's first sample, ``samples``
+all of them in sample order.
 """
 
 from __future__ import annotations
@@ -24,6 +27,16 @@ class Index:
     by_model: dict[str, dict[str, Record]]
     segment_of: dict[str, str]
     lead: dict[str, Record]  # per item, the record that gives its segment and weight
+    samples: dict[str, dict[str, list[Record]]]  # per model and item, every sample in sample order
+
+    def answers(self, model: str, item: str) -> list[Record]:
+        """``model``'s answers to ``item``: its repeated samples, or its one record."""
+        return self.samples[model][item]
+
+    @property
+    def repeated(self) -> bool:
+        """True when some model answered some item more than once (repeated samples)."""
+        return any(len(v) > 1 for recs in self.samples.values() for v in recs.values())
 
     @property
     def segments(self) -> list[str]:
@@ -56,18 +69,23 @@ def segment_key(rec: Record, segment_by: list[str]) -> str:
 
 
 def index_records(spec: MigrationSpec, records: list[Record]) -> Index:
-    """Index the records of the spec's models; an item answered twice by one model is an error."""
-    by_model: dict[str, dict[str, Record]] = defaultdict(dict)
+    """Index the records of the spec's models; two records of one model for one item and sample are an error."""
+    by_sample: dict[str, dict[str, dict[int, Record]]] = defaultdict(lambda: defaultdict(dict))
     known = set(spec.models)
     for rec in records:
         if rec.model not in known:
             continue
-        if rec.item in by_model[rec.model]:
+        answers = by_sample[rec.model][rec.item]
+        if rec.sample in answers:
             raise DataError(
-                f"item '{rec.item}' has two records for model '{rec.model}'; "
-                "each model answers an item once (merge their labels into one row)"
+                f"item '{rec.item}' has two records for model '{rec.model}'"
+                + (f" with sample {rec.sample}" if rec.sample else "")
+                + "; each model answers an item once per sample (merge their labels into one row, "
+                "or number repeated answers with 'sample': 0, 1, ...)"
             )
-        by_model[rec.model][rec.item] = rec
+        answers[rec.sample] = rec
+    samples = {m: {i: [a[k] for k in sorted(a)] for i, a in items.items()} for m, items in by_sample.items()}
+    by_model: dict[str, dict[str, Record]] = {m: {i: a[0] for i, a in items.items()} for m, items in samples.items()}
     for model in spec.models:
         if not by_model.get(model):
             seen = sorted({r.model for r in records})[:8]
@@ -78,7 +96,7 @@ def index_records(spec: MigrationSpec, records: list[Record]) -> Index:
         for item, rec in by_model[model].items():
             lead.setdefault(item, rec)
     segment_of = {item: segment_key(rec, spec.segment_by) for item, rec in lead.items()}
-    return Index(dict(by_model), segment_of, lead)
+    return Index(by_model, segment_of, lead, samples)
 
 
 def traffic_shares(spec: MigrationSpec, idx: Index, segments: list[str]) -> np.ndarray:

@@ -46,7 +46,7 @@ def _expand(
         model = incumbent if r.model == 0 else r.candidate
         members = members_of.get((r.candidate, r.dimension, r.cell))
         if members is None:
-            members = np.flatnonzero(comp.table.cell_of_item == r.cell)
+            members = np.flatnonzero((comp.table.cell_of_item == r.cell) & comp.first_sample)  # what the app shows
             members_of[(r.candidate, r.dimension, r.cell)] = members
         key = (r.candidate, r.dimension, r.model, r.cell)
         while cursor[key] < len(members):

@@ -41,6 +41,7 @@ class ConvergenceWarning(UserWarning):
 
 EXIT_CODES = {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.NEED_LABELS: 3}
 NOT_CONVERGED = "posterior not converged"
+UNSTABLE_SHOWN = 20  # unstable items named per model and dimension (all are counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,9 @@ class DimensionResult:
     paired_items: int
     converged: bool
     labels_needed: int = 0
+    samples: dict[str, int] = field(default_factory=dict)  # model -> most answers to one item (repeated samples)
+    unstable: dict[str, int] = field(default_factory=dict)  # model -> items whose samples both pass and fail
+    unstable_items: dict[str, list[str]] = field(default_factory=dict)  # model -> the first UNSTABLE_SHOWN of them
 
     @property
     def borderline(self) -> bool:

@@ -21,6 +21,7 @@ from changeover.assessment.pairing import failed, index_records, required_segmen
 from changeover.assessment.ranking import next_labels as expand_labels
 from changeover.assessment.result import (
     NOT_CONVERGED,
+    UNSTABLE_SHOWN,
     CandidateResult,
     ConvergenceWarning,
     Decision,
@@ -57,7 +58,7 @@ class PairPosterior:
     delta_overall: np.ndarray  # [draws]
     judge: dict[str, dict[str, Any]]  # model -> the first signal's confusion, as in the JSON
     fit: PairFit
-    items: list[str]  # paired items, in table order (fit.table.cell_of_item aligns with it)
+    items: list[str]  # the table's entries' items, in order (an item once per paired sample)
 
 
 @dataclass
@@ -306,8 +307,11 @@ def _dimension(
         labelled=dict(zip(models, comp.labelled, strict=True)),
         known_failures=dict(zip(models, comp.known_failures, strict=True)),
         excluded=dict(zip(models, comp.excluded, strict=True)),
-        paired_items=comp.table.items,
+        paired_items=comp.paired_items,
         converged=s.converged,
+        samples=dict(zip(models, comp.samples, strict=True)),
+        unstable={m: len(u) for m, u in zip(models, comp.unstable, strict=True)},
+        unstable_items={m: u[:UNSTABLE_SHOWN] for m, u in zip(models, comp.unstable, strict=True)},
     )
 
 

@@ -54,6 +54,14 @@ class Comparison:
     known_failures: tuple[int, int]  # failed calls counted as known unacceptable
     excluded: tuple[int, int]  # failed calls left out (errors: exclude)
     scored: tuple[tuple[int, ...], tuple[int, ...]]  # per model, responses with each signal present
+    first_sample: np.ndarray  # per table entry: it pairs both models' first samples (what the labelling app shows)
+    samples: tuple[int, int] = (1, 1)  # per model, the most answers to one item (repeated samples)
+    unstable: tuple[list[str], list[str]] = ([], [])  # per model, items whose samples both pass and fail
+
+    @property
+    def paired_items(self) -> int:
+        """Items in the comparison (an item with repeated samples has an entry per paired sample)."""
+        return len(set(self.items))
 
 
 def dimension_scales(spec: MigrationSpec, idx: Index) -> dict[str, DimensionScales]:
@@ -89,36 +97,47 @@ def comparison(
         )
     exclude = spec.dimensions[dimension].errors == "exclude"
     excluded = [0, 0]
-    items = []
-    for item in both:
-        fails = [failed(inc[item]), failed(cand[item])]
-        if exclude and any(fails):
-            excluded[0] += fails[0]
-            excluded[1] += fails[1]
-            continue
-        items.append(item)
-    if not items:
+    pairs = [_sample_pairs(idx.answers(spec.incumbent, i), idx.answers(candidate, i)) for i in both]
+    if exclude:
+        for k, item_pairs in enumerate(pairs):
+            kept = [(r0, r1, f0, f1) for r0, r1, f0, f1 in item_pairs if not (failed(r0) or failed(r1))]
+            for r0, r1, first0, first1 in item_pairs:
+                excluded[0] += int(first0 and failed(r0))
+                excluded[1] += int(first1 and failed(r1))
+            pairs[k] = kept
+    entries = [(item, p) for item, item_pairs in zip(both, pairs, strict=True) for p in item_pairs]
+    if not entries:
         raise DataError(
             f"dimension '{dimension}' excludes failed calls (errors: exclude), and every item that "
             f"'{spec.incumbent}' and '{candidate}' both answered has a failed call; nothing is left to compare"
         )
-    n, G = len(items), len(scales.names)
+    per_item = {item: len(item_pairs) for item, item_pairs in zip(both, pairs, strict=True)}
+    items = [item for item, _ in entries]
+    n, G = len(entries), len(scales.names)
     seg_pos = {s: i for i, s in enumerate(segments)}
     seg = np.array([seg_pos[idx.segment_of[i]] for i in items])
+    weight = np.array([1.0 / per_item[i] for i in items])
     a = np.full((2, n, G), MISSING, np.int64)
     pos, tot, known = np.zeros((2, n), np.int64), np.zeros((2, n), np.int64), np.full((2, n), -1, np.int64)
     labelled, known_failures = [0, 0], [0, 0]
-    for j, item in enumerate(items):
-        for m, rec in enumerate((inc[item], cand[item])):
+    scored = np.zeros((2, G), np.int64)
+    for j, (_, (r0, r1, first0, first1)) in enumerate(entries):
+        for m, (rec, first) in enumerate(((r0, first0), (r1, first1))):
             if failed(rec):
                 known[m, j] = 0
-                known_failures[m] += 1
+                known_failures[m] += int(first)
                 continue
             for g, (signal, scale) in enumerate(zip(scales.names, scales.scales, strict=True)):
                 a[m, j, g] = scale.level(rec.signals.get(signal))
-            pos[m, j], tot[m, j] = _votes(rec, dimension)
-            labelled[m] += int(tot[m, j] > 0)
-    table = _build(segments, seg, scales, a, pos, tot, known)
+            if first:  # an answer reused to pair with another model's extra samples counts, and labels, once
+                scored[m] += a[m, j] != MISSING
+                pos[m, j], tot[m, j] = _votes(rec, dimension)
+                labelled[m] += int(tot[m, j] > 0)
+    repeated = any(c > 1 for c in per_item.values())
+    models = (spec.incumbent, candidate)
+    samples = (max(len(idx.answers(m, i)) for i in both) for m in models)
+    unstable = tuple([i for i in both if _unstable(idx.answers(m, i), scales)] for m in models)
+    table = _build(segments, seg, scales, a, pos, tot, known, weight if repeated else None)
     return Comparison(
         candidate,
         dimension,
@@ -128,7 +147,10 @@ def comparison(
         (labelled[0], labelled[1]),
         (known_failures[0], known_failures[1]),
         (excluded[0], excluded[1]),
-        (tuple(int(x) for x in (a[0] != MISSING).sum(0)), tuple(int(x) for x in (a[1] != MISSING).sum(0))),
+        (tuple(int(x) for x in scored[0]), tuple(int(x) for x in scored[1])),
+        np.array([r0.sample == 0 and r1.sample == 0 and f0 and f1 for _, (r0, r1, f0, f1) in entries], bool),
+        (next(samples), next(samples)),
+        (unstable[0], unstable[1]),
     )
 
 
@@ -140,9 +162,48 @@ def _build(
     pos: np.ndarray,
     tot: np.ndarray,
     known: np.ndarray,
+    weight: np.ndarray | None = None,
 ) -> PairTable:
-    """``build_table`` with every signal of the dimension ([items, G]) and the known truths."""
+    """``build_table`` with every signal of the dimension ([items, G]), the known truths and sample weights."""
     levels = [s.levels for s in scales.scales]
     return build_table(
-        segments, seg, levels, a[0], a[1], pos[0], tot[0], pos[1], tot[1], known0=known[0], known1=known[1]
+        segments,
+        seg,
+        levels,
+        a[0],
+        a[1],
+        pos[0],
+        tot[0],
+        pos[1],
+        tot[1],
+        known0=known[0],
+        known1=known[1],
+        weight=weight,
     )
+
+
+def _unstable(answers: list[Record], scales: DimensionScales) -> bool:
+    """True when an item's repeated answers both pass and fail: a failed call, or the dimension's first
+    signal in its lower half (the upper (levels + 1) // 2 levels pass), against one in its upper half."""
+    if len(answers) < 2:
+        return False
+    scale = scales.scales[0]
+    outcomes = set()
+    for rec in answers:
+        if failed(rec):
+            outcomes.add(False)
+            continue
+        level = scale.level(rec.signals.get(scales.names[0]))
+        if level != MISSING:
+            outcomes.add(level >= (scale.levels + 1) // 2)
+    return len(outcomes) > 1
+
+
+def _sample_pairs(inc: list[Record], cand: list[Record]) -> list[tuple[Record, Record, bool, bool]]:
+    """An item's paired samples: the k-th answer of each model, the fewer reused in turn to pair with the more.
+
+    Each entry is (incumbent answer, candidate answer, first use of the incumbent's, first use of the
+    candidate's): an answer paired twice brings its labels, failures and counts only once.
+    """
+    k = max(len(inc), len(cand))
+    return [(inc[j % len(inc)], cand[j % len(cand)], j < len(inc), j < len(cand)) for j in range(k)]

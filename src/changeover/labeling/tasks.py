@@ -156,7 +156,7 @@ class StoredResponse:
 
 
 def stored_responses(store: Store, models: list[str]) -> list[StoredResponse]:
-    """The stored responses of ``models`` in import order, in one query of the responses table."""
+    """The stored responses of ``models`` in import order (an item's first sample only), in one query."""
     q = (
         select(responses.c.item, responses.c.model, responses.c.labels, responses.c.payload)
         .where(responses.c.model.in_(models))
@@ -167,6 +167,8 @@ def stored_responses(store: Store, models: list[str]) -> list[StoredResponse]:
     out = []
     for r in rows:
         payload = r.payload or {}
+        if (payload.get("extra") or {}).get("sample", 0) != 0:
+            continue  # an item's repeated samples: annotators judge its first (the one store labels join)
         out.append(
             StoredResponse(
                 r.item,

@@ -1,0 +1,240 @@
+"""Repeated samples per item (``evaluate --samples k``): every answer enters the model, each item weighs one.
+
+The simulation: each item has its own pass probability per model (items vary: a
+logit spread of 1.5 around the segment's rate), each of its k answers passes
+with that probability, the judge scores every answer, and humans label the
+first answer of a random subset. The estimand is the population pass rate
+(the mean of the items' probabilities), which is what a user's traffic sees.
+Seeded; the larger run is ``benchmarks/bench_repeated_samples.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from changeover.assessment import assess
+from changeover.cli import run
+from changeover.config import spec_from_dict
+from changeover.errors import DataError
+from changeover.records import record_from_dict
+from changeover.stats import decision as dec
+from changeover.stats.model import FitSettings, PairFit, fit_pairs
+from changeover.stats.tables import PairTable, build_table
+
+from .conftest import write_jsonl
+
+FAST = FitSettings(warmup=300, draws=250, steps=16)
+CONF = 0.95
+SPREAD = 1.5  # logit sd of the items' pass probabilities around their segment's
+NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
+
+
+def _location(rate: float) -> float:
+    """The logit location whose items' mean pass probability is ``rate``."""
+
+    def mean(mu: float) -> float:
+        return float(WEIGHTS @ (1 / (1 + np.exp(-(mu + SPREAD * NODES)))) / WEIGHTS.sum()) - rate
+
+    return float(brentq(mean, -15, 15))
+
+
+def simulate_samples(
+    rng: np.random.Generator,
+    incumbent: list[float],
+    candidate: list[float],
+    k: int,
+    items: int = 400,
+    labels: int = 40,
+    sens: float = 0.85,
+    spec: float = 0.8,
+    rho: float = 0.6,
+) -> tuple[PairTable, PairTable, PairTable]:
+    """(all k samples, each item weighing one; the first sample only; all samples counted as items)."""
+    S = len(incumbent)
+    seg = np.repeat(np.arange(S), items)
+    e0 = rng.standard_normal(S * items)
+    e1 = rho * e0 + np.sqrt(1 - rho**2) * rng.standard_normal(S * items)
+    mu0 = np.array([_location(r) for r in incumbent])[seg]
+    mu1 = np.array([_location(r) for r in candidate])[seg]
+    p = np.stack([1 / (1 + np.exp(-(mu0 + SPREAD * e0))), 1 / (1 + np.exp(-(mu1 + SPREAD * e1)))])  # [2, N]
+    z = rng.random((2, S * items, k)) < p[:, :, None]  # [2, N, k] truth of every answer
+    judge_pass = np.where(z, rng.random(z.shape) < sens, rng.random(z.shape) >= spec)
+    labelled = np.zeros((2, S * items), bool)
+    for m in range(2):
+        for s in range(S):
+            labelled[m, rng.choice(np.flatnonzero(seg == s), labels, replace=False)] = True
+    rows = np.repeat(np.arange(S * items), k)
+    first = np.tile(np.arange(k) == 0, S * items)
+    sig = judge_pass.reshape(2, -1).astype(int)
+    lab = labelled[:, rows] & first[None, :]
+    pos = np.where(lab, z.reshape(2, -1), 0)
+    tot = lab.astype(int)
+    names = [f"s{i}" for i in range(S)]
+
+    def table(keep: np.ndarray, weight: np.ndarray | None) -> PairTable:
+        return build_table(
+            names, seg[rows][keep], 2, sig[0][keep], sig[1][keep], pos[0][keep], tot[0][keep], pos[1][keep],
+            tot[1][keep], weight=weight,
+        )  # fmt: skip
+
+    every = np.ones(rows.size, bool)
+    return table(every, np.full(rows.size, 1.0 / k)), table(first, None), table(every, None)
+
+
+def _coverage_and_width(fits: list[PairFit], truths: list[np.ndarray]) -> tuple[float, float]:
+    hits, widths = [], []
+    for fit, truth in zip(fits, truths, strict=True):
+        S = truth.size
+        draws = [PairFit.flat(fit.overall(fit.delta, np.ones(S)))] + [PairFit.flat(fit.delta[..., s]) for s in range(S)]
+        for x, t in zip(draws, [truth.mean(), *truth], strict=True):
+            iv = dec.interval(x, CONF)
+            hits.append(iv.lower <= t <= iv.upper)
+            widths.append(iv.upper - iv.lower)
+    return float(np.mean(hits)), float(np.mean(widths))
+
+
+SCENARIOS = [([0.8, 0.7], [0.78, 0.72]), ([0.9, 0.6], [0.85, 0.62]), ([0.7, 0.75], [0.7, 0.75])]
+
+
+WAYS = ("weighted", "first", "as_items")
+
+
+def run_simulation(
+    reps: int, k: int = 3, seed: int = 0, ways: tuple[str, ...] = WAYS, settings: FitSettings = FAST
+) -> dict[str, tuple[float, float]]:
+    """Coverage and mean width of the 95% intervals of delta (overall and per segment) per way of using samples:
+    ``weighted`` (every answer, each item weighing one: what assess does), ``first`` (the first answer only),
+    ``as_items`` (every answer counted as an item of its own)."""
+    tables: dict[str, list[PairTable]] = {w: [] for w in ways}
+    truths = []
+    for r in range(reps):
+        inc, cand = SCENARIOS[r % len(SCENARIOS)]
+        rng = np.random.default_rng([seed, r])
+        for key, t in zip(WAYS, simulate_samples(rng, inc, cand, k), strict=True):
+            if key in tables:
+                tables[key].append(t)
+        truths.append(np.subtract(cand, inc))
+    run_settings = FitSettings(**{**settings.__dict__, "seed": seed})
+    return {key: _coverage_and_width(fit_pairs(ts, run_settings), truths) for key, ts in tables.items()}
+
+
+@pytest.mark.slow
+def test_coverage_holds_with_three_samples_per_item():
+    out = run_simulation(reps=60, seed=1, ways=("weighted", "first"))
+    print({k: (round(c, 3), round(w, 4)) for k, (c, w) in out.items()})
+    coverage, width = out["weighted"]
+    assert coverage >= 0.93, out
+    # every answer is used, and costs nothing in width against one answer per item
+    assert width <= out["first"][1] * 1.02, out
+
+
+# --------------------------------------------------------------------------- records with repeated samples
+
+SPEC = {
+    "incumbent": "legacy",
+    "candidates": ["cand"],
+    "segment_by": ["region"],
+    "traffic": {"monthly_interactions": 1_000_000},
+    "dimensions": {"correctness": {"margin": 0.05}},
+}
+
+
+def sampled_rows(seed: int, items: int = 120, k: int = 3, labelled: int = 30) -> list[dict]:
+    """The incumbent answers each item once, the candidate k times (``sample`` 0..k-1); the first answers of
+    ``labelled`` items per model carry a human label."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(items):
+        region = ("emea", "apac")[i % 2]
+        p = (rng.beta(4, 1.5), rng.beta(4, 1.5))
+        for m, model in enumerate(("legacy", "cand")):
+            for s in range(1 if m == 0 else k):
+                z = int(rng.random() < p[m])
+                row = {
+                    "item": f"q{i}",
+                    "model": model,
+                    "segment": {"region": region},
+                    "signals": {"correctness": int(rng.random() < (0.9 if z else 0.2))},
+                }
+                if m == 1:
+                    row["sample"] = s
+                if s == 0 and i < labelled:
+                    row["labels"] = {"correctness": z}
+                rows.append(row)
+    return rows
+
+
+def _records(rows: list[dict]) -> list:
+    return [record_from_dict(r, f"row {i}") for i, r in enumerate(rows)]
+
+
+def test_every_sample_enters_and_each_item_weighs_one():
+    from changeover.assessment.pairing import index_records
+    from changeover.assessment.tables import comparison, dimension_scales
+
+    rows = sampled_rows(3)
+    spec = spec_from_dict(SPEC)
+    idx = index_records(spec, _records(rows))
+    comp = comparison(spec, idx, "cand", "correctness", dimension_scales(spec, idx)["correctness"], ["apac", "emea"])
+    assert comp.table.items == 360  # 120 items x 3 paired samples (the incumbent's one answer reused)
+    assert comp.table.item_weight.sum() == pytest.approx(120)  # ... but 120 items inform P(signals | segment)
+    assert comp.paired_items == 120 and comp.samples == (1, 3)
+    assert comp.labelled == (30, 30)  # the reused incumbent answer brings its label once
+    t = comp.table
+    assert int((t.tot0 * t.n).sum()) == 30 and int((t.tot1 * t.n).sum()) == 30  # labels in the table
+    assert int(comp.first_sample.sum()) == 120  # the app shows, and ranks, each item's first answers
+    by_item: dict[str, set[int]] = {}
+    for r in rows:
+        if r["model"] == "cand":
+            by_item.setdefault(r["item"], set()).add(r["signals"]["correctness"])
+    assert sorted(comp.unstable[1]) == sorted(i for i, v in by_item.items() if len(v) > 1)
+    assert comp.unstable[0] == []  # one answer per item cannot be unstable
+
+
+def test_assess_reports_samples_and_unstable_items(tmp_path):
+    import jsonschema
+
+    rows = sampled_rows(4)
+    a = assess(spec_from_dict(SPEC), _records(rows))
+    dim = a.decision.candidates["cand"].dimensions["correctness"]
+    assert dim.samples == {"legacy": 1, "cand": 3}
+    assert dim.paired_items == 120
+    assert dim.unstable["legacy"] == 0 and 0 < dim.unstable["cand"] <= 120
+    assert len(dim.unstable_items["cand"]) == min(20, dim.unstable["cand"])
+    decision = a.to_json()
+    schema = json.loads(open("docs/decision.schema.json").read())
+    jsonschema.validate(decision, schema, cls=jsonschema.Draft202012Validator)
+    assert (
+        decision["candidates"]["cand"]["dimensions"]["correctness"]["unstable"]["cand"]["items"] == dim.unstable["cand"]
+    )
+
+
+def test_two_records_for_one_sample_are_an_error(tmp_path, spec_path, capsys):
+    rows = sampled_rows(5, items=20, labelled=0)
+    dup = next(r for r in rows if r["model"] == "cand" and r.get("sample") == 2)
+    with pytest.raises(DataError, match="two records for model 'cand' with sample 2"):
+        assess(spec_from_dict(SPEC), _records([*rows, dup]))
+    bad = [*rows[:-1], {**rows[-1], "sample": "two"}]
+    path = write_jsonl(tmp_path / "r.jsonl", bad)
+    assert run(["assess", "--spec", str(spec_path), "--records", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "field 'sample' must be a whole number" in err and "'two'" in err
+
+
+def test_store_labels_join_an_items_first_sample_only():
+    from changeover.store.responses import merge_labels
+
+    recs = _records(sampled_rows(6, items=4, labelled=0))
+    merged = merge_labels(recs, {("q1", "cand", "correctness"): [1, 0]})
+    assert merged == 2
+    got = {(r.item, r.model, r.sample): r.labels.get("correctness") for r in recs if r.item == "q1"}
+    assert got == {
+        ("q1", "legacy", 0): None,
+        ("q1", "cand", 0): [1, 0],
+        ("q1", "cand", 1): None,
+        ("q1", "cand", 2): None,
+    }
