@@ -44,3 +44,20 @@ def plain_words(candidate: CandidateResult, segments: list[str], segment_by: lis
         word = "more" if net_total > 0 else "fewer"
         line += f"; ~{round_count(abs(net_total))} {word} failures/month"
     return line
+
+
+def unstable_words(candidate: CandidateResult, incumbent: str) -> str | None:
+    """A sentence naming the items whose repeated samples both pass and fail, per model and dimension."""
+    parts = []
+    for name, d in candidate.dimensions.items():
+        for model in (incumbent, candidate.name):
+            n = d.unstable.get(model, 0)
+            if n:
+                shown = ", ".join(d.unstable_items.get(model, [])[:5])
+                parts.append(
+                    f"{model} on {name}: {n:,} of {d.paired_items:,} items ({d.samples.get(model, 1)} samples; "
+                    f"e.g. {shown})"
+                )
+    if not parts:
+        return None
+    return "unstable items (passing some samples and failing others): " + "; ".join(parts) + "."

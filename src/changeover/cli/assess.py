@@ -67,6 +67,8 @@ def _p(s: SegmentResult) -> str:
 
 def print_assessment(assessment: Assessment) -> None:
     """The verdict table per candidate, one line per candidate in plain words, what to label next."""
+    from changeover.assessment.words import unstable_words
+
     d = assessment.decision
     errors = {m: e for m, e in d.error_rates.items() if e.errors}
     for cand, c in d.candidates.items():
@@ -103,6 +105,8 @@ def print_assessment(assessment: Assessment) -> None:
         console.print(table)
     for c in d.candidates.values():
         console.print(f"[{VERDICT_STYLE[c.verdict]}]{c.verdict:>11}[/]  {c.summary}", highlight=False)
+        if (unstable := unstable_words(c, d.incumbent)) is not None:
+            console.print(f"{'':>11}  {escape(unstable)}", highlight=False)
     needed = {f"{c}/{dim}": n for c, dims in d.labels_needed.items() for dim, n in dims.items() if n}
     if needed:
         console.print("labels still needed (rough): " + ", ".join(f"{k} ~{v:,}" for k, v in needed.items()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from changeover.assessment.result import Call, CandidateResult, Decision, DimensionResult, SegmentResult, Verdict
+from changeover.assessment.words import unstable_words
 from changeover.config import MigrationSpec
 from changeover.report.formatting import count, failures, impact, interval_short, plural, points, prob, prob_is
 
@@ -150,6 +151,8 @@ def verdict_text(decision: Decision, spec: MigrationSpec) -> VerdictText:
         reasons = [dimension_reason(d, spec) for d in c.dimensions.values()]
         if (failures_line := failed_calls_reason(name, decision, spec)) is not None:
             reasons.append(failures_line)
+        if (unstable := unstable_words(c, spec.incumbent)) is not None:
+            reasons.append(unstable)
         cands.append(CandidateReasons(name, str(c.verdict), _candidate_summary(c), reasons))
     return VerdictText(str(decision.verdict), headline(decision, spec), cands)
 
