@@ -64,6 +64,10 @@ def test_go_candidates_rank_first_cheapest_first_and_the_cheaper_undecided_is_na
     assert [c.candidate for c in result.cheaper_undecided] == ["cheap"]
     assert result.cheaper_undecided[0].next_labels, "the labels that would settle it"
     assert result.cheaper_undecided[0].labels_needed > 0
+    # the Pareto front of cost and quality: cheap (cheapest) and dear (best); broken and the incumbent are dominated
+    assert {c.candidate: c.on_front for c in result.ranked} == {"dear": True, "cheap": True, "broken": False}
+    assert not result.incumbent_on_front and result.dimensions == ["correctness"]
+    assert result.ranked[0].quality["correctness"].lower > 0  # dear is better than old
 
 
 def test_costs_per_month_and_the_paired_saving(chosen):
@@ -101,4 +105,10 @@ def test_the_command_prints_the_ranking_writes_json_and_exits_0(tmp_path, capsys
     data = json.loads((tmp_path / "pick.json").read_text())
     assert data["recommended"] == "dear" and [c["candidate"] for c in data["ranked"]] == ["dear", "cheap", "broken"]
     assert data["cost_unit"] == "usd_per_month"
+    assert {c["candidate"]: c["on_pareto_front"] for c in data["ranked"]} == {
+        "dear": True,
+        "cheap": True,
+        "broken": False,
+    }
+    assert data["incumbent"]["on_pareto_front"] is False and "Pareto" in out
     assert not (tmp_path / ".changeover").exists()

@@ -81,10 +81,10 @@ def test_report_renders_in_chromium(browser_page, demo, demo_store, tmp_path):
     assert page.title().startswith("Replacing llama2orig")
     assert page.locator("[data-verdict]").inner_text() == demo.assessment.verdict
     svgs = page.locator("svg.plot")
-    assert svgs.count() == 2 * 2 + 3 + 3  # density + forest per candidate, judge matrices, 3 sections
+    assert svgs.count() == 2 * 2 + 3 + 3 + 1  # density + forest per candidate, judge matrices, 3 sections, quality-cost
     box = svgs.first.bounding_box()
     assert box and box["width"] > 300 and box["height"] > 150  # laid out, not collapsed
-    assert page.locator("svg.plot polyline").count() == 2 * 2 + 1  # density curves, rollout step line
+    assert page.locator("svg.plot polyline").count() == 2 * 2 + 1 + 1  # density curves, rollout step, Pareto front
 
     shot = page.screenshot(full_page=False)
     assert len(shot) > 20_000

@@ -53,7 +53,7 @@ def test_demo_migration_with_all_parts(demo, demo_store, tmp_path, external_refe
     html = out.read_text()
     assert {"shadow", "rollout", "embeddings"} <= sections(html)
     assert "Shadow traffic" in html and "Where the models disagree" in html
-    assert html.count("<svg") == 2 * 2 + 3 + 3
+    assert html.count("<svg") == 2 * 2 + 3 + 3 + 1  # + the quality-cost plot (the store's records carry costs)
     assert external_references(html) == []
     data = json.loads((tmp_path / "report.json").read_text())
     models = {m["model"]: m for m in data["report"]["shadow"]["models"]}

@@ -72,7 +72,7 @@ def test_migration_with_all_parts(spec, assessment, full_store, tmp_path, extern
     assert "trigger refusal_rate failed" in html and "rollback" in html
     assert "preserves retrieval" in html and "multilingual-e5-small" in html and "nDCG@10" in html
     assert re.search(r"<td>alice</td><td class=\"num\">2</td>", html)
-    assert html.count("<svg") == 2 * 2 * 3 + 3 * 3 + 3  # + latency, timeline, overlap histogram
+    assert html.count("<svg") == 2 * 2 * 3 + 3 * 3 + 3 + 3  # + latency, timeline, overlap histogram, quality-cost x3
     assert external_references(html) == []
 
     md = (tmp_path / "summary.md").read_text()

@@ -10,16 +10,6 @@ from rich.table import Table
 from changeover.cli.common import DB_OPTION, console, write_json
 
 
-def _money(x: float) -> str:
-    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
-
-
-def _cost(c) -> str:  # CostEstimate | None
-    if c is None:
-        return "unknown"
-    return f"{_money(c.mean)} [{_money(c.lower)}, {_money(c.upper)}]" + (" rough" if c.rough else "")
-
-
 def register(app: typer.Typer) -> None:
     @app.command("pick")
     def pick_cmd(
@@ -50,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from changeover.cli.common import load_assessment_records
         from changeover.config import load_spec
         from changeover.pick import pick
-        from changeover.pick.report import pick_json
+        from changeover.pick.report import cost_text, latency_text, pick_json
 
         migration = load_spec(spec)
         recs, merged, store_url = load_assessment_records(migration, records, db, store_labels=not no_store_labels)
@@ -61,18 +51,35 @@ def register(app: typer.Typer) -> None:
         result = pick(assess(migration, recs, seed=seed), recs)
         unit = "per month" if result.per_month else "per 1,000 responses"
         table = Table(title=f"candidates for replacing {migration.incumbent}, cost {unit}", title_justify="left")
-        for col in ("rank", "candidate", "verdict", "cost", "saving vs incumbent", "p95 latency", "labels needed"):
+        columns = (
+            "rank",
+            "candidate",
+            "verdict",
+            "cost",
+            "saving vs incumbent",
+            "p95 latency",
+            "labels needed",
+            "front",
+        )
+        for col in columns:
             table.add_column(col, justify="right" if col in ("rank", "p95 latency", "labels needed") else "left")
         for i, c in enumerate(result.ranked, 1):
-            lat = f"{c.costs.p95_latency_ms:,.0f} ms" if c.costs.p95_latency_ms is not None else "-"
             table.add_row(
-                str(i), c.candidate, c.verdict.value, _cost(c.costs.cost), _cost(c.saving), lat, f"{c.labels_needed:,}"
+                str(i),
+                c.candidate,
+                c.verdict.value,
+                cost_text(c.costs.cost),
+                cost_text(c.saving),
+                latency_text(c.costs.p95_latency_ms),
+                f"{c.labels_needed:,}",
+                "Pareto" if c.on_front else "",
             )
         console.print(table)
-        console.print(f"incumbent {migration.incumbent}: {_cost(result.incumbent.cost)} {unit}")
+        front = ", on the Pareto front" if result.incumbent_on_front else ""
+        console.print(f"incumbent {migration.incumbent}: {cost_text(result.incumbent.cost)} {unit}{front}")
         if result.recommended is not None:
             r = result.recommended
-            saving = f", saving {_cost(r.saving)} {unit}" if r.saving is not None else ""
+            saving = f", saving {cost_text(r.saving)} {unit}" if r.saving is not None else ""
             console.print(f"[bold green]pick: {r.candidate}[/] (GO{saving})")
         else:
             console.print("[bold]no candidate is GO yet[/]")

@@ -18,6 +18,7 @@ from changeover.config import MigrationSpec
 from changeover.records import Record
 from changeover.report import plots
 from changeover.report.appendix import Appendix, appendix
+from changeover.report.choosing import ChoosingSection, choosing_section
 from changeover.report.config import ReportConfig
 from changeover.report.inputs import ReportInputs, collect_inputs, vars_of
 from changeover.report.judge import JudgeDimension, judge_sections
@@ -45,6 +46,7 @@ class Report:
     colours: dict[str, str]
     generated_at: str
     tools: list[dict[str, Any]] = field(default_factory=list)  # tool-call agreement (report.tools)
+    choosing: ChoosingSection | None = None  # pick's ranking and the quality-cost plot (report.choosing)
 
     def html(self) -> str:
         return render_html(self)
@@ -78,6 +80,7 @@ class Report:
                 },
                 **sections,
                 "tools": self.tools,
+                "choosing": self.choosing.to_json() if self.choosing is not None else None,
                 "appendix": _plain(self.appendix),
             },
         }
@@ -148,4 +151,5 @@ def build_report(
         colours=plots.model_colours(spec.incumbent, spec.candidates),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         tools=tool_section(records, spec.incumbent, spec.candidates),
+        choosing=choosing_section(spec, decision, records),
     )

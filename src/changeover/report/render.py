@@ -69,6 +69,7 @@ def render_html(report: Report) -> str:
         "judges": report.judges,
         "labels": report.inputs.labels,
         "tools": report.tools,
+        "choosing": report.choosing,
         "shadow": report.inputs.shadow,
         "rollout": report.inputs.rollout,
         "embeddings": report.inputs.embeddings,
