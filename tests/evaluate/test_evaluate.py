@@ -381,3 +381,15 @@ def test_repeated_samples_draw_each_item_n_times_and_records_carry_the_index(fak
     with open_store(url) as store:
         single = evaluate(spec, inters, store=store)
     assert dict(fake.calls) == calls and all("sample" not in r.extra for r in single.records)
+    # assess reads all three answers per item and names the items whose draws disagree
+    from changeover.assessment import assess
+
+    dim = assess(spec, result.records, draws=200, warmup=200).decision.candidates["new-model"].dimensions["refusal"]
+    assert dim.samples == {"old-model": 3, "new-model": 3} and dim.paired_items == 6
+    seen: dict[str, set[int]] = {}
+    for r in result.records:
+        if r.model == "new-model":
+            seen.setdefault(r.item, set()).add(r.signals["refusal"])
+    refused = set(dim.unstable_items["new-model"])  # items refused in some draws and not in others
+    assert refused == {item for item, values in seen.items() if values == {0, 1}}
+    assert len(refused) >= 4 and dim.unstable["old-model"] == 0  # the old model never refuses
