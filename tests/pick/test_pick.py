@@ -110,5 +110,5 @@ def test_the_command_prints_the_ranking_writes_json_and_exits_0(tmp_path, capsys
         "cheap": True,
         "broken": False,
     }
-    assert data["incumbent"]["on_pareto_front"] is False and "Pareto" in out
+    assert data["incumbent"]["on_pareto_front"] is False and "front" in out
     assert not (tmp_path / ".changeover").exists()

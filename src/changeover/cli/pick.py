@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 cost_text(c.saving),
                 latency_text(c.costs.p95_latency_ms),
                 f"{c.labels_needed:,}",
-                "Pareto" if c.on_front else "",
+                "yes" if c.on_front else "",
             )
         console.print(table)
         front = ", on the Pareto front" if result.incumbent_on_front else ""
