@@ -153,3 +153,26 @@ def test_the_plot_is_visible_and_fits_a_400px_screen(chosen, browser_page, tmp_p
     )
     assert fit["scroll"] <= fit["client"], fit  # nothing in the section overflows sideways (the table scrolls)
     assert fit["right"] <= 400 and fit["width"] > 300, fit
+
+
+def test_one_panel_per_required_dimension(sections):
+    """The rendering fixture's three dimensions, one of them not required: two panels, front over both."""
+    from tests.report.conftest import SPEC as REPORT_SPEC
+    from tests.report.conftest import make_assessment, make_records
+
+    raw = {**REPORT_SPEC, "dimensions": {**REPORT_SPEC["dimensions"]}}
+    raw["dimensions"]["style"] = {**raw["dimensions"]["style"], "required": False}
+    spec = spec_from_dict(raw, "migration.yaml")
+    report = build_report(make_assessment(spec), spec, make_records(spec, shadow=True))
+    html = report.html()
+    panels = QC_SVG.findall(html)
+    assert [p.dimension for p in report.choosing.panels] == ["correctness", "refusal"] and len(panels) == 2
+    for svg, dim in zip(panels, ["correctness", "refusal"], strict=True):
+        root = ElementTree.fromstring(svg)
+        assert set(_markers(root, "candidate")) == {"cand-a", "cand-b"} and list(_markers(root, "incumbent")) == [
+            "legacy-model"
+        ]
+        assert f"Δ {dim} pass rate vs legacy-model (pts)" in [t.text for t in root.iter("text")]
+    # cand-a costs a third of cand-b per response and is better: cand-b is dominated
+    assert {r.candidate: r.on_front for r in report.choosing.rows} == {"cand-a": True, "cand-b": False}
+    assert "choosing" in sections(html)
