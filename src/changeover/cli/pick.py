@@ -31,8 +31,11 @@ def register(app: typer.Typer) -> None:
         cost of each response (its cost_usd, or its tokens priced by the spec's
         pricing: table), the monthly saving against the incumbent with its 95%
         interval, and p95 latency. A cheaper candidate that still needs labels is
-        named with the labels that would settle it. Exit code: 0 a GO candidate
-        exists, 3 none yet but some need labels, 1 every candidate is NO-GO, 2 bad input.
+        named with the labels that would settle it. The front column marks the
+        Pareto front of cost and quality: no other option (the incumbent too)
+        is cheaper and at least as good on every required dimension. Exit code:
+        0 a GO candidate exists, 3 none yet but some need labels, 1 every
+        candidate is NO-GO, 2 bad input.
 
         Example: changeover pick --spec migration.yaml --records records.jsonl --json pick.json
         """
