@@ -5,7 +5,8 @@ Part of the evaluation feature (it runs models and judges them); the prompt regi
 From the candidate's failures and disagreements with the incumbent on a
 stratified sample of logged traffic (judged by the spec's judges and checks),
 a proposer model (any model of the spec's ``models:``) writes prompt variants,
-ONE adaptation pattern per proposal (``patterns.py``). Each variant is run on
+ONE adaptation pattern per proposal (``patterns.py``); ``rules`` as the proposer
+applies each pattern as a fixed rewrite instead (``adapt_rules.py``, no call). Each variant is run on
 the same sample through the evaluate machinery (call cache: the incumbent and
 anything asked before is never called again) and assessed with the calibrated
 model against the incumbent. The search stops at the first variant that is
@@ -41,6 +42,7 @@ from typing import Any
 from changeover.assess import Assessment, ConvergenceWarning, assess
 from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError, SpecError
+from changeover.evaluate import adapt_rules
 from changeover.evaluate.results import ArmStats
 from changeover.evaluate.run import RunPlan, _run, plan_run
 from changeover.prompts.ab import Arm, arm_name
@@ -353,6 +355,7 @@ class Adapter:
         self.labels: dict[tuple[str, str], dict[str, list[int]]] = {}
         self.stored = 0
         self.clients: dict[str, BudgetedClient] = {}
+        self.by_rules = proposer == adapt_rules.RULES and proposer not in model_configs(spec)
 
     # ------------------------------------------------------------------ calls
 
@@ -422,7 +425,8 @@ class Adapter:
         return str(next(iter(ids)))
 
     async def run(self) -> AdaptResult:
-        models = list(dict.fromkeys([*self.plan.models(), self.candidate, self.proposer]))
+        proposers = [] if self.by_rules else [self.proposer]
+        models = list(dict.fromkeys([*self.plan.models(), self.candidate, *proposers]))
         raw = build_clients(self.spec, models)
         self.clients = {m: BudgetedClient(c, self.budget) for m, c in raw.items()}
         proposal_cache = CallCache(self.store)
@@ -436,7 +440,8 @@ class Adapter:
 
     async def _search(self, caller: CachedCaller) -> AdaptResult:
         pid = self.prompt_id()
-        caller.preload([f"adapt:{pid}"])  # the proposals asked before (a rerun proposes the same variants)
+        if not self.by_rules:
+            caller.preload([f"adapt:{pid}"])  # the proposals asked before (a rerun proposes the same variants)
         registry = self.plan.registry
         inc, cand = self.spec.incumbent, self.candidate
         parent_key, parent = registry.prompts[pid].variant_for(cand)
@@ -468,36 +473,47 @@ class Adapter:
         stop = f"tried {limit} proposal(s), none non-inferior on every required dimension"
         for n in range(1, limit + 1):
             pattern = PATTERNS[order[(n - 1) % len(order)]]
-            per_variant = self._calls_per_variant()
-            if not self.budget.fits(1 + per_variant, (1 + per_variant) * self._mean_call_usd()):
-                stop = f"budget spent: a proposal and its evaluation need up to {1 + per_variant} more calls"
+            calls = self._calls_per_variant() + (0 if self.by_rules else 1)
+            if not self.budget.fits(calls, calls * self._mean_call_usd()):
+                what = "an evaluation needs" if self.by_rules else "a proposal and its evaluation need"
+                stop = f"budget spent: {what} up to {calls} more calls"
                 break
             from_arm = best.arm
             from_variant = variants[best.arm]
-            refused = self.budget.refused
-            answer, cached = await caller.call(
-                self.clients[self.proposer],
-                PROPOSE_KIND,
-                f"adapt:{pid}",
-                f"{pattern.name}@{from_arm}",
-                ChatRequest(
-                    proposer_request(from_variant, pattern, failures_for(best_records, self, best.arm)),
-                    {"max_tokens": 600, "temperature": 0},
-                    None,
+            failing = failures_for(best_records, self, best.arm)
+            if self.by_rules:
+                self.proposals["asked"] += 1
+                variant, why = adapt_rules.propose(from_variant, pattern.name, failing)
+                if variant is None:
+                    self.proposals["unparsed"] += 1  # nothing to rewrite along this pattern
+                    tried.append(Tried(n, "-", from_arm, pattern.name, "unparsed", note=why))
+                    continue
+            else:
+                refused = self.budget.refused
+                answer, cached = await caller.call(
+                    self.clients[self.proposer],
+                    PROPOSE_KIND,
                     f"adapt:{pid}",
-                ),
-            )
-            if self.budget.refused > refused:
-                stop = "budget spent before the next proposal"
-                break
-            self._tally(self.proposer, _stats(answer, cached))
-            self.proposals["asked"] += 1
-            variant = parse_proposal(answer.text, from_variant) if answer.ok else None
-            if variant is None:
-                self.proposals["unparsed" if answer.ok else "failed"] += 1
-                why = (answer.text or "").strip()[:160] if answer.ok else f"proposer failed: {answer.error}"
-                tried.append(Tried(n, "-", from_arm, pattern.name, "unparsed", note=why))
-                continue
+                    f"{pattern.name}@{from_arm}",
+                    ChatRequest(
+                        proposer_request(from_variant, pattern, failing),
+                        {"max_tokens": 600, "temperature": 0},
+                        None,
+                        f"adapt:{pid}",
+                    ),
+                )
+                if self.budget.refused > refused:
+                    stop = "budget spent before the next proposal"
+                    break
+                self._tally(self.proposer, _stats(answer, cached))
+                self.proposals["asked"] += 1
+                variant = parse_proposal(answer.text, from_variant) if answer.ok else None
+                why = ""
+                if variant is None:
+                    self.proposals["unparsed" if answer.ok else "failed"] += 1
+                    why = (answer.text or "").strip()[:160] if answer.ok else f"proposer failed: {answer.error}"
+                    tried.append(Tried(n, "-", from_arm, pattern.name, "unparsed", note=why))
+                    continue
             lost = _variables(from_variant.template) - _variables(variant.template)
             if lost:
                 self.proposals["invalid"] += 1
@@ -523,6 +539,7 @@ class Adapter:
             var_records = [r for r in var_records if r.model == key]
             row = self._row(n, key, from_arm, pattern.name, "evaluated", variant, incumbent_records + var_records, key)
             row.calls_made = self.budget.made - made_before
+            row.note = "; ".join(x for x in (why, row.note) if x)
             tried.append(row)
             if row.score() > best.score():
                 best, best_records = row, incumbent_records + var_records
@@ -681,10 +698,10 @@ def adapt(
             f"its candidates: {', '.join(spec.candidates) or 'none'}"
         )
     proposer = proposer or candidate
-    if proposer not in configured:
+    if proposer not in configured and proposer != adapt_rules.RULES:
         raise SpecError(
             f"--proposer {proposer!r} is not configured under models: in {spec.path or 'the spec'}; "
-            f"known: {', '.join(sorted(configured)) or 'none'}"
+            f"known: {', '.join(sorted(configured)) or 'none'}, or {adapt_rules.RULES!r} (fixed rewrites, no calls)"
         )
     scoped = spec.model_copy(update={"candidates": [candidate]})
     scoped.path = spec.path
