@@ -37,7 +37,7 @@ quantities just add them up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -76,8 +76,8 @@ class Design:
     ptr: np.ndarray  # [E * 3 + 1] CSR pointers for (row, c = 1..3)
     idx: np.ndarray  # [nnz] parameter indices
     allowed: np.ndarray  # [E, 4] truth cells consistent with known truth
-    agree: np.ndarray  # [J, 2, 2] annotators agreeing with z = 0 / 1, per model
-    disagree: np.ndarray  # [J, 2, 2]
+    agree: np.ndarray  # [J, 2, 2, A] verdicts agreeing with z = 0 / 1, per model and annotator
+    disagree: np.ndarray  # [J, 2, 2, A]
     labelled: np.ndarray  # [J] bool: some label on either model
     loc: np.ndarray  # [P] prior means (raw parameters: 0)
     sd: np.ndarray  # [P] prior sds (raw parameters: 1)
@@ -85,6 +85,12 @@ class Design:
     centered: np.ndarray  # [P] bool: a centred deviation (w = theta ~ N(0, tau)) rather than w = tau * theta
     tau_log_sd: np.ndarray  # [N_TAU] prior log-sd of each spread (learned, or nearly fixed with strong data)
     noisy: bool
+    annotators: tuple[str, ...] = ("",)  # [A] ('' = the unnamed annotator)
+    exact: np.ndarray = field(default_factory=lambda: np.zeros(1, bool))  # [A] settled answers: no noise
+
+    @property
+    def A(self) -> int:
+        return len(self.annotators)
 
     @property
     def E(self) -> int:
@@ -197,9 +203,12 @@ def design(t: PairTable) -> Design:
                 idx.extend(row)
                 ptr.append(len(idx))
 
-    agree = np.zeros((t.cells, 2, 2))
-    disagree = np.zeros((t.cells, 2, 2))
-    for m, (pos, tot) in enumerate(((t.pos0, t.tot0), (t.pos1, t.tot1))):
+    A = len(t.annotator_names)
+    agree = np.zeros((t.cells, 2, 2, A))
+    disagree = np.zeros((t.cells, 2, 2, A))
+    for m in range(2):
+        votes = t.votes(m)
+        pos, tot = votes[..., 0], votes[..., 1]  # [J, A]
         agree[:, m, 1], agree[:, m, 0] = pos, tot - pos
         disagree[:, m, 1], disagree[:, m, 0] = tot - pos, pos
     return Design(
@@ -223,18 +232,22 @@ def design(t: PairTable) -> Design:
         centered=np.asarray(centered, bool),
         tau_log_sd=np.full(N_TAU, TAU_LOG_SD if t.n[labelled].sum() < STRONG_LABELS else TAU_LOG_SD_STRONG),
         noisy=t.multi_annotator,
+        annotators=t.annotator_names,
+        exact=t.exact_mask,
     )
 
 
 def label_likelihood(d: Design, noise: np.ndarray) -> np.ndarray:
-    """P(labels of cell j | truth cell c) for every draw, [draws, J, 4] (noise: [draws])."""
-    e = np.asarray(noise, float)[:, None, None, None]
-    ag, dis = d.agree[None], d.disagree[None]  # [1, J, m, z]
+    """P(labels of cell j | truth cell c) for every draw, [draws, J, 4] (noise: [draws, A], or [draws])."""
+    e = np.asarray(noise, float)
+    e = np.where(d.exact[None, :], 0.0, e if e.ndim == 2 else e[:, None])[:, None, None, None, :]  # [N,1,1,1,A]
+    ag, dis = d.agree[None], d.disagree[None]  # [1, J, m, z, A]
     if d.noisy:
         with np.errstate(divide="ignore", invalid="ignore"):
-            lab = np.exp(
-                np.where(ag > 0, ag * np.log1p(-e), 0.0) + np.where(dis > 0, dis * np.log(np.maximum(e, 1e-300)), 0.0)
+            log_lab = np.where(ag > 0, ag * np.log1p(-e), 0.0) + np.where(
+                dis > 0, dis * np.log(np.maximum(e, 1e-300)), 0.0
             )
+        lab = np.exp(log_lab.sum(-1))
     else:
-        lab = np.broadcast_to((dis == 0).astype(float), (e.shape[0],) + dis.shape[1:])
+        lab = np.broadcast_to((dis.sum(-1) == 0).astype(float), (e.shape[0],) + dis.shape[1:-1])
     return lab[:, :, 0, :][..., Z0] * lab[:, :, 1, :][..., Z1]

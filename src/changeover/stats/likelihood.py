@@ -10,7 +10,9 @@ where eta[e, c] (c = 1..3; eta[e, 0] = 0) is a sum of effective parameters
 ``w`` listed in CSR form (``stats.design``). The gradient with respect to ``w``
 is n_j (r_c - p_c) added to each listed index (r = the truth cell's posterior
 given the labels, p = its prior), and with several annotators per response a
-term for the logit of the annotator noise. ``eta_rows`` gives softmax(eta) for
+term for the logit of each annotator's noise: P(labels of j | c) is the
+product over annotators a of (1 - e_a)^agree * e_a^disagree (an exact
+annotator, a settled answer, has e_a = 0). ``eta_rows`` gives softmax(eta) for
 every row, for the derived quantities. Both are batched over a leading axis.
 """
 
@@ -26,21 +28,27 @@ _TINY = 1e-300
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _loglik(w, ptr, idx, allowed, row, n, agree, disagree, noise, noisy):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled (numba types it)
-    """(ll [B], d ll / d w [B, P], d ll / d logit(noise) [B]) for w [B, P] and per-b padded cell arrays."""
+    """(ll [B], d ll / d w [B, P], d ll / d logit(noise) [B, A]) for w [B, P] and per-b padded cell arrays.
+
+    agree / disagree: [B, J, 2 (model), 2 (z), A]; noise: [B, A]; noisy: [B].
+    """
     B, P = w.shape
     J = n.shape[1]
+    A = noise.shape[1]
     ll = np.zeros(B)
     g_w = np.zeros((B, P))
-    g_u = np.zeros(B)
+    g_u = np.zeros((B, A))
     eta = np.empty(4)
     lab = np.empty(4)
+    le = np.zeros(A)
+    l1e = np.zeros(A)
     zc0 = (0, 0, 1, 1)
     zc1 = (0, 1, 0, 1)
     for b in range(B):
-        e = noise[b]
         if noisy[b]:
-            le = math.log(max(e, _TINY))
-            l1e = math.log1p(-e)
+            for a in range(A):
+                le[a] = math.log(max(noise[b, a], _TINY))
+                l1e[a] = math.log1p(-noise[b, a])
         for j in range(J):
             nj = n[b, j]
             if nj <= 0:
@@ -71,13 +79,18 @@ def _loglik(w, ptr, idx, allowed, row, n, agree, disagree, noise, noisy):  # typ
                 lk = 1.0
                 for m in range(2):
                     z = zc0[c] if m == 0 else zc1[c]
-                    ag = agree[b, j, m, z]
-                    dis = disagree[b, j, m, z]
                     if noisy[b]:
-                        if ag > 0 or dis > 0:
-                            lk *= math.exp(ag * l1e + dis * le)
-                    elif dis > 0:
-                        lk = 0.0
+                        s = 0.0
+                        for a in range(A):
+                            ag = agree[b, j, m, z, a]
+                            dis = disagree[b, j, m, z, a]
+                            if ag > 0 or dis > 0:
+                                s += ag * l1e[a] + dis * le[a]
+                        lk *= math.exp(s)
+                    else:
+                        for a in range(A):
+                            if disagree[b, j, m, z, a] > 0:
+                                lk = 0.0
                 lab[c] = lk
                 P_j += eta[c] * lk
             if P_j < _TINY:
@@ -90,12 +103,14 @@ def _loglik(w, ptr, idx, allowed, row, n, agree, disagree, noise, noisy):  # typ
                     k = r * 3 + c - 1
                     for q in range(ptr[b, k], ptr[b, k + 1]):
                         g_w[b, idx[b, q]] += gc
-                if noisy[b]:
-                    acc = 0.0
+                if noisy[b] and rc > 0.0:
                     for m in range(2):
                         z = zc0[c] if m == 0 else zc1[c]
-                        acc += disagree[b, j, m, z] * (1 - e) - agree[b, j, m, z] * e
-                    g_u[b] += nj * rc * acc
+                        for a in range(A):
+                            ag = agree[b, j, m, z, a]
+                            dis = disagree[b, j, m, z, a]
+                            if ag > 0 or dis > 0:
+                                g_u[b, a] += nj * rc * (dis * (1 - noise[b, a]) - ag * noise[b, a])
     return ll, g_w, g_u
 
 

@@ -20,8 +20,19 @@ the reverse direction, around what the data pin down:
 - Known truth (an error response is unacceptable): the truth cells that
   contradict it get probability 0.
 - Human labels: each annotator's verdict equals Z, or, with several annotators
-  per response, is flipped with probability ``noise`` ~ Beta(1, 9), estimated
-  from their disagreements.
+  per response (or a settled answer to check them against), annotator a's
+  verdict is flipped with probability ``noise[a]`` ~ Beta(1, 9), independently
+  per annotator, estimated from their disagreements with each other and with
+  the settled answers (gold items, admin resolutions: an *exact* annotator,
+  noise 0). Verdicts without an annotator's name share one rate (the unnamed
+  annotator ''), which is the one shared rate every table had before
+  annotators were told apart. Why per annotator (measured, seeded,
+  benchmarks/bench_annotators.py): with one of four annotators flipping 35% of
+  verdicts and doing most of one segment's labels, one shared rate
+  misreads that segment (segment coverage below 93%); a rate per annotator
+  recovers the bad one and keeps coverage. Independent Beta(1, 9) priors, not
+  pooled: a pooled spread between annotators is informed by a handful of
+  rates and would pull the bad annotator toward the good ones.
 
 Quantities: pi[s, c] = sum_u P(u | s) P(c | u, s); delta[s] = pi[s, 01] -
 pi[s, 10]. The judge's confusion per model (and per segment) P(signal | Z) and
@@ -78,7 +89,7 @@ from changeover.stats.hmc import sample
 from changeover.stats.likelihood import eta_rows, loglik
 from changeover.stats.tables import PairTable
 
-__all__ = ["Z0", "Z1", "FitSettings", "PairFit", "fit_pairs"]
+__all__ = ["Z0", "Z1", "AnnotatorNoise", "FitSettings", "PairFit", "fit_pairs"]
 
 NOISE_A, NOISE_B = 1.0, 9.0  # Beta prior of the annotator noise (with several annotators per response)
 
@@ -95,6 +106,17 @@ class FitSettings:
     target_accept: float = 0.95
 
 
+@dataclass(frozen=True, slots=True)
+class AnnotatorNoise:
+    """One annotator's posterior noise (P(their verdict is flipped)) in one comparison, and their verdicts in it."""
+
+    name: str
+    noise_mean: float
+    lower: float
+    upper: float
+    labels: int
+
+
 @dataclass
 class PairFit:
     """Posterior draws of one comparison; arrays are [chains, draws, ...].
@@ -107,7 +129,7 @@ class PairFit:
     design: Design
     pu: np.ndarray  # [C, T, S, U]
     cond: np.ndarray  # [C, T, E, 4]
-    noise: np.ndarray  # [C, T]
+    noise: np.ndarray  # [C, T, A] each annotator's noise (design.annotators; 0 for an exact one, or without noise)
     tau: np.ndarray  # [C, T, 4] spreads: truth profile between segments, judge between segments, signals, joint
     accept: float  # mean acceptance rate after warm-up
     divergences: int
@@ -214,6 +236,22 @@ class PairFit:
         indep = ((jv * w0).sum(-2) * (jv * w1).sum(-2) / pc).sum(-1)
         return both / np.maximum(indep, 1e-300)
 
+    # ------------------------------------------------------------------ the annotators
+
+    def annotator_noise(self, prob: float = 0.95) -> list[AnnotatorNoise]:
+        """Each (not exact) annotator's posterior noise: mean, equal-tailed interval, verdicts in the table."""
+        d, t = self.design, self.table
+        flat = PairFit.flat(self.noise)
+        verdicts = (t.votes(0)[..., 1] + t.votes(1)[..., 1]) * t.n[:, None]  # [J, A]
+        out = []
+        q = (1 - prob) / 2
+        for a, name in enumerate(d.annotators):
+            if d.exact[a]:
+                continue
+            lo, hi = np.quantile(flat[:, a], [q, 1 - q])
+            out.append(AnnotatorNoise(name, float(flat[:, a].mean()), float(lo), float(hi), int(verdicts[:, a].sum())))
+        return out
+
     # ------------------------------------------------------------------ for the choice of labels
 
     def p_acceptable(self, model: int) -> np.ndarray:
@@ -233,14 +271,17 @@ class _Posterior:
     """Log posterior and gradient in unconstrained coordinates, batched over B = fits x chains.
 
     theta per batch element: the design's parameters (padded to the largest
-    design; padding is N(0, 1) and enters nothing) | log tau [4] | logit noise.
+    design; padding is N(0, 1) and enters nothing) | log tau [N_TAU] | logit
+    noise per annotator [A] (padded likewise; an exact annotator's, or every
+    one's in a table without several verdicts per response, is padding too).
     """
 
     def __init__(self, designs: list[Design], chains: int):
         F = len(designs)
         self.designs, self.chains = designs, chains
         self.P0 = P0 = max(d.P for d in designs)
-        self.P = P0 + N_TAU + 1
+        self.A = A = max(d.A for d in designs)
+        self.P = P0 + N_TAU + A
         R = max(d.E * 3 for d in designs)
         E = max(d.E for d in designs)
         nnz = max(1, max(d.idx.size for d in designs))
@@ -252,8 +293,9 @@ class _Posterior:
         allowed = np.ones((F, E, 4), np.bool_)
         row = np.zeros((F, Jl), np.int64)
         n = np.zeros((F, Jl))
-        agree, disagree = np.zeros((F, Jl, 2, 2)), np.zeros((F, Jl, 2, 2))
+        agree, disagree = np.zeros((F, Jl, 2, 2, A)), np.zeros((F, Jl, 2, 2, A))
         noisy = np.zeros(F, np.bool_)
+        active = np.zeros((F, A), np.bool_)  # annotators with a noise rate of their own
         tau_log_sd = np.ones((F, N_TAU))
         for f, d in enumerate(designs):
             tau_log_sd[f] = d.tau_log_sd
@@ -266,8 +308,9 @@ class _Posterior:
             lab = np.flatnonzero(d.labelled)
             row[f, : lab.size] = d.row_of_cell[lab]
             n[f, : lab.size] = d.n[lab]
-            agree[f, : lab.size], disagree[f, : lab.size] = d.agree[lab], d.disagree[lab]
+            agree[f, : lab.size, ..., : d.A], disagree[f, : lab.size, ..., : d.A] = d.agree[lab], d.disagree[lab]
             noisy[f] = d.noisy
+            active[f, : d.A] = d.noisy & ~d.exact
 
         def rep(x: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(np.repeat(x, chains, axis=0))
@@ -279,11 +322,12 @@ class _Posterior:
         self.ptr, self.idx, self.allowed = rep(ptr), rep(idx), rep(allowed)
         self.row, self.n, self.agree, self.disagree = rep(row), rep(n), rep(agree), rep(disagree)
         self.noisy = rep(noisy)
+        self.active = rep(active)
         self.tau_log_sd = rep(tau_log_sd)
 
     def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         P0 = self.P0
-        return theta[:, :P0], theta[:, P0 : P0 + N_TAU], theta[:, P0 + N_TAU]
+        return theta[:, :P0], theta[:, P0 : P0 + N_TAU], theta[:, P0 + N_TAU :]
 
     def scales(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(multiplier of theta in w, tau of each parameter's prior) per parameter, [B, P0] each."""
@@ -292,11 +336,11 @@ class _Posterior:
         return np.where(self.centered, 1.0, per), np.where(self.centered, per, 1.0)
 
     def effective(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(w [B, P0], tau [B, 4], noise [B]) from theta."""
+        """(w [B, P0], tau [B, N_TAU], noise [B, A]) from theta."""
         th0, log_tau, u = self.split(theta)
         tau = np.exp(np.clip(log_tau, -30, 5))
         w = th0 * self.scales(tau)[0]
-        noise = np.where(self.noisy, 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
+        noise = np.where(self.active, 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
         return w, tau, noise
 
     def __call__(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -324,9 +368,9 @@ class _Posterior:
             - z / self.tau_log_sd
         )
         lp += np.where(
-            self.noisy, NOISE_A * np.log(np.maximum(noise, 1e-300)) + NOISE_B * np.log1p(-noise), -0.5 * u**2
-        )
-        grad[:, -1] = np.where(self.noisy, g_u + NOISE_A * (1.0 - noise) - NOISE_B * noise, -u)
+            self.active, NOISE_A * np.log(np.maximum(noise, 1e-300)) + NOISE_B * np.log1p(-noise), -0.5 * u**2
+        ).sum(1)
+        grad[:, self.P0 + N_TAU :] = np.where(self.active, g_u + NOISE_A * (1.0 - noise) - NOISE_B * noise, -u)
         return lp, grad
 
     def initial(self, rng: np.random.Generator) -> np.ndarray:
@@ -336,7 +380,7 @@ class _Posterior:
         theta[:, self.P0 : self.P0 + N_TAU] = np.log(TAU_MEDIAN) + 0.3 * self.tau_log_sd * rng.standard_normal(
             (B, N_TAU)
         )
-        theta[:, -1] = -2.2 + 0.3 * rng.standard_normal(B)
+        theta[:, self.P0 + N_TAU :] = -2.2 + 0.3 * rng.standard_normal((B, self.A))
         return theta
 
 
@@ -368,7 +412,7 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
                 design=d,
                 pu=pu.reshape(C, T, d.S, d.U),
                 cond=cond.reshape(C, T, d.E, 4),
-                noise=noise.reshape(C, T),
+                noise=noise[:, : d.A].reshape(C, T, d.A),
                 tau=tau.reshape(C, T, N_TAU),
                 accept=float(run.accept[sl].mean()),
                 divergences=int(run.divergences[sl].sum()),
@@ -384,5 +428,5 @@ def _effective_one(post: _Posterior, theta: np.ndarray, f: int) -> tuple[np.ndar
     tau = np.exp(np.clip(log_tau, -30, 5))
     scales = np.concatenate([np.ones((theta.shape[0], 1)), tau], axis=1)
     w = th0 * np.where(post.centered[b], 1.0, scales[:, post.group[b]])
-    noise = 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))) if post.noisy[b] else np.zeros_like(u)
+    noise = np.where(post.active[b], 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
     return w, tau, noise

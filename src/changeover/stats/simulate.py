@@ -290,7 +290,7 @@ def draw_prior(S: int, K: int, rng: np.random.Generator, noisy: bool = False) ->
         d,
         pu[None, None],
         cond[None, None],
-        np.full((1, 1), noise),
+        np.full((1, 1, 1), noise),
         tau[None, None] * np.ones((1, 1, N_TAU)),
         1.0,
         0,
@@ -321,3 +321,101 @@ def simulate_from(
     return build_table(
         [f"s{i}" for i in range(S)], seg, K, a[:, 0], a[:, 1], pos[:, 0], tot[:, 0], pos[:, 1], tot[:, 1]
     )
+
+
+# --------------------------------------------------------------------------- annotators of differing quality
+
+
+@dataclass
+class Annotators:
+    """Who labels a simulated migration, and how well.
+
+    ``noise[a]``: P(annotator a flips a verdict). ``load[s][m]``: the share of
+    segment s's labels on model m's answers each annotator does (rows: one
+    weight per annotator; default even). ``double``: the share of labelled
+    responses a second, different annotator judges too. ``gold``: settled
+    answers per annotator (random responses whose answer is known, each judged
+    once by that annotator; the answer counts as an exact verdict).
+    """
+
+    noise: list[float]
+    load: list[list[list[float]]] | None = None
+    double: float = 0.2
+    gold: int = 15
+
+    def weights(self, s: int, m: int) -> np.ndarray:
+        w = np.ones(len(self.noise)) if self.load is None else np.asarray(self.load[s][m], float)
+        return w / w.sum()
+
+
+# The issue's case: one of four annotators flips 35% of verdicts (the others 3%), and does half of the
+# candidate's first labels and none of the incumbent's (annotators who specialise: a queue, a shift, a region).
+BAD_ANNOTATOR = Annotators(noise=[0.35, 0.03, 0.03, 0.03], load=[[[0, 1, 1, 1], [4, 1, 1, 1]]] * 3)
+
+
+def simulate_annotators(
+    scenario: Scenario, annotators: Annotators, rng: np.random.Generator
+) -> tuple[PairTable, PairTable, np.ndarray, float]:
+    """One data set labelled by named annotators of differing noise, and the same data with one shared rate.
+
+    Returns (table keeping who said what, the same verdicts as the unnamed
+    annotator's, true segment deltas, true overall delta). Gold answers are
+    the exact annotator 'gold' in both tables.
+    """
+    S, n, A = scenario.n_segments, scenario.items_per_segment, len(annotators.noise)
+    pi = scenario.cell_probs()
+    seg = np.repeat(np.arange(S), n)
+    cells = np.concatenate([rng.choice(4, size=n, p=pi[s] / pi[s].sum()) for s in range(S)])
+    z = np.stack([cells // 2, cells % 2], axis=1)
+    a = np.empty_like(z)
+    for m in range(2):
+        p_pass = np.where(z[:, m] == 1, scenario.sensitivity[m], 1.0 - scenario.specificity[m])
+        a[:, m] = (rng.random(z.shape[0]) < p_pass).astype(int)
+    votes = np.zeros((2, seg.size, A + 1, 2), np.int64)  # the last annotator: the exact gold answers
+    noise = np.asarray(annotators.noise, float)
+
+    def judge(m: int, i: np.ndarray, who: np.ndarray) -> None:
+        said = np.where(rng.random(i.size) < noise[who], 1 - z[i, m], z[i, m])
+        np.add.at(votes[m, :, :, 0], (i, who), said)
+        np.add.at(votes[m, :, :, 1], (i, who), 1)
+
+    for m in range(2):
+        for s in range(S):
+            i = rng.choice(np.flatnonzero(seg == s), size=scenario.labels_per_segment, replace=False)
+            first = rng.choice(A, size=i.size, p=annotators.weights(s, m))
+            judge(m, i, first)
+            again = rng.random(i.size) < annotators.double
+            second = (first[again] + rng.integers(1, A, again.sum())) % A
+            judge(m, i[again], second)
+    unlabelled = np.flatnonzero((votes[..., 1].sum(-1) == 0).all(0))
+    gold = rng.choice(unlabelled, size=(A, annotators.gold), replace=False)
+    for who in range(A):
+        on = rng.integers(0, 2, annotators.gold)  # which model's answer each gold response is
+        for mm in range(2):
+            i = gold[who, on == mm]
+            judge(mm, i, np.full(i.size, who))
+            votes[mm, i, A] = np.stack([z[i, mm], np.ones(i.size, np.int64)], 1)
+    names = [f"a{k}" for k in range(A)] + ["gold"]
+    exact = [False] * A + [True]
+    shared = np.concatenate([votes[..., :A, :].sum(2, keepdims=True), votes[..., A:, :]], axis=2)
+    seg_names = scenario.segment_names or [f"s{i}" for i in range(S)]
+    tables = [
+        build_table(
+            seg_names,
+            seg,
+            2,
+            a[:, 0],
+            a[:, 1],
+            v[0, :, :, 0].sum(1),
+            v[0, :, :, 1].sum(1),
+            v[1, :, :, 0].sum(1),
+            v[1, :, :, 1].sum(1),
+            annotators=who,
+            votes0=v[0],
+            votes1=v[1],
+            exact=ex,
+        )
+        for v, who, ex in ((votes, names, exact), (shared, ["", "gold"], [False, True]))
+    ]
+    d_seg, d_all = scenario.true_delta()
+    return tables[0], tables[1], d_seg, d_all

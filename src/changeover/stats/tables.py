@@ -11,6 +11,16 @@ under the model, so the fit costs the same for a thousand items or a million.
 The *signal cell* of a table cell is everything but its segment and labels:
 (signal levels of both answers, known truth of both). The measurement model
 (``stats.model``) is written around it.
+
+Who labelled: a label state is kept per annotator (``votes0``/``votes1``:
+[J, A, 2] = (said 1, judged) by each of the table's ``annotators``), so that
+the model can give every annotator a noise rate of their own. Verdicts
+without a name belong to one unnamed annotator ('') and share one rate (what
+every verdict did before annotators were told apart); a *settled* answer (an
+admin's resolution, a gold answer) is a verdict of an annotator marked
+``exact`` (no noise), so the annotators' verdicts on the same response
+measure them. Cells differ by who said what, so labelled cells multiply with
+the annotators, unlabelled ones do not.
 """
 
 from __future__ import annotations
@@ -38,6 +48,9 @@ class PairTable:
     item's k paired samples weighs 1/k, so that P(signal cell | segment) is
     learned from items, not from draws, while each labelled sample still counts
     as one observation of its truth (``n``).
+
+    ``annotators`` / ``votes0`` / ``votes1`` / ``exact``: see the module; when
+    absent, every verdict is the unnamed annotator's (``pos``/``tot``).
     """
 
     segments: tuple[str, ...]
@@ -54,11 +67,33 @@ class PairTable:
     n: np.ndarray
     cell_of_item: np.ndarray
     weight: np.ndarray | None = None
+    annotators: tuple[str, ...] = ()
+    votes0: np.ndarray | None = None
+    votes1: np.ndarray | None = None
+    exact: tuple[bool, ...] = ()
 
     @property
     def item_weight(self) -> np.ndarray:
         """Each cell's item weight (``weight``, or ``n`` when every entry is an item)."""
         return self.n.astype(float) if self.weight is None else self.weight
+
+    @property
+    def annotator_names(self) -> tuple[str, ...]:
+        """The annotators of ``votes``: the named ones, or the one unnamed annotator ('')."""
+        return self.annotators or ("",)
+
+    @property
+    def exact_mask(self) -> np.ndarray:
+        """[A] bool: which annotators give settled answers (no noise)."""
+        return np.asarray(self.exact or (False,) * len(self.annotator_names), bool)
+
+    def votes(self, model: int) -> np.ndarray:
+        """[J, A, 2] (said 1, judged) per annotator on ``model``'s answer."""
+        v = self.votes0 if model == 0 else self.votes1
+        if v is not None:
+            return v
+        pos, tot = (self.pos0, self.tot0) if model == 0 else (self.pos1, self.tot1)
+        return np.stack([pos, tot], axis=1)[:, None, :]
 
     @property
     def cells(self) -> int:
@@ -78,7 +113,8 @@ class PairTable:
 
     @property
     def multi_annotator(self) -> bool:
-        """True when some response was judged by several annotators (noise is then estimable)."""
+        """True when some response was judged by several annotators or checked against a settled answer
+        (annotator noise is then estimable)."""
         return bool((self.tot0 > 1).any() or (self.tot1 > 1).any())
 
     def labelled(self, model: int) -> int:
@@ -117,6 +153,10 @@ def build_table(
     known0: np.ndarray | None = None,
     known1: np.ndarray | None = None,
     weight: np.ndarray | None = None,
+    annotators: Sequence[str] | None = None,
+    votes0: np.ndarray | None = None,
+    votes1: np.ndarray | None = None,
+    exact: Sequence[bool] | None = None,
 ) -> PairTable:
     """Aggregate per-item arrays (one entry per paired item) into a count table.
 
@@ -126,31 +166,47 @@ def build_table(
     a response with known truth has its signals and labels dropped.
     ``weight``: optional per-entry item weight (1/k for each of an item's k
     paired samples); the table's ``weight`` sums it per cell.
+    ``annotators`` with ``votes0``/``votes1`` ([items, A, 2]: said 1, judged,
+    per annotator) keep who said what (``pos``/``tot`` are then their sums);
+    ``exact`` marks the annotators whose verdicts are settled answers.
     """
     lv = (int(levels),) if isinstance(levels, int | np.integer) else tuple(int(k) for k in levels)
     seg = np.asarray(seg, dtype=np.int64)
     n_items = seg.shape[0]
     a0, a1 = (_levels_2d(a, lv, n_items) for a in (a0, a1))
     pos0, tot0, pos1, tot1 = (np.asarray(x, dtype=np.int64).copy() for x in (pos0, tot0, pos1, tot1))
+    names = tuple(annotators or ())
+    A = max(1, len(names))
+    votes = []
+    for v, pos, tot in ((votes0, pos0, tot0), (votes1, pos1, tot1)):
+        vv = np.stack([pos, tot], axis=1)[:, None, :] if v is None else np.asarray(v, dtype=np.int64).copy()
+        if vv.shape != (n_items, A, 2):
+            raise ValueError(f"annotator votes have shape {vv.shape}; expected ({n_items}, {A}, 2)")
+        pos[:], tot[:] = vv[..., 0].sum(1), vv[..., 1].sum(1)
+        votes.append(vv)
     kn = []
     for k in (known0, known1):
         kk = np.full(n_items, -1, np.int64) if k is None else np.asarray(k, dtype=np.int64).copy()
         kk[(kk != 0) & (kk != 1)] = -1
         kn.append(kk)
     known0, known1 = kn
-    for a, pos, tot, k in ((a0, pos0, tot0, known0), (a1, pos1, tot1, known1)):
+    for a, pos, tot, k, vv in ((a0, pos0, tot0, known0, votes[0]), (a1, pos1, tot1, known1, votes[1])):
         hit = k >= 0
         a[hit] = np.asarray(lv)[None, :]
         pos[hit] = 0
         tot[hit] = 0
+        vv[hit] = 0
+    exact_t = tuple(bool(x) for x in (exact or (False,) * A)) if names else ()
     G = len(lv)
     if n_items == 0:
         e1 = np.zeros(0, dtype=np.int64)
         e2 = np.zeros((0, G), dtype=np.int64)
-        return PairTable(tuple(segments), lv, e1, e2, e2, e1, e1, e1, e1, e1, e1, e1, e1)
-    stacked = np.concatenate(
-        [seg[:, None], a0, a1, known0[:, None], known1[:, None], np.stack([pos0, tot0, pos1, tot1], axis=1)], axis=1
-    )
+        e3 = np.zeros((0, A, 2), dtype=np.int64) if names else None
+        return PairTable(tuple(segments), lv, e1, e2, e2, e1, e1, e1, e1, e1, e1, e1, e1, None, names, e3, e3, exact_t)
+    parts = [seg[:, None], a0, a1, known0[:, None], known1[:, None], np.stack([pos0, tot0, pos1, tot1], axis=1)]
+    if names:
+        parts += [votes[0].reshape(n_items, -1), votes[1].reshape(n_items, -1)]
+    stacked = np.concatenate(parts, axis=1)
     keys, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
     col = 1 + 2 * G
     return PairTable(
@@ -170,4 +226,8 @@ def build_table(
         weight=None
         if weight is None
         else np.bincount(inverse.reshape(-1), weights=np.asarray(weight, float), minlength=keys.shape[0]),
+        votes0=keys[:, col + 6 : col + 6 + 2 * A].reshape(-1, A, 2) if names else None,
+        votes1=keys[:, col + 6 + 2 * A : col + 6 + 4 * A].reshape(-1, A, 2) if names else None,
+        annotators=names,
+        exact=exact_t,
     )
