@@ -5,7 +5,14 @@ into records, rejecting a bad row with file:line and field.
 One row per response. ``item`` pairs the responses of different models to the
 same interaction; ``segment`` holds the fields to split by (region, request
 type); ``signals`` hold automated verdicts per dimension; ``labels`` hold human
-verdicts (1 = acceptable, 0 = not; a list when several annotators judged).
+verdicts (1 = acceptable, 0 = not; a list when several annotators judged);
+``label_by`` optionally names who gave each of them (the measurement model
+gives every annotator a noise rate of their own; a verdict without a name is
+the unnamed annotator's, one rate for all such verdicts, as before names were
+kept). A name starting ``settled:`` (``settled:<admin>``, ``settled:gold``)
+marks a settled answer -- an admin's resolution or a gold answer -- which the
+model takes as exact, so the other verdicts on that response measure their
+annotators.
 """
 
 from __future__ import annotations
@@ -37,7 +44,17 @@ OPTIONAL_FIELDS = (
     "weight",
 )
 _NUMERIC_OPTIONAL = {"latency_ms", "tokens_in", "tokens_out", "cost_usd", "weight"}
-_KNOWN = {"item", "model", "segment", "signals", "labels", *OPTIONAL_FIELDS}
+_KNOWN = {"item", "model", "segment", "signals", "labels", "label_by", *OPTIONAL_FIELDS}
+SETTLED = "settled:"  # prefix of the annotator name of a settled answer (exact: no noise)
+
+
+def settled_by(name: str) -> str:
+    """The ``label_by`` name of a settled answer given by ``name`` (an admin, or 'gold')."""
+    return name if name.startswith(SETTLED) else SETTLED + name
+
+
+def is_settled(name: str) -> bool:
+    return name.startswith(SETTLED)
 
 
 @dataclass(slots=True)
@@ -45,6 +62,8 @@ class Record:
     """One response of one model to one interaction.
 
     ``labels[dim]`` is always a list of 0/1 verdicts (one per annotator);
+    ``label_by[dim]``, when given, names the annotator of each ('' = unnamed;
+    ``annotators(dim)`` pads it);
     ``signals[dim]`` is an int (binary or ordinal level), a float in [0, 1]
     (a continuous score), or None (the judge could not score it).
     ``extra`` keeps any other fields of the row untouched.
@@ -65,6 +84,20 @@ class Record:
     error: str | None = None
     weight: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    label_by: dict[str, list[str]] = field(default_factory=dict)
+
+    def annotators(self, dimension: str) -> list[str]:
+        """Who gave each verdict of ``labels[dimension]`` ('' for a verdict without a name)."""
+        n = len(self.labels.get(dimension) or [])
+        named = list(self.label_by.get(dimension) or [])[:n]
+        return named + [""] * (n - len(named))
+
+    def add_labels(self, dimension: str, verdicts: list[int], by: list[str]) -> None:
+        """Append verdicts with their annotators, keeping ``label_by`` aligned with ``labels``."""
+        before = self.annotators(dimension)
+        self.labels[dimension] = self.labels.get(dimension, []) + list(verdicts)
+        if any(before) or any(by):
+            self.label_by[dimension] = before + list(by)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON form (what JSONL files hold); empty fields omitted."""
@@ -75,6 +108,9 @@ class Record:
             out["signals"] = dict(self.signals)
         if self.labels:
             out["labels"] = {k: (v[0] if len(v) == 1 else list(v)) for k, v in self.labels.items()}
+        by = {k: self.annotators(k) for k in self.labels if any(self.annotators(k))}
+        if by:
+            out["label_by"] = {k: (v[0] if len(v) == 1 else v) for k, v in by.items()}
         for name in OPTIONAL_FIELDS:
             value = getattr(self, name)
             if value is not None:
@@ -199,6 +235,31 @@ def _mapping(value: Any, loc: str, name: str) -> dict[str, Any]:
     return value
 
 
+def _label_by(value: Any, labels: dict[str, LabelValue], loc: str) -> dict[str, list[str]]:
+    """``label_by``: per labelled dimension, one annotator name per verdict (a name, or a list of them)."""
+    out: dict[str, list[str]] = {}
+    for k, v in _mapping(value, loc, "label_by").items():
+        name = f"label_by.{k}"
+        if isinstance(v, str) and v.strip().startswith("["):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError:
+                raise RecordsError(f"{loc}: field '{name}': not a JSON list: {v!r}") from None
+        names = v if isinstance(v, list) else [v]
+        if v is None or v == "" or v == []:
+            continue
+        if not all(isinstance(x, str) for x in names):
+            raise RecordsError(f"{loc}: field '{name}': annotator names are text, got {v!r}")
+        have = len(labels.get(str(k)) or [])
+        if len(names) != have:
+            raise RecordsError(
+                f"{loc}: field '{name}': {len(names)} annotator name(s) for {have} verdict(s) in 'labels.{k}'; "
+                "give one name per verdict, in the same order"
+            )
+        out[str(k)] = [x.strip() for x in names]
+    return out
+
+
 def record_from_dict(row: dict[str, Any], loc: str) -> Record:
     """Validate one row (nested form) into a Record; ``loc`` is 'file:line'."""
     if not isinstance(row, dict):
@@ -221,6 +282,7 @@ def record_from_dict(row: dict[str, Any], loc: str) -> Record:
         segment=segment,
         signals=signals,
         labels=labels,
+        label_by=_label_by(row.get("label_by"), labels, loc),
     )
     for name in OPTIONAL_FIELDS:
         value = row.get(name)
@@ -241,7 +303,7 @@ def unflatten(row: dict[str, Any]) -> dict[str, Any]:
         if key is None:
             continue
         head, dot, tail = key.partition(".")
-        if dot and head in ("segment", "signals", "labels"):
+        if dot and head in ("segment", "signals", "labels", "label_by"):
             if value is None or value == "":
                 continue
             out.setdefault(head, {})[tail] = value

@@ -3,14 +3,18 @@
 A file is validated completely before anything is written, and written in one
 transaction, so a bad row leaves the store as it was. A record already stored
 (same content fingerprint) is not added again. Labels made in the labelling
-app (the ``labels`` table) are merged into the records read back.
+app (the ``labels`` table) are merged into the records read back, each with
+its annotator (``Record.label_by``): an admin's resolution as a settled answer
+(``settled:<admin>``), and an annotator's verdict on a gold response as their
+verdict beside it -- the measurement model reads those as checks of the
+annotator (stats.model: one noise rate per annotator).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from changeover.errors import StoreError
-from changeover.records import OPTIONAL_FIELDS, Record, read_records
+from changeover.records import OPTIONAL_FIELDS, Record, read_records, settled_by
 from changeover.store.engine import Store, cause
 from changeover.store.events import now
 from changeover.store.schema import imports, labels, responses
@@ -50,6 +54,8 @@ def _row(rec: Record, fingerprint: str, source: str | None, at) -> dict:
     payload = {name: getattr(rec, name) for name in OPTIONAL_FIELDS if getattr(rec, name) is not None}
     if rec.extra:
         payload["extra"] = rec.extra
+    if rec.label_by:
+        payload["label_by"] = rec.label_by
     return {
         "item": rec.item,
         "model": rec.model,
@@ -135,18 +141,19 @@ def labels_in_force(store: Store) -> dict[tuple[str, str, str, str], Any]:
     return in_force(all_labels(store))
 
 
-def in_force(rows: Iterable[Any]) -> dict[tuple[str, str, str, str], Any]:
+def in_force(rows: Iterable[Any], status: str = "label") -> dict[tuple[str, str, str, str], Any]:
     """Of label rows in id order, those that still count, by (item, model, dimension, annotator).
 
     A label superseded by a later one (a correction) is dropped; per annotator
-    only the latest verdict counts; skips and flags carry no verdict.
+    only the latest verdict counts; skips and flags carry no verdict. ``status``
+    'gold': the same for the verdicts on gold responses instead.
     """
     rows = list(rows)
     superseded = {r.supersedes for r in rows if r.supersedes is not None}
     return {
         (r.item, r.model, r.dimension, r.annotator): r
         for r in rows
-        if r.id not in superseded and r.value is not None and r.status == "label"
+        if r.id not in superseded and r.value is not None and r.status == status
     }
 
 
@@ -155,6 +162,28 @@ def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
     out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for (item, model, dim, _annotator), row in labels_in_force(store).items():
         out[(item, model, dim)].append(int(row.value))
+    return dict(out)
+
+
+GOLD = "gold"  # labels.status of a verdict on a gold response (labeling.gold)
+REVIEW = "review"  # labels.source of an admin's resolution (labeling.resolve)
+Verdicts = dict[tuple[str, str, str], list[tuple[str, int]]]
+
+
+def current_verdicts(store: Store) -> Verdicts:
+    """What the assessment reads from the labels table: (item, model, dimension) -> (annotator, verdict).
+
+    The labels in force (``in_force``), an admin's resolution named as a settled
+    answer (``settled:<admin>``), and each annotator's latest verdict on a gold
+    response (``status`` 'gold'; not in force -- the queue, kappa and
+    ``current_labels`` leave them out -- but a check of that annotator).
+    """
+    rows = all_labels(store)
+    out: Verdicts = defaultdict(list)
+    for (item, model, dim, who), row in in_force(rows).items():
+        out[(item, model, dim)].append((settled_by(who) if row.source == REVIEW else who, int(row.value)))
+    for (item, model, dim, who), row in in_force(rows, status=GOLD).items():
+        out[(item, model, dim)].append((who, int(row.value)))
     return dict(out)
 
 
@@ -192,32 +221,36 @@ def load_records_counted(
                 **payload,
             )
         )
-    return out, merge_labels(out, current_labels(store))
+    return out, merge_labels(out, current_verdicts(store))
 
 
-def merge_labels(records: list[Record], in_force: dict[tuple[str, str, str], list[int]]) -> int:
+def merge_labels(
+    records: list[Record], in_force: Mapping[tuple[str, str, str], Sequence[int | tuple[str, int]]]
+) -> int:
     """Add the labels in force (``current_labels``) to the records with the same (item, model), in place.
 
     The one way store labels (made in the labelling app or by ``label import``)
     join records, whether the records come from the store or from a file: each
     verdict in force on (item, model, dimension) is added to the record's
-    ``labels[dimension]``; with repeated samples (``extra.sample``) only to the
+    ``labels[dimension]`` (with its annotator in ``label_by`` when the entry is
+    ``(annotator, verdict)``, as ``current_verdicts`` gives; a bare verdict is
+    the unnamed annotator's); with repeated samples (``extra.sample``) only to the
     first sample, the response the labelling app shows. Returns how many verdicts were merged (labels on
     responses the records do not hold are not counted).
     """
-    by_response: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
+    by_response: dict[tuple[str, str], dict[str, list[tuple[str, int]]]] = defaultdict(dict)
     for (item, model, dim), verdicts in in_force.items():
-        by_response[(item, model)][dim] = verdicts
+        by_response[(item, model)][dim] = [v if isinstance(v, tuple) else ("", int(v)) for v in verdicts]
     merged = 0
     for rec in records:
         if rec.sample != 0:  # an item's repeated samples: the app shows, and labels, its first
             continue
         for dim, verdicts in by_response.get((rec.item, rec.model), {}).items():
-            rec.labels[dim] = rec.labels.get(dim, []) + list(verdicts)
+            rec.add_labels(dim, [v for _, v in verdicts], [who for who, _ in verdicts])
             merged += len(verdicts)
     return merged
 
 
 def merge_store_labels(store: Store, records: list[Record]) -> int:
     """Merge the store's labels in force into records read from a file (``assess/report --records``)."""
-    return merge_labels(records, current_labels(store))
+    return merge_labels(records, current_verdicts(store))
