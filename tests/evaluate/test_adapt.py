@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import yaml
 
 from changeover.cli import run
 from changeover.config import spec_from_dict
+from changeover.evaluate import adapt_rules
 from changeover.evaluate.adapt import adapt
 from changeover.prompts import Registry, read_interactions
-from changeover.prompts.patterns import PATTERNS, parse_proposal
+from changeover.prompts.patterns import PATTERNS, Failure, parse_proposal
 from changeover.prompts.registry import PromptVariant
 from changeover.records import Record
 from changeover.stats.decision import PASSING
@@ -300,3 +302,118 @@ def test_user_errors_name_the_option_and_call_nothing(tmp_path, fake, capsys):
     assert run([*adapt_cli(spec_path, logged, db)]) == 2
     assert "traffic has no line with a 'prompt_id'" in capsys.readouterr().err
     assert sum(fake.calls.values()) == 0
+
+
+# ---------------------------------------------------------------- the rules proposer (fixed rewrites, no call)
+
+FENCED = 'Answer:\n```json\n{"order_id": 7, "item": "1 table"}\n```'
+FENCE_FAILURE = Failure(
+    "o01",
+    "format",
+    "Message: Order 1: a pen",
+    '```json\n{"order_id": 1}\n```',
+    '{"order_id": 1}',
+    "JSON wrapped in a markdown code fence",
+)
+
+
+def rules_parent(system: str | None = f"Extract the order as JSON. Be brief.\n\nExample:\n{FENCED}") -> PromptVariant:
+    return PromptVariant(version=4, system=system, template="Message: {text}")
+
+
+@pytest.mark.parametrize(
+    "pattern, parent, failures, system",
+    [
+        (
+            "few_shot",
+            rules_parent(),
+            [FENCE_FAILURE],
+            'Extract the order as JSON. Be brief.\n\nExample:\nAnswer:\n{"order_id": 7, "item": "1 table"}',
+        ),
+        ("few_shot", rules_parent("Reply as JSON.\n\n```python\nprint(1)\n```"), [FENCE_FAILURE], None),  # not JSON
+        ("few_shot", rules_parent("Reply as JSON."), [FENCE_FAILURE], None),
+        (
+            "output_format",
+            rules_parent("Reply as JSON."),
+            [FENCE_FAILURE],
+            "Reply as JSON.\n\nReply with the JSON object only: start your reply with { and end it with }, "
+            "with nothing before or after it.",
+        ),
+        (
+            "output_format",
+            rules_parent("Reply as JSON."),
+            [replace(FENCE_FAILURE, incumbent_response="[1, 2]")],
+            "Reply as JSON.\n\nReply with the JSON array only: start your reply with [ and end it with ], "
+            "with nothing before or after it.",
+        ),
+        ("output_format", rules_parent("Reply."), [replace(FENCE_FAILURE, incumbent_response="Sure: 1")], None),
+        (
+            "instruction_specificity",
+            rules_parent("Reply as JSON."),
+            [FENCE_FAILURE, FENCE_FAILURE, replace(FENCE_FAILURE, why="error: HTTP 500")],
+            "Reply as JSON.\n\nReplies rejected before were: JSON wrapped in a markdown code fence. "
+            "Your reply must avoid this.",
+        ),
+        (
+            "instruction_specificity",
+            rules_parent("Reply as JSON."),
+            [replace(FENCE_FAILURE, why="error: timeout")],
+            None,
+        ),
+        (
+            "instruction_order",
+            rules_parent("Be brief. Extract the order as JSON.\n\nMore."),
+            [],
+            "Extract the order as JSON.\n\nBe brief.\n\nMore.\n\nExtract the order as JSON.",
+        ),
+        ("instruction_order", rules_parent(None), [], None),
+    ],
+)
+def test_the_rules_rewrite_one_pattern_or_say_why_not(pattern, parent, failures, system):
+    variant, note = adapt_rules.propose(parent, pattern, failures)
+    assert note.startswith("rules: ") and len(note) > len("rules: ")
+    assert (variant.system if variant else None) == system
+    if variant is not None:
+        assert variant.template == parent.template and variant.version == 1
+
+
+def imitating_candidate(body: dict[str, Any]) -> str:
+    """A small model's habit: its answer looks like the prompt's examples (fenced when they are fenced)."""
+    if "```" in system_of(body):
+        return f"```json\n{order_json(body)}\n```"
+    return order_json(body)
+
+
+def test_the_rules_proposer_unwraps_fenced_examples_without_calling_a_proposer(tmp_path, fake):
+    spec, _, traffic = setup(tmp_path, fake)
+    fake.set("new-model", reply=imitating_candidate)
+    prompt = yaml.safe_load(PROMPT)
+    prompt["variants"]["default"]["system"] += f"\n\nExample:\nMessage: Order 7: 1 table\n{FENCED}"
+    (tmp_path / "prompts/extract.yaml").write_text(yaml.safe_dump(prompt))
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        result = adapt(
+            spec,
+            read_interactions(traffic),
+            "new-model",
+            store=store,
+            proposer="rules",
+            budget_calls=80,
+            labeller=human,
+            fit=FIT,
+        )
+    assert [(t.pattern, t.status) for t in result.tried] == [
+        ("-", "baseline"),
+        ("output_format", "evaluated"),
+        ("instruction_specificity", "evaluated"),
+        ("few_shot", "evaluated"),
+    ]
+    assert [t.calls["format"] for t in result.tried[:3]] == ["regression"] * 3
+    fix = result.tried[3]
+    assert result.winner is fix and fix.calls["format"] in PASSING and fix.note.startswith("rules: unwrapped 1")
+    assert fake.calls["writer-model"] == 0 and "rules" not in result.calls
+    assert result.proposals == {"asked": 3, "parsed": 3}
+    # baseline and 3 variants, then the A/B's one new arm (the old model on the adapted prompt)
+    assert result.budget.made == sum(fake.calls.values()) == 2 * ITEMS + 3 * ITEMS + ITEMS
+    (entry,) = [json.loads(line) for line in (tmp_path / "prompts/lineage/extract-order.jsonl").open()]
+    assert entry["proposer"] == "rules" and entry["pattern"] == "few_shot" and entry["winner"] is True
+    assert "```" not in Registry.load(tmp_path / "prompts").prompts["extract-order"].variants["new-model"].system
