@@ -210,13 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--start", type=int, default=30, help="items labelled (both responses) before the loop")
+    ap.add_argument("--cap", type=int, default=None, help="new labels after which a run counts as undecided")
     ap.add_argument("--only", default="sim,xstest")
     args = ap.parse_args(argv)
     quick = args.quick
     s = Settings(
         batch=args.batch or (40 if quick else 20),
         start=args.start,
-        cap=400 if quick else 600,
+        cap=args.cap or (400 if quick else 600),
         draws=500,
         chains=4,
     )
