@@ -124,11 +124,16 @@ def test_judging_pauses_when_its_budget_is_spent_and_counts(tmp_path, judged, se
     gw = serve(judged_spec(tmp_path, judged, concurrency=1, **budget))
     send(gw, 6)
     judge = settle(gw, 6)
-    allowed = 2 if spent == "requests_per_minute" else 0  # 2 judge calls reserved per pair: 4 a minute = 2 pairs
-    assert judge.judged == allowed and judge.paused[spent] == 6 - allowed
-    assert judged.calls["judge"] <= budget.get("requests_per_minute", 0)
+    # a pair reserves the calls it needs: 2 (both answers), 1 when the pre-filter spares the candidate's;
+    # 4 a minute admit 2 to 3 of the 6 pairs, whichever order the mirrors finished in
+    paused = judge.paused[spent]
+    if spent == "requests_per_minute":
+        assert 2 <= judge.judged <= 3 and judge.judged + paused == 6
+    else:
+        assert judge.judged == 0 and paused == 6
+    assert judged.calls["judge"] == judge.judge_calls <= budget.get("requests_per_minute", 0)
     metrics = httpx.get(gw.url + "/metrics").text
-    assert f'changeover_judge_pairs_paused_total{{budget="{spent}"}} {6 - allowed}' in metrics
+    assert f'changeover_judge_pairs_paused_total{{budget="{spent}"}} {paused}' in metrics
 
 
 def test_request_context_says_which_requests_should_be_refused(tmp_path, judged, serve, gw_store):

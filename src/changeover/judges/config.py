@@ -22,6 +22,7 @@ from changeover.config import MigrationSpec
 from changeover.errors import SpecError
 from changeover.judges.base import Ask, Judge
 from changeover.judges.checks import CHECKS, CheckJudge
+from changeover.judges.comparison import ComparisonJudge
 from changeover.judges.llm import LLMJudge
 from changeover.judges.rubrics import BUILTIN, custom_rubric
 from changeover.judges.similarity import DEFAULT_EMBEDDING, SimilarityJudge, offline_encoder
@@ -65,7 +66,8 @@ class JudgeConfig(BaseModel):
     model: str | None = Field(None, description="llm: the judge model (a key of models:)")
     rubric: str | None = Field(
         None,
-        description="llm: correctness | refusal | style | equivalence | pairwise, or your own PASS/FAIL instructions",
+        description="llm: correctness | refusal | style | equivalence | pairwise | comparison, or your own PASS/FAIL "
+        "instructions",
     )
     levels: int | None = Field(None, ge=2, le=10, description="llm: answer on a 1..levels scale instead")
     style_guide: str | None = Field(None, description="style: the guide's text, or a file next to the spec")
@@ -185,7 +187,7 @@ def build_judges(
                     f"{spec.path or 'spec'}: field 'judges.{signal}.style_guide' is required by "
                     "the style rubric (the guide's text or a .md file next to the spec)"
                 )
-            judges[signal] = LLMJudge(
+            judges[signal] = (ComparisonJudge if rubric.builtin == "comparison" else LLMJudge)(
                 signal,
                 rubric,
                 cfg.model,

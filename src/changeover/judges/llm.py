@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from changeover.judges.base import Ask, Case, Verdict
-from changeover.judges.parse import parse_verdict
+from changeover.judges.parse import Scale, parse_verdict
 from changeover.judges.rubrics import CORRECTNESS_NO_REFERENCE, Rubric
 from changeover.providers import ChatRequest
 
@@ -120,7 +120,7 @@ class LLMJudge:
             completion = await self.ask(ChatRequest(messages, params, item=case.item))
             if not completion.ok:
                 return None, f"judge call failed: {completion.error}"
-            value, why = parse_verdict(completion.text, scale)
+            value, why = self._parse(completion.text, scale)
             if value is not None:
                 return value, f"read from {why}"
             messages = [
@@ -129,6 +129,9 @@ class LLMJudge:
                 {"role": "user", "content": REMINDER},
             ]
         return None, f"unparseable judge output: {why}"
+
+    def _parse(self, text: str | None, scale: Scale) -> tuple[int | None, str]:
+        return parse_verdict(text, scale)
 
 
 def response_format(rubric: Rubric) -> dict[str, Any]:

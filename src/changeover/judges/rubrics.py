@@ -1,4 +1,4 @@
-"""The built-in LLM-judge rubrics: correctness, refusal, style adherence, equivalence, preference.
+"""The built-in LLM-judge rubrics: correctness, refusal, style adherence, equivalence, preference, comparison.
 
 Each rubric is a system instruction, a user template, and the verdicts the
 judge may give. Its sha (``Rubric.sha``) is stored with every signal, so a
@@ -129,7 +129,24 @@ PAIRWISE = Rubric(
     {"RESPONSE_A": 0, "RESPONSE_B": 1, "EQUAL": 2, "BOTH": 2},
 )
 
-BUILTIN = {r.name: r for r in (CORRECTNESS, REFUSAL, STYLE, EQUIVALENCE, PAIRWISE)}
+COMPARISON = Rubric(
+    "comparison",
+    "Two assistants answered the same REQUEST. Compare RESPONSE A with RESPONSE B as the user "
+    "would, and give exactly one verdict:\n"
+    "- EQUIVALENT: they say the same thing (the same facts, decisions and actions), however worded;\n"
+    "- A_BETTER: A is clearly better for the user (correct where B is wrong, complete where B misses a "
+    "required part, helps where B refuses without need, follows the requested format where B does not);\n"
+    "- B_BETTER: the same with B better;\n"
+    "- DIFFERENT: they differ in substance but neither is clearly better.\n"
+    "Length, tone and wording alone never make a response better.",
+    "REQUEST:\n{prompt}\n\nRESPONSE A:\n{response_a}\n\nRESPONSE B:\n{response_b}",
+    {"EQUIVALENT": 0, "A_BETTER": 1, "B_BETTER": 2, "DIFFERENT": 3},
+    {"SAME": 0, "A_IS_BETTER": 1, "B_IS_BETTER": 2, "RESPONSE_A_BETTER": 1, "RESPONSE_B_BETTER": 2},
+)
+"""The pairwise comparison of a candidate's answer with the incumbent's (``judges.comparison``): equivalent,
+candidate better, candidate worse or different; the order of A and B is decided per item, as for PAIRWISE."""
+
+BUILTIN = {r.name: r for r in (CORRECTNESS, REFUSAL, STYLE, EQUIVALENCE, PAIRWISE, COMPARISON)}
 
 
 def custom_rubric(name: str, instructions: str) -> Rubric:

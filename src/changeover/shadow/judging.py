@@ -14,6 +14,13 @@ and judging resumes when the minute or the day turns. Word similarity is the
 pre-filter: a candidate answer identical in words to the incumbent's (or equal
 JSON) takes the incumbent's verdicts without a judge call (``prefiltered``).
 
+With a ``comparison`` judge among the spec's judges (``judges.comparison``), each
+pair where both models answered gets a class - equivalent, better, worse or
+different, from the candidate's side - stored with the candidate's record
+(``extra.comparison``: class, and ``by``: judge or prefilter); a reply the judge
+could not make readable is a failed comparison (class None, counted in
+``compared["failed"]``), never "equivalent".
+
 Each judged pair becomes two records (incumbent, candidate) in the store's
 ``responses`` (``store.responses.add_records``): item = request id, segment =
 request type and time of week (UTC ``Tue 09h``), signals = the judges'
@@ -37,6 +44,7 @@ from changeover.config import MigrationSpec
 from changeover.errors import SpecError
 from changeover.judges import Ask, Case, build_judges, judge_configs, judge_models
 from changeover.judges.base import Judge, Verdict
+from changeover.judges.comparison import Comparison, comparison_signal
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, build_clients, model_configs
 from changeover.records import Record
 from changeover.shadow.answers import Answer as LoggedAnswer
@@ -55,6 +63,7 @@ log = logging.getLogger("changeover.gateway")
 
 SOURCE = JUDGED_SOURCE  # the records' source in the store: the p_regression trigger reads them by it
 REFRESH_CALLER_EVERY = 1000  # pairs
+NO_CALL_FOR_INCUMBENT = ("equivalence", "pairwise", "comparison")  # rubrics comparing with the incumbent's answer
 _STOP = object()
 
 
@@ -136,12 +145,16 @@ class JudgeWorker:
         self.settings = settings
         self.rows = rows
         self.configs = judge_configs(spec)
-        self.llm_judges = sum(1 for c in self.configs.values() if c.kind == "llm")
+        llm = [c for c in self.configs.values() if c.kind == "llm"]
+        self.llm_judges = len(llm)  # judge calls for a candidate answer
+        self.incumbent_calls = sum(1 for c in llm if c.rubric not in NO_CALL_FOR_INCUMBENT)  # ... for the incumbent's
+        self.comparison = comparison_signal(self.configs)  # the comparison judge's signal (None: not declared)
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
         self.offered = 0
         self.dropped = 0  # the queue was full
         self.judged = 0  # pairs written as records
         self.prefiltered = 0  # candidate answers that took the incumbent's verdicts (no judge call)
+        self.compared: Counter[str] = Counter()  # pairs per comparison class; "failed": no readable verdict
         self.paused: Counter[str] = Counter()  # pairs not judged, by the budget that was spent
         self.errors = 0  # pairs that failed (a judge's bug, the store refusing the records)
         self.resumed = 0  # pairs read back from the shadow log at start (not judged before a restart)
@@ -230,6 +243,7 @@ class JudgeWorker:
             "judged": self.judged,
             "dropped": self.dropped,
             "prefiltered": self.prefiltered,
+            "compared": dict(self.compared),
             "paused": dict(self.paused),
             "errors": self.errors,
             "judge_calls": self.judge_calls,
@@ -240,14 +254,13 @@ class JudgeWorker:
 
     # ------------------------------------------------------------------ budget
 
-    def _budget_spent(self) -> str | None:
-        """Which budget a pair would exceed now (None: judge it)."""
+    def _budget_spent(self, need: int) -> str | None:
+        """Which budget a pair needing ``need`` judge calls would exceed now (None: judge it, calls reserved)."""
         if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
             return "usd_per_day"
         horizon = time.monotonic() - 60.0
         while self._calls and self._calls[0] < horizon:
             self._calls.popleft()
-        need = 2 * self.llm_judges  # both answers of the pair, reserved now (the pre-filter may spare half)
         if len(self._calls) + need > self.settings.requests_per_minute:
             return "requests_per_minute"
         self._calls.extend([time.monotonic()] * need)
@@ -352,26 +365,44 @@ class JudgeWorker:
         return batch
 
     async def _judge(self, judges: dict[str, Judge], pair: MirroredPair) -> list[Record]:
-        spent = self._budget_spent()
-        if spent is not None:
-            self.paused[spent] += 1
-            return []
         try:
             inc_row, cand_row = pair.rows or (self.rows(pair.incumbent)[0], self.rows(pair.candidate)[0])
             inc, cand = _Answer(inc_row), _Answer(cand_row)
+            same = inc.text is not None and cand.text is not None and self._same(inc.text, cand.text)
+            spent = self._budget_spent(self.incumbent_calls + (0 if same else self.llm_judges))
+            if spent is not None:
+                self.paused[spent] += 1
+                return []
             payload = pair.incumbent.payload or {}
             inc_case = self._case(pair, inc, inc, payload, is_incumbent=True)
             inc_verdicts = await _score(judges, inc_case)
-            if inc.text is not None and cand.text is not None and self._same(inc.text, cand.text):
+            if same:
                 self.prefiltered += 1
                 cand_verdicts = inc_verdicts
             else:
                 cand_verdicts = await _score(judges, self._case(pair, cand, inc, payload, is_incumbent=False))
-            return [self._record(pair, inc, inc_verdicts, judges), self._record(pair, cand, cand_verdicts, judges)]
+            compared = self._compared(inc, cand, cand_verdicts, same)
+            return [
+                self._record(pair, inc, inc_verdicts, judges),
+                self._record(pair, cand, cand_verdicts, judges, compared),
+            ]
         except Exception:  # noqa: BLE001 - one pair's failure must not stop the worker; counted
             self.errors += 1
             log.exception("judging request %s failed", pair.incumbent.request_id)
             return []
+
+    def _compared(self, inc: _Answer, cand: _Answer, verdicts: dict[str, Verdict], same: bool) -> dict[str, Any] | None:
+        """The pair's comparison class and how it was reached; None without a comparison judge or when
+        a model gave no answer (the error rate covers those)."""
+        if self.comparison is None or inc.text is None or cand.text is None:
+            return None
+        if same:
+            label, by = "equivalent", "prefilter"
+        else:
+            verdict = verdicts.get(self.comparison)
+            label, by = (verdict.label if isinstance(verdict, Comparison) else None), "judge"
+        self.compared[label or "failed"] += 1
+        return {"signal": self.comparison, "class": label, "by": by}
 
     def _same(self, a: str, b: str) -> bool:
         return is_refusal(a) == is_refusal(b) and similarity(a, b) >= self.settings.prefilter_similarity
@@ -393,7 +424,12 @@ class JudgeWorker:
         )
 
     def _record(
-        self, pair: MirroredPair, answer: _Answer, verdicts: dict[str, Verdict], judges: dict[str, Judge]
+        self,
+        pair: MirroredPair,
+        answer: _Answer,
+        verdicts: dict[str, Verdict],
+        judges: dict[str, Judge],
+        compared: dict[str, Any] | None = None,
     ) -> Record:
         row = answer.row
         notes = {s: v.note for s, v in verdicts.items() if v.value is None and v.note}
@@ -409,6 +445,8 @@ class JudgeWorker:
             extra["expect_refusal"] = pair.expect_refusal
         if notes:
             extra["unscorable"] = notes
+        if compared is not None:
+            extra["comparison"] = compared
         return Record(
             item=pair.incumbent.request_id,
             model=row["model"],
