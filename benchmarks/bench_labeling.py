@@ -86,6 +86,14 @@ class Outcome:
     verdict: str
     capped: bool
     fits: int
+    widths: dict[int, float]  # new labels -> width of the overall delta's interval at that fit
+
+
+def _width(a, problem: Problem) -> float:
+    """Width of the one candidate's overall delta interval on the problem's dimension."""
+    (cand,) = a.decision.candidates.values()
+    delta = cand.dimensions[problem.dimension].overall.delta
+    return float(delta.upper - delta.lower)
 
 
 @dataclass
@@ -117,6 +125,7 @@ def run_order(problem: Problem, order: str, seed: int, s: Settings) -> Outcome:
     shuffled = [keys[i] for i in np.random.default_rng(seed + 10_000).permutation(len(keys))]
     policy = SamplingPolicy()
     fits = 0
+    widths: dict[int, float] = {}
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -132,8 +141,9 @@ def run_order(problem: Problem, order: str, seed: int, s: Settings) -> Outcome:
             )
         fits += 1
         new = len(revealed) - 2 * s.start
+        widths[new] = _width(a, problem)
         if a.verdict in DECIDED or new >= s.cap or len(revealed) == len(keys):
-            return Outcome(new, str(a.verdict), a.verdict not in DECIDED, fits)
+            return Outcome(new, str(a.verdict), a.verdict not in DECIDED, fits, widths)
         batch: list[tuple[str, str]] = []
         if order == "queue":
             for nl in a.next_labels:
@@ -257,20 +267,35 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(f"\n({time.monotonic() - t0:.0f} s; '+' = reached the cap undecided)")
-    for group in sorted({name.split(":")[0] for name, *_ in rows}) + ["all"]:
-        sel = [row for row in rows if group == "all" or row[0].startswith(group)]
-        if not sel:
-            continue
-        q_sum, r_sum = sum(x[2].labels for x in sel), sum(x[3].labels for x in sel)
-        ratios = [x[2].labels / x[3].labels for x in sel if x[3].labels]  # runs decided at the start: no ratio
-        med = statistics.median(ratios) if ratios else float("nan")
-        capped = sum(x[2].capped for x in sel), sum(x[3].capped for x in sel)
-        print(
-            f"{group:<7} runs {len(sel):>2}: queue {q_sum:>5} labels, random {r_sum:>5} "
-            f"-> ratio {q_sum / max(r_sum, 1):.2f}x "
-            f"(median per run {med:.2f}x; capped queue/random {capped[0]}/{capped[1]}) "
-            f"-> goal <= 0.70x {'MET' if q_sum <= 0.7 * r_sum else 'NOT MET'}"
-        )
+    names = list(dict.fromkeys(name for name, *_ in rows))
+    groups = names + sorted({name.split(":")[0] for name in names}) + ["all"]
+    for group in groups:
+        sel = [row for row in rows if group == "all" or row[0] == group or row[0].startswith(group + ":")]
+        if sel:
+            print(summary(group, sel))
+    return 0
+
+
+def summary(group: str, sel: list[tuple[str, int, Outcome, Outcome]]) -> str:
+    """Labels to a decision, queue / random (sum over runs; 95% bootstrap interval over runs), the median
+    per-run ratio, and the overall interval's width at equal labels (the looks both orders reached)."""
+    q = np.array([x[2].labels for x in sel], float)
+    r = np.array([x[3].labels for x in sel], float)
+    ratios = [a / b for a, b in zip(q, r, strict=True) if b]  # runs decided at the start: no ratio
+    med = statistics.median(ratios) if ratios else float("nan")
+    boot = np.random.default_rng(0).integers(0, len(sel), (2000, len(sel)))
+    rb = q[boot].sum(1) / np.maximum(r[boot].sum(1), 1)
+    lo, hi = np.percentile(rb, [2.5, 97.5])
+    logs = [np.log(x[2].widths[k] / x[3].widths[k]) for x in sel for k in x[2].widths if k > 0 and k in x[3].widths]
+    width = float(np.exp(np.mean(logs))) if logs else float("nan")
+    capped = sum(x[2].capped for x in sel), sum(x[3].capped for x in sel)
+    ratio = q.sum() / max(r.sum(), 1)
+    return (
+        f"{group:<42} runs {len(sel):>2}: queue {q.sum():>5.0f} labels, random {r.sum():>5.0f} -> ratio {ratio:.2f}x "
+        f"[{lo:.2f}, {hi:.2f}] (median per run {med:.2f}x; capped {capped[0]}/{capped[1]}); width at equal labels "
+        f"{width:.2f}x over {len(logs)} looks -> goal <= 0.70x {'MET' if ratio <= 0.7 else 'NOT MET'}"
+    )
+
     return 0
 
 

@@ -62,6 +62,7 @@ from changeover.stats.model import PairFit
 __all__ = ["LabelTarget", "RankedLabel", "LabelEstimate", "open_cells", "rank_labels", "labels_needed", "estimate"]
 
 MAX_CANDIDATES = 256  # slots (model, cell) a batch is chosen among: the best by a single label's value
+MAX_PICKS = 4096  # labels a batch chooses per comparison at most (each pick updates a 256 x 256 covariance)
 MIN_LABELS = 10  # the 1/sqrt(labels) law is not trusted below this many labels in scope
 
 
@@ -146,7 +147,7 @@ def _batch(target: LabelTarget, count: int) -> list[RankedLabel]:
     cov = x.T @ x / T  # [Q + K, Q + K]
     left = target.fit.table.n[[slots[k][1] for k in keep]].astype(np.int64)  # open responses per slot
     out: list[RankedLabel] = []
-    for _ in range(count):
+    for _ in range(min(count, MAX_PICKS)):
         var_y = np.maximum(np.diag(cov)[Q:] + noise[keep], 1e-12)
         value = (cov[:Q, Q:] ** 2 / var[:, None]).sum(axis=0) / var_y
         value[left <= 0] = -np.inf
@@ -166,7 +167,8 @@ def rank_labels(targets: list[LabelTarget], count: int) -> list[RankedLabel]:
     label valued after the ones before it, module doc), merged by value across comparisons.
 
     A cell appears at most as many times as it has open responses; ``2 * count`` slots are returned
-    (the expansion into items may skip some that another comparison already took).
+    (the expansion into items may skip some that another comparison already took), at most
+    ``MAX_PICKS`` per comparison.
     """
     slots: list[RankedLabel] = []
     for target in targets:
