@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from changeover.stats.decision import Call, Verdict
+from changeover.stats.model import AnnotatorNoise
 
 __all__ = [
     "EXIT_CODES",
     "NOT_CONVERGED",
+    "AnnotatorNoise",
     "Call",
     "CandidateResult",
     "ConvergenceWarning",
@@ -156,6 +158,9 @@ class DimensionResult:
     paired_items: int
     converged: bool
     labels_needed: int = 0
+    # each annotator's posterior noise (P(their verdict is flipped)) in this comparison, with their verdicts in it;
+    # empty when the labels cannot measure it (one verdict per response, nothing settled)
+    annotators: list[AnnotatorNoise] = field(default_factory=list)
     samples: dict[str, int] = field(default_factory=dict)  # model -> most answers to one item (repeated samples)
     unstable: dict[str, int] = field(default_factory=dict)  # model -> items whose samples both pass and fail
     unstable_items: dict[str, list[str]] = field(default_factory=dict)  # model -> the first UNSTABLE_SHOWN of them

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from changeover.assessment import summaries
+from changeover.assessment.annotators import annotator_noise
 from changeover.assessment.jsonout import decision_json, judge_json
 from changeover.assessment.pairing import failed, index_records, required_segments, traffic_shares
 from changeover.assessment.ranking import next_labels as expand_labels
@@ -312,6 +313,7 @@ def _dimension(
         samples=dict(zip(models, comp.samples, strict=True)),
         unstable={m: len(u) for m, u in zip(models, comp.unstable, strict=True)},
         unstable_items={m: u[:UNSTABLE_SHOWN] for m, u in zip(models, comp.unstable, strict=True)},
+        annotators=annotator_noise(s.fit),
     )
 
 

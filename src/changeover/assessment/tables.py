@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from changeover.assessment.annotators import AnnotatorVotes, annotator_votes
 from changeover.assessment.pairing import Index, failed
 from changeover.assessment.result import SignalInfo
 from changeover.config import MigrationSpec
@@ -137,7 +138,8 @@ def comparison(
     models = (spec.incumbent, candidate)
     samples = (max(len(idx.answers(m, i)) for i in both) for m in models)
     unstable = tuple([i for i in both if _unstable(idx.answers(m, i), scales)] for m in models)
-    table = _build(segments, seg, scales, a, pos, tot, known, weight if repeated else None)
+    who = annotator_votes([(r0 if f0 else None, r1 if f1 else None) for _, (r0, r1, f0, f1) in entries], dimension)
+    table = _build(segments, seg, scales, a, pos, tot, known, weight if repeated else None, who)
     return Comparison(
         candidate,
         dimension,
@@ -163,8 +165,10 @@ def _build(
     tot: np.ndarray,
     known: np.ndarray,
     weight: np.ndarray | None = None,
+    who: AnnotatorVotes | None = None,
 ) -> PairTable:
-    """``build_table`` with every signal of the dimension ([items, G]), the known truths and sample weights."""
+    """``build_table`` with every signal of the dimension ([items, G]), the known truths and sample weights
+    (and who gave each verdict, when the records name annotators)."""
     levels = [s.levels for s in scales.scales]
     return build_table(
         segments,
@@ -179,6 +183,7 @@ def _build(
         known0=known[0],
         known1=known[1],
         weight=weight,
+        **(who.table_args() if who is not None else {}),
     )
 
 
