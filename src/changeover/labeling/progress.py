@@ -103,6 +103,35 @@ def annotator_agreement(store: Store, dimensions: list[str]) -> dict[str, Agreem
     return agreement_by_annotator(verdicts)
 
 
+def annotator_noise(decision: Any, dimensions: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per annotator, per labelled dimension: their noise rate as the assessment estimated it (the
+    measurement model's one rate per annotator), from the comparison holding most of their verdicts.
+
+    ``weight`` = 1 - 2 x noise: how much of one of their verdicts is signal (1: taken as the truth,
+    0: a coin flip, worth nothing).
+    """
+    best: dict[tuple[str, str], Any] = {}
+    for cand in decision.candidates.values() if decision is not None else ():
+        for dim in dimensions:
+            result = cand.dimensions.get(dim)
+            for a in getattr(result, "annotators", None) or []:
+                if a.name and ((a.name, dim) not in best or a.labels > best[(a.name, dim)].labels):
+                    best[(a.name, dim)] = a
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (name, dim), a in sorted(best.items(), key=lambda kv: (kv[0][0], dimensions.index(kv[0][1]))):
+        out[name].append(
+            {
+                "dimension": dim,
+                "noise": a.noise_mean,
+                "lower": a.lower,
+                "upper": a.upper,
+                "weight": 1.0 - 2.0 * a.noise_mean,
+                "labels": a.labels,
+            }
+        )
+    return dict(out)
+
+
 UNDECIDED = ("NEED-LABELS", "inconclusive")
 
 

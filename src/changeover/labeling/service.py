@@ -31,6 +31,7 @@ from changeover.labeling.history import HISTORY, Past, history
 from changeover.labeling.progress import (
     Counts,
     annotator_agreement,
+    annotator_noise,
     annotator_quality,
     count_by_annotator,
     decision_summary,
@@ -46,7 +47,7 @@ from changeover.labeling.tasks import Catalogue, Task, stored_responses
 from changeover.records import Record
 from changeover.stats.stopping import looks_from_labels
 from changeover.store import Store
-from changeover.store.responses import all_labels, load_records
+from changeover.store.responses import all_labels, load_records, settle
 
 
 def looks_for(records: list[Record]) -> int:
@@ -132,6 +133,8 @@ class LabelingService:
         if not full:
             return Snapshot(catalogue, gold=gold, recheck=recheck)
         records = load_records(self.store, models=self.spec.models)
+        if self.cfg.gold is not None and self.cfg.gold.answers != SETTLED:  # 'settled': in the records already
+            settle(records, gold)  # the annotators' gold verdicts beside the answers measure them
         snap = assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
         return replace(snap, gold=gold, recheck=recheck)
 
@@ -256,11 +259,13 @@ class LabelingService:
             return out
         with_others = annotator_agreement(self.store, self.dimensions)
         checked = self.quality()
+        noise = annotator_noise(snap.decision, self.dimensions)
         out["annotators"] = {
             a: {
                 **c.to_json(),
                 "agreement": agreement_json(with_others[a]) if a in with_others else None,
                 "quality": checked.get(a, Quality()).to_json(),
+                "noise": noise.get(a, []),
             }
             for a, c in per.items()
         }

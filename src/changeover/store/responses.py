@@ -251,6 +251,20 @@ def merge_labels(
     return merged
 
 
+def settle(records: list[Record], answers: Mapping[tuple[str, str], Mapping[str, int]], by: str = "gold") -> int:
+    """Add settled answers ((item, model) -> dimension -> verdict, e.g. a gold file's) to the records as exact
+    verdicts (``settled:<by>``), on an item's first sample; the annotators' verdicts beside them are then
+    checks of those annotators. Returns how many were added."""
+    added = 0
+    for rec in records:
+        if rec.sample != 0:
+            continue
+        for dim, value in answers.get((rec.item, rec.model), {}).items():
+            rec.add_labels(dim, [int(value)], [settled_by(by)])
+            added += 1
+    return added
+
+
 def merge_store_labels(store: Store, records: list[Record]) -> int:
     """Merge the store's labels in force into records read from a file (``assess/report --records``)."""
     return merge_labels(records, current_verdicts(store))
