@@ -176,10 +176,14 @@ class Tried:
         return bool(self.calls) and all(c in PASSING for c in self.calls.values())
 
     def score(self) -> tuple[int, int, float]:
-        """Best so far: most required dimensions passing, fewest regressions, largest deltas."""
+        """Best so far: most required dimensions passing, fewest regressions, largest deltas.
+
+        The deltas count to 0.01: a posterior mean differing in the third decimal is sampler noise, and a
+        variant that is only that much "better" must not become the parent of the next proposal.
+        """
         passing = sum(c in PASSING for c in self.calls.values())
         regressions = sum(c == "regression" for c in self.calls.values())
-        return passing, -regressions, sum(d["mean"] for d in self.deltas.values())
+        return passing, -regressions, round(sum(d["mean"] for d in self.deltas.values()), 2)
 
     def to_json(self) -> dict[str, Any]:
         return {
