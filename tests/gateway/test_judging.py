@@ -239,7 +239,7 @@ def test_semantic_equivalence_reads_the_equivalence_judge_on_judged_pairs(tmp_pa
 
     from changeover.config import spec_from_dict
     from changeover.rollout.config import RolloutConfig
-    from changeover.rollout.measure import Window, measure
+    from changeover.rollout.measure import WORD_SIMILARITY, Window, measure
     from changeover.rollout.regression import equivalence_for
     from changeover.shadow.answers import Pair
 
@@ -268,9 +268,11 @@ def test_semantic_equivalence_reads_the_equivalence_judge_on_judged_pairs(tmp_pa
     )
     window = Window([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
     rate = equivalence_for(spec("equivalence"), store, "old", "new")
-    assert rate(window) == (0.75, 40)
+    assert rate(window) == (0.75, 40, "llm judge 'same' (equivalence rubric)")
     trigger = RolloutConfig(triggers=[{"metric": "semantic_equivalence", "below": 0.9}]).triggers[0]
     judged = measure(trigger, window, None, lambda: rate(window))
     assert judged.phase == "failed" and judged.value == 0.75 and judged.samples == 40
-    assert measure(trigger, window).phase == "successful"  # the word-similarity rule, without the judge
+    assert judged.to_json()["method"] == "llm judge 'same' (equivalence rubric)"
+    words = measure(trigger, window)  # the word-similarity rule, without the judge
+    assert words.phase == "successful" and words.method == WORD_SIMILARITY
     assert equivalence_for(spec("correctness"), store, "old", "new") is None

@@ -226,8 +226,8 @@ def _deprecations(row: dict[str, Any]) -> str:
 REPORT_LINES: list[tuple[str, Any]] = [
     ("pairs", lambda r: str(r["pairs"])),
     ("prompt variant", _prompts),
-    ("semantic equivalence", lambda r: _fmt(r["equivalence_rate"], True)),
-    ("better / worse / different", lambda r: "{better} / {worse} / {different}".format(**r["disagreements"])),
+    ("semantic equivalence (words)", lambda r: _fmt(r["equivalence_rate"], True)),
+    ("better / worse / different (rule)", lambda r: "{better} / {worse} / {different}".format(**r["disagreements"])),
     (
         "latency p50 ms",
         lambda r: (
@@ -289,7 +289,10 @@ def _report_table(candidate: str, incumbent: str, rows: list[dict[str, Any]], st
     table.add_column("")
     for row in rows:
         table.add_column(row["request_type"], justify="right")
-    for label, cell in [*REPORT_LINES, *_judged_lines(rows)]:
+    from changeover.shadow.disagreements import TABLE_LINES
+
+    compared = TABLE_LINES if any(r.get("comparison") for r in rows) else []
+    for label, cell in [*REPORT_LINES, *_judged_lines(rows), *compared]:
         table.add_row(label, *(cell(row) for row in rows))
     overall = next((r for r in rows if r["request_type"] == "all"), None)
     if overall is not None and (line := _coverage_line(overall)):
@@ -306,9 +309,13 @@ def shadow_report(
     export: Path | None = typer.Option(
         None, help="Write the mirrored pairs as records (JSONL) for `changeover assess`."
     ),
+    examples: int = typer.Option(
+        3, min=0, help="Pairs shown per class the comparison judge found (request and both answers, truncated)."
+    ),
 ) -> None:
     """Compare the candidates' mirrored answers with the incumbent's, per request type."""
     from changeover.shadow.answers import load_answers, pairs
+    from changeover.shadow.disagreements import example_lines
     from changeover.shadow.export import export_pairs
     from changeover.shadow.report import build_report
 
@@ -318,10 +325,12 @@ def shadow_report(
         raise SpecError(f"--since: {exc}") from None
     spec, settings, store = _context(spec_path, db)
     start = now() - timedelta(seconds=seconds)
-    report = build_report(store, settings.incumbent, settings.mirror_to, since=start)
+    report = build_report(store, settings.incumbent, settings.mirror_to, since=start, examples=examples)
     for candidate in settings.mirror_to:
         rows = [r for r in report.rows if r["candidate"] == candidate]
         console.print(_report_table(candidate, settings.incumbent, rows, start))
+        for line in example_lines(rows[0], settings.incumbent) if rows else []:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if json_path:
         write_json(report.to_json(), json_path)
     if export:

@@ -86,7 +86,7 @@ class Controller:
         regression: Callable[[Trigger, Window], tuple[float, int]] | None = None,
         clock: Callable[[], datetime] = now,
         retrier: ChangeRetrier | None = None,
-        equivalence: Callable[[Window], tuple[float | None, int]] | None = None,
+        equivalence: Callable[[Window], tuple[float | None, int, str]] | None = None,
     ):
         ensure_tables(store)  # once, at start-up: each run only reads
         self.store = store

@@ -6,12 +6,17 @@ be measured, e.g. the assessment core failed) or ``pending`` (fewer samples than
 the trigger's ``min_samples``: nothing was measured, nothing is counted).
 The candidate's answers (served and mirrored) are compared with the incumbent's
 served answers in the same window: the baseline moves with the traffic.
+
+``semantic_equivalence`` is measured by the LLM judge when one is configured
+(the comparison judge's share of judged pairs that are equivalent or candidate
+better, else the equivalence judge's share called the same; ``rollout.regression``)
+and by word similarity otherwise; the measurement names which (``method``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +38,7 @@ class Measurement:
     limit: float | None = None
     samples: int = 0
     message: str | None = None
+    method: str | None = None  # what measured it, when a metric has several ways (semantic_equivalence)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -76,6 +82,11 @@ PER_MODEL: dict[str, Callable[[Sequence[Answer]], tuple[float | None, int]]] = {
 }
 
 
+WORD_SIMILARITY = "word similarity (no LLM judge for equivalence)"
+EquivalenceReading = tuple[float | None, int, str]
+"""The judged semantic equivalence of a window: (share, judged pairs, which judge measured it)."""
+
+
 def equivalence_rate(
     pairs: Sequence[Pair], judge: Callable[[str | None, str | None], bool] = equivalent
 ) -> tuple[float | None, int]:
@@ -116,18 +127,21 @@ def measure(
     trigger: Trigger,
     window: Window,
     regression: Callable[[Trigger], tuple[float, int]] | None = None,
-    equivalence: Callable[[], tuple[float | None, int]] | None = None,
+    equivalence: Callable[[], EquivalenceReading] | None = None,
 ) -> Measurement:
     """One measurement of one trigger; never raises (a failure to measure is phase ``error``).
     ``equivalence``: the judged semantic equivalence of the window, when an LLM judge gives it."""
     try:
-        baseline = None
+        baseline = method = None
         if trigger.metric == "p_regression":
             if regression is None:
                 raise RuntimeError("no assessment available for p_regression")
             value, n = regression(trigger)
         elif trigger.metric == "semantic_equivalence":
-            value, n = equivalence() if equivalence is not None else equivalence_rate(window.pairs)
+            if equivalence is not None:
+                value, n, method = equivalence()
+            else:
+                (value, n), method = equivalence_rate(window.pairs), WORD_SIMILARITY
         else:
             fn = PER_MODEL[trigger.metric]
             value, n = fn(window.candidate)
@@ -136,7 +150,7 @@ def measure(
                 if baseline is None or nb < trigger.min_samples:
                     return _pending(trigger, value, baseline, n, f"baseline has {nb} samples")
         if value is None or n < trigger.min_samples:
-            return _pending(trigger, value, baseline, n, f"{n} samples")
-        return judge_value(trigger, float(value), _limit(trigger, baseline), baseline, n)
+            return replace(_pending(trigger, value, baseline, n, f"{n} samples"), method=method)
+        return replace(judge_value(trigger, float(value), _limit(trigger, baseline), baseline, n), method=method)
     except Exception as exc:  # noqa: BLE001 - Argo's "error" phase: the metric could not be measured
         return Measurement(trigger.name, trigger.metric, "error", message=f"{type(exc).__name__}: {exc}")

@@ -20,7 +20,7 @@ import numpy as np
 from changeover.config import MigrationSpec
 from changeover.records import Record
 from changeover.rollout.config import Trigger
-from changeover.rollout.measure import Window
+from changeover.rollout.measure import EquivalenceReading, Window
 from changeover.shadow.export import JUDGED_SOURCE, pair_records
 from changeover.store import Store
 from changeover.store.responses import current_labels, load_records_counted
@@ -50,30 +50,34 @@ def window_records(store: Store, spec: MigrationSpec, window: Window) -> list[Re
     return records
 
 
-def equivalence_signal(spec: MigrationSpec) -> str | None:
-    """The signal of the spec's LLM judge with the equivalence rubric (None: there is none)."""
+def equivalence_signal(spec: MigrationSpec) -> tuple[str, str] | None:
+    """(signal, rubric) of the spec's LLM judge for semantic equivalence: the comparison judge (its signal is 1
+    for equivalent or candidate better), else the equivalence judge; None: there is neither."""
     from changeover.judges import judge_configs
 
-    return next((s for s, c in judge_configs(spec).items() if c.kind == "llm" and c.rubric == "equivalence"), None)
+    llm = {s: c.rubric for s, c in judge_configs(spec).items() if c.kind == "llm"}
+    return next(((s, r) for r in ("comparison", "equivalence") for s, rr in llm.items() if rr == r), None)
 
 
 def equivalence_for(
     spec: MigrationSpec, store: Store, incumbent: str, candidate: str
-) -> Callable[[Window], tuple[float | None, int]] | None:
+) -> Callable[[Window], EquivalenceReading] | None:
     """The ``semantic_equivalence`` trigger on judged pairs: the share of the window's judged candidate
-    answers the equivalence judge called the same as the incumbent's (unscorable ones left out); None
-    when the spec has no such judge."""
-    signal = equivalence_signal(spec)
-    if signal is None:
+    answers the comparison judge called equivalent or better (or the equivalence judge called the same)
+    as the incumbent's (unscorable ones left out), and which judge; None when the spec has no such judge."""
+    found = equivalence_signal(spec)
+    if found is None:
         return None
+    signal, rubric = found
+    method = f"llm judge '{signal}' ({rubric} rubric)"
 
-    def rate(window: Window) -> tuple[float | None, int]:
+    def rate(window: Window) -> EquivalenceReading:
         values = [
             r.signals[signal]
             for r in judged_records(store, incumbent, candidate, window)
             if r.model == candidate and r.signals.get(signal) is not None
         ]
-        return (sum(values) / len(values) if values else None), len(values)
+        return (sum(values) / len(values) if values else None), len(values), method
 
     return rate
 

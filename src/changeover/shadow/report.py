@@ -7,9 +7,12 @@ classified better / worse / different, latency percentiles, tokens and cost
 per 1k requests, refusal / error / malformed / timeout rates, format drift and
 the answers that carried an upstream deprecation notice (earliest sunset named),
 each beside the incumbent's own value on the same requests.
-A disagreement is classified by a judge when one is given; otherwise the
-deterministic rule: an answer against a failure or refusal is better (or worse),
-anything else is just different.
+``disagreements`` is the deterministic rule on every pair: an answer against a
+failure or refusal is better (or worse), anything else is just different. With
+a comparison judge among the spec's judges, ``comparison`` gives the judge's
+classes on the judged pairs - equivalent / better / worse / different, failed
+comparisons, pairs the pre-filter settled - with up to ``examples`` pairs of
+each class (``shadow.disagreements``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from changeover.records import Record
 from changeover.shadow.answers import Answer, Pair, load_answers, pairs
 from changeover.shadow.checks import equivalent, format_drift
+from changeover.shadow.disagreements import EXAMPLES, comparison_summary
 from changeover.shadow.export import JUDGED_SOURCE
 from changeover.store.responses import load_records_counted
 
@@ -189,6 +193,7 @@ def build_report(
     since: datetime | None = None,
     judge: Callable[[str | None, str | None], bool] = equivalent,
     comparer: Comparer = compare,
+    examples: int = EXAMPLES,
 ) -> ShadowReport:
     answers = load_answers(store, since=since, models=[incumbent, *candidates])
     judged = load_judged(store, [incumbent, *candidates], since)
@@ -205,6 +210,7 @@ def build_report(
                     "request_type": request_type,
                     **summarise(group, judge, comparer),
                     "judged": judged_summary(group, judged, incumbent),
+                    "comparison": comparison_summary(group, judged, examples),
                     "coverage": coverage(group),
                 }
             )
