@@ -5,6 +5,10 @@ forbids them; the proposer (another fake model) answers each pattern in its
 own way: an unreadable ramble (counted), a reordering that fixes nothing, and
 an explicit output-format constraint that the candidate obeys. A human
 reviewer (the ``labeller``) accepts only raw JSON.
+
+The ``rules`` proposer (fixed rewrites, no model call): each rewrite, or why
+it has none; and the search with it against a candidate that copies the
+fences of the prompt's example answers.
 """
 
 from __future__ import annotations

@@ -68,7 +68,9 @@ def adapt_cmd(
     spec: Path = typer.Option(..., "--spec", "-s", help="Migration spec with models:, judges: and prompts:."),
     candidate: str = typer.Option(..., "--candidate", "-c", help="The candidate whose prompt to adapt."),
     prompts: Path = typer.Option(..., "--prompts", "-p", help="Logged production interactions (with prompt_id)."),
-    proposer: str | None = typer.Option(None, "--proposer", help="Model (of models:) that writes the variants."),
+    proposer: str | None = typer.Option(
+        None, "--proposer", help="Model (of models:) that writes the variants, or 'rules': fixed rewrites, no calls."
+    ),
     budget_calls: int | None = typer.Option(None, "--budget-calls", min=0, help="At most this many model calls."),
     budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.0, help="At most this much USD."),
     sample: int | None = typer.Option(None, "--sample", min=1, help="Interactions to sample (stratified)."),
