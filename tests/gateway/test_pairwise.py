@@ -153,6 +153,16 @@ def test_the_judging_budget_bounds_the_comparison_calls(tmp_path, compared, serv
     assert judge.paused["requests_per_minute"] >= 1 and judge.judged + judge.paused["requests_per_minute"] == 12
 
 
+def test_re_asks_after_unreadable_replies_stay_within_the_budget(tmp_path, compared, serve):
+    compared.set("new", reply=CANDIDATE[5][0])  # the judge's every reply is unreadable: asked twice each time
+    gw = serve(pairwise_spec(tmp_path, compared, concurrency=1, requests_per_minute=3))
+    send(gw, 4)
+    judge = settle(gw, 4)
+    # a pair reserves its call and the re-ask (2), so a second pair would pass 3 a minute: paused
+    assert compared.calls["judge"] == judge.judge_calls == 2
+    assert dict(judge.compared) == {"failed": 1} and judge.paused["requests_per_minute"] == 3
+
+
 def test_semantic_equivalence_trips_on_a_candidate_the_judge_calls_worse(tmp_path, compared, serve):
     compared.set("new", reply=CANDIDATE[3][0])  # every answer the judge calls worse: words half the same
     trigger = {"metric": "semantic_equivalence", "below": 0.8, "min_samples": 5}

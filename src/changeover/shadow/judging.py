@@ -10,7 +10,10 @@ cache (``providers.CachedCaller`` over ``CallCache``), so a pair judged before
 
 A budget bounds the judge models' spend: calls per minute and USD per UTC day;
 a pair meeting a spent budget is not judged (counted in ``paused`` by reason)
-and judging resumes when the minute or the day turns. Word similarity is the
+and judging resumes when the minute or the day turns. A pair reserves the most
+calls it may make (each judge call and its re-asks after an unreadable reply)
+and gives back what it did not use (cache hits, no re-ask), so the calls made
+in any minute never exceed ``requests_per_minute``. Word similarity is the
 pre-filter: a candidate answer identical in words to the incumbent's (or equal
 JSON) takes the incumbent's verdicts without a judge call (``prefiltered``).
 
@@ -30,6 +33,7 @@ verdicts, so ``changeover assess --spec S`` decides on them as they are.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import queue
 import threading
@@ -65,6 +69,7 @@ SOURCE = JUDGED_SOURCE  # the records' source in the store: the p_regression tri
 REFRESH_CALLER_EVERY = 1000  # pairs
 NO_CALL_FOR_INCUMBENT = ("equivalence", "pairwise", "comparison")  # rubrics comparing with the incumbent's answer
 _STOP = object()
+_PAIR_CALLS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("judge_calls_of_pair", default=None)
 
 
 def time_of_week(at: datetime) -> str:
@@ -148,6 +153,7 @@ class JudgeWorker:
         llm = [c for c in self.configs.values() if c.kind == "llm"]
         self.llm_judges = len(llm)  # judge calls for a candidate answer
         self.incumbent_calls = sum(1 for c in llm if c.rubric not in NO_CALL_FOR_INCUMBENT)  # ... for the incumbent's
+        self.retries = max((c.retries for c in llm), default=0)  # re-asks a judge call may take
         self.comparison = comparison_signal(self.configs)  # the comparison judge's signal (None: not declared)
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
         self.offered = 0
@@ -254,23 +260,33 @@ class JudgeWorker:
 
     # ------------------------------------------------------------------ budget
 
-    def _budget_spent(self, need: int) -> str | None:
-        """Which budget a pair needing ``need`` judge calls would exceed now (None: judge it, calls reserved)."""
+    def _budget_spent(self, need: int) -> tuple[str | None, float]:
+        """Which budget a pair that may make ``need`` judge calls would exceed now (None: judge it, the calls
+        reserved at the returned time; ``_give_back`` returns those not made)."""
+        at = time.monotonic()
         if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
-            return "usd_per_day"
-        horizon = time.monotonic() - 60.0
-        while self._calls and self._calls[0] < horizon:
+            return "usd_per_day", at
+        while self._calls and self._calls[0] < at - 60.0:
             self._calls.popleft()
         if len(self._calls) + need > self.settings.requests_per_minute:
-            return "requests_per_minute"
-        self._calls.extend([time.monotonic()] * need)
-        return None
+            return "requests_per_minute", at
+        self._calls.extend([at] * need)
+        return None, at
+
+    def _give_back(self, at: float, unused: int) -> None:
+        for _ in range(unused):
+            if at not in self._calls:  # already past the minute
+                return
+            self._calls.remove(at)
 
     def _count_call(self, completion: Completion, cached: bool) -> None:
         if cached:
             self.cache_hits += 1
             return
         self.judge_calls += 1
+        made = _PAIR_CALLS.get()
+        if made is not None:
+            made[0] += 1
         if completion.cost_usd:
             day = _today()
             self.spent_usd[day] = self.spent_usd.get(day, 0.0) + completion.cost_usd
@@ -369,18 +385,25 @@ class JudgeWorker:
             inc_row, cand_row = pair.rows or (self.rows(pair.incumbent)[0], self.rows(pair.candidate)[0])
             inc, cand = _Answer(inc_row), _Answer(cand_row)
             same = inc.text is not None and cand.text is not None and self._same(inc.text, cand.text)
-            spent = self._budget_spent(self.incumbent_calls + (0 if same else self.llm_judges))
+            need = (self.incumbent_calls + (0 if same else self.llm_judges)) * (1 + self.retries)
+            spent, at = self._budget_spent(need)
             if spent is not None:
                 self.paused[spent] += 1
                 return []
-            payload = pair.incumbent.payload or {}
-            inc_case = self._case(pair, inc, inc, payload, is_incumbent=True)
-            inc_verdicts = await _score(judges, inc_case)
-            if same:
-                self.prefiltered += 1
-                cand_verdicts = inc_verdicts
-            else:
-                cand_verdicts = await _score(judges, self._case(pair, cand, inc, payload, is_incumbent=False))
+            made = [0]  # this pair's judge calls (the ask functions count them, cache hits excluded)
+            token = _PAIR_CALLS.set(made)
+            try:
+                payload = pair.incumbent.payload or {}
+                inc_case = self._case(pair, inc, inc, payload, is_incumbent=True)
+                inc_verdicts = await _score(judges, inc_case)
+                if same:
+                    self.prefiltered += 1
+                    cand_verdicts = inc_verdicts
+                else:
+                    cand_verdicts = await _score(judges, self._case(pair, cand, inc, payload, is_incumbent=False))
+            finally:
+                _PAIR_CALLS.reset(token)
+                self._give_back(at, need - made[0])
             compared = self._compared(inc, cand, cand_verdicts, same)
             return [
                 self._record(pair, inc, inc_verdicts, judges),
