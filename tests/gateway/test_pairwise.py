@@ -95,6 +95,9 @@ def test_classes_are_stored_with_the_pairs_and_shown_with_examples_in_shadow_rep
     assert dict(judge.compared) == {"equivalent": 4, "better": 2, "worse": 2, "different": 2, "failed": 2}
     assert judge.prefiltered == 2 and judge.judge_calls == 12 == compared.calls["judge"]
     assert judge.to_json()["compared"]["failed"] == 2
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert 'changeover_judge_compared_total{class="worse"} 2' in metrics
+    assert 'changeover_judge_compared_total{class="failed"} 2' in metrics
     gw.stop()
 
     by = {(r.item, r.model): r for r in load_records(gw_store)}
