@@ -1,15 +1,19 @@
 """An annotator who fails gold items: their noise rate, estimated by the assessment's measurement model,
-rises (their weight drops) on the admin's progress page and in the assessment itself (Debian chromium)."""
+rises (their weight drops) on the admin's progress page and in the assessment itself (Debian chromium).
+
+Set CHANGEOVER_UPDATE_SCREENSHOT=1 to refresh docs/labeling-noise.png from this run.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 
 from changeover.store import open_store
 from changeover.store.responses import add_records
 
-from .test_browser import browser  # noqa: F401  (the fixture)
+from .test_browser import DOCS, browser  # noqa: F401  (the fixture)
 from .test_gold import write_gold
 
 N_GOLD = 8
@@ -96,4 +100,6 @@ def test_failing_gold_items_raises_the_annotators_noise_on_the_page_and_in_the_a
     assert _noise_in_assessment(live, "bob") > in_assessment_before + 0.2
     text = admin.locator("td.noise[data-annotator=bob]").inner_text()
     assert text.startswith(f"{100 * after:.0f}%") and f"{weight_after:.2f}" in text
+    if os.environ.get("CHANGEOVER_UPDATE_SCREENSHOT"):
+        admin.locator("section.card.wide").screenshot(path=str(DOCS / "labeling-noise.png"))
     store.dispose()
