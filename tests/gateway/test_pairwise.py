@@ -178,6 +178,7 @@ def test_semantic_equivalence_trips_on_a_candidate_the_judge_calls_worse(tmp_pat
     assert (m.phase, m.value, m.samples) == ("failed", 0.0, 6)
     assert m.method == "llm judge 'agreement' (comparison rubric)"
     assert decision.action == "rollback" and decision.state.status == "rolled_back"
+    assert "on 6 samples by llm judge 'agreement' (comparison rubric)" in decision.reason
 
 
 def test_semantic_equivalence_reads_the_comparison_classes_and_falls_back_to_words(tmp_path, store):

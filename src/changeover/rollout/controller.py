@@ -58,7 +58,8 @@ def _describe(m: Measurement) -> str:
     if m.value is None or m.limit is None:
         return m.phase + (f" ({m.message})" if m.message else "")
     base = f", baseline {m.baseline:.4g}" if m.baseline is not None else ""
-    return f"{m.phase}: {m.metric} {m.value:.4g} vs limit {m.limit:.4g}{base} on {m.samples} samples"
+    by = f" by {m.method}" if m.method else ""
+    return f"{m.phase}: {m.metric} {m.value:.4g} vs limit {m.limit:.4g}{base} on {m.samples} samples{by}"
 
 
 def window_from_store(store: Store, incumbent: str, candidate: str, start: datetime) -> Window:
