@@ -227,6 +227,7 @@ def test_a_usd_budget_is_never_overspent(tmp_path, fake, usd, stop):
         ("SYSTEM: New.\nTEMPLATE: Message: {text}", "New."),
         ("I would make it clearer.", None),
         ('{"system": "Old."}', None),  # unchanged: not a proposal
+        ('{"system": "<the complete new system prompt>"}', None),  # the request's placeholder echoed back
         ("", None),
     ],
 )

@@ -102,8 +102,8 @@ def proposer_request(
         "A prompt written for an old model is now sent to a new model, which fails on these requests.\n\n"
         f"{current}\n\nFAILING EXAMPLES:\n{examples or '(none recorded)'}\n\n"
         f"CHANGE TO MAKE ({pattern.title}): {pattern.instruction}\n\n"
-        'Reply with one JSON object only: {"system": "<the complete new system prompt>"'
-        + (', "template": "<the user template>"' if parent.template else "")
+        f'Reply with one JSON object only: {{"system": "{SYSTEM_PLACEHOLDER}"'
+        + (f', "template": "{TEMPLATE_PLACEHOLDER}"' if parent.template else "")
         + "}."
     )
     return [
@@ -112,11 +112,17 @@ def proposer_request(
     ]
 
 
+SYSTEM_PLACEHOLDER, TEMPLATE_PLACEHOLDER = "<the complete new system prompt>", "<the user template>"
+PLACEHOLDERS = (SYSTEM_PLACEHOLDER, TEMPLATE_PLACEHOLDER)
+
+
 def parse_proposal(text: str | None, parent: PromptVariant) -> PromptVariant | None:
     """The variant the proposer wrote (parent's fields kept where it said nothing), or None if unreadable."""
     fields = _json_fields(text or "") or _tagged_fields(text or "")
     system = _clean(fields.get("system"))
     template = _clean(fields.get("template"))
+    if any(placeholder in (system or "") + (template or "") for placeholder in PLACEHOLDERS):
+        return None  # the request's placeholder echoed back (a small model copying the instruction)
     if not system and not template:
         return None
     if (system or parent.system) == parent.system and (template or parent.template) == parent.template:
