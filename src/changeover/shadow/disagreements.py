@@ -119,7 +119,8 @@ def example_lines(row: Mapping[str, Any], incumbent: str) -> list[str]:
         shown = comparison["examples"].get(label) or []
         if not shown:
             continue
-        lines.append(f"  {label} ({counts[label]} pairs, {len(shown)} shown):")
+        n = counts[label]
+        lines.append(f"  {label} ({n} pair{'' if n == 1 else 's'}, {len(shown)} shown):")
         for ex in shown:
             by = " (pre-filter)" if ex.get("by") == "prefilter" else ""
             lines.append(f"    {ex['request_id']}{by}  request: {ex['request']}")
