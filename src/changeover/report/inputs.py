@@ -18,7 +18,8 @@ from changeover.report.config import ReportConfig
 from changeover.report.embeddings import EmbeddingStats, embedding_stats
 from changeover.report.labels import LabelStats, label_stats
 from changeover.report.rollout import RolloutTimeline, rollout_timeline
-from changeover.report.shadow import ShadowStats, shadow_stats
+from changeover.report.shadow import ShadowStats
+from changeover.report.shadowlog import shadow_section
 from changeover.store import Store
 from changeover.store.events import list_events
 
@@ -46,7 +47,7 @@ def collect_inputs(
     events = list_events(store) if store is not None else []
     found = ReportInputs(
         labels=label_stats(records, spec, decision, store, config.next_labels),
-        shadow=shadow_stats(records, spec, config.max_examples),
+        shadow=shadow_section(records, spec, store, config.max_examples),
         rollout=rollout_timeline(events),
         embeddings=embedding_stats(events),
     )

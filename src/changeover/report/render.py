@@ -38,7 +38,7 @@ def section_plots(report: Report) -> dict[str, Markup | None]:
     if inputs.shadow is not None and inputs.shadow.has_metrics:
         out["shadow_latency_svg"] = plots.box_plot(
             [
-                plots.Distribution(t.model, t.latency_ms, report.colours.get(t.model, plots.INCUMBENT_COLOUR))
+                plots.Distribution(t.label, t.latency_ms, report.colours.get(t.model, plots.INCUMBENT_COLOUR))
                 for t in inputs.shadow.models
             ],
             label="Latency per model",

@@ -1,10 +1,13 @@
 """The shadow-traffic section: per model latency distribution, tokens and cost, refusal and
 error rates, format drift against the incumbent, and side-by-side disagreement examples.
 
-Section input is ``ShadowStats``; ``shadow_stats(records, spec)`` builds it from records
-(mirrored pairs exported by the gateway, or offline evaluation runs), which carry
-``latency_ms``, ``tokens_*``, ``cost_usd``, ``error`` and ``response``. A feature that has
-its own numbers can construct ``ShadowStats`` directly and hand it to ``write_report``.
+Section input is ``ShadowStats``. It comes from one of two sources, named in the section
+(``source``): the gateway's shadow log in the store (``report.shadowlog``: the numbers of
+``changeover shadow report``, the disagreement classes and the period covered), or, when the
+store holds none, ``shadow_stats(records, spec)`` on the records the decision reads (offline
+evaluation runs or exported pairs), which carry ``latency_ms``, ``tokens_*``, ``cost_usd``,
+``error`` and ``response``. A feature that has its own numbers can construct ``ShadowStats``
+directly and hand it to ``write_report``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from changeover.records import Record
 from changeover.report.labels import human_verdict
 
 EXAMPLE_CHARS = 900
+SHADOW_LOG = "gateway shadow log"  # ShadowStats.source: the gateway's mirrored traffic
+RECORDS = "evaluation records"  # ... the records the decision reads (offline runs or exported pairs)
 
 
 @dataclass(slots=True)
@@ -36,18 +41,34 @@ class ModelTraffic:
     error_rate: float | None = None
     refusal_rate: float | None = None
     format_drift: float | None = None  # share of paired items formatted unlike the incumbent's answer
+    # from the shadow log (None from records): the shadow report's own numbers
+    percentiles: tuple[float | None, float | None, float | None] | None = None  # latency p50, p95, p99
+    tokens_estimated_rate: float | None = None  # share of answers whose token counts are estimates (no usage)
+    malformed_rate: float | None = None
+    timeout_rate: float | None = None
+    prompts: dict[str, int] = field(default_factory=dict)  # answers per prompt variant sent
+    requests_of: str | None = None  # the incumbent on the requests mirrored to this candidate (several candidates)
+
+    @property
+    def label(self) -> str:
+        return self.model if self.requests_of is None else f"{self.model} (requests mirrored to {self.requests_of})"
+
+    def _percentile(self, i: int, q: float) -> float | None:
+        if self.percentiles is not None:
+            return self.percentiles[i]
+        return float(np.percentile(self.latency_ms, q)) if self.latency_ms.size else None
 
     @property
     def p50(self) -> float | None:
-        return float(np.percentile(self.latency_ms, 50)) if self.latency_ms.size else None
+        return self._percentile(0, 50)
 
     @property
     def p95(self) -> float | None:
-        return float(np.percentile(self.latency_ms, 95)) if self.latency_ms.size else None
+        return self._percentile(1, 95)
 
     @property
     def p99(self) -> float | None:
-        return float(np.percentile(self.latency_ms, 99)) if self.latency_ms.size else None
+        return self._percentile(2, 99)
 
 
 @dataclass(slots=True)
@@ -60,6 +81,37 @@ class Example:
     why: str
     incumbent: tuple[str, str]  # (model, response)
     candidate: tuple[str, str]
+    kind: str | None = None  # the disagreement class (shadow log: the judge's or the rule's)
+
+
+@dataclass(slots=True)
+class ShadowPeriod:
+    """Which part of the week the mirrored pairs cover (UTC), as ``shadow.report.coverage`` says."""
+
+    pairs: int
+    first: str
+    last: str
+    days: float
+    weekdays: list[str]
+    week_hours: int  # of the week's 168
+    grid: list[list[int]]  # pairs per weekday (Mon first) and hour of the day
+
+
+@dataclass(slots=True)
+class Disagreements:
+    """One candidate's mirrored pairs against the incumbent's answers: equivalence and disagreement classes."""
+
+    candidate: str
+    pairs: int
+    equivalence_rate: float | None  # word similarity (shadow.checks.equivalent), on pairs both answered
+    rule: dict[str, int]  # better / worse / different by the deterministic rule (shadow.report.compare)
+    format_drift: float | None
+    judged_pairs: int = 0  # pairs the judging worker judged
+    judge: str | None = None  # the comparison judge's signal; None: no stored comparison classes
+    classes: dict[str, int] | None = None  # equivalent / better / worse / different, by the judge
+    failed: int | None = None  # comparisons without a readable verdict
+    prefiltered: int | None = None  # pairs the word-similarity pre-filter settled (no judge call)
+    equivalent_or_better: float | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +120,14 @@ class ShadowStats:
 
     models: list[ModelTraffic]
     examples: list[Example] = field(default_factory=list)
+    source: str = RECORDS  # SHADOW_LOG or RECORDS
+    store: str | None = None  # the store the shadow log was read from (password hidden)
+    period: ShadowPeriod | None = None
+    disagreements: list[Disagreements] = field(default_factory=list)
+
+    @property
+    def from_shadow_log(self) -> bool:
+        return self.source == SHADOW_LOG
 
     @property
     def has_metrics(self) -> bool:
@@ -104,7 +164,8 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _clip(text: str | None) -> str:
+def clip(text: str | None) -> str:
+    """A response or request cut to ``EXAMPLE_CHARS`` for an example (an ellipsis where cut)."""
     text = (text or "").strip()
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " …"
 
@@ -175,10 +236,10 @@ def examples(records: list[Record], spec: MigrationSpec, limit: int) -> list[Exa
             Example(
                 item,
                 "/".join(inc.segment.get(k, "?") for k in spec.segment_by) or "all",
-                _clip(inc.prompt),
+                clip(inc.prompt),
                 why,
-                (inc.model, _clip(inc.response)),
-                (cand.model, _clip(cand.response)),
+                (inc.model, clip(inc.response)),
+                (cand.model, clip(cand.response)),
             )
         )
         if len(out) >= limit:
