@@ -9,7 +9,7 @@ from changeover.rollout import state as rs
 from changeover.rollout.config import RolloutConfig
 from changeover.store.events import list_events
 
-CONFIG = RolloutConfig(stages=[{"weight": 0}, {"weight": 5}, {"weight": 50}, {"weight": 100}])
+CONFIG = RolloutConfig(stages=[{"weight": 0}, {"weight": 5}, {"weight": 50}, {"weight": 100}], hold=0)
 
 
 def test_actions_move_the_stage_and_write_events(store):

@@ -93,6 +93,60 @@ def _print_state(state, settings) -> None:
     console.print(table)
 
 
+def _reading(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _print_hold(store, settings, state) -> dict[str, Any]:
+    """The hold (time left, reverse mirror) or its end, and the last analysis' trigger readings."""
+    from changeover.rollout.hold import duration_text, hold_view, last_event
+
+    out: dict[str, Any] = {}
+    view = hold_view(store, settings.rollout, state, settings.incumbent)
+    if view is not None:
+        out["hold"] = view.to_json()
+        table = Table(title="hold (after the cut-over)", show_header=False)
+        table.add_row(
+            "time left",
+            f"{duration_text(view.left_s)} of {duration_text(view.hold_s)}"
+            + (" (paused: resume to let it end)" if view.status == "paused" else ""),
+        )
+        table.add_row("ends", view.ends_at.isoformat(timespec="seconds"))
+        table.add_row(
+            "reverse mirror",
+            f"{view.reverse_mirror:.0%} of requests to {settings.incumbent}: {view.mirrored} mirrored, "
+            f"{view.served} served by {state.candidate} since the hold started",
+        )
+        console.print(table)
+    elif state.status == "complete" and (done := last_event(store, settings.rollout, "rollout.decommission")):
+        out["decommissioned"] = {"at": done.at.isoformat(), "actor": done.actor, "reason": done.reason}
+        console.print(
+            f"incumbent {settings.incumbent} decommissioned at {done.at.isoformat(timespec='seconds')} "
+            f"by {done.actor}: {done.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    analysis = last_event(store, settings.rollout, "rollout.analysis") if state.status != "complete" else None
+    if analysis is not None:
+        out["last_analysis"] = {"at": analysis.at.isoformat(), **analysis.payload}
+        table = Table(
+            title=f"trigger readings ({analysis.at.isoformat(timespec='seconds')}: {analysis.payload.get('action')})"
+        )
+        for col in ("trigger", "phase", "value", "limit", "baseline", "samples"):
+            table.add_column(col)
+        for m in analysis.payload.get("measurements", []):
+            table.add_row(
+                m["trigger"],
+                m["phase"],
+                _reading(m.get("value")),
+                _reading(m.get("limit")),
+                _reading(m.get("baseline")),
+                str(m.get("samples", 0)),
+            )
+        console.print(table)
+    return out
+
+
 @rollout_app.command("status")
 def rollout_status(
     spec_path: Path = SPEC_OPTION,
@@ -100,7 +154,8 @@ def rollout_status(
     events: int = typer.Option(10, help="How many recent rollout events to show."),
     json_path: Path | None = JSON_OPTION,
 ) -> None:
-    """Show the stage, the recent rollout events and whom the candidate has answered."""
+    """Show the stage, the hold after the cut-over, the last trigger readings, the recent rollout events
+    and whom the candidate has answered."""
     from changeover.rollout.state import read_state
     from changeover.shadow.ledger import contamination_subjects
 
@@ -110,6 +165,7 @@ def rollout_status(
     touched = contamination_subjects(store, state.candidate)
     failed = list_events(store, subject=settings.rollout.flag, kind_prefix="rollout.change_failed")
     _print_state(state, settings)
+    hold = _print_hold(store, settings, state)
     if recent:
         table = Table(title="recent events")
         for col in ("at", "kind", "actor", "reason"):
@@ -136,6 +192,7 @@ def rollout_status(
         write_json(
             {
                 "rollout": state.to_json(),
+                **hold,
                 "events": [
                     {
                         "at": e.at.isoformat(),

@@ -1,4 +1,9 @@
-"""The ``rollout`` section of the spec: stages, stabilisation windows and rollback triggers.
+"""The ``rollout`` section of the spec: stages, stabilisation windows, rollback triggers and the hold.
+
+After the last stage (100 %) the incumbent stays warm for ``hold`` (a week by
+default) while ``reverse_mirror`` of the candidate's requests are also sent to
+it, and the triggers keep running: a regression that shows only after days
+still rolls back. ``hold: 0`` completes the rollout at once.
 
 Read with ``spec.section("rollout", RolloutConfig)``; every field is checked
 (``extra="forbid"``) so a typo is reported as ``migration.yaml: field 'rollout.stages.1.weight'``.
@@ -125,6 +130,14 @@ class RolloutConfig(BaseModel):
     consecutive_success: int = Field(1, ge=1, description="successful runs in a row needed to advance")
     auto_advance: bool = Field(True, description="advance when a stage's window passed with every trigger clear")
     fallback_to_incumbent: bool = Field(True, description="answer from the incumbent when the candidate fails")
+    hold: Seconds = Field(
+        7 * 86400.0,
+        description="after reaching 100 %: how long the incumbent stays warm and the triggers keep running "
+        "before it is decommissioned (0 = complete at once)",
+    )
+    reverse_mirror: float = Field(
+        0.05, ge=0.0, le=1.0, description="during the hold: share of the candidate's requests mirrored to the incumbent"
+    )
 
     @model_validator(mode="after")
     def _increasing(self) -> RolloutConfig:

@@ -11,6 +11,14 @@ and - Flagger's rule - no check of this run failed. Every run is an event
 flag writes its analysis in the same transaction as the change. A change the
 store cannot take (it is down) is kept pending by ``ChangeRetrier`` and lands
 once when the store is back; analysis waits until then.
+
+At 100 % the rollout *holds* (``rollout.hold``): the candidate serves everyone,
+the incumbent answers a reverse-mirrored share of the requests, and the
+triggers keep running against it - the baseline is then the incumbent's
+mirrored (and fallback) answers and a pair is the candidate's served answer with
+the incumbent's mirrored one. A failed trigger rolls back (everyone on the
+incumbent, the same flag flip); once the hold has passed with no failed check,
+the controller advances, which ends the hold and decommissions the incumbent.
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ from changeover.rollout import state as rollout_state
 from changeover.rollout.config import RolloutConfig, Trigger
 from changeover.rollout.measure import Measurement, Window, measure
 from changeover.rollout.pending import ChangeRetrier
-from changeover.rollout.state import RolloutState
-from changeover.shadow.answers import load_answers, pairs
+from changeover.rollout.state import RolloutState, in_hold
+from changeover.shadow.answers import Answer, Pair, load_answers, pairs
 from changeover.shadow.tables import ensure_tables
 from changeover.store import Store
 from changeover.store.events import append_event, now
@@ -62,8 +70,26 @@ def _describe(m: Measurement) -> str:
     return f"{m.phase}: {m.metric} {m.value:.4g} vs limit {m.limit:.4g}{base} on {m.samples} samples{by}"
 
 
-def window_from_store(store: Store, incumbent: str, candidate: str, start: datetime) -> Window:
+def reverse_pairs(answers: list[Answer], incumbent: str, candidate: str) -> list[Pair]:
+    """The hold's pairs: the candidate's served answers with the incumbent's reverse-mirrored answer."""
+    served = {a.request_id: a for a in answers if a.model == candidate and a.role == "served"}
+    return [
+        Pair(incumbent=a, candidate=served[a.request_id])
+        for a in answers
+        if a.model == incumbent and a.role == "mirror" and a.request_id in served
+    ]
+
+
+def window_from_store(store: Store, incumbent: str, candidate: str, start: datetime, reverse: bool = False) -> Window:
+    """The answers since ``start``; ``reverse`` (the hold): the incumbent's baseline is its mirrored and
+    fallback answers (it serves nobody) and the pairs are the reverse-mirrored ones."""
     answers = load_answers(store, since=start, models=[incumbent, candidate])
+    if reverse:
+        return Window(
+            candidate=[a for a in answers if a.model == candidate],
+            incumbent=[a for a in answers if a.model == incumbent and a.role in ("mirror", "fallback")],
+            pairs=reverse_pairs(answers, incumbent, candidate),
+        )
     return Window(
         candidate=[a for a in answers if a.model == candidate],
         incumbent=[a for a in answers if a.model == incumbent and a.role == "served"],
@@ -131,13 +157,15 @@ class Controller:
                     f"trigger {m.trigger} could not be measured {rec.consecutive_errors} times "
                     f"in a row (limit {cfg.consecutive_error_limit}): {m.message}"
                 )
-        if state.status == "progressing":
+        if state.status in ("progressing", "holding"):
             for m in measurements:
                 if self.records[m.trigger].inconclusives > cfg.inconclusive_limit:
                     return "pause", (
                         f"trigger {m.trigger} inconclusive ({_describe(m)}); a human decides: "
                         "`changeover rollout advance|rollback --reason ...`"
                     )
+        if state.status == "holding":
+            return self._decide_hold(state, measurements)
         if state.status != "progressing" or not cfg.auto_advance:
             return "hold", f"rollout is {state.status.replace('_', ' ')}"
         if state.stage + 1 >= len(cfg.stages):
@@ -158,6 +186,27 @@ class Controller:
         return "advance", (
             f"stage {state.stage} ({state.weight}%) stable for {elapsed:.0f}s over "
             f"{len(window.candidate)} candidate answers with every trigger clear"
+        )
+
+    def _decide_hold(self, state: RolloutState, measurements: list[Measurement]) -> tuple[str, str]:
+        """During the hold: keep holding until ``hold`` has passed, then advance (end it, decommission)."""
+        cfg = self.config
+        elapsed = (self.clock() - state.since).total_seconds()
+        if elapsed < cfg.hold:
+            return "hold", (
+                f"holding at 100%: {elapsed:.0f}s of {cfg.hold:.0f}s, "
+                f"{cfg.reverse_mirror:.0%} reverse-mirrored to the incumbent"
+            )
+        if any(m.phase == "failed" for m in measurements):
+            return "hold", "the hold has passed but a check failed in this run; it never ends on a failed check"
+        if not cfg.auto_advance:
+            return (
+                "hold",
+                "the hold has passed; auto_advance is off: an operator ends it (`changeover rollout advance`)",
+            )
+        return "advance", (
+            f"the hold passed: {elapsed:.0f}s at 100% (hold {cfg.hold:.0f}s) with no trigger failed; "
+            "the incumbent can be decommissioned"
         )
 
     def _waiting(self) -> Decision:
@@ -194,7 +243,7 @@ class Controller:
             self.last = Decision("idle", f"rollout is {state.status.replace('_', ' ')}", [], state)
             return self.last
         start = max(state.since, self.clock() - timedelta(seconds=self.config.window))
-        window = window_from_store(self.store, self.incumbent, self.candidate, start)
+        window = window_from_store(self.store, self.incumbent, self.candidate, start, reverse=in_hold(state))
         regression = (lambda t: self.regression(t, window)) if self.regression else None
         equivalence = (lambda: self.equivalence(window)) if self.equivalence else None
         measurements = [measure(t, window, regression, equivalence) for t in self.config.triggers]

@@ -2,16 +2,23 @@
 
 The flag value is ``{"candidate", "stage", "weight", "status", "since"}``. Status is
 ``progressing`` (the controller may advance), ``paused`` (waits for an operator),
-``rolled_back`` (everyone on the incumbent until an operator advances) or
-``complete`` (the candidate serves everyone). Operators and the controller change
-it through the functions here, so every change carries an actor and a reason.
+``rolled_back`` (everyone on the incumbent until an operator advances),
+``holding`` (the candidate serves everyone; the incumbent stays warm, is
+reverse-mirrored and the triggers keep running for ``rollout.hold``) or
+``complete`` (the hold is over and the incumbent decommissioned). Reaching the
+100 % stage starts the hold (event ``rollout.hold_start`` with the advance);
+advancing from the hold - the controller once it has passed, or an operator -
+ends it (``rollout.hold_end``) and decommissions the incumbent
+(``rollout.decommission``, the flag change), in one transaction. Operators and
+the controller change it through the functions here, so every change carries an
+actor and a reason.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from changeover.errors import ChangeoverError, FlagConflict, LimitExceeded
@@ -20,7 +27,7 @@ from changeover.store import Store
 from changeover.store.events import now
 from changeover.store.flags import EventSpec, get_flag, set_flag
 
-Status = Literal["progressing", "paused", "rolled_back", "complete"]
+Status = Literal["progressing", "paused", "rolled_back", "holding", "complete"]
 
 MAX_REASON = 2000  # characters; a 200k-character reason once made the report 1 million px wide
 MAX_ACTOR = 100  # characters; the event log's actor column holds 128 (with a prefix such as "admin-api:")
@@ -161,6 +168,70 @@ def _write(
     return RolloutState(state.candidate, stage, weight, status, at, flag.version, actor, change)
 
 
+def arrival_status(config: RolloutConfig, stage: int) -> Status:
+    """The status of a rollout that moves (or resumes) at ``stage``: at 100 % the hold, unless it is 0."""
+    if config.stages[stage].weight < 100:
+        return "progressing"
+    return "holding" if config.hold > 0 else "complete"
+
+
+def holding(weight: int, status: str) -> bool:
+    """The candidate serves everyone while the incumbent is still warm (the hold, or paused in it):
+    the incumbent is reverse-mirrored and the triggers compare the candidate with it."""
+    return weight >= 100 and status not in ("complete", "rolled_back")
+
+
+def in_hold(state: RolloutState) -> bool:
+    return holding(state.weight, state.status)
+
+
+def _hold_start(config: RolloutConfig, reason: str) -> EventSpec:
+    ends = now() + timedelta(seconds=config.hold)
+    return EventSpec(
+        "rollout.hold_start",
+        f"at 100 %: the incumbent stays warm for {config.hold:g}s, {config.reverse_mirror:.0%} of requests "
+        f"reverse-mirrored to it, triggers running ({reason})",
+        {"hold_s": config.hold, "reverse_mirror": config.reverse_mirror, "ends_at": ends.isoformat()},
+    )
+
+
+def _with_hold_start(config: RolloutConfig, status: Status, reason: str, write: dict[str, Any]) -> dict[str, Any]:
+    if status == "holding":
+        write = {**write, "also": (*write.get("also", ()), _hold_start(config, reason))}
+    return write
+
+
+def end_hold(
+    store: Store,
+    config: RolloutConfig,
+    state: RolloutState,
+    actor: str,
+    reason: str,
+    payload: dict[str, Any] | None = None,
+    **write: Any,
+) -> RolloutState:
+    """The hold is over: event ``rollout.hold_end``, then the flag moves to ``complete`` with event
+    ``rollout.decommission`` (the incumbent is no longer mirrored, nor needed), in one transaction."""
+    held = (now() - state.since).total_seconds()
+    hold_end = EventSpec(
+        "rollout.hold_end",
+        reason,
+        {"hold_s": config.hold, "held_for_s": round(held, 3), "started_at": state.since.isoformat()},
+    )
+    return _write(
+        store,
+        config,
+        state,
+        stage=state.stage,
+        status="complete",
+        kind="rollout.decommission",
+        actor=actor,
+        reason=f"the incumbent is decommissioned: {state.candidate} serves everyone, reverse mirroring stops",
+        payload={"held_for_s": round(held, 3), **(payload or {})},
+        **{**write, "also": (*write.get("also", ()), hold_end)},
+    )
+
+
 def _need_reason(reason: str | None, action: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise RolloutError(f'rollout {action}: give a reason (--reason "..."); it goes into the event log')
@@ -189,14 +260,17 @@ def advance(
     payload: dict[str, Any] | None = None,
     **write: Any,
 ) -> RolloutState:
-    """Move to the next stage (from a rollback: to the first stage with traffic)."""
+    """Move to the next stage (from a rollback: to the first stage with traffic); reaching 100 %
+    starts the hold; advancing during the hold ends it (``end_hold``)."""
     reason = _need_reason(reason, "advance")
+    if state.status == "holding":
+        return end_hold(store, config, state, actor, reason, payload, **write)
     nxt = state.stage + 1
     if state.status == "rolled_back":
         nxt = next((i for i, s in enumerate(config.stages) if s.weight > 0), len(config.stages) - 1)
     if nxt >= len(config.stages):
         raise RolloutError(f"rollout advance: already at the last stage ({state.weight}%); nothing to advance")
-    status: Status = "complete" if config.stages[nxt].weight == 100 else "progressing"
+    status = arrival_status(config, nxt)
     return _write(
         store,
         config,
@@ -207,7 +281,7 @@ def advance(
         actor=actor,
         reason=reason,
         payload=payload,
-        **write,
+        **_with_hold_start(config, status, reason, write),
     )
 
 
@@ -247,21 +321,22 @@ def resume(
     payload: dict[str, Any] | None = None,
     **write: Any,
 ) -> RolloutState:
-    """Let the controller advance again from the current stage."""
+    """Let the controller advance again from the current stage (paused at 100 %: the hold starts again)."""
     reason = _need_reason(reason, "resume")
     if state.status != "paused":
         raise RolloutError(f"rollout resume: the rollout is {state.status.replace('_', ' ')}, not paused")
+    status = arrival_status(config, state.stage)
     return _write(
         store,
         config,
         state,
         stage=state.stage,
-        status="progressing",
+        status=status,
         kind="rollout.resume",
         actor=actor,
         reason=reason,
         payload=payload,
-        **write,
+        **_with_hold_start(config, status, reason, write),
     )
 
 

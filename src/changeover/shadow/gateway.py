@@ -4,7 +4,9 @@ The user's answer waits only on the serving upstream. Logging (``LogWriter.submi
 and mirroring (``Mirror.offer``) are non-blocking hand-offs. A request body that
 is not JSON is forwarded untouched to the incumbent, so a malformed request gets
 exactly the error the upstream gives. When the candidate serving a user fails
-(no answer or a 5xx), the incumbent - kept warm - answers instead.
+(no answer or a 5xx), the incumbent - kept warm - answers instead. During the
+rollout's hold (100 %, incumbent still warm) ``rollout.reverse_mirror`` of the
+candidate's answered requests are mirrored to the incumbent.
 
 What a client sends is bounded first (``shadow.limits``): a body over
 ``gateway.max_request_bytes`` is a 413, JSON nested too deep or a sticky key /
@@ -31,12 +33,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from changeover.providers.deprecation import DeprecationNotice
+from changeover.rollout.state import holding
 from changeover.shadow import limits
 from changeover.shadow.config import Settings
 from changeover.shadow.context import ExpectRefusal, RequestTyper, StickyKey
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.metrics import Metrics
-from changeover.shadow.mirror import Mirror, MirrorJob
+from changeover.shadow.mirror import Mirror, MirrorJob, drawn
 from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.upstream import Stream, UpstreamClient, UpstreamFailure
 from changeover.shadow.wire import UsageStripper, error_body, wants_usage, with_usage
@@ -65,6 +68,7 @@ class Route:
     weight: int
     prompt_id: str | None = None  # the registry prompt the request is (an upstream's variant applies)
     expect_refusal: bool | None = None  # should it be refused (header or request-type rule; for the judges)
+    status: str = "progressing"  # the rollout's status when routed (the hold turns the mirror around)
 
 
 @dataclass(slots=True)
@@ -98,6 +102,7 @@ class Gateway:
         self.incumbent = settings.incumbent
         self.flag = settings.rollout.flag
         self.fallback = settings.rollout.fallback_to_incumbent
+        self.reverse_rate = settings.rollout.reverse_mirror
         self.upstreams = upstreams
         self.writer = writer
         self.mirror = mirror
@@ -133,6 +138,7 @@ class Gateway:
             int(meta.get("weight", 0)),
             self.prompts.prompt_id(payload, headers) if self.prompts is not None else None,
             self.refusal(request_type, headers) if self.refusal is not None else None,
+            str(meta.get("status", "progressing")),
         )
 
     def _prompted(
@@ -190,27 +196,33 @@ class Gateway:
         authorization: str | None,
         served: Exchange,
     ) -> None:
-        if (
-            route.model == served_by == self.incumbent  # not after a fallback: the candidate answered
-            and payload is not None
-            and result.status is not None
-            and result.status < 400
-            and self.mirror.sampled(route.request_type)
-        ):
-            self.mirror.offer(
-                MirrorJob(
-                    route.request_id,
-                    payload,
-                    route.request_type,
-                    route.subject,
-                    route.stage,
-                    route.weight,
-                    authorization,
-                    route.prompt_id,
-                    served,
-                    route.expect_refusal,
-                )
+        if route.model != served_by or payload is None or result.status is None or result.status >= 400:
+            return  # not after a fallback (the model routed to did not answer), nor for a failed answer
+        if served_by == self.incumbent:
+            to = None
+            if not self.mirror.sampled(route.request_type):
+                return
+        elif holding(route.weight, route.status):
+            to = self.incumbent  # the hold: the candidate serves, the incumbent is reverse-mirrored
+            if not drawn(self.reverse_rate):
+                return
+        else:
+            return
+        self.mirror.offer(
+            MirrorJob(
+                route.request_id,
+                payload,
+                route.request_type,
+                route.subject,
+                route.stage,
+                route.weight,
+                authorization,
+                route.prompt_id,
+                served,
+                route.expect_refusal,
+                to,
             )
+        )
 
     # ------------------------------------------------------------------ non-streaming
 

@@ -4,6 +4,10 @@
 the queue is full the mirror is dropped and counted. A fixed pool of workers
 sends the mirrors (non-streaming, with the shadow timeout), so a hanging or
 failing candidate can only fill the queue, never slow the user's answer.
+
+During the rollout's hold the direction turns: the candidate serves and a job
+with ``to`` set (the incumbent) is the *reverse mirror*, sent to that model only;
+its pair for the judges has the mirrored answer as the incumbent's.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ class MirrorJob:
     prompt_id: str | None = None  # the registry prompt the request is (a candidate's variant applies)
     served: Exchange | None = None  # the incumbent's answer, for judging the pair
     expect_refusal: bool | None = None
+    to: str | None = None  # the reverse mirror: send to this model only (the incumbent, during the hold)
+
+
+def drawn(rate: float) -> bool:
+    """A request sampled at ``rate`` (0..1)."""
+    return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
 
 
 class Mirror:
@@ -65,12 +75,12 @@ class Mirror:
         self._workers: list[asyncio.Task] = []
 
     def sampled(self, request_type: str) -> bool:
-        rate = self.rate(request_type)
-        return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+        return drawn(self.rate(request_type))
 
     def offer(self, job: MirrorJob) -> None:
-        """Queue ``job`` for every candidate; drop (and count) what does not fit."""
-        for candidate in self.candidates:
+        """Queue ``job`` for every candidate (the reverse mirror: for ``job.to``); drop (and count) what
+        does not fit."""
+        for candidate in [job.to] if job.to is not None else self.candidates:
             try:
                 self.queue.put_nowait((candidate, job))
             except asyncio.QueueFull:
@@ -135,4 +145,5 @@ class Mirror:
         )
         self.on_answer(answer)
         if self.on_pair is not None and job.served is not None:
-            self.on_pair(MirroredPair(job.served, answer, job.expect_refusal))
+            served, mirrored = (answer, job.served) if job.to is not None else (job.served, answer)
+            self.on_pair(MirroredPair(served, mirrored, job.expect_refusal))

@@ -1,0 +1,91 @@
+"""What an operator sees of the hold after the cut-over: time left, the reverse mirror, the last readings.
+
+Read from the store only (the flag, the shadow log, the event log), so
+``changeover rollout status`` shows it from any machine, gateway running or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from changeover.rollout.config import RolloutConfig
+from changeover.rollout.state import RolloutState, in_hold
+from changeover.shadow.tables import shadow_log
+from changeover.store import Store
+from changeover.store.events import Event, list_events, now
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    """The hold as it stands: when it started and ends, the reverse mirror's rate and what it sent."""
+
+    status: str  # holding | paused (paused in the hold: it ends only after a resume)
+    started: datetime
+    ends_at: datetime
+    left_s: float
+    hold_s: float
+    reverse_mirror: float
+    mirrored: int  # incumbent answers reverse-mirrored since the hold started
+    served: int  # candidate answers served since then
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "started": self.started.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "left_s": round(self.left_s, 3),
+            "hold_s": self.hold_s,
+            "reverse_mirror": self.reverse_mirror,
+            "mirrored_to_incumbent": self.mirrored,
+            "served_by_candidate": self.served,
+        }
+
+
+def hold_view(store: Store, config: RolloutConfig, state: RolloutState, incumbent: str, clock=now) -> HoldView | None:
+    """The hold of ``state``, or None when the rollout is not in one."""
+    if not in_hold(state):
+        return None
+    c = shadow_log.c
+    q = (
+        select(c.model, c.role, func.count().label("n"))
+        .where(c.at >= state.since, c.model.in_([incumbent, state.candidate]))
+        .group_by(c.model, c.role)
+    )
+    with store.engine.connect() as conn:
+        counts = {(r.model, r.role): int(r.n) for r in conn.execute(q)}
+    ends = state.since + timedelta(seconds=config.hold)
+    return HoldView(
+        status=state.status,
+        started=state.since,
+        ends_at=ends,
+        left_s=max(0.0, (ends - clock()).total_seconds()),
+        hold_s=config.hold,
+        reverse_mirror=config.reverse_mirror,
+        mirrored=counts.get((incumbent, "mirror"), 0),
+        served=counts.get((state.candidate, "served"), 0),
+    )
+
+
+def last_event(store: Store, config: RolloutConfig, kind: str) -> Event | None:
+    """The latest event of ``kind`` on the rollout flag (e.g. ``rollout.analysis``, ``rollout.decommission``)."""
+    found = list_events(store, subject=config.flag, kind_prefix=kind)
+    return found[-1] if found else None
+
+
+def duration_text(seconds: float) -> str:
+    """``6d 23h 59m``, ``3h 05m``, ``4m 10s`` or ``12.3s``: the two largest units."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    parts, rest = [], int(seconds)
+    for name, size in units:
+        if rest >= size or parts:
+            value, rest = divmod(rest, size)
+            parts.append(f"{value}{name}" if not parts else f"{value:02d}{name}")
+        if len(parts) == 2:
+            break
+    return " ".join(parts)

@@ -1,0 +1,125 @@
+"""The hold after the cut-over, without HTTP: its config, its flag changes and events, the controller in it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from tests.gateway.exchanges import exchange
+from tests.gateway.helpers import write_spec
+from tests.gateway.test_controller import UP, Clock
+
+from changeover.config import load_spec
+from changeover.errors import SpecError
+from changeover.rollout import state as rs
+from changeover.rollout.config import RolloutConfig
+from changeover.rollout.controller import Controller
+from changeover.rollout.hold import hold_view
+from changeover.shadow.config import load_settings
+from changeover.shadow.rows import RowMaker
+from changeover.shadow.writer import LogWriter
+from changeover.store.events import list_events
+
+
+def config(**kw) -> RolloutConfig:
+    base = {
+        "stages": [{"weight": 0}, {"weight": 100}],
+        "triggers": [{"metric": "error_rate", "above_baseline": 0.05, "min_samples": 10}],
+        "hold": "1h",
+        "reverse_mirror": 0.5,
+    }
+    return RolloutConfig(**{**base, **kw})
+
+
+def test_the_hold_is_a_week_by_default_and_its_fields_are_checked(tmp_path):
+    default = RolloutConfig()
+    assert (default.hold, default.reverse_mirror) == (7 * 86400, 0.05)
+    assert RolloutConfig(hold="90s", reverse_mirror=0.2).hold == 90
+    for rollout, field in (
+        ({"hodl": "7d"}, "rollout.hodl"),
+        ({"hold": "a week"}, "rollout.hold"),
+        ({"reverse_mirror": 1.5}, "rollout.reverse_mirror"),
+    ):
+        spec = write_spec(tmp_path / "migration.yaml", "http://127.0.0.1:9/v1", rollout=rollout)
+        with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+            load_settings(load_spec(spec))
+
+
+def test_reaching_100_holds_and_advancing_from_the_hold_decommissions(store):
+    cfg = config()
+    s0 = rs.ensure_started(store, cfg, "new", "gateway")
+    held = rs.advance(store, cfg, s0, "operator:ana", "offline GO")
+    assert (held.weight, held.status) == (100, "holding") and rs.in_hold(held)
+    paused = rs.pause(store, cfg, held, "operator:ana", "freeze")
+    assert rs.in_hold(paused)  # paused in the hold: still reverse-mirrored and watched
+    resumed = rs.resume(store, cfg, paused, "operator:ana", "thaw")
+    assert resumed.status == "holding"
+    done = rs.advance(store, cfg, resumed, "operator:ben", "a week clean, early end")
+    assert (done.weight, done.status) == (100, "complete") and not rs.in_hold(done)
+    with pytest.raises(rs.RolloutError, match="last stage"):
+        rs.advance(store, cfg, done, "operator:ben", "again")
+    kinds = [e.kind for e in list_events(store, subject=cfg.flag)]
+    assert kinds == [
+        "rollout.start",
+        "rollout.hold_start",
+        "rollout.advance",
+        "rollout.pause",
+        "rollout.hold_start",  # the hold starts again after a pause
+        "rollout.resume",
+        "rollout.hold_end",
+        "rollout.decommission",
+    ]
+    (end,) = list_events(store, kind_prefix="rollout.hold_end")
+    assert end.reason == "a week clean, early end" and end.payload["hold_s"] == 3600
+    start = list_events(store, kind_prefix="rollout.hold_start")[0]
+    assert start.payload["reverse_mirror"] == 0.5 and start.payload["hold_s"] == 3600
+    no_hold = config(hold=0, flag="other.rollout")  # hold: 0 completes at once, as before
+    direct = rs.advance(store, no_hold, rs.ensure_started(store, no_hold, "new", "gateway"), "op", "go")
+    assert direct.status == "complete"
+    assert [e.kind for e in list_events(store, subject=no_hold.flag)] == ["rollout.start", "rollout.advance"]
+
+
+def log_hold(store, n: int, *, candidate_errors: float = 0.0, mirrored_every: int = 2) -> None:
+    """The hold's traffic: the candidate serves every request, every ``mirrored_every``-th is reverse-mirrored."""
+    writer = LogWriter(store, RowMaker(UP, {"new"}), flush_interval=0.01).start()
+    bad = int(n * candidate_errors)
+    for i in range(n):
+        error = "http_500" if i < bad else None
+        writer.submit(exchange(f"h{i}", "new", "served", error=error, stage=1, weight=100))
+        if i % mirrored_every == 0:
+            writer.submit(exchange(f"h{i}", "old", "mirror", stage=1, weight=100))
+    writer.close()
+
+
+def test_the_controller_watches_the_hold_then_ends_it(store):
+    cfg = config()
+    held = rs.advance(store, cfg, rs.ensure_started(store, cfg, "new", "gateway"), "operator:ana", "offline GO")
+    log_hold(store, 40)
+    clock = Clock()
+    ctl = Controller(store, cfg, "old", "new", clock=clock)
+    first = ctl.tick()
+    assert first.action == "hold" and "holding at 100%" in first.reason
+    (m,) = first.measurements  # measured against the incumbent's reverse-mirrored answers
+    assert m.phase == "successful" and m.samples == 40 and m.baseline == 0.0
+    view = hold_view(store, cfg, held, "old", clock)
+    assert (view.mirrored, view.served) == (20, 40) and 3500 < view.left_s <= 3600
+    clock.offset = timedelta(hours=1, seconds=1)
+    end = ctl.tick()
+    assert end.action == "advance" and "hold passed" in end.reason
+    assert rs.read_state(store, cfg, "new").status == "complete"
+    assert ctl.tick().action == "idle"
+    kinds = [e.kind for e in list_events(store, subject=cfg.flag)][-4:]
+    assert kinds == ["rollout.analysis", "rollout.analysis", "rollout.hold_end", "rollout.decommission"]
+
+
+def test_a_regression_in_the_hold_rolls_back_to_the_incumbent(store):
+    cfg = config()
+    rs.advance(store, cfg, rs.ensure_started(store, cfg, "new", "gateway"), "operator:ana", "offline GO")
+    log_hold(store, 40, candidate_errors=0.25)
+    decision = Controller(store, cfg, "old", "new").tick()
+    assert decision.action == "rollback" and "error_rate" in decision.reason
+    state = rs.read_state(store, cfg, "new")
+    assert (state.weight, state.status) == (0, "rolled_back")
+    (m,) = list_events(store, kind_prefix="rollout.analysis")[-1].payload["measurements"]
+    assert m["value"] == 0.25 and m["baseline"] == 0.0
+    assert not list_events(store, kind_prefix="rollout.hold_end")
