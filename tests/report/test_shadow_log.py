@@ -171,6 +171,7 @@ def test_the_section_shows_the_shadow_report_numbers_period_and_escaped_examples
     assert "(6.7 days, 24 mirrored requests), weekdays Mon, Tue, Wed, Thu, Fri, Sat, Sun, 24 of the week's 168" in text
     assert html.count('class="on"') == N
     assert "7 / 4 / 3 / 4" in html and "61.1%" in html  # the judge's classes, equivalent or better
+    assert f"{row['candidate_stats']['cost_usd_per_1k']:.4f}" in html  # a small cost keeps its digits
     assert "gave no usage" in text and "4.2% of the answers" in text  # the estimated tokens marked
 
     # examples: the judge's picks, worse first, the full texts, the markup escaped
