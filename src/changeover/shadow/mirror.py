@@ -69,6 +69,7 @@ class Mirror:
         self.on_pair = on_pair  # the judging worker's non-blocking offer
         self.concurrency = concurrency
         self.queue: asyncio.Queue[tuple[str, MirrorJob]] = asyncio.Queue(maxsize=queue_size)
+        self.offered: Counter[str] = Counter()  # jobs offered per target (sent + dropped, once done)
         self.sent: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
@@ -81,6 +82,7 @@ class Mirror:
         """Queue ``job`` for every candidate (the reverse mirror: for ``job.to``); drop (and count) what
         does not fit."""
         for candidate in [job.to] if job.to is not None else self.candidates:
+            self.offered[candidate] += 1
             try:
                 self.queue.put_nowait((candidate, job))
             except asyncio.QueueFull:
