@@ -26,13 +26,16 @@ from changeover.cli import run
 from changeover.config import load_spec
 from changeover.report.build import build_report
 from changeover.report.shadow import RECORDS, SHADOW_LOG
+from changeover.shadow.answers import load_answers, pairs
 from changeover.shadow.config import load_settings
 from changeover.shadow.exchange import Exchange
+from changeover.shadow.export import pair_records
 from changeover.shadow.judging import JudgeWorker
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.writer import LogWriter
 from changeover.store import open_store
 from changeover.store.events import now
+from changeover.store.responses import add_records
 
 N = 24  # requests, one every 7 hours: a week, every weekday
 STEP = timedelta(hours=7)
@@ -104,7 +107,7 @@ def judged_week(tmp_path, store_url):
 def _cli_json(tmp_path, spec_path, store_url) -> tuple[dict, dict, str]:
     html, rjson, sjson = tmp_path / "report.html", tmp_path / "report.json", tmp_path / "shadow.json"
     argv = ["report", "--spec", str(spec_path), "--db", store_url, "--out", str(html), "--json", str(rjson)]
-    assert run([*argv, "--seed", "3", "--draws", "100"]) in (0, 1, 3)
+    assert run([*argv, "--seed", "3", "--draws", "300"]) in (0, 1, 3)
     shadow = ["shadow", "report", "--spec", str(spec_path), "--db", store_url, "--since", "30d", "--json", str(sjson)]
     assert run([*shadow, "--examples", "6"]) == 0
     return json.loads(rjson.read_text())["report"]["shadow"], json.loads(sjson.read_text()), html.read_text()
@@ -207,3 +210,51 @@ def test_without_a_judge_the_rule_classes_and_the_records_fallback(tmp_path, sto
     assert report.inputs.shadow.source == RECORDS and "evaluation records" in report.html()
     assert not empty.has_table("shadow_log")  # the report never creates the gateway's tables
     empty.dispose()
+
+
+def test_several_candidates_each_against_the_incumbent_on_its_own_requests(tmp_path, store, store_url):
+    """Two candidates mirrored on different requests: the incumbent's row per candidate (its answers to
+    that candidate's requests, as the shadow report compares them), each request once in the period."""
+    ups = {m: {"base_url": "http://127.0.0.1:9/v1", "output_per_mtok": 1.0} for m in ("old", "new", "newer")}
+    path = write_spec(tmp_path / "migration.yaml", "", candidates=["new", "newer"], gateway={"upstreams": ups})
+    spec = load_spec(path)
+    rows = RowMaker(load_settings(spec).gateway.upstreams, {"new", "newer"})
+    writer = LogWriter(store, rows, flush_interval=0.01).start()
+    start = now() - timedelta(days=1)
+    for i in range(12):
+        at, q = start + i * timedelta(hours=1), _question(i)
+        writer.submit(exchange(f"s{i}", "old", text=SAME, latency=100.0 + i, at=at, payload=q))
+        writer.submit(exchange(f"s{i}", "new", "mirror", text=SAME, latency=150.0, at=at, payload=q))
+        if i % 2 == 0:  # newer: every other request, sent with a prompt variant
+            newer = exchange(f"s{i}", "newer", "mirror", text="Lyon.", latency=300.0 + i, at=at, payload=q)
+            newer.prompt = "support@terse:v2"
+            writer.submit(newer)
+    writer.close()
+    from changeover.report.shadowlog import shadow_log_stats
+    from changeover.shadow.report import build_report as shadow_report
+
+    stats = shadow_log_stats(store, spec, max_examples=4)
+    rows_all = {
+        r["candidate"]: r for r in shadow_report(store, "old", ["new", "newer"]).rows if r["request_type"] == "all"
+    }
+    assert [(m.model, m.requests_of, m.responses) for m in stats.models] == [
+        ("old", "new", 12),
+        ("new", None, 12),
+        ("old", "newer", 6),
+        ("newer", None, 6),
+    ]
+    assert stats.models[2].p50 == rows_all["newer"]["incumbent_stats"]["latency_ms"]["p50"] == 105.0
+    assert stats.models[3].prompts == {"support@terse:v2": 6} and stats.models[1].prompts == {"as sent": 12}
+    assert [d.equivalence_rate for d in stats.disagreements] == [1.0, 0.0]
+    assert stats.period.pairs == 12 and sum(map(sum, stats.period.grid)) == 12  # each request once
+    assert [e.candidate[0] for e in stats.examples] == ["newer"] * 2  # new agrees everywhere: nothing to show
+    assert stats.models[0].label == "old (requests mirrored to new)"
+    # the pairs exported as records and imported: what `changeover report` assesses
+    answers = load_answers(store, with_request=True)
+    add_records(store, [r for c in ("new", "newer") for r in pair_records(pairs(answers, "old", c))], "import")
+    out = tmp_path / "report.html"
+    argv = ["report", "--spec", str(path), "--db", store_url, "--out", str(out), "--draws", "300", "--seed", "1"]
+    assert run(argv) == 0
+    html = out.read_text()
+    assert "old (requests mirrored to newer)" in html and "prompt support@terse:v2" in html
+    assert "gateway shadow log" in html

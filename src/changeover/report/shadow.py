@@ -201,9 +201,9 @@ def _disagreement(inc: Record, cand: Record, spec: MigrationSpec) -> tuple[int, 
             better = spec.incumbent if incumbent_better else cand.model
             return (0 if incumbent_better else 1), f"{dim}: human labels prefer {better}"
     for dim, cfg in spec.dimensions.items():
-        a, b = inc.signals.get(cfg.signal or dim), cand.signals.get(cfg.signal or dim)
-        if a is not None and b is not None and a != b:
-            return (2 if b < a else 3), f"{dim}: judge scored {spec.incumbent} {a}, {cand.model} {b}"
+        sa, sb = inc.signals.get(cfg.signal or dim), cand.signals.get(cfg.signal or dim)
+        if sa is not None and sb is not None and sa != sb:
+            return (2 if sb < sa else 3), f"{dim}: judge scored {spec.incumbent} {sa}, {cand.model} {sb}"
     return None
 
 
