@@ -99,7 +99,8 @@ def _reading(value: float | None) -> str:
 
 def _print_hold(store, settings, state) -> dict[str, Any]:
     """The hold (time left, reverse mirror) or its end, and the last analysis' trigger readings."""
-    from changeover.rollout.hold import duration_text, hold_view, last_event
+    from changeover.rollout.config import format_duration
+    from changeover.rollout.hold import hold_view, last_event
 
     out: dict[str, Any] = {}
     view = hold_view(store, settings.rollout, state, settings.incumbent)
@@ -108,14 +109,14 @@ def _print_hold(store, settings, state) -> dict[str, Any]:
         table = Table(title="hold (after the cut-over)", show_header=False)
         table.add_row(
             "time left",
-            f"{duration_text(view.left_s)} of {duration_text(view.hold_s)}"
+            f"{format_duration(view.left_s)} of {format_duration(view.hold_s)}"
             + (" (paused: resume to let it end)" if view.status == "paused" else ""),
         )
         table.add_row("ends", view.ends_at.isoformat(timespec="seconds"))
         table.add_row(
             "reverse mirror",
-            f"{view.reverse_mirror:.0%} of requests to {settings.incumbent}: {view.mirrored} mirrored, "
-            f"{view.served} served by {state.candidate} since the hold started",
+            f"{view.reverse_mirror:.0%} to {settings.incumbent}: {view.mirrored} mirrored "
+            f"of {view.served} served since the hold started",
         )
         console.print(table)
     elif state.status == "complete" and (done := last_event(store, settings.rollout, "rollout.decommission")):

@@ -34,6 +34,19 @@ def parse_duration(value: object) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+def format_duration(seconds: float) -> str:
+    """``7d``, ``6d 23h``, ``3h 05m``, ``4m 10s`` or ``12.3s``: at most the two largest units."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    rest = int(seconds)
+    first = next(i for i, (_, size) in enumerate(units) if rest >= size)
+    (big, big_size), (small, small_size) = units[first], units[first + 1]
+    high, low = divmod(rest, big_size)
+    low //= small_size
+    return f"{high}{big}" + (f" {low:02d}{small}" if low else "")
+
+
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 Metric = Literal[

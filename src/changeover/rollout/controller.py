@@ -30,7 +30,7 @@ from typing import Any
 
 from changeover.errors import FlagConflict
 from changeover.rollout import state as rollout_state
-from changeover.rollout.config import RolloutConfig, Trigger
+from changeover.rollout.config import RolloutConfig, Trigger, format_duration
 from changeover.rollout.measure import Measurement, Window, measure
 from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.state import RolloutState, in_hold
@@ -194,7 +194,7 @@ class Controller:
         elapsed = (self.clock() - state.since).total_seconds()
         if elapsed < cfg.hold:
             return "hold", (
-                f"holding at 100%: {elapsed:.0f}s of {cfg.hold:.0f}s, "
+                f"holding at 100%: {format_duration(elapsed)} of {format_duration(cfg.hold)}, "
                 f"{cfg.reverse_mirror:.0%} reverse-mirrored to the incumbent"
             )
         if any(m.phase == "failed" for m in measurements):
@@ -205,7 +205,8 @@ class Controller:
                 "the hold has passed; auto_advance is off: an operator ends it (`changeover rollout advance`)",
             )
         return "advance", (
-            f"the hold passed: {elapsed:.0f}s at 100% (hold {cfg.hold:.0f}s) with no trigger failed; "
+            f"the hold passed: {format_duration(elapsed)} at 100% (hold {format_duration(cfg.hold)}) "
+            "with no trigger failed; "
             "the incumbent can be decommissioned"
         )
 

@@ -74,18 +74,3 @@ def last_event(store: Store, config: RolloutConfig, kind: str) -> Event | None:
     """The latest event of ``kind`` on the rollout flag (e.g. ``rollout.analysis``, ``rollout.decommission``)."""
     found = list_events(store, subject=config.flag, kind_prefix=kind)
     return found[-1] if found else None
-
-
-def duration_text(seconds: float) -> str:
-    """``6d 23h 59m``, ``3h 05m``, ``4m 10s`` or ``12.3s``: the two largest units."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-    parts, rest = [], int(seconds)
-    for name, size in units:
-        if rest >= size or parts:
-            value, rest = divmod(rest, size)
-            parts.append(f"{value}{name}" if not parts else f"{value:02d}{name}")
-        if len(parts) == 2:
-            break
-    return " ".join(parts)
