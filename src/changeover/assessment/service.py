@@ -105,6 +105,34 @@ class Assessment:
         return decision_json(self.decision)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What ``assess`` reads from the records: the segments, their traffic shares, the count table of every
+    (candidate, dimension), each model's failed calls and how many human verdicts went in. ``prepare``
+    builds it from Python records; ``assessment.pushdown`` from a GROUP BY in DuckDB or the store's SQL."""
+
+    segments: list[str]
+    shares: np.ndarray
+    comparisons: dict[tuple[str, str], Comparison]
+    error_rates: dict[str, ErrorRate]
+    labels_in: int
+
+
+def prepare(spec: MigrationSpec, records: list[Record]) -> Prepared:
+    """The count tables and what else ``assess`` reads, from records in memory (the Python engine)."""
+    idx = index_records(spec, records)
+    segments = idx.segments
+    shares = traffic_shares(spec, idx, segments)
+    required_segments(spec, segments)  # an unknown required segment is reported before the tables are built
+    scales = dimension_scales(spec, idx)
+    comparisons = {
+        (candidate, dimension): comparison(spec, idx, candidate, dimension, scales[dimension], segments)
+        for candidate in spec.candidates
+        for dimension in spec.dimensions
+    }
+    return Prepared(segments, shares, comparisons, _error_rates(spec, records), _labels_in(spec, records))
+
+
 def assess(
     spec: MigrationSpec,
     records: list[Record],
@@ -118,6 +146,7 @@ def assess(
     looks: int | None = None,
     store_labels: int | None = None,
     progress: Progress | None = None,
+    prepared: Prepared | None = None,
 ) -> Assessment:
     """Fit the measurement model for every candidate x dimension and decide.
 
@@ -128,20 +157,14 @@ def assess(
     ``looks``: how many times this decision has been read as labels arrived
     (the labelling loop), for the optional-stopping threshold of ``stats.stopping``.
     ``store_labels``: how many labels from the store were merged into the records
-    (reported in the result). ``progress`` is told what is being done.
+    (reported in the result). ``progress`` is told what is being done. ``prepared``: the count tables
+    built elsewhere (``assessment.pushdown``); ``records`` are then not read.
     """
     policy = policy or SamplingPolicy()
-    idx = index_records(spec, records)
-    segments = idx.segments
-    shares = traffic_shares(spec, idx, segments)
+    if prepared is None:
+        prepared = prepare(spec, records)
+    segments, shares, comparisons = prepared.segments, prepared.shares, prepared.comparisons
     required = required_segments(spec, segments)
-    scales = dimension_scales(spec, idx)
-    comparisons: dict[tuple[str, str], Comparison] = {}
-    for candidate in spec.candidates:
-        for dimension in spec.dimensions:
-            comparisons[(candidate, dimension)] = comparison(
-                spec, idx, candidate, dimension, scales[dimension], segments
-            )
     keys = list(comparisons)
     settings = FitSettings(chains=chains, warmup=warmup, draws=draws, seed=spec.seed if seed is None else seed)
     conf, monthly = spec.confidence, spec.traffic.monthly_interactions
@@ -242,8 +265,8 @@ def assess(
         labels_needed=needed,
         next_labels=ranked,
         diagnostics=diag,
-        error_rates=_error_rates(spec, records),
-        labels=LabelSource(_labels_in(spec, records), store_labels),
+        error_rates=prepared.error_rates,
+        labels=LabelSource(prepared.labels_in, store_labels),
         reason=reason,
         looks=looks,
         threshold=confidence_at_look(conf, looks),

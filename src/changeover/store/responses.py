@@ -193,13 +193,20 @@ def load_records(store: Store, models: Iterable[str] | None = None) -> list[Reco
 
 
 def load_records_counted(
-    store: Store, models: Iterable[str] | None = None, source: str | None = None, since: Any = None
+    store: Store,
+    models: Iterable[str] | None = None,
+    source: str | None = None,
+    since: Any = None,
+    items: Iterable[str] | None = None,
 ) -> tuple[list[Record], int]:
     """``load_records`` and how many verdicts of the labels table it merged in; ``source`` / ``since``
-    keep only records stored from that source / at or after that time (the gateway's judged pairs)."""
+    keep only records stored from that source / at or after that time (the gateway's judged pairs),
+    ``items`` only those of these items (``assessment.pushdown``: the labelled ones)."""
     q = select(responses).order_by(responses.c.id)
     if models is not None:
         q = q.where(responses.c.model.in_(list(models)))
+    if items is not None:
+        q = q.where(responses.c.item.in_(list(items)))
     if source is not None:
         q = q.where(responses.c.source == source)
     if since is not None:

@@ -1,0 +1,748 @@
+"""The count tables as a GROUP BY in the engine where the records live (DuckDB for files, the store's SQL).
+
+``assess`` on a million records spends its time building Python ``Record`` objects only to count
+them into a few hundred cells. Here the counting runs where the records are: in DuckDB over a
+JSONL or Parquet file (``read_ndjson_objects`` / ``read_parquet``), or in the store's own SQL
+(SQLite, PostgreSQL; the ``responses`` table's JSON columns). The result is a ``service.Prepared``
+holding the same ``Comparison`` tables the Python engine (``service.prepare``) builds, cell for cell.
+
+The steps, each one SQL statement (``Pushdown.statements`` keeps them, ``assess --show-sql`` prints them):
+
+1. ``co_rec``: one row per response of the spec's models, projected to what the tables read -- item,
+   model, segment key, failed call (``pairing.failed``), every signal as a number, whether it carries a
+   human label on a spec dimension, weight, sample.
+2. ``co_items``: one row per item, both answers side by side (a pivot by model).
+3. Per signal: count, fractional values, distinct values, quantile cut points (``signals.infer_scale``
+   reads them: the scale is decided by the same code).
+4. Per (candidate, dimension): one GROUP BY over the unlabelled paired items -- (segment, each
+   signal's level on both answers, known failure of both) -> n, and the first items of each cell.
+
+Items with a human label (in the records, or in the store's labels table) are few (under 1% at
+scale): they are read back as records and counted by the Python engine itself
+(``tables.comparison``), so annotators, settled answers and label parsing need no second
+implementation; their cells are merged with the GROUP BY's. A ``Comparison`` then carries, of the
+unlabelled items, only the first ``2 * next_count + 2`` of each cell in item order: the labelling
+queue (``ranking.next_labels``) takes at most ``next_count`` labels and skips at most as many taken
+ones, so the ranked labels are the Python engine's exactly; ``paired_items`` counts all of them.
+
+Not pushed down (``Unsupported``; the CLI says so in one line and runs the Python engine):
+repeated samples (``sample`` > 0), signals given as text, values outside a signal's range, and any
+condition the Python engine reports as an error (duplicate records, a missing segment field, no
+paired item), so that every error message is the Python engine's own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from changeover.assessment.pairing import Index, failed, segment_key, traffic_shares
+from changeover.assessment.result import ErrorRate
+from changeover.assessment.service import Prepared
+from changeover.assessment.tables import Comparison, DimensionScales, comparison
+from changeover.config import MigrationSpec
+from changeover.records import Record, record_from_dict, unflatten
+from changeover.signals import SignalScale, infer_scale
+from changeover.stats.tables import PairTable
+
+_DISTINCT_LIMIT = 64  # more distinct whole numbers than this in a signal: not an ordinal scale, let Python say so
+
+
+_TEMP_TABLES = ("co_rec", "co_items", "co_store_labelled", "co_wanted")
+
+
+class Unsupported(Exception):
+    """The pushdown cannot build these tables exactly; ``reason`` says why (the Python engine can)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Runner(Protocol):
+    dialect: str
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PushedComparison(Comparison):
+    """A ``Comparison`` whose ``items`` hold only the first items of each cell (what the labelling queue
+    can take); ``paired`` counts every paired item."""
+
+    paired: int = 0
+
+    @property
+    def paired_items(self) -> int:
+        return self.paired
+
+
+@dataclass
+class Pushed:
+    """What the pushdown gives ``assess``: the tables, the labelled records it read, the SQL it ran."""
+
+    prepared: Prepared
+    records: list[Record]  # every record of the items that carry a human label (labels merged)
+    merged: int  # store verdicts merged into them
+    rows: int  # responses of the spec's models counted
+    statements: list[str] = field(default_factory=list)
+
+
+def _quote(name: str) -> str:
+    if '"' in name or "'" in name:
+        raise Unsupported(f"a field name with quotes ({name!r}) is not pushed down")
+    return name
+
+
+def _numpy_quantiles(n: int, bins: int) -> list[tuple[int, int, float]]:
+    """For ``np.quantile(values, linspace(0, 1, bins + 1)[1:-1])`` (method 'linear') on ``n`` sorted values:
+    each quantile's (lower index, upper index, weight), computed exactly as numpy does."""
+    out = []
+    for q in np.linspace(0, 1, bins + 1)[1:-1]:
+        virtual = n * q + (1 + q * (1 - 1 - 1)) - 1
+        lo = int(np.floor(virtual))
+        gamma = float(virtual - lo)
+        out.append((min(max(lo, 0), n - 1), min(max(lo + 1, 0), n - 1), gamma))
+    return out
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's ``_lerp``: a + (b - a) t, from the upper end when t >= 0.5."""
+    diff = b - a
+    return float(b - diff * (1 - t)) if t >= 0.5 else float(a + diff * t)
+
+
+class Pushdown:
+    """Builds the count tables of one spec with SQL statements run by ``runner`` (DuckDB or the store)."""
+
+    def __init__(self, spec: MigrationSpec, runner: _Runner, next_count: int) -> None:
+        self.spec, self.runner, self.next_count = spec, runner, next_count
+        self.models = list(spec.models)
+        self.signals = sorted({s for d in spec.dimensions.values() for s in d.signal_names})
+        self.statements: list[str] = []
+        self.duck = runner.dialect == "duckdb"
+
+    # ------------------------------------------------------------------ running and showing SQL
+
+    def param(self, name: str) -> str:
+        return f"${name}" if self.duck else f":{name}"
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        shown = sql
+        for k, v in (params or {}).items():
+            shown = re.sub(rf"[$:]{k}\b", repr(v) if not isinstance(v, str) else "'" + v + "'", shown)
+        self.statements.append(shown.strip() + ";")
+        return self.runner.run(sql, params)
+
+    # ------------------------------------------------------------------ step 2: items side by side
+
+    def build_items(self) -> None:
+        cols = ["item", "max(lab) AS lab"]
+        for m in range(len(self.models)):
+            cols += [
+                f"sum(CASE WHEN m = {m} THEN 1 ELSE 0 END) AS n_{m}",
+                f"max(CASE WHEN m = {m} THEN f END) AS f_{m}",
+                f"max(CASE WHEN m = {m} THEN seg END) AS seg_{m}",
+                f"max(CASE WHEN m = {m} THEN w END) AS w_{m}",
+            ]
+            cols += [f"max(CASE WHEN m = {m} THEN s_{g} END) AS s_{m}_{g}" for g in range(len(self.signals))]
+        self.run("CREATE TEMP TABLE co_items AS SELECT " + ",\n  ".join(cols) + "\nFROM co_rec GROUP BY item")
+
+    def check(self) -> tuple[int, dict[str, ErrorRate]]:
+        """Everything the Python engine would report as an error, or cannot be pushed down -> Unsupported."""
+        (smp, bad) = self.run("SELECT max(smp), sum(bad) FROM co_rec")[0]
+        if smp is not None and smp > 0:
+            raise Unsupported("repeated samples ('sample' > 0) are paired by the Python engine")
+        if bad:
+            raise Unsupported(
+                f"{bad} signal value(s) are text or out of range; the Python engine reads and reports them"
+            )
+        per_model = {
+            int(m): (int(n), int(f or 0)) for m, n, f in self.run("SELECT m, count(*), sum(f) FROM co_rec GROUP BY m")
+        }
+        if len(per_model) < len(self.models):
+            raise Unsupported("a model of the spec has no records")
+        dup = " OR ".join(f"n_{m} > 1" for m in range(len(self.models)))
+        if self.run(f"SELECT count(*) FROM co_items WHERE {dup}")[0][0]:
+            raise Unsupported("a model answers an item twice")
+        rates = {name: ErrorRate(name, per_model[m][1], per_model[m][0]) for m, name in enumerate(self.models)}
+        return sum(n for n, _ in per_model.values()), rates
+
+    # ------------------------------------------------------------------ segments and shares
+
+    def _lead(self, what: str, default: str = "NULL") -> str:
+        whens = " ".join(f"WHEN n_{m} > 0 THEN {what}_{m}" for m in range(len(self.models)))
+        return f"CASE {whens} ELSE {default} END"
+
+    def segments(self) -> tuple[list[str], np.ndarray]:
+        rows = self.run(
+            f"SELECT {self._lead('seg')} AS seg, sum(coalesce({self._lead('w')}, 1.0)) AS weight "
+            "FROM co_items GROUP BY 1 ORDER BY 1"
+        )
+        if any(seg is None for seg, _ in rows):
+            raise Unsupported("an item's lead record lacks a segment_by field")
+        segments = sorted(str(s) for s, _ in rows)
+        weight = {str(s): float(w) for s, w in rows}
+        # the segments' total weights as items of an index: the Python engine's own traffic_shares decides
+        lead = {s: Record(item=s, model="", weight=weight[s]) for s in segments}
+        idx = Index({}, {s: s for s in segments}, lead, {})
+        return segments, traffic_shares(self.spec, idx, segments)
+
+    # ------------------------------------------------------------------ step 3: scales
+
+    def scale(self, g: int, label: str, levels: int | None, bins: int) -> SignalScale:
+        s = f"s_{g}"
+        n, frac = self.run(
+            f"SELECT count({s}), sum(CASE WHEN {s} <> round({s}) THEN 1 ELSE 0 END) FROM co_rec WHERE f = 0"
+        )[0]
+        if not n:
+            raise Unsupported(f"no record has the signal '{self.signals[g]}'")
+        if frac:
+            if levels is not None:
+                raise Unsupported(f"dimension '{label}' has fractional scores but the spec gives levels")
+            cuts = set()
+            for lo, hi, t in _numpy_quantiles(int(n), bins):
+                got = self.run(
+                    f"SELECT {s} FROM co_rec WHERE f = 0 AND {s} IS NOT NULL ORDER BY {s} LIMIT 2 OFFSET {lo}"
+                )
+                values = [float(v) for (v,) in got]
+                b = values[1] if hi > lo and len(values) > 1 else values[0]
+                cuts.add(_lerp(values[0], b, t))
+            ordered = tuple(sorted(cuts))
+            return SignalScale("continuous", len(ordered) + 1, ordered)
+        distinct = self.run(
+            f"SELECT DISTINCT {s} FROM co_rec WHERE f = 0 AND {s} IS NOT NULL ORDER BY 1 LIMIT {_DISTINCT_LIMIT + 1}"
+        )
+        if len(distinct) > _DISTINCT_LIMIT:
+            raise Unsupported(f"the signal '{self.signals[g]}' has more than {_DISTINCT_LIMIT} levels")
+        try:
+            return infer_scale([int(v) for (v,) in distinct], label, levels, bins)
+        except Exception as exc:  # the Python engine reports it with its own words
+            raise Unsupported(str(exc)) from None
+
+    def scales(self) -> dict[str, DimensionScales]:
+        out = {}
+        for name, dim in self.spec.dimensions.items():
+            scales = []
+            for signal in dim.signal_names:
+                label = name if len(dim.signal_names) == 1 else f"{name}' signal '{signal}"
+                scales.append(self.scale(self.signals.index(signal), label, dim.levels, dim.bins))
+            out[name] = DimensionScales(list(dim.signal_names), scales)
+        return out
+
+    # ------------------------------------------------------------------ step 4: the GROUP BY
+
+    def _level(self, m: int, g: int, scale: SignalScale, key: str, params: dict[str, float]) -> str:
+        s = f"s_{m}_{g}"
+        if scale.kind == "binary":
+            level = f"CAST({s} AS INTEGER)"
+        elif scale.kind == "ordinal":
+            level = f"CAST({s} AS INTEGER) - 1"
+        else:
+            parts = []
+            for i, cut in enumerate(scale.cuts):
+                params[f"{key}_{i}"] = cut
+                parts.append(f"CASE WHEN {s} >= {self.param(f'{key}_{i}')} THEN 1 ELSE 0 END")
+            level = "(" + " + ".join(parts) + ")"
+        return f"CASE WHEN f_{m} = 1 OR {s} IS NULL THEN {scale.levels} ELSE {level} END"
+
+    def count_sql(self, candidate: str, dimension: str, scales: DimensionScales) -> tuple[str, dict[str, float], int]:
+        c = self.models.index(candidate)
+        params: dict[str, float] = {}
+        keys = ["seg_0"]
+        for m, tag in ((0, "inc"), (c, "cand")):
+            for name, scale in zip(scales.names, scales.scales, strict=True):
+                g = self.signals.index(name)
+                keys.append(self._level(m, g, scale, f"cut_{tag}_{g}", params))
+        keys += ["CASE WHEN f_0 = 1 THEN 0 ELSE -1 END", f"CASE WHEN f_{c} = 1 THEN 0 ELSE -1 END"]
+        where = f"n_0 > 0 AND n_{c} > 0 AND lab = 0"
+        if self.spec.dimensions[dimension].errors == "exclude":
+            where += f" AND f_0 = 0 AND f_{c} = 0"
+        first = f",\n  min(item, {self._take}) AS first_items" if self.duck and self._take else ""
+        cols = ",\n  ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
+        group = ", ".join(str(i + 1) for i in range(len(keys)))
+        sql = f"SELECT {cols},\n  count(*) AS n{first}\nFROM co_items WHERE {where}\nGROUP BY {group}"
+        return sql, params, len(keys)
+
+    @property
+    def _take(self) -> int:
+        return 2 * self.next_count + 2 if self.next_count > 0 else 0
+
+    def first_items(self, sql: str, params: dict[str, float], nkeys: int) -> list[tuple[Any, ...]]:
+        """The first ``_take`` items of every cell, in item order (SQLite, PostgreSQL: a window query)."""
+        if not self._take:
+            return []
+        select, rest = sql.split("\nFROM ", 1)
+        where = rest.split("\nGROUP BY", 1)[0]
+        keys = ", ".join(f"k{i}" for i in range(nkeys))
+        collate = ' COLLATE "C"' if self.runner.dialect == "postgresql" else ""  # Python's order of text
+        inner = select.replace(",\n  count(*) AS n", "") + ",\n  item\nFROM " + where
+        return self.run(
+            f"SELECT {keys}, item FROM (SELECT {keys}, item, "
+            f"ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY item{collate}) AS rn "
+            f"FROM ({inner}) AS cells) AS ranked WHERE rn <= {self._take}",
+            params,
+        )
+
+    def excluded(self, candidate: str) -> tuple[int, int]:
+        c = self.models.index(candidate)
+        f0, f1 = self.run(f"SELECT sum(f_0), sum(f_{c}) FROM co_items WHERE n_0 > 0 AND n_{c} > 0")[0]
+        return int(f0 or 0), int(f1 or 0)
+
+    def paired(self, candidate: str, dimension: str) -> int:
+        c = self.models.index(candidate)
+        where = f"n_0 > 0 AND n_{c} > 0"
+        if self.spec.dimensions[dimension].errors == "exclude":
+            where += f" AND f_0 = 0 AND f_{c} = 0"
+        return int(self.run(f"SELECT count(*) FROM co_items WHERE {where}")[0][0])
+
+    def labelled_items(self) -> list[str]:
+        return [str(i) for (i,) in self.run("SELECT item FROM co_items WHERE lab = 1 ORDER BY item")]
+
+    def mark_labelled(self, items: Iterable[str]) -> None:
+        """Items with a verdict in the store's labels table are counted with the labelled ones."""
+        items = sorted(set(items))
+        if not items:
+            return
+        self.run("CREATE TEMP TABLE co_store_labelled (item VARCHAR(512))")
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            values = ", ".join(f"({self.param(f'i{k}')})" for k in range(len(chunk)))
+            self.runner.run(
+                f"INSERT INTO co_store_labelled (item) VALUES {values}", {f"i{k}": v for k, v in enumerate(chunk)}
+            )
+        self.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_store_labelled)")
+
+    # ------------------------------------------------------------------ the whole
+
+    def prepare(self, labelled_records: Any) -> tuple[Prepared, list[Record], int, int]:
+        """The ``Prepared`` tables. ``labelled_records(items)`` reads the records of the labelled items."""
+        rows, rates = self.check()
+        segments, shares = self.segments()
+        scales = self.scales()
+        records, merged = labelled_records(self.labelled_items())
+        sub = _index(self.spec, records)
+        comparisons: dict[tuple[str, str], Comparison] = {}
+        for candidate in self.spec.candidates:
+            excluded = self.excluded(candidate)
+            for dimension, dim in self.spec.dimensions.items():
+                paired = self.paired(candidate, dimension)
+                if not paired:
+                    raise Unsupported(f"no item pairs '{candidate}' with the incumbent on '{dimension}'")
+                sql, params, nkeys = self.count_sql(candidate, dimension, scales[dimension])
+                cells = self.run(sql, params)
+                firsts = [] if self.duck else self.first_items(sql, params, nkeys)
+                part = _labelled_part(self.spec, sub, candidate, dimension, scales[dimension], segments)
+                comparisons[(candidate, dimension)] = _merge(
+                    candidate,
+                    dimension,
+                    scales[dimension],
+                    segments,
+                    cells,
+                    firsts,
+                    nkeys,
+                    part,
+                    excluded if dim.errors == "exclude" else (0, 0),
+                    paired,
+                )
+        labels_in = sum(
+            len(v)
+            for r in records
+            if r.model in set(self.models)
+            for d, v in r.labels.items()
+            if d in self.spec.dimensions
+        )
+        return Prepared(segments, shares, comparisons, rates, labels_in), records, merged, rows
+
+
+def _index(spec: MigrationSpec, records: list[Record]) -> Index:
+    """``pairing.index_records`` for the labelled items' records (some model may answer none of them)."""
+    by_model: dict[str, dict[str, Record]] = {m: {} for m in spec.models}
+    for rec in records:
+        if rec.model in by_model:
+            by_model[rec.model][rec.item] = rec
+    lead: dict[str, Record] = {}
+    for model in spec.models:
+        for item, rec in by_model[model].items():
+            lead.setdefault(item, rec)
+    segment_of = {item: segment_key(rec, spec.segment_by) for item, rec in lead.items()}
+    samples = {m: {i: [r] for i, r in recs.items()} for m, recs in by_model.items()}
+    return Index(by_model, segment_of, lead, samples)
+
+
+def _labelled_part(
+    spec: MigrationSpec, sub: Index, candidate: str, dimension: str, scales: DimensionScales, segments: list[str]
+) -> Comparison | None:
+    """The labelled items' comparison, built by the Python engine; None when none of them is paired."""
+    inc, cand = sub.by_model[spec.incumbent], sub.by_model[candidate]
+    both = set(inc) & set(cand)
+    if spec.dimensions[dimension].errors == "exclude":
+        both = {i for i in both if not (failed(inc[i]) or failed(cand[i]))}
+    if not both:
+        return None
+    return comparison(spec, sub, candidate, dimension, scales, segments)
+
+
+def _merge(
+    candidate: str,
+    dimension: str,
+    scales: DimensionScales,
+    segments: list[str],
+    cells: Sequence[tuple[Any, ...]],
+    firsts: Sequence[tuple[Any, ...]],
+    nkeys: int,
+    part: Comparison | None,
+    excluded: tuple[int, int],
+    paired: int,
+) -> PushedComparison:
+    """The GROUP BY's cells and the labelled items' table -> one table, cells in ``build_table``'s order."""
+    G = len(scales.names)
+    seg_pos = {s: i for i, s in enumerate(segments)}
+    names = part.table.annotators if part is not None else ()
+    A = max(1, len(names))
+    width = 1 + 2 * G + 2 + 4 + (4 * A if names else 0)
+
+    def key(row: Sequence[Any]) -> list[int]:
+        signal_cols = [int(x) for x in row[1 : 1 + 2 * G]]
+        return [seg_pos[str(row[0])], *signal_cols, int(row[1 + 2 * G]), int(row[2 + 2 * G]), 0, 0, 0, 0]
+
+    rows = [key(r) + [0] * (width - (2 * G + 7)) for r in cells]
+    counts = [int(r[nkeys]) for r in cells]
+    carried: list[tuple[str, int]] = []  # (item, row in `rows`)
+    if firsts:
+        cell_row = {tuple(k[: 3 + 2 * G]): i for i, k in enumerate(rows)}
+        carried += [(str(r[nkeys]), cell_row[tuple(key(r)[: 3 + 2 * G])]) for r in firsts]
+    else:
+        for i, r in enumerate(cells):
+            carried += [(str(item), i) for item in (r[nkeys + 1] or [])] if len(r) > nkeys + 1 else []
+    if part is not None:
+        t = part.table
+        block = [t.seg[:, None], t.a0, t.a1, t.known0[:, None], t.known1[:, None]]
+        block += [np.stack([t.pos0, t.tot0, t.pos1, t.tot1], axis=1)]
+        if names:
+            assert t.votes0 is not None and t.votes1 is not None
+            block += [t.votes0.reshape(t.cells, -1), t.votes1.reshape(t.cells, -1)]
+        offset = len(rows)
+        rows += np.concatenate(block, axis=1).astype(np.int64).tolist()
+        counts += t.n.tolist()
+        carried += [(item, offset + int(c)) for item, c in zip(part.items, t.cell_of_item, strict=True)]
+    keys_in = np.asarray(rows, np.int64).reshape(len(rows), width)
+    keys, inverse = np.unique(keys_in, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    n = np.bincount(inverse, weights=np.asarray(counts, float), minlength=keys.shape[0]).astype(np.int64)
+    carried.sort(key=lambda x: x[0])
+    col = 1 + 2 * G
+    table = PairTable(
+        segments=tuple(segments),
+        levels=tuple(s.levels for s in scales.scales),
+        seg=keys[:, 0],
+        a0=keys[:, 1 : 1 + G],
+        a1=keys[:, 1 + G : col],
+        known0=keys[:, col],
+        known1=keys[:, col + 1],
+        pos0=keys[:, col + 2],
+        tot0=keys[:, col + 3],
+        pos1=keys[:, col + 4],
+        tot1=keys[:, col + 5],
+        n=n,
+        cell_of_item=np.asarray([inverse[r] for _, r in carried], np.int64),
+        weight=None,
+        votes0=keys[:, col + 6 : col + 6 + 2 * A].reshape(-1, A, 2) if names else None,
+        votes1=keys[:, col + 6 + 2 * A : col + 6 + 4 * A].reshape(-1, A, 2) if names else None,
+        annotators=names,
+        exact=part.table.exact if part is not None else (),
+    )
+    lv = np.asarray(table.levels)[None, :]
+    scored = tuple(
+        tuple(int(x) for x in (table.n[:, None] * ((a < lv) & (k[:, None] < 0))).sum(0))
+        for a, k in ((table.a0, table.known0), (table.a1, table.known1))
+    )
+    return PushedComparison(
+        candidate,
+        dimension,
+        table,
+        [item for item, _ in carried],
+        scales,
+        (table.labelled(0), table.labelled(1)),
+        (table.known(0), table.known(1)),
+        excluded,
+        (scored[0], scored[1]),
+        np.ones(len(carried), bool),
+        paired=paired,
+    )
+
+
+# --------------------------------------------------------------------------- engines
+
+
+class DuckRunner:
+    """Runs the pushdown's SQL in an in-process DuckDB (memory-capped; it spills to disk beyond)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, memory_limit: str = "1GB") -> None:
+        try:
+            import duckdb
+        except ImportError:
+            raise Unsupported("DuckDB is not installed (pip install 'changeover[scale]')") from None
+        self.con = duckdb.connect()
+        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        self.con.execute("SET preserve_insertion_order = false")
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.con.execute(sql, dict(params) if params else None)
+        try:
+            return list(cur.fetchall())
+        except Exception:  # a statement without a result
+            return []
+
+
+class SqlRunner:
+    """Runs the pushdown's SQL on one connection of the store (SQLite or PostgreSQL)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.dialect = str(conn.dialect.name)
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        from sqlalchemy import text
+
+        res = self.conn.execute(text(sql), dict(params or {}))
+        return [tuple(r) for r in res.fetchall()] if res.returns_rows else []
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _file_projection(p: Pushdown, path: Path) -> tuple[tuple[str, str], str]:
+    """The SELECT list and FROM of ``co_rec`` over a JSONL or Parquet file, in DuckDB."""
+    suffix = "".join(path.suffixes[-2:]).lower()
+    lit = _literal(str(path))
+    if suffix.endswith(".parquet"):
+        cols = {str(r[0]): str(r[1]) for r in p.run(f"DESCRIBE SELECT * FROM read_parquet({lit})")}
+
+        def col(head: str, tail: str | None = None) -> tuple[str | None, str]:
+            """The column (or struct field) ``head.tail`` and its DuckDB type; (None, '') when absent."""
+            if tail is None:
+                return (f'"{head}"', cols[head]) if head in cols else (None, "")
+            if f"{head}.{tail}" in cols:
+                return f'"{head}.{tail}"', cols[f"{head}.{tail}"]
+            if not cols.get(head, "").startswith("STRUCT"):
+                return None, ""
+            expr = f'"{head}"."{_quote(tail)}"'
+            try:
+                got = p.runner.run(f"SELECT typeof({expr}) FROM read_parquet({lit}) LIMIT 1")
+            except Exception:  # no such field in the struct
+                return None, ""
+            return expr, str(got[0][0]) if got else ""
+
+        def text(head: str, tail: str | None = None) -> str:
+            c, _ = col(head, tail)
+            return f"CAST({c} AS VARCHAR)" if c else "NULL"
+
+        def number(head: str, tail: str | None = None) -> tuple[str, str]:
+            c, kind = col(head, tail)
+            if c is None:
+                return "NULL", "0"
+            if kind.startswith("VARCHAR") or kind.endswith("[]") or kind.startswith("STRUCT"):
+                return "NULL", f"CASE WHEN {c} IS NOT NULL THEN 1 ELSE 0 END"
+            return f"CAST({c} AS DOUBLE)", "0"
+
+        def labelled(dim: str) -> str:
+            c, kind = col("labels", dim)
+            if c is None:
+                return "0"
+            if kind.endswith("[]"):
+                return f"CASE WHEN len({c}) > 0 THEN 1 ELSE 0 END"
+            if kind.startswith("VARCHAR"):
+                return f"CASE WHEN trim({c}) NOT IN ('', '[]') THEN 1 ELSE 0 END"
+            return f"CASE WHEN {c} IS NOT NULL THEN 1 ELSE 0 END"
+
+        source = f"read_parquet({lit})"
+    else:
+
+        def jp(head: str, tail: str | None = None) -> str:
+            return f"'$.{head}'" if tail is None else f"'$.{head}.\"{_quote(tail)}\"'"
+
+        def text(head: str, tail: str | None = None) -> str:
+            return f"json_extract_string(json, {jp(head, tail)})"
+
+        def number(head: str, tail: str | None = None) -> tuple[str, str]:
+            t, v = f"json_type(json, {jp(head, tail)})", text(head, tail)
+            value = f"CASE WHEN {t} = 'BOOLEAN' THEN CAST({v} = 'true' AS DOUBLE) ELSE TRY_CAST({v} AS DOUBLE) END"
+            bad = (
+                f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN', 'NULL') OR {t} IS NULL THEN 0 ELSE 1 END"
+            )
+            return value, bad
+
+        def labelled(dim: str) -> str:
+            t, v = f"json_type(json, {jp('labels', dim)})", text("labels", dim)
+            return (
+                f"CASE WHEN {t} IS NULL OR {t} = 'NULL' THEN 0 WHEN {t} = 'ARRAY' THEN "
+                f"CASE WHEN json_array_length(json, {jp('labels', dim)}) > 0 THEN 1 ELSE 0 END "
+                f"WHEN {t} = 'VARCHAR' THEN CASE WHEN trim({v}) NOT IN ('', '[]') THEN 1 ELSE 0 END ELSE 1 END"
+            )
+
+        source = f"read_ndjson_objects({lit})"
+    error, response = text("error"), text("response")
+    fail = (
+        f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR regexp_matches({response}, '^\\s*$') THEN 1 ELSE 0 END"
+    )
+    sample, _ = number("sample")
+    weight, _ = number("weight")
+    return _select_list(p, text, number, labelled, fail, weight, f"CAST({sample} AS BIGINT)"), source
+
+
+def _select_list(
+    p: Pushdown, text: Any, number: Any, labelled: Any, fail: str, weight: str, sample: str
+) -> tuple[str, str]:
+    spec = p.spec
+    model = text("model")
+    whens = " ".join(f"WHEN '{_quote(m)}' THEN {i}" for i, m in enumerate(p.models))
+    seg = " || '/' || ".join(text("segment", _quote(f)) for f in spec.segment_by) if spec.segment_by else "'all'"
+    cols = [f"{text('item')} AS item", f"CASE {model} {whens} END AS m", f"{seg} AS seg", f"{fail} AS f"]
+    bads = []
+    for g, name in enumerate(p.signals):
+        value, bad = number("signals", _quote(name))
+        cols.append(f"{value} AS s_{g}")
+        bads.append(bad)
+        bads.append(f"CASE WHEN {value} < 0 OR ({value} > 1 AND {value} <> round({value})) THEN 1 ELSE 0 END")
+    labs = [labelled(_quote(d)) for d in spec.dimensions]
+    greatest = "max" if p.runner.dialect == "sqlite" else "greatest"  # SQLite's max(a, b, ...) is scalar
+    cols.append((labs[0] if len(labs) == 1 else f"{greatest}({', '.join(labs)})") + " AS lab")
+    cols += [f"{weight} AS w", f"{sample} AS smp", f"({' + '.join(bads) or '0'}) AS bad"]
+    models = ", ".join(f"'{_quote(m)}'" for m in p.models)
+    return ",\n  ".join(cols), f"{model} IN ({models})"
+
+
+def from_file(
+    spec: MigrationSpec,
+    path: str | Path,
+    next_count: int = 50,
+    verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None = None,
+) -> Pushed:
+    """The count tables of a JSONL (.jsonl, .jsonl.gz) or Parquet records file, computed in DuckDB.
+
+    ``verdicts``: the store's labels in force (``store.responses.current_verdicts``), merged as
+    ``assess --records`` merges them."""
+    from changeover.store.responses import merge_labels
+
+    path = Path(path)
+    name = path.name.lower()
+    if not (name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".parquet"))):
+        raise Unsupported(f"{path.suffix} files are read by the Python engine (DuckDB reads .jsonl and .parquet)")
+    if not path.exists():
+        raise Unsupported(f"{path}: no such file")
+    p = Pushdown(spec, DuckRunner(), next_count)
+    (cols, models), source = _file_projection(p, path)
+    p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
+    p.build_items()
+    p.mark_labelled(_verdict_items(spec, verdicts))
+    parquet = name.endswith(".parquet")
+
+    def read(items: list[str]) -> tuple[list[Record], int]:
+        if not items:
+            return [], 0
+        p.run("CREATE TEMP TABLE co_wanted AS SELECT item FROM co_items WHERE lab = 1")
+        if parquet:
+            cur = p.runner.con.execute(  # type: ignore[attr-defined]
+                f"SELECT * FROM read_parquet({_literal(str(path))}) WHERE CAST(item AS VARCHAR) IN "
+                "(SELECT item FROM co_wanted)"
+            )
+            names = [d[0] for d in cur.description]
+            raw = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            rows = [
+                {k: v for k, v in (unflatten(r) if any("." in k for k in r) else r).items() if v is not None}
+                for r in raw
+            ]
+        else:
+            got = p.runner.run(
+                f"SELECT json FROM read_ndjson_objects({_literal(str(path))}) "
+                "WHERE json_extract_string(json, '$.item') IN (SELECT item FROM co_wanted)"
+            )
+            rows = [json.loads(j) for (j,) in got]
+        records = [record_from_dict(r, f"{path}: item {r.get('item')!r}") for r in rows]
+        merged = merge_labels(records, verdicts) if verdicts else 0
+        return records, merged
+
+    prepared, records, merged, rows = p.prepare(read)
+    return Pushed(prepared, records, merged if verdicts is not None else 0, rows, p.statements)
+
+
+def _verdict_items(spec: MigrationSpec, verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None) -> set[str]:
+    models, dims = set(spec.models), set(spec.dimensions)
+    return {i for (i, m, d), v in (verdicts or {}).items() if m in models and d in dims and v}
+
+
+def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
+    """The count tables of the store's records (SQLite or PostgreSQL), computed in its own SQL."""
+    from changeover.store.responses import current_verdicts, load_records_counted
+
+    verdicts = current_verdicts(store)
+    with store.engine.connect() as conn:
+        runner = SqlRunner(conn)
+        if runner.dialect not in ("sqlite", "postgresql"):
+            raise Unsupported(f"the {runner.dialect} store is read by the Python engine")
+        p = Pushdown(spec, runner, next_count)
+        cols, models = _store_projection(p)
+        _drop_temp(runner)  # a pooled connection may hold them from an earlier run (SQLite keeps temp DDL)
+        p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM responses\nWHERE {models}")
+        p.build_items()
+        p.mark_labelled(_verdict_items(spec, verdicts))
+
+        def read(items: list[str]) -> tuple[list[Record], int]:
+            records: list[Record] = []
+            merged = 0
+            for start in range(0, len(items), 5000):
+                got, n = load_records_counted(store, spec.models, items=items[start : start + 5000])
+                records += got
+                merged += n
+            return records, merged
+
+        try:
+            prepared, records, merged, rows = p.prepare(read)
+        finally:
+            conn.rollback()
+            _drop_temp(runner)
+            conn.commit()
+    return Pushed(prepared, records, merged, rows, p.statements)
+
+
+def _drop_temp(runner: SqlRunner) -> None:
+    for table in _TEMP_TABLES:
+        runner.run(f"DROP TABLE IF EXISTS {table}")
+
+
+def _store_projection(p: Pushdown) -> tuple[str, str]:
+    """The SELECT list of ``co_rec`` over the store's ``responses`` table (JSON columns)."""
+    pg = p.runner.dialect == "postgresql"
+
+    def text(head: str, tail: str | None = None) -> str:
+        if head in ("item", "model"):
+            return head
+        column, key = (head, tail) if head in ("segment", "signals", "labels") else ("payload", head)
+        return f"({column}->>'{key}')" if pg else f"json_extract({column}, '$.\"{key}\"')"
+
+    def number(head: str, tail: str | None = None) -> tuple[str, str]:
+        cast = "DOUBLE PRECISION" if pg else "REAL"
+        return f"CAST({text(head, tail)} AS {cast})", "0"
+
+    def labelled(dim: str) -> str:
+        arr = f"json_array_length(labels->'{dim}')" if pg else f"json_array_length(labels, '$.\"{dim}\"')"
+        return f"CASE WHEN {arr} > 0 THEN 1 ELSE 0 END"
+
+    error, response = text("error"), text("response")
+    blank = f"{response} ~ '^\\s*$'" if pg else f"trim({response}, ' ' || char(9, 10, 11, 12, 13)) = ''"
+    fail = (
+        f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR ({response} IS NOT NULL AND {blank}) THEN 1 ELSE 0 END"
+    )
+    sample = "CAST(payload->'extra'->>'sample' AS BIGINT)" if pg else "json_extract(payload, '$.extra.sample')"
+    weight, _ = number("weight")
+    return _select_list(p, text, number, labelled, fail, weight, sample)

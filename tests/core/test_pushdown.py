@@ -1,0 +1,265 @@
+"""The pushdown (assessment.pushdown) builds the Python engine's count tables cell for cell.
+
+The same records -- simulated with every feature the tables read (binary, ordinal, continuous and
+multi-signal dimensions, failed calls, ``errors: exclude``, two segment fields, weights, several
+annotators and settled answers, store labels) and the bundled XSTest demo data -- go through
+``service.prepare`` (Python records) and through the pushdown from a JSONL file, a Parquet file,
+a SQLite store and a PostgreSQL store; tables, counts and the decision must be identical.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from changeover.assessment import assess, pushdown
+from changeover.assessment.sampling import SamplingPolicy
+from changeover.assessment.service import Prepared, prepare
+from changeover.config import load_spec
+from changeover.records import read_records
+from changeover.store import open_store
+from changeover.store.responses import import_file, load_records_counted, merge_labels
+
+pytestmark = pytest.mark.filterwarnings("ignore::changeover.assessment.ConvergenceWarning")  # short fits, on purpose
+
+DEMO = Path(__file__).resolve().parents[2] / "src/changeover/data/xstest/records.jsonl.gz"
+
+SPEC = """
+incumbent: old
+candidates: [new, other]
+segment_by: [region, kind]
+traffic: {monthly_interactions: 1000000}
+confidence: 0.95
+seed: 3
+dimensions:
+  correctness: {signal: correct, margin: 0.03}
+  style: {signal: style, levels: 5, margin: 0.05, required: false}
+  fluency: {signal: score, bins: 3, margin: 0.05, required: false, errors: exclude}
+  safety: {signals: [safe, score], margin: 0.05, required: false}
+"""
+
+
+DECIDE = """
+incumbent: old
+candidates: [new]
+segment_by: [region]
+traffic: {monthly_interactions: 1000000}
+seed: 3
+dimensions:
+  correctness: {signal: correct, margin: 0.03}
+  style: {signal: style, levels: 5, margin: 0.05, required: false}
+"""
+FAST: dict[str, Any] = {
+    "draws": 100,
+    "warmup": 100,
+    "chains": 2,
+    "next_count": 20,
+    "policy": SamplingPolicy(extend=False),
+}
+
+
+def same_decision(spec: Any, prepared: Prepared, records: list[Any]) -> None:
+    """The decision from the pushdown's tables is the Python engine's, to the last digit (same seed)."""
+    a = assess(spec, [], prepared=prepared, **FAST).to_json()
+    b = assess(spec, records, **FAST).to_json()
+    assert a == b
+    assert b["next_labels"]  # the ranked labels (from the carried items) are the Python engine's
+
+
+def simulated_rows(n_items: int = 900, seed: int = 5) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_items):
+        region, kind = ["emea", "na", "apac"][i % 3], ["chat", "code"][int(rng.random() < 0.3)]
+        for model in ("old", "new", "other"):
+            if (model == "other" and i % 17 == 0) or (model == "old" and i % 29 == 0):
+                continue  # unpaired items
+            row: dict[str, Any] = {"item": f"q{i:05d}", "model": model, "segment": {"region": region, "kind": kind}}
+            signals: dict[str, Any] = {
+                "correct": int(rng.random() < 0.7),
+                "style": int(rng.integers(1, 6)),
+                "score": round(float(rng.random()), 3),
+                "safe": bool(rng.random() < 0.9),
+            }
+            if rng.random() < 0.05:
+                signals["score"] = None
+            row["signals"] = signals
+            u = rng.random()
+            if u < 0.04:
+                row["error"] = "timeout"
+            elif u < 0.06:
+                row["response"] = "  \n"
+            elif u < 0.5:
+                row["response"] = "an answer"
+            if i % 11 == 0:
+                row["weight"] = 2.0
+            if rng.random() < 0.08:
+                row["labels"] = {"correctness": int(rng.random() < 0.7)}
+                if rng.random() < 0.3:
+                    row["labels"]["style"] = [1, 0]
+                    row["label_by"] = {"style": ["ann", "settled:gold"]}
+            rows.append(row)
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    flat = []
+    for r in rows:
+        out = {k: v for k, v in r.items() if not isinstance(v, dict)}
+        for head in ("segment", "signals", "labels", "label_by"):
+            for k, v in (r.get(head) or {}).items():
+                out[f"{head}.{k}"] = json.dumps(v) if isinstance(v, list) else v
+        flat.append(out)
+    pq.write_table(pa.Table.from_pylist(flat), path)
+    return path
+
+
+def assert_same(a: Prepared, b: Prepared) -> None:
+    assert a.segments == b.segments
+    assert np.array_equal(a.shares, b.shares)
+    assert a.error_rates == b.error_rates
+    assert a.labels_in == b.labels_in
+    assert list(a.comparisons) == list(b.comparisons)
+    for key, ca in a.comparisons.items():
+        cb = b.comparisons[key]
+        ta, tb = ca.table, cb.table
+        for name in ("seg", "a0", "a1", "known0", "known1", "pos0", "tot0", "pos1", "tot1", "n"):
+            assert np.array_equal(getattr(ta, name), getattr(tb, name)), (key, name)
+        assert (ta.segments, ta.levels, ta.annotators, ta.exact) == (tb.segments, tb.levels, tb.annotators, tb.exact)
+        for name in ("votes0", "votes1"):
+            va, vb = getattr(ta, name), getattr(tb, name)
+            assert (va is None) == (vb is None) and (va is None or np.array_equal(va, vb)), (key, name)
+        assert ca.scales == cb.scales, key
+        assert (ca.labelled, ca.known_failures, ca.excluded, ca.scored) == (
+            cb.labelled,
+            cb.known_failures,
+            cb.excluded,
+            cb.scored,
+        ), key
+        assert ca.paired_items == cb.paired_items, key
+        # every item pushdown carries sits in the cell the Python engine puts it in
+        cell = dict(zip(cb.items, tb.cell_of_item, strict=True))
+        assert all(cell[i] == c for i, c in zip(ca.items, ta.cell_of_item, strict=True)), key
+
+
+def _spec(tmp_path: Path, text: str) -> Any:
+    p = tmp_path / "migration.yaml"
+    p.write_text(text)
+    return load_spec(p)
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Any:
+    return _spec(tmp_path, SPEC)
+
+
+@pytest.fixture
+def decide(tmp_path: Path) -> Any:
+    return _spec(tmp_path, DECIDE)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    return simulated_rows()
+
+
+def test_jsonl_tables_equal_python(spec: Any, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "records.jsonl", rows)
+    pushed = pushdown.from_file(spec, path)
+    want = prepare(spec, read_records(path))
+    assert_same(pushed.prepared, want)
+    assert pushed.rows == len(rows)
+    c = pushed.prepared.comparisons[("new", "fluency")]
+    assert c.excluded != (0, 0) and c.known_failures == (0, 0)  # the features under test are exercised
+    assert pushed.prepared.comparisons[("new", "style")].table.annotators == ("ann", "settled:gold")
+    assert pushed.prepared.comparisons[("new", "safety")].scales.scales[1].kind == "continuous"
+    assert len(pushed.prepared.segments) == 6
+    assert any("GROUP BY" in s for s in pushed.statements)
+
+
+def test_parquet_tables_and_decision_equal_python(
+    spec: Any, decide: Any, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    path = write_parquet(tmp_path / "records.parquet", rows)
+    records = read_records(path)
+    assert_same(pushdown.from_file(spec, path, next_count=20).prepared, prepare(spec, records))
+    same_decision(decide, pushdown.from_file(decide, path, next_count=20).prepared, records)
+
+
+def test_store_labels_merged_into_a_file(spec: Any, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "records.jsonl", rows)
+    verdicts = {("q00003", "new", "correctness"): [("alice", 1)], ("q00004", "old", "style"): [("bob", 0)]}
+    records = read_records(path)
+    assert merge_labels(records, verdicts) == 2
+    pushed = pushdown.from_file(spec, path, verdicts=verdicts)
+    assert pushed.merged == 2
+    assert_same(pushed.prepared, prepare(spec, records))
+
+
+def test_demo_data_gzipped_jsonl(tmp_path: Path) -> None:
+    from changeover import demo
+
+    spec = demo.prepare(labels=120, seed=7).spec
+    pushed = pushdown.from_file(spec, DEMO)
+    assert_same(pushed.prepared, prepare(spec, read_records(DEMO)))
+    with gzip.open(DEMO, "rt") as fh:
+        assert pushed.rows == sum(1 for line in fh if json.loads(line)["model"] in spec.models)
+
+
+def test_repeated_samples_are_left_to_python(spec: Any, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    extra = dict(rows[0], sample=1)
+    path = write_jsonl(tmp_path / "records.jsonl", [*rows, extra])
+    with pytest.raises(pushdown.Unsupported, match="repeated samples"):
+        pushdown.from_file(spec, path)
+
+
+def test_an_error_is_the_python_engines(spec: Any, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "records.jsonl", [*rows, rows[0]])
+    with pytest.raises(pushdown.Unsupported, match="twice"):
+        pushdown.from_file(spec, path)
+
+
+def _store_case(spec: Any, decide: Any, url: str, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "records.jsonl", rows)
+    with open_store(url) as store:
+        import_file(store, path)
+        from changeover.store.events import now
+        from changeover.store.schema import labels
+
+        with store.engine.begin() as conn:
+            for item, model, dim, value, who in (
+                ("q00003", "new", "correctness", 1, "alice"),
+                ("q00010", "old", "style", 0, "bob"),
+            ):
+                conn.execute(
+                    labels.insert().values(
+                        item=item, model=model, dimension=dim, value=value, annotator=who, created_at=now()
+                    )
+                )
+        records, merged = load_records_counted(store, spec.models)
+        pushed = pushdown.from_store(spec, store, next_count=20)
+        assert pushed.merged == merged == 2
+        assert_same(pushed.prepared, prepare(spec, records))
+        again = pushdown.from_store(spec, store, next_count=20)  # the temporary tables are gone: it runs again
+        assert_same(again.prepared, pushed.prepared)
+        records, _ = load_records_counted(store, decide.models)
+        same_decision(decide, pushdown.from_store(decide, store, next_count=20).prepared, records)
+
+
+def test_store_tables_and_decision_equal_python(
+    spec: Any, decide: Any, rows: list[dict[str, Any]], tmp_path: Path, store_url: str
+) -> None:
+    _store_case(spec, decide, store_url, rows, tmp_path)
