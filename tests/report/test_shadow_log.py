@@ -141,7 +141,13 @@ def test_the_section_shows_the_shadow_report_numbers_period_and_escaped_examples
     assert models["old"]["percentiles"][0] == pytest.approx(100 + (N - 1) / 2)
     assert models["old"]["cost_per_1k"] > 5 * models["new"]["cost_per_1k"] > 0  # the spec's prices: 10x apart
 
-    (d,) = section["disagreements"]
+    by_type = {(x["candidate"], x["request_type"]): x for x in section["disagreements"]}
+    assert list(by_type) == [("new", "all"), ("new", "billing"), ("new", "chitchat")]
+    for r in shadow["rows"]:  # each request type's row too, as the shadow report's
+        x = by_type[(r["candidate"], r["request_type"])]
+        assert (x["pairs"], x["equivalence_rate"], x["rule"]) == (r["pairs"], r["equivalence_rate"], r["disagreements"])
+        assert x["classes"] == r["comparison"]["classes"] and x["failed"] == r["comparison"]["failed"]
+    d = by_type[("new", "all")]
     c = row["comparison"]
     assert (d["pairs"], d["equivalence_rate"], d["rule"], d["format_drift"]) == (
         row["pairs"],
@@ -174,6 +180,7 @@ def test_the_section_shows_the_shadow_report_numbers_period_and_escaped_examples
     assert "(6.7 days, 24 mirrored requests), weekdays Mon, Tue, Wed, Thu, Fri, Sat, Sun, 24 of the week's 168" in text
     assert html.count('class="on"') == N
     assert "7 / 4 / 3 / 4" in html and "61.1%" in html  # the judge's classes, equivalent or better
+    assert 'all requests</th><th class="num">billing</th><th class="num">chitchat</th>' in html
     assert f"{row['candidate_stats']['cost_usd_per_1k']:.4f}" in html  # a small cost keeps its digits
     assert "gave no usage" in text and "4.2% of the answers" in text  # the estimated tokens marked
 
@@ -197,8 +204,8 @@ def test_without_a_judge_the_rule_classes_and_the_records_fallback(tmp_path, sto
 
     stats = shadow_log_stats(store, plain, max_examples=4)
     (row,) = [r for r in shadow_report(store, "old", ["new"]).rows if r["request_type"] == "all"]
-    (d,) = stats.disagreements
-    assert d.judge is None and d.classes is None and d.rule == row["disagreements"]
+    d = stats.disagreements[0]
+    assert d.request_type == "all" and d.judge is None and d.classes is None and d.rule == row["disagreements"]
     assert row["disagreements"]["worse"] == 2  # the timeout and the malformed answer
     kinds = [e.kind for e in stats.examples]
     assert kinds[:2] == ["worse", "different"] and "better" not in kinds
@@ -245,7 +252,8 @@ def test_several_candidates_each_against_the_incumbent_on_its_own_requests(tmp_p
     ]
     assert stats.models[2].p50 == rows_all["newer"]["incumbent_stats"]["latency_ms"]["p50"] == 105.0
     assert stats.models[3].prompts == {"support@terse:v2": 6} and stats.models[1].prompts == {"as sent": 12}
-    assert [d.equivalence_rate for d in stats.disagreements] == [1.0, 0.0]
+    overall = [(d.candidate, d.equivalence_rate) for d in stats.disagreements if d.request_type == "all"]
+    assert overall == [("new", 1.0), ("newer", 0.0)]
     assert stats.period.pairs == 12 and sum(map(sum, stats.period.grid)) == 12  # each request once
     assert [e.candidate[0] for e in stats.examples] == ["newer"] * 2  # new agrees everywhere: nothing to show
     assert stats.models[0].label == "old (requests mirrored to new)"

@@ -99,9 +99,11 @@ class ShadowPeriod:
 
 @dataclass(slots=True)
 class Disagreements:
-    """One candidate's mirrored pairs against the incumbent's answers: equivalence and disagreement classes."""
+    """One candidate's mirrored pairs (all, or of one request type) against the incumbent's answers:
+    equivalence and disagreement classes, as one row of ``changeover shadow report``."""
 
     candidate: str
+    request_type: str  # "all" or one request type
     pairs: int
     equivalence_rate: float | None  # word similarity (shadow.checks.equivalent), on pairs both answered
     rule: dict[str, int]  # better / worse / different by the deterministic rule (shadow.report.compare)
@@ -128,6 +130,14 @@ class ShadowStats:
     @property
     def from_shadow_log(self) -> bool:
         return self.source == SHADOW_LOG
+
+    @property
+    def by_candidate(self) -> list[tuple[str, list[Disagreements]]]:
+        """The disagreement rows per candidate, in the spec's order (all requests first, then each type)."""
+        out: dict[str, list[Disagreements]] = {}
+        for d in self.disagreements:
+            out.setdefault(d.candidate, []).append(d)
+        return list(out.items())
 
     @property
     def has_metrics(self) -> bool:

@@ -81,6 +81,7 @@ def _disagreements(row: dict[str, Any]) -> Disagreements:
     comparison = row.get("comparison") or {}
     return Disagreements(
         candidate=row["candidate"],
+        request_type=row["request_type"],
         pairs=row["pairs"],
         equivalence_rate=row["equivalence_rate"],
         rule=dict(row["disagreements"]),
@@ -180,7 +181,7 @@ def shadow_log_stats(store: Store | None, spec: MigrationSpec, max_examples: int
     for candidate, row in overall.items():
         matched = pairs(answers, incumbent, candidate)
         every += matched
-        rows.append(_disagreements(row))
+        rows += [_disagreements(r) for r in report.rows if r["candidate"] == candidate]  # all, then each type
         models.append(
             _traffic(
                 incumbent,
