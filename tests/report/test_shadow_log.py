@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
@@ -24,6 +24,7 @@ from tests.support.fake_openai import FakeOpenAI
 
 from changeover.cli import run
 from changeover.config import load_spec
+from changeover.providers.deprecation import DeprecationNotice
 from changeover.report.build import build_report
 from changeover.report.shadow import RECORDS, SHADOW_LOG
 from changeover.shadow.answers import load_answers, pairs
@@ -135,6 +136,7 @@ def test_the_section_shows_the_shadow_report_numbers_period_and_escaped_examples
             ("tokens_estimated_rate", "tokens_estimated_rate"),
         ]:
             assert m[key] == stats[theirs], key
+        assert (m["deprecated_answers"], m["earliest_sunset"]) == tuple(stats["deprecations"].values())
     # known by construction, so the shared numbers are not merely equal but right
     assert models["new"]["error_rate"] == 2 / N and models["new"]["timeout_rate"] == 1 / N
     assert models["old"]["tokens_estimated_rate"] == 1 / N and not models["new"]["tokens_estimated_rate"]
@@ -155,7 +157,8 @@ def test_the_section_shows_the_shadow_report_numbers_period_and_escaped_examples
         row["disagreements"],
         row["format_drift_rate"],
     )
-    assert d["judged_pairs"] == row["judged"]["pairs"] == N
+    assert d["judged_pairs"] == row["judged"]["pairs"] == N and d["signals"] == row["judged"]["signals"]
+    assert d["signals"]["agreement"]["candidate"] == 11 / 18  # the comparison's signal: equivalent or better
     assert (d["judge"], d["classes"], d["failed"], d["prefiltered"]) == (
         "agreement",
         c["classes"],
@@ -180,6 +183,7 @@ def test_the_section_shows_the_shadow_report_numbers_period_and_escaped_examples
     assert "(6.7 days, 24 mirrored requests), weekdays Mon, Tue, Wed, Thu, Fri, Sat, Sun, 24 of the week's 168" in text
     assert html.count('class="on"') == N
     assert "7 / 4 / 3 / 4" in html and "61.1%" in html  # the judge's classes, equivalent or better
+    assert "judge 'agreement' passes: new (old)" in text
     assert 'all requests</th><th class="num">billing</th><th class="num">chitchat</th>' in html
     assert f"{row['candidate_stats']['cost_usd_per_1k']:.4f}" in html  # a small cost keeps its digits
     assert "gave no usage" in text and "4.2% of the answers" in text  # the estimated tokens marked
@@ -230,7 +234,10 @@ def test_several_candidates_each_against_the_incumbent_on_its_own_requests(tmp_p
     start = now() - timedelta(days=1)
     for i in range(12):
         at, q = start + i * timedelta(hours=1), _question(i)
-        writer.submit(exchange(f"s{i}", "old", text=SAME, latency=100.0 + i, at=at, payload=q))
+        served = exchange(f"s{i}", "old", text=SAME, latency=100.0 + i, at=at, payload=q)
+        if i < 3:  # the incumbent's upstream announces its end
+            served.deprecation = DeprecationNotice(True, sunset=datetime(2027, 3, 1, tzinfo=UTC))
+        writer.submit(served)
         writer.submit(exchange(f"s{i}", "new", "mirror", text=SAME, latency=150.0, at=at, payload=q))
         if i % 2 == 0:  # newer: every other request, sent with a prompt variant
             newer = exchange(f"s{i}", "newer", "mirror", text="Lyon.", latency=300.0 + i, at=at, payload=q)
@@ -265,4 +272,5 @@ def test_several_candidates_each_against_the_incumbent_on_its_own_requests(tmp_p
     assert run(argv) == 0
     html = out.read_text()
     assert "old (requests mirrored to newer)" in html and "prompt support@terse:v2" in html
-    assert "gateway shadow log" in html
+    assert "gateway shadow log" in html and "deprecation notice on 3 answers, sunset 2027-03-01" in html
+    assert (stats.models[0].deprecated_answers, stats.models[2].deprecated_answers) == (3, 2)  # s0..s2; s0, s2

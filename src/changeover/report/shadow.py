@@ -47,6 +47,8 @@ class ModelTraffic:
     malformed_rate: float | None = None
     timeout_rate: float | None = None
     prompts: dict[str, int] = field(default_factory=dict)  # answers per prompt variant sent
+    deprecated_answers: int = 0  # answers that carried an upstream deprecation notice
+    earliest_sunset: str | None = None  # the earliest sunset those notices named
     requests_of: str | None = None  # the incumbent on the requests mirrored to this candidate (several candidates)
 
     @property
@@ -109,6 +111,9 @@ class Disagreements:
     rule: dict[str, int]  # better / worse / different by the deterministic rule (shadow.report.compare)
     format_drift: float | None
     judged_pairs: int = 0  # pairs the judging worker judged
+    signals: dict[str, dict[str, float | None]] = field(
+        default_factory=dict
+    )  # judge -> candidate / incumbent pass rate
     judge: str | None = None  # the comparison judge's signal; None: no stored comparison classes
     classes: dict[str, int] | None = None  # equivalent / better / worse / different, by the judge
     failed: int | None = None  # comparisons without a readable verdict

@@ -73,6 +73,8 @@ def _traffic(
         malformed_rate=profile["malformed_rate"],
         timeout_rate=profile["timeout_rate"],
         prompts=profile["prompts"],
+        deprecated_answers=profile["deprecations"]["answers"],
+        earliest_sunset=profile["deprecations"]["earliest_sunset"],
         requests_of=requests_of,
     )
 
@@ -87,6 +89,7 @@ def _disagreements(row: dict[str, Any]) -> Disagreements:
         rule=dict(row["disagreements"]),
         format_drift=row["format_drift_rate"],
         judged_pairs=(row.get("judged") or {}).get("pairs", 0),
+        signals=dict((row.get("judged") or {}).get("signals", {})),
         judge=comparison.get("judge"),
         classes=comparison.get("classes"),
         failed=comparison.get("failed"),
