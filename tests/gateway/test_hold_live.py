@@ -151,6 +151,9 @@ def test_with_no_regression_the_hold_ends_and_the_incumbent_is_decommissioned(
     calls, offered = fake.calls["old"], gw.service.gateway.mirror.offered["old"]
     with httpx.Client(base_url=gw.url, timeout=10) as client:
         assert set(send(client, [f"user-{i}" for i in range(20)])) == {"new"}
+        fake.set("new", fail_rate=1.0, fail_status=500)  # decommissioned: no fallback to the incumbent either
+        r = client.post("/v1/chat/completions", json=chat(), headers={"x-changeover-user": "user-0"})
+        assert r.status_code == 500 and r.headers["x-changeover-model"] == "new"
     settled(gw)
     assert fake.calls["old"] == calls and gw.service.gateway.mirror.offered["old"] == offered  # mirroring stopped
     capsys.readouterr()

@@ -4,7 +4,8 @@ The user's answer waits only on the serving upstream. Logging (``LogWriter.submi
 and mirroring (``Mirror.offer``) are non-blocking hand-offs. A request body that
 is not JSON is forwarded untouched to the incumbent, so a malformed request gets
 exactly the error the upstream gives. When the candidate serving a user fails
-(no answer or a 5xx), the incumbent - kept warm - answers instead. During the
+(no answer or a 5xx), the incumbent - kept warm - answers instead, until it is
+decommissioned at the end of the rollout's hold. During the
 rollout's hold (100 %, incumbent still warm) ``rollout.reverse_mirror`` of the
 candidate's answered requests are mirrored to the incumbent.
 
@@ -148,6 +149,11 @@ class Gateway:
         if self.prompts is None:
             return payload, None
         return self.prompts.apply(payload, route.prompt_id, upstream.config.prompt_for)
+
+    def _falls_back(self, route: Route) -> bool:
+        """Whether a failed candidate answer is answered by the incumbent instead: not once the hold is
+        over and the incumbent decommissioned (rollout ``complete``)."""
+        return self.fallback and route.status != "complete"
 
     # ------------------------------------------------------------------ hand-offs
 
@@ -300,7 +306,7 @@ class Gateway:
         at = now()
         result = await self._call(upstream, content, authorization)
         served = self._log(route, model, "served", payload, False, at, result, prompt=prompt)
-        if model != self.incumbent and self.fallback and result.failed:
+        if model != self.incumbent and self._falls_back(route) and result.failed:
             model = self.incumbent
             upstream = self.upstreams[model]
             sent, prompt = self._prompted(route, upstream, payload)
@@ -338,7 +344,7 @@ class Gateway:
         at = now()
         t0 = time.perf_counter()
         resp, finished = await self._open(self.upstreams[model], sent, authorization)
-        if finished is not None and model != self.incumbent and self.fallback and finished.failed:
+        if finished is not None and model != self.incumbent and self._falls_back(route) and finished.failed:
             self._log(route, model, "served", payload, True, at, finished, prompt=prompt)
             model = self.incumbent
             sent, prompt = self._prompted(route, self.upstreams[model], payload)
