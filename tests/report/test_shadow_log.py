@@ -274,3 +274,23 @@ def test_several_candidates_each_against_the_incumbent_on_its_own_requests(tmp_p
     assert "old (requests mirrored to newer)" in html and "prompt support@terse:v2" in html
     assert "gateway shadow log" in html and "deprecation notice on 3 answers, sunset 2027-03-01" in html
     assert (stats.models[0].deprecated_answers, stats.models[2].deprecated_answers) == (3, 2)  # s0..s2; s0, s2
+
+
+def test_shadow_since_narrows_the_section_and_a_stretch_without_pairs_is_an_error(tmp_path, sqlite_url, capsys):
+    store = open_store(sqlite_url)
+    path = write_spec(tmp_path / "migration.yaml", "http://127.0.0.1:9/v1")
+    spec = load_spec(path)
+    write_week(store, spec, now() - timedelta(days=7))  # one request every 7 hours
+    answers = load_answers(store, with_request=True)
+    add_records(store, pair_records(pairs(answers, "old", "new")), "import")
+    store.dispose()
+    out, data = tmp_path / "r.html", tmp_path / "r.json"
+    argv = ["report", "--spec", str(path), "--db", sqlite_url, "--out", str(out), "--json", str(data)]
+    assert run([*argv, "--draws", "300", "--seed", "1", "--shadow-since", "2d"]) == 0
+    section = json.loads(data.read_text())["report"]["shadow"]
+    assert section["source"] == SHADOW_LOG and section["since"] is not None
+    assert 5 <= section["period"]["pairs"] <= 7 < N  # the last 48 hours only
+    assert "the answers logged since" in out.read_text()
+    assert run([*argv, "--shadow-since", "1m"]) == 2  # no pair in the last minute
+    assert "holds no mirrored pairs" in capsys.readouterr().err
+    assert run([*argv, "--shadow-since", "soon"]) == 2

@@ -12,11 +12,12 @@ import typer
 
 from changeover.cli.common import DB_OPTION, console, err_console, existing_store
 from changeover.config import MigrationSpec, load_spec
-from changeover.errors import DataError
+from changeover.errors import DataError, SpecError
 from changeover.records import Record, read_records
 
 if TYPE_CHECKING:
     from changeover.assessment import Assessment
+    from changeover.report.shadow import ShadowStats
 
 
 def run_assessment(
@@ -60,6 +61,33 @@ def _embedding_input(path: Path | None):
     return stats
 
 
+def _shadow_input(spec: MigrationSpec, store: Any, since: str | None) -> ShadowStats | None:
+    """The shadow section from the gateway's answers of the last ``since`` (None: left to the report)."""
+    if since is None:
+        return None
+    from datetime import timedelta
+
+    from changeover.report.config import ReportConfig
+    from changeover.report.shadowlog import shadow_log_stats
+    from changeover.rollout.config import parse_duration
+    from changeover.store.events import now
+
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        raise SpecError(f"--shadow-since: {exc}") from None
+    examples = (spec.section("report", ReportConfig) or ReportConfig()).max_examples
+    start = now() - timedelta(seconds=seconds)
+    stats = shadow_log_stats(store, spec, examples, since=start) if store is not None else None
+    if stats is None:
+        where = "no store was read" if store is None else f"the store at {store.display_url} holds no mirrored pairs"
+        raise DataError(
+            f"--shadow-since {since}: {where} since {start:%Y-%m-%d %H:%M} UTC; "
+            "give the gateway's store (--db) or a longer stretch, or drop the option"
+        )
+    return stats
+
+
 def report(
     spec_path: Path = typer.Option(Path("migration.yaml"), "--spec", "-s", help="The migration spec (YAML)."),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML report."),
@@ -79,6 +107,9 @@ def report(
         "--store-labels/--no-store-labels",
         help="With --records: also use the human labels in the store (labelling app, `label import`).",
     ),
+    shadow_since: str | None = typer.Option(
+        None, "--shadow-since", help="Shadow section: only the gateway's answers of this last stretch (30m, 24h, 7d)."
+    ),
 ) -> None:
     """Write the migration report: one self-contained HTML page with the verdict, its reasons and
     the evidence (posteriors, forest plots, judge calibration, labels, shadow, rollout, embeddings).
@@ -88,7 +119,8 @@ def report(
         changeover report --spec migration.yaml --records records.jsonl --out report.html --markdown summary.md
 
     Without --records the responses come from the store (--db / CHANGEOVER_DB), which also gives
-    annotator names, the rollout timeline and embedding results. With --records, the human labels in
+    annotator names, the gateway's shadow log (the shadow section; --shadow-since narrows it), the
+    rollout timeline and embedding results. With --records, the human labels in
     the store are merged in (--no-store-labels: only the file's).
     """
     from changeover.assessment import ConvergenceWarning
@@ -98,6 +130,7 @@ def report(
     spec = load_spec(spec_path)
     store = existing_store(db, records_path)
     try:
+        shadow = _shadow_input(spec, store, shadow_since)  # a wrong option fails before the assessment
         records = read_records(records_path) if records_path else load_records(store, spec.models)
         if not records and records_path is not None:
             raise DataError(
@@ -122,7 +155,7 @@ def report(
             assessment = run_assessment(spec, records, seed, draws, merged, status.update)
         for w in getattr(assessment, "warnings", []):
             err_console.print(f"[yellow]warning:[/] {w}")
-        inputs = ReportInputs(embeddings=_embedding_input(embeddings))
+        inputs = ReportInputs(embeddings=_embedding_input(embeddings), shadow=shadow)
         path = write_report(
             assessment,
             spec,

@@ -129,6 +129,7 @@ class ShadowStats:
     examples: list[Example] = field(default_factory=list)
     source: str = RECORDS  # SHADOW_LOG or RECORDS
     store: str | None = None  # the store the shadow log was read from (password hidden)
+    since: str | None = None  # the shadow log read from this time on (None: all of it)
     period: ShadowPeriod | None = None
     disagreements: list[Disagreements] = field(default_factory=list)
 

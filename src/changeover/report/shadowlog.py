@@ -12,6 +12,7 @@ Examples show the full request and answers of the pairs the shadow report picked
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -165,15 +166,17 @@ def _period(group: Sequence[Pair]) -> ShadowPeriod | None:
     )
 
 
-def shadow_log_stats(store: Store | None, spec: MigrationSpec, max_examples: int = 6) -> ShadowStats | None:
-    """The section input from the store's shadow log, or None when it holds no mirrored pair
-    of the spec's incumbent and candidates."""
+def shadow_log_stats(
+    store: Store | None, spec: MigrationSpec, max_examples: int = 6, since: datetime | None = None
+) -> ShadowStats | None:
+    """The section input from the store's shadow log (the answers logged since ``since``; None: the
+    whole log), or None when it holds no mirrored pair of the spec's incumbent and candidates."""
     if not has_shadow_log(store):
         return None
     assert store is not None
     incumbent, candidates = spec.incumbent, list(spec.candidates)
-    report = build_report(store, incumbent, candidates, examples=max_examples)
-    answers = load_answers(store, models=[incumbent, *candidates], with_request=True)
+    report = build_report(store, incumbent, candidates, since=since, examples=max_examples)
+    answers = load_answers(store, since=since, models=[incumbent, *candidates], with_request=True)
     overall = {r["candidate"]: r for r in report.rows if r["request_type"] == ALL and r["pairs"]}
     several = len(overall) > 1
     models: list[ModelTraffic] = []
@@ -205,6 +208,7 @@ def shadow_log_stats(store: Store | None, spec: MigrationSpec, max_examples: int
         examples=found,
         source=SHADOW_LOG,
         store=store.display_url,
+        since=since.isoformat() if since is not None else None,
         period=_period(list({p.incumbent.request_id: p for p in every}.values())),  # each request once
         disagreements=rows,
     )
