@@ -1,55 +1,131 @@
-"""Benchmark the gateway against its upstream, on loopback, in one run.
+"""Benchmark the gateway against its upstream, on loopback, in one run: latency, throughput, judging.
 
-Starts an OpenAI-compatible upstream (tests/support/fake_openai.py's app) and
-`changeover serve` (mirroring every request to a candidate, logging to SQLite)
-as separate processes, then drives first the upstream directly and then the
-gateway with the same load:
+Starts an OpenAI-compatible upstream (tests/support/fake_openai.py's app, as the
+incumbent, the candidate and the judge) and `changeover serve` (mirroring every
+request to the candidate, logging to SQLite, judging the mirrored pairs with a
+pairwise ``comparison`` judge in its background worker) as separate processes,
+then drives first the upstream directly (the baseline) and then the gateway with
+the same load:
 
-- open loop at a fixed rate (default 200 requests/s) -> added latency p50 / p99;
-- closed loop at fixed concurrency (default 16) -> throughput ratio gateway / direct.
+- open loop at a fixed rate (default 200 requests/s) -> added latency p50 / p99,
+  with mirroring and judging on (judging runs off the request path, in the same process);
+- closed loop at fixed concurrency (default 16) -> throughput ratio gateway / direct;
+- the judging worker's throughput (pairs judged and judge calls per second, while
+  the gateway serves the open loop and while it drains its queue with no traffic)
+  and the share of pairs the word-similarity pre-filter settled without a judge call,
+  all read from the gateway's own /metrics counters.
 
-With judging on (the default; ``--no-judge`` turns it off) the gateway also runs
-the spec's LLM judge (the same fake upstream, model ``judge``) on the mirrored
-pairs in its background worker; the run prints the worker's throughput and the
-share of pairs the word-similarity pre-filter spared a judge call (the
-candidate answers word for word like the incumbent about half the time).
-``--quick`` is a 5 s / 1000-request run.
+The traffic: 400 distinct prompts sent in turn. The candidate answers 20% of them
+byte-identical to the incumbent and 10% in the same words (case, punctuation), which
+the pre-filter settles; the other 70% are worded differently, and the fake judge reads
+each of those as its prompt's class says (40% equivalent, 12% candidate worse, 6%
+better, 12% different), wherever the judge's A/B order put the candidate.
 
-Targets: added p50 < 2 ms, added p99 < 10 ms at 200 req/s with mirroring on, throughput >= 0.8x.
-Bounded in time and count; loopback only. Run: python benchmarks/bench_gateway.py [--seconds 10]
+Targets: added p50 < 2 ms, added p99 < 10 ms at 200 req/s with mirroring and judging on;
+throughput >= 0.8x. ``--quick`` runs in well under a minute. Loopback only, bounded in time.
+Run: python benchmarks/bench_gateway.py [--quick] [--seconds 10] [--no-judge]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
-import random
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
-import numpy as np
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402  (sets one thread per process before numpy loads)
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BODY = json.dumps(
-    {"model": "gpt", "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 32}
-).encode()
+CHAT = "/v1/chat/completions"
+
+# ----------------------------------------------------------------------------- the traffic and its answers
+
+CAPITALS = [
+    ("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Canada", "Ottawa"),
+    ("Norway", "Oslo"), ("Egypt", "Cairo"), ("Chile", "Santiago"), ("India", "New Delhi"), ("Spain", "Madrid"),
+]  # fmt: skip
+PROMPTS = [f"Ticket {i}: what is the capital of {CAPITALS[i % 10][0]}?" for i in range(400)]
+# the candidate's answer to a prompt by its kind (percent bucket of the ticket number, spread by a stride
+# coprime to 100, so every 100 prompts hold the shares exactly); the first two kinds are settled by the
+# pre-filter, the others go to the judge, which answers each kind as its name says
+KINDS = (("identical", 20), ("same words", 10), ("equivalent", 40), ("worse", 12), ("better", 6), ("different", 12))
+PREFILTERED_KINDS = ("identical", "same words")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _ticket(prompt: str) -> int:
+    return int(prompt.split()[1].rstrip(":"))
 
 
-def serve_upstream(port: int, latency: float) -> None:
+def kind_of(prompt: str) -> str:
+    bucket = _ticket(prompt) * 37 % 100
+    for kind, share in KINDS:
+        if bucket < share:
+            return kind
+        bucket -= share
+    raise AssertionError("the kinds' shares add up to 100")
+
+
+def _country(prompt: str) -> tuple[str, str]:
+    return CAPITALS[_ticket(prompt) % 10]
+
+
+def incumbent_answer(prompt: str) -> str:
+    country, capital = _country(prompt)
+    return f"The capital of {country} is {capital}."
+
+
+def candidate_answer(prompt: str) -> str:
+    country, capital = _country(prompt)
+    return {
+        "identical": f"The capital of {country} is {capital}.",
+        "same words": f"the capital of {country} is {capital}",
+        "equivalent": f"{capital} is {country}'s capital city.",
+        "worse": f"I am not sure which city is the capital of {country}.",
+        "better": f"The capital of {country} is {capital}, which is also the seat of its government.",
+        "different": f"Most visitors to {country} arrive through {capital}.",
+    }[kind_of(prompt)]
+
+
+def _last_user(body: dict[str, Any]) -> str:
+    return next((m["content"] for m in reversed(body["messages"]) if m.get("role") == "user"), "")
+
+
+_COMPARISON = re.compile(r"REQUEST:\n(.*)\n\nRESPONSE A:\n(.*)\n\nRESPONSE B:\n(.*)", re.DOTALL)
+
+
+def judge_reply(body: dict[str, Any]) -> str:
+    """The comparison rubric's verdict for the pair in the judge's request, from the prompt's kind."""
+    found = _COMPARISON.search(_last_user(body))
+    if found is None:
+        return '{"verdict": "DIFFERENT", "reason": "not a comparison request"}'
+    prompt, a = found.group(1), found.group(2)
+    kind = kind_of(prompt)
+    candidate_is_a = a.strip() == candidate_answer(prompt)
+    verdict = {
+        "worse": "B_BETTER" if candidate_is_a else "A_BETTER",
+        "better": "A_BETTER" if candidate_is_a else "B_BETTER",
+        "different": "DIFFERENT",
+    }.get(kind, "EQUIVALENT")
+    return json.dumps({"verdict": verdict, "reason": f"a {kind} answer"})
+
+
+def serve_upstream(port: int, latency: float, judge_latency: float) -> None:
     """Child process: the fake OpenAI app on a real uvicorn socket (host/port binding sets TCP_NODELAY)."""
     import importlib.util
 
@@ -60,31 +136,45 @@ def serve_upstream(port: int, latency: float) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules["fake_openai"] = module
     spec.loader.exec_module(module)
-    Behaviour, FakeOpenAI = module.Behaviour, module.FakeOpenAI
-    fake = FakeOpenAI(default=Behaviour(latency=latency, reply="Paris is the capital of France."))
-    fake.set("new", reply=lambda _body: random.choice(["Paris is the capital of France.", "It is Paris."]))
-    fake.set("judge", reply='{"verdict": "EQUIVALENT"}')
+    fake = module.FakeOpenAI(default=module.Behaviour(latency=latency))
+    fake.set("old", reply=lambda body: incumbent_answer(_last_user(body)))
+    fake.set("new", reply=lambda body: candidate_answer(_last_user(body)))
+    fake.set("judge", latency=judge_latency, reply=judge_reply)
     uvicorn.run(
         fake._app(), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off", backlog=2048
     )
 
 
+# ----------------------------------------------------------------------------- the load generator
+
+_REQUESTS = [
+    json.dumps({"model": "gpt", "messages": [{"role": "user", "content": p}], "max_tokens": 32}).encode()
+    for p in PROMPTS
+]
+_NEXT = itertools.count()
+
+
 class Conn:
-    """A lean HTTP/1.1 keep-alive client on asyncio streams, so the load generator costs little CPU."""
+    """A lean HTTP/1.1 keep-alive client on asyncio streams, so the load generator costs little CPU;
+    each request sends the next of the prompts."""
 
     def __init__(self, port: int, path: str):
         self.port = port
-        self.request = (
-            f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            f"x-changeover-user: bench\r\ncontent-length: {len(BODY)}\r\n\r\n"
-        ).encode() + BODY
+        self.heads = [
+            (
+                f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                f"x-changeover-user: bench\r\ncontent-length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+            for body in _REQUESTS
+        ]
 
     async def open(self) -> Conn:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         return self
 
     async def post(self) -> int:
-        self.writer.write(self.request)
+        self.writer.write(self.heads[next(_NEXT) % len(self.heads)])
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         length = 0
@@ -98,11 +188,11 @@ class Conn:
         self.writer.close()
 
 
-async def open_loop(port: int, path: str, rate: float, seconds: float, pool: int = 64) -> list[float]:
+async def open_loop(port: int, rate: float, seconds: float, pool: int = 64) -> list[float]:
     """Send at a fixed rate for ``seconds``; latency of each request in ms."""
     conns: asyncio.Queue[Conn] = asyncio.Queue()
     for _ in range(pool):
-        conns.put_nowait(await Conn(port, path).open())
+        conns.put_nowait(await Conn(port, CHAT).open())
     latencies: list[float] = []
     errors = 0
 
@@ -117,8 +207,7 @@ async def open_loop(port: int, path: str, rate: float, seconds: float, pool: int
 
     tasks = []
     start = time.perf_counter()
-    n = int(rate * seconds)
-    for i in range(n):
+    for i in range(int(rate * seconds)):
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -131,13 +220,13 @@ async def open_loop(port: int, path: str, rate: float, seconds: float, pool: int
     return latencies
 
 
-async def closed_loop(port: int, path: str, concurrency: int, count: int) -> float:
+async def closed_loop(port: int, concurrency: int, count: int) -> float:
     """``count`` requests over ``concurrency`` connections as fast as possible; requests per second."""
     remaining = count
 
     async def worker() -> None:
         nonlocal remaining
-        conn = await Conn(port, path).open()
+        conn = await Conn(port, CHAT).open()
         while remaining > 0:
             remaining -= 1
             await conn.post()
@@ -146,6 +235,85 @@ async def closed_loop(port: int, path: str, concurrency: int, count: int) -> flo
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return count / (time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- the gateway's /metrics
+
+_SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One read of the gateway's /metrics: name -> {labels: value}, and when (monotonic seconds)."""
+
+    at: float
+    series: dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+    def total(self, name: str) -> float:
+        return sum(self.series.get(name, {}).values())
+
+    def by(self, name: str, label: str) -> dict[str, float]:
+        return {dict(k).get(label, ""): v for k, v in self.series.get(name, {}).items()}
+
+
+def scrape(port: int) -> Scrape:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    series: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for line in text.splitlines():
+        found = None if line.startswith("#") else _SAMPLE.match(line)
+        if found:
+            name, labels, value = found.groups()
+            series.setdefault(name, {})[tuple(_LABEL.findall(labels or ""))] = float(value)
+    return Scrape(time.monotonic(), series)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Pairs judged and judge calls made between two scrapes."""
+
+    pairs: float
+    calls: float
+    seconds: float
+    queued: float  # pairs waiting at the end
+
+    @classmethod
+    def between(cls, a: Scrape, b: Scrape) -> Rate:
+        return cls(
+            b.total("changeover_judge_pairs_judged_total") - a.total("changeover_judge_pairs_judged_total"),
+            b.total("changeover_judge_calls_total") - a.total("changeover_judge_calls_total"),
+            b.at - a.at,
+            b.total("changeover_judge_queue_depth"),
+        )
+
+    def __add__(self, other: Rate) -> Rate:
+        return Rate(self.pairs + other.pairs, self.calls + other.calls, self.seconds + other.seconds, other.queued)
+
+    def line(self) -> str:
+        if self.pairs == 0 or self.seconds <= 0:
+            return "no pairs were waiting"
+        behind = "queue empty at the end" if self.queued == 0 else f"{self.queued:.0f} pairs still queued"
+        return (
+            f"{self.pairs:6.0f} pairs in {self.seconds:5.1f} s = {self.pairs / self.seconds:6.1f} pairs/s, "
+            f"{self.calls / self.seconds:6.1f} judge calls/s   ({behind})"
+        )
+
+
+def drain(port: int, limit: float) -> tuple[Scrape, Scrape]:
+    """With no traffic, scrape until every pair is judged (queue empty, count still) or ``limit`` seconds
+    passed: (first, the scrape that saw the last judged pair)."""
+    first = last = scrape(port)
+    while last.at - first.at < limit:
+        time.sleep(0.25)
+        now = scrape(port)
+        settled = now.total("changeover_judge_pairs_judged_total") == last.total("changeover_judge_pairs_judged_total")
+        if settled and now.total("changeover_judge_queue_depth") == 0:
+            break
+        last = now
+    return first, last
+
+
+# ----------------------------------------------------------------------------- the run
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -161,110 +329,221 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
+def migration(base: str, args: argparse.Namespace) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "incumbent": "old",
+        "candidates": ["new"],
+        "dimensions": {"agreement": {"signal": "agreement"}},
+        "gateway": {"upstreams": {"old": {"base_url": base}, "new": {"base_url": base}}},
+        "shadow": {"sample": args.sample, "queue_size": 2000, "concurrency": 16},
+        "rollout": {"stages": [{"weight": 0}, {"weight": 100}], "interval": 3600},
+    }
+    if args.judge:
+        raw["models"] = {"judge": {"base_url": base, "max_retries": 0}}
+        raw["judges"] = {"agreement": {"kind": "llm", "model": "judge", "rubric": "comparison"}}
+        raw["shadow"]["judge"] = {
+            "requests_per_minute": 1_000_000,
+            "usd_per_day": 100.0,
+            "queue_size": 5000,
+            "concurrency": args.judge_concurrency,
+        }
+    return raw
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU time the process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measured:
+    rounds: list[tuple[np.ndarray, np.ndarray]]  # open-loop latencies (direct, gateway) per round, in ms
+    gateway_cpu: float  # the gateway process's CPU seconds per wall second during its open-loop rounds
+    rps_direct: float
+    rps_via: float
+    serving: Rate | None  # the judging worker while the gateway served the open loop
+    draining: Rate | None  # ... with no traffic
+    end: Scrape
+    elapsed: float
+
+    @property
+    def direct(self) -> np.ndarray:
+        return np.concatenate([d for d, _ in self.rounds])
+
+    @property
+    def via(self) -> np.ndarray:
+        return np.concatenate([g for _, g in self.rounds])
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> Measured:
+    up_port, gw_port = free_port(), free_port()
+    spec = tmp / "migration.yaml"
+    spec.write_text(yaml.safe_dump(migration(f"http://127.0.0.1:{up_port}/v1", args)))
+    procs: list[subprocess.Popen] = []
+    t_start = time.monotonic()
+    try:
+        upstream = [sys.executable, __file__, "--upstream", str(up_port), "--latency", str(args.latency)]
+        procs.append(subprocess.Popen([*upstream, "--judge-latency", str(args.judge_latency)]))
+        wait_ready(f"http://127.0.0.1:{up_port}/v1/models", procs[0])
+        serve = [str(Path(sys.executable).parent / "changeover"), "serve", "--spec", str(spec)]
+        serve += ["--db", str(tmp / "gw.db"), "--port", str(gw_port), "--no-controller"]
+        env = {**os.environ, "CHANGEOVER_ADMIN_TOKEN": "bench"}
+        procs.append(subprocess.Popen(serve, stdout=subprocess.DEVNULL, env=env))
+        wait_ready(f"http://127.0.0.1:{gw_port}/healthz", procs[1])
+        run = asyncio.run
+        run(open_loop(up_port, args.rate, 1.0))  # warm-up both paths (connections, code paths)
+        run(open_loop(gw_port, args.rate, 1.0))
+        # direct and gateway in alternating rounds, so both meet the same background load
+        rounds, serving, cpu, per_round = [], None, 0.0, args.seconds / args.rounds
+        for _ in range(args.rounds):
+            direct = np.array(run(open_loop(up_port, args.rate, per_round)))
+            before, cpu0 = scrape(gw_port), cpu_seconds(procs[1])
+            via = np.array(run(open_loop(gw_port, args.rate, per_round)))
+            after, cpu1 = scrape(gw_port), cpu_seconds(procs[1])
+            rounds.append((direct, via))
+            cpu += (cpu1 - cpu0) / (after.at - before.at) / args.rounds
+            this = Rate.between(before, after)
+            serving = this if serving is None else serving + this
+        rps_direct = run(closed_loop(up_port, args.concurrency, args.count))
+        rps_via = run(closed_loop(gw_port, args.concurrency, args.count))
+        first, last = drain(gw_port, args.drain) if args.judge else (after, after)
+        return Measured(
+            rounds,
+            cpu,
+            rps_direct,
+            rps_via,
+            serving if args.judge else None,
+            Rate.between(first, last) if args.judge else None,
+            last,
+            time.monotonic() - t_start,
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def met(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def report(args: argparse.Namespace, m: Measured) -> None:
+    d50, d99 = np.percentile(m.direct, [50, 99])
+    g50, g99 = np.percentile(m.via, [50, 99])
+    added50, added99 = g50 - d50, g99 - d99
+    ratio = m.rps_via / m.rps_direct
+    judging = (
+        f", judging every mirrored pair (comparison judge {args.judge_latency * 1000:.0f} ms, "
+        f"{args.judge_concurrency} at once)"
+        if args.judge
+        else ", judging off"
+    )
+    print(
+        f"open loop at {args.rate:.0f} req/s for {args.seconds:.0f} s ({len(m.via)} requests per target), "
+        f"upstream latency {args.latency * 1000:.0f} ms, mirroring {args.sample:.0%} to a candidate{judging}:"
+    )
+    print(f"  direct   p50 {d50:7.2f} ms   p99 {d99:7.2f} ms")
+    print(f"  gateway  p50 {g50:7.2f} ms   p99 {g99:7.2f} ms")
+    print(f"  added    p50 {added50:7.2f} ms   p99 {added99:7.2f} ms")
+    added = [np.percentile(g, [50, 99]) - np.percentile(d, [50, 99]) for d, g in m.rounds]
+    print(
+        f"  added per round ({len(m.rounds)} rounds of {args.seconds / args.rounds:.0f} s, direct and gateway "
+        "alternating): p50 "
+        + " ".join(f"{a[0]:.2f}" for a in added)
+        + " ms; p99 "
+        + " ".join(f"{a[1]:.2f}" for a in added)
+        + " ms"
+    )
+    print(
+        f"  gateway  p99.9 {np.percentile(m.via, 99.9):.1f} ms, max {m.via.max():.1f} ms; the gateway process "
+        f"used {m.gateway_cpu:.0%} of a core meanwhile"
+    )
+    print(f"  target   p50 < 2 ms: {met(added50 < 2.0)};  p99 < 10 ms: {met(added99 < 10.0)}")
+    print(f"closed loop, {args.concurrency} connections, {args.count} requests per target:")
+    print(
+        f"  direct {m.rps_direct:8.0f} req/s   gateway {m.rps_via:8.0f} req/s   ratio {ratio:.2f}x  "
+        f"(target >= 0.8x: {met(ratio >= 0.8)})"
+    )
+    end = m.end
+    print(
+        f"gateway counters (/metrics): mirrors sent {end.total('changeover_mirror_sent_total'):.0f}, "
+        f"dropped {end.total('changeover_mirror_dropped_total'):.0f}; "
+        f"log written {end.total('changeover_log_written_total'):.0f}, "
+        f"dropped {end.total('changeover_log_dropped_total'):.0f}"
+    )
+    if m.serving is None or m.draining is None:
+        return
+    judged = end.total("changeover_judge_pairs_judged_total")
+    prefiltered = end.total("changeover_judge_prefiltered_total")
+    classes = end.by("changeover_judge_compared_total", "class")
+    compared = sum(classes.values())
+    calls = end.total("changeover_judge_calls_total")
+    paused = end.by("changeover_judge_pairs_paused_total", "budget")
+    print("judging worker (/metrics):")
+    print(f"  while serving {args.rate:.0f} req/s  {m.serving.line()}")
+    print(f"  draining, no traffic     {m.draining.line()}")
+    print(
+        f"  pre-filter: {prefiltered:.0f} of {judged:.0f} judged pairs settled without a judge call = "
+        f"{prefiltered / max(judged, 1):.1%} (the candidate answers {configured_prefilter():.1%} of the prompts "
+        f"identically or in the same words)"
+    )
+    print(
+        f"  comparison classes ({compared:.0f} pairs): "
+        + ", ".join(f"{c} {classes.get(c, 0):.0f}" for c in ("equivalent", "better", "worse", "different", "failed"))
+        + f"; judge calls {calls:.0f} ({calls / max(compared - prefiltered, 1):.2f} per pair sent to the judge)"
+    )
+    print("  (the fake candidate's answers: " + ", ".join(f"{k} {share}%" for k, share in KINDS) + ")")
+    print(
+        f"  dropped {end.total('changeover_judge_pairs_dropped_total'):.0f} (queue full), paused "
+        f"{sum(paused.values()):.0f} (budget), errors {end.total('changeover_judge_errors_total'):.0f}, "
+        f"queued at the end {end.total('changeover_judge_queue_depth'):.0f}; whole run {m.elapsed:.0f} s"
+    )
+
+
+def configured_prefilter() -> float:
+    kinds = Counter(kind_of(p) for p in PROMPTS)
+    return sum(kinds[k] for k in PREFILTERED_KINDS) / len(PROMPTS)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=200.0, help="open-loop requests per second")
     ap.add_argument("--seconds", type=float, default=10.0, help="open-loop duration per target")
+    ap.add_argument("--rounds", type=int, default=5, help="open-loop rounds, direct and gateway alternating")
     ap.add_argument("--concurrency", type=int, default=16, help="closed-loop connections")
     ap.add_argument("--count", type=int, default=3000, help="closed-loop requests per target")
     ap.add_argument("--latency", type=float, default=0.005, help="upstream answer latency in seconds")
+    ap.add_argument("--judge-latency", type=float, default=0.005, help="judge answer latency in seconds")
+    ap.add_argument("--judge-concurrency", type=int, default=4, help="pairs judged at once (shadow.judge)")
+    ap.add_argument("--drain", type=float, default=15.0, help="longest wait for the judging queue to empty (s)")
     ap.add_argument("--sample", type=float, default=1.0, help="share of requests mirrored")
     ap.add_argument("--no-judge", dest="judge", action="store_false", help="no judging worker")
-    ap.add_argument("--quick", action="store_true", help="5 s open loop, 1000 closed-loop requests")
+    ap.add_argument("--quick", action="store_true", help="5 s open loop, 1000 closed-loop requests, 5 s drain")
     ap.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.quick:
-        args.seconds, args.count = 5.0, 1000
     if args.upstream:
-        serve_upstream(args.upstream, args.latency)
+        serve_upstream(args.upstream, args.latency, args.judge_latency)
         return
-
-    up_port, gw_port = free_port(), free_port()
-    procs: list[subprocess.Popen] = []
+    if args.quick:
+        args.seconds, args.count, args.drain = 5.0, 1000, 5.0
+    C.header("bench_gateway" + (" --quick" if args.quick else ""))
     with tempfile.TemporaryDirectory() as tmp:
-        spec = Path(tmp) / "migration.yaml"
-        base = f"http://127.0.0.1:{up_port}/v1"
-        raw = {
-            "incumbent": "old",
-            "candidates": ["new"],
-            "dimensions": {"equivalence": {"signal": "equivalent"}},
-            "gateway": {"upstreams": {"old": {"base_url": base}, "new": {"base_url": base}}},
-            "shadow": {"sample": args.sample, "queue_size": 2000, "concurrency": 16},
-            "rollout": {"stages": [{"weight": 0}, {"weight": 100}], "interval": 3600},
-        }
-        if args.judge:
-            raw["models"] = {"judge": {"base_url": base, "max_retries": 0}}
-            raw["judges"] = {"equivalent": {"kind": "llm", "model": "judge", "rubric": "equivalence"}}
-            raw["shadow"]["judge"] = {"requests_per_minute": 100000, "usd_per_day": 100.0, "queue_size": 5000}
-        spec.write_text(yaml.safe_dump(raw))
-        t_start = time.monotonic()
-        try:
-            procs.append(
-                subprocess.Popen([sys.executable, __file__, "--upstream", str(up_port), "--latency", str(args.latency)])
-            )
-            wait_ready(f"http://127.0.0.1:{up_port}/v1/models", procs[0])
-            procs.append(
-                subprocess.Popen(
-                    [
-                        str(Path(sys.executable).parent / "changeover"),
-                        "serve",
-                        "--spec",
-                        str(spec),
-                        "--db",
-                        str(Path(tmp) / "gw.db"),
-                        "--port",
-                        str(gw_port),
-                        "--no-controller",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    env={**os.environ, "CHANGEOVER_ADMIN_TOKEN": "bench"},
-                )
-            )
-            wait_ready(f"http://127.0.0.1:{gw_port}/healthz", procs[1])
-            run = asyncio.run
-            # warm-up both paths (connections, code paths)
-            run(open_loop(up_port, "/v1/chat/completions", args.rate, 1.0))
-            run(open_loop(gw_port, "/v1/chat/completions", args.rate, 1.0))
-            direct = np.array(run(open_loop(up_port, "/v1/chat/completions", args.rate, args.seconds)))
-            via = np.array(run(open_loop(gw_port, "/v1/chat/completions", args.rate, args.seconds)))
-            rps_direct = run(closed_loop(up_port, "/v1/chat/completions", args.concurrency, args.count))
-            rps_via = run(closed_loop(gw_port, "/v1/chat/completions", args.concurrency, args.count))
-            status = httpx.get(
-                f"http://127.0.0.1:{gw_port}/admin/status", headers={"authorization": "Bearer bench"}
-            ).json()
-            elapsed = time.monotonic() - t_start
-        finally:
-            for proc in reversed(procs):
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-    d50, d99 = np.percentile(direct, [50, 99])
-    g50, g99 = np.percentile(via, [50, 99])
-    ratio = rps_via / rps_direct
-    print(
-        f"open loop at {args.rate:.0f} req/s for {args.seconds:.0f} s ({len(via)} requests per target), "
-        f"upstream latency {args.latency * 1000:.0f} ms, mirroring {args.sample:.0%} to a candidate:"
-    )
-    print(f"  direct   p50 {d50:7.2f} ms   p99 {d99:7.2f} ms")
-    print(f"  gateway  p50 {g50:7.2f} ms   p99 {g99:7.2f} ms")
-    print(f"  added    p50 {g50 - d50:7.2f} ms   p99 {g99 - d99:7.2f} ms   (targets < 2 ms, < 10 ms)")
-    print(f"closed loop, {args.concurrency} connections, {args.count} requests per target:")
-    print(f"  direct {rps_direct:8.0f} req/s   gateway {rps_via:8.0f} req/s   ratio {ratio:.2f}x  (target >= 0.8x)")
-    print(
-        f"gateway counters: mirrors sent {status['mirror']['sent']}, dropped {status['mirror']['dropped']}; "
-        f"log written {status['log']['written']}, dropped {status['log']['dropped']}"
-    )
-    judge = status.get("judge")
-    if judge:
-        pairs = judge["judged"] or 1
-        print(
-            f"judging worker: {judge['judged']} pairs judged in {elapsed:.0f} s ({judge['judged'] / elapsed:.1f} "
-            f"pairs/s, {judge['judge_calls']} judge calls), pre-filter spared {judge['prefiltered'] / pairs:.0%} "
-            f"of candidate answers; dropped {judge['dropped']}, paused {judge['paused']}, errors {judge['errors']}, "
-            f"queued at the end {judge['queued']}"
-        )
+        measured = measure(args, Path(tmp))
+    report(args, measured)
+    print(f"# done, {C.load_now()}")
 
 
 if __name__ == "__main__":
