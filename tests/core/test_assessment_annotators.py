@@ -52,6 +52,19 @@ def test_each_annotator_gets_a_noise_rate_in_the_decision():
     assert noise["ana"].noise_mean < 0.1 and noise["cy"].noise_mean < 0.1
     assert all(a.lower <= a.noise_mean <= a.upper for a in noise.values())
     assert noise["bob"].labels > 100
+    # the decision JSON carries the same rates, valid against its schema, and reads back into them
+    import json
+
+    import jsonschema
+
+    from changeover.assessment import decision_from_json
+
+    decision = result.to_json()
+    jsonschema.validate(decision, json.loads(open("docs/decision.schema.json").read()))
+    rows = {a["name"]: a for a in decision["candidates"]["cand"]["dimensions"]["correctness"]["annotators"]}
+    assert rows["bob"]["noise"] == noise["bob"].noise_mean and rows["bob"]["labels"] == noise["bob"].labels
+    back = decision_from_json(decision).candidates["cand"].dimensions["correctness"].annotators
+    assert back == dim.annotators
 
 
 def test_unnamed_verdicts_report_no_rate_without_double_labels():

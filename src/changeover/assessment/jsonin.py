@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from changeover.assessment.result import (
+    AnnotatorNoise,
     CandidateResult,
     Decision,
     Diagnostics,
@@ -92,6 +93,10 @@ def _dimension(
         paired_items=int(d.get("paired_items") or 0),
         converged=bool(d.get("converged", True)),
         labels_needed=int(d.get("labels_needed", needed) or 0),
+        annotators=[
+            AnnotatorNoise(str(a["name"]), float(a["noise"]), float(a["lower"]), float(a["upper"]), int(a["labels"]))
+            for a in d.get("annotators") or []
+        ],
         samples={str(m): int(n) for m, n in (d.get("samples") or {}).items()},
         unstable={str(m): int(u["items"]) for m, u in (d.get("unstable") or {}).items()},
         unstable_items={

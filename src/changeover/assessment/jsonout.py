@@ -78,6 +78,10 @@ def dimension_json(d: DimensionResult) -> dict[str, Any]:
         "converged": d.converged,
         "borderline": d.borderline,
         "labels_needed": d.labels_needed,
+        "annotators": [
+            {"name": a.name, "noise": a.noise_mean, "lower": a.lower, "upper": a.upper, "labels": a.labels}
+            for a in d.annotators
+        ],
         "samples": dict(d.samples),
         "unstable": {m: {"items": n, "examples": list(d.unstable_items.get(m, []))} for m, n in d.unstable.items()},
     }
