@@ -89,7 +89,7 @@ class Pushed:
 
     prepared: Prepared
     records: list[Record]  # every record of the items that carry a human label (labels merged)
-    merged: int  # store verdicts merged into them
+    merged: int | None  # store verdicts merged into them (None: the store was not consulted)
     rows: int  # responses of the spec's models counted
     statements: list[str] = field(default_factory=list)
 
@@ -188,11 +188,7 @@ class Pushdown:
         if any(seg is None for seg, _ in rows):
             raise Unsupported("an item's lead record lacks a segment_by field")
         segments = sorted(str(s) for s, _ in rows)
-        weight = {str(s): float(w) for s, w in rows}
-        # the segments' total weights as items of an index: the Python engine's own traffic_shares decides
-        lead = {s: Record(item=s, model="", weight=weight[s]) for s in segments}
-        idx = Index({}, {s: s for s in segments}, lead, {})
-        return segments, traffic_shares(self.spec, idx, segments)
+        return segments, shares_of(self.spec, {str(s): float(w) for s, w in rows})
 
     # ------------------------------------------------------------------ step 3: scales
 
@@ -361,6 +357,14 @@ class Pushdown:
         return Prepared(segments, shares, comparisons, rates, labels_in), records, merged, rows
 
 
+def shares_of(spec: MigrationSpec, weight: Mapping[str, float]) -> np.ndarray:
+    """Each segment's traffic share from its total item weight, by the Python engine's own ``traffic_shares``
+    (the spec's ``traffic.shares`` when given): every segment is one pseudo-item of that weight."""
+    segments = sorted(weight)
+    lead = {s: Record(item=s, model="", weight=weight[s]) for s in segments}
+    return traffic_shares(spec, Index({}, {s: s for s in segments}, lead, {}), segments)
+
+
 def _index(spec: MigrationSpec, records: list[Record]) -> Index:
     """``pairing.index_records`` for the labelled items' records (some model may answer none of them)."""
     by_model: dict[str, dict[str, Record]] = {m: {} for m in spec.models}
@@ -406,7 +410,7 @@ def _merge(
     seg_pos = {s: i for i, s in enumerate(segments)}
     names = part.table.annotators if part is not None else ()
     A = max(1, len(names))
-    width = 1 + 2 * G + 2 + 4 + (4 * A if names else 0)
+    width = 2 * G + 7 + (4 * A if names else 0)
 
     def key(row: Sequence[Any]) -> list[int]:
         signal_cols = [int(x) for x in row[1 : 1 + 2 * G]]
@@ -432,11 +436,31 @@ def _merge(
         rows += np.concatenate(block, axis=1).astype(np.int64).tolist()
         counts += t.n.tolist()
         carried += [(item, offset + int(c)) for item, c in zip(part.items, t.cell_of_item, strict=True)]
+    exact = part.table.exact if part is not None else ()
+    table, items = cells_table(segments, scales, names, exact, rows, counts, carried)
+    return comparison_of(candidate, dimension, scales, table, items, excluded, paired)
+
+
+def cells_table(
+    segments: list[str],
+    scales: DimensionScales,
+    names: tuple[str, ...],
+    exact: tuple[bool, ...],
+    rows: list[list[int]],
+    counts: list[int],
+    carried: list[tuple[str, int]],
+) -> tuple[PairTable, list[str]]:
+    """Cells as key rows (segment, signal levels of both answers, known truths, pos/tot of both, then
+    each annotator's votes) with their counts -> the ``PairTable`` ``build_table`` would give for their
+    items (rows with equal keys merged, cells in its order), and the carried (item, row) as its items."""
+    G = len(scales.names)
+    A = max(1, len(names))
+    width = 2 * G + 7 + (4 * A if names else 0)
     keys_in = np.asarray(rows, np.int64).reshape(len(rows), width)
     keys, inverse = np.unique(keys_in, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     n = np.bincount(inverse, weights=np.asarray(counts, float), minlength=keys.shape[0]).astype(np.int64)
-    carried.sort(key=lambda x: x[0])
+    carried = sorted(carried, key=lambda x: x[0])
     col = 1 + 2 * G
     table = PairTable(
         segments=tuple(segments),
@@ -456,8 +480,21 @@ def _merge(
         votes0=keys[:, col + 6 : col + 6 + 2 * A].reshape(-1, A, 2) if names else None,
         votes1=keys[:, col + 6 + 2 * A : col + 6 + 4 * A].reshape(-1, A, 2) if names else None,
         annotators=names,
-        exact=part.table.exact if part is not None else (),
+        exact=exact,
     )
+    return table, [item for item, _ in carried]
+
+
+def comparison_of(
+    candidate: str,
+    dimension: str,
+    scales: DimensionScales,
+    table: PairTable,
+    items: list[str],
+    excluded: tuple[int, int],
+    paired: int,
+) -> PushedComparison:
+    """The ``Comparison`` of a table built from cells: its counts read off the table."""
     lv = np.asarray(table.levels)[None, :]
     scored = tuple(
         tuple(int(x) for x in (table.n[:, None] * ((a < lv) & (k[:, None] < 0))).sum(0))
@@ -467,13 +504,13 @@ def _merge(
         candidate,
         dimension,
         table,
-        [item for item, _ in carried],
+        items,
         scales,
         (table.labelled(0), table.labelled(1)),
         (table.known(0), table.known(1)),
         excluded,
         (scored[0], scored[1]),
-        np.ones(len(carried), bool),
+        np.ones(len(items), bool),
         paired=paired,
     )
 
@@ -515,6 +552,13 @@ class SqlRunner:
 
         res = self.conn.execute(text(sql), dict(params or {}))
         return [tuple(r) for r in res.fetchall()] if res.returns_rows else []
+
+
+def available() -> bool:
+    """True when DuckDB is installed (``pip install 'changeover[scale]'``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("duckdb") is not None
 
 
 def _literal(text: str) -> str:
@@ -673,7 +717,7 @@ def from_file(
         return records, merged
 
     prepared, records, merged, rows = p.prepare(read)
-    return Pushed(prepared, records, merged if verdicts is not None else 0, rows, p.statements)
+    return Pushed(prepared, records, merged if verdicts is not None else None, rows, p.statements)
 
 
 def _verdict_items(spec: MigrationSpec, verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None) -> set[str]:

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -131,6 +131,55 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
         yield lambda message: status.update(message)
 
 
+AUTO_FILE_MB = 64  # --engine auto: a records file this big or bigger is counted in DuckDB
+AUTO_STORE_ROWS = 200_000  # ... and a store with this many responses in its own SQL
+
+
+def _pushed(
+    migration: Any, records: Path | None, db: str | None, store_labels: bool, engine: str, next_count: int, ci: Any
+) -> Any:
+    """The pushdown's tables (``assessment.pushdown.Pushed``), or None for the Python engine (with a one-line
+    note when the pushdown was asked for, or chosen, and cannot build them exactly)."""
+    from changeover.assessment import pushdown
+    from changeover.cli.common import existing_store
+
+    if engine == "python":
+        return None
+    if ci:
+        if engine == "duckdb":
+            err_console.print("note: --markdown/--junit read every record; using --engine python")
+        return None
+    try:
+        if records is not None:
+            if engine == "auto" and (not pushdown.available() or records.stat().st_size < AUTO_FILE_MB << 20):
+                return None
+            store = existing_store(db, records) if store_labels else None
+            verdicts = None
+            if store is not None:
+                from changeover.store.responses import current_verdicts
+
+                with store:
+                    verdicts = current_verdicts(store)
+            pushed = pushdown.from_file(migration, records, next_count, verdicts)
+            if store is not None:
+                console.print(
+                    f"merged {pushed.merged:,} human label(s) from the store ({store.display_url}) into {records}; "
+                    "--no-store-labels leaves them out",
+                    highlight=False,
+                )
+            return pushed
+        from changeover.store import open_store
+        from changeover.store.responses import count_responses
+
+        with open_store(db) as store:
+            if engine == "auto" and count_responses(store) < AUTO_STORE_ROWS:
+                return None
+            return pushdown.from_store(migration, store, next_count)
+    except pushdown.Unsupported as exc:
+        err_console.print(f"note: --engine duckdb: {exc.reason}; using --engine python", highlight=False)
+        return None
+
+
 def register(app: typer.Typer) -> None:
     """Add import, assess and demo to the main app."""
 
@@ -190,13 +239,44 @@ def register(app: typer.Typer) -> None:
             "each batch and stops at the first GO): the threshold rises with it so false GO stays at 1 - "
             "confidence (docs/decision-rule.md). Default: a single, fixed-sample decision.",
         ),
+        engine: str = typer.Option(
+            "auto",
+            "--engine",
+            help="Where the count tables are computed: 'duckdb' (a GROUP BY in DuckDB over a .jsonl/.parquet "
+            "file, or in the store's own SQL), 'python' (records in memory), 'auto' (duckdb for files of "
+            f"{AUTO_FILE_MB} MB or more and stores of {AUTO_STORE_ROWS:,} responses or more). docs/scale.md",
+        ),
+        show_sql: bool = typer.Option(False, "--show-sql", help="Print the SQL the duckdb engine ran."),
+        tables: Path | None = typer.Option(
+            None,
+            "--tables",
+            help="Count tables given directly (CSV/JSONL/Parquet; e.g. the GROUP BY run in a warehouse) "
+            "instead of records; docs/scale.md gives the columns.",
+        ),
     ) -> None:
         from changeover.assessment import ConvergenceWarning, assess
         from changeover.assessment.jsonout import write_decision
         from changeover.config import load_spec
 
+        if engine not in ("auto", "duckdb", "python"):
+            raise typer.BadParameter(f"--engine must be auto, duckdb or python, not {engine!r}")
         migration = load_spec(spec)
-        recs, merged, store_url = load_assessment_records(migration, records, db, store_labels)
+        prepared, store_url = None, None
+        if tables is not None:
+            from changeover.assessment.pushdown_tables import read_tables
+
+            prepared, recs, merged = read_tables(migration, tables), [], None
+            if markdown is not None or junit is not None:
+                raise typer.BadParameter("--markdown and --junit read the records; not with --tables")
+        elif (
+            pushed := _pushed(migration, records, db, store_labels, engine, next_labels, markdown or junit)
+        ) is not None:
+            prepared, recs, merged = pushed.prepared, pushed.records, pushed.merged
+            if show_sql:
+                console.print("\n\n".join(pushed.statements), markup=False, highlight=False, soft_wrap=True)
+            console.print(f"[dim]count tables by a GROUP BY over {pushed.rows:,} responses (--engine duckdb)[/]")
+        else:
+            recs, merged, store_url = load_assessment_records(migration, records, db, store_labels)
         if store_url is not None:
             console.print(
                 f"merged {merged:,} human label(s) from the store ({store_url}) into {records}; "
@@ -205,7 +285,7 @@ def register(app: typer.Typer) -> None:
             )
         with _status(
             f"fitting {len(migration.candidates)} candidate(s) x "
-            f"{len(migration.dimensions)} dimension(s) on {len(recs):,} records..."
+            f"{len(migration.dimensions)} dimension(s){'' if prepared else f' on {len(recs):,} records'}..."
         ) as progress:
             started = time.perf_counter()
             with warnings.catch_warnings():  # print_assessment prints the assessment's warnings itself
@@ -221,6 +301,7 @@ def register(app: typer.Typer) -> None:
                     store_labels=merged,
                     looks=looks,
                     progress=progress,
+                    prepared=prepared,
                 )
             elapsed = time.perf_counter() - started
         print_assessment(result)
