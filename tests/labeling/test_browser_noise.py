@@ -10,6 +10,7 @@ import os
 import uuid
 import warnings
 
+from changeover.labeling.progress import noisy_annotators
 from changeover.store import open_store
 from changeover.store.responses import add_records
 
@@ -98,6 +99,8 @@ def test_failing_gold_items_raises_the_annotators_noise_on_the_page_and_in_the_a
     assert alice < 0.12  # alice's rate stays where her gold verdicts put it
     assert "low" in admin.locator("td.noise[data-annotator=bob] .noise-rate").get_attribute("class")
     assert _noise_in_assessment(live, "bob") > in_assessment_before + 0.2
+    snap = live.service.refresher.snapshot
+    assert noisy_annotators(snap.decision, ["refusal"]) == {"bob"} <= snap.recheck  # his lone labels get a second
     text = admin.locator("td.noise[data-annotator=bob]").inner_text()
     assert text.startswith(f"{100 * after:.0f}%") and f"{weight_after:.2f}" in text
     if os.environ.get("CHANGEOVER_UPDATE_SCREENSHOT"):

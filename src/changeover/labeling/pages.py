@@ -11,6 +11,7 @@ from changeover.labeling.accounts import Annotator, authenticate, list_accounts
 from changeover.labeling.api import export_response
 from changeover.labeling.auth import COOKIE, guarded, html, unauthorized_page
 from changeover.labeling.gold import LOW_GOLD
+from changeover.labeling.progress import LOW_WEIGHT
 from changeover.labeling.review import disagreements, flagged
 from changeover.labeling.service import LabelingService
 from changeover.labeling.tasks import Task
@@ -105,6 +106,7 @@ def progress_page(request: Request, who: Annotator) -> Response:
             "who": who,
             "p": service.progress(None),
             "low_gold": LOW_GOLD,
+            "low_weight": LOW_WEIGHT,
             "accounts": accounts,
             "spec": service.spec,
             "dimensions": service.dimensions,

@@ -132,6 +132,19 @@ def annotator_noise(decision: Any, dimensions: list[str]) -> dict[str, list[dict
     return dict(out)
 
 
+LOW_WEIGHT = 0.5  # an annotator whose verdicts count for less than this (noise over 25%) is rechecked
+
+
+def noisy_annotators(decision: Any, dimensions: list[str]) -> frozenset[str]:
+    """Annotators whose estimated weight (``annotator_noise``) is under ``LOW_WEIGHT`` on some dimension:
+    the queue asks a second annotator to judge what they labelled alone, as it does for low gold agreement."""
+    return frozenset(
+        name
+        for name, rates in annotator_noise(decision, dimensions).items()
+        if any(r["weight"] < LOW_WEIGHT for r in rates)
+    )
+
+
 UNDECIDED = ("NEED-LABELS", "inconclusive")
 
 

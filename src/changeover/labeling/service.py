@@ -35,6 +35,7 @@ from changeover.labeling.progress import (
     annotator_quality,
     count_by_annotator,
     decision_summary,
+    noisy_annotators,
     total_needed,
 )
 from changeover.labeling.progress import agreement as agreement_by_dimension
@@ -104,6 +105,7 @@ class LabelingService:
         self.claims = Claims(store, timedelta(minutes=self.cfg.lease_minutes))
         gold = self.cfg.gold
         self._gold_file: Answers = read_answers(gold, spec.path, self.dimensions) if gold else {}
+        self._noisy: frozenset[str] = frozenset()  # annotators the last fit found noisy (``noisy_annotators``)
         self.refresher = Refresher(self._compute, self.cfg.refresh_every_labels, self.cfg.refresh_seconds)
         if self._gold_file:
             check_answers(self._gold_file, self.catalogue, f"{spec.path or 'spec'}: labeling.gold.answers")
@@ -129,14 +131,15 @@ class LabelingService:
         )
         gold = {k: v for k, v in self._gold().items() if k in catalogue.by_key}
         low = annotator_quality(self.store, gold, self.dimensions) if gold else {}
-        recheck = frozenset(a for a, q in low.items() if q.to_json()["low"])
+        recheck = frozenset(a for a, q in low.items() if q.to_json()["low"]) | self._noisy
         if not full:
             return Snapshot(catalogue, gold=gold, recheck=recheck)
         records = load_records(self.store, models=self.spec.models)
         if self.cfg.gold is not None and self.cfg.gold.answers != SETTLED:  # 'settled': in the records already
             settle(records, gold)  # the annotators' gold verdicts beside the answers measure them
         snap = assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
-        return replace(snap, gold=gold, recheck=recheck)
+        self._noisy = noisy_annotators(snap.decision, self.dimensions)  # kept for the refreshes between fits
+        return replace(snap, gold=gold, recheck=recheck | self._noisy)
 
     @property
     def catalogue(self) -> Catalogue:
