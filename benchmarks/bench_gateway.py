@@ -1,29 +1,31 @@
 """Benchmark the gateway against its upstream, on loopback, in one run: latency, throughput, judging.
 
 Starts an OpenAI-compatible upstream (tests/support/fake_openai.py's app, as the
-incumbent, the candidate and the judge) and `changeover serve` (mirroring every
-request to the candidate, logging to SQLite, judging the mirrored pairs with a
-pairwise ``comparison`` judge in its background worker) as separate processes,
-then drives first the upstream directly (the baseline) and then the gateway with
-the same load:
+incumbent, the candidate and the judge) and two `changeover serve` processes in front
+of it, both mirroring every request to the candidate and logging to SQLite, one of them
+also judging the mirrored pairs with a pairwise ``comparison`` judge in its background
+worker. It then sends the same load to the three targets - the upstream directly (the
+baseline), the mirroring gateway, the mirroring + judging gateway - in turn, round after
+round, so all three meet the same background load:
 
-- open loop at a fixed rate (default 200 requests/s) -> added latency p50 / p99,
-  with mirroring and judging on (judging runs off the request path, in the same process);
+- open loop at a fixed rate (default 200 requests/s) -> latency p50 / p99 / p99.9 and the
+  added p50 / p99 of each gateway (per round too), and each gateway process's CPU;
 - closed loop at fixed concurrency (default 16) -> throughput ratio gateway / direct;
-- the judging worker's throughput (pairs judged and judge calls per second, while
-  the gateway serves the open loop and while it drains its queue with no traffic)
-  and the share of pairs the word-similarity pre-filter settled without a judge call,
-  all read from the gateway's own /metrics counters.
+- the judging worker's throughput (pairs judged and judge calls per second, while its
+  gateway serves the open loop and while it drains its queue with no traffic), the share
+  of pairs the word-similarity pre-filter settled without a judge call and the comparison
+  classes, all read from the gateway's own /metrics counters.
 
 The traffic: 400 distinct prompts sent in turn. The candidate answers 20% of them
 byte-identical to the incumbent and 10% in the same words (case, punctuation), which
 the pre-filter settles; the other 70% are worded differently, and the fake judge reads
-each of those as its prompt's class says (40% equivalent, 12% candidate worse, 6%
+each of those as its prompt's kind says (40% equivalent, 12% candidate worse, 6%
 better, 12% different), wherever the judge's A/B order put the candidate.
 
-Targets: added p50 < 2 ms, added p99 < 10 ms at 200 req/s with mirroring and judging on;
-throughput >= 0.8x. ``--quick`` runs in well under a minute. Loopback only, bounded in time.
-Run: python benchmarks/bench_gateway.py [--quick] [--seconds 10] [--no-judge]
+Targets: added p50 < 2 ms, added p99 < 10 ms at 200 req/s with mirroring and judging on
+(MET / NOT MET printed for the judging gateway); throughput >= 0.8x. ``--quick`` runs in
+under a minute, the default in about one. Loopback only, bounded in time.
+Run: python benchmarks/bench_gateway.py [--quick] [--judge-latency 0.5] [--no-judge]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -329,7 +331,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def migration(base: str, args: argparse.Namespace) -> dict[str, Any]:
+def migration(base: str, args: argparse.Namespace, judge: bool) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "incumbent": "old",
         "candidates": ["new"],
@@ -338,7 +340,7 @@ def migration(base: str, args: argparse.Namespace) -> dict[str, Any]:
         "shadow": {"sample": args.sample, "queue_size": 2000, "concurrency": 16},
         "rollout": {"stages": [{"weight": 0}, {"weight": 100}], "interval": 3600},
     }
-    if args.judge:
+    if judge:
         raw["models"] = {"judge": {"base_url": base, "max_retries": 0}}
         raw["judges"] = {"agreement": {"kind": "llm", "model": "judge", "rubric": "comparison"}}
         raw["shadow"]["judge"] = {
@@ -350,77 +352,93 @@ def migration(base: str, args: argparse.Namespace) -> dict[str, Any]:
     return raw
 
 
-def cpu_seconds(proc: subprocess.Popen) -> float:
+def cpu_seconds(proc: subprocess.Popen | None) -> float:
     """User + system CPU time the process has used so far (Linux /proc; 0 elsewhere)."""
     try:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()  # type: ignore[union-attr]
+    except (OSError, AttributeError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+DIRECT, MIRRORING, JUDGING = "direct", "gateway, mirroring", "gateway, mirroring + judging"
+
+
+@dataclass
+class Target:
+    """One thing the load is sent to: the upstream itself, or a gateway process in front of it."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen | None = None  # a gateway's process (its CPU time is read)
+    rounds: list[np.ndarray] = field(default_factory=list)  # open-loop latencies per round, in ms
+    cpu: float = 0.0  # CPU seconds per wall second over its open-loop rounds
+    rps: float = 0.0  # closed-loop requests per second
+    end: Scrape | None = None  # its /metrics at the end (gateways)
+
+    @property
+    def latencies(self) -> np.ndarray:
+        return np.concatenate(self.rounds)
+
+
 @dataclass
 class Measured:
-    rounds: list[tuple[np.ndarray, np.ndarray]]  # open-loop latencies (direct, gateway) per round, in ms
-    gateway_cpu: float  # the gateway process's CPU seconds per wall second during its open-loop rounds
-    rps_direct: float
-    rps_via: float
-    serving: Rate | None  # the judging worker while the gateway served the open loop
+    targets: dict[str, Target]
+    serving: Rate | None  # the judging worker while its gateway served the open loop
     draining: Rate | None  # ... with no traffic
-    end: Scrape
     elapsed: float
 
-    @property
-    def direct(self) -> np.ndarray:
-        return np.concatenate([d for d, _ in self.rounds])
 
-    @property
-    def via(self) -> np.ndarray:
-        return np.concatenate([g for _, g in self.rounds])
+def start_gateway(spec: Path, db: Path, port: int) -> subprocess.Popen:
+    serve = [str(Path(sys.executable).parent / "changeover"), "serve", "--spec", str(spec), "--db", str(db)]
+    env = {**os.environ, "CHANGEOVER_ADMIN_TOKEN": "bench"}
+    return subprocess.Popen([*serve, "--port", str(port), "--no-controller"], stdout=subprocess.DEVNULL, env=env)
 
 
 def measure(args: argparse.Namespace, tmp: Path) -> Measured:
-    up_port, gw_port = free_port(), free_port()
-    spec = tmp / "migration.yaml"
-    spec.write_text(yaml.safe_dump(migration(f"http://127.0.0.1:{up_port}/v1", args)))
-    procs: list[subprocess.Popen] = []
+    up_port = free_port()
+    base = f"http://127.0.0.1:{up_port}/v1"
+    upstream = [sys.executable, __file__, "--upstream", str(up_port), "--latency", str(args.latency)]
+    procs = [subprocess.Popen([*upstream, "--judge-latency", str(args.judge_latency)])]
     t_start = time.monotonic()
     try:
-        upstream = [sys.executable, __file__, "--upstream", str(up_port), "--latency", str(args.latency)]
-        procs.append(subprocess.Popen([*upstream, "--judge-latency", str(args.judge_latency)]))
-        wait_ready(f"http://127.0.0.1:{up_port}/v1/models", procs[0])
-        serve = [str(Path(sys.executable).parent / "changeover"), "serve", "--spec", str(spec)]
-        serve += ["--db", str(tmp / "gw.db"), "--port", str(gw_port), "--no-controller"]
-        env = {**os.environ, "CHANGEOVER_ADMIN_TOKEN": "bench"}
-        procs.append(subprocess.Popen(serve, stdout=subprocess.DEVNULL, env=env))
-        wait_ready(f"http://127.0.0.1:{gw_port}/healthz", procs[1])
+        wait_ready(f"{base}/models", procs[0])
+        targets = {DIRECT: Target(DIRECT, up_port)}
+        for name, judge in ((MIRRORING, False), (JUDGING, True)):
+            if judge and not args.judge:
+                continue
+            spec, port = tmp / f"migration-{judge}.yaml", free_port()
+            spec.write_text(yaml.safe_dump(migration(base, args, judge)))
+            procs.append(start_gateway(spec, tmp / f"gw-{judge}.db", port))
+            targets[name] = Target(name, port, procs[-1])
+        for t in targets.values():
+            if t.proc is not None:
+                wait_ready(f"http://127.0.0.1:{t.port}/healthz", t.proc)
         run = asyncio.run
-        run(open_loop(up_port, args.rate, 1.0))  # warm-up both paths (connections, code paths)
-        run(open_loop(gw_port, args.rate, 1.0))
-        # direct and gateway in alternating rounds, so both meet the same background load
-        rounds, serving, cpu, per_round = [], None, 0.0, args.seconds / args.rounds
+        for t in targets.values():
+            run(open_loop(t.port, args.rate, 1.0))  # warm-up (connections, code paths)
+        # the targets in turn, round after round, so all meet the same background load
+        serving = None
         for _ in range(args.rounds):
-            direct = np.array(run(open_loop(up_port, args.rate, per_round)))
-            before, cpu0 = scrape(gw_port), cpu_seconds(procs[1])
-            via = np.array(run(open_loop(gw_port, args.rate, per_round)))
-            after, cpu1 = scrape(gw_port), cpu_seconds(procs[1])
-            rounds.append((direct, via))
-            cpu += (cpu1 - cpu0) / (after.at - before.at) / args.rounds
-            this = Rate.between(before, after)
-            serving = this if serving is None else serving + this
-        rps_direct = run(closed_loop(up_port, args.concurrency, args.count))
-        rps_via = run(closed_loop(gw_port, args.concurrency, args.count))
-        first, last = drain(gw_port, args.drain) if args.judge else (after, after)
-        return Measured(
-            rounds,
-            cpu,
-            rps_direct,
-            rps_via,
-            serving if args.judge else None,
-            Rate.between(first, last) if args.judge else None,
-            last,
-            time.monotonic() - t_start,
-        )
+            for t in targets.values():
+                before, cpu0 = (scrape(t.port), cpu_seconds(t.proc)) if t.proc else (None, 0.0)
+                t.rounds.append(np.array(run(open_loop(t.port, args.rate, args.seconds / args.rounds))))
+                if before is not None:
+                    after = scrape(t.port)
+                    t.cpu += (cpu_seconds(t.proc) - cpu0) / (after.at - before.at) / args.rounds
+                if t.name == JUDGING:
+                    this = Rate.between(before, after)
+                    serving = this if serving is None else serving + this
+        for t in targets.values():
+            t.rps = run(closed_loop(t.port, args.concurrency, args.count))
+        draining = None
+        if JUDGING in targets:
+            first, targets[JUDGING].end = drain(targets[JUDGING].port, args.drain)
+            draining = Rate.between(first, targets[JUDGING].end)
+        for t in targets.values():
+            if t.proc is not None and t.end is None:
+                t.end = scrape(t.port)
+        return Measured(targets, serving, draining, time.monotonic() - t_start)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -440,59 +458,70 @@ def met(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
 
 
-def report(args: argparse.Namespace, m: Measured) -> None:
-    d50, d99 = np.percentile(m.direct, [50, 99])
-    g50, g99 = np.percentile(m.via, [50, 99])
-    added50, added99 = g50 - d50, g99 - d99
-    ratio = m.rps_via / m.rps_direct
+def report_latency(args: argparse.Namespace, m: Measured) -> None:
     judging = (
-        f", judging every mirrored pair (comparison judge {args.judge_latency * 1000:.0f} ms, "
-        f"{args.judge_concurrency} at once)"
+        f"; judging every mirrored pair (comparison judge {args.judge_latency * 1000:.0f} ms, "
+        f"{args.judge_concurrency} pairs at once)"
         if args.judge
-        else ", judging off"
+        else ""
     )
     print(
-        f"open loop at {args.rate:.0f} req/s for {args.seconds:.0f} s ({len(m.via)} requests per target), "
-        f"upstream latency {args.latency * 1000:.0f} ms, mirroring {args.sample:.0%} to a candidate{judging}:"
+        f"open loop at {args.rate:.0f} req/s for {args.seconds:.0f} s per target ({args.rounds} rounds of "
+        f"{args.seconds / args.rounds:.0f} s, the targets in turn), upstream latency {args.latency * 1000:.0f} ms, "
+        f"mirroring {args.sample:.0%} to a candidate{judging}:"
     )
-    print(f"  direct   p50 {d50:7.2f} ms   p99 {d99:7.2f} ms")
-    print(f"  gateway  p50 {g50:7.2f} ms   p99 {g99:7.2f} ms")
-    print(f"  added    p50 {added50:7.2f} ms   p99 {added99:7.2f} ms")
-    added = [np.percentile(g, [50, 99]) - np.percentile(d, [50, 99]) for d, g in m.rounds]
+    direct = m.targets[DIRECT]
+    d50, d99 = np.percentile(direct.latencies, [50, 99])
+    print(f"  {'':30s} {'p50':>8s} {'p99':>8s} {'p99.9':>8s} {'added p50':>10s} {'added p99':>10s} {'CPU':>5s}")
+    for t in m.targets.values():
+        p50, p99, p999 = np.percentile(t.latencies, [50, 99, 99.9])
+        added = "" if t is direct else f" {p50 - d50:10.2f} {p99 - d99:10.2f} {t.cpu:5.0%}"
+        print(f"  {t.name:30s} {p50:8.2f} {p99:8.2f} {p999:8.2f}{added}")
+    print("  (ms; CPU = the gateway process's share of one core during its rounds)")
+    for t in m.targets.values():
+        if t is not direct:
+            per_round = [
+                np.percentile(r, 99) - np.percentile(d, 99) for r, d in zip(t.rounds, direct.rounds, strict=True)
+            ]
+            print(
+                f"  added p99 per round, {t.name}: "
+                + " ".join(f"{a:.2f}" for a in per_round)
+                + f" ms (median {np.median(per_round):.2f})"
+            )
+    goal = m.targets.get(JUDGING, m.targets[MIRRORING])
+    g50, g99 = np.percentile(goal.latencies, [50, 99])
     print(
-        f"  added per round ({len(m.rounds)} rounds of {args.seconds / args.rounds:.0f} s, direct and gateway "
-        "alternating): p50 "
-        + " ".join(f"{a[0]:.2f}" for a in added)
-        + " ms; p99 "
-        + " ".join(f"{a[1]:.2f}" for a in added)
-        + " ms"
+        f"  target ({goal.name}): added p50 {g50 - d50:.2f} ms < 2 ms: {met(g50 - d50 < 2.0)}; "
+        f"added p99 {g99 - d99:.2f} ms < 10 ms: {met(g99 - d99 < 10.0)}"
     )
-    print(
-        f"  gateway  p99.9 {np.percentile(m.via, 99.9):.1f} ms, max {m.via.max():.1f} ms; the gateway process "
-        f"used {m.gateway_cpu:.0%} of a core meanwhile"
-    )
-    print(f"  target   p50 < 2 ms: {met(added50 < 2.0)};  p99 < 10 ms: {met(added99 < 10.0)}")
     print(f"closed loop, {args.concurrency} connections, {args.count} requests per target:")
-    print(
-        f"  direct {m.rps_direct:8.0f} req/s   gateway {m.rps_via:8.0f} req/s   ratio {ratio:.2f}x  "
-        f"(target >= 0.8x: {met(ratio >= 0.8)})"
-    )
-    end = m.end
-    print(
-        f"gateway counters (/metrics): mirrors sent {end.total('changeover_mirror_sent_total'):.0f}, "
-        f"dropped {end.total('changeover_mirror_dropped_total'):.0f}; "
-        f"log written {end.total('changeover_log_written_total'):.0f}, "
-        f"dropped {end.total('changeover_log_dropped_total'):.0f}"
-    )
-    if m.serving is None or m.draining is None:
-        return
+    for t in m.targets.values():
+        ratio = (
+            ""
+            if t is direct
+            else f"   ratio {t.rps / direct.rps:.2f}x (target >= 0.8x: {met(t.rps >= 0.8 * direct.rps)})"
+        )
+        print(f"  {t.name:30s} {t.rps:6.0f} req/s{ratio}")
+    for t in m.targets.values():
+        if t.end is not None:
+            print(
+                f"{t.name} counters (/metrics): mirrors sent {t.end.total('changeover_mirror_sent_total'):.0f}, "
+                f"dropped {t.end.total('changeover_mirror_dropped_total'):.0f}; "
+                f"log written {t.end.total('changeover_log_written_total'):.0f}, "
+                f"dropped {t.end.total('changeover_log_dropped_total'):.0f}"
+            )
+
+
+def report_judging(args: argparse.Namespace, m: Measured) -> None:
+    end = m.targets[JUDGING].end
+    assert end is not None and m.serving is not None and m.draining is not None
     judged = end.total("changeover_judge_pairs_judged_total")
     prefiltered = end.total("changeover_judge_prefiltered_total")
     classes = end.by("changeover_judge_compared_total", "class")
     compared = sum(classes.values())
     calls = end.total("changeover_judge_calls_total")
     paused = end.by("changeover_judge_pairs_paused_total", "budget")
-    print("judging worker (/metrics):")
+    print("judging worker (/metrics of the judging gateway):")
     print(f"  while serving {args.rate:.0f} req/s  {m.serving.line()}")
     print(f"  draining, no traffic     {m.draining.line()}")
     print(
@@ -522,7 +551,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=200.0, help="open-loop requests per second")
     ap.add_argument("--seconds", type=float, default=10.0, help="open-loop duration per target")
-    ap.add_argument("--rounds", type=int, default=5, help="open-loop rounds, direct and gateway alternating")
+    ap.add_argument("--rounds", type=int, default=5, help="open-loop rounds, the targets in turn in each")
     ap.add_argument("--concurrency", type=int, default=16, help="closed-loop connections")
     ap.add_argument("--count", type=int, default=3000, help="closed-loop requests per target")
     ap.add_argument("--latency", type=float, default=0.005, help="upstream answer latency in seconds")
@@ -542,7 +571,9 @@ def main() -> None:
     C.header("bench_gateway" + (" --quick" if args.quick else ""))
     with tempfile.TemporaryDirectory() as tmp:
         measured = measure(args, Path(tmp))
-    report(args, measured)
+    report_latency(args, measured)
+    if JUDGING in measured.targets:
+        report_judging(args, measured)
     print(f"# done, {C.load_now()}")
 
 
