@@ -123,8 +123,15 @@ def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
             for k, v in (r.get(head) or {}).items():
                 out[f"{head}.{k}"] = json.dumps(v) if isinstance(v, list) else v
         flat.append(out)
-    pq.write_table(pa.Table.from_pylist(flat), path)
+    columns = list(dict.fromkeys(k for r in flat for k in r))  # from_pylist would take the first row's keys only
+    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in flat]), path)
     return path
+
+
+def pq_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
 
 
 def assert_same(a: Prepared, b: Prepared) -> None:
@@ -195,6 +202,7 @@ def test_parquet_tables_and_decision_equal_python(
 ) -> None:
     path = write_parquet(tmp_path / "records.parquet", rows)
     records = read_records(path)
+    assert {"error", "weight", "labels.style", "label_by.style"} <= set(pq_columns(path))
     assert_same(pushdown.from_file(spec, path, next_count=20).prepared, prepare(spec, records))
     same_decision(decide, pushdown.from_file(decide, path, next_count=20).prepared, records)
 
