@@ -72,16 +72,13 @@ def test_unsupported_falls_back_with_a_note(
 
 
 def test_tables_file_gives_the_same_decision(spec_path: Path, rows: list[dict[str, Any]], tmp_path: Path) -> None:
-    spec = load_spec(spec_path)
     path = write_jsonl(tmp_path / "r.jsonl", rows)
-    cells = table_rows(pushdown.from_file(spec, path).prepared, spec)
     tables = tmp_path / "tables.csv"
-    with tables.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, list(dict.fromkeys(k for r in cells for k in r)))
-        writer.writeheader()
-        writer.writerows(cells)
-    rc = _assess(spec_path, tmp_path / "t.json", "--tables", str(tables))
-    assert _assess(spec_path, tmp_path / "p.json", "--records", str(path), "--engine", "python") == rc
+    rc = _assess(
+        spec_path, tmp_path / "p.json", "--records", str(path), "--engine", "python", "--write-tables", str(tables)
+    )
+    assert tables.read_text().startswith("candidate,dimension,segment,incumbent.correct,")
+    assert _assess(spec_path, tmp_path / "t.json", "--tables", str(tables)) == rc
     got, want = (json.loads((tmp_path / f"{x}.json").read_text()) for x in "tp")
     assert got["verdict"] == want["verdict"]
     for name, dim in want["candidates"]["new"]["dimensions"].items():  # same tables, same seed: same posterior
@@ -93,7 +90,7 @@ def test_tables_file_gives_the_same_decision(spec_path: Path, rows: list[dict[st
 
 def test_tables_jsonl_nested_columns(spec_path: Path, rows: list[dict[str, Any]], tmp_path: Path) -> None:
     spec = load_spec(spec_path)
-    cells = table_rows(pushdown.from_file(spec, write_jsonl(tmp_path / "r.jsonl", rows)).prepared, spec)
+    cells = table_rows(pushdown.from_file(spec, write_jsonl(tmp_path / "r.jsonl", rows)).prepared.comparisons)
     nested = []
     for c in cells:
         row: dict[str, Any] = {}
@@ -134,7 +131,7 @@ def test_bad_tables_name_file_line_and_column(
     spec_path: Path, rows: list[dict[str, Any]], tmp_path: Path, capsys: Any, change: Any, message: str
 ) -> None:
     spec = load_spec(spec_path)
-    cells = table_rows(pushdown.from_file(spec, write_jsonl(tmp_path / "r.jsonl", rows)).prepared, spec)
+    cells = table_rows(pushdown.from_file(spec, write_jsonl(tmp_path / "r.jsonl", rows)).prepared.comparisons)
     change(cells[0])
     rc = run(["assess", "--spec", str(spec_path), "--tables", str(write_csv(tmp_path / "t.csv", cells))])
     assert rc == 2

@@ -29,8 +29,11 @@ decision ranks no responses to label next. A bad value is a ``RecordsError`` nam
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from changeover.config import MigrationSpec
 from changeover.errors import RecordsError, where
 from changeover.records import iter_rows
 from changeover.signals import SignalScale
+from changeover.textfiles import write_atomic
 
 SIDES = ("incumbent", "candidate")
 
@@ -177,10 +181,22 @@ def _comparison(
     return comparison_of(cand, dim, scales, table, items, (0, 0), int(sum(counts)))
 
 
-def table_rows(prepared: Prepared, spec: MigrationSpec) -> list[dict[str, Any]]:
-    """The tables of ``prepared`` in the ``--tables`` format (who labelled is not kept: the verdicts' sums)."""
+def write_tables_csv(comparisons: Mapping[tuple[str, str], Comparison], path: str | Path) -> int:
+    """Write the count tables in the ``--tables`` format as CSV, atomically; returns the number of rows."""
+    rows = table_rows(comparisons)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(Path(path), buf.getvalue(), "the count tables")
+    return len(rows)
+
+
+def table_rows(comparisons: Mapping[tuple[str, str], Comparison]) -> list[dict[str, Any]]:
+    """The count tables in the ``--tables`` format (who labelled is not kept: the verdicts' sums)."""
     out = []
-    for (cand, dim), comp in prepared.comparisons.items():
+    for (cand, dim), comp in comparisons.items():
         t, names = comp.table, comp.scales.names
         for j in range(t.cells):
             row: dict[str, Any] = {"candidate": cand, "dimension": dim, "segment": t.segments[int(t.seg[j])]}

@@ -253,6 +253,11 @@ def register(app: typer.Typer) -> None:
             help="Count tables given directly (CSV/JSONL/Parquet; e.g. the GROUP BY run in a warehouse) "
             "instead of records; docs/scale.md gives the columns.",
         ),
+        write_tables: Path | None = typer.Option(
+            None,
+            "--write-tables",
+            help="Also write the count tables this run decided on, in the --tables format (CSV).",
+        ),
     ) -> None:
         from changeover.assessment import ConvergenceWarning, assess
         from changeover.assessment.jsonout import write_decision
@@ -306,6 +311,11 @@ def register(app: typer.Typer) -> None:
             elapsed = time.perf_counter() - started
         print_assessment(result)
         console.print(f"[dim]fitted in {elapsed:.1f} s[/]")
+        if write_tables is not None:
+            from changeover.assessment.pushdown_tables import write_tables_csv
+
+            write_tables_csv(result.comparisons, write_tables)
+            console.print(f"count tables written to {write_tables}")
         if json_out:
             write_decision(result.decision, json_out)
             console.print(f"decision written to {json_out}")
