@@ -315,6 +315,21 @@ def drain(port: int, limit: float) -> tuple[Scrape, Scrape]:
     return first, last
 
 
+def settled(port: int, limit: float = 10.0) -> Scrape:
+    """The gateway's /metrics once its mirror and log queues are empty and the rows written stay put
+    for a scrape (or after ``limit`` seconds)."""
+    last = scrape(port)
+    deadline = last.at + limit
+    while last.at < deadline:
+        time.sleep(0.25)
+        now = scrape(port)
+        idle = now.total("changeover_mirror_queue_depth") + now.total("changeover_log_queue_depth") == 0
+        if idle and now.total("changeover_log_written_total") == last.total("changeover_log_written_total"):
+            return now
+        last = now
+    return last
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -344,6 +359,7 @@ def migration(base: str, args: argparse.Namespace, judge: bool) -> dict[str, Any
         raw["models"] = {"judge": {"base_url": base, "max_retries": 0}}
         raw["judges"] = {"agreement": {"kind": "llm", "model": "judge", "rubric": "comparison"}}
         raw["shadow"]["judge"] = {
+            "sample": args.judge_sample,
             "requests_per_minute": 1_000_000,
             "usd_per_day": 100.0,
             "queue_size": 5000,
@@ -437,7 +453,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> Measured:
             draining = Rate.between(first, targets[JUDGING].end)
         for t in targets.values():
             if t.proc is not None and t.end is None:
-                t.end = scrape(t.port)
+                t.end = settled(t.port)
         return Measured(targets, serving, draining, time.monotonic() - t_start)
     finally:
         for proc in reversed(procs):
@@ -460,7 +476,7 @@ def met(ok: bool) -> str:
 
 def report_latency(args: argparse.Namespace, m: Measured) -> None:
     judging = (
-        f"; judging every mirrored pair (comparison judge {args.judge_latency * 1000:.0f} ms, "
+        f"; judging {args.judge_sample:.0%} of mirrored pairs (comparison judge {args.judge_latency * 1000:.0f} ms, "
         f"{args.judge_concurrency} pairs at once)"
         if args.judge
         else ""
@@ -556,6 +572,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=3000, help="closed-loop requests per target")
     ap.add_argument("--latency", type=float, default=0.005, help="upstream answer latency in seconds")
     ap.add_argument("--judge-latency", type=float, default=0.005, help="judge answer latency in seconds")
+    ap.add_argument("--judge-sample", type=float, default=1.0, help="share of mirrored pairs judged")
     ap.add_argument("--judge-concurrency", type=int, default=4, help="pairs judged at once (shadow.judge)")
     ap.add_argument("--drain", type=float, default=15.0, help="longest wait for the judging queue to empty (s)")
     ap.add_argument("--sample", type=float, default=1.0, help="share of requests mirrored")
