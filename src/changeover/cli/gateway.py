@@ -348,9 +348,11 @@ def _report_table(candidate: str, incumbent: str, rows: list[dict[str, Any]], st
     for row in rows:
         table.add_column(row["request_type"], justify="right")
     from changeover.shadow.disagreements import TABLE_LINES
+    from changeover.shadow.keepalive import TABLE_LINES as KEEP_ALIVE_LINES
 
     compared = TABLE_LINES if any(r.get("comparison") for r in rows) else []
-    for label, cell in [*REPORT_LINES, *_judged_lines(rows), *compared]:
+    kept = KEEP_ALIVE_LINES if any(r.get("keep_alive") for r in rows) else []
+    for label, cell in [*REPORT_LINES, *_judged_lines(rows), *compared, *kept]:
         table.add_row(label, *(cell(row) for row in rows))
     overall = next((r for r in rows if r["request_type"] == "all"), None)
     if overall is not None and (line := _coverage_line(overall)):
@@ -383,7 +385,9 @@ def shadow_report(
         raise SpecError(f"--since: {exc}") from None
     spec, settings, store = _context(spec_path, db)
     start = now() - timedelta(seconds=seconds)
-    report = build_report(store, settings.incumbent, settings.mirror_to, since=start, examples=examples)
+    report = build_report(
+        store, settings.incumbent, settings.mirror_to, since=start, examples=examples, settings=settings
+    )
     for candidate in settings.mirror_to:
         rows = [r for r in report.rows if r["candidate"] == candidate]
         console.print(_report_table(candidate, settings.incumbent, rows, start))

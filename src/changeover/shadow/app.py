@@ -34,7 +34,8 @@ from changeover.shadow.admin import AdminAPI
 from changeover.shadow.config import Settings, load_settings
 from changeover.shadow.gateway import Gateway
 from changeover.shadow.judging import JudgeWorker
-from changeover.shadow.metrics import Metrics, deprecation_gauges, judge_gauges
+from changeover.shadow.keepalive import KeepAlive
+from changeover.shadow.metrics import Metrics, deprecation_gauges, judge_gauges, keep_alive_gauges
 from changeover.shadow.mirror import Mirror
 from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.redact import Redactor
@@ -64,6 +65,7 @@ class GatewayService:
         self.prompts = LivePrompts.for_spec(spec, s.gateway)  # a bad registry fails here, before serving
         rows = RowMaker(s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests)
         self.judge = JudgeWorker.for_spec(spec, store, s.shadow.judge, rows) if s.shadow.judge else None
+        self.keep_alive = KeepAlive(spec, store, s) if s.shadow.keep_alive else None
         self.writer = LogWriter(
             store,
             rows,
@@ -104,7 +106,7 @@ class GatewayService:
         mirror = Mirror(
             upstreams,
             s.mirror_to,
-            s.shadow.rate,
+            self.keep_alive.rate if self.keep_alive is not None else s.shadow.rate,
             self.writer.submit,
             s.shadow.queue_size,
             s.shadow.concurrency,
@@ -125,6 +127,8 @@ class GatewayService:
         self._tasks.append(asyncio.create_task(self._land_pending(), name="changeover-pending-change"))
         if self.run_controller:
             self._tasks.append(asyncio.create_task(self._control(), name="changeover-controller"))
+        if self.keep_alive is not None:
+            self._tasks.append(asyncio.create_task(self._keep_alive(self.keep_alive), name="changeover-keep-alive"))
         try:
             yield
         finally:
@@ -154,6 +158,20 @@ class GatewayService:
                 log.exception("rollout analysis failed")
                 continue
             self._follow(decision.state, decision.pending)
+
+    async def _keep_alive(self, keep_alive: KeepAlive) -> None:
+        """Assess the judged pairs per request type every ``shadow.keep_alive.interval`` (``shadow.keepalive``)."""
+        try:
+            await asyncio.to_thread(keep_alive.load)
+        except Exception:  # noqa: BLE001 - the store away at start-up: the configured rates until the next check
+            log.exception("cannot read the keep-alive events")
+        while True:
+            await asyncio.sleep(keep_alive.config.interval)
+            try:
+                await asyncio.to_thread(keep_alive.check)
+            except Exception:  # noqa: BLE001 - the store away or a bug: rates stay, counted, the next run retries
+                keep_alive.errors += 1
+                log.exception("keep-alive assessment failed")
 
     def _follow(self, state: RolloutState | None, pending: bool) -> None:
         """Route by a new state: written ones by version, a pending one at once (held)."""
@@ -297,6 +315,8 @@ class GatewayService:
             )
         if self.judge is not None:
             gauges.update(judge_gauges(self.judge))
+        if self.keep_alive is not None:
+            gauges.update(keep_alive_gauges(self.keep_alive, mirror))
         gauges.update(deprecation_gauges(self.gateway.upstreams))
         return PlainTextResponse(self.metrics.render(gauges), media_type="text/plain; version=0.0.4")
 

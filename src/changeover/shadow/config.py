@@ -166,6 +166,25 @@ class JudgeSettings(BaseModel):
         return share_for(self.sample, request_type)
 
 
+def _keep_alive_shorthand(v: object) -> object:
+    """``shadow.keep_alive: 0.02`` is ``{rate: 0.02}``."""
+    return {"rate": v} if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+class KeepAliveSettings(BaseModel):
+    """``shadow.keep_alive``: once the calibrated decision on a request type's judged shadow records is settled,
+    mirror (and so judge) that type at ``rate`` only; back to ``sample`` when it is not (``shadow.keepalive``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(0.02, ge=0, le=1, description="share of a settled request type's requests still mirrored")
+    interval: Seconds = Field(600.0, gt=0, description="how often the judged records are assessed per request type")
+    window: Seconds = Field(
+        7 * 86400.0, gt=0, description="the judged shadow records assessed: those stored in this last stretch"
+    )
+    draws: int = Field(500, ge=50, description="posterior draws per chain of each assessment (2 chains)")
+
+
 class ShadowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -183,6 +202,11 @@ class ShadowConfig(BaseModel):
     log_requests: bool = Field(True, description="store the request context (messages, tools, parameters)")
     redact: list[Redaction] = Field(default_factory=list)
     judge: JudgeSettings | None = Field(None, description="judge a sample of mirrored pairs (off = not set)")
+    keep_alive: Annotated[KeepAliveSettings | None, BeforeValidator(_keep_alive_shorthand)] = Field(
+        None,
+        description="a settled request type falls back to this keep-alive mirror rate (needs 'judge'; a number "
+        "is the rate)",
+    )
 
     @field_validator("sample")
     @classmethod
@@ -231,4 +255,9 @@ def load_settings(spec: MigrationSpec) -> Settings:
     unknown = [m for m in mirror_to if m not in spec.candidates]
     if unknown:
         raise SpecError(f"{where}: field 'shadow.candidates' names {', '.join(unknown)}, not candidates of the spec")
+    if shadow.keep_alive is not None and shadow.judge is None:
+        raise SpecError(
+            f"{where}: field 'shadow.keep_alive' needs 'shadow.judge' (a request type is settled by the calibrated "
+            "decision on its judged pairs); add shadow: {judge: {}} or remove keep_alive"
+        )
     return Settings(spec.incumbent, candidate, mirror_to, gateway, shadow, rollout)

@@ -145,3 +145,31 @@ def judge_gauges(judge: Any) -> dict[str, tuple[str, dict[tuple[tuple[str, str],
         "changeover_judge_calls_total": ("Judge model calls made (cache hits excluded).", {(): judge.judge_calls}),
         "changeover_judge_queue_depth": ("Pairs waiting to be judged.", {(): judge.queue.qsize()}),
     }
+
+
+def keep_alive_gauges(keep_alive: Any, mirror: Any) -> dict[str, tuple[str, dict[tuple[tuple[str, str], ...], float]]]:
+    """Each request type's mirror rate now (``shadow.keepalive``: the keep-alive rate once settled) and the
+    mirror's per-type counts, for ``render``."""
+    rates = keep_alive.rates(list(mirror.considered))
+    return {
+        "changeover_mirror_rate": (
+            "Share of a request type's requests mirrored now (the keep-alive rate once its decision is settled).",
+            {(("request_type", t),): r for t, r in rates.items()},
+        ),
+        "changeover_mirror_settled": (
+            "1 when the calibrated decision on a request type's judged pairs is settled (keep-alive rate).",
+            {(("request_type", t),): float(t in keep_alive.state and keep_alive.state[t].settled) for t in rates},
+        ),
+        "changeover_mirror_considered_total": (
+            "Served requests that could be mirrored, per request type.",
+            {(("request_type", t),): n for t, n in sorted(mirror.considered.items())},
+        ),
+        "changeover_mirror_drawn_total": (
+            "Requests drawn for mirroring at their type's rate, per request type.",
+            {(("request_type", t),): n for t, n in sorted(mirror.mirrored.items())},
+        ),
+        "changeover_keep_alive_assessments_total": (
+            "Calibrated assessments of a request type's judged pairs (keep-alive).",
+            {(): keep_alive.assessments},
+        ),
+    }

@@ -73,10 +73,19 @@ class Mirror:
         self.sent: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
+        self.considered: Counter[str] = Counter()  # served requests that could be mirrored, per request type
+        self.mirrored: Counter[str] = (
+            Counter()
+        )  # ... and were drawn at the type's rate (keep-alive: ``shadow.keepalive``)
         self._workers: list[asyncio.Task] = []
 
     def sampled(self, request_type: str) -> bool:
-        return drawn(self.rate(request_type))
+        """Drawn at the type's current rate (the configured one, or the keep-alive rate once settled); counted."""
+        self.considered[request_type] += 1
+        if not drawn(self.rate(request_type)):
+            return False
+        self.mirrored[request_type] += 1
+        return True
 
     def offer(self, job: MirrorJob) -> None:
         """Queue ``job`` for every candidate (the reverse mirror: for ``job.to``); drop (and count) what

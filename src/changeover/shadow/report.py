@@ -6,7 +6,10 @@ week the pairs cover, semantic-equivalence rate on the pairs, disagreements
 classified better / worse / different, latency percentiles, tokens and cost
 per 1k requests, refusal / error / malformed / timeout rates, format drift and
 the answers that carried an upstream deprecation notice (earliest sunset named),
-each beside the incumbent's own value on the same requests.
+each beside the incumbent's own value on the same requests. With
+``shadow.keep_alive`` (``settings`` given), ``keep_alive`` gives each request
+type's mirror rate now, whether it is settled, and the USD keep-alive saved
+against mirroring at the configured rate (``shadow.keepalive.savings``).
 ``disagreements`` is the deterministic rule on every pair: an answer against a
 failure or refusal is better (or worse), anything else is just different. With
 a comparison judge among the spec's judges, ``comparison`` gives the judge's
@@ -30,6 +33,7 @@ from changeover.shadow.answers import Answer, Pair, load_answers, pairs
 from changeover.shadow.checks import equivalent, format_drift
 from changeover.shadow.disagreements import EXAMPLES, comparison_summary
 from changeover.shadow.export import JUDGED_SOURCE
+from changeover.shadow.keepalive import keep_alive_events, savings, total_savings
 from changeover.store.responses import load_records_counted
 
 Comparer = Callable[[Pair], str]  # -> "better" | "worse" | "different"
@@ -194,9 +198,13 @@ def build_report(
     judge: Callable[[str | None, str | None], bool] = equivalent,
     comparer: Comparer = compare,
     examples: int = EXAMPLES,
+    settings: Any = None,
 ) -> ShadowReport:
+    """``settings`` (``shadow.config.Settings``): with ``shadow.keep_alive`` on, each row gets ``keep_alive``."""
     answers = load_answers(store, since=since, models=[incumbent, *candidates])
     judged = load_judged(store, [incumbent, *candidates], since)
+    keeping = settings is not None and settings.shadow.keep_alive is not None
+    events = keep_alive_events(store, settings) if keeping else []
     rows = []
     for candidate in candidates:
         matched = pairs(answers, incumbent, candidate)
@@ -214,4 +222,18 @@ def build_report(
                     "coverage": coverage(group),
                 }
             )
+        if keeping:
+            typed = [r for r in rows if r["candidate"] == candidate and r["request_type"] != ALL]
+            for row in typed:
+                row["keep_alive"] = savings(
+                    answers,
+                    events,
+                    incumbent,
+                    candidate,
+                    row["request_type"],
+                    settings.shadow.rate(row["request_type"]),
+                    row["candidate_stats"]["cost_usd_per_1k"],
+                )
+            overall = next(r for r in rows if r["candidate"] == candidate and r["request_type"] == ALL)
+            overall["keep_alive"] = total_savings([r["keep_alive"] for r in typed])
     return ShadowReport(since, incumbent, rows)
