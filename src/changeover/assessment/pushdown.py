@@ -510,7 +510,7 @@ def comparison_of(
         (table.known(0), table.known(1)),
         excluded,
         (scored[0], scored[1]),
-        np.ones(len(items), bool),
+        np.ones((2, len(items)), bool),  # [2, entries]: every carried entry holds both first samples
         paired=paired,
     )
 
@@ -727,9 +727,11 @@ def _verdict_items(spec: MigrationSpec, verdicts: Mapping[tuple[str, str, str], 
 
 def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
     """The count tables of the store's records (SQLite or PostgreSQL), computed in its own SQL."""
+    from changeover.labeling.gold import spec_answers
     from changeover.store.responses import current_verdicts, load_records_counted
 
-    verdicts = current_verdicts(store)
+    gold = spec_answers(spec)  # the gold file's answers beside the gold verdicts, as the Python engine reads them
+    verdicts = current_verdicts(store, gold)
     with store.engine.connect() as conn:
         runner = SqlRunner(conn)
         if runner.dialect not in ("sqlite", "postgresql"):
@@ -745,7 +747,7 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
             records: list[Record] = []
             merged = 0
             for start in range(0, len(items), 5000):
-                got, n = load_records_counted(store, spec.models, items=items[start : start + 5000])
+                got, n = load_records_counted(store, spec.models, items=items[start : start + 5000], gold=gold)
                 records += got
                 merged += n
             return records, merged
