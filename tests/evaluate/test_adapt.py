@@ -382,6 +382,16 @@ def test_the_rules_rewrite_one_pattern_or_say_why_not(pattern, parent, failures,
         assert variant.template == parent.template and variant.version == 1
 
 
+@pytest.mark.parametrize("pattern", ["instruction_specificity", "instruction_order", "output_format", "few_shot"])
+def test_a_rule_applied_twice_changes_nothing_the_second_time(pattern):
+    """The best arm may be the parent again: a rewrite of its own output proposes nothing new."""
+    parent = rules_parent() if pattern == "few_shot" else rules_parent("Be brief. Extract the order as JSON.")
+    once, _ = adapt_rules.propose(parent, pattern, [FENCE_FAILURE])
+    assert once is not None
+    twice, note = adapt_rules.propose(once, pattern, [FENCE_FAILURE])
+    assert twice is None and note.startswith("rules: ")
+
+
 def imitating_candidate(body: dict[str, Any]) -> str:
     """A small model's habit: its answer looks like the prompt's examples (fenced when they are fenced)."""
     if "```" in system_of(body):

@@ -40,6 +40,8 @@ _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)\n?[ \t]*```", re.S)
 _FORMAT_WORDS = re.compile(r"\b(json|format|schema|markdown|reply|answer|respond|output)\b", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
+REJECTED_RULE = "Replies rejected before were:"
+
 Rewrite = Callable[[PromptVariant, list[Failure]], tuple[PromptVariant | None, str]]
 
 
@@ -95,7 +97,9 @@ def rejected_as_rule(parent: PromptVariant, failures: list[Failure]) -> tuple[Pr
     if not reasons:
         return None, "no rejected answer to learn a rule from"
     named = "; ".join(why for why, _ in reasons.most_common(3))
-    return _append(parent, f"Replies rejected before were: {named}. Your reply must avoid this."), (
+    if REJECTED_RULE in (parent.system or "") + (parent.template or ""):
+        return None, "a rule from rejected answers is already there"
+    return _append(parent, f"{REJECTED_RULE} {named}. Your reply must avoid this."), (
         f"made a rule of {len(reasons)} rejection reason(s)"
     )
 
@@ -110,6 +114,8 @@ def format_first(parent: PromptVariant, _failures: list[Failure]) -> tuple[Promp
     if found is None:
         return None, "no instruction about the reply's format in the first paragraph"
     rule = sentences[found]
+    if found == 0 and parent.system.rstrip().endswith(rule):
+        return None, "the format instruction is already first and last"
     others = " ".join(s for i, s in enumerate(sentences) if i != found)
     body = "\n\n".join(p for p in (others, rest if sep else "") if p)
     system = "\n\n".join(p for p in (rule, body, rule) if p)
