@@ -123,3 +123,24 @@ def test_a_regression_in_the_hold_rolls_back_to_the_incumbent(store):
     (m,) = list_events(store, kind_prefix="rollout.analysis")[-1].payload["measurements"]
     assert m["value"] == 0.25 and m["baseline"] == 0.0
     assert not list_events(store, kind_prefix="rollout.hold_end")
+
+
+def test_the_holds_baseline_is_the_reverse_mirrored_answers_not_the_fallbacks(store):
+    """Fallbacks answer only the requests the candidate failed (the harder ones): in the baseline they would
+    raise it and hide the candidate's errors. 4 of 40 candidate answers failed; the 20 mirrored incumbent
+    answers are clean; the incumbent's 4 fallbacks to the failed requests are slow and 2 of them failed too."""
+    cfg = config()
+    rs.advance(store, cfg, rs.ensure_started(store, cfg, "new", "gateway"), "operator:ana", "offline GO")
+    log_hold(store, 40, candidate_errors=0.1)
+    writer = LogWriter(store, RowMaker(UP, {"new"}), flush_interval=0.01).start()
+    for i in range(4):  # the requests h0..h3 the candidate failed
+        error = "http_500" if i < 2 else None
+        writer.submit(exchange(f"h{i}", "old", "fallback", error=error, latency=5000.0, stage=1, weight=100))
+    writer.close()
+    decision = Controller(store, cfg, "old", "new").tick()
+    (m,) = decision.measurements
+    # with the fallbacks in it the baseline would be 2/24 (limit 0.133 > 0.1: the regression hidden)
+    assert (m.value, m.baseline, m.phase) == (0.1, 0.0, "failed")
+    assert decision.action == "rollback"
+    analysis = list_events(store, kind_prefix="rollout.analysis")[-1]
+    assert analysis.payload["incumbent_fallbacks"] == 4  # shown apart

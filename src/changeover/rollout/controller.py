@@ -15,15 +15,17 @@ once when the store is back; analysis waits until then.
 At 100 % the rollout *holds* (``rollout.hold``): the candidate serves everyone,
 the incumbent answers a reverse-mirrored share of the requests, and the
 triggers keep running against it - the baseline is then the incumbent's
-mirrored (and fallback) answers and a pair is the candidate's served answer with
-the incumbent's mirrored one. A failed trigger rolls back (everyone on the
+reverse-mirrored answers only (its fallback answers exist only where the
+candidate failed, the harder requests: they would skew the baseline; they are
+counted apart, ``incumbent_fallbacks`` in the analysis) and a pair is the
+candidate's served answer with the incumbent's mirrored one. A failed trigger rolls back (everyone on the
 incumbent, the same flag flip); once the hold has passed with no failed check,
 the controller advances, which ends the hold and decommissions the incumbent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,15 +82,25 @@ def reverse_pairs(answers: list[Answer], incumbent: str, candidate: str) -> list
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class HoldWindow(Window):
+    """The hold's window: the baseline is the incumbent's reverse-mirrored answers; its fallback answers
+    (to requests the candidate failed) are kept apart, out of the baseline."""
+
+    fallbacks: Sequence[Answer] = ()
+
+
 def window_from_store(store: Store, incumbent: str, candidate: str, start: datetime, reverse: bool = False) -> Window:
-    """The answers since ``start``; ``reverse`` (the hold): the incumbent's baseline is its mirrored and
-    fallback answers (it serves nobody) and the pairs are the reverse-mirrored ones."""
+    """The answers since ``start``; ``reverse`` (the hold): the incumbent's baseline is its reverse-mirrored
+    answers only (it serves nobody; its fallbacks answer the requests the candidate failed, a biased sample)
+    and the pairs are the reverse-mirrored ones."""
     answers = load_answers(store, since=start, models=[incumbent, candidate])
     if reverse:
-        return Window(
+        return HoldWindow(
             candidate=[a for a in answers if a.model == candidate],
-            incumbent=[a for a in answers if a.model == incumbent and a.role in ("mirror", "fallback")],
+            incumbent=[a for a in answers if a.model == incumbent and a.role == "mirror"],
             pairs=reverse_pairs(answers, incumbent, candidate),
+            fallbacks=[a for a in answers if a.model == incumbent and a.role == "fallback"],
         )
     return Window(
         candidate=[a for a in answers if a.model == candidate],
@@ -258,6 +270,8 @@ class Controller:
             "candidate_answers": len(window.candidate),
             "measurements": [m.to_json() for m in measurements],
         }
+        if isinstance(window, HoldWindow):
+            payload["incumbent_fallbacks"] = len(window.fallbacks)  # out of the baseline, shown apart
         analysis = EventSpec("rollout.analysis", reason, payload)
         new_state, pending = state, False
         if action in ("rollback", "pause", "advance"):
