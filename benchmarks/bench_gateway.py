@@ -447,6 +447,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> Measured:
                     serving = this if serving is None else serving + this
         for t in targets.values():
             t.rps = run(closed_loop(t.port, args.concurrency, args.count))
+            if t.proc is not None and t.name != JUDGING:
+                t.end = settled(t.port)  # its mirrors and log rows written before the next target's turn
         draining = None
         if JUDGING in targets:
             first, targets[JUDGING].end = drain(targets[JUDGING].port, args.drain)
