@@ -234,6 +234,34 @@ def test_pairs_left_unjudged_at_a_restart_are_judged_at_the_next_start(tmp_path,
     assert {"before1", "before2"} <= items and judged.calls["judge"] == 4  # 2 pairs, both answers judged
 
 
+def test_reverse_pairs_left_unjudged_at_a_restart_are_judged_with_their_sides_the_right_way(
+    tmp_path, judged, serve, gw_store
+):
+    """The hold's pairs (the candidate served, the incumbent reverse-mirrored) in flight at a restart."""
+    from changeover.shadow.config import Upstream
+    from changeover.shadow.rows import RowMaker
+    from changeover.shadow.writer import LogWriter
+
+    up = {"old": Upstream(base_url="http://x/v1"), "new": Upstream(base_url="http://y/v1")}
+    writer = LogWriter(gw_store, RowMaker(up, {"new"}), flush_interval=0.01).start()
+    reworded = "The capital of France is Paris."
+    for i in range(2):
+        q = {"messages": [{"role": "user", "content": f"What is the capital of France? #{i}"}]}
+        writer.submit(exchange(f"hold{i}", "new", "served", text=reworded, payload=q, stage=1, weight=100))
+        writer.submit(exchange(f"hold{i}", "old", "mirror", text=SAME, payload=q, stage=1, weight=100))
+    writer.close()
+    gw = serve(judged_spec(tmp_path, judged))
+    judge = gw.service.judge
+    wait_for(lambda: judge.resumed == 2 and judge.judged == 2, timeout=30)
+    gw.stop()
+    by = {(r.item, r.model): r for r in load_records(gw_store) if r.extra.get("source") == "gateway:shadow"}
+    for i in range(2):
+        inc, cand = by[(f"hold{i}", "old")], by[(f"hold{i}", "new")]
+        assert (inc.extra["role"], inc.response) == ("mirror", SAME)  # the incumbent's side: its mirrored answer
+        assert (cand.extra["role"], cand.response) == ("served", reworded)  # the candidate's: what it served
+    assert judged.calls["judge"] == 4 and judge.prefiltered == 0  # both answers of both pairs judged
+
+
 def test_semantic_equivalence_reads_the_equivalence_judge_on_judged_pairs(tmp_path, store):
     from tests.gateway.test_triggers import answer
 

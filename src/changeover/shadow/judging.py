@@ -51,6 +51,7 @@ from changeover.judges.base import Judge, Verdict
 from changeover.judges.comparison import Comparison, comparison_signal
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, build_clients, model_configs
 from changeover.records import Record
+from changeover.rollout.controller import reverse_pairs
 from changeover.shadow.answers import Answer as LoggedAnswer
 from changeover.shadow.answers import Pair, load_answers, pairs
 from changeover.shadow.checks import is_refusal, similarity
@@ -351,9 +352,13 @@ class JudgeWorker:
             return
         refusal = ExpectRefusal(self.settings)
         for candidate in self.spec.candidates:
-            for pair in pairs(answers, self.spec.incumbent, candidate):
+            # forward (the incumbent served, the candidate mirrored) and, from the hold, reverse (the candidate
+            # served, the incumbent reverse-mirrored): the sides as the mirror hands them to offer()
+            forward = [(p, p.incumbent) for p in pairs(answers, self.spec.incumbent, candidate)]
+            reverse = [(p, p.candidate) for p in reverse_pairs(answers, self.spec.incumbent, candidate)]
+            for pair, served in forward + reverse:
                 rid, kind = pair.incumbent.request_id, pair.incumbent.request_type
-                if pair.incumbent.at >= started or (rid, candidate) in done or not self.wanted(rid, kind):
+                if served.at >= started or (rid, candidate) in done or not self.wanted(rid, kind):
                     continue
                 with self._settled:
                     try:
