@@ -144,3 +144,31 @@ def test_the_holds_baseline_is_the_reverse_mirrored_answers_not_the_fallbacks(st
     assert decision.action == "rollback"
     analysis = list_events(store, kind_prefix="rollout.analysis")[-1]
     assert analysis.payload["incumbent_fallbacks"] == 4  # shown apart
+
+
+def test_last_event_reads_only_the_newest_row_of_the_flag(store):
+    from sqlalchemy import event as sa_event
+
+    from changeover.rollout.hold import last_event
+    from changeover.store.events import record_event
+
+    cfg = config()
+    for i in range(30):  # a long hold: many analysis runs, other flags' events in between
+        record_event(store, "rollout.analysis", cfg.flag, "controller", f"run {i}", {"i": i})
+        record_event(store, "rollout.analysis", "other.flag", "controller", f"other {i}", {"i": -i})
+    record_event(store, "rollout.pause", cfg.flag, "operator:ana", "freeze", {})
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *_args):
+        statements.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        last = last_event(store, cfg, "rollout.analysis")
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", seen)
+    assert (last.reason, last.payload, last.subject) == ("run 29", {"i": 29}, cfg.flag)
+    assert last.at.tzinfo is not None
+    (sql,) = [s for s in statements if "events" in s]
+    assert "DESC" in sql.upper() and "LIMIT" in sql.upper()  # one row asked for, not the flag's every event
+    assert last_event(store, cfg, "rollout.decommission") is None

@@ -16,7 +16,8 @@ from changeover.rollout.config import RolloutConfig
 from changeover.rollout.state import RolloutState, in_hold
 from changeover.shadow.tables import shadow_log
 from changeover.store import Store
-from changeover.store.events import Event, list_events, now
+from changeover.store.events import Event, aware, now
+from changeover.store.schema import events
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,10 @@ def hold_view(store: Store, config: RolloutConfig, state: RolloutState, incumben
 
 
 def last_event(store: Store, config: RolloutConfig, kind: str) -> Event | None:
-    """The latest event of ``kind`` on the rollout flag (e.g. ``rollout.analysis``, ``rollout.decommission``)."""
-    found = list_events(store, subject=config.flag, kind_prefix=kind)
-    return found[-1] if found else None
+    """The latest event of ``kind`` on the rollout flag (e.g. ``rollout.analysis``, ``rollout.decommission``):
+    one row read (newest id first, limit 1), however many analysis runs the flag has logged."""
+    e = events.c
+    q = select(events).where(e.subject == config.flag, e.kind.startswith(kind)).order_by(e.id.desc()).limit(1)
+    with store.engine.connect() as conn:
+        r = conn.execute(q).first()
+    return None if r is None else Event(r.id, aware(r.at), r.kind, r.subject, r.actor, r.reason, r.payload or {})
