@@ -451,8 +451,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> Measured:
                 t.end = settled(t.port)  # its mirrors and log rows written before the next target's turn
         draining = None
         if JUDGING in targets:
-            first, targets[JUDGING].end = drain(targets[JUDGING].port, args.drain)
-            draining = Rate.between(first, targets[JUDGING].end)
+            draining = Rate.between(*drain(targets[JUDGING].port, args.drain))
         for t in targets.values():
             if t.proc is not None and t.end is None:
                 t.end = settled(t.port)
