@@ -739,7 +739,13 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
         p = Pushdown(spec, runner, next_count)
         cols, models = _store_projection(p)
         _drop_temp(runner)  # a pooled connection may hold them from an earlier run (SQLite keeps temp DDL)
-        p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM responses\nWHERE {models}")
+        source = "responses"
+        if runner.dialect == "postgresql":  # json columns: parsed once per row as jsonb, not once per ->>
+            source = (
+                "(SELECT item, model, segment::jsonb AS segment, signals::jsonb AS signals, labels::jsonb AS labels, "
+                "payload::jsonb AS payload FROM responses) AS responses"
+            )
+        p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
         p.build_items()
         p.mark_labelled(_verdict_items(spec, verdicts))
 
@@ -781,7 +787,7 @@ def _store_projection(p: Pushdown) -> tuple[str, str]:
         return f"CAST({text(head, tail)} AS {cast})", "0"
 
     def labelled(dim: str) -> str:
-        arr = f"json_array_length(labels->'{dim}')" if pg else f"json_array_length(labels, '$.\"{dim}\"')"
+        arr = f"jsonb_array_length(labels->'{dim}')" if pg else f"json_array_length(labels, '$.\"{dim}\"')"
         return f"CASE WHEN {arr} > 0 THEN 1 ELSE 0 END"
 
     error, response = text("error"), text("response")
