@@ -156,10 +156,11 @@ def _pushed(
             store = existing_store(db, records) if store_labels else None
             verdicts = None
             if store is not None:
+                from changeover.labeling.gold import spec_answers
                 from changeover.store.responses import current_verdicts
 
                 with store:
-                    verdicts = current_verdicts(store)
+                    verdicts = current_verdicts(store, spec_answers(migration))
             pushed = pushdown.from_file(migration, records, next_count, verdicts)
             if store is not None:
                 console.print(

@@ -47,12 +47,15 @@ def load_assessment_records(
 ) -> tuple[list[Any], int | None, str | None]:
     """The records a decision reads: a file (with the store's human labels merged unless told not to) or the store.
 
-    Returns the records, how many labels of the store's labels table are in them (None when the
-    store was not consulted) and the store's URL when they were merged into a file's records.
-    With a file, the store is consulted when named (``--db`` / ``CHANGEOVER_DB``) or when the
-    default one exists; it is never created for nothing.
+    Returns the records, how many labels of the store's labels table (and of the spec's gold file,
+    ``labeling.gold.spec_answers``) are in them (None when the store was not consulted) and the
+    store's URL when they were merged into a file's records. The store's labels are read as the
+    labelling app's live fit reads them: the gold file's answers settled, the annotators' gold
+    verdicts beside them. With a file, the store is consulted when named (``--db`` /
+    ``CHANGEOVER_DB``) or when the default one exists; it is never created for nothing.
     """
     from changeover.errors import DataError
+    from changeover.labeling.gold import spec_answers
     from changeover.records import read_records
     from changeover.store import open_store
     from changeover.store.responses import load_records_counted, merge_store_labels
@@ -63,9 +66,9 @@ def load_assessment_records(
         if store is None:
             return recs, None, None
         with store:
-            return recs, merge_store_labels(store, recs), store.display_url
+            return recs, merge_store_labels(store, recs, spec_answers(migration)), store.display_url
     with open_store(db) as store:
-        recs, merged = load_records_counted(store, migration.models)
+        recs, merged = load_records_counted(store, migration.models, gold=spec_answers(migration))
     if not recs:
         raise DataError(
             f"the store ({store.display_url}) holds no records for {migration.models}; "

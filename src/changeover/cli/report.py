@@ -124,6 +124,7 @@ def report(
     the store are merged in (--no-store-labels: only the file's).
     """
     from changeover.assessment import ConvergenceWarning
+    from changeover.labeling.gold import spec_answers
     from changeover.report import ReportInputs, write_report
     from changeover.store.responses import load_records, merge_store_labels
 
@@ -131,7 +132,7 @@ def report(
     store = existing_store(db, records_path)
     try:
         shadow = _shadow_input(spec, store, shadow_since)  # a wrong option fails before the assessment
-        records = read_records(records_path) if records_path else load_records(store, spec.models)
+        records = read_records(records_path) if records_path else load_records(store, spec.models, spec_answers(spec))
         if not records and records_path is not None:
             raise DataError(
                 f"{records_path}: holds no responses; give the records file written by "
@@ -144,7 +145,7 @@ def report(
             )
         merged = None
         if records_path is not None and store is not None and store_labels:
-            merged = merge_store_labels(store, records)
+            merged = merge_store_labels(store, records, spec_answers(spec))
             console.print(
                 f"merged {merged:,} human label(s) from the store ({store.display_url}) into {records_path}; "
                 "--no-store-labels leaves them out",

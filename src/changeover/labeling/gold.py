@@ -17,8 +17,14 @@ left; nothing on the page or in the API marks it. The verdict is stored with
 ``status`` 'gold' (one row per dimension, as any label): ``in_force`` counts
 only 'label' rows, so a gold verdict is **not** a label of the decision -- the
 answer is known already, and the verdict measures the annotator, not the
-response -- nor does it enter the kappa. The annotator's own pages (counters,
-history, corrections) show it as any other label.
+response -- nor does it enter the kappa. The assessment reads it beside the
+settled answer (``store.responses.current_verdicts``): the answer, exact, is the
+response's label, and the verdict measures the annotator's noise; every reader
+of the store's labels (the app's live fit, ``changeover assess`` / ``report``,
+the rollout's ``p_regression``) passes the gold file's answers
+(``spec_answers``), and a gold verdict whose answer is not beside it is left
+out. The annotator's own pages (counters, history, corrections) show it as any
+other label.
 
 Per annotator this module measures agreement with gold (their gold verdicts
 against the answers) and with the consensus (each of their verdicts against
@@ -39,9 +45,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from changeover.errors import SpecError
 from changeover.labeling.tasks import Catalogue, TaskKey, unit_hash
-from changeover.store.responses import in_force
+from changeover.store.responses import GOLD, LABEL, REVIEW, in_force
 
-GOLD = "gold"  # labels.status of a verdict on a gold response
 LOW_GOLD = 0.7  # below this share of gold answers matched, the progress page marks an annotator
 SETTLED = "settled"
 Answers = dict[TaskKey, dict[str, int]]  # (item, model) -> dimension -> the settled verdict
@@ -71,7 +76,7 @@ def read_answers(cfg: GoldConfig, spec_path: Path | None, dimensions: list[str])
         )
     out: Answers = {}
     for row in read_labels(path, "auto", GOLD, dimensions):
-        if row.value is None or row.status != "label":
+        if row.value is None or row.status != LABEL:
             continue
         if row.dimension not in dimensions:
             raise SpecError(f"{row.loc}: field 'dimension': {row.dimension!r} is not labelled here")
@@ -82,10 +87,18 @@ def read_answers(cfg: GoldConfig, spec_path: Path | None, dimensions: list[str])
     return out
 
 
+def spec_answers(spec: Any) -> Answers:
+    """The gold file's answers of a spec's ``labeling.gold`` (empty without one, or with 'settled', whose
+    answers are the admin's resolutions, in the store already): what every reader of the store's labels
+    passes to ``store.responses.current_verdicts``, so the gold verdicts stand beside their answers."""
+    from changeover.labeling.config import labeled_dimensions, labeling_config
+
+    cfg = labeling_config(spec)
+    return read_answers(cfg.gold, spec.path, labeled_dimensions(spec, cfg)) if cfg.gold is not None else {}
+
+
 def settled_answers(rows: Iterable[Any]) -> Answers:
     """The admin's settlements in force (``source`` 'review'), as gold answers."""
-    from changeover.labeling.resolve import REVIEW
-
     out: Answers = {}
     for (item, model, dim, _who), row in in_force(r for r in rows if r.source == REVIEW).items():
         out.setdefault((item, model), {})[dim] = int(row.value)
@@ -104,21 +117,7 @@ def check_answers(answers: Answers, catalogue: Catalogue, where: str) -> None:
 
 def gold_verdicts(rows: Iterable[Any]) -> dict[tuple[str, str, str, str], Any]:
     """Annotators' gold verdicts in force (latest, not superseded), by (item, model, dimension, annotator)."""
-    as_labels = [_Relabelled(r) for r in rows if r.status == GOLD]
-    return {k: v.row for k, v in in_force(as_labels).items()}
-
-
-class _Relabelled:
-    """A gold row seen by ``in_force`` as a label (one rule for what is in force, not two)."""
-
-    __slots__ = ("row",)
-    status = "label"
-
-    def __init__(self, row: Any):
-        self.row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.row, name)
+    return in_force(rows, status=GOLD)
 
 
 def wants_gold(share: float, seed: object, annotator: str, handled: int) -> bool:

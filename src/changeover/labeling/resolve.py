@@ -31,10 +31,9 @@ from changeover.labeling.submit import (
 from changeover.labeling.tasks import Task
 from changeover.store import Store
 from changeover.store.events import append_event, list_events, now
-from changeover.store.responses import in_force
+from changeover.store.responses import LABEL, REVIEW, in_force
 from changeover.store.schema import labels
 
-REVIEW = "review"  # labels.source of an admin's resolution
 MAX_REASON = 500
 
 
@@ -102,7 +101,7 @@ def resolve(store: Store, admin: str, task: Task, res: Resolution) -> dict[str, 
                         client_id=row_client_id(res.client_id, dim) + (f"+{k}" if k else ""),
                         supersedes=target,
                         response_hash=task.response_hash,
-                        status="label",
+                        status=LABEL,
                         source=REVIEW,
                         note=res.reason,
                     )

@@ -48,7 +48,7 @@ from changeover.labeling.tasks import Catalogue, Task, stored_responses
 from changeover.records import Record
 from changeover.stats.stopping import looks_from_labels
 from changeover.store import Store
-from changeover.store.responses import all_labels, load_records, settle
+from changeover.store.responses import all_labels, load_records
 
 
 def looks_for(records: list[Record]) -> int:
@@ -134,9 +134,7 @@ class LabelingService:
         recheck = frozenset(a for a, q in low.items() if q.to_json()["low"]) | self._noisy
         if not full:
             return Snapshot(catalogue, gold=gold, recheck=recheck)
-        records = load_records(self.store, models=self.spec.models)
-        if self.cfg.gold is not None and self.cfg.gold.answers != SETTLED:  # 'settled': in the records already
-            settle(records, gold)  # the annotators' gold verdicts beside the answers measure them
+        records = load_records(self.store, self.spec.models, gold=self._gold_file)  # as `changeover assess` reads
         snap = assess_snapshot(self.spec, self.cfg, records, catalogue, self.dimensions)
         self._noisy = noisy_annotators(snap.decision, self.dimensions)  # kept for the refreshes between fits
         return replace(snap, gold=gold, recheck=recheck | self._noisy)

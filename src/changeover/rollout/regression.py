@@ -18,35 +18,35 @@ from collections.abc import Callable
 import numpy as np
 
 from changeover.config import MigrationSpec
+from changeover.labeling.gold import spec_answers
 from changeover.records import Record
 from changeover.rollout.config import Trigger
 from changeover.rollout.measure import EquivalenceReading, Window
 from changeover.shadow.export import JUDGED_SOURCE, pair_records
 from changeover.store import Store
-from changeover.store.responses import current_labels, load_records_counted
+from changeover.store.responses import Answers, load_records_counted, merge_store_labels
 
 
-def judged_records(store: Store, incumbent: str, candidate: str, window: Window) -> list[Record]:
-    """The stored judged records of the window's pairs (labels merged), both models of each pair."""
+def judged_records(
+    store: Store, incumbent: str, candidate: str, window: Window, gold: Answers | None = None
+) -> list[Record]:
+    """The stored judged records of the window's pairs (labels and the ``gold`` answers merged), both models
+    of each pair."""
     if not window.pairs:
         return []
     ids = {p.incumbent.request_id for p in window.pairs}
     since = min(p.incumbent.at for p in window.pairs)
-    recs, _ = load_records_counted(store, [incumbent, candidate], source=JUDGED_SOURCE, since=since)
+    recs, _ = load_records_counted(store, [incumbent, candidate], source=JUDGED_SOURCE, since=since, gold=gold)
     recs = [r for r in recs if r.item in ids]
     both = {r.item for r in recs if r.model == incumbent} & {r.item for r in recs if r.model == candidate}
     return [r for r in recs if r.item in both]
 
 
 def window_records(store: Store, spec: MigrationSpec, window: Window) -> list[Record]:
-    """The window's pairs with the gateway's deterministic signals, human labels merged."""
+    """The window's pairs with the gateway's deterministic signals, human labels merged as ``changeover assess``
+    merges them (``merge_store_labels``: annotators named, settled and gold answers beside the verdicts)."""
     records = pair_records(window.pairs)
-    labels = current_labels(store)
-    for rec in records:
-        for dim in spec.dimensions:
-            verdicts = labels.get((rec.item, rec.model, dim))
-            if verdicts:
-                rec.labels[dim] = list(verdicts)
+    merge_store_labels(store, records, spec_answers(spec))
     return records
 
 
@@ -86,7 +86,7 @@ def regression_for(
     spec: MigrationSpec, store: Store, incumbent: str, candidate: str, draws: int = 400, judged: bool = False
 ) -> Callable[[Trigger, Window], tuple[float | None, int]]:
     def p_regression(trigger: Trigger, window: Window) -> tuple[float | None, int]:
-        records = judged_records(store, incumbent, candidate, window) if judged else None
+        records = judged_records(store, incumbent, candidate, window, spec_answers(spec)) if judged else None
         n = len(records) // 2 if records is not None else len(window.pairs)
         if n < trigger.min_samples:
             return None, n

@@ -5,9 +5,11 @@ transaction, so a bad row leaves the store as it was. A record already stored
 (same content fingerprint) is not added again. Labels made in the labelling
 app (the ``labels`` table) are merged into the records read back, each with
 its annotator (``Record.label_by``): an admin's resolution as a settled answer
-(``settled:<admin>``), and an annotator's verdict on a gold response as their
-verdict beside it -- the measurement model reads those as checks of the
-annotator (stats.model: one noise rate per annotator).
+(``settled:<admin>``), a gold file's answers (when the caller passes them) as
+``settled:gold``, and an annotator's verdict on a gold response as their
+verdict beside its settled answer -- the measurement model reads those as
+checks of the annotator (stats.model: one noise rate per annotator). A gold
+verdict with no settled answer beside it is left out, never a label.
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from changeover.errors import StoreError
-from changeover.records import OPTIONAL_FIELDS, Record, read_records, settled_by
+from changeover.records import OPTIONAL_FIELDS, Record, is_settled, read_records, settled_by
 from changeover.store.engine import Store, cause
 from changeover.store.events import now
 from changeover.store.schema import imports, labels, responses
 
 _BATCH = 2000
+LABEL = "label"  # labels.status of a verdict of the decision
+GOLD = "gold"  # labels.status of a verdict on a gold response (labeling.gold): a check of the annotator
+REVIEW = "review"  # labels.source of an admin's resolution (labeling.resolve)
+GOLD_BY = "gold"  # a gold file's answer is the settled answer ``settled:gold``
+Answers = Mapping[tuple[str, str], Mapping[str, int]]  # (item, model) -> dimension -> a settled answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +148,7 @@ def labels_in_force(store: Store) -> dict[tuple[str, str, str, str], Any]:
     return in_force(all_labels(store))
 
 
-def in_force(rows: Iterable[Any], status: str = "label") -> dict[tuple[str, str, str, str], Any]:
+def in_force(rows: Iterable[Any], status: str = LABEL) -> dict[tuple[str, str, str, str], Any]:
     """Of label rows in id order, those that still count, by (item, model, dimension, annotator).
 
     A label superseded by a later one (a correction) is dropped; per annotator
@@ -165,31 +172,38 @@ def current_labels(store: Store) -> dict[tuple[str, str, str], list[int]]:
     return dict(out)
 
 
-GOLD = "gold"  # labels.status of a verdict on a gold response (labeling.gold)
-REVIEW = "review"  # labels.source of an admin's resolution (labeling.resolve)
 Verdicts = dict[tuple[str, str, str], list[tuple[str, int]]]
 
 
-def current_verdicts(store: Store) -> Verdicts:
+def current_verdicts(store: Store, gold: Answers | None = None) -> Verdicts:
     """What the assessment reads from the labels table: (item, model, dimension) -> (annotator, verdict).
 
     The labels in force (``in_force``), an admin's resolution named as a settled
-    answer (``settled:<admin>``), and each annotator's latest verdict on a gold
-    response (``status`` 'gold'; not in force -- the queue, kappa and
-    ``current_labels`` leave them out -- but a check of that annotator).
+    answer (``settled:<admin>``), the answers of a gold file (``gold``, e.g.
+    ``labeling.gold.spec_answers``) as ``settled:gold``, and each annotator's
+    latest verdict on a gold response (``status`` 'gold'; not in force -- the
+    queue, kappa and ``current_labels`` leave them out) -- only beside a settled
+    answer on the same response and dimension, where it checks that annotator.
+    A gold verdict without its answer (a gold file the caller did not pass) is
+    left out: it never becomes a label of the decision.
     """
     rows = all_labels(store)
     out: Verdicts = defaultdict(list)
     for (item, model, dim, who), row in in_force(rows).items():
         out[(item, model, dim)].append((settled_by(who) if row.source == REVIEW else who, int(row.value)))
+    for (item, model), answers in (gold or {}).items():
+        for dim, value in answers.items():
+            out[(item, model, dim)].append((settled_by(GOLD_BY), int(value)))
     for (item, model, dim, who), row in in_force(rows, status=GOLD).items():
-        out[(item, model, dim)].append((who, int(row.value)))
+        beside = out.get((item, model, dim), [])
+        if any(is_settled(by) for by, _ in beside):
+            beside.append((who, int(row.value)))
     return dict(out)
 
 
-def load_records(store: Store, models: Iterable[str] | None = None) -> list[Record]:
-    """All stored responses as records, app labels merged into ``labels``."""
-    return load_records_counted(store, models)[0]
+def load_records(store: Store, models: Iterable[str] | None = None, gold: Answers | None = None) -> list[Record]:
+    """All stored responses as records, app labels (and ``gold`` answers) merged into ``labels``."""
+    return load_records_counted(store, models, gold=gold)[0]
 
 
 def load_records_counted(
@@ -198,10 +212,12 @@ def load_records_counted(
     source: str | None = None,
     since: Any = None,
     items: Iterable[str] | None = None,
+    gold: Answers | None = None,
 ) -> tuple[list[Record], int]:
-    """``load_records`` and how many verdicts of the labels table it merged in; ``source`` / ``since``
-    keep only records stored from that source / at or after that time (the gateway's judged pairs),
-    ``items`` only those of these items (``assessment.pushdown``: the labelled ones)."""
+    """``load_records`` and how many verdicts of the labels table (and ``gold`` answers) it merged in;
+    ``source`` / ``since`` keep only records stored from that source / at or after that time (the
+    gateway's judged pairs), ``items`` only those of these items (``assessment.pushdown``: the labelled
+    ones); ``gold``: the gold file's answers (``current_verdicts``)."""
     q = select(responses).order_by(responses.c.id)
     if models is not None:
         q = q.where(responses.c.model.in_(list(models)))
@@ -228,7 +244,7 @@ def load_records_counted(
                 **payload,
             )
         )
-    return out, merge_labels(out, current_verdicts(store))
+    return out, merge_labels(out, current_verdicts(store, gold))
 
 
 def merge_labels(
@@ -258,20 +274,7 @@ def merge_labels(
     return merged
 
 
-def settle(records: list[Record], answers: Mapping[tuple[str, str], Mapping[str, int]], by: str = "gold") -> int:
-    """Add settled answers ((item, model) -> dimension -> verdict, e.g. a gold file's) to the records as exact
-    verdicts (``settled:<by>``), on an item's first sample; the annotators' verdicts beside them are then
-    checks of those annotators. Returns how many were added."""
-    added = 0
-    for rec in records:
-        if rec.sample != 0:
-            continue
-        for dim, value in answers.get((rec.item, rec.model), {}).items():
-            rec.add_labels(dim, [int(value)], [settled_by(by)])
-            added += 1
-    return added
-
-
-def merge_store_labels(store: Store, records: list[Record]) -> int:
-    """Merge the store's labels in force into records read from a file (``assess/report --records``)."""
-    return merge_labels(records, current_verdicts(store))
+def merge_store_labels(store: Store, records: list[Record], gold: Answers | None = None) -> int:
+    """Merge the store's labels in force (and ``gold`` answers) into records read from a file
+    (``assess/report --records``)."""
+    return merge_labels(records, current_verdicts(store, gold))
