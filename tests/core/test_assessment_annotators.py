@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from changeover.assessment import assess
+from changeover.assessment.annotators import UNNAMED, annotator_votes
 from changeover.config import spec_from_dict
-from changeover.errors import RecordsError
+from changeover.errors import DataError, RecordsError
 from changeover.records import Record, record_from_dict
 
 NOISE = {"bob": 0.35, "ana": 0.03, "cy": 0.03}
@@ -85,3 +86,37 @@ def test_label_by_round_trips_and_is_checked():
     assert "label_by" not in Record("q1", "m", labels={"c": [1]}).to_dict()  # old records: same fingerprint
     with pytest.raises(RecordsError, match=r"f.jsonl:1: field 'label_by.c': 1 annotator name\(s\) for 2 verdict"):
         record_from_dict({**row, "label_by": {"c": "ana"}}, "f.jsonl:1")
+
+
+def test_the_unnamed_rate_is_reported_beside_named_ones_and_a_column_without_verdicts_is_not():
+    recs = _records(4)
+    rng = np.random.default_rng(5)
+    failed_only = 0
+    for r in recs:
+        by = r.annotators("correctness")
+        if "settled:gold" in by:  # the unnamed annotator checked on the gold responses too, flipping 40%
+            truth = r.labels["correctness"][by.index("settled:gold")]
+            r.add_labels("correctness", [truth if rng.random() >= 0.4 else 1 - truth], [""])
+        elif not by and r.model == "cand" and failed_only < 20:  # dee judges only calls that failed
+            r.error, failed_only = "timeout", failed_only + 1
+            r.add_labels("correctness", [1], ["dee"])
+    result = assess(spec_from_dict(SPEC), recs, seed=3, draws=250, warmup=300)
+    noise = {a.name: a for a in result.decision.candidates["cand"].dimensions["correctness"].annotators}
+    assert set(noise) == {*NOISE, UNNAMED}  # no column for dee (known truth: nothing but the prior)
+    assert noise[UNNAMED].labels == 60 and noise[UNNAMED].noise_mean > 0.2  # the noisy one is not hidden
+    assert all(a.labels > 0 for a in noise.values())
+
+
+def test_two_settled_answers_that_disagree_are_an_error_naming_them():
+    recs = _records(1)
+    rec = next(r for r in recs if "settled:gold" in r.annotators("correctness"))
+    gold = rec.labels["correctness"][rec.annotators("correctness").index("settled:gold")]
+    rec.add_labels("correctness", [1 - gold], ["settled:lead"])
+    with pytest.raises(DataError) as err:
+        assess(spec_from_dict(SPEC), recs, seed=3, draws=50, warmup=50)
+    text = str(err.value)
+    assert f"item '{rec.item}', model '{rec.model}', dimension 'correctness'" in text
+    assert f"'settled:gold' says {gold}, 'settled:lead' says {1 - gold}" in text and "resolve it" in text
+    rec.labels["correctness"][-1] = gold  # the same answer twice is no conflict
+    votes = annotator_votes([(None, rec)], "correctness")
+    assert votes is not None and votes.votes[1, 0, votes.names.index("settled:lead")].tolist() == [gold, 1]

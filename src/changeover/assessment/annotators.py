@@ -4,17 +4,22 @@ The records' ``label_by`` names the annotator of each verdict (``Record.annotato
 a verdict without a name is the unnamed annotator's (''), and a settled answer
 (``settled:<admin>``, ``settled:gold``) is an exact one. With no name at all
 the table keeps only the totals, exactly as before annotators were told apart.
+Two settled answers that disagree on one response cannot both be exact: the
+table is not built (a ``DataError`` naming them) until someone resolves it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from changeover.errors import DataError
 from changeover.records import Record, is_settled
 from changeover.stats.model import AnnotatorNoise, PairFit
+
+UNNAMED = "(unnamed)"  # how the result names the unnamed annotator's rate when others are named
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +51,36 @@ def annotator_votes(pairs: list[tuple[Record | None, Record | None]], dimension:
         for m, rec in enumerate(pair):
             if rec is None:
                 continue
-            for who, verdict in zip(rec.annotators(dimension), rec.labels.get(dimension) or [], strict=True):
+            given = list(zip(rec.annotators(dimension), rec.labels.get(dimension) or [], strict=True))
+            settled_once(rec, dimension, given)
+            for who, verdict in given:
                 votes[m, j, col[who]] += (int(verdict), 1)
     return AnnotatorVotes(tuple(names), votes)
 
 
+def settled_once(rec: Record, dimension: str, given: list[tuple[str, int]]) -> None:
+    """Raise a ``DataError`` when two settled answers on one response disagree: both exact, no truth fits
+    them, and the response would silently count for nothing."""
+    settled = [(who, int(v)) for who, v in given if is_settled(who)]
+    for who, v in settled[1:]:
+        if v != settled[0][1]:
+            first, value = settled[0]
+            raise DataError(
+                f"item '{rec.item}', model '{rec.model}', dimension '{dimension}': two settled answers disagree "
+                f"({first!r} says {value}, {who!r} says {v}); both are taken as exact, so no truth fits them - "
+                "resolve it: correct the gold file's answer or settle the response again on the review page"
+            )
+
+
 def annotator_noise(fit: PairFit) -> list[AnnotatorNoise]:
     """Each annotator's posterior noise in one comparison, as the result reports it: none when the
-    labels cannot measure noise (one verdict per response, nothing settled), the unnamed annotator only
-    when nobody is named."""
+    labels cannot measure noise (one verdict per response, nothing settled); only annotators with a
+    verdict in the table (one whose only verdicts are on failed answers, of known truth, has nothing
+    but the prior); the unnamed annotator's verdicts as ``UNNAMED`` beside named ones (they may be
+    the noisy ones), as '' when nobody is named."""
     if not fit.design.noisy:
         return []
-    noise = fit.annotator_noise()
-    return [a for a in noise if a.name] or noise
+    noise = [a for a in fit.annotator_noise() if a.labels > 0]
+    if not any(a.name for a in noise):
+        return noise
+    return [a if a.name else replace(a, name=UNNAMED) for a in noise]
