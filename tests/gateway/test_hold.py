@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from tests.gateway.exchanges import exchange
@@ -19,6 +19,8 @@ from changeover.shadow.config import load_settings
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.writer import LogWriter
 from changeover.store.events import list_events
+
+SECOND = timedelta(seconds=1)
 
 
 def config(**kw) -> RolloutConfig:
@@ -64,7 +66,7 @@ def test_reaching_100_holds_and_advancing_from_the_hold_decommissions(store):
         "rollout.hold_start",
         "rollout.advance",
         "rollout.pause",
-        "rollout.hold_start",  # the hold starts again after a pause
+        "rollout.hold_start",  # the hold continues after a pause (for the time it had left)
         "rollout.resume",
         "rollout.hold_end",
         "rollout.decommission",
@@ -110,6 +112,10 @@ def test_the_controller_watches_the_hold_then_ends_it(store):
     assert ctl.tick().action == "idle"
     kinds = [e.kind for e in list_events(store, subject=cfg.flag)][-4:]
     assert kinds == ["rollout.analysis", "rollout.analysis", "rollout.hold_end", "rollout.decommission"]
+    # how long it held is read on the controller's clock, the one that decided the hold had passed
+    (hold_end,) = list_events(store, kind_prefix="rollout.hold_end")
+    assert 3601 <= hold_end.payload["held_for_s"] < 3660
+    assert rs.read_state(store, cfg, "new").since >= held.since + timedelta(hours=1, seconds=1)
 
 
 def test_a_regression_in_the_hold_rolls_back_to_the_incumbent(store):
@@ -172,3 +178,35 @@ def test_last_event_reads_only_the_newest_row_of_the_flag(store):
     (sql,) = [s for s in statements if "events" in s]
     assert "DESC" in sql.upper() and "LIMIT" in sql.upper()  # one row asked for, not the flag's every event
     assert last_event(store, cfg, "rollout.decommission") is None
+
+
+def test_a_pause_in_the_hold_stops_its_clock_and_a_resume_continues_it(store):
+    """40 minutes held, paused for 3 hours, resumed: 20 minutes are left, not the whole hour again; every
+    time (the hold's planned end, how long it held) is on the clock of whoever acted (here a fake one)."""
+    cfg = config()
+    clock = Clock()
+    ctl = Controller(store, cfg, "old", "new", clock=clock)
+    start = rs.ensure_started(store, cfg, "new", "gateway")
+    held = rs.advance(store, cfg, start, "operator:ana", "offline GO", clock=clock)
+    (first,) = list_events(store, kind_prefix="rollout.hold_start")
+    assert abs(datetime.fromisoformat(first.payload["ends_at"]) - (held.since + timedelta(hours=1))) < SECOND
+    clock.offset = timedelta(minutes=40)
+    paused = rs.pause(store, cfg, held, "operator:ana", "freeze for the incident review", clock=clock)
+    assert 2400 <= paused.held_s < 2405 and rs.read_state(store, cfg, "new").held_s == round(paused.held_s, 3)
+    clock.offset = timedelta(hours=3, minutes=40)  # paused for 3 hours: that time does not count
+    frozen = hold_view(store, cfg, rs.read_state(store, cfg, "new"), "old", clock)
+    assert frozen.status == "paused" and 1195 < frozen.left_s <= 1200
+    resumed = rs.resume(store, cfg, paused, "operator:ana", "review done", clock=clock)
+    assert resumed.status == "holding" and resumed.held_s == paused.held_s
+    again = list_events(store, kind_prefix="rollout.hold_start")[-1]
+    assert again.payload["held_s"] == round(paused.held_s, 3) and "continues" in again.reason
+    assert abs(datetime.fromisoformat(again.payload["ends_at"]) - (clock() + timedelta(minutes=20))) < 5 * SECOND
+    view = hold_view(store, cfg, rs.read_state(store, cfg, "new"), "old", clock)
+    assert 1195 < view.left_s <= 1200 and 2400 <= view.held_s < 2405
+    clock.offset = timedelta(hours=3, minutes=50)
+    assert ctl.tick().action == "hold"  # 50 minutes held
+    clock.offset = timedelta(hours=4, minutes=1)
+    end = ctl.tick()
+    assert end.action == "advance" and rs.read_state(store, cfg, "new").status == "complete"
+    (hold_end,) = list_events(store, kind_prefix="rollout.hold_end")
+    assert 3660 <= hold_end.payload["held_for_s"] < 3670  # 40 min before the pause + 21 min after the resume

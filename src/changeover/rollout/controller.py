@@ -203,7 +203,7 @@ class Controller:
     def _decide_hold(self, state: RolloutState, measurements: list[Measurement]) -> tuple[str, str]:
         """During the hold: keep holding until ``hold`` has passed, then advance (end it, decommission)."""
         cfg = self.config
-        elapsed = (self.clock() - state.since).total_seconds()
+        elapsed = rollout_state.held_for(state, self.clock())  # the time held before a pause counts
         if elapsed < cfg.hold:
             return "hold", (
                 f"holding at 100%: {format_duration(elapsed)} of {format_duration(cfg.hold)}, "
@@ -277,7 +277,13 @@ class Controller:
         if action in ("rollback", "pause", "advance"):
             try:
                 new_state, written = self.retrier.run(
-                    action, state, ACTOR, reason, {"measurements": payload["measurements"]}, also=(analysis,)
+                    action,
+                    state,
+                    ACTOR,
+                    reason,
+                    {"measurements": payload["measurements"]},
+                    also=(analysis,),
+                    clock=self.clock,
                 )
             except FlagConflict:
                 self._record(analysis)

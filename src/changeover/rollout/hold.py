@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from changeover.rollout.config import RolloutConfig
-from changeover.rollout.state import RolloutState, in_hold
+from changeover.rollout.state import RolloutState, held_for, in_hold
 from changeover.shadow.tables import shadow_log
 from changeover.store import Store
 from changeover.store.events import Event, aware, now
@@ -24,11 +24,12 @@ from changeover.store.schema import events
 class HoldView:
     """The hold as it stands: when it started and ends, the reverse mirror's rate and what it sent."""
 
-    status: str  # holding | paused (paused in the hold: it ends only after a resume)
-    started: datetime
-    ends_at: datetime
+    status: str  # holding | paused (paused in the hold: its clock stops; a resume continues it)
+    started: datetime  # when this stretch of the hold started (the hold, or its last resume or pause)
+    ends_at: datetime  # paused: when it would end if resumed now
     left_s: float
     hold_s: float
+    held_s: float  # held so far (the time before a pause counts)
     reverse_mirror: float
     mirrored: int  # incumbent answers reverse-mirrored since the hold started
     served: int  # candidate answers served since then
@@ -40,6 +41,7 @@ class HoldView:
             "ends_at": self.ends_at.isoformat(),
             "left_s": round(self.left_s, 3),
             "hold_s": self.hold_s,
+            "held_s": round(self.held_s, 3),
             "reverse_mirror": self.reverse_mirror,
             "mirrored_to_incumbent": self.mirrored,
             "served_by_candidate": self.served,
@@ -58,13 +60,16 @@ def hold_view(store: Store, config: RolloutConfig, state: RolloutState, incumben
     )
     with store.engine.connect() as conn:
         counts = {(r.model, r.role): int(r.n) for r in conn.execute(q)}
-    ends = state.since + timedelta(seconds=config.hold)
+    at = clock()
+    held = held_for(state, at)
+    left = max(0.0, config.hold - held)
     return HoldView(
         status=state.status,
         started=state.since,
-        ends_at=ends,
-        left_s=max(0.0, (ends - clock()).total_seconds()),
+        ends_at=at + timedelta(seconds=left),
+        left_s=left,
         hold_s=config.hold,
+        held_s=held,
         reverse_mirror=config.reverse_mirror,
         mirrored=counts.get((incumbent, "mirror"), 0),
         served=counts.get((state.candidate, "served"), 0),

@@ -52,6 +52,7 @@ class PendingChange:
     attempts: int = 1
     last_error: str = ""
     next_try: float = 0.0  # time.monotonic() of the next attempt
+    clock: Callable[[], datetime] = now  # the deciding controller's clock (the state's since, the hold's times)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +104,7 @@ class ChangeRetrier:
         reason: str | None,
         payload: dict[str, Any] | None = None,
         also: tuple[EventSpec, ...] = (),
+        clock: Callable[[], datetime] = now,
     ) -> tuple[RolloutState, bool]:
         """Apply ``action`` to ``state``: (the new state, True) when written; (the state it will
         write, False) when the store is unavailable and the change is now pending.
@@ -123,10 +125,18 @@ class ChangeRetrier:
                     f"({self.pending.attempts} attempts since {self.pending.first_failed_at:%H:%M:%S} UTC); "
                     "it lands when the store is back"
                 )
-            preview = act(self.store, self.config, state, actor, reason, payload, dry_run=True)
+            preview = act(self.store, self.config, state, actor, reason, payload, dry_run=True, clock=clock)
             try:
                 return act(
-                    self.store, self.config, state, actor, reason, payload, change=preview.change, also=also
+                    self.store,
+                    self.config,
+                    state,
+                    actor,
+                    reason,
+                    payload,
+                    change=preview.change,
+                    also=also,
+                    clock=clock,
                 ), True
             except StoreUnavailable as exc:
                 self.failed_attempts += 1
@@ -142,6 +152,7 @@ class ChangeRetrier:
                     also=also,
                     change=preview.change or uuid.uuid4().hex,
                     next_try=self.clock() + self._delay(1),
+                    clock=clock,
                 )
                 log.warning("rollout %s could not be written (store unavailable); retrying: %s", action, exc)
                 return preview, False
@@ -197,6 +208,7 @@ class ChangeRetrier:
                     p.payload,
                     change=p.change,
                     also=(*p.also, self._failure_event(p, "landed")),
+                    clock=p.clock,
                 )
             except FlagConflict:
                 continue  # the flag moved between our read and write: look again

@@ -9,7 +9,11 @@ reverse-mirrored and the triggers keep running for ``rollout.hold``) or
 100 % stage starts the hold (event ``rollout.hold_start`` with the advance);
 advancing from the hold - the controller once it has passed, or an operator -
 ends it (``rollout.hold_end``) and decommissions the incumbent
-(``rollout.decommission``, the flag change), in one transaction. Operators and
+(``rollout.decommission``, the flag change), in one transaction. A pause in the
+hold stops its clock and a resume continues it: the time already held counts
+(``held_s`` in the flag value), only the rest is left. The actions take the
+caller's ``clock`` (the controller's), so the new state's ``since``, the hold's
+planned end and how long it held agree with the clock that decided. Operators and
 the controller change it through the functions here, so every change carries an
 actor and a reason.
 """
@@ -17,6 +21,7 @@ actor and a reason.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -49,6 +54,7 @@ class RolloutState:
     version: int  # the flag's version; 0 = never written (defaults)
     updated_by: str | None = None
     change: str | None = None  # id of the change that wrote this state (a retried change checks it landed)
+    held_s: float = 0.0  # seconds of the hold already held before ``since`` (a pause in it, then a resume)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +65,7 @@ class RolloutState:
             "since": self.since.isoformat(),
             "version": self.version,
             "updated_by": self.updated_by,
+            "held_s": self.held_s,
         }
 
 
@@ -79,6 +86,7 @@ def state_from_value(
         version=version,
         updated_by=updated_by,
         change=value.get("change"),
+        held_s=float(value.get("held_s", 0.0)),
     )
 
 
@@ -131,15 +139,18 @@ def _write(
     change: str | None = None,
     also: tuple[EventSpec, ...] = (),
     dry_run: bool = False,
+    clock: Callable[[], datetime] = now,
+    held_s: float = 0.0,
 ) -> RolloutState:
     """Write the new state (compare-and-set on ``state.version``) with its event and any ``also``
-    events; ``dry_run`` returns the state the write would produce, unwritten (same version)."""
+    events; ``dry_run`` returns the state the write would produce, unwritten (same version). The state
+    starts at ``clock()``; ``held_s``: the hold time already held (a hold resumed after a pause)."""
     weight = 0 if status == "rolled_back" else config.stages[stage].weight
-    at = now()
+    at = clock()
     change = change or uuid.uuid4().hex
     if dry_run:
-        return RolloutState(state.candidate, stage, weight, status, at, state.version, actor, change)
-    value = {
+        return RolloutState(state.candidate, stage, weight, status, at, state.version, actor, change, held_s)
+    value: dict[str, Any] = {
         "candidate": state.candidate,
         "stage": stage,
         "weight": weight,
@@ -147,6 +158,8 @@ def _write(
         "since": at.isoformat(),
         "change": change,
     }
+    if held_s:
+        value["held_s"] = round(held_s, 3)
     flag = set_flag(
         store,
         config.flag,
@@ -165,7 +178,7 @@ def _write(
         },
         also=also,
     )
-    return RolloutState(state.candidate, stage, weight, status, at, flag.version, actor, change)
+    return RolloutState(state.candidate, stage, weight, status, at, flag.version, actor, change, held_s)
 
 
 def arrival_status(config: RolloutConfig, stage: int) -> Status:
@@ -185,19 +198,38 @@ def in_hold(state: RolloutState) -> bool:
     return holding(state.weight, state.status)
 
 
-def _hold_start(config: RolloutConfig, reason: str) -> EventSpec:
-    ends = now() + timedelta(seconds=config.hold)
-    return EventSpec(
-        "rollout.hold_start",
-        f"at 100 %: the incumbent stays warm for {config.hold:g}s, {config.reverse_mirror:.0%} of requests "
-        f"reverse-mirrored to it, triggers running ({reason})",
-        {"hold_s": config.hold, "reverse_mirror": config.reverse_mirror, "ends_at": ends.isoformat()},
-    )
+def held_for(state: RolloutState, at: datetime) -> float:
+    """Seconds of the hold held at ``at``: what was held before ``since`` plus, while holding (not paused),
+    the time since."""
+    running = (at - state.since).total_seconds() if state.status == "holding" else 0.0
+    return state.held_s + max(0.0, running)
 
 
-def _with_hold_start(config: RolloutConfig, status: Status, reason: str, write: dict[str, Any]) -> dict[str, Any]:
+def _hold_start(config: RolloutConfig, reason: str, at: datetime, held_s: float) -> EventSpec:
+    left = max(0.0, config.hold - held_s)
+    ends = at + timedelta(seconds=left)
+    if held_s:
+        why = (
+            f"at 100 %: the hold continues - {held_s:g}s of {config.hold:g}s held before the pause, {left:g}s "
+            f"left; {config.reverse_mirror:.0%} of requests reverse-mirrored to the incumbent ({reason})"
+        )
+    else:
+        why = (
+            f"at 100 %: the incumbent stays warm for {config.hold:g}s, {config.reverse_mirror:.0%} of requests "
+            f"reverse-mirrored to it, triggers running ({reason})"
+        )
+    payload = {"hold_s": config.hold, "reverse_mirror": config.reverse_mirror, "ends_at": ends.isoformat()}
+    if held_s:
+        payload["held_s"] = round(held_s, 3)
+    return EventSpec("rollout.hold_start", why, payload)
+
+
+def _with_hold_start(
+    config: RolloutConfig, status: Status, reason: str, write: dict[str, Any], held_s: float = 0.0
+) -> dict[str, Any]:
     if status == "holding":
-        write = {**write, "also": (*write.get("also", ()), _hold_start(config, reason))}
+        at = write.get("clock", now)()
+        write = {**write, "held_s": held_s, "also": (*write.get("also", ()), _hold_start(config, reason, at, held_s))}
     return write
 
 
@@ -212,7 +244,7 @@ def end_hold(
 ) -> RolloutState:
     """The hold is over: event ``rollout.hold_end``, then the flag moves to ``complete`` with event
     ``rollout.decommission`` (the incumbent is no longer mirrored, nor needed), in one transaction."""
-    held = (now() - state.since).total_seconds()
+    held = held_for(state, write.get("clock", now)())
     hold_end = EventSpec(
         "rollout.hold_end",
         reason,
@@ -298,6 +330,8 @@ def pause(
     reason = _need_reason(reason, "pause")
     if state.status in ("paused", "rolled_back"):
         raise RolloutError(f"rollout pause: the rollout is already {state.status.replace('_', ' ')}")
+    if state.status == "holding":  # the hold's clock stops; a resume continues it
+        write = {**write, "held_s": held_for(state, write.get("clock", now)())}
     return _write(
         store,
         config,
@@ -321,7 +355,8 @@ def resume(
     payload: dict[str, Any] | None = None,
     **write: Any,
 ) -> RolloutState:
-    """Let the controller advance again from the current stage (paused at 100 %: the hold starts again)."""
+    """Let the controller advance again from the current stage (paused in the hold: the hold continues
+    for the time it had left - the time held before the pause counts)."""
     reason = _need_reason(reason, "resume")
     if state.status != "paused":
         raise RolloutError(f"rollout resume: the rollout is {state.status.replace('_', ' ')}, not paused")
@@ -336,7 +371,7 @@ def resume(
         actor=actor,
         reason=reason,
         payload=payload,
-        **_with_hold_start(config, status, reason, write),
+        **_with_hold_start(config, status, reason, write, state.held_s),
     )
 
 
