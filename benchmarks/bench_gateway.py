@@ -292,8 +292,8 @@ class Rate:
         return Rate(self.pairs + other.pairs, self.calls + other.calls, self.seconds + other.seconds, other.queued)
 
     def line(self) -> str:
-        if self.pairs == 0 or self.seconds <= 0:
-            return "no pairs were waiting"
+        if self.pairs < 20 or self.seconds <= 0:
+            return f"{self.pairs:.0f} pairs, too few for a rate"
         behind = "queue empty at the end" if self.queued == 0 else f"{self.queued:.0f} pairs still queued"
         return (
             f"{self.pairs:6.0f} pairs in {self.seconds:5.1f} s = {self.pairs / self.seconds:6.1f} pairs/s, "
