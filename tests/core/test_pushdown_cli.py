@@ -136,3 +136,19 @@ def test_bad_tables_name_file_line_and_column(
     rc = run(["assess", "--spec", str(spec_path), "--tables", str(write_csv(tmp_path / "t.csv", cells))])
     assert rc == 2
     assert message in capsys.readouterr().err.replace(str(tmp_path) + "/", "")
+
+
+def test_without_duckdb_the_python_engine_decides(
+    spec_path: Path, rows: list[dict[str, Any]], tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)  # `import duckdb` now fails, as when it is not installed
+    assert not pushdown.available()
+    path = write_parquet(tmp_path / "r.parquet", rows)
+    with pytest.raises(pushdown.Unsupported, match="DuckDB is not installed"):
+        pushdown.from_file(load_spec(spec_path), path)
+    rc = _assess(spec_path, tmp_path / "a.json", "--records", str(path), "--engine", "duckdb")
+    assert rc in (0, 1, 3)
+    assert "DuckDB is not installed" in capsys.readouterr().err
+    assert json.loads((tmp_path / "a.json").read_text())["verdict"]
