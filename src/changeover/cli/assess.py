@@ -271,6 +271,8 @@ def register(app: typer.Typer) -> None:
         if tables is not None:
             from changeover.assessment.pushdown_tables import read_tables
 
+            if records is not None:
+                raise typer.BadParameter("give --tables or --records, not both")
             prepared, recs, merged = read_tables(migration, tables), [], None
             if markdown is not None or junit is not None:
                 raise typer.BadParameter("--markdown and --junit read the records; not with --tables")
