@@ -59,7 +59,7 @@ def keep_alive_spec(tmp_path, fake, **keep_alive):
     raw["dimensions"] = {"answered": {"margin": 0.1}}
     raw["judges"] = {"answered": {"kind": "refusal_phrases"}}
     raw["shadow"]["judge"] = {"requests_per_minute": 100000, "resume": 0}
-    raw["shadow"]["keep_alive"] = {"rate": KEEP_ALIVE, "interval": 0.2, "draws": 300, **keep_alive}
+    raw["shadow"]["keep_alive"] = {"rate": KEEP_ALIVE, "interval": 0.2, "draws": 600, "warmup": 300, **keep_alive}
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 

@@ -183,6 +183,7 @@ class KeepAliveSettings(BaseModel):
         7 * 86400.0, gt=0, description="the judged shadow records assessed: those stored in this last stretch"
     )
     draws: int = Field(500, ge=50, description="posterior draws per chain of each assessment (2 chains)")
+    warmup: int = Field(500, ge=50, description="warm-up iterations per chain of each assessment")
 
 
 class ShadowConfig(BaseModel):

@@ -84,7 +84,12 @@ def _words(calls: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def assess_type(
-    spec: MigrationSpec, records: list[Record], request_type: str, candidates: Sequence[str], draws: int
+    spec: MigrationSpec,
+    records: list[Record],
+    request_type: str,
+    candidates: Sequence[str],
+    draws: int,
+    warmup: int,
 ) -> TypeCall:
     """The calibrated decision on one request type's judged pairs (its records only, one segment)."""
     from changeover.assessment import assess
@@ -104,7 +109,7 @@ def assess_type(
         }
     )
     try:
-        assessment = assess(sub, records, draws=draws, warmup=draws, chains=CHAINS, seed=spec.seed, next_count=0)
+        assessment = assess(sub, records, draws=draws, warmup=warmup, chains=CHAINS, seed=spec.seed, next_count=0)
     except ChangeoverError as exc:  # these records cannot be assessed (yet): not settled
         return TypeCall(request_type, False, pairs, {}, str(exc))
     calls = {
@@ -193,7 +198,7 @@ class KeepAlive:
             print_ = _fingerprint(recs)
             if self._seen.get(t) == print_ and t in self.last:
                 continue
-            call = assess_type(self.spec, recs, t, self.candidates, self.config.draws)
+            call = assess_type(self.spec, recs, t, self.candidates, self.config.draws, self.config.warmup)
             self._seen[t], self.last[t] = print_, call
             self.assessments += 1
             made.append(call)
