@@ -89,7 +89,7 @@ def test_every_sample_enters_and_each_item_weighs_one():
     assert comp.labelled == (30, 30)  # the reused incumbent answer brings its label once
     t = comp.table
     assert int((t.tot0 * t.n).sum()) == 30 and int((t.tot1 * t.n).sum()) == 30  # labels in the table
-    assert int(comp.first_sample.sum()) == 120  # the app shows, and ranks, each item's first answers
+    assert comp.first_sample.sum(1).tolist() == [120, 120]  # the app shows, and ranks, each item's first answers
     by_item: dict[str, set[int]] = {}
     for r in rows:
         if r["model"] == "cand":
@@ -152,3 +152,23 @@ def test_assess_and_the_report_name_the_unstable_items(tmp_path, spec_path, caps
     assert "(3 samples; e.g. q" in text
     assert run(["report", "--spec", str(spec_path), "--records", str(records), "--out", str(out)]) in (0, 1, 3)
     assert "unstable items (passing some samples and failing others)" in out.read_text()
+
+
+def test_an_excluded_failure_leaves_the_reused_answers_labels_with_the_pairs_kept():
+    """errors: exclude drops the pair holding a failed sample; the incumbent's one answer, reused in the
+    pairs that remain, still brings its label once and is still offered for labelling."""
+    from changeover.assessment.pairing import index_records
+    from changeover.assessment.tables import comparison, dimension_scales
+
+    rows = sampled_rows(8, items=6, labelled=6)
+    for r in rows:
+        if r["item"] == "q0" and r["model"] == "cand" and r["sample"] == 0:
+            r["error"] = "timeout"
+    spec = spec_from_dict({**SPEC, "segment_by": [], "dimensions": {"correctness": {"errors": "exclude"}}})
+    idx = index_records(spec, _records(rows))
+    comp = comparison(spec, idx, "cand", "correctness", dimension_scales(spec, idx)["correctness"], ["all"])
+    assert comp.excluded == (0, 1) and comp.labelled == (6, 5)  # cand's failed sample 0 held q0's label
+    assert comp.scored[0] == (6,)
+    q0 = [j for j, item in enumerate(comp.items) if item == "q0"]
+    assert len(q0) == 2 and comp.first_sample[0, q0].tolist() == [True, False]  # still labellable
+    assert not comp.first_sample[1, q0].any()  # the candidate's first answer failed: nothing to label

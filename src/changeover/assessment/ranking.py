@@ -38,16 +38,16 @@ def _expand(
 ) -> Iterator[NextLabel]:
     taken: set[tuple[str, str, str]] = set()
     cursor: dict[tuple[str, str, int, int], int] = defaultdict(int)
-    members_of: dict[tuple[str, str, int], np.ndarray] = {}
+    members_of: dict[tuple[str, str, int, int], np.ndarray] = {}
     for r in ranked:
         comp = comparisons[(r.candidate, r.dimension)]
         if not _open(comp, r.model, r.cell):
             continue
         model = incumbent if r.model == 0 else r.candidate
-        members = members_of.get((r.candidate, r.dimension, r.cell))
-        if members is None:
-            members = np.flatnonzero((comp.table.cell_of_item == r.cell) & comp.first_sample)  # what the app shows
-            members_of[(r.candidate, r.dimension, r.cell)] = members
+        members = members_of.get((r.candidate, r.dimension, r.cell, r.model))
+        if members is None:  # entries holding this model's first sample, first used: what the app shows
+            members = np.flatnonzero((comp.table.cell_of_item == r.cell) & comp.first_sample[r.model])
+            members_of[(r.candidate, r.dimension, r.cell, r.model)] = members
         key = (r.candidate, r.dimension, r.model, r.cell)
         while cursor[key] < len(members):
             item = comp.items[members[cursor[key]]]

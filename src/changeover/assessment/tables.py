@@ -55,7 +55,7 @@ class Comparison:
     known_failures: tuple[int, int]  # failed calls counted as known unacceptable
     excluded: tuple[int, int]  # failed calls left out (errors: exclude)
     scored: tuple[tuple[int, ...], tuple[int, ...]]  # per model, responses with each signal present
-    first_sample: np.ndarray  # per table entry: it pairs both models' first samples (what the labelling app shows)
+    first_sample: np.ndarray  # [2, entries]: the entry holds model m's first sample, first used (what the app shows)
     samples: tuple[int, int] = (1, 1)  # per model, the most answers to one item (repeated samples)
     unstable: tuple[list[str], list[str]] = ([], [])  # per model, items whose samples both pass and fail
 
@@ -101,12 +101,11 @@ def comparison(
     pairs = [_sample_pairs(idx.answers(spec.incumbent, i), idx.answers(candidate, i)) for i in both]
     if exclude:
         for k, item_pairs in enumerate(pairs):
-            kept = [(r0, r1, f0, f1) for r0, r1, f0, f1 in item_pairs if not (failed(r0) or failed(r1))]
-            for r0, r1, first0, first1 in item_pairs:
-                excluded[0] += int(first0 and failed(r0))
-                excluded[1] += int(first1 and failed(r1))
-            pairs[k] = kept
-    entries = [(item, p) for item, item_pairs in zip(both, pairs, strict=True) for p in item_pairs]
+            for m in (0, 1):  # each failed answer once, however often it was paired
+                excluded[m] += len({id(p[m]) for p in item_pairs if failed(p[m])})
+            pairs[k] = [p for p in item_pairs if not (failed(p[0]) or failed(p[1]))]
+    flagged = [_first_uses(item_pairs) for item_pairs in pairs]
+    entries = [(item, p) for item, item_pairs in zip(both, flagged, strict=True) for p in item_pairs]
     if not entries:
         raise DataError(
             f"dimension '{dimension}' excludes failed calls (errors: exclude), and every item that "
@@ -150,7 +149,13 @@ def comparison(
         (known_failures[0], known_failures[1]),
         (excluded[0], excluded[1]),
         (tuple(int(x) for x in scored[0]), tuple(int(x) for x in scored[1])),
-        np.array([r0.sample == 0 and r1.sample == 0 and f0 and f1 for _, (r0, r1, f0, f1) in entries], bool),
+        np.array(
+            [
+                [r0.sample == 0 and f0 for _, (r0, _, f0, _) in entries],
+                [r1.sample == 0 and f1 for _, (_, r1, _, f1) in entries],
+            ],
+            bool,
+        ).reshape(2, len(entries)),
         (next(samples), next(samples)),
         (unstable[0], unstable[1]),
     )
@@ -189,7 +194,8 @@ def _build(
 
 def _unstable(answers: list[Record], scales: DimensionScales) -> bool:
     """True when an item's repeated answers both pass and fail: a failed call, or the dimension's first
-    signal in its lower half (the upper (levels + 1) // 2 levels pass), against one in its upper half."""
+    signal below level (levels + 1) // 2, against one at or above it (the pass half: the upper level of
+    two, the upper two of five, as in ``stats.simulate``)."""
     if len(answers) < 2:
         return False
     scale = scales.scales[0]
@@ -204,11 +210,20 @@ def _unstable(answers: list[Record], scales: DimensionScales) -> bool:
     return len(outcomes) > 1
 
 
-def _sample_pairs(inc: list[Record], cand: list[Record]) -> list[tuple[Record, Record, bool, bool]]:
-    """An item's paired samples: the k-th answer of each model, the fewer reused in turn to pair with the more.
-
-    Each entry is (incumbent answer, candidate answer, first use of the incumbent's, first use of the
-    candidate's): an answer paired twice brings its labels, failures and counts only once.
-    """
+def _sample_pairs(inc: list[Record], cand: list[Record]) -> list[tuple[Record, Record]]:
+    """An item's paired samples: the k-th answer of each model, the fewer reused in turn to pair with the more."""
     k = max(len(inc), len(cand))
-    return [(inc[j % len(inc)], cand[j % len(cand)], j < len(inc), j < len(cand)) for j in range(k)]
+    return [(inc[j % len(inc)], cand[j % len(cand)]) for j in range(k)]
+
+
+def _first_uses(pairs: list[tuple[Record, Record]]) -> list[tuple[Record, Record, bool, bool]]:
+    """Each kept pair with, per model, whether it is its answer's first use among the kept pairs: an answer
+    paired twice brings its labels, failures and counts once (to the first pair that still holds it)."""
+    seen: tuple[set[int], set[int]] = (set(), set())
+    out = []
+    for r0, r1 in pairs:
+        first = [id(r) not in seen[m] for m, r in enumerate((r0, r1))]
+        seen[0].add(id(r0))
+        seen[1].add(id(r1))
+        out.append((r0, r1, first[0], first[1]))
+    return out
