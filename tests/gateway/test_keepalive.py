@@ -20,12 +20,15 @@ import yaml
 from tests.gateway.helpers import chat, write_spec
 from tests.gateway.test_gateway import wait_for
 
+from changeover.assessment import ConvergenceWarning
 from changeover.cli import run
 from changeover.config import load_spec
 from changeover.errors import SpecError
 from changeover.labeling.importing import import_labels
+from changeover.records import Record
 from changeover.shadow.answers import load_answers
 from changeover.shadow.config import load_settings
+from changeover.shadow.keepalive import KeepAlive, TypeCall, assess_type
 from changeover.store.events import list_events
 
 ANSWER = "Paris is the capital of France."
@@ -190,3 +193,45 @@ def test_keep_alive_config_is_strict(tmp_path, fake):
     spec.write_text(yaml.safe_dump(raw))
     with pytest.raises(SpecError, match="shadow.keep_alive' needs 'shadow.judge'"):
         load_settings(load_spec(spec))
+
+
+def judged_records(pairs: int, labelled: int) -> list[Record]:
+    """Judged ``faq`` pairs as the judging worker stores them: both models refuse every fifth question."""
+    out = []
+    for i in range(1, pairs + 1):
+        for model in ("old", "new"):
+            value = 0 if i % 5 == 0 else 1
+            rec = Record(item=f"r{i}", model=model, segment={"request_type": "faq"}, signals={"answered": value})
+            if i <= labelled:
+                rec.labels["answered"] = [value]
+            out.append(rec)
+    return out
+
+
+def test_an_unconverged_fit_never_settles_a_type(tmp_path, fake):
+    spec = load_spec(keep_alive_spec(tmp_path, fake))
+    records = judged_records(40, 20)
+    converged = assess_type(spec, records, "faq", ["new"], draws=600, warmup=300)
+    assert converged.settled and converged.calls["new"]["answered"]["call"] == "non-inferior"
+    # the same records sampled far too briefly (the policy's longest round still short of ESS 400): not settled
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        short = assess_type(spec, records, "faq", ["new"], draws=50, warmup=50)
+    assert short.calls["new"]["answered"]["converged"] is False and not short.settled
+    assert short.calls["new"]["answered"]["call"] == "inconclusive" and "not converged" in short.reason
+    assert not assess_type(spec, [r for r in records if r.model == "old"], "faq", ["new"], 600, 300).settled
+
+
+def test_a_restarted_gateway_keeps_a_settled_types_rate(tmp_path, fake, gw_store):
+    spec = load_spec(keep_alive_spec(tmp_path, fake))
+    settings = load_settings(spec)
+    first = KeepAlive(spec, gw_store, settings)
+    first._apply(TypeCall("faq", True, 40, {}, "settled for the test"))
+    again = KeepAlive(spec, gw_store, settings)
+    assert again.rate("faq") == 1.0  # before reading the events
+    again.load()
+    assert again.rate("faq") == KEEP_ALIVE and again.rate("billing") == 1.0
+    again._apply(TypeCall("faq", False, 41, {}, "unsettled for the test"))
+    third = KeepAlive(spec, gw_store, settings)
+    third.load()
+    assert third.rate("faq") == 1.0
+    assert [e.kind for e in events(gw_store)] == ["shadow.keep_alive.settled", "shadow.keep_alive.unsettled"]
