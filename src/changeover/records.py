@@ -293,6 +293,12 @@ def record_from_dict(row: dict[str, Any], loc: str) -> Record:
         else:
             setattr(rec, name, value if isinstance(value, str) else json.dumps(value))
     rec.extra = {k: v for k, v in row.items() if k not in _KNOWN}
+    if isinstance(rec.extra.get("sample"), str) and rec.extra["sample"].strip().isdigit():  # CSV cells are text
+        rec.extra["sample"] = int(rec.extra["sample"])
+    try:
+        rec.sample  # noqa: B018  (validates the field)
+    except RecordsError as exc:
+        raise RecordsError(f"{loc}: {exc}") from None
     return rec
 
 

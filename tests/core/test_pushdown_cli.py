@@ -71,6 +71,25 @@ def test_unsupported_falls_back_with_a_note(
     assert json.loads((tmp_path / "a.json").read_text())["verdict"]
 
 
+@pytest.mark.parametrize(
+    "odd, message",
+    [
+        ({"sample": -1}, "field 'sample' must be a whole number"),
+        ({"weight": -2.0}, "field 'weight' must be a finite number >= 0"),
+    ],
+)
+def test_a_row_the_python_engine_rejects_is_rejected_the_same_way(
+    spec_path: Path, rows: list[dict[str, Any]], tmp_path: Path, capsys: Any, odd: dict[str, Any], message: str
+) -> None:
+    """An unlabelled row with a bad sample or weight is never counted by SQL: the Python engine reports it."""
+    unlabelled = next(i for i, r in enumerate(rows) if not r.get("labels"))
+    bad = [dict(r, **odd) if i == unlabelled else r for i, r in enumerate(rows)]
+    for path in (write_jsonl(tmp_path / "r.jsonl", bad), write_parquet(tmp_path / "r.parquet", bad)):
+        assert _assess(spec_path, tmp_path / "a.json", "--records", str(path), "--engine", "duckdb") == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
 def test_tables_file_gives_the_same_decision(spec_path: Path, rows: list[dict[str, Any]], tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "r.jsonl", rows)
     tables = tmp_path / "tables.csv"

@@ -172,3 +172,12 @@ def test_an_excluded_failure_leaves_the_reused_answers_labels_with_the_pairs_kep
     q0 = [j for j, item in enumerate(comp.items) if item == "q0"]
     assert len(q0) == 2 and comp.first_sample[0, q0].tolist() == [True, False]  # still labellable
     assert not comp.first_sample[1, q0].any()  # the candidate's first answer failed: nothing to label
+
+
+def test_a_sample_is_checked_where_the_row_is_read():
+    from changeover.errors import RecordsError
+
+    assert record_from_dict({"item": "a", "model": "m", "sample": "2"}, "f.csv:3").sample == 2  # a CSV cell
+    for bad in (1.5, -1, True, "two"):
+        with pytest.raises(RecordsError, match=r"f.jsonl:7: .*field 'sample' must be a whole number"):
+            record_from_dict({"item": "a", "model": "m", "sample": bad}, "f.jsonl:7")

@@ -161,7 +161,8 @@ class Pushdown:
             raise Unsupported("repeated samples ('sample' > 0) are paired by the Python engine")
         if bad:
             raise Unsupported(
-                f"{bad} signal value(s) are text or out of range; the Python engine reads and reports them"
+                f"{bad} value(s) are text, out of range or invalid (signals, sample, weight); the Python engine reads "
+                "and reports them"
             )
         per_model = {
             int(m): (int(n), int(f or 0)) for m, n, f in self.run("SELECT m, count(*), sum(f) FROM co_rec GROUP BY m")
@@ -639,20 +640,29 @@ def _file_projection(p: Pushdown, path: Path) -> tuple[tuple[str, str], str]:
     fail = (
         f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR regexp_matches({response}, '^\\s*$') THEN 1 ELSE 0 END"
     )
-    sample, _ = number("sample")
-    weight, _ = number("weight")
-    return _select_list(p, text, number, labelled, fail, weight, f"CAST({sample} AS BIGINT)"), source
+    sample, sample_bad = number("sample")
+    weight, weight_bad = number("weight")
+    odd = f"({sample_bad}) + ({weight_bad}) + " + _odd_values(sample, weight)
+    return _select_list(p, text, number, labelled, fail, weight, f"CAST({sample} AS BIGINT)", odd), source
+
+
+def _odd_values(sample: str, weight: str) -> str:
+    """1 when ``sample`` is not a whole number >= 0 or ``weight`` is negative: rows the Python engine rejects."""
+    return (
+        f"CASE WHEN {sample} IS NOT NULL AND ({sample} < 0 OR {sample} <> round({sample})) THEN 1 "
+        f"WHEN {weight} IS NOT NULL AND {weight} < 0 THEN 1 ELSE 0 END"
+    )
 
 
 def _select_list(
-    p: Pushdown, text: Any, number: Any, labelled: Any, fail: str, weight: str, sample: str
+    p: Pushdown, text: Any, number: Any, labelled: Any, fail: str, weight: str, sample: str, odd: str = "0"
 ) -> tuple[str, str]:
     spec = p.spec
     model = text("model")
     whens = " ".join(f"WHEN '{_quote(m)}' THEN {i}" for i, m in enumerate(p.models))
     seg = " || '/' || ".join(text("segment", _quote(f)) for f in spec.segment_by) if spec.segment_by else "'all'"
     cols = [f"{text('item')} AS item", f"CASE {model} {whens} END AS m", f"{seg} AS seg", f"{fail} AS f"]
-    bads = []
+    bads = [f"({odd})"]  # a row the Python engine would reject: it reads and reports it
     for g, name in enumerate(p.signals):
         value, bad = number("signals", _quote(name))
         cols.append(f"{value} AS s_{g}")
@@ -661,7 +671,7 @@ def _select_list(
     labs = [labelled(_quote(d)) for d in spec.dimensions]
     greatest = "max" if p.runner.dialect == "sqlite" else "greatest"  # SQLite's max(a, b, ...) is scalar
     cols.append((labs[0] if len(labs) == 1 else f"{greatest}({', '.join(labs)})") + " AS lab")
-    cols += [f"{weight} AS w", f"{sample} AS smp", f"({' + '.join(bads) or '0'}) AS bad"]
+    cols += [f"{weight} AS w", f"{sample} AS smp", f"({' + '.join(bads)}) AS bad"]
     models = ", ".join(f"'{_quote(m)}'" for m in p.models)
     return ",\n  ".join(cols), f"{model} IN ({models})"
 
@@ -795,6 +805,16 @@ def _store_projection(p: Pushdown) -> tuple[str, str]:
     fail = (
         f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR ({response} IS NOT NULL AND {blank}) THEN 1 ELSE 0 END"
     )
-    sample = "CAST(payload->'extra'->>'sample' AS BIGINT)" if pg else "json_extract(payload, '$.extra.sample')"
+    # the store's rows were validated at import (``records.record_from_dict``: a whole sample >= 0, a weight
+    # >= 0, ``_number``); the cast is guarded all the same, so an odd row falls back to the Python engine, never a traceback
+    if pg:
+        raw = "(payload->'extra'->>'sample')"
+        sample = f"CASE WHEN {raw} ~ '^[0-9]+$' THEN CAST({raw} AS BIGINT) END"
+        odd = f"CASE WHEN {raw} IS NOT NULL AND NOT {raw} ~ '^[0-9]+$' THEN 1 ELSE 0 END"
+    else:
+        raw = "json_extract(payload, '$.extra.sample')"
+        sample = f"CASE WHEN typeof({raw}) = 'integer' THEN {raw} END"
+        odd = f"CASE WHEN {raw} IS NOT NULL AND typeof({raw}) <> 'integer' THEN 1 ELSE 0 END"
     weight, _ = number("weight")
-    return _select_list(p, text, number, labelled, fail, weight, sample)
+    odd = f"({odd}) + " + _odd_values(sample, weight)
+    return _select_list(p, text, number, labelled, fail, weight, sample, odd)
