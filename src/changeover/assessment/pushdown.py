@@ -805,8 +805,8 @@ def _store_projection(p: Pushdown) -> tuple[str, str]:
     fail = (
         f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR ({response} IS NOT NULL AND {blank}) THEN 1 ELSE 0 END"
     )
-    # the store's rows were validated at import (``records.record_from_dict``: a whole sample >= 0, a weight
-    # >= 0, ``_number``); the cast is guarded all the same, so an odd row falls back to the Python engine, never a traceback
+    # the store's rows were validated at import (``records.record_from_dict``: a whole sample >= 0, a
+    # weight >= 0); the cast is guarded all the same: an odd row falls back to the Python engine
     if pg:
         raw = "(payload->'extra'->>'sample')"
         sample = f"CASE WHEN {raw} ~ '^[0-9]+$' THEN CAST({raw} AS BIGINT) END"
