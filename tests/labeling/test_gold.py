@@ -80,6 +80,14 @@ def test_an_annotator_failing_gold_shows_low_gold_agreement(tmp_path, filled_sto
     assert p["annotators"]["bob"]["total"] == N_GOLD + 3  # a gold check counts as judged on their counters
     assert p["gold"] == {"responses": N_GOLD, "share": 1.0}
     assert 'data-annotator="bob">0% <span class="muted small">of 4</span> <span class="tag warn">low' in page
+    # the note says what happens: the answer is the label, the verdicts beside it measure the annotators
+    assert "the settled answer is the response's label in the decision" in page
+    assert "not counted as labels of the decision" not in page
+    from changeover.cli.common import load_assessment_records
+
+    recs, _, _ = load_assessment_records(live.service.spec, None, filled_store.url)
+    beside = {(r.item, r.model): sorted(r.annotators("refusal")) for r in recs if (r.item, r.model) in answers}
+    assert beside == {k: ["alice", "bob", "settled:gold"] for k in answers}  # as `changeover assess` reads them
     # not labels of the decision: the store's labels in force hold no verdict on a gold response
     after = current_labels(filled_store)
     assert not [k for k in after if k[:2] in answers]
