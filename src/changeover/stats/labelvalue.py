@@ -22,6 +22,12 @@ it after one or two; and labels in cells that share parameters (the same
 signal cell with the other answer labelled or not, the same segment) overlap,
 which 1/k ignored. On the simulated lenient-judge migration it gave intervals
 ~8% narrower at the same labels than 1/k (benchmarks/README.md, the queue).
+What any order of single labels can gain is bounded by the data: on the
+simulations (one binary judge, 3 segments), the best allocation over the signal
+cells, knowing the cells' rates, needs 0.80-0.88x the labels of random single
+labels for the same variance of the overall delta (labelling both answers of
+items, 0.58-0.68x; a pair value in this ranking was tried and measured no
+better than the greedy singles, which already complete half-labelled pairs).
 Only responses that exist and can be labelled are ranked: a cell must hold
 items (n > 0) whose response of that model has no label yet and whose truth
 is not already known (an error response is known unacceptable and needs no
