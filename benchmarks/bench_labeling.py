@@ -281,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--start", type=int, default=30, help="items labelled (both responses) before the loop")
+    ap.add_argument("--first-seed", type=int, default=1, help="seeds run: first-seed .. first-seed + seeds - 1")
     ap.add_argument("--cap", type=int, default=None, help="new labels after which a run counts as undecided")
     ap.add_argument("--only", default="sim,xstest")
     args = ap.parse_args(argv)
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         draws=500,
         chains=4,
     )
-    seeds = list(range(1, 1 + (args.seeds or (2 if quick else 5))))
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (2 if quick else 5))))
     only = set(args.only.split(","))
     C.header("bench_labeling: labels to a decision, queue order vs random")
     print(
