@@ -234,4 +234,9 @@ def test_a_restarted_gateway_keeps_a_settled_types_rate(tmp_path, fake, gw_store
     third = KeepAlive(spec, gw_store, settings)
     third.load()
     assert third.rate("faq") == 1.0
+    # a replica that had not read the events reaches the recorded state: it takes it, no second event
+    replica = KeepAlive(spec, gw_store, settings)
+    replica.state["faq"] = first.state["faq"]
+    replica._apply(TypeCall("faq", False, 41, {}, "unsettled for the test"))
+    assert replica.rate("faq") == 1.0
     assert [e.kind for e in events(gw_store)] == ["shadow.keep_alive.settled", "shadow.keep_alive.unsettled"]

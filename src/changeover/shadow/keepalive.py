@@ -15,7 +15,8 @@ re-assessed only when they or their labels changed.
 Each change is an event ``shadow.keep_alive.settled`` / ``.unsettled`` (subject:
 the rollout flag, payload: request type, rates, the calls and probabilities).
 The state is read back from those events at start-up, so a restarted gateway
-keeps the rate. A settled event is written before the rate falls and the rate
+keeps the rate; a replica that reaches the state another replica already
+recorded takes it without a second event. A settled event is written before the rate falls and the rate
 rises before the unsettled event is written, so every request left unmirrored
 for keep-alive lies inside a settled stretch of the event log: the shadow
 report counts them there and prices them at the measured cost per mirrored
@@ -179,7 +180,7 @@ class KeepAlive:
 
     def load(self) -> None:
         """The state the event log left (a restarted gateway keeps a settled type's keep-alive rate)."""
-        for event in list_events(self.store, subject=self.subject, kind_prefix=EVENT):
+        for event in keep_alive_events(self.store, self.subject):
             t = event.payload.get("request_type")
             if isinstance(t, str):
                 self.state[t] = TypeState(bool(event.payload.get("settled")), event.at, float(event.payload["rate"]))
@@ -212,6 +213,10 @@ class KeepAlive:
         was = self.state.get(call.request_type)
         if (was is not None and was.settled) == call.settled:
             return
+        latest = self._latest(call.request_type)
+        if latest is not None and bool(latest.payload.get("settled")) == call.settled:  # another replica's event
+            self.state[call.request_type] = TypeState(call.settled, latest.at, float(latest.payload["rate"]))
+            return
         configured = self.configured(call.request_type)
         rate = self.config.rate if call.settled else configured
         payload = {
@@ -233,6 +238,10 @@ class KeepAlive:
             self.state[call.request_type] = state
             record_event(self.store, kind, self.subject, ACTOR, reason, payload)
         log.info("request type %r: mirror rate %.3f (%s)", call.request_type, rate, reason)
+
+    def _latest(self, request_type: str) -> Event | None:
+        mine = [e for e in keep_alive_events(self.store, self.subject) if e.payload.get("request_type") == request_type]
+        return mine[-1] if mine else None
 
     def wait_checks(self, n: int, timeout: float) -> bool:
         """``n`` passes done (for tests); False on timeout."""
@@ -268,8 +277,9 @@ def stretches(events: Sequence[Event], request_type: str) -> list[Stretch]:
     return out
 
 
-def keep_alive_events(store: Store, settings: Settings) -> list[Event]:
-    return list_events(store, subject=settings.rollout.flag, kind_prefix=EVENT)
+def keep_alive_events(store: Store, subject: str) -> list[Event]:
+    """The keep-alive events of the migration whose rollout flag is ``subject``, oldest first."""
+    return list_events(store, subject=subject, kind_prefix=EVENT)
 
 
 def savings(

@@ -204,7 +204,7 @@ def build_report(
     answers = load_answers(store, since=since, models=[incumbent, *candidates])
     judged = load_judged(store, [incumbent, *candidates], since)
     keeping = settings is not None and settings.shadow.keep_alive is not None
-    events = keep_alive_events(store, settings) if keeping else []
+    events = keep_alive_events(store, settings.rollout.flag) if keeping else []
     rows = []
     for candidate in candidates:
         matched = pairs(answers, incumbent, candidate)
