@@ -124,13 +124,15 @@ def test_judging_pauses_when_its_budget_is_spent_and_counts(tmp_path, judged, se
     gw = serve(judged_spec(tmp_path, judged, concurrency=1, **budget))
     send(gw, 6)
     judge = settle(gw, 6)
-    # a pair reserves the calls it needs: 2 (both answers), 1 when the pre-filter spares the candidate's;
-    # 4 a minute admit 2 to 3 of the 6 pairs, whichever order the mirrors finished in
+    # a pair reserves its base calls: 2 (both answers), 1 when the pre-filter spares the candidate's;
+    # 4 a minute admit 2 to 3 of the 6 pairs, whichever order the mirrors finished in; the others wait
+    # for the budget (put back in line, not dropped)
     paused = judge.paused[spent]
     if spent == "requests_per_minute":
         assert 2 <= judge.judged <= 3 and judge.judged + paused == 6
     else:
         assert judge.judged == 0 and paused == 6
+    assert judge.to_json()["waiting"] == paused and judge.dropped == 0
     assert judged.calls["judge"] == judge.judge_calls <= budget.get("requests_per_minute", 0)
     metrics = httpx.get(gw.url + "/metrics").text
     assert f'changeover_judge_pairs_paused_total{{budget="{spent}"}} {paused}' in metrics

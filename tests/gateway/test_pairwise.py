@@ -151,19 +151,27 @@ def test_the_judging_budget_bounds_the_comparison_calls(tmp_path, compared, serv
     gw = serve(pairwise_spec(tmp_path, compared, concurrency=1, requests_per_minute=3))
     send(gw, 12)
     judge = settle(gw, 12)
-    # no call for the incumbent's side (the comparison needs none), one for the candidate's: 3 a minute
+    # no call for the incumbent's side (the comparison needs none), one for the candidate's: 3 a minute;
+    # the pairs beyond wait for the budget (not dropped)
     assert compared.calls["judge"] == judge.judge_calls <= 3
-    assert judge.paused["requests_per_minute"] >= 1 and judge.judged + judge.paused["requests_per_minute"] == 12
+    paused = judge.paused["requests_per_minute"]
+    assert paused >= 1 and judge.judged + paused == 12 and judge.to_json()["waiting"] == paused
 
 
-def test_re_asks_after_unreadable_replies_stay_within_the_budget(tmp_path, compared, serve):
+def test_re_asks_after_unreadable_replies_stay_within_the_budget(tmp_path, compared, serve, gw_store):
     compared.set("new", reply=CANDIDATE[5][0])  # the judge's every reply is unreadable: asked twice each time
     gw = serve(pairwise_spec(tmp_path, compared, concurrency=1, requests_per_minute=3))
-    send(gw, 4)
+    ids = send(gw, 4)
     judge = settle(gw, 4)
-    # a pair reserves its call and the re-ask (2), so a second pair would pass 3 a minute: paused
-    assert compared.calls["judge"] == judge.judge_calls == 2
-    assert dict(judge.compared) == {"failed": 1} and judge.paused["requests_per_minute"] == 3
+    # a pair reserves its one base call; its re-ask takes one more when made. Pair 1: call + re-ask (2);
+    # pair 2: its call (3), its re-ask does not fit: not made, a failed comparison; pairs 3 and 4 wait
+    assert compared.calls["judge"] == judge.judge_calls == 3
+    assert dict(judge.compared) == {"failed": 2} and judge.reasks_refused == 1
+    assert judge.paused["requests_per_minute"] == 2 and judge.to_json()["waiting"] == 2
+    gw.stop()
+    notes = {r.item: r.extra["unscorable"]["agreement"] for r in load_records(gw_store) if r.model == "new"}
+    assert set(notes) == set(ids[:2]) and "unparseable judge output" in notes[ids[0]]
+    assert "judging budget spent" in notes[ids[1]] and "re-ask not made" in notes[ids[1]]  # never a pass
 
 
 def test_semantic_equivalence_trips_on_a_candidate_the_judge_calls_worse(tmp_path, compared, serve):

@@ -8,12 +8,18 @@ own event loop judges the pairs through the same functions evaluate uses
 cache (``providers.CachedCaller`` over ``CallCache``), so a pair judged before
 - by this gateway before a restart, or by evaluate - is not judged again.
 
-A budget bounds the judge models' spend: calls per minute and USD per UTC day;
-a pair meeting a spent budget is not judged (counted in ``paused`` by reason)
-and judging resumes when the minute or the day turns. A pair reserves the most
-calls it may make (each judge call and its re-asks after an unreadable reply)
-and gives back what it did not use (cache hits, no re-ask), so the calls made
-in any minute never exceed ``requests_per_minute``. Word similarity is the
+A budget bounds the judge models' spend: calls per minute and USD per UTC day.
+A pair reserves its base calls (one per LLM judge and answer, none where the
+rubric or the pre-filter spares it) and gives back those it did not make (cache
+hits); a re-ask after an unreadable reply takes one more call from the budget
+when it is made, and a re-ask that does not fit is not made: that judgement
+fails (unscorable, counted in ``reasks_refused``), never a pass. So the calls
+made in any minute never exceed ``requests_per_minute``, and a spec whose one
+pair needs more base calls than that is refused at start-up (``for_spec``). A
+pair whose base calls do not fit is paused (counted once in ``paused`` by
+reason) and put back in a bounded waiting line (``waiting``; full: dropped,
+counted); the worker takes it again as soon as the minute (or the UTC day)
+frees enough of the budget (``requeued``). Word similarity is the
 pre-filter: a candidate answer identical in words to the incumbent's (or equal
 JSON) takes the incumbent's verdicts without a judge call (``prefiltered``).
 
@@ -49,6 +55,7 @@ from changeover.errors import SpecError
 from changeover.judges import Ask, Case, build_judges, judge_configs, judge_models
 from changeover.judges.base import Judge, Verdict
 from changeover.judges.comparison import Comparison, comparison_signal
+from changeover.judges.llm import REMINDER
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, build_clients, model_configs
 from changeover.records import Record
 from changeover.rollout.controller import reverse_pairs
@@ -70,7 +77,7 @@ SOURCE = JUDGED_SOURCE  # the records' source in the store: the p_regression tri
 REFRESH_CALLER_EVERY = 1000  # pairs
 NO_CALL_FOR_INCUMBENT = ("equivalence", "pairwise", "comparison")  # rubrics comparing with the incumbent's answer
 _STOP = object()
-_PAIR_CALLS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("judge_calls_of_pair", default=None)
+BUDGET_WINDOW_S = 60.0  # requests_per_minute's window
 
 
 def time_of_week(at: datetime) -> str:
@@ -132,6 +139,34 @@ def logged_pair(pair: Pair, expect_refusal: bool | None) -> MirroredPair:
 
 
 @dataclass(slots=True)
+class _PairBudget:
+    """One pair's share of the calls budget: its base calls reserved at ``at``, those made so far."""
+
+    at: float
+    reserved: int
+    made: int = 0
+
+
+_PAIR_BUDGET: contextvars.ContextVar[_PairBudget | None] = contextvars.ContextVar("judge_budget_of_pair", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Paused:
+    """A pair the budget could not take now: which budget, and the base calls it needs."""
+
+    budget: str
+    need: int
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A paused pair in the waiting line, with the base calls it needs when it is taken again."""
+
+    pair: MirroredPair
+    need: int
+
+
+@dataclass(slots=True)
 class _Answer:
     """One side of a pair, parsed (in the worker, never on the request path)."""
 
@@ -154,7 +189,6 @@ class JudgeWorker:
         llm = [c for c in self.configs.values() if c.kind == "llm"]
         self.llm_judges = len(llm)  # judge calls for a candidate answer
         self.incumbent_calls = sum(1 for c in llm if c.rubric not in NO_CALL_FOR_INCUMBENT)  # ... for the incumbent's
-        self.retries = max((c.retries for c in llm), default=0)  # re-asks a judge call may take
         self.comparison = comparison_signal(self.configs)  # the comparison judge's signal (None: not declared)
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
         self.offered = 0
@@ -162,13 +196,17 @@ class JudgeWorker:
         self.judged = 0  # pairs written as records
         self.prefiltered = 0  # candidate answers that took the incumbent's verdicts (no judge call)
         self.compared: Counter[str] = Counter()  # pairs per comparison class; "failed": no readable verdict
-        self.paused: Counter[str] = Counter()  # pairs not judged, by the budget that was spent
+        self.paused: Counter[str] = Counter()  # pairs set aside (once each), by the budget that was spent
+        self.requeued = 0  # paused pairs taken again from the waiting line when the budget had room
+        self.reasks_refused = 0  # re-asks not made (the budget was spent): failed judgements, never passes
         self.errors = 0  # pairs that failed (a judge's bug, the store refusing the records)
         self.resumed = 0  # pairs read back from the shadow log at start (not judged before a restart)
         self.judge_calls = 0  # judge model calls made (cache hits excluded)
         self.cache_hits = 0
         self.spent_usd: dict[str, float] = {}  # UTC day -> judge spend
-        self._calls: deque[float] = deque()  # monotonic times of the last minute's judge calls
+        self._calls: deque[float] = deque()  # monotonic times of the last minute's judge calls (ascending)
+        self.window_s = BUDGET_WINDOW_S  # requests_per_minute's window (tests shorten it)
+        self._waiting: deque[_Waiting] = deque()  # paused pairs, oldest first (at most queue_size)
         self._thread: threading.Thread | None = None
         self._pending = 0  # pairs queued or being judged
         self._settled = threading.Condition()
@@ -187,7 +225,20 @@ class JudgeWorker:
                 f"{spec.path or 'spec'}: field 'models' has no entry for the judge model {missing[0]!r}; "
                 f"add models: {{{missing[0]}: {{base_url: ...}}}}"
             )
-        return cls(spec, store, settings, rows)
+        worker = cls(spec, store, settings, rows)
+        if settings.requests_per_minute < worker.base_calls:
+            raise SpecError(
+                f"{spec.path or 'spec'}: field 'shadow.judge.requests_per_minute' is {settings.requests_per_minute}, "
+                f"fewer than the {worker.base_calls} judge calls one pair needs ({worker.llm_judges} LLM judge(s) on "
+                f"the candidate's answer, {worker.incumbent_calls} on the incumbent's): no pair could ever be "
+                f"judged; set it to at least {worker.base_calls} or declare fewer LLM judges"
+            )
+        return worker
+
+    @property
+    def base_calls(self) -> int:
+        """The most judge calls one pair makes without re-asks (both answers, no pre-filter)."""
+        return self.incumbent_calls + self.llm_judges
 
     # ------------------------------------------------------------------ request side (never blocks)
 
@@ -218,7 +269,8 @@ class JudgeWorker:
         return self
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the pairs being judged; pairs still queued are dropped (counted)."""
+        """Stop after the pairs being judged; pairs still queued or waiting for the budget are dropped
+        (counted; the next start resumes them from the shadow log)."""
         if self._thread is None:
             return
         while True:
@@ -232,9 +284,11 @@ class JudgeWorker:
         self.queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
+        self.dropped += len(self._waiting)
+        self._waiting.clear()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Every queued pair judged (for tests and the benchmark); False on timeout."""
+        """Every queued pair judged or waiting for the budget (for tests and the benchmark); False on timeout."""
         with self._settled:
             return self._settled.wait_for(lambda: self._pending == 0, timeout)
 
@@ -252,6 +306,9 @@ class JudgeWorker:
             "prefiltered": self.prefiltered,
             "compared": dict(self.compared),
             "paused": dict(self.paused),
+            "waiting": len(self._waiting),
+            "requeued": self.requeued,
+            "reasks_refused": self.reasks_refused,
             "errors": self.errors,
             "judge_calls": self.judge_calls,
             "cache_hits": self.cache_hits,
@@ -261,18 +318,43 @@ class JudgeWorker:
 
     # ------------------------------------------------------------------ budget
 
-    def _budget_spent(self, need: int) -> tuple[str | None, float]:
-        """Which budget a pair that may make ``need`` judge calls would exceed now (None: judge it, the calls
-        reserved at the returned time; ``_give_back`` returns those not made)."""
-        at = time.monotonic()
+    def _spent(self, need: int) -> str | None:
+        """Which budget ``need`` more judge calls would exceed now (None: they fit)."""
         if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
-            return "usd_per_day", at
-        while self._calls and self._calls[0] < at - 60.0:
+            return "usd_per_day"
+        horizon = time.monotonic() - self.window_s
+        while self._calls and self._calls[0] < horizon:
             self._calls.popleft()
         if len(self._calls) + need > self.settings.requests_per_minute:
-            return "requests_per_minute", at
-        self._calls.extend([at] * need)
-        return None, at
+            return "requests_per_minute"
+        return None
+
+    def _budget_spent(self, need: int) -> tuple[str | None, float]:
+        """Which budget a pair making ``need`` base judge calls would exceed now (None: judge it, the calls
+        reserved at the returned time; ``_give_back`` returns those not made)."""
+        at = time.monotonic()
+        spent = self._spent(need)
+        if spent is None:
+            self._calls.extend([at] * need)
+        return spent, at
+
+    def _reserve_reask(self) -> float | None:
+        """One call from the minute's budget for a re-ask (its reservation time), None when it does not fit."""
+        if self._spent(1) == "requests_per_minute":
+            return None
+        at = time.monotonic()
+        self._calls.append(at)
+        return at
+
+    def _refill_in(self, need: int) -> float:
+        """Seconds until ``need`` calls fit again: the oldest reservations leave the minute (or the UTC day
+        turns, the day's spend having passed ``usd_per_day``)."""
+        if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
+            return max(1.0, 86400.0 - time.time() % 86400.0)
+        excess = len(self._calls) + need - self.settings.requests_per_minute
+        if not self._calls:  # nothing to leave the minute (a pair needing more than it: for_spec refuses that)
+            return self.window_s
+        return max(0.01, self._calls[min(max(excess, 1), len(self._calls)) - 1] + self.window_s - time.monotonic())
 
     def _give_back(self, at: float, unused: int) -> None:
         for _ in range(unused):
@@ -285,9 +367,6 @@ class JudgeWorker:
             self.cache_hits += 1
             return
         self.judge_calls += 1
-        made = _PAIR_CALLS.get()
-        if made is not None:
-            made[0] += 1
         if completion.cost_usd:
             day = _today()
             self.spent_usd[day] = self.spent_usd.get(day, 0.0) + completion.cost_usd
@@ -307,10 +386,23 @@ class JudgeWorker:
 
         def ask_for(signal: str, model: str) -> Ask:
             async def ask(request: ChatRequest) -> Completion:
+                budget = _PAIR_BUDGET.get()
+                extra = None  # a re-ask's own call, taken from the budget now
+                if budget is not None and _is_reask(request):
+                    extra = self._reserve_reask()
+                    if extra is None:
+                        self.reasks_refused += 1
+                        return Completion(
+                            text=None, error="judging budget spent (shadow.judge.requests_per_minute): re-ask not made"
+                        )
                 completion, cached = await callers[0].call(
                     clients[model], f"judge:{signal}"[:32], request.item or "", "judge", request
                 )
                 self._count_call(completion, cached)
+                if extra is not None and cached:
+                    self._give_back(extra, 1)
+                elif budget is not None and extra is None and not cached:
+                    budget.made += 1
                 return completion
 
             return ask
@@ -325,8 +417,12 @@ class JudgeWorker:
                 if batch is None:
                     return
                 records: list[Record] = []
-                for recs in await asyncio.gather(*(self._judge(judges, p) for p in batch)):
-                    records += recs
+                results = await asyncio.gather(*(self._judge(judges, p) for p, _ in batch))
+                for (pair, again), result in zip(batch, results, strict=True):
+                    if isinstance(result, _Paused):
+                        self._wait(pair, result, again)
+                    else:
+                        records += result
                 if records:
                     self._write(records)
                 self._done(len(batch))
@@ -368,35 +464,68 @@ class JudgeWorker:
                     self._pending += 1
                 self.resumed += 1
 
-    def _take(self) -> list[MirroredPair] | None:
-        """Up to ``concurrency`` pairs (waiting for the first); None to stop."""
-        first = self.queue.get()
-        if first is _STOP:
-            return None
-        batch = [first]
-        while len(batch) < self.settings.concurrency:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                self.queue.put(_STOP)  # seen after this batch
-                break
-            batch.append(item)
-        return batch
+    def _wait(self, pair: MirroredPair, paused: _Paused, again: bool) -> None:
+        """Put a paused pair in the waiting line (full: dropped, counted); counted in ``paused`` once."""
+        if not again:
+            self.paused[paused.budget] += 1
+        if len(self._waiting) >= self.settings.queue_size:
+            self.dropped += 1
+            return
+        self._waiting.append(_Waiting(pair, paused.need))
 
-    async def _judge(self, judges: dict[str, Judge], pair: MirroredPair) -> list[Record]:
+    def _ready(self) -> list[tuple[MirroredPair, bool]]:
+        """The waiting pairs the budget has room for now, oldest first (up to ``concurrency``)."""
+        out: list[tuple[MirroredPair, bool]] = []
+        need = 0
+        while self._waiting and len(out) < self.settings.concurrency:
+            head = self._waiting[0]
+            if self._spent(need + head.need) is not None:
+                break
+            need += head.need
+            out.append((self._waiting.popleft().pair, True))
+        if out:
+            self.requeued += len(out)
+            with self._settled:
+                self._pending += len(out)
+        return out
+
+    def _take(self) -> list[tuple[MirroredPair, bool]] | None:
+        """Up to ``concurrency`` pairs - paused ones first once the budget has room for them, then new ones
+        (waiting for the first, or until the budget refills); each with whether it was paused before.
+        None to stop."""
+        while True:
+            batch = self._ready()
+            if not batch:
+                timeout = self._refill_in(self._waiting[0].need) if self._waiting else None
+                try:
+                    first = self.queue.get(timeout=timeout)
+                except queue.Empty:
+                    continue  # the budget has refilled: the waiting pairs go first
+                if first is _STOP:
+                    return None
+                batch = [(first, False)]
+            while len(batch) < self.settings.concurrency:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self.queue.put(_STOP)  # seen after this batch
+                    break
+                batch.append((item, False))
+            return batch
+
+    async def _judge(self, judges: dict[str, Judge], pair: MirroredPair) -> list[Record] | _Paused:
         try:
             inc_row, cand_row = pair.rows or (self.rows(pair.incumbent)[0], self.rows(pair.candidate)[0])
             inc, cand = _Answer(inc_row), _Answer(cand_row)
             same = inc.text is not None and cand.text is not None and self._same(inc.text, cand.text)
-            need = (self.incumbent_calls + (0 if same else self.llm_judges)) * (1 + self.retries)
+            need = self.incumbent_calls + (0 if same else self.llm_judges)  # re-asks: from the budget when made
             spent, at = self._budget_spent(need)
             if spent is not None:
-                self.paused[spent] += 1
-                return []
-            made = [0]  # this pair's judge calls (the ask functions count them, cache hits excluded)
-            token = _PAIR_CALLS.set(made)
+                return _Paused(spent, need)
+            budget = _PairBudget(at, need)  # the ask functions count its base calls (cache hits excluded)
+            token = _PAIR_BUDGET.set(budget)
             try:
                 payload = pair.incumbent.payload or {}
                 inc_case = self._case(pair, inc, inc, payload, is_incumbent=True)
@@ -407,8 +536,8 @@ class JudgeWorker:
                 else:
                     cand_verdicts = await _score(judges, self._case(pair, cand, inc, payload, is_incumbent=False))
             finally:
-                _PAIR_CALLS.reset(token)
-                self._give_back(at, need - made[0])
+                _PAIR_BUDGET.reset(token)
+                self._give_back(at, budget.reserved - budget.made)
             compared = self._compared(inc, cand, cand_verdicts, same)
             return [
                 self._record(pair, inc, inc_verdicts, judges),
@@ -503,6 +632,12 @@ async def _score(judges: dict[str, Judge], case: Case) -> dict[str, Verdict]:
     names = list(judges)
     verdicts = await asyncio.gather(*(judges[s].score(case) for s in names))
     return dict(zip(names, verdicts, strict=True))
+
+
+def _is_reask(request: ChatRequest) -> bool:
+    """The LLM judge's re-ask after an unreadable reply (its last message is the format reminder)."""
+    last = request.messages[-1] if request.messages else None
+    return isinstance(last, dict) and last.get("content") == REMINDER
 
 
 def _today() -> str:
