@@ -83,6 +83,7 @@ def test_known_truth_and_labelled_responses_are_not_open():
         known0=np.array([-1, -1, -1, 0]),  # cell 3: the incumbent's responses are errors
         known1=np.array([-1, 1, -1, -1]),
     )
+    table.labellable = lambda model: table.n  # one sample per item: every answer can be shown
     fit = SimpleNamespace(table=table)
     assert open_cells(fit, 0).tolist() == [True, False, False, False]
     assert open_cells(fit, 1).tolist() == [True, False, False, True]
@@ -107,6 +108,7 @@ class _BetaWorld:
         zeros = np.zeros(2, int)
         table = SimpleNamespace(n=np.array([500, 500]), tot0=np.ones(2, int), tot1=zeros, known0=-np.ones(2, int))
         table.known1 = -np.ones(2, int)
+        table.labellable = lambda model: table.n
         self.fit = SimpleNamespace(table=table, p_acceptable=lambda model: self.p)  # model 0's cells are labelled
         self.candidate, self.dimension, self.undecided = "cand", "quality", [("overall", None)]
 

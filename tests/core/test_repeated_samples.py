@@ -181,3 +181,22 @@ def test_a_sample_is_checked_where_the_row_is_read():
     for bad in (1.5, -1, True, "two"):
         with pytest.raises(RecordsError, match=r"f.jsonl:7: .*field 'sample' must be a whole number"):
             record_from_dict({"item": "a", "model": "m", "sample": bad}, "f.jsonl:7")
+
+
+def test_the_queue_offers_only_answers_the_app_can_show():
+    """An incumbent answer reused beside the candidate's extra samples, and the candidate's samples after the
+    first, are not open slots: labels_needed and the ranking count each item's first answer once."""
+    from changeover.stats.labelvalue import open_cells
+
+    rows = sampled_rows(9, items=60, labelled=0)
+    for r in rows:
+        if r["model"] == "legacy":
+            r["labels"] = {"correctness": 1}  # the incumbent is fully labelled
+    a = assess(spec_from_dict(SPEC), _records(rows), draws=200, warmup=200, next_count=200)
+    t = a.comparisons[("cand", "correctness")].table
+    assert int(t.labellable(1).sum()) == 60 and int(t.n.sum()) == 180  # 3 entries per item, 1 shown
+    assert int(t.labellable(0)[t.tot0 == 0].sum()) == 0  # the reused, labelled incumbent answer: nothing open
+    assert not open_cells(a.pairs[("cand", "correctness")].fit, 0).any()
+    offered = a.decision.next_labels
+    assert offered and all(x.model == "cand" for x in offered)
+    assert len({x.item for x in offered}) == len(offered) <= 60  # one per item: its first answer

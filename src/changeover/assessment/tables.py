@@ -11,7 +11,7 @@ the table at all, so it is never ranked for labelling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -139,6 +139,16 @@ def comparison(
     unstable = tuple([i for i in both if _unstable(idx.answers(m, i), scales)] for m in models)
     who = annotator_votes([(r0 if f0 else None, r1 if f1 else None) for _, (r0, r1, f0, f1) in entries], dimension)
     table = _build(segments, seg, scales, a, pos, tot, known, weight if repeated else None, who)
+    shown = np.array(
+        [
+            [r0.sample == 0 and f0 for _, (r0, _, f0, _) in entries],
+            [r1.sample == 0 and f1 for _, (_, r1, _, f1) in entries],
+        ],
+        bool,
+    ).reshape(2, len(entries))
+    if repeated:  # the queue counts only answers the app can show as open (stats.labelvalue)
+        per_cell = [np.bincount(table.cell_of_item, weights=shown[m], minlength=table.cells) for m in (0, 1)]
+        table = replace(table, shown=np.stack(per_cell).astype(np.int64))
     return Comparison(
         candidate,
         dimension,
@@ -149,13 +159,7 @@ def comparison(
         (known_failures[0], known_failures[1]),
         (excluded[0], excluded[1]),
         (tuple(int(x) for x in scored[0]), tuple(int(x) for x in scored[1])),
-        np.array(
-            [
-                [r0.sample == 0 and f0 for _, (r0, _, f0, _) in entries],
-                [r1.sample == 0 and f1 for _, (_, r1, _, f1) in entries],
-            ],
-            bool,
-        ).reshape(2, len(entries)),
+        shown,
         (next(samples), next(samples)),
         (unstable[0], unstable[1]),
     )

@@ -119,7 +119,7 @@ def open_cells(fit: PairFit, model: int) -> np.ndarray:
     t = fit.table
     tot = t.tot0 if model == 0 else t.tot1
     known = getattr(t, "known0" if model == 0 else "known1", None)
-    mask = (tot == 0) & (t.n > 0)
+    mask = (tot == 0) & (t.labellable(model) > 0)
     if known is not None:
         mask &= np.asarray(known) < 0
     return mask
@@ -151,7 +151,8 @@ def _batch(target: LabelTarget, count: int) -> list[RankedLabel]:
     keep = np.argsort(-first, kind="stable")[:MAX_CANDIDATES]  # the batch is chosen among the best single labels
     x = np.concatenate([qc, pc[:, keep]], axis=1)
     cov = x.T @ x / T  # [Q + K, Q + K]
-    left = target.fit.table.n[[slots[k][1] for k in keep]].astype(np.int64)  # open responses per slot
+    t = target.fit.table
+    left = np.array([t.labellable(slots[k][0])[slots[k][1]] for k in keep], np.int64)  # open responses per slot
     out: list[RankedLabel] = []
     for _ in range(min(count, MAX_PICKS)):
         var_y = np.maximum(np.diag(cov)[Q:] + noise[keep], 1e-12)
@@ -189,7 +190,7 @@ def _scope_counts(fit: PairFit, segment: int | None) -> tuple[int, int]:
     t = fit.table
     in_scope = np.ones(t.cells, bool) if segment is None else (t.seg == segment)
     labelled = int(t.n[in_scope & (t.tot0 > 0)].sum() + t.n[in_scope & (t.tot1 > 0)].sum())
-    open_ = int(t.n[in_scope & open_cells(fit, 0)].sum() + t.n[in_scope & open_cells(fit, 1)].sum())
+    open_ = sum(int(t.labellable(m)[in_scope & open_cells(fit, m)].sum()) for m in (0, 1))
     return labelled, open_
 
 

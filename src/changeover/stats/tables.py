@@ -71,6 +71,12 @@ class PairTable:
     votes0: np.ndarray | None = None
     votes1: np.ndarray | None = None
     exact: tuple[bool, ...] = ()
+    shown: np.ndarray | None = None  # [2, J]: per model, the cell's answers a labeller can be shown (None: all)
+
+    def labellable(self, model: int) -> np.ndarray:
+        """Per cell, how many of ``model``'s answers can be offered for a label: ``shown`` (with repeated
+        samples only each item's first answer is shown, once), else ``n``."""
+        return self.n if self.shown is None else self.shown[model]
 
     @property
     def item_weight(self) -> np.ndarray:
