@@ -72,8 +72,8 @@ class Scenario:
         return np.clip(np.asarray(out), 0.0, 1.0)
 
 
-def simulate(scenario: Scenario, rng: np.random.Generator) -> tuple[PairTable, np.ndarray, float]:
-    """Draw one data set: (count table, true segment deltas, true overall delta)."""
+def _items(scenario: Scenario, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items drawn from a scenario: (segment [N], truth [N, 2], the judge's binary verdict [N, 2])."""
     S, n = scenario.n_segments, scenario.items_per_segment
     pi = scenario.cell_probs()
     seg = np.repeat(np.arange(S), n)
@@ -83,6 +83,13 @@ def simulate(scenario: Scenario, rng: np.random.Generator) -> tuple[PairTable, n
     for m in range(2):
         p_pass = np.where(z[:, m] == 1, scenario.sensitivity[m], 1.0 - scenario.specificity[m])
         a[:, m] = (rng.random(z.shape[0]) < p_pass).astype(int)
+    return seg, z, a
+
+
+def simulate(scenario: Scenario, rng: np.random.Generator) -> tuple[PairTable, np.ndarray, float]:
+    """Draw one data set: (count table, true segment deltas, true overall delta)."""
+    S = scenario.n_segments
+    seg, z, a = _items(scenario, rng)
     pos = np.zeros_like(z)
     tot = np.zeros_like(z)
     for m in range(2):
@@ -362,15 +369,8 @@ def simulate_annotators(
     annotator's, true segment deltas, true overall delta). Gold answers are
     the exact annotator 'gold' in both tables.
     """
-    S, n, A = scenario.n_segments, scenario.items_per_segment, len(annotators.noise)
-    pi = scenario.cell_probs()
-    seg = np.repeat(np.arange(S), n)
-    cells = np.concatenate([rng.choice(4, size=n, p=pi[s] / pi[s].sum()) for s in range(S)])
-    z = np.stack([cells // 2, cells % 2], axis=1)
-    a = np.empty_like(z)
-    for m in range(2):
-        p_pass = np.where(z[:, m] == 1, scenario.sensitivity[m], 1.0 - scenario.specificity[m])
-        a[:, m] = (rng.random(z.shape[0]) < p_pass).astype(int)
+    S, A = scenario.n_segments, len(annotators.noise)
+    seg, z, a = _items(scenario, rng)
     votes = np.zeros((2, seg.size, A + 1, 2), np.int64)  # the last annotator: the exact gold answers
     noise = np.asarray(annotators.noise, float)
 
