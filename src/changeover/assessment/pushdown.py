@@ -49,7 +49,7 @@ from changeover.assessment.tables import Comparison, DimensionScales, comparison
 from changeover.config import MigrationSpec
 from changeover.records import Record, record_from_dict, unflatten
 from changeover.signals import SignalScale, infer_scale
-from changeover.stats.tables import PairTable
+from changeover.stats.tables import PairTable, key_rows, table_from_keys
 
 _DISTINCT_LIMIT = 64  # more distinct whole numbers than this in a signal: not an ordinal scale, let Python say so
 
@@ -428,13 +428,8 @@ def _merge(
             carried += [(str(item), i) for item in (r[nkeys + 1] or [])] if len(r) > nkeys + 1 else []
     if part is not None:
         t = part.table
-        block = [t.seg[:, None], t.a0, t.a1, t.known0[:, None], t.known1[:, None]]
-        block += [np.stack([t.pos0, t.tot0, t.pos1, t.tot1], axis=1)]
-        if names:
-            assert t.votes0 is not None and t.votes1 is not None
-            block += [t.votes0.reshape(t.cells, -1), t.votes1.reshape(t.cells, -1)]
         offset = len(rows)
-        rows += np.concatenate(block, axis=1).astype(np.int64).tolist()
+        rows += key_rows(t).tolist()
         counts += t.n.tolist()
         carried += [(item, offset + int(c)) for item, c in zip(part.items, t.cell_of_item, strict=True)]
     exact = part.table.exact if part is not None else ()
@@ -462,27 +457,9 @@ def cells_table(
     inverse = inverse.reshape(-1)
     n = np.bincount(inverse, weights=np.asarray(counts, float), minlength=keys.shape[0]).astype(np.int64)
     carried = sorted(carried, key=lambda x: x[0])
-    col = 1 + 2 * G
-    table = PairTable(
-        segments=tuple(segments),
-        levels=tuple(s.levels for s in scales.scales),
-        seg=keys[:, 0],
-        a0=keys[:, 1 : 1 + G],
-        a1=keys[:, 1 + G : col],
-        known0=keys[:, col],
-        known1=keys[:, col + 1],
-        pos0=keys[:, col + 2],
-        tot0=keys[:, col + 3],
-        pos1=keys[:, col + 4],
-        tot1=keys[:, col + 5],
-        n=n,
-        cell_of_item=np.asarray([inverse[r] for _, r in carried], np.int64),
-        weight=None,
-        votes0=keys[:, col + 6 : col + 6 + 2 * A].reshape(-1, A, 2) if names else None,
-        votes1=keys[:, col + 6 + 2 * A : col + 6 + 4 * A].reshape(-1, A, 2) if names else None,
-        annotators=names,
-        exact=exact,
-    )
+    cell_of_item = np.asarray([inverse[r] for _, r in carried], np.int64)
+    levels = tuple(s.levels for s in scales.scales)
+    table = table_from_keys(segments, levels, keys, n, cell_of_item, names, exact)
     return table, [item for item, _ in carried]
 
 

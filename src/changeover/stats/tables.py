@@ -214,26 +214,54 @@ def build_table(
         parts += [votes[0].reshape(n_items, -1), votes[1].reshape(n_items, -1)]
     stacked = np.concatenate(parts, axis=1)
     keys, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    cell_weight = (
+        None if weight is None else np.bincount(inverse, weights=np.asarray(weight, float), minlength=keys.shape[0])
+    )
+    return table_from_keys(segments, lv, keys, counts.astype(np.int64), inverse, names, exact_t, cell_weight)
+
+
+def key_rows(t: PairTable) -> np.ndarray:
+    """A table's cells as key rows [J, width], the layout ``table_from_keys`` reads: segment, the signal
+    levels of both answers, both known truths, pos/tot of both, then (with annotators) each one's votes."""
+    block = [t.seg[:, None], t.a0, t.a1, t.known0[:, None], t.known1[:, None]]
+    block += [np.stack([t.pos0, t.tot0, t.pos1, t.tot1], axis=1)]
+    if t.annotators:
+        assert t.votes0 is not None and t.votes1 is not None
+        block += [t.votes0.reshape(t.cells, -1), t.votes1.reshape(t.cells, -1)]
+    return np.concatenate(block, axis=1).astype(np.int64)
+
+
+def table_from_keys(
+    segments: Sequence[str],
+    levels: tuple[int, ...],
+    keys: np.ndarray,
+    n: np.ndarray,
+    cell_of_item: np.ndarray,
+    annotators: tuple[str, ...] = (),
+    exact: tuple[bool, ...] = (),
+    weight: np.ndarray | None = None,
+) -> PairTable:
+    """The ``PairTable`` of unique key rows (``key_rows``' layout) with their counts ``n``."""
+    G, A = len(levels), max(1, len(annotators))
     col = 1 + 2 * G
     return PairTable(
         segments=tuple(segments),
-        levels=lv,
+        levels=levels,
         seg=keys[:, 0],
         a0=keys[:, 1 : 1 + G],
-        a1=keys[:, 1 + G : 1 + 2 * G],
+        a1=keys[:, 1 + G : col],
         known0=keys[:, col],
         known1=keys[:, col + 1],
         pos0=keys[:, col + 2],
         tot0=keys[:, col + 3],
         pos1=keys[:, col + 4],
         tot1=keys[:, col + 5],
-        n=counts.astype(np.int64),
-        cell_of_item=inverse.reshape(-1),
-        weight=None
-        if weight is None
-        else np.bincount(inverse.reshape(-1), weights=np.asarray(weight, float), minlength=keys.shape[0]),
-        votes0=keys[:, col + 6 : col + 6 + 2 * A].reshape(-1, A, 2) if names else None,
-        votes1=keys[:, col + 6 + 2 * A : col + 6 + 4 * A].reshape(-1, A, 2) if names else None,
-        annotators=names,
-        exact=exact_t,
+        n=n,
+        cell_of_item=cell_of_item,
+        weight=weight,
+        votes0=keys[:, col + 6 : col + 6 + 2 * A].reshape(-1, A, 2) if annotators else None,
+        votes1=keys[:, col + 6 + 2 * A : col + 6 + 4 * A].reshape(-1, A, 2) if annotators else None,
+        annotators=annotators,
+        exact=exact,
     )
