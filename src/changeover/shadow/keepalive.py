@@ -35,6 +35,7 @@ from typing import Any
 
 from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
+from changeover.labeling.gold import spec_answers
 from changeover.records import Record
 from changeover.shadow.answers import Answer
 from changeover.shadow.config import KeepAliveSettings, Settings
@@ -157,6 +158,7 @@ class KeepAlive:
         self.config: KeepAliveSettings = settings.shadow.keep_alive
         self.configured: Callable[[str], float] = settings.shadow.rate
         self.candidates = list(settings.mirror_to)
+        self.gold = spec_answers(spec)  # the gold file's answers: labels read as ``changeover assess`` reads them
         self.subject = settings.rollout.flag
         self.state: dict[str, TypeState] = {}
         self.last: dict[str, TypeCall] = {}  # the latest assessment per request type
@@ -189,7 +191,8 @@ class KeepAlive:
         """Assess every request type whose judged records changed; record and apply each change. Returns the
         assessments made."""
         since = now() - timedelta(seconds=self.config.window)
-        records, _ = load_records_counted(self.store, [self.spec.incumbent, *self.candidates], JUDGED_SOURCE, since)
+        models = [self.spec.incumbent, *self.candidates]
+        records, _ = load_records_counted(self.store, models, JUDGED_SOURCE, since, gold=self.gold)
         by_type: dict[str, list[Record]] = defaultdict(list)
         for r in records:
             by_type[str(r.segment.get("request_type", ""))].append(r)
