@@ -117,3 +117,22 @@ def _assert_not_blank(png: bytes) -> None:
     # sample the raw (filtered) bytes of every 20th row: a blank page gives a handful of values
     distinct = {raw[r * stride + 1 : (r + 1) * stride : channels * 7] for r in range(0, len(raw) // stride, 20)}
     assert len(distinct) > 30
+
+
+def test_nothing_overflows_a_400px_screen(browser_page, demo, demo_store, tmp_path):
+    """On a phone-width screen every section fits; wide tables scroll inside their own box."""
+    out = write_report(demo.assessment, demo.spec, tmp_path / "report.html", store=demo_store)
+    page = browser_page
+    page.set_viewport_size({"width": 400, "height": 900})
+    page.goto(out.as_uri(), wait_until="load")
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('section')]
+                 .filter(s => s.scrollWidth > s.clientWidth + 1)
+                 .map(s => [s.id, ...[...s.querySelectorAll('*')]
+                   .filter(e => !e.closest('.table-wrap') && e.getBoundingClientRect().right
+                                > s.getBoundingClientRect().right + 1)
+                   .map(e => `${e.tagName}.${e.className}: ${(e.textContent || '').slice(0, 40)}`).slice(0, 3)])"""
+    )
+    assert wide == []
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
+    assert page.locator("section .table-wrap table").count() >= 10  # the tables are there, wrapped
