@@ -53,7 +53,14 @@ class Report:
 
     def markdown(self, report_name: str | None = None) -> str:
         return summary_markdown(
-            self.decision, self.spec, self.verdict, self.inputs.labels, report_name, self.config.markdown_segments
+            self.decision,
+            self.spec,
+            self.verdict,
+            self.inputs.labels,
+            report_name,
+            self.config.markdown_segments,
+            choosing=self.choosing,
+            shadow=self.inputs.shadow,
         )
 
     def to_json(self) -> dict[str, Any]:

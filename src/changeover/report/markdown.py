@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from changeover.assessment.result import Decision, SegmentResult
 from changeover.config import MigrationSpec
+from changeover.report.choosing import ChoosingSection
 from changeover.report.formatting import count, failures, impact, interval_short, points, prob
 from changeover.report.labels import LabelStats
+from changeover.report.shadow import ShadowStats
 from changeover.report.verdict import VerdictText
 
 ICONS = {"GO": "🟢", "NO-GO": "🔴", "NEED-LABELS": "🟡"}
@@ -38,8 +40,11 @@ def summary_markdown(
     labels: LabelStats | None,
     report_name: str | None = None,
     with_segments: bool = False,
+    choosing: ChoosingSection | None = None,
+    shadow: ShadowStats | None = None,
 ) -> str:
-    """The PR comment: headline, reasons per candidate, a results table, labels still needed."""
+    """The PR comment: headline, reasons per candidate, a results table, the pick, the shadow period and the
+    labels still needed."""
     icon = ICONS.get(text.verdict, "")
     lines = [f"### {icon} changeover: **{text.verdict}** — replacing `{spec.incumbent}`", "", text.headline, ""]
     for cand in text.candidates:
@@ -59,6 +64,7 @@ def summary_markdown(
                 if with_segments or s.call != d.overall.call:
                     lines.append(_row("", "", seg, s, str(s.call)))
     lines.append("")
+    lines += _pick_lines(choosing) + _shadow_lines(shadow)
     if labels is not None:
         needed = f"; about **{count(labels.total_needed)}** more needed" if labels.total_needed else ""
         lines.append(
@@ -71,3 +77,37 @@ def summary_markdown(
     if len(out) > MAX_CHARS:  # a pathological number of candidates x dimensions
         out = out[:MAX_CHARS].rsplit("\n", 1)[0] + "\n\n… (truncated; see the full report)\n"
     return out
+
+
+def _pick_lines(choosing: ChoosingSection | None) -> list[str]:
+    """The report's "Choosing a candidate" in one line: the pick and its saving, or why there is none."""
+    if choosing is None:
+        return []
+    chosen = choosing.result.recommended
+    if chosen is None:
+        return ["No candidate is GO on every required dimension yet: no pick.", ""]
+    saving = f", saving {choosing.pick_saving} {choosing.unit}" if choosing.pick_saving else ""
+    return [
+        f"**Pick: {chosen.candidate}** (the cheapest candidate that is GO on every required dimension{saving}).",
+        "",
+    ]
+
+
+def _shadow_lines(shadow: ShadowStats | None) -> list[str]:
+    """The gateway's shadow period: how long and which weekdays it covered, and each candidate's equivalence."""
+    if shadow is None or not shadow.from_shadow_log or shadow.period is None:
+        return []
+    p = shadow.period
+    lines = [
+        f"Shadow traffic: {count(p.pairs)} mirrored pairs over {p.days:.1f} days ({', '.join(p.weekdays)}; "
+        f"{p.week_hours} of the week's 168 hours)."
+    ]
+    for d in shadow.disagreements:
+        if d.request_type != "all":
+            continue
+        if d.classes:
+            classes = ", ".join(f"{n} {k}" for k, n in d.classes.items())
+            lines.append(f"- {d.candidate}: {count(d.judged_pairs)} pairs judged by {d.judge}: {classes}.")
+        elif d.equivalence_rate is not None:
+            lines.append(f"- {d.candidate}: {d.equivalence_rate:.0%} equivalent by word similarity (not judged).")
+    return lines + [""]
