@@ -108,6 +108,7 @@ def judged_week(tmp_path, store_url):
 def _cli_json(tmp_path, spec_path, store_url) -> tuple[dict, dict, str]:
     html, rjson, sjson = tmp_path / "report.html", tmp_path / "report.json", tmp_path / "shadow.json"
     argv = ["report", "--spec", str(spec_path), "--db", store_url, "--out", str(html), "--json", str(rjson)]
+    argv += ["--markdown", str(tmp_path / "summary.md")]
     assert run([*argv, "--seed", "3", "--draws", "300"]) in (0, 1, 3)
     shadow = ["shadow", "report", "--spec", str(spec_path), "--db", store_url, "--since", "30d", "--json", str(sjson)]
     assert run([*shadow, "--examples", "6"]) == 0
@@ -197,6 +198,11 @@ def test_the_section_shows_the_shadow_report_numbers_period_and_escaped_examples
     assert "by the judge 'agreement'" in worse["why"] and MARKUP in worse["prompt"]
     assert "<script>" not in html and "&lt;script&gt;alert(" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
     assert 'data-kind="worse"' in html
+
+    # the pull-request summary carries the period and the judge's classes in a line each
+    md = (tmp_path / "summary.md").read_text()
+    assert "Shadow traffic: 24 mirrored pairs over 6.7 days (Mon, Tue, Wed, Thu, Fri, Sat, Sun; 24 of the week's" in md
+    assert "- new: 24 pairs judged by agreement: 7 equivalent, 4 better, 3 worse, 4 different." in md
 
 
 def test_without_a_judge_the_rule_classes_and_the_records_fallback(tmp_path, store, spec, assessment, records):
