@@ -124,8 +124,8 @@ def test_p_regression_reads_the_stored_labels_as_assess_does(tmp_path, sqlite_ur
     from changeover.assessment.annotators import annotator_votes
     from changeover.rollout.measure import Window
     from changeover.rollout.regression import window_records
-    from changeover.shadow.answers import Answer, Pair
-    from changeover.shadow.export import pair_records
+    from changeover.shadowlog.answers import Answer, Pair
+    from changeover.shadowlog.export import pair_records
     from changeover.store.responses import merge_store_labels
 
     at = datetime(2026, 11, 23, tzinfo=UTC)

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import func, select
 from tests.gateway.helpers import chat
 
-from changeover.shadow.tables import shadow_log
+from changeover.shadowlog.tables import shadow_log
 from changeover.store import Store
 
 

@@ -22,7 +22,7 @@ from tests.gateway.helpers import chat, write_spec
 from tests.support.serving import serve_in_thread
 
 from changeover.cli import run
-from changeover.shadow.answers import load_answers
+from changeover.shadowlog.answers import load_answers
 
 SUNSET = "Sat, 14 Feb 2026 00:00:00 GMT"
 RETIRING = {

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from tests.gateway.helpers import chat
 
-from changeover.shadow.answers import load_answers
+from changeover.shadowlog.answers import load_answers
 
 
 def wait_for(predicate, timeout: float = 10.0, step: float = 0.02):

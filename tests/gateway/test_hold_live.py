@@ -11,9 +11,9 @@ from tests.gateway.test_gateway import wait_for
 from changeover.cli import run
 from changeover.config import load_spec
 from changeover.rollout import state as rs
-from changeover.shadow.answers import load_answers
 from changeover.shadow.config import load_settings
-from changeover.shadow.ledger import contamination_subjects
+from changeover.shadowlog.answers import load_answers
+from changeover.shadowlog.ledger import contamination_subjects
 from changeover.store.events import list_events
 
 CUT_OVER = [{"weight": 0}, {"weight": 100}]

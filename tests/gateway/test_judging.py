@@ -174,7 +174,7 @@ def test_p_regression_decides_on_the_judged_records_with_their_labels(tmp_path, 
     from changeover.rollout.config import RolloutConfig
     from changeover.rollout.measure import Window
     from changeover.rollout.regression import regression_for
-    from changeover.shadow.answers import Pair
+    from changeover.shadowlog.answers import Pair
     from changeover.store.responses import add_records
 
     spec = spec_from_dict(
@@ -271,7 +271,7 @@ def test_semantic_equivalence_reads_the_equivalence_judge_on_judged_pairs(tmp_pa
     from changeover.rollout.config import RolloutConfig
     from changeover.rollout.measure import WORD_SIMILARITY, Window, measure
     from changeover.rollout.regression import equivalence_for
-    from changeover.shadow.answers import Pair
+    from changeover.shadowlog.answers import Pair
 
     def spec(rubric: str):
         return spec_from_dict(

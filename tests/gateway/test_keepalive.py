@@ -26,9 +26,9 @@ from changeover.config import load_spec
 from changeover.errors import SpecError
 from changeover.labeling.importing import import_labels
 from changeover.records import Record
-from changeover.shadow.answers import load_answers
 from changeover.shadow.config import load_settings
 from changeover.shadow.keepalive import KeepAlive, TypeCall, assess_type
+from changeover.shadowlog.answers import load_answers
 from changeover.store.events import list_events
 
 ANSWER = "Paris is the capital of France."

@@ -11,8 +11,8 @@ from tests.gateway.helpers import chat
 
 from changeover.cli import run
 from changeover.rollout import state as rs
-from changeover.shadow.answers import load_answers
 from changeover.shadow.limits import depth, loads, parse_size
+from changeover.shadowlog.answers import load_answers
 from changeover.store.events import list_events
 from changeover.store.flags import get_flag
 

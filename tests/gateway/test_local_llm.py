@@ -10,7 +10,7 @@ import pytest
 from tests.gateway.helpers import write_spec
 from tests.gateway.test_gateway import wait_for
 
-from changeover.shadow.answers import load_answers
+from changeover.shadowlog.answers import load_answers
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 

@@ -196,7 +196,7 @@ def test_semantic_equivalence_reads_the_comparison_classes_and_falls_back_to_wor
     from changeover.rollout.config import RolloutConfig
     from changeover.rollout.measure import WORD_SIMILARITY, Window, measure
     from changeover.rollout.regression import equivalence_for
-    from changeover.shadow.answers import Pair
+    from changeover.shadowlog.answers import Pair
     from changeover.store.responses import add_records
 
     def spec(judges):

@@ -11,7 +11,7 @@ from tests.gateway.helpers import GatewayProcess, chat
 
 from changeover.cli import run
 from changeover.rollout.routing import bucket
-from changeover.shadow.answers import load_answers
+from changeover.shadowlog.answers import load_answers
 from changeover.store import open_store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

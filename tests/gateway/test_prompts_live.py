@@ -20,9 +20,9 @@ from changeover.config import load_spec
 from changeover.errors import SpecError
 from changeover.evaluate import evaluate
 from changeover.prompts import read_interactions
-from changeover.shadow.answers import load_answers, pairs
 from changeover.shadow.app import GatewayService
 from changeover.shadow.report import build_report
+from changeover.shadowlog.answers import load_answers, pairs
 
 PROMPT = """\
 id: capitals

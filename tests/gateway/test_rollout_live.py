@@ -13,7 +13,7 @@ from changeover.config import load_spec
 from changeover.rollout import state as rs
 from changeover.rollout.routing import bucket
 from changeover.shadow.config import load_settings
-from changeover.shadow.ledger import contamination_subjects
+from changeover.shadowlog.ledger import contamination_subjects
 from changeover.store.events import list_events
 
 ENDPOINTS = [

@@ -6,8 +6,8 @@ import time
 
 import openai
 
-from changeover.shadow.answers import load_answers
 from changeover.shadow.sdk import MirroredOpenAI
+from changeover.shadowlog.answers import load_answers
 
 
 def clients(fake, timeout: float = 10.0):

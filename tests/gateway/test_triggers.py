@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from changeover.rollout.config import Trigger
 from changeover.rollout.measure import Window, equivalence_rate, measure
-from changeover.shadow.answers import Answer, Pair
+from changeover.shadowlog.answers import Answer, Pair
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
 

@@ -15,13 +15,13 @@ from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, inspec
 from tests.gateway.exchanges import exchange
 from tests.gateway.helpers import chat
 
-from changeover.shadow.answers import Answer, load_answers
-from changeover.shadow.ledger import contamination_subjects
 from changeover.shadow.report import model_profile
 from changeover.shadow.rows import RowMaker
-from changeover.shadow.tables import ensure_tables
 from changeover.shadow.wire import UsageStripper, estimate_tokens
 from changeover.shadow.writer import LogWriter
+from changeover.shadowlog.answers import Answer, load_answers
+from changeover.shadowlog.ledger import contamination_subjects
+from changeover.shadowlog.tables import ensure_tables
 from changeover.store import open_store
 from changeover.store.events import now
 

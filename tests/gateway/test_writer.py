@@ -7,13 +7,13 @@ import time
 from sqlalchemy import func, select
 from tests.gateway.exchanges import exchange
 
-from changeover.shadow.answers import load_answers
 from changeover.shadow.config import Redaction, Upstream
-from changeover.shadow.ledger import contamination_subjects
 from changeover.shadow.redact import Redactor
 from changeover.shadow.rows import RowMaker
-from changeover.shadow.tables import shadow_log
 from changeover.shadow.writer import LogWriter
+from changeover.shadowlog.answers import load_answers
+from changeover.shadowlog.ledger import contamination_subjects
+from changeover.shadowlog.tables import shadow_log
 
 UPSTREAMS = {
     "old": Upstream(base_url="http://x/v1", input_per_mtok=5.0, output_per_mtok=15.0),

@@ -27,13 +27,13 @@ from changeover.config import load_spec
 from changeover.providers.deprecation import DeprecationNotice
 from changeover.report.build import build_report
 from changeover.report.shadow import RECORDS, SHADOW_LOG
-from changeover.shadow.answers import load_answers, pairs
 from changeover.shadow.config import load_settings
 from changeover.shadow.exchange import Exchange
-from changeover.shadow.export import pair_records
 from changeover.shadow.judging import JudgeWorker
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.writer import LogWriter
+from changeover.shadowlog.answers import load_answers, pairs
+from changeover.shadowlog.export import pair_records
 from changeover.store import open_store
 from changeover.store.events import now
 from changeover.store.responses import add_records

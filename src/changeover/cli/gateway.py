@@ -158,7 +158,7 @@ def rollout_status(
     """Show the stage, the hold after the cut-over, the last trigger readings, the recent rollout events
     and whom the candidate has answered."""
     from changeover.rollout.state import read_state
-    from changeover.shadow.ledger import contamination_subjects
+    from changeover.shadowlog.ledger import contamination_subjects
 
     _spec, settings, store = _context(spec_path, db)
     state = read_state(store, settings.rollout, settings.candidate)
@@ -374,10 +374,10 @@ def shadow_report(
     ),
 ) -> None:
     """Compare the candidates' mirrored answers with the incumbent's, per request type."""
-    from changeover.shadow.answers import load_answers, pairs
     from changeover.shadow.disagreements import example_lines
-    from changeover.shadow.export import export_pairs
     from changeover.shadow.report import build_report
+    from changeover.shadowlog.answers import load_answers, pairs
+    from changeover.shadowlog.export import export_pairs
 
     try:
         seconds = parse_duration(since)

@@ -29,13 +29,13 @@ from changeover.report.shadow import (
     clip,
     shadow_stats,
 )
-from changeover.shadow.answers import Answer, Pair, load_answers, pairs
-from changeover.shadow.checks import equivalent
 from changeover.shadow.disagreements import FAILED
 from changeover.shadow.report import ALL, build_report, compare, coverage
 from changeover.shadow.summary import week_grid
-from changeover.shadow.tables import shadow_log
-from changeover.shadow.wire import last_user_message
+from changeover.shadowlog.answers import Answer, Pair, load_answers, pairs
+from changeover.shadowlog.checks import equivalent
+from changeover.shadowlog.requests import last_user_message
+from changeover.shadowlog.tables import shadow_log
 from changeover.store import Store
 
 EXAMPLE_ORDER = ("worse", "different", "better", FAILED)  # the classes a reader must see first

@@ -36,8 +36,8 @@ from changeover.rollout.config import RolloutConfig, Trigger, format_duration
 from changeover.rollout.measure import Measurement, Window, measure
 from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.state import RolloutState, in_hold
-from changeover.shadow.answers import Answer, Pair, load_answers, pairs
-from changeover.shadow.tables import ensure_tables
+from changeover.shadowlog.answers import Answer, load_answers, pairs, reverse_pairs
+from changeover.shadowlog.tables import ensure_tables
 from changeover.store import Store
 from changeover.store.events import append_event, now
 from changeover.store.flags import EventSpec
@@ -70,16 +70,6 @@ def _describe(m: Measurement) -> str:
     base = f", baseline {m.baseline:.4g}" if m.baseline is not None else ""
     by = f" by {m.method}" if m.method else ""
     return f"{m.phase}: {m.metric} {m.value:.4g} vs limit {m.limit:.4g}{base} on {m.samples} samples{by}"
-
-
-def reverse_pairs(answers: list[Answer], incumbent: str, candidate: str) -> list[Pair]:
-    """The hold's pairs: the candidate's served answers with the incumbent's reverse-mirrored answer."""
-    served = {a.request_id: a for a in answers if a.model == candidate and a.role == "served"}
-    return [
-        Pair(incumbent=a, candidate=served[a.request_id])
-        for a in answers
-        if a.model == incumbent and a.role == "mirror" and a.request_id in served
-    ]
 
 
 @dataclass(frozen=True, slots=True)

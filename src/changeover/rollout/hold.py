@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from changeover.rollout.config import RolloutConfig
 from changeover.rollout.state import RolloutState, held_for, in_hold
-from changeover.shadow.tables import shadow_log
+from changeover.shadowlog.tables import shadow_log
 from changeover.store import Store
 from changeover.store.events import Event, aware, now
 from changeover.store.schema import events

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 
 from changeover.rollout.config import Trigger
-from changeover.shadow.answers import Answer, Pair
-from changeover.shadow.checks import equivalent
+from changeover.shadowlog.answers import Answer, Pair
+from changeover.shadowlog.checks import equivalent
 
 Phase = Literal["successful", "failed", "inconclusive", "error", "pending"]
 

@@ -4,7 +4,7 @@ With ``shadow.judge`` on, the records are the judged pairs of the window as the
 judging worker stored them (the spec's judges, the same records ``changeover
 assess`` reads; ``min_samples`` counts judged pairs); otherwise the window's
 mirrored pairs become records with the gateway's deterministic signals
-(``shadow.export``). Human labels already in the store are merged in, and
+(``shadowlog.export``). Human labels already in the store are merged in, and
 ``changeover.assess.assess`` gives the posterior of each required dimension's
 overall delta; the trigger's value is the largest ``P(delta < -margin)``. When
 the core is missing or cannot assess these records, the measurement is an
@@ -22,7 +22,7 @@ from changeover.labeling.gold import spec_answers
 from changeover.records import Record
 from changeover.rollout.config import Trigger
 from changeover.rollout.measure import EquivalenceReading, Window
-from changeover.shadow.export import JUDGED_SOURCE, pair_records
+from changeover.shadowlog.export import JUDGED_SOURCE, pair_records
 from changeover.store import Store
 from changeover.store.responses import Answers, load_records_counted, merge_store_labels
 

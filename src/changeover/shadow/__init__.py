@@ -1,19 +1,10 @@
 """The gateway: serve the incumbent (or the candidate, by stage), mirror to candidates, log both.
 
-``create_app(spec, store)`` (in ``shadow.app``) is the ASGI app behind
-``changeover serve``; the shadow report and the export of mirrored pairs as
-records read what it logged.
+The feature package on top: the app (``shadow.app``: ``create_app``, ``GatewayService``,
+behind ``changeover serve``), the request path, upstreams, the mirror, the log
+writer, the admin API, metrics, the judging worker and keep-alive. It drives
+``changeover.rollout`` (the stage flag and the controller), which stands below it
+and imports nothing of it; both read the log through ``changeover.shadowlog``.
+Import the modules themselves (``changeover.shadow.app``): this package re-exports
+nothing, so reading one module (the report's ``shadow.report``) does not load the app.
 """
-
-from typing import Any
-
-__all__ = ["GatewayService", "create_app"]
-
-
-def __getattr__(name: str) -> Any:
-    # lazy: shadow.app imports rollout, which imports shadow's tables and answers
-    if name in __all__:
-        from changeover.shadow import app
-
-        return getattr(app, name)
-    raise AttributeError(name)

@@ -27,7 +27,7 @@ from changeover.rollout.config import RolloutConfig
 from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.watch import FlagWatcher
 from changeover.shadow import limits
-from changeover.shadow.ledger import contamination_subjects
+from changeover.shadowlog.ledger import contamination_subjects
 from changeover.store import Store
 
 ACTIONS = rollout_state.ACTIONS

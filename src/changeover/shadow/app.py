@@ -40,9 +40,9 @@ from changeover.shadow.mirror import Mirror
 from changeover.shadow.prompting import LivePrompts
 from changeover.shadow.redact import Redactor
 from changeover.shadow.rows import RowMaker
-from changeover.shadow.tables import ensure_tables
 from changeover.shadow.upstream import UpstreamClient
 from changeover.shadow.writer import LogWriter
+from changeover.shadowlog.tables import ensure_tables
 from changeover.store import Store
 
 log = logging.getLogger("changeover.gateway")

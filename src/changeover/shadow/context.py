@@ -16,7 +16,7 @@ from typing import Any
 
 from changeover.errors import SpecError
 from changeover.shadow.config import JudgeSettings, RequestTypes
-from changeover.shadow.wire import get_field, last_user_message
+from changeover.shadowlog.requests import get_field, last_user_message
 
 
 class RequestTyper:

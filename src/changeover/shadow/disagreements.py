@@ -17,7 +17,7 @@ from typing import Any
 
 from changeover.judges.comparison import ACCEPTABLE, CLASSES
 from changeover.records import Record
-from changeover.shadow.answers import Pair
+from changeover.shadowlog.answers import Pair
 
 FAILED = "failed"
 EXAMPLES = 3  # per class, by default

@@ -58,16 +58,15 @@ from changeover.judges.comparison import Comparison, comparison_signal
 from changeover.judges.llm import REMINDER
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, build_clients, model_configs
 from changeover.records import Record
-from changeover.rollout.controller import reverse_pairs
-from changeover.shadow.answers import Answer as LoggedAnswer
-from changeover.shadow.answers import Pair, load_answers, pairs
-from changeover.shadow.checks import is_refusal, similarity
 from changeover.shadow.config import JudgeSettings
 from changeover.shadow.context import ExpectRefusal
 from changeover.shadow.exchange import Exchange
-from changeover.shadow.export import JUDGED_SOURCE
 from changeover.shadow.rows import RowMaker
-from changeover.shadow.wire import last_user_message
+from changeover.shadowlog.answers import Answer as LoggedAnswer
+from changeover.shadowlog.answers import Pair, load_answers, pairs, reverse_pairs
+from changeover.shadowlog.checks import is_refusal, similarity
+from changeover.shadowlog.export import JUDGED_SOURCE
+from changeover.shadowlog.requests import last_user_message
 from changeover.store import Store
 from changeover.store.responses import add_records, load_records_counted
 

@@ -37,9 +37,9 @@ from changeover.config import MigrationSpec
 from changeover.errors import ChangeoverError
 from changeover.labeling.gold import spec_answers
 from changeover.records import Record
-from changeover.shadow.answers import Answer
 from changeover.shadow.config import KeepAliveSettings, Settings
-from changeover.shadow.export import JUDGED_SOURCE
+from changeover.shadowlog.answers import Answer
+from changeover.shadowlog.export import JUDGED_SOURCE
 from changeover.stats.decision import Call
 from changeover.store import Store
 from changeover.store.events import Event, list_events, now, record_event

@@ -22,7 +22,7 @@ from changeover.errors import ChangeoverError, SpecError
 from changeover.prompts import Interaction, Registry, load_registry
 from changeover.shadow.config import GatewayConfig, PromptSource
 from changeover.shadow.limits import MAX_REQUEST_TYPE, too_long
-from changeover.shadow.wire import get_field
+from changeover.shadowlog.requests import get_field
 
 log = logging.getLogger("changeover.gateway")
 

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from changeover.records import Record
-from changeover.shadow.answers import Answer, Pair, load_answers, pairs
-from changeover.shadow.checks import equivalent, format_drift
 from changeover.shadow.disagreements import EXAMPLES, comparison_summary
-from changeover.shadow.export import JUDGED_SOURCE
 from changeover.shadow.keepalive import keep_alive_events, savings, total_savings
+from changeover.shadowlog.answers import Answer, Pair, load_answers, pairs
+from changeover.shadowlog.checks import equivalent, format_drift
+from changeover.shadowlog.export import JUDGED_SOURCE
 from changeover.store.responses import load_records_counted
 
 Comparer = Callable[[Pair], str]  # -> "better" | "worse" | "different"

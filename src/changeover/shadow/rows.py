@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from changeover.shadow.checks import is_refusal
 from changeover.shadow.config import Upstream
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.redact import Redactor
 from changeover.shadow.wire import estimate_tokens, messages_text, parse_completion, parse_stream
+from changeover.shadowlog.checks import is_refusal
 
 
 def deprecation_row(ex: Exchange) -> dict[str, Any] | None:

@@ -154,30 +154,6 @@ def _usage_only(event: bytes) -> bool:
     return False
 
 
-def get_field(payload: dict[str, Any] | None, dotted: str) -> Any:
-    """``metadata.request_type`` -> payload["metadata"]["request_type"] (None when absent)."""
-    cur: Any = payload
-    for part in dotted.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
-def last_user_message(payload: dict[str, Any] | None) -> str:
-    messages = (payload or {}).get("messages")
-    if not isinstance(messages, list):
-        return ""
-    for msg in reversed(messages):
-        if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
 def error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
     """An error in OpenAI's shape, for failures of the gateway itself (upstream down, timeout)."""
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from changeover.shadow.exchange import Exchange
-from changeover.shadow.tables import contamination_ledger, ensure_tables, shadow_log
+from changeover.shadowlog.tables import contamination_ledger, ensure_tables, shadow_log
 from changeover.store import Store
 from changeover.store.engine import is_unavailable
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from changeover.shadow.tables import ensure_tables, shadow_log
+from changeover.shadowlog.tables import ensure_tables, shadow_log
 from changeover.store import Store
 from changeover.store.events import aware
 
@@ -142,3 +142,13 @@ def pairs(answers: Iterable[Answer], incumbent: str, candidate: str) -> list[Pai
         elif a.model == candidate and a.role == "mirror":
             mirrored.append(a)
     return [Pair(served[m.request_id], m) for m in mirrored if m.request_id in served]
+
+
+def reverse_pairs(answers: list[Answer], incumbent: str, candidate: str) -> list[Pair]:
+    """The hold's pairs: the candidate's served answers with the incumbent's reverse-mirrored answer."""
+    served = {a.request_id: a for a in answers if a.model == candidate and a.role == "served"}
+    return [
+        Pair(incumbent=a, candidate=served[a.request_id])
+        for a in answers
+        if a.model == incumbent and a.role == "mirror" and a.request_id in served
+    ]

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from changeover.records import Record, write_records
-from changeover.shadow.answers import Answer, Pair
-from changeover.shadow.checks import equivalent, format_drift
-from changeover.shadow.wire import last_user_message
+from changeover.shadowlog.answers import Answer, Pair
+from changeover.shadowlog.checks import equivalent, format_drift
+from changeover.shadowlog.requests import last_user_message
 
 GATEWAY_SIGNALS = ("equivalent", "answered", "format_kept")
 JUDGED_SOURCE = "gateway:shadow"  # the store source of the judging worker's records (shadow.judging)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from changeover.shadow.tables import contamination_ledger, ensure_tables
+from changeover.shadowlog.tables import contamination_ledger, ensure_tables
 from changeover.store import Store
 
 
