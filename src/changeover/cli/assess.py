@@ -13,7 +13,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from changeover.cli.common import DB_OPTION, console, err_console, load_assessment_records, write_ci_outputs
+from changeover.cli.common import (
+    DB_OPTION,
+    console,
+    err_console,
+    load_assessment_records,
+    print_merged,
+    write_ci_outputs,
+)
 
 if TYPE_CHECKING:
     from changeover.assessment import Assessment, SegmentResult
@@ -285,12 +292,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[dim]count tables by a GROUP BY over {pushed.rows:,} responses (--engine duckdb)[/]")
         else:
             recs, merged, store_url = load_assessment_records(migration, records, db, store_labels)
-        if store_url is not None:
-            console.print(
-                f"merged {merged:,} human label(s) from the store ({store_url}) into {records}; "
-                "--no-store-labels leaves them out",
-                highlight=False,
-            )
+        print_merged(merged, store_url, records)
         with _status(
             f"fitting {len(migration.candidates)} candidate(s) x "
             f"{len(migration.dimensions)} dimension(s){'' if prepared else f' on {len(recs):,} records'}..."

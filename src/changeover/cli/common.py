@@ -49,32 +49,62 @@ def load_assessment_records(
 
     Returns the records, how many labels of the store's labels table (and of the spec's gold file,
     ``labeling.gold.spec_answers``) are in them (None when the store was not consulted) and the
-    store's URL when they were merged into a file's records. The store's labels are read as the
-    labelling app's live fit reads them: the gold file's answers settled, the annotators' gold
-    verdicts beside them. With a file, the store is consulted when named (``--db`` /
-    ``CHANGEOVER_DB``) or when the default one exists; it is never created for nothing.
+    store's URL when they were merged into a file's records. With a file, the store is consulted when
+    named (``--db`` / ``CHANGEOVER_DB``) or when the default one exists; it is never created for nothing.
     """
+    from changeover.store import open_store
+
+    store = (existing_store(db, records) if store_labels else None) if records is not None else open_store(db)
+    if store is None:
+        return records_with_labels(migration, records, None)
+    with store:
+        return records_with_labels(migration, records, store)
+
+
+def records_with_labels(migration: Any, records: Path | None, store: Any) -> tuple[list[Any], int | None, str | None]:
+    """A records file with ``store``'s human labels merged, or, with no file, the store's records; ``store``
+    None reads the file alone. The store's labels are read as the labelling app's live fit reads them: the
+    gold file's answers settled, the annotators' gold verdicts beside them. Returns (records, the store's
+    labels in them or None, the store's URL when merged into a file's records)."""
     from changeover.errors import DataError
     from changeover.labeling.gold import spec_answers
-    from changeover.records import read_records
-    from changeover.store import open_store
     from changeover.store.responses import load_records_counted, merge_store_labels
 
     if records is not None:
-        recs = read_records(records)
-        store = existing_store(db, records) if store_labels else None
+        recs = _read_responses(records)
         if store is None:
             return recs, None, None
-        with store:
-            return recs, merge_store_labels(store, recs, spec_answers(migration)), store.display_url
-    with open_store(db) as store:
-        recs, merged = load_records_counted(store, migration.models, gold=spec_answers(migration))
+        return recs, merge_store_labels(store, recs, spec_answers(migration)), store.display_url
+    recs, merged = load_records_counted(store, migration.models, gold=spec_answers(migration))
     if not recs:
         raise DataError(
-            f"the store ({store.display_url}) holds no records for {migration.models}; "
+            f"the store ({store.display_url}) holds no responses for {migration.models}; "
             "run `changeover import FILE` first or pass --records FILE"
         )
     return recs, merged, None
+
+
+def _read_responses(records: Path) -> list[Any]:
+    from changeover.errors import DataError
+    from changeover.records import read_records
+
+    recs = read_records(records)
+    if not recs:
+        raise DataError(
+            f"{records}: holds no responses; give the records file written by "
+            "`changeover evaluate` (or exported by the gateway)"
+        )
+    return recs
+
+
+def print_merged(merged: int | None, store_url: str | None, records: Path | None) -> None:
+    """The one line saying a records file got the store's labels (assess, report and pick print it alike)."""
+    if store_url is not None:
+        console.print(
+            f"merged {merged or 0:,} human label(s) from the store ({store_url}) into {records}; "
+            "--no-store-labels leaves them out",
+            highlight=False,
+        )
 
 
 def write_ci_outputs(decision: Any, spec: Any, records: list[Any], markdown: Path | None, junit: Path | None) -> None:

@@ -40,17 +40,14 @@ def register(app: typer.Typer) -> None:
         Example: changeover pick --spec migration.yaml --records records.jsonl --json pick.json
         """
         from changeover.assess import assess
-        from changeover.cli.common import load_assessment_records
+        from changeover.cli.common import load_assessment_records, print_merged
         from changeover.config import load_spec
         from changeover.pick import pick
         from changeover.pick.report import cost_text, latency_text, pick_json
 
         migration = load_spec(spec)
         recs, merged, store_url = load_assessment_records(migration, records, db, store_labels=not no_store_labels)
-        if store_url is not None:
-            console.print(
-                f"merged {merged:,} human label(s) from the store ({store_url}) into {records}", highlight=False
-            )
+        print_merged(merged, store_url, records)
         result = pick(assess(migration, recs, seed=seed), recs)
         unit = "per month" if result.per_month else "per 1,000 responses"
         table = Table(title=f"candidates for replacing {migration.incumbent}, cost {unit}", title_justify="left")

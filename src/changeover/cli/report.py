@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from changeover.cli.common import DB_OPTION, console, err_console, existing_store
+from changeover.cli.common import DB_OPTION, console, err_console, existing_store, print_merged, records_with_labels
 from changeover.config import MigrationSpec, load_spec
 from changeover.errors import DataError, SpecError
-from changeover.records import Record, read_records
+from changeover.records import Record
 
 if TYPE_CHECKING:
     from changeover.assessment import Assessment
@@ -124,33 +124,15 @@ def report(
     the store are merged in (--no-store-labels: only the file's).
     """
     from changeover.assessment import ConvergenceWarning
-    from changeover.labeling.gold import spec_answers
     from changeover.report import ReportInputs, write_report
-    from changeover.store.responses import load_records, merge_store_labels
 
     spec = load_spec(spec_path)
     store = existing_store(db, records_path)
     try:
         shadow = _shadow_input(spec, store, shadow_since)  # a wrong option fails before the assessment
-        records = read_records(records_path) if records_path else load_records(store, spec.models, spec_answers(spec))
-        if not records and records_path is not None:
-            raise DataError(
-                f"{records_path}: holds no responses; give the records file written by "
-                "`changeover evaluate` (or exported by the gateway)"
-            )
-        if not records:
-            raise DataError(
-                f"the store at {store.display_url} holds no responses; import records first "
-                "(`changeover import records.jsonl`) or pass --records"
-            )
-        merged = None
-        if records_path is not None and store is not None and store_labels:
-            merged = merge_store_labels(store, records, spec_answers(spec))
-            console.print(
-                f"merged {merged:,} human label(s) from the store ({store.display_url}) into {records_path}; "
-                "--no-store-labels leaves them out",
-                highlight=False,
-            )
+        labelled = store if (store_labels or records_path is None) else None
+        records, merged, merged_from = records_with_labels(spec, records_path, labelled)
+        print_merged(merged, merged_from, records_path)
         with console.status("assessing ...") as status, warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # printed below, once
             assessment = run_assessment(spec, records, seed, draws, merged, status.update)
