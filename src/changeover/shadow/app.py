@@ -17,6 +17,7 @@ from typing import Any
 
 from openfeature import api as openfeature_api
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
@@ -31,6 +32,7 @@ from changeover.rollout.regression import equivalence_for, regression_for
 from changeover.rollout.state import RolloutState
 from changeover.rollout.watch import FlagWatcher
 from changeover.shadow.admin import AdminAPI
+from changeover.shadow.admission import Admission, Load
 from changeover.shadow.config import Settings, load_settings
 from changeover.shadow.gateway import Gateway
 from changeover.shadow.judging import JudgeWorker
@@ -62,6 +64,7 @@ class GatewayService:
         s = self.settings
         rollout_state.ensure_started(store, s.rollout, s.candidate, "gateway")
         self.metrics = Metrics()
+        self.load = Load(s.gateway.max_in_flight, s.gateway.retry_after)  # admission control (shadow.admission)
         self.prompts = LivePrompts.for_spec(spec, s.gateway)  # a bad registry fails here, before serving
         rows = RowMaker(s.gateway.upstreams, set(spec.candidates), Redactor(s.shadow.redact), s.shadow.log_requests)
         self.judge = JudgeWorker.for_spec(spec, store, s.shadow.judge, rows) if s.shadow.judge else None
@@ -318,6 +321,7 @@ class GatewayService:
         if self.keep_alive is not None:
             gauges.update(keep_alive_gauges(self.keep_alive, mirror))
         gauges.update(deprecation_gauges(self.gateway.upstreams))
+        gauges.update(self.load.gauges())
         return PlainTextResponse(self.metrics.render(gauges), media_type="text/plain; version=0.0.4")
 
     def app(self) -> Starlette:
@@ -329,7 +333,8 @@ class GatewayService:
             Route("/metrics", self.prometheus, methods=["GET"]),
             *self.admin.routes(),
         ]
-        app = Starlette(routes=routes, lifespan=self.lifespan)
+        admission = Middleware(Admission, load=self.load, metrics=self.metrics)
+        app = Starlette(routes=routes, lifespan=self.lifespan, middleware=[admission])
         app.state.service = self
         return app
 

@@ -109,6 +109,10 @@ class GatewayConfig(BaseModel):
     )
     max_json_depth: int = Field(64, ge=2, le=1000, description="deepest JSON nesting accepted (beyond it: 400)")
     max_admin_body_bytes: Bytes = Field(64 << 10, description="largest admin API request body (beyond it: 413)")
+    max_in_flight: int = Field(
+        256, ge=1, description="chat requests served at once; beyond it a fast 503 with Retry-After (shadow.admission)"
+    )
+    retry_after: Seconds = Field(1.0, gt=0, description="the Retry-After of that 503 (whole seconds, at least 1)")
 
 
 Share = float | dict[str, float]
