@@ -1,0 +1,263 @@
+"""Benchmark the gateway beside the peer a team would pick (LiteLLM's proxy), in one run, on loopback.
+
+The same fake OpenAI upstream (bench_gateway's, 5 ms per answer) behind each target in
+turn: the upstream directly (the baseline), changeover with mirroring off and on (SQLite),
+on PostgreSQL (one replica; ``--pg URL`` or CHANGEOVER_TEST_PG), with ``serve --workers 2``
+(when the installed changeover has it), and LiteLLM's proxy (``litellm[proxy]``, installed by
+this script into its own venv, ``--litellm-venv``, one worker, no database) routing to the
+same upstream. For each: closed loop at 16 and at 64 connections (requests answered per
+second, requests refused with a 503 by admission control, CPU ms of the target's process
+tree per answered request) and an open loop at ``--rate`` (added p50 / p99 against direct).
+
+Goals printed (issue 13): changeover >= 10x LiteLLM's throughput per core (answers per CPU
+second); mirroring on <= 1.3x the CPU per request of mirroring off; no throughput loss from
+16 to 64 connections (>= 0.95x); 2 workers >= 1.7x one worker where cores allow (the load
+generator and the upstream share this machine's cores); PostgreSQL >= 0.9x SQLite.
+Run: python benchmarks/bench_gateway_peers.py [--quick] [--no-litellm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+import bench_gateway as G  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+LITELLM_VENV = Path(tempfile.gettempdir()) / "changeover-bench-litellm"
+CONNECTIONS = (16, 64)
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every live descendant (uvicorn workers, LiteLLM's children)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0.0)
+        todo += [c for c, parent in parents.items() if parent == p]
+    return total
+
+
+async def closed_loop(port: int, concurrency: int, count: int) -> tuple[float, int, int]:
+    """``count`` requests over ``concurrency`` connections: (seconds, answered 200, refused 503)."""
+    remaining, answered, refused = count, 0, 0
+
+    async def worker() -> None:
+        nonlocal remaining, answered, refused
+        conn = await G.Conn(port, G.CHAT).open()
+        while remaining > 0:
+            remaining -= 1
+            status = await conn.post()
+            answered += status == 200
+            refused += status == 503
+        conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, answered, refused
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    proc: subprocess.Popen | None = None
+    rps: dict[int, float] = field(default_factory=dict)  # connections -> answers per second
+    refused: dict[int, int] = field(default_factory=dict)
+    cpu_ms: dict[int, float] = field(default_factory=dict)  # CPU ms of the process tree per answer
+    latencies: np.ndarray | None = None
+
+    def per_core(self, n: int) -> float:
+        """Answers per CPU second of the target (inf for the upstream itself, which is not measured)."""
+        return 1000.0 / self.cpu_ms[n] if self.cpu_ms.get(n) else float("inf")
+
+
+def litellm_binary(venv: Path) -> Path:
+    """The venv's ``litellm`` CLI, installing ``litellm[proxy]`` there first when missing (PyPI)."""
+    exe = venv / "bin" / "litellm"
+    if not exe.exists():
+        print(f"# installing litellm[proxy] into {venv} (once) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"]
+        subprocess.run(pip, check=True)
+    return exe
+
+
+def start_litellm(exe: Path, base: str, port: int, tmp: Path) -> subprocess.Popen:
+    config = {
+        "model_list": [
+            {"model_name": "gpt", "litellm_params": {"model": "openai/old", "api_base": base, "api_key": "x"}}
+        ],
+        "litellm_settings": {"drop_params": True, "set_verbose": False},
+    }
+    path = tmp / "litellm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    cmd = [str(exe), "--config", str(path), "--port", str(port), "--num_workers", "1"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def start_changeover(spec: Path, db: str, port: int, workers: int = 1) -> subprocess.Popen:
+    serve = [str(Path(sys.executable).parent / "changeover"), "serve", "--spec", str(spec), "--db", db]
+    serve += ["--port", str(port), "--no-controller"] + (["--workers", str(workers)] if workers > 1 else [])
+    env = {**os.environ, "CHANGEOVER_ADMIN_TOKEN": "bench"}
+    return subprocess.Popen(serve, stdout=subprocess.DEVNULL, env=env)
+
+
+def has_workers() -> bool:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "changeover"), "serve", "--help"], capture_output=True, text=True
+    )
+    return "--workers" in out.stdout
+
+
+def spec_file(tmp: Path, base: str, sample: float, name: str) -> Path:
+    args = argparse.Namespace(sample=sample)
+    raw = G.migration(base, args, judge=False)
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def targets_of(args: argparse.Namespace, tmp: Path, base: str, up_port: int) -> list[Target]:
+    out = [Target("direct", up_port)]
+    plan: list[tuple[str, float, str, int]] = [
+        ("changeover, mirroring off", 0.0, f"sqlite:///{tmp / 'off.db'}", 1),
+        ("changeover, mirroring on", 1.0, f"sqlite:///{tmp / 'on.db'}", 1),
+    ]
+    if args.pg:
+        plan.append(("changeover, mirroring on, PostgreSQL", 1.0, args.pg, 1))
+        if has_workers():
+            plan.append(("changeover, 2 workers, PostgreSQL", 1.0, args.pg, 2))
+    for name, sample, db, workers in plan:
+        port = G.free_port()
+        out.append(Target(name, port, start_changeover(spec_file(tmp, base, sample, f"s{port}"), db, port, workers)))
+    if args.litellm:
+        port = G.free_port()
+        out.append(Target("LiteLLM proxy", port, start_litellm(litellm_binary(args.litellm_venv), base, port, tmp)))
+    return out
+
+
+def ready_url(t: Target) -> str:
+    return f"http://127.0.0.1:{t.port}" + ("/health/liveliness" if t.name.startswith("LiteLLM") else "/healthz")
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> list[Target]:
+    up_port = G.free_port()
+    base = f"http://127.0.0.1:{up_port}/v1"
+    upstream = [sys.executable, G.__file__, "--upstream", str(up_port), "--latency", str(args.latency)]
+    up = subprocess.Popen([*upstream, "--judge-latency", "0.005"])
+    targets: list[Target] = []
+    try:
+        G.wait_ready(f"{base}/models", up)
+        targets = targets_of(args, tmp, base, up_port)
+        for t in targets:
+            if t.proc is not None:
+                G.wait_ready(ready_url(t), t.proc, timeout=180)
+        run = asyncio.run
+        for t in targets:
+            run(G.open_loop(t.port, args.rate, 1.0))  # warm-up
+            t.latencies = np.array(run(G.open_loop(t.port, args.rate, args.seconds)))
+            for n in CONNECTIONS:
+                cpu0 = tree_cpu(t.proc.pid) if t.proc else 0.0
+                seconds, answered, refused = run(closed_loop(t.port, n, args.count))
+                t.rps[n], t.refused[n] = answered / seconds, refused
+                if t.proc is not None and answered:
+                    t.cpu_ms[n] = (tree_cpu(t.proc.pid) - cpu0) * 1000.0 / answered
+            print(f"# measured {t.name}", flush=True)
+        return targets
+    finally:
+        for proc in [t.proc for t in reversed(targets) if t.proc] + [up]:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def report(targets: list[Target]) -> None:
+    direct = next(t for t in targets if t.name == "direct")
+    base50, base99 = np.percentile(direct.latencies, [50, 99])
+    print(
+        f"{'target':40} {'req/s @16':>10} {'req/s @64':>10} {'503 @64':>8} {'CPU ms/req @16':>15} "
+        f"{'@64':>6} {'added p50':>10} {'added p99':>10}"
+    )
+    for t in targets:
+        p50, p99 = np.percentile(t.latencies, [50, 99])
+        cpu = [f"{t.cpu_ms[n]:.2f}" if n in t.cpu_ms else "-" for n in CONNECTIONS]
+        added = ("-", "-") if t is direct else (f"{p50 - base50:.2f} ms", f"{p99 - base99:.2f} ms")
+        print(
+            f"{t.name:40} {t.rps[16]:10.0f} {t.rps[64]:10.0f} {t.refused[64]:8d} {cpu[0]:>15} {cpu[1]:>6} "
+            f"{added[0]:>10} {added[1]:>10}"
+        )
+    by = {t.name: t for t in targets}
+    off, on = by.get("changeover, mirroring off"), by.get("changeover, mirroring on")
+    peer = by.get("LiteLLM proxy")
+    if on and peer:
+        r = on.per_core(16) / peer.per_core(16)
+        print(f"throughput per core, changeover (mirroring on) / LiteLLM: {r:.1f}x (goal >= 10x): {G.met(r >= 10)}")
+        print(f"req/s at 16 connections, changeover / LiteLLM: {on.rps[16] / peer.rps[16]:.1f}x")
+    if on and off:
+        r = on.cpu_ms[16] / off.cpu_ms[16]
+        print(f"CPU per request, mirroring on / off: {r:.2f}x (goal <= 1.3x): {G.met(r <= 1.3)}")
+    for t in (x for x in (off, on) if x):
+        r = t.rps[64] / t.rps[16]
+        print(f"{t.name}: req/s at 64 / at 16 connections {r:.2f}x (goal >= 0.95x, no loss): {G.met(r >= 0.95)}")
+    pg, two = by.get("changeover, mirroring on, PostgreSQL"), by.get("changeover, 2 workers, PostgreSQL")
+    if pg and on:
+        r = pg.rps[16] / on.rps[16]
+        print(f"PostgreSQL / SQLite, one replica, mirroring on: {r:.2f}x (goal >= 0.9x): {G.met(r >= 0.9)}")
+    if pg and two:
+        r = two.rps[64] / pg.rps[64]
+        cores = os.cpu_count() or 1
+        print(
+            f"2 workers / 1 worker (PostgreSQL, 64 connections): {r:.2f}x (goal >= 1.7x where cores allow; "
+            f"{cores} cores here, shared with the load generator and the upstream): {G.met(r >= 1.7)}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=200.0, help="open-loop requests per second")
+    ap.add_argument("--seconds", type=float, default=5.0, help="open-loop seconds per target")
+    ap.add_argument("--count", type=int, default=3000, help="closed-loop requests per target and connection count")
+    ap.add_argument("--latency", type=float, default=0.005, help="upstream answer latency in seconds")
+    ap.add_argument("--pg", default=os.environ.get("CHANGEOVER_TEST_PG"), help="PostgreSQL URL (one replica)")
+    ap.add_argument("--no-litellm", dest="litellm", action="store_false", help="leave the peer out")
+    ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV, help="venv for litellm[proxy]")
+    ap.add_argument("--quick", action="store_true", help="2 s open loop, 600 closed-loop requests")
+    args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.count = 2.0, 600
+    C.header("bench_gateway_peers" + (" --quick" if args.quick else ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = measure(args, Path(tmp))
+    report(targets)
+    print(f"# done, {C.load_now()}")
+
+
+if __name__ == "__main__":
+    main()
