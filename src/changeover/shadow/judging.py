@@ -62,6 +62,7 @@ from changeover.shadow.config import JudgeSettings
 from changeover.shadow.context import ExpectRefusal
 from changeover.shadow.exchange import Exchange
 from changeover.shadow.rows import RowMaker
+from changeover.shadow.shared_budget import SharedBudget
 from changeover.shadowlog.answers import Answer as LoggedAnswer
 from changeover.shadowlog.answers import Pair, load_answers, pairs, reverse_pairs
 from changeover.shadowlog.checks import is_refusal, similarity
@@ -203,6 +204,9 @@ class JudgeWorker:
         self.judge_calls = 0  # judge model calls made (cache hits excluded)
         self.cache_hits = 0
         self.spent_usd: dict[str, float] = {}  # UTC day -> judge spend
+        # the same budget counted in the store: every replica on it shares it (shadow.shared_budget)
+        name = f"judge:{spec.incumbent}>{'+'.join(spec.candidates)}"
+        self.shared = SharedBudget(store, name, settings.requests_per_minute, settings.usd_per_day)
         self._calls: deque[float] = deque()  # monotonic times of the last minute's judge calls (ascending)
         self.window_s = BUDGET_WINDOW_S  # requests_per_minute's window (tests shorten it)
         self._waiting: deque[_Waiting] = deque()  # paused pairs, oldest first (at most queue_size)
@@ -326,28 +330,30 @@ class JudgeWorker:
             self._calls.popleft()
         if len(self._calls) + need > self.settings.requests_per_minute:
             return "requests_per_minute"
-        return None
+        return self.shared.spent(need, self.window_s)
 
     def _budget_spent(self, need: int) -> tuple[str | None, float]:
         """Which budget a pair making ``need`` base judge calls would exceed now (None: judge it, the calls
         reserved at the returned time; ``_give_back`` returns those not made)."""
         at = time.monotonic()
         spent = self._spent(need)
-        if spent is None:
+        if spent is None and (spent := self.shared.reserve(need, at, self.window_s)) is None:
             self._calls.extend([at] * need)
         return spent, at
 
     def _reserve_reask(self) -> float | None:
         """One call from the minute's budget for a re-ask (its reservation time), None when it does not fit."""
-        if self._spent(1) == "requests_per_minute":
-            return None
         at = time.monotonic()
+        if self._spent(1) == "requests_per_minute" or self.shared.reserve(1, at, self.window_s, day=False) is not None:
+            return None
         self._calls.append(at)
         return at
 
     def _refill_in(self, need: int) -> float:
         """Seconds until ``need`` calls fit again: the oldest reservations leave the minute (or the UTC day
-        turns, the day's spend having passed ``usd_per_day``)."""
+        turns, the day's spend having passed ``usd_per_day``), or the shared budget has room again."""
+        if (shared := self.shared.refill_in(need, self.window_s)) is not None:
+            return shared
         if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
             return max(1.0, 86400.0 - time.time() % 86400.0)
         excess = len(self._calls) + need - self.settings.requests_per_minute
@@ -356,6 +362,7 @@ class JudgeWorker:
         return max(0.01, self._calls[min(max(excess, 1), len(self._calls)) - 1] + self.window_s - time.monotonic())
 
     def _give_back(self, at: float, unused: int) -> None:
+        self.shared.give_back(at, unused, self.window_s)
         for _ in range(unused):
             if at not in self._calls:  # already past the minute
                 return
@@ -369,6 +376,7 @@ class JudgeWorker:
         if completion.cost_usd:
             day = _today()
             self.spent_usd[day] = self.spent_usd.get(day, 0.0) + completion.cost_usd
+            self.shared.add_usd(completion.cost_usd)
 
     # ------------------------------------------------------------------ the worker thread
 
