@@ -133,7 +133,7 @@ def test_p_regression_reads_the_stored_labels_as_assess_does(tmp_path, sqlite_ur
     def answer(i: int, model: str, role: str) -> Answer:
         return Answer(f"r{i}", model, role, "default", None, at, 0, 200, None, 100.0, None, 10, 10, None, False, "ok")
 
-    window = Window([], [], [Pair(answer(i, "old", "served"), answer(i, "new", "mirror")) for i in range(3)])
+    window = Window.of([], [], [Pair(answer(i, "old", "served"), answer(i, "new", "mirror")) for i in range(3)])
     spec = spec_from_dict(
         {"incumbent": "old", "candidates": ["new"], "dimensions": {"correctness": {"signal": "equivalent"}}}
     )

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import insert
 from tests.gateway.exchanges import exchange
 
 from changeover.rollout import state as rs
 from changeover.rollout.config import RolloutConfig
-from changeover.rollout.controller import Controller
-from changeover.rollout.measure import Window
+from changeover.rollout.controller import Controller, window_from_store
+from changeover.rollout.measure import Tally, Window
 from changeover.shadow.config import Upstream
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.writer import LogWriter
+from changeover.shadowlog.answers import load_answers
 from changeover.store.events import list_events, now
+from changeover.store.schema import labels
 
+REFUSAL = "I'm sorry, but I can't help with that."
 UP = {"old": Upstream(base_url="http://x/v1"), "new": Upstream(base_url="http://y/v1")}
 
 
@@ -126,8 +131,8 @@ def test_p_regression_uses_the_assessment_posterior(store):
     seen = {}
 
     def posterior(trigger, window):
-        seen["pairs"] = len(window.pairs)
-        return 0.97, len(window.pairs)
+        seen["pairs"] = len(window.keys)
+        return 0.97, len(window.keys)
 
     decision = Controller(store, cfg, "old", "new", regression=posterior).tick()
     assert seen["pairs"] == 30 and decision.action == "rollback"
@@ -159,12 +164,77 @@ def test_p_regression_from_the_real_assessment_core(store, tmp_path):
         )
     writer.close()
     window = window_from_store(store, "old", "new", now() - timedelta(hours=1))
-    same = Window(window.candidate, window.incumbent, [p for p in window.pairs if int(p.candidate.request_id[1:]) < 40])
-    worse = Window(
-        window.candidate, window.incumbent, [p for p in window.pairs if int(p.candidate.request_id[1:]) >= 40]
-    )
+    same = Window.of([], [], [p for p in window.pairs() if int(p.candidate.request_id[1:]) < 40])
+    worse = Window.of([], [], [p for p in window.pairs() if int(p.candidate.request_id[1:]) >= 40])
     trigger = RolloutConfig(triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 10}]).triggers[0]
     p_regression = regression_for(spec, store, "old", "new", draws=150)
     p_same, n_same = p_regression(trigger, same)
     p_worse, n_worse = p_regression(trigger, worse)
     assert n_same == n_worse == 40 and 0.0 <= p_same < p_worse <= 1.0
+
+
+def test_the_window_counted_in_sql_is_what_the_answers_say(store):
+    """The controller's SQL aggregation (PostgreSQL's percentile_cont, SQLite's latencies) against the same
+    answers counted in memory: counts, rates and latency percentiles agree; the texts are read only when asked."""
+    rs.ensure_started(store, config(), "new", "gateway")
+    writer = LogWriter(store, RowMaker(UP, {"new"}), flush_interval=0.01).start()
+    errors = ["timeout", "malformed", "http_500", "timeout_read"]
+    for i in range(40):
+        writer.submit(exchange(f"r{i}", "old", latency=80.0 + i))
+        text = REFUSAL if i % 7 == 0 else "Paris is the capital."
+        error = errors[i % 4] if i % 5 == 0 else None
+        writer.submit(exchange(f"r{i}", "new", "mirror", text=text, error=error, latency=50.0 + (i * 37) % 101))
+    writer.submit(exchange("lone", "new", "mirror"))  # no incumbent answer: counted, never paired
+    writer.close()
+    start = now() - timedelta(hours=1)
+    window = window_from_store(store, "old", "new", start)
+    answers = load_answers(store, since=start)
+    expected = Tally.of([a for a in answers if a.model == "new"])
+    got = window.candidate
+    assert (got.answers, got.errors, got.timeouts, got.malformed, got.refusals, got.timed) == (
+        41,
+        8,
+        4,
+        2,
+        expected.refusals,
+        33,
+    )
+    assert got.refusals == expected.refusals > 0
+    assert got.latency.keys() == expected.latency.keys() == {50, 95, 99}
+    baseline = Tally.of([a for a in answers if a.model == "old" and a.role == "served"])
+    assert window.incumbent.answers == baseline.answers == 40 and window.incumbent.timed == 40
+    for q in (50, 95, 99):
+        assert got.latency[q] == pytest.approx(expected.latency[q])
+        assert window.incumbent.latency[q] == pytest.approx(baseline.latency[q])
+    assert [k.request_id for k in window.keys] == [f"r{i}" for i in range(40)]
+    assert window.version == window_from_store(store, "old", "new", start).version  # nothing new: the same
+    assert window._pairs is None  # no measure asked for the texts yet
+    texts = [p.candidate.text for p in window.pairs()]
+    assert len(texts) == 40 and (texts[0], texts[1], texts[7]) == (None, "Paris is the capital.", REFUSAL)
+
+
+def test_p_regression_refits_only_when_the_window_or_the_labels_change(store, tmp_path):
+    from changeover.config import spec_from_dict
+    from changeover.rollout.regression import regression_for
+
+    spec = spec_from_dict(
+        {"incumbent": "old", "candidates": ["new"], "dimensions": {"equivalence": {"signal": "equivalent"}}},
+        tmp_path / "migration.yaml",
+    )
+    cfg = config(triggers=[{"metric": "p_regression", "above": 0.99, "min_samples": 10}])
+    log(store, 30)
+    regression = regression_for(spec, store, "old", "new", draws=150)
+    ctl = Controller(store, cfg, "old", "new", regression=regression)
+    first = ctl.tick().measurements[0]
+    assert regression.fits == 1 and first.samples == 30
+    again = ctl.tick().measurements[0]
+    assert regression.fits == 1 and again.value == first.value  # nothing new: the last fit's reading
+    with store.engine.begin() as conn:  # a label made in the app on a mirrored pair
+        row = {"item": "r3", "model": "new", "dimension": "equivalence", "value": 0, "annotator": "ana"}
+        conn.execute(insert(labels).values(**row, created_at=now(), status="label", source="app"))
+    ctl.tick()
+    assert regression.fits == 2  # a new label: fitted again
+    ctl.tick()
+    assert regression.fits == 2
+    log(store, 31)  # one more pair in the window (r30; r0..r29 are logged already)
+    assert ctl.tick().measurements[0].samples == 31 and regression.fits == 3

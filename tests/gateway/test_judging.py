@@ -191,7 +191,7 @@ def test_p_regression_decides_on_the_judged_records_with_their_labels(tmp_path, 
     add_records(store, [Record(item="r50", model="new", signals={"correctness": 0})], source="elsewhere")
     trigger = RolloutConfig(triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 10}]).triggers[0]
     p_regression = regression_for(spec, store, "old", "new", draws=150, judged=True)
-    window = Window([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
+    window = Window.of([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
     unlabelled, n = p_regression(trigger, window)
     assert n == 40  # only the judged pairs count (the deterministic signals say "equivalent" everywhere)
     # a few human labels agreeing with the judge calibrate it: the posterior moves to a regression
@@ -204,7 +204,7 @@ def test_p_regression_decides_on_the_judged_records_with_their_labels(tmp_path, 
     labelled, _ = p_regression(trigger, window)
     assert unlabelled < 0.9 < labelled
     few = pairs[:5]
-    assert p_regression(trigger, Window([], [], few)) == (None, 5)  # pending: too few judged pairs
+    assert p_regression(trigger, Window.of([], [], few)) == (None, 5)  # pending: too few judged pairs
 
 
 def test_pairs_left_unjudged_at_a_restart_are_judged_at_the_next_start(tmp_path, judged, serve, gw_store):
@@ -296,7 +296,7 @@ def test_semantic_equivalence_reads_the_equivalence_judge_on_judged_pairs(tmp_pa
         ],
         source="gateway:shadow",
     )
-    window = Window([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
+    window = Window.of([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
     rate = equivalence_for(spec("equivalence"), store, "old", "new")
     assert rate(window) == (0.75, 40, "llm judge 'same' (equivalence rubric)")
     trigger = RolloutConfig(triggers=[{"metric": "semantic_equivalence", "below": 0.9}]).triggers[0]

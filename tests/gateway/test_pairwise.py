@@ -224,7 +224,7 @@ def test_semantic_equivalence_reads_the_comparison_classes_and_falls_back_to_wor
             Record(item=f"r{i}", model="new", prompt="q", signals={"agreement": value}, extra={"comparison": compared}),
         ]
     add_records(store, records, source="gateway:shadow")
-    window = Window([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
+    window = Window.of([p.candidate for p in pairs], [p.incumbent for p in pairs], pairs)
     both = {
         "agreement": {"kind": "llm", "model": "judge", "rubric": "comparison"},
         "same": {"kind": "llm", "model": "judge", "rubric": "equivalence"},

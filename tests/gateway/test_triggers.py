@@ -42,7 +42,7 @@ def answer(
 
 
 def window(cand, inc, pairs=()) -> Window:
-    return Window(candidate=cand, incumbent=inc, pairs=list(pairs))
+    return Window.of(cand, inc, list(pairs))
 
 
 def test_refusal_rate_above_baseline_fails_only_past_the_margin():

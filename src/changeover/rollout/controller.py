@@ -25,7 +25,7 @@ the controller advances, which ends the hold and decommissions the incumbent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +36,7 @@ from changeover.rollout.config import RolloutConfig, Trigger, format_duration
 from changeover.rollout.measure import Measurement, Window, measure
 from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.state import RolloutState, in_hold
-from changeover.shadowlog.answers import Answer, load_answers, pairs, reverse_pairs
+from changeover.rollout.window import HoldWindow, window_from_store
 from changeover.shadowlog.tables import ensure_tables
 from changeover.store import Store
 from changeover.store.events import append_event, now
@@ -70,33 +70,6 @@ def _describe(m: Measurement) -> str:
     base = f", baseline {m.baseline:.4g}" if m.baseline is not None else ""
     by = f" by {m.method}" if m.method else ""
     return f"{m.phase}: {m.metric} {m.value:.4g} vs limit {m.limit:.4g}{base} on {m.samples} samples{by}"
-
-
-@dataclass(frozen=True, slots=True)
-class HoldWindow(Window):
-    """The hold's window: the baseline is the incumbent's reverse-mirrored answers; its fallback answers
-    (to requests the candidate failed) are kept apart, out of the baseline."""
-
-    fallbacks: Sequence[Answer] = ()
-
-
-def window_from_store(store: Store, incumbent: str, candidate: str, start: datetime, reverse: bool = False) -> Window:
-    """The answers since ``start``; ``reverse`` (the hold): the incumbent's baseline is its reverse-mirrored
-    answers only (it serves nobody; its fallbacks answer the requests the candidate failed, a biased sample)
-    and the pairs are the reverse-mirrored ones."""
-    answers = load_answers(store, since=start, models=[incumbent, candidate])
-    if reverse:
-        return HoldWindow(
-            candidate=[a for a in answers if a.model == candidate],
-            incumbent=[a for a in answers if a.model == incumbent and a.role == "mirror"],
-            pairs=reverse_pairs(answers, incumbent, candidate),
-            fallbacks=[a for a in answers if a.model == incumbent and a.role == "fallback"],
-        )
-    return Window(
-        candidate=[a for a in answers if a.model == candidate],
-        incumbent=[a for a in answers if a.model == incumbent and a.role == "served"],
-        pairs=pairs(answers, incumbent, candidate),
-    )
 
 
 class Controller:
@@ -178,8 +151,8 @@ class Controller:
         elapsed = (self.clock() - state.since).total_seconds()
         if elapsed < stage.min_duration:
             return "hold", f"stabilising: {elapsed:.0f}s of {stage.min_duration:.0f}s"
-        if len(window.candidate) < stage.min_requests:
-            return "hold", f"stabilising: {len(window.candidate)} of {stage.min_requests} candidate answers"
+        if window.candidate.answers < stage.min_requests:
+            return "hold", f"stabilising: {window.candidate.answers} of {stage.min_requests} candidate answers"
         short = [
             m.trigger for m in measurements if self.records[m.trigger].consecutive_successes < cfg.consecutive_success
         ]
@@ -187,7 +160,7 @@ class Controller:
             return "hold", f"waiting for {cfg.consecutive_success} successes in a row: {', '.join(short)}"
         return "advance", (
             f"stage {state.stage} ({state.weight}%) stable for {elapsed:.0f}s over "
-            f"{len(window.candidate)} candidate answers with every trigger clear"
+            f"{window.candidate.answers} candidate answers with every trigger clear"
         )
 
     def _decide_hold(self, state: RolloutState, measurements: list[Measurement]) -> tuple[str, str]:
@@ -257,11 +230,11 @@ class Controller:
             "stage": state.stage,
             "weight": state.weight,
             "action": action,
-            "candidate_answers": len(window.candidate),
+            "candidate_answers": window.candidate.answers,
             "measurements": [m.to_json() for m in measurements],
         }
         if isinstance(window, HoldWindow):
-            payload["incumbent_fallbacks"] = len(window.fallbacks)  # out of the baseline, shown apart
+            payload["incumbent_fallbacks"] = window.fallbacks  # out of the baseline, shown apart
         analysis = EventSpec("rollout.analysis", reason, payload)
         new_state, pending = state, False
         if action in ("rollback", "pause", "advance"):

@@ -15,8 +15,9 @@ and by word similarity otherwise; the measurement names which (``method``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -44,41 +45,118 @@ class Measurement:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+LATENCY_PERCENTILES = (50, 95, 99)
+
+
 @dataclass(frozen=True, slots=True)
+class Tally:
+    """One side's answers in the window, counted: all the per-model triggers read (never the texts).
+
+    The controller counts them in SQL (``rollout.window``); ``Tally.of`` counts answers in memory the same way.
+    """
+
+    answers: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    malformed: int = 0
+    refusals: int = 0  # among the answers without an error
+    timed: int = 0  # answers without an error that have a latency
+    latency: Mapping[int, float] = field(default_factory=dict)  # percentile -> ms, over the timed answers
+
+    @property
+    def answered(self) -> int:
+        return self.answers - self.errors
+
+    @classmethod
+    def of(cls, answers: Iterable[Answer]) -> Tally:
+        answers = list(answers)
+        ok = [a for a in answers if a.ok]
+        lat = [a.latency_ms for a in ok if a.latency_ms is not None]
+        return cls(
+            answers=len(answers),
+            errors=len(answers) - len(ok),
+            timeouts=sum(1 for a in answers if a.timed_out),
+            malformed=sum(1 for a in answers if a.malformed),
+            refusals=sum(1 for a in ok if a.refusal),
+            timed=len(lat),
+            latency=percentiles(lat),
+        )
+
+
+def percentiles(latencies: Sequence[float]) -> dict[int, float]:
+    """The trigger percentiles of ``latencies`` (linear interpolation: PostgreSQL's ``percentile_cont``)."""
+    if not len(latencies):
+        return {}
+    return {
+        q: float(v) for q, v in zip(LATENCY_PERCENTILES, np.percentile(latencies, LATENCY_PERCENTILES), strict=True)
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PairKey:
+    """A pair of the window without its texts: the request and when the incumbent's side was logged."""
+
+    request_id: str
+    at: datetime
+
+
 class Window:
-    """The answers a measurement sees: the candidate's, the incumbent's served ones, and pairs."""
+    """What a measurement sees: the candidate's answers and the incumbent's baseline, counted (``Tally``),
+    and the incumbent/candidate pairs - their keys always, their texts only when a measure asks
+    (``pairs()``: word-similarity equivalence, ``p_regression`` on the deterministic signals).
 
-    candidate: Sequence[Answer]
-    incumbent: Sequence[Answer]
-    pairs: Sequence[Pair]
+    ``version`` names the window's content (the pairs it holds): equal versions, same pairs, so a
+    measure may reuse what it computed on it (``rollout.regression``).
+    """
+
+    __slots__ = ("_load", "_pairs", "candidate", "incumbent", "keys", "version")
+
+    def __init__(
+        self,
+        candidate: Tally,
+        incumbent: Tally,
+        keys: Sequence[PairKey],
+        load: Callable[[], Sequence[Pair]],
+        version: Hashable,
+    ):
+        self.candidate = candidate
+        self.incumbent = incumbent
+        self.keys = keys
+        self.version = version
+        self._load = load
+        self._pairs: Sequence[Pair] | None = None
+
+    @classmethod
+    def of(cls, candidate: Sequence[Answer], incumbent: Sequence[Answer], pairs: Sequence[Pair]) -> Window:
+        """A window over answers in memory."""
+        pairs = list(pairs)
+        keys = [PairKey(p.incumbent.request_id, p.incumbent.at) for p in pairs]
+        return cls(Tally.of(candidate), Tally.of(incumbent), keys, lambda: pairs, tuple(k.request_id for k in keys))
+
+    def pairs(self) -> Sequence[Pair]:
+        """The pairs with their answers' texts (read once per window, when first asked)."""
+        if self._pairs is None:
+            self._pairs = self._load()
+        return self._pairs
 
 
-def _rate(answers: Sequence[Answer], hit: Callable[[Answer], bool]) -> tuple[float | None, int]:
-    if not answers:
-        return None, 0
-    return sum(1 for a in answers if hit(a)) / len(answers), len(answers)
+def _rate(hits: int, out_of: int) -> tuple[float | None, int]:
+    return (hits / out_of if out_of else None), out_of
 
 
-def _percentile(q: float) -> Callable[[Sequence[Answer]], tuple[float | None, int]]:
-    def metric(answers: Sequence[Answer]) -> tuple[float | None, int]:
-        lat = [a.latency_ms for a in answers if a.ok and a.latency_ms is not None]
-        return (float(np.percentile(lat, q)) if lat else None), len(lat)
+def _percentile(q: int) -> Callable[[Tally], tuple[float | None, int]]:
+    def metric(t: Tally) -> tuple[float | None, int]:
+        return t.latency.get(q), t.timed
 
     return metric
 
 
-def _refusal_rate(answers: Sequence[Answer]) -> tuple[float | None, int]:
-    return _rate([a for a in answers if a.ok], lambda a: bool(a.refusal))
-
-
-PER_MODEL: dict[str, Callable[[Sequence[Answer]], tuple[float | None, int]]] = {
-    "refusal_rate": _refusal_rate,
-    "error_rate": lambda xs: _rate(xs, lambda a: not a.ok),
-    "timeout_rate": lambda xs: _rate(xs, lambda a: a.timed_out),
-    "malformed_rate": lambda xs: _rate(xs, lambda a: a.malformed),
-    "p50_latency": _percentile(50),
-    "p95_latency": _percentile(95),
-    "p99_latency": _percentile(99),
+PER_MODEL: dict[str, Callable[[Tally], tuple[float | None, int]]] = {
+    "refusal_rate": lambda t: _rate(t.refusals, t.answered),
+    "error_rate": lambda t: _rate(t.errors, t.answers),
+    "timeout_rate": lambda t: _rate(t.timeouts, t.answers),
+    "malformed_rate": lambda t: _rate(t.malformed, t.answers),
+    **{f"p{q}_latency": _percentile(q) for q in LATENCY_PERCENTILES},
 }
 
 
@@ -141,7 +219,7 @@ def measure(
             if equivalence is not None:
                 value, n, method = equivalence()
             else:
-                (value, n), method = equivalence_rate(window.pairs), WORD_SIMILARITY
+                (value, n), method = equivalence_rate(window.pairs()), WORD_SIMILARITY
         else:
             fn = PER_MODEL[trigger.metric]
             value, n = fn(window.candidate)

@@ -9,13 +9,19 @@ mirrored pairs become records with the gateway's deterministic signals
 overall delta; the trigger's value is the largest ``P(delta < -margin)``. When
 the core is missing or cannot assess these records, the measurement is an
 ``error`` (Argo's own budget), never a pass.
+
+A fit is reused until what it was fitted on changes: the window's pairs
+(``Window.version``), the store's labels (how many, the newest) and, judged,
+the judged records (how many, the newest) - three small aggregate queries per
+run instead of a fit every tick.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import numpy as np
+from sqlalchemy import func, select
 
 from changeover.config import MigrationSpec
 from changeover.labeling.gold import spec_answers
@@ -25,6 +31,7 @@ from changeover.rollout.measure import EquivalenceReading, Window
 from changeover.shadowlog.export import JUDGED_SOURCE, pair_records
 from changeover.store import Store
 from changeover.store.responses import Answers, load_records_counted, merge_store_labels
+from changeover.store.schema import labels, responses
 
 
 def judged_records(
@@ -32,10 +39,10 @@ def judged_records(
 ) -> list[Record]:
     """The stored judged records of the window's pairs (labels and the ``gold`` answers merged), both models
     of each pair."""
-    if not window.pairs:
+    if not window.keys:
         return []
-    ids = {p.incumbent.request_id for p in window.pairs}
-    since = min(p.incumbent.at for p in window.pairs)
+    ids = {k.request_id for k in window.keys}
+    since = min(k.at for k in window.keys)
     recs, _ = load_records_counted(store, [incumbent, candidate], source=JUDGED_SOURCE, since=since, gold=gold)
     recs = [r for r in recs if r.item in ids]
     both = {r.item for r in recs if r.model == incumbent} & {r.item for r in recs if r.model == candidate}
@@ -45,7 +52,7 @@ def judged_records(
 def window_records(store: Store, spec: MigrationSpec, window: Window) -> list[Record]:
     """The window's pairs with the gateway's deterministic signals, human labels merged as ``changeover assess``
     merges them (``merge_store_labels``: annotators named, settled and gold answers beside the verdicts)."""
-    records = pair_records(window.pairs)
+    records = pair_records(window.pairs())
     merge_store_labels(store, records, spec_answers(spec))
     return records
 
@@ -82,12 +89,40 @@ def equivalence_for(
     return rate
 
 
-def regression_for(
-    spec: MigrationSpec, store: Store, incumbent: str, candidate: str, draws: int = 400, judged: bool = False
-) -> Callable[[Trigger, Window], tuple[float | None, int]]:
-    def p_regression(trigger: Trigger, window: Window) -> tuple[float | None, int]:
-        records = judged_records(store, incumbent, candidate, window, spec_answers(spec)) if judged else None
-        n = len(records) // 2 if records is not None else len(window.pairs)
+def store_version(store: Store, judged: bool) -> Hashable:
+    """What in the store a fit depends on besides the window: the labels (append-only: a correction or a
+    flag is a new row) and, ``judged``, the judging worker's records (insert-only), each as (rows, newest)."""
+    version = [select(func.count(), func.max(labels.c.id), func.max(labels.c.created_at))]
+    if judged:
+        version.append(select(func.count(), func.max(responses.c.id)).where(responses.c.source == JUDGED_SOURCE))
+    with store.engine.connect() as conn:
+        return tuple(tuple(conn.execute(q).one()) for q in version)
+
+
+class Regression:
+    """The ``p_regression`` measure of one candidate (``regression_for``), with its last fit per trigger."""
+
+    def __init__(self, spec: MigrationSpec, store: Store, incumbent: str, candidate: str, draws: int, judged: bool):
+        self.spec, self.store, self.incumbent, self.candidate = spec, store, incumbent, candidate
+        self.draws, self.judged = draws, judged
+        self.fits = 0  # assessments run (a reading reused from the last fit is not one)
+        self._last: dict[str, tuple[Hashable, tuple[float | None, int]]] = {}
+
+    def __call__(self, trigger: Trigger, window: Window) -> tuple[float | None, int]:
+        key = (window.version, store_version(self.store, self.judged))
+        last = self._last.get(trigger.name)
+        if last is not None and last[0] == key:
+            return last[1]
+        reading = self._measure(trigger, window)
+        self._last[trigger.name] = (key, reading)
+        return reading
+
+    def _measure(self, trigger: Trigger, window: Window) -> tuple[float | None, int]:
+        spec, candidate = self.spec, self.candidate
+        records = (
+            judged_records(self.store, self.incumbent, candidate, window, spec_answers(spec)) if self.judged else None
+        )
+        n = len(records) // 2 if records is not None else len(window.keys)
         if n < trigger.min_samples:
             return None, n
         try:
@@ -95,13 +130,19 @@ def regression_for(
         except ImportError as exc:
             raise RuntimeError(f"the assessment core is not available ({exc})") from None
         if records is None:
-            records = window_records(store, spec, window)
+            records = window_records(self.store, spec, window)
         sub = spec.model_copy(update={"candidates": [candidate]})
-        assessment = assess(sub, records, draws=draws, chains=2, seed=spec.seed)
+        self.fits += 1
+        assessment = assess(sub, records, draws=self.draws, chains=2, seed=spec.seed)
         dims = [trigger.dimension] if trigger.dimension else [d for d, v in spec.dimensions.items() if v.required]
         p = max(
             float(np.mean(assessment.pairs[(candidate, d)].delta_overall < -spec.dimensions[d].margin)) for d in dims
         )
         return p, n
 
-    return p_regression
+
+def regression_for(
+    spec: MigrationSpec, store: Store, incumbent: str, candidate: str, draws: int = 400, judged: bool = False
+) -> Regression:
+    """The ``p_regression`` measure: ``(P(regression), pairs)`` of a trigger on a window (``None``: too few)."""
+    return Regression(spec, store, incumbent, candidate, draws, judged)
