@@ -161,6 +161,13 @@ def test_a_settled_request_type_drops_to_keep_alive_and_rises_again(tmp_path, fa
     assert faq["usd_saved"] == pytest.approx(not_mirrored * per_request, rel=1e-9) and faq["usd_saved"] > 0
     assert by_type["billing"]["settled"] is False and by_type["billing"]["usd_saved"] == 0.0
     assert by_type["all"]["usd_saved"] == pytest.approx(faq["usd_saved"])
+    # the report's shadow section carries the same keep-alive rows as the shadow report
+    out = tmp_path / "report.json"
+    argv = ["report", "--spec", str(spec), "--db", sqlite_url, "--out", str(tmp_path / "r.html"), "--json", str(out)]
+    assert run([*argv, "--draws", "300"]) in (0, 1, 3)
+    section = json.loads(out.read_text())["report"]["shadow"]
+    assert {d["request_type"]: d["keep_alive"] for d in section["disagreements"]} == by_type
+    assert "USD saved against mirroring at the configured rate" in (tmp_path / "r.html").read_text()
 
     # the candidate starts refusing faq questions: new judged pairs unsettle the decision, the rate rises again
     candidate.worse = True

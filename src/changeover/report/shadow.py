@@ -16,6 +16,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -119,6 +120,7 @@ class Disagreements:
     failed: int | None = None  # comparisons without a readable verdict
     prefiltered: int | None = None  # pairs the word-similarity pre-filter settled (no judge call)
     equivalent_or_better: float | None = None
+    keep_alive: dict[str, Any] | None = None  # the mirror rate now, settled, USD saved (shadow.keepalive.savings)
 
 
 @dataclass(slots=True)

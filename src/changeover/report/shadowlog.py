@@ -96,6 +96,7 @@ def _disagreements(row: dict[str, Any]) -> Disagreements:
         failed=comparison.get("failed"),
         prefiltered=comparison.get("prefiltered"),
         equivalent_or_better=comparison.get("equivalent_or_better"),
+        keep_alive=row.get("keep_alive"),
     )
 
 
@@ -166,6 +167,14 @@ def _period(group: Sequence[Pair]) -> ShadowPeriod | None:
     )
 
 
+def _gateway_settings(spec: MigrationSpec) -> Any:
+    """The spec's gateway settings (keep-alive's savings need them), or None for a spec without a gateway
+    section; a gateway section with a mistake is the error ``load_settings`` names."""
+    from changeover.shadow.config import GatewayConfig, load_settings
+
+    return None if spec.section("gateway", GatewayConfig) is None else load_settings(spec)
+
+
 def shadow_log_stats(
     store: Store | None, spec: MigrationSpec, max_examples: int = 6, since: datetime | None = None
 ) -> ShadowStats | None:
@@ -175,7 +184,8 @@ def shadow_log_stats(
         return None
     assert store is not None
     incumbent, candidates = spec.incumbent, list(spec.candidates)
-    report = build_report(store, incumbent, candidates, since=since, examples=max_examples)
+    settings = _gateway_settings(spec)
+    report = build_report(store, incumbent, candidates, since=since, examples=max_examples, settings=settings)
     answers = load_answers(store, since=since, models=[incumbent, *candidates], with_request=True)
     overall = {r["candidate"]: r for r in report.rows if r["request_type"] == ALL and r["pairs"]}
     several = len(overall) > 1
