@@ -25,9 +25,11 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from changeover.errors import StoreError
-from changeover.records import OPTIONAL_FIELDS, Record, is_settled, read_records, settled_by
+from changeover.records import OPTIONAL_FIELDS, Record, is_settled, settled_by
+from changeover.store.bulk import write_rows
 from changeover.store.engine import Store, cause
 from changeover.store.events import now
+from changeover.store.ingest import stored_rows
 from changeover.store.schema import imports, labels, responses
 
 _BATCH = 2000
@@ -107,21 +109,23 @@ def _insert_new(conn: Any, records: list[Record], source: str | None) -> int:
 
 
 def import_file(store: Store, path: str | Path) -> ImportResult:
-    """Validate a whole records file, then store the new rows and the import's log line in one transaction.
+    """Store a records file's new rows and the import's log line in one transaction (``store.bulk``:
+    COPY on PostgreSQL), validating every row on the way (``store.ingest``); a bad row stores nothing.
 
     A store that cannot take the write (disk full, read-only, a refused statement, the server gone)
     is a ``StoreError`` naming the file and the database's own reason, never a traceback that
     prints the records; the transaction is rolled back, so nothing of the file is stored.
     """
     path = Path(path)
-    records = read_records(path)  # raises RecordsError naming file:line before any write
     doing = f"importing {path}"
     try:
         with store.reachable(doing), store.engine.begin() as conn:
-            added = _insert_new(conn, records, str(path))
+            # a bad line raises RecordsError naming file:line while the rows stream in: the transaction
+            # is rolled back, nothing of the file is stored
+            rows, added = write_rows(conn, stored_rows(path), str(path), now())
             conn.execute(
                 insert(imports).values(
-                    path=str(path), file_sha256=file_sha256(path), rows=len(records), added=added, imported_at=now()
+                    path=str(path), file_sha256=file_sha256(path), rows=rows, added=added, imported_at=now()
                 )
             )
     except DBAPIError as exc:
@@ -129,7 +133,7 @@ def import_file(store: Store, path: str | Path) -> ImportResult:
             f"{doing}: the store at {store.display_url} refused the write ({cause(exc)}); nothing of the file "
             "was stored - fix the database (space, permissions, triggers) and import again"
         ) from None
-    return ImportResult(str(path), len(records), added)
+    return ImportResult(str(path), rows, added)
 
 
 def count_responses(store: Store) -> int:

@@ -1,0 +1,170 @@
+"""`changeover import` through COPY (PostgreSQL) and the encoded executemany (SQLite) stores what the
+row-by-row path stored: the same rows, the same fingerprints, the same decision; a bad line stores nothing.
+
+The reference is the path import used before (``records.read_records`` -> ``Record`` ->
+``responses.add_records``): every row of a file with plain rows and every kind of row the fast path
+hands to the validator (text signals, float levels, a label list of one, ``label_by``, whole-number
+latencies, a JSON object as response, extras, nulls, empty mappings, tabs, backslashes and non-ASCII
+text, duplicates within the file) must come back from both stores exactly as the reference stored it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from changeover import cli
+from changeover.assessment import assess, pushdown
+from changeover.assessment.sampling import SamplingPolicy
+from changeover.config import load_spec
+from changeover.errors import RecordsError
+from changeover.records import read_records, record_from_dict
+from changeover.store import bulk, open_store
+from changeover.store.ingest import stored_record, stored_rows
+from changeover.store.responses import add_records, import_file, load_records
+from changeover.store.schema import imports, responses
+
+pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::changeover.assessment.ConvergenceWarning")]
+
+ODD: list[dict[str, Any]] = [
+    {"item": "o1", "model": "old", "signals": {"correct": "0.7", "flag": "true"}},
+    {"item": "o2", "model": "old", "signals": {"correct": 2.0, "nan": float("nan")}, "labels": {"correctness": [1]}},
+    {"item": "o3", "model": "new", "labels": {"correctness": [1, 0]}, "label_by": {"correctness": ["ann", "bob"]}},
+    {"item": "o4", "model": "new", "labels": {"correctness": True, "style": None, "empty": []}, "latency_ms": 120},
+    {"item": "o5", "model": "new", "response": {"text": "an object"}, "prompt": 'tab\there "quoted" \\ back'},
+    {"item": "o6", "model": "old", "segment": {}, "signals": {}, "labels": {}, "error": None, "weight": 2},
+    {"item": "o7", "model": "old", "segment": {"region": "日本"}, "extra": {"nested": [1, None]}, "sample": 0},
+    {"item": "o8\tx\\y\nz", "model": "old", "segment": {"region": "emea"}, "trace_id": "t-8", "cost_usd": 0.25},
+    {"item": 9, "model": "old", "signals": {"correct": True}, "tokens_in": "12", "sample": "0"},
+    {"item": "o10", "model": "old", "labels": {"correctness": 1.0}, "label_by": {"correctness": ""}},
+]
+
+
+def plain(i: int, model: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "item": f"q{i:04d}",
+        "model": model,
+        "segment": {"region": ["emea", "na", "apac"][i % 3]},
+        "signals": {"correct": (i * 7 + len(model)) % 2, "score": round(((i * 37) % 100) / 99, 4)},
+        "response": f"answer {i} ünïcode",
+    }
+    if i % 11 == 0:
+        row["labels"] = {"correctness": (i // 11) % 2}
+    if i % 13 == 0:
+        row["error"] = "timeout"
+    if i % 5 == 0:
+        row["latency_ms"] = 100 + i
+    return row
+
+
+def rows(n: int = 300) -> list[dict[str, Any]]:
+    out = [plain(i, m) for i in range(n) for m in ("old", "new")]
+    return out[:40] + ODD + out[40:] + [out[3], ODD[2]]  # the last two repeat earlier rows
+
+
+def write(path: Path, data: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data), encoding="utf-8")
+    return path
+
+
+def stored(url: str) -> list[tuple[Any, ...]]:
+    with open_store(url) as store, store.engine.connect() as conn:
+        got = conn.execute(select(responses).order_by(responses.c.id)).all()
+    return [(r.item, r.model, r.segment, r.signals, r.labels, r.payload, r.fingerprint, r.source) for r in got]
+
+
+def test_every_row_is_encoded_as_the_record_it_validates_to(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.jsonl", rows(60))
+    for got, (line, raw) in zip(stored_rows(path), enumerate(json.loads(x) for x in path.open()), strict=True):
+        want = stored_record(line + 1, record_from_dict(raw, "here"))
+        assert got == want
+        assert got.fingerprint == record_from_dict(raw, "here").fingerprint()
+
+
+def test_copy_stores_what_the_row_path_stored(pg_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "r.jsonl", rows())
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    with open_store(reference) as store:
+        add_records(store, read_records(path), str(path))
+    sqlite = f"sqlite:///{tmp_path / 'new.db'}"
+    with open_store(pg_url) as pg, open_store(sqlite) as lite:
+        got_pg, got_lite = import_file(pg, path), import_file(lite, path)
+    want = stored(reference)
+    assert len(want) == 600 + len(ODD)  # the two repeated rows are not added again
+    assert (got_pg.rows, got_pg.added) == (got_lite.rows, got_lite.added) == (len(want) + 2, len(want))
+    assert stored(pg_url) == want
+    assert stored(sqlite) == want
+
+
+def test_reimport_and_overlap_add_only_new_rows(pg_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(bulk, "CHUNK", 50)  # several COPY chunks, some meeting stored rows
+    data = rows(200)
+    first = write(tmp_path / "first.jsonl", data[:150])
+    with open_store(pg_url) as store:
+        assert import_file(store, first).added == 150
+        assert import_file(store, first).added == 0
+        res = import_file(store, write(tmp_path / "all.jsonl", data))
+        assert (res.rows, res.added) == (len(data), len(data) - 150 - 2)
+        with store.engine.connect() as conn:
+            fps = conn.execute(select(responses.c.fingerprint)).scalars().all()
+    assert len(fps) == len(set(fps)) == len(data) - 2
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    with open_store(reference) as store:
+        add_records(store, read_records(first), str(first))
+        add_records(store, read_records(tmp_path / "all.jsonl"), str(tmp_path / "all.jsonl"))
+    assert stored(pg_url) == stored(reference)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_bad_line_in_the_middle_stores_nothing(
+    backend: str, pg_url: str, sqlite_url: str, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    monkeypatch.setattr(bulk, "CHUNK", 50)  # chunks before the bad line are already copied when it is read
+    url = pg_url if backend == "postgresql" else sqlite_url
+    data = rows(100)
+    good = write(tmp_path / "good.jsonl", data[:20])
+    bad = write(tmp_path / "bad.jsonl", data[:150] + [{"item": "x", "model": "old", "labels": {"c": 7}}] + data[150:])
+    assert cli.run(["import", str(good), "--db", url]) == 0
+    before = stored(url)
+    assert cli.run(["import", str(bad), "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl:151: field 'labels.c'" in err and "Traceback" not in err
+    with pytest.raises(RecordsError, match=r"bad\.jsonl:151: field 'labels\.c'"):
+        with open_store(url) as store:
+            import_file(store, bad)
+    assert stored(url) == before
+    with open_store(url) as store, store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(imports)).scalar_one() == 1
+
+
+SPEC = """
+incumbent: old
+candidates: [new]
+segment_by: [region]
+traffic: {monthly_interactions: 100000}
+seed: 4
+dimensions:
+  correctness: {signal: correct, margin: 0.05}
+  quality: {signal: score, bins: 3, margin: 0.05, required: false}
+"""
+
+
+def test_same_decision_from_postgresql_and_sqlite(pg_url: str, sqlite_url: str, tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(SPEC)
+    spec = load_spec(tmp_path / "m.yaml")
+    path = write(tmp_path / "r.jsonl", [plain(i, m) for i in range(400) for m in ("old", "new")])
+    fast = {"draws": 100, "warmup": 100, "chains": 2, "next_count": 10, "policy": SamplingPolicy(extend=False)}
+    decisions, tables = [], []
+    for url in (pg_url, sqlite_url):
+        with open_store(url) as store:
+            import_file(store, path)
+            decisions.append(assess(spec, load_records(store, spec.models), **fast).to_json())
+            pushed = pushdown.from_store(spec, store, next_count=10)
+            tables.append({k: (c.table.n.tolist(), c.items) for k, c in pushed.prepared.comparisons.items()})
+    assert decisions[0] == decisions[1]
+    assert decisions[0]["verdict"] in ("GO", "NO-GO", "NEED-LABELS")
+    assert tables[0] == tables[1]
