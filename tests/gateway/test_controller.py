@@ -164,8 +164,8 @@ def test_p_regression_from_the_real_assessment_core(store, tmp_path):
         )
     writer.close()
     window = window_from_store(store, "old", "new", now() - timedelta(hours=1))
-    same = Window.of([], [], [p for p in window.pairs() if int(p.candidate.request_id[1:]) < 40])
-    worse = Window.of([], [], [p for p in window.pairs() if int(p.candidate.request_id[1:]) >= 40])
+    same = Window.of([], [], [p for p in window.pairs if int(p.candidate.request_id[1:]) < 40])
+    worse = Window.of([], [], [p for p in window.pairs if int(p.candidate.request_id[1:]) >= 40])
     trigger = RolloutConfig(triggers=[{"metric": "p_regression", "above": 0.9, "min_samples": 10}]).triggers[0]
     p_regression = regression_for(spec, store, "old", "new", draws=150)
     p_same, n_same = p_regression(trigger, same)
@@ -209,7 +209,7 @@ def test_the_window_counted_in_sql_is_what_the_answers_say(store):
     assert [k.request_id for k in window.keys] == [f"r{i}" for i in range(40)]
     assert window.version == window_from_store(store, "old", "new", start).version  # nothing new: the same
     assert window._pairs is None  # no measure asked for the texts yet
-    texts = [p.candidate.text for p in window.pairs()]
+    texts = [p.candidate.text for p in window.pairs]
     assert len(texts) == 40 and (texts[0], texts[1], texts[7]) == (None, "Paris is the capital.", REFUSAL)
 
 

@@ -103,7 +103,7 @@ class PairKey:
 class Window:
     """What a measurement sees: the candidate's answers and the incumbent's baseline, counted (``Tally``),
     and the incumbent/candidate pairs - their keys always, their texts only when a measure asks
-    (``pairs()``: word-similarity equivalence, ``p_regression`` on the deterministic signals).
+    (``pairs``: word-similarity equivalence, ``p_regression`` on the deterministic signals).
 
     ``version`` names the window's content (the pairs it holds): equal versions, same pairs, so a
     measure may reuse what it computed on it (``rollout.regression``).
@@ -133,6 +133,7 @@ class Window:
         keys = [PairKey(p.incumbent.request_id, p.incumbent.at) for p in pairs]
         return cls(Tally.of(candidate), Tally.of(incumbent), keys, lambda: pairs, tuple(k.request_id for k in keys))
 
+    @property
     def pairs(self) -> Sequence[Pair]:
         """The pairs with their answers' texts (read once per window, when first asked)."""
         if self._pairs is None:
@@ -219,7 +220,7 @@ def measure(
             if equivalence is not None:
                 value, n, method = equivalence()
             else:
-                (value, n), method = equivalence_rate(window.pairs()), WORD_SIMILARITY
+                (value, n), method = equivalence_rate(window.pairs), WORD_SIMILARITY
         else:
             fn = PER_MODEL[trigger.metric]
             value, n = fn(window.candidate)

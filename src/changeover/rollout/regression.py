@@ -52,7 +52,7 @@ def judged_records(
 def window_records(store: Store, spec: MigrationSpec, window: Window) -> list[Record]:
     """The window's pairs with the gateway's deterministic signals, human labels merged as ``changeover assess``
     merges them (``merge_store_labels``: annotators named, settled and gold answers beside the verdicts)."""
-    records = pair_records(window.pairs())
+    records = pair_records(window.pairs)
     merge_store_labels(store, records, spec_answers(spec))
     return records
 
