@@ -390,8 +390,8 @@ def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
             import pyarrow.parquet as pq
         except ImportError:  # pragma: no cover - pyarrow is a dependency
             raise RecordsError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-        table = pq.read_table(path)
-        for lineno, row in enumerate(table.to_pylist(), 1):
+        batches = (b.to_pylist() for b in pq.ParquetFile(path).iter_batches(65536))  # memory flat in the rows
+        for lineno, row in enumerate((r for batch in batches for r in batch), 1):
             row = unflatten(row) if any("." in k for k in row) else row
             yield lineno, {k: v for k, v in row.items() if v is not None}
     else:
