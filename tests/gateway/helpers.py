@@ -96,7 +96,14 @@ class GatewayServer:
 class GatewayProcess:
     """``changeover serve`` as a real subprocess; always killed at the end."""
 
-    def __init__(self, spec_path: Path, db: str, env: dict[str, str] | None = None, controller: bool = False):
+    def __init__(
+        self,
+        spec_path: Path,
+        db: str,
+        env: dict[str, str] | None = None,
+        controller: bool = False,
+        extra: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         args = [
             str(Path(sys.executable).parent / "changeover"),
@@ -108,6 +115,7 @@ class GatewayProcess:
             "--port",
             str(self.port),
             "--no-controller" if not controller else "--controller",
+            *extra,
         ]
         full_env = {**os.environ, **(env or {})}
         self.proc = subprocess.Popen(args, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

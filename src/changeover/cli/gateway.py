@@ -58,6 +58,9 @@ def serve(
         True, "--controller/--no-controller", help="Run the rollout controller in this replica."
     ),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Processes sharing the port (more than one needs PostgreSQL)."
+    ),
 ) -> None:
     """Serve the OpenAI-compatible gateway: answer from the serving model, mirror, log, roll out."""
     import uvicorn
@@ -66,6 +69,21 @@ def serve(
 
     spec = load_spec(spec_path)
     store = open_store(db)  # safe when replicas start together on a fresh database (Store.ensure)
+    if workers > 1:
+        from changeover.shadow.worker_app import serve_workers  # processes sharing the port, on PostgreSQL
+
+        serve_workers(
+            spec_path,
+            spec,
+            store,
+            controller,
+            host,
+            port,
+            log_level,
+            workers,
+            lambda line: console.print(line, highlight=False),
+        )
+        return
     app = create_app(spec, store, run_controller=controller)
     # the background writer thread holds the GIL in slices of the switch interval; a shorter one
     # hands it back to the event loop sooner (measured: p99 added latency at 200 req/s drops)

@@ -46,10 +46,12 @@ from changeover.shadow.upstream import UpstreamClient
 from changeover.shadow.writer import LogWriter
 from changeover.shadowlog.tables import ensure_tables
 from changeover.store import Store
+from changeover.store.lease import NamedLease
 
 log = logging.getLogger("changeover.gateway")
 
 ROLLOUT_ACTIONS = ("advance", "pause", "resume", "rollback")
+CONTROLLER_LEASE = "rollout-controller"  # only its holder runs the controller's analysis
 
 
 class GatewayService:
@@ -88,6 +90,7 @@ class GatewayService:
             equivalence=equivalence_for(spec, store, s.incumbent, s.candidate) if s.shadow.judge else None,
         )
         self.controller_errors = 0
+        self.lease = NamedLease(store, CONTROLLER_LEASE, s.gateway.controller_lease_ttl)  # owner = this process
         self.admin = AdminAPI(
             store,
             s.rollout,
@@ -130,6 +133,7 @@ class GatewayService:
         self._tasks.append(asyncio.create_task(self._land_pending(), name="changeover-pending-change"))
         if self.run_controller:
             self._tasks.append(asyncio.create_task(self._control(), name="changeover-controller"))
+            self._tasks.append(asyncio.create_task(self._hold_lease(), name="changeover-controller-lease"))
         if self.keep_alive is not None:
             self._tasks.append(asyncio.create_task(self._keep_alive(self.keep_alive), name="changeover-keep-alive"))
         try:
@@ -145,12 +149,15 @@ class GatewayService:
                 await upstream.aclose()
             await asyncio.to_thread(self.writer.close)
             self.watcher.stop()
+            await asyncio.to_thread(self.lease.release)
             log.info("gateway stopped: %d answers written, %d dropped", self.writer.written, self.writer.dropped)
 
     async def _control(self) -> None:
         while True:
             await asyncio.sleep(self.settings.rollout.interval)
             try:
+                if not await asyncio.to_thread(self.lease.hold):  # another replica's controller is active
+                    continue
                 decision = await asyncio.to_thread(self.controller.tick)
             except StoreUnavailable as exc:  # counted; the next run tries again
                 self.controller_errors += 1
@@ -161,6 +168,15 @@ class GatewayService:
                 log.exception("rollout analysis failed")
                 continue
             self._follow(decision.state, decision.pending)
+
+    async def _hold_lease(self) -> None:
+        """Renew (or take over) the controller lease every third of its TTL, between analysis runs too."""
+        while True:
+            try:
+                await asyncio.to_thread(self.lease.hold)
+            except Exception:  # noqa: BLE001 - not held until the next try; logged
+                log.exception("cannot renew the rollout-controller lease")
+            await asyncio.sleep(self.lease.ttl / 3)
 
     async def _keep_alive(self, keep_alive: KeepAlive) -> None:
         """Assess the judged pairs per request type every ``shadow.keep_alive.interval`` (``shadow.keepalive``)."""
@@ -235,6 +251,7 @@ class GatewayService:
                 "queued": self.writer.queue.qsize(),
             },
             "judge": None if self.judge is None else self.judge.to_json(),
+            "controller": {"lease": CONTROLLER_LEASE, "held": self.lease.held, "replica": self.lease.owner},
             "pending_change": None if self.retrier.pending is None else self.retrier.pending.to_json(),
             "store": {
                 "failed_change_attempts": self.retrier.failed_attempts,
@@ -292,6 +309,10 @@ class GatewayService:
             "changeover_controller_errors_total": (
                 "Rollout analysis runs that failed (store unavailable or an error).",
                 {(): self.controller_errors},
+            ),
+            "changeover_controller_lease_held": (
+                "1 when this replica holds the rollout-controller lease (runs the analysis), per replica.",
+                {(("replica", self.lease.owner),): int(self.lease.held)},
             ),
             "changeover_rollout_change_pending": (
                 "1 while a rollout change waits for the store, per action.",

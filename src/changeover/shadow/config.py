@@ -113,6 +113,12 @@ class GatewayConfig(BaseModel):
         256, ge=1, description="chat requests served at once; beyond it a fast 503 with Retry-After (shadow.admission)"
     )
     retry_after: Seconds = Field(1.0, gt=0, description="the Retry-After of that 503 (whole seconds, at least 1)")
+    controller_lease_ttl: Seconds = Field(
+        10.0,
+        gt=0,
+        description="the rollout-controller lease's life without renewal: another replica takes over from "
+        "a dead holder within it (store.lease)",
+    )
 
 
 Share = float | dict[str, float]

@@ -1,0 +1,209 @@
+"""Gateway replicas as real processes on one PostgreSQL: one active controller (by lease), one rollback,
+one judging budget; and `serve --workers 2` (processes sharing the port)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import select
+from tests.evaluate.helpers import judge_reply
+from tests.gateway.helpers import GatewayProcess, chat
+
+from changeover.cli import run
+from changeover.rollout.routing import bucket
+from changeover.shadow.app import CONTROLLER_LEASE
+from changeover.shadow.shared_budget import budget_windows
+from changeover.store import open_store
+from changeover.store.events import list_events
+from changeover.store.lease import lease_holder
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+TOKEN = "replica-token-5c1e"
+TTL = 3.0  # gateway.controller_lease_ttl
+HELD = re.compile(r'^changeover_controller_lease_held\{replica="([^"]+)"\} (\d)', re.M)
+
+
+def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def lease_of(url: str) -> tuple[str, bool] | None:
+    """(replica, holds the controller lease) from a replica's /metrics; None when it does not answer."""
+    try:
+        text = httpx.get(url + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    replica, held = HELD.search(text).groups()
+    return replica, held == "1"
+
+
+def status(url: str) -> dict[str, Any]:
+    r = httpx.get(url + "/admin/status", headers={"authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert r.status_code == 200
+    return r.json()
+
+
+def start(spec, pg_url: str, n: int, **kwargs: Any) -> list[GatewayProcess]:
+    replicas = [GatewayProcess(spec, pg_url, env={"CHANGEOVER_ADMIN_TOKEN": TOKEN}, **kwargs) for _ in range(n)]
+    for r in replicas:
+        r.wait_ready()
+    return replicas
+
+
+def test_one_controller_one_rollback_and_a_takeover_within_the_ttl(make_spec, pg_url, fake):
+    spec = make_spec(
+        gateway={"controller_lease_ttl": TTL},
+        rollout={
+            "stages": [{"weight": 0}, {"weight": 50, "min_duration": "1h"}, {"weight": 100}],
+            "triggers": [{"metric": "error_rate", "above_baseline": 0.01, "min_samples": 5}],
+            "window": "60s",
+            "interval": 0.2,
+        },
+    )
+    assert run(["rollout", "advance", "--spec", str(spec), "--db", pg_url, "--reason", "offline GO"]) == 0
+    replicas = start(spec, pg_url, 2, controller=True)
+    store = open_store(pg_url)
+    try:
+        # exactly one replica holds the lease - the one the store names - and only it runs the analysis
+        leases = until(lambda: [lease_of(r.url) for r in replicas], 10, "both replicas report the lease")
+        until(lambda: sum(held for _, held in (lease_of(r.url) for r in replicas)) == 1, 10, "one holder")
+        leases = [lease_of(r.url) for r in replicas]
+        (holder,) = [i for i, (_, held) in enumerate(leases) if held]
+        other = 1 - holder
+        assert lease_holder(store, CONTROLLER_LEASE).owner == leases[holder][0]
+        until(lambda: status(replicas[holder].url)["last_analysis"], 10, "the holder's analysis")
+        assert status(replicas[other].url)["last_analysis"] is None
+
+        # the candidate fails for every user on it: the breach rolls back once, by the holder
+        fake.set("new", fail_rate=1.0, fail_status=500)
+        users = [f"user-{i}" for i in range(40)]  # about half on the candidate, half the incumbent's baseline
+        assert 10 <= sum(bucket("changeover.rollout", u) < 50 for u in users) <= 30
+        for i, user in enumerate(users):
+            r = httpx.post(
+                replicas[i % 2].url + "/v1/chat/completions", json=chat(), headers={"x-changeover-user": user}
+            )
+            assert r.status_code == 200  # the warm incumbent answered as the fallback
+        try:
+            until(lambda: list_events(store, kind_prefix="rollout.rollback"), 20, "the rollback")
+        except AssertionError:
+            raise AssertionError(status(replicas[holder].url)["last_analysis"]) from None
+        # both replicas follow the rolled-back flag; the holder's next analysis runs see it rolled back
+        until(lambda: all(status(r.url)["rollout"]["status"] == "rolled_back" for r in replicas), 5, "both follow")
+        until(lambda: status(replicas[holder].url)["last_analysis"]["action"] == "idle", 5, "an idle run")
+        (rollback,) = list_events(store, kind_prefix="rollout.rollback")
+        assert rollback.actor == "controller" and "error_rate" in rollback.reason
+        assert status(replicas[other].url)["last_analysis"] is None  # it never analysed
+
+        # SIGKILL the holder: the other takes the lease over within the TTL (+ one renewal period) and runs
+        replicas[holder].proc.send_signal(signal.SIGKILL)
+        t0 = time.monotonic()
+        until(lambda: (lease_of(replicas[other].url) or ("", False))[1], 3 * TTL, "the takeover")
+        took = time.monotonic() - t0
+        assert took < TTL + TTL / 3 + 1.0
+        assert lease_holder(store, CONTROLLER_LEASE).owner == leases[other][0]
+        until(lambda: status(replicas[other].url)["last_analysis"], 5, "the new holder's analysis")
+        assert len(list_events(store, kind_prefix="rollout.rollback")) == 1
+    finally:
+        store.dispose()
+        for r in replicas:
+            r.kill()
+
+
+def judged_spec(make_spec, rpm: int):
+    path = make_spec(shadow={"judge": {"requests_per_minute": rpm, "concurrency": 1}})
+    raw = yaml.safe_load(path.read_text())
+    raw["dimensions"] = {"correctness": {"margin": 0.1}}
+    raw["models"] = {"judge": {"base_url": raw["gateway"]["upstreams"]["old"]["base_url"], "max_retries": 0}}
+    raw["judges"] = {"correctness": {"kind": "llm", "model": "judge", "rubric": "correctness"}}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_the_judging_budget_is_shared_across_replicas(make_spec, pg_url, fake):
+    rpm = 4  # two judge calls a pair (incumbent's and candidate's answers): two pairs a minute in all
+    fake.set("new", reply="Paris.")
+    fake.set("judge", reply=judge_reply)
+    spec = judged_spec(make_spec, rpm)
+    replicas = start(spec, pg_url, 2)
+    store = open_store(pg_url)
+    first_window = time.time() // 60
+    try:
+        for i in range(12):
+            r = httpx.post(replicas[i % 2].url + "/v1/chat/completions", json=chat(f"capital of France #{i}"))
+            assert r.status_code == 200
+
+        def settled() -> list[dict[str, Any]] | None:
+            judges = [status(r.url)["judge"] for r in replicas]
+            done = all(
+                j["offered"] == 6 and j["queued"] == 0 and j["judged"] + j["waiting"] + j["errors"] == j["offered"]
+                for j in judges
+            )
+            return judges if done and sum(j["judge_calls"] for j in judges) == fake.calls["judge"] else None
+
+        judges = until(settled, 30, "both judging workers settle (judged or waiting for the budget)")
+        last_window = time.time() // 60
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(budget_windows.c.period, budget_windows.c.spent)).all()
+    finally:
+        store.dispose()
+        for r in replicas:
+            r.kill()
+    windows = int(last_window - first_window) + 1  # usually 1: the test ran inside one minute
+    minutes = {p: s for p, s in rows if p.startswith("m")}
+    # each replica alone would have made 4 calls a minute (8 in all): together they made at most 4
+    assert fake.calls["judge"] <= rpm * windows
+    assert all(spent <= rpm for spent in minutes.values()) and sum(minutes.values()) == fake.calls["judge"]
+    assert all(j["paused"].get("requests_per_minute", 0) >= 1 for j in judges)  # both met the shared limit
+    assert sum(j["judged"] for j in judges) >= 1
+
+
+def test_serve_with_two_workers_answers_from_both(make_spec, pg_url, fake, capsys):
+    spec = make_spec()
+    sqlite = f"sqlite:///{spec.parent / 'one.db'}"
+    assert run(["serve", "--spec", str(spec), "--db", sqlite, "--workers", "2"]) == 2
+    assert "use PostgreSQL for several workers/replicas" in capsys.readouterr().err
+    (gw,) = start(spec, pg_url, 1, extra=("--workers", "2"))
+    seen: set[str] = set()
+    try:
+
+        def both() -> bool:
+            with httpx.Client(timeout=5) as client:  # a new connection each time: any worker may accept it
+                r = client.post(gw.url + "/v1/chat/completions", json=chat())
+                assert r.status_code == 200 and r.headers["x-changeover-model"] == "old"
+            seen.add(lease_of(gw.url)[0])
+            return len(seen) == 2
+
+        until(both, 20, "answers from both workers")
+        pids = {int(owner.split(":")[1]) for owner in seen}
+        assert gw.proc.pid not in pids  # the parent supervises, the workers serve
+        assert gw.terminate() == 0  # SIGTERM: the parent stops both workers gracefully
+        for pid in pids:
+            until(lambda pid=pid: not _alive(pid), 10, f"worker {pid} exits")
+    finally:
+        gw.kill()
+        for owner in seen:
+            pid = int(owner.split(":")[1])
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
