@@ -58,14 +58,15 @@ class Thresholds(BaseModel):
 
 
 class HnswConfig(BaseModel):
-    """pgvector HNSW parameters: ``m`` and ``ef_construction`` shape the index when it is built;
+    """pgvector HNSW parameters: ``m`` and ``ef_construction`` shape the index when it is built
+    (with ``build_memory`` as ``maintenance_work_mem`` and ``build_workers`` parallel workers);
     ``ef_search`` (the candidate list per query) is set for each search's transaction.
 
-    pgvector's own ``ef_search`` default (40) gave top-10 recall 0.16 against exact
-    search on 100k random 384-d vectors; 200 fixed most of it (issue 13). Real
-    embeddings cluster and need less; ``changeover embeddings compare`` reports
-    the index's recall against exact search on your queries, and the benchmark
-    prints recall and latency per ``ef_search``.
+    The defaults are pgvector's build defaults and an ``ef_search`` of 100 (pgvector's 40 is
+    low); ``benchmarks/bench_vector_index.py`` measures recall@10 against exact search, build
+    time and query p50/p99 for these and other values (docs/embeddings.md has the figures).
+    ``changeover embeddings compare`` reports the index's recall against exact search on
+    your own queries, so a corpus where the index misses is seen.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -77,6 +78,13 @@ class HnswConfig(BaseModel):
         "512MB",
         pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
         description="maintenance_work_mem for the build: a graph that does not fit is built far slower",
+    )
+    build_workers: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="max_parallel_maintenance_workers for the build (pgvector >= 0.6 builds HNSW in parallel); "
+        "0 = the building backend alone",
     )
 
     @model_validator(mode="after")

@@ -80,6 +80,10 @@ class VectorIndex(ABC):
         """Exact top-k, the baseline an approximate index is measured against (default: ``search``)."""
         return self.search(version, queries, k)
 
+    def search_settings(self, version: str, k: int) -> dict[str, int]:
+        """What shapes ``search`` on this version (an ANN index's build and query parameters); {} if exact."""
+        return {}
+
     def finish(self, version: str) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once a version is completely embedded (pgvector builds its index here)."""
 
