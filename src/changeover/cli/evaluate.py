@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from changeover.cli.common import DB_OPTION, console, write_json
+from changeover.cli.engine_options import ENGINE_OPTION, RAY_ADDRESS_OPTION
 
 EVALUATE_HELP = (
     "Run the incumbent and every candidate on sampled production traffic, judge each response, and "
@@ -195,7 +196,12 @@ def register(app: typer.Typer) -> None:
             "--import",
             help="Also add the records to the store, so `changeover assess` without --records reads them.",
         ),
+        engine: str = ENGINE_OPTION,
+        ray_address: str | None = RAY_ADDRESS_OPTION,
     ) -> None:
+        from changeover.engines import choose_engine
+
+        chosen = choose_engine(engine, ray_address)  # Ray missing: exit 2 before anything runs
         if check:
             raise typer.Exit(_check(spec, prompts, db, sample, json_out, prompt_ab, seed))
         from changeover.config import load_spec
@@ -218,6 +224,7 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 progress=reporter,
                 samples=samples,
+                engine=chosen,
             )
         if import_records:
             from changeover.store.responses import add_records

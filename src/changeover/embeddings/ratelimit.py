@@ -1,9 +1,16 @@
-"""A token bucket: at most ``rate`` documents per second on average, bursts up to ``capacity``."""
+"""A token bucket: at most ``rate`` documents per second on average, bursts up to ``capacity``.
+
+The arithmetic is ``engines.pacing.Pace``; here it sleeps in this process. On
+Ray the same bucket lives in one actor and every worker sleeps the delay it is
+given (``engines.ray.SharedBucket``), so the rate holds for the whole job.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+from changeover.engines.pacing import Pace
 
 
 class TokenBucket:
@@ -28,21 +35,11 @@ class TokenBucket:
         self.capacity = float(capacity if capacity is not None else max(1.0, rate))
         self._clock = clock
         self._sleep = sleep
-        self._tokens = self.capacity
-        self._last = clock()
+        self._pace = Pace(self.rate, self.capacity, clock())
         self.waited = 0.0
 
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-
     def acquire(self, n: float = 1.0) -> None:
-        need = min(float(n), self.capacity)
-        self._refill()
-        while self._tokens < need:
-            wait = (need - self._tokens) / self.rate
+        wait = self._pace.reserve(n, self._clock())
+        if wait > 0:
             self._sleep(wait)
             self.waited += wait
-            self._refill()
-        self._tokens -= float(n)

@@ -15,6 +15,7 @@ class EvaluateConfig(BaseModel):
     sample: int | None = Field(None, ge=1, description="interactions to sample (default: all)")
     min_per_segment: int = Field(5, ge=1, description="each segment gets at least this many (if it has them)")
     labels_budget: int = Field(0, ge=0, description="items to export for human labelling")
+    batch: int = Field(50, ge=1, description="sampled interactions per batch (one Ray task each with --engine ray)")
     params: dict[str, Any] = Field(default_factory=dict, description="generation parameters for every call")
     prompt_ab: bool = Field(False, description="run the 2x2 of {old, adapted prompt} x {old, new model}")
     samples: int = Field(

@@ -4,17 +4,30 @@
 calling anything; ``calling`` opens the call cache and the model clients for
 one event loop and closes them after. The compatibility check (compat.py)
 shares both.
+
+A run is a list of batches (``RunPlan.batches``: ``evaluate.batch`` sampled
+interactions each, in sample order). The local engine runs them all in one
+event loop at once (one process gains nothing from running them apart); the
+Ray engine (``engine=Engine("ray")``) runs each as a task (``evaluate_batch``)
+that opens the store, its own clients and call cache, and returns its records;
+the driver concatenates them in batch order and picks what to label, so both
+engines store and write the same results. A model's rpm/tpm budgets are held
+once for the whole job by the session's pacer actor, and its ``concurrency``
+is split between the workers (at least one call each).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from changeover.config import MigrationSpec
+from changeover.engines import Engine
 from changeover.evaluate.config import EvaluateConfig
 from changeover.evaluate.engine import Evaluation
 from changeover.evaluate.labels import label_rows, pick_labels
@@ -24,7 +37,9 @@ from changeover.judges import Ask, JudgeConfig, build_judges, judge_configs, jud
 from changeover.prompts import Arm, Interaction, Registry, load_registry, plan_arms, spec_for_arms
 from changeover.prompts.sampling import Sampled, check_segments, sample_interactions
 from changeover.providers import CachedCaller, CallCache, ChatRequest, Completion, ModelClient, build_clients
-from changeover.store import Store
+from changeover.providers.factory import model_configs
+from changeover.records import Record
+from changeover.store import Store, open_store
 
 
 @dataclass
@@ -42,6 +57,32 @@ class RunPlan:
     def models(self) -> list[str]:
         """Every model the run calls: the arms' models, then the judges'."""
         return list(dict.fromkeys([a.model for a in self.arms] + judge_models(self.judges)))
+
+    def batches(self, size: int | None = None) -> list[RunPlan]:
+        """The run as batches of ``size`` (default ``evaluate.batch``) sampled interactions, in order."""
+        size = size or self.cfg.batch
+        return [replace(self, sampled=self.sampled[i : i + size]) for i in range(0, len(self.sampled), size)]
+
+
+@dataclass
+class Outcome:
+    """What running (part of) a plan gave: its records in order and the call and judge statistics."""
+
+    records: list[Record] = field(default_factory=list)
+    arm_stats: dict[str, ArmStats] = field(default_factory=dict)
+    judge_stats: dict[str, Counter[str]] = field(default_factory=dict)
+    judge_calls: dict[str, ArmStats] = field(default_factory=dict)
+
+    def add(self, other: Outcome) -> None:
+        """Append a later batch's records and add up its statistics."""
+        self.records += other.records
+        for mine, theirs in ((self.arm_stats, other.arm_stats), (self.judge_calls, other.judge_calls)):
+            for name, stats in theirs.items():
+                total = mine.setdefault(name, ArmStats())
+                for f in fields(ArmStats):
+                    setattr(total, f.name, getattr(total, f.name) + getattr(stats, f.name))
+        for signal, counts in other.judge_stats.items():
+            self.judge_stats.setdefault(signal, Counter()).update(counts)
 
 
 def plan_run(
@@ -101,6 +142,7 @@ def evaluate(
     progress: ProgressCallback | None = None,
     label_fit: dict[str, int] | None = None,
     samples: int | None = None,
+    engine: Engine | None = None,
 ) -> EvaluationResult:
     """Sample, run every arm, judge, and pick what to label. Arguments override ``evaluate:``.
 
@@ -108,25 +150,104 @@ def evaluate(
     passes ``RichProgress``). ``label_fit``: sampler settings (draws, warmup, chains) for
     ranking the labels to get next. ``samples``: answers drawn per (item, model), each a call of
     its own (cached apart); with more than one, every record carries ``extra["sample"]`` (0-based).
+    ``engine``: ``Engine("ray", address)`` runs the batches on Ray (``clients`` must then be None:
+    every worker builds its own from the spec).
     """
     plan = plan_run(spec, interactions, sample=sample, prompt_ab=prompt_ab, registry=registry, seed=seed)
-    own_clients = clients is None
-    clients = clients if clients is not None else build_clients(spec, plan.models())
     budget = plan.cfg.labels_budget if labels_budget is None else labels_budget
     draws = plan.cfg.samples if samples is None else samples
-    records, evaluation = asyncio.run(_run(plan, store, clients, own_clients, progress, draws))
+    if engine is not None and engine.is_ray:
+        if clients is not None:
+            raise ValueError("the Ray engine builds its clients in the workers; pass clients=None")
+        outcome = _run_on_ray(plan, store, engine, progress, draws)
+    else:
+        own_clients = clients is None
+        clients = clients if clients is not None else build_clients(spec, plan.models())
+        outcome = asyncio.run(_outcome(plan, store, clients, own_clients, progress, draws))
+    records = outcome.records
     assess_spec = spec_for_arms(spec, plan.arms)
     to_label, source = pick_labels(assess_spec, records, budget, plan.seed, label_fit)
     return EvaluationResult(
         records,
         plan.arms,
         assess_spec,
-        evaluation.arm_stats,
-        evaluation.judge_stats,
+        outcome.arm_stats,
+        outcome.judge_stats,
         label_rows(to_label, records),
         source,
-        evaluation.judge_calls,
+        outcome.judge_calls,
     )
+
+
+def evaluate_batch(plan: RunPlan, store_url: str | None, samples: int, pacer: Any = None) -> Outcome:
+    """Run one batch in this process (a Ray task): its own store connection, clients and call cache.
+
+    ``pacer``: the job's ``engines.ray.Pacer`` actor; every client's rpm/tpm budgets are taken from it.
+    """
+    clients = build_clients(plan.spec, plan.models())
+    if pacer is not None:
+        from changeover.engines.ray import SharedLimits
+
+        for name, client in clients.items():
+            client.limits = SharedLimits(pacer, name, client.config.rpm, client.config.tpm)  # type: ignore[assignment]
+    store = open_store(store_url) if store_url is not None else None
+    try:
+        return asyncio.run(_outcome(plan, store, clients, True, None, samples))
+    finally:
+        if store is not None:
+            store.engine.dispose()
+
+
+def _run_on_ray(
+    plan: RunPlan, store: Store | None, engine: Engine, progress: ProgressCallback | None, samples: int
+) -> Outcome:
+    from changeover.engines.ray import ray_session
+
+    with ray_session(engine) as session:
+        batches = plan.batches()
+        worker_plans = _share_concurrency(plan, min(session.workers, len(batches))).batches()
+        totals = {"responses": len(plan.sampled) * len(plan.arms) * samples}
+        totals["judgements"] = totals["responses"] * len(plan.judges)
+        done: Counter[str] = Counter()
+
+        def advance(_i: int, part: Outcome) -> None:
+            done["responses"] += len(part.records)
+            done["judgements"] += len(part.records) * len(plan.judges)
+            if progress is not None:
+                for task in ("responses", "judgements"):
+                    progress(task, done[task], totals[task])
+
+        url = store.url if store is not None else None
+        parts = session.map(
+            evaluate_batch,
+            [(p, url, samples, session.pacer) for p in worker_plans],
+            advance,
+            what="evaluation batch",
+            env=_key_env(plan),
+        )
+    outcome = Outcome()
+    for part in parts:
+        outcome.add(part)
+    return outcome
+
+
+def _share_concurrency(plan: RunPlan, workers: int) -> RunPlan:
+    """The plan with each model's ``concurrency`` divided between ``workers`` (at least 1 each)."""
+    if workers <= 1:
+        return plan
+    spec = plan.spec.model_copy(deep=True)
+    raw = (spec.model_extra or {}).get("models") or {}
+    for name, config in model_configs(plan.spec).items():
+        if isinstance(raw.get(name), dict):
+            raw[name]["concurrency"] = max(1, config.concurrency // workers)
+    return replace(plan, spec=spec)
+
+
+def _key_env(plan: RunPlan) -> dict[str, str]:
+    """The API-key variables the run's models name, from this environment, for the workers."""
+    configs = model_configs(plan.spec)
+    names = {configs[m].api_key_env for m in plan.models() if m in configs and configs[m].api_key_env}
+    return {n: os.environ[n] for n in sorted(names) if n in os.environ}  # type: ignore[index]
 
 
 async def _run(
@@ -168,3 +289,15 @@ async def _run(
         )
         records = await evaluation.run(progress)
     return records, evaluation
+
+
+async def _outcome(
+    plan: RunPlan,
+    store: Store | None,
+    clients: dict[str, ModelClient],
+    close_clients: bool,
+    progress: ProgressCallback | None,
+    samples: int,
+) -> Outcome:
+    records, evaluation = await _run(plan, store, clients, close_clients, progress, samples)
+    return Outcome(records, evaluation.arm_stats, evaluation.judge_stats, evaluation.judge_calls)

@@ -1,0 +1,171 @@
+"""`evaluate --engine ray` on a local Ray with 2 CPUs against the fake OpenAI server (a real socket):
+the same stored results as the local engine, a SIGKILLed worker resumed with nothing stored redone,
+one rate limit for all workers, and a clear error when Ray is not installed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tests.support.ray_local import kill_worker, local_ray  # noqa: F401
+
+from changeover.cli import run
+from changeover.config import load_spec
+from changeover.engines import Engine, EngineUnavailable
+from changeover.evaluate import evaluate
+from changeover.prompts import read_interactions
+from changeover.store import open_store
+
+from .helpers import make_spec, setup_fake, traffic_rows, write_traffic
+from .test_resume import cached_calls, settled
+
+TIMINGS = {"latency_ms"}  # measured per call: the one field two runs of anything never share
+
+
+def _comparable(record: Any) -> dict[str, Any]:
+    row = {k: v for k, v in record.to_dict().items() if k not in TIMINGS}
+    row["extra"] = {k: v for k, v in (row.get("extra") or {}).items() if k != "ttft_ms"}
+    return row
+
+
+def _calls(db: Path) -> dict[str, str]:
+    """The call cache: key -> the completion's text (what was stored, without timings)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT key, json_extract(completion, '$.text') FROM eval_calls").fetchall()
+    return dict(rows)
+
+
+def _setup(fake, tmp_path: Path, items: int, **spec_extra: Any) -> tuple[Path, Path]:
+    setup_fake(fake)
+    _, spec_path = make_spec(tmp_path, fake.base_url, evaluate={"batch": 10}, **spec_extra)
+    traffic = write_traffic(tmp_path / "traffic.jsonl", traffic_rows(items))
+    return spec_path, traffic
+
+
+def test_ray_stores_what_the_local_engine_stores(fake, tmp_path, local_ray):  # noqa: F811
+    spec_path, traffic = _setup(fake, tmp_path, 40)
+    spec, interactions = load_spec(spec_path), read_interactions(traffic)
+    results, calls, upstream = {}, {}, {}
+    for name in ("local", "ray"):
+        db = tmp_path / f"{name}.db"
+        fake.reset_counts()
+        with open_store(f"sqlite:///{db}") as store:
+            results[name] = evaluate(spec, interactions, store=store, labels_budget=6, engine=Engine(name))
+        calls[name], upstream[name] = _calls(db), dict(fake.calls)
+    local, on_ray = results["local"], results["ray"]
+    assert len(local.records) == 80 and [_comparable(r) for r in on_ray.records] == [
+        _comparable(r) for r in local.records
+    ]
+    assert calls["ray"] == calls["local"] and len(calls["local"]) == 160
+    assert upstream["ray"] == upstream["local"] == {"old-model": 40, "new-model": 40, "judge-model": 80}
+    assert on_ray.to_label == local.to_label and len(local.to_label) == 6
+    summary = local.summary()
+    for arm, other in zip(summary["arms"], on_ray.summary()["arms"], strict=True):
+        assert (arm["calls"], arm["cached"], arm["cost_usd"]) == (other["calls"], other["cached"], other["cost_usd"])
+    for signal, counts in summary["judges"].items():
+        other = on_ray.summary()["judges"][signal]
+        assert {k: v for k, v in counts.items() if k != "calls"} == {k: v for k, v in other.items() if k != "calls"}
+        if "calls" in counts:
+            same = ("calls", "cached", "errors", "tokens_out", "cost_usd")
+            assert [counts["calls"][k] for k in same] == [other["calls"][k] for k in same]
+
+
+def test_a_killed_worker_then_a_rerun_redoes_nothing_stored(fake, tmp_path, local_ray):  # noqa: F811
+    spec_path, traffic = _setup(fake, tmp_path, 60)
+    for model in ("old-model", "new-model", "judge-model"):
+        fake.set(model, latency=0.05)
+    spec_path.write_text(spec_path.read_text().replace("concurrency: 16", "concurrency: 4"))
+    spec, interactions = load_spec(spec_path), read_interactions(traffic)
+    db = tmp_path / "kill.db"
+    failure: list[BaseException] = []
+
+    def first_run() -> None:
+        try:
+            with open_store(f"sqlite:///{db}") as store:
+                evaluate(spec, interactions, store=store, engine=Engine("ray", retries=0))
+        except BaseException as exc:  # noqa: BLE001 - what the driver raised is the assertion
+            failure.append(exc)
+
+    driver = threading.Thread(target=first_run)
+    driver.start()
+    while cached_calls(db) < 40:
+        assert driver.is_alive(), failure
+        driver.join(0.05)
+    pid = kill_worker("evaluate_batch")
+    driver.join(120)
+    assert not driver.is_alive()
+    assert len(failure) == 1 and isinstance(failure[0], EngineUnavailable), failure
+    assert "run the same command again to resume" in str(failure[0]) and str(pid) not in str(failure[0])
+    first = settled(lambda: sum(fake.calls.values()))  # calls already on the wire still arrive
+    persisted = settled(lambda: cached_calls(db))
+    total = 4 * 60  # two models + one LLM judge call per response
+    assert 40 <= persisted < total, "the kill must land mid-run"
+    rc = run(
+        [
+            "evaluate",
+            *("--spec", str(spec_path), "--prompts", str(traffic), "--db", str(db)),
+            *("--out", str(tmp_path / "out"), "--no-progress", "--engine", "ray"),
+        ]
+    )
+    assert rc in (0, None)
+    second = sum(fake.calls.values()) - first
+    assert second == total - persisted  # everything stored was reused, nothing else repeated
+    in_flight = first - persisted  # calls under way (on both workers) when the job stopped
+    assert 0 <= in_flight <= 3 * 4
+    assert cached_calls(db) == total
+    records = [json.loads(line) for line in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 120 and all(r.get("error") is None for r in records)
+
+
+def test_the_rate_limit_holds_across_workers(fake, tmp_path, local_ray):  # noqa: F811
+    spec_path, traffic = _setup(fake, tmp_path, 24)
+    rpm = {"old-model": 240, "new-model": 240, "judge-model": 480}  # 4/s, 4/s, 8/s; bursts of 4, 4, 8
+    loaded = yaml.safe_load(spec_path.read_text())
+    for model, limit in rpm.items():
+        loaded["models"][model]["rpm"] = limit
+    spec_path.write_text(yaml.safe_dump(loaded))
+    with open_store(f"sqlite:///{tmp_path / 'rate.db'}") as store:
+        result = evaluate(load_spec(spec_path), read_interactions(traffic), store=store, engine=Engine("ray"))
+    assert len(result.records) == 48 and all(r.error is None for r in result.records)
+    for model, limit in rpm.items():
+        times = sorted(c.at for c in fake.log if c.model == model)
+        rate, burst = limit / 60.0, max(1.0, limit / 60.0)
+        assert len(times) == (48 if model == "judge-model" else 24)
+        worst = max(
+            (j - i + 1) - (burst + rate * (times[j] - times[i]))
+            for i in range(len(times))
+            for j in range(i, len(times))
+        )
+        # one bucket for both workers: within the burst plus the rate over any window, give or take one
+        # request of network jitter; one bucket per worker would be ~burst + rate * window over it
+        assert worst <= 1.0, (model, worst)
+        assert times[-1] - times[0] >= (len(times) - burst) / rate * 0.9  # and the limit did pace them
+
+
+def test_without_ray_the_engine_is_refused_with_what_to_install(fake, tmp_path):
+    spec_path, traffic = _setup(fake, tmp_path, 4)
+    code = "import sys; sys.modules['ray'] = None; from changeover.cli import main; main()"
+    for args in (
+        ["evaluate", "--spec", str(spec_path), "--prompts", str(traffic), "--db", str(tmp_path / "x.db")],
+        ["embeddings", "reembed", "--to", "minilm", "--corpus", str(traffic), "--db", str(tmp_path / "y.db")],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args, "--engine", "ray", "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "pip install 'changeover[ray]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert sum(fake.calls.values()) == 0 and not (tmp_path / "x.db").exists()
+
+
+def test_an_unknown_engine_or_a_lone_ray_address_is_a_usage_error(tmp_path):
+    assert run(["evaluate", "--spec", "s.yaml", "--prompts", "p.jsonl", "--engine", "spark"]) == 2
+    assert run(["evaluate", "--spec", "s.yaml", "--prompts", "p.jsonl", "--ray-address", "ray://h:1"]) == 2
