@@ -14,16 +14,10 @@ Prints, in one run:
 4. search latency through the adapter vs without (numpy backend; pgvector too
    with --pg URL).
 
-With ``--synthetic --pg URL`` it runs only the vector-index benchmark instead:
-N random unit vectors (default 100,000 x 384, ``--n 1000000`` for the full
-run; random vectors are the worst case for HNSW) inserted in batches through
-the index's own insert path, the HNSW index built with the spec's defaults
-(timed), then for each ef_search: recall@10 against exact search (numpy over
-the same matrix) and query p50/p99 through ``PgvectorIndex.search``, against
-the exact scan's latency measured in the same run.
+The vector index at scale (1M synthetic vectors, HNSW build time, recall@10
+against exact search, query p50/p99) is ``benchmarks/bench_vector_index.py``.
 
 Usage: python benchmarks/bench_embeddings.py [--docs N] [--raw-docs N] [--pg URL] [--json out.json]
-       python benchmarks/bench_embeddings.py --synthetic --pg URL [--n 100000] [--queries 100]
 """
 
 from __future__ import annotations
@@ -123,103 +117,6 @@ def latency(fn, queries: np.ndarray, repeat: int = 1) -> dict:
     }
 
 
-def _exact_top_k(matrix: np.ndarray, queries: np.ndarray, k: int, chunk: int = 100_000) -> list[list[int]]:
-    """Exact cosine top-k over a large matrix, chunk by chunk (unit vectors: dot product)."""
-    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
-    best_ids = np.zeros((len(queries), 0), np.int64)
-    for start in range(0, len(matrix), chunk):
-        scores = queries @ matrix[start : start + chunk].T
-        ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
-        all_scores = np.concatenate([best_scores, scores], axis=1)
-        all_ids = np.concatenate([best_ids, ids], axis=1)
-        keep = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
-        best_scores = np.take_along_axis(all_scores, keep, axis=1)
-        best_ids = np.take_along_axis(all_ids, keep, axis=1)
-    return best_ids.tolist()
-
-
-def synthetic(args: argparse.Namespace) -> None:
-    """The vector-index benchmark: build time, recall@10 vs exact and latency per ef_search."""
-    from changeover.embeddings.config import HnswConfig
-    from changeover.embeddings.pgvector import PgvectorIndex
-
-    if not args.pg:
-        raise SystemExit("--synthetic needs --pg URL (a PostgreSQL with pgvector)")
-    rng = np.random.default_rng(args.seed)
-    n, dim, q = args.n, 384, args.queries
-    hnsw = HnswConfig()
-    centres = rng.standard_normal((max(args.clusters, 1), dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-
-    def draw(m: int) -> np.ndarray:
-        """Unit vectors: uniform on the sphere (the worst case), or around ``--clusters`` random
-        centres with noise of norm ~``--spread``, as embeddings of documents on that many topics are."""
-        x = rng.standard_normal((m, dim)).astype(np.float32)
-        if args.clusters:
-            x = centres[rng.integers(0, args.clusters, m)] + x * np.float32(args.spread / np.sqrt(dim))
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-    shape = f"{args.clusters} clusters, spread {args.spread:g}" if args.clusters else "uniform"
-    tag = f"c{args.clusters}s{args.spread:g}" if args.clusters else "u"
-    version = f"synthetic@n{n}-d{dim}-seed{args.seed}-{tag}"
-    store = open_store(args.pg)
-    index = PgvectorIndex(store, hnsw)
-    reuse = args.reuse and index.count(version) == n and index.has_hnsw(version)
-    if not reuse:
-        with store.engine.begin() as conn:
-            index.drop(conn, version)
-    print(f"== vector index: {n:,} unit vectors x {dim} ({shape}), {q} queries drawn alike, pgvector HNSW ==")
-    print(f"HNSW m={hnsw.m}, ef_construction={hnsw.ef_construction}, build maintenance_work_mem {hnsw.build_memory}")
-    matrix = np.empty((n, dim), np.float32)
-    t0 = time.perf_counter()
-    for start in range(0, n, args.batch):  # the same seed regenerates the same vectors for --reuse
-        block = draw(min(args.batch, n - start))
-        matrix[start : start + len(block)] = block
-        if not reuse:
-            with store.engine.begin() as conn:
-                index.add(conn, version, [str(i) for i in range(start, start + len(block))], block)
-    insert_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if not reuse:
-        index.finish(version)
-    build_s = time.perf_counter() - t0
-    if reuse:
-        print("reusing the vectors and HNSW index kept by an earlier --keep run: insert and build not timed")
-    else:
-        print(
-            f"insert {insert_s:.1f}s ({n / insert_s:,.0f} vectors/s, batches of {args.batch:,}); "
-            f"HNSW build {build_s:.1f}s"
-        )
-    queries = draw(q)
-    exact = [[str(i) for i in row] for row in _exact_top_k(matrix, queries, K)]
-    scan = latency(lambda v: index.exact_search(version, v, K), queries[: args.scan_queries])
-    scan_hits, _ = index.exact_search(version, queries[:5], K)
-    assert overlaps(scan_hits, exact[:5], K).mean() > 0.999, "the exact scan disagrees with numpy"
-    print(
-        f"baseline, exact scan in PostgreSQL (no index), {args.scan_queries} queries: "
-        f"p50 {scan['median_ms']:.1f} ms, p99 {scan['p99_ms']:.1f} ms"
-    )
-    out = {"n": n, "dim": dim, "shape": shape, "queries": q, "insert_s": insert_s, "build_s": build_s}
-    out |= {"reused": reuse, "exact_scan": scan, "ef": {}}
-    for ef in args.ef_search:
-        index.hnsw = hnsw.model_copy(update={"ef_search": ef})
-        index.search(version, queries[:1], K)  # warm
-        t = latency(lambda v: index.search(version, v, K), queries)
-        hits = [index.search(version, v, K)[0][0] for v in queries]
-        recall = float(overlaps(hits, exact, K).mean())
-        out["ef"][ef] = {"recall@10": recall, **t}
-        print(
-            f"ef_search {ef:>4}: recall@10 vs exact {recall:.3f} | p50 {t['median_ms']:.2f} ms, "
-            f"p99 {t['p99_ms']:.2f} ms -> {scan['median_ms'] / t['median_ms']:.0f}x faster than the scan (p50)"
-        )
-    if not args.keep:
-        with store.engine.begin() as conn:
-            index.drop(conn, version)
-    store.dispose()
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=None, help="first N documents (default: all)")
@@ -230,23 +127,9 @@ def main() -> None:
     ap.add_argument(
         "--reuse",
         action="store_true",
-        help="--db already holds both complete indexes: skip re-embedding (and section 1); with --synthetic: "
-        "reuse the vectors and index kept by --keep (same --n, --seed)",
+        help="--db already holds both complete indexes: skip re-embedding (and section 1)",
     )
-    ap.add_argument("--synthetic", action="store_true", help="only the vector-index benchmark (needs --pg)")
-    ap.add_argument("--n", type=int, default=100_000, help="--synthetic: number of vectors")
-    ap.add_argument("--queries", type=int, default=100, help="--synthetic: number of queries")
-    ap.add_argument("--scan-queries", type=int, default=10, help="--synthetic: queries timed on the exact scan")
-    ap.add_argument("--batch", type=int, default=5_000, help="--synthetic: vectors per insert transaction")
-    ap.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400], help="--synthetic: values")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--clusters", type=int, default=0, help="--synthetic: 0 = uniform (worst case), else C topics")
-    ap.add_argument("--spread", type=float, default=1.0, help="--synthetic: noise norm around a cluster centre")
-    ap.add_argument("--keep", action="store_true", help="--synthetic: keep the vectors and index afterwards")
     args = ap.parse_args()
-    if args.synthetic:
-        synthetic(args)
-        return
 
     docs = read_corpus(CRANFIELD / "corpus.jsonl", limit=args.docs)
     queries = read_queries(CRANFIELD / "queries.jsonl")
