@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from changeover.cli.common import DB_OPTION, console, write_json
+from changeover.cli.engine_options import ENGINE_OPTION, RAY_ADDRESS_OPTION
 from changeover.errors import SpecError
 
 if TYPE_CHECKING:  # the embedding stack (numpy, models, SQL tables) loads inside the commands
@@ -152,9 +153,14 @@ def reembed_cmd(
     actor: str = ACTOR,
     reason: str = REASON,
     json_out: Path = JSON_OUT,
+    engine: str = ENGINE_OPTION,
+    ray_address: str = RAY_ADDRESS_OPTION,
 ) -> None:
     """Embed every document with a model into its own index rows (resumable, rate-limited, one run per model)."""
     from changeover.embeddings.service import reembed_corpus
+    from changeover.engines import choose_engine
+
+    chosen = choose_engine(engine, ray_address)  # Ray missing: exit 2 before anything runs
 
     ctx = _context(
         spec, db, backend, actor, corpus=corpus, batch=batch, rate=rate, retries=retries, incumbent=old, lease=lease
@@ -170,6 +176,7 @@ def reembed_cmd(
         limit=limit,
         progress=progress,
         wait=wait,
+        engine=chosen,
     )
     result, key = run.result, run.encoder.key
     if run.empty:

@@ -10,6 +10,16 @@ a token bucket; a batch failing with a transient error (503, timeout) is
 retried with backoff; one failing with a permanent error is split at once so
 the bad document fails fast and its neighbours go in; documents that still
 fail are recorded and listed, never silently skipped.
+
+The job is a list of batches of ``batch`` documents, each run by ``_run_batch``:
+skip what is already stored, take the rate limit's tokens, encode, and commit
+vectors, failures and progress (increments of the job row) in one transaction
+under the lease. The local engine runs them in order in this process; the Ray
+engine (``engine=Engine("ray")``) runs each as a task (``reembed_batch``) that
+rebuilds the index, the model and the lease check from names (``BatchJob``),
+while this process holds the lease and the rate limit lives in the session's
+pacer actor, one bucket for every worker. A batch whose worker died is run
+again by Ray and finds its committed documents stored.
 """
 
 from __future__ import annotations
@@ -17,17 +27,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import Connection, delete, insert, select, update
 
+from changeover.embeddings.config import HnswConfig
 from changeover.embeddings.corpus import Document
-from changeover.embeddings.index import VectorIndex
+from changeover.embeddings.index import VectorIndex, open_index
 from changeover.embeddings.lease import DEFAULT_TTL, Holder, Lease
 from changeover.embeddings.progress import embedding_progress
 from changeover.embeddings.ratelimit import TokenBucket
 from changeover.embeddings.schema import failures, jobs, leases
-from changeover.providers.embedders import Encoder, PermanentEncoderError, is_transient
+from changeover.engines import Engine
+from changeover.providers.embedders import Encoder, PermanentEncoderError, get_encoder, is_transient
+from changeover.store import open_store
 from changeover.store.events import append_event, now
 
 SUBJECT = "embeddings:{version}"
@@ -42,6 +56,7 @@ class ReembedResult:
     failed: dict[str, str] = field(default_factory=dict)  # doc id -> last error
     seconds: float = 0.0
     rate_waited: float = 0.0
+    found_stored: int = 0  # documents of a batch run again (its worker died) that it had already stored
 
     @property
     def complete(self) -> bool:
@@ -62,6 +77,7 @@ class ReembedResult:
             "seconds": round(self.seconds, 3),
             "docs_per_second": round(self.docs_per_second, 2),
             "rate_waited_seconds": round(self.rate_waited, 3),
+            "found_stored": self.found_stored,
         }
 
 
@@ -147,6 +163,7 @@ def _start_job(
                 state="running",
                 total=total,
                 done=done,
+                failed=0,  # the failures table was cleared: they are tried again
                 runs=row.runs + 1,
                 source=source,
                 updated_at=at,
@@ -184,13 +201,15 @@ def reembed(
     progress: bool = False,
     lease_ttl: float = DEFAULT_TTL,
     wait: float = 0.0,
+    engine: Engine | None = None,
 ) -> ReembedResult:
     """Embed the documents of ``documents`` that have no ``encoder.key`` vector yet.
 
     ``rate``: documents per second (None: unlimited). ``limit``: embed at most
     this many in this run (the job stays resumable). Another run of the same
     version holding the lease: wait up to ``wait`` seconds for it, then raise
-    ``JobRunningError``. Returns what this run did.
+    ``JobRunningError``. ``engine``: ``Engine("ray", address)`` runs the batches on Ray (the encoder
+    must be a named model: each worker loads it by its key). Returns what this run did.
     """
     with index.store.reachable(
         f"re-embedding {encoder.key}",
@@ -212,6 +231,7 @@ def reembed(
             progress,
             lease_ttl,
             wait,
+            engine,
         )
 
 
@@ -230,6 +250,7 @@ def _leased_run(
     progress: bool,
     lease_ttl: float,
     wait: float,
+    engine: Engine | None,
 ) -> ReembedResult:
     store, version = index.store, encoder.key
     started = time.perf_counter()
@@ -244,30 +265,36 @@ def _leased_run(
             lease.check(conn)
             conn.execute(delete(failures).where(failures.c.model_version == version))  # retried below
             _start_job(conn, version, len(documents), already, source, actor, reason)
-        bucket = TokenBucket(rate, capacity=max(batch, rate)) if rate else None
         result = ReembedResult(version, len(documents), already, 0)
-        done = already
+        chunks = [todo[start : start + batch] for start in range(0, len(todo), batch)]
         with embedding_progress(progress) as bar:
             task = bar.add_task(f"re-embedding with {encoder.name}", total=len(documents), completed=already)
-            for start in range(0, len(todo), batch):
-                chunk = todo[start : start + batch]
-                if bucket is not None:
-                    bucket.acquire(len(chunk))
-                ids, vecs, bad = _embed_batch(encoder, chunk, retries, backoff)
-                with store.engine.begin() as conn:
-                    lease.check(conn)  # a run that lost its lease writes nothing
-                    if ids and vecs is not None:
-                        index.add(conn, version, ids, vecs)
-                    _record_failures(conn, version, bad)
-                    conn.execute(
-                        update(jobs)
-                        .where(jobs.c.model_version == version)
-                        .values(done=done + len(ids), failed=len(result.failed) + len(bad), updated_at=now())
-                    )
-                done += len(ids)
-                result.embedded += len(ids)
-                result.failed.update({i: f.error for i, f in bad.items()})
-                bar.update(task, advance=len(chunk))
+
+            def account(_i: int, part: BatchDone) -> None:
+                result.embedded += len(part.ids) + part.found_stored
+                result.found_stored += part.found_stored
+                result.failed.update(part.failed)
+                result.rate_waited += part.waited
+                bar.update(task, advance=len(part.ids) + part.found_stored + len(part.failed))
+
+            capacity = max(batch, rate) if rate else 0.0
+            if engine is not None and engine.is_ray and chunks:
+                job = BatchJob(
+                    store.url,
+                    index.backend,
+                    getattr(index, "hnsw", None),
+                    version,
+                    lease.owner,
+                    lease_ttl,
+                    retries,
+                    backoff,
+                )
+                _on_ray(job, chunks, engine, rate, capacity, account)
+            else:
+                bucket = TokenBucket(rate, capacity=capacity) if rate else None
+                for i, chunk in enumerate(chunks):
+                    account(i, _run_batch(index, encoder, lease, chunk, bucket, retries, backoff))
+        done = already + result.embedded
         state = "done" if done >= len(documents) and not result.failed else "incomplete"
         with store.engine.begin() as conn:
             lease.check(conn)
@@ -292,8 +319,98 @@ def _leased_run(
         if state == "done":
             index.finish(version)
         result.seconds = time.perf_counter() - started
-        result.rate_waited = bucket.waited if bucket else 0.0
         return result
+
+
+class Bucket(Protocol):
+    """A rate limit a batch takes its tokens from: ``ratelimit.TokenBucket`` or ``engines.ray.SharedBucket``."""
+
+    waited: float
+
+    def acquire(self, n: float = 1.0) -> None: ...
+
+
+@dataclass
+class BatchDone:
+    """What one batch did: documents it stored, those that failed, those it found stored, seconds paced."""
+
+    ids: list[str]
+    failed: dict[str, str]
+    found_stored: int = 0
+    waited: float = 0.0
+
+
+def _run_batch(
+    index: VectorIndex,
+    encoder: Encoder,
+    lease: Lease,
+    chunk: Sequence[Document],
+    bucket: Bucket | None,
+    retries: int,
+    backoff: float,
+) -> BatchDone:
+    """Embed the batch's documents not stored yet and commit them with the job's progress, under the lease."""
+    version = encoder.key
+    stored = set(index.load(version, [d.id for d in chunk])[0])  # a batch run again after its worker died
+    todo = [d for d in chunk if d.id not in stored]
+    waited = 0.0
+    if bucket is not None and todo:
+        before = bucket.waited
+        bucket.acquire(len(todo))
+        waited = bucket.waited - before
+    ids, vecs, bad = _embed_batch(encoder, todo, retries, backoff) if todo else ([], None, {})
+    with index.store.engine.begin() as conn:
+        lease.check(conn)  # a run that lost its lease writes nothing
+        if ids and vecs is not None:
+            index.add(conn, version, ids, vecs)
+        _record_failures(conn, version, bad)
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.model_version == version)
+            .values(done=jobs.c.done + len(ids), failed=jobs.c.failed + len(bad), updated_at=now())
+        )
+    return BatchDone(ids, {i: f.error for i, f in bad.items()}, len(stored), waited)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A run's batches as a Ray worker rebuilds them: the store, the index, the model and the lease, by name."""
+
+    store_url: str
+    backend: str
+    hnsw: HnswConfig | None
+    version: str  # the model's key: the worker loads the same model and version (or refuses)
+    owner: str  # the lease holder (the driver); every batch checks and renews it
+    lease_ttl: float
+    retries: int
+    backoff: float
+
+
+def reembed_batch(job: BatchJob, chunk: list[Document], bucket: Bucket | None) -> BatchDone:
+    """One batch in this process (a Ray task)."""
+    store = open_store(job.store_url)
+    try:
+        index = open_index(store, job.backend, job.hnsw)
+        lease = Lease(store, job.version, ttl=job.lease_ttl, owner=job.owner)
+        return _run_batch(index, get_encoder(job.version), lease, chunk, bucket, job.retries, job.backoff)
+    finally:
+        store.engine.dispose()
+
+
+def _on_ray(
+    job: BatchJob,
+    chunks: list[list[Document]],
+    engine: Engine,
+    rate: float | None,
+    capacity: float,
+    account: Callable[[int, BatchDone], None],
+) -> None:
+    from changeover.engines.ray import SharedBucket, ray_session
+
+    get_encoder(job.version)  # the model must load here as in the workers (a named, installed model)
+    with ray_session(engine) as session:
+        bucket = SharedBucket(session.pacer, f"reembed:{job.version}", rate, capacity) if rate else None
+        session.map(reembed_batch, [(job, chunk, bucket) for chunk in chunks], account, what="re-embedding batch")
 
 
 def job_state(index: VectorIndex, version: str) -> dict | None:

@@ -22,6 +22,7 @@ from changeover.embeddings.linear_maps import FORMS, Selection
 from changeover.embeddings.metrics import judged, quality
 from changeover.embeddings.reembed import ReembedResult, reembed
 from changeover.embeddings.serving import cleanup, init_serving
+from changeover.engines import Engine
 from changeover.providers.embedders import Encoder, canonical_name, get_encoder
 from changeover.store.events import record_event
 
@@ -48,8 +49,10 @@ def reembed_corpus(
     limit: int | None = None,
     progress: bool = False,
     wait: float = 0.0,
+    engine: Engine | None = None,
 ) -> CorpusRun:
-    """Embed ``corpus`` with ``model``; the first complete index of the incumbent starts serving."""
+    """Embed ``corpus`` with ``model`` (on ``engine``: local or Ray); the first complete index of the
+    incumbent starts serving."""
     encoder = get_encoder(model)
     docs, empty = read_corpus_report(corpus)
     result = reembed(
@@ -66,6 +69,7 @@ def reembed_corpus(
         progress=progress,
         lease_ttl=config.lease_seconds,
         wait=wait,
+        engine=engine,
     )
     run = CorpusRun(result, encoder, empty)
     incumbent = config.incumbent
