@@ -11,7 +11,7 @@ from tests.gateway.exchanges import exchange
 from changeover.rollout import state as rs
 from changeover.rollout.config import RolloutConfig
 from changeover.rollout.controller import Controller, window_from_store
-from changeover.rollout.measure import Tally, Window
+from changeover.rollout.measure import Tally, Window, equivalence_rate
 from changeover.shadow.config import Upstream
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.writer import LogWriter
@@ -238,3 +238,21 @@ def test_p_regression_refits_only_when_the_window_or_the_labels_change(store, tm
     assert regression.fits == 2
     log(store, 31)  # one more pair in the window (r30; r0..r29 are logged already)
     assert ctl.tick().measurements[0].samples == 31 and regression.fits == 3
+
+
+def test_word_similarity_equivalence_reads_each_pairs_texts_once(store):
+    cfg = config(triggers=[{"metric": "semantic_equivalence", "below": 0.9, "min_samples": 10}])
+    log(store, 30)
+    ctl = Controller(store, cfg, "old", "new")
+    first = ctl.tick().measurements[0]
+    assert (first.phase, first.value, first.samples, ctl.equivalence.read) == ("successful", 1.0, 30, 30)
+    assert ctl.tick().measurements[0].value == 1.0 and ctl.equivalence.read == 30  # nothing new: nothing read
+    writer = LogWriter(store, RowMaker(UP, {"new"}), flush_interval=0.01).start()
+    for i in range(10):
+        writer.submit(exchange(f"x{i}", "old", text="Paris is the capital of France."))
+        writer.submit(exchange(f"x{i}", "new", "mirror", text="Lyon, I believe."))
+    writer.close()
+    m = ctl.tick().measurements[0]
+    assert (m.phase, m.value, m.samples, ctl.equivalence.read) == ("failed", 0.75, 40, 40)  # only the new pairs
+    window = window_from_store(store, "old", "new", now() - timedelta(hours=1))
+    assert m.value == equivalence_rate(window.pairs)[0]  # the reading of all the texts at once

@@ -28,12 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from changeover.errors import FlagConflict
 from changeover.rollout import state as rollout_state
 from changeover.rollout.config import RolloutConfig, Trigger, format_duration
-from changeover.rollout.measure import Measurement, Window, measure
+from changeover.rollout.measure import Measurement, Window, WordEquivalence, measure
 from changeover.rollout.pending import ChangeRetrier
 from changeover.rollout.state import RolloutState, in_hold
 from changeover.rollout.window import HoldWindow, window_from_store
@@ -96,7 +97,8 @@ class Controller:
         self.incumbent = incumbent
         self.candidate = candidate
         self.regression = regression
-        self.equivalence = equivalence  # the judged semantic equivalence (None: the word-similarity rule)
+        # the judged semantic equivalence, else word similarity with each pair's texts read once
+        self.equivalence = equivalence or WordEquivalence()
         self.clock = clock
         self.retrier = retrier or ChangeRetrier(store, config)
         self.records: dict[str, TriggerRecord] = {}
@@ -221,7 +223,7 @@ class Controller:
         start = max(state.since, self.clock() - timedelta(seconds=self.config.window))
         window = window_from_store(self.store, self.incumbent, self.candidate, start, reverse=in_hold(state))
         regression = (lambda t: self.regression(t, window)) if self.regression else None
-        equivalence = (lambda: self.equivalence(window)) if self.equivalence else None
+        equivalence = partial(self.equivalence, window)
         measurements = [measure(t, window, regression, equivalence) for t in self.config.triggers]
         for m in measurements:
             self._count(m)

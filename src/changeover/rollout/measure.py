@@ -15,7 +15,7 @@ and by word similarity otherwise; the measurement names which (``method``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -100,6 +100,10 @@ class PairKey:
     at: datetime
 
 
+PairLoader = Callable[[Collection[str] | None], Sequence[Pair]]
+"""Reads a window's pairs with their texts: all of them (None), or those of these request ids."""
+
+
 class Window:
     """What a measurement sees: the candidate's answers and the incumbent's baseline, counted (``Tally``),
     and the incumbent/candidate pairs - their keys always, their texts only when a measure asks
@@ -116,7 +120,7 @@ class Window:
         candidate: Tally,
         incumbent: Tally,
         keys: Sequence[PairKey],
-        load: Callable[[], Sequence[Pair]],
+        load: PairLoader,
         version: Hashable,
     ):
         self.candidate = candidate
@@ -131,14 +135,26 @@ class Window:
         """A window over answers in memory."""
         pairs = list(pairs)
         keys = [PairKey(p.incumbent.request_id, p.incumbent.at) for p in pairs]
-        return cls(Tally.of(candidate), Tally.of(incumbent), keys, lambda: pairs, tuple(k.request_id for k in keys))
+
+        def load(ids: Collection[str] | None) -> Sequence[Pair]:
+            return pairs if ids is None else [p for p in pairs if p.incumbent.request_id in ids]
+
+        return cls(Tally.of(candidate), Tally.of(incumbent), keys, load, tuple(k.request_id for k in keys))
 
     @property
     def pairs(self) -> Sequence[Pair]:
         """The pairs with their answers' texts (read once per window, when first asked)."""
         if self._pairs is None:
-            self._pairs = self._load()
+            self._pairs = self._load(None)
         return self._pairs
+
+    def pairs_of(self, request_ids: Collection[str]) -> Sequence[Pair]:
+        """Only the pairs of ``request_ids``, with their texts (for a measure that kept what it read of the
+        others)."""
+        ids = set(request_ids)
+        if self._pairs is not None or not ids:
+            return [p for p in self._pairs or () if p.incumbent.request_id in ids]
+        return self._load(ids)
 
 
 def _rate(hits: int, out_of: int) -> tuple[float | None, int]:
@@ -174,6 +190,29 @@ def equivalence_rate(
     if not both:
         return None, 0
     return sum(1 for p in both if judge(p.incumbent.text, p.candidate.text)) / len(both), len(both)
+
+
+class WordEquivalence:
+    """Word-similarity ``semantic_equivalence`` over a controller's successive windows: each pair's texts are
+    read and compared once (a logged answer never changes) and only its verdict is kept, for as long as the
+    pair is in the window. The reading ``equivalence_rate`` gives on the window's pairs, without reading every
+    text on every run."""
+
+    def __init__(self, judge: Callable[[str | None, str | None], bool] = equivalent):
+        self.judge = judge
+        self.read = 0  # pairs whose texts were read
+        self._verdicts: dict[str, bool | None] = {}  # request id -> equivalent (None: not both answered)
+
+    def __call__(self, window: Window) -> EquivalenceReading:
+        new = [k.request_id for k in window.keys if k.request_id not in self._verdicts]
+        for p in window.pairs_of(new) if new else ():
+            both = p.incumbent.ok and p.candidate.ok
+            self._verdicts[p.incumbent.request_id] = self.judge(p.incumbent.text, p.candidate.text) if both else None
+            self.read += 1
+        held = {k.request_id for k in window.keys}
+        self._verdicts = {r: v for r, v in self._verdicts.items() if r in held}
+        verdicts = [v for k in window.keys if (v := self._verdicts.get(k.request_id)) is not None]
+        return (sum(verdicts) / len(verdicts) if verdicts else None), len(verdicts), WORD_SIMILARITY
 
 
 def _limit(trigger: Trigger, baseline: float | None) -> float:

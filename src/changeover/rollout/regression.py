@@ -66,33 +66,58 @@ def equivalence_signal(spec: MigrationSpec) -> tuple[str, str] | None:
     return next(((s, r) for r in ("comparison", "equivalence") for s, rr in llm.items() if rr == r), None)
 
 
+def judged_verdicts(store: Store, incumbent: str, candidate: str, window: Window, signal: str) -> list[int]:
+    """The candidate's stored verdicts on ``signal`` for the window's judged pairs (both models judged;
+    unscorable ones left out), read in SQL: the records' signals only, never their texts."""
+    if not window.keys:
+        return []
+    ids = {k.request_id for k in window.keys}
+    r = responses.c
+    q = select(r.item, r.model, r.signals).where(
+        r.source == JUDGED_SOURCE, r.imported_at >= min(k.at for k in window.keys), r.model.in_([incumbent, candidate])
+    )
+    with store.engine.connect() as conn:
+        rows = [row for row in conn.execute(q.order_by(r.id)) if row.item in ids]
+    both = {row.item for row in rows if row.model == incumbent}
+    return [
+        int(v)
+        for row in rows
+        if row.model == candidate and row.item in both and (v := (row.signals or {}).get(signal)) is not None
+    ]
+
+
+class JudgedEquivalence:
+    """The ``semantic_equivalence`` trigger on judged pairs (``equivalence_for``): the share of the window's
+    judged candidate answers the comparison judge called equivalent or better (or the equivalence judge
+    called the same) as the incumbent's, and which judge; reread only when the window or the judged
+    records changed."""
+
+    def __init__(self, store: Store, incumbent: str, candidate: str, signal: str, rubric: str):
+        self.store, self.incumbent, self.candidate, self.signal = store, incumbent, candidate, signal
+        self.method = f"llm judge '{signal}' ({rubric} rubric)"
+        self._last: tuple[Hashable, EquivalenceReading] | None = None
+
+    def __call__(self, window: Window) -> EquivalenceReading:
+        key = (window.version, store_version(self.store, labelled=False, judged=True))
+        if self._last is None or self._last[0] != key:
+            values = judged_verdicts(self.store, self.incumbent, self.candidate, window, self.signal)
+            self._last = key, ((sum(values) / len(values) if values else None), len(values), self.method)
+        return self._last[1]
+
+
 def equivalence_for(
     spec: MigrationSpec, store: Store, incumbent: str, candidate: str
 ) -> Callable[[Window], EquivalenceReading] | None:
-    """The ``semantic_equivalence`` trigger on judged pairs: the share of the window's judged candidate
-    answers the comparison judge called equivalent or better (or the equivalence judge called the same)
-    as the incumbent's (unscorable ones left out), and which judge; None when the spec has no such judge."""
+    """The judged ``semantic_equivalence`` of the spec's LLM judge (``JudgedEquivalence``); None when the spec
+    has neither a comparison nor an equivalence judge."""
     found = equivalence_signal(spec)
-    if found is None:
-        return None
-    signal, rubric = found
-    method = f"llm judge '{signal}' ({rubric} rubric)"
-
-    def rate(window: Window) -> EquivalenceReading:
-        values = [
-            r.signals[signal]
-            for r in judged_records(store, incumbent, candidate, window)
-            if r.model == candidate and r.signals.get(signal) is not None
-        ]
-        return (sum(values) / len(values) if values else None), len(values), method
-
-    return rate
+    return None if found is None else JudgedEquivalence(store, incumbent, candidate, *found)
 
 
-def store_version(store: Store, judged: bool) -> Hashable:
-    """What in the store a fit depends on besides the window: the labels (append-only: a correction or a
-    flag is a new row) and, ``judged``, the judging worker's records (insert-only), each as (rows, newest)."""
-    version = [select(func.count(), func.max(labels.c.id), func.max(labels.c.created_at))]
+def store_version(store: Store, labelled: bool = True, judged: bool = False) -> Hashable:
+    """What in the store a reading depends on besides the window: the labels (append-only: a correction or
+    a flag is a new row) and, ``judged``, the judging worker's records (insert-only), each as (rows, newest)."""
+    version = [select(func.count(), func.max(labels.c.id), func.max(labels.c.created_at))] if labelled else []
     if judged:
         version.append(select(func.count(), func.max(responses.c.id)).where(responses.c.source == JUDGED_SOURCE))
     with store.engine.connect() as conn:
@@ -109,7 +134,7 @@ class Regression:
         self._last: dict[str, tuple[Hashable, tuple[float | None, int]]] = {}
 
     def __call__(self, trigger: Trigger, window: Window) -> tuple[float | None, int]:
-        key = (window.version, store_version(self.store, self.judged))
+        key = (window.version, store_version(self.store, judged=self.judged))
         last = self._last.get(trigger.name)
         if last is not None and last[0] == key:
             return last[1]

@@ -6,19 +6,21 @@ analysis run costs the same whatever the answers' length. Latency percentiles
 are PostgreSQL's ``percentile_cont`` (the same linear interpolation as
 ``numpy.percentile``); SQLite has none, so there the latencies alone (one float
 per answer) are read and ``measure.percentiles`` computes them. The pairs'
-texts are read only when a measure asks for them (``Window.pairs``).
+texts are read only when a measure asks for them (``Window.pairs``), and
+``Window.pairs_of`` reads those of a few requests only (``measure.WordEquivalence``
+reads each pair's texts once over the controller's runs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.sql import Select
 
 from changeover.rollout.measure import LATENCY_PERCENTILES, PairKey, Tally, Window, percentiles
-from changeover.shadowlog.answers import Answer, Pair, load_answers, pairs, reverse_pairs
+from changeover.shadowlog.answers import Pair, load_answers, pairs, reverse_pairs
 from changeover.shadowlog.tables import shadow_log
 from changeover.store import Store
 from changeover.store.events import aware
@@ -103,8 +105,8 @@ def window_from_store(store: Store, incumbent: str, candidate: str, start: datet
     keys = [PairKey(r.request_id, aware(r.at)) for r in rows]
     version = (len(rows), rows[0].id if rows else None, rows[-1].id if rows else None)
 
-    def load() -> Sequence[Pair]:
-        answers: list[Answer] = load_answers(store, since=start, models=[incumbent, candidate])
+    def load(request_ids: Collection[str] | None) -> Sequence[Pair]:
+        answers = load_answers(store, since=start, models=[incumbent, candidate], request_ids=request_ids)
         return reverse_pairs(answers, incumbent, candidate) if reverse else pairs(answers, incumbent, candidate)
 
     parts = (tally(store, candidate_side), tally(store, incumbent_side), keys, load, version)

@@ -7,7 +7,7 @@ side-by-side comparison (report, equivalence trigger, export as records).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from changeover.store.events import aware
 
 TIMEOUT_ERRORS = ("timeout",)
 MALFORMED_ERRORS = ("malformed",)
+_CHUNK = 500  # request ids per IN (...) list
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +72,13 @@ def load_answers(
     since: datetime | None = None,
     models: Iterable[str] | None = None,
     with_request: bool = False,
+    request_ids: Collection[str] | None = None,
 ) -> list[Answer]:
-    """Answers logged since ``since`` (oldest first), optionally only for ``models``."""
+    """Answers logged since ``since`` (oldest first), optionally only for ``models`` and ``request_ids``."""
     ensure_tables(store)
     c = shadow_log.c
     cols = [
+        c.id,
         c.request_id,
         c.model,
         c.role,
@@ -104,26 +107,33 @@ def load_answers(
     if models is not None:
         q = q.where(c.model.in_(list(models)))
     with store.engine.connect() as conn:
-        rows = conn.execute(q).all()
+        if request_ids is None:
+            rows = conn.execute(q).all()
+        else:  # in bounded chunks (a database caps a statement's parameters), back in log order
+            ids = sorted(set(request_ids))
+            chunks = [
+                conn.execute(q.where(c.request_id.in_(ids[i : i + _CHUNK]))).all() for i in range(0, len(ids), _CHUNK)
+            ]
+            rows = sorted((r for chunk in chunks for r in chunk), key=lambda r: r.id)
     return [
         Answer(
-            r.request_id,
-            r.model,
-            r.role,
-            r.request_type,
-            r.subject,
-            aware(r.at),
-            r.stage,
-            r.status,
-            r.error,
-            r.latency_ms,
-            r.ttft_ms,
-            r.tokens_in,
-            r.tokens_out,
-            r.cost_usd,
-            r.refusal,
-            r.response_text,
-            r.request if with_request else None,
+            request_id=r.request_id,
+            model=r.model,
+            role=r.role,
+            request_type=r.request_type,
+            subject=r.subject,
+            at=aware(r.at),
+            stage=r.stage,
+            status=r.status,
+            error=r.error,
+            latency_ms=r.latency_ms,
+            ttft_ms=r.ttft_ms,
+            tokens_in=r.tokens_in,
+            tokens_out=r.tokens_out,
+            cost_usd=r.cost_usd,
+            refusal=r.refusal,
+            text=r.response_text,
+            request=r.request if with_request else None,
             tokens_estimated=r.tokens_estimated,
             prompt_version=r.prompt_version,
             deprecation=r.deprecation,
