@@ -306,3 +306,9 @@ def test_semantic_equivalence_reads_the_equivalence_judge_on_judged_pairs(tmp_pa
     words = measure(trigger, window)  # the word-similarity rule, without the judge
     assert words.phase == "successful" and words.method == WORD_SIMILARITY
     assert equivalence_for(spec("correctness"), store, "old", "new") is None
+    # the worker judges five more pairs of the window, all different: the reading follows (not the last one kept)
+    more = [
+        Record(item=f"r{i}", model=m, signals={"same": int(m == "old")}) for i in range(40, 45) for m in ("old", "new")
+    ]
+    add_records(store, more, source="gateway:shadow")
+    assert rate(window) == (30 / 45, 45, "llm judge 'same' (equivalence rubric)")
