@@ -84,4 +84,6 @@ def serve_workers(
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
+        # a worker busy starting on a loaded machine is not hung: uvicorn's 5 s would kill and restart it
+        timeout_worker_healthcheck=30,
     )
