@@ -271,3 +271,21 @@ def test_store_tables_and_decision_equal_python(
     spec: Any, decide: Any, rows: list[dict[str, Any]], tmp_path: Path, store_url: str
 ) -> None:
     _store_case(spec, decide, store_url, rows, tmp_path)
+
+
+@pytest.mark.parametrize("prefix", [1, 150])
+def test_store_first_items_beyond_the_prefix(
+    spec: Any, rows: list[dict[str, Any]], tmp_path: Path, store_url: str, monkeypatch: Any, prefix: int
+) -> None:
+    """The first items of each cell come from a prefix of the items in item order; the cells it leaves
+    short (all of them with a prefix of 1, the rare ones with 150) are ranked by the window query."""
+    path = write_jsonl(tmp_path / "records.jsonl", rows)
+    with open_store(store_url) as store:
+        import_file(store, path)
+        records, _ = load_records_counted(store, spec.models)
+        whole = pushdown.from_store(spec, store, next_count=20).prepared  # the prefix holds every item
+        monkeypatch.setattr(pushdown, "_PREFIX", prefix)
+        part = pushdown.from_store(spec, store, next_count=20).prepared
+    assert_same(part, prepare(spec, records))
+    for key, comparison in whole.comparisons.items():
+        assert part.comparisons[key].items == comparison.items, key  # the same first items of every cell

@@ -55,6 +55,14 @@ _DISTINCT_LIMIT = 64  # more distinct whole numbers than this in a signal: not a
 
 
 _TEMP_TABLES = ("co_rec", "co_items", "co_store_labelled", "co_wanted")
+_PREFIX = 50_000  # paired items read in item order for the first items of each cell (the store's SQL)
+
+
+def _sql_value(value: Any) -> str:
+    """A cell key's value as an SQL literal (segment keys are text, levels whole numbers)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(int(value))
 
 
 class Unsupported(Exception):
@@ -204,7 +212,11 @@ class Pushdown:
             if levels is not None:
                 raise Unsupported(f"dimension '{label}' has fractional scores but the spec gives levels")
             cuts = set()
-            for lo, hi, t in _numpy_quantiles(int(n), bins):
+            picks = _numpy_quantiles(int(n), bins)
+            if self.runner.dialect == "postgresql":  # every order statistic needed from one sort
+                at = self.order_statistics(s, int(n), sorted({i for lo, hi, _ in picks for i in (lo, hi)}))
+                cuts = {_lerp(at[lo], at[hi], t) for lo, hi, t in picks}
+            for lo, hi, t in picks if not cuts else ():
                 got = self.run(
                     f"SELECT {s} FROM co_rec WHERE f = 0 AND {s} IS NOT NULL ORDER BY {s} LIMIT 2 OFFSET {lo}"
                 )
@@ -222,6 +234,23 @@ class Pushdown:
             return infer_scale([int(v) for (v,) in distinct], label, levels, bins)
         except Exception as exc:  # the Python engine reports it with its own words
             raise Unsupported(str(exc)) from None
+
+    def order_statistics(self, s: str, n: int, indices: list[int]) -> dict[int, float]:
+        """The values at these 0-based positions of the sorted non-null ``s`` of answers (PostgreSQL):
+        ``percentile_disc`` at (i + 1/2) / n is the value at position i, all of them from one sort."""
+        fractions = ", ".join(repr((i + 0.5) / n) for i in indices)
+        (values,) = self.run(
+            f"SELECT percentile_disc(ARRAY[{fractions}]::float8[]) WITHIN GROUP (ORDER BY {s}) "
+            f"FROM co_rec WHERE f = 0 AND {s} IS NOT NULL"
+        )[0]
+        return {i: float(v) for i, v in zip(indices, values, strict=True)}
+
+    def index_items(self) -> None:
+        """An index of ``co_items`` in item order (the store's SQL): ``first_items`` reads the first items of
+        each cell from it instead of sorting every item once per comparison."""
+        collate = ' COLLATE "C"' if self.runner.dialect == "postgresql" else ""
+        self.run(f"CREATE INDEX co_items_item ON co_items (item{collate})")
+        self.run("ANALYZE co_items")
 
     def scales(self) -> dict[str, DimensionScales]:
         out = {}
@@ -271,8 +300,14 @@ class Pushdown:
     def _take(self) -> int:
         return 2 * self.next_count + 2 if self.next_count > 0 else 0
 
-    def first_items(self, sql: str, params: dict[str, float], nkeys: int) -> list[tuple[Any, ...]]:
-        """The first ``_take`` items of every cell, in item order (SQLite, PostgreSQL: a window query)."""
+    def first_items(
+        self, sql: str, params: dict[str, float], nkeys: int, cells: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """The first ``_take`` items of every cell, in item order (SQLite, PostgreSQL).
+
+        No sort of every item: the first ``_PREFIX`` paired items in item order (``co_items``' index on
+        item) fill the cells that are common; only the cells still short of their first items (few
+        items, spread out) are ranked by a window query, over their own items."""
         if not self._take:
             return []
         select, rest = sql.split("\nFROM ", 1)
@@ -280,12 +315,27 @@ class Pushdown:
         keys = ", ".join(f"k{i}" for i in range(nkeys))
         collate = ' COLLATE "C"' if self.runner.dialect == "postgresql" else ""  # Python's order of text
         inner = select.replace(",\n  count(*) AS n", "") + ",\n  item\nFROM " + where
-        return self.run(
+        prefix = self.run(f"{inner}\nORDER BY item{collate} LIMIT {_PREFIX}", params)
+        want = {tuple(c[:nkeys]): min(int(c[nkeys]), self._take) for c in cells}
+        got: dict[tuple[Any, ...], int] = {}
+        out = []
+        for row in prefix:
+            key = tuple(row[:nkeys])
+            if got.get(key, 0) < self._take:
+                got[key] = got.get(key, 0) + 1
+                out.append(row)
+        short = [k for k, n in want.items() if got.get(k, 0) < n]
+        if not short or len(prefix) < _PREFIX:
+            return out
+        done = {k for k in want if k not in set(short)}
+        values = ", ".join("(" + ", ".join(_sql_value(v) for v in k) + ")" for k in short)
+        ranked = self.run(
             f"SELECT {keys}, item FROM (SELECT {keys}, item, "
             f"ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY item{collate}) AS rn "
-            f"FROM ({inner}) AS cells) AS ranked WHERE rn <= {self._take}",
+            f"FROM ({inner}) AS cells WHERE ({keys}) IN (VALUES {values})) AS ranked WHERE rn <= {self._take}",
             params,
         )
+        return [r for r in out if tuple(r[:nkeys]) in done] + list(ranked)
 
     def excluded(self, candidate: str) -> tuple[int, int]:
         c = self.models.index(candidate)
@@ -334,7 +384,7 @@ class Pushdown:
                     raise Unsupported(f"no item pairs '{candidate}' with the incumbent on '{dimension}'")
                 sql, params, nkeys = self.count_sql(candidate, dimension, scales[dimension])
                 cells = self.run(sql, params)
-                firsts = [] if self.duck else self.first_items(sql, params, nkeys)
+                firsts = [] if self.duck else self.first_items(sql, params, nkeys, cells)
                 part = _labelled_part(self.spec, sub, candidate, dimension, scales[dimension], segments)
                 comparisons[(candidate, dimension)] = _merge(
                     candidate,
@@ -718,16 +768,19 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
     from changeover.store.responses import current_verdicts, load_records_counted
 
     gold = spec_answers(spec)  # the gold file's answers beside the gold verdicts, as the Python engine reads them
-    verdicts = current_verdicts(store, gold)
+    verdicts = current_verdicts(store, gold)  # the labels table, read once
     with store.engine.connect() as conn:
         runner = SqlRunner(conn)
         if runner.dialect not in ("sqlite", "postgresql"):
             raise Unsupported(f"the {runner.dialect} store is read by the Python engine")
         p = Pushdown(spec, runner, next_count)
         cols, models = _store_projection(p)
+        if runner.dialect == "postgresql":
+            for setting in _PG_SETTINGS:
+                runner.run(setting)
         _drop_temp(runner)  # a pooled connection may hold them from an earlier run (SQLite keeps temp DDL)
         source = "responses"
-        if runner.dialect == "postgresql":  # json columns: parsed once per row as jsonb, not once per ->>
+        if runner.dialect == "postgresql":  # a store made with json columns: parsed once per row, not per ->>
             source = (
                 "(SELECT item, model, segment::jsonb AS segment, signals::jsonb AS signals, labels::jsonb AS labels, "
                 "payload::jsonb AS payload FROM responses) AS responses"
@@ -735,12 +788,13 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
         p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
         p.build_items()
         p.mark_labelled(_verdict_items(spec, verdicts))
+        p.index_items()
 
         def read(items: list[str]) -> tuple[list[Record], int]:
             records: list[Record] = []
             merged = 0
             for start in range(0, len(items), 5000):
-                got, n = load_records_counted(store, spec.models, items=items[start : start + 5000], gold=gold)
+                got, n = load_records_counted(store, spec.models, items=items[start : start + 5000], verdicts=verdicts)
                 records += got
                 merged += n
             return records, merged
@@ -752,6 +806,12 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
             _drop_temp(runner)
             conn.commit()
     return Pushed(prepared, records, merged, rows, p.statements)
+
+
+# PostgreSQL, for the pushdown's transaction: the GROUP BY by item hashes in memory instead of spilling to
+# disk, the temporary tables stay in memory (only before the session's first temporary table: a pooled
+# connection keeps its first value), no JIT compilation of each statement
+_PG_SETTINGS = ("SET LOCAL work_mem = '256MB'", "SET temp_buffers = '256MB'", "SET LOCAL jit = off")
 
 
 def _drop_temp(runner: SqlRunner) -> None:

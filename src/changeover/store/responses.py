@@ -217,11 +217,13 @@ def load_records_counted(
     since: Any = None,
     items: Iterable[str] | None = None,
     gold: Answers | None = None,
+    verdicts: Verdicts | None = None,
 ) -> tuple[list[Record], int]:
     """``load_records`` and how many verdicts of the labels table (and ``gold`` answers) it merged in;
     ``source`` / ``since`` keep only records stored from that source / at or after that time (the
     gateway's judged pairs), ``items`` only those of these items (``assessment.pushdown``: the labelled
-    ones); ``gold``: the gold file's answers (``current_verdicts``)."""
+    ones); ``gold``: the gold file's answers (``current_verdicts``); ``verdicts``: ``current_verdicts``' result,
+    read once by a caller that loads records in parts (the labels table is then not read again)."""
     q = select(responses).order_by(responses.c.id)
     if models is not None:
         q = q.where(responses.c.model.in_(list(models)))
@@ -248,7 +250,7 @@ def load_records_counted(
                 **payload,
             )
         )
-    return out, merge_labels(out, current_verdicts(store, gold))
+    return out, merge_labels(out, current_verdicts(store, gold) if verdicts is None else verdicts)
 
 
 def merge_labels(

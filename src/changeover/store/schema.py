@@ -19,11 +19,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
 # BigInteger that is still SQLite's rowid alias
 ID = BigInteger().with_variant(Integer, "sqlite")
+# a response's JSON columns: jsonb on PostgreSQL, parsed once when stored, so the assessment's GROUP BY
+# (assessment.pushdown) reads fields without parsing text per row; a store created with json columns
+# (before) works the same, the pushdown casts them
+DOC = JSON().with_variant(JSONB(), "postgresql")
 
 responses = Table(
     "responses",
@@ -31,10 +36,10 @@ responses = Table(
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("item", String(512), nullable=False),
     Column("model", String(256), nullable=False),
-    Column("segment", JSON, nullable=False),
-    Column("signals", JSON, nullable=False),
-    Column("labels", JSON, nullable=False),
-    Column("payload", JSON, nullable=False),  # prompt, response, latency, cost, extra ...
+    Column("segment", DOC, nullable=False),
+    Column("signals", DOC, nullable=False),
+    Column("labels", DOC, nullable=False),
+    Column("payload", DOC, nullable=False),  # prompt, response, latency, cost, extra ...
     Column("fingerprint", String(64), nullable=False),  # sha256 of the record's canonical JSON
     Column("source", Text, nullable=True),
     Column("imported_at", DateTime(timezone=True), nullable=False),
