@@ -315,27 +315,31 @@ class Pushdown:
         keys = ", ".join(f"k{i}" for i in range(nkeys))
         collate = ' COLLATE "C"' if self.runner.dialect == "postgresql" else ""  # Python's order of text
         inner = select.replace(",\n  count(*) AS n", "") + ",\n  item\nFROM " + where
-        prefix = self.run(f"{inner}\nORDER BY item{collate} LIMIT {_PREFIX}", params)
+
+        def ranked(source: str, where: str = "") -> list[tuple[Any, ...]]:
+            return self.run(
+                f"SELECT {keys}, item FROM (SELECT {keys}, item, "
+                f"ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY item{collate}) AS rn "
+                f"FROM ({source}) AS cells{where}) AS ranked WHERE rn <= {self._take}",
+                params,
+            )
+
+        (seen,) = self.run(f"SELECT count(*) FROM ({inner}\nORDER BY item{collate} LIMIT {_PREFIX}) AS head", params)[0]
+        out = ranked(f"{inner}\nORDER BY item{collate} LIMIT {_PREFIX}")
+        if seen < _PREFIX:  # the prefix held every item
+            return out
         want = {tuple(c[:nkeys]): min(int(c[nkeys]), self._take) for c in cells}
         got: dict[tuple[Any, ...], int] = {}
-        out = []
-        for row in prefix:
-            key = tuple(row[:nkeys])
-            if got.get(key, 0) < self._take:
-                got[key] = got.get(key, 0) + 1
-                out.append(row)
+        for row in out:
+            got[tuple(row[:nkeys])] = got.get(tuple(row[:nkeys]), 0) + 1
         short = [k for k, n in want.items() if got.get(k, 0) < n]
-        if not short or len(prefix) < _PREFIX:
+        if not short:
             return out
-        done = {k for k in want if k not in set(short)}
         values = ", ".join("(" + ", ".join(_sql_value(v) for v in k) + ")" for k in short)
-        ranked = self.run(
-            f"SELECT {keys}, item FROM (SELECT {keys}, item, "
-            f"ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY item{collate}) AS rn "
-            f"FROM ({inner}) AS cells WHERE ({keys}) IN (VALUES {values})) AS ranked WHERE rn <= {self._take}",
-            params,
+        missing = set(short)
+        return [r for r in out if tuple(r[:nkeys]) not in missing] + ranked(
+            inner, f" WHERE ({keys}) IN (VALUES {values})"
         )
-        return [r for r in out if tuple(r[:nkeys]) in done] + list(ranked)
 
     def excluded(self, candidate: str) -> tuple[int, int]:
         c = self.models.index(candidate)
