@@ -11,6 +11,7 @@ import importlib
 import sys
 
 import typer
+from rich.markup import escape
 
 from changeover import __version__
 from changeover.cli import assess, embeddings, evaluate, gateway, label, pick, prompts, report, scan, traffic
@@ -72,7 +73,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, prog_name="changeover", standalone_mode=False)
     except ChangeoverError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # [ray] stays
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
