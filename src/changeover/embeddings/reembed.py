@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -405,8 +405,9 @@ def _on_ray(
     capacity: float,
     account: Callable[[int, BatchDone], None],
 ) -> None:
-    from changeover.engines.ray import SharedBucket, ray_session
+    from changeover.engines.ray import SharedBucket, ray_session, worker_url
 
+    job = replace(job, store_url=worker_url(job.store_url))
     get_encoder(job.version)  # the model must load here as in the workers (a named, installed model)
     with ray_session(engine) as session:
         bucket = SharedBucket(session.pacer, f"reembed:{job.version}", rate, capacity) if rate else None

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -102,6 +103,17 @@ class SharedBucket:
         if delay > 0:
             time.sleep(delay)
             self.waited += delay
+
+
+def worker_url(url: str) -> str:
+    """The store URL as a worker must open it: a relative SQLite path made absolute (a worker's
+    working directory need not be the driver's). SQLite needs the workers on this machine (a local
+    Ray); a cluster of several machines shares a PostgreSQL store."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and ":memory:" not in url:
+        path, _, query = url[len(prefix) :].partition("?")
+        return prefix + str(Path(path).resolve()) + (f"?{query}" if query else "")
+    return url
 
 
 @dataclass

@@ -201,7 +201,7 @@ def evaluate_batch(plan: RunPlan, store_url: str | None, samples: int, pacer: An
 def _run_on_ray(
     plan: RunPlan, store: Store | None, engine: Engine, progress: ProgressCallback | None, samples: int
 ) -> Outcome:
-    from changeover.engines.ray import ray_session
+    from changeover.engines.ray import ray_session, worker_url
 
     with ray_session(engine) as session:
         batches = plan.batches()
@@ -217,7 +217,7 @@ def _run_on_ray(
                 for task in ("responses", "judgements"):
                     progress(task, done[task], totals[task])
 
-        url = store.url if store is not None else None
+        url = worker_url(store.url) if store is not None else None
         parts = session.map(
             evaluate_batch,
             [(p, url, samples, session.pacer) for p in worker_plans],
