@@ -14,7 +14,7 @@ Targets (issue 13): pushdown within 5x of bare, peak memory <= 2 GiB and flat in
 
     python benchmarks/bench_pushdown.py                 # N = 10^6 (and N/4 for the memory slope)
     python benchmarks/bench_pushdown.py --records 4000000 --skip-python --no-slope
-    python benchmarks/bench_pushdown.py --records 200000 --no-slope --postgres 200000   # + PostgreSQL
+    python benchmarks/bench_pushdown.py --no-parquet --import-baseline 200000 --postgres 1000000,10000000
 
 Measured (2026-12-01, 2 cores shared with other jobs, load average 5.3-6.0; DuckDB 1.5.6):
 
@@ -147,14 +147,27 @@ def child(mode: str, path: str, spec_path: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - t0, "cells": cells}))
 
 
-def pg_child(mode: str, url: str, spec_path: str) -> None:
-    """One PostgreSQL measurement in this process: the pushdown, or load_records + prepare."""
-    from changeover.config import load_spec
+def pg_child(mode: str, url: str, arg: str) -> None:
+    """One PostgreSQL measurement in this process: the pushdown or load_records + prepare (``arg``: the spec),
+    or an import of the records file ``arg`` by COPY (``import_file``) or by the row-by-row path it replaced."""
     from changeover.store import open_store
 
-    spec = load_spec(spec_path)
     t0 = time.perf_counter()
     with open_store(url) as store:
+        if mode.startswith("pg-import"):
+            from changeover.records import read_records
+            from changeover.store.responses import add_records, import_file
+
+            if mode == "pg-import-copy":
+                got = import_file(store, arg)
+                rows, added = got.rows, got.added
+            else:  # before COPY: every row a Record, then executemany of SQLAlchemy inserts
+                rows, added = add_records(store, read_records(arg), arg)
+            print(json.dumps({"seconds": time.perf_counter() - t0, "cells": added, "rows": rows}))
+            return
+        from changeover.config import load_spec
+
+        spec = load_spec(arg)
         if mode == "pg-pushdown":
             from changeover.assessment import pushdown
 
@@ -168,36 +181,87 @@ def pg_child(mode: str, url: str, spec_path: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - t0, "cells": cells}))
 
 
-def postgres(base: str, n: int, tmp: Path, spec_path: Path) -> None:
-    """Import N records into a fresh PostgreSQL database (rows/s), then the count tables from it."""
-    import uuid
+class _Database:
+    """A fresh PostgreSQL database on the server of ``base``, dropped on exit."""
 
-    from sqlalchemy import create_engine, text
+    def __init__(self, base: str, tag: str) -> None:
+        import uuid
 
-    from changeover.store import open_store
-    from changeover.store.responses import import_file
+        from sqlalchemy import create_engine, text
 
-    path = tmp / f"pg-{n}.parquet"
-    write_file(path, n, seed=2)
-    name = f"bench_pushdown_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    try:
-        with open_store(url) as store:
-            t0 = time.perf_counter()
-            import_file(store, path)
-            took = time.perf_counter() - t0
-        print(f"\nPostgreSQL: {n:,} records imported in {took:.1f} s ({n / took:,.0f} records/s, `changeover import`)")
-        results = {m: measure(m, url, spec_path) for m in ("pg-pushdown", "pg-python")}
+        self.text = text
+        self.name = f"bench_pushdown_{tag}_{uuid.uuid4().hex[:6]}"
+        self.admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = base.rsplit("/", 1)[0] + "/" + self.name
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(self.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def postgres(base: str, import_n: int, sizes: list[int], tmp: Path, spec_path: Path) -> None:
+    """`changeover import` into PostgreSQL, COPY against the row-by-row path, on ``import_n`` records; then,
+    for each size, the records imported (COPY) and the count tables computed from the store."""
+    if import_n:
+        path = tmp / f"pg-import-{import_n}.parquet"
+        write_file(path, import_n, seed=3)
+        print(f"\nPostgreSQL import of {import_n:,} records (Parquet), each path into a fresh database:")
+        print(f"{'path':<28} {'seconds':>8} {'records/s':>10} {'peak MiB':>9}")
+        got = {}
+        for mode, label in (
+            ("pg-import-rows", "row by row (before, baseline)"),
+            ("pg-import-copy", "COPY (import_file)"),
+        ):
+            with _Database(base, "import") as url:
+                got[mode] = measure(mode, url, path)
+            sec, mib, _ = got[mode]
+            print(f"{label:<28} {sec:8.2f} {import_n / sec:10,.0f} {mib:9.0f}")
+        copy_rate = import_n / got["pg-import-copy"][0]
+        print(
+            f"COPY {got['pg-import-rows'][0] / got['pg-import-copy'][0]:.1f}x the row-by-row path; "
+            f"{copy_rate:,.0f} records/s ({'>=' if copy_rate >= 100_000 else 'under'} the 100,000/s target); "
+            f"{C.load_now()}"
+        )
+        sys.stdout.flush()
+    peaks = []
+    for n in sizes:
+        path = tmp / f"pg-{n}.parquet"
+        write_file(path, n, seed=2)
+        with _Database(base, str(n)) as url:
+            sec, mib, _ = measure("pg-import-copy", url, path)
+            path.unlink()
+            rate = f"{n / sec:,.0f} records/s"
+            print(f"\nPostgreSQL, {n:,} records: imported by COPY in {sec:.1f} s ({rate}), {C.load_now()}")
+            modes = ["pg-pushdown"] + (["pg-python"] if n <= 1_000_000 else [])
+            results = {m: measure(m, url, spec_path) for m in modes}
         print(f"{'engine':<12} {'seconds':>8} {'peak MiB':>9} {'cells':>6}")
         for m, (sec, mib, cells) in results.items():
             print(f"{m:<12} {sec:8.2f} {mib:9.0f} {cells:6d}")
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        push = results["pg-pushdown"]
+        peaks.append((n, push[1]))
+        note = (
+            f"; {(results['pg-python'][0] / push[0]):.1f}x faster than the Python engine"
+            if "pg-python" in results
+            else ""
+        )
+        print(
+            f"count tables from PostgreSQL in {push[0]:.1f} s{note}"
+            + (f" ({'under' if push[0] < 120 else 'OVER'} the 2 min target for 10^7)" if n >= 10_000_000 else "")
+            + f"; {C.load_now()}"
+        )
+        sys.stdout.flush()
+    if len(peaks) > 1:
+        (n0, m0), (n1, m1) = peaks[0], peaks[-1]
+        print(
+            f"\npushdown peak RSS {m0:.0f} MiB at {n0:,} records, {m1:.0f} MiB at {n1:,} "
+            f"({m1 / m0:.2f}x for {n1 / n0:.0f}x the records)"
+        )
 
 
 def measure(mode: str, path: Path | str, spec_path: Path) -> tuple[float, float, int]:
@@ -220,21 +284,31 @@ def main() -> None:
     ap.add_argument("--no-slope", action="store_true", help="leave out the N/4 run (memory flat in N)")
     ap.add_argument(
         "--postgres",
+        default="",
+        metavar="N[,N...]",
+        help="also import N records into PostgreSQL (CHANGEOVER_TEST_PG) by COPY and compute the count tables there",
+    )
+    ap.add_argument(
+        "--import-baseline",
         type=int,
         default=0,
         metavar="N",
-        help="also import N records into PostgreSQL (CHANGEOVER_TEST_PG)",
+        help="with --postgres: first import N records by COPY and by the row-by-row path it replaced",
     )
+    ap.add_argument("--no-parquet", action="store_true", help="only the PostgreSQL part")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         (pg_child if args.child[0].startswith("pg-") else child)(*args.child)
         return
-    C.header(f"bench_pushdown: count tables of {args.records:,} records in one Parquet file")
+    C.header(
+        "bench_pushdown: count tables "
+        + ("in PostgreSQL" if args.no_parquet else f"of {args.records:,} records in one Parquet file")
+    )
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "migration.yaml"
         spec_path.write_text(SPEC)
-        sizes = [args.records] if args.no_slope else [args.records // 4, args.records]
+        sizes = [] if args.no_parquet else [args.records] if args.no_slope else [args.records // 4, args.records]
         for n in sizes:
             path = Path(tmp) / f"records-{n}.parquet"
             t0 = time.perf_counter()
@@ -258,7 +332,7 @@ def main() -> None:
             base = os.environ.get("CHANGEOVER_TEST_PG")
             if not base:
                 raise SystemExit("--postgres needs CHANGEOVER_TEST_PG (source /tmp/co_env.sh)")
-            postgres(base, args.postgres, Path(tmp), spec_path)
+            postgres(base, args.import_baseline, [int(x) for x in args.postgres.split(",")], Path(tmp), spec_path)
 
 
 if __name__ == "__main__":
