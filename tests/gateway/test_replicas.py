@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,8 +60,13 @@ def status(url: str) -> dict[str, Any]:
 
 def start(spec, pg_url: str, n: int, **kwargs: Any) -> list[GatewayProcess]:
     replicas = [GatewayProcess(spec, pg_url, env={"CHANGEOVER_ADMIN_TOKEN": TOKEN}, **kwargs) for _ in range(n)]
-    for r in replicas:
-        r.wait_ready()
+    try:
+        for r in replicas:
+            r.wait_ready(timeout=60)
+    except BaseException:
+        for r in replicas:
+            r.kill()
+        raise
     return replicas
 
 
@@ -176,9 +182,10 @@ def test_serve_with_two_workers_answers_from_both(make_spec, pg_url, fake, capsy
     sqlite = f"sqlite:///{spec.parent / 'one.db'}"
     assert run(["serve", "--spec", str(spec), "--db", sqlite, "--workers", "2"]) == 2
     assert "use PostgreSQL for several workers/replicas" in capsys.readouterr().err
-    (gw,) = start(spec, pg_url, 1, extra=("--workers", "2"))
+    gw = GatewayProcess(spec, pg_url, extra=("--workers", "2"))
     seen: set[str] = set()
     try:
+        gw.wait_ready(timeout=90)  # three processes import and start on a loaded machine
 
         def both() -> bool:
             with httpx.Client(timeout=5) as client:  # a new connection each time: any worker may accept it
@@ -187,18 +194,26 @@ def test_serve_with_two_workers_answers_from_both(make_spec, pg_url, fake, capsy
             seen.add(lease_of(gw.url)[0])
             return len(seen) == 2
 
-        until(both, 20, "answers from both workers")
+        until(both, 60, "answers from both workers")
         pids = {int(owner.split(":")[1]) for owner in seen}
         assert gw.proc.pid not in pids  # the parent supervises, the workers serve
         assert gw.terminate() == 0  # SIGTERM: the parent stops both workers gracefully
         for pid in pids:
             until(lambda pid=pid: not _alive(pid), 10, f"worker {pid} exits")
     finally:
-        gw.kill()
-        for owner in seen:
-            pid = int(owner.split(":")[1])
+        workers = _children(gw.proc.pid)
+        gw.kill()  # the parent first: it cannot start new workers then
+        for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (uvicorn's workers), read from /proc."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:

@@ -37,14 +37,21 @@ def worker_environment(spec_path: Path, db_url: str, controller: bool) -> dict[s
 
 def app_from_env() -> Starlette:
     """One worker's gateway app, from the parent's ``worker_environment``."""
+    from uvicorn.config import STARTUP_FAILURE
+
     from changeover.config import load_spec
     from changeover.shadow.app import create_app
     from changeover.store import open_store
 
-    spec = load_spec(Path(os.environ[WORKER_ENV["spec"]]))
-    store = open_store(os.environ[WORKER_ENV["db"]])
+    try:
+        spec = load_spec(Path(os.environ[WORKER_ENV["spec"]]))
+        store = open_store(os.environ[WORKER_ENV["db"]])
+        app = create_app(spec, store, run_controller=os.environ.get(WORKER_ENV["controller"]) == "1")
+    except Exception as exc:  # noqa: BLE001 - the parent stops on this exit code instead of restarting workers
+        print(f"error: a gateway worker cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(STARTUP_FAILURE)
     sys.setswitchinterval(0.0005)  # as `serve` does for one process (cli.gateway)
-    return create_app(spec, store, run_controller=os.environ.get(WORKER_ENV["controller"]) == "1")
+    return app
 
 
 def serve_workers(
