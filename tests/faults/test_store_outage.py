@@ -192,7 +192,7 @@ def test_controller_rollback_decided_as_the_store_goes_down(pg_cluster, pg_db, r
 
     def crash_then_regress(_trigger, window):  # the window was read; the store dies before the write
         pg_cluster.stop("immediate")
-        return 0.97, len(window.pairs)
+        return 0.97, len(window.keys)
 
     controller = Controller(store, cfg, "old", "new", regression=crash_then_regress)
     decision = controller.tick()
