@@ -222,3 +222,16 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_worker_that_cannot_start_stops_the_parent(tmp_path, monkeypatch, capsys):
+    from uvicorn.config import STARTUP_FAILURE
+
+    from changeover.shadow.worker_app import app_from_env, worker_environment
+
+    for name, value in worker_environment(tmp_path / "gone.yaml", "x", True).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        app_from_env()
+    assert exited.value.code == STARTUP_FAILURE  # uvicorn's supervisor stops instead of restarting the worker
+    assert "a gateway worker cannot start" in capsys.readouterr().err
