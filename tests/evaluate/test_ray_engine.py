@@ -126,12 +126,15 @@ def test_a_killed_worker_then_a_rerun_redoes_nothing_stored(fake, tmp_path, loca
     assert len(records) == 120 and all(r.get("error") is None for r in records)
 
 
-def test_the_rate_limit_holds_across_workers(fake, tmp_path, local_ray):  # noqa: F811
+def test_the_rate_limit_holds_across_workers(fake, tmp_path, local_ray, monkeypatch):  # noqa: F811
     spec_path, traffic = _setup(fake, tmp_path, 24)
     rpm = {"old-model": 240, "new-model": 240, "judge-model": 480}  # 4/s, 4/s, 8/s; bursts of 4, 4, 8
     loaded = yaml.safe_load(spec_path.read_text())
+    # set after the cluster started: the workers only have the key if the driver passes it on
+    monkeypatch.setenv("CHANGEOVER_TEST_RAY_KEY", "sk-test-ray")
     for model, limit in rpm.items():
-        loaded["models"][model]["rpm"] = limit
+        loaded["models"][model].update(rpm=limit, api_key_env="CHANGEOVER_TEST_RAY_KEY")
+        fake.set(model, api_key="sk-test-ray")
     spec_path.write_text(yaml.safe_dump(loaded))
     with open_store(f"sqlite:///{tmp_path / 'rate.db'}") as store:
         result = evaluate(load_spec(spec_path), read_interactions(traffic), store=store, engine=Engine("ray"))

@@ -1,5 +1,6 @@
-"""A local Ray with 2 CPUs for the engine tests, started once per test session (a start costs seconds),
-and how to find and SIGKILL the worker process running a given task."""
+"""A local Ray with 2 CPUs for the engine tests, started once per test module (a start costs seconds; it
+is stopped after the module, so the other areas' tests never run beside an idle cluster), and how to
+find and SIGKILL the worker process running a given task."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def require_ray():
     return ray
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_ray() -> Iterator[str]:
-    """The address of a local Ray (2 CPUs, no dashboard) shared by the session's tests."""
+    """The address of a local Ray (2 CPUs, no dashboard) shared by the module's tests."""
     ray = require_ray()
     started = not ray.is_initialized()
     if started:

@@ -246,8 +246,8 @@ def _share_concurrency(plan: RunPlan, workers: int) -> RunPlan:
 def _key_env(plan: RunPlan) -> dict[str, str]:
     """The API-key variables the run's models name, from this environment, for the workers."""
     configs = model_configs(plan.spec)
-    names = {configs[m].api_key_env for m in plan.models() if m in configs and configs[m].api_key_env}
-    return {n: os.environ[n] for n in sorted(names) if n in os.environ}  # type: ignore[index]
+    names = {env for m in plan.models() if m in configs and (env := configs[m].api_key_env)}
+    return {n: os.environ[n] for n in sorted(names) if n in os.environ}
 
 
 async def _run(
