@@ -256,3 +256,14 @@ def test_word_similarity_equivalence_reads_each_pairs_texts_once(store):
     assert (m.phase, m.value, m.samples, ctl.equivalence.read) == ("failed", 0.75, 40, 40)  # only the new pairs
     window = window_from_store(store, "old", "new", now() - timedelta(hours=1))
     assert m.value == equivalence_rate(window.pairs)[0]  # the reading of all the texts at once
+
+
+def test_answers_of_some_requests_come_in_chunks_and_in_log_order(store, monkeypatch):
+    from changeover.shadowlog import answers
+
+    log(store, 12)
+    monkeypatch.setattr(answers, "_CHUNK", 3)  # 5 ids: two IN lists
+    wanted = {"r9", "r2", "r11", "r0", "r5"}
+    got = load_answers(store, request_ids=wanted)
+    every = [a for a in load_answers(store) if a.request_id in wanted]
+    assert got == every and len(got) == 10 and {a.request_id for a in got} == wanted

@@ -61,6 +61,28 @@ class Answer:
         return (self.error or "").startswith(MALFORMED_ERRORS)
 
 
+# the Answer fields read from the shadow log column of the same name, unchanged
+_LOGGED_AS_IS = (
+    "request_id",
+    "model",
+    "role",
+    "request_type",
+    "subject",
+    "stage",
+    "status",
+    "error",
+    "latency_ms",
+    "ttft_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "refusal",
+    "tokens_estimated",
+    "prompt_version",
+    "deprecation",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     incumbent: Answer
@@ -77,28 +99,7 @@ def load_answers(
     """Answers logged since ``since`` (oldest first), optionally only for ``models`` and ``request_ids``."""
     ensure_tables(store)
     c = shadow_log.c
-    cols = [
-        c.id,
-        c.request_id,
-        c.model,
-        c.role,
-        c.request_type,
-        c.subject,
-        c.at,
-        c.stage,
-        c.status,
-        c.error,
-        c.latency_ms,
-        c.ttft_ms,
-        c.tokens_in,
-        c.tokens_out,
-        c.cost_usd,
-        c.refusal,
-        c.response_text,
-        c.tokens_estimated,
-        c.prompt_version,
-        c.deprecation,
-    ]
+    cols = [c.id, c.at, c.response_text.label("text"), *(c[name] for name in _LOGGED_AS_IS)]
     if with_request:
         cols.append(c.request)
     q = select(*cols).order_by(c.id)
@@ -117,26 +118,10 @@ def load_answers(
             rows = sorted((r for chunk in chunks for r in chunk), key=lambda r: r.id)
     return [
         Answer(
-            request_id=r.request_id,
-            model=r.model,
-            role=r.role,
-            request_type=r.request_type,
-            subject=r.subject,
+            **{name: r._mapping[name] for name in _LOGGED_AS_IS},
             at=aware(r.at),
-            stage=r.stage,
-            status=r.status,
-            error=r.error,
-            latency_ms=r.latency_ms,
-            ttft_ms=r.ttft_ms,
-            tokens_in=r.tokens_in,
-            tokens_out=r.tokens_out,
-            cost_usd=r.cost_usd,
-            refusal=r.refusal,
-            text=r.response_text,
+            text=r.text,
             request=r.request if with_request else None,
-            tokens_estimated=r.tokens_estimated,
-            prompt_version=r.prompt_version,
-            deprecation=r.deprecation,
         )
         for r in rows
     ]
