@@ -76,15 +76,15 @@ class SharedLimits:
 
         local = RateLimits(rpm, tpm)  # its buckets' rates and capacities, so both engines agree
         self.pacer = pacer
-        self.buckets = [
-            (f"{model}:{what}", bucket.rate, bucket.capacity)
+        self.buckets = [  # (key, rate per second, capacity, counts tokens rather than requests)
+            (f"{model}:{what}", bucket.rate, bucket.capacity, what == "tokens")
             for what, bucket in (("requests", local.requests), ("tokens", local.tokens))
             if bucket is not None
         ]
 
     async def acquire(self, tokens: int) -> None:
-        for key, rate, capacity in self.buckets:
-            units = 1.0 if key.endswith(":requests") else min(float(tokens), capacity)
+        for key, rate, capacity, by_tokens in self.buckets:
+            units = min(float(tokens), capacity) if by_tokens else 1.0  # as RateLimits: never into debt
             delay = await self.pacer.reserve.remote(key, rate, capacity, units)
             if delay > 0:
                 await asyncio.sleep(delay)
