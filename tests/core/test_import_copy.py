@@ -149,22 +149,23 @@ traffic: {monthly_interactions: 100000}
 seed: 4
 dimensions:
   correctness: {signal: correct, margin: 0.05}
-  quality: {signal: score, bins: 3, margin: 0.05, required: false}
 """
 
 
 def test_same_decision_from_postgresql_and_sqlite(pg_url: str, sqlite_url: str, tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(SPEC)
     spec = load_spec(tmp_path / "m.yaml")
-    path = write(tmp_path / "r.jsonl", [plain(i, m) for i in range(400) for m in ("old", "new")])
-    fast = {"draws": 100, "warmup": 100, "chains": 2, "next_count": 10, "policy": SamplingPolicy(extend=False)}
-    decisions, tables = [], []
+    path = write(tmp_path / "r.jsonl", [plain(i, m) for i in range(200) for m in ("old", "new")])
+    fast = {"draws": 60, "warmup": 60, "chains": 2, "next_count": 10, "policy": SamplingPolicy(extend=False)}
+    decisions, tables, records = [], [], []
     for url in (pg_url, sqlite_url):
         with open_store(url) as store:
             import_file(store, path)
+            records.append([r.to_dict() for r in load_records(store, spec.models)])
             decisions.append(assess(spec, load_records(store, spec.models), **fast).to_json())
             pushed = pushdown.from_store(spec, store, next_count=10)
             tables.append({k: (c.table.n.tolist(), c.items) for k, c in pushed.prepared.comparisons.items()})
+    assert records[0] == records[1] and len(records[0]) == 400
     assert decisions[0] == decisions[1]
     assert decisions[0]["verdict"] in ("GO", "NO-GO", "NEED-LABELS")
     assert tables[0] == tables[1]
