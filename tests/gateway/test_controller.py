@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from tests.gateway.exchanges import exchange
 
 from changeover.rollout import state as rs
@@ -16,6 +16,7 @@ from changeover.shadow.config import Upstream
 from changeover.shadow.rows import RowMaker
 from changeover.shadow.writer import LogWriter
 from changeover.shadowlog.answers import load_answers
+from changeover.store import open_store
 from changeover.store.events import list_events, now
 from changeover.store.schema import labels
 
@@ -267,3 +268,30 @@ def test_answers_of_some_requests_come_in_chunks_and_in_log_order(store, monkeyp
     got = load_answers(store, request_ids=wanted)
     every = [a for a in load_answers(store) if a.request_id in wanted]
     assert got == every and len(got) == 10 and {a.request_id for a in got} == wanted
+
+
+def test_the_controller_creates_its_tables_once_and_a_run_only_reads(store_url):
+    """A controller started on a store it has not seen checks the tables at start-up; every statement of its
+    three runs (a rate and the word-similarity equivalence, which reads texts) is then a read or the analysis
+    event: no CREATE, ALTER or catalogue look-up (SQLite's PRAGMA, PostgreSQL's pg_catalog)."""
+    cfg = config(triggers=[{"metric": "error_rate", "above": 0.5}, {"metric": "semantic_equivalence", "below": 0.5}])
+    writing = open_store(store_url)
+    log(writing, 20)
+    writing.dispose()
+    store = open_store(store_url)  # a new Store: it has checked no table yet
+    ctl = Controller(store, cfg, "old", "new")
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement.strip())
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        decisions = [ctl.tick() for _ in range(3)]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert [m.phase for m in decisions[-1].measurements] == ["successful", "successful"]
+    assert ctl.equivalence.read == 20 and statements
+    store.dispose()
+    schema = [s for s in statements if s.upper().startswith(("CREATE", "ALTER", "PRAGMA")) or "pg_catalog" in s]
+    assert schema == [] and all(s.upper().startswith(("SELECT", "INSERT")) for s in statements)
