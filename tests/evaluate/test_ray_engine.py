@@ -177,6 +177,18 @@ def test_an_unknown_engine_or_a_lone_ray_address_is_a_usage_error(tmp_path):
     assert run(["evaluate", "--spec", "s.yaml", "--prompts", "p.jsonl", "--ray-address", "ray://h:1"]) == 2
 
 
+def test_an_unset_api_key_stops_the_driver_before_any_task(fake, tmp_path, monkeypatch, capsys):
+    spec_path, traffic = _setup(fake, tmp_path, 4)
+    loaded = yaml.safe_load(spec_path.read_text())
+    loaded["models"]["judge-model"]["api_key_env"] = "CHANGEOVER_TEST_UNSET_KEY"
+    spec_path.write_text(yaml.safe_dump(loaded))
+    monkeypatch.delenv("CHANGEOVER_TEST_UNSET_KEY", raising=False)
+    args = ["evaluate", "--spec", str(spec_path), "--prompts", str(traffic), "--db", str(tmp_path / "k.db")]
+    assert run([*args, "--engine", "ray", "--no-progress"]) == 2
+    assert "models.judge-model.api_key_env" in capsys.readouterr().err  # the local engine's own message
+    assert sum(fake.calls.values()) == 0
+
+
 def test_the_pacer_queues_callers_behind_each_other():
     """The actor's arithmetic without Ray: reservations from several workers share one bucket, in order."""
     pace = Pace(rate=2.0, capacity=2.0, now=0.0)

@@ -19,7 +19,6 @@ is split between the workers (at least one call each).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -203,6 +202,7 @@ def _run_on_ray(
 ) -> Outcome:
     from changeover.engines.ray import ray_session, worker_url
 
+    env = _worker_env(plan)
     with ray_session(engine) as session:
         batches = plan.batches()
         worker_plans = _share_concurrency(plan, min(session.workers, len(batches))).batches()
@@ -223,7 +223,7 @@ def _run_on_ray(
             [(p, url, samples, session.pacer) for p in worker_plans],
             advance,
             what="evaluation batch",
-            env=_key_env(plan),
+            env=env,
         )
     outcome = Outcome()
     for part in parts:
@@ -243,11 +243,21 @@ def _share_concurrency(plan: RunPlan, workers: int) -> RunPlan:
     return replace(plan, spec=spec)
 
 
-def _key_env(plan: RunPlan) -> dict[str, str]:
-    """The API-key variables the run's models name, from this environment, for the workers."""
+def _worker_env(plan: RunPlan) -> dict[str, str]:
+    """The API-key variables the run's models name, from this environment, for the workers.
+
+    Checked here, before any task starts: a model missing from ``models:`` is the SpecError the
+    local engine gives, a named but unset variable its ProviderError.
+    """
     configs = model_configs(plan.spec)
-    names = {env for m in plan.models() if m in configs and (env := configs[m].api_key_env)}
-    return {n: os.environ[n] for n in sorted(names) if n in os.environ}
+    if any(m not in configs for m in plan.models()):
+        build_clients(plan.spec, plan.models())  # raises the SpecError naming them
+    env: dict[str, str] = {}
+    for m in plan.models():
+        key, name = configs[m].api_key(m), configs[m].api_key_env
+        if key is not None and name is not None:
+            env[name] = key
+    return env
 
 
 async def _run(
