@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.ray_local import kill_worker, local_ray  # noqa: F401
+from tests.support.ray_local import kill_worker, local_ray, task_pids  # noqa: F401
 
 from changeover.cli import run
 from changeover.config import load_spec
@@ -104,7 +104,9 @@ def test_a_killed_worker_then_a_rerun_redoes_nothing_stored(fake, tmp_path, loca
     driver.join(120)
     assert not driver.is_alive()
     assert len(failure) == 1 and isinstance(failure[0], EngineUnavailable), failure
-    assert "run the same command again to resume" in str(failure[0]) and str(pid) not in str(failure[0])
+    message = str(failure[0])
+    assert "a Ray worker died running evaluation batch" in message and "run the same command again" in message
+    assert pid not in task_pids("evaluate_batch")  # the killed worker is gone
     first = settled(lambda: sum(fake.calls.values()))  # calls already on the wire still arrive
     persisted = settled(lambda: cached_calls(db))
     total = 4 * 60  # two models + one LLM judge call per response
