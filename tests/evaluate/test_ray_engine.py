@@ -5,7 +5,6 @@ one rate limit for all workers, and a clear error when Ray is not installed."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import select
 from tests.support.ray_local import kill_worker, local_ray, task_pids  # noqa: F401
 
 from changeover.cli import run
@@ -23,7 +23,8 @@ from changeover.engines.pacing import Pace
 from changeover.engines.ray import Pacer
 from changeover.evaluate import evaluate
 from changeover.prompts import read_interactions
-from changeover.store import open_store
+from changeover.providers.cache import call_cache
+from changeover.store import Store, open_store
 
 from .helpers import make_spec, setup_fake, traffic_rows, write_traffic
 from .test_resume import cached_calls, settled
@@ -37,11 +38,11 @@ def _comparable(record: Any) -> dict[str, Any]:
     return row
 
 
-def _calls(db: Path) -> dict[str, str]:
-    """The call cache: key -> the completion's text (what was stored, without timings)."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT key, json_extract(completion, '$.text') FROM eval_calls").fetchall()
-    return dict(rows)
+def _calls(store: Store) -> dict[str, tuple[str, str | None]]:
+    """The call cache: key -> (model, the completion's text): what was stored, without timings."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(call_cache.c.key, call_cache.c.model, call_cache.c.completion)).all()
+    return {r.key: (r.model, r.completion["text"]) for r in rows}
 
 
 def _setup(fake, tmp_path: Path, items: int, **spec_extra: Any) -> tuple[Path, Path]:
@@ -51,16 +52,15 @@ def _setup(fake, tmp_path: Path, items: int, **spec_extra: Any) -> tuple[Path, P
     return spec_path, traffic
 
 
-def test_ray_stores_what_the_local_engine_stores(fake, tmp_path, local_ray):  # noqa: F811
+def test_ray_stores_what_the_local_engine_stores(fake, tmp_path, store, local_ray):  # noqa: F811
+    """The local engine on SQLite; Ray on SQLite and on PostgreSQL (the store a cluster shares)."""
     spec_path, traffic = _setup(fake, tmp_path, 40)
     spec, interactions = load_spec(spec_path), read_interactions(traffic)
     results, calls, upstream = {}, {}, {}
-    for name in ("local", "ray"):
-        db = tmp_path / f"{name}.db"
+    for name, into in (("local", open_store(f"sqlite:///{tmp_path / 'local.db'}")), ("ray", store)):
         fake.reset_counts()
-        with open_store(f"sqlite:///{db}") as store:
-            results[name] = evaluate(spec, interactions, store=store, labels_budget=0, engine=Engine(name))
-        calls[name], upstream[name] = _calls(db), dict(fake.calls)
+        results[name] = evaluate(spec, interactions, store=into, labels_budget=0, engine=Engine(name))
+        calls[name], upstream[name] = _calls(into), dict(fake.calls)
     local, on_ray = results["local"], results["ray"]
     assert len(local.records) == 80 and [_comparable(r) for r in on_ray.records] == [
         _comparable(r) for r in local.records
