@@ -82,7 +82,7 @@ def test_ray_stores_what_the_local_engine_stores(fake, tmp_path, store, local_ra
 def test_a_killed_worker_then_a_rerun_redoes_nothing_stored(fake, tmp_path, local_ray):  # noqa: F811
     spec_path, traffic = _setup(fake, tmp_path, 60)
     for model in ("old-model", "new-model", "judge-model"):
-        fake.set(model, latency=0.05)
+        fake.set(model, latency=0.1)  # the job lasts a few seconds: the kill lands mid-run
     spec_path.write_text(spec_path.read_text().replace("concurrency: 16", "concurrency: 4"))
     spec, interactions = load_spec(spec_path), read_interactions(traffic)
     db = tmp_path / "kill.db"
