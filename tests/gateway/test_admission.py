@@ -4,7 +4,6 @@ health, metrics and the admin API are never refused; streams count until their l
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 from tests.faults.traffic import wait_until
@@ -21,13 +20,8 @@ def gauge(url: str, name: str) -> float:
 
 def _in_background(url: str, body: dict, out: list) -> threading.Thread:
     def call() -> None:
-        with httpx.Client(timeout=30) as client:
-            if body.get("stream"):
-                with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
-                    out.append((r.status_code, b"".join(r.iter_bytes())))
-            else:
-                r = client.post(url + "/v1/chat/completions", json=body)
-                out.append((r.status_code, r.content))
+        r = httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
+        out.append((r.status_code, r.content))
 
     t = threading.Thread(target=call, daemon=True)
     t.start()
@@ -37,40 +31,55 @@ def _in_background(url: str, body: dict, out: list) -> threading.Thread:
 def test_beyond_the_limit_a_fast_503_with_retry_after_and_the_gateway_stays_watchable(make_spec, serve, fake):
     gw = serve(make_spec(gateway={"max_in_flight": 2, "retry_after": "2s"}))
     assert gauge(gw.url, "changeover_max_in_flight") == 2 and gauge(gw.url, "changeover_in_flight") == 0
-    fake.set("old", latency=1.5)  # the incumbent answers slowly: two requests fill the gateway
+    gate = threading.Event()
+    fake.set("old", gate=gate)  # the incumbent holds its answers: two requests fill the gateway
     before = fake.calls.get("old", 0)
     done: list = []
-    slow = [_in_background(gw.url, chat(f"slow {i}"), done) for i in range(2)]
-    wait_until(lambda: gauge(gw.url, "changeover_in_flight") == 2, what="two requests in flight")
-
-    t0 = time.monotonic()
-    r = post(gw.url, json=chat("one too many"))
-    took = time.monotonic() - t0
-    assert r.status_code == 503 and r.headers["retry-after"] == "2"
-    assert r.json()["error"]["code"] == "overloaded" and "max_in_flight" not in r.json()["error"]["message"]
-    assert took < 1.0  # refused at once, not queued behind the slow ones
-    assert rejected(gw.url, "overloaded") == 1
-    assert httpx.get(gw.url + "/healthz", timeout=10).status_code == 200  # still watchable while full
-
-    for t in slow:
+    held = [_in_background(gw.url, chat(f"held {i}"), done) for i in range(2)]
+    try:
+        wait_until(lambda: gauge(gw.url, "changeover_in_flight") == 2, what="two requests in flight")
+        r = post(gw.url, json=chat("one too many"))
+        assert done == []  # refused while the two were still in flight: not queued behind them
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert r.json()["error"]["code"] == "overloaded" and "limit of 2 requests" in r.json()["error"]["message"]
+        assert rejected(gw.url, "overloaded") == 1
+        assert httpx.get(gw.url + "/healthz", timeout=10).status_code == 200  # still watchable while full
+    finally:
+        gate.set()
+    for t in held:
         t.join(30)
     assert sorted(code for code, _ in done) == [200, 200]
     assert fake.calls.get("old", 0) - before == 2  # the refused request never reached an upstream
     wait_until(lambda: gauge(gw.url, "changeover_in_flight") == 0, what="the gateway drained")
-    fake.set("old", latency=0.0)
     assert post(gw.url, json=chat("room again")).status_code == 200
     assert rejected(gw.url, "overloaded") == 1
 
 
 def test_a_stream_counts_until_its_last_chunk(make_spec, serve, fake):
     gw = serve(make_spec(gateway={"max_in_flight": 1}))
-    fake.set("old", stream_chunk_delay=0.3)
-    done: list = []
-    t = _in_background(gw.url, chat("a long answer streamed slowly", stream=True), done)
-    wait_until(lambda: gauge(gw.url, "changeover_in_flight") == 1, what="the stream in flight")
-    assert post(gw.url, json=chat("while it streams")).status_code == 503
+    gate = threading.Event()
+    fake.set("old", stream_gate=gate)  # the stream's words flow, its last chunk waits for the gate
+    first = threading.Event()
+    body: list[bytes] = []
+
+    def stream() -> None:
+        with httpx.Client(timeout=30) as client:
+            payload = chat("a long answer streamed slowly", stream=True)
+            with client.stream("POST", gw.url + "/v1/chat/completions", json=payload) as r:
+                for piece in r.iter_bytes():
+                    body.append(piece)
+                    first.set()
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        assert first.wait(30)  # the answer has started streaming ...
+        assert gauge(gw.url, "changeover_in_flight") == 1  # ... and still counts
+        assert post(gw.url, json=chat("while it streams")).status_code == 503
+    finally:
+        gate.set()
     t.join(30)
-    assert done and done[0][0] == 200 and b"[DONE]" in done[0][1]
+    assert b"[DONE]" in b"".join(body)
     wait_until(lambda: gauge(gw.url, "changeover_in_flight") == 0, what="the stream finished")
     assert post(gw.url, json=chat("after it")).status_code == 200
 

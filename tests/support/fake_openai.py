@@ -66,6 +66,8 @@ class Behaviour:
     malformed: str | None = None  # "json" (not JSON), "schema" (JSON without choices), "sse"
     malformed_rate: float = 1.0  # probability of a malformed body when ``malformed`` is set
     stream_chunk_delay: float = 0.0  # seconds between SSE chunks
+    gate: threading.Event | None = None  # answer only once the event is set (a test holds requests in flight)
+    stream_gate: threading.Event | None = None  # a stream holds its last chunk until the event is set
     api_key: str | None = None  # if set, the Bearer token / x-api-key that must be sent
     fail_message: str | None = None  # error message; "{key}" becomes the key the client sent
     tool_calls: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None  # chat: call tools
@@ -284,6 +286,10 @@ class FakeOpenAI:
             }
         )
 
+    async def _wait(self, gate: threading.Event | None) -> None:
+        while gate is not None and not gate.is_set() and not self._stop.is_set():
+            await asyncio.sleep(0.02)
+
     async def _gate(self, request: Request, body: dict[str, Any]) -> tuple[Behaviour, Response | None]:
         """Count the call, then apply auth, latency, hangs and failures; a Response means stop here."""
         model = str(body["model"])
@@ -314,6 +320,7 @@ class FakeOpenAI:
             while not self._stop.is_set():
                 await asyncio.sleep(0.05)
             return b, Response(status_code=503)
+        await self._wait(b.gate)
         if b.latency:
             await asyncio.sleep(b.latency)
         refused = next((p for p in b.reject_params if p in body), None)
@@ -417,6 +424,7 @@ class FakeOpenAI:
                 yield "data: {broken json\n\n"
                 return
             yield chunk({"content": piece}, None)
+        await self._wait(b.stream_gate)
         yield chunk({}, b.finish_reason)
         if include_usage:
             yield event([], usage=usage)
