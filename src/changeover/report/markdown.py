@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from changeover.assessment.result import Decision, SegmentResult
 from changeover.config import MigrationSpec
+from changeover.pick.report import pick_markdown
 from changeover.report.choosing import ChoosingSection
 from changeover.report.formatting import count, failures, impact, interval_short, points, prob
 from changeover.report.labels import LabelStats
 from changeover.report.shadow import ShadowStats
 from changeover.report.verdict import VerdictText
+from changeover.shadow.report import ALL
 
 ICONS = {"GO": "🟢", "NO-GO": "🔴", "NEED-LABELS": "🟡"}
 MAX_CHARS = 60_000
@@ -80,17 +82,8 @@ def summary_markdown(
 
 
 def _pick_lines(choosing: ChoosingSection | None) -> list[str]:
-    """The report's "Choosing a candidate" in one line: the pick and its saving, or why there is none."""
-    if choosing is None:
-        return []
-    chosen = choosing.result.recommended
-    if chosen is None:
-        return ["No candidate is GO on every required dimension yet: no pick.", ""]
-    saving = f", saving {choosing.pick_saving} {choosing.unit}" if choosing.pick_saving else ""
-    return [
-        f"**Pick: {chosen.candidate}** (the cheapest candidate that is GO on every required dimension{saving}).",
-        "",
-    ]
+    """The report's "Choosing a candidate" as ``changeover pick --markdown`` writes it: the pick and the ranking."""
+    return [] if choosing is None else [pick_markdown(choosing.result)]
 
 
 def _shadow_lines(shadow: ShadowStats | None) -> list[str]:
@@ -103,7 +96,7 @@ def _shadow_lines(shadow: ShadowStats | None) -> list[str]:
         f"{p.week_hours} of the week's 168 hours)."
     ]
     for d in shadow.disagreements:
-        if d.request_type != "all":
+        if d.request_type != ALL:
             continue
         if d.classes:
             classes = ", ".join(f"{n} {k}" for k, n in d.classes.items())
