@@ -170,8 +170,11 @@ def test_re_asks_after_unreadable_replies_stay_within_the_budget(tmp_path, compa
     assert judge.paused["requests_per_minute"] == 2 and judge.to_json()["waiting"] == 2
     gw.stop()
     notes = {r.item: r.extra["unscorable"]["agreement"] for r in load_records(gw_store) if r.model == "new"}
-    assert set(notes) == set(ids[:2]) and "unparseable judge output" in notes[ids[0]]
-    assert "judging budget spent" in notes[ids[1]] and "re-ask not made" in notes[ids[1]]  # never a pass
+    # the two pairs the mirror finished first (its workers run side by side: not always the first two sent)
+    assert len(notes) == 2 and set(notes) <= set(ids)
+    first, second = sorted(notes.values(), key=lambda note: "judging budget spent" in note)
+    assert "unparseable judge output" in first and "judging budget spent" not in first
+    assert "judging budget spent" in second and "re-ask not made" in second  # never a pass
 
 
 def test_semantic_equivalence_trips_on_a_candidate_the_judge_calls_worse(tmp_path, compared, serve):
