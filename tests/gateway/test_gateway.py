@@ -7,7 +7,6 @@ import json
 import time
 
 import httpx
-import numpy as np
 import pytest
 from sqlalchemy import text
 from tests.gateway.helpers import chat
@@ -55,7 +54,8 @@ def test_a_failing_or_hanging_candidate_does_not_touch_incumbent_answers(make_sp
         fake.set("new", fail_rate=1.0, fail_status=500)
     else:
         fake.set("new", hang=True)
-    gw = serve(make_spec(shadow={"queue_size": 4, "concurrency": 2, "timeout": 1.0}))
+    # the candidate's timeout far beyond any answer's time on a loaded machine: waiting on it would show
+    gw = serve(make_spec(shadow={"queue_size": 4, "concurrency": 2, "timeout": 30.0}))
     latencies = []
     client = httpx.Client(base_url=gw.url, timeout=10)
 
@@ -69,7 +69,7 @@ def test_a_failing_or_hanging_candidate_does_not_touch_incumbent_answers(make_sp
         responses = list(pool.map(one, range(60)))
     assert all(r.status_code == 200 for r in responses)
     assert {r.json()["choices"][0]["message"]["content"] for r in responses} == {"Paris is the capital of France."}
-    assert np.percentile(latencies, 99) < 0.9  # below the candidate's 1 s timeout: nobody waited on it
+    assert max(latencies) < 15.0  # half the candidate's 30 s timeout: nobody waited on it
     mirror = gw.service.gateway.mirror
     if failure == "hang":
         assert mirror.dropped["new"] > 0  # the bounded queue filled up; drops are counted
