@@ -108,7 +108,7 @@ class Disagreements:
     candidate: str
     request_type: str  # "all" or one request type
     pairs: int
-    equivalence_rate: float | None  # word similarity (shadow.checks.equivalent), on pairs both answered
+    equivalence_rate: float | None  # word similarity (shadowlog.checks.equivalent), on pairs both answered
     rule: dict[str, int]  # better / worse / different by the deterministic rule (shadow.report.compare)
     format_drift: float | None
     judged_pairs: int = 0  # pairs the judging worker judged
