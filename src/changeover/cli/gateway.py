@@ -10,12 +10,14 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from changeover.cli.common import DB_OPTION, console, write_json
 from changeover.config import load_spec
 from changeover.errors import SpecError
 from changeover.rollout.config import parse_duration
 from changeover.store import open_store
+from changeover.store.engine import resolve_url
 from changeover.store.events import list_events, now
 
 SPEC_OPTION = typer.Option(Path("migration.yaml"), "--spec", "-s", help="The migration spec (YAML).")
@@ -68,6 +70,10 @@ def serve(
     from changeover.shadow.app import create_app
 
     spec = load_spec(spec_path)
+    if workers > 1 and not (url := resolve_url(db)).startswith("postgresql"):  # before a SQLite file is made
+        from changeover.shadow.worker_app import needs_postgres
+
+        raise needs_postgres(make_url(url).render_as_string(hide_password=True), workers)
     store = open_store(db)  # safe when replicas start together on a fresh database (Store.ensure)
     if workers > 1:
         from changeover.shadow.worker_app import serve_workers  # processes sharing the port, on PostgreSQL
