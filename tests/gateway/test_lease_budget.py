@@ -4,26 +4,33 @@ on SQLite and PostgreSQL, with processes racing as threads on their own connecti
 from __future__ import annotations
 
 import concurrent.futures
-import time
 
 from changeover.shadow.shared_budget import SharedBudget
 from changeover.store.lease import NamedLease, lease_holder
 
 
+def _expire(store, name: str) -> None:
+    """The lease row expires now (as if its holder had stopped renewing a TTL ago)."""
+    from sqlalchemy import update
+
+    from changeover.store.lease import named_leases
+
+    with store.engine.begin() as conn:
+        conn.execute(update(named_leases).where(named_leases.c.name == name).values(expires_at=0))
+
+
 def test_one_holder_renewal_takeover_after_expiry_and_release(store):
-    a, b = NamedLease(store, "job", ttl=0.5), NamedLease(store, "job", ttl=0.5)
+    a, b = NamedLease(store, "job", ttl=5), NamedLease(store, "job", ttl=5)
     assert a.hold() and not b.hold()
     first = lease_holder(store, "job")
     assert first.owner == a.owner and first.alive
     assert a.hold() and lease_holder(store, "job").acquired_at == first.acquired_at  # renewed, not re-taken
-    deadline = time.monotonic() + 10
-    while not b.hold():  # a stopped renewing: b takes over once the row expired
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert time.time() >= first.expires_at
+    _expire(store, "job")  # a stopped renewing
+    assert b.hold()  # b takes over the expired row
     assert lease_holder(store, "job").owner == b.owner and not a.hold()
     b.release()
     assert a.hold() and a.taken == 2 and b.taken == 1
+    assert a.errors == 0 and b.errors == 0
 
 
 def test_racing_takers_one_winner(store):
@@ -35,18 +42,50 @@ def test_racing_takers_one_winner(store):
 
 def test_shared_budget_never_exceeds_its_limit_under_racing_reservations(store):
     budgets = [SharedBudget(store, "judge:x", calls=10, usd_per_day=1.0) for _ in range(4)]
-    at = time.monotonic()
-    window = 3600.0  # one window for the whole test
+    window = 1e9  # one window for the whole test (never straddles a boundary)
 
     def take(budget: SharedBudget) -> int:
-        return sum(budget.reserve(3, at, window) is None for _ in range(5))
+        return sum(budget.reserve(3, window)[0] is None for _ in range(5))
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         reserved = sum(pool.map(take, budgets))
     assert reserved == 3  # 3 x 3 calls fit under 10, a fourth does not
     assert budgets[0].spent(1, window) is None and budgets[0].spent(2, window) == "requests_per_minute"
-    budgets[1].give_back(at, 3, window)
-    assert budgets[2].reserve(3, at, window) is None
+    spent, period = budgets[2].reserve(3, window)
+    assert spent == "requests_per_minute"
+    budgets[1].give_back(period, 3, window)
+    assert budgets[2].reserve(3, window)[0] is None
+    budgets[1].give_back("m0", 3, window)  # a window that has passed: nothing given back
+    assert budgets[2].reserve(2, window)[0] == "requests_per_minute"  # 9 + 2 > 10
     budgets[3].add_usd(1.0)  # the day's spend reached usd_per_day: nothing more is reserved
-    assert budgets[0].reserve(1, at, window) == "usd_per_day"
-    assert budgets[0].reserve(1, at, window, day=False) is None  # a re-ask: the minute only
+    budgets[1].give_back(period, 1, window)
+    assert budgets[0].reserve(1, window)[0] == "usd_per_day"
+    assert budgets[0].reserve(1, window, day=False)[0] is None  # a re-ask: the minute only
+    assert sum(b.errors for b in budgets) == 0
+
+
+def test_a_replica_that_retakes_the_controller_lease_counts_afresh(make_spec, gw_store):
+    from sqlalchemy import update
+
+    from changeover.config import load_spec
+    from changeover.shadow.app import CONTROLLER_LEASE, GatewayService
+    from changeover.store.lease import named_leases
+
+    trigger = {"metric": "error_rate", "above_baseline": 0.01, "min_samples": 5}
+    service = GatewayService(load_spec(make_spec(rollout={"triggers": [trigger]})), gw_store)
+    assert service._lease_turn()
+    service.controller.tick()
+    (name,) = list(service.controller.records)
+    service.controller.records[name].failures = 3  # counted while it held the lease
+
+    def expire() -> None:
+        with gw_store.engine.begin() as conn:
+            conn.execute(update(named_leases).where(named_leases.c.name == CONTROLLER_LEASE).values(expires_at=0))
+
+    expire()
+    other = NamedLease(gw_store, CONTROLLER_LEASE, ttl=30)
+    assert other.hold() and not service._lease_turn()  # another replica ran the analysis meanwhile
+    expire()
+    assert service._lease_turn()  # taken back: the stale failures are not reused
+    service.controller.tick()
+    assert service.controller.records[name].failures == 0

@@ -105,6 +105,11 @@ class Controller:
         self._version = -1
         self.last: Decision | None = None
 
+    def forget_counts(self) -> None:
+        """Start the triggers' counts afresh at the next run (this replica has just taken the controller
+        lease: counts it kept from an earlier hold are stale, another holder ran the analysis meanwhile)."""
+        self._version = -1
+
     def _reset_if_changed(self, state: RolloutState) -> None:
         if state.version != self._version:
             self._version = state.version

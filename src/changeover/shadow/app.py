@@ -90,6 +90,7 @@ class GatewayService:
             equivalence=equivalence_for(spec, store, s.incumbent, s.candidate) if s.shadow.judge else None,
         )
         self.controller_errors = 0
+        self._lease_taken = 0  # the lease's ``taken`` when the controller last ran
         self.lease = NamedLease(store, CONTROLLER_LEASE, s.gateway.controller_lease_ttl)  # owner = this process
         self.admin = AdminAPI(
             store,
@@ -156,7 +157,7 @@ class GatewayService:
         while True:
             await asyncio.sleep(self.settings.rollout.interval)
             try:
-                if not await asyncio.to_thread(self.lease.hold):  # another replica's controller is active
+                if not await asyncio.to_thread(self._lease_turn):  # another replica's controller is active
                     continue
                 decision = await asyncio.to_thread(self.controller.tick)
             except StoreUnavailable as exc:  # counted; the next run tries again
@@ -168,6 +169,16 @@ class GatewayService:
                 log.exception("rollout analysis failed")
                 continue
             self._follow(decision.state, decision.pending)
+
+    def _lease_turn(self) -> bool:
+        """Hold the controller lease for one analysis run; newly taken, the trigger counts start afresh
+        (those kept from an earlier hold are stale: another holder ran the analysis meanwhile)."""
+        if not self.lease.hold():
+            return False
+        if self.lease.taken != self._lease_taken:
+            self._lease_taken = self.lease.taken
+            self.controller.forget_counts()
+        return True
 
     async def _hold_lease(self) -> None:
         """Renew (or take over) the controller lease every third of its TTL, between analysis runs too."""
@@ -328,7 +339,7 @@ class GatewayService:
             ),
         }
         last = self.controller.last
-        if last is not None:
+        if last is not None and self.lease.held:  # a replica that lost the lease has only stale readings
             gauges["changeover_trigger_value"] = (
                 "Last measured value of each rollback trigger.",
                 {

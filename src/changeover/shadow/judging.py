@@ -140,9 +140,11 @@ def logged_pair(pair: Pair, expect_refusal: bool | None) -> MirroredPair:
 
 @dataclass(slots=True)
 class _PairBudget:
-    """One pair's share of the calls budget: its base calls reserved at ``at``, those made so far."""
+    """One pair's share of the calls budget: its base calls reserved at ``at`` (in the shared ``period``),
+    those made so far."""
 
     at: float
+    period: str | None
     reserved: int
     made: int = 0
 
@@ -206,7 +208,11 @@ class JudgeWorker:
         self.spent_usd: dict[str, float] = {}  # UTC day -> judge spend
         # the same budget counted in the store: every replica on it shares it (shadow.shared_budget)
         name = f"judge:{spec.incumbent}>{'+'.join(spec.candidates)}"
-        self.shared = SharedBudget(store, name, settings.requests_per_minute, settings.usd_per_day)
+        self.shared = (  # only PostgreSQL is shared by several processes (--workers refuses SQLite)
+            SharedBudget(store, name, settings.requests_per_minute, settings.usd_per_day)
+            if store.dialect == "postgresql"
+            else None
+        )
         self._calls: deque[float] = deque()  # monotonic times of the last minute's judge calls (ascending)
         self.window_s = BUDGET_WINDOW_S  # requests_per_minute's window (tests shorten it)
         self._waiting: deque[_Waiting] = deque()  # paused pairs, oldest first (at most queue_size)
@@ -313,6 +319,7 @@ class JudgeWorker:
             "requeued": self.requeued,
             "reasks_refused": self.reasks_refused,
             "errors": self.errors,
+            "shared_budget_errors": self.shared.errors if self.shared is not None else 0,
             "judge_calls": self.judge_calls,
             "cache_hits": self.cache_hits,
             "spent_usd_today": self.spent_usd.get(_today(), 0.0),
@@ -321,8 +328,8 @@ class JudgeWorker:
 
     # ------------------------------------------------------------------ budget
 
-    def _spent(self, need: int) -> str | None:
-        """Which budget ``need`` more judge calls would exceed now (None: they fit)."""
+    def _spent_here(self, need: int) -> str | None:
+        """Which of this process's budgets ``need`` more judge calls would exceed now (None: they fit)."""
         if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
             return "usd_per_day"
         horizon = time.monotonic() - self.window_s
@@ -330,29 +337,35 @@ class JudgeWorker:
             self._calls.popleft()
         if len(self._calls) + need > self.settings.requests_per_minute:
             return "requests_per_minute"
-        return self.shared.spent(need, self.window_s)
+        return None
 
-    def _budget_spent(self, need: int) -> tuple[str | None, float]:
-        """Which budget a pair making ``need`` base judge calls would exceed now (None: judge it, the calls
-        reserved at the returned time; ``_give_back`` returns those not made)."""
-        at = time.monotonic()
-        spent = self._spent(need)
-        if spent is None and (spent := self.shared.reserve(need, at, self.window_s)) is None:
-            self._calls.extend([at] * need)
-        return spent, at
+    def _spent(self, need: int) -> str | None:
+        """Which budget ``need`` more judge calls would exceed now (None: they fit); off the event loop."""
+        spent = self._spent_here(need)
+        if spent is None and self.shared is not None:
+            spent = self.shared.spent(need, self.window_s)
+        return spent
 
-    def _reserve_reask(self) -> float | None:
-        """One call from the minute's budget for a re-ask (its reservation time), None when it does not fit."""
+    async def _reserve(self, need: int, day: bool = True) -> tuple[str | None, float, str | None]:
+        """Reserve ``need`` judge calls here and in the shared budget: (None: reserved, else the budget that is
+        spent; the local reservation time; the shared window reserved in). ``_give_back`` returns unused ones."""
         at = time.monotonic()
-        if self._spent(1) == "requests_per_minute" or self.shared.reserve(1, at, self.window_s, day=False) is not None:
-            return None
-        self._calls.append(at)
-        return at
+        here = self._spent_here(need)
+        if here == "requests_per_minute" or (day and here is not None):  # a re-ask (day=False): the minute only
+            return here, at, None
+        self._calls.extend([at] * need)  # taken before the store is asked: pairs reserving meanwhile see them
+        period = None
+        if need > 0 and self.shared is not None:
+            shared, period = await asyncio.to_thread(self.shared.reserve, need, self.window_s, day)
+            if shared is not None:
+                self._forget(at, need)
+                return shared, at, None
+        return None, at, period
 
     def _refill_in(self, need: int) -> float:
         """Seconds until ``need`` calls fit again: the oldest reservations leave the minute (or the UTC day
         turns, the day's spend having passed ``usd_per_day``), or the shared budget has room again."""
-        if (shared := self.shared.refill_in(need, self.window_s)) is not None:
+        if self.shared is not None and (shared := self.shared.refill_in(need, self.window_s)) is not None:
             return shared
         if self.spent_usd.get(_today(), 0.0) >= self.settings.usd_per_day:
             return max(1.0, 86400.0 - time.time() % 86400.0)
@@ -361,14 +374,20 @@ class JudgeWorker:
             return self.window_s
         return max(0.01, self._calls[min(max(excess, 1), len(self._calls)) - 1] + self.window_s - time.monotonic())
 
-    def _give_back(self, at: float, unused: int) -> None:
-        self.shared.give_back(at, unused, self.window_s)
+    def _forget(self, at: float, unused: int) -> None:
         for _ in range(unused):
             if at not in self._calls:  # already past the minute
                 return
             self._calls.remove(at)
 
-    def _count_call(self, completion: Completion, cached: bool) -> None:
+    async def _give_back(self, at: float, period: str | None, unused: int) -> None:
+        if unused <= 0:
+            return
+        self._forget(at, unused)
+        if self.shared is not None and period is not None:
+            await asyncio.to_thread(self.shared.give_back, period, unused, self.window_s)
+
+    async def _count_call(self, completion: Completion, cached: bool) -> None:
         if cached:
             self.cache_hits += 1
             return
@@ -376,7 +395,8 @@ class JudgeWorker:
         if completion.cost_usd:
             day = _today()
             self.spent_usd[day] = self.spent_usd.get(day, 0.0) + completion.cost_usd
-            self.shared.add_usd(completion.cost_usd)
+            if self.shared is not None:
+                await asyncio.to_thread(self.shared.add_usd, completion.cost_usd)
 
     # ------------------------------------------------------------------ the worker thread
 
@@ -394,20 +414,25 @@ class JudgeWorker:
         def ask_for(signal: str, model: str) -> Ask:
             async def ask(request: ChatRequest) -> Completion:
                 budget = _PAIR_BUDGET.get()
-                extra = None  # a re-ask's own call, taken from the budget now
+                extra: tuple[float, str | None] | None = None  # a re-ask's own call, taken from the budget now
                 if budget is not None and _is_reask(request):
-                    extra = self._reserve_reask()
-                    if extra is None:
+                    spent, at, period = await self._reserve(1, day=False)
+                    if spent is not None:
                         self.reasks_refused += 1
-                        return Completion(
-                            text=None, error="judging budget spent (shadow.judge.requests_per_minute): re-ask not made"
-                        )
-                completion, cached = await callers[0].call(
-                    clients[model], f"judge:{signal}"[:32], request.item or "", "judge", request
-                )
-                self._count_call(completion, cached)
+                        why = "shadow.judge.requests_per_minute" if spent == "requests_per_minute" else spent
+                        return Completion(text=None, error=f"judging budget spent ({why}): re-ask not made")
+                    extra = (at, period)
+                try:
+                    completion, cached = await callers[0].call(
+                        clients[model], f"judge:{signal}"[:32], request.item or "", "judge", request
+                    )
+                except BaseException:
+                    if extra is not None:  # the re-ask's call did not complete: its reservation goes back
+                        await self._give_back(*extra, 1)
+                    raise
+                await self._count_call(completion, cached)
                 if extra is not None and cached:
-                    self._give_back(extra, 1)
+                    await self._give_back(*extra, 1)
                 elif budget is not None and extra is None and not cached:
                     budget.made += 1
                 return completion
@@ -528,10 +553,10 @@ class JudgeWorker:
             inc, cand = _Answer(inc_row), _Answer(cand_row)
             same = inc.text is not None and cand.text is not None and self._same(inc.text, cand.text)
             need = self.incumbent_calls + (0 if same else self.llm_judges)  # re-asks: from the budget when made
-            spent, at = self._budget_spent(need)
+            spent, at, period = await self._reserve(need)
             if spent is not None:
                 return _Paused(spent, need)
-            budget = _PairBudget(at, need)  # the ask functions count its base calls (cache hits excluded)
+            budget = _PairBudget(at, period, need)  # the ask functions count its base calls (cache hits excluded)
             token = _PAIR_BUDGET.set(budget)
             try:
                 payload = pair.incumbent.payload or {}
@@ -544,7 +569,7 @@ class JudgeWorker:
                     cand_verdicts = await _score(judges, self._case(pair, cand, inc, payload, is_incumbent=False))
             finally:
                 _PAIR_BUDGET.reset(token)
-                self._give_back(at, budget.reserved - budget.made)
+                await self._give_back(at, period, budget.reserved - budget.made)
             compared = self._compared(inc, cand, cand_verdicts, same)
             return [
                 self._record(pair, inc, inc_verdicts, judges),

@@ -131,7 +131,14 @@ def judge_gauges(judge: Any) -> dict[str, tuple[str, dict[tuple[tuple[str, str],
         ),
         "changeover_judge_pairs_paused_total": (
             "Pairs not judged because a judging budget was spent, per budget.",
-            {(("budget", b),): judge.paused.get(b, 0) for b in ("requests_per_minute", "usd_per_day")},
+            {
+                (("budget", b),): judge.paused.get(b, 0)
+                for b in ("requests_per_minute", "usd_per_day", "store_unavailable")
+            },
+        ),
+        "changeover_judge_shared_budget_errors_total": (
+            "Reads or writes of the judging budget shared in the store that failed (counted as spent).",
+            {(): judge.shared.errors if judge.shared is not None else 0},
         ),
         "changeover_judge_prefiltered_total": (
             "Candidate answers that took the incumbent's verdicts (identical words, no judge call).",
