@@ -89,3 +89,22 @@ def test_a_replica_that_retakes_the_controller_lease_counts_afresh(make_spec, gw
     assert service._lease_turn()  # taken back: the stale failures are not reused
     service.controller.tick()
     assert service.controller.records[name].failures == 0
+
+
+def test_racing_inserts_of_the_same_records_store_them_once_and_lose_no_batch(store):
+    import threading
+
+    from changeover.records import Record
+    from changeover.store.responses import add_records, load_records_counted
+
+    records = [Record(item=f"q{i}", model=m, signals={"ok": 1.0}) for i in range(50) for m in ("old", "new")]
+    gate = threading.Barrier(4)
+
+    def insert(k: int) -> None:
+        gate.wait()
+        add_records(store, records[k * 10 :] + records[: k * 10], source="race")  # overlapping batches
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(insert, range(4)))  # none raises on the fingerprint's unique constraint
+    stored = load_records_counted(store, ["old", "new"], "race", None)[0]
+    assert len(stored) == len(records)

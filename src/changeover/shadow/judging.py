@@ -69,6 +69,7 @@ from changeover.shadowlog.checks import is_refusal, similarity
 from changeover.shadowlog.export import JUDGED_SOURCE
 from changeover.shadowlog.requests import last_user_message
 from changeover.store import Store
+from changeover.store.lease import NamedLease
 from changeover.store.responses import add_records, load_records_counted
 
 log = logging.getLogger("changeover.gateway")
@@ -78,6 +79,7 @@ REFRESH_CALLER_EVERY = 1000  # pairs
 NO_CALL_FOR_INCUMBENT = ("equivalence", "pairwise", "comparison")  # rubrics comparing with the incumbent's answer
 _STOP = object()
 BUDGET_WINDOW_S = 60.0  # requests_per_minute's window
+RESUME_LEASE, RESUME_LEASE_TTL = "judge-resume", 30.0  # held from its resume to its close by one process
 
 
 def time_of_week(at: datetime) -> str:
@@ -217,6 +219,7 @@ class JudgeWorker:
         self.window_s = BUDGET_WINDOW_S  # requests_per_minute's window (tests shorten it)
         self._waiting: deque[_Waiting] = deque()  # paused pairs, oldest first (at most queue_size)
         self._thread: threading.Thread | None = None
+        self._resume_lease = NamedLease(store, RESUME_LEASE, RESUME_LEASE_TTL)  # released at close
         self._pending = 0  # pairs queued or being judged
         self._settled = threading.Condition()
 
@@ -293,6 +296,7 @@ class JudgeWorker:
         self.queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
+        self._resume_lease.release()
         self.dropped += len(self._waiting)
         self._waiting.clear()
 
@@ -471,6 +475,10 @@ class JudgeWorker:
         started = datetime.now(UTC)  # pairs logged from now on come through offer()
         since = started - timedelta(seconds=self.settings.resume)
         try:
+            # processes starting together (replicas, serve --workers): one of them resumes, not each
+            if not self._resume_lease.hold():
+                log.info("another gateway process resumes the unjudged pairs")
+                return
             answers = load_answers(self.store, since=since, models=self.spec.models, with_request=True)
             done = {
                 (r.item, r.model) for r in load_records_counted(self.store, self.spec.models, JUDGED_SOURCE, since)[0]

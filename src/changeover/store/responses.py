@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from changeover.errors import StoreError
@@ -103,9 +104,14 @@ def _insert_new(conn: Any, records: list[Record], source: str | None) -> int:
             continue
         seen.add(fp)
         rows.append(_row(rec, fp, source, at))
+    # a record another process stored since the read above is skipped, not an error losing the batch
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    fresh = dialect.insert(responses).on_conflict_do_nothing(index_elements=[responses.c.fingerprint])
+    stored = 0
     for start in range(0, len(rows), _BATCH):
-        conn.execute(insert(responses), rows[start : start + _BATCH])
-    return len(rows)
+        got = conn.execute(fresh, rows[start : start + _BATCH]).rowcount
+        stored += got if got >= 0 else len(rows[start : start + _BATCH])
+    return stored
 
 
 def import_file(store: Store, path: str | Path) -> ImportResult:
