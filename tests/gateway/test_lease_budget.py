@@ -108,3 +108,16 @@ def test_racing_inserts_of_the_same_records_store_them_once_and_lose_no_batch(st
         list(pool.map(insert, range(4)))  # none raises on the fingerprint's unique constraint
     stored = load_records_counted(store, ["old", "new"], "race", None)[0]
     assert len(stored) == len(records)
+
+
+def test_a_lease_whose_renewal_stalled_is_not_held_before_its_row_can_expire(store, monkeypatch):
+    import time
+    import types
+
+    from changeover.store import lease as lease_module
+
+    a = NamedLease(store, "stall", ttl=5)
+    assert a.hold() and a.held
+    later = time.monotonic() + 5 * (1 - lease_module.MARGIN)  # no renewal for nine tenths of the TTL
+    monkeypatch.setattr(lease_module, "time", types.SimpleNamespace(time=time.time, monotonic=lambda: later))
+    assert not a.held  # the row may expire any moment now: this process must not act as the holder

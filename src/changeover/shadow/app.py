@@ -143,6 +143,7 @@ class GatewayService:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.to_thread(self.lease.release)  # another replica takes over while this one drains
             await mirror.stop()
             if self.judge is not None:
                 await asyncio.to_thread(self.judge.close)
@@ -150,7 +151,6 @@ class GatewayService:
                 await upstream.aclose()
             await asyncio.to_thread(self.writer.close)
             self.watcher.stop()
-            await asyncio.to_thread(self.lease.release)
             log.info("gateway stopped: %d answers written, %d dropped", self.writer.written, self.writer.dropped)
 
     async def _control(self) -> None:

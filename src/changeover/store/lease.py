@@ -27,6 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from changeover.store.engine import Store, is_unavailable
 from changeover.store.schema import metadata
 
+MARGIN = 0.1  # of the TTL: ``held`` turns false this much before the row may expire (clock skew, latency)
+
 named_leases = Table(
     "named_leases",
     metadata,
@@ -90,13 +92,21 @@ class NamedLease:
             raise ValueError("lease ttl must be > 0")
         self.store, self.name, self.ttl = store, name, float(ttl)
         self.owner = owner or new_owner()
-        self.held = False  # as of the last hold()
+        self._held = False  # as of the last hold()
+        self._valid_until = 0.0  # monotonic: the last successful hold's start + ttl - margin
         self.taken = 0  # times this process took the lease (first time or after another holder)
         self.errors = 0  # hold() calls the store could not answer (the lease counts as not held)
+
+    @property
+    def held(self) -> bool:
+        """Held as of the last ``hold()`` and not expired since: a renewal that stalls (a busy executor, a
+        slow store) stops counting as held before the row can expire and another process take over."""
+        return self._held and time.monotonic() < self._valid_until
 
     def hold(self) -> bool:
         """Take, renew or take over the lease; whether this process holds it now. A store that cannot
         be reached means not held (counted in ``errors``): another process may take over meanwhile."""
+        start = time.monotonic()
         try:
             self.store.ensure(named_leases)
             with self.store.engine.begin() as conn:
@@ -108,12 +118,14 @@ class NamedLease:
             held = False
         if held and not self.held:
             self.taken += 1
-        self.held = held
-        return held
+        self._held = held
+        if held:
+            self._valid_until = start + self.ttl * (1 - MARGIN)
+        return self.held
 
     def release(self) -> None:
         """Give the lease up (graceful shutdown): another process takes it at its next ``hold``."""
-        was, self.held = self.held, False
+        was, self._held = self._held, False
         if not was:
             return
         try:
