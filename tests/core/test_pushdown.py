@@ -289,3 +289,19 @@ def test_store_first_items_beyond_the_prefix(
     assert_same(part, prepare(spec, records))
     for key, comparison in whole.comparisons.items():
         assert part.comparisons[key].items == comparison.items, key  # the same first items of every cell
+
+
+def test_store_refusals_are_the_python_engines(spec: Any, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    """Without a ``co_rec`` table the store's checks read ``co_items``: a second answer of one model to
+    an item, a spec model with no records and repeated samples still leave it to the Python engine."""
+    twice = dict(rows[0], signals={**rows[0].get("signals", {}), "correct": 1 - rows[0]["signals"]["correct"]})
+    cases = {
+        "twice": [*rows, twice],
+        "no records": [r for r in rows if r["model"] != "other"],
+        "repeated samples": [*rows, dict(rows[1], sample=1)],
+    }
+    for i, (reason, data) in enumerate(cases.items()):
+        with open_store(f"sqlite:///{tmp_path / f'{i}.db'}") as store:
+            import_file(store, write_jsonl(tmp_path / f"{i}.jsonl", data))
+            with pytest.raises(pushdown.Unsupported, match=reason):
+                pushdown.from_store(spec, store)
