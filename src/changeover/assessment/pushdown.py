@@ -11,7 +11,8 @@ The steps, each one SQL statement (``Pushdown.statements`` keeps them, ``assess 
 1. ``co_rec``: one row per response of the spec's models, projected to what the tables read -- item,
    model, segment key, failed call (``pairing.failed``), every signal as a number, whether it carries a
    human label on a spec dimension, weight, sample.
-2. ``co_items``: one row per item, both answers side by side (a pivot by model).
+2. ``co_items``: one row per item, both answers side by side (a pivot by model). In the store, ``co_rec``
+   is a subquery of this statement, not a table, and steps 3-4 read each model's side of ``co_items``.
 3. Per signal: count, fractional values, distinct values, quantile cut points (``signals.infer_scale``
    reads them: the scale is decided by the same code).
 4. Per (candidate, dimension): one GROUP BY over the unlabelled paired items -- (segment, each
