@@ -250,13 +250,13 @@ def test_serve_workers_reports_a_spec_error_once_before_starting_workers(make_sp
 
 
 def test_a_worker_that_cannot_start_stops_the_supervisor_with_its_message(tmp_path, pg_url):
-    """Two real workers under uvicorn's supervisor, both failing at start-up: the parent raises the message."""
+    """A real worker under uvicorn's supervisor failing at start-up: the parent raises its message."""
     script = (
         "import sys\n"
         "from changeover.shadow.worker_app import WorkerApp, WorkerFailed, supervise\n"
         f"app = WorkerApp({str(tmp_path / 'gone.yaml')!r}, {pg_url!r}, False, {str(tmp_path / 'failed.txt')!r})\n"
         "try:\n"
-        f"    supervise(app, '127.0.0.1', {free_port()}, 'warning', 2)\n"
+        f"    supervise(app, '127.0.0.1', {free_port()}, 'warning', 1)\n"  # one worker: the same supervisor
         "except WorkerFailed as exc:\n"
         "    print('raised:', exc)\n"
         "    sys.exit(exc.exit_code)\n"

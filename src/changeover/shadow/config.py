@@ -115,7 +115,7 @@ class GatewayConfig(BaseModel):
     retry_after: Seconds = Field(1.0, gt=0, description="the Retry-After of that 503 (whole seconds, at least 1)")
     controller_lease_ttl: Seconds = Field(
         10.0,
-        gt=0,
+        ge=1,
         description="the rollout-controller lease's life without renewal: another replica takes over from "
         "a dead holder within it (store.lease)",
     )

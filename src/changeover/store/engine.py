@@ -168,11 +168,17 @@ class Store:
         self.dispose()
 
 
+def _connect_args(url: str) -> dict[str, int]:
+    """PostgreSQL: a connection attempt gives up after 10 s (unless the URL says otherwise), so a store
+    away fails a lease renewal or a budget read instead of hanging a thread on the TCP timeout."""
+    return {"connect_timeout": 10} if url.startswith("postgresql") and "connect_timeout" not in url else {}
+
+
 def open_store(db: str | None = None) -> Store:
     """Open (and initialise) the store named by ``db`` / ``CHANGEOVER_DB`` / the default."""
     url = resolve_url(db)
     try:
-        engine = create_engine(url, future=True, pool_pre_ping=True)
+        engine = create_engine(url, future=True, pool_pre_ping=True, connect_args=_connect_args(url))
     except (ArgumentError, ImportError) as exc:
         raise StoreError(
             f"--db {url!r}: cannot use this database URL ({exc}); "
