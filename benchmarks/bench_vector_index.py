@@ -114,8 +114,9 @@ class Watcher(threading.Thread):
             while not self.stop.wait(1.0):
                 pids = conn.execute(
                     text(
-                        "SELECT pid, backend_type FROM pg_stat_activity WHERE application_name = :a "
-                        "OR leader_pid IN (SELECT pid FROM pg_stat_activity WHERE application_name = :a)"
+                        "SELECT pid, backend_type FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND (application_name = :a OR leader_pid IN "
+                        "(SELECT pid FROM pg_stat_activity WHERE application_name = :a))"
                     ),
                     {"a": APP},
                 ).all()
@@ -132,7 +133,7 @@ class Watcher(threading.Thread):
                     text(
                         "SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total "
                         "FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid) "
-                        "WHERE a.application_name = :a"
+                        "WHERE a.application_name = :a AND a.datname = current_database()"
                     ),
                     {"a": APP},
                 ).first()
