@@ -130,7 +130,7 @@ class Mirror:
         t0 = time.perf_counter()
         status = body = error = notice = None
         try:
-            reply = await upstream.post(content, job.authorization, timeout=self.timeout)
+            reply = await upstream.post_mirror(content, job.authorization, self.timeout)
             status, body, notice = reply.status, reply.body, reply.notice
         except UpstreamFailure as exc:  # every failure of a candidate is data, not a crash
             error = exc.kind

