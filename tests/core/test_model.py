@@ -207,5 +207,5 @@ def test_compiled_likelihood_matches_a_dense_numpy_reference():
         np.testing.assert_allclose(eta_rows(w[:, : d.P], d.ptr, d.idx, d.allowed)[0], p, atol=1e-12)
         lab = label_likelihood(d, noise)[0]  # [J, 4]
         ref = float((d.n * np.log((p[d.row_of_cell] * lab).sum(1)))[d.labelled].sum())
-        ll = loglik(w, post.ptr, post.idx, post.allowed, post.row, post.n, post.agree, post.disagree, noise, post.noisy)
-        np.testing.assert_allclose(ll[0][0], ref, rtol=1e-10)
+        ll = loglik(w, noise, post.fit_of[:1], post.data)
+        np.testing.assert_allclose(ll[0], ref, rtol=1e-10)

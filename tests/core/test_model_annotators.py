@@ -51,8 +51,8 @@ def test_kernel_with_annotators_matches_numpy():
         p = eta_rows(w[:, : d.P], d.ptr, d.idx, d.allowed)[0]
         lab = label_likelihood(d, noise)[0]
         ref = float((d.n * np.log((p[d.row_of_cell] * lab).sum(1)))[d.labelled].sum())
-        ll = loglik(w, post.ptr, post.idx, post.allowed, post.row, post.n, post.agree, post.disagree, noise, post.noisy)
-        np.testing.assert_allclose(ll[0][0], ref, rtol=1e-10)
+        ll = loglik(w, noise, post.fit_of[:1], post.data)
+        np.testing.assert_allclose(ll[0], ref, rtol=1e-10)
 
 
 def test_unnamed_verdicts_are_one_annotator_as_before():

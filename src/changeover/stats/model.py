@@ -66,16 +66,18 @@ Measured (seeded; benchmarks/README.md "Measurement model" has the tables):
   spread of 0.5 (XSTest segment coverage 84-95%) or 2.0 (power on the
   "better" simulation fell from 24% to 12.5% GO).
 
-The sampler: the batched static HMC of ``stats.hmc`` (dense metric, 24
-leapfrog steps, 0.95 target acceptance, 500 warm-up + 500 draws x 4 chains),
-kept rather than replaced by NUTS from a library: after the
-reparameterisation the sampled posterior is small (the labelled cells only)
-and close to Gaussian, and batching every comparison and chain into one
-numpy/numba pass keeps the overhead per step shared. nutpie / NumPyro /
-BlackJAX were not installed or measured here (no time in this change); the
-remaining divergences (0-5 per 1,200 transitions in some weakly labelled
-two-segment fits, where the learned spreads form a mild funnel) are the case
-where an adaptive-length NUTS would be the next thing to measure.
+The sampler: the static HMC of ``stats.hmc`` (dense metric, 24 leapfrog
+steps, 0.95 target acceptance, 500 warm-up + 500 draws x 4 chains), compiled
+whole with the log posterior (``stats.likelihood``), each fit in its own
+dimension. Measured (CPU, seeded; stats.hmc and benchmarks/README.md "2. Fit
+time"): 3 candidates x 3 dimensions x 6 segments 18.8 s -> 6.8 s with R-hat <=
+1.007, bulk ESS >= 799, tail ESS >= 943, no divergence; the production
+scenario's 4 fits 1.7 s. The issue's target (< 2 s for 3x3x6) is not met: 24
+steps x 1000 iterations x 36 chains is 864,000 gradients, at 4.5 us (binary
+dimensions, D = 64) and 15 us (the ordinal one, D = 169) each. A compiled NUTS
+needed 7-15 steps on the good fits but not all fits kept the diagnostics
+(stats.hmc says how); a metric that makes NUTS robust on the non-concave
+strongly-labelled fits is the next thing to try.
 """
 
 from __future__ import annotations
@@ -86,17 +88,16 @@ import numpy as np
 
 from changeover.stats.design import N_TAU, TAU_MEDIAN, U_MASS, Z0, Z1, Design, design, label_likelihood
 from changeover.stats.hmc import sample
-from changeover.stats.likelihood import eta_rows, loglik
+from changeover.stats.likelihood import NOISE_A, NOISE_B, eta_rows, log_posterior_batch, pack
 from changeover.stats.tables import PairTable
 
-__all__ = ["Z0", "Z1", "AnnotatorNoise", "FitSettings", "PairFit", "fit_pairs"]
-
-NOISE_A, NOISE_B = 1.0, 9.0  # Beta prior of the annotator noise (with several annotators per response)
+__all__ = ["NOISE_A", "NOISE_B", "Z0", "Z1", "AnnotatorNoise", "FitSettings", "PairFit", "fit_pairs"]
 
 
 @dataclass
 class FitSettings:
-    """Sampler settings. ``draws`` per chain after ``warmup``; ``steps`` leapfrog steps per transition."""
+    """Sampler settings (``stats.hmc``). ``draws`` per chain after ``warmup``; ``steps`` leapfrog steps per
+    transition; the step size adapted toward ``target_accept`` acceptance."""
 
     chains: int = 4
     warmup: int = 500
@@ -264,130 +265,67 @@ class PairFit:
         return w[..., zm == 1].sum(-1)
 
 
-# --------------------------------------------------------------------------- the batched posterior
+# --------------------------------------------------------------------------- the posterior the sampler sees
 
 
 class _Posterior:
-    """Log posterior and gradient in unconstrained coordinates, batched over B = fits x chains.
+    """Log posterior and gradient in unconstrained coordinates (``stats.likelihood.log_posterior``), per fit.
 
-    theta per batch element: the design's parameters (padded to the largest
-    design; padding is N(0, 1) and enters nothing) | log tau [N_TAU] | logit
-    noise per annotator [A] (padded likewise; an exact annotator's, or every
-    one's in a table without several verdicts per response, is padding too).
+    theta of fit f: its design's parameters [P_f] | log tau [N_TAU] | logit
+    noise per annotator [A_f] (an exact annotator's, or every one's in a table
+    without several verdicts per response, is N(0, 1) padding that enters
+    nothing). A batch is [B, P] with P the largest fit's length, padded at the
+    end; ``fit_of[b]`` names each row's fit (fits x chains, chain-minor).
     """
 
     def __init__(self, designs: list[Design], chains: int):
-        F = len(designs)
         self.designs, self.chains = designs, chains
-        self.P0 = P0 = max(d.P for d in designs)
-        self.A = A = max(d.A for d in designs)
-        self.P = P0 + N_TAU + A
-        R = max(d.E * 3 for d in designs)
-        E = max(d.E for d in designs)
-        nnz = max(1, max(d.idx.size for d in designs))
-        Jl = max(1, max(int(d.labelled.sum()) for d in designs))
-        loc, sd, group = np.zeros((F, P0)), np.ones((F, P0)), np.zeros((F, P0), np.int64)
-        centered = np.zeros((F, P0), bool)
-        ptr = np.zeros((F, R + 1), np.int64)
-        idx = np.zeros((F, nnz), np.int64)
-        allowed = np.ones((F, E, 4), np.bool_)
-        row = np.zeros((F, Jl), np.int64)
-        n = np.zeros((F, Jl))
-        agree, disagree = np.zeros((F, Jl, 2, 2, A)), np.zeros((F, Jl, 2, 2, A))
-        noisy = np.zeros(F, np.bool_)
-        active = np.zeros((F, A), np.bool_)  # annotators with a noise rate of their own
-        tau_log_sd = np.ones((F, N_TAU))
-        for f, d in enumerate(designs):
-            tau_log_sd[f] = d.tau_log_sd
-            loc[f, : d.P], sd[f, : d.P], group[f, : d.P] = d.loc, d.sd, d.group
-            centered[f, : d.P] = d.centered
-            ptr[f, : d.ptr.size] = d.ptr
-            ptr[f, d.ptr.size :] = d.ptr[-1]
-            idx[f, : d.idx.size] = d.idx
-            allowed[f, : d.E] = d.allowed
-            lab = np.flatnonzero(d.labelled)
-            row[f, : lab.size] = d.row_of_cell[lab]
-            n[f, : lab.size] = d.n[lab]
-            agree[f, : lab.size, ..., : d.A], disagree[f, : lab.size, ..., : d.A] = d.agree[lab], d.disagree[lab]
-            noisy[f] = d.noisy
-            active[f, : d.A] = d.noisy & ~d.exact
-
-        def rep(x: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(np.repeat(x, chains, axis=0))
-
-        self.loc, self.sd, self.group, self.centered = rep(loc), rep(sd), rep(group), rep(centered)
-        onehot = np.stack([(self.group == g + 1) for g in range(N_TAU)], -1).astype(float)  # [B,P0,4]
-        self.onehot_nc = onehot * ~self.centered[..., None]
-        self.onehot_c = onehot * self.centered[..., None]
-        self.ptr, self.idx, self.allowed = rep(ptr), rep(idx), rep(allowed)
-        self.row, self.n, self.agree, self.disagree = rep(row), rep(n), rep(agree), rep(disagree)
-        self.noisy = rep(noisy)
-        self.active = rep(active)
-        self.tau_log_sd = rep(tau_log_sd)
-
-    def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        P0 = self.P0
-        return theta[:, :P0], theta[:, P0 : P0 + N_TAU], theta[:, P0 + N_TAU :]
-
-    def scales(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(multiplier of theta in w, tau of each parameter's prior) per parameter, [B, P0] each."""
-        scales = np.concatenate([np.ones((tau.shape[0], 1)), tau], axis=1)
-        per = np.take_along_axis(scales, self.group, axis=1)
-        return np.where(self.centered, 1.0, per), np.where(self.centered, per, 1.0)
-
-    def effective(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(w [B, P0], tau [B, N_TAU], noise [B, A]) from theta."""
-        th0, log_tau, u = self.split(theta)
-        tau = np.exp(np.clip(log_tau, -30, 5))
-        w = th0 * self.scales(tau)[0]
-        noise = np.where(self.active, 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
-        return w, tau, noise
+        self.data = pack(designs)
+        self.dims = np.array([d.P + N_TAU + d.A for d in designs], np.int64)
+        self.P = int(self.dims.max())
+        self.P0 = max(d.P for d in designs)
+        self.A = max(d.A for d in designs)
+        self.fit_of = np.repeat(np.arange(len(designs)), chains)
 
     def __call__(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # early warm-up trajectories can overflow; they come back as -inf / nan and are rejected
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._log_posterior(theta)
+        return log_posterior_batch(theta, self.fit_of, self.data)
 
-    def _log_posterior(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        th0, log_tau, u = self.split(theta)
-        w, tau, noise = self.effective(theta)
-        ll, g_w, g_u = loglik(
-            w, self.ptr, self.idx, self.allowed, self.row, self.n, self.agree, self.disagree, noise, self.noisy
-        )
-        scale, prior_tau = self.scales(tau)
-        sd = self.sd * prior_tau
-        dev = (th0 - self.loc) / sd
-        lp = ll - 0.5 * (dev**2).sum(1) - np.log(prior_tau).sum(1)
-        grad = np.empty_like(theta)
-        grad[:, : self.P0] = g_w * scale - dev / sd
-        z = (log_tau - np.log(TAU_MEDIAN)) / self.tau_log_sd
-        lp += (-0.5 * z**2).sum(1)
-        grad[:, self.P0 : self.P0 + N_TAU] = (
-            np.einsum("bp,bpk->bk", g_w * w, self.onehot_nc)
-            + np.einsum("bp,bpk->bk", dev**2 - 1.0, self.onehot_c)
-            - z / self.tau_log_sd
-        )
-        lp += np.where(
-            self.active, NOISE_A * np.log(np.maximum(noise, 1e-300)) + NOISE_B * np.log1p(-noise), -0.5 * u**2
-        ).sum(1)
-        grad[:, self.P0 + N_TAU :] = np.where(self.active, g_u + NOISE_A * (1.0 - noise) - NOISE_B * noise, -u)
-        return lp, grad
+    def effective_of(self, theta: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(w [N, P_f], tau [N, N_TAU], noise [N, A_f]) from rows theta [N, >= P_f + N_TAU + A_f] of fit f."""
+        d = self.designs[f]
+        th0, log_tau, u = theta[:, : d.P], theta[:, d.P : d.P + N_TAU], theta[:, d.P + N_TAU : d.P + N_TAU + d.A]
+        tau = np.exp(np.clip(log_tau, -30, 5))
+        scales = np.concatenate([np.ones((theta.shape[0], 1)), tau], axis=1)
+        w = th0 * np.where(d.centered, 1.0, scales[:, d.group])
+        noise = np.where(d.noisy & ~d.exact, 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
+        return w, tau, noise
+
+    def effective(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(w [B, P0], tau [B, N_TAU], noise [B, A]) from a batch, padded with zeros."""
+        B = theta.shape[0]
+        w, tau, noise = np.zeros((B, self.P0)), np.zeros((B, N_TAU)), np.zeros((B, self.A))
+        for b, f in enumerate(self.fit_of[:B]):
+            wf, tf, nf = self.effective_of(theta[b : b + 1], int(f))
+            w[b, : wf.shape[1]], tau[b], noise[b, : nf.shape[1]] = wf[0], tf[0], nf[0]
+        return w, tau, noise
 
     def initial(self, rng: np.random.Generator) -> np.ndarray:
-        B = self.loc.shape[0]
-        theta = np.empty((B, self.P))
-        theta[:, : self.P0] = self.loc + 0.3 * rng.standard_normal((B, self.P0))
-        theta[:, self.P0 : self.P0 + N_TAU] = np.log(TAU_MEDIAN) + 0.3 * self.tau_log_sd * rng.standard_normal(
-            (B, N_TAU)
-        )
-        theta[:, self.P0 + N_TAU :] = -2.2 + 0.3 * rng.standard_normal((B, self.A))
+        B = self.fit_of.size
+        z = rng.standard_normal((B, self.P))
+        theta = np.zeros((B, self.P))
+        for b, f in enumerate(self.fit_of):
+            d = self.designs[f]
+            theta[b, : d.P] = d.loc + 0.3 * z[b, : d.P]
+            theta[b, d.P : d.P + N_TAU] = np.log(TAU_MEDIAN) + 0.3 * d.tau_log_sd * z[b, d.P : d.P + N_TAU]
+            theta[b, d.P + N_TAU : self.dims[f]] = -2.2 + 0.3 * z[b, d.P + N_TAU : self.dims[f]]
         return theta
 
 
 def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> list[PairFit]:
-    """Fit every comparison (jointly batched) and return one ``PairFit`` per table.
+    """Fit every comparison (one compiled call over fits x chains) and return one ``PairFit`` per table.
 
-    Deterministic for a seed; a longer run (more draws) is just another call.
+    Deterministic for a seed, and a fit's draws do not depend on the other tables of the call (each
+    chain has its own seed from (seed, table index, chain)); a longer run (more draws) is just another call.
     """
     settings = settings or FitSettings()
     if not tables:
@@ -396,14 +334,32 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
     designs = [design(t) for t in tables]
     post = _Posterior(designs, C)
     rng = np.random.default_rng(settings.seed)
-    run = sample(post, post.initial(rng), rng, settings.warmup, settings.draws, settings.steps, settings.target_accept)
+    seeds = np.array(
+        [
+            np.random.SeedSequence([settings.seed, f, c]).generate_state(1)[0]
+            for f in range(len(designs))
+            for c in range(C)
+        ],
+        np.int64,
+    )
+    run = sample(
+        post.data,
+        post.initial(rng),
+        post.fit_of,
+        post.dims[post.fit_of],
+        seeds,
+        settings.warmup,
+        settings.draws,
+        settings.steps,
+        settings.target_accept,
+    )
     T = settings.draws
     fits = []
     for f, (t, d) in enumerate(zip(tables, designs, strict=True)):
         sl = slice(f * C, (f + 1) * C)
         theta = np.moveaxis(run.draws[:, sl], 1, 0).reshape(C * T, post.P)  # chain-major
-        w, tau, noise = _effective_one(post, theta, f)
-        cond = eta_rows(w[:, : d.P], d.ptr, d.idx, d.allowed)  # [C*T, E, 4]
+        w, tau, noise = post.effective_of(theta, f)
+        cond = eta_rows(w, d.ptr, d.idx, d.allowed)  # [C*T, E, 4]
         g = np.random.default_rng([settings.seed, f, 7]).gamma(U_MASS / d.U + d.n_su[None], size=(C * T, d.S, d.U))
         pu = g / np.maximum(g.sum(-1, keepdims=True), 1e-300)
         fits.append(
@@ -412,21 +368,10 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
                 design=d,
                 pu=pu.reshape(C, T, d.S, d.U),
                 cond=cond.reshape(C, T, d.E, 4),
-                noise=noise[:, : d.A].reshape(C, T, d.A),
+                noise=noise.reshape(C, T, d.A),
                 tau=tau.reshape(C, T, N_TAU),
                 accept=float(run.accept[sl].mean()),
                 divergences=int(run.divergences[sl].sum()),
             )
         )
     return fits
-
-
-def _effective_one(post: _Posterior, theta: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """post.effective for draws of fit f (its rows of the batch constants)."""
-    b = f * post.chains
-    th0, log_tau, u = post.split(theta)
-    tau = np.exp(np.clip(log_tau, -30, 5))
-    scales = np.concatenate([np.ones((theta.shape[0], 1)), tau], axis=1)
-    w = th0 * np.where(post.centered[b], 1.0, scales[:, post.group[b]])
-    noise = np.where(post.active[b], 1.0 / (1.0 + np.exp(-np.clip(u, -50, 50))), 0.0)
-    return w, tau, noise
