@@ -121,3 +121,38 @@ def test_a_lease_whose_renewal_stalled_is_not_held_before_its_row_can_expire(sto
     later = time.monotonic() + 5 * (1 - lease_module.MARGIN)  # no renewal for nine tenths of the TTL
     monkeypatch.setattr(lease_module, "time", types.SimpleNamespace(time=time.time, monotonic=lambda: later))
     assert not a.held  # the row may expire any moment now: this process must not act as the holder
+
+
+def test_an_unreachable_shared_budget_is_spent_counted_and_logged_once(store, caplog):
+    import logging
+
+    from sqlalchemy import create_engine
+
+    from changeover.shadow.metrics import Metrics, judge_gauges
+    from changeover.store.engine import Store
+
+    budget = SharedBudget(store, "judge:away", calls=10, usd_per_day=1.0)
+    gone = "postgresql+psycopg://postgres@127.0.0.1:1/gone?connect_timeout=2"  # nothing listens on port 1
+    budget.store = Store(create_engine(gone), gone)
+    with caplog.at_level(logging.WARNING, logger="changeover.gateway"):
+        assert budget.spent(1, 60.0) == "store_unavailable"
+        assert budget.reserve(1, 60.0)[0] == "store_unavailable"
+        budget.give_back(budget.reserve(1, 60.0)[1], 1, 60.0)
+    assert budget.errors == 4
+    warnings = [r for r in caplog.records if "shared judging budget is unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].exc_info is None  # once, without a traceback
+
+    class Worker:  # the judging worker's counters as judge_gauges reads them
+        judged = dropped = prefiltered = errors = judge_calls = 0
+        compared: dict[str, int] = {}
+        paused = {"store_unavailable": 2}
+        shared = budget
+
+        class queue:  # noqa: N801
+            @staticmethod
+            def qsize() -> int:
+                return 0
+
+    text = Metrics().render(judge_gauges(Worker()))
+    assert 'changeover_judge_pairs_paused_total{budget="store_unavailable"} 2' in text
+    assert "changeover_judge_shared_budget_errors_total 4" in text
