@@ -79,7 +79,7 @@ class WorkerApp:
 def _supervisor_class() -> type:
     from uvicorn.supervisors.multiprocess import Multiprocess
 
-    class Supervisor(Multiprocess):  # type: ignore[misc]
+    class Supervisor(Multiprocess):
         """uvicorn's supervisor, with the parent's copy of each first worker's pipe end closed once it started:
         a worker that dies while a health-check ping waits for its answer is then seen at once (the pipe ends)
         rather than after the whole health-check timeout."""
