@@ -11,8 +11,7 @@ The steps, each one SQL statement (``Pushdown.statements`` keeps them, ``assess 
 1. ``co_rec``: one row per response of the spec's models, projected to what the tables read -- item,
    model, segment key, failed call (``pairing.failed``), every signal as a number, whether it carries a
    human label on a spec dimension, weight, sample.
-2. ``co_items``: one row per item, both answers side by side (a pivot by model). In the store, ``co_rec``
-   is a subquery of this statement, not a table, and steps 3-4 read each model's side of ``co_items``.
+2. ``co_items``: one row per item, both answers side by side (a pivot by model).
 3. Per signal: count, fractional values, distinct values, quantile cut points (``signals.infer_scale``
    reads them: the scale is decided by the same code).
 4. Per (candidate, dimension): one GROUP BY over the unlabelled paired items -- (segment, each
@@ -136,7 +135,6 @@ class Pushdown:
         self.signals = sorted({s for d in spec.dimensions.values() for s in d.signal_names})
         self.statements: list[str] = []
         self.duck = runner.dialect == "duckdb"
-        self.projected = False  # co_items built straight from the projection, no co_rec table (build_items)
 
     # ------------------------------------------------------------------ running and showing SQL
 
@@ -152,12 +150,8 @@ class Pushdown:
 
     # ------------------------------------------------------------------ step 2: items side by side
 
-    def build_items(self, projection: str | None = None) -> None:
-        """``co_items`` from ``co_rec``; or, given the projection's SELECT (the store), straight from it: no
-        ``co_rec`` table is written, and what the checks and scales read of the records comes from
-        ``co_items`` (``answers``)."""
-        self.projected = projection is not None
-        cols = ["item", "max(lab) AS lab"] + (["max(smp) AS smp", "sum(bad) AS bad"] if self.projected else [])
+    def build_items(self) -> None:
+        cols = ["item", "max(lab) AS lab"]
         for m in range(len(self.models)):
             cols += [
                 f"sum(CASE WHEN m = {m} THEN 1 ELSE 0 END) AS n_{m}",
@@ -166,23 +160,11 @@ class Pushdown:
                 f"max(CASE WHEN m = {m} THEN w END) AS w_{m}",
             ]
             cols += [f"max(CASE WHEN m = {m} THEN s_{g} END) AS s_{m}_{g}" for g in range(len(self.signals))]
-        source = f"({projection}) AS co_rec" if projection is not None else "co_rec"
-        self.run("CREATE TEMP TABLE co_items AS SELECT " + ",\n  ".join(cols) + f"\nFROM {source} GROUP BY item")
-
-    def answers(self, g: int) -> str:
-        """What the scales read: every answer's failed call ``f`` and signal ``s_<g>`` (``co_rec``, or with no
-        such table each model's side of ``co_items``: one answer per item and model, duplicates having been
-        refused by ``check``)."""
-        if not self.projected:
-            return "co_rec"
-        sides = " UNION ALL ".join(
-            f"SELECT f_{m} AS f, s_{m}_{g} AS s_{g} FROM co_items WHERE n_{m} > 0" for m in range(len(self.models))
-        )
-        return f"({sides}) AS answers"
+        self.run("CREATE TEMP TABLE co_items AS SELECT " + ",\n  ".join(cols) + "\nFROM co_rec GROUP BY item")
 
     def check(self) -> tuple[int, dict[str, ErrorRate]]:
         """Everything the Python engine would report as an error, or cannot be pushed down -> Unsupported."""
-        (smp, bad) = self.run(f"SELECT max(smp), sum(bad) FROM {'co_items' if self.projected else 'co_rec'}")[0]
+        (smp, bad) = self.run("SELECT max(smp), sum(bad) FROM co_rec")[0]
         if smp is not None and smp > 0:
             raise Unsupported("repeated samples ('sample' > 0) are paired by the Python engine")
         if bad:
@@ -190,17 +172,9 @@ class Pushdown:
                 f"{bad} value(s) are text, out of range or invalid (signals, sample, weight); the Python engine reads "
                 "and reports them"
             )
-        if self.projected:
-            sums = self.run(
-                "SELECT " + ", ".join(f"sum(n_{m}), sum(f_{m})" for m in range(len(self.models))) + " FROM co_items"
-            )[0]
-            counts = [(m, sums[2 * m], sums[2 * m + 1]) for m in range(len(self.models))]
-            per_model = {m: (int(n), int(f or 0)) for m, n, f in counts if n}
-        else:
-            per_model = {
-                int(m): (int(n), int(f or 0))
-                for m, n, f in self.run("SELECT m, count(*), sum(f) FROM co_rec GROUP BY m")
-            }
+        per_model = {
+            int(m): (int(n), int(f or 0)) for m, n, f in self.run("SELECT m, count(*), sum(f) FROM co_rec GROUP BY m")
+        }
         if len(per_model) < len(self.models):
             raise Unsupported("a model of the spec has no records")
         dup = " OR ".join(f"n_{m} > 1" for m in range(len(self.models)))
@@ -230,7 +204,7 @@ class Pushdown:
     def scale(self, g: int, label: str, levels: int | None, bins: int) -> SignalScale:
         s = f"s_{g}"
         n, frac = self.run(
-            f"SELECT count({s}), sum(CASE WHEN {s} <> round({s}) THEN 1 ELSE 0 END) FROM {self.answers(g)} WHERE f = 0"
+            f"SELECT count({s}), sum(CASE WHEN {s} <> round({s}) THEN 1 ELSE 0 END) FROM co_rec WHERE f = 0"
         )[0]
         if not n:
             raise Unsupported(f"no record has the signal '{self.signals[g]}'")
@@ -240,12 +214,11 @@ class Pushdown:
             cuts = set()
             picks = _numpy_quantiles(int(n), bins)
             if self.runner.dialect == "postgresql":  # every order statistic needed from one sort
-                at = self.order_statistics(g, int(n), sorted({i for lo, hi, _ in picks for i in (lo, hi)}))
+                at = self.order_statistics(s, int(n), sorted({i for lo, hi, _ in picks for i in (lo, hi)}))
                 cuts = {_lerp(at[lo], at[hi], t) for lo, hi, t in picks}
             for lo, hi, t in picks if not cuts else ():
                 got = self.run(
-                    f"SELECT {s} FROM {self.answers(g)} WHERE f = 0 AND {s} IS NOT NULL "
-                    f"ORDER BY {s} LIMIT 2 OFFSET {lo}"
+                    f"SELECT {s} FROM co_rec WHERE f = 0 AND {s} IS NOT NULL ORDER BY {s} LIMIT 2 OFFSET {lo}"
                 )
                 values = [float(v) for (v,) in got]
                 b = values[1] if hi > lo and len(values) > 1 else values[0]
@@ -253,8 +226,7 @@ class Pushdown:
             ordered = tuple(sorted(cuts))
             return SignalScale("continuous", len(ordered) + 1, ordered)
         distinct = self.run(
-            f"SELECT DISTINCT {s} FROM {self.answers(g)} WHERE f = 0 AND {s} IS NOT NULL ORDER BY 1 "
-            f"LIMIT {_DISTINCT_LIMIT + 1}"
+            f"SELECT DISTINCT {s} FROM co_rec WHERE f = 0 AND {s} IS NOT NULL ORDER BY 1 LIMIT {_DISTINCT_LIMIT + 1}"
         )
         if len(distinct) > _DISTINCT_LIMIT:
             raise Unsupported(f"the signal '{self.signals[g]}' has more than {_DISTINCT_LIMIT} levels")
@@ -263,13 +235,13 @@ class Pushdown:
         except Exception as exc:  # the Python engine reports it with its own words
             raise Unsupported(str(exc)) from None
 
-    def order_statistics(self, g: int, n: int, indices: list[int]) -> dict[int, float]:
-        """The values at these 0-based positions of the sorted non-null signal ``g`` of answers (PostgreSQL):
+    def order_statistics(self, s: str, n: int, indices: list[int]) -> dict[int, float]:
+        """The values at these 0-based positions of the sorted non-null ``s`` of answers (PostgreSQL):
         ``percentile_disc`` at (i + 1/2) / n is the value at position i, all of them from one sort."""
         fractions = ", ".join(repr((i + 0.5) / n) for i in indices)
         (values,) = self.run(
-            f"SELECT percentile_disc(ARRAY[{fractions}]::float8[]) WITHIN GROUP (ORDER BY s_{g}) "
-            f"FROM {self.answers(g)} WHERE f = 0 AND s_{g} IS NOT NULL"
+            f"SELECT percentile_disc(ARRAY[{fractions}]::float8[]) WITHIN GROUP (ORDER BY {s}) "
+            f"FROM co_rec WHERE f = 0 AND {s} IS NOT NULL"
         )[0]
         return {i: float(v) for i, v in zip(indices, values, strict=True)}
 
@@ -817,7 +789,8 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
                 "(SELECT item, model, segment::jsonb AS segment, signals::jsonb AS signals, labels::jsonb AS labels, "
                 "payload::jsonb AS payload FROM responses) AS responses"
             )
-        p.build_items(f"SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
+        p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
+        p.build_items()
         p.mark_labelled(_verdict_items(spec, verdicts))
         p.index_items()
 
