@@ -121,7 +121,9 @@ class Mirror:
 
     async def _send(self, candidate: str, job: MirrorJob) -> None:
         upstream = self.upstreams[candidate]
-        payload = {k: v for k, v in job.payload.items() if k != "stream_options"}
+        payload = job.payload
+        if "stream_options" in payload:  # a mirror is not streamed
+            payload = {k: v for k, v in payload.items() if k != "stream_options"}
         prompt = None
         if self.prompts is not None:
             payload, prompt = self.prompts.apply(payload, job.prompt_id, upstream.config.prompt_for)

@@ -1,15 +1,15 @@
-"""A lean HTTP/1.1 client for the mirror's POSTs: kept-alive asyncio streams, one request per connection at a time.
+"""A lean HTTP/1.1 client for the mirror's POSTs: kept-alive connections, one request per connection at a time.
 
 The mirror sends every sampled request a second time, so its client's CPU is the
 price of mirroring. aiohttp's request machinery (timers, tracing hooks, cookie
 jar, multidicts, payload writers) cost ~100 us of CPU per call on this machine;
-a POST written as one buffer and an answer read with ``readuntil`` /
-``readexactly`` costs a fraction of that (bench_gateway_peers: mirroring on /
-off). It speaks what an OpenAI-compatible answer needs - a status line,
-headers, a body by ``Content-Length``, chunked, or until the connection closes -
-over plain TCP or TLS (``https://``). A kept-alive connection the server
-closed while idle is retried once on a fresh one, only when nothing of the
-answer was read.
+a POST written as one buffer and an answer gathered by an ``asyncio.Protocol``
+until it is whole (one future per answer) costs a fraction of that
+(bench_gateway_peers: mirroring on / off). It speaks what an OpenAI-compatible
+answer needs - a status line, headers, a body by ``Content-Length``, chunked,
+or until the connection closes - over plain TCP or TLS (``https://``). A
+kept-alive connection the server closed while idle is retried once on a fresh
+one, only when nothing of the answer was read.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ class ConnectFailure(Exception):
     """No connection to the server."""
 
 
+class _Stale(Exception):
+    """A kept-alive connection the server had closed: nothing was read, the request is sent again."""
+
+
 @dataclass(slots=True)
 class Answer:
     status: int
@@ -39,15 +43,135 @@ class Answer:
     body: bytes
 
 
-class _Conn:
-    __slots__ = ("reader", "writer")
+Head = tuple[int, dict[str, str], list[tuple[str, str]], bool]  # status, headers, pairs, body runs to the close
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader = reader
-        self.writer = writer
+
+def _no_body(status: int) -> bool:
+    return status in _NO_BODY or 100 <= status < 200
+
+
+def _parse_head(head: bytes) -> Head:
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        version, code = lines[0].split(" ", 2)[:2]
+        status = int(code)
+    except ValueError:
+        raise ProtocolFailure("not an HTTP status line") from None
+    pairs: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            pairs.append((name.strip().lower(), value.strip()))
+    headers = dict(pairs)
+    length = headers.get("content-length")
+    if length is not None and not length.isdigit():
+        raise ProtocolFailure("a Content-Length that is not a number")
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    until_close = not _no_body(status) and length is None and not chunked
+    keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close" and not until_close
+    headers["\0keep"] = "1" if keep else ""  # read back by _Conn, removed before the answer leaves
+    return status, headers, pairs, until_close
+
+
+def _dechunk(buf: bytearray, at: int) -> bytes | None:
+    """The body of a chunked answer starting at ``at``, or None while it is not whole."""
+    parts: list[bytes] = []
+    while True:
+        line_end = buf.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        try:
+            size = int(bytes(buf[at:line_end]).split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise ProtocolFailure("a chunk size that is not hexadecimal") from None
+        at = line_end + 2
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", at - 2)  # trailers (usually none), up to the empty line
+            return b"".join(parts) if end >= 0 else None
+        if len(buf) < at + size + 2:
+            return None
+        parts.append(bytes(buf[at : at + size]))
+        at += size + 2
+
+
+class _Conn(asyncio.Protocol):
+    """One kept-alive connection; ``data_received`` gathers an answer until it is whole, then wakes the caller."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[Answer] | None = None
+        self.head: Head | None = None
+        self.body_at = 0
+        self.closed = False
+        self.keep = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if self.head is not None and self.head[3]:  # the body ran to the close: it is whole now
+            waiter.set_result(self._whole(bytes(self.buffer[self.body_at :])))
+        elif not self.buffer:
+            waiter.set_exception(_Stale())
+        else:
+            waiter.set_exception(ProtocolFailure("the connection closed mid-answer"))
+
+    def send(self, request: bytes) -> asyncio.Future[Answer]:
+        self.buffer.clear()
+        self.head, self.keep = None, False
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)  # type: ignore[union-attr]
+        return self.waiter
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            answer = self._answer()
+        except ProtocolFailure as exc:
+            waiter.set_exception(exc)
+            return
+        if answer is not None:
+            waiter.set_result(answer)
+
+    def _whole(self, body: bytes) -> Answer:
+        status, headers, pairs, _ = self.head  # type: ignore[misc]
+        self.keep = bool(headers.pop("\0keep", ""))
+        return Answer(status, headers, pairs, body)
+
+    def _answer(self) -> Answer | None:
+        """The whole answer once it is in the buffer, else None."""
+        buf = self.buffer
+        if self.head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise ProtocolFailure(f"answer headers over {MAX_HEAD} bytes")
+                return None
+            self.head = _parse_head(bytes(buf[:end]))
+            self.body_at = end + 4
+        status, headers, _, until_close = self.head
+        if _no_body(status):
+            return self._whole(b"")
+        if until_close:
+            return None  # whole at connection_lost
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = _dechunk(buf, self.body_at)
+            return None if body is None else self._whole(body)
+        end = self.body_at + int(headers["content-length"])
+        return self._whole(bytes(buf[self.body_at : end])) if len(buf) >= end else None
 
     def close(self) -> None:
-        self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
 
 
 class PlainClient:
@@ -63,20 +187,32 @@ class PlainClient:
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.netloc = parts.netloc.rsplit("@", 1)[-1]
         self._idle: list[_Conn] = []
+        self._heads: dict[tuple[tuple[str, str], ...], bytes] = {}  # fixed request heads, by header set
 
     async def _connect(self) -> _Conn:
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(
-                self.host, self.port, ssl=self.ssl, limit=MAX_HEAD, server_hostname=self.host if self.ssl else None
+            _, conn = await loop.create_connection(
+                _Conn, self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None
             )
         except OSError as exc:
             raise ConnectFailure(type(exc).__name__) from None
-        return _Conn(reader, writer)
+        return conn
 
     def head(self, content: bytes, headers: dict[str, str]) -> bytes:
-        lines = [f"POST {self.path} HTTP/1.1", f"host: {self.netloc}", f"content-length: {len(content)}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        """The request head; its fixed part (all but credentials and length) is made once per header set -
+        an Authorization header is never kept past the call."""
+        fixed = tuple((k, v) for k, v in headers.items() if k != "authorization")
+        start = self._heads.get(fixed)
+        if start is None:
+            lines = [f"POST {self.path} HTTP/1.1", f"host: {self.netloc}", *(f"{k}: {v}" for k, v in fixed)]
+            start = ("\r\n".join(lines) + "\r\n").encode()
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            self._heads[fixed] = start
+        auth = headers.get("authorization")
+        tail = b"content-length: %d\r\n\r\n" % len(content)
+        return start + (f"authorization: {auth}\r\n".encode() + tail if auth else tail)
 
     async def post(self, content: bytes, headers: dict[str, str], timeout: float) -> Answer:
         """One whole answer within ``timeout`` seconds (``TimeoutError`` past it)."""
@@ -84,83 +220,30 @@ class PlainClient:
         async with asyncio.timeout(timeout):
             while self._idle:  # a kept-alive connection; the server may have closed it meanwhile
                 conn = self._idle.pop()
+                if conn.closed:
+                    continue
                 try:
-                    return await self._exchange(conn, request, reused=True)
+                    return await self._exchange(conn, request)
                 except _Stale:
                     continue
-            return await self._exchange(await self._connect(), request, reused=False)
+            try:
+                return await self._exchange(await self._connect(), request)
+            except _Stale:
+                raise ProtocolFailure("the connection closed before the answer") from None
 
-    async def _exchange(self, conn: _Conn, request: bytes, reused: bool) -> Answer:
+    async def _exchange(self, conn: _Conn, request: bytes) -> Answer:
         keep = False
         try:
-            conn.writer.write(request)
-            if len(request) > MAX_HEAD:
-                await conn.writer.drain()
-            try:
-                head = await conn.reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                if reused and not getattr(exc, "partial", b""):
-                    raise _Stale from None
-                raise ProtocolFailure("the connection closed before the answer") from None
-            answer, keep = await self._read(conn.reader, head)
+            answer = await conn.send(request)
+            keep = conn.keep and not conn.closed
             return answer
-        except asyncio.LimitOverrunError:
-            raise ProtocolFailure(f"answer headers over {MAX_HEAD} bytes") from None
-        except (asyncio.IncompleteReadError, ConnectionError):
-            raise ProtocolFailure("the connection closed mid-answer") from None
         finally:
+            conn.waiter = None
             if keep:
                 self._idle.append(conn)
             else:
                 conn.close()
 
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader, head: bytes) -> tuple[Answer, bool]:
-        lines = head.decode("latin-1").split("\r\n")
-        try:
-            version, code = lines[0].split(" ", 2)[:2]
-            status = int(code)
-        except ValueError:
-            raise ProtocolFailure("not an HTTP status line") from None
-        pairs: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                pairs.append((name.strip().lower(), value.strip()))
-        headers = dict(pairs)
-        keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        if status in _NO_BODY or 100 <= status < 200:
-            body = b""
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body = await _chunked(reader)
-        elif (length := headers.get("content-length")) is not None:
-            try:
-                body = await reader.readexactly(int(length))
-            except ValueError:
-                raise ProtocolFailure("a Content-Length that is not a number") from None
-        else:
-            body, keep = await reader.read(), False  # the body runs to the end of the connection
-        return Answer(status, headers, pairs, body), keep
-
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
-
-
-class _Stale(Exception):
-    """A kept-alive connection the server had closed: nothing was read, the request is sent again."""
-
-
-async def _chunked(reader: asyncio.StreamReader) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise ProtocolFailure("a chunk size that is not hexadecimal") from None
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, up to the empty line
-                pass
-            return b"".join(parts)
-        parts.append((await reader.readexactly(size + 2))[:-2])

@@ -38,6 +38,8 @@ RELAYED_HEADERS = (
     "x-ratelimit-reset-tokens",
 )
 
+NOTICE_HEADERS = frozenset({"deprecation", "sunset"})  # the headers a deprecation notice is read from
+
 
 class UpstreamFailure(Exception):
     """The upstream gave no HTTP answer; ``kind`` is a short loggable name (never a URL or key)."""
@@ -107,7 +109,10 @@ class UpstreamClient:
     def note_deprecation(self, headers: Any, body: bytes | None = None) -> DeprecationNotice | None:
         """Count a Deprecation / Sunset header or a body warning on this answer (providers.deprecation);
         the notice goes back with the answer, so the shadow log stores it."""
-        notice = read_notice(headers if isinstance(headers, list) else headers.items(), body)
+        pairs = headers if isinstance(headers, list) else list(headers.items())
+        if (body is None or b'"warning' not in body) and not any(k.lower() in NOTICE_HEADERS for k, _ in pairs):
+            return None  # the cheap test (read_notice finds nothing without these): most answers announce nothing
+        notice = read_notice(pairs, body)
         if notice is not None:
             self.deprecations[notice.source] = self.deprecations.get(notice.source, 0) + 1
             self.last_notice = notice
