@@ -17,7 +17,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, select, update
@@ -26,17 +25,15 @@ from changeover.embeddings.errors import JobRunningError, LeaseLostError
 from changeover.embeddings.schema import insert_ignore, leases
 from changeover.store import Store
 from changeover.store.engine import is_unavailable
+from changeover.store.lease import Holder as StoreHolder
+from changeover.store.lease import new_owner
 
 DEFAULT_TTL = 30.0  # seconds a lease lives without renewal
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a version's lease, and until when (epoch seconds)."""
-
-    owner: str
-    acquired_at: float
-    expires_at: float
+@dataclass(frozen=True, slots=True)
+class Holder(StoreHolder):
+    """Who holds a version's lease, and until when (epoch seconds); a holder known dead is not alive."""
 
     @property
     def alive(self) -> bool:
@@ -61,11 +58,6 @@ def _dead_here(owner: str) -> bool:
     except PermissionError:  # exists, owned by someone else
         return False
     return False
-
-
-def new_owner() -> str:
-    """A name for this run: host, pid and a random suffix (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def holder(store: Store, version: str) -> Holder | None:
