@@ -64,21 +64,9 @@ def test_pgvector_side_table_with_partial_hnsw_per_version(pgvector_url, embedde
         )
     old_def = defs[index_name(embedded.old_key)]
     assert "hnsw" in old_def and "vector_cosine_ops" in old_def and embedded.old_key in old_def
-    # the planner uses the version's partial index for a top-k search
-    with store.engine.begin() as conn:
-        conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(
-            r[0]
-            for r in conn.execute(
-                text(
-                    "EXPLAIN SELECT doc_id FROM embedding_pgvectors WHERE model_version = :v "
-                    "ORDER BY embedding::vector(384) <=> CAST(:q AS vector(384)) LIMIT 10"
-                ),
-                {"v": embedded.old_key, "q": "[" + ",".join(["0.05"] * 384) + "]"},
-            ).all()
-        )
-    assert index_name(embedded.old_key) in plan
-    # HNSW is approximate: it must agree with exact search on nearly every neighbour
+    # that the planner searches through the partial index is checked in test_hnsw.py on 3,000 rows: on these
+    # 100, with the statistics finish() now gathers, it rightly prefers the primary key and a sort (exact)
+    # whatever serves the search must agree with exact search on nearly every neighbour
     hits, _ = index.search(embedded.new_key, embedded.new_queries[:20], 10)
     exact = _brute(embedded.new_docs, embedded.ids, embedded.new_queries[:20], 10)
     assert overlaps(hits, exact, 10).mean() >= 0.95
