@@ -28,10 +28,8 @@ def rows_in(store) -> int:
 
 def test_writes_in_batches_and_drains_everything_on_close(store):
     writer = LogWriter(store, RowMaker(UPSTREAMS, {"new"}), queue_size=5000, batch_size=50, flush_interval=0.05).start()
-    t0 = time.perf_counter()
-    for i in range(1000):
+    for i in range(1000):  # (that a hand-off never waits on the store: the held-lock test below)
         assert writer.submit(exchange(f"r{i}", "old"))
-    assert time.perf_counter() - t0 < 0.5  # hand-off never waits on the store
     writer.close()
     assert rows_in(store) == 1000 and writer.written == 1000 and writer.dropped == 0
     assert writer.batches >= 1000 // 50

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -106,6 +106,10 @@ def _insert_new(conn: Any, records: list[Record], source: str | None) -> int:
         rows.append(_row(rec, fp, source, at))
     # a record another process stored since the read above is skipped, not an error losing the batch
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    if dialect is postgresql and rows:
+        # writers of overlapping rows take turns (until commit): two transactions inserting the same
+        # fingerprints in different orders would otherwise deadlock on the unique index, losing one batch
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('changeover.responses'))"))
     fresh = dialect.insert(responses).on_conflict_do_nothing(index_elements=[responses.c.fingerprint])
     stored = 0
     for start in range(0, len(rows), _BATCH):
