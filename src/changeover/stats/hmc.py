@@ -23,11 +23,12 @@ Measured (3 candidates x 3 dimensions x 6 segments, 10^5 items per segment,
 500 warm-up + 500 draws x 4 chains, CPU time on a loaded 2-core machine;
 benchmarks/README.md "2. Fit time"): the numpy version of this sampler
 (batched over fits x chains, padded to D = 171, numpy per leapfrog step) took
-18.8 s; compiled, 6.8 s, with the same diagnostics (R-hat <= 1.007, bulk ESS
->= 799, tail ESS >= 943, no divergence). A leapfrog step costs 4.5 us at
+18.8 s; compiled, 6.7 s at 24 steps with the same diagnostics (R-hat <=
+1.007, bulk ESS >= 766, tail ESS >= 915, no divergence), 4.6 s at the 16 steps
+now the default (R-hat <= 1.007, ESS >= 736 / 893); 12 steps gave R-hat 1.010-1.018. A leapfrog step costs 4.5 us at
 D = 64 (binary dimensions) and 15 us at D = 169 (the 5-level ordinal one):
 10.5 us of it the density, whose exp / log per labelled row and cell are the
-floor. The production scenario (4 fits): 1.7 s.
+floor. The production scenario (4 fits): 1.7 s at 24 steps, 1.2 s at 16.
 
 NUTS was written and measured here too (multinomial, Stan's U-turn criterion
 with the extra checks, Stan's windows; compiled the same way) and not kept: on

@@ -66,18 +66,25 @@ Measured (seeded; benchmarks/README.md "Measurement model" has the tables):
   spread of 0.5 (XSTest segment coverage 84-95%) or 2.0 (power on the
   "better" simulation fell from 24% to 12.5% GO).
 
-The sampler: the static HMC of ``stats.hmc`` (dense metric, 24 leapfrog
+The sampler: the static HMC of ``stats.hmc`` (dense metric, 16 leapfrog
 steps, 0.95 target acceptance, 500 warm-up + 500 draws x 4 chains), compiled
 whole with the log posterior (``stats.likelihood``), each fit in its own
-dimension. Measured (CPU, seeded; stats.hmc and benchmarks/README.md "2. Fit
-time"): 3 candidates x 3 dimensions x 6 segments 18.8 s -> 6.8 s with R-hat <=
-1.007, bulk ESS >= 799, tail ESS >= 943, no divergence; the production
-scenario's 4 fits 1.7 s. The issue's target (< 2 s for 3x3x6) is not met: 24
-steps x 1000 iterations x 36 chains is 864,000 gradients, at 4.5 us (binary
-dimensions, D = 64) and 15 us (the ordinal one, D = 169) each. A compiled NUTS
-needed 7-15 steps on the good fits but not all fits kept the diagnostics
-(stats.hmc says how); a metric that makes NUTS robust on the non-concave
-strongly-labelled fits is the next thing to try.
+dimension. Measured (CPU seconds, seeded, loaded 2-core machine; stats.hmc and
+benchmarks/README.md "2. Fit time"), 3 candidates x 3 dimensions x 6 segments
+at 10^5 items per segment:
+- numpy sampler, 24 steps (before): 18.8 s.
+- compiled, 24 steps: 6.7 s (6.5-6.7 s at 10^3-10^6 items), R-hat <= 1.007,
+  bulk ESS >= 766, tail ESS >= 915, no divergence (R-hat 1.012 at 10^6, seed 0).
+- compiled, 16 steps (the default): 4.6 s, R-hat <= 1.007, bulk ESS >= 736,
+  tail ESS >= 893, no divergence; the production scenario's 4 fits 1.2 s
+  (R-hat <= 1.008, ESS >= 625 / 681).
+- compiled, 12 steps: 3.5 s, but R-hat 1.010 (3x3x6) and 1.018 (production).
+The issue's target (< 2 s for 3x3x6) is not met: 16 steps x 1000 iterations
+x 36 chains is 576,000 gradients, at 4.5 us (binary dimensions, D = 64) and
+15 us (the ordinal one, D = 169) each. A compiled NUTS needed 7-15 steps on
+the good fits but not all fits kept the diagnostics (stats.hmc says how); a
+metric that makes NUTS robust on the non-concave strongly-labelled fits, or
+fewer draws (ESS has a 1.8x margin at 500), is the next thing to try.
 """
 
 from __future__ import annotations
@@ -102,7 +109,7 @@ class FitSettings:
     chains: int = 4
     warmup: int = 500
     draws: int = 500
-    steps: int = 24
+    steps: int = 16
     seed: int = 0
     target_accept: float = 0.95
 
