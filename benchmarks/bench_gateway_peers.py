@@ -115,7 +115,9 @@ def start_litellm(exe: Path, base: str, port: int, tmp: Path) -> subprocess.Pope
     }
     path = tmp / "litellm.yaml"
     path.write_text(yaml.safe_dump(config))
+    # loopback only, no key: LiteLLM skips authenticating each request (cheaper for the peer, not dearer)
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    env["LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY"] = "true"
     cmd = [str(exe), "--config", str(path), "--port", str(port), "--num_workers", "1"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
