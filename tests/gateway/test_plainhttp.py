@@ -160,3 +160,32 @@ def test_a_deprecation_header_on_a_mirrored_answer_is_noted() -> None:
         server.close()
 
     run(go())
+
+
+def test_interim_answers_are_skipped_and_bad_framing_is_a_failure_not_a_loop() -> None:
+    """A 100/103 before the real answer is read past (not taken for it); a signed or "0x" chunk size,
+    a chunk longer than its size and two different Content-Lengths are protocol failures."""
+    interim = b"HTTP/1.1 103 Early Hints\r\nlink: </x>; rel=preload\r\n\r\n" + by_length(b'{"real":1}')
+    bad = [
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n-6\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
+    ]
+
+    async def go() -> None:
+        server, seen, _ = await serve(lambda n, _: interim if n == 1 else by_length(b'{"next":2}'))
+        client = PlainClient(url(server))
+        first = await client.post(b"{}", {}, 5)
+        assert (first.status, first.body) == (200, b'{"real":1}')
+        second = await client.post(b"{}", {}, 5)  # the same connection, in step with its answers
+        assert second.body == b'{"next":2}' and len(seen) == 2
+        assert b"accept-encoding: identity" in seen[0]  # a gzip-by-default proxy sends plain bytes
+        server.close()
+        for answer in bad:
+            broken, _, _ = await serve(lambda n, _, a=answer: a)
+            with pytest.raises(ProtocolFailure):
+                await PlainClient(url(broken)).post(b"{}", {}, 5)
+            broken.close()
+
+    run(go())

@@ -103,7 +103,9 @@ def window_from_store(store: Store, incumbent: str, candidate: str, start: datet
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     keys = [PairKey(r.request_id, aware(r.at)) for r in rows]
-    version = (len(rows), rows[0].id if rows else None, rows[-1].id if rows else None)
+    # every pair's id, not just the ends: a late-committing batch on PostgreSQL can add an interior pair
+    # while the window's start drops another, leaving count and ends unchanged
+    version = (len(rows), hash(tuple(r.id for r in rows)))
 
     def load(request_ids: Collection[str] | None) -> Sequence[Pair]:
         answers = load_answers(store, since=start, models=[incumbent, candidate], request_ids=request_ids)

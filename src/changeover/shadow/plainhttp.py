@@ -15,12 +15,15 @@ one, only when nothing of the answer was read.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAX_HEAD = 1 << 16  # bytes of status line and headers accepted (aiohttp's default limit too)
 _NO_BODY = (204, 304)
+_DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class ProtocolFailure(Exception):
@@ -63,9 +66,10 @@ def _parse_head(head: bytes) -> Head:
             name, _, value = line.partition(":")
             pairs.append((name.strip().lower(), value.strip()))
     headers = dict(pairs)
+    lengths = {v for k, v in pairs if k == "content-length"}
     length = headers.get("content-length")
-    if length is not None and not length.isdigit():
-        raise ProtocolFailure("a Content-Length that is not a number")
+    if length is not None and (len(lengths) > 1 or not _DIGITS.fullmatch(length)):
+        raise ProtocolFailure("a Content-Length that is not one number")
     chunked = "chunked" in headers.get("transfer-encoding", "").lower()
     until_close = not _no_body(status) and length is None and not chunked
     keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close" and not until_close
@@ -80,16 +84,18 @@ def _dechunk(buf: bytearray, at: int) -> bytes | None:
         line_end = buf.find(b"\r\n", at)
         if line_end < 0:
             return None
-        try:
-            size = int(bytes(buf[at:line_end]).split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise ProtocolFailure("a chunk size that is not hexadecimal") from None
+        token = bytes(buf[at:line_end]).split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(token):  # int(..., 16) would take a sign, "0x" or "_": a loop or a wrong size
+            raise ProtocolFailure("a chunk size that is not hexadecimal")
+        size = int(token, 16)
         at = line_end + 2
         if size == 0:
             end = buf.find(b"\r\n\r\n", at - 2)  # trailers (usually none), up to the empty line
             return b"".join(parts) if end >= 0 else None
         if len(buf) < at + size + 2:
             return None
+        if buf[at + size : at + size + 2] != b"\r\n":
+            raise ProtocolFailure("a chunk longer than its size")
         parts.append(bytes(buf[at : at + size]))
         at += size + 2
 
@@ -149,7 +155,7 @@ class _Conn(asyncio.Protocol):
     def _answer(self) -> Answer | None:
         """The whole answer once it is in the buffer, else None."""
         buf = self.buffer
-        if self.head is None:
+        while self.head is None:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(buf) > MAX_HEAD:
@@ -157,6 +163,12 @@ class _Conn(asyncio.Protocol):
                 return None
             self.head = _parse_head(bytes(buf[:end]))
             self.body_at = end + 4
+            status = self.head[0]
+            if status == 101:
+                raise ProtocolFailure("the server switched protocols")
+            if 100 <= status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+                del buf[: self.body_at]
+                self.head, self.body_at = None, 0
         status, headers, _, until_close = self.head
         if _no_body(status):
             return self._whole(b"")
@@ -205,7 +217,8 @@ class PlainClient:
         fixed = tuple((k, v) for k, v in headers.items() if k != "authorization")
         start = self._heads.get(fixed)
         if start is None:
-            lines = [f"POST {self.path} HTTP/1.1", f"host: {self.netloc}", *(f"{k}: {v}" for k, v in fixed)]
+            lines = [f"POST {self.path} HTTP/1.1", f"host: {self.netloc}", "accept-encoding: identity"]
+            lines += [f"{k}: {v}" for k, v in fixed]
             start = ("\r\n".join(lines) + "\r\n").encode()
             if len(self._heads) >= 64:
                 self._heads.clear()
