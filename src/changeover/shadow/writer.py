@@ -104,11 +104,15 @@ class LogWriter:
         self._thread: threading.Thread | None = None
         self._give_up_at: float | None = None  # set by close(): an outage past it loses what is left
         self._closing = threading.Event()
+        self._gave_up = False  # the store stayed down past close()'s timeout: the rest is lost, not tried
         _insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
         self._inserts = {t.name: _insert(t).on_conflict_do_nothing() for t in (shadow_log, contamination_ledger)}
 
     def submit(self, exchange: Exchange) -> bool:
-        """Queue an exchange for writing; False (and counted) when the queue is full."""
+        """Queue an exchange for writing; False (and counted) when the queue is full or the writer closed."""
+        if self._closing.is_set() and self._thread is None:  # nobody would write it
+            self.dropped += 1
+            return False
         if self.queue.put(exchange):
             return True
         self.dropped += 1
@@ -139,7 +143,9 @@ class LogWriter:
                 closing = self._closing.is_set()
             backlog.ready.clear()
             batch = backlog.take()
-            if batch:
+            if batch and self._gave_up:
+                self.lost += len(batch)  # counted at once: each batch would wait out another timeout
+            elif batch:
                 self._write(batch)
             elif closing:
                 return
@@ -167,8 +173,12 @@ class LogWriter:
                 if is_unavailable(exc):
                     self.store_errors += 1
                     if self._give_up_at is not None and time.monotonic() > self._give_up_at:
-                        log.error("the store is still unavailable at shutdown: %d log rows are lost", len(rows))
+                        log.error(
+                            "the store is still unavailable at shutdown: %d log rows (and all still queued) are lost",
+                            len(rows),
+                        )
                         self.lost += len(rows)
+                        self._gave_up = True
                         return
                     if outage == 0:
                         log.warning("the store is unavailable; holding %d log rows and retrying: %s", len(rows), exc)
