@@ -179,6 +179,11 @@ class RaySession:
                 f"a Ray worker died running {what} {i + 1} of {n} (tried {self.engine.retries + 1} time(s): "
                 f"{type(exc).__name__}); everything stored before is kept - run the same command again to resume"
             ) from None
+        except exceptions.RayError as exc:  # out of memory, an object lost, its owner gone: the cluster, not us
+            raise EngineUnavailable(
+                f"Ray could not run {what} {i + 1} of {n} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                "everything stored before is kept - run the same command again to resume"
+            ) from None
 
 
 @contextmanager
