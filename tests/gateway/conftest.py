@@ -82,3 +82,16 @@ def pytest_collection_modifyitems(items):
 
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def judged(fake):
+    """The judging tests' upstreams (test_judging, test_budget): the incumbent, the candidate (rewording every
+    other answer) and the LLM judge."""
+    from tests.evaluate.helpers import judge_reply
+    from tests.gateway.test_judging import SAME, candidate_reply
+
+    fake.set("old", reply=SAME)
+    fake.set("new", reply=candidate_reply)
+    fake.set("judge", reply=judge_reply)
+    return fake

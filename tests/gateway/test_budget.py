@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tests.evaluate.helpers import judge_reply
 from tests.gateway.helpers import free_port
 from tests.gateway.test_gateway import wait_for
-from tests.gateway.test_judging import SAME, candidate_reply, judged_spec, send, settle
+from tests.gateway.test_judging import judged_spec, send, settle
 
 from changeover.cli import run
 from changeover.config import load_spec
@@ -23,15 +22,6 @@ THREE_JUDGES = {  # three LLM judges on both answers: 6 base calls a pair, each 
     "helpful": {"kind": "llm", "model": "judge", "rubric": "correctness", "retries": 3},
     "accurate": {"kind": "llm", "model": "judge", "rubric": "correctness", "retries": 3},
 }
-
-
-@pytest.fixture
-def judged(fake):
-    """test_judging's upstreams: the incumbent, the candidate (rewording every other answer), the judge."""
-    fake.set("old", reply=SAME)
-    fake.set("new", reply=candidate_reply)
-    fake.set("judge", reply=judge_reply)
-    return fake
 
 
 def three_judges_spec(tmp_path, fake, **judge):

@@ -11,7 +11,6 @@ import json
 import httpx
 import pytest
 import yaml
-from tests.evaluate.helpers import judge_reply
 from tests.gateway.exchanges import exchange
 from tests.gateway.helpers import chat, write_spec
 from tests.gateway.test_gateway import wait_for
@@ -46,14 +45,6 @@ def judged_spec(tmp_path, fake, **judge):
     raw["shadow"]["judge"] = {"requests_per_minute": 1000, **judge}
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
-
-
-@pytest.fixture
-def judged(fake):
-    fake.set("old", reply=SAME)
-    fake.set("new", reply=candidate_reply)
-    fake.set("judge", reply=judge_reply)
-    return fake
 
 
 def send(gw, n: int, **headers) -> list[str]:
