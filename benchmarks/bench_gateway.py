@@ -368,13 +368,19 @@ def migration(base: str, args: argparse.Namespace, judge: bool) -> dict[str, Any
     return raw
 
 
+def proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds so far) of a live process (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(proc: subprocess.Popen | None) -> float:
     """User + system CPU time the process has used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    stat = proc_stat(proc.pid) if proc is not None else None
+    return 0.0 if stat is None else stat[1]
 
 
 DIRECT, MIRRORING, JUDGING = "direct", "gateway, mirroring", "gateway, mirroring + judging"

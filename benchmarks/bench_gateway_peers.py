@@ -41,23 +41,13 @@ CONNECTIONS = (16, 64)
 
 def tree_cpu(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and every live descendant (uvicorn workers, LiteLLM's children)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    stats = {int(e.name): G.proc_stat(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
+    live = {p: s for p, s in stats.items() if s is not None}
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
-        total += times.get(p, 0.0)
-        todo += [c for c, parent in parents.items() if parent == p]
+        total += live[p][1] if p in live else 0.0
+        todo += [c for c, (parent, _) in live.items() if parent == p]
     return total
 
 
