@@ -56,7 +56,7 @@ def test_gradient_matches_finite_differences():
     designs = [design(t) for t in (t1, t2, t3)]
     assert designs[2].centered.any() and not designs[0].centered.any()
     post = _Posterior(designs, 2)
-    theta = post.initial(rng) + rng.normal(0, 0.3, (6, post.P))
+    theta = post.initial(5, 2, [1, 2, 3]) + rng.normal(0, 0.3, (6, post.P))
     _, grad = post(theta)
     h = 1e-6
     for i in range(post.P):
@@ -194,7 +194,7 @@ def test_compiled_likelihood_matches_a_dense_numpy_reference():
     for t in tables:
         d = design(t)
         post = _Posterior([d], 1)
-        theta = post.initial(rng) + rng.normal(0, 0.5, (1, post.P))
+        theta = post.initial(5, 1, [1]) + rng.normal(0, 0.5, (1, post.P))
         w, _, noise = post.effective(theta)
         X = np.zeros((d.E, 3, d.P))
         for k in range(d.E * 3):
@@ -209,3 +209,15 @@ def test_compiled_likelihood_matches_a_dense_numpy_reference():
         ref = float((d.n * np.log((p[d.row_of_cell] * lab).sum(1)))[d.labelled].sum())
         ll = loglik(w, noise, post.fit_of[:1], post.data)
         np.testing.assert_allclose(ll[0], ref, rtol=1e-10)
+
+
+def test_a_fit_does_not_depend_on_the_other_tables_of_its_call():
+    """assess fits every candidate in one call, the rollout's p_regression one: the same seed, the same draws."""
+    rng = np.random.default_rng(12)
+    small = simulate_from(draw_prior(2, 2, rng), items_per_segment=300, label_share=0.2, rng=rng)
+    larger = simulate_from(draw_prior(3, 5, rng), items_per_segment=300, label_share=0.2, rng=rng)
+    settings = FitSettings(warmup=60, draws=40, seed=3)
+    (alone,) = fit_pairs([small], settings)
+    together = fit_pairs([larger, small], settings)[1]  # second in its call, first alone
+    assert together.design.P != design(larger).P  # the call pads to the larger fit's dimension
+    assert np.array_equal(alone.delta, together.delta) and np.array_equal(alone.tau, together.tau)

@@ -43,7 +43,7 @@ def test_kernel_with_annotators_matches_numpy():
     for t in (table, shared):
         d = design(t)
         post = _Posterior([d], 1)
-        theta = post.initial(rng) + rng.normal(0, 0.5, (1, post.P))
+        theta = post.initial(5, 1, [1]) + rng.normal(0, 0.5, (1, post.P))
         w, _, noise = post.effective(theta)
         assert noise.shape == (1, d.A) and noise[0, -1] == 0.0 and (noise[0, :-1] > 0).all()
         from changeover.stats.likelihood import eta_rows

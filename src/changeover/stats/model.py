@@ -90,7 +90,8 @@ the next thing to try.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -317,23 +318,34 @@ class _Posterior:
             w[b, : wf.shape[1]], tau[b], noise[b, : nf.shape[1]] = wf[0], tf[0], nf[0]
         return w, tau, noise
 
-    def initial(self, rng: np.random.Generator) -> np.ndarray:
-        B = self.fit_of.size
-        z = rng.standard_normal((B, self.P))
-        theta = np.zeros((B, self.P))
+    def initial(self, seed: int, chains: int, keys: list[int]) -> np.ndarray:
+        """Each chain's starting point, from its own stream (seed, the fit's ``design_key``, chain)."""
+        theta = np.zeros((self.fit_of.size, self.P))
         for b, f in enumerate(self.fit_of):
             d = self.designs[f]
-            theta[b, : d.P] = d.loc + 0.3 * z[b, : d.P]
-            theta[b, d.P : d.P + N_TAU] = np.log(TAU_MEDIAN) + 0.3 * d.tau_log_sd * z[b, d.P : d.P + N_TAU]
-            theta[b, d.P + N_TAU : self.dims[f]] = -2.2 + 0.3 * z[b, d.P + N_TAU : self.dims[f]]
+            z = np.random.default_rng([seed, keys[f], b % chains, 11]).standard_normal(self.dims[f])
+            theta[b, : d.P] = d.loc + 0.3 * z[: d.P]
+            theta[b, d.P : d.P + N_TAU] = np.log(TAU_MEDIAN) + 0.3 * d.tau_log_sd * z[d.P : d.P + N_TAU]
+            theta[b, d.P + N_TAU : self.dims[f]] = -2.2 + 0.3 * z[d.P + N_TAU :]
         return theta
+
+
+def design_key(d: Design) -> int:
+    """A 63-bit key of what the model sees of a comparison (every array of its design), for its random streams."""
+    h = hashlib.blake2b(repr((d.S, d.U, d.levels, d.noisy)).encode(), digest_size=8)
+    for f in fields(d):
+        value = getattr(d, f.name)
+        if isinstance(value, np.ndarray):
+            h.update(np.ascontiguousarray(value).tobytes())
+    return int.from_bytes(h.digest(), "little") >> 1
 
 
 def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> list[PairFit]:
     """Fit every comparison (one compiled call over fits x chains) and return one ``PairFit`` per table.
 
-    Deterministic for a seed, and a fit's draws do not depend on the other tables of the call (each
-    chain has its own seed from (seed, table index, chain)); a longer run (more draws) is just another call.
+    Deterministic for a seed, and a fit's draws do not depend on the other tables of the call nor on its
+    place among them: each chain's stream is keyed by (seed, ``design_key``, chain), so ``assess`` (every
+    candidate in one call) and the rollout's ``p_regression`` (one) draw the same for the same table.
     """
     settings = settings or FitSettings()
     if not tables:
@@ -341,10 +353,10 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
     C = settings.chains
     designs = [design(t) for t in tables]
     post = _Posterior(designs, C)
-    rng = np.random.default_rng(settings.seed)
+    keys = [design_key(d) for d in designs]
     seeds = np.array(
         [
-            np.random.SeedSequence([settings.seed, f, c]).generate_state(1)[0]
+            np.random.SeedSequence([settings.seed, keys[f], c]).generate_state(1)[0]
             for f in range(len(designs))
             for c in range(C)
         ],
@@ -352,7 +364,7 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
     )
     run = sample(
         post.data,
-        post.initial(rng),
+        post.initial(settings.seed, C, keys),
         post.fit_of,
         post.dims[post.fit_of],
         seeds,
@@ -368,7 +380,9 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
         theta = np.moveaxis(run.draws[:, sl], 1, 0).reshape(C * T, post.P)  # chain-major
         w, tau, noise = post.effective_of(theta, f)
         cond = eta_rows(w, d.ptr, d.idx, d.allowed)  # [C*T, E, 4]
-        g = np.random.default_rng([settings.seed, f, 7]).gamma(U_MASS / d.U + d.n_su[None], size=(C * T, d.S, d.U))
+        g = np.random.default_rng([settings.seed, keys[f], 7]).gamma(
+            U_MASS / d.U + d.n_su[None], size=(C * T, d.S, d.U)
+        )
         pu = g / np.maximum(g.sum(-1, keepdims=True), 1e-300)
         fits.append(
             PairFit(
