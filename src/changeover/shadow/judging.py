@@ -593,6 +593,7 @@ class JudgeWorker:
         a model gave no answer (the error rate covers those)."""
         if self.comparison is None or inc.text is None or cand.text is None:
             return None
+        label: str | None
         if same:
             label, by = "equivalent", "prefilter"
         else:
