@@ -1,21 +1,39 @@
 """Many ``responses`` rows written at once, inside the caller's transaction: COPY on PostgreSQL, executemany on SQLite.
 
-Rows come from ``store.ingest.stored_rows`` (JSON columns already encoded) and are written in chunks,
-so memory does not grow with the file. A row whose fingerprint is stored already, or that repeats an
-earlier row of the same file, is not added (the first one is kept), as ``responses._insert_new`` does.
+Rows come from ``store.ingest.stored_batches`` (JSON columns already encoded, by column) and are written
+in chunks of at most ``CHUNK`` rows, so memory does not grow with the file. A row whose fingerprint is
+stored already, or that repeats an earlier row of the same file, is not added (the first one is kept),
+as ``responses._insert_new`` does; writers take turns on the same advisory lock as it does.
 
-PostgreSQL: each chunk is one ``COPY responses FROM STDIN`` (psycopg 3, text format) in a savepoint;
-when the COPY meets a stored fingerprint (a unique violation) the savepoint is rolled back and the
-chunk is copied again without the stored rows -- so importing new records pays no look-up, and a
-re-import pays one indexed look-up per chunk. The COPY runs in a thread of its own while the next
-chunk is parsed, so the server's work overlaps Python's. SQLite: ``INSERT OR IGNORE`` by executemany
-of the encoded rows on the raw connection (no per-row JSON serialisation by the driver).
+PostgreSQL, two ways, chosen per import (``_plan``):
+
+- *into the indexes* (the table holds at least as many rows as the file brings, or the file is small):
+  each chunk is one ``COPY responses FROM STDIN`` (text format) in a savepoint; when the COPY meets a
+  stored fingerprint (a unique violation) the savepoint is rolled back and the chunk is copied again
+  without the stored rows -- importing new records pays no look-up, a re-import one indexed look-up per
+  chunk.
+- *indexes built after the rows* (a big file into an empty or smaller table): every row inserted into
+  a random place of the fingerprint index costs a page read and, after each checkpoint, a full page in
+  the WAL -- at 10^6 rows on a default server that is most of the time. So the table is locked (``NOWAIT``:
+  if anyone else is using it, the import goes the first way instead of waiting), its secondary indexes
+  and unique constraints are dropped, all the rows go in by one COPY, and the indexes are built again
+  (a sort each) before the transaction commits. A repeated fingerprint makes rebuilding the unique
+  constraint fail; then the later copies (higher ids: the stored row, or the file's first) are deleted
+  and it is built again. All of it is one transaction: an error leaves the table, its rows and its
+  indexes as they were; other sessions wait for the lock until the commit (readers too).
+
+Either way the COPY runs in a thread of its own while the next chunk is parsed, so the server's work
+overlaps Python's, and a value the server refuses (a ``\\u0000`` in a JSON string, a NUL in an item) is
+a ``RecordsError`` naming the file's line. SQLite: ``INSERT OR IGNORE`` by executemany of the encoded
+rows on the raw connection (no per-row JSON serialisation by the driver).
 """
 
 from __future__ import annotations
 
 import queue
+import re
 import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -23,12 +41,17 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from changeover.store.ingest import StoredRow
+from changeover.errors import RecordsError, where
+from changeover.store.ingest import Rows
 from changeover.store.schema import responses
 
 CHUNK = 20_000
+BUILD_MEMORY = 256 * 2**20  # maintenance_work_mem for the index builds of a big import (bytes)
+REBUILD_MIN = 50_000  # rows a file must bring for the indexes to be rebuilt rather than written into
 _COLUMNS = "item, model, segment, signals, labels, payload, fingerprint, source, imported_at"
 COPY_SQL = f"COPY responses ({_COLUMNS}) FROM STDIN"
+WRITERS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('changeover.responses'))"  # as responses._insert_new takes
+_COPY_LINE = re.compile(r"COPY responses, line (\d+)(?:, column (\w+))?")
 
 
 def _text(value: str) -> str:
@@ -38,31 +61,47 @@ def _text(value: str) -> str:
     return value
 
 
-def _chunks(rows: Iterable[StoredRow], size: int) -> Iterator[list[StoredRow]]:
-    chunk: list[StoredRow] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _texts(values: list[str]) -> list[str]:
+    """``_text`` of each value; the list itself when none needs escaping (the usual case: one scan)."""
+    joined = "".join(values)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        return [_text(v) for v in values]
+    return values
 
 
-def write_rows(conn: Connection, rows: Iterable[StoredRow], source: str | None, at: datetime) -> tuple[int, int]:
-    """Write ``rows`` not stored yet, in ``conn``'s transaction; returns (rows read, rows added).
+def _json_texts(values: list[str]) -> list[str]:
+    """JSON text in COPY's text format: the encoder escapes control characters, so only backslashes double."""
+    if "\\" in "".join(values):
+        return [v.replace("\\", "\\\\") for v in values]
+    return values
 
-    An exception from ``rows`` (a bad line of the file) stops the writing and propagates: the caller's
+
+def _chunks(batches: Iterable[Rows], size: int) -> Iterator[Rows]:
+    for batch in batches:
+        if len(batch) <= size:
+            yield batch
+        else:
+            for start in range(0, len(batch), size):
+                yield batch.part(start, start + size)
+
+
+def write_rows(
+    conn: Connection, batches: Iterable[Rows], source: str | None, at: datetime, expected: int = 0
+) -> tuple[int, int]:
+    """Write the rows of ``batches`` not stored yet, in ``conn``'s transaction; returns (rows read, rows added).
+
+    ``expected``: about how many rows the file holds (0: unknown), which picks PostgreSQL's way of writing.
+    An exception from ``batches`` (a bad line of the file) stops the writing and propagates: the caller's
     transaction then rolls everything back."""
     if conn.dialect.name == "postgresql":
-        return _copy(conn, rows, source, at)
-    return _executemany(conn, rows, source, at)
+        return _copy(conn, batches, source, at, expected)
+    return _executemany(conn, batches, source, at)
 
 
 # --------------------------------------------------------------------------- SQLite
 
 
-def _executemany(conn: Connection, rows: Iterable[StoredRow], source: str | None, at: datetime) -> tuple[int, int]:
+def _executemany(conn: Connection, batches: Iterable[Rows], source: str | None, at: datetime) -> tuple[int, int]:
     stamp = responses.c.imported_at.type.bind_processor(conn.dialect)
     when = stamp(at) if stamp else at
     raw = conn.connection.dbapi_connection
@@ -70,12 +109,10 @@ def _executemany(conn: Connection, rows: Iterable[StoredRow], source: str | None
     cur = raw.cursor()
     sql = f"INSERT OR IGNORE INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     read = added = 0
-    for chunk in _chunks(rows, CHUNK):
+    for chunk in _chunks(batches, CHUNK):
         read += len(chunk)
-        cur.executemany(
-            sql,
-            [(r.item, r.model, r.segment, r.signals, r.labels, r.payload, r.fingerprint, source, when) for r in chunk],
-        )
+        n = len(chunk)
+        cur.executemany(sql, zip(*chunk.columns()[1:], [source] * n, [when] * n, strict=True))
         added += cur.rowcount
     return read, added
 
@@ -83,72 +120,205 @@ def _executemany(conn: Connection, rows: Iterable[StoredRow], source: str | None
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-class _Copier(threading.Thread):
-    """Copies the chunks it is handed, one savepoint each, on the raw psycopg connection."""
+def _lines(chunk: Rows, suffix: str) -> str:
+    """The chunk as COPY text, each line ending with ``suffix`` (source and time)."""
+    segment, signals, labels, payload = (
+        _json_texts(c) for c in (chunk.segment, chunk.signals, chunk.labels, chunk.payload)
+    )
+    return "".join(
+        [
+            f"{i}\t{m}\t{s}\t{g}\t{lb}\t{p}\t{f}{suffix}"
+            for i, m, s, g, lb, p, f in zip(
+                _texts(chunk.item),
+                _texts(chunk.model),
+                segment,
+                signals,
+                labels,
+                payload,
+                chunk.fingerprint,
+                strict=True,
+            )
+        ]
+    )
 
-    def __init__(self, raw: Any, suffix: str) -> None:
+
+class _Copier(threading.Thread):
+    """Copies the chunks it is handed on the raw psycopg connection: one COPY and savepoint each (``whole``
+    False), or all of them as one COPY (``whole``: the table has no unique index to meet while it runs)."""
+
+    def __init__(self, raw: Any, suffix: str, source: str | None, whole: bool) -> None:
         super().__init__(name="changeover-copy", daemon=True)
-        self.raw, self.suffix = raw, suffix
-        self.jobs: queue.Queue[list[StoredRow] | None] = queue.Queue(maxsize=2)
+        self.raw, self.suffix, self.source, self.whole = raw, suffix, source, whole
+        self.jobs: queue.Queue[Rows | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.added = 0
         self.stopped = False
+        self.done = False  # the caller's end of the chunks (None) was taken
+        self.sent = array("q")  # the file line of each row of the current COPY, for its error messages
 
     def run(self) -> None:
-        while (chunk := self.jobs.get()) is not None:
-            if self.error is not None or self.stopped:
-                continue  # drain: the caller stops handing chunks and rolls back
-            try:
-                self.added += self.load(chunk)
-            except BaseException as exc:  # handed to the caller's thread
-                self.error = exc
+        try:
+            if self.whole:
+                with self.raw.cursor() as cur:
+                    self.sent = array("q")
+                    with cur.copy(COPY_SQL) as copy:
+                        while (chunk := self.next()) is not None:
+                            self.sent.extend(chunk.line)
+                            copy.write(_lines(chunk, self.suffix))
+                            self.added += len(chunk)
+            else:
+                while (chunk := self.next()) is not None:
+                    self.added += self.load(chunk)
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = self.located(exc)
+        while not self.done:  # drain: the caller stops handing chunks and rolls back
+            self.done = self.jobs.get() is None
 
-    def lines(self, chunk: list[StoredRow]) -> str:
-        suffix = self.suffix
-        return "".join(
-            f"{_text(r.item)}\t{_text(r.model)}\t{r.segment.replace(chr(92), chr(92) * 2)}\t"
-            f"{r.signals.replace(chr(92), chr(92) * 2)}\t{r.labels.replace(chr(92), chr(92) * 2)}\t"
-            f"{r.payload.replace(chr(92), chr(92) * 2)}\t{r.fingerprint}{suffix}"
-            for r in chunk
-        )
+    def next(self) -> Rows | None:
+        chunk = self.jobs.get()
+        self.done = chunk is None
+        if chunk is not None and self.stopped:
+            raise _Stopped
+        return chunk
 
-    def copy(self, cur: Any, chunk: list[StoredRow]) -> None:
-        with cur.copy(COPY_SQL) as copy:
-            copy.write(self.lines(chunk))
-
-    def load(self, chunk: list[StoredRow]) -> int:
+    def located(self, exc: BaseException) -> BaseException:
+        """A value the server refused, as a ``RecordsError`` naming the file's line (COPY counts its own lines)."""
         import psycopg
 
-        seen: set[str] = set()
-        unique = [r for r in chunk if not (r.fingerprint in seen or seen.add(r.fingerprint))]  # type: ignore[func-returns-value]
+        if not isinstance(exc, psycopg.Error) or exc.diag.context is None:
+            return exc
+        found = _COPY_LINE.search(exc.diag.context)
+        if found is None or not 0 < int(found.group(1)) <= len(self.sent):
+            return exc
+        line = self.sent[int(found.group(1)) - 1]
+        column = f": field '{found.group(2)}'" if found.group(2) else ""
+        reason = exc.diag.message_primary or str(exc)
+        if exc.diag.message_detail:
+            reason += f" ({exc.diag.message_detail})"
+        return RecordsError(
+            f"{where(self.source or 'records', line)}{column}: the store refused this row: {reason}; "
+            "fix the line and import again (nothing of the file was stored)"
+        )
+
+    def copy(self, cur: Any, chunk: Rows) -> None:
+        self.sent = array("q", chunk.line)
+        with cur.copy(COPY_SQL) as copy:
+            copy.write(_lines(chunk, self.suffix))
+
+    def load(self, chunk: Rows) -> int:
+        import psycopg
+
+        fingerprints = chunk.fingerprint
+        if len(set(fingerprints)) < len(fingerprints):  # a row repeats an earlier one of the chunk
+            seen: set[str] = set()
+            chunk = chunk.take([i for i, fp in enumerate(fingerprints) if not (fp in seen or seen.add(fp))])  # type: ignore[func-returns-value]
         with self.raw.cursor() as cur:
             cur.execute("SAVEPOINT co_copy")
             try:
-                self.copy(cur, unique)
+                self.copy(cur, chunk)
             except psycopg.errors.UniqueViolation:  # some of the chunk is stored already
                 cur.execute("ROLLBACK TO SAVEPOINT co_copy")
-                cur.execute(
-                    "SELECT fingerprint FROM responses WHERE fingerprint = ANY(%s)", ([r.fingerprint for r in unique],)
-                )
+                cur.execute("SELECT fingerprint FROM responses WHERE fingerprint = ANY(%s)", (chunk.fingerprint,))
                 stored = {fp for (fp,) in cur.fetchall()}
-                unique = [r for r in unique if r.fingerprint not in stored]
-                if unique:
-                    self.copy(cur, unique)
+                chunk = chunk.take([i for i, fp in enumerate(chunk.fingerprint) if fp not in stored])
+                if len(chunk):
+                    self.copy(cur, chunk)
             cur.execute("RELEASE SAVEPOINT co_copy")
-        return len(unique)
+        return len(chunk)
 
 
-def _copy(conn: Connection, rows: Iterable[StoredRow], source: str | None, at: datetime) -> tuple[int, int]:
+class _Stopped(Exception):
+    """The caller stopped handing chunks (a bad line of the file): the copy ends, the transaction rolls back."""
+
+
+class _Indexes:
+    """The secondary indexes and unique constraints of ``responses``, as dropped and built again."""
+
+    def __init__(self, cur: Any) -> None:
+        cur.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'responses'::regclass AND contype = 'u' ORDER BY conname"
+        )
+        self.unique: list[tuple[str, str]] = cur.fetchall()
+        cur.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'responses'::regclass AND NOT i.indisprimary "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname"
+        )
+        self.plain: list[tuple[str, str]] = cur.fetchall()
+
+    def drop(self, cur: Any) -> None:
+        for name, _ in self.unique:
+            cur.execute(f'ALTER TABLE responses DROP CONSTRAINT "{name}"')
+        for name, _ in self.plain:
+            cur.execute(f'DROP INDEX "{name}"')
+
+    def build(self, cur: Any) -> int:
+        """Build the indexes again; returns how many repeated rows were deleted to make the unique ones hold."""
+        import psycopg
+
+        deleted = 0
+        for name, definition in self.unique:
+            add = f'ALTER TABLE responses ADD CONSTRAINT "{name}" {definition}'
+            cur.execute("SAVEPOINT co_unique")
+            try:
+                cur.execute(add)
+            except psycopg.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT co_unique")
+                columns = definition[definition.index("(") + 1 : definition.rindex(")")]
+                cur.execute(
+                    f"DELETE FROM responses WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+                    f"(PARTITION BY {columns} ORDER BY id) AS n FROM responses) AS r WHERE n > 1)"
+                )
+                deleted += cur.rowcount
+                cur.execute(add)
+            cur.execute("RELEASE SAVEPOINT co_unique")
+        for _, definition in self.plain:
+            cur.execute(definition)
+        return deleted
+
+
+def _plan(cur: Any, expected: int) -> _Indexes | None:
+    """The indexes to drop and build again when this import is better written that way, else None."""
+    import psycopg
+
+    if expected < REBUILD_MIN:
+        return None
+    cur.execute("SELECT count(*) FROM (SELECT 1 FROM responses LIMIT %s) AS r", (expected,))
+    if cur.fetchone()[0] >= expected:  # the indexes already hold more than the file brings
+        return None
+    cur.execute("SAVEPOINT co_lock")
+    try:
+        cur.execute("LOCK TABLE responses IN ACCESS EXCLUSIVE MODE NOWAIT")
+    except psycopg.errors.LockNotAvailable:  # someone is reading or writing it: write into the indexes
+        cur.execute("ROLLBACK TO SAVEPOINT co_lock")
+        return None
+    cur.execute("RELEASE SAVEPOINT co_lock")
+    indexes = _Indexes(cur)
+    indexes.drop(cur)
+    # the index builds sort in memory rather than in temporary files (the default is 64 MB); never lowered
+    cur.execute(f"SELECT pg_size_bytes(current_setting('maintenance_work_mem')) < {BUILD_MEMORY}")
+    if cur.fetchone()[0]:
+        cur.execute(f"SET LOCAL maintenance_work_mem = {BUILD_MEMORY // 1024}")  # in kB
+    return indexes
+
+
+def _copy(
+    conn: Connection, batches: Iterable[Rows], source: str | None, at: datetime, expected: int
+) -> tuple[int, int]:
     import psycopg
 
     raw = conn.connection.dbapi_connection
     assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(WRITERS_LOCK)
+        indexes = _plan(cur, expected)
     suffix = "\t" + ("\\N" if source is None else _text(source)) + "\t" + at.isoformat() + "\n"
-    copier = _Copier(raw, suffix)
+    copier = _Copier(raw, suffix, source, whole=indexes is not None)
     copier.start()
     read = 0
     try:
-        for chunk in _chunks(rows, CHUNK):
+        for chunk in _chunks(batches, CHUNK):
             if copier.error is not None:
                 break
             read += len(chunk)
@@ -163,4 +333,8 @@ def _copy(conn: Connection, rows: Iterable[StoredRow], source: str | None, at: d
         raise DBAPIError.instance(COPY_SQL, None, copier.error, psycopg.Error) from copier.error
     if copier.error is not None:
         raise copier.error
-    return read, copier.added
+    added = copier.added
+    if indexes is not None:
+        with raw.cursor() as cur:
+            added -= indexes.build(cur)
+    return read, added

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from hashlib import sha256
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from changeover.errors import where
-from changeover.records import _NUMERIC_OPTIONAL, OPTIONAL_FIELDS, Record, iter_rows, record_from_dict
+from changeover.records import _NUMERIC_OPTIONAL, OPTIONAL_FIELDS, Record, iter_rows, record_from_dict, unflatten
 
 # Record.fingerprint's json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":")), as the C encoder
 # that json.dumps builds on every call, built once
@@ -39,8 +39,7 @@ _NUMERIC = frozenset(_NUMERIC_OPTIONAL)
 _COLUMNS = frozenset({"item", "model", "segment", "signals", "labels"})
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRow:
+class StoredRow(NamedTuple):
     """One response as the ``responses`` table holds it: JSON columns as text, and its fingerprint."""
 
     line: int
@@ -184,14 +183,306 @@ def stored_record(line: int, rec: Record) -> StoredRow:
     )
 
 
-def stored_rows(path: str | Path) -> Iterator[StoredRow]:
-    """Every row of a records file (JSONL, CSV, Parquet; ``records.iter_rows``) as a stored row, in file order.
+BATCH = 20_000  # rows per batch: what one COPY statement of ``store.bulk`` carries at most
+
+
+@dataclass(slots=True)
+class Rows:
+    """Stored rows by column: a batch of a file, in file order (``line``: each row's line of the file)."""
+
+    line: list[int]
+    item: list[str]
+    model: list[str]
+    segment: list[str]
+    signals: list[str]
+    labels: list[str]
+    payload: list[str]
+    fingerprint: list[str]
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    @classmethod
+    def of(cls, rows: list[StoredRow]) -> Rows:
+        return cls(*(list(column) for column in zip(*rows, strict=True))) if rows else cls(*([] for _ in range(8)))
+
+    def columns(self) -> tuple[list[Any], ...]:
+        return (self.line, self.item, self.model, self.segment, self.signals, self.labels, self.payload) + (
+            self.fingerprint,
+        )
+
+    def rows(self) -> Iterator[StoredRow]:
+        return map(StoredRow._make, zip(*self.columns(), strict=True))
+
+    def take(self, keep: list[int]) -> Rows:
+        """The rows at the indexes ``keep``, in that order."""
+        return Rows(*([column[i] for i in keep] for column in self.columns()))
+
+    def part(self, start: int, stop: int) -> Rows:
+        return Rows(*(column[start:stop] for column in self.columns()))
+
+
+def stored_batches(path: str | Path) -> Iterator[Rows]:
+    """Every row of a records file (JSONL, CSV, Parquet; ``records.iter_rows``) as stored rows, in batches of at
+    most ``BATCH`` rows in file order: a Parquet file of plain columns by column (``_ParquetPlan``), any other
+    file row by row.
 
     The first bad row raises ``RecordsError`` naming file:line and field (``record_from_dict``'s message),
-    before that row is yielded."""
+    before its batch is yielded."""
     path = Path(path)
+    plan = _ParquetPlan.of(path) if path.suffix.lower() == ".parquet" and path.exists() else None
+    if plan is not None:
+        yield from plan.batches()
+        return
+    batch: list[StoredRow] = []
     for lineno, row in iter_rows(path):
-        if _plain(row):
-            yield _stored_plain(lineno, row)
-        else:
-            yield stored_record(lineno, record_from_dict(row, where(path, lineno)))
+        batch.append(_stored(path, lineno, row))
+        if len(batch) >= BATCH:
+            yield Rows.of(batch)
+            batch = []
+    if batch:
+        yield Rows.of(batch)
+
+
+def rows_in(path: str | Path) -> int:
+    """About how many rows a records file holds, without reading it: a Parquet file's own count, else its
+    size over 100 bytes a row (0 when it cannot be told); ``store.bulk`` picks its way of writing by it."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        return path.stat().st_size // 100
+    except Exception:  # unreadable: reading it says why
+        return 0
+
+
+def stored_rows(path: str | Path) -> Iterator[StoredRow]:
+    """``stored_batches`` row by row."""
+    for batch in stored_batches(path):
+        yield from batch.rows()
+
+
+def _stored(path: Path, lineno: int, row: dict[str, Any]) -> StoredRow:
+    """The stored row of a file's row (``iter_rows``' form): encoded directly when plain, else by the validator."""
+    if _plain(row):
+        return _stored_plain(lineno, row)
+    return stored_record(lineno, record_from_dict(row, where(path, lineno)))
+
+
+# --------------------------------------------------------------------------- Parquet, by column
+
+_GROUPS = ("segment", "signals", "labels", "label_by")  # the heads records.unflatten nests dotted columns under
+_ENCODE_STR: Callable[[str], str] = encode_basestring
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """One column of a Parquet file as the columnar path reads it."""
+
+    index: int
+    name: str  # the file's column name
+    key: str  # the row's key: the group of a dotted column (``segment.region`` -> segment), else the name
+    sub: str | None  # the key within the group (region), None for a column of its own
+    role: str  # key | segment | signals | labels | text | number | sample | extra | never
+    kind: str  # str | int | float | bool | null (the Arrow type)
+
+    def read(self, values: list[Any], blank_absent: bool) -> tuple[list[str | None], list[int]]:
+        """(each value's canonical JSON, None where the row has no such field; the rows _plain would not take)."""
+        if self.sub is not None or blank_absent:  # records.unflatten: an empty cell is no value
+            if self.kind == "str":
+                values = [None if v == "" else v for v in values]
+        role, kind = self.role, self.kind
+        if kind == "null":
+            return values, [] if role != "key" else list(range(len(values)))
+        if role == "key":
+            if kind != "str":
+                return values, list(range(len(values)))
+            return values, [i for i, v in enumerate(values) if v is None or not v.strip()]
+        fails = _FAILS.get((role, kind))
+        if fails is None:  # a field of this type is never plain: each row that has it goes to the validator
+            return values, [i for i, v in enumerate(values) if v is not None]
+        bad = [i for i, v in enumerate(values) if v is not None and fails(v)]
+        if kind == "str":
+            return [None if v is None else _ENCODE_STR(v) for v in values], bad
+        if kind == "bool":
+            return [None if v is None else "true" if v else "false" for v in values], bad
+        if kind == "int" and role == "number":  # record_from_dict stores a whole-number latency as a float
+            return [None if v is None else float.__repr__(float(v)) for v in values], bad
+        encode = int.__repr__ if kind == "int" else float.__repr__
+        return [None if v is None else encode(v) for v in values], bad
+
+
+# (role, kind) -> the test a present value fails when ``_plain`` would not take the row; absent: never plain
+_FAILS: dict[tuple[str, str], Callable[[Any], bool]] = {
+    ("segment", "str"): lambda v: not v.strip(),
+    ("signals", "int"): lambda v: v < 0,
+    ("signals", "float"): lambda v: not 0.0 <= v <= 1.0,
+    ("labels", "int"): lambda v: v != 0 and v != 1,
+    ("text", "str"): lambda v: False,
+    ("number", "int"): lambda v: not 0 <= v < 2**53,
+    ("number", "float"): lambda v: not (0.0 <= v and math.isfinite(v)),
+    ("sample", "int"): lambda v: v < 0,
+    ("extra", "str"): lambda v: False,
+    ("extra", "int"): lambda v: False,
+    ("extra", "bool"): lambda v: False,
+    ("extra", "float"): lambda v: not math.isfinite(v),
+}
+
+
+def _kind(arrow_type: Any) -> str | None:
+    import pyarrow as pa
+
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "str"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_float32(arrow_type) or pa.types.is_float64(arrow_type):
+        return "float"
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_null(arrow_type):
+        return "null"
+    return None
+
+
+def _role(key: str, sub: str | None) -> str:
+    if sub is not None:
+        return "never" if key == "label_by" else key
+    if key in ("item", "model"):
+        return "key"
+    if key in _GROUPS:  # a plain segment / signals / labels is a mapping, never a single cell
+        return "never"
+    if key in _TEXT_OPTIONAL:
+        return "text"
+    if key in _NUMERIC:
+        return "number"
+    return "sample" if key == "sample" else "extra"
+
+
+def _group(fragments: list[list[str]]) -> list[str]:
+    """Each row's JSON object of the fragments ``,"key":value`` of its fields ('' where it has none)."""
+    joined = fragments[0] if len(fragments) == 1 else list(map("".join, zip(*fragments, strict=True)))
+    return ["{" + s[1:] + "}" if s else "" for s in joined]
+
+
+def _fragments(key: str, values: list[str | None]) -> list[str]:
+    prefix = "," + _ENCODE_STR(key) + ":"
+    return ["" if v is None else prefix + v for v in values]
+
+
+@dataclass(frozen=True, slots=True)
+class _ParquetPlan:
+    """How the rows of one Parquet file become stored rows column by column, without a dict per row.
+
+    For files of flat columns of text, numbers and booleans (dotted names nest as ``records.unflatten``
+    nests them): each column is read as one Python list, every value encoded once as the canonical JSON
+    encoder would (``encode_basestring``, ``int.__repr__``, ``float.__repr__``), and each row's
+    canonical JSON (sorted keys, what ``Record.fingerprint`` hashes), its JSON columns and its payload
+    are joined from the encoded values. A row ``_plain`` would not take (a bool signal, a label of 2, a
+    NaN, ``label_by``, a missing item...) is built as ``iter_rows`` builds it and goes the row-by-row way,
+    so every error is the validator's and every row is stored as before.
+    """
+
+    path: Path
+    columns: tuple[_Column, ...]
+    dotted: bool  # some column name has a dot: records.unflatten applies to every row
+
+    @classmethod
+    def of(cls, path: Path) -> _ParquetPlan | None:
+        """The plan of ``path``, or None when the columnar path does not read this file (nested or
+        temporal types, repeated names, a group given both as a column and as dotted columns, no item/model)."""
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.ParquetFile(path).schema_arrow
+        except Exception:  # not Parquet, unreadable: the row path says so in its words
+            return None
+        names = schema.names
+        dotted = any("." in name for name in names)
+        columns: list[_Column] = []
+        for index, name in enumerate(names):
+            kind = _kind(schema.field(index).type)
+            if kind is None:
+                return None
+            head, dot, tail = name.partition(".")
+            key, sub = (head, tail) if dotted and dot and head in _GROUPS else (name, None)
+            columns.append(_Column(index, name, key, sub, _role(key, sub), kind))
+        whole = {c.key for c in columns if c.sub is None}
+        nested = {(c.key, c.sub) for c in columns if c.sub is not None}
+        if (
+            len(set(names)) != len(names)
+            or len(nested) != sum(c.sub is not None for c in columns)
+            or any(key in whole for key, _ in nested)
+            or not {"item", "model"} <= whole
+        ):
+            return None
+        return cls(path, tuple(columns), dotted)
+
+    def batches(self) -> Iterator[Rows]:
+        import pyarrow.parquet as pq
+
+        line = 1
+        for batch in pq.ParquetFile(self.path).iter_batches(BATCH):
+            yield self.rows(batch, line)
+            line += batch.num_rows
+
+    def rows(self, batch: Any, first_line: int) -> Rows:
+        """The stored rows of one Arrow record batch whose first row is the file's line ``first_line``."""
+        n = batch.num_rows
+        raw = [batch.column(c.index).to_pylist() for c in self.columns]
+        read = [c.read(values, self.dotted) for c, values in zip(self.columns, raw, strict=True)]
+        encoded = {c.name: js for c, (js, _) in zip(self.columns, read, strict=True)}
+        bad = sorted({i for _, b in read for i in b})
+        item = next(values for c, values in zip(self.columns, raw, strict=True) if c.name == "item")
+        model = next(values for c, values in zip(self.columns, raw, strict=True) if c.name == "model")
+
+        def group(key: str, wrap: bool = False) -> list[str] | None:
+            members = sorted((c.sub, encoded[c.name]) for c in self.columns if c.key == key and c.sub is not None)
+            if not members:
+                return None
+            if wrap:  # the labels column holds each verdict as a list
+                members = [(sub, [None if v is None else "[" + v + "]" for v in js]) for sub, js in members]
+            return _group([_fragments(sub, js) for sub, js in members])
+
+        groups = {key: group(key) for key in ("segment", "signals", "labels")}
+        labels_column = group("labels", wrap=True)
+        empty = ["{}"] * n
+        # payload: the optional fields and, under "extra", every other field, in sorted key order
+        payload_parts: list[tuple[str, list[str]]] = [
+            (c.name, _fragments(c.name, encoded[c.name])) for c in self.columns if c.role in ("text", "number")
+        ]
+        extras = sorted((c.name, encoded[c.name]) for c in self.columns if c.role in ("extra", "sample"))
+        if extras:
+            payload_parts.append(("extra", _fragments("extra", _group([_fragments(k, js) for k, js in extras]))))
+        payload = _group([parts for _, parts in sorted(payload_parts)]) if payload_parts else [""] * n
+        # the canonical JSON: every top-level key of the row, sorted
+        top: list[tuple[str, list[str]]] = [
+            (c.name, _fragments(c.name, encoded[c.name]))
+            for c in self.columns
+            if c.sub is None and c.role not in ("never",) and c.name not in ("item", "model")
+        ]
+        top += [(key, _fragments(key, [None if s == "" else s for s in js])) for key, js in groups.items() if js]
+        top += [
+            (key, _fragments(key, [_ENCODE_STR(v) if type(v) is str else None for v in values]))
+            for key, values in (("item", item), ("model", model))
+        ]
+        canonical = _group([parts for _, parts in sorted(top)])
+        out = Rows(
+            list(range(first_line, first_line + n)),
+            item,
+            model,
+            [s or "{}" for s in groups["segment"]] if groups["segment"] else empty,
+            [s or "{}" for s in groups["signals"]] if groups["signals"] else empty,
+            [s or "{}" for s in labels_column] if labels_column else empty,
+            [s or "{}" for s in payload],
+            [sha256(s.encode()).hexdigest() for s in canonical],
+        )
+        for i in bad:  # in file order: the first bad row raises first
+            row = {c.name: values[i] for c, values in zip(self.columns, raw, strict=True)}
+            row = unflatten(row) if self.dotted else row
+            got = _stored(self.path, first_line + i, {k: v for k, v in row.items() if v is not None})
+            for column, value in zip(out.columns(), got, strict=True):
+                column[i] = value
+        return out

@@ -30,7 +30,7 @@ from changeover.records import OPTIONAL_FIELDS, Record, is_settled, settled_by
 from changeover.store.bulk import write_rows
 from changeover.store.engine import Store, cause
 from changeover.store.events import now
-from changeover.store.ingest import stored_rows
+from changeover.store.ingest import rows_in, stored_batches
 from changeover.store.schema import imports, labels, responses
 
 _BATCH = 2000
@@ -132,7 +132,7 @@ def import_file(store: Store, path: str | Path) -> ImportResult:
         with store.reachable(doing), store.engine.begin() as conn:
             # a bad line raises RecordsError naming file:line while the rows stream in: the transaction
             # is rolled back, nothing of the file is stored
-            rows, added = write_rows(conn, stored_rows(path), str(path), now())
+            rows, added = write_rows(conn, stored_batches(path), str(path), now(), expected=rows_in(path))
             conn.execute(
                 insert(imports).values(
                     path=str(path), file_sha256=file_sha256(path), rows=rows, added=added, imported_at=now()
