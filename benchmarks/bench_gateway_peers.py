@@ -13,7 +13,12 @@ Goals printed (issue 13): changeover >= 10x LiteLLM's throughput per core (answe
 second); mirroring on <= 1.3x the CPU per request of mirroring off; no throughput loss from
 16 to 64 connections (>= 0.95x); 2 workers >= 1.7x one worker where cores allow (the load
 generator and the upstream share this machine's cores); PostgreSQL >= 0.9x SQLite.
-Run: python benchmarks/bench_gateway_peers.py [--quick] [--no-litellm]
+
+The PostgreSQL targets get a fresh database on the ``--pg`` server (dropped at the end), as the
+SQLite ones get a fresh file. ``--only on,pg`` measures just those
+targets (and direct, the latency baseline); ``--rounds N`` measures every target N times in turn,
+so each meets the same background load, and prints the PostgreSQL / SQLite ratio of each round.
+Run: python benchmarks/bench_gateway_peers.py [--quick] [--no-litellm] [--only on,pg --rounds 3]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +40,18 @@ import _common as C  # noqa: E402
 import bench_gateway as G  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
+from bench_pushdown import _Database as FreshDatabase  # noqa: E402
 
 LITELLM_VENV = Path(tempfile.gettempdir()) / "changeover-bench-litellm"
 CONNECTIONS = (16, 64)
+# --only's names for the targets (direct, the baseline, is always measured)
+KEYS = {
+    "off": "changeover, mirroring off",
+    "on": "changeover, mirroring on",
+    "pg": "changeover, mirroring on, PostgreSQL",
+    "pg2": "changeover, 2 workers, PostgreSQL",
+    "litellm": "LiteLLM proxy",
+}
 
 
 def tree_cpu(pid: int) -> float:
@@ -49,6 +64,21 @@ def tree_cpu(pid: int) -> float:
         total += live[p][1] if p in live else 0.0
         todo += [c for c, (parent, _) in live.items() if parent == p]
     return total
+
+
+def backends_cpu(url: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends connected to ``url``'s database (a local server)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            ).scalars()
+            return sum(stat[1] for stat in map(G.proc_stat, pids) if stat is not None)
+    finally:
+        engine.dispose()
 
 
 async def closed_loop(port: int, concurrency: int, count: int) -> tuple[float, int, int]:
@@ -75,9 +105,12 @@ class Target:
     name: str
     port: int
     proc: subprocess.Popen | None = None
-    rps: dict[int, float] = field(default_factory=dict)  # connections -> answers per second
+    rps: dict[int, float] = field(default_factory=dict)  # connections -> answers per second (median of rounds)
+    rounds: dict[int, list[float]] = field(default_factory=dict)  # connections -> answers per second, each round
     refused: dict[int, int] = field(default_factory=dict)
     cpu_ms: dict[int, float] = field(default_factory=dict)  # CPU ms of the process tree per answer
+    pg: str | None = None  # its PostgreSQL database: the server's backends for it are measured too
+    store_cpu_ms: dict[int, float] = field(default_factory=dict)  # CPU ms of those backends per answer
     latencies: np.ndarray | None = None
 
     def per_core(self, n: int) -> float:
@@ -134,22 +167,29 @@ def spec_file(tmp: Path, base: str, sample: float, name: str) -> Path:
     return path
 
 
-def targets_of(args: argparse.Namespace, tmp: Path, base: str, up_port: int) -> list[Target]:
+def wanted(args: argparse.Namespace, name: str) -> bool:
+    return args.only is None or name in {KEYS[k] for k in args.only}
+
+
+def targets_of(args: argparse.Namespace, tmp: Path, base: str, up_port: int, pg: str | None) -> list[Target]:
     out = [Target("direct", up_port)]
     plan: list[tuple[str, float, str, int]] = [
-        ("changeover, mirroring off", 0.0, f"sqlite:///{tmp / 'off.db'}", 1),
-        ("changeover, mirroring on", 1.0, f"sqlite:///{tmp / 'on.db'}", 1),
+        (KEYS["off"], 0.0, f"sqlite:///{tmp / 'off.db'}", 1),
+        (KEYS["on"], 1.0, f"sqlite:///{tmp / 'on.db'}", 1),
     ]
-    if args.pg:
-        plan.append(("changeover, mirroring on, PostgreSQL", 1.0, args.pg, 1))
-        if has_workers():
-            plan.append(("changeover, 2 workers, PostgreSQL", 1.0, args.pg, 2))
+    if pg:
+        plan.append((KEYS["pg"], 1.0, pg, 1))
+        if wanted(args, KEYS["pg2"]) and has_workers():
+            plan.append((KEYS["pg2"], 1.0, pg, 2))
     for name, sample, db, workers in plan:
+        if not wanted(args, name):
+            continue
         port = G.free_port()
-        out.append(Target(name, port, start_changeover(spec_file(tmp, base, sample, f"s{port}"), db, port, workers)))
-    if args.litellm:
+        proc = start_changeover(spec_file(tmp, base, sample, f"s{port}"), db, port, workers)
+        out.append(Target(name, port, proc, pg=db if db.startswith("postgresql") else None))
+    if args.litellm and wanted(args, KEYS["litellm"]):
         port = G.free_port()
-        out.append(Target("LiteLLM proxy", port, start_litellm(litellm_binary(args.litellm_venv), base, port, tmp)))
+        out.append(Target(KEYS["litellm"], port, start_litellm(litellm_binary(args.litellm_venv), base, port, tmp)))
     return out
 
 
@@ -157,7 +197,28 @@ def ready_url(t: Target) -> str:
     return f"http://127.0.0.1:{t.port}" + ("/health/liveliness" if t.name.startswith("LiteLLM") else "/healthz")
 
 
-def measure(args: argparse.Namespace, tmp: Path) -> list[Target]:
+def measure_round(args: argparse.Namespace, t: Target) -> None:
+    """One round on one target: its open loop (latencies kept from every round) and closed loops."""
+    run = asyncio.run
+    run(G.open_loop(t.port, args.rate, 1.0))  # warm-up
+    latencies = np.array(run(G.open_loop(t.port, args.rate, args.seconds)))
+    t.latencies = latencies if t.latencies is None else np.concatenate([t.latencies, latencies])
+    for n in CONNECTIONS:
+        cpu0 = tree_cpu(t.proc.pid) if t.proc else 0.0
+        store0 = backends_cpu(t.pg) if t.pg else 0.0
+        seconds, answered, refused = run(closed_loop(t.port, n, args.count))
+        if t.pg and answered:
+            store_ms = (backends_cpu(t.pg) - store0) * 1000.0 / answered
+            t.store_cpu_ms[n] = min(store_ms, t.store_cpu_ms.get(n, store_ms))
+        t.rounds.setdefault(n, []).append(answered / seconds)
+        t.rps[n] = float(np.median(t.rounds[n]))
+        t.refused[n] = t.refused.get(n, 0) + refused
+        if t.proc is not None and answered:
+            cpu_ms = (tree_cpu(t.proc.pid) - cpu0) * 1000.0 / answered
+            t.cpu_ms[n] = min(cpu_ms, t.cpu_ms.get(n, cpu_ms))  # best round
+
+
+def measure(args: argparse.Namespace, tmp: Path, pg: str | None) -> list[Target]:
     up_port = G.free_port()
     base = f"http://127.0.0.1:{up_port}/v1"
     upstream = [sys.executable, G.__file__, "--upstream", str(up_port), "--latency", str(args.latency)]
@@ -165,21 +226,14 @@ def measure(args: argparse.Namespace, tmp: Path) -> list[Target]:
     targets: list[Target] = []
     try:
         G.wait_ready(f"{base}/models", up)
-        targets = targets_of(args, tmp, base, up_port)
+        targets = targets_of(args, tmp, base, up_port, pg)
         for t in targets:
             if t.proc is not None:
                 G.wait_ready(ready_url(t), t.proc, timeout=180)
-        run = asyncio.run
-        for t in targets:
-            run(G.open_loop(t.port, args.rate, 1.0))  # warm-up
-            t.latencies = np.array(run(G.open_loop(t.port, args.rate, args.seconds)))
-            for n in CONNECTIONS:
-                cpu0 = tree_cpu(t.proc.pid) if t.proc else 0.0
-                seconds, answered, refused = run(closed_loop(t.port, n, args.count))
-                t.rps[n], t.refused[n] = answered / seconds, refused
-                if t.proc is not None and answered:
-                    t.cpu_ms[n] = (tree_cpu(t.proc.pid) - cpu0) * 1000.0 / answered
-            print(f"# measured {t.name}", flush=True)
+        for r in range(args.rounds):
+            for t in targets:
+                measure_round(args, t)
+                print(f"# measured {t.name}" + (f" (round {r + 1})" if args.rounds > 1 else ""), flush=True)
         return targets
     finally:
         for proc in [t.proc for t in reversed(targets) if t.proc] + [up]:
@@ -206,8 +260,7 @@ def report(targets: list[Target]) -> None:
             f"{added[0]:>10} {added[1]:>10}"
         )
     by = {t.name: t for t in targets}
-    off, on = by.get("changeover, mirroring off"), by.get("changeover, mirroring on")
-    peer = by.get("LiteLLM proxy")
+    off, on, peer = by.get(KEYS["off"]), by.get(KEYS["on"]), by.get(KEYS["litellm"])
     if on and peer:
         r = on.per_core(16) / peer.per_core(16)
         print(f"throughput per core, changeover (mirroring on) / LiteLLM: {r:.1f}x (goal >= 10x): {G.met(r >= 10)}")
@@ -218,10 +271,19 @@ def report(targets: list[Target]) -> None:
     for t in (x for x in (off, on) if x):
         r = t.rps[64] / t.rps[16]
         print(f"{t.name}: req/s at 64 / at 16 connections {r:.2f}x (goal >= 0.95x, no loss): {G.met(r >= 0.95)}")
-    pg, two = by.get("changeover, mirroring on, PostgreSQL"), by.get("changeover, 2 workers, PostgreSQL")
+    pg, two = by.get(KEYS["pg"]), by.get(KEYS["pg2"])
     if pg and on:
         r = pg.rps[16] / on.rps[16]
+        if len(pg.rounds[16]) > 1:
+            each = ", ".join(f"{a / b:.2f}x" for a, b in zip(pg.rounds[16], on.rounds[16], strict=True))
+            print(
+                f"PostgreSQL / SQLite req/s @16, each round: {each}; @64: "
+                + ", ".join(f"{a / b:.2f}x" for a, b in zip(pg.rounds[64], on.rounds[64], strict=True))
+            )
         print(f"PostgreSQL / SQLite, one replica, mirroring on: {r:.2f}x (goal >= 0.9x): {G.met(r >= 0.9)}")
+    for t in (x for x in (pg, two) if x and x.store_cpu_ms):
+        ms = ", ".join(f"@{n} {t.store_cpu_ms[n]:.2f}" for n in CONNECTIONS if n in t.store_cpu_ms)
+        print(f"{t.name}: the PostgreSQL server's CPU ms per request (its backends, not in the column above): {ms}")
     if pg and two:
         r = two.rps[64] / pg.rps[64]
         cores = os.cpu_count() or 1
@@ -241,12 +303,22 @@ def main() -> None:
     ap.add_argument("--no-litellm", dest="litellm", action="store_false", help="leave the peer out")
     ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV, help="venv for litellm[proxy]")
     ap.add_argument("--quick", action="store_true", help="2 s open loop, 600 closed-loop requests")
+    ap.add_argument(
+        "--only",
+        type=lambda v: v.split(","),
+        help=f"comma-separated targets to measure besides direct: {','.join(KEYS)} (default: all)",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="measure every target this many times, in turn")
     args = ap.parse_args()
+    unknown = set(args.only or ()) - set(KEYS)
+    if unknown:
+        ap.error(f"--only: unknown target(s) {', '.join(sorted(unknown))}; choose from {', '.join(KEYS)}")
     if args.quick:
         args.seconds, args.count = 2.0, 600
-    C.header("bench_gateway_peers" + (" --quick" if args.quick else ""))
-    with tempfile.TemporaryDirectory() as tmp:
-        targets = measure(args, Path(tmp))
+    C.header("bench_gateway_peers " + " ".join(sys.argv[1:]))
+    use_pg = args.pg and any(wanted(args, KEYS[k]) for k in ("pg", "pg2"))
+    with tempfile.TemporaryDirectory() as tmp, FreshDatabase(args.pg, "gateway") if use_pg else nullcontext() as pg:
+        targets = measure(args, Path(tmp), pg)
     report(targets)
     print(f"# done, {C.load_now()}")
 

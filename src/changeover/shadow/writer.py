@@ -16,6 +16,11 @@ Inserts are idempotent (one row per request, model and role), so a batch whose
 commit was acknowledged to nobody is retried without duplicates. A row the store
 refuses for what it holds is isolated: the batch is written row by row and only
 that row is lost (counted), never its neighbours.
+
+On PostgreSQL a batch goes in as one statement, its rows one JSON parameter
+(``shadow.pgbatch``: a third of the CPU of SQLAlchemy's per-row executemany, in the
+gateway and in the server); the row-by-row retry uses the generic insert, so what
+counts as refused is what the store itself refuses.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from changeover.shadow import pgbatch
 from changeover.shadow.exchange import Exchange
 from changeover.shadowlog.tables import contamination_ledger, ensure_tables, shadow_log
 from changeover.store import Store
@@ -105,8 +111,13 @@ class LogWriter:
         self._give_up_at: float | None = None  # set by close(): an outage past it loses what is left
         self._closing = threading.Event()
         self._gave_up = False  # the store stayed down past close()'s timeout: the rest is lost, not tried
+        tables = (shadow_log, contamination_ledger)
         _insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
-        self._inserts = {t.name: _insert(t).on_conflict_do_nothing() for t in (shadow_log, contamination_ledger)}
+        self._inserts = {t.name: _insert(t).on_conflict_do_nothing() for t in tables}
+        # PostgreSQL: a batch in one statement (shadow.pgbatch); None elsewhere
+        self._batch_sql = (
+            {t.name: pgbatch.recordset_insert(t) for t in tables} if store.dialect == "postgresql" else None
+        )
 
     def submit(self, exchange: Exchange) -> bool:
         """Queue an exchange for writing; False (and counted) when the queue is full or the writer closed."""
@@ -191,12 +202,17 @@ class LogWriter:
                     return
                 time.sleep(0.05 * refused)
 
-    def _insert(self, rows: list[dict[str, Any]], ledger: list[dict[str, Any]]) -> None:
+    def _insert(self, rows: list[dict[str, Any]], ledger: list[dict[str, Any]], batched: bool = True) -> None:
+        """Both tables' rows in one transaction; ``batched``: PostgreSQL takes each table's rows in one statement."""
         with self.store.engine.begin() as conn:
-            if rows:
-                conn.execute(self._inserts[shadow_log.name], rows)
-            if ledger:
-                conn.execute(self._inserts[contamination_ledger.name], ledger)
+            for table, batch in ((shadow_log, rows), (contamination_ledger, ledger)):
+                if not batch:
+                    continue
+                payload = pgbatch.encode(batch) if batched and self._batch_sql is not None else None
+                if payload is None:
+                    conn.execute(self._inserts[table.name], batch)
+                else:
+                    conn.exec_driver_sql(self._batch_sql[table.name], (payload,))
 
     def _row_by_row(self, rows: list[dict[str, Any]], ledger: list[dict[str, Any]]) -> None:
         """The store refuses the batch for what it holds: write each answer alone, lose only the bad ones."""
@@ -204,7 +220,7 @@ class LogWriter:
         for row in rows:
             entry = entries.get(row["request_id"]) if row["role"] == "served" else None
             try:
-                self._insert([row], [entry] if entry else [])
+                self._insert([row], [entry] if entry else [], batched=False)
                 self.written += 1
             except Exception:  # noqa: BLE001 - counted and logged, the rest of the batch is kept
                 log.exception("the store refused the log row of request %s; it is lost", row["request_id"])

@@ -1,0 +1,63 @@
+"""PostgreSQL: a whole batch of log rows in one INSERT, the rows passed as one JSON document.
+
+SQLAlchemy's executemany sends one INSERT per row (a psycopg pipeline) and adapts every
+value in Python: measured ~22 us per row in the gateway's writer thread plus ~20 us in the
+server, against ~14 us for the same batch into SQLite - CPU taken from the event loop on the
+same cores. Here the batch is encoded once by ``json.dumps`` (C) and the server unpacks it
+with ``json_to_recordset`` in a single ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``
+(measured ~7 us per row in the writer, ~10 us in the server). The rows stored are the same:
+text columns are declared ``text`` in the record set, so a value too long for its column is
+refused by the column as before; a JSON column's ``None`` is stored as JSON ``null``, as
+SQLAlchemy's ``JSON`` type stores it. A batch JSON cannot carry as it is (a NaN or infinite
+float, a value of another type) is left to the generic path (``encode`` returns None).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import JSON, String, Table
+from sqlalchemy.dialects import postgresql
+
+_DIALECT = postgresql.dialect()
+
+
+def _record_type(column: Any) -> str:
+    """The column's type in the record set: strings as ``text`` (the table's column checks the length)."""
+    if isinstance(column.type, String):  # Text is a String
+        return "text"
+    return column.type.compile(dialect=_DIALECT)
+
+
+def recordset_insert(table: Table) -> str:
+    """``INSERT INTO table (...) SELECT ... FROM json_to_recordset(%s::json) ... ON CONFLICT DO NOTHING``:
+    every column but the generated primary key, one ``%s`` parameter (the rows as a JSON array)."""
+    quote = _DIALECT.identifier_preparer.quote
+    columns = [c for c in table.columns if not c.primary_key]
+    names = ", ".join(quote(c.name) for c in columns)
+    picked = ", ".join(
+        f"COALESCE(r.{quote(c.name)}, 'null'::json)" if isinstance(c.type, JSON) else f"r.{quote(c.name)}"
+        for c in columns
+    )
+    record = ", ".join(f"{quote(c.name)} {_record_type(c)}" for c in columns)
+    return (
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {picked} "
+        f"FROM json_to_recordset(%s::json) AS r({record}) ON CONFLICT DO NOTHING"
+    )
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, date):  # datetime too: ISO 8601 with its offset, read back exactly by timestamptz
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a log value")
+
+
+def encode(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The rows as one JSON array, or None when a value has no exact JSON form (NaN, infinity, another type)."""
+    try:
+        return json.dumps(rows, default=_iso, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
