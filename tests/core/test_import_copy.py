@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from changeover import cli
 from changeover.assessment import assess, pushdown
@@ -169,3 +169,100 @@ def test_same_decision_from_postgresql_and_sqlite(pg_url: str, sqlite_url: str, 
     assert decisions[0] == decisions[1]
     assert decisions[0]["verdict"] in ("GO", "NO-GO", "NEED-LABELS")
     assert tables[0] == tables[1]
+
+
+def indexes(url: str) -> list[str]:
+    with open_store(url) as store, store.engine.connect() as conn:
+        return sorted(conn.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = 'responses'")).scalars())
+
+
+def rebuilt(monkeypatch: Any) -> list[int]:
+    """Make every import of more than 10 rows a rebuild one; returns the list of rows each rebuild deleted."""
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 10)
+    monkeypatch.setattr(bulk, "CHUNK", 50)
+    deleted: list[int] = []
+    build = bulk._Indexes.build
+    monkeypatch.setattr(bulk._Indexes, "build", lambda self, cur: deleted.append(build(self, cur)) or deleted[-1])
+    return deleted
+
+
+def test_a_big_import_into_a_small_table_builds_the_indexes_after(
+    pg_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Indexes dropped, one COPY, indexes built again: the same rows as the row path, duplicates of the
+    file and of stored rows dropped (the first kept), the indexes as they were."""
+    deleted = rebuilt(monkeypatch)
+    data = rows(100)
+    first = write(tmp_path / "first.jsonl", data[:30])
+    second = write(tmp_path / "second.jsonl", data)  # holds first's 30 rows and two repeats of its own
+    with open_store(pg_url) as store:
+        before = indexes(pg_url)
+        assert import_file(store, first).added == 30
+        assert deleted == [0]  # 30 rows into an empty table: rebuilt, nothing repeated
+        res = import_file(store, second)
+        assert deleted == [0, 32]
+        assert (res.rows, res.added) == (len(data), len(data) - 32)
+        assert import_file(store, second).added == 0  # the table holds as many rows: into the indexes
+        assert deleted == [0, 32]
+    assert indexes(pg_url) == before and any("UNIQUE" in d and "fingerprint" in d for d in before)
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    with open_store(reference) as store:
+        add_records(store, read_records(first), str(first))
+        add_records(store, read_records(second), str(second))
+    assert stored(pg_url) == stored(reference)
+
+
+def test_a_bad_line_of_a_rebuilding_import_leaves_rows_and_indexes(
+    pg_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    rebuilt(monkeypatch)
+    data = rows(100)
+    with open_store(pg_url) as store:
+        import_file(store, write(tmp_path / "good.jsonl", data[:12]))
+        before, index_before = stored(pg_url), indexes(pg_url)
+        bad = write(tmp_path / "bad.jsonl", data[:150] + [{"item": "x", "model": "old", "labels": {"c": 7}}])
+        with pytest.raises(RecordsError, match=r"bad\.jsonl:151: field 'labels\.c'"):
+            import_file(store, bad)
+    assert stored(pg_url) == before and indexes(pg_url) == index_before
+
+
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_a_value_the_store_refuses_names_the_files_line(
+    rebuild: bool, pg_url: str, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """A NUL in a JSON string (jsonb cannot hold it) or in an item (text cannot): the file's line, not the
+    COPY chunk's, and nothing stored."""
+    if rebuild:
+        rebuilt(monkeypatch)
+    else:
+        monkeypatch.setattr(bulk, "CHUNK", 50)
+    data = rows(100)
+    data[76]["prompt"] = "a \u0000 in a prompt"
+    path = write(tmp_path / "nul.jsonl", data)
+    with open_store(pg_url) as store:
+        with pytest.raises(RecordsError, match=r"nul\.jsonl:77: field 'payload': the store refused this row: "):
+            import_file(store, path)
+        data[76].pop("prompt")
+        data[120]["item"] = "q\u0000"
+        with pytest.raises(RecordsError, match=r"nul\.jsonl:121: the store refused this row: invalid byte sequence"):
+            import_file(store, write(tmp_path / "nul.jsonl", data))
+    assert stored(pg_url) == []
+    assert cli.run(["import", str(path), "--db", pg_url]) == 2
+    err = capsys.readouterr().err
+    assert "nul.jsonl:121" in err and "Traceback" not in err
+
+
+def test_a_table_in_use_is_written_into_its_indexes_without_waiting(
+    pg_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Another session reading ``responses`` (a lock the rebuild would wait for): the import does not
+    wait for it, it copies into the indexes."""
+    deleted = rebuilt(monkeypatch)
+    path = write(tmp_path / "r.jsonl", rows(60))
+    with open_store(pg_url) as store:
+        with store.engine.connect() as reader:
+            reader.execute(select(func.count()).select_from(responses))  # holds ACCESS SHARE until rollback
+            assert import_file(store, path).added == 130  # 60 items by 2 models, the 10 odd rows
+            reader.rollback()
+    assert deleted == []
+    assert len(stored(pg_url)) == 130

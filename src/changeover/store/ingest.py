@@ -245,16 +245,22 @@ def stored_batches(path: str | Path) -> Iterator[Rows]:
 
 
 def rows_in(path: str | Path) -> int:
-    """About how many rows a records file holds, without reading it: a Parquet file's own count, else its
-    size over 100 bytes a row (0 when it cannot be told); ``store.bulk`` picks its way of writing by it."""
+    """About how many rows a records file holds, without reading it all: a Parquet file's own count, else
+    its size over the mean length of its first lines (0 when it cannot be told: gzipped, unreadable);
+    ``store.bulk`` picks its way of writing by it."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(path).metadata.num_rows)
-        return path.stat().st_size // 100
-    except Exception:  # unreadable: reading it says why
+        if path.suffix.lower() == ".gz":
+            return 0
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16)
+        lines = head.count(b"\n")
+        return path.stat().st_size * lines // len(head) if lines else 1
+    except OSError:  # unreadable: reading it says why
         return 0
 
 
@@ -302,7 +308,7 @@ class _Column:
             return values, [i for i, v in enumerate(values) if v is None or not v.strip()]
         fails = _FAILS.get((role, kind))
         if fails is None:  # a field of this type is never plain: each row that has it goes to the validator
-            return values, [i for i, v in enumerate(values) if v is not None]
+            return [None] * len(values), [i for i, v in enumerate(values) if v is not None]
         bad = [i for i, v in enumerate(values) if v is not None and fails(v)]
         if kind == "str":
             return [None if v is None else _ENCODE_STR(v) for v in values], bad
