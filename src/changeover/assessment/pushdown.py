@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from changeover.assessment.objectstore import ObjectPath, records_path
 from changeover.assessment.pairing import Index, failed, segment_key, traffic_shares
 from changeover.assessment.result import ErrorRate
 from changeover.assessment.service import Prepared
@@ -54,7 +55,7 @@ from changeover.stats.tables import PairTable, key_rows, table_from_keys
 _DISTINCT_LIMIT = 64  # more distinct whole numbers than this in a signal: not an ordinal scale, let Python say so
 
 
-_TEMP_TABLES = ("co_rec", "co_items", "co_store_labelled", "co_wanted")
+_TEMP_TABLES = ("co_rec", "co_items", "co_votes", "co_store_labelled", "co_wanted")
 _PREFIX = 50_000  # paired items read in item order for the first items of each cell (the store's SQL)
 
 
@@ -71,6 +72,30 @@ class Unsupported(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass
+class CellQuery:
+    """One comparison's cells as SQL: the key expressions (``k0``, ``k1``, ...), FROM, WHERE, bound values."""
+
+    keys: list[str]
+    source: str
+    where: str
+    params: dict[str, Any]
+    item: str = "item"
+
+    def _keys(self) -> str:
+        return ",\n  ".join(f"{k} AS k{i}" for i, k in enumerate(self.keys))
+
+    def group_sql(self, extra: str = "") -> str:
+        """The GROUP BY: one row per cell, its keys and ``n``."""
+        group = ", ".join(str(i + 1) for i in range(len(self.keys)))
+        rest = f"FROM {self.source}\nWHERE {self.where}\nGROUP BY {group}"
+        return f"SELECT {self._keys()},\n  count(*) AS n{extra}\n{rest}"
+
+    def items_sql(self) -> str:
+        """One row per item: its cell's keys and the item."""
+        return f"SELECT {self._keys()},\n  {self.item} AS item\nFROM {self.source}\nWHERE {self.where}"
 
 
 class _Runner(Protocol):
@@ -278,43 +303,46 @@ class Pushdown:
             level = "(" + " + ".join(parts) + ")"
         return f"CASE WHEN f_{m} = 1 OR {s} IS NULL THEN {scale.levels} ELSE {level} END"
 
-    def count_sql(self, candidate: str, dimension: str, scales: DimensionScales) -> tuple[str, dict[str, float], int]:
+    def cell_query(self, candidate: str, dimension: str, scales: DimensionScales, lab: int = 0) -> CellQuery:
+        """The comparison's cells over the items with ``lab`` = 0 (no human label) or 1 (labelled): the keys
+        up to both known truths (the labelled items' verdicts are added by ``pushdown_votes``)."""
         c = self.models.index(candidate)
-        params: dict[str, float] = {}
+        params: dict[str, Any] = {}
         keys = ["seg_0"]
         for m, tag in ((0, "inc"), (c, "cand")):
             for name, scale in zip(scales.names, scales.scales, strict=True):
                 g = self.signals.index(name)
                 keys.append(self._level(m, g, scale, f"cut_{tag}_{g}", params))
         keys += ["CASE WHEN f_0 = 1 THEN 0 ELSE -1 END", f"CASE WHEN f_{c} = 1 THEN 0 ELSE -1 END"]
-        where = f"n_0 > 0 AND n_{c} > 0 AND lab = 0"
+        where = f"n_0 > 0 AND n_{c} > 0 AND lab = {lab}"
         if self.spec.dimensions[dimension].errors == "exclude":
             where += f" AND f_0 = 0 AND f_{c} = 0"
-        first = f",\n  min(item, {self._take}) AS first_items" if self.duck and self._take else ""
-        cols = ",\n  ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
-        group = ", ".join(str(i + 1) for i in range(len(keys)))
-        sql = f"SELECT {cols},\n  count(*) AS n{first}\nFROM co_items WHERE {where}\nGROUP BY {group}"
-        return sql, params, len(keys)
+        return CellQuery(keys, "co_items", where, params)
 
     @property
     def _take(self) -> int:
         return 2 * self.next_count + 2 if self.next_count > 0 else 0
 
+    def cells(self, query: CellQuery) -> list[tuple[Any, ...]]:
+        """The cells' keys and counts (DuckDB: and the first items of each cell)."""
+        first = f",\n  min(item, {self._take}) AS first_items" if self.duck and self._take else ""
+        return self.run(query.group_sql(first), query.params)
+
     def first_items(
-        self, sql: str, params: dict[str, float], nkeys: int, cells: Sequence[tuple[Any, ...]]
+        self, query: CellQuery, cells: Sequence[tuple[Any, ...]], prefix: bool = True
     ) -> list[tuple[Any, ...]]:
         """The first ``_take`` items of every cell, in item order (SQLite, PostgreSQL).
 
         No sort of every item: the first ``_PREFIX`` paired items in item order (``co_items``' index on
         item) fill the cells that are common; only the cells still short of their first items (few
-        items, spread out) are ranked by a window query, over their own items."""
+        items, spread out) are ranked by a window query, over their own items. ``prefix`` False: every
+        item ranked at once (the labelled ones: few)."""
         if not self._take:
             return []
-        select, rest = sql.split("\nFROM ", 1)
-        where = rest.split("\nGROUP BY", 1)[0]
+        nkeys, params = len(query.keys), query.params
         keys = ", ".join(f"k{i}" for i in range(nkeys))
         collate = ' COLLATE "C"' if self.runner.dialect == "postgresql" else ""  # Python's order of text
-        inner = select.replace(",\n  count(*) AS n", "") + ",\n  item\nFROM " + where
+        inner = query.items_sql()
 
         def ranked(source: str, where: str = "") -> list[tuple[Any, ...]]:
             return self.run(
@@ -324,6 +352,8 @@ class Pushdown:
                 params,
             )
 
+        if not prefix:
+            return ranked(inner)
         (seen,) = self.run(f"SELECT count(*) FROM ({inner}\nORDER BY item{collate} LIMIT {_PREFIX}) AS head", params)[0]
         out = ranked(f"{inner}\nORDER BY item{collate} LIMIT {_PREFIX}")
         if seen < _PREFIX:  # the prefix held every item
@@ -372,13 +402,28 @@ class Pushdown:
 
     # ------------------------------------------------------------------ the whole
 
-    def prepare(self, labelled_records: Any) -> tuple[Prepared, list[Record], int, int]:
-        """The ``Prepared`` tables. ``labelled_records(items)`` reads the records of the labelled items."""
+    def prepare(self, labelled_records: Any = None) -> tuple[Prepared, list[Record], int, int]:
+        """The ``Prepared`` tables. ``labelled_records(items)`` reads the records of the labelled items, which
+        the Python engine then counts (DuckDB); None: their verdicts are counted in SQL (``pushdown_votes``,
+        the store: its ``co_votes`` table is built)."""
+        from changeover.assessment import pushdown_votes
+
         rows, rates = self.check()
         segments, shares = self.segments()
         scales = self.scales()
-        records, merged = labelled_records(self.labelled_items())
-        sub = _index(self.spec, records)
+        records: list[Record] = []
+        if labelled_records is not None:
+            records, merged = labelled_records(self.labelled_items())
+            sub = _index(self.spec, records)
+            labels_in = sum(
+                len(v)
+                for r in records
+                if r.model in set(self.models)
+                for d, v in r.labels.items()
+                if d in self.spec.dimensions
+            )
+        else:
+            merged, labels_in = pushdown_votes.counts(self)
         comparisons: dict[tuple[str, str], Comparison] = {}
         for candidate in self.spec.candidates:
             excluded = self.excluded(candidate)
@@ -386,29 +431,29 @@ class Pushdown:
                 paired = self.paired(candidate, dimension)
                 if not paired:
                     raise Unsupported(f"no item pairs '{candidate}' with the incumbent on '{dimension}'")
-                sql, params, nkeys = self.count_sql(candidate, dimension, scales[dimension])
-                cells = self.run(sql, params)
-                firsts = [] if self.duck else self.first_items(sql, params, nkeys, cells)
-                part = _labelled_part(self.spec, sub, candidate, dimension, scales[dimension], segments)
+                query = self.cell_query(candidate, dimension, scales[dimension])
+                cells = self.cells(query)
+                part = Part([], [], [], (), ())
+                if not self.duck:
+                    n = len(query.keys)
+                    part.carried += [(str(r[n]), tuple(r[:n])) for r in self.first_items(query, cells)]
+                if labelled_records is None:
+                    votes = pushdown_votes.labelled_part(self, candidate, dimension, scales[dimension], segments)
+                    part = part.plus(votes)
+                else:
+                    part = part.plus(
+                        Part.of(_labelled_part(self.spec, sub, candidate, dimension, scales[dimension], segments))
+                    )
                 comparisons[(candidate, dimension)] = _merge(
                     candidate,
                     dimension,
                     scales[dimension],
                     segments,
                     cells,
-                    firsts,
-                    nkeys,
                     part,
                     excluded if dim.errors == "exclude" else (0, 0),
                     paired,
                 )
-        labels_in = sum(
-            len(v)
-            for r in records
-            if r.model in set(self.models)
-            for d, v in r.labels.items()
-            if d in self.spec.dimensions
-        )
         return Prepared(segments, shares, comparisons, rates, labels_in), records, merged, rows
 
 
@@ -448,46 +493,75 @@ def _labelled_part(
     return comparison(spec, sub, candidate, dimension, scales, segments)
 
 
+@dataclass
+class Part:
+    """Cells given with their whole keys (``key_rows``' layout: votes included), their counts, the items
+    carried as (item, cell key) and who labelled (``annotators``, ``exact``): the labelled items' share of
+    a comparison, and the first items of the unlabelled cells (``carried`` only)."""
+
+    rows: list[list[int]]
+    counts: list[int]
+    carried: list[tuple[str, tuple[Any, ...]]]  # (item, (its row in `rows`,)) or (item, its unlabelled cell's key)
+    names: tuple[str, ...]
+    exact: tuple[bool, ...]
+
+    @staticmethod
+    def of(comparison: Comparison | None) -> Part:
+        """The labelled items' comparison built by the Python engine, as cells."""
+        if comparison is None:
+            return Part([], [], [], (), ())
+        t = comparison.table
+        rows = key_rows(t).tolist()
+        carried = [(item, (int(c),)) for item, c in zip(comparison.items, t.cell_of_item, strict=True)]
+        return Part(rows, t.n.tolist(), carried, t.annotators, t.exact)
+
+    def plus(self, other: Part) -> Part:
+        """The first items of the unlabelled cells (self) beside the labelled part (other)."""
+        return Part(other.rows, other.counts, [*self.carried, *other.carried], other.names, other.exact)
+
+
 def _merge(
     candidate: str,
     dimension: str,
     scales: DimensionScales,
     segments: list[str],
     cells: Sequence[tuple[Any, ...]],
-    firsts: Sequence[tuple[Any, ...]],
-    nkeys: int,
-    part: Comparison | None,
+    part: Part,
     excluded: tuple[int, int],
     paired: int,
 ) -> PushedComparison:
-    """The GROUP BY's cells and the labelled items' table -> one table, cells in ``build_table``'s order."""
+    """The GROUP BY's cells (of unlabelled items) and the labelled part -> one table, cells in ``build_table``'s
+    order. A carried item names its cell by its unlabelled key (``seg, levels.., known0, known1``: an item
+    of ``cells``), by its whole key (the labelled cells in SQL) or by its row in ``part.rows`` (one value)."""
     G = len(scales.names)
+    nkeys = 3 + 2 * G
     seg_pos = {s: i for i, s in enumerate(segments)}
-    names = part.table.annotators if part is not None else ()
+    names = part.names
     A = max(1, len(names))
     width = 2 * G + 7 + (4 * A if names else 0)
 
     def key(row: Sequence[Any]) -> list[int]:
-        signal_cols = [int(x) for x in row[1 : 1 + 2 * G]]
-        return [seg_pos[str(row[0])], *signal_cols, int(row[1 + 2 * G]), int(row[2 + 2 * G]), 0, 0, 0, 0]
+        rest = [int(x) for x in row[1:nkeys]] + [0] * (width - nkeys)
+        return [seg_pos[str(row[0])], *rest]
 
-    rows = [key(r) + [0] * (width - (2 * G + 7)) for r in cells]
+    rows = [key(r) for r in cells]
     counts = [int(r[nkeys]) for r in cells]
     carried: list[tuple[str, int]] = []  # (item, row in `rows`)
-    if firsts:
-        cell_row = {tuple(k[: 3 + 2 * G]): i for i, k in enumerate(rows)}
-        carried += [(str(r[nkeys]), cell_row[tuple(key(r)[: 3 + 2 * G])]) for r in firsts]
-    else:
+    if len(cells) and len(cells[0]) > nkeys + 1:  # DuckDB: each cell's first items beside it
         for i, r in enumerate(cells):
-            carried += [(str(item), i) for item in (r[nkeys + 1] or [])] if len(r) > nkeys + 1 else []
-    if part is not None:
-        t = part.table
-        offset = len(rows)
-        rows += key_rows(t).tolist()
-        counts += t.n.tolist()
-        carried += [(item, offset + int(c)) for item, c in zip(part.items, t.cell_of_item, strict=True)]
-    exact = part.table.exact if part is not None else ()
-    table, items = cells_table(segments, scales, names, exact, rows, counts, carried)
+            carried += [(str(item), i) for item in (r[nkeys + 1] or [])]
+    offset = len(rows)
+    rows += part.rows
+    counts += part.counts
+    row_of: dict[tuple[int, ...], int] = {}
+    for i, k in enumerate(rows):  # the unlabelled cells first: a short key names the cell of unlabelled items
+        row_of.setdefault(tuple(k), i)
+    for item, cell in part.carried:
+        if len(cell) == 1:
+            carried.append((item, offset + int(cell[0])))
+        else:
+            carried.append((item, row_of[tuple(key(cell))]))
+    table, items = cells_table(segments, scales, names, part.exact, rows, counts, carried)
     return comparison_of(candidate, dimension, scales, table, items, excluded, paired)
 
 
@@ -585,6 +659,12 @@ class SqlRunner:
         res = self.conn.execute(text(sql), dict(params or {}))
         return [tuple(r) for r in res.fetchall()] if res.returns_rows else []
 
+    def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        """One statement for many rows of values (an executemany)."""
+        from sqlalchemy import text
+
+        self.conn.execute(text(sql), rows)
+
 
 def available() -> bool:
     """True when DuckDB is installed (``pip install 'changeover[scale]'``)."""
@@ -597,7 +677,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _file_projection(p: Pushdown, path: Path) -> tuple[tuple[str, str], str]:
+def _file_projection(p: Pushdown, path: Path | ObjectPath) -> tuple[tuple[str, str], str]:
     """The SELECT list and FROM of ``co_rec`` over a JSONL or Parquet file, in DuckDB."""
     suffix = "".join(path.suffixes[-2:]).lower()
     lit = _literal(str(path))
@@ -709,23 +789,26 @@ def _select_list(
 
 def from_file(
     spec: MigrationSpec,
-    path: str | Path,
+    path: str | Path | ObjectPath,
     next_count: int = 50,
     verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None = None,
 ) -> Pushed:
-    """The count tables of a JSONL (.jsonl, .jsonl.gz) or Parquet records file, computed in DuckDB.
+    """The count tables of a JSONL (.jsonl, .jsonl.gz) or Parquet records file, computed in DuckDB; the file
+    may be in an object store (``s3://...``: ``objectstore``, read through pyarrow.fs).
 
     ``verdicts``: the store's labels in force (``store.responses.current_verdicts``), merged as
     ``assess --records`` merges them."""
     from changeover.store.responses import merge_labels
 
-    path = Path(path)
+    path = records_path(path)  # a URI stays whole (an objectstore.ObjectPath)
     name = path.name.lower()
     if not (name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".parquet"))):
         raise Unsupported(f"{path.suffix} files are read by the Python engine (DuckDB reads .jsonl and .parquet)")
     if not path.exists():
         raise Unsupported(f"{path}: no such file")
     p = Pushdown(spec, DuckRunner(), next_count)
+    if isinstance(path, ObjectPath):  # DuckDB reads the URI through pyarrow.fs (its httpfs needs the internet)
+        path.register(p.runner.con)  # type: ignore[attr-defined]
     (cols, models), source = _file_projection(p, path)
     p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
     p.build_items()
@@ -768,8 +851,9 @@ def _verdict_items(spec: MigrationSpec, verdicts: Mapping[tuple[str, str, str], 
 
 def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
     """The count tables of the store's records (SQLite or PostgreSQL), computed in its own SQL."""
+    from changeover.assessment import pushdown_votes
     from changeover.labeling.gold import spec_answers
-    from changeover.store.responses import current_verdicts, load_records_counted
+    from changeover.store.responses import current_verdicts
 
     gold = spec_answers(spec)  # the gold file's answers beside the gold verdicts, as the Python engine reads them
     verdicts = current_verdicts(store, gold)  # the labels table, read once
@@ -789,22 +873,13 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
                 "(SELECT item, model, segment::jsonb AS segment, signals::jsonb AS signals, labels::jsonb AS labels, "
                 "payload::jsonb AS payload FROM responses) AS responses"
             )
+        cols += ",\n  " + pushdown_votes.lab_columns(runner.dialect == "postgresql")
         p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
         p.build_items()
-        p.mark_labelled(_verdict_items(spec, verdicts))
+        pushdown_votes.build(p, verdicts)
         p.index_items()
-
-        def read(items: list[str]) -> tuple[list[Record], int]:
-            records: list[Record] = []
-            merged = 0
-            for start in range(0, len(items), 5000):
-                got, n = load_records_counted(store, spec.models, items=items[start : start + 5000], verdicts=verdicts)
-                records += got
-                merged += n
-            return records, merged
-
         try:
-            prepared, records, merged, rows = p.prepare(read)
+            prepared, records, merged, rows = p.prepare()
         finally:
             conn.rollback()
             _drop_temp(runner)

@@ -1,0 +1,151 @@
+"""The labelled items' human verdicts counted in the store's SQL (the pushdown's ``co_votes`` table).
+
+Without it the pushdown read every labelled response back as a ``Record`` (one row each: ~0.8% of the
+records, so the memory grew with N). Here every verdict is one row of ``co_votes`` -- (item, model,
+dimension, annotator, verdict), from the records' ``labels`` / ``label_by`` and from the store's labels
+in force (``store.responses.current_verdicts``: settled answers and gold verdicts as the Python engine
+merges them) -- and each comparison's labelled cells are one GROUP BY over the labelled items joined
+with their verdicts summed per answer (and per annotator, when any verdict names one). Python receives
+count rows and the first items of each cell, never a response.
+
+The Python engine's rules, as ``tables.comparison`` and ``annotators.annotator_votes`` apply them: the
+annotators of a comparison are every name on a verdict on either answer of its paired items (a failed
+answer's too: its votes count for nothing, its annotator is named); nobody named -> only the totals; a
+failed answer's verdicts are dropped (its truth is known); two settled answers that disagree on one
+response are the Python engine's error to report (``Unsupported``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from changeover.records import SETTLED
+
+if TYPE_CHECKING:
+    from changeover.assessment.pushdown import Part, Pushdown
+    from changeover.assessment.tables import DimensionScales
+
+
+def lab_columns(pg: bool) -> str:
+    """``co_rec``'s columns for the votes: a response's labels and ``label_by`` when it has any labels."""
+    if pg:
+        return (
+            "CASE WHEN labels <> '{}'::jsonb THEN labels END AS lj, "
+            "CASE WHEN labels <> '{}'::jsonb THEN payload->'label_by' END AS byj"
+        )
+    return (
+        "CASE WHEN labels <> '{}' THEN labels END AS lj, "
+        "CASE WHEN labels <> '{}' THEN json_extract(payload, '$.label_by') END AS byj"
+    )
+
+
+def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]]) -> None:
+    """``co_votes``: every verdict on the spec's models and dimensions (``d`` its index; ``src`` 0 from the
+    records, 1 from the store's labels table, which also keeps its verdicts on other dimensions as
+    ``d`` = -1, to count what was merged); the items with a store verdict are marked labelled."""
+    from changeover.assessment.pushdown import _quote
+
+    pg = p.runner.dialect == "postgresql"
+    dims = list(p.spec.dimensions)
+    p.run("CREATE TEMP TABLE co_votes (item TEXT, m INTEGER, d INTEGER, who TEXT, v INTEGER, src INTEGER)")
+    which = "CASE d.key " + " ".join(f"WHEN '{_quote(n)}' THEN {i}" for i, n in enumerate(dims)) + " END"
+    listed = ", ".join(f"'{_quote(n)}'" for n in dims)
+    if pg:
+        p.run(
+            f"INSERT INTO co_votes (item, m, d, who, v, src)\nSELECT r.item, r.m, {which}, "
+            "coalesce(r.byj -> d.key ->> CAST(e.n - 1 AS INTEGER), ''), CAST(e.v AS INTEGER), 0\n"
+            "FROM co_rec AS r CROSS JOIN LATERAL jsonb_each(r.lj) AS d\n"
+            "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(d.value) = 'array' THEN d.value END)"
+            " WITH ORDINALITY AS e(v, n)\n"
+            f"WHERE r.lj IS NOT NULL AND d.key IN ({listed})"
+        )
+    else:
+        p.run(
+            f"INSERT INTO co_votes (item, m, d, who, v, src)\nSELECT r.item, r.m, {which}, "
+            "coalesce(json_extract(r.byj, '$.\"' || d.key || '\"[' || e.key || ']'), ''), e.value, 0\n"
+            "FROM co_rec AS r, json_each(r.lj) AS d, json_each(d.value) AS e\n"
+            f"WHERE r.lj IS NOT NULL AND d.type = 'array' AND d.key IN ({listed})"
+        )
+    if pg:  # its size for the planner: joined by item with co_items (a hash join, not a loop over it)
+        p.run("ANALYZE co_votes")
+    model = {m: i for i, m in enumerate(p.models)}
+    rows = [
+        {"item": item, "m": model[m], "d": dims.index(d) if d in p.spec.dimensions else -1, "who": who, "v": int(v)}
+        for (item, m, d), given in verdicts.items()
+        if m in model
+        for who, v in given
+    ]
+    if rows:
+        insert = "INSERT INTO co_votes (item, m, d, who, v, src) VALUES (:item, :m, :d, :who, :v, 1)"
+        p.statements.append(f"{insert};  -- {len(rows):,} verdicts of the labels table")
+        p.runner.many(insert, rows)
+        p.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_votes WHERE src = 1 AND d >= 0)")
+        if pg:
+            p.run("ANALYZE co_votes")
+
+
+def counts(p: Pushdown) -> tuple[int, int]:
+    """(store verdicts merged into the records, human verdicts on the spec's models and dimensions), as
+    ``load_records_counted`` and ``service.prepare`` count them: only on responses the store holds."""
+    held = "CASE v.m " + " ".join(f"WHEN {m} THEN co_items.n_{m}" for m in range(len(p.models))) + " END > 0"
+    merged, labels_in = p.run(
+        "SELECT sum(CASE WHEN v.src = 1 THEN 1 ELSE 0 END), sum(CASE WHEN v.d >= 0 THEN 1 ELSE 0 END)\n"
+        f"FROM co_votes AS v JOIN co_items ON co_items.item = v.item WHERE {held}"
+    )[0]
+    return int(merged or 0), int(labels_in or 0)
+
+
+def labelled_part(p: Pushdown, candidate: str, dimension: str, scales: DimensionScales, segments: list[str]) -> Part:
+    """The labelled items' cells of one comparison (keys with each answer's verdicts, per annotator when
+    named), their counts and the first items of each cell."""
+    from changeover.assessment.pushdown import Part, Unsupported
+
+    query = p.cell_query(candidate, dimension, scales, lab=1)
+    c, d = p.models.index(candidate), list(p.spec.dimensions).index(dimension)
+    ours = f"v.d = {d} AND v.m IN (0, {c}) AND {query.where}"
+    joined = "co_votes AS v JOIN co_items ON co_items.item = v.item"
+    clash = p.run(
+        f"SELECT v.item, v.m FROM {joined}\nWHERE {ours} AND v.who LIKE '{SETTLED}%'\n"
+        "GROUP BY v.item, v.m HAVING min(v.v) <> max(v.v)"
+    )
+    if clash:
+        item, m = clash[0]
+        raise Unsupported(
+            f"two settled answers disagree on item '{item}', model '{p.models[int(m)]}', dimension '{dimension}'; "
+            "the Python engine reports it"
+        )
+    names = tuple(sorted(str(w) for (w,) in p.run(f"SELECT DISTINCT v.who FROM {joined}\nWHERE {ours}")))
+    if not any(names):
+        names = ()
+    sums, keys = [], []
+    for side, m in ((0, 0), (1, c)):
+        sums += [
+            f"sum(CASE WHEN m = {m} THEN v ELSE 0 END) AS lp{side}",
+            f"sum(CASE WHEN m = {m} THEN 1 ELSE 0 END) AS lt{side}",
+        ]
+        keys += [f"CASE WHEN f_{m} = 1 THEN 0 ELSE coalesce({x}{side}, 0) END" for x in ("lp", "lt")]
+    for side, m in ((0, 0), (1, c)):
+        for a, name in enumerate(names):
+            query.params[f"who_{a}"] = name
+            who = p.param(f"who_{a}")
+            sums += [
+                f"sum(CASE WHEN m = {m} AND who = {who} THEN v ELSE 0 END) AS lp{side}_{a}",
+                f"sum(CASE WHEN m = {m} AND who = {who} THEN 1 ELSE 0 END) AS lt{side}_{a}",
+            ]
+            keys += [f"CASE WHEN f_{m} = 1 THEN 0 ELSE coalesce({x}{side}_{a}, 0) END" for x in ("lp", "lt")]
+    query.keys += keys
+    per_item = ",\n  ".join(sums)
+    query.source = (
+        f"co_items LEFT JOIN (SELECT item AS vitem,\n  {per_item}\n"
+        f"FROM co_votes WHERE d = {d} AND m IN (0, {c}) GROUP BY item) AS lv ON lv.vitem = co_items.item"
+    )
+    query.item = "co_items.item"
+    cells = p.cells(query)
+    n = len(query.keys)
+    seg_pos = {s: i for i, s in enumerate(segments)}
+    rows = [[seg_pos[str(r[0])], *(int(x) for x in r[1:n])] for r in cells]
+    index = {tuple(r[:n]): i for i, r in enumerate(cells)}
+    carried = [(str(r[n]), (index[tuple(r[:n])],)) for r in p.first_items(query, cells, prefix=False)]
+    exact = tuple(name.startswith(SETTLED) for name in names)
+    return Part(rows, [int(r[n]) for r in cells], carried, names, exact)
