@@ -202,3 +202,25 @@ def test_the_pacer_queues_callers_behind_each_other():
     waits = [pacer.reserve("m:requests", 1.0, 1.0, 1.0) for _ in range(3)]
     assert waits[0] == 0.0 and waits[1] == pytest.approx(1.0, abs=0.05) and waits[2] == pytest.approx(2.0, abs=0.05)
     assert pacer.totals() == {"m:requests": 3.0}
+
+
+def _key_seen_by_the_task() -> tuple[str | None, dict[str, str], str]:
+    import os
+
+    import ray
+
+    title = Path(f"/proc/{os.getpid()}/cmdline").read_bytes().split(b"\0")[0].decode()
+    return os.environ.get("CHANGEOVER_TEST_SECRET"), ray.get_runtime_context().runtime_env.env_vars(), title
+
+
+def test_api_keys_reach_the_tasks_but_not_their_runtime_env(local_ray):  # noqa: F811
+    """The Ray dashboard and `ray list tasks` show a task's runtime_env: keys must not travel there."""
+    from changeover.engines.ray import ray_session
+
+    with ray_session(Engine("ray")) as session:
+        got = session.map(_key_seen_by_the_task, [(), ()], env={"CHANGEOVER_TEST_SECRET": "sk-secret"})
+        after = session.map(_key_seen_by_the_task, [()])  # the next task of the same worker: put back
+    for key, runtime_env, title in got:
+        assert key == "sk-secret" and "CHANGEOVER_TEST_SECRET" not in runtime_env
+        assert title == "ray::_key_seen_by_the_task"  # the task keeps its own name (task_pids finds it)
+    assert after[0][0] is None

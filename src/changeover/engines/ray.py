@@ -22,6 +22,7 @@ stored, and rerunning the same command resumes a job that stopped.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -116,6 +117,20 @@ def worker_url(url: str) -> str:
     return url
 
 
+def _with_env(fn: Callable[..., Any], env: dict[str, str], *payload: Any) -> Any:
+    """``fn(*payload)`` in a Ray worker with ``env`` set, and the worker's own values put back after."""
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        return fn(*payload)
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @dataclass
 class RaySession:
     """A connected Ray, the job's pacer actor, and ``map`` to run batches as tasks."""
@@ -139,16 +154,17 @@ class RaySession:
     ) -> list[Any]:
         """``fn(*payload)`` for every payload as Ray tasks; results in payload order.
 
-        ``on_done(i, result)`` runs on the driver as each finishes. A task whose worker died is run
-        again up to ``engine.retries`` times; past that, or on an error, the other tasks are
+        ``env``: variables (API keys) set in the worker for the task's length. They travel in the object
+        store, not as a ``runtime_env``, which the Ray dashboard and ``ray list tasks`` show to anyone
+        with access to the cluster. ``on_done(i, result)`` runs on the driver as each finishes. A task
+        whose worker died is run again up to ``engine.retries`` times; past that, or on an error, the other tasks are
         cancelled and the error raised (a ``ChangeoverError`` from a task as itself).
         """
         ray = self.ray
         options: dict[str, Any] = {"num_cpus": 1, "max_retries": self.engine.retries, "retry_exceptions": False}
-        if env:
-            options["runtime_env"] = {"env_vars": env}
-        remote = ray.remote(**options)(fn)
-        refs = [remote.remote(*payload) for payload in payloads]
+        remote = ray.remote(**options)(_with_env).options(name=getattr(fn, "__name__", what))  # ray::<fn> in ps
+        secrets = ray.put(dict(env or {}))  # in the object store, not in a runtime_env the dashboard shows
+        refs = [remote.remote(fn, secrets, *payload) for payload in payloads]
         position = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)
