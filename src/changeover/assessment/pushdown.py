@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from changeover.assessment.objectstore import ObjectPath, records_path
 from changeover.assessment.pairing import Index, failed, segment_key, traffic_shares
 from changeover.assessment.result import ErrorRate
 from changeover.assessment.service import Prepared
@@ -676,7 +677,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _file_projection(p: Pushdown, path: Path) -> tuple[tuple[str, str], str]:
+def _file_projection(p: Pushdown, path: Path | ObjectPath) -> tuple[tuple[str, str], str]:
     """The SELECT list and FROM of ``co_rec`` over a JSONL or Parquet file, in DuckDB."""
     suffix = "".join(path.suffixes[-2:]).lower()
     lit = _literal(str(path))
@@ -788,23 +789,26 @@ def _select_list(
 
 def from_file(
     spec: MigrationSpec,
-    path: str | Path,
+    path: str | Path | ObjectPath,
     next_count: int = 50,
     verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None = None,
 ) -> Pushed:
-    """The count tables of a JSONL (.jsonl, .jsonl.gz) or Parquet records file, computed in DuckDB.
+    """The count tables of a JSONL (.jsonl, .jsonl.gz) or Parquet records file, computed in DuckDB; the file
+    may be in an object store (``s3://...``: ``objectstore``, read through pyarrow.fs).
 
     ``verdicts``: the store's labels in force (``store.responses.current_verdicts``), merged as
     ``assess --records`` merges them."""
     from changeover.store.responses import merge_labels
 
-    path = Path(path)
+    path = records_path(path)  # a URI stays whole (an objectstore.ObjectPath)
     name = path.name.lower()
     if not (name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".parquet"))):
         raise Unsupported(f"{path.suffix} files are read by the Python engine (DuckDB reads .jsonl and .parquet)")
     if not path.exists():
         raise Unsupported(f"{path}: no such file")
     p = Pushdown(spec, DuckRunner(), next_count)
+    if isinstance(path, ObjectPath):  # DuckDB reads the URI through pyarrow.fs (its httpfs needs the internet)
+        path.register(p.runner.con)  # type: ignore[attr-defined]
     (cols, models), source = _file_projection(p, path)
     p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
     p.build_items()

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from changeover.assessment.objectstore import ObjectPath, pushdown_refused, records_path
 from changeover.cli.common import (
     DB_OPTION,
     console,
@@ -158,7 +159,12 @@ def _pushed(
         return None
     try:
         if records is not None:
-            if engine == "auto" and (not pushdown.available() or records.stat().st_size < AUTO_FILE_MB << 20):
+            uri = isinstance(records, ObjectPath)  # read by DuckDB only, whatever its size
+            if (
+                engine == "auto"
+                and not uri
+                and (not pushdown.available() or records.stat().st_size < AUTO_FILE_MB << 20)
+            ):
                 return None
             store = existing_store(db, records) if store_labels else None
             verdicts = None
@@ -184,6 +190,8 @@ def _pushed(
                 return None
             return pushdown.from_store(migration, store, next_count)
     except pushdown.Unsupported as exc:
+        if isinstance(records, ObjectPath):
+            raise pushdown_refused(records, exc.reason) from None
         err_console.print(f"note: --engine duckdb: {exc.reason}; using --engine python", highlight=False)
         return None
 
@@ -216,7 +224,12 @@ def register(app: typer.Typer) -> None:
     def assess_cmd(
         spec: Path = typer.Option(..., "--spec", "-s", help="Migration spec (YAML)."),
         records: Path | None = typer.Option(
-            None, "--records", "-r", help="Records file; default: the records in the store."
+            None,
+            "--records",
+            "-r",
+            parser=records_path,
+            help="Records file, or its URI in an object store (s3://, gs://, ...: docs/scale.md); "
+            "default: the records in the store.",
         ),
         db: str | None = DB_OPTION,
         json_out: Path | None = typer.Option(None, "--json", help="Write the decision as JSON here."),

@@ -85,9 +85,11 @@ def records_with_labels(migration: Any, records: Path | None, store: Any) -> tup
 
 
 def _read_responses(records: Path) -> list[Any]:
+    from changeover.assessment.objectstore import python_engine_refused
     from changeover.errors import DataError
     from changeover.records import read_records
 
+    python_engine_refused(records)  # a URI: for the DuckDB engine only
     recs = read_records(records)
     if not recs:
         raise DataError(

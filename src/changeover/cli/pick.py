@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from changeover.assessment.objectstore import records_path
 from changeover.cli.common import DB_OPTION, console, write_json
 
 
@@ -15,7 +16,7 @@ def register(app: typer.Typer) -> None:
     def pick_cmd(
         spec: Path = typer.Option(..., "--spec", "-s", help="Migration spec (YAML)."),
         records: Path | None = typer.Option(
-            None, "--records", "-r", help="Records file; default: the records in the store."
+            None, "--records", "-r", parser=records_path, help="Records file; default: the records in the store."
         ),
         db: str | None = DB_OPTION,
         json_path: Path | None = typer.Option(None, "--json", help="Write the ranking as JSON here."),

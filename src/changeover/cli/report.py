@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from changeover.assessment.objectstore import records_path as records_location
 from changeover.cli.common import DB_OPTION, console, err_console, existing_store, print_merged, records_with_labels
 from changeover.config import MigrationSpec, load_spec
 from changeover.errors import DataError, SpecError
@@ -96,7 +97,7 @@ def report(
     ),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the report's data as JSON."),
     records_path: Path | None = typer.Option(
-        None, "--records", "-r", help="Records file (JSONL/CSV/Parquet); default: the store."
+        None, "--records", "-r", parser=records_location, help="Records file (JSONL/CSV/Parquet); default: the store."
     ),
     embeddings: Path | None = typer.Option(None, "--embeddings", help="Embedding comparison JSON to include."),
     seed: int | None = typer.Option(None, help="Sampler seed (default: the spec's `seed`)."),
