@@ -55,7 +55,7 @@ from changeover.stats.tables import PairTable, key_rows, table_from_keys
 _DISTINCT_LIMIT = 64  # more distinct whole numbers than this in a signal: not an ordinal scale, let Python say so
 
 
-_TEMP_TABLES = ("co_rec", "co_items", "co_votes", "co_store_labelled", "co_wanted")
+_TEMP_TABLES = ("co_rec", "co_items", "co_votes", "co_lab", "co_store_labelled", "co_wanted")
 _PREFIX = 50_000  # paired items read in item order for the first items of each cell (the store's SQL)
 
 
@@ -189,7 +189,20 @@ class Pushdown:
 
     def check(self) -> tuple[int, dict[str, ErrorRate]]:
         """Everything the Python engine would report as an error, or cannot be pushed down -> Unsupported."""
-        (smp, bad) = self.run("SELECT max(smp), sum(bad) FROM co_rec")[0]
+        G = len(self.signals)
+        per_signal = [
+            f"sum(CASE WHEN f = 0 AND s_{g} IS NOT NULL THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN f = 0 AND s_{g} <> round(s_{g}) THEN 1 ELSE 0 END)"
+            for g in range(G)
+        ]
+        got = self.run(
+            f"SELECT m, count(*), sum(f), max(smp), sum(bad), {', '.join(per_signal) or '0'}\nFROM co_rec GROUP BY m"
+        )
+        smp = max((r[3] for r in got if r[3] is not None), default=None)
+        bad = sum(int(r[4] or 0) for r in got)
+        self.signal_counts = [
+            (sum(int(r[5 + 2 * g] or 0) for r in got), sum(int(r[6 + 2 * g] or 0) for r in got)) for g in range(G)
+        ]
         if smp is not None and smp > 0:
             raise Unsupported("repeated samples ('sample' > 0) are paired by the Python engine")
         if bad:
@@ -197,13 +210,15 @@ class Pushdown:
                 f"{bad} value(s) are text, out of range or invalid (signals, sample, weight); the Python engine reads "
                 "and reports them"
             )
-        per_model = {
-            int(m): (int(n), int(f or 0)) for m, n, f in self.run("SELECT m, count(*), sum(f) FROM co_rec GROUP BY m")
-        }
+        per_model = {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in got}
         if len(per_model) < len(self.models):
             raise Unsupported("a model of the spec has no records")
         dup = " OR ".join(f"n_{m} > 1" for m in range(len(self.models)))
-        if self.run(f"SELECT count(*) FROM co_items WHERE {dup}")[0][0]:
+        self.segment_rows = self.run(  # each segment's weight, and items a model answers twice
+            f"SELECT {self._lead('seg')} AS seg, sum(coalesce({self._lead('w')}, 1.0)) AS weight, "
+            f"sum(CASE WHEN {dup} THEN 1 ELSE 0 END) AS twice\nFROM co_items GROUP BY 1 ORDER BY 1"
+        )
+        if any(twice for _, _, twice in self.segment_rows):
             raise Unsupported("a model answers an item twice")
         rates = {name: ErrorRate(name, per_model[m][1], per_model[m][0]) for m, name in enumerate(self.models)}
         return sum(n for n, _ in per_model.values()), rates
@@ -215,10 +230,7 @@ class Pushdown:
         return f"CASE {whens} ELSE {default} END"
 
     def segments(self) -> tuple[list[str], np.ndarray]:
-        rows = self.run(
-            f"SELECT {self._lead('seg')} AS seg, sum(coalesce({self._lead('w')}, 1.0)) AS weight "
-            "FROM co_items GROUP BY 1 ORDER BY 1"
-        )
+        rows = [(seg, weight) for seg, weight, _ in self.segment_rows]  # read by ``check``
         if any(seg is None for seg, _ in rows):
             raise Unsupported("an item's lead record lacks a segment_by field")
         segments = sorted(str(s) for s, _ in rows)
@@ -228,9 +240,7 @@ class Pushdown:
 
     def scale(self, g: int, label: str, levels: int | None, bins: int) -> SignalScale:
         s = f"s_{g}"
-        n, frac = self.run(
-            f"SELECT count({s}), sum(CASE WHEN {s} <> round({s}) THEN 1 ELSE 0 END) FROM co_rec WHERE f = 0"
-        )[0]
+        n, frac = self.signal_counts[g]  # counted by ``check``
         if not n:
             raise Unsupported(f"no record has the signal '{self.signals[g]}'")
         if frac:
@@ -376,13 +386,6 @@ class Pushdown:
         f0, f1 = self.run(f"SELECT sum(f_0), sum(f_{c}) FROM co_items WHERE n_0 > 0 AND n_{c} > 0")[0]
         return int(f0 or 0), int(f1 or 0)
 
-    def paired(self, candidate: str, dimension: str) -> int:
-        c = self.models.index(candidate)
-        where = f"n_0 > 0 AND n_{c} > 0"
-        if self.spec.dimensions[dimension].errors == "exclude":
-            where += f" AND f_0 = 0 AND f_{c} = 0"
-        return int(self.run(f"SELECT count(*) FROM co_items WHERE {where}")[0][0])
-
     def labelled_items(self) -> list[str]:
         return [str(i) for (i,) in self.run("SELECT item FROM co_items WHERE lab = 1 ORDER BY item")]
 
@@ -426,11 +429,9 @@ class Pushdown:
             merged, labels_in = pushdown_votes.counts(self)
         comparisons: dict[tuple[str, str], Comparison] = {}
         for candidate in self.spec.candidates:
-            excluded = self.excluded(candidate)
+            excludes = any(d.errors == "exclude" for d in self.spec.dimensions.values())
+            excluded = self.excluded(candidate) if excludes else (0, 0)
             for dimension, dim in self.spec.dimensions.items():
-                paired = self.paired(candidate, dimension)
-                if not paired:
-                    raise Unsupported(f"no item pairs '{candidate}' with the incumbent on '{dimension}'")
                 query = self.cell_query(candidate, dimension, scales[dimension])
                 cells = self.cells(query)
                 part = Part([], [], [], (), ())
@@ -444,6 +445,9 @@ class Pushdown:
                     part = part.plus(
                         Part.of(_labelled_part(self.spec, sub, candidate, dimension, scales[dimension], segments))
                     )
+                paired = sum(int(r[len(query.keys)]) for r in cells) + sum(part.counts)
+                if not paired:
+                    raise Unsupported(f"no item pairs '{candidate}' with the incumbent on '{dimension}'")
                 comparisons[(candidate, dimension)] = _merge(
                     candidate,
                     dimension,

@@ -83,15 +83,18 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
         p.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_votes WHERE src = 1 AND d >= 0)")
         if pg:
             p.run("ANALYZE co_votes")
+    p.run("CREATE TEMP TABLE co_lab AS SELECT * FROM co_items WHERE lab = 1")  # few: read by each comparison
+    if pg:
+        p.run("ANALYZE co_lab")
 
 
 def counts(p: Pushdown) -> tuple[int, int]:
     """(store verdicts merged into the records, human verdicts on the spec's models and dimensions), as
     ``load_records_counted`` and ``service.prepare`` count them: only on responses the store holds."""
-    held = "CASE v.m " + " ".join(f"WHEN {m} THEN co_items.n_{m}" for m in range(len(p.models))) + " END > 0"
+    held = "CASE v.m " + " ".join(f"WHEN {m} THEN co_lab.n_{m}" for m in range(len(p.models))) + " END > 0"
     merged, labels_in = p.run(
         "SELECT sum(CASE WHEN v.src = 1 THEN 1 ELSE 0 END), sum(CASE WHEN v.d >= 0 THEN 1 ELSE 0 END)\n"
-        f"FROM co_votes AS v JOIN co_items ON co_items.item = v.item WHERE {held}"
+        f"FROM co_votes AS v JOIN co_lab ON co_lab.item = v.item WHERE {held}"
     )[0]
     return int(merged or 0), int(labels_in or 0)
 
@@ -104,7 +107,7 @@ def labelled_part(p: Pushdown, candidate: str, dimension: str, scales: Dimension
     query = p.cell_query(candidate, dimension, scales, lab=1)
     c, d = p.models.index(candidate), list(p.spec.dimensions).index(dimension)
     ours = f"v.d = {d} AND v.m IN (0, {c}) AND {query.where}"
-    joined = "co_votes AS v JOIN co_items ON co_items.item = v.item"
+    joined = "co_votes AS v JOIN co_lab ON co_lab.item = v.item"
     clash = p.run(
         f"SELECT v.item, v.m FROM {joined}\nWHERE {ours} AND v.who LIKE '{SETTLED}%'\n"
         "GROUP BY v.item, v.m HAVING min(v.v) <> max(v.v)"
@@ -137,10 +140,10 @@ def labelled_part(p: Pushdown, candidate: str, dimension: str, scales: Dimension
     query.keys += keys
     per_item = ",\n  ".join(sums)
     query.source = (
-        f"co_items LEFT JOIN (SELECT item AS vitem,\n  {per_item}\n"
-        f"FROM co_votes WHERE d = {d} AND m IN (0, {c}) GROUP BY item) AS lv ON lv.vitem = co_items.item"
+        f"co_lab LEFT JOIN (SELECT item AS vitem,\n  {per_item}\n"
+        f"FROM co_votes WHERE d = {d} AND m IN (0, {c}) GROUP BY item) AS lv ON lv.vitem = co_lab.item"
     )
-    query.item = "co_items.item"
+    query.item = "co_lab.item"
     cells = p.cells(query)
     n = len(query.keys)
     seg_pos = {s: i for i, s in enumerate(segments)}
