@@ -151,21 +151,30 @@ def child(mode: str, path: str, spec_path: str) -> None:
 
 def pg_child(mode: str, url: str, arg: str) -> None:
     """One PostgreSQL measurement in this process: the pushdown or load_records + prepare (``arg``: the spec),
-    or an import of the records file ``arg`` by COPY (``import_file``) or by the row-by-row path it replaced."""
+    or an import of the records file ``arg`` by COPY (``import_file``) or by the row-by-row path it replaced,
+    with the CPU seconds of this process and of its server backends (from /proc: a server on this machine)."""
     from changeover.store import open_store
 
     t0 = time.perf_counter()
     with open_store(url) as store:
         if mode.startswith("pg-import"):
+            from sqlalchemy import event
+
             from changeover.records import read_records
             from changeover.store.responses import add_records, import_file
 
+            backends: list[int] = []
+            store.engine.dispose()  # the import's connections are new ones: their backends' CPU is the import's
+            event.listen(store.engine, "connect", lambda dbapi, _: backends.append(dbapi.info.backend_pid))
+            t0, cpu0 = time.perf_counter(), time.process_time()
             if mode == "pg-import-copy":
                 got = import_file(store, arg)
                 rows, added = got.rows, got.added
             else:  # before COPY: every row a Record, then executemany of SQLAlchemy inserts
                 rows, added = add_records(store, read_records(arg), arg)
-            print(json.dumps({"seconds": time.perf_counter() - t0, "cells": added, "rows": rows}))
+            seconds, client = time.perf_counter() - t0, time.process_time() - cpu0
+            server = sum(_process_cpu(pid) for pid in backends)
+            print(json.dumps({"seconds": seconds, "cells": added, "rows": rows, "client": client, "server": server}))
             return
         from changeover.config import load_spec
 
@@ -181,6 +190,15 @@ def pg_child(mode: str, url: str, arg: str) -> None:
             prepared = prepare(spec, load_records_counted(store, spec.models)[0])
     cells = sum(c.table.cells for c in prepared.comparisons.values())
     print(json.dumps({"seconds": time.perf_counter() - t0, "cells": cells}))
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process on this machine has used; NaN when /proc does not show it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Database:
@@ -207,29 +225,38 @@ class _Database:
         self.admin.dispose()
 
 
-def postgres(base: str, import_n: int, sizes: list[int], tmp: Path, spec_path: Path) -> None:
-    """`changeover import` into PostgreSQL, COPY against the row-by-row path, on ``import_n`` records; then,
-    for each size, the records imported (COPY) and the count tables computed from the store."""
-    if import_n:
-        path = tmp / f"pg-import-{import_n}.parquet"
-        write_file(path, import_n, seed=3)
-        print(f"\nPostgreSQL import of {import_n:,} records (Parquet), each path into a fresh database:")
-        print(f"{'path':<28} {'seconds':>8} {'records/s':>10} {'peak MiB':>9}")
-        got = {}
-        for mode, label in (
-            ("pg-import-rows", "row by row (before, baseline)"),
-            ("pg-import-copy", "COPY (import_file)"),
-        ):
+def postgres(
+    base: str, import_n: int, sizes: list[int], tmp: Path, spec_path: Path, copy_sizes: tuple[int, ...] = ()
+) -> None:
+    """`changeover import` into PostgreSQL, COPY against the row-by-row path, on ``import_n`` records, and by
+    COPY alone on each of ``copy_sizes``; then, for each size, the records imported (COPY) and the count
+    tables computed from the store."""
+    runs = ([(import_n, "pg-import-rows", "row by row (before, baseline)")] if import_n else []) + [
+        (n, "pg-import-copy", "COPY (import_file)") for n in ([import_n] if import_n else []) + list(copy_sizes)
+    ]
+    if runs:
+        print("\nPostgreSQL import (Parquet), each into a fresh database; CPU s: the importing process, its backends")
+        print(f"{'records':>10} {'path':<30} {'seconds':>8} {'records/s':>10} {'CPU s':>6} {'server':>6} {'MiB':>5}")
+        rates: dict[tuple[int, str], float] = {}
+        for n, mode, label in runs:
+            path = tmp / f"pg-import-{n}.parquet"
+            if not path.exists():
+                write_file(path, n, seed=3)
             with _Database(base, "import") as url:
-                got[mode] = measure(mode, url, path)
-            sec, mib, _ = got[mode]
-            print(f"{label:<28} {sec:8.2f} {import_n / sec:10,.0f} {mib:9.0f}")
-        copy_rate = import_n / got["pg-import-copy"][0]
-        print(
-            f"COPY {got['pg-import-rows'][0] / got['pg-import-copy'][0]:.1f}x the row-by-row path; "
-            f"{copy_rate:,.0f} records/s ({'>=' if copy_rate >= 100_000 else 'under'} the 100,000/s target); "
-            f"{C.load_now()}"
-        )
+                sec, mib, _ = measure(mode, url, path)
+            rates[n, mode] = n / sec
+            print(
+                f"{n:>10,} {label:<30} {sec:8.2f} {n / sec:10,.0f} {LAST['client']:6.2f} {LAST['server']:6.2f}"
+                f" {mib:5.0f}   {C.load_now()}"
+            )
+            sys.stdout.flush()
+        for (n, mode), rate in rates.items():
+            if mode == "pg-import-copy":
+                base_rate = rates.get((import_n, "pg-import-rows"))
+                print(
+                    f"COPY at {n:,}: {rate:,.0f} records/s ({'>=' if rate >= 100_000 else 'under'} the 100,000/s goal)"
+                    + (f", {rate / base_rate:.1f}x the row-by-row path's rate at {import_n:,}" if base_rate else "")
+                )
         sys.stdout.flush()
     peaks = []
     for n in sizes:
@@ -327,7 +354,12 @@ def measure(mode: str, path: Path | str, spec_path: Path) -> tuple[float, float,
     if status != 0:
         raise SystemExit(f"{mode} failed (status {status}): {out}")
     got = json.loads(out.strip().splitlines()[-1])
+    LAST.clear()
+    LAST.update(got)  # everything the child printed (an import's CPU seconds)
     return got["seconds"], usage.ru_maxrss / 1024, got["cells"]
+
+
+LAST: dict[str, float] = {}  # the last child's whole report (``measure``)
 
 
 def main() -> None:
@@ -347,6 +379,12 @@ def main() -> None:
         default=0,
         metavar="N",
         help="with --postgres: first import N records by COPY and by the row-by-row path it replaced",
+    )
+    ap.add_argument(
+        "--import-copy",
+        default="",
+        metavar="N[,N...]",
+        help="also import N records into PostgreSQL by COPY alone (no count tables)",
     )
     ap.add_argument("--no-parquet", action="store_true", help="only the PostgreSQL part")
     ap.add_argument(
@@ -387,11 +425,13 @@ def main() -> None:
                 f"({'<=' if push[1] <= 2048 else '>'} 2 GiB); {C.load_now()}"
             )
             sys.stdout.flush()
-        if args.postgres:
+        if args.postgres or args.import_baseline or args.import_copy:
             base = os.environ.get("CHANGEOVER_TEST_PG")
             if not base:
                 raise SystemExit("--postgres needs CHANGEOVER_TEST_PG (source /tmp/co_env.sh)")
-            postgres(base, args.import_baseline, [int(x) for x in args.postgres.split(",")], Path(tmp), spec_path)
+            sizes = [int(x) for x in args.postgres.split(",") if x]
+            copies = tuple(int(x) for x in args.import_copy.split(",") if x)
+            postgres(base, args.import_baseline, sizes, Path(tmp), spec_path, copies)
         if args.postgres_generated:
             base = os.environ.get("CHANGEOVER_TEST_PG")
             if not base:
