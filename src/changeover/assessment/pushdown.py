@@ -175,8 +175,10 @@ class Pushdown:
 
     # ------------------------------------------------------------------ step 2: items side by side
 
-    def build_items(self) -> None:
-        cols = ["item", "max(lab) AS lab"]
+    def build_items(self, projection: tuple[str, str], source: str) -> None:
+        """``co_items`` straight from the records (``projection``: the SELECT list of one response and the
+        WHERE of the spec's models, over ``source``): one GROUP BY item, no table of responses in between."""
+        cols = ["item", "max(lab) AS lab", "max(smp) AS smp", "sum(bad) AS bad"]
         for m in range(len(self.models)):
             cols += [
                 f"sum(CASE WHEN m = {m} THEN 1 ELSE 0 END) AS n_{m}",
@@ -185,24 +187,51 @@ class Pushdown:
                 f"max(CASE WHEN m = {m} THEN w END) AS w_{m}",
             ]
             cols += [f"max(CASE WHEN m = {m} THEN s_{g} END) AS s_{m}_{g}" for g in range(len(self.signals))]
-        self.run("CREATE TEMP TABLE co_items AS SELECT " + ",\n  ".join(cols) + "\nFROM co_rec GROUP BY item")
+        select, models = projection
+        rec = f"SELECT\n  {select}\nFROM {source}\nWHERE {models}"
+        self.run(
+            "CREATE TEMP TABLE co_items AS SELECT " + ",\n  ".join(cols) + f"\nFROM ({rec}) AS co_rec GROUP BY item"
+        )
+
+    def _values(self, g: int) -> str:
+        """Signal ``g`` of every answer that did not fail (one column ``x``), from ``co_items``."""
+        parts = [
+            f"SELECT s_{m}_{g} AS x FROM co_items WHERE f_{m} = 0 AND s_{m}_{g} IS NOT NULL"
+            for m in range(len(self.models))
+        ]
+        return "(" + "\nUNION ALL ".join(parts) + ") AS answers"
 
     def check(self) -> tuple[int, dict[str, ErrorRate]]:
         """Everything the Python engine would report as an error, or cannot be pushed down -> Unsupported."""
-        G = len(self.signals)
-        per_signal = [
-            f"sum(CASE WHEN f = 0 AND s_{g} IS NOT NULL THEN 1 ELSE 0 END), "
-            f"sum(CASE WHEN f = 0 AND s_{g} <> round(s_{g}) THEN 1 ELSE 0 END)"
-            for g in range(G)
+        M, G = len(self.models), len(self.signals)
+        dup = " OR ".join(f"n_{m} > 1" for m in range(M))
+        cols = [
+            f"{self._lead('seg')} AS seg",
+            f"sum(coalesce({self._lead('w')}, 1.0)) AS weight",
+            f"sum(CASE WHEN {dup} THEN 1 ELSE 0 END) AS twice",
+            "max(smp)",
+            "sum(bad)",
         ]
-        got = self.run(
-            f"SELECT m, count(*), sum(f), max(smp), sum(bad), {', '.join(per_signal) or '0'}\nFROM co_rec GROUP BY m"
-        )
+        cols += [f"sum(n_{m}), sum(f_{m})" for m in range(M)]
+        for g in range(G):
+            cols += [
+                " + ".join(f"sum(CASE WHEN f_{m} = 0 AND s_{m}_{g} IS NOT NULL THEN 1 ELSE 0 END)" for m in range(M)),
+                " + ".join(
+                    f"sum(CASE WHEN f_{m} = 0 AND s_{m}_{g} <> round(s_{m}_{g}) THEN 1 ELSE 0 END)" for m in range(M)
+                ),
+            ]
+        # one pass: each segment's weight, items a model answers twice, samples, odd values, every model's
+        # answers and failed calls, every signal's values and fractional values
+        got = self.run("SELECT " + ",\n  ".join(cols) + "\nFROM co_items GROUP BY 1 ORDER BY 1")
+        self.segment_rows = [(r[0], r[1]) for r in got]
+
+        def total(col: int) -> int:
+            return sum(int(r[col] or 0) for r in got)
+
         smp = max((r[3] for r in got if r[3] is not None), default=None)
-        bad = sum(int(r[4] or 0) for r in got)
-        self.signal_counts = [
-            (sum(int(r[5 + 2 * g] or 0) for r in got), sum(int(r[6 + 2 * g] or 0) for r in got)) for g in range(G)
-        ]
+        bad = total(4)
+        col = 5 + 2 * M
+        self.signal_counts = [(total(col + 2 * g), total(col + 2 * g + 1)) for g in range(G)]
         if smp is not None and smp > 0:
             raise Unsupported("repeated samples ('sample' > 0) are paired by the Python engine")
         if bad:
@@ -210,15 +239,10 @@ class Pushdown:
                 f"{bad} value(s) are text, out of range or invalid (signals, sample, weight); the Python engine reads "
                 "and reports them"
             )
-        per_model = {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in got}
-        if len(per_model) < len(self.models):
+        per_model = {m: (total(5 + 2 * m), total(6 + 2 * m)) for m in range(M)}
+        if any(n == 0 for n, _ in per_model.values()):
             raise Unsupported("a model of the spec has no records")
-        dup = " OR ".join(f"n_{m} > 1" for m in range(len(self.models)))
-        self.segment_rows = self.run(  # each segment's weight, and items a model answers twice
-            f"SELECT {self._lead('seg')} AS seg, sum(coalesce({self._lead('w')}, 1.0)) AS weight, "
-            f"sum(CASE WHEN {dup} THEN 1 ELSE 0 END) AS twice\nFROM co_items GROUP BY 1 ORDER BY 1"
-        )
-        if any(twice for _, _, twice in self.segment_rows):
+        if total(2):
             raise Unsupported("a model answers an item twice")
         rates = {name: ErrorRate(name, per_model[m][1], per_model[m][0]) for m, name in enumerate(self.models)}
         return sum(n for n, _ in per_model.values()), rates
@@ -230,7 +254,7 @@ class Pushdown:
         return f"CASE {whens} ELSE {default} END"
 
     def segments(self) -> tuple[list[str], np.ndarray]:
-        rows = [(seg, weight) for seg, weight, _ in self.segment_rows]  # read by ``check``
+        rows = self.segment_rows  # read by ``check``
         if any(seg is None for seg, _ in rows):
             raise Unsupported("an item's lead record lacks a segment_by field")
         segments = sorted(str(s) for s, _ in rows)
@@ -239,7 +263,6 @@ class Pushdown:
     # ------------------------------------------------------------------ step 3: scales
 
     def scale(self, g: int, label: str, levels: int | None, bins: int) -> SignalScale:
-        s = f"s_{g}"
         n, frac = self.signal_counts[g]  # counted by ``check``
         if not n:
             raise Unsupported(f"no record has the signal '{self.signals[g]}'")
@@ -249,20 +272,16 @@ class Pushdown:
             cuts = set()
             picks = _numpy_quantiles(int(n), bins)
             if self.runner.dialect == "postgresql":  # every order statistic needed from one sort
-                at = self.order_statistics(s, int(n), sorted({i for lo, hi, _ in picks for i in (lo, hi)}))
+                at = self.order_statistics(g, int(n), sorted({i for lo, hi, _ in picks for i in (lo, hi)}))
                 cuts = {_lerp(at[lo], at[hi], t) for lo, hi, t in picks}
             for lo, hi, t in picks if not cuts else ():
-                got = self.run(
-                    f"SELECT {s} FROM co_rec WHERE f = 0 AND {s} IS NOT NULL ORDER BY {s} LIMIT 2 OFFSET {lo}"
-                )
+                got = self.run(f"SELECT x FROM {self._values(g)} ORDER BY x LIMIT 2 OFFSET {lo}")
                 values = [float(v) for (v,) in got]
                 b = values[1] if hi > lo and len(values) > 1 else values[0]
                 cuts.add(_lerp(values[0], b, t))
             ordered = tuple(sorted(cuts))
             return SignalScale("continuous", len(ordered) + 1, ordered)
-        distinct = self.run(
-            f"SELECT DISTINCT {s} FROM co_rec WHERE f = 0 AND {s} IS NOT NULL ORDER BY 1 LIMIT {_DISTINCT_LIMIT + 1}"
-        )
+        distinct = self.run(f"SELECT DISTINCT x FROM {self._values(g)} ORDER BY 1 LIMIT {_DISTINCT_LIMIT + 1}")
         if len(distinct) > _DISTINCT_LIMIT:
             raise Unsupported(f"the signal '{self.signals[g]}' has more than {_DISTINCT_LIMIT} levels")
         try:
@@ -270,13 +289,12 @@ class Pushdown:
         except Exception as exc:  # the Python engine reports it with its own words
             raise Unsupported(str(exc)) from None
 
-    def order_statistics(self, s: str, n: int, indices: list[int]) -> dict[int, float]:
-        """The values at these 0-based positions of the sorted non-null ``s`` of answers (PostgreSQL):
+    def order_statistics(self, g: int, n: int, indices: list[int]) -> dict[int, float]:
+        """The values at these 0-based positions of the sorted signal ``g`` of answers (PostgreSQL):
         ``percentile_disc`` at (i + 1/2) / n is the value at position i, all of them from one sort."""
         fractions = ", ".join(repr((i + 0.5) / n) for i in indices)
         (values,) = self.run(
-            f"SELECT percentile_disc(ARRAY[{fractions}]::float8[]) WITHIN GROUP (ORDER BY {s}) "
-            f"FROM co_rec WHERE f = 0 AND {s} IS NOT NULL"
+            f"SELECT percentile_disc(ARRAY[{fractions}]::float8[]) WITHIN GROUP (ORDER BY x) FROM {self._values(g)}"
         )[0]
         return {i: float(v) for i, v in zip(indices, values, strict=True)}
 
@@ -814,8 +832,7 @@ def from_file(
     if isinstance(path, ObjectPath):  # DuckDB reads the URI through pyarrow.fs (its httpfs needs the internet)
         path.register(p.runner.con)  # type: ignore[attr-defined]
     (cols, models), source = _file_projection(p, path)
-    p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
-    p.build_items()
+    p.build_items((cols, models), source)
     p.mark_labelled(_verdict_items(spec, verdicts))
     parquet = name.endswith(".parquet")
 
@@ -877,10 +894,8 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
                 "(SELECT item, model, segment::jsonb AS segment, signals::jsonb AS signals, labels::jsonb AS labels, "
                 "payload::jsonb AS payload FROM responses) AS responses"
             )
-        cols += ",\n  " + pushdown_votes.lab_columns(runner.dialect == "postgresql")
-        p.run(f"CREATE TEMP TABLE co_rec AS SELECT\n  {cols}\nFROM {source}\nWHERE {models}")
-        p.build_items()
-        pushdown_votes.build(p, verdicts)
+        p.build_items((cols, models), source)
+        pushdown_votes.build(p, verdicts, source)
         p.index_items()
         try:
             prepared, records, merged, rows = p.prepare()

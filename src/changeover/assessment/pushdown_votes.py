@@ -27,53 +27,43 @@ if TYPE_CHECKING:
     from changeover.assessment.tables import DimensionScales
 
 
-def lab_columns(pg: bool) -> str:
-    """``co_rec``'s columns for the votes: a response's labels and ``label_by`` when it has any labels."""
-    if pg:
-        return (
-            "CASE WHEN labels <> '{}'::jsonb THEN labels END AS lj, "
-            "CASE WHEN labels <> '{}'::jsonb THEN payload->'label_by' END AS byj"
-        )
-    return (
-        "CASE WHEN labels <> '{}' THEN labels END AS lj, "
-        "CASE WHEN labels <> '{}' THEN json_extract(payload, '$.label_by') END AS byj"
-    )
-
-
-def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]]) -> None:
+def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]], source: str) -> None:
     """``co_votes``: every verdict on the spec's models and dimensions (``d`` its index; ``src`` 0 from the
-    records, 1 from the store's labels table, which also keeps its verdicts on other dimensions as
-    ``d`` = -1, to count what was merged); the items with a store verdict are marked labelled."""
+    records' labels in ``source``, 1 from the store's labels table, which also keeps its verdicts on other
+    dimensions as ``d`` = -1, to count what was merged); the items with a store verdict are marked labelled."""
     from changeover.assessment.pushdown import _quote
 
     pg = p.runner.dialect == "postgresql"
     dims = list(p.spec.dimensions)
-    p.run("CREATE TEMP TABLE co_votes (item TEXT, m INTEGER, d INTEGER, who TEXT, v INTEGER, src INTEGER)")
     which = "CASE d.key " + " ".join(f"WHEN '{_quote(n)}' THEN {i}" for i, n in enumerate(dims)) + " END"
+    model = "CASE r.model " + " ".join(f"WHEN '{_quote(m)}' THEN {i}" for i, m in enumerate(p.models)) + " END"
     listed = ", ".join(f"'{_quote(n)}'" for n in dims)
-    if pg:
+    models = ", ".join(f"'{_quote(m)}'" for m in p.models)
+    if pg:  # a CREATE TABLE AS: its scan of the responses may run in parallel (an INSERT's may not)
+        who = "coalesce(r.payload -> 'label_by' -> d.key ->> CAST(e.n - 1 AS INTEGER), '')"
         p.run(
-            f"INSERT INTO co_votes (item, m, d, who, v, src)\nSELECT r.item, r.m, {which}, "
-            "coalesce(r.byj -> d.key ->> CAST(e.n - 1 AS INTEGER), ''), CAST(e.v AS INTEGER), 0\n"
-            "FROM co_rec AS r CROSS JOIN LATERAL jsonb_each(r.lj) AS d\n"
+            f"CREATE TEMP TABLE co_votes AS\nSELECT CAST(r.item AS TEXT) AS item, {model} AS m, {which} AS d, "
+            f"CAST({who} AS TEXT) AS who, CAST(e.v AS INTEGER) AS v, 0 AS src\n"
+            f"FROM {source.replace(') AS responses', ') AS r')} CROSS JOIN LATERAL jsonb_each(r.labels) AS d\n"
             "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(d.value) = 'array' THEN d.value END)"
             " WITH ORDINALITY AS e(v, n)\n"
-            f"WHERE r.lj IS NOT NULL AND d.key IN ({listed})"
+            f"WHERE r.model IN ({models}) AND r.labels <> '{{}}'::jsonb AND d.key IN ({listed})"
         )
     else:
+        p.run("CREATE TEMP TABLE co_votes (item TEXT, m INTEGER, d INTEGER, who TEXT, v INTEGER, src INTEGER)")
+        who = "coalesce(json_extract(r.payload, '$.label_by.\"' || d.key || '\"[' || e.key || ']'), '')"
         p.run(
-            f"INSERT INTO co_votes (item, m, d, who, v, src)\nSELECT r.item, r.m, {which}, "
-            "coalesce(json_extract(r.byj, '$.\"' || d.key || '\"[' || e.key || ']'), ''), e.value, 0\n"
-            "FROM co_rec AS r, json_each(r.lj) AS d, json_each(d.value) AS e\n"
-            f"WHERE r.lj IS NOT NULL AND d.type = 'array' AND d.key IN ({listed})"
+            f"INSERT INTO co_votes (item, m, d, who, v, src)\nSELECT r.item, {model}, {which}, {who}, e.value, 0\n"
+            f"FROM {source} AS r, json_each(r.labels) AS d, json_each(d.value) AS e\n"
+            f"WHERE r.model IN ({models}) AND r.labels <> '{{}}' AND d.type = 'array' AND d.key IN ({listed})"
         )
-    if pg:  # its size for the planner: joined by item with co_items (a hash join, not a loop over it)
+    if pg:  # its size for the planner: joined by item with co_lab (a hash join, not a loop over it)
         p.run("ANALYZE co_votes")
-    model = {m: i for i, m in enumerate(p.models)}
+    index = {m: i for i, m in enumerate(p.models)}
     rows = [
-        {"item": item, "m": model[m], "d": dims.index(d) if d in p.spec.dimensions else -1, "who": who, "v": int(v)}
+        {"item": item, "m": index[m], "d": dims.index(d) if d in p.spec.dimensions else -1, "who": who, "v": int(v)}
         for (item, m, d), given in verdicts.items()
-        if m in model
+        if m in index
         for who, v in given
     ]
     if rows:
