@@ -16,8 +16,8 @@ PostgreSQL, two ways, chosen per import (``_plan``):
 - *indexes built after the rows* (a big file into an empty or smaller table): every row inserted into
   a random place of the fingerprint index costs a page read and, after each checkpoint, a full page in
   the WAL -- at 10^6 rows on a default server that is most of the time. So the table is locked (``NOWAIT``:
-  if anyone else is using it, the import goes the first way instead of waiting), its secondary indexes
-  and unique constraints are dropped, all the rows go in by one COPY, and the indexes are built again
+  if anyone else is using it, the import goes the first way instead of waiting), its indexes (primary
+  key, unique constraints, the others) are dropped, all the rows go in by one COPY, and they are built again
   (a sort each) before the transaction commits. A repeated fingerprint makes rebuilding the unique
   constraint fail; then the later copies (higher ids: the stored row, or the file's first) are deleted
   and it is built again. All of it is one transaction: an error leaves the table, its rows and its
@@ -233,33 +233,37 @@ class _Stopped(Exception):
 
 
 class _Indexes:
-    """The secondary indexes and unique constraints of ``responses``, as dropped and built again."""
+    """The indexes of ``responses`` as dropped and built again: the primary key (unless a foreign key
+    refers to it), the unique constraints, the other indexes."""
 
     def __init__(self, cur: Any) -> None:
         cur.execute(
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = 'responses'::regclass AND contype = 'u' ORDER BY conname"
+            "WHERE conrelid = 'responses'::regclass AND (contype = 'u' OR contype = 'p' AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint f WHERE f.confrelid = 'responses'::regclass)) "
+            "ORDER BY contype = 'u', conname"
         )
-        self.unique: list[tuple[str, str]] = cur.fetchall()
+        self.constraints: list[tuple[str, str]] = cur.fetchall()
         cur.execute(
             "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid = 'responses'::regclass AND NOT i.indisprimary "
+            "WHERE i.indrelid = 'responses'::regclass "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname"
         )
         self.plain: list[tuple[str, str]] = cur.fetchall()
 
     def drop(self, cur: Any) -> None:
-        for name, _ in self.unique:
+        for name, _ in self.constraints:
             cur.execute(f'ALTER TABLE responses DROP CONSTRAINT "{name}"')
         for name, _ in self.plain:
             cur.execute(f'DROP INDEX "{name}"')
 
     def build(self, cur: Any) -> int:
-        """Build the indexes again; returns how many repeated rows were deleted to make the unique ones hold."""
+        """Build the indexes again; returns how many repeated rows were deleted to make the unique ones hold
+        (of each group of rows with the same key, all but the one of the lowest id)."""
         import psycopg
 
         deleted = 0
-        for name, definition in self.unique:
+        for name, definition in self.constraints:  # the primary key first: the DELETE below finds rows by id
             add = f'ALTER TABLE responses ADD CONSTRAINT "{name}" {definition}'
             cur.execute("SAVEPOINT co_unique")
             try:
