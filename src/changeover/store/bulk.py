@@ -11,8 +11,8 @@ PostgreSQL, two ways, chosen per import (``_plan``):
   small):
   each chunk is one ``COPY responses FROM STDIN`` (text format) in a savepoint; when the COPY meets a
   stored fingerprint (a unique violation) the savepoint is rolled back and the chunk is copied again
-  without the stored rows -- importing new records pays no look-up, a re-import one indexed look-up per
-  chunk.
+  without the stored rows, and from then on each chunk's stored rows are looked up before its COPY --
+  importing new records pays no look-up, a file overlapping the store one indexed look-up per chunk.
 - *indexes built after the rows* (a big file into an empty or smaller table): every row inserted into
   a random place of the fingerprint index costs a page read and, after each checkpoint, a full page in
   the WAL -- at 10^6 rows on a default server that is most of the time. So the table is locked (``NOWAIT``:
@@ -155,6 +155,7 @@ class _Copier(threading.Thread):
         self.added = 0
         self.stopped = False
         self.done = False  # the caller's end of the chunks (None) was taken
+        self.overlaps = False  # a chunk met stored rows: the later ones are looked up before their COPY
         self.sent = array("q")  # the file line of each row of the current COPY, for its error messages
 
     def run(self) -> None:
@@ -214,18 +215,27 @@ class _Copier(threading.Thread):
             seen: set[str] = set()
             chunk = chunk.take([i for i, fp in enumerate(fingerprints) if not (fp in seen or seen.add(fp))])  # type: ignore[func-returns-value]
         with self.raw.cursor() as cur:
+            if self.overlaps:  # an earlier chunk met stored rows: this one probably does too, look first
+                chunk = self.new(cur, chunk)
             cur.execute("SAVEPOINT co_copy")
             try:
-                self.copy(cur, chunk)
+                if len(chunk):
+                    self.copy(cur, chunk)
             except psycopg.errors.UniqueViolation:  # some of the chunk is stored already
                 cur.execute("ROLLBACK TO SAVEPOINT co_copy")
-                cur.execute("SELECT fingerprint FROM responses WHERE fingerprint = ANY(%s)", (chunk.fingerprint,))
-                stored = {fp for (fp,) in cur.fetchall()}
-                chunk = chunk.take([i for i, fp in enumerate(chunk.fingerprint) if fp not in stored])
+                self.overlaps = True
+                chunk = self.new(cur, chunk)
                 if len(chunk):
                     self.copy(cur, chunk)
             cur.execute("RELEASE SAVEPOINT co_copy")
         return len(chunk)
+
+    @staticmethod
+    def new(cur: Any, chunk: Rows) -> Rows:
+        """The rows of ``chunk`` whose fingerprint is not stored (one indexed look-up of them all)."""
+        cur.execute("SELECT fingerprint FROM responses WHERE fingerprint = ANY(%s)", (chunk.fingerprint,))
+        stored = {fp for (fp,) in cur.fetchall()}
+        return chunk.take([i for i, fp in enumerate(chunk.fingerprint) if fp not in stored]) if stored else chunk
 
 
 class _Stopped(Exception):
