@@ -8,20 +8,24 @@ holding the same ``Comparison`` tables the Python engine (``service.prepare``) b
 
 The steps, each one SQL statement (``Pushdown.statements`` keeps them, ``assess --show-sql`` prints them):
 
-1. ``co_rec``: one row per response of the spec's models, projected to what the tables read -- item,
-   model, segment key, failed call (``pairing.failed``), every signal as a number, whether it carries a
-   human label on a spec dimension, weight, sample.
-2. ``co_items``: one row per item, both answers side by side (a pivot by model).
-3. Per signal: count, fractional values, distinct values, quantile cut points (``signals.infer_scale``
-   reads them: the scale is decided by the same code).
-4. Per (candidate, dimension): one GROUP BY over the unlabelled paired items -- (segment, each
+1. ``co_items``: one row per item, both answers side by side -- one GROUP BY item straight over the
+   records, each response projected once to what the tables read (item, model, segment key, failed call
+   as ``pairing.failed`` says, every signal as a number, whether it carries a human label on a spec
+   dimension, weight, sample); in PostgreSQL the projection and a partial aggregate run in parallel
+   workers. No table of responses is written.
+2. One pass over ``co_items``: per segment its weight, duplicates, odd values, every model's answers and
+   failed calls, every signal's count and fractional values; then per signal its distinct values or its
+   quantile cut points (``signals.infer_scale`` reads them: the scale is decided by the same code).
+3. Per (candidate, dimension): one GROUP BY over the unlabelled paired items -- (segment, each
    signal's level on both answers, known failure of both) -> n, and the first items of each cell.
 
 Items with a human label (in the records, or in the store's labels table) are few (under 1% at
-scale): they are read back as records and counted by the Python engine itself
-(``tables.comparison``), so annotators, settled answers and label parsing need no second
-implementation; their cells are merged with the GROUP BY's. A ``Comparison`` then carries, of the
-unlabelled items, only the first ``2 * next_count + 2`` of each cell in item order: the labelling
+scale). From a store their verdicts are counted in SQL (``pushdown_votes``: one row per verdict in
+``co_votes``, the labelled items in ``co_lab``, one more GROUP BY per comparison with each answer's
+verdicts, per annotator when any is named), so Python receives count rows only and its memory does not
+grow with the records. From a file they are read back as records and counted by the Python engine
+itself (``tables.comparison``). Either way their cells are merged with the GROUP BY's. A ``Comparison``
+then carries only the first ``2 * next_count + 2`` items of each cell in item order: the labelling
 queue (``ranking.next_labels``) takes at most ``next_count`` labels and skips at most as many taken
 ones, so the ranked labels are the Python engine's exactly; ``paired_items`` counts all of them.
 
@@ -121,7 +125,7 @@ class Pushed:
     """What the pushdown gives ``assess``: the tables, the labelled records it read, the SQL it ran."""
 
     prepared: Prepared
-    records: list[Record]  # every record of the items that carry a human label (labels merged)
+    records: list[Record]  # from a file: every record of the labelled items (labels merged); a store: none
     merged: int | None  # store verdicts merged into them (None: the store was not consulted)
     rows: int  # responses of the spec's models counted
     statements: list[str] = field(default_factory=list)
@@ -910,10 +914,11 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
     return Pushed(prepared, records, merged, rows, p.statements)
 
 
-# PostgreSQL, for the pushdown's transaction: the GROUP BY by item hashes in memory instead of spilling to
-# disk, the temporary tables stay in memory (only before the session's first temporary table: a pooled
-# connection keeps its first value), no JIT compilation of each statement
-_PG_SETTINGS = ("SET LOCAL work_mem = '256MB'", "SET temp_buffers = '256MB'", "SET LOCAL jit = off")
+# PostgreSQL, for the pushdown's transaction: the GROUP BY by item hashes in memory (at 3x10^6 records
+# 1.5x10^6 items took ~640 MB; beyond work_mem x hash_mem_multiplier it spills to disk in batches), the
+# temporary tables stay in memory (only before the session's first temporary table: a pooled connection
+# keeps its first value), no JIT compilation of each statement
+_PG_SETTINGS = ("SET LOCAL work_mem = '512MB'", "SET temp_buffers = '256MB'", "SET LOCAL jit = off")
 
 
 def _drop_temp(runner: SqlRunner) -> None:
