@@ -134,7 +134,9 @@ def bench_judge_accuracy(reps: int, seed: int = 7) -> None:
 # --------------------------------------------------------------------------- 1b. XSTest
 
 
-def bench_xstest(seeds: list[int], n_labels: int) -> dict:
+def bench_xstest(seeds: list[int], n_labels: int, segment_by: list[str] | None = None) -> dict:
+    """XSTest's widths and coverage; ``segment_by=["safety"]`` gives the judge one confusion per safe / unsafe
+    segment (as the demo's spec does); without it, one confusion for both (a weaker model of this judge)."""
     from changeover.demo import bundled_records_path
 
     truth = read_records(bundled_records_path())
@@ -149,14 +151,16 @@ def bench_xstest(seeds: list[int], n_labels: int) -> dict:
     print(
         f"\n# 1b. XSTest (bundled; 450 prompts x 5 models; GPT-4 refusal judge vs adjudicated human labels): "
         f"{inc} -> each other model, human labels kept on {n_labels} random prompts (all models), "
-        f"{len(seeds)} seeds; truth = delta from all 450 human labels"
+        f"{len(seeds)} seeds; truth = delta from all 450 human labels; "
+        + (f"segment_by: {segment_by}" if segment_by else "no segments")
     )
     for c in cands:
         print(
             f"  {c:16s} full-human delta {full[c]:+.4f}   judge-alone delta {np.mean(A[c] - A[inc]):+.4f}   "
             f"judge agreement with humans: {inc} {np.mean(A[inc] == H[inc]):.1%}, {c} {np.mean(A[c] == H[c]):.1%}"
         )
-    spec = spec_from_dict({"incumbent": inc, "candidates": cands, "dimensions": {"refusal": {"margin": 0.02}}})
+    raw: dict = {"incumbent": inc, "candidates": cands, "dimensions": {"refusal": {"margin": 0.02}}}
+    spec = spec_from_dict({**raw, "segment_by": segment_by} if segment_by else raw)
     tally = C.Tally()
     rhats = []
     with C.Timer() as t:
@@ -175,8 +179,11 @@ def bench_xstest(seeds: list[int], n_labels: int) -> dict:
                 }
                 tally.add_all(c, ivs, full[c])
     print(f"  {len(seeds)} assessments in {t.seconds:.1f} s; R-hat max over runs {max(rhats):.3f}")
-    C.print_table(f"1b. XSTest, {n_labels} labelled prompts: mean 95% width and coverage of the 450-label delta", tally)
-    return C.verdict_on_targets(f"XSTest ({n_labels} labels)", tally)
+    how = f", segment_by {segment_by}" if segment_by else ", no segments"
+    C.print_table(
+        f"1b. XSTest, {n_labels} labelled prompts{how}: mean 95% width and coverage of the 450-label delta", tally
+    )
+    return C.verdict_on_targets(f"XSTest ({n_labels} labels{how})", tally)
 
 
 # --------------------------------------------------------------------------- 1c. M-IFEval
@@ -527,7 +534,9 @@ def main() -> int:
             results["sim"] = bench_simulated(reps=3 if q else 40)
             bench_judge_accuracy(reps=2 if q else 25)
         if "xstest" in parts:
-            results["xstest"] = bench_xstest(list(range(2 if q else 25)), args.xstest_labels)
+            seeds = list(range(2 if q else 25))
+            results["xstest"] = bench_xstest(seeds, args.xstest_labels)
+            results["xstest-segments"] = bench_xstest(seeds, args.xstest_labels, ["safety"])
         if "mifeval" in parts:
             results["mifeval"] = bench_mifeval(list(range(2 if q else 20)), args.mifeval_share)
         if "fit" in parts:

@@ -4,13 +4,19 @@ The policy (issue 10): every reported quantity must have R-hat <= 1.01, bulk
 and tail ESS >= 400 and no divergent transitions. A comparison that fails,
 or whose decision probability lies within ~2 Monte Carlo standard errors of
 the confidence threshold, is sampled again, longer (the length its shortfall
-asks for, up to ``max_scale`` times the requested draws and warm-up); after
+asks for, up to ``max_scale`` times the requested draws and warm-up; an R-hat
+miss asks for 4x the round that missed); after
 divergent transitions with smaller steps (the target acceptance rate halfway
 to 1, as Stan users raise ``adapt_delta``) rather than only longer: on a test
 scenario, jumping to a 4x-long fit at 0.9 left a lone divergence in 2 of 6
 seeds, which made the verdict depend on the seed. What still fails is reported
 as not converged (the service then gives no GO or NO-GO); what is still close
 is ``borderline``. Only the comparisons that need it are refitted.
+
+The bound was 4x until 2026-12-01: on XSTest (120 labelled prompts, segments
+safe / unsafe, 25 label draws), 6 of 25 assessments left one comparison
+unconverged at 4x (R-hat 1.012-1.026 on a pass rate near 1 in the unsafe
+segment, whose long tail the chains cross slowly); at 8x, 3 of 25.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ class SamplingPolicy:
     rhat_max: float = 1.01
     ess_min: float = 400.0
     max_divergences: int = 0
-    max_scale: int = 4  # the longest round samples this many times the requested draws and warm-up
+    max_scale: int = 8  # the longest round samples this many times the requested draws and warm-up
+    rhat_step: float = 4.0  # an R-hat miss samples this many times longer than the round that missed
     max_rounds: int = 3  # fits in all, the first included
     extend: bool = True  # False: one round, report what it gave
 
@@ -58,10 +65,11 @@ class Convergence:
 
     def factor_needed(self, policy: SamplingPolicy) -> float:
         """How many times longer to sample: ESS grows about in proportion to the draws (padded by
-        a fifth); an R-hat miss asks for the longest round the policy allows. Divergences ask for
-        smaller steps, not more draws (more draws only give a rare divergence more chances)."""
+        a fifth); an R-hat miss asks for ``rhat_step`` times the round that missed (up to the bound).
+        Divergences ask for smaller steps, not more draws (more draws only give a rare divergence
+        more chances)."""
         if self.rhat_max > policy.rhat_max:
-            return float(policy.max_scale)
+            return policy.rhat_step
         low = min(self.ess_bulk_min, self.ess_tail_min)
         return 1.2 * policy.ess_min / max(low, 1.0) if low < policy.ess_min else 1.0
 

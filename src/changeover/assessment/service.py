@@ -151,7 +151,7 @@ def assess(
     """Fit the measurement model for every candidate x dimension and decide.
 
     ``policy``: when the fit is good enough and how much longer to sample when
-    it is not (default: R-hat <= 1.01, ESS >= 400, no divergences, up to 4x).
+    it is not (default: R-hat <= 1.01, ESS >= 400, no divergences, up to 8x).
     ``draws`` defaults to 500 per chain: at 250 the demo data met ESS >= 400 in
     none of three seeds and took 2-3 rounds (4-7.5 s CPU); at 500, one round (1.3 s).
     ``looks``: how many times this decision has been read as labels arrived
