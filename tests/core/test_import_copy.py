@@ -240,7 +240,10 @@ def test_a_value_the_store_refuses_names_the_files_line(
     data[76]["prompt"] = "a \u0000 in a prompt"
     path = write(tmp_path / "nul.jsonl", data)
     with open_store(pg_url) as store:
-        with pytest.raises(RecordsError, match=r"nul\.jsonl:77: field 'payload': the store refused this row: "):
+        with pytest.raises(
+            RecordsError,
+            match=r"nul\.jsonl:77: the store refused its prompt, response, reference, error or extra fields: ",
+        ):
             import_file(store, path)
         data[76].pop("prompt")
         data[120]["item"] = "q\u0000"
