@@ -251,6 +251,8 @@ def _store_case(spec: Any, decide: Any, url: str, rows: list[dict[str, Any]], tm
             for item, model, dim, value, who in (
                 ("q00003", "new", "correctness", 1, "alice"),
                 ("q00010", "old", "style", 0, "bob"),
+                ("q00005", "new", "tone", 1, "carol"),  # a dimension the spec does not read: merged, not counted
+                ("nope", "new", "correctness", 1, "dave"),  # a response the store does not hold: not merged
             ):
                 conn.execute(
                     labels.insert().values(
@@ -259,7 +261,8 @@ def _store_case(spec: Any, decide: Any, url: str, rows: list[dict[str, Any]], tm
                 )
         records, merged = load_records_counted(store, spec.models)
         pushed = pushdown.from_store(spec, store, next_count=20)
-        assert pushed.merged == merged == 2
+        assert pushed.merged == merged == 3
+        assert pushed.records == []  # the labelled items' verdicts were counted in SQL, no response read back
         assert_same(pushed.prepared, prepare(spec, records))
         again = pushdown.from_store(spec, store, next_count=20)  # the temporary tables are gone: it runs again
         assert_same(again.prepared, pushed.prepared)
@@ -305,3 +308,73 @@ def test_store_refusals_are_the_python_engines(spec: Any, rows: list[dict[str, A
             import_file(store, write_jsonl(tmp_path / f"{i}.jsonl", data))
             with pytest.raises(pushdown.Unsupported, match=reason):
                 pushdown.from_store(spec, store)
+
+
+def test_store_reads_no_response_back(
+    spec: Any, decide: Any, rows: list[dict[str, Any]], tmp_path: Path, store_url: str, monkeypatch: Any
+) -> None:
+    """Every response labelled (by several annotators, a settled answer among them, on failed calls too):
+    the tables are the Python engine's, yet the pushdown loads no record; and with one verdict per
+    response what Python receives -- count rows and a few statistics -- is far fewer rows than the
+    labelled responses: its memory does not grow with them."""
+    from changeover.store import responses as store_responses
+
+    rng = np.random.default_rng(11)
+    several, single = [], []
+    for r in rows:
+        votes = [int(v) for v in rng.random(int(rng.integers(1, 4))) < 0.7]
+        names = ["ann", "bea", "settled:gold"][: len(votes)] if rng.random() < 0.5 else []
+        by = {"correctness": names} if names else {}
+        several.append(dict(r, labels={"correctness": votes, "style": votes[:1]}, label_by=by))
+        single.append(dict(r, labels={"correctness": votes[:1]}, label_by={}))
+
+    def no_records(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the store's pushdown loaded records")
+
+    fetched: list[int] = []
+    real_run = pushdown.SqlRunner.run
+
+    def counted(self: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        got = real_run(self, sql, params)
+        fetched.append(len(got))
+        return got
+
+    for name, data, used in (("several", several, spec), ("single", single, decide)):
+        with open_store(store_url.replace("changeover.db", f"{name}.db")) as store:
+            if store.dialect == "postgresql":
+                from changeover.store.schema import responses as table
+
+                with store.engine.begin() as conn:
+                    conn.execute(table.delete())
+            import_file(store, write_jsonl(tmp_path / f"{name}.jsonl", data))
+            records, _ = load_records_counted(store, used.models)
+            with monkeypatch.context() as m:
+                m.setattr(pushdown.SqlRunner, "run", counted)
+                m.setattr(store_responses, "load_records_counted", no_records)
+                fetched.clear()
+                pushed = pushdown.from_store(used, store, next_count=0)
+        want = prepare(used, records)
+        assert_same(pushed.prepared, want)
+        answers = sum(1 for r in data if r["model"] in used.models)
+        assert want.labels_in >= answers * (2 if name == "several" else 1)
+        if name == "several":
+            names = pushed.prepared.comparisons[("new", "correctness")].table.annotators
+            assert names == ("", "ann", "bea", "settled:gold")
+    assert sum(fetched) < len(rows) / 4, (sum(fetched), len(rows))  # the single-verdict store, its rows
+
+
+def test_store_settled_answers_that_disagree_are_the_python_engines(
+    spec: Any, rows: list[dict[str, Any]], tmp_path: Path, store_url: str
+) -> None:
+    from changeover.errors import DataError
+
+    clash = [dict(r) for r in rows]
+    clash[3] = dict(clash[3], labels={"correctness": [1, 0]}, label_by={"correctness": ["settled:a", "settled:b"]})
+    clash[3].pop("error", None)
+    clash[3]["response"] = "an answer"
+    with open_store(store_url) as store:
+        import_file(store, write_jsonl(tmp_path / "clash.jsonl", clash))
+        with pytest.raises(DataError, match="two settled answers disagree"):
+            prepare(spec, load_records_counted(store, spec.models)[0])
+        with pytest.raises(pushdown.Unsupported, match="two settled answers disagree"):
+            pushdown.from_store(spec, store)
