@@ -230,29 +230,36 @@ def test_a_bad_line_of_a_rebuilding_import_leaves_rows_and_indexes(
 def test_a_value_the_store_refuses_names_the_files_line(
     rebuild: bool, pg_url: str, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
-    """A NUL in a JSON string (jsonb cannot hold it) or in an item (text cannot): the file's line, not the
-    COPY chunk's, and nothing stored."""
+    """A NUL in a JSON string (jsonb cannot hold it) or in an item (text cannot): the file's line (blank
+    lines counted), not the COPY's or its chunk's row, and nothing stored."""
     if rebuild:
         rebuilt(monkeypatch)
     else:
         monkeypatch.setattr(bulk, "CHUNK", 50)
     data = rows(100)
     data[76]["prompt"] = "a \u0000 in a prompt"
-    path = write(tmp_path / "nul.jsonl", data)
+    path = tmp_path / "nul.jsonl"
+
+    def write_with_blanks() -> None:  # a blank line after rows 10 and 100: later rows are 1 and 2 lines on
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in data]
+        path.write_text("".join(lines[:10] + ["\n"] + lines[10:100] + ["  \n"] + lines[100:]), encoding="utf-8")
+
+    write_with_blanks()
     with open_store(pg_url) as store:
         with pytest.raises(
             RecordsError,
-            match=r"nul\.jsonl:77: the store refused its prompt, response, reference, error or extra fields: ",
+            match=r"nul\.jsonl:78: the store refused its prompt, response, reference, error or extra fields: ",
         ):
             import_file(store, path)
         data[76].pop("prompt")
         data[120]["item"] = "q\u0000"
-        with pytest.raises(RecordsError, match=r"nul\.jsonl:121: the store refused this row: invalid byte sequence"):
-            import_file(store, write(tmp_path / "nul.jsonl", data))
+        write_with_blanks()
+        with pytest.raises(RecordsError, match=r"nul\.jsonl:123: the store refused this row: invalid byte sequence"):
+            import_file(store, path)
     assert stored(pg_url) == []
     assert cli.run(["import", str(path), "--db", pg_url]) == 2
     err = capsys.readouterr().err
-    assert "nul.jsonl:121" in err and "Traceback" not in err
+    assert "nul.jsonl:123" in err and "Traceback" not in err
 
 
 def test_a_table_in_use_is_written_into_its_indexes_without_waiting(

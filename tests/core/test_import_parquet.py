@@ -142,3 +142,13 @@ def test_files_the_plan_does_not_take_read_the_same(tmp_path: Path) -> None:
     assert _ParquetPlan.of(path) is None  # a struct column: row by row
     assert list(stored_rows(path)) == reference(path)
     assert [r.segment for r in stored_rows(path)] == ['{"region":"emea"}', '{"region":"na"}']
+
+
+def test_a_file_that_is_not_parquet_is_a_records_error(tmp_path: Path) -> None:
+    whole = write(tmp_path / "whole.parquet", columns())
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(whole.read_bytes()[:-100])  # a copy that stopped short: no footer
+    with pytest.raises(
+        RecordsError, match=r"cut\.parquet: cannot be read as Parquet \(.*\); check that the file is whole"
+    ):
+        list(stored_batches(cut))

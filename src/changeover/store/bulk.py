@@ -31,6 +31,7 @@ rows on the raw connection (no per-row JSON serialisation by the driver).
 
 from __future__ import annotations
 
+import bisect
 import queue
 import re
 import threading
@@ -164,16 +165,16 @@ class _Copier(threading.Thread):
         self.stopped = False
         self.done = False  # the caller's end of the chunks (None) was taken
         self.overlaps = False  # a chunk met stored rows: the later ones are looked up before their COPY
-        self.sent = array("q")  # the file line of each row of the current COPY, for its error messages
+        self.sent = _Lines()  # the file line of each row of the current COPY, for its error messages
 
     def run(self) -> None:
         try:
             if self.whole:
                 with self.raw.cursor() as cur:
-                    self.sent = array("q")
+                    self.sent = _Lines()
                     with cur.copy(COPY_SQL) as copy:
                         while (chunk := self.next()) is not None:
-                            self.sent.extend(chunk.line)
+                            self.sent.add(chunk.line)
                             copy.write(_lines(chunk, self.suffix))
                             self.added += len(chunk)
             else:
@@ -198,9 +199,9 @@ class _Copier(threading.Thread):
         if not isinstance(exc, psycopg.Error) or exc.diag.context is None:
             return exc
         found = _COPY_LINE.search(exc.diag.context)
-        if found is None or not 0 < int(found.group(1)) <= len(self.sent):
+        line = self.sent.line(int(found.group(1))) if found is not None else None
+        if line is None:
             return exc
-        line = self.sent[int(found.group(1)) - 1]
         column = _FIELDS.get(found.group(2) or "", "")
         reason = exc.diag.message_primary or str(exc)
         if exc.diag.message_detail:
@@ -211,7 +212,8 @@ class _Copier(threading.Thread):
         )
 
     def copy(self, cur: Any, chunk: Rows) -> None:
-        self.sent = array("q", chunk.line)
+        self.sent = _Lines()
+        self.sent.add(chunk.line)
         with cur.copy(COPY_SQL) as copy:
             copy.write(_lines(chunk, self.suffix))
 
@@ -248,6 +250,39 @@ class _Copier(threading.Thread):
         stored = {fp for (fp,) in cur.fetchall()}
         cur.execute("SELECT set_config('enable_seqscan', %s, true)", (before,))
         return chunk.take([i for i, fp in enumerate(chunk.fingerprint) if fp not in stored]) if stored else chunk
+
+
+class _Lines:
+    """The file line of each row sent by one COPY, kept as runs of consecutive lines (a few numbers for a
+    whole file, not one per row)."""
+
+    def __init__(self) -> None:
+        self.rows = array("q")  # the COPY's row number (from 1) where each run starts
+        self.lines = array("q")  # the file line of that row
+        self.count = 0
+
+    def add(self, lines: list[int]) -> None:
+        n = len(lines)
+        if n and lines[-1] - lines[0] == n - 1:  # one run (a Parquet batch, JSONL without blank lines)
+            self._run(self.count + 1, lines[0])
+        else:
+            for k, line in enumerate(lines):
+                if k == 0 or line != lines[k - 1] + 1:
+                    self._run(self.count + k + 1, line)
+        self.count += n
+
+    def _run(self, row: int, line: int) -> None:
+        if self.rows and line - self.lines[-1] == row - self.rows[-1]:
+            return  # it continues the last run
+        self.rows.append(row)
+        self.lines.append(line)
+
+    def line(self, row: int) -> int | None:
+        """The file line of the COPY's row ``row`` (from 1), None when the COPY sent no such row."""
+        if not 0 < row <= self.count:
+            return None
+        k = bisect.bisect_right(self.rows, row) - 1
+        return self.lines[k] + row - self.rows[k]
 
 
 class _Stopped(Exception):

@@ -22,7 +22,7 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from changeover.errors import where
+from changeover.errors import RecordsError, where
 from changeover.records import _NUMERIC_OPTIONAL, OPTIONAL_FIELDS, Record, iter_rows, record_from_dict, unflatten
 
 # Record.fingerprint's json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":")), as the C encoder
@@ -260,7 +260,7 @@ def rows_in(path: str | Path) -> int:
             head = fh.read(1 << 16)
         lines = head.count(b"\n")
         return path.stat().st_size * lines // len(head) if lines else 1
-    except OSError:  # unreadable: reading it says why
+    except Exception:  # unreadable, not Parquet: reading it says why
         return 0
 
 
@@ -407,6 +407,13 @@ def _fragments(key: str, values: list[str | None]) -> list[str]:
     return list(map(prefix.__add__, values))  # type: ignore[arg-type]
 
 
+def _unreadable(path: Path, exc: Exception, line: int | None = None) -> RecordsError:
+    return RecordsError(
+        f"{where(path, line)}: cannot be read as Parquet ({exc}); check that the file is whole "
+        "(copy or export it again)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _ParquetPlan:
     """How the rows of one Parquet file become stored rows column by column, without a dict per row.
@@ -432,8 +439,8 @@ class _ParquetPlan:
 
         try:
             schema = pq.ParquetFile(path).schema_arrow
-        except Exception:  # not Parquet, unreadable: the row path says so in its words
-            return None
+        except Exception as exc:  # pyarrow's ArrowInvalid, OSError...
+            raise _unreadable(path, exc) from None
         names = schema.names
         dotted = any("." in name for name in names)
         columns: list[_Column] = []
@@ -459,7 +466,14 @@ class _ParquetPlan:
         import pyarrow.parquet as pq
 
         line = 1
-        for batch in pq.ParquetFile(self.path).iter_batches(BATCH):
+        batches = pq.ParquetFile(self.path).iter_batches(BATCH)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # a damaged row group
+                raise _unreadable(self.path, exc, line) from None
+            if batch is None:
+                return
             yield self.rows(batch, line)
             line += batch.num_rows
 
