@@ -31,17 +31,17 @@ D = 64 (binary dimensions) and 15 us at D = 169 (the 5-level ordinal one):
 floor. The production scenario (4 fits): 1.7 s at 24 steps, 1.2 s at 16.
 
 Why not faster (2026-12-01; a grid of settings over 3x3x6 at 10^3 and 10^5 items per segment and the
-production scenario, 2 seeds each): the adapted step size is 0.07-0.13 in whitened coordinates for every
-fit, binary (D = 64) or ordinal (D = 169) alike, where a Gaussian of that dimension would allow 0.3-0.5 at
-this acceptance. At 20 posterior draws of a binary fit, the eigenvalues of the Hessian in the whitened
-coordinates ran from -0.4 to 6.7 (a Gaussian: all 1): the curvature of the labelled cells' softmax varies
-along the posterior (a truth cell's probability near 0 or 1 in one draw, not in another), its top direction
-the truth profile and the signal coefficients together, so no constant metric whitens it. 16 steps x 0.1 is the trajectory length (~1.6) the
-long directions need. Shorter runs trade CPU for the diagnostics' margin, at 10^5 items per segment:
-12 steps at target 0.9, 3.45 s, ESS >= 536, R-hat <= 1.009; 10 steps at 0.85, 2.92 s, ESS >= 424, R-hat
-<= 1.009, 2 divergences in the production fits; 300 + 300 draws, 2.68 s, R-hat 1.014-1.022 (fails). The
-default keeps the margin (ESS >= 570, R-hat <= 1.008, no divergence) at 4.5 s; the 2 s target needs a
-parameterisation in which the curvature is even (or a Riemannian metric), not a tuning of this one.
+production scenario, 2 seeds each): the adapted step size is 0.07-0.13 in whitened coordinates for every fit,
+binary (D = 64) or ordinal (D = 169) alike, where a Gaussian of that dimension would allow 0.3-0.5 at this
+acceptance. At 20 posterior draws of a binary fit, the eigenvalues of the Hessian in the whitened coordinates
+ran from -0.4 to 6.7 (a Gaussian: all 1): the curvature of the labelled cells' softmax varies along the
+posterior (a truth cell's probability near 0 or 1 in one draw, not in another), its top direction the truth
+profile and the signal coefficients together, so no constant metric whitens it. 16 steps x 0.1 is the
+trajectory length (~1.6) the long directions need. Shorter runs trade CPU for the diagnostics' margin, at 10^5
+items per segment: 12 steps at target 0.9, 3.45 s, ESS >= 536, R-hat <= 1.009; 10 steps at 0.85, 2.92 s, ESS
+>= 424, R-hat <= 1.009, 2 divergences in the production fits; 300 + 300 draws, 2.68 s, R-hat 1.014-1.022
+(fails). The default keeps the margin (ESS >= 570, R-hat <= 1.008, no divergence) at 4.5 s; the 2 s target
+needs a parameterisation in which the curvature is even (or a Riemannian metric), not a tuning of this one.
 
 NUTS was written and measured here too (multinomial, Stan's U-turn criterion
 with the extra checks, Stan's windows; compiled the same way) and not kept: on
