@@ -15,9 +15,12 @@ second); mirroring on <= 1.3x the CPU per request of mirroring off; no throughpu
 generator and the upstream share this machine's cores); PostgreSQL >= 0.9x SQLite.
 
 The PostgreSQL targets get a fresh database on the ``--pg`` server (dropped at the end), as the
-SQLite ones get a fresh file. ``--only on,pg`` measures just those
-targets (and direct, the latency baseline); ``--rounds N`` measures every target N times in turn,
-so each meets the same background load, and prints the PostgreSQL / SQLite ratio of each round.
+SQLite ones get a fresh file; the CPU of the server's backends serving a gateway is measured
+too (on this machine they take the same cores). ``--only on,pg`` measures just those targets
+(and direct, the latency baseline). ``--rounds N`` measures N rounds, each target's closed loop
+right after the others' at the same connection count, so they meet the same background load,
+in reverse order every other round (what runs first or after whom is not one target's luck); the
+PostgreSQL / SQLite ratio is the median of the rounds' ratios, each round's printed.
 Run: python benchmarks/bench_gateway_peers.py [--quick] [--no-litellm] [--only on,pg --rounds 3]
 """
 
@@ -197,25 +200,27 @@ def ready_url(t: Target) -> str:
     return f"http://127.0.0.1:{t.port}" + ("/health/liveliness" if t.name.startswith("LiteLLM") else "/healthz")
 
 
-def measure_round(args: argparse.Namespace, t: Target) -> None:
-    """One round on one target: its open loop (latencies kept from every round) and closed loops."""
-    run = asyncio.run
-    run(G.open_loop(t.port, args.rate, 1.0))  # warm-up
-    latencies = np.array(run(G.open_loop(t.port, args.rate, args.seconds)))
+def open_round(args: argparse.Namespace, t: Target) -> None:
+    """One round of the open loop on one target (latencies kept from every round)."""
+    asyncio.run(G.open_loop(t.port, args.rate, 1.0))  # warm-up
+    latencies = np.array(asyncio.run(G.open_loop(t.port, args.rate, args.seconds)))
     t.latencies = latencies if t.latencies is None else np.concatenate([t.latencies, latencies])
-    for n in CONNECTIONS:
-        cpu0 = tree_cpu(t.proc.pid) if t.proc else 0.0
-        store0 = backends_cpu(t.pg) if t.pg else 0.0
-        seconds, answered, refused = run(closed_loop(t.port, n, args.count))
-        if t.pg and answered:
-            store_ms = (backends_cpu(t.pg) - store0) * 1000.0 / answered
-            t.store_cpu_ms[n] = min(store_ms, t.store_cpu_ms.get(n, store_ms))
-        t.rounds.setdefault(n, []).append(answered / seconds)
-        t.rps[n] = float(np.median(t.rounds[n]))
-        t.refused[n] = t.refused.get(n, 0) + refused
-        if t.proc is not None and answered:
-            cpu_ms = (tree_cpu(t.proc.pid) - cpu0) * 1000.0 / answered
-            t.cpu_ms[n] = min(cpu_ms, t.cpu_ms.get(n, cpu_ms))  # best round
+
+
+def closed_round(args: argparse.Namespace, t: Target, n: int) -> None:
+    """One closed loop at ``n`` connections on one target: answers per second, its CPU and its store's."""
+    cpu0 = tree_cpu(t.proc.pid) if t.proc else 0.0
+    store0 = backends_cpu(t.pg) if t.pg else 0.0
+    seconds, answered, refused = asyncio.run(closed_loop(t.port, n, args.count))
+    t.rounds.setdefault(n, []).append(answered / seconds)
+    t.rps[n] = float(np.median(t.rounds[n]))
+    t.refused[n] = t.refused.get(n, 0) + refused
+    if t.proc is not None and answered:
+        cpu_ms = (tree_cpu(t.proc.pid) - cpu0) * 1000.0 / answered
+        t.cpu_ms[n] = min(cpu_ms, t.cpu_ms.get(n, cpu_ms))  # best round
+    if t.pg and answered:
+        store_ms = (backends_cpu(t.pg) - store0) * 1000.0 / answered
+        t.store_cpu_ms[n] = min(store_ms, t.store_cpu_ms.get(n, store_ms))
 
 
 def measure(args: argparse.Namespace, tmp: Path, pg: str | None) -> list[Target]:
@@ -230,10 +235,14 @@ def measure(args: argparse.Namespace, tmp: Path, pg: str | None) -> list[Target]
         for t in targets:
             if t.proc is not None:
                 G.wait_ready(ready_url(t), t.proc, timeout=180)
-        for r in range(args.rounds):
-            for t in targets:
-                measure_round(args, t)
-                print(f"# measured {t.name}" + (f" (round {r + 1})" if args.rounds > 1 else ""), flush=True)
+        for r in range(args.rounds):  # each closed loop right after the other targets' (the same background load)
+            order = targets if r % 2 == 0 else targets[:1] + targets[:0:-1]  # odd rounds: the gateways reversed
+            for t in order:
+                open_round(args, t)
+            for n in CONNECTIONS:
+                for t in order:
+                    closed_round(args, t, n)
+            print(f"# measured round {r + 1} of {args.rounds}", flush=True)
         return targets
     finally:
         for proc in [t.proc for t in reversed(targets) if t.proc] + [up]:
@@ -273,14 +282,18 @@ def report(targets: list[Target]) -> None:
         print(f"{t.name}: req/s at 64 / at 16 connections {r:.2f}x (goal >= 0.95x, no loss): {G.met(r >= 0.95)}")
     pg, two = by.get(KEYS["pg"]), by.get(KEYS["pg2"])
     if pg and on:
-        r = pg.rps[16] / on.rps[16]
-        if len(pg.rounds[16]) > 1:
-            each = ", ".join(f"{a / b:.2f}x" for a, b in zip(pg.rounds[16], on.rounds[16], strict=True))
-            print(
-                f"PostgreSQL / SQLite req/s @16, each round: {each}; @64: "
-                + ", ".join(f"{a / b:.2f}x" for a, b in zip(pg.rounds[64], on.rounds[64], strict=True))
-            )
+        ratios = {n: [a / b for a, b in zip(pg.rounds[n], on.rounds[n], strict=True)] for n in CONNECTIONS}
+        r = float(np.median(ratios[16]))  # of the rounds' ratios: each round's two loops ran back to back
+        if len(ratios[16]) > 1:
+            each = {n: ", ".join(f"{x:.2f}x" for x in ratios[n]) for n in CONNECTIONS}
+            print(f"PostgreSQL / SQLite req/s each round, @16: {each[16]}; @64: {each[64]}")
         print(f"PostgreSQL / SQLite, one replica, mirroring on: {r:.2f}x (goal >= 0.9x): {G.met(r >= 0.9)}")
+        if pg.store_cpu_ms.get(16):
+            whole = on.cpu_ms[16] / (pg.cpu_ms[16] + pg.store_cpu_ms[16])
+            print(
+                f"CPU per request, SQLite / PostgreSQL (the gateway's, plus its PostgreSQL backends'): "
+                f"{on.cpu_ms[16]:.2f} / ({pg.cpu_ms[16]:.2f} + {pg.store_cpu_ms[16]:.2f} ms) = {whole:.2f}x"
+            )
     for t in (x for x in (pg, two) if x and x.store_cpu_ms):
         ms = ", ".join(f"@{n} {t.store_cpu_ms[n]:.2f}" for n in CONNECTIONS if n in t.store_cpu_ms)
         print(f"{t.name}: the PostgreSQL server's CPU ms per request (its backends, not in the column above): {ms}")
