@@ -122,7 +122,7 @@ def _executemany(conn: Connection, batches: Iterable[Rows], source: str | None, 
     for chunk in _chunks(batches, CHUNK):
         read += len(chunk)
         n = len(chunk)
-        cur.executemany(sql, zip(*chunk.columns()[1:], [source] * n, [when] * n, strict=True))
+        cur.executemany(sql, list(zip(*chunk.columns()[1:], [source] * n, [when] * n, strict=True)))
         added += cur.rowcount
     return read, added
 
@@ -200,7 +200,7 @@ class _Copier(threading.Thread):
             return exc
         found = _COPY_LINE.search(exc.diag.context)
         line = self.sent.line(int(found.group(1))) if found is not None else None
-        if line is None:
+        if found is None or line is None:
             return exc
         column = _FIELDS.get(found.group(2) or "", "")
         reason = exc.diag.message_primary or str(exc)
@@ -370,7 +370,7 @@ def _copy(
 ) -> tuple[int, int]:
     import psycopg
 
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection  # psycopg's Connection
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(WRITERS_LOCK)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -400,7 +400,7 @@ def _group(fragments: list[list[str]]) -> list[str]:
     return ["{" + s[1:] + "}" if s else "" for s in joined]
 
 
-def _fragments(key: str, values: list[str | None]) -> list[str]:
+def _fragments(key: str, values: Sequence[str | None]) -> list[str]:
     prefix = "," + _ENCODE_STR(key) + ":"
     if None in values:
         return ["" if v is None else prefix + v for v in values]
