@@ -390,12 +390,33 @@ def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
             import pyarrow.parquet as pq
         except ImportError:  # pragma: no cover - pyarrow is a dependency
             raise RecordsError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-        batches = (b.to_pylist() for b in pq.ParquetFile(path).iter_batches(65536))  # memory flat in the rows
-        for lineno, row in enumerate((r for batch in batches for r in batch), 1):
-            row = unflatten(row) if any("." in k for k in row) else row
-            yield lineno, {k: v for k, v in row.items() if v is not None}
+        try:
+            parquet = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow's ArrowInvalid (no footer), OSError
+            raise unreadable_parquet(path, exc) from None
+        lineno = 0
+        batches = parquet.iter_batches(65536)  # memory flat in the rows
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # a damaged row group
+                raise unreadable_parquet(path, exc, lineno + 1) from None
+            if batch is None:
+                break
+            for row in batch.to_pylist():
+                lineno += 1
+                row = unflatten(row) if any("." in k for k in row) else row
+                yield lineno, {k: v for k, v in row.items() if v is not None}
     else:
         raise RecordsError(f"{path}: unknown records format '{suffix}'; use .jsonl, .jsonl.gz, .csv or .parquet")
+
+
+def unreadable_parquet(path: str | Path, exc: BaseException, line: int | None = None) -> RecordsError:
+    """The error for a Parquet file pyarrow cannot read (no footer, a damaged row group), at ``line`` if known."""
+    return RecordsError(
+        f"{where(path, line)}: cannot be read as Parquet ({exc}); check that the file is whole "
+        "(copy or export it again)"
+    )
 
 
 def read_records(path: str | Path) -> list[Record]:

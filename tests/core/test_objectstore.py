@@ -259,3 +259,15 @@ def test_paths_and_uris() -> None:
         "gs",
     )
     assert not objectstore.is_uri(Path("s3://folded"))  # a Path has lost its '//': not a URI any more
+
+
+def test_an_object_that_fails_while_duckdb_reads_it(
+    s3: Moto, endpoint: str, spec_path: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """The checks pass (the object exists), the read fails (not Parquet inside): an error naming the URI."""
+    bad = tmp_path / "cut.parquet"
+    bad.write_bytes(b"PAR1" + b"\0" * 64)
+    uri = upload(s3, bad, "cut.parquet").split("?")[0]
+    assert run(["assess", "--spec", str(spec_path), "--records", uri, *FAST]) == 2
+    err = capsys.readouterr().err
+    assert uri in err and "could not be read" in err and "Traceback" not in err

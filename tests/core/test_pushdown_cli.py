@@ -171,3 +171,15 @@ def test_without_duckdb_the_python_engine_decides(
     assert rc in (0, 1, 3)
     assert "DuckDB is not installed" in capsys.readouterr().err
     assert json.loads((tmp_path / "a.json").read_text())["verdict"]
+
+
+def test_a_cut_parquet_file_is_an_error_naming_it(spec_path: Path, tmp_path: Path, capsys: Any) -> None:
+    """DuckDB cannot read it (a note, then the Python engine), and neither can pyarrow: exit 2, no traceback."""
+    path = tmp_path / "cut.parquet"
+    path.write_bytes(b"PAR1" + b"\0" * 64)  # the header of a Parquet file, no footer
+    for engine in ("duckdb", "python"):
+        assert _assess(spec_path, tmp_path / "a.json", "--records", str(path), "--engine", engine) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: cannot be read as Parquet" in err and "Traceback" not in err
+        assert ("DuckDB could not read it" in err) == (engine == "duckdb")
+    assert not (tmp_path / "a.json").exists()

@@ -130,3 +130,16 @@ def test_csv_header_names_the_missing_column(tmp_path):
     path.write_text("item,signals.x\nq-1,1\n")
     with pytest.raises(RecordsError, match=r"r.csv:1: the CSV header needs column\(s\) 'item' and 'model'"):
         read_records(path)
+
+
+def test_a_damaged_parquet_file_names_the_file_and_the_row(tmp_path):
+    path = tmp_path / "r.parquet"
+    rows = [{"item": f"i{i}", "model": "m", "response": "x" * 50} for i in range(4000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1000)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:4] + b"\xff" * 2000 + whole[2004:])  # the first row group's pages overwritten
+    with pytest.raises(RecordsError, match=r"r\.parquet(:\d+)?: cannot be read as Parquet"):
+        read_records(path)
+    path.write_bytes(whole[: len(whole) // 2])  # cut: no footer
+    with pytest.raises(RecordsError, match=r"r\.parquet: cannot be read as Parquet"):
+        read_records(path)

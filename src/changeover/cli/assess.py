@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from changeover.assessment.objectstore import ObjectPath, pushdown_refused, records_path
+from changeover.assessment.objectstore import ObjectPath, ObjectStoreError, pushdown_refused, records_path
 from changeover.cli.common import (
     DB_OPTION,
     console,
@@ -174,7 +174,18 @@ def _pushed(
 
                 with store:
                     verdicts = current_verdicts(store, spec_answers(migration))
-            pushed = pushdown.from_file(migration, records, next_count, verdicts)
+            try:
+                pushed = pushdown.from_file(migration, records, next_count, verdicts)
+            except Exception as exc:  # DuckDB's own error mid-read (a cut file, the connection lost)
+                if not _is_duckdb_error(exc):
+                    raise
+                first = " ".join(str(exc).split("\n")[0].split())[:300]
+                if uri:
+                    raise ObjectStoreError(
+                        f"{records}: could not be read ({first}); check the object and the connection and run "
+                        "the same command again"
+                    ) from None
+                raise pushdown.Unsupported(f"DuckDB could not read it ({first})") from None
             if store is not None:
                 console.print(
                     f"merged {pushed.merged:,} human label(s) from the store ({store.display_url}) into {records}; "
@@ -194,6 +205,11 @@ def _pushed(
             raise pushdown_refused(records, exc.reason) from None
         err_console.print(f"note: --engine duckdb: {exc.reason}; using --engine python", highlight=False)
         return None
+
+
+def _is_duckdb_error(exc: BaseException) -> bool:
+    """True for DuckDB's own exceptions (without importing DuckDB when the engine did not)."""
+    return any(t.__module__.split(".")[0] in ("duckdb", "_duckdb") for t in type(exc).__mro__)
 
 
 def register(app: typer.Typer) -> None:
