@@ -11,6 +11,8 @@ text, duplicates within the file) must come back from both stores exactly as the
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from changeover.assessment.sampling import SamplingPolicy
 from changeover.config import load_spec
 from changeover.errors import RecordsError
 from changeover.records import read_records, record_from_dict
-from changeover.store import bulk, open_store
+from changeover.store import bulk, ingest, open_store
+from changeover.store import responses as responses_module
 from changeover.store.ingest import stored_record, stored_rows
 from changeover.store.responses import add_records, import_file, load_records
 from changeover.store.schema import imports, responses
@@ -276,3 +279,48 @@ def test_a_table_in_use_is_written_into_its_indexes_without_waiting(
             reader.rollback()
     assert deleted == []
     assert len(stored(pg_url)) == 130
+
+
+def test_a_writer_during_a_rebuilding_import_waits_for_it(pg_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """While an import rebuilds the indexes, another writer (``add_records``: the judging worker, evaluate)
+    waits for its commit, then stores only what is new: nothing half-written, no repeated fingerprint."""
+    deleted = rebuilt(monkeypatch)
+    monkeypatch.setattr(ingest, "BATCH", 50)
+    data = rows(100)
+    path = write(tmp_path / "r.jsonl", data)
+    handed, go_on = threading.Event(), threading.Event()
+
+    def paused(p: Path) -> Any:  # the file's batches, stopping after the first until go_on
+        for i, batch in enumerate(ingest.stored_batches(p)):
+            yield batch
+            if i == 0:
+                handed.set()
+                assert go_on.wait(60)
+
+    monkeypatch.setattr(responses_module, "stored_batches", paused)
+    imported: list[Any] = []
+    written: list[tuple[int, int]] = []
+    others = [record_from_dict({"item": "judged-1", "model": "new"}, "t"), record_from_dict(data[5], "t")]
+    with open_store(pg_url) as store:
+        importer = threading.Thread(target=lambda: imported.append(import_file(store, path)))
+        importer.start()
+        assert handed.wait(60)  # the import holds the table, its indexes dropped
+        writer = threading.Thread(target=lambda: written.append(add_records(store, others, "judging")))
+        writer.start()
+        deadline = time.monotonic() + 60
+        with store.engine.connect() as conn:
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            while conn.execute(waiting).scalar_one() == 0:  # the writer is queued behind the import's lock
+                assert time.monotonic() < deadline and writer.is_alive()
+                conn.rollback()
+                time.sleep(0.02)
+        assert writer.is_alive() and not written
+        go_on.set()
+        importer.join(60)
+        writer.join(60)
+    assert deleted == [2] and imported[0].added == 210
+    assert written == [(2, 1)]  # the file's record was stored by the import already
+    fingerprints = [row[6] for row in stored(pg_url)]
+    assert len(fingerprints) == len(set(fingerprints)) == 211
