@@ -251,7 +251,7 @@ def _store_case(spec: Any, decide: Any, url: str, rows: list[dict[str, Any]], tm
             for item, model, dim, value, who in (
                 ("q00003", "new", "correctness", 1, "alice"),
                 ("q00010", "old", "style", 0, "bob"),
-                ("q00005", "new", "tone", 1, "carol"),  # a dimension the spec does not read: merged, not counted
+                ("q00006", "new", "tone", 1, "carol"),  # a dimension the spec does not read: merged, not counted
                 ("nope", "new", "correctness", 1, "dave"),  # a response the store does not hold: not merged
             ):
                 conn.execute(

@@ -27,10 +27,11 @@ if TYPE_CHECKING:
     from changeover.assessment.tables import DimensionScales
 
 
-def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]], source: str) -> None:
+def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]], rows: str) -> None:
     """``co_votes``: every verdict on the spec's models and dimensions (``d`` its index; ``src`` 0 from the
-    records' labels in ``source``, 1 from the store's labels table, which also keeps its verdicts on other
-    dimensions as ``d`` = -1, to count what was merged); the items with a store verdict are marked labelled."""
+    records' labels in ``rows`` -- the responses table, or a subquery over it --, 1 from the store's labels
+    table, which also keeps its verdicts on other dimensions as ``d`` = -1, to count what was merged); the
+    items with a store verdict are marked labelled."""
     from changeover.assessment.pushdown import _quote
 
     pg = p.runner.dialect == "postgresql"
@@ -44,7 +45,7 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
         p.run(
             f"CREATE TEMP TABLE co_votes AS\nSELECT CAST(r.item AS TEXT) AS item, {model} AS m, {which} AS d, "
             f"CAST({who} AS TEXT) AS who, CAST(e.v AS INTEGER) AS v, 0 AS src\n"
-            f"FROM {source.replace(') AS responses', ') AS r')} CROSS JOIN LATERAL jsonb_each(r.labels) AS d\n"
+            f"FROM {rows} AS r CROSS JOIN LATERAL jsonb_each(r.labels) AS d\n"
             "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(d.value) = 'array' THEN d.value END)"
             " WITH ORDINALITY AS e(v, n)\n"
             f"WHERE r.model IN ({models}) AND r.labels <> '{{}}'::jsonb AND d.key IN ({listed})"
@@ -54,7 +55,7 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
         who = "coalesce(json_extract(r.payload, '$.label_by.\"' || d.key || '\"[' || e.key || ']'), '')"
         p.run(
             f"INSERT INTO co_votes (item, m, d, who, v, src)\nSELECT r.item, {model}, {which}, {who}, e.value, 0\n"
-            f"FROM {source} AS r, json_each(r.labels) AS d, json_each(d.value) AS e\n"
+            f"FROM {rows} AS r, json_each(r.labels) AS d, json_each(d.value) AS e\n"
             f"WHERE r.model IN ({models}) AND r.labels <> '{{}}' AND d.type = 'array' AND d.key IN ({listed})"
         )
     if pg:  # its size for the planner: joined by item with co_lab (a hash join, not a loop over it)
@@ -70,12 +71,16 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
         insert = "INSERT INTO co_votes (item, m, d, who, v, src) VALUES (:item, :m, :d, :who, :v, 1)"
         p.statements.append(f"{insert};  -- {len(rows):,} verdicts of the labels table")
         p.runner.many(insert, rows)
-        p.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_votes WHERE src = 1 AND d >= 0)")
+        # every item with a store verdict (on another dimension too: ``counts`` reads co_lab) is a labelled one
+        p.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_votes WHERE src = 1)")
         if pg:
             p.run("ANALYZE co_votes")
     p.run("CREATE TEMP TABLE co_lab AS SELECT * FROM co_items WHERE lab = 1")  # few: read by each comparison
     if pg:
         p.run("ANALYZE co_lab")
+
+
+_MOST_ANNOTATORS = 300  # 4 columns each in one SELECT: PostgreSQL allows 1,664
 
 
 def counts(p: Pushdown) -> tuple[int, int]:
@@ -111,6 +116,11 @@ def labelled_part(p: Pushdown, candidate: str, dimension: str, scales: Dimension
     names = tuple(sorted(str(w) for (w,) in p.run(f"SELECT DISTINCT v.who FROM {joined}\nWHERE {ours}")))
     if not any(names):
         names = ()
+    if len(names) > _MOST_ANNOTATORS:
+        raise Unsupported(
+            f"{len(names)} annotators name verdicts on '{dimension}' (a GROUP BY of 4 columns each); "
+            "the Python engine counts them"
+        )
     sums, keys = [], []
     for side, m in ((0, 0), (1, c)):
         sums += [
