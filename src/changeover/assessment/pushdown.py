@@ -896,14 +896,14 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
             for setting in _PG_SETTINGS:
                 runner.run(setting)
         _drop_temp(runner)  # a pooled connection may hold them from an earlier run (SQLite keeps temp DDL)
-        rows = "responses"
+        table = "responses"
         if runner.dialect == "postgresql":  # a store made with json columns: parsed once per row, not per ->>
-            rows = (
+            table = (
                 "(SELECT item, model, segment::jsonb AS segment, signals::jsonb AS signals, labels::jsonb AS labels, "
                 "payload::jsonb AS payload FROM responses)"
             )
-        p.build_items((cols, models), f"{rows} AS responses")
-        pushdown_votes.build(p, verdicts, rows)
+        p.build_items((cols, models), f"{table} AS responses")
+        pushdown_votes.build(p, verdicts, table)
         p.head_items()
         try:
             prepared, records, merged, rows = p.prepare()

@@ -32,7 +32,7 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
     records' labels in ``rows`` -- the responses table, or a subquery over it --, 1 from the store's labels
     table, which also keeps its verdicts on other dimensions as ``d`` = -1, to count what was merged); the
     items with a store verdict are marked labelled."""
-    from changeover.assessment.pushdown import _quote
+    from changeover.assessment.pushdown import SqlRunner, _quote
 
     pg = p.runner.dialect == "postgresql"
     dims = list(p.spec.dimensions)
@@ -61,16 +61,17 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
     if pg:  # its size for the planner: joined by item with co_lab (a hash join, not a loop over it)
         p.run("ANALYZE co_votes")
     index = {m: i for i, m in enumerate(p.models)}
-    rows = [
+    store_votes = [
         {"item": item, "m": index[m], "d": dims.index(d) if d in p.spec.dimensions else -1, "who": who, "v": int(v)}
         for (item, m, d), given in verdicts.items()
         if m in index
         for who, v in given
     ]
-    if rows:
+    if store_votes:
         insert = "INSERT INTO co_votes (item, m, d, who, v, src) VALUES (:item, :m, :d, :who, :v, 1)"
-        p.statements.append(f"{insert};  -- {len(rows):,} verdicts of the labels table")
-        p.runner.many(insert, rows)
+        p.statements.append(f"{insert};  -- {len(store_votes):,} verdicts of the labels table")
+        assert isinstance(p.runner, SqlRunner)  # the store's connection (DuckDB reads files, not the store)
+        p.runner.many(insert, store_votes)
         # every item with a store verdict (on another dimension too: ``counts`` reads co_lab) is a labelled one
         p.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_votes WHERE src = 1)")
         if pg:
