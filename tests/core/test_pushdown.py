@@ -358,8 +358,8 @@ def test_store_reads_no_response_back(
         answers = sum(1 for r in data if r["model"] in used.models)
         assert want.labels_in >= answers * (2 if name == "several" else 1)
         if name == "several":
-            names = pushed.prepared.comparisons[("new", "correctness")].table.annotators
-            assert names == ("", "ann", "bea", "settled:gold")
+            annotators = pushed.prepared.comparisons[("new", "correctness")].table.annotators
+            assert annotators == ("", "ann", "bea", "settled:gold")
     assert sum(fetched) < len(rows) / 4, (sum(fetched), len(rows))  # the single-verdict store, its rows
 
 
