@@ -234,14 +234,17 @@ def stored_batches(path: str | Path) -> Iterator[Rows]:
     if plan is not None:
         yield from plan.batches()
         return
-    batch: list[StoredRow] = []
+    batch = Rows.of([])
+    columns = batch.columns()
     for lineno, row in iter_rows(path):
-        batch.append(_stored(path, lineno, row))
+        for column, value in zip(columns, _stored(path, lineno, row)):
+            column.append(value)
         if len(batch) >= BATCH:
-            yield Rows.of(batch)
-            batch = []
-    if batch:
-        yield Rows.of(batch)
+            yield batch
+            batch = Rows.of([])
+            columns = batch.columns()
+    if len(batch):
+        yield batch
 
 
 def rows_in(path: str | Path) -> int:
