@@ -237,7 +237,7 @@ def stored_batches(path: str | Path) -> Iterator[Rows]:
     batch = Rows.of([])
     columns = batch.columns()
     for lineno, row in iter_rows(path):
-        for column, value in zip(columns, _stored(path, lineno, row)):
+        for column, value in zip(columns, _stored(path, lineno, row), strict=True):
             column.append(value)
         if len(batch) >= BATCH:
             yield batch
