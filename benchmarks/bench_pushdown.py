@@ -37,9 +37,10 @@ the server, ``--postgres-generated 1000000,10000000``, ``nice -n 10``, load aver
 208 MiB, at 10^7 35.2 s, 214 MiB (1.03x the memory for 10x the records; before the labelled items' verdicts
 were counted in SQL, at load 9-14: 21.3 s / 233 MiB and 140.7 s / 506 MiB); the Python engine at 10^6
 179.2 s (2,574 MiB, load ~10). Import (``--import-baseline 200000 --import-copy 1000000``,
-``nice -n 10``, load average 2.7-2.9): 200,000 records by COPY 0.89 s (224,154 records/s; 1.16 CPU s,
-importer and server) against the row-by-row path 10.64 s (18,800/s); 10^6 by COPY 4.16 s (240,139/s,
-5.6 CPU s); at load average 7.1-7.5 the same CPU seconds gave 85,777 and 73,334 records/s.
+``nice -n 10``, two runs at load average 2.3-2.9): 200,000 records by COPY 0.89-1.58 s (126,884-224,154
+records/s; 1.2 CPU s, importer and server) against the row-by-row path 10.6-12.3 s (16,301-18,800/s);
+10^6 by COPY 4.16-4.55 s (219,705-240,139/s, 5.6-6.0 CPU s); at load average 7.1-7.5 the same CPU
+seconds gave 85,777 and 73,334 records/s.
 """
 
 from __future__ import annotations
