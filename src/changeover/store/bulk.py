@@ -7,21 +7,22 @@ as ``responses._insert_new`` does; writers take turns on the same advisory lock 
 
 PostgreSQL, two ways, chosen per import (``_plan``):
 
-- *into the indexes* (the table holds at least half as many rows as the file brings, or the file is
-  small):
-  each chunk is one ``COPY responses FROM STDIN`` (text format) in a savepoint; when the COPY meets a
-  stored fingerprint (a unique violation) the savepoint is rolled back and the chunk is copied again
-  without the stored rows, and from then on each chunk's stored rows are looked up before its COPY --
-  importing new records pays no look-up, a file overlapping the store one indexed look-up per chunk.
-- *indexes built after the rows* (a big file into an empty or smaller table): every row inserted into
-  a random place of the fingerprint index costs a page read and, after each checkpoint, a full page in
-  the WAL -- at 10^6 rows on a default server that is most of the time. So the table is locked (``NOWAIT``:
-  if anyone else is using it, the import goes the first way instead of waiting), its indexes (primary
-  key, unique constraints, the others) are dropped, all the rows go in by one COPY, and they are built again
-  (a sort each) before the transaction commits. A repeated fingerprint makes rebuilding the unique
-  constraint fail; then the later copies (higher ids: the stored row, or the file's first) are deleted
-  and it is built again. All of it is one transaction: an error leaves the table, its rows and its
-  indexes as they were; other sessions wait for the lock until the commit (readers too).
+- *into the indexes* (the table holds at least half as many rows as the file brings, or the file
+  brings fewer than ``REBUILD_MIN``): each chunk is one ``COPY responses FROM STDIN`` (text format) in a
+  savepoint; when the COPY meets a stored fingerprint (a unique violation) the savepoint is rolled back
+  and the chunk is copied again without the stored rows, and from then on each chunk's stored rows are
+  looked up before its COPY -- importing new records pays no look-up, a file overlapping the store one
+  indexed look-up per chunk.
+- *indexes built after the rows* (a big file into an empty or smaller table): each row written into the
+  indexes costs index maintenance -- half the server's time at 2x10^5 rows, and more as the random
+  fingerprint index outgrows the buffers (after each checkpoint every page it first touches goes whole
+  into the WAL). So the table is locked (``NOWAIT``: if anyone else is using it, the import goes the
+  first way instead of waiting), its indexes (primary key, unique constraints, the others) are dropped,
+  all the rows go in by one COPY, and they are built again (a sort each) before the transaction commits.
+  A repeated fingerprint makes rebuilding the unique constraint fail; then of each group of rows with the
+  same key all but the lowest id (the stored row, or the file's first) are deleted and it is built
+  again. All of it is one transaction: an error leaves the table, its rows and its indexes as they were;
+  other sessions wait for the lock until the commit (readers too).
 
 Either way the COPY runs in a thread of its own while the next chunk is parsed, so the server's work
 overlaps Python's, and a value the server refuses (a ``\\u0000`` in a JSON string, a NUL in an item) is
