@@ -8,7 +8,12 @@ once for the canonical JSON that ``Record.fingerprint`` hashes, once per JSON co
 (text signals, a float level, a label list of one, ``label_by``, a numeric field given as text, an
 error...) goes through ``records.record_from_dict`` itself, so every error message is the
 validator's own (file:line and field) and every accepted row is stored exactly as before.
-``tests/core/test_import_copy.py`` checks fingerprints and columns against ``Record`` on both paths.
+
+A Parquet file of flat columns is read by column instead (``_ParquetPlan``): no dict per row, each value
+encoded once and each row's JSON joined from the encoded values -- 2 us a row against 7 us row by row.
+Rows come in batches (``Rows``: one list per column) that ``store.bulk`` writes as they come.
+``tests/core/test_import_copy.py`` and ``tests/core/test_import_parquet.py`` check fingerprints and
+columns against ``Record`` on every path.
 """
 
 from __future__ import annotations
