@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +325,23 @@ def test_a_writer_during_a_rebuilding_import_waits_for_it(pg_url: str, tmp_path:
     assert written == [(2, 1)]  # the file's record was stored by the import already
     fingerprints = [row[6] for row in stored(pg_url)]
     assert len(fingerprints) == len(set(fingerprints)) == 211
+
+
+def test_a_role_that_may_only_insert_imports_into_the_indexes(pg_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """A big import by a role that does not own ``responses`` (it may insert, not drop indexes): the rows
+    go into the indexes, nothing fails."""
+    deleted = rebuilt(monkeypatch)
+    role = f"co_writer_{uuid.uuid4().hex[:8]}"
+    with open_store(pg_url) as store, store.engine.begin() as conn:  # the schema, owned by the test's user
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "{role}"'))
+        conn.execute(text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+    try:
+        as_writer = pg_url.replace("postgres@", f"{role}@", 1)
+        with open_store(as_writer) as store:
+            assert import_file(store, write(tmp_path / "r.jsonl", rows(60))).added == 130
+        assert deleted == [] and len(stored(pg_url)) == 130
+    finally:
+        with open_store(pg_url) as store, store.engine.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
