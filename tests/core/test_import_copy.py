@@ -345,3 +345,14 @@ def test_a_role_that_may_only_insert_imports_into_the_indexes(pg_url: str, tmp_p
         with open_store(pg_url) as store, store.engine.begin() as conn:
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
+
+
+def test_a_table_a_foreign_key_refers_to_keeps_its_indexes(pg_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """Another table refers to ``responses`` (a feature's notes on a response): its keys cannot be dropped,
+    so the big import goes into the indexes."""
+    deleted = rebuilt(monkeypatch)
+    with open_store(pg_url) as store:
+        with store.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE response_notes (response_id bigint REFERENCES responses (id))"))
+        assert import_file(store, write(tmp_path / "r.jsonl", rows(60))).added == 130
+    assert deleted == [] and len(stored(pg_url)) == 130

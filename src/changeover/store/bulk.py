@@ -291,15 +291,13 @@ class _Stopped(Exception):
 
 
 class _Indexes:
-    """The indexes of ``responses`` as dropped and built again: the primary key (unless a foreign key
-    refers to it), the unique constraints, the other indexes."""
+    """The indexes of ``responses`` as dropped and built again (``_plan``: when no foreign key refers to the
+    table): the primary key, the unique constraints, the other indexes."""
 
     def __init__(self, cur: Any) -> None:
         cur.execute(
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = 'responses'::regclass AND (contype = 'u' OR contype = 'p' AND NOT EXISTS "
-            "(SELECT 1 FROM pg_constraint f WHERE f.confrelid = 'responses'::regclass)) "
-            "ORDER BY contype = 'u', conname"
+            "WHERE conrelid = 'responses'::regclass AND contype IN ('p', 'u') ORDER BY contype = 'u', conname"
         )
         self.constraints: list[tuple[str, str]] = cur.fetchall()
         cur.execute(
@@ -347,8 +345,12 @@ def _plan(cur: Any, expected: int) -> _Indexes | None:
 
     if expected < REBUILD_MIN:
         return None
-    cur.execute("SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = 'responses'::regclass")
-    if not cur.fetchone()[0]:  # only the table's owner may drop its indexes: a role that may only insert
+    cur.execute(
+        "SELECT pg_has_role(relowner, 'USAGE') AND NOT EXISTS "
+        "(SELECT 1 FROM pg_constraint WHERE confrelid = 'responses'::regclass) "
+        "FROM pg_class WHERE oid = 'responses'::regclass"
+    )
+    if not cur.fetchone()[0]:  # only the table's owner may drop its indexes; none a foreign key refers to
         return None
     cur.execute("SELECT count(*) FROM (SELECT 1 FROM responses LIMIT %s) AS r", (expected // 2,))
     if cur.fetchone()[0] >= expected // 2:  # the table holds half as many rows as the file brings, or more
