@@ -302,8 +302,13 @@ def record_from_dict(row: dict[str, Any], loc: str) -> Record:
     return rec
 
 
-def unflatten(row: dict[str, Any]) -> dict[str, Any]:
-    """CSV columns ``segment.region``, ``signals.x``, ``labels.x`` -> nested dicts."""
+def unflatten(row: dict[str, Any], empty_is_missing: bool = True) -> dict[str, Any]:
+    """Columns ``segment.region``, ``signals.x``, ``labels.x`` -> nested dicts; an empty nested cell is no value.
+
+    ``empty_is_missing``: an empty top-level cell is no value too (CSV, where every cell is text). A typed
+    file (Parquet) says missing with a null, and its empty top-level string is a value: an empty ``response``
+    is an empty answer, a failed call, as in JSONL.
+    """
     out: dict[str, Any] = {}
     for key, value in row.items():
         if key is None:
@@ -314,7 +319,7 @@ def unflatten(row: dict[str, Any]) -> dict[str, Any]:
                 continue
             out.setdefault(head, {})[tail] = value
         else:
-            out[key] = None if value == "" else value
+            out[key] = None if empty_is_missing and value == "" else value
     return out
 
 
@@ -405,7 +410,7 @@ def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
                 break
             for row in batch.to_pylist():
                 lineno += 1
-                row = unflatten(row) if any("." in k for k in row) else row
+                row = unflatten(row, empty_is_missing=False) if any("." in k for k in row) else row
                 yield lineno, {k: v for k, v in row.items() if v is not None}
     else:
         raise RecordsError(f"{path}: unknown records format '{suffix}'; use .jsonl, .jsonl.gz, .csv or .parquet")

@@ -378,3 +378,27 @@ def test_store_settled_answers_that_disagree_are_the_python_engines(
             prepare(spec, load_records_counted(store, spec.models)[0])
         with pytest.raises(pushdown.Unsupported, match="two settled answers disagree"):
             pushdown.from_store(spec, store)
+
+
+BLANKS = ["", " \t\n", "\u00a0", "\u2003\u3000", "\x1c\x85", "\u200b", "ok \u00a0"]  # the last two are answers
+
+
+def test_whitespace_only_answers_fail_as_in_the_python_engine(
+    spec: Any, rows: list[dict[str, Any]], tmp_path: Path, store_url: str
+) -> None:
+    """str.strip()'s Unicode whitespace: an answer of only no-break or ideographic spaces is a failed call
+    in every engine (a zero-width space is not whitespace to Python, so it is an answer in every engine)."""
+    from changeover.assessment.pushdown import WHITESPACE
+
+    assert {chr(c) for c in WHITESPACE} == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+    odd = [dict(r, response=BLANKS[i % len(BLANKS)]) if i % 5 == 0 else r for i, r in enumerate(rows)]
+    path = write_jsonl(tmp_path / "records.jsonl", odd)
+    want = prepare(spec, read_records(path))
+    base = prepare(spec, read_records(write_jsonl(tmp_path / "base.jsonl", rows)))
+    errors = [sum(e.errors for e in p.error_rates.values()) for p in (base, want)]
+    assert errors[1] > errors[0]  # the blank answers are failures to the Python engine
+    assert_same(pushdown.from_file(spec, path).prepared, want)
+    assert_same(pushdown.from_file(spec, write_parquet(tmp_path / "records.parquet", odd)).prepared, want)
+    with open_store(store_url) as store:
+        import_file(store, path)
+        assert_same(pushdown.from_store(spec, store, next_count=20).prepared, want)

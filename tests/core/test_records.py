@@ -143,3 +143,15 @@ def test_a_damaged_parquet_file_names_the_file_and_the_row(tmp_path):
     path.write_bytes(whole[: len(whole) // 2])  # cut: no footer
     with pytest.raises(RecordsError, match=r"r\.parquet: cannot be read as Parquet"):
         read_records(path)
+
+
+def test_an_empty_answer_in_parquet_is_an_empty_answer_as_in_jsonl(tmp_path):
+    """Dotted columns nest as in CSV, but a typed file's empty top-level text is a value (a failed call)."""
+    rows = [
+        {"item": "a", "model": "m", "response": "", "segment.region": "", "signals.x": 1},
+        {"item": "b", "model": "m", "response": None, "segment.region": "eu", "signals.x": 0},
+    ]
+    path = tmp_path / "r.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    a, b = read_records(path)
+    assert a.response == "" and a.segment == {} and b.response is None and b.segment == {"region": "eu"}

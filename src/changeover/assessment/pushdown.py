@@ -708,6 +708,19 @@ def available() -> bool:
     return importlib.util.find_spec("duckdb") is not None
 
 
+# the characters Python's str.strip() removes (str.isspace): an answer of only these is empty, a failed call
+WHITESPACE = (*range(0x09, 0x0E), *range(0x1C, 0x21), 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029,
+              0x202F, 0x205F, 0x3000)  # fmt: skip
+
+
+def blank_sql(expr: str, dialect: str) -> str:
+    """SQL true when ``expr`` is empty or whitespace only, as ``pairing.failed`` reads an answer (NULL: not)."""
+    if dialect == "sqlite":
+        return f"trim({expr}, char({', '.join(map(str, WHITESPACE))})) = ''"
+    chars = " || ".join(f"chr({c})" for c in WHITESPACE)
+    return f"{'btrim' if dialect == 'postgresql' else 'trim'}({expr}, {chars}) = ''"
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -783,9 +796,7 @@ def _file_projection(p: Pushdown, path: Path | ObjectPath) -> tuple[tuple[str, s
 
         source = f"read_ndjson_objects({lit})"
     error, response = text("error"), text("response")
-    fail = (
-        f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR regexp_matches({response}, '^\\s*$') THEN 1 ELSE 0 END"
-    )
+    fail = f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR {blank_sql(response, 'duckdb')} THEN 1 ELSE 0 END"
     sample, sample_bad = number("sample")
     weight, weight_bad = number("weight")
     odd = (
@@ -856,7 +867,7 @@ def from_file(
             names = [d[0] for d in cur.description]
             raw = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
             rows = [
-                {k: v for k, v in (unflatten(r) if any("." in k for k in r) else r).items() if v is not None}
+                {k: v for k, v in (unflatten(r, False) if any("." in k for k in r) else r).items() if v is not None}
                 for r in raw
             ]
         else:
@@ -947,8 +958,7 @@ def _store_projection(p: Pushdown) -> tuple[str, str]:
     # each field is extracted once per row (the engine does not share repeated expressions): a NULL
     # response matches no pattern, so it is no failure, as in ``pairing.failed``
     error, response = text("error"), text("response")
-    blank = f"{response} ~ '^\\s*$'" if pg else f"trim({response}, ' ' || char(9, 10, 11, 12, 13)) = ''"
-    fail = f"CASE WHEN coalesce({error}, '') <> '' OR {blank} THEN 1 ELSE 0 END"
+    fail = f"CASE WHEN coalesce({error}, '') <> '' OR {blank_sql(response, p.runner.dialect)} THEN 1 ELSE 0 END"
     # the store's rows were validated at import (``records.record_from_dict``: a whole sample >= 0, a
     # weight >= 0); the cast is guarded all the same: an odd sample is -1, and falls back to the Python engine
     if pg:

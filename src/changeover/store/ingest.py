@@ -302,14 +302,14 @@ class _Column:
     role: str  # key | segment | signals | labels | text | number | sample | extra | never
     kind: str  # str | int | float | bool | null (the Arrow type)
 
-    def read(self, values: list[Any], blank_absent: bool) -> tuple[list[str | None], list[int]]:
+    def read(self, values: list[Any]) -> tuple[list[str | None], list[int]]:
         """(each value's canonical JSON, None where the row has no such field; the rows _plain would not take).
 
         Whole-column tests and ``map`` of the C encoders first; a value at a time only where a column
         has nulls or a value the fast path does not take."""
         role, kind = self.role, self.kind
-        if kind == "str" and (self.sub is not None or blank_absent) and "" in values:
-            values = [None if v == "" else v for v in values]  # records.unflatten: an empty cell is no value
+        if kind == "str" and self.sub is not None and "" in values:
+            values = [None if v == "" else v for v in values]  # records.unflatten: an empty nested cell is no value
         nulls = None in values
         if kind == "null":
             return values, [] if role != "key" else list(range(len(values)))
@@ -489,7 +489,7 @@ class _ParquetPlan:
         """The stored rows of one Arrow record batch whose first row is the file's line ``first_line``."""
         n = batch.num_rows
         raw = [batch.column(c.index).to_pylist() for c in self.columns]
-        read = [c.read(values, self.dotted) for c, values in zip(self.columns, raw, strict=True)]
+        read = [c.read(values) for c, values in zip(self.columns, raw, strict=True)]
         encoded = {c.name: js for c, (js, _) in zip(self.columns, read, strict=True)}
         bad = sorted({i for _, b in read for i in b})
         item = next(values for c, values in zip(self.columns, raw, strict=True) if c.name == "item")
@@ -538,7 +538,7 @@ class _ParquetPlan:
         )
         for i in bad:  # in file order: the first bad row raises first
             row = {c.name: values[i] for c, values in zip(self.columns, raw, strict=True)}
-            row = unflatten(row) if self.dotted else row
+            row = unflatten(row, empty_is_missing=False) if self.dotted else row
             got = _stored(self.path, first_line + i, {k: v for k, v in row.items() if v is not None})
             for column, value in zip(out.columns(), got, strict=True):
                 column[i] = value
