@@ -27,8 +27,16 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from changeover.errors import RecordsError, where
-from changeover.records import _NUMERIC_OPTIONAL, OPTIONAL_FIELDS, Record, iter_rows, record_from_dict, unflatten
+from changeover.errors import where
+from changeover.records import (
+    _NUMERIC_OPTIONAL,
+    OPTIONAL_FIELDS,
+    Record,
+    iter_rows,
+    record_from_dict,
+    unflatten,
+    unreadable_parquet,
+)
 
 # Record.fingerprint's json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":")), as the C encoder
 # that json.dumps builds on every call, built once
@@ -415,13 +423,6 @@ def _fragments(key: str, values: Sequence[str | None]) -> list[str]:
     return list(map(prefix.__add__, values))  # type: ignore[arg-type]
 
 
-def _unreadable(path: Path, exc: Exception, line: int | None = None) -> RecordsError:
-    return RecordsError(
-        f"{where(path, line)}: cannot be read as Parquet ({exc}); check that the file is whole "
-        "(copy or export it again)"
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _ParquetPlan:
     """How the rows of one Parquet file become stored rows column by column, without a dict per row.
@@ -448,7 +449,7 @@ class _ParquetPlan:
         try:
             schema = pq.ParquetFile(path).schema_arrow
         except Exception as exc:  # pyarrow's ArrowInvalid, OSError...
-            raise _unreadable(path, exc) from None
+            raise unreadable_parquet(path, exc) from None
         names = schema.names
         dotted = any("." in name for name in names)
         columns: list[_Column] = []
@@ -479,7 +480,7 @@ class _ParquetPlan:
             try:
                 batch = next(batches, None)
             except Exception as exc:  # a damaged row group
-                raise _unreadable(self.path, exc, line) from None
+                raise unreadable_parquet(self.path, exc, line) from None
             if batch is None:
                 return
             yield self.rows(batch, line)
