@@ -1,15 +1,17 @@
 """PostgreSQL: a whole batch of log rows in one INSERT, the rows passed as one JSON document.
 
 SQLAlchemy's executemany sends one INSERT per row (a psycopg pipeline) and adapts every
-value in Python: measured ~22 us per row in the gateway's writer thread plus ~20 us in the
-server, against ~14 us for the same batch into SQLite - CPU taken from the event loop on the
-same cores. Here the batch is encoded once by ``json.dumps`` (C) and the server unpacks it
-with ``json_to_recordset`` in a single ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``
-(measured ~7 us per row in the writer, ~10 us in the server). The rows stored are the same:
-text columns are declared ``text`` in the record set, so a value too long for its column is
-refused by the column as before; a JSON column's ``None`` is stored as JSON ``null``, as
-SQLAlchemy's ``JSON`` type stores it. A batch JSON cannot carry as it is (a NaN or infinite
-float, a value of another type) is left to the generic path (``encode`` returns None).
+value in Python: measured ~22 us per row in the gateway's writer thread plus ~16 us in the
+server, against ~19 us for the same batch into SQLite (its storage work included) - CPU taken
+from the event loop on the same cores. Here the batch is encoded once by ``json.dumps`` (C) and
+the server unpacks it with ``json_to_recordset`` in a single ``INSERT ... SELECT ... ON CONFLICT
+DO NOTHING``: ~6.5 us per row in the writer, ~12.5 us in the server (benchmarks/bench_log_writer.py).
+
+The rows stored are the same: text columns are declared ``text`` in the record set, so a value
+too long for its column is refused by the column as before; a JSON column's ``None`` is stored
+as JSON ``null``, as SQLAlchemy's ``JSON`` type stores it. A batch JSON cannot carry as it is
+(a NaN or infinite float, a value of another type) is left to the generic path (``encode``
+returns None).
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ refuses for what it holds is isolated: the batch is written row by row and only
 that row is lost (counted), never its neighbours.
 
 On PostgreSQL a batch goes in as one statement, its rows one JSON parameter
-(``shadow.pgbatch``: a third of the CPU of SQLAlchemy's per-row executemany, in the
-gateway and in the server); the row-by-row retry uses the generic insert, so what
-counts as refused is what the store itself refuses.
+(``shadow.pgbatch``: under a third of the writer's CPU of SQLAlchemy's per-row
+executemany); the row-by-row retry uses the generic insert, so what counts as
+refused is what the store itself refuses.
 """
 
 from __future__ import annotations
