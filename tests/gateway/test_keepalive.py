@@ -222,7 +222,7 @@ def test_an_unconverged_fit_never_settles_a_type(tmp_path, fake):
     assert converged.settled and converged.calls["new"]["answered"]["call"] == "non-inferior"
     # the same records sampled far too briefly (the policy's longest round still short of ESS 400): not settled
     with pytest.warns(ConvergenceWarning, match="not converged"):
-        short = assess_type(spec, records, "faq", ["new"], draws=50, warmup=50)
+        short = assess_type(spec, records, "faq", ["new"], draws=20, warmup=20)
     assert short.calls["new"]["answered"]["converged"] is False and not short.settled
     assert short.calls["new"]["answered"]["call"] == "inconclusive" and "not converged" in short.reason
     assert not assess_type(spec, [r for r in records if r.model == "old"], "faq", ["new"], 600, 300).settled
