@@ -21,6 +21,7 @@ from changeover.assessment import assess, pushdown
 from changeover.assessment.sampling import SamplingPolicy
 from changeover.assessment.service import Prepared, prepare
 from changeover.config import load_spec
+from changeover.errors import ChangeoverError
 from changeover.records import read_records
 from changeover.store import open_store
 from changeover.store.responses import import_file, load_records_counted, merge_labels
@@ -402,3 +403,61 @@ def test_whitespace_only_answers_fail_as_in_the_python_engine(
     with open_store(store_url) as store:
         import_file(store, path)
         assert_same(pushdown.from_store(spec, store, next_count=20).prepared, want)
+
+
+def test_store_verdicts_merged_into_a_file_are_counted_as_python_counts_them(
+    spec: Any, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Verdicts on a dimension the spec does not read, on a model it does not compare, on a response the
+    file does not hold: ``merged`` is merge_labels' count, whichever engine reads the file."""
+    extra = [dict(rows[0], model="legacy")]  # a model the spec does not compare
+    for path in (write_jsonl(tmp_path / "r.jsonl", [*rows, *extra]), write_parquet(tmp_path / "r.parquet", rows)):
+        verdicts = {
+            ("q00003", "new", "correctness"): [("alice", 1)],
+            ("q00003", "new", "tone"): [("alice", 1), ("bob", 0)],  # not a dimension of the spec
+            (rows[0]["item"], "legacy", "correctness"): [("carol", 1)],
+            ("nope", "new", "correctness"): [("dave", 1)],  # no such response
+        }
+        want = merge_labels(read_records(path), verdicts)
+        assert want == (4 if path.suffix == ".jsonl" else 3)
+        assert pushdown.from_file(spec, path, verdicts=verdicts).merged == want
+
+
+def test_a_blank_item_or_segment_is_left_to_the_python_engine(
+    spec: Any, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The Python engine refuses these rows, naming them; the DuckDB engine does not make a segment '' of them."""
+    for odd in ({"item": " "}, {"segment": {"region": "", "kind": "chat"}}):
+        bad = [dict(rows[0], **odd), *rows[1:]]
+        for path in (write_jsonl(tmp_path / "b.jsonl", bad), write_parquet(tmp_path / "b.parquet", bad)):
+            with pytest.raises(ChangeoverError):
+                prepare(spec, read_records(path))
+            with pytest.raises(pushdown.Unsupported):
+                pushdown.from_file(spec, path)
+
+
+def test_an_annotator_with_a_backslash_in_the_name(
+    spec: Any, rows: list[dict[str, Any]], tmp_path: Path, store_url: str
+) -> None:
+    """The SQL shown spells parameters out: a name is a literal there, backslashes and quotes too."""
+    from changeover.store.events import now
+    from changeover.store.schema import labels
+
+    path = write_jsonl(tmp_path / "records.jsonl", rows)
+    with open_store(store_url) as store:
+        import_file(store, path)
+        with store.engine.begin() as conn:
+            conn.execute(
+                labels.insert().values(
+                    item="q00003",
+                    model="new",
+                    dimension="correctness",
+                    value=1,
+                    annotator="CORP\\d'ave",
+                    created_at=now(),
+                )
+            )
+        records, _ = load_records_counted(store, spec.models)
+        pushed = pushdown.from_store(spec, store, next_count=20)
+        assert_same(pushed.prepared, prepare(spec, records))
+        assert any("'CORP\\d''ave'" in s for s in pushed.statements)

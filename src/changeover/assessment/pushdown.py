@@ -173,7 +173,8 @@ class Pushdown:
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         shown = sql
         for k, v in (params or {}).items():
-            shown = re.sub(rf"[$:]{k}\b", repr(v) if not isinstance(v, str) else "'" + v + "'", shown)
+            value = repr(v) if not isinstance(v, str) else _literal(v)
+            shown = re.sub(rf"[$:]{k}\b", value.replace("\\", "\\\\"), shown)  # backslashes kept as they are
         self.statements.append(shown.strip() + ";")
         return self.runner.run(sql, params)
 
@@ -743,7 +744,9 @@ def _file_projection(p: Pushdown, path: Path | ObjectPath) -> tuple[tuple[str, s
             expr = f'"{head}"."{_quote(tail)}"'
             try:
                 got = p.runner.run(f"SELECT typeof({expr}) FROM read_parquet({lit}) LIMIT 1")
-            except Exception:  # no such field in the struct
+            except Exception as exc:  # no such field in the struct (a Binder error); anything else is an error
+                if type(exc).__name__ != "BinderException":
+                    raise
                 return None, ""
             return expr, str(got[0][0]) if got else ""
 
@@ -812,9 +815,13 @@ def _select_list(
     spec = p.spec
     model = text("model")
     whens = " ".join(f"WHEN '{_quote(m)}' THEN {i}" for i, m in enumerate(p.models))
-    seg = " || '/' || ".join(text("segment", _quote(f)) for f in spec.segment_by) if spec.segment_by else "'all'"
-    cols = [f"{text('item')} AS item", f"CASE {model} {whens} END AS m", f"{seg} AS seg", f"{fail} AS f"]
+    parts = [text("segment", _quote(f)) for f in spec.segment_by]
+    seg = " || '/' || ".join(parts) if parts else "'all'"
+    item = text("item")
+    cols = [f"{item} AS item", f"CASE {model} {whens} END AS m", f"{seg} AS seg", f"{fail} AS f"]
     bads = [f"({odd})"]  # a row the Python engine would reject: it reads and reports it
+    # a missing or blank item or segment value: the Python engine names the row (records, pairing)
+    bads += [f"CASE WHEN {x} IS NULL OR trim({x}) = '' THEN 1 ELSE 0 END" for x in (item, *parts)]
     for g, name in enumerate(p.signals):
         value, bad = number("signals", _quote(name))
         cols.append(f"{value} AS s_{g}")
@@ -839,15 +846,28 @@ def from_file(
 
     ``verdicts``: the store's labels in force (``store.responses.current_verdicts``), merged as
     ``assess --records`` merges them."""
-    from changeover.store.responses import merge_labels
-
     path = records_path(path)  # a URI stays whole (an objectstore.ObjectPath)
     name = path.name.lower()
     if not (name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".parquet"))):
         raise Unsupported(f"{path.suffix} files are read by the Python engine (DuckDB reads .jsonl and .parquet)")
     if not path.exists():
         raise Unsupported(f"{path}: no such file")
-    p = Pushdown(spec, DuckRunner(), next_count)
+    runner = DuckRunner()
+    try:
+        return _from_file(spec, path, Pushdown(spec, runner, next_count), verdicts)
+    finally:
+        runner.con.close()  # with it the registered filesystem of a URI (its client, its credentials)
+
+
+def _from_file(
+    spec: MigrationSpec,
+    path: Path | ObjectPath,
+    p: Pushdown,
+    verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None,
+) -> Pushed:
+    from changeover.store.responses import merge_labels
+
+    name = path.name.lower()
     if isinstance(path, ObjectPath):  # DuckDB reads the URI through pyarrow.fs (its httpfs needs the internet)
         path.register(p.runner.con)  # type: ignore[attr-defined]
     (cols, models), source = _file_projection(p, path)
@@ -880,8 +900,32 @@ def from_file(
         merged = merge_labels(records, verdicts) if verdicts else 0
         return records, merged
 
-    prepared, records, merged, rows = p.prepare(read)
+    prepared, records, _, rows = p.prepare(read)
+    merged = _merged_count(p, path, verdicts) if verdicts else 0
     return Pushed(prepared, records, merged if verdicts is not None else None, rows, p.statements)
+
+
+def _merged_count(p: Pushdown, path: Path | ObjectPath, verdicts: Mapping[tuple[str, str, str], Sequence[Any]]) -> int:
+    """How many store verdicts ``merge_labels`` would merge into the file: those on an (item, model) the file
+    holds, any model or dimension (the Python engine's count for ``assess --records``)."""
+    per: dict[tuple[str, str], int] = {}
+    for (item, model, _), got in verdicts.items():
+        per[(item, model)] = per.get((item, model), 0) + len(got)
+    con = p.runner.con  # type: ignore[attr-defined]
+    con.execute("CREATE TEMP TABLE co_verdict_keys (item VARCHAR, model VARCHAR, n BIGINT)")
+    con.executemany("INSERT INTO co_verdict_keys VALUES (?, ?, ?)", [(i, m, n) for (i, m), n in per.items()])
+    lit = _literal(str(path))
+    if path.name.lower().endswith(".parquet"):
+        held = f"SELECT CAST(item AS VARCHAR) AS item, CAST(model AS VARCHAR) AS model FROM read_parquet({lit})"
+    else:
+        held = (
+            "SELECT json_extract_string(json, '$.item') AS item, json_extract_string(json, '$.model') AS model "
+            f"FROM read_ndjson_objects({lit})"
+        )
+    got = p.run(
+        f"SELECT coalesce(sum(n), 0) FROM co_verdict_keys WHERE (item, model) IN (SELECT item, model FROM ({held}))"
+    )
+    return int(got[0][0])
 
 
 def _verdict_items(spec: MigrationSpec, verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None) -> set[str]:
