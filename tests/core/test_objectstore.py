@@ -271,3 +271,16 @@ def test_an_object_that_fails_while_duckdb_reads_it(
     assert run(["assess", "--spec", str(spec_path), "--records", uri, *FAST]) == 2
     err = capsys.readouterr().err
     assert uri in err and "could not be read" in err and "Traceback" not in err
+
+
+def test_keys_in_a_uri_never_reach_a_message() -> None:
+    """pyarrow's own words quote the URI it could not parse; the message quotes it without its query."""
+    with pytest.raises(objectstore.ObjectStoreError) as caught:
+        objectstore.ObjectPath("s3://bucket/a b.jsonl?access_key=AKIAXX&secret_key=TOPSECRET").exists()
+    assert "s3://bucket/a b.jsonl" in str(caught.value)
+    assert "TOPSECRET" not in str(caught.value) and "AKIAXX" not in str(caught.value)
+    path = objectstore.ObjectPath("s3://b/k.jsonl?secret_key=S3CRET&region=eu")
+    assert path.redacted("failed: secret_key=S3CRET&region=eu at s3://b/k.jsonl?secret_key=S3CRET&region=eu") == (
+        "failed: <query> at s3://b/k.jsonl"
+    )
+    assert "S3CRET" not in path.redacted("token session_token=abc secret_key=S3CRET")

@@ -196,7 +196,7 @@ class ObjectPath:
         try:
             fs, path = pafs.FileSystem.from_uri(self.uri)
         except (OSError, ValueError, NotImplementedError) as exc:  # ArrowIOError, ArrowInvalid, ArrowNotImplemented
-            text = str(exc)
+            text = self.redacted(str(exc))
             if "Unrecognized filesystem type" in text:
                 raise ObjectStoreUnsupported(
                     f"{self.location}: pyarrow.fs does not open {self.scheme}:// URIs; give s3://, gs://, abfs://, "
@@ -208,8 +208,15 @@ class ObjectPath:
                 ) from None
             if isinstance(exc, ValueError):  # ArrowInvalid: a malformed URI or an unknown query key
                 raise ObjectStoreError(f"{self.location}: {text} (a URI's query takes pyarrow.fs's options)") from None
-            raise _explain(self.location, exc) from None
+            raise _explain(self.location, OSError(text)) from None
         return _with_retries(fs), str(path)
+
+    def redacted(self, text: str) -> str:
+        """``text`` (pyarrow's words) without the URI's query, which may hold keys: the location instead."""
+        text = text.replace(self.uri, self.location)
+        if "?" in self.uri:
+            text = text.replace(self.uri.split("?", 1)[1], "<query>")
+        return re.sub(r"((?:secret|access)_key|session_token)=[^&\s'\"]*", r"\1=<redacted>", text)
 
     def filesystem(self) -> Any:
         """The ``pyarrow.fs.FileSystem`` the object lives in (opened once)."""
@@ -230,7 +237,7 @@ class ObjectPath:
                 and fs.get_file_info(bucket).type == pafs.FileType.NotFound
             )
         except OSError as exc:
-            raise _explain(self.location, exc) from None
+            raise _explain(self.location, OSError(self.redacted(str(exc)))) from None
         if found == pafs.FileType.File:
             return True
         if found == pafs.FileType.Directory:
@@ -250,7 +257,7 @@ class ObjectPath:
         try:
             return int(fs.get_file_info(path).size)
         except OSError as exc:
-            raise _explain(self.location, exc) from None
+            raise _explain(self.location, OSError(self.redacted(str(exc)))) from None
 
     def register(self, con: Any) -> None:
         """Let the DuckDB connection ``con`` read this URI (``read_parquet('s3://...')``) through pyarrow.fs."""
