@@ -180,13 +180,25 @@ def indexes(url: str) -> list[str]:
         return sorted(conn.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = 'responses'")).scalars())
 
 
-def rebuilt(monkeypatch: Any) -> list[int]:
+class Rebuilds(list[int]):
+    """Rows each rebuild deleted (one entry per build), and ``drops``: how many times indexes were dropped."""
+
+    drops = 0
+
+
+def rebuilt(monkeypatch: Any) -> Rebuilds:
     """Make every import of more than 10 rows a rebuild one; returns the list of rows each rebuild deleted."""
     monkeypatch.setattr(bulk, "REBUILD_MIN", 10)
     monkeypatch.setattr(bulk, "CHUNK", 50)
-    deleted: list[int] = []
-    build = bulk._Indexes.build
+    deleted = Rebuilds()
+    build, drop = bulk._Indexes.build, bulk._Indexes.drop
     monkeypatch.setattr(bulk._Indexes, "build", lambda self, cur: deleted.append(build(self, cur)) or deleted[-1])
+
+    def counted_drop(self: Any, cur: Any) -> None:
+        deleted.drops += 1
+        drop(self, cur)
+
+    monkeypatch.setattr(bulk._Indexes, "drop", counted_drop)
     return deleted
 
 
@@ -219,7 +231,7 @@ def test_a_big_import_into_a_small_table_builds_the_indexes_after(
 def test_a_bad_line_of_a_rebuilding_import_leaves_rows_and_indexes(
     pg_url: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    rebuilt(monkeypatch)
+    deleted = rebuilt(monkeypatch)
     data = rows(100)
     with open_store(pg_url) as store:
         import_file(store, write(tmp_path / "good.jsonl", data[:12]))
@@ -227,6 +239,7 @@ def test_a_bad_line_of_a_rebuilding_import_leaves_rows_and_indexes(
         bad = write(tmp_path / "bad.jsonl", data[:150] + [{"item": "x", "model": "old", "labels": {"c": 7}}])
         with pytest.raises(RecordsError, match=r"bad\.jsonl:151: field 'labels\.c'"):
             import_file(store, bad)
+    assert deleted.drops == 2 and len(deleted) == 1  # both imports dropped the indexes; the bad one never built
     assert stored(pg_url) == before and indexes(pg_url) == index_before
 
 
@@ -278,7 +291,7 @@ def test_a_table_in_use_is_written_into_its_indexes_without_waiting(
             reader.execute(select(func.count()).select_from(responses))  # holds ACCESS SHARE until rollback
             assert import_file(store, path).added == 130  # 60 items by 2 models, the 10 odd rows
             reader.rollback()
-    assert deleted == []
+    assert deleted == [] and deleted.drops == 0
     assert len(stored(pg_url)) == 130
 
 
@@ -356,3 +369,12 @@ def test_a_table_a_foreign_key_refers_to_keeps_its_indexes(pg_url: str, tmp_path
             conn.execute(text("CREATE TABLE response_notes (response_id bigint REFERENCES responses (id))"))
         assert import_file(store, write(tmp_path / "r.jsonl", rows(60))).added == 130
     assert deleted == [] and len(stored(pg_url)) == 130
+
+
+def test_a_small_file_of_long_rows_is_not_taken_for_a_big_one(tmp_path: Path) -> None:
+    """The rows are counted, not guessed from the first lines: 30 short rows then 30 of 20 KB are 60 rows."""
+    data = rows(30)
+    path = write(tmp_path / "r.jsonl", data[:30] + [dict(r, response="x" * 20_000) for r in data[:30]])
+    assert ingest.rows_in(path) == 60
+    path.write_text(path.read_text().rstrip("\n"))  # no newline after the last row
+    assert ingest.rows_in(path) == 60
