@@ -114,6 +114,9 @@ class Target:
     cpu_ms: dict[int, float] = field(default_factory=dict)  # CPU ms of the process tree per answer
     pg: str | None = None  # its PostgreSQL database: the server's backends for it are measured too
     store_cpu_ms: dict[int, float] = field(default_factory=dict)  # CPU ms of those backends per answer
+    # the other processes on these cores, CPU ms per answer (median of rounds): the upstream, the load generator
+    upstream_ms: dict[int, list[float]] = field(default_factory=dict)
+    loadgen_ms: dict[int, list[float]] = field(default_factory=dict)
     latencies: np.ndarray | None = None
 
     def per_core(self, n: int) -> float:
@@ -207,18 +210,25 @@ def open_round(args: argparse.Namespace, t: Target) -> None:
     t.latencies = latencies if t.latencies is None else np.concatenate([t.latencies, latencies])
 
 
-def closed_round(args: argparse.Namespace, t: Target, n: int) -> None:
-    """One closed loop at ``n`` connections on one target: answers per second, its CPU and its store's."""
+def closed_round(args: argparse.Namespace, t: Target, n: int, upstream: int) -> None:
+    """One closed loop at ``n`` connections on one target: answers per second, its CPU and its store's,
+    and the upstream's and the load generator's CPU per answer (they share the machine's cores)."""
     cpu0 = tree_cpu(t.proc.pid) if t.proc else 0.0
     store0 = backends_cpu(t.pg) if t.pg else 0.0
+    up0, gen0 = G.proc_stat(upstream)[1], time.process_time()
     seconds, answered, refused = asyncio.run(closed_loop(t.port, n, args.count))
+    up1, gen1 = G.proc_stat(upstream)[1], time.process_time()
     t.rounds.setdefault(n, []).append(answered / seconds)
     t.rps[n] = float(np.median(t.rounds[n]))
     t.refused[n] = t.refused.get(n, 0) + refused
-    if t.proc is not None and answered:
+    if not answered:
+        return
+    t.upstream_ms.setdefault(n, []).append((up1 - up0) * 1000.0 / answered)
+    t.loadgen_ms.setdefault(n, []).append((gen1 - gen0) * 1000.0 / answered)
+    if t.proc is not None:
         cpu_ms = (tree_cpu(t.proc.pid) - cpu0) * 1000.0 / answered
         t.cpu_ms[n] = min(cpu_ms, t.cpu_ms.get(n, cpu_ms))  # best round
-    if t.pg and answered:
+    if t.pg:
         store_ms = (backends_cpu(t.pg) - store0) * 1000.0 / answered
         t.store_cpu_ms[n] = min(store_ms, t.store_cpu_ms.get(n, store_ms))
 
@@ -241,7 +251,7 @@ def measure(args: argparse.Namespace, tmp: Path, pg: str | None) -> list[Target]
                 open_round(args, t)
             for n in CONNECTIONS:
                 for t in order:
-                    closed_round(args, t, n)
+                    closed_round(args, t, n, up.pid)
             print(f"# measured round {r + 1} of {args.rounds}", flush=True)
         return targets
     finally:
@@ -294,6 +304,15 @@ def report(targets: list[Target]) -> None:
                 f"CPU per request, SQLite / PostgreSQL (the gateway's, plus its PostgreSQL backends'): "
                 f"{on.cpu_ms[16]:.2f} / ({pg.cpu_ms[16]:.2f} + {pg.store_cpu_ms[16]:.2f} ms) = {whole:.2f}x"
             )
+    for t in (x for x in (on, pg) if x and x.upstream_ms.get(16)):
+        parts = [("load generator", np.median(t.loadgen_ms[16])), ("upstream", np.median(t.upstream_ms[16]))]
+        parts += [("gateway", t.cpu_ms[16])] + ([("PostgreSQL", t.store_cpu_ms[16])] if t.store_cpu_ms.get(16) else [])
+        whole = sum(ms for _, ms in parts)
+        print(
+            f"{t.name}: CPU ms per request @16 on this machine's cores: "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in parts)
+            + f"; {whole:.2f} in all"
+        )
     for t in (x for x in (pg, two) if x and x.store_cpu_ms):
         ms = ", ".join(f"@{n} {t.store_cpu_ms[n]:.2f}" for n in CONNECTIONS if n in t.store_cpu_ms)
         print(f"{t.name}: the PostgreSQL server's CPU ms per request (its backends, not in the column above): {ms}")
