@@ -29,8 +29,10 @@ Measured (2026-12-01, 2 cores shared with other jobs, load average 5.3-6.0; Duck
                 pushdown     17.41     2.9      1257
 
 The pushdown is within 5x of the bare GROUP BY at every size and 12x faster than the Python engine
-at 10^6; its peak memory grows with N up to DuckDB's memory limit (1 GB, ``pushdown.DuckRunner``;
-beyond it DuckDB spills to disk) plus ~250 MiB of Python, so it stays under 2 GiB at 4x10^6.
+at 10^6; its peak memory then grew with N (the labelled rows read back as records, DuckDB up to 1 GB).
+Since the labelled rows are streamed to their verdicts (``pushdown_votes.build_from_records``) and
+DuckDB's limit is 512 MB (17:33 UTC, load 1.5-2.5, ``--records 8000000 --skip-python``): 2x10^6 4.84 s
+(3.9x bare), 788 MiB; 8x10^6 15.21 s (4.0x bare), 823 MiB -- 1.04x the memory for 4x the records.
 
 PostgreSQL (2026-12-01; benchmarks/README.md, docs/scale.md): count tables from the store (generated in
 the server, ``--postgres-generated 1000000,10000000``, ``nice -n 10``, load average 2.5-2.9) at 10^6 4.95 s,

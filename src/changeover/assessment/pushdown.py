@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,14 +47,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from changeover.assessment.objectstore import ObjectPath, records_path
-from changeover.assessment.pairing import Index, failed, segment_key, traffic_shares
+from changeover.assessment.pairing import Index, traffic_shares
 from changeover.assessment.result import ErrorRate
 from changeover.assessment.service import Prepared
-from changeover.assessment.tables import Comparison, DimensionScales, comparison
+from changeover.assessment.tables import Comparison, DimensionScales
 from changeover.config import MigrationSpec
+from changeover.errors import RecordsError
 from changeover.records import Record, record_from_dict, unflatten
 from changeover.signals import SignalScale, infer_scale
-from changeover.stats.tables import PairTable, key_rows, table_from_keys
+from changeover.stats.tables import PairTable, table_from_keys
 
 _DISTINCT_LIMIT = 64  # more distinct whole numbers than this in a signal: not an ordinal scale, let Python say so
 
@@ -421,44 +422,16 @@ class Pushdown:
     def labelled_items(self) -> list[str]:
         return [str(i) for (i,) in self.run("SELECT item FROM co_items WHERE lab = 1 ORDER BY item")]
 
-    def mark_labelled(self, items: Iterable[str]) -> None:
-        """Items with a verdict in the store's labels table are counted with the labelled ones."""
-        items = sorted(set(items))
-        if not items:
-            return
-        self.run("CREATE TEMP TABLE co_store_labelled (item VARCHAR(512))")
-        for start in range(0, len(items), 500):
-            chunk = items[start : start + 500]
-            values = ", ".join(f"({self.param(f'i{k}')})" for k in range(len(chunk)))
-            self.runner.run(
-                f"INSERT INTO co_store_labelled (item) VALUES {values}", {f"i{k}": v for k, v in enumerate(chunk)}
-            )
-        self.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_store_labelled)")
-
-    # ------------------------------------------------------------------ the whole
-
-    def prepare(self, labelled_records: Any = None) -> tuple[Prepared, list[Record], int, int]:
-        """The ``Prepared`` tables. ``labelled_records(items)`` reads the records of the labelled items, which
-        the Python engine then counts (DuckDB); None: their verdicts are counted in SQL (``pushdown_votes``,
-        the store: its ``co_votes`` table is built)."""
+    def prepare(self) -> tuple[Prepared, list[Record], int, int]:
+        """The ``Prepared`` tables; the labelled items' verdicts are counted in SQL from ``co_votes``
+        (``pushdown_votes``: built from the store's columns, or from a file's labelled rows)."""
         from changeover.assessment import pushdown_votes
 
         rows, rates = self.check()
         segments, shares = self.segments()
         scales = self.scales()
         records: list[Record] = []
-        if labelled_records is not None:
-            records, merged = labelled_records(self.labelled_items())
-            sub = _index(self.spec, records)
-            labels_in = sum(
-                len(v)
-                for r in records
-                if r.model in set(self.models)
-                for d, v in r.labels.items()
-                if d in self.spec.dimensions
-            )
-        else:
-            merged, labels_in = pushdown_votes.counts(self)
+        merged, labels_in = pushdown_votes.counts(self)
         comparisons: dict[tuple[str, str], Comparison] = {}
         for candidate in self.spec.candidates:
             excludes = any(d.errors == "exclude" for d in self.spec.dimensions.values())
@@ -470,13 +443,7 @@ class Pushdown:
                 if not self.duck:
                     n = len(query.keys)
                     part.carried += [(str(r[n]), tuple(r[:n])) for r in self.first_items(query, cells)]
-                if labelled_records is None:
-                    votes = pushdown_votes.labelled_part(self, candidate, dimension, scales[dimension], segments)
-                    part = part.plus(votes)
-                else:
-                    part = part.plus(
-                        Part.of(_labelled_part(self.spec, sub, candidate, dimension, scales[dimension], segments))
-                    )
+                part = part.plus(pushdown_votes.labelled_part(self, candidate, dimension, scales[dimension], segments))
                 paired = sum(int(r[len(query.keys)]) for r in cells) + sum(part.counts)
                 if not paired:
                     raise Unsupported(f"no item pairs '{candidate}' with the incumbent on '{dimension}'")
@@ -501,34 +468,6 @@ def shares_of(spec: MigrationSpec, weight: Mapping[str, float]) -> np.ndarray:
     return traffic_shares(spec, Index({}, {s: s for s in segments}, lead, {}), segments)
 
 
-def _index(spec: MigrationSpec, records: list[Record]) -> Index:
-    """``pairing.index_records`` for the labelled items' records (some model may answer none of them)."""
-    by_model: dict[str, dict[str, Record]] = {m: {} for m in spec.models}
-    for rec in records:
-        if rec.model in by_model:
-            by_model[rec.model][rec.item] = rec
-    lead: dict[str, Record] = {}
-    for model in spec.models:
-        for item, rec in by_model[model].items():
-            lead.setdefault(item, rec)
-    segment_of = {item: segment_key(rec, spec.segment_by) for item, rec in lead.items()}
-    samples = {m: {i: [r] for i, r in recs.items()} for m, recs in by_model.items()}
-    return Index(by_model, segment_of, lead, samples)
-
-
-def _labelled_part(
-    spec: MigrationSpec, sub: Index, candidate: str, dimension: str, scales: DimensionScales, segments: list[str]
-) -> Comparison | None:
-    """The labelled items' comparison, built by the Python engine; None when none of them is paired."""
-    inc, cand = sub.by_model[spec.incumbent], sub.by_model[candidate]
-    both = set(inc) & set(cand)
-    if spec.dimensions[dimension].errors == "exclude":
-        both = {i for i in both if not (failed(inc[i]) or failed(cand[i]))}
-    if not both:
-        return None
-    return comparison(spec, sub, candidate, dimension, scales, segments)
-
-
 @dataclass
 class Part:
     """Cells given with their whole keys (``key_rows``' layout: votes included), their counts, the items
@@ -540,16 +479,6 @@ class Part:
     carried: list[tuple[str, tuple[Any, ...]]]  # (item, (its row in `rows`,)) or (item, its unlabelled cell's key)
     names: tuple[str, ...]
     exact: tuple[bool, ...]
-
-    @staticmethod
-    def of(comparison: Comparison | None) -> Part:
-        """The labelled items' comparison built by the Python engine, as cells."""
-        if comparison is None:
-            return Part([], [], [], (), ())
-        t = comparison.table
-        rows = key_rows(t).tolist()
-        carried = [(item, (int(c),)) for item, c in zip(comparison.items, t.cell_of_item, strict=True)]
-        return Part(rows, t.n.tolist(), carried, t.annotators, t.exact)
 
     def plus(self, other: Part) -> Part:
         """The first items of the unlabelled cells (self) beside the labelled part (other)."""
@@ -665,7 +594,7 @@ class DuckRunner:
 
     dialect = "duckdb"
 
-    def __init__(self, memory_limit: str = "1GB") -> None:
+    def __init__(self, memory_limit: str = "512MB") -> None:
         try:
             import duckdb
         except ImportError:
@@ -865,44 +794,45 @@ def _from_file(
     p: Pushdown,
     verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None,
 ) -> Pushed:
-    from changeover.store.responses import merge_labels
+    from changeover.assessment import pushdown_votes
 
-    name = path.name.lower()
     if isinstance(path, ObjectPath):  # DuckDB reads the URI through pyarrow.fs (its httpfs needs the internet)
         path.register(p.runner.con)  # type: ignore[attr-defined]
     (cols, models), source = _file_projection(p, path)
     p.build_items((cols, models), source)
-    p.mark_labelled(_verdict_items(spec, verdicts))
-    parquet = name.endswith(".parquet")
-
-    def read(items: list[str]) -> tuple[list[Record], int]:
-        if not items:
-            return [], 0
-        p.run("CREATE TEMP TABLE co_wanted AS SELECT item FROM co_items WHERE lab = 1")
-        if parquet:
-            cur = p.runner.con.execute(  # type: ignore[attr-defined]
-                f"SELECT * FROM read_parquet({_literal(str(path))}) WHERE CAST(item AS VARCHAR) IN "
-                "(SELECT item FROM co_wanted)"
-            )
-            names = [d[0] for d in cur.description]
-            raw = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-            rows = [
-                {k: v for k, v in (unflatten(r, False) if any("." in k for k in r) else r).items() if v is not None}
-                for r in raw
-            ]
-        else:
-            got = p.runner.run(
-                f"SELECT json FROM read_ndjson_objects({_literal(str(path))}) "
-                "WHERE json_extract_string(json, '$.item') IN (SELECT item FROM co_wanted)"
-            )
-            rows = [json.loads(j) for (j,) in got]
-        records = [record_from_dict(r, f"{path}: item {r.get('item')!r}") for r in rows]
-        merged = merge_labels(records, verdicts) if verdicts else 0
-        return records, merged
-
-    prepared, records, _, rows = p.prepare(read)
+    pushdown_votes.build_from_records(p, verdicts or {}, _labelled_records(p, path))
+    prepared, _, _, rows = p.prepare()
     merged = _merged_count(p, path, verdicts) if verdicts else 0
-    return Pushed(prepared, records, merged if verdicts is not None else None, rows, p.statements)
+    return Pushed(prepared, [], merged if verdicts is not None else None, rows, p.statements)
+
+
+def _labelled_records(p: Pushdown, path: Path | ObjectPath, batch: int = 10_000) -> Iterator[Record]:
+    """The file's labelled rows as records (``records.record_from_dict``: the Python engine's validation), in
+    batches: a few thousand rows in memory at a time, whatever the share of labelled items."""
+    lit = _literal(str(path))
+    p.run("CREATE TEMP TABLE co_wanted AS SELECT item FROM co_items WHERE lab = 1")
+    if path.name.lower().endswith(".parquet"):
+        sql = f"SELECT * FROM read_parquet({lit}) WHERE CAST(item AS VARCHAR) IN (SELECT item FROM co_wanted)"
+    else:
+        sql = (
+            f"SELECT json FROM read_ndjson_objects({lit}) "
+            "WHERE json_extract_string(json, '$.item') IN (SELECT item FROM co_wanted)"
+        )
+    p.statements.append(sql + ";")
+    cur = p.runner.con.execute(sql)  # type: ignore[attr-defined]
+    names = [d[0] for d in cur.description]
+    while chunk := cur.fetchmany(batch):
+        for values in chunk:
+            if names == ["json"]:
+                row = json.loads(values[0])
+            else:
+                raw = dict(zip(names, values, strict=True))
+                flat = unflatten(raw, False) if any("." in k for k in raw) else raw
+                row = {k: v for k, v in flat.items() if v is not None}
+            try:
+                yield record_from_dict(row, f"{path}: item {row.get('item')!r}")
+            except RecordsError as exc:  # the Python engine reads the file and names the row's line
+                raise Unsupported(f"a labelled row is not valid ({exc})") from None
 
 
 def _merged_count(p: Pushdown, path: Path | ObjectPath, verdicts: Mapping[tuple[str, str, str], Sequence[Any]]) -> int:
@@ -926,11 +856,6 @@ def _merged_count(p: Pushdown, path: Path | ObjectPath, verdicts: Mapping[tuple[
         f"SELECT coalesce(sum(n), 0) FROM co_verdict_keys WHERE (item, model) IN (SELECT item, model FROM ({held}))"
     )
     return int(got[0][0])
-
-
-def _verdict_items(spec: MigrationSpec, verdicts: Mapping[tuple[str, str, str], Sequence[Any]] | None) -> set[str]:
-    models, dims = set(spec.models), set(spec.dimensions)
-    return {i for (i, m, d), v in (verdicts or {}).items() if m in models and d in dims and v}
 
 
 def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:

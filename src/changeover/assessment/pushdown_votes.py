@@ -17,10 +17,10 @@ response are the Python engine's error to report (``Unsupported``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from changeover.records import SETTLED
+from changeover.records import SETTLED, Record
 
 if TYPE_CHECKING:
     from changeover.assessment.pushdown import Part, Pushdown
@@ -32,7 +32,7 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
     records' labels in ``rows`` -- the responses table, or a subquery over it --, 1 from the store's labels
     table, which also keeps its verdicts on other dimensions as ``d`` = -1, to count what was merged); the
     items with a store verdict are marked labelled."""
-    from changeover.assessment.pushdown import SqlRunner, _quote
+    from changeover.assessment.pushdown import _quote
 
     pg = p.runner.dialect == "postgresql"
     dims = list(p.spec.dimensions)
@@ -60,18 +60,55 @@ def build(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[st
         )
     if pg:  # its size for the planner: joined by item with co_lab (a hash join, not a loop over it)
         p.run("ANALYZE co_votes")
+    _store_verdicts(p, verdicts)
+
+
+def build_from_records(
+    p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]], records: Iterable[Record]
+) -> None:
+    """``co_votes`` in DuckDB from a file's labelled rows, read back as records (validated as the Python engine
+    validates them) and streamed: each record becomes its verdicts' rows (item, m, d, who, v), a few small
+    tuples, and is let go -- the memory holds verdicts, not responses. Then the store's verdicts, as ``build``."""
+    dims = {n: i for i, n in enumerate(p.spec.dimensions)}
+    index = {m: i for i, m in enumerate(p.models)}
+    rows = [
+        (r.item, index[r.model], dims[d], who, int(v), 0)
+        for r in records
+        if r.model in index
+        for d, given in r.labels.items()
+        if d in dims
+        for who, v in zip(r.annotators(d), given, strict=True)
+    ]
+    p.run("CREATE TEMP TABLE co_votes (item VARCHAR, m INTEGER, d INTEGER, who VARCHAR, v INTEGER, src INTEGER)")
+    insert = "INSERT INTO co_votes (item, m, d, who, v, src) VALUES (?, ?, ?, ?, ?, ?)"
+    p.statements.append(f"{insert};  -- {len(rows):,} verdicts of the file's labelled rows")
+    if rows:
+        p.runner.con.executemany(insert, rows)  # type: ignore[attr-defined]
+    _store_verdicts(p, verdicts)
+
+
+def _store_verdicts(p: Pushdown, verdicts: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]]) -> None:
+    """The store's verdicts into ``co_votes`` (``src`` 1; ``d`` -1 on a dimension the spec does not read), their
+    items marked labelled, and ``co_lab``: the labelled items, read by each comparison."""
+    from changeover.assessment.pushdown import SqlRunner
+
+    pg = p.runner.dialect == "postgresql"
+    dims = list(p.spec.dimensions)
     index = {m: i for i, m in enumerate(p.models)}
     store_votes = [
-        {"item": item, "m": index[m], "d": dims.index(d) if d in p.spec.dimensions else -1, "who": who, "v": int(v)}
+        (item, index[m], dims.index(d) if d in p.spec.dimensions else -1, who, int(v))
         for (item, m, d), given in verdicts.items()
         if m in index
-        for who, v in given
+        for who, v in (g if isinstance(g, tuple) else ("", g) for g in given)  # a bare verdict: unnamed
     ]
     if store_votes:
-        insert = "INSERT INTO co_votes (item, m, d, who, v, src) VALUES (:item, :m, :d, :who, :v, 1)"
+        if isinstance(p.runner, SqlRunner):  # the store's connection
+            insert = "INSERT INTO co_votes (item, m, d, who, v, src) VALUES (:item, :m, :d, :who, :v, 1)"
+            p.runner.many(insert, [dict(zip(("item", "m", "d", "who", "v"), r, strict=True)) for r in store_votes])
+        else:  # DuckDB, reading a file
+            insert = "INSERT INTO co_votes (item, m, d, who, v, src) VALUES (?, ?, ?, ?, ?, 1)"
+            p.runner.con.executemany(insert, store_votes)  # type: ignore[attr-defined]
         p.statements.append(f"{insert};  -- {len(store_votes):,} verdicts of the labels table")
-        assert isinstance(p.runner, SqlRunner)  # the store's connection (DuckDB reads files, not the store)
-        p.runner.many(insert, store_votes)
         # every item with a store verdict (on another dimension too: ``counts`` reads co_lab) is a labelled one
         p.run("UPDATE co_items SET lab = 1 WHERE item IN (SELECT item FROM co_votes WHERE src = 1)")
         if pg:
