@@ -23,8 +23,10 @@ Items with a human label (in the records, or in the store's labels table) are fe
 scale). From a store their verdicts are counted in SQL (``pushdown_votes``: one row per verdict in
 ``co_votes``, the labelled items in ``co_lab``, one more GROUP BY per comparison with each answer's
 verdicts, per annotator when any is named), so Python receives count rows only and its memory does not
-grow with the records. From a file they are read back as records and counted by the Python engine
-itself (``tables.comparison``). Either way their cells are merged with the GROUP BY's. A ``Comparison``
+grow with the records. From a file the labelled rows are read back in batches and validated as records
+(``records.record_from_dict``), and only their verdicts are kept, as rows of the same ``co_votes``
+(``pushdown_votes.build_from_records``), counted by the same SQL. Either way their cells are merged with
+the GROUP BY's. A ``Comparison``
 then carries only the first ``2 * next_count + 2`` items of each cell in item order: the labelling
 queue (``ranking.next_labels``) takes at most ``next_count`` labels and skips at most as many taken
 ones, so the ranked labels are the Python engine's exactly; ``paired_items`` counts all of them.

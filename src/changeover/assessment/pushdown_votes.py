@@ -1,8 +1,9 @@
-"""The labelled items' human verdicts counted in the store's SQL (the pushdown's ``co_votes`` table).
+"""The labelled items' human verdicts counted in SQL (the pushdown's ``co_votes`` table): a store's, or DuckDB's.
 
 Without it the pushdown read every labelled response back as a ``Record`` (one row each: ~0.8% of the
 records, so the memory grew with N). Here every verdict is one row of ``co_votes`` -- (item, model,
-dimension, annotator, verdict), from the records' ``labels`` / ``label_by`` and from the store's labels
+dimension, annotator, verdict), from the records' ``labels`` / ``label_by`` (a store's columns, or a file's
+labelled rows streamed as records: ``build_from_records``) and from the store's labels
 in force (``store.responses.current_verdicts``: settled answers and gold verdicts as the Python engine
 merges them) -- and each comparison's labelled cells are one GROUP BY over the labelled items joined
 with their verdicts summed per answer (and per annotator, when any verdict names one). Python receives
