@@ -22,22 +22,18 @@ import pytest
 from changeover.assessment import objectstore, pushdown
 from changeover.cli import run
 
+from .test_pushdown import DECIDE as PUSHDOWN_DECIDE
 from .test_pushdown import SPEC, assert_same, simulated_rows, write_jsonl, write_parquet
 
 pytestmark = pytest.mark.filterwarnings("ignore::changeover.assessment.ConvergenceWarning")  # short fits, on purpose
 
 BUCKET = "records"
 FAST = ["--draws", "100", "--warmup", "100", "--chains", "2", "--no-store-labels", "--next", "10"]
-DECIDE = """
-incumbent: old
-candidates: [new]
-segment_by: [region]
-traffic: {monthly_interactions: 1000000}
-seed: 3
-dimensions:
-  correctness: {signal: correct, margin: 0.03}
-  fluency: {signal: score, bins: 3, margin: 0.05, required: false, errors: exclude}
-"""
+# the pushdown tests' decision spec, with a score dimension whose failed calls are excluded
+DECIDE = (
+    PUSHDOWN_DECIDE.split("  style:")[0]
+    + "  fluency: {signal: score, bins: 3, margin: 0.05, required: false, errors: exclude}\n"
+)
 _ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
