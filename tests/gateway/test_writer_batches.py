@@ -155,3 +155,22 @@ def test_a_read_only_postgres_holds_the_batches_until_it_is_writable(pg_url):
     assert writer.lost == 0 and count(store) == 4 and count(store, contamination_ledger) == 1
     admin.dispose()
     store.dispose()
+
+
+def test_float_token_counts_from_an_upstream_are_stored_in_the_batch(pg_url):
+    """An upstream may report usage as 12.0: json_to_recordset refuses that for an integer, so the record
+    set reads numbers and the SELECT casts them, as the generic insert does; one statement, nothing lost."""
+    store = open_store(pg_url)
+    writer = LogWriter(store, MAKER)
+    rows, ledger = rows_of(varied("t"))
+    rows[0]["tokens_in"], rows[0]["tokens_out"] = 12.0, 7.0
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    writer._insert(rows, ledger)
+    assert sum(s.startswith("INSERT") for s in statements) == 2  # no fallback: one statement per table
+    with store.engine.connect() as conn:
+        got = conn.execute(
+            select(shadow_log.c.tokens_in, shadow_log.c.tokens_out).where(shadow_log.c.request_id == "t1")
+        ).one()
+    assert tuple(got) == (12, 7)
+    store.dispose()

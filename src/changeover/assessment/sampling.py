@@ -65,13 +65,13 @@ class Convergence:
 
     def factor_needed(self, policy: SamplingPolicy) -> float:
         """How many times longer to sample: ESS grows about in proportion to the draws (padded by
-        a fifth); an R-hat miss asks for ``rhat_step`` times the round that missed (up to the bound).
+        a fifth); an R-hat miss asks for ``rhat_step`` times the round that missed, or what the ESS asks if
+        more (up to the bound).
         Divergences ask for smaller steps, not more draws (more draws only give a rare divergence
         more chances)."""
-        if self.rhat_max > policy.rhat_max:
-            return policy.rhat_step
         low = min(self.ess_bulk_min, self.ess_tail_min)
-        return 1.2 * policy.ess_min / max(low, 1.0) if low < policy.ess_min else 1.0
+        for_ess = 1.2 * policy.ess_min / max(low, 1.0) if low < policy.ess_min else 1.0
+        return max(policy.rhat_step, for_ess) if self.rhat_max > policy.rhat_max else for_ess
 
 
 def reported_quantities(fit: PairFit, shares: np.ndarray) -> list[np.ndarray]:

@@ -21,17 +21,31 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import JSON, String, Table
+from sqlalchemy import JSON, Integer, String, Table
 from sqlalchemy.dialects import postgresql
 
 _DIALECT = postgresql.dialect()
 
 
 def _record_type(column: Any) -> str:
-    """The column's type in the record set: strings as ``text`` (the table's column checks the length)."""
+    """The column's type in the record set: strings as ``text`` (the table's column checks the length),
+    integers as ``double precision`` (an upstream may report ``12.0`` tokens, which json_to_recordset
+    refuses for an ``integer``; the SELECT casts it as the generic insert would)."""
     if isinstance(column.type, String):  # Text is a String
         return "text"
+    if isinstance(column.type, Integer):
+        return "double precision"
     return column.type.compile(dialect=_DIALECT)
+
+
+def _picked(column: Any, quote: Any) -> str:
+    """The record set's value as the table's column takes it."""
+    name = f"r.{quote(column.name)}"
+    if isinstance(column.type, JSON):
+        return f"COALESCE({name}, 'null'::json)"
+    if isinstance(column.type, Integer):
+        return f"CAST(round({name}) AS {column.type.compile(dialect=_DIALECT)})"
+    return name
 
 
 def recordset_insert(table: Table) -> str:
@@ -40,10 +54,7 @@ def recordset_insert(table: Table) -> str:
     quote = _DIALECT.identifier_preparer.quote
     columns = [c for c in table.columns if not c.primary_key]
     names = ", ".join(quote(c.name) for c in columns)
-    picked = ", ".join(
-        f"COALESCE(r.{quote(c.name)}, 'null'::json)" if isinstance(c.type, JSON) else f"r.{quote(c.name)}"
-        for c in columns
-    )
+    picked = ", ".join(_picked(c, quote) for c in columns)
     record = ", ".join(f"{quote(c.name)} {_record_type(c)}" for c in columns)
     return (
         f"INSERT INTO {quote(table.name)} ({names}) SELECT {picked} "
