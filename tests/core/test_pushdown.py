@@ -426,10 +426,23 @@ def test_store_verdicts_merged_into_a_file_are_counted_as_python_counts_them(
 def test_a_blank_item_or_segment_is_left_to_the_python_engine(
     spec: Any, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    """The Python engine refuses these rows, naming them; the DuckDB engine does not make a segment '' of them."""
-    for odd in ({"item": " "}, {"segment": {"region": "", "kind": "chat"}}):
-        bad = [dict(rows[0], **odd), *rows[1:]]
-        for path in (write_jsonl(tmp_path / "b.jsonl", bad), write_parquet(tmp_path / "b.parquet", bad)):
+    """The Python engine refuses these rows (an unlabelled one: the labelled are validated as records), naming
+    them; the DuckDB engine leaves them to it, never a segment '' or '{"x":1}' of them."""
+    for odd in (
+        {"item": " "},
+        {"segment": {"region": "", "kind": "chat"}},
+        {"latency_ms": "fast"},
+        {"tokens_in": -5},
+        {"cost_usd": float("inf")},
+        {"segment": {"region": "emea", "kind": {"x": 1}}},  # a value that is no text, of any segment key
+        {"segment": {"region": "emea", "kind": "chat", "tier": True}},
+    ):
+        i = next(k for k, r in enumerate(rows) if not r.get("labels"))
+        bad = [*rows[:i], dict(rows[i], **odd), *rows[i + 1 :]]
+        paths = [write_jsonl(tmp_path / "b.jsonl", bad)]
+        if not any(isinstance(v, dict) for v in odd.get("segment", {}).values()):  # Parquet's types are one per column
+            paths.append(write_parquet(tmp_path / "b.parquet", bad))
+        for path in paths:
             with pytest.raises(ChangeoverError):
                 prepare(spec, read_records(path))
             with pytest.raises(pushdown.Unsupported):

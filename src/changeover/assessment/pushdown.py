@@ -704,6 +704,12 @@ def _file_projection(p: Pushdown, path: Path | ObjectPath) -> tuple[tuple[str, s
             return f"CASE WHEN {c} IS NOT NULL THEN 1 ELSE 0 END"
 
         source = f"read_parquet({lit})"
+        odd_values = [
+            f'CASE WHEN "{_quote(c)}" IS NOT NULL THEN 1 ELSE 0 END'
+            for c, kind in cols.items()
+            if c.startswith("segment.") and (kind.startswith(("STRUCT", "MAP", "BOOLEAN")) or kind.endswith("[]"))
+        ]
+        odd_segment = " + ".join(odd_values) or "0"
     else:
 
         def jp(head: str, tail: str | None = None) -> str:
@@ -729,15 +735,27 @@ def _file_projection(p: Pushdown, path: Path | ObjectPath) -> tuple[tuple[str, s
             )
 
         source = f"read_ndjson_objects({lit})"
+        kinds = "list_transform(json_keys(json, '$.segment'), k -> json_type(json, '$.segment.\"' || k || '\"'))"
+        odd_segment = (
+            f"CASE WHEN json_type(json, '$.segment') = 'OBJECT' AND list_has_any({kinds}, "
+            "['OBJECT', 'ARRAY', 'BOOLEAN', 'NULL']) THEN 1 ELSE 0 END"
+        )
     error, response = text("error"), text("response")
     fail = f"CASE WHEN ({error} IS NOT NULL AND {error} <> '') OR {blank_sql(response, 'duckdb')} THEN 1 ELSE 0 END"
     sample, sample_bad = number("sample")
     weight, weight_bad = number("weight")
-    odd = (
-        f"({sample_bad}) + ({weight_bad}) + "
-        f"CASE WHEN {sample} IS NOT NULL AND ({sample} < 0 OR {sample} <> round({sample})) THEN 1 ELSE 0 END"
-    )
-    return _select_list(p, text, number, labelled, fail, weight, f"CAST({sample} AS BIGINT)", odd), source
+    odd = [
+        f"({sample_bad}) + ({weight_bad})",
+        f"CASE WHEN {sample} IS NOT NULL AND ({sample} < 0 OR {sample} <> round({sample})) THEN 1 ELSE 0 END",
+    ]
+    # what records.record_from_dict refuses in any row (the labelled ones are validated as records): an
+    # optional number that is no finite number >= 0, a segment value that is no text or number
+    for name in ("latency_ms", "tokens_in", "tokens_out", "cost_usd"):
+        value, bad = number(name)
+        if value != "NULL" or bad != "0":
+            odd.append(f"({bad}) + CASE WHEN {value} < 0 OR NOT isfinite({value}) THEN 1 ELSE 0 END")
+    odd.append(odd_segment)
+    return _select_list(p, text, number, labelled, fail, weight, f"CAST({sample} AS BIGINT)", " + ".join(odd)), source
 
 
 def _select_list(
