@@ -286,18 +286,9 @@ def postgres(
             if "pg-python" in results
             else ""
         )
-        print(
-            f"count tables from PostgreSQL in {push[0]:.1f} s{note}"
-            + (f" ({'under' if push[0] < 120 else 'OVER'} the 2 min target for 10^7)" if n >= 10_000_000 else "")
-            + f"; {C.load_now()}"
-        )
+        print(f"count tables from PostgreSQL in {push[0]:.1f} s{note}{_against_target(n, push[0])}; {C.load_now()}")
         sys.stdout.flush()
-    if len(peaks) > 1:
-        (n0, m0), (n1, m1) = peaks[0], peaks[-1]
-        print(
-            f"\npushdown peak RSS {m0:.0f} MiB at {n0:,} records, {m1:.0f} MiB at {n1:,} "
-            f"({m1 / m0:.2f}x for {n1 / n0:.0f}x the records)"
-        )
+    _memory_slope(peaks)
 
 
 GENERATE = """
@@ -340,15 +331,24 @@ def generated(base: str, sizes: list[int], spec_path: Path) -> None:
             print(f"\nPostgreSQL, {n:,} records generated in SQL in {time.perf_counter() - t0:.1f} s, {C.load_now()}")
             sec, mib, cells = measure("pg-pushdown", url, spec_path)
         peaks.append((n, mib))
-        print(
-            f"pg-pushdown {sec:8.2f} s {mib:7.0f} MiB peak {cells:5d} cells"
-            + (f" ({'under' if sec < 120 else 'OVER'} the 2 min target)" if n >= 10_000_000 else "")
-            + f"; {C.load_now()}"
-        )
+        print(f"pg-pushdown {sec:8.2f} s {mib:7.0f} MiB peak {cells:5d} cells{_against_target(n, sec)}; {C.load_now()}")
         sys.stdout.flush()
+    _memory_slope(peaks)
+
+
+def _against_target(n: int, seconds: float) -> str:
+    """The 10^7-records target (under 2 min from PostgreSQL), said beside a time at that size."""
+    return f" ({'under' if seconds < 120 else 'OVER'} the 2 min target for 10^7)" if n >= 10_000_000 else ""
+
+
+def _memory_slope(peaks: list[tuple[int, float]]) -> None:
+    """Peak RSS at the smallest and largest size: flat in N is a ratio near 1 for many times the records."""
     if len(peaks) > 1:
         (n0, m0), (n1, m1) = peaks[0], peaks[-1]
-        print(f"pushdown peak RSS {m0:.0f} MiB at {n0:,}, {m1:.0f} MiB at {n1:,} ({m1 / m0:.2f}x for {n1 / n0:.0f}x)")
+        print(
+            f"\npushdown peak RSS {m0:.0f} MiB at {n0:,} records, {m1:.0f} MiB at {n1:,} "
+            f"({m1 / m0:.2f}x for {n1 / n0:.0f}x the records)"
+        )
 
 
 def measure(mode: str, path: Path | str, spec_path: Path) -> tuple[float, float, int]:

@@ -53,7 +53,8 @@ BUILD_MEMORY = 256 * 2**20  # maintenance_work_mem for the index builds of a big
 REBUILD_MIN = 50_000  # rows a file must bring for the indexes to be rebuilt rather than written into
 _COLUMNS = "item, model, segment, signals, labels, payload, fingerprint, source, imported_at"
 COPY_SQL = f"COPY responses ({_COLUMNS}) FROM STDIN"
-WRITERS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('changeover.responses'))"  # as responses._insert_new takes
+# every writer of ``responses`` on PostgreSQL (COPY here, ``responses._insert_new``) takes it: they take turns
+WRITERS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('changeover.responses'))"
 _FIELDS = {  # a column of the COPY, in the words of the file's fields
     "item": "its item",
     "model": "its model",

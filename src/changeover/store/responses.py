@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from changeover.errors import StoreError
 from changeover.records import OPTIONAL_FIELDS, Record, is_settled, settled_by
-from changeover.store.bulk import write_rows
+from changeover.store.bulk import WRITERS_LOCK, write_rows
 from changeover.store.engine import Store, cause
 from changeover.store.events import now
 from changeover.store.ingest import rows_in, stored_batches
@@ -109,7 +109,7 @@ def _insert_new(conn: Any, records: list[Record], source: str | None) -> int:
     if dialect is postgresql and rows:
         # writers of overlapping rows take turns (until commit): two transactions inserting the same
         # fingerprints in different orders would otherwise deadlock on the unique index, losing one batch
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('changeover.responses'))"))
+        conn.execute(text(WRITERS_LOCK))
     fresh = dialect.insert(responses).on_conflict_do_nothing(index_elements=[responses.c.fingerprint])
     stored = 0
     for start in range(0, len(rows), _BATCH):
