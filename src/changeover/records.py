@@ -391,25 +391,8 @@ def _iter_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
             for lineno, row in enumerate(reader, 2):
                 yield lineno, unflatten(row)
     elif suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:  # pragma: no cover - pyarrow is a dependency
-            raise RecordsError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-        try:
-            parquet = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow's ArrowInvalid (no footer), OSError
-            raise unreadable_parquet(path, exc) from None
-        lineno = 0
-        batches = parquet.iter_batches(65536)  # memory flat in the rows
-        while True:
-            try:
-                batch = next(batches, None)
-            except Exception as exc:  # a damaged row group
-                raise unreadable_parquet(path, exc, lineno + 1) from None
-            if batch is None:
-                break
-            for row in batch.to_pylist():
-                lineno += 1
+        for first, batch in parquet_batches(path, 65536):  # memory flat in the rows
+            for lineno, row in enumerate(batch.to_pylist(), first):
                 row = unflatten(row, empty_is_missing=False) if any("." in k for k in row) else row
                 yield lineno, {k: v for k, v in row.items() if v is not None}
     else:
@@ -422,6 +405,29 @@ def unreadable_parquet(path: str | Path, exc: BaseException, line: int | None = 
         f"{where(path, line)}: cannot be read as Parquet ({exc}); check that the file is whole "
         "(copy or export it again)"
     )
+
+
+def parquet_batches(path: str | Path, size: int) -> Iterator[tuple[int, Any]]:
+    """(the file's line of its first row, Arrow record batch) of a Parquet file, ``size`` rows at a time;
+    a file pyarrow cannot open, or a damaged row group, is ``unreadable_parquet``."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise RecordsError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        batches = pq.ParquetFile(path).iter_batches(size)
+    except Exception as exc:  # pyarrow's ArrowInvalid (no footer), OSError
+        raise unreadable_parquet(path, exc) from None
+    line = 1
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:  # a damaged row group
+            raise unreadable_parquet(path, exc, line) from None
+        if batch is None:
+            return
+        yield line, batch
+        line += batch.num_rows
 
 
 def read_records(path: str | Path) -> list[Record]:

@@ -33,6 +33,7 @@ from changeover.records import (
     OPTIONAL_FIELDS,
     Record,
     iter_rows,
+    parquet_batches,
     record_from_dict,
     unflatten,
     unreadable_parquet,
@@ -474,19 +475,8 @@ class _ParquetPlan:
         return cls(path, tuple(columns), dotted)
 
     def batches(self) -> Iterator[Rows]:
-        import pyarrow.parquet as pq
-
-        line = 1
-        batches = pq.ParquetFile(self.path).iter_batches(BATCH)
-        while True:
-            try:
-                batch = next(batches, None)
-            except Exception as exc:  # a damaged row group
-                raise unreadable_parquet(self.path, exc, line) from None
-            if batch is None:
-                return
+        for line, batch in parquet_batches(self.path, BATCH):
             yield self.rows(batch, line)
-            line += batch.num_rows
 
     def rows(self, batch: Any, first_line: int) -> Rows:
         """The stored rows of one Arrow record batch whose first row is the file's line ``first_line``."""
