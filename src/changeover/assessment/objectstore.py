@@ -117,9 +117,9 @@ def pushdown_refused(path: ObjectPath, reason: str) -> ObjectStoreUnsupported:
     )
 
 
-def _explain(location: str, exc: BaseException) -> ObjectStoreError:
-    """An error of pyarrow's (an ``OSError`` with the store's own words) as the ``ObjectStoreError`` of its cause."""
-    text = str(exc)
+def _explain(location: str, text: str) -> ObjectStoreError:
+    """An error of pyarrow's (an ``OSError``'s words, the store's own, redacted) as the ``ObjectStoreError`` of
+    its cause."""
     detail = " ".join(text.split())
     if re.search(
         r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|\b403\b|PERMISSION_DENIED", text
@@ -208,7 +208,7 @@ class ObjectPath:
                 ) from None
             if isinstance(exc, ValueError):  # ArrowInvalid: a malformed URI or an unknown query key
                 raise ObjectStoreError(f"{self.location}: {text} (a URI's query takes pyarrow.fs's options)") from None
-            raise _explain(self.location, OSError(text)) from None
+            raise _explain(self.location, text) from None
         return _with_retries(fs), str(path)
 
     def redacted(self, text: str) -> str:
@@ -237,7 +237,7 @@ class ObjectPath:
                 and fs.get_file_info(bucket).type == pafs.FileType.NotFound
             )
         except OSError as exc:
-            raise _explain(self.location, OSError(self.redacted(str(exc)))) from None
+            raise _explain(self.location, self.redacted(str(exc))) from None
         if found == pafs.FileType.File:
             return True
         if found == pafs.FileType.Directory:
@@ -257,7 +257,7 @@ class ObjectPath:
         try:
             return int(fs.get_file_info(path).size)
         except OSError as exc:
-            raise _explain(self.location, OSError(self.redacted(str(exc)))) from None
+            raise _explain(self.location, self.redacted(str(exc))) from None
 
     def register(self, con: Any) -> None:
         """Let the DuckDB connection ``con`` read this URI (``read_parquet('s3://...')``) through pyarrow.fs."""

@@ -125,10 +125,11 @@ class PushedComparison(Comparison):
 
 @dataclass
 class Pushed:
-    """What the pushdown gives ``assess``: the tables, the labelled records it read, the SQL it ran."""
+    """What the pushdown gives ``assess``: the tables, the SQL it ran (and ``records``, for ``assess``'s
+    records argument: none, every labelled item's verdicts are counted in SQL)."""
 
     prepared: Prepared
-    records: list[Record]  # from a file: every record of the labelled items (labels merged); a store: none
+    records: list[Record]  # always empty: no response is read back as a Record
     merged: int | None  # store verdicts merged into them (None: the store was not consulted)
     rows: int  # responses of the spec's models counted
     statements: list[str] = field(default_factory=list)
@@ -421,10 +422,7 @@ class Pushdown:
         f0, f1 = self.run(f"SELECT sum(f_0), sum(f_{c}) FROM co_items WHERE n_0 > 0 AND n_{c} > 0")[0]
         return int(f0 or 0), int(f1 or 0)
 
-    def labelled_items(self) -> list[str]:
-        return [str(i) for (i,) in self.run("SELECT item FROM co_items WHERE lab = 1 ORDER BY item")]
-
-    def prepare(self) -> tuple[Prepared, list[Record], int, int]:
+    def prepare(self) -> tuple[Prepared, int, int]:
         """The ``Prepared`` tables; the labelled items' verdicts are counted in SQL from ``co_votes``
         (``pushdown_votes``: built from the store's columns, or from a file's labelled rows)."""
         from changeover.assessment import pushdown_votes
@@ -432,7 +430,6 @@ class Pushdown:
         rows, rates = self.check()
         segments, shares = self.segments()
         scales = self.scales()
-        records: list[Record] = []
         merged, labels_in = pushdown_votes.counts(self)
         comparisons: dict[tuple[str, str], Comparison] = {}
         for candidate in self.spec.candidates:
@@ -459,7 +456,7 @@ class Pushdown:
                     excluded if dim.errors == "exclude" else (0, 0),
                     paired,
                 )
-        return Prepared(segments, shares, comparisons, rates, labels_in), records, merged, rows
+        return Prepared(segments, shares, comparisons, rates, labels_in), merged, rows
 
 
 def shares_of(spec: MigrationSpec, weight: Mapping[str, float]) -> np.ndarray:
@@ -821,7 +818,7 @@ def _from_file(
     (cols, models), source = _file_projection(p, path)
     p.build_items((cols, models), source)
     pushdown_votes.build_from_records(p, verdicts or {}, _labelled_records(p, path))
-    prepared, _, _, rows = p.prepare()
+    prepared, _, rows = p.prepare()
     merged = _merged_count(p, path, verdicts) if verdicts else 0
     return Pushed(prepared, [], merged if verdicts is not None else None, rows, p.statements)
 
@@ -906,12 +903,12 @@ def from_store(spec: MigrationSpec, store: Any, next_count: int = 50) -> Pushed:
         pushdown_votes.build(p, verdicts, table)
         p.head_items()
         try:
-            prepared, records, merged, rows = p.prepare()
+            prepared, merged, rows = p.prepare()
         finally:
             conn.rollback()
             _drop_temp(runner)
             conn.commit()
-    return Pushed(prepared, records, merged, rows, p.statements)
+    return Pushed(prepared, [], merged, rows, p.statements)
 
 
 # PostgreSQL, for the pushdown's transaction: the GROUP BY by item hashes in memory (at 3x10^6 records
