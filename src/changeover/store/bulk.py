@@ -37,7 +37,7 @@ import queue
 import re
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -98,15 +98,20 @@ def _chunks(batches: Iterable[Rows], size: int) -> Iterator[Rows]:
 
 
 def write_rows(
-    conn: Connection, batches: Iterable[Rows], source: str | None, at: datetime, expected: int = 0
+    conn: Connection,
+    batches: Iterable[Rows],
+    source: str | None,
+    at: datetime,
+    expected: Callable[[], int] = lambda: 0,
 ) -> tuple[int, int]:
     """Write the rows of ``batches`` not stored yet, in ``conn``'s transaction; returns (rows read, rows added).
 
-    ``expected``: about how many rows the file holds (0: unknown), which picks PostgreSQL's way of writing.
+    ``expected()``: how many rows the file holds at most (0: unknown), which picks PostgreSQL's way of
+    writing; asked on PostgreSQL only (counting a text file's lines reads it once more).
     An exception from ``batches`` (a bad line of the file) stops the writing and propagates: the caller's
     transaction then rolls everything back."""
     if conn.dialect.name == "postgresql":
-        return _copy(conn, batches, source, at, expected)
+        return _copy(conn, batches, source, at, expected())
     return _executemany(conn, batches, source, at)
 
 

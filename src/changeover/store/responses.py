@@ -132,7 +132,7 @@ def import_file(store: Store, path: str | Path) -> ImportResult:
         with store.reachable(doing), store.engine.begin() as conn:
             # a bad line raises RecordsError naming file:line while the rows stream in: the transaction
             # is rolled back, nothing of the file is stored
-            rows, added = write_rows(conn, stored_batches(path), str(path), now(), expected=rows_in(path))
+            rows, added = write_rows(conn, stored_batches(path), str(path), now(), expected=lambda: rows_in(path))
             conn.execute(
                 insert(imports).values(
                     path=str(path), file_sha256=file_sha256(path), rows=rows, added=added, imported_at=now()
