@@ -324,7 +324,8 @@ def fit_tables(items: int, seed: int = 10**5) -> list:
 
 
 def bench_fit(repeats: int) -> dict:
-    """Fit time (CPU and wall) and diagnostics at 10^3 - 10^6 items per segment, assess's default settings.
+    """Fit time (CPU and wall) and diagnostics at 10^3 - 10^6 items per segment, assess's default settings, for
+    the default sampler (nutpie's NUTS) and, side by side in the same run, the static HMC it replaced.
 
     The first call of the process (numba compiles the sampler, or loads it from its cache) is timed apart.
     """
@@ -332,49 +333,53 @@ def bench_fit(repeats: int) -> dict:
 
     from changeover.stats.diagnostics import ess, ess_tail, rhat
 
-    settings = FitSettings()
     print(
-        f"\n# 2. Fit time: 6 segments x 3 dimensions (2 binary, 1 five-level) x 3 candidates = 9 comparisons in "
-        f"one fit_pairs call; settings: {settings.chains} chains, {settings.warmup} warm-up, {settings.draws} draws, "
-        f"{settings.steps} leapfrog steps, target acceptance {settings.target_accept} (assess's defaults); one thread"
+        "\n# 2. Fit time: 6 segments x 3 dimensions (2 binary, 1 five-level) x 3 candidates = 9 comparisons in "
+        "one fit_pairs call, 4 chains, one thread; nuts = nutpie's NUTS at 200 warm-up + 250 draws, target "
+        "acceptance 0.8 (assess's default); hmc = the static HMC at 500 + 500, 16 leapfrog steps, 0.95"
     )
-    warm = fit_tables(10**3)[:1]
-    cpu0, wall0 = time.process_time(), time.time()
-    fit_pairs(warm, FitSettings(warmup=20, draws=20))
+    out: dict = {}
+    for sampler in ("nuts", "hmc"):
+        settings = FitSettings(sampler=sampler)
+        warm = fit_tables(10**3)[:1]
+        cpu0, wall0 = time.process_time(), time.time()
+        fit_pairs(warm, FitSettings(warmup=20, draws=20, sampler=sampler))
+        print(
+            f"  {sampler}: first call of the process (import, compile or load the numba cache): "
+            f"{time.process_time() - cpu0:.2f} s CPU, {time.time() - wall0:.2f} s wall"
+        )
+        by_items = {}
+        for items in (10**3, 10**4, 10**5, 10**6):
+            tables = fit_tables(items)
+            cpus, walls = [], []
+            for r in range(repeats):
+                load = C.load_now()
+                cpu0, wall0 = time.process_time(), time.time()
+                fits = fit_pairs(tables, dataclasses.replace(settings, seed=r))
+                cpus.append(time.process_time() - cpu0)
+                walls.append(time.time() - wall0)
+                qs = []
+                for f in fits:
+                    qs += [f.delta[..., s] for s in range(6)] + [f.delta.mean(-1)]
+                    qs += [f.incumbent_rate[..., s] for s in range(6)] + [f.candidate_rate[..., s] for s in range(6)]
+                worst = (max(rhat(q) for q in qs), min(ess(q) for q in qs), min(ess_tail(q) for q in qs))
+                div = sum(f.divergences for f in fits)
+                print(
+                    f"  {sampler} 10^{int(np.log10(items))} items/segment, seed {r}:{cpus[-1]:6.2f} s CPU, "
+                    f"{walls[-1]:6.2f} s wall   R-hat max {worst[0]:.4f}, bulk ESS min {worst[1]:.0f}, tail ESS "
+                    f"min {worst[2]:.0f}, {div} divergent of {9 * settings.chains * settings.draws}; labelled "
+                    f"cells per table {min(t.cells for t in tables)}-{max(t.cells for t in tables)}; {load} at start"
+                )
+            by_items[items] = {"cpu_s": float(np.median(cpus)), "wall_s": float(np.median(walls))}
+        worst_cpu = max(v["cpu_s"] for v in by_items.values())
+        out[sampler] = {"by_items": by_items, "cpu_s": worst_cpu}
+    nuts, hmc = out["nuts"]["cpu_s"], out["hmc"]["cpu_s"]
     print(
-        f"  first call of the process (compile or load the numba cache): {time.process_time() - cpu0:.2f} s CPU, "
-        f"{time.time() - wall0:.2f} s wall"
+        f"  -> target < 2 s CPU for 3x3x6: {'MET' if nuts < 2 else 'NOT MET'} (nuts, slowest median {nuts:.2f} s CPU; "
+        f"flat in the items: {min(v['cpu_s'] for v in out['nuts']['by_items'].values()):.2f}-{nuts:.2f} s); "
+        f"{nuts / hmc:.2f}x the static HMC's {hmc:.2f} s in the same run"
     )
-    out = {}
-    for items in (10**3, 10**4, 10**5, 10**6):
-        tables = fit_tables(items)
-        cpus, walls = [], []
-        for r in range(repeats):
-            load = C.load_now()
-            cpu0, wall0 = time.process_time(), time.time()
-            fits = fit_pairs(tables, dataclasses.replace(settings, seed=r))
-            cpus.append(time.process_time() - cpu0)
-            walls.append(time.time() - wall0)
-            qs = []
-            for f in fits:
-                qs += [f.delta[..., s] for s in range(6)] + [f.delta.mean(-1)]
-                qs += [f.incumbent_rate[..., s] for s in range(6)] + [f.candidate_rate[..., s] for s in range(6)]
-            worst = (max(rhat(q) for q in qs), min(ess(q) for q in qs), min(ess_tail(q) for q in qs))
-            div = sum(f.divergences for f in fits)
-            print(
-                f"  10^{int(np.log10(items))} items/segment, run {r + 1}:{cpus[-1]:6.2f} s CPU, {walls[-1]:6.2f} s wall"
-                f"   R-hat max {worst[0]:.4f}, bulk ESS min {worst[1]:.0f}, tail ESS min {worst[2]:.0f}, "
-                f"{div} divergent of {9 * settings.chains * settings.draws}; labelled cells per table "
-                f"{min(t.cells for t in tables)}-{max(t.cells for t in tables)}; {load} at start"
-            )
-        cpu = float(np.median(cpus))
-        out[items] = {"cpu_s": cpu, "wall_s": float(np.median(walls))}
-    worst_cpu = max(v["cpu_s"] for v in out.values())
-    print(
-        f"  -> target < 2 s CPU for 3x3x6: {'MET' if worst_cpu < 2 else 'NOT MET'} (slowest median {worst_cpu:.2f} s "
-        f"CPU); flat in the items: {min(v['cpu_s'] for v in out.values()):.2f}-{worst_cpu:.2f} s"
-    )
-    return {"by_items": out, "cpu_s": worst_cpu}
+    return {"by_items": out["nuts"]["by_items"], "cpu_s": nuts, "hmc": out["hmc"]}
 
 
 # --------------------------------------------------------------------------- 3. throughput

@@ -150,6 +150,8 @@ def _diagnostics(d: Json) -> Diagnostics:
             requested_warmup=int(sampling.get("requested_warmup", warmup)),
             rounds=int(sampling.get("rounds", 1)),
             converged=bool(d.get("converged", True)),
+            sampler=str(sampling.get("sampler", "hmc")),  # decisions written before 2026-12-01: the static HMC
+            samplers=tuple(str(x) for x in sampling.get("samplers", [sampling.get("sampler", "hmc")])),
         ),
         judge=judge,
         signals=signals,

@@ -126,6 +126,8 @@ def diagnostics_json(d: Diagnostics) -> dict[str, Any]:
             "requested_draws": s.requested_draws,
             "requested_warmup": s.requested_warmup,
             "rounds": s.rounds,
+            "sampler": s.sampler,
+            "samplers": list(s.samplers),
         },
         "signals": {
             dim: {sig: {m: judge_json(j) for m, j in models.items()} for sig, models in by_signal.items()}

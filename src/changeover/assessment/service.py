@@ -138,9 +138,10 @@ def assess(
     records: list[Record],
     *,
     seed: int | None = None,
-    draws: int = 500,
-    warmup: int = 500,
+    draws: int | None = None,
+    warmup: int | None = None,
     chains: int = 4,
+    sampler: str = "nuts",
     next_count: int = 50,
     policy: SamplingPolicy | None = None,
     looks: int | None = None,
@@ -152,8 +153,8 @@ def assess(
 
     ``policy``: when the fit is good enough and how much longer to sample when
     it is not (default: R-hat <= 1.01, ESS >= 400, no divergences, up to 8x).
-    ``draws`` defaults to 500 per chain: at 250 the demo data met ESS >= 400 in
-    none of three seeds and took 2-3 rounds (4-7.5 s CPU); at 500, one round (1.3 s).
+    ``draws`` / ``warmup`` default to the sampler's (``stats.model.FitSettings``: 250 / 200 per chain for
+    nutpie's NUTS, 500 / 500 for the static HMC, whose ESS per draw is a third of NUTS's).
     ``looks``: how many times this decision has been read as labels arrived
     (the labelling loop), for the optional-stopping threshold of ``stats.stopping``.
     ``store_labels``: how many labels from the store were merged into the records
@@ -166,7 +167,8 @@ def assess(
     segments, shares, comparisons = prepared.segments, prepared.shares, prepared.comparisons
     required = required_segments(spec, segments)
     keys = list(comparisons)
-    settings = FitSettings(chains=chains, warmup=warmup, draws=draws, seed=spec.seed if seed is None else seed)
+    lengths = {k: v for k, v in (("warmup", warmup), ("draws", draws)) if v is not None}  # else the sampler's
+    settings = FitSettings(chains=chains, seed=spec.seed if seed is None else seed, sampler=sampler, **lengths)
     conf, monthly = spec.confidence, spec.traffic.monthly_interactions
 
     def deciding(fit: PairFit, margin: float) -> list[Any]:
@@ -189,13 +191,15 @@ def assess(
         divergences=sum(s.convergence.divergences for s in sampled),
         sampling=Sampling(
             chains,
-            draws * max(s.scale for s in sampled),
-            warmup * max(s.scale for s in sampled),
+            max(s.settings.draws for s in sampled),
+            max(s.settings.warmup for s in sampled),
             settings.seed,
-            draws,
-            warmup,
+            settings.draws,
+            settings.warmup,
             rounds,
             all(s.converged for s in sampled),
+            sampler,
+            tuple(sorted({s.settings.sampler for s in sampled})),
         ),
     )
     targets: list[LabelTarget] = []

@@ -249,10 +249,20 @@ def register(app: typer.Typer) -> None:
         ),
         db: str | None = DB_OPTION,
         json_out: Path | None = typer.Option(None, "--json", help="Write the decision as JSON here."),
-        draws: int = typer.Option(
-            500, min=50, help="Posterior draws per chain (more are drawn by itself if the fit needs them)."
+        draws: int | None = typer.Option(
+            None,
+            min=50,
+            help="Posterior draws per chain (default: 250 with nuts, 500 with hmc; more are drawn by itself if "
+            "the fit needs them).",
         ),
-        warmup: int = typer.Option(500, min=50, help="Warm-up iterations per chain."),
+        warmup: int | None = typer.Option(
+            None, min=50, help="Warm-up iterations per chain (default: 200 with nuts, 500 with hmc)."
+        ),
+        sampler: str = typer.Option(
+            "nuts",
+            help="'nuts': nutpie's NUTS (the default); 'hmc': the static HMC changeover used before (dense metric, "
+            "16 leapfrog steps). stats/nuts.py says what was measured.",
+        ),
         chains: int = typer.Option(4, min=2, max=16, help="Independent chains (for R-hat)."),
         seed: int | None = typer.Option(None, help="Random seed (default: the spec's seed)."),
         next_labels: int = typer.Option(50, "--next", min=0, help="How many items to rank for labelling."),
@@ -302,6 +312,8 @@ def register(app: typer.Typer) -> None:
 
         if engine not in ("auto", "duckdb", "python"):
             raise typer.BadParameter(f"--engine must be auto, duckdb or python, not {engine!r}")
+        if sampler not in ("nuts", "hmc"):
+            raise typer.BadParameter(f"--sampler must be nuts or hmc, not {sampler!r}")
         migration = load_spec(spec)
         prepared, store_url = None, None
         if tables is not None:
@@ -335,6 +347,7 @@ def register(app: typer.Typer) -> None:
                     seed=seed,
                     draws=draws,
                     warmup=warmup,
+                    sampler=sampler,
                     chains=chains,
                     next_count=next_labels,
                     store_labels=merged,

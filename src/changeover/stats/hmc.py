@@ -1,4 +1,4 @@
-"""Static Hamiltonian Monte Carlo with a dense adapted metric, compiled whole (the sampler of ``stats.model``).
+"""Static Hamiltonian Monte Carlo with a dense adapted metric, compiled whole (``stats.model``'s second sampler).
 
 Each chain (one comparison x one chain) runs with its own step size and
 metric: static HMC, ``steps`` leapfrog steps with a jittered step size
@@ -52,9 +52,12 @@ diagnostics everywhere. With a sample covariance as metric (200 draws, D =
 whose log density is not concave at the mean (Hessian eigenvalue -2.2) took
 300-450 steps per transition with 25-268 divergences at target 0.8, and at
 target 0.95 the 3x3x6 fits gave 9 divergences in one weakly identified fit
-and 12 s. nutpie / NumPyro / BlackJAX were not installed: the density costs
-the same in any of them, and the count of gradients, not the sampler's
-overhead, was what NUTS could not bring down robustly here.
+and 12 s. nutpie (``stats.nuts``), measured after, is the default sampler
+since 2026-12-01: on the same fits it holds the diagnostics at 2.4-2.7 s
+(its adaptation from draws and gradients, and trajectories long enough for
+an ESS per draw near 1). This sampler stays as the fallback the sampling
+policy takes after divergences (``assessment.sampling.after_divergences``):
+its dense metric at 0.95 acceptance crossed a funnel NUTS did not.
 """
 
 from __future__ import annotations
@@ -73,12 +76,14 @@ FAST = {"reassoc", "contract"}  # lets sums vectorise; no assumption about inf /
 
 @dataclass
 class Run:
-    """Post-warm-up draws [draws, B, D], and per batch element: mean acceptance, divergences, step size."""
+    """Post-warm-up draws [draws, B, D], and per batch element: mean acceptance, divergences, step size, and the
+    gradients evaluated (warm-up included)."""
 
     draws: np.ndarray
     accept: np.ndarray
     divergences: np.ndarray
     step_size: np.ndarray
+    gradients: np.ndarray
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
@@ -294,4 +299,5 @@ def sample(
     """Warm up and draw each chain b: fit ``fit_of[b]``, ``dims[b]`` parameters from ``theta[b]``, seed ``seeds[b]``."""
     out, stats = _run(np.ascontiguousarray(theta, float), np.asarray(seeds, np.int64), np.asarray(fit_of, np.int64),
                       np.asarray(dims, np.int64), int(warmup), int(draws), int(steps), float(target), data)  # fmt: skip
-    return Run(np.moveaxis(out, 1, 0), stats[:, 0], stats[:, 1].astype(int), stats[:, 2])
+    gradients = np.full(len(seeds), (int(warmup) + int(draws)) * int(steps), np.int64)
+    return Run(np.moveaxis(out, 1, 0), stats[:, 0], stats[:, 1].astype(int), stats[:, 2], gradients)

@@ -66,26 +66,22 @@ Measured (seeded; benchmarks/README.md "Measurement model" has the tables):
   spread of 0.5 (XSTest segment coverage 84-95%) or 2.0 (power on the
   "better" simulation fell from 24% to 12.5% GO).
 
-The sampler: the static HMC of ``stats.hmc`` (dense metric, 16 leapfrog
-steps, 0.95 target acceptance, 500 warm-up + 500 draws x 4 chains), compiled
-whole with the log posterior (``stats.likelihood``), each fit in its own
-dimension. Measured (CPU seconds, seeded, loaded 2-core machine; stats.hmc and
-benchmarks/README.md "2. Fit time"), 3 candidates x 3 dimensions x 6 segments
-at 10^5 items per segment:
+The sampler: NUTS by nutpie (``stats.nuts``; diagonal mass matrix adapted
+from draws and gradients, target acceptance 0.8, 200 warm-up + 250 draws x 4
+chains) on the compiled log posterior (``stats.likelihood``) through a C
+callback, each fit in its own dimension. ``FitSettings(sampler="hmc")`` runs
+the static HMC of ``stats.hmc`` instead (dense metric, 16 leapfrog steps, 0.95
+target acceptance, 500 + 500 x 4), the default until 2026-12-01. Measured (CPU
+seconds, seeded, 2-core machine; benchmarks/README.md "2. Fit time"), 3
+candidates x 3 dimensions x 6 segments at 10^3 and 10^5 items per segment:
 - numpy sampler, 24 steps (before): 18.8 s.
-- compiled, 24 steps: 6.7 s (6.5-6.7 s at 10^3-10^6 items), R-hat <= 1.007,
-  bulk ESS >= 766, tail ESS >= 915, no divergence (R-hat 1.012 at 10^6, seed 0).
-- compiled, 16 steps (the default): 4.6 s (4.3-4.5 s at 10^3-10^6 items,
-  idle), R-hat <= 1.007, bulk ESS >= 736, tail ESS >= 893, no divergence; the production scenario's 4 fits 1.2 s
-  (R-hat <= 1.008, ESS >= 625 / 681).
-- compiled, 12 steps: 3.5 s, but R-hat 1.010 (3x3x6) and 1.018 (production).
-The issue's target (< 2 s for 3x3x6) is not met: 16 steps x 1000 iterations
-x 36 chains is 576,000 gradients, at 4.5 us (binary dimensions, D = 64) and
-15 us (the ordinal one, D = 169) each. A compiled NUTS needed 7-15 steps on
-the good fits but not all fits kept the diagnostics (stats.hmc says how); a
-metric that makes NUTS robust on the non-concave strongly-labelled fits, or
-fewer draws (bulk ESS min 490-852 over 10^3-10^6 items: little margin), is
-the next thing to try.
+- compiled static HMC, 16 steps: 4.3-4.6 s, R-hat <= 1.007, bulk ESS >= 736,
+  tail ESS >= 893 (576,000 gradients at 4.5 us, D = 64, and 15 us, D = 169).
+- nutpie NUTS at 200 + 250: 2.4-2.7 s, R-hat <= 1.008, bulk ESS >= 697, tail
+  ESS >= 496, no divergence (420-530k gradients at 3.3 / 11.4 us; its ESS per
+  draw is near 1). A hand-written NUTS (stats.hmc says how) had not held the
+  diagnostics on the non-concave strongly-labelled fits; nutpie's adaptation
+  from gradients does (tests/core/test_model_scale.py).
 """
 
 from __future__ import annotations
@@ -95,25 +91,39 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from changeover.stats import hmc, nuts
 from changeover.stats.design import N_TAU, TAU_MEDIAN, U_MASS, Z0, Z1, Design, design, label_likelihood
-from changeover.stats.hmc import sample
 from changeover.stats.likelihood import NOISE_A, NOISE_B, eta_rows, log_posterior_batch, pack
 from changeover.stats.tables import PairTable
 
 __all__ = ["NOISE_A", "NOISE_B", "Z0", "Z1", "AnnotatorNoise", "FitSettings", "PairFit", "fit_pairs"]
 
 
+SAMPLER_DEFAULTS = {"nuts": (150, 300, 0.8), "hmc": (500, 500, 0.95)}  # warm-up, draws, target acceptance
+
+
 @dataclass
 class FitSettings:
-    """Sampler settings (``stats.hmc``). ``draws`` per chain after ``warmup``; ``steps`` leapfrog steps per
-    transition; the step size adapted toward ``target_accept`` acceptance."""
+    """Sampler settings. ``sampler``: "nuts" (``stats.nuts``, nutpie) or "hmc" (``stats.hmc``, static HMC).
+    ``draws`` per chain after ``warmup``; the step size adapted toward ``target_accept`` acceptance; ``steps``
+    leapfrog steps per transition (HMC only). Unset ``warmup`` / ``draws`` / ``target_accept`` take the
+    sampler's defaults: 150 / 300 / 0.8 for NUTS, 500 / 500 / 0.95 for HMC."""
 
     chains: int = 4
-    warmup: int = 500
-    draws: int = 500
+    warmup: int = None  # type: ignore[assignment]  # set in __post_init__
+    draws: int = None  # type: ignore[assignment]
     steps: int = 16
     seed: int = 0
-    target_accept: float = 0.95
+    target_accept: float = None  # type: ignore[assignment]
+    sampler: str = "nuts"
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLER_DEFAULTS:
+            raise ValueError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLER_DEFAULTS)}")
+        warmup, draws, target = SAMPLER_DEFAULTS[self.sampler]
+        self.warmup = warmup if self.warmup is None else self.warmup
+        self.draws = draws if self.draws is None else self.draws
+        self.target_accept = target if self.target_accept is None else self.target_accept
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,17 +372,13 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
         ],
         np.int64,
     )
-    run = sample(
-        post.data,
-        post.initial(settings.seed, C, keys),
-        post.fit_of,
-        post.dims[post.fit_of],
-        seeds,
-        settings.warmup,
-        settings.draws,
-        settings.steps,
-        settings.target_accept,
-    )
+    start, dims = post.initial(settings.seed, C, keys), post.dims[post.fit_of]
+    if settings.sampler == "nuts":
+        run = nuts.sample(post.data, start, post.fit_of, dims, seeds, settings.warmup, settings.draws,
+                          settings.target_accept)  # fmt: skip
+    else:
+        run = hmc.sample(post.data, start, post.fit_of, dims, seeds, settings.warmup, settings.draws, settings.steps,
+                         settings.target_accept)  # fmt: skip
     T = settings.draws
     fits = []
     for f, (t, d) in enumerate(zip(tables, designs, strict=True)):

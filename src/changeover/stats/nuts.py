@@ -1,0 +1,317 @@
+"""NUTS by nutpie on the compiled log posterior of ``stats.likelihood`` (the default sampler of ``stats.model``).
+
+nutpie (PyMC's Rust NUTS: multinomial trajectories, Stan's U-turn checks, a
+diagonal mass matrix adapted from the draws' and the gradients' variances
+while the chain warms up) calls ``log_posterior`` through a C callback
+compiled by numba, so no Python runs per gradient: the callback reads the fit
+index and the packed arrays' addresses and shapes from a word array
+(``user_data``) and calls the same compiled density the static HMC of
+``stats.hmc`` uses. Each chain is its own nutpie run, from its own seed and
+starting point, so a chain's draws depend on (seed, the fit's design, chain)
+alone, as ``stats.model`` promises.
+
+Measured (2026-12-01, 3 candidates x 3 dimensions x 6 segments as
+benchmarks/bench_assess.py ``fit`` builds them; CPU seconds; benchmarks/README.md
+"2. Fit time" has the table): at 4 chains x (200 warm-up + 250 draws), target
+acceptance 0.8, 2.4-2.7 s with R-hat <= 1.008, bulk ESS >= 697, tail ESS >=
+496 and no divergence, against the static HMC's 4.4 s at 500 + 500 x 16 steps
+(ESS >= 700 / 729). nutpie needs 33k gradients for a 5-level ordinal fit
+(D = 169) and 45-90k for a binary one (D = 64) per 4 chains, but its
+trajectories are long enough that ESS per draw is near 1 (0.35 for the
+static HMC). Its low-rank mass matrix halved the binary fits' gradients but
+cost 2.5x per gradient (no gain); 150 warm-up or 200 draws left R-hat at
+1.011-1.013 in some seeds. A gradient costs 3.3 us (D = 64) / 11.4 us (D = 169);
+nutpie's own work is ~5% of the time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from changeover.stats.hmc import Run
+from changeover.stats.likelihood import Packed, log_posterior, log_posterior_batch
+
+# rank and dtype of each array of ``stats.likelihood.pack``, in its order
+_LAYOUT = (
+    (2, np.int64), (2, np.float64), (2, np.float64), (2, np.int64), (2, np.bool_), (2, np.int64), (2, np.int64),
+    (3, np.bool_), (2, np.int64), (2, np.int64), (2, np.float64), (3, np.float64), (5, np.float64),
+    (5, np.float64), (1, np.bool_), (2, np.bool_), (2, np.float64), (1, np.float64), (3, np.float64),
+)  # fmt: skip
+# fit, scratch size, per array its address and shape, then the whitening's mean and Cholesky factor
+_WORDS = 2 + sum(rank + 1 for rank, _ in _LAYOUT) + 2
+CHECK_DRAWS = 64  # draws of the Laplace approximation that check it (``Frame.spread``)
+MAX_SPREAD = 10.0  # the largest sd of the log importance ratio at which a fit is sampled whitened
+CURVATURE_FLOOR = 1e-2  # the smallest eigenvalue of the negative Hessian the whitening takes (a sd of 10)
+FAST = {"reassoc", "contract"}
+
+
+@intrinsic
+def _pointer(typingctx, address):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """The int64 ``address`` as a void pointer."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+@njit(cache=True)
+def _arrays(u):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled (numba types it)
+    """The packed arrays, as views of the memory ``user_data`` points at."""
+    return (
+        numba.carray(_pointer(u[2]), (u[3], u[4]), np.int64),
+        numba.carray(_pointer(u[5]), (u[6], u[7]), np.float64),
+        numba.carray(_pointer(u[8]), (u[9], u[10]), np.float64),
+        numba.carray(_pointer(u[11]), (u[12], u[13]), np.int64),
+        numba.carray(_pointer(u[14]), (u[15], u[16]), np.bool_),
+        numba.carray(_pointer(u[17]), (u[18], u[19]), np.int64),
+        numba.carray(_pointer(u[20]), (u[21], u[22]), np.int64),
+        numba.carray(_pointer(u[23]), (u[24], u[25], u[26]), np.bool_),
+        numba.carray(_pointer(u[27]), (u[28], u[29]), np.int64),
+        numba.carray(_pointer(u[30]), (u[31], u[32]), np.int64),
+        numba.carray(_pointer(u[33]), (u[34], u[35]), np.float64),
+        numba.carray(_pointer(u[36]), (u[37], u[38], u[39]), np.float64),
+        numba.carray(_pointer(u[40]), (u[41], u[42], u[43], u[44], u[45]), np.float64),
+        numba.carray(_pointer(u[46]), (u[47], u[48], u[49], u[50], u[51]), np.float64),
+        numba.carray(_pointer(u[52]), (u[53],), np.bool_),
+        numba.carray(_pointer(u[54]), (u[55], u[56]), np.bool_),
+        numba.carray(_pointer(u[57]), (u[58], u[59]), np.float64),
+        numba.carray(_pointer(u[60]), (u[61],), np.float64),
+        numba.carray(_pointer(u[62]), (u[63], u[64], u[65]), np.float64),
+    )
+
+
+def user_data(data: Packed, fit: int, frame: Frame) -> np.ndarray:
+    """The words the callbacks read: the fit, its scratch size, each packed array's address and shape, and the
+    addresses of the frame's mean and Cholesky factor. The arrays must outlive the sampling (the caller holds
+    ``data`` and ``frame``)."""
+    scratch = 4 * data[1].shape[1] + 2 * data[15].shape[1] + 2 * data[17].size
+    words = [fit, scratch]
+    for a, (rank, dtype) in zip(data, _LAYOUT, strict=True):
+        if a.ndim != rank or a.dtype != dtype or not a.flags.c_contiguous:
+            raise TypeError(f"packed array {len(words)}: {a.dtype}{a.shape}, expected a C-contiguous {rank}-d {dtype}")
+        words += [a.ctypes.data, *a.shape]
+    for a in (frame.mean, frame.chol):
+        if a.dtype != np.float64 or not a.flags.c_contiguous:
+            raise TypeError("the whitening's arrays must be C-contiguous float64")
+        words.append(a.ctypes.data)
+    assert len(words) == _WORDS
+    return np.array(words, np.int64)
+
+
+_LOGP = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
+                    types.CPointer(types.double), types.voidptr)  # fmt: skip
+_EXPAND = types.int64(types.uint64, types.uint64, types.CPointer(types.double), types.CPointer(types.double),
+                      types.voidptr)  # fmt: skip
+
+
+@njit(cache=True, fastmath=FAST)
+def _to_theta(m, L, x, theta, D):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled (numba types it)
+    """theta = m + L x (L lower triangular)."""
+    for i in range(D):
+        s = m[i]
+        for j in range(i + 1):
+            s += L[i, j] * x[j]
+        theta[i] = s
+
+
+@njit(cache=True, fastmath=FAST)
+def _to_x_grad(L, g_theta, g_x, D):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """g_x = L' g_theta."""
+    for j in range(D):
+        g_x[j] = 0.0
+    for i in range(D):
+        g = g_theta[i]
+        for j in range(i + 1):
+            g_x[j] += L[i, j] * g
+
+
+@njit(cache=True)
+def _frame(u, dim):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled (numba types it)
+    """The whitening's mean [dim] and Cholesky factor [dim, dim] that ``user_data`` points at."""
+    m = numba.carray(_pointer(u[_WORDS - 2]), (dim,), np.float64)
+    return m, numba.carray(_pointer(u[_WORDS - 1]), (dim, dim), np.float64)
+
+
+@numba.cfunc(_LOGP, cache=True)
+def _logp_plain(dim, x_, grad_, logp_, user_):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """nutpie's log density callback at theta itself: 0, or 3 / 4 when the gradient / density is not finite."""
+    u = numba.carray(user_, (_WORDS,), np.int64)
+    x, grad = numba.carray(x_, (dim,)), numba.carray(grad_, (dim,))
+    lp = log_posterior(x, grad, u[0], _arrays(u), np.empty(u[1]))
+    numba.carray(logp_, (1,))[0] = lp
+    for i in range(dim):
+        if not np.isfinite(grad[i]):
+            return 3
+    return 0 if np.isfinite(lp) else 4
+
+
+@numba.cfunc(_EXPAND, cache=True)
+def _expand_plain(dim, expanded, x_, out_, user_):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """nutpie's draw callback at theta itself: the draw is the parameter vector."""
+    x, out = numba.carray(x_, (dim,)), numba.carray(out_, (expanded,))
+    for i in range(dim):
+        out[i] = x[i]
+    return 0
+
+
+@numba.cfunc(_LOGP, cache=True)
+def _logp(dim, x_, grad_, logp_, user_):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """nutpie's log density callback at whitened x: 0, or 3 / 4 when the gradient / density is not finite."""
+    u = numba.carray(user_, (_WORDS,), np.int64)
+    m, L = _frame(u, dim)
+    x, grad = numba.carray(x_, (dim,)), numba.carray(grad_, (dim,))
+    theta, g_theta = np.empty(dim), np.empty(dim)
+    _to_theta(m, L, x, theta, dim)
+    lp = log_posterior(theta, g_theta, u[0], _arrays(u), np.empty(u[1]))
+    _to_x_grad(L, g_theta, grad, dim)
+    numba.carray(logp_, (1,))[0] = lp
+    for i in range(dim):
+        if not np.isfinite(grad[i]):
+            return 3
+    return 0 if np.isfinite(lp) else 4
+
+
+@numba.cfunc(_EXPAND, cache=True)
+def _expand(dim, expanded, x_, out_, user_):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """nutpie's draw callback: the parameter vector theta = m + L x of the whitened draw x."""
+    u = numba.carray(user_, (_WORDS,), np.int64)
+    m, L = _frame(u, dim)
+    _to_theta(m, L, numba.carray(x_, (dim,)), numba.carray(out_, (expanded,)), dim)
+    return 0
+
+
+@dataclass
+class Frame:
+    """The whitening of one fit: theta = mean + chol x, from the Laplace approximation at the posterior mode
+    (``laplace``). Any such frame gives the same posterior; a good one makes it close to a standard normal."""
+
+    mean: np.ndarray
+    chol: np.ndarray
+    iterations: int
+    curvature: tuple[float, float]  # smallest and largest eigenvalue of the negative Hessian at the mode
+    spread: float  # sd of the log importance ratio posterior / approximation over CHECK_DRAWS of its draws
+
+    @property
+    def whitens(self) -> bool:
+        """Whether the approximation is good enough to sample in its coordinates (else theta itself)."""
+        return self.spread <= MAX_SPREAD
+
+
+def laplace(data: Packed, fit: int, start: np.ndarray) -> Frame:
+    """The mode (L-BFGS from ``start``) and the curvature there (central differences of the gradient).
+
+    Eigenvalues of the negative Hessian below ``CURVATURE_FLOOR`` (a direction the data and the priors leave
+    flat, or a mode not reached) are raised to it; nutpie's mass matrix adapts the scales left on top.
+    """
+    from scipy.optimize import minimize
+
+    D = start.size
+    fit_of = np.array([fit], np.int64)
+
+    def negative(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        lp, grad = log_posterior_batch(theta[None, :], fit_of, data)
+        return -float(lp[0]), -grad[0]
+
+    found = minimize(negative, start, jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-6})
+    mode = np.asarray(found.x, float)
+    h = 1e-5
+    steps = np.concatenate([mode + h * np.eye(D), mode - h * np.eye(D)])
+    _, grads = log_posterior_batch(steps, np.full(2 * D, fit, np.int64), data)
+    H = -(grads[:D] - grads[D:]) / (2 * h)
+    lam, V = np.linalg.eigh((H + H.T) / 2)
+    clipped = np.maximum(lam, CURVATURE_FLOOR)
+    chol = np.ascontiguousarray(np.linalg.cholesky((V / clipped) @ V.T))
+    z = np.random.default_rng([fit, D, 17]).standard_normal((CHECK_DRAWS, D))
+    lp, _ = log_posterior_batch(mode + z @ chol.T, np.full(CHECK_DRAWS, fit, np.int64), data)
+    spread = float(np.std(lp + 0.5 * (z * z).sum(1))) if np.isfinite(lp).all() else math.inf
+    return Frame(mode, chol, int(found.nit), (float(lam[0]), float(lam[-1])), spread)
+
+
+def _model(words: np.ndarray, start: np.ndarray, whitened: bool) -> object:
+    """A nutpie model of one fit (the packed arrays ``words`` points at) whose chain starts at ``start``, in the
+    frame's coordinates or (``whitened`` False) in theta's."""
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    D = start.size
+    return CompiledPyMCModel(
+        dims={},
+        compiled_logp_func=_logp if whitened else _logp_plain,
+        compiled_expand_func=_expand if whitened else _expand_plain,
+        initial_point_func=lambda _seed: start.copy(),
+        shared_data={},
+        user_data=words,
+        n_expanded=D,
+        shape_info=(["theta"], [slice(0, D)], [(D,)]),
+        logp_func=None,
+        expand_func=None,
+        _n_dim=D,
+        _shapes={"theta": (D,)},
+        _coords={},
+    )
+
+
+def sample(
+    data: Packed,
+    theta: np.ndarray,
+    fit_of: np.ndarray,
+    dims: np.ndarray,
+    seeds: np.ndarray,
+    warmup: int,
+    draws: int,
+    target: float = 0.8,
+) -> Run:
+    """Warm up and draw each chain b: fit ``fit_of[b]``, ``dims[b]`` parameters, seed ``seeds[b]``.
+
+    The same contract as ``stats.hmc.sample``, except where chains start: the mode search of each fit starts
+    at its first chain's ``theta``, and each chain at its own draw of the fit's Laplace approximation.
+    ``Run.step_size`` is the chain's final step size (in the whitened coordinates).
+    """
+    import nutpie
+    import pyarrow as pa
+
+    B, P = theta.shape
+    out = np.zeros((draws, B, P))
+    accept, divergences, step, gradients = np.zeros(B), np.zeros(B, np.int64), np.zeros(B), np.zeros(B, np.int64)
+    frames, words = {}, {}
+    for f in np.unique(fit_of).tolist():
+        first = int(np.flatnonzero(fit_of == f)[0])
+        frames[f] = laplace(data, f, np.ascontiguousarray(theta[first, : int(dims[first])], float))
+        words[f] = user_data(data, f, frames[f])
+    for b in range(B):
+        D, f = int(dims[b]), int(fit_of[b])
+        # whitened, the chain starts at a draw of the Laplace approximation, from its own stream
+        white = frames[f].whitens
+        start = np.random.default_rng(int(seeds[b])).standard_normal(D) if white else theta[b, :D]
+        trace = nutpie.sample(
+            _model(words[f], np.ascontiguousarray(start, float), white),
+            draws=draws,
+            tune=warmup,
+            chains=1,
+            cores=1,
+            seed=int(seeds[b]) % 2**63,
+            progress_bar=False,
+            save_warmup=False,
+            target_accept=target,
+            return_raw_trace=True,
+        )
+        (drawn,), (stats,) = trace.get_arrow_trace()
+        drawn, stats = pa.record_batch(drawn), pa.record_batch(stats)
+        kept = ~stats.column("tuning").to_numpy(zero_copy_only=False)
+        if drawn.num_rows != warmup + draws or kept.sum() != draws:
+            raise RuntimeError(
+                f"nutpie returned {drawn.num_rows} draws ({kept.sum()} after warm-up), not {warmup + draws}"
+            )
+        out[:, b, :D] = drawn.column("theta").flatten().to_numpy().reshape(-1, D)[kept]
+        accept[b] = stats.column("mean_tree_accept").to_numpy()[kept].mean()
+        divergences[b] = stats.column("diverging").to_numpy(zero_copy_only=False)[kept].sum()
+        step[b] = stats.column("step_size").to_numpy()[-1]
+        gradients[b] = stats.column("n_steps").to_numpy().sum()
+    return Run(out, accept, divergences, step, gradients)

@@ -1,0 +1,103 @@
+"""The two samplers of ``stats.model``: nutpie's NUTS (the default) and the static HMC agree, and the policy
+falls back from one to the other after divergences."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from changeover.assessment.sampling import after_divergences
+from changeover.cli import run
+from changeover.stats import nuts
+from changeover.stats.design import design
+from changeover.stats.model import FitSettings, PairFit, _Posterior, fit_pairs
+from changeover.stats.simulate import STANDARD_SCENARIOS, production_scenario, simulate, simulate_counts
+
+
+def _table(seed: int = 3):
+    rng = np.random.default_rng(seed)
+    sc = dataclasses.replace(STANDARD_SCENARIOS[1], items_per_segment=800, labels_per_segment=60)
+    return simulate(sc, rng)[0]
+
+
+def test_nuts_and_hmc_draw_the_same_posterior():
+    """Posterior mean and sd of every segment delta and pass rate agree within a few Monte Carlo errors."""
+    table = _table()
+    (a,) = fit_pairs([table], FitSettings(sampler="nuts", seed=1))
+    (b,) = fit_pairs([table], FitSettings(sampler="hmc", seed=1))
+    for name in ("delta", "incumbent_rate", "candidate_rate"):
+        x, y = PairFit.flat(getattr(a, name)), PairFit.flat(getattr(b, name))
+        sd = np.sqrt((x.var(0) + y.var(0)) / 2)
+        # ESS >= 400 per fit: the difference of two means has an sd of at most sd * sqrt(2 / 400)
+        assert np.all(np.abs(x.mean(0) - y.mean(0)) < 5 * sd * np.sqrt(2 / 400)), name
+        assert np.all(np.abs(x.std(0) / y.std(0) - 1) < 0.2), name
+    assert a.divergences == 0 and b.divergences == 0
+
+
+def test_nuts_is_deterministic_for_a_seed_and_moves_with_it():
+    table = _table(4)
+    settings = FitSettings(warmup=60, draws=40, seed=7)
+    (a,) = fit_pairs([table], settings)
+    (b,) = fit_pairs([table], settings)
+    (c,) = fit_pairs([table], dataclasses.replace(settings, seed=8))
+    assert np.array_equal(a.delta, b.delta)
+    assert not np.array_equal(a.delta, c.delta)
+    assert a.delta.shape[:2] == (4, 40)
+
+
+def test_the_whitening_is_the_laplace_approximation_at_the_mode():
+    rng = np.random.default_rng(5)
+    t = simulate_counts(production_scenario(rng, 10**5, 0.01), rng)[0]
+    post = _Posterior([design(t)], 1)
+    D = int(post.dims[0])
+    start = post.initial(0, 1, [0])[0, :D]
+    frame = nuts.laplace(post.data, 0, start)
+    _, grad = post(frame.mean[None, :])
+    _, grad0 = post(start[None, :])
+    assert np.abs(grad[0]).max() < 1e-3 * max(1.0, np.abs(grad0[0]).max())  # a stationary point
+    assert np.allclose(np.tril(frame.chol), frame.chol) and np.all(np.diag(frame.chol) > 0)
+    assert frame.curvature[1] > frame.curvature[0] > 0  # a maximum: the negative Hessian is positive definite
+
+
+def test_user_data_refuses_arrays_it_cannot_point_at():
+    post = _Posterior([design(_table())], 1)
+    frame = nuts.laplace(post.data, 0, post.initial(0, 1, [0])[0, : int(post.dims[0])])
+    bad = list(post.data)
+    bad[1] = np.asfortranarray(np.repeat(bad[1], 2, axis=0))
+    with pytest.raises(TypeError, match="C-contiguous"):
+        nuts.user_data(tuple(bad), 0, frame)
+
+
+def test_after_divergences_nuts_hands_over_to_the_static_hmc():
+    nuts_settings = FitSettings(seed=3)
+    hmc = after_divergences(nuts_settings)
+    assert (hmc.sampler, hmc.target_accept, hmc.warmup, hmc.draws, hmc.seed) == ("hmc", 0.95, 500, 500, 3)
+    longer = after_divergences(FitSettings(warmup=1200, draws=2400))
+    assert (longer.warmup, longer.draws) == (1200, 2400)  # never shorter than the round that diverged
+    again = after_divergences(hmc)
+    assert again.sampler == "hmc" and again.target_accept == pytest.approx(0.975)
+
+
+def test_sampler_defaults_and_a_typo():
+    assert (FitSettings().warmup, FitSettings().draws, FitSettings().target_accept) == (150, 300, 0.8)
+    hmc = FitSettings(sampler="hmc")
+    assert (hmc.warmup, hmc.draws, hmc.target_accept, hmc.steps) == (500, 500, 0.95, 16)
+    assert FitSettings(draws=99).draws == 99
+    with pytest.raises(ValueError, match="unknown sampler 'nut'"):
+        FitSettings(sampler="nut")
+
+
+def test_cli_sampler_option(tmp_path, spec_path, capsys):
+    from .conftest import scenario_records, write_jsonl
+
+    sc = dataclasses.replace(STANDARD_SCENARIOS[0], items_per_segment=150, labels_per_segment=30)
+    records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 2))
+    assert run(["assess", "--spec", str(spec_path), "--records", str(records), "--sampler", "nut"]) == 2
+    assert "--sampler must be nuts or hmc, not 'nut'" in capsys.readouterr().err
+    out = tmp_path / "d.json"
+    rc = run(["assess", "--spec", str(spec_path), "--records", str(records), "--sampler", "hmc", "--json", str(out)])
+    assert rc in (0, 1, 3)
+    import json
+
+    sampling = json.loads(out.read_text())["diagnostics"]["sampling"]
+    assert sampling["requested_draws"] == 500 and sampling["requested_warmup"] == 500  # the HMC's defaults
