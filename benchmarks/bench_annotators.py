@@ -50,7 +50,7 @@ CASES = {
     "bad annotator, even load": dataclasses.replace(BAD_ANNOTATOR, load=None),
     "all good": Annotators(noise=[0.03] * 4),
 }
-SETTINGS = FitSettings(warmup=300, draws=250, steps=16)
+SETTINGS = FitSettings(warmup=300, draws=250, steps=16, sampler="hmc")  # as measured below
 
 
 def summarise(fits: list[PairFit], truths: list[tuple[np.ndarray, float]]) -> dict[str, float]:

@@ -162,7 +162,7 @@ def bench_xstest(seeds: list[int], n_labels: int, segment_by: list[str] | None =
     raw: dict = {"incumbent": inc, "candidates": cands, "dimensions": {"refusal": {"margin": 0.02}}}
     spec = spec_from_dict({**raw, "segment_by": segment_by} if segment_by else raw)
     tally = C.Tally()
-    rhats = []
+    rhats, unconverged, hmc = [], 0, 0
     with C.Timer() as t:
         for seed in seeds:
             keep = set(random.Random(seed).sample(items, n_labels))
@@ -172,13 +172,18 @@ def bench_xstest(seeds: list[int], n_labels: int, segment_by: list[str] | None =
                 warnings.simplefilter("ignore")
                 a = assess(spec, masked, seed=seed)
             rhats.append(a.decision.diagnostics.rhat_max)
+            unconverged += not a.decision.diagnostics.sampling.converged
+            hmc += "hmc" in a.decision.diagnostics.sampling.samplers  # "auto": a fit the HMC sampled
             for c in cands:
                 ivs = {
                     "model": C.credible(a.pairs[(c, "refusal")].delta_overall),
                     **C.baselines(H[inc], H[c], A[inc], A[c], labelled),
                 }
                 tally.add_all(c, ivs, full[c])
-    print(f"  {len(seeds)} assessments in {t.seconds:.1f} s; R-hat max over runs {max(rhats):.3f}")
+    print(
+        f"  {len(seeds)} assessments in {t.seconds:.1f} s; R-hat max over runs {max(rhats):.3f}; {unconverged} "
+        f"not converged (NEED-LABELS, 'posterior not converged'); {hmc} with a fit the static HMC sampled"
+    )
     how = f", segment_by {segment_by}" if segment_by else ", no segments"
     C.print_table(
         f"1b. XSTest, {n_labels} labelled prompts{how}: mean 95% width and coverage of the 450-label delta", tally
@@ -333,13 +338,15 @@ def bench_fit(repeats: int) -> dict:
 
     from changeover.stats.diagnostics import ess, ess_tail, rhat
 
+    n, h = FitSettings().lengths("nuts"), FitSettings().lengths("hmc")
     print(
         "\n# 2. Fit time: 6 segments x 3 dimensions (2 binary, 1 five-level) x 3 candidates = 9 comparisons in "
-        "one fit_pairs call, 4 chains, one thread; nuts = nutpie's NUTS at 200 warm-up + 250 draws, target "
-        "acceptance 0.8 (assess's default); hmc = the static HMC at 500 + 500, 16 leapfrog steps, 0.95"
+        f"one fit_pairs call, 4 chains, one thread; auto = assess's default (nutpie's NUTS, whitened, for a fit "
+        f"whose Laplace approximation holds: {n[0]} warm-up + {n[1]} draws, target acceptance {n[2]}; else the "
+        f"static HMC); hmc = the static HMC for every fit: {h[0]} + {h[1]}, 16 leapfrog steps, {h[2]}"
     )
     out: dict = {}
-    for sampler in ("nuts", "hmc"):
+    for sampler in ("auto", "hmc"):
         settings = FitSettings(sampler=sampler)
         warm = fit_tables(10**3)[:1]
         cpu0, wall0 = time.process_time(), time.time()
@@ -364,22 +371,23 @@ def bench_fit(repeats: int) -> dict:
                     qs += [f.incumbent_rate[..., s] for s in range(6)] + [f.candidate_rate[..., s] for s in range(6)]
                 worst = (max(rhat(q) for q in qs), min(ess(q) for q in qs), min(ess_tail(q) for q in qs))
                 div = sum(f.divergences for f in fits)
+                took = "/".join(sorted({f.sampler for f in fits}))
                 print(
                     f"  {sampler} 10^{int(np.log10(items))} items/segment, seed {r}:{cpus[-1]:6.2f} s CPU, "
                     f"{walls[-1]:6.2f} s wall   R-hat max {worst[0]:.4f}, bulk ESS min {worst[1]:.0f}, tail ESS "
-                    f"min {worst[2]:.0f}, {div} divergent of {9 * settings.chains * settings.draws}; labelled "
+                    f"min {worst[2]:.0f}, {div} divergent; sampled by {took}; labelled "
                     f"cells per table {min(t.cells for t in tables)}-{max(t.cells for t in tables)}; {load} at start"
                 )
             by_items[items] = {"cpu_s": float(np.median(cpus)), "wall_s": float(np.median(walls))}
         worst_cpu = max(v["cpu_s"] for v in by_items.values())
         out[sampler] = {"by_items": by_items, "cpu_s": worst_cpu}
-    nuts, hmc = out["nuts"]["cpu_s"], out["hmc"]["cpu_s"]
+    auto, hmc = out["auto"]["cpu_s"], out["hmc"]["cpu_s"]
     print(
-        f"  -> target < 2 s CPU for 3x3x6: {'MET' if nuts < 2 else 'NOT MET'} (nuts, slowest median {nuts:.2f} s CPU; "
-        f"flat in the items: {min(v['cpu_s'] for v in out['nuts']['by_items'].values()):.2f}-{nuts:.2f} s); "
-        f"{nuts / hmc:.2f}x the static HMC's {hmc:.2f} s in the same run"
+        f"  -> target < 2 s CPU for 3x3x6: {'MET' if auto < 2 else 'NOT MET'} (auto, slowest median {auto:.2f} s CPU; "
+        f"flat in the items: {min(v['cpu_s'] for v in out['auto']['by_items'].values()):.2f}-{auto:.2f} s); "
+        f"{auto / hmc:.2f}x the static HMC's {hmc:.2f} s in the same run"
     )
-    return {"by_items": out["nuts"]["by_items"], "cpu_s": nuts, "hmc": out["hmc"]}
+    return {"by_items": out["auto"]["by_items"], "cpu_s": auto, "hmc": out["hmc"]}
 
 
 # --------------------------------------------------------------------------- 3. throughput

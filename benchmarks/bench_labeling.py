@@ -35,8 +35,7 @@ Data:
   prompts, the GPT-4 refusal judge as signal, the adjudicated human label on
   every response, masked except on the start items and revealed in each order).
 
-Every fit uses ``assess``'s defaults (500 draws x 4 chains, its convergence
-policy): an unconverged fit never says GO or NO-GO, so fewer draws would only
+Every fit uses ``assess``'s defaults (its sampler, draws x 4 chains and convergence policy): an unconverged fit never says GO or NO-GO, so fewer draws would only
 count sampling noise as labels. A fit takes 4-8 s on the shared 2-core machine.
 
 ``--quick`` (2-6 minutes, by the machine's load): the simulated "equal, judge lenient on

@@ -2,6 +2,7 @@
 falls back from one to the other after divergences."""
 
 import dataclasses
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_the_whitening_is_the_laplace_approximation_at_the_mode():
     post = _Posterior([design(t)], 1)
     D = int(post.dims[0])
     start = post.initial(0, 1, [0])[0, :D]
-    frame = nuts.laplace(post.data, 0, start)
+    frame = nuts.laplace(post.data, 0, start, 11)
     _, grad = post(frame.mean[None, :])
     _, grad0 = post(start[None, :])
     assert np.abs(grad[0]).max() < 1e-3 * max(1.0, np.abs(grad0[0]).max())  # a stationary point
@@ -61,7 +62,7 @@ def test_the_whitening_is_the_laplace_approximation_at_the_mode():
 
 def test_user_data_refuses_arrays_it_cannot_point_at():
     post = _Posterior([design(_table())], 1)
-    frame = nuts.laplace(post.data, 0, post.initial(0, 1, [0])[0, : int(post.dims[0])])
+    frame = nuts.laplace(post.data, 0, post.initial(0, 1, [0])[0, : int(post.dims[0])], 11)
     bad = list(post.data)
     bad[1] = np.asfortranarray(np.repeat(bad[1], 2, axis=0))
     with pytest.raises(TypeError, match="C-contiguous"):
@@ -69,22 +70,65 @@ def test_user_data_refuses_arrays_it_cannot_point_at():
 
 
 def test_after_divergences_nuts_hands_over_to_the_static_hmc():
-    nuts_settings = FitSettings(seed=3)
-    hmc = after_divergences(nuts_settings)
-    assert (hmc.sampler, hmc.target_accept, hmc.warmup, hmc.draws, hmc.seed) == ("hmc", 0.95, 500, 500, 3)
-    longer = after_divergences(FitSettings(warmup=1200, draws=2400))
-    assert (longer.warmup, longer.draws) == (1200, 2400)  # never shorter than the round that diverged
-    again = after_divergences(hmc)
-    assert again.sampler == "hmc" and again.target_accept == pytest.approx(0.975)
+    (fit,) = fit_pairs([_table()], FitSettings(sampler="nuts", warmup=40, draws=20))
+    hmc = after_divergences(FitSettings(seed=3), fit)
+    assert (hmc.sampler, hmc.target_accept, hmc.seed) == ("hmc", 0.95, 3)
+    assert hmc.lengths("hmc") == (500, 500, 0.95)  # the HMC's own lengths, not NUTS's 150 + 300
+    assert replace(hmc, scale=4).lengths("hmc") == (2000, 2000, 0.95)
+    assert FitSettings(warmup=50, draws=60, scale=2).lengths("hmc")[:2] == (100, 120)  # as asked, times scale
+    (again,) = fit_pairs([_table()], replace(hmc, warmup=40, draws=20))
+    assert again.sampler == "hmc" and again.target_accept == 0.95
+    assert after_divergences(hmc, again).target_accept == pytest.approx(0.975)
+
+
+def test_only_the_fits_that_diverged_change_sampler():
+    """A comparison whose candidate never answered diverges under NUTS (seed 0: 12 divergences); the policy
+    samples it again by the static HMC (which in some seeds leaves 1-2 divergences there too, so this test
+    checks the hand-over, not convergence), and the other comparison of the call keeps its NUTS fit."""
+    from changeover.assessment.sampling import SamplingPolicy, sample
+    from changeover.assessment.service import prepare
+    from changeover.config import spec_from_dict
+    from changeover.records import record_from_dict
+    from changeover.stats.simulate import Scenario
+
+    from .conftest import scenario_records
+
+    sc = Scenario("equal", [0.8, 0.8], [0.8, 0.8], items_per_segment=150, labels_per_segment=20)
+    rows = scenario_records(sc, 11)
+    failed = [
+        {"item": r["item"], "model": "cand", "segment": r["segment"], "error": "503"} if r["model"] == "cand" else r
+        for r in rows
+    ]
+    spec = {"incumbent": "legacy", "candidates": ["cand"], "segment_by": ["region"],
+            "dimensions": {"correctness": {"margin": 0.02}}}  # fmt: skip
+    tables = []
+    for data in (failed, rows):
+        prepared = prepare(spec_from_dict(spec), [record_from_dict(r, f"row {i}") for i, r in enumerate(data)])
+        tables += [c.table for c in prepared.comparisons.values()]
+    sampled, rounds = sample(tables, np.full(2, 0.5), FitSettings(seed=0, sampler="nuts"), SamplingPolicy())
+    assert [s.fit.sampler for s in sampled] == ["hmc", "nuts"] and rounds >= 2
+    assert sampled[0].fit.warmup >= 500 and sampled[0].fit.delta.shape[1] >= 500  # the HMC's own lengths
+    assert sampled[1].settings == FitSettings(seed=0, sampler="nuts") and sampled[1].scale == 1  # kept
+    assert sampled[1].converged
 
 
 def test_sampler_defaults_and_a_typo():
-    assert (FitSettings().warmup, FitSettings().draws, FitSettings().target_accept) == (150, 300, 0.8)
-    hmc = FitSettings(sampler="hmc")
-    assert (hmc.warmup, hmc.draws, hmc.target_accept, hmc.steps) == (500, 500, 0.95, 16)
-    assert FitSettings(draws=99).draws == 99
+    assert FitSettings().sampler == "auto"
+    assert FitSettings().lengths("nuts") == (150, 300, 0.8) and FitSettings().lengths("hmc") == (500, 500, 0.95)
+    assert FitSettings(draws=99).lengths("nuts")[1] == 99 and FitSettings(draws=99).lengths("hmc")[1] == 99
     with pytest.raises(ValueError, match="unknown sampler 'nut'"):
         FitSettings(sampler="nut")
+
+
+def test_auto_takes_nuts_where_the_laplace_approximation_holds():
+    """Production scale (many labels): the approximation holds, NUTS samples it; a small table: the HMC."""
+    rng = np.random.default_rng(5)
+    big = simulate_counts(production_scenario(rng, 10**5, 0.01), rng)[0]
+    fits = fit_pairs([_table(), big], FitSettings(seed=2))
+    assert [f.sampler for f in fits] == ["hmc", "nuts"]
+    assert [f.delta.shape[1] for f in fits] == [500, 300] and [f.warmup for f in fits] == [500, 150]
+    alone = fit_pairs([big], FitSettings(seed=2))[0]
+    assert np.array_equal(alone.delta, fits[1].delta)  # a fit's draws do not depend on the rest of the call
 
 
 def test_cli_sampler_option(tmp_path, spec_path, capsys):
@@ -93,7 +137,7 @@ def test_cli_sampler_option(tmp_path, spec_path, capsys):
     sc = dataclasses.replace(STANDARD_SCENARIOS[0], items_per_segment=150, labels_per_segment=30)
     records = write_jsonl(tmp_path / "r.jsonl", scenario_records(sc, 2))
     assert run(["assess", "--spec", str(spec_path), "--records", str(records), "--sampler", "nut"]) == 2
-    assert "--sampler must be nuts or hmc, not 'nut'" in capsys.readouterr().err
+    assert "--sampler must be auto, nuts or hmc, not 'nut'" in capsys.readouterr().err
     out = tmp_path / "d.json"
     rc = run(["assess", "--spec", str(spec_path), "--records", str(records), "--sampler", "hmc", "--json", str(out)])
     assert rc in (0, 1, 3)

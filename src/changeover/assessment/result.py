@@ -203,8 +203,8 @@ class Sampling:
     requested_warmup: int
     rounds: int
     converged: bool
-    sampler: str = "nuts"  # the one asked for (stats.model.FitSettings)
-    samplers: tuple[str, ...] = ("nuts",)  # the ones the final fits came from (HMC after NUTS divergences)
+    sampler: str = "auto"  # the one asked for (stats.model.FitSettings)
+    samplers: tuple[str, ...] = ("nuts",)  # the ones the final fits came from ("nuts", "hmc")
 
 
 @dataclass(slots=True)

@@ -127,54 +127,57 @@ def sample(
     threshold, or None. A round samples the tables that need it at the smallest
     power of two (times the requested length, at most ``max_scale``) that covers
     the largest factor needed; after divergences it also takes smaller steps,
-    at the same length if no more draws are needed. At most ``max_rounds`` rounds.
+    at the same length if no more draws are needed. At most ``max_rounds`` rounds (one more
+    when a fit was handed from NUTS to the static HMC).
     """
     out: list[SampledFit] = []
     for fit in fit_pairs(tables, settings):
         conv = convergence(fit, shares)
         out.append(SampledFit(fit, conv, 1, conv.ok(policy), settings))
-    rounds, scale = 1, 1
-    while policy.extend and rounds < policy.max_rounds:
+    rounds, scale, handed_over = 1, 1, 0
+    while policy.extend and rounds < policy.max_rounds + handed_over:
         need: dict[int, float] = {}
         for i, s in enumerate(out):
             if not s.converged:
                 need[i] = s.scale * s.convergence.factor_needed(policy)
             elif (more := unsettled(i, s.fit)) is not None:
                 need[i] = s.scale * more
-        diverged = any(out[i].convergence.divergences > policy.max_divergences for i in need)
+        diverged = {i for i in need if out[i].convergence.divergences > policy.max_divergences}
         if not need:
             break
         wanted = _power_of_two(max(need.values()), policy.max_scale)
         if wanted <= scale and not diverged:
             break  # at the bound: more of the same would not change the answer
         scale = max(scale, wanted)
-        if diverged:
-            settings = after_divergences(settings)
-        again = sorted(need)
         rounds += 1
-        longer = replace(settings, draws=settings.draws * scale, warmup=settings.warmup * scale)
-        if progress is not None:
-            progress(
-                f"sampling {len(again)} comparison(s) again ({longer.draws} draws, {longer.warmup} warm-up, "
-                f"target acceptance {longer.target_accept:.3g})"
-            )
-        for i, fit in zip(again, fit_pairs([tables[i] for i in again], longer), strict=True):
-            conv = convergence(fit, shares)
-            out[i] = SampledFit(fit, conv, scale, conv.ok(policy), longer)
+        # each fit keeps its own sampler and step settings; one that diverged takes the next remedy
+        plans = {
+            i: after_divergences(out[i].settings, out[i].fit) if i in diverged else out[i].settings
+            for i in sorted(need)
+        }
+        if any(i in diverged and out[i].fit.sampler == "nuts" for i in plans):
+            handed_over = 1  # the static HMC starts afresh: its rounds are as many as when it was the default
+        groups: dict[tuple[str, float | None], list[int]] = {}
+        for i, plan in plans.items():
+            groups.setdefault((plan.sampler, plan.target_accept), []).append(i)
+        for members in groups.values():
+            longer = replace(plans[members[0]], scale=scale)
+            if progress is not None:
+                target = "" if longer.target_accept is None else f", target acceptance {longer.target_accept:.3g}"
+                progress(f"sampling {len(members)} comparison(s) again ({longer.sampler}, {scale}x longer{target})")
+            for i, fit in zip(members, fit_pairs([tables[i] for i in members], longer), strict=True):
+                conv = convergence(fit, shares)
+                out[i] = SampledFit(fit, conv, scale, conv.ok(policy), longer)
     return out, rounds
 
 
-def after_divergences(settings: FitSettings) -> FitSettings:
-    """The settings of the round after divergent transitions.
-
-    NUTS (nutpie) -> the static HMC at its own defaults (dense metric, 0.95 target acceptance, 500 + 500),
-    at least as long as the round that diverged; the static HMC -> the target acceptance halfway to 1.
-    """
-    if settings.sampler == "nuts":
-        warmup, draws, target = SAMPLER_DEFAULTS["hmc"]
-        return replace(settings, sampler="hmc", target_accept=target, warmup=max(settings.warmup, warmup),
-                       draws=max(settings.draws, draws))  # fmt: skip
-    return replace(settings, target_accept=settings.target_accept + (1.0 - settings.target_accept) / 2)
+def after_divergences(settings: FitSettings, fit: PairFit) -> FitSettings:
+    """The settings of a fit's next round after divergent transitions in ``fit``: a NUTS fit (nutpie) is
+    sampled again by the static HMC at its target acceptance (0.95, dense metric); an HMC fit with its target
+    acceptance halfway to 1."""
+    if fit.sampler == "nuts":
+        return replace(settings, sampler="hmc", target_accept=SAMPLER_DEFAULTS["hmc"][2])
+    return replace(settings, sampler="hmc", target_accept=fit.target_accept + (1.0 - fit.target_accept) / 2)
 
 
 def _power_of_two(wanted: float, bound: int) -> int:

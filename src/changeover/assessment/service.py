@@ -38,10 +38,11 @@ from changeover.assessment.sampling import Progress, SampledFit, SamplingPolicy,
 from changeover.assessment.tables import Comparison, comparison, dimension_scales
 from changeover.assessment.words import plain_words
 from changeover.config import MigrationSpec
+from changeover.errors import SpecError
 from changeover.records import Record
 from changeover.stats import decision as dec
 from changeover.stats.labelvalue import LabelTarget, labels_needed, rank_labels
-from changeover.stats.model import FitSettings, PairFit
+from changeover.stats.model import SAMPLERS, FitSettings, PairFit
 from changeover.stats.stopping import confidence_at_look
 
 
@@ -141,7 +142,7 @@ def assess(
     draws: int | None = None,
     warmup: int | None = None,
     chains: int = 4,
-    sampler: str = "nuts",
+    sampler: str = "auto",
     next_count: int = 50,
     policy: SamplingPolicy | None = None,
     looks: int | None = None,
@@ -153,8 +154,9 @@ def assess(
 
     ``policy``: when the fit is good enough and how much longer to sample when
     it is not (default: R-hat <= 1.01, ESS >= 400, no divergences, up to 8x).
-    ``draws`` / ``warmup`` default to the sampler's (``stats.model.FitSettings``: 250 / 200 per chain for
-    nutpie's NUTS, 500 / 500 for the static HMC, whose ESS per draw is a third of NUTS's).
+    ``draws`` / ``warmup`` default to each fit's sampler's (``stats.model.FitSettings``: 300 / 150 per chain
+    for nutpie's NUTS, 500 / 500 for the static HMC, whose ESS per draw is a third of NUTS's); ``sampler``
+    "auto" takes NUTS where the fit's Laplace approximation holds (production scale), else the HMC.
     ``looks``: how many times this decision has been read as labels arrived
     (the labelling loop), for the optional-stopping threshold of ``stats.stopping``.
     ``store_labels``: how many labels from the store were merged into the records
@@ -167,6 +169,8 @@ def assess(
     segments, shares, comparisons = prepared.segments, prepared.shares, prepared.comparisons
     required = required_segments(spec, segments)
     keys = list(comparisons)
+    if sampler not in SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
     lengths = {k: v for k, v in (("warmup", warmup), ("draws", draws)) if v is not None}  # else the sampler's
     settings = FitSettings(chains=chains, seed=spec.seed if seed is None else seed, sampler=sampler, **lengths)
     conf, monthly = spec.confidence, spec.traffic.monthly_interactions
@@ -184,6 +188,8 @@ def assess(
 
     pairs: dict[tuple[str, str], PairPosterior] = {}
     candidates: dict[str, CandidateResult] = {}
+    longest = max(sampled, key=lambda s: (s.fit.delta.shape[1], s.fit.warmup)).fit
+    requested = settings.lengths(longest.sampler)
     diag = Diagnostics(
         rhat_max=max(s.convergence.rhat_max for s in sampled),
         ess_bulk_min=min(s.convergence.ess_bulk_min for s in sampled),
@@ -191,15 +197,15 @@ def assess(
         divergences=sum(s.convergence.divergences for s in sampled),
         sampling=Sampling(
             chains,
-            max(s.settings.draws for s in sampled),
-            max(s.settings.warmup for s in sampled),
+            longest.delta.shape[1],
+            longest.warmup,
             settings.seed,
-            settings.draws,
-            settings.warmup,
+            requested[1],
+            requested[0],
             rounds,
             all(s.converged for s in sampled),
             sampler,
-            tuple(sorted({s.settings.sampler for s in sampled})),
+            tuple(sorted({s.fit.sampler for s in sampled})),
         ),
     )
     targets: list[LabelTarget] = []

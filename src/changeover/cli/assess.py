@@ -252,16 +252,17 @@ def register(app: typer.Typer) -> None:
         draws: int | None = typer.Option(
             None,
             min=50,
-            help="Posterior draws per chain (default: 250 with nuts, 500 with hmc; more are drawn by itself if "
-            "the fit needs them).",
+            help="Posterior draws per chain (default: 300 for a fit NUTS samples, 500 for one the HMC samples; "
+            "more are drawn by itself if the fit needs them).",
         ),
         warmup: int | None = typer.Option(
-            None, min=50, help="Warm-up iterations per chain (default: 200 with nuts, 500 with hmc)."
+            None, min=50, help="Warm-up iterations per chain (default: 150 with NUTS, 500 with the HMC)."
         ),
         sampler: str = typer.Option(
-            "nuts",
-            help="'nuts': nutpie's NUTS (the default); 'hmc': the static HMC changeover used before (dense metric, "
-            "16 leapfrog steps). stats/nuts.py says what was measured.",
+            "auto",
+            help="'auto' (the default): nutpie's NUTS for a fit whose Laplace approximation holds (production "
+            "scale), the static HMC for the others; 'nuts': NUTS for every fit; 'hmc': the static HMC "
+            "(dense metric, 16 leapfrog steps) for every fit. stats/nuts.py says what was measured.",
         ),
         chains: int = typer.Option(4, min=2, max=16, help="Independent chains (for R-hat)."),
         seed: int | None = typer.Option(None, help="Random seed (default: the spec's seed)."),
@@ -312,8 +313,8 @@ def register(app: typer.Typer) -> None:
 
         if engine not in ("auto", "duckdb", "python"):
             raise typer.BadParameter(f"--engine must be auto, duckdb or python, not {engine!r}")
-        if sampler not in ("nuts", "hmc"):
-            raise typer.BadParameter(f"--sampler must be nuts or hmc, not {sampler!r}")
+        if sampler not in ("auto", "nuts", "hmc"):
+            raise typer.BadParameter(f"--sampler must be auto, nuts or hmc, not {sampler!r}")
         migration = load_spec(spec)
         prepared, store_url = None, None
         if tables is not None:

@@ -102,6 +102,12 @@ def seeds(spec: MigrationSpec, decision: Decision) -> list[tuple[str, str]]:
     s = d.sampling
     out = [("spec seed", str(spec.seed)), ("confidence", f"{spec.confidence:g}")]
     out += [("assessment seed", str(s.seed)), ("assessment chains", str(s.chains))]
+    out.append(
+        (
+            "assessment sampler",
+            s.sampler + ("" if list(s.samplers) == [s.sampler] else f" ({', '.join(s.samplers)} in the final fits)"),
+        )
+    )
     out += [("assessment draws", str(s.draws)), ("assessment warmup", str(s.warmup))]
     if s.rounds > 1:
         out.append(

@@ -66,22 +66,26 @@ Measured (seeded; benchmarks/README.md "Measurement model" has the tables):
   spread of 0.5 (XSTest segment coverage 84-95%) or 2.0 (power on the
   "better" simulation fell from 24% to 12.5% GO).
 
-The sampler: NUTS by nutpie (``stats.nuts``; diagonal mass matrix adapted
-from draws and gradients, target acceptance 0.8, 200 warm-up + 250 draws x 4
-chains) on the compiled log posterior (``stats.likelihood``) through a C
-callback, each fit in its own dimension. ``FitSettings(sampler="hmc")`` runs
-the static HMC of ``stats.hmc`` instead (dense metric, 16 leapfrog steps, 0.95
-target acceptance, 500 + 500 x 4), the default until 2026-12-01. Measured (CPU
-seconds, seeded, 2-core machine; benchmarks/README.md "2. Fit time"), 3
-candidates x 3 dimensions x 6 segments at 10^3 and 10^5 items per segment:
+The sampler ("auto", the default): per fit, NUTS by nutpie (``stats.nuts``:
+diagonal mass matrix adapted from draws and gradients, target acceptance 0.8,
+150 warm-up + 300 draws x 4 chains) in coordinates whitened by the fit's
+Laplace approximation where that approximation holds (production scale: many
+labels), on the compiled log posterior (``stats.likelihood``) through a C
+callback; the static HMC of ``stats.hmc`` (dense metric, 16 leapfrog steps,
+0.95 target acceptance, 500 + 500 x 4) for the other fits and after
+divergences. Why both: NUTS in theta diverged on a lone transition in most
+XSTest assessments with safe / unsafe segments (22 of 25), and handed to the
+HMC then, 8 of 25 ended unconverged against 3 of 25 with the HMC alone; their
+Laplace approximations do not hold (spread 90-370), so "auto" gives them the
+HMC from the start. Measured (CPU seconds, seeded; stats.nuts and
+benchmarks/README.md "2. Fit time"), 3 candidates x 3 dimensions x 6 segments:
 - numpy sampler, 24 steps (before): 18.8 s.
 - compiled static HMC, 16 steps: 4.3-4.6 s, R-hat <= 1.007, bulk ESS >= 736,
-  tail ESS >= 893 (576,000 gradients at 4.5 us, D = 64, and 15 us, D = 169).
-- nutpie NUTS at 200 + 250: 2.4-2.7 s, R-hat <= 1.008, bulk ESS >= 697, tail
-  ESS >= 496, no divergence (420-530k gradients at 3.3 / 11.4 us; its ESS per
-  draw is near 1). A hand-written NUTS (stats.hmc says how) had not held the
-  diagnostics on the non-concave strongly-labelled fits; nutpie's adaptation
-  from gradients does (tests/core/test_model_scale.py).
+  tail ESS >= 893 (576,000 gradients).
+- nutpie, whitened (what "auto" takes for every one of these fits): 1.56-1.69 s at 10^3-10^6 items per segment,
+  R-hat <= 1.008, bulk / tail ESS >= 820 / 508, no divergence (150-170k
+  gradients). A hand-written NUTS (stats.hmc says how) had not held the
+  diagnostics on the non-concave strongly-labelled fits.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ import numpy as np
 
 from changeover.stats import hmc, nuts
 from changeover.stats.design import N_TAU, TAU_MEDIAN, U_MASS, Z0, Z1, Design, design, label_likelihood
+from changeover.stats.hmc import Run
 from changeover.stats.likelihood import NOISE_A, NOISE_B, eta_rows, log_posterior_batch, pack
 from changeover.stats.tables import PairTable
 
@@ -100,30 +105,39 @@ __all__ = ["NOISE_A", "NOISE_B", "Z0", "Z1", "AnnotatorNoise", "FitSettings", "P
 
 
 SAMPLER_DEFAULTS = {"nuts": (150, 300, 0.8), "hmc": (500, 500, 0.95)}  # warm-up, draws, target acceptance
+SAMPLERS = ("auto", "nuts", "hmc")
 
 
 @dataclass
 class FitSettings:
-    """Sampler settings. ``sampler``: "nuts" (``stats.nuts``, nutpie) or "hmc" (``stats.hmc``, static HMC).
-    ``draws`` per chain after ``warmup``; the step size adapted toward ``target_accept`` acceptance; ``steps``
-    leapfrog steps per transition (HMC only). Unset ``warmup`` / ``draws`` / ``target_accept`` take the
-    sampler's defaults: 150 / 300 / 0.8 for NUTS, 500 / 500 / 0.95 for HMC."""
+    """Sampler settings. ``sampler``: "auto" (the default: per fit, nutpie's NUTS in whitened coordinates
+    where the fit's Laplace approximation holds, ``stats.nuts``, else the static HMC of ``stats.hmc``), "nuts"
+    (NUTS for every fit, whitened where it holds) or "hmc" (the static HMC for every fit). ``draws`` per chain
+    after ``warmup``, each times ``scale`` (the sampling policy's longer rounds); the step size adapted toward
+    ``target_accept``; ``steps`` leapfrog steps per transition (HMC only). Unset ``warmup`` / ``draws`` /
+    ``target_accept`` are each fit's sampler's: 150 / 300 / 0.8 for NUTS, 500 / 500 / 0.95 for the HMC."""
 
     chains: int = 4
-    warmup: int = None  # type: ignore[assignment]  # set in __post_init__
-    draws: int = None  # type: ignore[assignment]
+    warmup: int | None = None
+    draws: int | None = None
     steps: int = 16
     seed: int = 0
-    target_accept: float = None  # type: ignore[assignment]
-    sampler: str = "nuts"
+    target_accept: float | None = None
+    sampler: str = "auto"
+    scale: int = 1
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLER_DEFAULTS:
-            raise ValueError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLER_DEFAULTS)}")
-        warmup, draws, target = SAMPLER_DEFAULTS[self.sampler]
-        self.warmup = warmup if self.warmup is None else self.warmup
-        self.draws = draws if self.draws is None else self.draws
-        self.target_accept = target if self.target_accept is None else self.target_accept
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+
+    def lengths(self, sampler: str) -> tuple[int, int, float]:
+        """(warm-up, draws, target acceptance) of a fit sampled by ``sampler`` ("nuts" or "hmc")."""
+        warmup, draws, target = SAMPLER_DEFAULTS[sampler]
+        return (
+            (warmup if self.warmup is None else self.warmup) * self.scale,
+            (draws if self.draws is None else self.draws) * self.scale,
+            target if self.target_accept is None else self.target_accept,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +167,9 @@ class PairFit:
     tau: np.ndarray  # [C, T, 4] spreads: truth profile between segments, judge between segments, signals, joint
     accept: float  # mean acceptance rate after warm-up
     divergences: int
+    sampler: str = "hmc"  # the sampler that drew it ("nuts" or "hmc"), its warm-up and target acceptance
+    warmup: int = 0
+    target_accept: float = 0.95
     pi: np.ndarray = field(init=False)  # [C, T, S, 4] truth cells per segment
 
     def __post_init__(self) -> None:
@@ -373,16 +390,31 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
         np.int64,
     )
     start, dims = post.initial(settings.seed, C, keys), post.dims[post.fit_of]
-    if settings.sampler == "nuts":
-        run = nuts.sample(post.data, start, post.fit_of, dims, seeds, settings.warmup, settings.draws,
-                          settings.target_accept)  # fmt: skip
-    else:
-        run = hmc.sample(post.data, start, post.fit_of, dims, seeds, settings.warmup, settings.draws, settings.steps,
-                         settings.target_accept)  # fmt: skip
-    T = settings.draws
+    frames: dict[int, nuts.Frame] = {}
+    if settings.sampler != "hmc":
+        for f in range(len(designs)):
+            first = f * C
+            frames[f] = nuts.laplace(post.data, f, np.ascontiguousarray(start[first, : dims[first]]), int(seeds[first]))
+    used = ["nuts" if settings.sampler == "nuts" or (f in frames and frames[f].whitens) else "hmc" for f in
+            range(len(designs))]  # fmt: skip
+    runs: dict[str, tuple[Run, np.ndarray]] = {}
+    for sampler in ("nuts", "hmc"):
+        rows = np.flatnonzero(np.isin(post.fit_of, [f for f, u in enumerate(used) if u == sampler]))
+        if rows.size == 0:
+            continue
+        warmup, draws, target = settings.lengths(sampler)
+        if sampler == "nuts":
+            run = nuts.sample(post.data, start[rows], post.fit_of[rows], dims[rows], seeds[rows], warmup, draws,
+                              target, frames)  # fmt: skip
+        else:
+            run = hmc.sample(post.data, start[rows], post.fit_of[rows], dims[rows], seeds[rows], warmup, draws,
+                             settings.steps, target)  # fmt: skip
+        runs[sampler] = (run, rows)
     fits = []
     for f, (t, d) in enumerate(zip(tables, designs, strict=True)):
-        sl = slice(f * C, (f + 1) * C)
+        run, rows = runs[used[f]]
+        warmup, T, target = settings.lengths(used[f])
+        sl = np.flatnonzero(post.fit_of[rows] == f)
         theta = np.moveaxis(run.draws[:, sl], 1, 0).reshape(C * T, post.P)  # chain-major
         w, tau, noise = post.effective_of(theta, f)
         cond = eta_rows(w, d.ptr, d.idx, d.allowed)  # [C*T, E, 4]
@@ -400,6 +432,9 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
                 tau=tau.reshape(C, T, N_TAU),
                 accept=float(run.accept[sl].mean()),
                 divergences=int(run.divergences[sl].sum()),
+                sampler=used[f],
+                warmup=warmup,
+                target_accept=target,
             )
         )
     return fits

@@ -1,4 +1,4 @@
-"""NUTS by nutpie on the compiled log posterior of ``stats.likelihood`` (the default sampler of ``stats.model``).
+"""NUTS by nutpie on the compiled log posterior of ``stats.likelihood`` (``stats.model``'s sampler where it holds).
 
 nutpie (PyMC's Rust NUTS: multinomial trajectories, Stan's U-turn checks, a
 diagonal mass matrix adapted from the draws' and the gradients' variances
@@ -10,18 +10,37 @@ index and the packed arrays' addresses and shapes from a word array
 starting point, so a chain's draws depend on (seed, the fit's design, chain)
 alone, as ``stats.model`` promises.
 
-Measured (2026-12-01, 3 candidates x 3 dimensions x 6 segments as
-benchmarks/bench_assess.py ``fit`` builds them; CPU seconds; benchmarks/README.md
-"2. Fit time" has the table): at 4 chains x (200 warm-up + 250 draws), target
-acceptance 0.8, 2.4-2.7 s with R-hat <= 1.008, bulk ESS >= 697, tail ESS >=
-496 and no divergence, against the static HMC's 4.4 s at 500 + 500 x 16 steps
-(ESS >= 700 / 729). nutpie needs 33k gradients for a 5-level ordinal fit
-(D = 169) and 45-90k for a binary one (D = 64) per 4 chains, but its
-trajectories are long enough that ESS per draw is near 1 (0.35 for the
-static HMC). Its low-rank mass matrix halved the binary fits' gradients but
-cost 2.5x per gradient (no gain); 150 warm-up or 200 draws left R-hat at
-1.011-1.013 in some seeds. A gradient costs 3.3 us (D = 64) / 11.4 us (D = 169);
-nutpie's own work is ~5% of the time.
+Whitening. Before sampling, each fit's mode is found (L-BFGS) and its
+curvature taken there (central differences of the gradient): the Laplace
+approximation N(m, L L'). Where it holds, the chains run in x with theta = m +
+L x (a linear map: its Jacobian is a constant and drops out), so nutpie's
+diagonal mass matrix sees a near-standard normal; the check is the spread
+(sd) of log posterior / approximation over 128 of its draws (``Frame.spread``),
+at most ``MAX_SPREAD``. Where it does not hold, the chains run in theta here,
+and ``stats.model``'s default ("auto") gives the fit to the static HMC instead.
+
+Measured (2026-12-01, idle 2-core machine, CPU seconds; 3 candidates x 3
+dimensions x 6 segments as benchmarks/bench_assess.py ``fit`` builds them;
+benchmarks/README.md "2. Fit time" has the table):
+- the static HMC (500 warm-up + 500 draws x 16 steps, target 0.95): 4.3-4.6 s,
+  576,000 gradients.
+- nutpie in theta, 200 + 250, target 0.8: 2.4-2.7 s, R-hat <= 1.008, bulk /
+  tail ESS >= 697 / 496, no divergence; 420-530k gradients (a binary fit took
+  20-47 leapfrog steps per draw: correlations a diagonal metric cannot take
+  out). Its low-rank mass matrix halved the binary fits' gradients but cost
+  2.5x per gradient; 150 warm-up or 200 draws left R-hat at 1.011-1.013.
+- nutpie whitened, 150 + 300, target 0.8 (the default): 1.56-1.69 s over 10^3
+  to 10^6 items per segment and 3 seeds, R-hat <= 1.008, bulk / tail ESS >=
+  820 / 508, no divergence; 150-170k gradients. A gradient costs 3.3 us (D =
+  64) / 11.4 us (D = 169) in theta, ~2.5 us more whitened at D = 169; the
+  Laplace step ~0.15 s for the 9 fits. Targets 0.85 / 0.9 cost 1.84-2.09 /
+  2.12-2.37 s; 100 or 200 warm-up left a divergence in 1-2 of 12 calls.
+- The check: the 3x3x6 fits' spread is 1.2-6.2; the six standard scenarios'
+  (3 segments x 800 items, 60 labels per segment, a non-centred spread whose
+  ridge with the deviations curves away from the mode) 83-129. Whitened
+  regardless, those fits diverged 9-115 times per fit; in theta, 0-3.
+- A fit that diverges anyway is sampled again by the static HMC
+  (``assessment.sampling.after_divergences``).
 """
 
 from __future__ import annotations
@@ -46,7 +65,7 @@ _LAYOUT = (
 )  # fmt: skip
 # fit, scratch size, per array its address and shape, then the whitening's mean and Cholesky factor
 _WORDS = 2 + sum(rank + 1 for rank, _ in _LAYOUT) + 2
-CHECK_DRAWS = 64  # draws of the Laplace approximation that check it (``Frame.spread``)
+CHECK_DRAWS = 128  # draws of the Laplace approximation that check it (``Frame.spread``)
 MAX_SPREAD = 10.0  # the largest sd of the log importance ratio at which a fit is sampled whitened
 CURVATURE_FLOOR = 1e-2  # the smallest eigenvalue of the negative Hessian the whitening takes (a sd of 10)
 FAST = {"reassoc", "contract"}
@@ -205,11 +224,14 @@ class Frame:
         return self.spread <= MAX_SPREAD
 
 
-def laplace(data: Packed, fit: int, start: np.ndarray) -> Frame:
-    """The mode (L-BFGS from ``start``) and the curvature there (central differences of the gradient).
+def laplace(data: Packed, fit: int, start: np.ndarray, seed: int) -> Frame:
+    """The mode (L-BFGS from ``start``) and the curvature there (central differences of the gradient), checked
+    on ``CHECK_DRAWS`` draws of the approximation from the stream ``seed`` (the fit's own, so the check does not
+    depend on the fit's place in the call).
 
     Eigenvalues of the negative Hessian below ``CURVATURE_FLOOR`` (a direction the data and the priors leave
-    flat, or a mode not reached) are raised to it; nutpie's mass matrix adapts the scales left on top.
+    flat) are raised to it; nutpie's mass matrix adapts the scales left on top. A mode search that did not
+    converge, or a curvature that is not finite, gives a frame that does not whiten (spread inf).
     """
     from scipy.optimize import minimize
 
@@ -226,10 +248,15 @@ def laplace(data: Packed, fit: int, start: np.ndarray) -> Frame:
     steps = np.concatenate([mode + h * np.eye(D), mode - h * np.eye(D)])
     _, grads = log_posterior_batch(steps, np.full(2 * D, fit, np.int64), data)
     H = -(grads[:D] - grads[D:]) / (2 * h)
+    if not (found.success and np.isfinite(H).all()):
+        return Frame(mode, np.eye(D), int(found.nit), (math.nan, math.nan), math.inf)
     lam, V = np.linalg.eigh((H + H.T) / 2)
     clipped = np.maximum(lam, CURVATURE_FLOOR)
-    chol = np.ascontiguousarray(np.linalg.cholesky((V / clipped) @ V.T))
-    z = np.random.default_rng([fit, D, 17]).standard_normal((CHECK_DRAWS, D))
+    # the covariance V diag(1 / clipped) V' = A'A with A = (V / sqrt(clipped))'; A = QR gives its Cholesky
+    # factor R' without forming the covariance (whose condition number can exceed what cholesky takes)
+    r = np.linalg.qr((V / np.sqrt(clipped)).T, mode="r")
+    chol = np.ascontiguousarray((r * np.sign(np.diag(r))[:, None]).T)
+    z = np.random.default_rng([seed, 17]).standard_normal((CHECK_DRAWS, D))
     lp, _ = log_posterior_batch(mode + z @ chol.T, np.full(CHECK_DRAWS, fit, np.int64), data)
     spread = float(np.std(lp + 0.5 * (z * z).sum(1))) if np.isfinite(lp).all() else math.inf
     return Frame(mode, chol, int(found.nit), (float(lam[0]), float(lam[-1])), spread)
@@ -267,11 +294,13 @@ def sample(
     warmup: int,
     draws: int,
     target: float = 0.8,
+    frames: dict[int, Frame] | None = None,
 ) -> Run:
     """Warm up and draw each chain b: fit ``fit_of[b]``, ``dims[b]`` parameters, seed ``seeds[b]``.
 
     The same contract as ``stats.hmc.sample``, except where chains start: the mode search of each fit starts
     at its first chain's ``theta``, and each chain at its own draw of the fit's Laplace approximation.
+    ``frames``: the fits' Laplace approximations where the caller made them already (``laplace``).
     ``Run.step_size`` is the chain's final step size (in the whitened coordinates).
     """
     import nutpie
@@ -280,10 +309,12 @@ def sample(
     B, P = theta.shape
     out = np.zeros((draws, B, P))
     accept, divergences, step, gradients = np.zeros(B), np.zeros(B, np.int64), np.zeros(B), np.zeros(B, np.int64)
-    frames, words = {}, {}
+    frames, words = dict(frames or {}), {}
     for f in np.unique(fit_of).tolist():
-        first = int(np.flatnonzero(fit_of == f)[0])
-        frames[f] = laplace(data, f, np.ascontiguousarray(theta[first, : int(dims[first])], float))
+        if f not in frames:
+            first = int(np.flatnonzero(fit_of == f)[0])
+            start = np.ascontiguousarray(theta[first, : int(dims[first])], float)
+            frames[f] = laplace(data, f, start, int(seeds[first]))
         words[f] = user_data(data, f, frames[f])
     for b in range(B):
         D, f = int(dims[b]), int(fit_of[b])
