@@ -35,8 +35,9 @@ Data:
   prompts, the GPT-4 refusal judge as signal, the adjudicated human label on
   every response, masked except on the start items and revealed in each order).
 
-Every fit uses ``assess``'s defaults (its sampler, draws x 4 chains and convergence policy): an unconverged fit never says GO or NO-GO, so fewer draws would only
-count sampling noise as labels. A fit takes 4-8 s on the shared 2-core machine.
+Every fit uses ``assess``'s defaults (its sampler, draws x 4 chains and convergence policy): an
+unconverged fit never says GO or NO-GO, so fewer draws would only count sampling noise as labels.
+A fit took 4-8 s on the shared 2-core machine when this was measured.
 
 ``--quick`` (2-6 minutes, by the machine's load): the simulated "equal, judge lenient on
 candidate" migration (3 segments x 300 items: the judge's bias must be learnt
