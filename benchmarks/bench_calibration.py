@@ -315,11 +315,13 @@ def bench_scale(sizes: list[int], production: bool = True) -> None:
     import time
 
     settings = FitSettings()
+    nuts, hmc = settings.lengths("nuts"), settings.lengths("hmc")
     print(
         f"\n# 4a. 3 candidates x 3 dimensions (binary, binary, 5-level) x 6 segments, one fit_pairs call, default "
-        f"settings ({settings.chains} chains x {settings.warmup} warm-up + {settings.draws} draws, "
-        f"{settings.steps} leapfrog steps); 0.5% labelled (3% at 10^3); worst over 9 x (6 segment deltas, the "
-        "mean delta, 12 pass rates)"
+        f"settings ({settings.chains} chains; sampler {settings.sampler}: NUTS {nuts[0]} warm-up + {nuts[1]} draws "
+        f"where a fit's Laplace approximation holds, else the static HMC {hmc[0]} + {hmc[1]}, {settings.steps} "
+        "leapfrog steps); 0.5% labelled (3% at 10^3); worst over 9 x (6 segment deltas, the mean delta, 12 pass "
+        "rates)"
     )
     print(
         f"{'items/segment':>13s} | {'labelled':>8s} | {'cells':>6s} | {'wall s':>6s} | {'CPU s':>6s} | "

@@ -21,7 +21,10 @@ is ``borderline``. Only the comparisons that need it are refitted.
 The bound was 4x until 2026-12-01: on XSTest (120 labelled prompts, segments
 safe / unsafe, 25 label draws), 6 of 25 assessments left one comparison
 unconverged at 4x (R-hat 1.012-1.026 on a pass rate near 1 in the unsafe
-segment, whose long tail the chains cross slowly); at 8x, 3 of 25.
+segment, whose long tail the chains cross slowly); at 8x, 3 of 25 in that
+measurement; benchmarks/bench_assess.py 1b (seed = the label draw) leaves 6 of
+25 at 8x, before and after the sampler changes of the same day (5 of them a
+lone divergence the raised target acceptance did not remove).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ callback; the static HMC of ``stats.hmc`` (dense metric, 16 leapfrog steps,
 divergences. Why both: NUTS in theta diverged on a lone transition in most
 XSTest assessments with safe / unsafe segments (22 of 25), and handed to the
 HMC then, 8 of 25 ended unconverged against 3 of 25 with the HMC alone; their
-Laplace approximations do not hold (spread 90-370), so "auto" gives them the
+Laplace approximations do not hold (spread 13-28), so "auto" gives them the
 HMC from the start. Measured (CPU seconds, seeded; stats.nuts and
 benchmarks/README.md "2. Fit time"), 3 candidates x 3 dimensions x 6 segments:
 - numpy sampler, 24 steps (before): 18.8 s.
@@ -345,6 +345,11 @@ class _Posterior:
             w[b, : wf.shape[1]], tau[b], noise[b, : nf.shape[1]] = wf[0], tf[0], nf[0]
         return w, tau, noise
 
+    def center(self, f: int) -> np.ndarray:
+        """Fit f's prior centre (the chains' starting points are drawn around it): the mode search's start."""
+        d = self.designs[f]
+        return np.concatenate([d.loc, np.log(TAU_MEDIAN), np.full(d.A, -2.2)]).astype(float)
+
     def initial(self, seed: int, chains: int, keys: list[int]) -> np.ndarray:
         """Each chain's starting point, from its own stream (seed, the fit's ``design_key``, chain)."""
         theta = np.zeros((self.fit_of.size, self.P))
@@ -390,11 +395,10 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
         np.int64,
     )
     start, dims = post.initial(settings.seed, C, keys), post.dims[post.fit_of]
-    frames: dict[int, nuts.Frame] = {}
-    if settings.sampler != "hmc":
+    frames: dict[int, nuts.Frame] = {}  # the check's draws come from the design's own stream: whether a fit is
+    if settings.sampler != "hmc":  # sampled whitened (and by NUTS under "auto") depends on its table alone
         for f in range(len(designs)):
-            first = f * C
-            frames[f] = nuts.laplace(post.data, f, np.ascontiguousarray(start[first, : dims[first]]), int(seeds[first]))
+            frames[f] = nuts.laplace(post.data, f, post.center(f), keys[f])
     used = ["nuts" if settings.sampler == "nuts" or (f in frames and frames[f].whitens) else "hmc" for f in
             range(len(designs))]  # fmt: skip
     runs: dict[str, tuple[Run, np.ndarray]] = {}
