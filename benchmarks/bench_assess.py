@@ -330,7 +330,8 @@ def fit_tables(items: int, seed: int = 10**5) -> list:
 
 def bench_fit(repeats: int) -> dict:
     """Fit time (CPU and wall) and diagnostics at 10^3 - 10^6 items per segment, assess's default settings, for
-    the default sampler (nutpie's NUTS) and, side by side in the same run, the static HMC it replaced.
+    the default sampler ("auto": nutpie's NUTS, whitened, where a fit's Laplace approximation holds, else the
+    static HMC) and, side by side in the same run, the static HMC for every fit (the default before).
 
     The first call of the process (numba compiles the sampler, or loads it from its cache) is timed apart.
     """

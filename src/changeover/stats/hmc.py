@@ -52,12 +52,13 @@ diagnostics everywhere. With a sample covariance as metric (200 draws, D =
 whose log density is not concave at the mean (Hessian eigenvalue -2.2) took
 300-450 steps per transition with 25-268 divergences at target 0.8, and at
 target 0.95 the 3x3x6 fits gave 9 divergences in one weakly identified fit
-and 12 s. nutpie (``stats.nuts``), measured after, is the default sampler
-since 2026-12-01: on the same fits it holds the diagnostics at 2.4-2.7 s
-(its adaptation from draws and gradients, and trajectories long enough for
-an ESS per draw near 1). This sampler stays as the fallback the sampling
-policy takes after divergences (``assessment.sampling.after_divergences``):
-its dense metric at 0.95 acceptance crossed a funnel NUTS did not.
+and 12 s. nutpie (``stats.nuts``), measured after, holds the diagnostics on
+the same fits at 2.4-2.7 s in theta and 1.5-1.7 s whitened by the Laplace
+approximation (its adaptation from draws and gradients, and trajectories
+long enough for an ESS per draw near 1). Since 2026-12-01 the default
+sampler ("auto") gives NUTS the fits whose Laplace approximation holds and
+this sampler the others, and this sampler takes over a NUTS fit that
+diverged (``assessment.sampling.after_divergences``).
 """
 
 from __future__ import annotations

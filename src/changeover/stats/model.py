@@ -75,7 +75,7 @@ callback; the static HMC of ``stats.hmc`` (dense metric, 16 leapfrog steps,
 0.95 target acceptance, 500 + 500 x 4) for the other fits and after
 divergences. Why both: NUTS in theta diverged on a lone transition in most
 XSTest assessments with safe / unsafe segments (22 of 25), and handed to the
-HMC then, 8 of 25 ended unconverged against 3 of 25 with the HMC alone; their
+HMC then, 8-13 of 25 ended unconverged against 6 of 25 with the HMC alone; their
 Laplace approximations do not hold (spread 13-28), so "auto" gives them the
 HMC from the start. Measured (CPU seconds, seeded; stats.nuts and
 benchmarks/README.md "2. Fit time"), 3 candidates x 3 dimensions x 6 segments:

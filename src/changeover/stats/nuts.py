@@ -216,7 +216,7 @@ class Frame:
     chol: np.ndarray
     iterations: int
     curvature: tuple[float, float]  # smallest and largest eigenvalue of the negative Hessian at the mode
-    spread: float  # sd of the log importance ratio posterior / approximation over CHECK_DRAWS of its draws
+    spread: float  # robust sd (1.4826 x MAD) of log posterior / approximation over CHECK_DRAWS of its draws
 
     @property
     def whitens(self) -> bool:
@@ -302,8 +302,9 @@ def sample(
 ) -> Run:
     """Warm up and draw each chain b: fit ``fit_of[b]``, ``dims[b]`` parameters, seed ``seeds[b]``.
 
-    The same contract as ``stats.hmc.sample``, except where chains start: the mode search of each fit starts
-    at its first chain's ``theta``, and each chain at its own draw of the fit's Laplace approximation.
+    The same contract as ``stats.hmc.sample``, except where chains start: each at its own draw of the fit's
+    Laplace approximation where it whitens (the mode search, unless ``frames`` has the fit, starts at the
+    fit's first chain's ``theta``; ``stats.model`` passes frames searched from the prior centre).
     ``frames``: the fits' Laplace approximations where the caller made them already (``laplace``).
     ``Run.step_size`` is the chain's final step size (in the whitened coordinates).
     """
