@@ -313,8 +313,10 @@ def register(app: typer.Typer) -> None:
 
         if engine not in ("auto", "duckdb", "python"):
             raise typer.BadParameter(f"--engine must be auto, duckdb or python, not {engine!r}")
-        if sampler not in ("auto", "nuts", "hmc"):
-            raise typer.BadParameter(f"--sampler must be auto, nuts or hmc, not {sampler!r}")
+        from changeover.stats.model import SAMPLERS
+
+        if sampler not in SAMPLERS:
+            raise typer.BadParameter(f"--sampler must be {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]}, not {sampler!r}")
         migration = load_spec(spec)
         prepared, store_url = None, None
         if tables is not None:

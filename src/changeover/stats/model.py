@@ -346,19 +346,18 @@ class _Posterior:
         return w, tau, noise
 
     def center(self, f: int) -> np.ndarray:
-        """Fit f's prior centre (the chains' starting points are drawn around it): the mode search's start."""
+        """Fit f's prior centre (``initial`` draws the chains' starting points around it): the mode search's start."""
         d = self.designs[f]
         return np.concatenate([d.loc, np.log(TAU_MEDIAN), np.full(d.A, -2.2)]).astype(float)
 
     def initial(self, seed: int, chains: int, keys: list[int]) -> np.ndarray:
         """Each chain's starting point, from its own stream (seed, the fit's ``design_key``, chain)."""
         theta = np.zeros((self.fit_of.size, self.P))
-        for b, f in enumerate(self.fit_of):
+        for b, f in enumerate(self.fit_of.tolist()):
             d = self.designs[f]
             z = np.random.default_rng([seed, keys[f], b % chains, 11]).standard_normal(self.dims[f])
-            theta[b, : d.P] = d.loc + 0.3 * z[: d.P]
-            theta[b, d.P : d.P + N_TAU] = np.log(TAU_MEDIAN) + 0.3 * d.tau_log_sd * z[d.P : d.P + N_TAU]
-            theta[b, d.P + N_TAU : self.dims[f]] = -2.2 + 0.3 * z[d.P + N_TAU :]
+            spread = np.concatenate([np.ones(d.P), d.tau_log_sd, np.ones(d.A)])  # log tau: its prior's sd
+            theta[b, : self.dims[f]] = self.center(f) + 0.3 * spread * z
         return theta
 
 

@@ -214,7 +214,6 @@ class Frame:
 
     mean: np.ndarray
     chol: np.ndarray
-    iterations: int
     curvature: tuple[float, float]  # smallest and largest eigenvalue of the negative Hessian at the mode
     spread: float  # robust sd (1.4826 x MAD) of log posterior / approximation over CHECK_DRAWS of its draws
 
@@ -249,7 +248,7 @@ def laplace(data: Packed, fit: int, start: np.ndarray, seed: int) -> Frame:
     _, grads = log_posterior_batch(steps, np.full(2 * D, fit, np.int64), data)
     H = -(grads[:D] - grads[D:]) / (2 * h)
     if not (found.success and np.isfinite(H).all()):
-        return Frame(mode, np.eye(D), int(found.nit), (math.nan, math.nan), math.inf)
+        return Frame(mode, np.eye(D), (math.nan, math.nan), math.inf)
     lam, V = np.linalg.eigh((H + H.T) / 2)
     clipped = np.maximum(lam, CURVATURE_FLOOR)
     # the covariance V diag(1 / clipped) V' = A'A with A = (V / sqrt(clipped))'; A = QR gives its Cholesky
@@ -263,7 +262,7 @@ def laplace(data: Packed, fit: int, start: np.ndarray, seed: int) -> Frame:
     # 6 -> 13 on one fit between two mode searches
     deviation = np.abs(log_ratio - np.median(log_ratio))
     spread = float(1.4826 * np.median(deviation)) if np.isfinite(lp).all() else math.inf
-    return Frame(mode, chol, int(found.nit), (float(lam[0]), float(lam[-1])), spread)
+    return Frame(mode, chol, (float(lam[0]), float(lam[-1])), spread)
 
 
 def _model(words: np.ndarray, start: np.ndarray, whitened: bool) -> object:
@@ -297,16 +296,14 @@ def sample(
     seeds: np.ndarray,
     warmup: int,
     draws: int,
-    target: float = 0.8,
-    frames: dict[int, Frame] | None = None,
+    target: float,
+    frames: dict[int, Frame],
 ) -> Run:
     """Warm up and draw each chain b: fit ``fit_of[b]``, ``dims[b]`` parameters, seed ``seeds[b]``.
 
-    The same contract as ``stats.hmc.sample``, except where chains start: each at its own draw of the fit's
-    Laplace approximation where it whitens (the mode search, unless ``frames`` has the fit, starts at the
-    fit's first chain's ``theta``; ``stats.model`` passes frames searched from the prior centre).
-    ``frames``: the fits' Laplace approximations where the caller made them already (``laplace``).
-    ``Run.step_size`` is the chain's final step size (in the whitened coordinates).
+    The same contract as ``stats.hmc.sample``, with each fit's Laplace approximation (``frames``, from
+    ``laplace``): where it whitens, the chain runs in its coordinates and starts at its own draw of it (from
+    ``seeds[b]``); elsewhere in theta, from ``theta[b]``. ``Run.step_size`` is the chain's final step size.
     """
     import nutpie
     import pyarrow as pa
@@ -314,13 +311,7 @@ def sample(
     B, P = theta.shape
     out = np.zeros((draws, B, P))
     accept, divergences, step, gradients = np.zeros(B), np.zeros(B, np.int64), np.zeros(B), np.zeros(B, np.int64)
-    frames, words = dict(frames or {}), {}
-    for f in np.unique(fit_of).tolist():
-        if f not in frames:
-            first = int(np.flatnonzero(fit_of == f)[0])
-            start = np.ascontiguousarray(theta[first, : int(dims[first])], float)
-            frames[f] = laplace(data, f, start, int(seeds[first]))
-        words[f] = user_data(data, f, frames[f])
+    words = {f: user_data(data, f, frames[f]) for f in np.unique(fit_of).tolist()}
     for b in range(B):
         D, f = int(dims[b]), int(fit_of[b])
         # whitened, the chain starts at a draw of the Laplace approximation, from its own stream
