@@ -53,6 +53,18 @@ def test_a_candidate_whose_every_call_failed_is_no_go_exit_1(tmp_path, spec_path
     assert "failed calls" in text and "cand 100.0% (300/300)" in text
 
 
+def test_an_all_failed_candidate_is_no_go_for_every_seed():
+    """Its comparison is hard to sample (the spread of the judge's segment deviations is informed by the
+    incumbent's alone): NUTS diverges on it and the policy hands it to the HMC (seed 0: four rounds in all).
+    Whatever the seed, the verdict is NO-GO, from a converged posterior."""
+    sc = Scenario("equal", [0.8, 0.8], [0.8, 0.8], items_per_segment=150, labels_per_segment=20)
+    records = _records(_all_failed(scenario_records(sc, 11)))
+    spec = spec_from_dict(SPEC)
+    for seed in range(6):
+        a = assess(spec, records, seed=seed)
+        assert a.verdict == "NO-GO" and a.decision.diagnostics.sampling.converged, seed
+
+
 def test_errors_exclude_leaves_the_failed_responses_out():
     sc = Scenario("equal", [0.8], [0.8], items_per_segment=300, labels_per_segment=60)
     rows = scenario_records(sc, 12)

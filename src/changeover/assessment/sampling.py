@@ -16,7 +16,10 @@ holds) that diverges is sampled again by the static HMC of ``stats.hmc``
 no scored answer at all (its judge parameters meet no data: a funnel in the
 spread), NUTS left 1-12 divergences at target 0.8 and 0-3 at 0.9 or 0.95
 over 4 seeds; the static HMC 0-2 at 0.95 over 6 seeds (1-5 in 4 of 6 at
-500-1000 draws and 0.95-0.975). What still fails is reported
+500-1000 draws and 0.95-0.975); under the policy ``assess`` gives it NO-GO from a
+converged posterior for every seed of 0-11, with three rounds as with four
+(seed 0 takes four: NUTS, then three of the HMC; tests/core/test_assessment_failures.py).
+What still fails is reported
 as not converged (the service then gives no GO or NO-GO); what is still close
 is ``borderline``. Only the comparisons that need it are refitted.
 
