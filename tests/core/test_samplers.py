@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from changeover.assessment.sampling import after_divergences
+from changeover.assessment.sampling import NUTS_RETRY_TARGET, after_divergences
 from changeover.cli import run
 from changeover.stats import nuts
 from changeover.stats.design import design
@@ -69,9 +69,13 @@ def test_user_data_refuses_arrays_it_cannot_point_at():
         nuts.user_data(tuple(bad), 0, frame)
 
 
-def test_after_divergences_nuts_hands_over_to_the_static_hmc():
+def test_after_divergences_nuts_takes_smaller_steps_then_hands_over_to_the_static_hmc():
     (fit,) = fit_pairs([_table()], FitSettings(sampler="nuts", warmup=40, draws=20))
-    hmc = after_divergences(FitSettings(seed=3), fit)
+    retry = after_divergences(FitSettings(seed=3), fit)
+    assert (retry.sampler, retry.target_accept, retry.seed) == ("nuts", NUTS_RETRY_TARGET, 3)
+    (careful,) = fit_pairs([_table()], replace(retry, warmup=40, draws=20))
+    assert careful.sampler == "nuts" and careful.target_accept == NUTS_RETRY_TARGET
+    hmc = after_divergences(FitSettings(seed=3), careful)
     assert (hmc.sampler, hmc.target_accept, hmc.seed) == ("hmc", 0.95, 3)
     assert hmc.lengths("hmc") == (500, 500, 0.95)  # the HMC's own lengths, not NUTS's 150 + 300
     assert replace(hmc, scale=4).lengths("hmc") == (2000, 2000, 0.95)
@@ -82,9 +86,10 @@ def test_after_divergences_nuts_hands_over_to_the_static_hmc():
 
 
 def test_only_the_fits_that_diverged_change_sampler():
-    """A comparison whose candidate never answered diverges under NUTS (seed 0: 12 divergences); the policy
-    samples it again by the static HMC (which in some seeds leaves 1-2 divergences there too, so this test
-    checks the hand-over, not convergence), and the other comparison of the call keeps its NUTS fit."""
+    """A comparison whose candidate never answered diverges under NUTS (seed 0: 12 divergences), and again at
+    target acceptance 0.95; the policy then samples it by the static HMC (which in some seeds leaves 1-2
+    divergences there too, so this test checks the hand-over, not convergence), and the other comparison of the
+    call keeps its NUTS fit."""
     from changeover.assessment.sampling import SamplingPolicy, sample
     from changeover.assessment.service import prepare
     from changeover.config import spec_from_dict

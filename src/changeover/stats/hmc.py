@@ -58,7 +58,7 @@ approximation (its adaptation from draws and gradients, and trajectories
 long enough for an ESS per draw near 1). Since 2026-12-01 the default
 sampler ("auto") gives NUTS the fits whose Laplace approximation holds and
 this sampler the others, and this sampler takes over a NUTS fit that
-diverged (``assessment.sampling.after_divergences``).
+diverged at target acceptance 0.95 too (``assessment.sampling.after_divergences``).
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ Laplace approximation where that approximation holds (production scale: many
 labels), on the compiled log posterior (``stats.likelihood``) through a C
 callback; the static HMC of ``stats.hmc`` (dense metric, 16 leapfrog steps,
 0.95 target acceptance, 500 + 500 x 4) for the other fits and after
-divergences. Why both: NUTS in theta diverged on a lone transition in most
+divergences (a NUTS fit: after a second NUTS round at 0.95 diverged too,
+``assessment.sampling``). Why both: NUTS in theta diverged on a lone transition in most
 XSTest assessments with safe / unsafe segments (22 of 25), and handed to the
 HMC then, 8-13 of 25 ended unconverged against 6 of 25 with the HMC alone; their
 Laplace approximations do not hold (spread 13-28), so "auto" gives them the
