@@ -25,7 +25,13 @@ The spreads, measured:
   longer matters, while a learned tau mixed slowly there (delta ESS 180-420).
 - Deviations are non-centred, except those informed by >= CENTER_LABELS
   labelled items, which are centred (the funnel otherwise appears with 10^4+
-  labels).
+  labels). 300 since 2026-12-01, was 100: 3 candidates x 3 dimensions x 6
+  segments at 10^4 items per segment, 0.5% labelled (about 100 labels per
+  segment), left divergences in 6 of 9 fits, at the centred truth-profile
+  deviations' funnel neck (the chains stuck at log tau_a = -3.2 where its
+  mean is -1.4: the segments are alike, and 100 labels do not pin a deviation
+  whose spread is that small); at 300, none, and the policy's CPU there went
+  from 11.1-23.2 s (2-4 rounds) to 6.1-6.4 s (one round).
 - tau_i and tau_d are fixed constants: those deviations are confounded with
   the main effects, and a learned spread over them made a curved ridge
   (divergences with 10^4+ labels).
@@ -53,7 +59,7 @@ STRONG_LABELS = 1000  # ... and (nearly) fixed at the median from this many labe
 TAU_LOG_SD_STRONG = 0.02
 TAU_I = 0.5  # fixed spread of the joint level of several signals around their sum
 TAU_D = 0.75  # fixed spread of the joint signal cell's deviation (correlated errors)
-CENTER_LABELS = 100  # a per-segment deviation informed by at least this many labelled items is sampled centred
+CENTER_LABELS = 300  # a per-segment deviation informed by at least this many labelled items is sampled centred
 U_MASS = 2.0  # total Dirichlet prior mass of P(signal cell | segment), spread evenly over the cells
 N_TAU = 2
 GROUP_FIXED, GROUP_A, GROUP_B = 0, 1, 2
