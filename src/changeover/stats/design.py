@@ -31,7 +31,7 @@ The spreads, measured:
   deviations' funnel neck (the chains stuck at log tau_a = -3.2 where its
   mean is -1.4: the segments are alike, and 100 labels do not pin a deviation
   whose spread is that small); at 300, none, and the policy's CPU there went
-  from 11.1-23.2 s (2-4 rounds) to 6.1-6.4 s (one round).
+  from 11.1-23.2 s (2-4 rounds) to 6.1-7.1 s (one round).
 - tau_i and tau_d are fixed constants: those deviations are confounded with
   the main effects, and a learned spread over them made a curved ridge
   (divergences with 10^4+ labels).
