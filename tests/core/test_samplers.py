@@ -134,6 +134,11 @@ def test_auto_takes_nuts_where_the_laplace_approximation_holds():
     assert [f.delta.shape[1] for f in fits] == [500, 300] and [f.warmup for f in fits] == [500, 150]
     alone = fit_pairs([big], FitSettings(seed=2))[0]
     assert np.array_equal(alone.delta, fits[1].delta)  # a fit's draws do not depend on the rest of the call
+    assert fits[0].frame is not None and fits[1].frame is not None and fits[1].frame.whitens
+    # a refit handed the Laplace approximations it already had (the sampling policy's rounds) draws the same
+    again = fit_pairs([_table(), big], FitSettings(seed=2), [fits[0].frame, fits[1].frame])
+    assert all(np.array_equal(a.delta, b.delta) for a, b in zip(again, fits, strict=True))
+    assert fit_pairs([big], FitSettings(seed=2, sampler="hmc", draws=20, warmup=20))[0].frame is None
 
 
 def test_cli_sampler_option(tmp_path, spec_path, capsys):

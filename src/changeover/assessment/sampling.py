@@ -192,7 +192,8 @@ def sample(
             if progress is not None:
                 target = "" if longer.target_accept is None else f", target acceptance {longer.target_accept:.3g}"
                 progress(f"sampling {len(members)} comparison(s) again ({longer.sampler}, {scale}x longer{target})")
-            for i, fit in zip(members, fit_pairs([tables[i] for i in members], longer), strict=True):
+            known = [out[i].fit.frame for i in members]  # the mode search is not repeated
+            for i, fit in zip(members, fit_pairs([tables[i] for i in members], longer, known), strict=True):
                 conv = convergence(fit, shares)
                 out[i] = SampledFit(fit, conv, scale, conv.ok(policy), longer)
     return out, rounds

@@ -171,6 +171,7 @@ class PairFit:
     sampler: str = "hmc"  # the sampler that drew it ("nuts" or "hmc"), its warm-up and target acceptance
     warmup: int = 0
     target_accept: float = 0.95
+    frame: nuts.Frame | None = None  # its Laplace approximation (``nuts.laplace``; None under sampler "hmc")
     pi: np.ndarray = field(init=False)  # [C, T, S, 4] truth cells per segment
 
     def __post_init__(self) -> None:
@@ -372,8 +373,13 @@ def design_key(d: Design) -> int:
     return int.from_bytes(h.digest(), "little") >> 1
 
 
-def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> list[PairFit]:
+def fit_pairs(
+    tables: list[PairTable], settings: FitSettings | None = None, frames: list[nuts.Frame | None] | None = None
+) -> list[PairFit]:
     """Fit every comparison (one compiled call over fits x chains) and return one ``PairFit`` per table.
+
+    ``frames``: the tables' Laplace approximations where already known (``PairFit.frame`` of an earlier fit
+    of the same table: it depends on the table alone), so a refit does not search the mode again.
 
     Deterministic for a seed, and a fit's draws do not depend on the other tables of the call nor on its
     place among them: each chain's stream is keyed by (seed, ``design_key``, chain), so ``assess`` (every
@@ -395,11 +401,12 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
         np.int64,
     )
     start, dims = post.initial(settings.seed, C, keys), post.dims[post.fit_of]
-    frames: dict[int, nuts.Frame] = {}  # the check's draws come from the design's own stream: whether a fit is
+    laplace: dict[int, nuts.Frame] = {}  # the check's draws come from the design's own stream: whether a fit is
     if settings.sampler != "hmc":  # sampled whitened (and by NUTS under "auto") depends on its table alone
         for f in range(len(designs)):
-            frames[f] = nuts.laplace(post.data, f, post.center(f), keys[f])
-    used = ["nuts" if settings.sampler == "nuts" or (f in frames and frames[f].whitens) else "hmc" for f in
+            known = None if frames is None else frames[f]
+            laplace[f] = known if known is not None else nuts.laplace(post.data, f, post.center(f), keys[f])
+    used = ["nuts" if settings.sampler == "nuts" or (f in laplace and laplace[f].whitens) else "hmc" for f in
             range(len(designs))]  # fmt: skip
     runs: dict[str, tuple[Run, np.ndarray]] = {}
     for sampler in ("nuts", "hmc"):
@@ -409,7 +416,7 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
         warmup, draws, target = settings.lengths(sampler)
         if sampler == "nuts":
             run = nuts.sample(post.data, start[rows], post.fit_of[rows], dims[rows], seeds[rows], warmup, draws,
-                              target, frames)  # fmt: skip
+                              target, laplace)  # fmt: skip
         else:
             run = hmc.sample(post.data, start[rows], post.fit_of[rows], dims[rows], seeds[rows], warmup, draws,
                              settings.steps, target)  # fmt: skip
@@ -439,6 +446,7 @@ def fit_pairs(tables: list[PairTable], settings: FitSettings | None = None) -> l
                 sampler=used[f],
                 warmup=warmup,
                 target_accept=target,
+                frame=laplace.get(f),
             )
         )
     return fits
