@@ -72,7 +72,7 @@ def test_user_data_refuses_arrays_it_cannot_point_at():
 def test_after_divergences_nuts_takes_smaller_steps_then_hands_over_to_the_static_hmc():
     (fit,) = fit_pairs([_table()], FitSettings(sampler="nuts", warmup=40, draws=20))
     retry = after_divergences(FitSettings(seed=3), fit)
-    assert (retry.sampler, retry.target_accept, retry.seed) == ("nuts", NUTS_RETRY_TARGET, 3)
+    assert (retry.sampler, retry.target_accept, retry.seed) == ("auto", NUTS_RETRY_TARGET, 3)
     (careful,) = fit_pairs([_table()], replace(retry, warmup=40, draws=20))
     assert careful.sampler == "nuts" and careful.target_accept == NUTS_RETRY_TARGET
     hmc = after_divergences(FitSettings(seed=3), careful)
@@ -83,13 +83,16 @@ def test_after_divergences_nuts_takes_smaller_steps_then_hands_over_to_the_stati
     (again,) = fit_pairs([_table()], replace(hmc, warmup=40, draws=20))
     assert again.sampler == "hmc" and again.target_accept == 0.95
     assert after_divergences(hmc, again).target_accept == pytest.approx(0.975)
+    # asked for NUTS, NUTS keeps the fit: smaller steps again, never the HMC
+    kept = after_divergences(FitSettings(seed=3, sampler="nuts", target_accept=NUTS_RETRY_TARGET), careful)
+    assert (kept.sampler, kept.target_accept) == ("nuts", pytest.approx(0.975))
 
 
 def test_only_the_fits_that_diverged_change_sampler():
     """A comparison whose candidate never answered diverges under NUTS (seed 0: 12 divergences), and again at
     target acceptance 0.95; the policy then samples it by the static HMC (which in some seeds leaves 1-2
     divergences there too, so this test checks the hand-over, not convergence), and the other comparison of the
-    call keeps its NUTS fit."""
+    call stays with NUTS."""
     from changeover.assessment.sampling import SamplingPolicy, sample
     from changeover.assessment.service import prepare
     from changeover.config import spec_from_dict
@@ -110,10 +113,10 @@ def test_only_the_fits_that_diverged_change_sampler():
     for data in (failed, rows):
         prepared = prepare(spec_from_dict(spec), [record_from_dict(r, f"row {i}") for i, r in enumerate(data)])
         tables += [c.table for c in prepared.comparisons.values()]
-    sampled, rounds = sample(tables, np.full(2, 0.5), FitSettings(seed=0, sampler="nuts"), SamplingPolicy())
+    sampled, rounds = sample(tables, np.full(2, 0.5), FitSettings(seed=0), SamplingPolicy())
     assert [s.fit.sampler for s in sampled] == ["hmc", "nuts"] and rounds >= 2
     assert sampled[0].fit.warmup >= 500 and sampled[0].fit.delta.shape[1] >= 500  # the HMC's own lengths
-    assert sampled[1].settings == FitSettings(seed=0, sampler="nuts") and sampled[1].scale == 1  # kept
+    assert sampled[1].settings.sampler == "auto" and sampled[1].scale == 1  # NUTS kept it (at most a retry at 0.95)
     assert sampled[1].converged
 
 
@@ -125,16 +128,18 @@ def test_sampler_defaults_and_a_typo():
         FitSettings(sampler="nut")
 
 
-def test_auto_takes_nuts_where_the_laplace_approximation_holds():
-    """Production scale (many labels): the approximation holds, NUTS samples it; a small table: the HMC."""
+def test_auto_whitens_where_the_laplace_approximation_holds():
+    """NUTS draws both fits; production scale (many labels): the approximation holds, NUTS runs whitened by it;
+    a small table: in theta."""
     rng = np.random.default_rng(5)
     big = simulate_counts(production_scenario(rng, 10**5, 0.01), rng)[0]
     fits = fit_pairs([_table(), big], FitSettings(seed=2))
-    assert [f.sampler for f in fits] == ["hmc", "nuts"]
-    assert [f.delta.shape[1] for f in fits] == [500, 300] and [f.warmup for f in fits] == [500, 150]
+    assert [f.sampler for f in fits] == ["nuts", "nuts"]
+    assert [f.delta.shape[1] for f in fits] == [300, 300] and [f.warmup for f in fits] == [150, 150]
     alone = fit_pairs([big], FitSettings(seed=2))[0]
     assert np.array_equal(alone.delta, fits[1].delta)  # a fit's draws do not depend on the rest of the call
-    assert fits[0].frame is not None and fits[1].frame is not None and fits[1].frame.whitens
+    assert fits[0].frame is not None and fits[1].frame is not None
+    assert [fits[0].frame.whitens, fits[1].frame.whitens] == [False, True]
     # a refit handed the Laplace approximations it already had (the sampling policy's rounds) draws the same
     again = fit_pairs([_table(), big], FitSettings(seed=2), [fits[0].frame, fits[1].frame])
     assert all(np.array_equal(a.delta, b.delta) for a, b in zip(again, fits, strict=True))

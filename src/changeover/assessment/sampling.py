@@ -182,8 +182,9 @@ def sample(
             for i in sorted(need)
             if i in diverged or out[i].scale < scale  # the same settings again would draw the same draws
         }
-        if any(out[i].fit.sampler == "nuts" and plan.sampler == "hmc" for i, plan in plans.items()):
-            handed_over = 1  # the static HMC starts afresh: its rounds are as many as when it was the default
+        handing = any(out[i].fit.sampler == "nuts" and plan.sampler == "hmc" for i, plan in plans.items())
+        if handing and not handed_over:
+            handed_over = rounds - 1  # the static HMC starts afresh: as many rounds as NUTS had before it
         groups: dict[tuple[str, float | None], list[int]] = {}
         for i, plan in plans.items():
             groups.setdefault((plan.sampler, plan.target_accept), []).append(i)
@@ -207,10 +208,10 @@ def after_divergences(settings: FitSettings, fit: PairFit) -> FitSettings:
     sampled again by NUTS at target acceptance ``NUTS_RETRY_TARGET``, and after that by the static HMC at its
     own target (0.95, dense metric); an HMC fit with its target acceptance halfway to 1."""
     if fit.sampler == "nuts" and fit.target_accept < NUTS_RETRY_TARGET:
-        return replace(settings, sampler="nuts", target_accept=NUTS_RETRY_TARGET)
-    if fit.sampler == "nuts":
+        return replace(settings, target_accept=NUTS_RETRY_TARGET)
+    if fit.sampler == "nuts" and settings.sampler == "auto":
         return replace(settings, sampler="hmc", target_accept=SAMPLER_DEFAULTS["hmc"][2])
-    return replace(settings, sampler="hmc", target_accept=fit.target_accept + (1.0 - fit.target_accept) / 2)
+    return replace(settings, target_accept=fit.target_accept + (1.0 - fit.target_accept) / 2)
 
 
 def _power_of_two(wanted: float, bound: int) -> int:

@@ -111,9 +111,11 @@ SAMPLERS = ("auto", "nuts", "hmc")
 
 @dataclass
 class FitSettings:
-    """Sampler settings. ``sampler``: "auto" (the default: per fit, nutpie's NUTS in whitened coordinates
-    where the fit's Laplace approximation holds, ``stats.nuts``, else the static HMC of ``stats.hmc``), "nuts"
-    (NUTS for every fit, whitened where it holds) or "hmc" (the static HMC for every fit). ``draws`` per chain
+    """Sampler settings. ``sampler``: "auto" (the default) and "nuts" draw every fit by nutpie's NUTS
+    (``stats.nuts``), in coordinates whitened by the fit's Laplace approximation where it holds, else in theta;
+    they differ in what the sampling policy does after divergences (``assessment.sampling.after_divergences``:
+    under "auto" the static HMC of ``stats.hmc`` takes over a fit that diverged at the retry's target
+    acceptance, under "nuts" NUTS keeps it); "hmc": the static HMC for every fit. ``draws`` per chain
     after ``warmup``, each times ``scale`` (the sampling policy's longer rounds); the step size adapted toward
     ``target_accept``; ``steps`` leapfrog steps per transition (HMC only). Unset ``warmup`` / ``draws`` /
     ``target_accept`` are each fit's sampler's: 150 / 300 / 0.8 for NUTS, 500 / 500 / 0.95 for the HMC."""
@@ -406,8 +408,7 @@ def fit_pairs(
         for f in range(len(designs)):
             known = None if frames is None else frames[f]
             laplace[f] = known if known is not None else nuts.laplace(post.data, f, post.center(f), keys[f])
-    used = ["nuts" if settings.sampler == "nuts" or (f in laplace and laplace[f].whitens) else "hmc" for f in
-            range(len(designs))]  # fmt: skip
+    used = ["hmc" if settings.sampler == "hmc" else "nuts" for _ in designs]
     runs: dict[str, tuple[Run, np.ndarray]] = {}
     for sampler in ("nuts", "hmc"):
         rows = np.flatnonzero(np.isin(post.fit_of, [f for f, u in enumerate(used) if u == sampler]))
