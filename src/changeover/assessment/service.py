@@ -156,7 +156,8 @@ def assess(
     it is not (default: R-hat <= 1.01, ESS >= 400, no divergences, up to 8x).
     ``draws`` / ``warmup`` default to each fit's sampler's (``stats.model.FitSettings``: 300 / 150 per chain
     for nutpie's NUTS, 500 / 500 for the static HMC, whose ESS per draw is a third of NUTS's); ``sampler``
-    "auto" takes NUTS where the fit's Laplace approximation holds (production scale), else the HMC.
+    "auto" takes NUTS for every fit (whitened where its Laplace approximation holds), and the HMC for a fit
+    NUTS left divergent at target acceptance 0.95 too.
     ``looks``: how many times this decision has been read as labels arrived
     (the labelling loop), for the optional-stopping threshold of ``stats.stopping``.
     ``store_labels``: how many labels from the store were merged into the records
