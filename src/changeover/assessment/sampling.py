@@ -9,9 +9,8 @@ miss asks for 4x the round that missed); after
 divergent transitions with smaller steps (the target acceptance rate halfway
 to 1, as Stan users raise ``adapt_delta``) rather than only longer: on a test
 scenario, jumping to a 4x-long fit at 0.9 left a lone divergence in 2 of 6
-seeds, which made the verdict depend on the seed. A NUTS fit (``stats.nuts``,
-what the default sampler "auto" takes where a fit's Laplace approximation
-holds) that diverges is sampled again by NUTS at target acceptance 0.95
+seeds, which made the verdict depend on the seed. A NUTS fit (``stats.nuts``:
+every fit's first sampler under the default "auto") that diverges is sampled again by NUTS at target acceptance 0.95
 (``NUTS_RETRY_TARGET``), and if it diverges there too, by the static HMC of
 ``stats.hmc`` (dense metric, 0.95 target acceptance). Why the NUTS retry
 (since 2026-12-01; 3 candidates x 3 dimensions x 6 segments at 0.5% labelled,
@@ -25,6 +24,10 @@ over 4 seeds; the static HMC 0-2 at 0.95 over 6 seeds (1-5 in 4 of 6 at
 500-1000 draws and 0.95-0.975); under the policy ``assess`` gives it NO-GO from a
 converged posterior for every seed of 0-11, with three rounds as with four
 (seed 0 takes four: NUTS, then three of the HMC; tests/core/test_assessment_failures.py).
+The static HMC that takes over starts afresh, and has as many rounds as NUTS had before it (since
+2026-12-02, when NUTS became every fit's first sampler; one more round before): on XSTest with safe /
+unsafe segments (120 labels, 50 label draws) 2 of 50 assessments were handed over, one of them needed
+all six rounds, and all 50 converged.
 What still fails is reported
 as not converged (the service then gives no GO or NO-GO); what is still close
 is ``borderline``. Only the comparisons that need it are refitted.

@@ -55,10 +55,10 @@ target 0.95 the 3x3x6 fits gave 9 divergences in one weakly identified fit
 and 12 s. nutpie (``stats.nuts``), measured after, holds the diagnostics on
 the same fits at 2.4-2.7 s in theta and 1.5-1.7 s whitened by the Laplace
 approximation (its adaptation from draws and gradients, and trajectories
-long enough for an ESS per draw near 1). Since 2026-12-01 the default
-sampler ("auto") gives NUTS the fits whose Laplace approximation holds and
-this sampler the others, and this sampler takes over a NUTS fit that
-diverged at target acceptance 0.95 too (``assessment.sampling.after_divergences``).
+long enough for an ESS per draw near 1). Since 2026-12-02 the default
+sampler ("auto") gives NUTS every fit first (from 2026-12-01 to then: the fits whose Laplace approximation
+holds, this sampler the others; ``stats.model`` says why it changed), and this sampler takes over a NUTS fit
+that diverged at target acceptance 0.95 too (``assessment.sampling.after_divergences``).
 """
 
 from __future__ import annotations

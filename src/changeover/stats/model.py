@@ -66,25 +66,32 @@ Measured (seeded; benchmarks/README.md "Measurement model" has the tables):
   spread of 0.5 (XSTest segment coverage 84-95%) or 2.0 (power on the
   "better" simulation fell from 24% to 12.5% GO).
 
-The sampler ("auto", the default): per fit, NUTS by nutpie (``stats.nuts``:
+The sampler ("auto", the default): NUTS by nutpie for every fit (``stats.nuts``:
 diagonal mass matrix adapted from draws and gradients, target acceptance 0.8,
-150 warm-up + 300 draws x 4 chains) in coordinates whitened by the fit's
-Laplace approximation where that approximation holds (production scale: many
-labels), on the compiled log posterior (``stats.likelihood``) through a C
-callback; the static HMC of ``stats.hmc`` (dense metric, 16 leapfrog steps,
-0.95 target acceptance, 500 + 500 x 4) for the other fits and after
-divergences (a NUTS fit: after a second NUTS round at 0.95 diverged too,
-``assessment.sampling``). Why both: NUTS in theta diverged on a lone transition in most
-XSTest assessments with safe / unsafe segments (22 of 25), and handed to the
-HMC then, 8-13 of 25 ended unconverged against 6 of 25 with the HMC alone; their
-Laplace approximations do not hold (spread 13-28), so "auto" gives them the
-HMC from the start. Measured (CPU seconds, seeded; stats.nuts and
+150 warm-up + 300 draws x 4 chains) on the compiled log posterior
+(``stats.likelihood``) through a C callback, in coordinates whitened by the
+fit's Laplace approximation where that approximation holds (production scale:
+many labels), in theta elsewhere; a fit that diverges is sampled again by NUTS
+at target acceptance 0.95, and if it diverges there too, by the static HMC of
+``stats.hmc`` (dense metric, 16 leapfrog steps, 0.95 target acceptance, 500 +
+500 x 4), which then has as many rounds as NUTS had (``assessment.sampling``).
+Until 2026-12-02 the fits whose approximation does not hold (few labels) went
+to the HMC from the start: NUTS in theta had diverged on a lone transition in
+22 of 25 XSTest assessments with safe / unsafe segments, and handed to the HMC
+then, 8-13 of 25 had ended unconverged against 6 of 25 with the HMC alone
+(three rounds, no NUTS retry at 0.95). With the retry at 0.95, a fourth round
+and the HMC's full rounds after a hand-over, NUTS first is better on both
+counts (XSTest, safe / unsafe segments, 120 labelled prompts, label draws =
+seeds 0-49, ``assess`` as shipped): 0 of 50 unconverged (HMC first: 6 of 50),
+172 s of CPU against 273 s; 3 x 3 x 6 at 10^3-10^4 items per segment (30-50
+labels per segment), under the policy: 2.0-2.2 s against 5.0-5.6 s.
+Measured (CPU seconds, seeded; stats.nuts and
 benchmarks/README.md "2. Fit time"), 3 candidates x 3 dimensions x 6 segments:
 - numpy sampler, 24 steps (before): 18.8 s.
 - compiled static HMC, 16 steps: 4.3-4.6 s, R-hat <= 1.007, bulk ESS >= 736,
   tail ESS >= 893 (576,000 gradients).
-- nutpie, whitened (what "auto" takes for every one of these fits): 1.56-1.69 s at 10^3-10^6 items per segment,
-  R-hat <= 1.008, bulk / tail ESS >= 820 / 508, no divergence (150-170k
+- nutpie, whitened (what "auto" takes for these fits, ~200 labels per segment): 1.56-1.69 s at 10^3-10^6
+  items per segment, R-hat <= 1.008, bulk / tail ESS >= 820 / 508, no divergence (150-170k
   gradients). A hand-written NUTS (stats.hmc says how) had not held the
   diagnostics on the non-concave strongly-labelled fits.
 """

@@ -19,8 +19,9 @@ diagonal mass matrix sees a near-standard normal; the check is the spread
 approximation over 128 of its draws (``Frame.spread``), at most ``MAX_SPREAD``.
 The mode search starts at the fit's prior centre and the check's draws come
 from the design's own stream, so whether a fit whitens depends on its table
-alone (not on the seed, nor on the other fits of the call). Where it does not hold, the chains run in theta here,
-and ``stats.model``'s default ("auto") gives the fit to the static HMC instead.
+alone (not on the seed, nor on the other fits of the call). Where it does not hold, the chains run in theta
+(until 2026-12-02 the default sampler "auto" gave such a fit to the static HMC instead; ``stats.model``
+says why no longer).
 
 Measured (2026-12-01, idle 2-core machine, CPU seconds; 3 candidates x 3
 dimensions x 6 segments as benchmarks/bench_assess.py ``fit`` builds them;
