@@ -330,8 +330,8 @@ def fit_tables(items: int, seed: int = 10**5) -> list:
 
 def bench_fit(repeats: int) -> dict:
     """Fit time (CPU and wall) and diagnostics at 10^3 - 10^6 items per segment, assess's default settings, for
-    the default sampler ("auto": nutpie's NUTS, whitened, where a fit's Laplace approximation holds, else the
-    static HMC) and, side by side in the same run, the static HMC for every fit (the default before).
+    the default sampler ("auto": nutpie's NUTS for every fit, whitened where its Laplace approximation holds,
+    in theta elsewhere) and, side by side in the same run, the static HMC for every fit (the default before).
 
     The first call of the process (numba compiles the sampler, or loads it from its cache) is timed apart.
     """
@@ -342,9 +342,9 @@ def bench_fit(repeats: int) -> dict:
     n, h = FitSettings().lengths("nuts"), FitSettings().lengths("hmc")
     print(
         "\n# 2. Fit time: 6 segments x 3 dimensions (2 binary, 1 five-level) x 3 candidates = 9 comparisons in "
-        f"one fit_pairs call, 4 chains, one thread; auto = assess's default (nutpie's NUTS, whitened, for a fit "
-        f"whose Laplace approximation holds: {n[0]} warm-up + {n[1]} draws, target acceptance {n[2]}; else the "
-        f"static HMC); hmc = the static HMC for every fit: {h[0]} + {h[1]}, 16 leapfrog steps, {h[2]}"
+        f"one fit_pairs call, 4 chains, one thread; auto = assess's default (nutpie's NUTS for every fit, whitened "
+        f"where its Laplace approximation holds: {n[0]} warm-up + {n[1]} draws, target acceptance {n[2]}); "
+        f"hmc = the static HMC for every fit: {h[0]} + {h[1]}, 16 leapfrog steps, {h[2]}"
     )
     out: dict = {}
     for sampler in ("auto", "hmc"):

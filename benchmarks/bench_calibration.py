@@ -311,17 +311,55 @@ def _worst(fits: list[PairFit]) -> tuple[float, float, float, int]:
     return max(map(rhat, qs)), min(map(ess, qs)), min(map(ess_tail, qs)), sum(f.divergences for f in fits)
 
 
+def bench_policy(sizes: list[int], reps: int = 2) -> None:
+    """4c. The same 3x3x6 tables as assess samples them: fit_pairs under the default sampling policy."""
+    import time
+
+    from changeover.assessment.sampling import SamplingPolicy, sample
+
+    print(
+        "\n# 4c. The same shape (new tables per repetition) under assess's default sampling policy "
+        "(assessment.sampling.sample: refits until R-hat <= 1.01, ESS >= 400, no divergences); CPU s per call"
+    )
+    print(
+        f"{'items/segment':>13s} | {'rep':>3s} | {'CPU s':>6s} | {'rounds':>6s} | converged | "
+        "final fits (sampler, length)"
+    )
+    cpus = []
+    for n in sizes:
+        for rep in range(reps):
+            rng = np.random.default_rng(n + 1000 * rep)
+            share = 0.005 if n >= 10**4 else 0.03
+            tables = [
+                simulate_counts(production_scenario(rng, n, share, levels=k), rng)[0]
+                for _ in range(3)
+                for k in (2, 2, 5)
+            ]
+            c0 = time.process_time()
+            out, rounds = sample(tables, np.full(6, 1 / 6), FitSettings(seed=2), SamplingPolicy())
+            cpus.append(time.process_time() - c0)
+            took = " ".join(f"{s.fit.sampler}:{s.scale}x" for s in out)
+            print(
+                f"{n:13,d} | {rep:3d} | {cpus[-1]:6.2f} | {rounds:6d} | {sum(s.converged for s in out):5d} / 9 | {took}"
+            )
+    print(f"  CPU {min(cpus):.2f}-{max(cpus):.2f} s, median {np.median(cpus):.2f} s ({C.load_now()})")
+
+
 def bench_scale(sizes: list[int], production: bool = True) -> None:
     import time
 
     settings = FitSettings()
-    nuts, hmc = settings.lengths("nuts"), settings.lengths("hmc")
+    nuts = settings.lengths("nuts")
     print(
         f"\n# 4a. 3 candidates x 3 dimensions (binary, binary, 5-level) x 6 segments, one fit_pairs call, default "
         f"settings ({settings.chains} chains; sampler {settings.sampler}: NUTS {nuts[0]} warm-up + {nuts[1]} draws "
-        f"where a fit's Laplace approximation holds, else the static HMC {hmc[0]} + {hmc[1]}, {settings.steps} "
-        "leapfrog steps); 0.5% labelled (3% at 10^3); worst over 9 x (6 segment deltas, the mean delta, 12 pass "
-        "rates)"
+        "for every fit, whitened where its Laplace approximation holds); 0.5% labelled (3% at 10^3); worst over 9 x "
+        "(6 segment deltas, the mean delta, 12 pass rates); without the sampling policy (``sampling.sample``: what "
+        "assess adds, section 4c); the process's first call (imports, the numba cache) is made before the timings"
+    )
+    fit_pairs(
+        [simulate_counts(production_scenario(np.random.default_rng(0), 10**3, 0.03), np.random.default_rng(0))[0]],
+        FitSettings(warmup=20, draws=20),
     )
     print(
         f"{'items/segment':>13s} | {'labelled':>8s} | {'cells':>6s} | {'wall s':>6s} | {'CPU s':>6s} | "
@@ -350,6 +388,7 @@ def bench_scale(sizes: list[int], production: bool = True) -> None:
         f"{'MET' if max(cpus) < 2 else 'NOT MET'} (max {max(cpus):.2f} s, {C.load_now()}); "
         f"flat in N: CPU at the largest / smallest size = {cpus[-1] / cpus[0]:.2f}"
     )
+    bench_policy(sizes)
     if not production:
         return
     print("\n# 4b. The production scenario (6 segments, one comparison per row, default settings)")

@@ -160,3 +160,22 @@ def test_cli_sampler_option(tmp_path, spec_path, capsys):
 
     sampling = json.loads(out.read_text())["diagnostics"]["sampling"]
     assert sampling["requested_draws"] == 500 and sampling["requested_warmup"] == 500  # the HMC's defaults
+
+
+def test_each_comparison_is_sampled_again_at_the_length_it_needs():
+    """A round refits each table at the length it asks for (a close call asking for 4x, another for 2x), not
+    every table at the longest any of them asked for."""
+    from changeover.assessment.sampling import SamplingPolicy, sample
+
+    tables = [_table(3), _table(5)]  # both converge in the first round (seed 1)
+    asked = {0: 4.0, 1: 2.0}
+    calls: list[int] = []
+
+    def unsettled(i: int, fit: PairFit) -> float | None:
+        calls.append(i)
+        return asked[i] if fit.delta.shape[1] < 300 * asked[i] else None
+
+    sampled, rounds = sample(tables, np.full(3, 1 / 3), FitSettings(seed=1), SamplingPolicy(max_rounds=2), unsettled)
+    assert [s.scale for s in sampled] == [4, 2] and rounds == 2
+    assert [s.fit.delta.shape[1] for s in sampled] == [1200, 600] and [s.fit.warmup for s in sampled] == [600, 300]
+    assert sorted(set(calls)) == [0, 1]
