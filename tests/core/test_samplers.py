@@ -175,7 +175,20 @@ def test_each_comparison_is_sampled_again_at_the_length_it_needs():
         calls.append(i)
         return asked[i] if fit.delta.shape[1] < 300 * asked[i] else None
 
-    sampled, rounds = sample(tables, np.full(3, 1 / 3), FitSettings(seed=1), SamplingPolicy(max_rounds=2), unsettled)
+    policy = SamplingPolicy(max_rounds=2)  # sampler "nuts": a fit left failing is not handed to the HMC after
+    sampled, rounds = sample(tables, np.full(3, 1 / 3), FitSettings(seed=1, sampler="nuts"), policy, unsettled)
     assert [s.scale for s in sampled] == [4, 2] and rounds == 2
     assert [s.fit.delta.shape[1] for s in sampled] == [1200, 600] and [s.fit.warmup for s in sampled] == [600, 300]
     assert sorted(set(calls)) == [0, 1]
+
+
+def test_auto_hands_a_fit_nuts_cannot_bring_further_to_the_static_hmc():
+    """Out of rounds and still failing (here: a policy asking for an ESS no fit of this length reaches), an
+    "auto" fit is sampled once more, by the static HMC; under "nuts" it is left as it is."""
+    from changeover.assessment.sampling import SamplingPolicy, sample
+
+    policy = SamplingPolicy(max_rounds=1, ess_min=10**6)
+    auto, rounds = sample([_table(3)], np.full(3, 1 / 3), FitSettings(seed=1), policy)
+    assert auto[0].fit.sampler == "hmc" and not auto[0].converged and rounds >= 2
+    kept, rounds = sample([_table(3)], np.full(3, 1 / 3), FitSettings(seed=1, sampler="nuts"), policy)
+    assert kept[0].fit.sampler == "nuts" and rounds == 1

@@ -83,8 +83,10 @@ then, 8-13 of 25 had ended unconverged against 6 of 25 with the HMC alone
 and the HMC's full rounds after a hand-over, NUTS first is better on both
 counts (XSTest, safe / unsafe segments, 120 labelled prompts, label draws =
 seeds 0-49, ``assess`` as shipped): 0 of 50 unconverged (HMC first: 6 of 50),
-172 s of CPU against 273 s; 3 x 3 x 6 at 10^3-10^4 items per segment (30-50
-labels per segment), under the policy: 2.0-2.2 s against 5.0-5.6 s.
+172 s of CPU against 273 s (at 40 / 80 labelled prompts, 25 draws each: 0 and 0,
+as with the HMC first, once the policy also hands the HMC a NUTS fit that is
+out of rounds or of length; 0.7x the CPU); 3 x 3 x 6 at 10^3-10^4 items per
+segment (30-50 labels per segment), under the policy: 1.7-2.1 s against 5.0-5.6 s.
 Measured (CPU seconds, seeded; stats.nuts and
 benchmarks/README.md "2. Fit time"), 3 candidates x 3 dimensions x 6 segments:
 - numpy sampler, 24 steps (before): 18.8 s.
