@@ -311,6 +311,14 @@ def _worst(fits: list[PairFit]) -> tuple[float, float, float, int]:
     return max(map(rhat, qs)), min(map(ess, qs)), min(map(ess_tail, qs)), sum(f.divergences for f in fits)
 
 
+def grid_tables(n: int, seed: int) -> list:
+    """3 candidates x 3 dimensions (binary, binary, 5-level) of the production scenario at ``n`` items per
+    segment, 0.5% labelled (3% below 10^4 items), from the stream ``seed``."""
+    rng = np.random.default_rng(seed)
+    share = 0.005 if n >= 10**4 else 0.03
+    return [simulate_counts(production_scenario(rng, n, share, levels=k), rng)[0] for _ in range(3) for k in (2, 2, 5)]
+
+
 def bench_policy(sizes: list[int], reps: int = 2) -> None:
     """4c. The same 3x3x6 tables as assess samples them: fit_pairs under the default sampling policy."""
     import time
@@ -328,13 +336,7 @@ def bench_policy(sizes: list[int], reps: int = 2) -> None:
     cpus = []
     for n in sizes:
         for rep in range(reps):
-            rng = np.random.default_rng(n + 1000 * rep)
-            share = 0.005 if n >= 10**4 else 0.03
-            tables = [
-                simulate_counts(production_scenario(rng, n, share, levels=k), rng)[0]
-                for _ in range(3)
-                for k in (2, 2, 5)
-            ]
+            tables = grid_tables(n, n + 1000 * rep)  # rep 0: 4a's tables
             c0 = time.process_time()
             out, rounds = sample(tables, np.full(6, 1 / 6), FitSettings(seed=2), SamplingPolicy())
             cpus.append(time.process_time() - c0)
@@ -357,10 +359,7 @@ def bench_scale(sizes: list[int], production: bool = True) -> None:
         "(6 segment deltas, the mean delta, 12 pass rates); without the sampling policy (``sampling.sample``: what "
         "assess adds, section 4c); the process's first call (imports, the numba cache) is made before the timings"
     )
-    fit_pairs(
-        [simulate_counts(production_scenario(np.random.default_rng(0), 10**3, 0.03), np.random.default_rng(0))[0]],
-        FitSettings(warmup=20, draws=20),
-    )
+    fit_pairs(grid_tables(10**3, 0)[:1], FitSettings(warmup=20, draws=20))
     print(
         f"{'items/segment':>13s} | {'labelled':>8s} | {'cells':>6s} | {'wall s':>6s} | {'CPU s':>6s} | "
         f"{'R-hat max':>9s} | "
@@ -368,11 +367,7 @@ def bench_scale(sizes: list[int], production: bool = True) -> None:
     )
     cpus = []
     for n in sizes:
-        rng = np.random.default_rng(n)
-        share = 0.005 if n >= 10**4 else 0.03
-        tables = [
-            simulate_counts(production_scenario(rng, n, share, levels=k), rng)[0] for _ in range(3) for k in (2, 2, 5)
-        ]
+        tables = grid_tables(n, n)
         w0, c0 = time.perf_counter(), time.process_time()
         fits = fit_pairs(tables, dataclasses.replace(settings, seed=2))
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0

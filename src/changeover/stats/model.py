@@ -108,7 +108,6 @@ from threadpoolctl import threadpool_limits
 
 from changeover.stats import hmc, nuts
 from changeover.stats.design import N_TAU, TAU_MEDIAN, U_MASS, Z0, Z1, Design, design, label_likelihood
-from changeover.stats.hmc import Run
 from changeover.stats.likelihood import NOISE_A, NOISE_B, eta_rows, log_posterior_batch, pack
 from changeover.stats.tables import PairTable
 
@@ -426,29 +425,19 @@ def _fit_pairs(
     )
     start, dims = post.initial(settings.seed, C, keys), post.dims[post.fit_of]
     laplace: dict[int, nuts.Frame] = {}  # the check's draws come from the design's own stream: whether a fit is
-    if settings.sampler != "hmc":  # sampled whitened (and by NUTS under "auto") depends on its table alone
+    if settings.sampler != "hmc":  # sampled whitened depends on its table alone
         for f in range(len(designs)):
             known = None if frames is None else frames[f]
             laplace[f] = known if known is not None else nuts.laplace(post.data, f, post.center(f), keys[f])
-    used = ["hmc" if settings.sampler == "hmc" else "nuts" for _ in designs]
-    runs: dict[str, tuple[Run, np.ndarray]] = {}
-    for sampler in ("nuts", "hmc"):
-        rows = np.flatnonzero(np.isin(post.fit_of, [f for f, u in enumerate(used) if u == sampler]))
-        if rows.size == 0:
-            continue
-        warmup, draws, target = settings.lengths(sampler)
-        if sampler == "nuts":
-            run = nuts.sample(post.data, start[rows], post.fit_of[rows], dims[rows], seeds[rows], warmup, draws,
-                              target, laplace)  # fmt: skip
-        else:
-            run = hmc.sample(post.data, start[rows], post.fit_of[rows], dims[rows], seeds[rows], warmup, draws,
-                             settings.steps, target)  # fmt: skip
-        runs[sampler] = (run, rows)
+    used = "hmc" if settings.sampler == "hmc" else "nuts"  # one sampler per call ("auto": NUTS for every fit)
+    warmup, T, target = settings.lengths(used)
+    if used == "nuts":
+        run = nuts.sample(post.data, start, post.fit_of, dims, seeds, warmup, T, target, laplace)
+    else:
+        run = hmc.sample(post.data, start, post.fit_of, dims, seeds, warmup, T, settings.steps, target)
     fits = []
     for f, (t, d) in enumerate(zip(tables, designs, strict=True)):
-        run, rows = runs[used[f]]
-        warmup, T, target = settings.lengths(used[f])
-        sl = np.flatnonzero(post.fit_of[rows] == f)
+        sl = np.flatnonzero(post.fit_of == f)
         theta = np.moveaxis(run.draws[:, sl], 1, 0).reshape(C * T, post.P)  # chain-major
         w, tau, noise = post.effective_of(theta, f)
         cond = eta_rows(w, d.ptr, d.idx, d.allowed)  # [C*T, E, 4]
@@ -466,7 +455,7 @@ def _fit_pairs(
                 tau=tau.reshape(C, T, N_TAU),
                 accept=float(run.accept[sl].mean()),
                 divergences=int(run.divergences[sl].sum()),
-                sampler=used[f],
+                sampler=used,
                 warmup=warmup,
                 target_accept=target,
                 frame=laplace.get(f),
