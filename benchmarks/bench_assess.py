@@ -9,7 +9,8 @@
        random 120 prompts per seed, truth = the delta that all 450 human labels give;
    (c) real M-IFEval (../shared/data/m-ifeval): instruction following per language;
        the strict checker stands in for the human verdict, the loose checker for
-       the automated signal.
+       the automated signal; run again with a format check (markdown / preamble,
+       ``format_check``) as a second signal on the same dimension.
    Then width ratios (model / human-only, model / PPI++) against the issue's
    targets, judged on the numbers measured in this run.
 2. Fit time (CPU and wall) and diagnostics of 6 segments x 3 dimensions x 3
@@ -27,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import random
+import re
 import sys
 import tempfile
 import warnings
@@ -75,7 +77,14 @@ def bench_simulated(reps: int, seed: int = 20261123) -> dict:
 
     overall, segment = C.Tally(), C.Tally()
     diag: dict[str, list[tuple[float, float, float]]] = {}
+    bound_all, bound_seg = [], []
     for (sc, it), fit in zip(data, fits, strict=True):
+        y, yhat = it.z[:, 1] - it.z[:, 0], it.a[:, 1] - it.a[:, 0]
+        share = it.labelled.mean()
+        bound_all.append(C.efficient_ratios(y, yhat, np.stack([it.seg, it.a[:, 0], it.a[:, 1]], 1), share))
+        bound_seg += [
+            C.efficient_ratios(y[m], yhat[m], it.a[m], share) for m in (it.seg == s for s in range(sc.n_segments))
+        ]
         d_seg, d_all = sc.true_delta()
         shares = np.ones(sc.n_segments)
         d = fit.overall(fit.delta, shares)
@@ -101,8 +110,8 @@ def bench_simulated(reps: int, seed: int = 20261123) -> dict:
     C.print_table("1a. Simulated, overall delta: mean 95% width and coverage of the true delta", overall)
     C.print_table("1a. Simulated, per-segment deltas (every segment of every replication)", segment)
     return {
-        "overall": C.verdict_on_targets("Simulated, overall delta", overall),
-        "segments": C.verdict_on_targets("Simulated, segment deltas", segment),
+        "overall": C.verdict_on_targets("Simulated, overall delta", overall, bound=tuple(np.mean(bound_all, 0))),
+        "segments": C.verdict_on_targets("Simulated, segment deltas", segment, bound=tuple(np.mean(bound_seg, 0))),
     }
 
 
@@ -121,7 +130,11 @@ def bench_judge_accuracy(reps: int, seed: int = 7) -> None:
     data = [(sc, C.draw_items(sc, rng)) for sc in scenarios for _ in range(reps)]
     fits = fit_pairs([C.items_table(sc, it) for sc, it in data], FitSettings(seed=5))
     tally = C.Tally()
+    bound: dict[str, list[tuple[float, float]]] = {}
     for (sc, it), fit in zip(data, fits, strict=True):
+        cells = np.stack([it.seg, it.a[:, 0], it.a[:, 1]], 1)
+        y, yhat = it.z[:, 1] - it.z[:, 0], it.a[:, 1] - it.a[:, 0]
+        bound.setdefault(sc.name, []).append(C.efficient_ratios(y, yhat, cells, it.labelled.mean()))
         model = {"model": C.credible(PairFit.flat(fit.overall(fit.delta, np.ones(sc.n_segments))))}
         tally.add_all(
             sc.name,
@@ -129,6 +142,14 @@ def bench_judge_accuracy(reps: int, seed: int = 7) -> None:
             sc.true_delta()[1],
         )
     C.print_table("1a'. Overall delta by judge accuracy", tally)
+    print("  the efficient bound (C.efficient_ratios) per judge accuracy, against human-only / PPI++:")
+    for name, rows in bound.items():
+        b_h, b_p = np.mean(rows, 0)
+        m = tally.width(name, "model")
+        print(
+            f"  {name}: bound {b_h:.3f}x / {b_p:.3f}x; the model {m / tally.width(name, 'human-only'):.3f}x / "
+            f"{m / tally.width(name, 'PPI++'):.3f}x"
+        )
 
 
 # --------------------------------------------------------------------------- 1b. XSTest
@@ -148,6 +169,17 @@ def bench_xstest(seeds: list[int], n_labels: int, segment_by: list[str] | None =
     A = {m: np.array([signal[(i, m)] for i in items]) for m in [inc, *cands]}
     H = {m: np.array([human[(i, m)] for i in items]) for m in [inc, *cands]}
     full = {c: float(np.mean(H[c] - H[inc])) for c in cands}
+    safety = {r.item: r.segment.get("safety", "") for r in truth}
+    stratum = np.array([safety[i] == "safe" for i in items]) if segment_by else np.zeros(len(items), bool)
+    bound = np.mean(
+        [
+            C.efficient_ratios(
+                H[c] - H[inc], A[c] - A[inc], np.stack([stratum, A[inc], A[c]], 1), n_labels / len(items)
+            )
+            for c in cands
+        ],
+        0,
+    )
     print(
         f"\n# 1b. XSTest (bundled; 450 prompts x 5 models; GPT-4 refusal judge vs adjudicated human labels): "
         f"{inc} -> each other model, human labels kept on {n_labels} random prompts (all models), "
@@ -188,7 +220,7 @@ def bench_xstest(seeds: list[int], n_labels: int, segment_by: list[str] | None =
     C.print_table(
         f"1b. XSTest, {n_labels} labelled prompts{how}: mean 95% width and coverage of the 450-label delta", tally
     )
-    return C.verdict_on_targets(f"XSTest ({n_labels} labels{how})", tally)
+    return C.verdict_on_targets(f"XSTest ({n_labels} labels{how})", tally, bound=tuple(bound))
 
 
 # --------------------------------------------------------------------------- 1c. M-IFEval
@@ -198,8 +230,21 @@ MIFEVAL_INCUMBENT = "gpt-4o-mini-2024-07-18"
 MIFEVAL_CANDIDATES = ["claude-3-5-sonnet-20240620", "Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4"]
 
 
-def _mifeval(model: str) -> dict[str, tuple[str, int, int]]:
-    """item -> (language, strict verdict, loose verdict); items are (language, prompt position)."""
+FORMAT_CHECK = re.compile(
+    r"\*\*|^#|^\s*[-*] |^(?i:sure|here|certainly|of course|voici|aquí|claro|bien sûr|はい|以下)", re.MULTILINE
+)
+
+
+def format_check(response: str) -> int:
+    """A second automated signal anyone can compute: 0 when the response carries markdown (bold, headings, bullets)
+    or opens with a preamble ("Sure", "Here is", ...), the wrapping that the loose checker strips and the
+    strict one does not; 1 otherwise."""
+    return int(FORMAT_CHECK.search(response or "") is None)
+
+
+def _mifeval(model: str) -> dict[str, tuple[str, int, int, int, str]]:
+    """item -> (language, strict verdict, loose verdict, format check, prompt); items are (language, prompt
+    position)."""
     out = {}
     for lang in MIFEVAL_LANGS:
         base = MIFEVAL / "evaluations" / f"{lang}_input_response_data_{model}"
@@ -214,12 +259,13 @@ def _mifeval(model: str) -> dict[str, tuple[str, int, int]]:
                 lang,
                 int(s["follow_all_instructions"]),
                 int(lo["follow_all_instructions"]),
+                format_check(s["response"]),
                 s["prompt"],
             )
     return out
 
 
-def bench_mifeval(seeds: list[int], share: float) -> dict | None:
+def bench_mifeval(seeds: list[int], share: float, signals: tuple[str, ...] = ("loose",)) -> dict | None:
     if not MIFEVAL.exists():
         print(f"\n# 1c. M-IFEval: skipped, {MIFEVAL} not found")
         return None
@@ -227,18 +273,33 @@ def bench_mifeval(seeds: list[int], share: float) -> dict | None:
     data = {m: _mifeval(m) for m in models}
     items = sorted(set.intersection(*(set(d) for d in data.values())))
     for i in items:  # the same prompt at the same position for every model (SOURCE.md: join on prompt)
-        assert len({data[m][i][3] for m in models}) == 1, i
+        assert len({data[m][i][4] for m in models}) == 1, i
     lang = np.array([data[MIFEVAL_INCUMBENT][i][0] for i in items])
     H = {m: np.array([data[m][i][1] for i in items]) for m in models}
     A = {m: np.array([data[m][i][2] for i in items]) for m in models}
+    column = {"loose": 2, "format": 3}
+    sig = {m: np.array([[data[m][i][column[g]] for g in signals] for i in items]) for m in models}
+    code = np.array([MIFEVAL_LANGS.index(g) for g in lang])
+    bound_all, bound_seg = [], []
+    for c in MIFEVAL_CANDIDATES:
+        y, yhat = H[c] - H[MIFEVAL_INCUMBENT], (A[c] - A[MIFEVAL_INCUMBENT]).astype(float)
+        cells = np.concatenate([code[:, None], sig[MIFEVAL_INCUMBENT], sig[c]], 1)
+        bound_all.append(C.efficient_ratios(y, yhat, cells, share))
+        bound_seg += [C.efficient_ratios(y[code == k], yhat[code == k], cells[code == k], share) for k in range(4)]
     n_lab = int(round(share * len(items)))
     print(
         f"\n# 1c. M-IFEval instruction following (style dimension), language = segment "
-        f"({', '.join(f'{g} {int((lang == g).sum())}' for g in MIFEVAL_LANGS)} prompts)"
+        f"({', '.join(f'{g} {int((lang == g).sum())}' for g in MIFEVAL_LANGS)} prompts); signals: "
+        f"{' + '.join(signals)}"
     )
     print(
         "  NOTE: M-IFEval has no human labels. The STRICT IFEval checker stands in for the human verdict; "
-        "the LOOSE checker (lenient: passes lightly normalised responses) is the automated signal."
+        "the LOOSE checker (lenient: passes lightly normalised responses) is the automated signal"
+        + (
+            "; FORMAT is a second one (0 = markdown or a preamble line, what the loose checker strips)."
+            if "format" in signals
+            else "."
+        )
     )
     print(
         f"  incumbent {MIFEVAL_INCUMBENT}; candidates {', '.join(MIFEVAL_CANDIDATES)}; 'human' (strict) labels "
@@ -257,12 +318,19 @@ def bench_mifeval(seeds: list[int], share: float) -> dict | None:
             f"  {m:38s} strict {H[m].mean():.3f} loose {A[m].mean():.3f} (loose vs strict: "
             f"sens {sens:.3f} spec {spec:.3f}){extra}"
         )
+        if "format" in signals:
+            f = np.array([data[m][i][3] for i in items])
+            fail = [1 - H[m][(A[m] == 1) & (f == k)].mean() for k in (0, 1)]
+            print(
+                f"  {'':38s} strict fails where loose passes: {fail[0]:.3f} with markdown / a preamble, "
+                f"{fail[1]:.3f} without"
+            )
     spec = spec_from_dict(
         {
             "incumbent": MIFEVAL_INCUMBENT,
             "candidates": MIFEVAL_CANDIDATES,
             "segment_by": ["language"],
-            "dimensions": {"style": {"margin": 0.03}},
+            "dimensions": {"style": {"margin": 0.03, "signals": list(signals)}},
         }
     )
     overall, segment = C.Tally(), C.Tally()
@@ -276,7 +344,7 @@ def bench_mifeval(seeds: list[int], share: float) -> dict | None:
                     item=i,
                     model=m,
                     segment={"language": data[m][i][0]},
-                    signals={"style": data[m][i][2]},
+                    signals={g: data[m][i][column[g]] for g in signals},
                     labels={"style": [data[m][i][1]]} if i in keep else {},
                 )
                 for m in models
@@ -300,15 +368,16 @@ def bench_mifeval(seeds: list[int], share: float) -> dict | None:
                     }
                     segment.add_all(f"{short} / {g}", ivs, float(np.mean(H[c][m] - H[inc][m])))
     print(f"  {len(seeds)} assessments in {t.seconds:.1f} s; R-hat max over runs {max(rhats):.3f}")
+    named = f"M-IFEval ({' + '.join(signals)}; PPI++ and the judge alone on the loose checker)"
     C.print_table(
-        f"1c. M-IFEval, overall delta ({share:.0%} labelled): mean 95% width and coverage of the "
+        f"1c. {named}, overall delta ({share:.0%} labelled): mean 95% width and coverage of the "
         "all-prompt strict delta",
         overall,
     )
-    C.print_table("1c. M-IFEval, per-language deltas", segment)
+    C.print_table(f"1c. {named}, per-language deltas", segment)
     return {
-        "overall": C.verdict_on_targets("M-IFEval, overall delta", overall),
-        "segments": C.verdict_on_targets("M-IFEval, language deltas", segment),
+        "overall": C.verdict_on_targets(f"{named}, overall delta", overall, bound=tuple(np.mean(bound_all, 0))),
+        "segments": C.verdict_on_targets(f"{named}, language deltas", segment, bound=tuple(np.mean(bound_seg, 0))),
     }
 
 
@@ -523,7 +592,7 @@ def bench_throughput(n_records: int, sqlite_records: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer replications and seeds (< 1 minute)")
+    ap.add_argument("--quick", action="store_true", help="fewer replications and seeds (~1.5 minutes)")
     ap.add_argument(
         "--only",
         default="sim,xstest,mifeval,fit,throughput",
@@ -552,7 +621,10 @@ def main() -> int:
             results["xstest"] = bench_xstest(seeds, args.xstest_labels)
             results["xstest-segments"] = bench_xstest(seeds, args.xstest_labels, ["safety"])
         if "mifeval" in parts:
-            results["mifeval"] = bench_mifeval(list(range(2 if q else 20)), args.mifeval_share)
+            for signals in (("loose",), ("loose", "format")):
+                results[f"mifeval {'+'.join(signals)}"] = bench_mifeval(
+                    list(range(2 if q else 20)), args.mifeval_share, signals
+                )
         if "fit" in parts:
             results["fit"] = bench_fit(repeats=1 if q else 2)
         if "throughput" in parts:
