@@ -133,13 +133,12 @@ def efficient_ratios(y: np.ndarray, yhat: np.ndarray, cells: np.ndarray, share: 
     var_ppi = var_y - (1 - share) * cov * cov / max(float(np.var(yhat)), 1e-300)
     _, inv, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
     inv = inv.reshape(-1)
-    within, means = 0.0, np.zeros(len(counts))
-    for k in range(len(counts)):
-        means[k] = float(np.mean(y[inv == k]))
-        if counts[k] > 1:
-            within += counts[k] * float(np.var(y[inv == k], ddof=1))
+    means = np.bincount(inv, y) / counts
+    squares = np.bincount(inv, (y - means[inv]) ** 2)  # per cell: sum of squared deviations from its mean
+    big = counts > 1
+    within = float(np.sum(counts[big] * squares[big] / (counts[big] - 1)))  # sum of n_k Var_k (ddof=1)
     between = float(np.sum(counts * (means - y.mean()) ** 2) / counts.sum())
-    eff = within / counts[counts > 1].sum() + share * between
+    eff = within / counts[big].sum() + share * between
     return float(np.sqrt(eff / var_y)), float(np.sqrt(eff / var_ppi))
 
 
@@ -287,6 +286,15 @@ def draw_items(sc: Scenario, rng: np.random.Generator) -> Items:
     for s in range(S):
         labelled[rng.choice(np.flatnonzero(seg == s), size=sc.labels_per_segment, replace=False)] = True
     return Items(seg, z, a, labelled)
+
+
+def items_bound(it: Items, where: np.ndarray | None = None) -> tuple[float, float]:
+    """``efficient_ratios`` of one simulated migration (cells: segment and both judge verdicts), on all items or
+    on those ``where`` selects (one segment)."""
+    where = np.ones(len(it.seg), bool) if where is None else where
+    y, yhat = it.z[:, 1] - it.z[:, 0], it.a[:, 1] - it.a[:, 0]
+    cells = np.stack([it.seg, it.a[:, 0], it.a[:, 1]], 1)
+    return efficient_ratios(y[where], yhat[where], cells[where], float(it.labelled.mean()))
 
 
 def items_table(sc: Scenario, it: Items):

@@ -79,12 +79,8 @@ def bench_simulated(reps: int, seed: int = 20261123) -> dict:
     diag: dict[str, list[tuple[float, float, float]]] = {}
     bound_all, bound_seg = [], []
     for (sc, it), fit in zip(data, fits, strict=True):
-        y, yhat = it.z[:, 1] - it.z[:, 0], it.a[:, 1] - it.a[:, 0]
-        share = it.labelled.mean()
-        bound_all.append(C.efficient_ratios(y, yhat, np.stack([it.seg, it.a[:, 0], it.a[:, 1]], 1), share))
-        bound_seg += [
-            C.efficient_ratios(y[m], yhat[m], it.a[m], share) for m in (it.seg == s for s in range(sc.n_segments))
-        ]
+        bound_all.append(C.items_bound(it))
+        bound_seg += [C.items_bound(it, it.seg == s) for s in range(sc.n_segments)]
         d_seg, d_all = sc.true_delta()
         shares = np.ones(sc.n_segments)
         d = fit.overall(fit.delta, shares)
@@ -132,9 +128,7 @@ def bench_judge_accuracy(reps: int, seed: int = 7) -> None:
     tally = C.Tally()
     bound: dict[str, list[tuple[float, float]]] = {}
     for (sc, it), fit in zip(data, fits, strict=True):
-        cells = np.stack([it.seg, it.a[:, 0], it.a[:, 1]], 1)
-        y, yhat = it.z[:, 1] - it.z[:, 0], it.a[:, 1] - it.a[:, 0]
-        bound.setdefault(sc.name, []).append(C.efficient_ratios(y, yhat, cells, it.labelled.mean()))
+        bound.setdefault(sc.name, []).append(C.items_bound(it))
         model = {"model": C.credible(PairFit.flat(fit.overall(fit.delta, np.ones(sc.n_segments))))}
         tally.add_all(
             sc.name,
@@ -319,7 +313,7 @@ def bench_mifeval(seeds: list[int], share: float, signals: tuple[str, ...] = ("l
             f"sens {sens:.3f} spec {spec:.3f}){extra}"
         )
         if "format" in signals:
-            f = np.array([data[m][i][3] for i in items])
+            f = sig[m][:, signals.index("format")]
             fail = [1 - H[m][(A[m] == 1) & (f == k)].mean() for k in (0, 1)]
             print(
                 f"  {'':38s} strict fails where loose passes: {fail[0]:.3f} with markdown / a preamble, "

@@ -535,9 +535,9 @@ def bench_signals(reps: int) -> None:
                 ):
                     out.add("simulated", method, C.ppi(y, yhat[lab], yhat[~lab], None), float(d.mean()))
                 out.add("simulated", "human-only", C.human_only(y), float(d.mean()))
-    w = {m: float(np.mean(v)) for (_, m), v in out.widths.items()}
+    w = {m: out.width("simulated", m) for _, m in out.widths}
     for m in w:
-        print(f"  {m:20s}: mean width {w[m]:.4f}, coverage {np.mean(out.hits[('simulated', m)]):.1%}")
+        print(f"  {m:20s}: mean width {w[m]:.4f}, coverage {out.coverage('simulated', m):.1%}")
     for m in ("model, one signal", "model, two signals"):
         print(
             f"  {m}: /human-only {w[m] / w['human-only']:.3f} (target <= 0.75), /PPI++ on signal 0 "
