@@ -11,10 +11,14 @@ import os
 import uuid
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, text
+# The CLI gives piped output 120 columns (cli/common.py) and the tests read it; a pytest-xdist worker's
+# stdout can look like a terminal of 80, which wraps the lines the tests look for. Set before changeover loads.
+os.environ.setdefault("COLUMNS", "120")
 
-from changeover.store import Store, open_store
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from changeover.store import Store, open_store  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_DATA = SHARED / "data"
