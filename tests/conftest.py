@@ -11,8 +11,9 @@ import os
 import uuid
 from pathlib import Path
 
-# The CLI gives piped output 120 columns (cli/common.py) and the tests read it; a pytest-xdist worker's
-# stdout can look like a terminal of 80, which wraps the lines the tests look for. Set before changeover loads.
+# The CLI gives piped output 120 columns unless COLUMNS says otherwise (cli/common.py), and the tests read it.
+# In a pytest-xdist worker COLUMNS is unset at start-up but reads 80 by the time a test runs (measured), which
+# wrapped the lines 7 tests look for. Set here, before changeover loads, it stays 120 as in one process.
 os.environ.setdefault("COLUMNS", "120")
 
 import pytest  # noqa: E402
