@@ -75,7 +75,7 @@ def test_after_divergences_nuts_takes_smaller_steps_then_hands_over_to_the_stati
     assert (retry.sampler, retry.target_accept, retry.seed) == ("auto", NUTS_RETRY_TARGET, 3)
     (careful,) = fit_pairs([_table()], replace(retry, warmup=40, draws=20))
     assert careful.sampler == "nuts" and careful.target_accept == NUTS_RETRY_TARGET
-    hmc = after_divergences(FitSettings(seed=3), careful)
+    hmc = after_divergences(retry, careful)  # the settings it was drawn with
     assert (hmc.sampler, hmc.target_accept, hmc.seed) == ("hmc", 0.95, 3)
     assert hmc.lengths("hmc") == (500, 500, 0.95)  # the HMC's own lengths, not NUTS's 150 + 300
     assert replace(hmc, scale=4).lengths("hmc") == (2000, 2000, 0.95)
@@ -88,11 +88,12 @@ def test_after_divergences_nuts_takes_smaller_steps_then_hands_over_to_the_stati
     assert (kept.sampler, kept.target_accept) == ("nuts", pytest.approx(0.975))
 
 
-def test_only_the_fits_that_diverged_change_sampler():
-    """A comparison whose candidate never answered diverges under NUTS (seed 0: 12 divergences), and again at
-    target acceptance 0.95; the policy then samples it by the static HMC (which in some seeds leaves 1-2
-    divergences there too, so this test checks the hand-over, not convergence), and the other comparison of the
-    call stays with NUTS."""
+def test_only_the_fits_that_diverged_change_sampler(monkeypatch):
+    """A comparison whose candidate never answered is stiff (``stats.nuts.Frame.stiff``): whitened NUTS starts
+    it at target acceptance 0.975 and converges in one round. Started at 0.8 as before the stiffness check, it
+    diverges (seed 0: 12 divergences), and again at 0.95; the policy then samples it by the static HMC (which
+    in some seeds leaves 1-2 divergences there too, so this test checks the hand-over, not convergence), and
+    the other comparison of the call stays with NUTS."""
     from changeover.assessment.sampling import SamplingPolicy, sample
     from changeover.assessment.service import prepare
     from changeover.config import spec_from_dict
@@ -113,6 +114,11 @@ def test_only_the_fits_that_diverged_change_sampler():
     for data in (failed, rows):
         prepared = prepare(spec_from_dict(spec), [record_from_dict(r, f"row {i}") for i, r in enumerate(data)])
         tables += [c.table for c in prepared.comparisons.values()]
+    sampled, _ = sample(tables, np.full(2, 0.5), FitSettings(seed=0), SamplingPolicy())
+    assert [s.fit.sampler for s in sampled] == ["nuts", "nuts"] and sampled[0].converged
+    assert sampled[0].fit.frame is not None and sampled[0].fit.frame.stiff
+    assert (sampled[0].fit.target_accept, sampled[0].scale) == (nuts.STIFF_TARGET, 1)
+    monkeypatch.setattr(nuts, "STIFF_FALL", np.inf)  # no fit is stiff: every NUTS fit starts at 0.8
     sampled, rounds = sample(tables, np.full(2, 0.5), FitSettings(seed=0), SamplingPolicy())
     assert [s.fit.sampler for s in sampled] == ["hmc", "nuts"] and rounds >= 2
     assert sampled[0].fit.warmup >= 500 and sampled[0].fit.delta.shape[1] >= 500  # the HMC's own lengths
@@ -144,6 +150,34 @@ def test_auto_whitens_where_the_laplace_approximation_holds():
     again = fit_pairs([_table(), big], FitSettings(seed=2), [fits[0].frame, fits[1].frame])
     assert all(np.array_equal(a.delta, b.delta) for a, b in zip(again, fits, strict=True))
     assert fit_pairs([big], FitSettings(seed=2, sampler="hmc", draws=20, warmup=20))[0].frame is None
+
+
+def test_a_stiff_posterior_starts_with_smaller_steps():
+    """10^6 items per segment, 0.5% labelled: 3 sd out along an axis of the whitening the log posterior lies
+    far below its Laplace approximation (tails steeper than the mode's curvature, where a step size adapted in
+    the bulk diverges): NUTS starts that fit at target acceptance 0.95, and it does not diverge. 10^5 items,
+    1% labelled: close to the approximation, 0.8."""
+    rng = np.random.default_rng(1)
+    stiff = simulate_counts(production_scenario(rng, 10**6, 0.005), rng)[0]
+    rng = np.random.default_rng(5)
+    big = simulate_counts(production_scenario(rng, 10**5, 0.01), rng)[0]
+    fits = fit_pairs([stiff, big], FitSettings(seed=2))
+    frames = [f.frame for f in fits]
+    assert frames[0] is not None and frames[1] is not None
+    assert [fr.whitens for fr in frames] == [True, True]
+    assert frames[0].stiffness > 2 * nuts.STIFF_FALL and frames[1].stiffness < nuts.STIFF_FALL
+    assert [fr.stiff for fr in frames] == [True, False]
+    assert [f.target_accept for f in fits] == [nuts.STIFF_TARGET, 0.8]
+    assert fits[0].divergences == 0
+    # a target set higher stays; a lower one is raised for the stiff fit only
+    assert nuts.first_target(frames[0], 0.99) == 0.99 and nuts.first_target(frames[0], 0.6) == nuts.STIFF_TARGET
+    assert nuts.first_target(frames[1], 0.6) == 0.6 and nuts.first_target(None, 0.6) == 0.6
+    # had it diverged: NUTS once more, halfway to 1 from there; after that the static HMC
+    retry = after_divergences(FitSettings(seed=2), fits[0])
+    assert (retry.sampler, retry.target_accept) == ("auto", pytest.approx(0.9875))
+    again = fit_pairs([stiff], retry, [frames[0]])[0]
+    assert again.target_accept == pytest.approx(0.9875)
+    assert after_divergences(retry, again).sampler == "hmc"
 
 
 def test_cli_sampler_option(tmp_path, spec_path, capsys):

@@ -11,7 +11,8 @@ to 1, as Stan users raise ``adapt_delta``) rather than only longer: on a test
 scenario, jumping to a 4x-long fit at 0.9 left a lone divergence in 2 of 6
 seeds, which made the verdict depend on the seed. A NUTS fit (``stats.nuts``:
 every fit's first sampler under the default "auto") that diverges is sampled again by NUTS at target acceptance 0.95
-(``NUTS_RETRY_TARGET``), and if it diverges there too, by the static HMC of
+(``NUTS_RETRY_TARGET``; a stiff fit, which starts at 0.975, at 0.9875: ``stats.nuts.first_target``), and if it
+diverges there too, by the static HMC of
 ``stats.hmc`` (dense metric, 0.95 target acceptance). Why the NUTS retry
 (since 2026-12-01; 3 candidates x 3 dimensions x 6 segments at 0.5% labelled,
 2 tables per size, the whole policy): at 10^5-10^6 items per segment whitened
@@ -23,7 +24,9 @@ spread), NUTS left 1-12 divergences at target 0.8 and 0-3 at 0.9 or 0.95
 over 4 seeds; the static HMC 0-2 at 0.95 over 6 seeds (1-5 in 4 of 6 at
 500-1000 draws and 0.95-0.975); under the policy ``assess`` gives it NO-GO from a
 converged posterior for every seed of 0-11, with three rounds as with four
-(seed 0 takes four: NUTS, then three of the HMC; tests/core/test_assessment_failures.py).
+(seed 0 takes four: NUTS, then three of the HMC; tests/core/test_assessment_failures.py). Since 2026-12-03
+that comparison is stiff (``stats.nuts.Frame.stiff``, 18.6 nats) and NUTS starts it at 0.975: seeds 0-11 end
+NO-GO, converged, after 1-2 rounds of NUTS alone (before: 2-5 rounds, 5 of 12 handed to the HMC).
 The static HMC that takes over starts afresh, and has as many rounds as NUTS had before it (since
 2026-12-02, when NUTS became every fit's first sampler; one more round before): on XSTest with safe /
 unsafe segments (120 labels, 50 label draws) 2 of 50 assessments were handed over, one of them needed
@@ -226,13 +229,15 @@ NUTS_RETRY_TARGET = 0.95  # a NUTS fit that diverged below this target acceptanc
 
 def after_divergences(settings: FitSettings, fit: PairFit) -> FitSettings:
     """The settings of a fit's next round after divergent transitions in ``fit``: a NUTS fit (nutpie) is
-    sampled again by NUTS at target acceptance ``NUTS_RETRY_TARGET``, and after that by the static HMC at its
-    own target (0.95, dense metric); an HMC fit with its target acceptance halfway to 1."""
-    if fit.sampler == "nuts" and fit.target_accept < NUTS_RETRY_TARGET:
-        return replace(settings, target_accept=NUTS_RETRY_TARGET)
+    sampled again by NUTS once, at target acceptance ``NUTS_RETRY_TARGET`` or halfway to 1 from its first
+    round's if that is higher (a stiff fit's, ``stats.nuts.first_target``), and after that by the static HMC at
+    its own target (0.95, dense metric); an HMC fit with its target acceptance halfway to 1."""
+    halfway = fit.target_accept + (1.0 - fit.target_accept) / 2
+    if fit.sampler == "nuts" and (fit.target_accept < NUTS_RETRY_TARGET or settings.target_accept is None):
+        return replace(settings, target_accept=max(NUTS_RETRY_TARGET, halfway))
     if fit.sampler == "nuts" and settings.sampler == "auto":
         return _to_hmc(settings)
-    return replace(settings, target_accept=fit.target_accept + (1.0 - fit.target_accept) / 2)
+    return replace(settings, target_accept=halfway)
 
 
 def _to_hmc(settings: FitSettings) -> FitSettings:

@@ -18,7 +18,7 @@ diagonal mass matrix sees a near-standard normal; the check is the spread
 (a robust sd: 1.4826 x the median absolute deviation) of log posterior /
 approximation over 128 of its draws (``Frame.spread``), at most ``MAX_SPREAD``.
 The mode search starts at the fit's prior centre and the check's draws come
-from the design's own stream, so whether a fit whitens depends on its table
+from the design's own stream, so whether a fit whitens (and is stiff, below) depends on its table
 alone (not on the seed, nor on the other fits of the call). Where it does not hold, the chains run in theta
 (until 2026-12-02 the default sampler "auto" gave such a fit to the static HMC instead; ``stats.model``
 says why no longer).
@@ -49,10 +49,29 @@ benchmarks/README.md "2. Fit time" has the table):
   two mode searches.
 - Not every fit that passes diverges never: at 10^6 items per segment with
   0.5% labelled (60,000 labels per table, bench_calibration 4a) the fits pass
-  the check (1.7-4.2) and whitened NUTS left 0-24 divergences in 6 of 9 at
-  target acceptance 0.8, and 1 in 1 of 9 at 0.95.
-- A fit that diverges anyway is sampled again by NUTS at 0.95, then by the
-  static HMC (``assessment.sampling.after_divergences``).
+  the check (1.6-4.2) and whitened NUTS left 0-26 divergences in each of the
+  six binary fits at target acceptance 0.8, 0-13 at 0.9 and none at 0.95
+  (that table; over six more, below, 6 of 24 fits at 0.95).
+  There the log posterior falls below the approximation roughly as t^4 along
+  the frame's axes (the columns of chol): its tails are steeper than the
+  curvature at the mode says, and a step size adapted in the bulk overshoots
+  them. ``Frame.stiffness`` probes each axis both ways at ``PROBE_SD`` = 3 sd
+  (2D + 1 densities) and takes the largest fall below the approximation's
+  (2026-12-03, two table draws per size, seeds 2 / 3): 10.8-37.9 nats for those
+  binary fits; 8.3-9.6 for every whitened five-level fit (never divergent);
+  2.8-9.7 for the binary fits at 10^3-10^6 items with ~200 labels per segment
+  (benchmarks/bench_assess.py ``fit``, never divergent) and at 10^5 with 0.5%.
+  A whitened fit above ``STIFF_FALL`` = 10 (``Frame.stiff``) starts at target
+  acceptance ``STIFF_TARGET`` = 0.975 (``first_target``). Six stiff binary
+  fits at 10^6 items (14.8-37.2 nats) x seeds 1-4: divergences in 6 of the 24
+  at 0.95, 1 at 0.975, none at 0.99, for 0.21-0.31 / 0.29-0.40 / 0.39-0.48 s
+  of CPU per fit; 0.975 is the cheaper bet once the retry a divergence costs
+  counts (the policy's retry of such a fit runs at 0.9875). Below it
+  divergences are rarer but not absent (3 x 10^5 items, 0.5% labelled, one
+  table: 1-69 in 3 of its 4 unflagged binary fits, 5.9-9.0 nats, in both
+  seeds); the policy's retry at 0.95 takes those.
+- A fit that diverges anyway is sampled again by NUTS at 0.95 (a stiff one at
+  0.9875), then by the static HMC (``assessment.sampling.after_divergences``).
 """
 
 from __future__ import annotations
@@ -82,6 +101,9 @@ _WORDS = 2 + sum(rank + 1 for rank, _ in _LAYOUT) + 2
 CHECK_DRAWS = 128  # draws of the Laplace approximation that check it (``Frame.spread``)
 MAX_SPREAD = 6.0  # the largest (robust) sd of the log importance ratio at which a fit is sampled whitened
 CURVATURE_FLOOR = 1e-2  # the smallest eigenvalue of the negative Hessian the whitening takes (a sd of 10)
+PROBE_SD = 3.0  # how far out along each axis of the frame ``Frame.stiffness`` probes the log posterior
+STIFF_FALL = 10.0  # the stiffness (nats) above which a whitened fit starts at ``STIFF_TARGET``
+STIFF_TARGET = 0.975  # the first target acceptance of a stiff fit (``first_target``)
 
 
 @intrinsic
@@ -217,11 +239,26 @@ class Frame:
     chol: np.ndarray
     curvature: tuple[float, float]  # smallest and largest eigenvalue of the negative Hessian at the mode
     spread: float  # robust sd (1.4826 x MAD) of log posterior / approximation over CHECK_DRAWS of its draws
+    # the most the log posterior falls below the approximation PROBE_SD out along an axis (a column of chol,
+    # either way), in nats: where the posterior narrows faster than a normal away from the mode
+    stiffness: float = 0.0
 
     @property
     def whitens(self) -> bool:
         """Whether the approximation is good enough to sample in its coordinates (else theta itself)."""
         return self.spread <= MAX_SPREAD
+
+    @property
+    def stiff(self) -> bool:
+        """Whether whitened NUTS should start with smaller steps: the posterior's edges are steeper than the
+        step size adapted in its bulk can cross (``STIFF_FALL``)."""
+        return self.whitens and self.stiffness > STIFF_FALL
+
+
+def first_target(frame: Frame | None, target: float) -> float:
+    """The target acceptance a fit's first NUTS round runs at: ``target``, raised to ``STIFF_TARGET`` for a
+    stiff frame (a target set higher stays)."""
+    return max(target, STIFF_TARGET) if frame is not None and frame.stiff else target
 
 
 def laplace(data: Packed, fit: int, start: np.ndarray, seed: int) -> Frame:
@@ -263,7 +300,12 @@ def laplace(data: Packed, fit: int, start: np.ndarray, seed: int) -> Frame:
     # 6 -> 13 on one fit between two mode searches
     deviation = np.abs(log_ratio - np.median(log_ratio))
     spread = float(1.4826 * np.median(deviation)) if np.isfinite(lp).all() else math.inf
-    return Frame(mode, chol, (float(lam[0]), float(lam[-1])), spread)
+    # probe both ways along each axis: a normal falls by PROBE_SD^2 / 2 there
+    probes = np.concatenate([mode[None], mode + PROBE_SD * chol.T, mode - PROBE_SD * chol.T])
+    lp_probe, _ = log_posterior_batch(probes, np.full(2 * D + 1, fit, np.int64), data)
+    fall = lp_probe[0] - lp_probe[1:] - PROBE_SD**2 / 2
+    stiffness = float(fall.max()) if np.isfinite(lp_probe).all() else math.inf
+    return Frame(mode, chol, (float(lam[0]), float(lam[-1])), spread, stiffness)
 
 
 def _model(words: np.ndarray, start: np.ndarray, whitened: bool) -> object:
@@ -304,7 +346,8 @@ def sample(
 
     The same contract as ``stats.hmc.sample``, with each fit's Laplace approximation (``frames``, from
     ``laplace``): where it whitens, the chain runs in its coordinates and starts at its own draw of it (from
-    ``seeds[b]``); elsewhere in theta, from ``theta[b]``. ``Run.step_size`` is the chain's final step size.
+    ``seeds[b]``); elsewhere in theta, from ``theta[b]``. A chain adapts its step size toward
+    ``first_target(frames[f], target)``. ``Run.step_size`` is the chain's final step size.
     """
     import nutpie
     import pyarrow as pa
@@ -327,7 +370,7 @@ def sample(
             seed=int(seeds[b]) % 2**63,
             progress_bar=False,
             save_warmup=False,
-            target_accept=target,
+            target_accept=first_target(frames[f], target),
             return_raw_trace=True,
         )
         (drawn,), (stats,) = trace.get_arrow_trace()
