@@ -233,6 +233,7 @@ def after_divergences(settings: FitSettings, fit: PairFit) -> FitSettings:
     round's if that is higher (a stiff fit's, ``stats.nuts.first_target``), and after that by the static HMC at
     its own target (0.95, dense metric); an HMC fit with its target acceptance halfway to 1."""
     halfway = fit.target_accept + (1.0 - fit.target_accept) / 2
+    # settings without a target of their own drew a first round (the policy's retries set one)
     if fit.sampler == "nuts" and (fit.target_accept < NUTS_RETRY_TARGET or settings.target_accept is None):
         return replace(settings, target_accept=max(NUTS_RETRY_TARGET, halfway))
     if fit.sampler == "nuts" and settings.sampler == "auto":

@@ -459,7 +459,7 @@ def _fit_pairs(
                 divergences=int(run.divergences[sl].sum()),
                 sampler=used,
                 warmup=warmup,
-                target_accept=nuts.first_target(laplace.get(f), target) if used == "nuts" else target,
+                target_accept=nuts.first_target(laplace.get(f), target),  # no frames under "hmc": target
                 frame=laplace.get(f),
             )
         )

@@ -241,7 +241,7 @@ class Frame:
     spread: float  # robust sd (1.4826 x MAD) of log posterior / approximation over CHECK_DRAWS of its draws
     # the most the log posterior falls below the approximation PROBE_SD out along an axis (a column of chol,
     # either way), in nats: where the posterior narrows faster than a normal away from the mode
-    stiffness: float = 0.0
+    stiffness: float
 
     @property
     def whitens(self) -> bool:
@@ -286,7 +286,7 @@ def laplace(data: Packed, fit: int, start: np.ndarray, seed: int) -> Frame:
     _, grads = log_posterior_batch(steps, np.full(2 * D, fit, np.int64), data)
     H = -(grads[:D] - grads[D:]) / (2 * h)
     if not (found.success and np.isfinite(H).all()):
-        return Frame(mode, np.eye(D), (math.nan, math.nan), math.inf)
+        return Frame(mode, np.eye(D), (math.nan, math.nan), math.inf, math.inf)
     lam, V = np.linalg.eigh((H + H.T) / 2)
     clipped = np.maximum(lam, CURVATURE_FLOOR)
     # the covariance V diag(1 / clipped) V' = A'A with A = (V / sqrt(clipped))'; A = QR gives its Cholesky
@@ -300,10 +300,11 @@ def laplace(data: Packed, fit: int, start: np.ndarray, seed: int) -> Frame:
     # 6 -> 13 on one fit between two mode searches
     deviation = np.abs(log_ratio - np.median(log_ratio))
     spread = float(1.4826 * np.median(deviation)) if np.isfinite(lp).all() else math.inf
-    # probe both ways along each axis: a normal falls by PROBE_SD^2 / 2 there
-    probes = np.concatenate([mode[None], mode + PROBE_SD * chol.T, mode - PROBE_SD * chol.T])
-    lp_probe, _ = log_posterior_batch(probes, np.full(2 * D + 1, fit, np.int64), data)
-    fall = lp_probe[0] - lp_probe[1:] - PROBE_SD**2 / 2
+    # probe both ways along each axis (the mode's log posterior is the search's -found.fun): a normal falls by
+    # PROBE_SD^2 / 2 there
+    probes = np.concatenate([mode + PROBE_SD * chol.T, mode - PROBE_SD * chol.T])
+    lp_probe, _ = log_posterior_batch(probes, np.full(2 * D, fit, np.int64), data)
+    fall = -float(found.fun) - lp_probe - PROBE_SD**2 / 2
     stiffness = float(fall.max()) if np.isfinite(lp_probe).all() else math.inf
     return Frame(mode, chol, (float(lam[0]), float(lam[-1])), spread, stiffness)
 
