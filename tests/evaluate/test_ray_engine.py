@@ -29,6 +29,7 @@ from changeover.store import Store, open_store
 from .helpers import make_spec, setup_fake, traffic_rows, write_traffic
 from .test_resume import cached_calls, settled
 
+JITTER_S = 0.25  # how far the rate-limit test lets a call's arrival at the server drift from its grant
 TIMINGS = {"latency_ms"}  # measured per call: the one field two runs of anything never share
 
 
@@ -150,9 +151,11 @@ def test_the_rate_limit_holds_across_workers(fake, tmp_path, local_ray, monkeypa
             for i in range(len(times))
             for j in range(i, len(times))
         )
-        # one bucket for both workers: within the burst plus the rate over any window, give or take one
-        # request of network jitter; one bucket per worker would be ~burst + rate * window over it
-        assert worst <= 1.0, (model, worst)
+        # one bucket for both workers: within the burst plus the rate over any window, give or take what
+        # JITTER_S of scheduling between the pacer's grant and the server's receipt lets through (a loaded
+        # CI worker once compressed two judge calls by 13 ms: 1.11 requests at 8/s); one bucket per worker
+        # would be burst + rate * window over it (>= 4 requests here), well beyond that allowance
+        assert worst <= 1.0 + rate * JITTER_S < burst, (model, worst)
         assert times[-1] - times[0] >= (len(times) - burst) / rate * 0.9  # and the limit did pace them
 
 
