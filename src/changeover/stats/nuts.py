@@ -56,7 +56,7 @@ benchmarks/README.md "2. Fit time" has the table):
   the frame's axes (the columns of chol): its tails are steeper than the
   curvature at the mode says, and a step size adapted in the bulk overshoots
   them. ``Frame.stiffness`` probes each axis both ways at ``PROBE_SD`` = 3 sd
-  (2D + 1 densities) and takes the largest fall below the approximation's
+  (2D densities; the mode's own is the search's) and takes the largest fall below the approximation's
   (2026-12-03, two table draws per size, seeds 2 / 3): 10.8-37.9 nats for those
   binary fits; 8.3-9.6 for every whitened five-level fit (never divergent);
   2.8-9.7 for the binary fits at 10^3-10^6 items with ~200 labels per segment
